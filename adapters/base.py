@@ -1,0 +1,154 @@
+"""The contract between the bridge and device drivers.
+
+A driver knows its device and nothing of OCPP. It declares what it can do
+(`ChargerCapabilities`), answers `read()` with a typed snapshot
+(`ChargerReading`), carries out commands (`set_enabled`, `set_current`, ...)
+and pushes what it learns on its own (a card tapped on its reader, a state
+change it was told about) through the listener the bridge registers.
+
+Errors are values at this boundary: a driver raises only the three
+`DeviceError` kinds below; the bridge maps them to OCPP in one place.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+class DeviceError(Exception):
+    """Base of the errors a driver may raise."""
+
+
+class DeviceUnreachable(DeviceError):
+    """The device did not answer: refused connection, timeout, no route, silent bus."""
+
+
+class DeviceRefused(DeviceError):
+    """The device answered, but refused or failed the request (the message says why)."""
+
+
+class NotSupportedByDevice(DeviceError):
+    """The device cannot do this at all (no lock, no phase switching, ...)."""
+
+
+@dataclass(frozen=True)
+class DeviceFault:
+    """A fault the device reports, in OCPP's ChargePointErrorCode vocabulary."""
+
+    error_code: str  # e.g. "GroundFailure", "OverCurrentFailure", "OtherError"
+    info: str | None = None  # free text, at most 50 characters on the wire
+    vendor_error_code: str | None = None  # the device's own code, at most 50 characters
+
+
+@dataclass(frozen=True)
+class ChargerReading:
+    """What a charger reports at one instant.
+
+    `plugged` is None where the device cannot sense the plug; the bridge then
+    infers it (documented per device). Electrical values are None where the
+    device cannot measure them.
+    """
+
+    plugged: bool | None
+    ev_requesting: bool  # the vehicle asks for energy (IEC 61851 state C/D)
+    energy_allowed: bool  # the device currently lets energy flow
+    energy_wh: float | None = None  # the register, monotonic, never rebased
+    power_w: float | None = None
+    current_a: tuple[float, ...] | None = None  # per phase L1, L2, L3
+    voltage_v: tuple[float, ...] | None = None  # per phase L1, L2, L3
+    frequency_hz: float | None = None
+    soc_percent: float | None = None
+    current_offered_a: float | None = None  # the limit the device applies now
+    fault: DeviceFault | None = None
+
+
+@dataclass(frozen=True)
+class ChargerCapabilities:
+    """What a charger can do; the core derives its OCPP answers from this."""
+
+    can_sense_plug: bool
+    can_unlock: bool
+    fixed_cable: bool
+    can_switch_phases: bool
+    can_reset: bool
+    has_meter: bool
+    has_rfid: bool
+    phases: int  # phases wired to the vehicle: 1 or 3
+    min_current_a: float
+    max_current_a: float
+    current_step_a: float
+
+
+# What a driver pushes between reads.
+@dataclass(frozen=True)
+class TagPresented:
+    """A card or token was presented at the device's own reader."""
+
+    id_tag: str
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """The device knows its state changed; the bridge reads it at once."""
+
+
+DeviceEvent = TagPresented | StateChanged
+Listener = Callable[[DeviceEvent], None]
+
+
+class Charger(abc.ABC):
+    """Base class of charger drivers.
+
+    `Options` is the dataclass of the driver's configuration block; the
+    configuration loader validates the `charger:` mapping against it.
+    """
+
+    Options: ClassVar[type[Any]]
+
+    def __init__(self) -> None:
+        self._listener: Listener | None = None
+
+    def set_listener(self, listener: Listener | None) -> None:
+        self._listener = listener
+
+    def _emit(self, event: DeviceEvent) -> None:
+        if self._listener is not None:
+            self._listener(event)
+
+    @property
+    @abc.abstractmethod
+    def capabilities(self) -> ChargerCapabilities: ...
+
+    @property
+    def description(self) -> str:
+        """Names the device in logs and fault texts, e.g. 'go-e at 192.0.2.7'."""
+        return type(self).__name__
+
+    async def start(self) -> None:
+        """Connect and probe the device; raise DeviceError when it cannot be used."""
+
+    async def close(self) -> None:
+        """Release connections; the driver is not used afterwards."""
+
+    @abc.abstractmethod
+    async def read(self) -> ChargerReading: ...
+
+    @abc.abstractmethod
+    async def set_enabled(self, enabled: bool) -> None:
+        """Allow or stop the flow of energy."""
+
+    @abc.abstractmethod
+    async def set_current(self, amps: float) -> None:
+        """Set the current offered per phase; the caller respects min/step/max."""
+
+    async def set_phases(self, phases: int) -> None:
+        raise NotSupportedByDevice("this charger cannot switch phases")
+
+    async def unlock(self) -> None:
+        raise NotSupportedByDevice("this charger has no cable lock")
+
+    async def reset(self, hard: bool) -> None:
+        raise NotSupportedByDevice("this charger cannot be reset remotely")

@@ -107,6 +107,7 @@ class Charger(abc.ABC):
     """
 
     Options: ClassVar[type[Any]]
+    is_simulated: ClassVar[bool] = False  # can be driven by hand (plug, tap, ...) through the local API
 
     def __init__(self) -> None:
         self._listener: Listener | None = None

@@ -64,6 +64,7 @@ class SimulatedOptions:
 
 class SimulatedCharger(Charger):
     Options = SimulatedOptions
+    is_simulated = True
 
     def __init__(self, options: SimulatedOptions, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()

@@ -1,0 +1,128 @@
+"""The local HTTP API (a contract: other tools rely on these paths and names).
+
+GET  /api/v1/status
+POST /api/v1/charge_points/{cp}/connectors/{n}/sim   {"action": ..., "id_tag"?, "error_code"?}
+
+When `api.token` is set, every request needs `Authorization: Bearer <token>`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bridge.clock import iso
+
+if TYPE_CHECKING:
+    from adapters.simulated import SimulatedCharger
+    from bridge.chargepoint import ChargePoint
+    from bridge.daemon import Daemon
+
+SIM_ACTIONS = ("plug", "unplug", "tap", "ev_suspend", "ev_resume", "fault", "clear_fault")
+DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def charge_point_status(cp: ChargePoint) -> dict[str, Any]:
+    link = cp.session.link
+    connectors = []
+    for cid, rt in cp.connectors.items():
+        tx = rt.core.transaction
+        reading = rt.reading
+        connectors.append(
+            {
+                "id": cid,
+                "status": str(rt.core.status().status),
+                "transaction_id": tx.transaction_id if tx else None,
+                "energy_wh": reading.energy_wh if reading else None,
+                "current_limit_a": reading.current_offered_a if reading else None,
+                "power_w": reading.power_w if reading else None,
+                "id_tag": tx.id_tag if tx else None,
+            }
+        )
+    return {
+        "id": cp.cfg.id,
+        "csms_url": cp.cfg.csms_url,
+        "connected": link.connected,
+        "accepted": cp.session.accepted,
+        "connected_since": iso(link.connected_since) if link.connected_since else None,
+        "accepted_since": iso(link.accepted_since) if link.accepted_since else None,
+        "last_error": link.last_error,
+        "last_error_at": iso(link.last_error_at) if link.last_error_at else None,
+        "queued_transaction_messages": cp.session.pending_transactional(),
+        "connectors": connectors,
+    }
+
+
+async def status(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    return web.json_response({"charge_points": [charge_point_status(cp) for cp in daemon.charge_points.values()]})
+
+
+async def sim(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    cp = daemon.charge_points.get(request.match_info["cp"])
+    if cp is None:
+        return _error(404, f"unknown charge point {request.match_info['cp']!r}")
+    try:
+        rt = cp.connectors[int(request.match_info["n"])]
+    except (KeyError, ValueError):
+        return _error(404, f"charge point {cp.cfg.id} has no connector {request.match_info['n']!r}")
+    if not rt.charger.is_simulated:
+        return _error(409, f"connector {request.match_info['n']} is a {rt.charger.description}, not simulated")
+    charger: SimulatedCharger = rt.charger  # type: ignore[assignment]
+    try:
+        body = await request.json()
+    except json.JSONDecodeError:
+        return _error(400, "the body must be a JSON object")
+    if not isinstance(body, dict):
+        return _error(400, "the body must be a JSON object")
+    action = body.get("action")
+    if action not in SIM_ACTIONS:
+        return _error(400, f"action must be one of {', '.join(SIM_ACTIONS)}")
+    if action == "tap":
+        id_tag = body.get("id_tag")
+        if not isinstance(id_tag, str) or not 0 < len(id_tag) <= 20:
+            return _error(400, "tap needs id_tag: a string of 1 to 20 characters")
+        charger.tap(id_tag)
+    elif action == "fault":
+        code = body.get("error_code", "OtherError")
+        if not isinstance(code, str):
+            return _error(400, "error_code must be a string")
+        charger.fault(code, body.get("info") if isinstance(body.get("info"), str) else None)
+    else:
+        getattr(charger, action)()
+    return web.json_response({"ok": True, "action": action})
+
+
+def _token_guard(token: str) -> Any:
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return _error(401, "missing or wrong token")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return guard
+
+
+async def start_api(daemon: Daemon, host: str, port: int) -> tuple[web.AppRunner, tuple[str, int]]:
+    token = daemon.config.api.token
+    app = web.Application(middlewares=[_token_guard(token)] if token else [])
+    app[DAEMON] = daemon
+    app.router.add_get("/api/v1/status", status)
+    app.router.add_post("/api/v1/charge_points/{cp}/connectors/{n}/sim", sim)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+    bound = sockets[0].getsockname()[:2] if sockets else (host, port)
+    return runner, (str(bound[0]), int(bound[1]))

@@ -1,0 +1,78 @@
+"""`ocpp-bridge run | check | demo`.
+
+Exit codes: 0 fine; 1 the run failed; 2 the configuration (or the command
+line) is wrong, with a message that names the field and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from bridge import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocpp-bridge", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ocpp-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the bridge with a configuration file")
+    run.add_argument("--config", "-c", required=True, help="YAML configuration file")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument("--log-frames", action="store_true", help="log every OCPP frame (logger ocpp.frames)")
+
+    check = sub.add_parser("check", help="validate a configuration file and exit")
+    check.add_argument("--config", "-c", required=True, help="YAML configuration file")
+
+    demo = sub.add_parser("demo", help="play a whole charging session with a simulated charger")
+    demo.add_argument("--csms", metavar="URL", help="use this central system instead of the embedded one")
+    return parser
+
+
+def _load(path: str) -> object:
+    from bridge.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"error: {path} is not valid:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        config = _load(args.config)
+        count = len(config.charge_points)  # type: ignore[attr-defined]
+        print(f"{args.config}: valid ({count} charge point{'s' if count != 1 else ''})")
+        return 0
+    if args.command == "demo":
+        from bridge.demo import run_demo
+        from bridge.log import setup_logging
+
+        setup_logging("WARNING")
+        return asyncio.run(run_demo(sys.stdout, args.csms))
+    if args.command == "run":
+        from bridge.log import setup_logging
+
+        setup_logging(args.log_level, frames=args.log_frames)
+        config = _load(args.config)
+        from bridge.daemon import Daemon
+
+        try:
+            asyncio.run(Daemon(config).run())  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            pass
+        logging.getLogger("bridge").info("stopped")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

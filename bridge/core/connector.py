@@ -1,0 +1,218 @@
+"""One connector's brain (pure): its status and its transaction decisions.
+
+Inputs are events with the time passed in: a device reading, an id tag
+presented (at the box or by RemoteStartTransaction), the answers of the
+central system. Outputs are effects the shell carries out: ask for
+authorization, start or stop a transaction, allow or stop energy.
+
+The status is *derived*, never stored: from what the device reports
+(plugged, EV requesting, fault), whether energy is allowed, the transaction
+and the short-lived facts "a tag is authorized and waits for the plug"
+and "the transaction ended but the cable is still in". Derivation order
+follows OCPP 1.6 §4.9: Faulted beats everything; Unavailable only without
+a transaction; SuspendedEVSE takes precedence over SuspendedEV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from adapters.base import ChargerReading, DeviceFault
+
+
+class Status(StrEnum):
+    AVAILABLE = "Available"
+    PREPARING = "Preparing"
+    CHARGING = "Charging"
+    SUSPENDED_EVSE = "SuspendedEVSE"
+    SUSPENDED_EV = "SuspendedEV"
+    FINISHING = "Finishing"
+    RESERVED = "Reserved"
+    UNAVAILABLE = "Unavailable"
+    FAULTED = "Faulted"
+
+
+class StopReason(StrEnum):
+    LOCAL = "Local"
+    REMOTE = "Remote"
+    EV_DISCONNECTED = "EVDisconnected"
+    HARD_RESET = "HardReset"
+    SOFT_RESET = "SoftReset"
+    REBOOT = "Reboot"
+    POWER_LOSS = "PowerLoss"
+    UNLOCK_COMMAND = "UnlockCommand"
+    DE_AUTHORIZED = "DeAuthorized"
+    EMERGENCY_STOP = "EmergencyStop"
+    OTHER = "Other"
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What a StatusNotification carries."""
+
+    status: Status
+    error_code: str = "NoError"
+    info: str | None = None
+    vendor_error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Transaction:
+    local_id: int  # ours, stable before the central system's id is known
+    id_tag: str
+    meter_start_wh: int
+    started_at: datetime
+    transaction_id: int | None = None  # the central system's id, from StartTransaction.conf
+
+
+# -- effects -------------------------------------------------------------
+@dataclass(frozen=True)
+class Authorize:
+    id_tag: str
+
+
+@dataclass(frozen=True)
+class StartTransaction:
+    transaction: Transaction
+
+
+@dataclass(frozen=True)
+class StopTransaction:
+    transaction: Transaction
+    meter_stop_wh: int
+    stopped_at: datetime
+    reason: StopReason
+    id_tag: str | None  # the tag that stopped it, when known
+
+
+@dataclass(frozen=True)
+class SetEnergy:
+    allowed: bool
+
+
+Effect = Authorize | StartTransaction | StopTransaction | SetEnergy
+
+
+def same_tag(a: str, b: str) -> bool:
+    """IdTokens are case-insensitive (OCPP 1.6 §3.9)."""
+    return a.casefold() == b.casefold()
+
+
+@dataclass
+class Connector:
+    connector_id: int
+    plugged: bool = False
+    ev_requesting: bool = False
+    fault: DeviceFault | None = None
+    energy_wh: float | None = None
+    energy_allowed: bool = False  # what we told the device
+    operative: bool = True
+    transaction: Transaction | None = None
+    waiting_tag: str | None = None  # authorized, waiting for the plug
+    waiting_until: datetime | None = None
+    finishing: bool = False  # transaction over, cable still plugged
+    authorizing: set[str] = field(default_factory=set)  # tags with an Authorize in flight
+    _next_local_id: int = 1
+
+    # -- derived status --------------------------------------------------
+    def status(self) -> StatusReport:
+        if self.fault is not None:
+            return StatusReport(
+                Status.FAULTED, self.fault.error_code, self.fault.info, self.fault.vendor_error_code
+            )
+        if self.transaction is not None:
+            if not self.plugged:
+                return StatusReport(Status.SUSPENDED_EV, info="EV side disconnected")
+            if not self.energy_allowed:
+                return StatusReport(Status.SUSPENDED_EVSE)
+            if not self.ev_requesting:
+                return StatusReport(Status.SUSPENDED_EV)
+            return StatusReport(Status.CHARGING)
+        if not self.operative:
+            return StatusReport(Status.UNAVAILABLE)
+        if self.finishing:
+            return StatusReport(Status.FINISHING)
+        if self.plugged or self.waiting_tag is not None:
+            return StatusReport(Status.PREPARING)
+        return StatusReport(Status.AVAILABLE)
+
+    # -- events ------------------------------------------------------------
+    def on_reading(self, reading: ChargerReading, now: datetime, stop_on_ev_disconnect: bool) -> list[Effect]:
+        was_plugged = self.plugged
+        self.plugged = bool(reading.plugged)
+        self.ev_requesting = reading.ev_requesting
+        self.fault = reading.fault
+        if reading.energy_wh is not None:
+            self.energy_wh = reading.energy_wh
+        effects: list[Effect] = []
+        if self.plugged and not was_plugged:
+            if self.transaction is None and self.waiting_tag is not None:
+                effects += self._start(self.waiting_tag, now)
+        elif was_plugged and not self.plugged:
+            self.finishing = False
+            if self.transaction is not None and stop_on_ev_disconnect:
+                effects += self.stop(StopReason.EV_DISCONNECTED, now, id_tag=None)
+        return effects
+
+    def on_tag(self, id_tag: str, now: datetime) -> list[Effect]:
+        """A tag presented at the box: stop with the same tag, else ask to authorize it."""
+        if self.transaction is not None:
+            if same_tag(id_tag, self.transaction.id_tag):
+                # The same tag stops its transaction without an Authorize (§3.4, OCTT TC_068).
+                return self.stop(StopReason.LOCAL, now, id_tag=id_tag)
+            return []  # a different tag neither stops nor authorizes (TC_068)
+        if not self.operative or self.fault is not None or self.finishing:
+            return []
+        if any(same_tag(id_tag, t) for t in self.authorizing):
+            return []
+        self.authorizing.add(id_tag)
+        return [Authorize(id_tag)]
+
+    def on_authorized(
+        self, id_tag: str, accepted: bool, now: datetime, connection_timeout_s: int
+    ) -> list[Effect]:
+        """The outcome of authorizing `id_tag` (Authorize.conf, or a remote start)."""
+        self.authorizing = {t for t in self.authorizing if not same_tag(t, id_tag)}
+        if not accepted or self.transaction is not None or not self.operative or self.fault is not None:
+            return []
+        if self.plugged:
+            return self._start(id_tag, now)
+        self.waiting_tag = id_tag
+        self.waiting_until = now + timedelta(seconds=connection_timeout_s)
+        return []
+
+    def on_tick(self, now: datetime) -> list[Effect]:
+        """Time passes: an authorized tag waits for the plug only ConnectionTimeOut long."""
+        if self.waiting_until is not None and now >= self.waiting_until and self.transaction is None:
+            self.waiting_tag = None
+            self.waiting_until = None
+        return []
+
+    def on_start_confirmed(self, local_id: int, transaction_id: int) -> None:
+        if self.transaction is not None and self.transaction.local_id == local_id:
+            self.transaction = replace(self.transaction, transaction_id=transaction_id)
+
+    def stop(self, reason: StopReason, now: datetime, id_tag: str | None) -> list[Effect]:
+        tx = self.transaction
+        if tx is None:
+            return []
+        meter = self.meter_wh()
+        self.transaction = None
+        self.finishing = self.plugged
+        self.energy_allowed = False
+        return [SetEnergy(False), StopTransaction(tx, max(meter, tx.meter_start_wh), now, reason, id_tag)]
+
+    def meter_wh(self) -> int:
+        return int(self.energy_wh) if self.energy_wh is not None else 0
+
+    def _start(self, id_tag: str, now: datetime) -> list[Effect]:
+        tx = Transaction(self._next_local_id, id_tag, self.meter_wh(), now)
+        self._next_local_id += 1
+        self.transaction = tx
+        self.waiting_tag = None
+        self.waiting_until = None
+        self.finishing = False
+        self.energy_allowed = True
+        return [StartTransaction(tx), SetEnergy(True)]

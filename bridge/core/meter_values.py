@@ -1,0 +1,77 @@
+"""Turning a device reading into OCPP SampledValues (pure).
+
+A configured measurand yields one SampledValue per phase the device reports
+(`Current.Import` on a 3-phase charger → L1, L2, L3), or one without a phase
+for totals. A measurand the device cannot measure yields nothing; the
+configuration layer rejects such measurands up front via `can_measure`.
+Registers are sent as the device reports them, never rebased to zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from adapters.base import ChargerReading
+
+_PHASES = ("L1", "L2", "L3")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".") if value % 1 else str(int(value))
+
+
+def _per_phase(values: tuple[float, ...] | None, measurand: str, unit: str, suffix: str) -> list[dict[str, Any]]:
+    if not values:
+        return []
+    return [
+        {"value": _fmt(v), "measurand": measurand, "unit": unit, "phase": phase + suffix}
+        for v, phase in zip(values, _PHASES, strict=False)
+    ]
+
+
+def sampled_values(reading: ChargerReading, measurands: Iterable[str], context: str) -> list[dict[str, Any]]:
+    """The SampledValue objects (wire form, camelCase) for `measurands`."""
+    out: list[dict[str, Any]] = []
+    for item in measurands:
+        base, _, phase = _split_phase(item)
+        values = _values_for(reading, base)
+        if phase:
+            values = [v for v in values if v.get("phase", "").split("-")[0] == phase]
+        for v in values:
+            v.setdefault("location", "Outlet")
+            v["context"] = context
+            out.append(v)
+    return out
+
+
+def _split_phase(item: str) -> tuple[str, str, str]:
+    parts = item.split(".")
+    if parts[-1] in ("L1", "L2", "L3", "N") or "-" in parts[-1]:
+        return ".".join(parts[:-1]), ".", parts[-1].split("-")[0]
+    return item, "", ""
+
+
+def _values_for(r: ChargerReading, measurand: str) -> list[dict[str, Any]]:
+    if measurand == "Energy.Active.Import.Register" and r.energy_wh is not None:
+        return [{"value": _fmt(r.energy_wh), "measurand": measurand, "unit": "Wh"}]
+    if measurand == "Power.Active.Import" and r.power_w is not None:
+        return [{"value": _fmt(r.power_w), "measurand": measurand, "unit": "W"}]
+    if measurand == "Current.Import":
+        return _per_phase(r.current_a, measurand, "A", "")
+    if measurand == "Voltage":
+        return _per_phase(r.voltage_v, measurand, "V", "-N")
+    if measurand == "Current.Offered" and r.current_offered_a is not None:
+        return [{"value": _fmt(r.current_offered_a), "measurand": measurand, "unit": "A"}]
+    if measurand == "Frequency" and r.frequency_hz is not None:
+        # 1.6 has no unit for Hz (ERRATA 3.86): the unit is left out.
+        return [{"value": _fmt(r.frequency_hz), "measurand": measurand}]
+    if measurand == "SoC" and r.soc_percent is not None:
+        return [{"value": _fmt(r.soc_percent), "measurand": measurand, "unit": "Percent", "location": "EV"}]
+    return []
+
+
+def can_measure(reading: ChargerReading, item: str) -> bool:
+    """Whether this device's readings carry `item` (a measurand, maybe with a phase)."""
+    base, _, _ = _split_phase(item)
+    return bool(_values_for(reading, base))

@@ -1,0 +1,90 @@
+"""Wiring and lifecycle: configuration → devices → charge points → local API.
+
+Each charge point of the file gets its own websocket and session; they run
+side by side and one failing device or central system never stops the
+others. A stop (SIGTERM, SIGINT, or `stop()`) cancels everything and
+closes connections and devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+from adapters.base import Charger, DeviceError
+from adapters.registry import charger_class
+from bridge.chargepoint import ChargePoint
+from bridge.clock import Clock
+from bridge.config import Config, ConnectorConfig
+
+log = logging.getLogger("bridge.daemon")
+
+
+def build_charger(connector: ConnectorConfig) -> Charger:
+    cls = charger_class(connector.charger.type)
+    charger: Charger = cls(connector.charger.options)  # type: ignore[call-arg]
+    return charger
+
+
+class Daemon:
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or Clock()
+        self.charge_points: dict[str, ChargePoint] = {}
+        for cp_cfg in config.charge_points:
+            chargers = {c.id: build_charger(c) for c in cp_cfg.connectors}
+            self.charge_points[cp_cfg.id] = ChargePoint(cp_cfg, chargers, self.clock)
+        self._stop = asyncio.Event()
+        self.api_address: tuple[str, int] | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        for cp in self.charge_points.values():
+            for cid, rt in cp.connectors.items():
+                try:
+                    await rt.charger.start()
+                except DeviceError as exc:
+                    log.error("%s/%d: %s cannot be used: %s", cp.cfg.id, cid, rt.charger.description, exc)
+        tasks = [asyncio.create_task(cp.run(), name=cp.cfg.id) for cp in self.charge_points.values()]
+        runner = None
+        if self.config.api.listen is not None:
+            # Imported here: the sessions are already connecting while aiohttp loads.
+            from bridge.api.server import start_api
+
+            runner, self.api_address = await start_api(self, *self.config.api.listen)
+            log.info("local API on http://%s:%d", *self.api_address)
+        if on_ready is not None:
+            on_ready()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        try:
+            waiter = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not waiter and task.exception() is not None:
+                    log.error("charge point %s stopped: %r", task.get_name(), task.exception())
+        finally:
+            log.info("stopping")
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            for cp in self.charge_points.values():
+                with contextlib.suppress(Exception):
+                    await cp.session.close()
+            for task in [*tasks, waiter]:
+                task.cancel()
+            await asyncio.gather(*tasks, waiter, return_exceptions=True)
+            if runner is not None:
+                await runner.cleanup()
+            for cp in self.charge_points.values():
+                for rt in cp.connectors.values():
+                    with contextlib.suppress(Exception):
+                        await rt.charger.close()

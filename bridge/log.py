@@ -1,0 +1,63 @@
+"""Logging: one line per event, journal-friendly, secrets never written.
+
+Secrets reach log lines in two ways: a CALL that sets AuthorizationKey (the
+raw frame log) and configuration values. `redact_frame` handles the first;
+configuration objects keep secrets out of their repr for the second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+SECRET_KEYS = frozenset({"authorizationkey"})
+MASK = "***"
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        key = value.get("key")
+        if isinstance(key, str) and key.lower() in SECRET_KEYS and "value" in value:
+            return {**value, "value": MASK}
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+def redact_frame(text: str) -> str:
+    """An OCPP frame fit for a log: values of secret configuration keys masked."""
+    if "authorizationkey" not in text.lower():
+        return text
+    try:
+        return json.dumps(_redact(json.loads(text)), separators=(",", ":"))
+    except ValueError:
+        return "<frame withheld: mentions a secret and is not valid JSON>"
+
+
+class _JournalFormatter(logging.Formatter):
+    """Prefixes syslog priorities (<3>..<7>) so journald files each line correctly."""
+
+    _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = self._PRIORITY.get(record.levelno, 6)
+        return f"<{priority}>{super().format(record)}"
+
+
+def setup_logging(level: str = "INFO", frames: bool = False) -> None:
+    """Configure the root logger for a terminal or, under systemd, the journal."""
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("ocpp.frames").setLevel(logging.DEBUG if frames else logging.WARNING)
+    # The websockets library logs every handshake failure with a traceback; we log our own line.
+    logging.getLogger("websockets").setLevel(logging.WARNING)

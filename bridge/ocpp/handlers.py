@@ -1,0 +1,99 @@
+"""What the charge point answers to the central system's calls.
+
+Each handler decides and answers at once (handlers hold up the receive
+loop, so no device I/O and no `call()` here); what an answer promises runs
+through `after_reply`, once the answer is on the wire. Actions of
+OCPP 1.6 without a handler here are answered `NotSupported` by the RPC
+layer: that is the honest answer until a feature is built.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ocpp.routing import on
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action
+
+from bridge.core.connector import Status
+
+if TYPE_CHECKING:
+    from bridge.chargepoint import ChargePoint
+
+log = logging.getLogger("bridge.handlers")
+
+
+class CentralSystemHandlers:
+    def __init__(self, cp: ChargePoint) -> None:
+        self.cp = cp
+
+    def _after_reply(self, followup: Any) -> None:
+        endpoint = self.cp.session.endpoint
+        if endpoint is not None:
+            endpoint.after_reply(followup)
+
+    # -- configuration ---------------------------------------------------------
+    @on(Action.get_configuration)
+    def get_configuration(self, key: list[str] | None = None, **_: Any) -> call_result.GetConfiguration:
+        known, unknown = self.cp.configuration.get_configuration(key)
+        return call_result.GetConfiguration(
+            configuration_key=[
+                {"key": e.key, "readonly": e.readonly, **({"value": e.value} if e.value is not None else {})}
+                for e in known
+            ],
+            unknown_key=unknown or None,
+        )
+
+    @on(Action.change_configuration)
+    def change_configuration(self, key: str, value: str, **_: Any) -> call_result.ChangeConfiguration:
+        outcome = self.cp.configuration.change(key, value)
+        shown = "***" if outcome.key.lower() == "authorizationkey" else value
+        log.info("%s: ChangeConfiguration %s=%s: %s%s", self.cp.cfg.id, outcome.key, shown, outcome.status,
+                 f" ({outcome.reason})" if outcome.reason else "")
+        return call_result.ChangeConfiguration(status=outcome.status)
+
+    # -- remote control ----------------------------------------------------------
+    @on(Action.remote_start_transaction)
+    def remote_start_transaction(
+        self, id_tag: str, connector_id: int | None = None, **_: Any
+    ) -> call_result.RemoteStartTransaction:
+        cid = self._connector_for_remote_start(connector_id)
+        if not self.cp.session.accepted or cid is None:
+            return call_result.RemoteStartTransaction(status="Rejected")
+        self._after_reply(lambda: self.cp.remote_start(cid, id_tag))
+        return call_result.RemoteStartTransaction(status="Accepted")
+
+    def _connector_for_remote_start(self, connector_id: int | None) -> int | None:
+        """The connector a remote start goes to, or None when it must be Rejected."""
+        free = (Status.AVAILABLE, Status.PREPARING)
+        if connector_id is not None:
+            rt = self.cp.connectors.get(connector_id)
+            if rt is None or rt.core.transaction is not None or rt.core.status().status not in free:
+                return None
+            return connector_id
+        # Without a connectorId: the connector where a car waits, else the first free one.
+        by_status = {cid: rt.core.status().status for cid, rt in self.cp.connectors.items()}
+        for wanted in (Status.PREPARING, Status.AVAILABLE):
+            for cid, status in by_status.items():
+                if status is wanted:
+                    return cid
+        return None
+
+    @on(Action.remote_stop_transaction)
+    def remote_stop_transaction(self, transaction_id: int, **_: Any) -> call_result.RemoteStopTransaction:
+        cid = self.cp.connector_of_transaction(transaction_id)
+        if cid is None or not self.cp.session.accepted:
+            return call_result.RemoteStopTransaction(status="Rejected")
+        self._after_reply(lambda: self.cp.remote_stop(cid))
+        return call_result.RemoteStopTransaction(status="Accepted")
+
+    # -- other Core actions ---------------------------------------------------------
+    @on(Action.clear_cache)
+    def clear_cache(self, **_: Any) -> call_result.ClearCache:
+        # No authorization cache yet: ERRATA 3.23 says Rejected.
+        return call_result.ClearCache(status="Rejected")
+
+    @on(Action.data_transfer)
+    def data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
+        return call_result.DataTransfer(status="UnknownVendorId")

@@ -1,0 +1,335 @@
+"""The OCPP-J RPC endpoint of one connection: spec-correct where the library is not.
+
+We keep the `ocpp` library's message classes, schemas and `@on` routing, but
+own the frame loop (project decision D2), because the library's loop
+- answers an unknown action with NotSupported and a known one without a
+  handler with NotImplemented, the reverse of OCPP-J Table 7;
+- sends 2.0.1 error codes for 1.6 schema violations;
+- lets an in-flight call wait its whole timeout after the socket dropped;
+- cannot stay silent while BootNotification is Rejected.
+
+Theory of operation. `run()` reads frames until the connection closes.
+A CALL is validated, handed to the `@on` handler of the handler object and
+answered (or left unanswered while `answering` is False); its `@after`
+hook then runs as a task, so a hook may itself `call()` without the
+deadlock the library has when a handler calls. A CALLRESULT or CALLERROR
+resolves the single outstanding outgoing call (OCPP-J allows one per
+direction; `call()` serialises with a lock). When `run()` ends for any
+reason the outstanding call fails at once with `NotConnected`.
+
+A frame that is not JSON, or has the wrong shape, never ends the
+connection: where its message id can be recovered it gets a CALLERROR,
+otherwise it is logged and dropped (OCPP-J 1.6 defines no answer to a
+frame without an id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import decimal
+import inspect
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.routing import create_route_map
+from ocpp.v16 import call_result as _call_result
+from ocpp.v16.enums import Action
+from websockets.exceptions import ConnectionClosed
+
+from bridge.log import redact_frame
+from bridge.ocpp import schema
+from bridge.ocpp.errors import (
+    CallErrorReceived,
+    CallTimeout,
+    ErrorCode,
+    InvalidResponse,
+    NotConnected,
+    OcppError,
+)
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+KNOWN_ACTIONS = frozenset(a.value for a in Action)
+MAX_ID_LENGTH = 36
+_ID_PATTERN = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
+
+frames_log = logging.getLogger("ocpp.frames")
+
+
+# (direction "out"|"in", kind "call"|"result"|"error", action, payload): sees every frame.
+Observer = Callable[[str, str, str, Any], None]
+
+
+class Connection(Protocol):
+    async def recv(self) -> str | bytes: ...
+    async def send(self, message: str) -> None: ...
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        # Limits have at most one decimal on the wire (schemas: multipleOf 0.1).
+        return float(round(value, 1))
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def encode(frame: list[Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def to_wire(payload: Any) -> dict[str, Any]:
+    """A call or call_result dataclass as the camelCase dict sent on the wire."""
+    wire: dict[str, Any] = snake_to_camel_case(remove_nones(serialize_as_dict(payload)))
+    return wire
+
+
+class Endpoint:
+    """Both directions of OCPP-J RPC on one connection."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        handlers: object,
+        *,
+        name: str,
+        timeout: Callable[[], float],
+        on_traffic: Callable[[str, str], None] | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self._connection = connection
+        self._routes: dict[str, dict[str, Any]] = create_route_map(handlers)
+        self._name = name
+        self._timeout = timeout
+        self._on_traffic = on_traffic
+        self._observer = observer
+        self._call_lock = asyncio.Lock()
+        self._pending: tuple[str, asyncio.Future[Any]] | None = None
+        self._closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._after_reply: list[Callable[[], Awaitable[Any] | None]] = []
+        self.answering = True  # False while BootNotification is Rejected: CALLs get no answer
+
+    # -- receiving -------------------------------------------------------
+    async def run(self) -> None:
+        """Serve frames until the connection closes (the exception propagates)."""
+        try:
+            while True:
+                raw = await self._connection.recv()
+                text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+                if frames_log.isEnabledFor(logging.DEBUG):
+                    frames_log.debug("%s <- %s", self._name, redact_frame(text))
+                await self._receive(text)
+        finally:
+            self._closed = True
+            if self._pending is not None and not self._pending[1].done():
+                self._pending[1].set_exception(NotConnected("connection closed while waiting for the answer"))
+            for task in self._tasks:
+                task.cancel()
+
+    async def _receive(self, text: str) -> None:
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            await self._answer_unparsable(text, "the frame is not valid JSON")
+            return
+        if not isinstance(frame, list) or not frame or not isinstance(frame[0], int):
+            await self._answer_unparsable(text, "the frame is not an array starting with a MessageTypeId")
+            return
+        kind = frame[0]
+        if kind == CALL:
+            await self._receive_call(frame, text)
+        elif kind in (CALLRESULT, CALLERROR):
+            self._receive_answer(frame)
+        else:
+            # OCPP-J 4.1.3: an unknown MessageTypeId is ignored.
+            logging.getLogger(__name__).warning("%s: ignoring frame with MessageTypeId %r", self._name, kind)
+
+    async def _answer_unparsable(self, text: str, why: str) -> None:
+        match = _ID_PATTERN.match(text)
+        if match is None:
+            logging.getLogger(__name__).warning("%s: dropping a frame without a message id: %s", self._name, why)
+            return
+        await self._send_error(match.group(1), OcppError(ErrorCode.FORMATION_VIOLATION, why))
+
+    async def _receive_call(self, frame: list[Any], text: str) -> None:
+        if len(frame) < 2 or not isinstance(frame[1], str) or not frame[1]:
+            logging.getLogger(__name__).warning("%s: dropping a CALL without a usable message id", self._name)
+            return
+        unique_id: str = frame[1]
+        if not self.answering:
+            logging.getLogger(__name__).info(
+                "%s: not answering %s while BootNotification is Rejected", self._name, text[:80]
+            )
+            return
+        if len(unique_id) > MAX_ID_LENGTH:
+            await self._send_error(
+                unique_id, OcppError(ErrorCode.PROTOCOL_ERROR, f"message id longer than {MAX_ID_LENGTH}")
+            )
+            return
+        if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
+            await self._send_error(
+                unique_id,
+                OcppError(ErrorCode.FORMATION_VIOLATION, "a CALL is [2, id, action, {payload}]"),
+            )
+            return
+        action, payload = frame[2], frame[3]
+        self._after_reply = []
+        try:
+            response = await self._dispatch(action, payload)
+        except OcppError as error:
+            await self._send_error(unique_id, error)
+            return
+        except Exception:
+            logging.getLogger(__name__).exception("%s: handler for %s failed", self._name, action)
+            await self._send_error(
+                unique_id, OcppError(ErrorCode.INTERNAL_ERROR, f"{action} could not be processed")
+            )
+            return
+        await self._send([CALLRESULT, unique_id, response])
+        if self._observer:
+            self._observer("in", "call", action, payload)
+            self._observer("out", "result", action, response)
+        if self._on_traffic:
+            self._on_traffic("received", action)
+        followups, self._after_reply = self._after_reply, []
+        for followup in followups:
+            result = followup()
+            if inspect.isawaitable(result):
+                self.spawn(result, f"follow-up of {action}")
+        self._run_after_hook(action, payload)
+
+    def after_reply(self, followup: Callable[[], Awaitable[Any] | None]) -> None:
+        """Run `followup` once the answer to the CALL being handled is on the wire.
+
+        A handler decides and answers; what its answer promises (the
+        StartTransaction after RemoteStartTransaction Accepted, the
+        StatusNotification after ChangeAvailability) happens here, so the
+        central system always sees the answer first.
+        """
+        self._after_reply.append(followup)
+
+    async def _dispatch(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action not in KNOWN_ACTIONS:
+            raise OcppError(ErrorCode.NOT_IMPLEMENTED, f"{action} is not an OCPP 1.6 action")
+        route = self._routes.get(action, {})
+        handler = route.get("_on_action")
+        if handler is None:
+            raise OcppError(ErrorCode.NOT_SUPPORTED, f"{action} is not supported by this charge point")
+        if not route.get("_skip_schema_validation", False):
+            error = schema.violation(CALL, action, payload)
+            if error is not None:
+                raise error
+        result = handler(**camel_to_snake_case(payload))
+        if inspect.isawaitable(result):
+            result = await result
+        wire = to_wire(result)
+        # Our own answers are checked too: a bug here must not reach the wire.
+        error = schema.violation(CALLRESULT, action, wire)
+        if error is not None:
+            raise RuntimeError(f"our {action} answer breaks the schema: {error.description}")
+        return wire
+
+    def _run_after_hook(self, action: str, payload: dict[str, Any]) -> None:
+        hook = self._routes.get(action, {}).get("_after_action")
+        if hook is None:
+            return
+        result = hook(**camel_to_snake_case(payload))
+        if inspect.isawaitable(result):
+            self.spawn(result, f"after {action}")
+
+    def spawn(self, awaitable: Awaitable[Any], what: str) -> None:
+        """Run a follow-up of this connection; it is cancelled when the connection ends."""
+
+        async def guarded() -> None:
+            try:
+                await awaitable
+            except (NotConnected, asyncio.CancelledError):
+                pass
+            except Exception:
+                logging.getLogger(__name__).exception("%s: %s failed", self._name, what)
+
+        task = asyncio.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _receive_answer(self, frame: list[Any]) -> None:
+        unique_id = frame[1] if len(frame) > 1 else None
+        pending = self._pending
+        if pending is None or pending[0] != unique_id or pending[1].done():
+            logging.getLogger(__name__).info(
+                "%s: ignoring an answer to no outstanding call (id %r); a late answer after a timeout?",
+                self._name,
+                unique_id,
+            )
+            return
+        pending[1].set_result(frame)
+
+    # -- sending ---------------------------------------------------------
+    async def _send(self, frame: list[Any]) -> None:
+        text = encode(frame)
+        if frames_log.isEnabledFor(logging.DEBUG):
+            frames_log.debug("%s -> %s", self._name, redact_frame(text))
+        await self._connection.send(text)
+
+    async def _send_error(self, unique_id: str, error: OcppError) -> None:
+        if self._observer:
+            self._observer("out", "error", "", str(error.code))
+        logging.getLogger(__name__).warning(
+            "%s: answering CALL %s with %s: %s", self._name, unique_id, error.code, error.description
+        )
+        await self._send([CALLERROR, unique_id, str(error.code), error.description, error.details])
+
+    async def call(self, payload: Any) -> Any:
+        """Send a CALL (a `ocpp.v16.call` dataclass) and return the typed CALLRESULT."""
+        action = type(payload).__name__
+        wire = to_wire(payload)
+        error = schema.violation(CALL, action, wire)
+        if error is not None:
+            raise ValueError(f"refusing to send an invalid {action}: {error.description}")
+        async with self._call_lock:
+            if self._closed:
+                raise NotConnected("not connected")
+            unique_id = str(uuid.uuid4())
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._pending = (unique_id, future)
+            try:
+                await self._send([CALL, unique_id, action, wire])
+                if self._observer:
+                    self._observer("out", "call", action, wire)
+                if self._on_traffic:
+                    self._on_traffic("sent", action)
+                timeout = self._timeout()
+                try:
+                    answer = await asyncio.wait_for(future, timeout)
+                except TimeoutError:
+                    raise CallTimeout(f"no answer to {action} within {timeout:g} s") from None
+            except (OSError, ConnectionClosed) as exc:
+                raise NotConnected(f"sending {action} failed: {exc}") from exc
+            finally:
+                self._pending = None
+                if not future.done():
+                    future.cancel()
+        if self._observer:
+            self._observer("in", "error" if answer[0] == CALLERROR else "result", action,
+                           answer[2] if len(answer) > 2 else None)
+        if answer[0] == CALLERROR:
+            code = answer[2] if len(answer) > 2 else "?"
+            description = answer[3] if len(answer) > 3 else ""
+            raise CallErrorReceived(action, str(code), str(description), answer[4] if len(answer) > 4 else {})
+        result = answer[2] if len(answer) > 2 else None
+        if not isinstance(result, dict):
+            raise InvalidResponse(f"{action} answer has no payload object")
+        error = schema.violation(CALLRESULT, action, result)
+        if error is not None:
+            raise InvalidResponse(f"{action} answer breaks the schema: {error.description}")
+        return getattr(_call_result, action)(**camel_to_snake_case(result))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._tasks, return_exceptions=True)

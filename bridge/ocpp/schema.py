@@ -1,0 +1,65 @@
+"""Schema validation with OCPP 1.6 error codes.
+
+The `ocpp` library ships the 1.6 JSON schemas and caches a validator per
+message; we use those, but map violations ourselves because the library
+answers with 2.0.1 codes (see ocpp16-charge-point.md §8.3):
+
+| JSON-schema keyword          | 1.6 error code                |
+|------------------------------|-------------------------------|
+| additionalProperties         | FormationViolation            |
+| type, maxLength (CiString)   | TypeConstraintViolation       |
+| required                     | ProtocolError (incomplete)    |
+| enum (ERRATA 3.38), minimum, |                               |
+| maximum, multipleOf, others  | PropertyConstraintViolation   |
+
+Validation runs inline: a MeterValues frame takes ~0.25 ms, cheaper than the
+hop to a worker thread.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+from typing import Any
+
+import jsonschema
+from ocpp.messages import get_validator
+
+from bridge.ocpp.errors import ErrorCode, OcppError
+
+CALL = 2
+CALLRESULT = 3
+
+# Messages whose schemas carry `multipleOf: 0.1`: floats must be Decimals for
+# the check to be exact (the library does the same).
+_DECIMAL_MESSAGES = {
+    (CALL, "SetChargingProfile"),
+    (CALL, "RemoteStartTransaction"),
+    (CALLRESULT, "GetCompositeSchedule"),
+}
+
+_KEYWORD_CODES = {
+    "additionalProperties": ErrorCode.FORMATION_VIOLATION,
+    "type": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+    "maxLength": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+    "required": ErrorCode.PROTOCOL_ERROR,
+}
+
+
+def _validator(message_type: int, action: str) -> Any:
+    if (message_type, action) in _DECIMAL_MESSAGES:
+        return get_validator(message_type, action, "1.6", parse_float=decimal.Decimal)
+    return get_validator(message_type, action, "1.6")
+
+
+def violation(message_type: int, action: str, payload: Any) -> OcppError | None:
+    """The schema violation of `payload`, as the CALLERROR to answer, or None."""
+    validator = _validator(message_type, action)
+    if (message_type, action) in _DECIMAL_MESSAGES:
+        payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
+    if error is None:
+        return None
+    code = _KEYWORD_CODES.get(str(error.validator), ErrorCode.PROPERTY_CONSTRAINT_VIOLATION)
+    where = "/".join(str(p) for p in error.absolute_path) or "payload"
+    return OcppError(code, f"{where}: {error.message}"[:255], {"field": where, "rule": str(error.validator)})

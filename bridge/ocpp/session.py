@@ -1,0 +1,379 @@
+"""One charge point's link to its central system.
+
+Owns, for the daemon's whole life:
+- the connect loop: connect, serve, and after any failure wait a jittered
+  exponential back-off and connect again, forever;
+- the boot state machine (`bridge.core.boot`) and the BootNotification
+  exchange that opens each connection that needs it;
+- the keepalive: websocket pings every WebSocketPingInterval, read live, so
+  a ChangeConfiguration takes effect at once; a missing pong drops the link;
+- the heartbeat: a Heartbeat after HeartbeatInterval without other CALLs;
+- the outgoing queue and its single sender, so that CALLs leave one at a
+  time (OCPP-J 4.1.1) and only once Boot was Accepted. Transaction
+  messages keep their order and survive a dropped connection; other
+  messages may overtake them (OCPP 1.6 §3.7). The queue is in memory for
+  now; the persistent outbox replaces `_transactional`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ocpp.v16 import call
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from bridge.clock import Clock
+from bridge.config import ChargePointConfig
+from bridge.core.backoff import Backoff
+from bridge.core.boot import Boot, BootState
+from bridge.core.config_keys import Configuration
+from bridge.ocpp.connection import describe_failure, open_connection
+from bridge.ocpp.errors import CallErrorReceived, CallFailed, CallTimeout, InvalidResponse, NotConnected
+from bridge.ocpp.rpc import Endpoint, Observer, to_wire
+
+log = logging.getLogger("bridge.session")
+
+STABLE_CONNECTION_S = 10.0  # a connection that lived this long resets the back-off
+TIMEOUT_RESEND_PAUSE_S = 5.0  # a timed-out transaction message is resent after this pause
+
+
+@dataclass(eq=False)
+class Outgoing:
+    """A CALL waiting to be sent. `build` runs at send time (ids known by then); None skips it."""
+
+    build: Callable[[], Any | None]
+    transactional: bool = False
+    drop_when_offline: bool = False
+    future: asyncio.Future[Any] | None = None
+    attempts: int = 0
+    not_before: float = 0.0
+
+
+@dataclass
+class LinkStatus:
+    """What an installer asks first; served by the status API."""
+
+    connected: bool = False
+    connected_since: datetime | None = None
+    accepted_since: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    messages_sent: dict[str, int] = field(default_factory=dict)
+    messages_received: dict[str, int] = field(default_factory=dict)
+
+
+class Session:
+    def __init__(
+        self,
+        cfg: ChargePointConfig,
+        configuration: Configuration,
+        handlers: object,
+        clock: Clock,
+        boot_payload: Callable[[], call.BootNotification],
+        on_online: Callable[[bool], None],
+    ) -> None:
+        self.cfg = cfg
+        self.configuration = configuration
+        self.handlers = handlers
+        self.clock = clock
+        self._boot_payload = boot_payload
+        self._on_online = on_online
+        self.boot = Boot(force_on_reconnect=cfg.boot_on_reconnect)
+        self.boot_generation = 0  # counts Accepted BootNotifications
+        self.link = LinkStatus()
+        self.backoff = Backoff(cfg.reconnect.initial_s, cfg.reconnect.max_s)
+        self._endpoint: Endpoint | None = None
+        self._ws: ClientConnection | None = None
+        self._ready = asyncio.Event()  # connected and Boot Accepted
+        self._wakeup = asyncio.Event()
+        self._normal: deque[Outgoing] = deque()
+        self._transactional: deque[Outgoing] = deque()
+        self._last_call_sent = 0.0
+        self._config_changed = asyncio.Event()
+
+    # -- public ------------------------------------------------------------
+    observer: Observer | None = None  # sees every frame (the demo's timeline)
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        return self._endpoint
+
+    @property
+    def online(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def accepted(self) -> bool:
+        return self.boot.state is BootState.ACCEPTED
+
+    def submit(
+        self,
+        build: Callable[[], Any | None],
+        *,
+        transactional: bool = False,
+        drop_when_offline: bool = False,
+        want_result: bool = False,
+    ) -> asyncio.Future[Any] | None:
+        item = Outgoing(build, transactional, drop_when_offline)
+        if want_result:
+            item.future = asyncio.get_running_loop().create_future()
+        (self._transactional if transactional else self._normal).append(item)
+        self._wakeup.set()
+        return item.future
+
+    def spawn(self, coro: Any, what: str) -> None:
+        """Run a follow-up of the CALL being handled (never `call()` inside a handler)."""
+        if self._endpoint is None:
+            coro.close()
+            return
+        self._endpoint.spawn(coro, what)
+
+    def configuration_changed(self) -> None:
+        """Timers re-read HeartbeatInterval, WebSocketPingInterval, ... at once."""
+        self._config_changed.set()
+
+    def pending_transactional(self) -> int:
+        return len(self._transactional)
+
+    async def run(self) -> None:
+        sender = asyncio.create_task(self._send_loop(), name=f"{self.cfg.id} sender")
+        try:
+            while True:
+                await self._connect_and_serve()
+                delay = self.backoff.next_delay()
+                log.debug("%s: reconnecting in %.1f s", self.cfg.id, delay)
+                await asyncio.sleep(delay)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+    # -- connection lifecycle ------------------------------------------------
+    def _record_error(self, message: str) -> None:
+        if message != self.link.last_error:
+            log.warning("%s: %s", self.cfg.id, message)
+        else:
+            log.debug("%s: %s (again)", self.cfg.id, message)
+        self.link.last_error = message
+        self.link.last_error_at = self.clock.now()
+
+    async def _connect_and_serve(self) -> None:
+        try:
+            ws = await open_connection(self.cfg, open_timeout=float(self.configuration.get_int("MessageTimeout")))
+        except Exception as exc:  # every failure is "retry later"
+            self._record_error(describe_failure(exc, self.cfg))
+            return
+        self._ws = ws
+        self.link.connected = True
+        self.link.connected_since = self.clock.now()
+        log.info("%s: connected to %s", self.cfg.id, self.cfg.csms_url)
+        endpoint = Endpoint(
+            ws,
+            self.handlers,
+            name=self.cfg.id,
+            timeout=lambda: float(self.configuration.get_int("MessageTimeout")),
+            on_traffic=self._count,
+            observer=self.observer,
+        )
+        self._endpoint = endpoint
+        started = self.clock.monotonic()
+        tasks = [
+            asyncio.create_task(self._boot_then_online(endpoint)),
+            asyncio.create_task(self._keepalive(ws)),
+        ]
+        try:
+            await endpoint.run()
+        except ConnectionClosed as exc:
+            reason = f"connection closed (code {exc.rcvd.code if exc.rcvd else 1006})"
+            self._record_error(reason)
+        except Exception as exc:
+            log.exception("%s: connection failed", self.cfg.id)
+            self._record_error(f"connection failed: {exc}")
+        finally:
+            self._ready.clear()
+            self._endpoint = None
+            self._ws = None
+            self.link.connected = False
+            self.link.connected_since = None
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await endpoint.close()
+            self._fail_offline_items()
+            self._on_online(False)
+            if self.clock.monotonic() - started >= STABLE_CONNECTION_S:
+                self.backoff.reset()
+
+    async def _boot_then_online(self, endpoint: Endpoint) -> None:
+        payload = self._boot_payload()
+        content = json.dumps(to_wire(payload), sort_keys=True)
+        self.boot.on_connected(content)
+        while self.boot.needs_boot(content):
+            wait = self.boot.next_boot_at - self.clock.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            endpoint.answering = True
+            try:
+                answer = await endpoint.call(payload)
+            except NotConnected:
+                return
+            except CallFailed as exc:
+                log.warning("%s: BootNotification failed: %s", self.cfg.id, exc)
+                self.boot.on_failure(self.clock.monotonic())
+                continue
+            self.clock.sync(answer.current_time)
+            self.boot.on_answer(answer.status, answer.interval, content, self.clock.monotonic())
+            log.info("%s: BootNotification %s (interval %s s)", self.cfg.id, answer.status, answer.interval)
+            if answer.status == "Accepted":
+                self.boot_generation += 1
+                self.link.accepted_since = self.clock.now()
+                if answer.interval > 0:
+                    self.configuration.set_internal("HeartbeatInterval", str(answer.interval))
+            elif answer.status == "Rejected":
+                endpoint.answering = False  # silent until the interval has passed
+        self.backoff.reset()
+        self._ready.set()
+        self._wakeup.set()
+        self._on_online(True)
+        await self._heartbeat()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            interval = self.configuration.get_int("HeartbeatInterval")
+            if interval <= 0:
+                await self._wait_config_change(None)
+                continue
+            due = self._last_call_sent + interval - self.clock.monotonic()
+            if due > 0:
+                await self._wait_config_change(due)
+                continue
+            future = self.submit(lambda: call.Heartbeat(), drop_when_offline=True, want_result=True)
+            assert future is not None
+            self._last_call_sent = self.clock.monotonic()  # no second heartbeat while this one waits
+            try:
+                answer = await future
+            except CallFailed:
+                continue
+            self.clock.sync(answer.current_time)
+
+    async def _wait_config_change(self, timeout: float | None) -> None:
+        self._config_changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._config_changed.wait(), timeout)
+
+    async def _keepalive(self, ws: ClientConnection) -> None:
+        """Ping per WebSocketPingInterval; no pong within the interval means a dead link."""
+        while True:
+            interval = self.configuration.get_int("WebSocketPingInterval")
+            if interval <= 0:
+                await self._wait_config_change(None)
+                continue
+            await self._wait_config_change(interval)
+            try:
+                pong = await ws.ping()
+                await asyncio.wait_for(pong, timeout=max(interval, 5))
+            except TimeoutError:
+                self._record_error(f"no pong within {max(interval, 5)} s: dropping the connection")
+                ws.transport.abort()
+                return
+            except ConnectionClosed:
+                return
+
+    def _count(self, direction: str, action: str) -> None:
+        counts = self.link.messages_sent if direction == "sent" else self.link.messages_received
+        counts[action] = counts.get(action, 0) + 1
+        if direction == "sent":
+            self._last_call_sent = self.clock.monotonic()
+
+    def _fail_offline_items(self) -> None:
+        kept: deque[Outgoing] = deque()
+        for item in self._normal:
+            if item.drop_when_offline:
+                if item.future is not None and not item.future.done():
+                    item.future.set_exception(NotConnected("connection lost before sending"))
+            else:
+                kept.append(item)
+        self._normal = kept
+
+    # -- the single sender ---------------------------------------------------
+    def _next_item(self, now: float) -> tuple[Outgoing | None, float | None]:
+        """The next item to send, or how long until the transactional head may go."""
+        if self._normal:
+            return self._normal[0], None
+        if self._transactional:
+            head = self._transactional[0]
+            if head.not_before <= now:
+                return head, None
+            return None, head.not_before - now
+        return None, None
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._ready.wait()
+            item, wait = self._next_item(self.clock.monotonic())
+            if item is None:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), wait)
+                continue
+            await self._send_one(item)
+
+    def _remove(self, item: Outgoing) -> None:
+        queue = self._transactional if item.transactional else self._normal
+        if queue and queue[0] is item:
+            queue.popleft()
+
+    def _settle(self, item: Outgoing, result: Any = None, error: BaseException | None = None) -> None:
+        self._remove(item)
+        if item.future is None or item.future.done():
+            return
+        if error is not None:
+            item.future.set_exception(error)
+        else:
+            item.future.set_result(result)
+
+    async def _send_one(self, item: Outgoing) -> None:
+        payload = item.build()
+        endpoint = self._endpoint
+        if payload is None:
+            self._settle(item)
+            return
+        if endpoint is None:
+            return
+        try:
+            result = await endpoint.call(payload)
+        except NotConnected:
+            return  # stays queued; the next connection sends it
+        except CallTimeout as exc:
+            if item.transactional:  # D1: a timeout is "not delivered yet", not a failed attempt
+                item.not_before = self.clock.monotonic() + TIMEOUT_RESEND_PAUSE_S
+                log.warning("%s: %s; will resend", self.cfg.id, exc)
+            else:
+                self._settle(item, error=exc)
+            return
+        except (CallErrorReceived, InvalidResponse) as exc:
+            log.warning("%s: %s", self.cfg.id, exc)
+            if item.transactional:
+                item.attempts += 1
+                if item.attempts < self.configuration.get_int("TransactionMessageAttempts"):
+                    retry = self.configuration.get_int("TransactionMessageRetryInterval") * item.attempts
+                    item.not_before = self.clock.monotonic() + retry
+                    return
+                log.error("%s: giving up on %s after %d attempts", self.cfg.id, type(payload).__name__,
+                          item.attempts)
+            self._settle(item, error=exc)
+            return
+        self._settle(item, result)

@@ -56,6 +56,7 @@ class Outgoing:
     future: asyncio.Future[Any] | None = None
     attempts: int = 0
     not_before: float = 0.0
+    seq: int = 0  # submission order
 
 
 @dataclass
@@ -99,6 +100,8 @@ class Session:
         self._transactional: deque[Outgoing] = deque()
         self._last_call_sent = 0.0
         self._config_changed = asyncio.Event()
+        self._seq = 0
+        self._closing = False
 
     # -- public ------------------------------------------------------------
     observer: Observer | None = None  # sees every frame (the demo's timeline)
@@ -123,7 +126,8 @@ class Session:
         drop_when_offline: bool = False,
         want_result: bool = False,
     ) -> asyncio.Future[Any] | None:
-        item = Outgoing(build, transactional, drop_when_offline)
+        self._seq += 1
+        item = Outgoing(build, transactional, drop_when_offline, seq=self._seq)
         if want_result:
             item.future = asyncio.get_running_loop().create_future()
         (self._transactional if transactional else self._normal).append(item)
@@ -158,11 +162,14 @@ class Session:
                 await sender
 
     async def close(self) -> None:
+        self._closing = True
         if self._ws is not None:
             await self._ws.close()
 
     # -- connection lifecycle ------------------------------------------------
     def _record_error(self, message: str) -> None:
+        if self._closing:
+            return
         if message != self.link.last_error:
             log.warning("%s: %s", self.cfg.id, message)
         else:
@@ -241,7 +248,11 @@ class Session:
                 self.boot_generation += 1
                 self.link.accepted_since = self.clock.now()
                 if answer.interval > 0:
-                    self.configuration.set_internal("HeartbeatInterval", str(answer.interval))
+                    # The boot interval is the central system's HeartbeatInterval (§4.2).
+                    outcome = self.configuration.change("HeartbeatInterval", str(answer.interval))
+                    if outcome.status != "Accepted":
+                        log.warning("%s: boot interval %d s not adopted: %s", self.cfg.id, answer.interval,
+                                    outcome.reason)
             elif answer.status == "Rejected":
                 endpoint.answering = False  # silent until the interval has passed
         self.backoff.reset()
@@ -310,15 +321,18 @@ class Session:
 
     # -- the single sender ---------------------------------------------------
     def _next_item(self, now: float) -> tuple[Outgoing | None, float | None]:
-        """The next item to send, or how long until the transactional head may go."""
-        if self._normal:
-            return self._normal[0], None
-        if self._transactional:
-            head = self._transactional[0]
-            if head.not_before <= now:
-                return head, None
-            return None, head.not_before - now
-        return None, None
+        """The next item to send, or how long until the transactional head may go.
+
+        Messages leave in the order they were submitted; a transaction message
+        that must wait (retry interval) is overtaken by the others (§3.7).
+        """
+        normal = self._normal[0] if self._normal else None
+        tx = self._transactional[0] if self._transactional else None
+        if tx is not None and tx.not_before > now:
+            return normal, None if normal is not None else tx.not_before - now
+        if normal is None or (tx is not None and tx.seq < normal.seq):
+            return tx, None
+        return normal, None
 
     async def _send_loop(self) -> None:
         while True:

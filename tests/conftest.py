@@ -1,0 +1,81 @@
+"""Shared fixtures: a strict central system, and the daemon running in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import yaml
+
+from bridge.config import Config, parse_config
+from bridge.daemon import Daemon
+from tests.csms import StrictCentralSystem
+
+# Intervals small enough for tests, large enough not to race on a loaded 2-core machine.
+FAST_OCPP = {"MessageTimeout": 5, "WebSocketPingInterval": 0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def make_config(
+    csms_url: str,
+    tmp_path: Any,
+    *,
+    cp_ids: tuple[str, ...] = ("CP-1",),
+    connectors: int = 1,
+    ocpp: dict[str, Any] | None = None,
+    api: str | None = None,
+    charger: dict[str, Any] | None = None,
+    **cp_fields: Any,
+) -> Config:
+    """A configuration built through the real loader, as a user's file would be."""
+    doc = {
+        "state_dir": str(tmp_path / "state"),
+        "api": {"listen": api},
+        "charge_points": [
+            {
+                "id": cp_id,
+                "csms_url": csms_url,
+                "reconnect": {"initial_s": 0.2, "max_s": 1.0},
+                "ocpp": {**FAST_OCPP, **(ocpp or {})},
+                "connectors": [
+                    {"id": n, "charger": {"type": "simulated", **(charger or {})}} for n in range(1, connectors + 1)
+                ],
+                **cp_fields,
+            }
+            for cp_id in cp_ids
+        ],
+    }
+    return parse_config(yaml.safe_dump(doc), "test.yaml")
+
+
+@contextlib.asynccontextmanager
+async def running(config: Config) -> AsyncIterator[Daemon]:
+    """The daemon, started in this event loop and stopped (with every task) on exit."""
+    daemon = Daemon(config)
+    ready = asyncio.Event()
+    task = asyncio.create_task(daemon.run(on_ready=ready.set))
+    await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def csms() -> AsyncIterator[StrictCentralSystem]:
+    async with StrictCentralSystem() as cs:
+        yield cs
+        cs.assert_clean()

@@ -1,0 +1,397 @@
+"""A strict OCPP 1.6 central system for tests, built on the `ocpp` library.
+
+Independent of the code under test: it uses the library's own server-side
+ChargePoint class and routing, and on top of that checks *every* frame the
+charge point sends, recording each problem in `violations`:
+- valid JSON, a proper CALL / CALLRESULT / CALLERROR shape;
+- the payload against the 1.6 JSON schema of its action (answers too);
+- message ids unique per connection and at most 36 characters;
+- at most one outstanding CALL from the charge point (OCPP-J 4.1.1);
+- every timestamp field ISO 8601 with a time zone;
+- nothing but BootNotification before the first Boot is Accepted, except
+  answers to our own calls while Pending.
+Tests end with `cs.assert_clean()` (the fixture does it for them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ocpp.messages import get_validator
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as LibraryChargePoint
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+TIMESTAMP_FIELDS = {"timestamp", "currentTime", "expiryDate", "startSchedule", "validFrom", "validTo"}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Frame:
+    at: float
+    direction: str  # "in" = from the charge point, "out" = to it
+    raw: str
+    message: list[Any] | None
+    action: str | None  # for answers: the action of the call they answer
+
+
+@dataclass
+class Link:
+    """One websocket connection of one charge point."""
+
+    cp_id: str
+    frames: list[Frame] = field(default_factory=list)
+    open_call_from_cp: str | None = None
+    calls_to_cp: dict[str, str] = field(default_factory=dict)  # our message id -> action
+    seen_ids: set[str] = field(default_factory=set)
+    accepted: bool = False
+    closed: bool = False
+
+
+class _Recorder:
+    """Wraps the server connection: records and checks every frame both ways."""
+
+    def __init__(self, ws: ServerConnection, link: Link, cs: StrictCentralSystem) -> None:
+        self.ws = ws
+        self.link = link
+        self.cs = cs
+
+    async def recv(self) -> str:
+        raw = await self.ws.recv()
+        text = raw if isinstance(raw, str) else raw.decode()
+        self.cs._inspect_incoming(self.link, text)
+        return text
+
+    async def send(self, text: str) -> None:
+        self.cs._record_outgoing(self.link, text)
+        await self.ws.send(text)
+
+
+class _LibraryCP(LibraryChargePoint):
+    """The library's server-side view of one charge point; answers come from the test's script."""
+
+    def __init__(self, cp_id: str, conn: _Recorder, cs: StrictCentralSystem) -> None:
+        super().__init__(cp_id, conn, response_timeout=10)
+        self.cs = cs
+        self.link = conn.link
+
+    @on(Action.boot_notification)
+    def on_boot(self, **payload: Any) -> call_result.BootNotification:
+        status, interval = self.cs.next_boot_answer(self.id)
+        if status == "Accepted":
+            self.link.accepted = True
+        return call_result.BootNotification(current_time=now_iso(), interval=interval, status=status)
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **payload: Any) -> call_result.Heartbeat:
+        return call_result.Heartbeat(current_time=now_iso())
+
+    @on(Action.status_notification)
+    def on_status(self, **payload: Any) -> call_result.StatusNotification:
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_tag: str, **payload: Any) -> call_result.Authorize:
+        return call_result.Authorize(id_tag_info={"status": self.cs.tag_status(id_tag)})
+
+    @on(Action.start_transaction)
+    def on_start(self, id_tag: str, **payload: Any) -> call_result.StartTransaction:
+        self.cs.last_transaction_id += 1
+        return call_result.StartTransaction(
+            transaction_id=self.cs.last_transaction_id, id_tag_info={"status": self.cs.tag_status(id_tag)}
+        )
+
+    @on(Action.stop_transaction)
+    def on_stop(self, **payload: Any) -> call_result.StopTransaction:
+        return call_result.StopTransaction()
+
+    @on(Action.meter_values)
+    def on_meter_values(self, **payload: Any) -> call_result.MeterValues:
+        return call_result.MeterValues()
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, **payload: Any) -> call_result.DataTransfer:
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+
+class StrictCentralSystem:
+    def __init__(
+        self,
+        boot: Iterable[tuple[str, int]] = (("Accepted", 300),),
+        known_ids: Iterable[str] | None = None,
+        password: str | None = None,
+        invalid_tags: Iterable[str] = (),
+    ) -> None:
+        self.boot_script = list(boot)  # the last entry repeats
+        self.known_ids = set(known_ids) if known_ids is not None else None
+        self.password = password
+        self.invalid_tags = {t.lower() for t in invalid_tags}
+        self.last_transaction_id = 0
+        self.links: list[Link] = []
+        self.handshakes: list[tuple[str, int]] = []  # (path, HTTP status answered)
+        self.violations: list[str] = []
+        self.port = 0
+        self._cps: dict[str, _LibraryCP] = {}
+        self._boots: dict[str, int] = {}
+        self._server: Server | None = None
+        self._changed = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self) -> StrictCentralSystem:
+        self._server = await serve(
+            self._serve,
+            "127.0.0.1",
+            self.port,
+            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            process_request=self._process_request,
+            ping_interval=None,
+        )
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening and drop every connection (an outage); `start()` again restores it."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> StrictCentralSystem:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp"
+
+    # -- scripted answers ------------------------------------------------------
+    def next_boot_answer(self, cp_id: str) -> tuple[str, int]:
+        n = self._boots.get(cp_id, 0)
+        self._boots[cp_id] = n + 1
+        return self.boot_script[min(n, len(self.boot_script) - 1)]
+
+    def tag_status(self, id_tag: str) -> str:
+        return "Invalid" if id_tag.lower() in self.invalid_tags else "Accepted"
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        status = 101
+        if not request.path.startswith("/ocpp/") or (self.known_ids is not None and cp_id not in self.known_ids):
+            status = 404
+        elif self.password is not None:
+            import base64
+
+            expected = "Basic " + base64.b64encode(f"{cp_id}:{self.password}".encode()).decode()
+            if request.headers.get("Authorization") != expected:
+                status = 401
+        self.handshakes.append((request.path, status))
+        self._changed.set()
+        if status != 101:
+            return Response(status, http.HTTPStatus(status).phrase, Headers(), b"")
+        return None
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        from urllib.parse import unquote
+
+        assert ws.request is not None
+        cp_id = unquote(ws.request.path.rstrip("/").rsplit("/", 1)[-1])
+        if ws.subprotocol != "ocpp1.6":
+            self.violations.append(f"{cp_id}: connected without subprotocol ocpp1.6")
+        link = Link(cp_id)
+        self.links.append(link)
+        cp = _LibraryCP(cp_id, _Recorder(ws, link, self), self)
+        self._cps[cp_id] = cp
+        self._changed.set()
+        try:
+            await cp.start()
+        except Exception:
+            pass
+        finally:
+            link.closed = True
+            self._changed.set()
+
+    # -- checking ----------------------------------------------------------------
+    def _violation(self, link: Link, text: str) -> None:
+        self.violations.append(f"{link.cp_id}: {text}")
+
+    def _check_timestamps(self, link: Link, value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in TIMESTAMP_FIELDS and isinstance(item, str):
+                    try:
+                        parsed = datetime.fromisoformat(item.replace("Z", "+00:00"))
+                    except ValueError:
+                        self._violation(link, f"{where}.{key} is not ISO 8601: {item!r}")
+                        continue
+                    if parsed.tzinfo is None:
+                        self._violation(link, f"{where}.{key} has no time zone: {item!r}")
+                self._check_timestamps(link, item, f"{where}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self._check_timestamps(link, item, f"{where}[{i}]")
+
+    def _schema_check(self, link: Link, kind: int, action: str, payload: Any) -> None:
+        try:
+            validator = get_validator(kind, action, "1.6")
+        except OSError:
+            self._violation(link, f"no 1.6 schema for action {action!r}")
+            return
+        for error in validator.iter_errors(payload):
+            self._violation(link, f"{action} {'CALL' if kind == 2 else 'CALLRESULT'} breaks schema: {error.message}")
+
+    def _inspect_incoming(self, link: Link, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            self._violation(link, f"invalid JSON: {text[:80]}")
+            link.frames.append(Frame(time.monotonic(), "in", text, None, None))
+            return
+        action: str | None = None
+        if not isinstance(message, list) or len(message) < 3 or message[0] not in (2, 3, 4):
+            self._violation(link, f"not an OCPP-J frame: {text[:80]}")
+        elif message[0] == 2:
+            if len(message) != 4 or not isinstance(message[1], str) or not isinstance(message[3], dict):
+                self._violation(link, f"malformed CALL: {text[:80]}")
+            else:
+                unique_id, action = message[1], message[2]
+                if len(unique_id) > 36:
+                    self._violation(link, f"message id longer than 36: {unique_id}")
+                if unique_id in link.seen_ids:
+                    self._violation(link, f"message id reused: {unique_id}")
+                link.seen_ids.add(unique_id)
+                if link.open_call_from_cp is not None:
+                    self._violation(link, f"{action} sent while {link.open_call_from_cp} was unanswered")
+                link.open_call_from_cp = unique_id
+                if not link.accepted and action != "BootNotification":
+                    self._violation(link, f"{action} sent before BootNotification was Accepted")
+                self._schema_check(link, 2, action, message[3])
+                self._check_timestamps(link, message[3], action)
+        else:
+            action = link.calls_to_cp.pop(message[1], None)
+            if action is None:
+                self._violation(link, f"answer to no call of ours: {text[:80]}")
+            elif message[0] == 3 and action != "(raw)":
+                self._schema_check(link, 3, action, message[2])
+        link.frames.append(Frame(time.monotonic(), "in", text, message if isinstance(message, list) else None,
+                                 action))
+        self._changed.set()
+
+    def _record_outgoing(self, link: Link, text: str) -> None:
+        message = json.loads(text)
+        action = None
+        if message[0] == 2:
+            action = message[2]
+            link.calls_to_cp[message[1]] = action
+        elif message[1] == link.open_call_from_cp:
+            link.open_call_from_cp = None
+            action = next((f.message[2] for f in reversed(link.frames)
+                           if f.message and f.message[0] == 2 and f.message[1] == message[1]), None)
+        link.frames.append(Frame(time.monotonic(), "out", text, message, action))
+        self._changed.set()
+
+    def assert_clean(self) -> None:
+        assert not self.violations, "the charge point broke OCPP 1.6:\n" + "\n".join(self.violations)
+
+    # -- queries -------------------------------------------------------------------
+    def calls(self, cp_id: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
+        """Payloads of the CALLs the charge point(s) sent, in order, over all connections."""
+        out = []
+        for link in self.links:
+            if cp_id is not None and link.cp_id != cp_id:
+                continue
+            for f in link.frames:
+                if f.direction == "in" and f.message and f.message[0] == 2 and action in (None, f.message[2]):
+                    out.append({"action": f.message[2], **f.message[3]} if action is None else f.message[3])
+        return out
+
+    def actions(self, cp_id: str | None = None) -> list[str]:
+        return [c["action"] for c in self.calls(cp_id)]
+
+    async def wait_until(self, condition: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = condition()
+            if result:
+                return result
+            left = deadline - time.monotonic()
+            if left <= 0:
+                seen = "\n  ".join(f"{link.cp_id} {f.direction} {f.raw[:150]}" for link in self.links
+                                   for f in link.frames[-30:])
+                raise AssertionError(f"timed out waiting for {what or condition}; last frames:\n  {seen}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(left, 0.1))
+
+    async def wait_for_call(
+        self,
+        cp_id: str,
+        action: str,
+        match: Callable[[dict[str, Any]], bool] = lambda p: True,
+        count: int = 1,
+        timeout: float = 5.0,
+    ) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            hits = [p for p in self.calls(cp_id, action) if match(p)]
+            return hits[count - 1] if len(hits) >= count else None
+
+        result: dict[str, Any] = await self.wait_until(found, timeout, f"{action} #{count} from {cp_id}")
+        return result
+
+    def link(self, cp_id: str) -> Link:
+        return next(link for link in reversed(self.links) if link.cp_id == cp_id)
+
+    async def call(self, cp_id: str, payload: Any) -> Any:
+        return await self._cps[cp_id].call(payload, suppress=False)
+
+    async def send_raw(self, cp_id: str, text: str) -> None:
+        """Send any text frame, bypassing the library (malformed-frame tests)."""
+        cp = self._cps[cp_id]
+        conn: _Recorder = cp._connection
+        conn.link.frames.append(Frame(time.monotonic(), "out", text, None, None))
+        # Whatever id the frame carries is "ours": the charge point may answer it.
+        match = re.match(r'^\s*\[\s*2\s*,\s*"([^"]+)"', text)
+        if match:
+            action = "(raw)"
+            with contextlib.suppress(ValueError, TypeError, IndexError):
+                parsed = json.loads(text)
+                if isinstance(parsed[2], str) and parsed[2] in {a.value for a in Action}:
+                    action = parsed[2]
+            conn.link.calls_to_cp[match.group(1)] = action
+        await conn.ws.send(text)
+
+    async def answer_of(self, cp_id: str, unique_id: str, timeout: float = 5.0) -> list[Any]:
+        """The charge point's answer (CALLRESULT or CALLERROR) to our message `unique_id`."""
+
+        def found() -> list[Any] | None:
+            for link in self.links:
+                if link.cp_id != cp_id:
+                    continue
+                for f in link.frames:
+                    if f.direction == "in" and f.message and f.message[0] in (3, 4) and f.message[1] == unique_id:
+                        return f.message
+            return None
+
+        answer: list[Any] = await self.wait_until(found, timeout, f"the answer to {unique_id}")
+        return answer
+
+    async def drop(self, cp_id: str) -> None:
+        """Close the charge point's current connection (the charge point should reconnect)."""
+        await self._cps[cp_id]._connection.ws.close()

@@ -1,0 +1,155 @@
+"""The connector core: derived status and transaction decisions, with time passed in."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.base import ChargerReading, DeviceFault
+from bridge.core.connector import (
+    Authorize,
+    Connector,
+    SetEnergy,
+    StartTransaction,
+    Status,
+    StopReason,
+    StopTransaction,
+)
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def reading(plugged: bool = False, requesting: bool | None = None, energy: float = 1000.0,
+            fault: DeviceFault | None = None) -> ChargerReading:
+    return ChargerReading(plugged=plugged, ev_requesting=plugged if requesting is None else requesting,
+                          energy_allowed=False, energy_wh=energy, fault=fault)
+
+
+def charging_connector() -> Connector:
+    c = Connector(1)
+    c.on_reading(reading(plugged=True), T0, stop_on_ev_disconnect=True)
+    assert c.on_tag("TAG", T0) == [Authorize("TAG")]
+    c.on_authorized("TAG", True, T0, 60)
+    return c
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        (lambda c: None, Status.AVAILABLE),
+        (lambda c: c.on_reading(reading(plugged=True), T0, True), Status.PREPARING),
+        (lambda c: c.on_reading(reading(fault=DeviceFault("GroundFailure")), T0, True), Status.FAULTED),
+        (lambda c: setattr(c, "operative", False), Status.UNAVAILABLE),
+    ],
+)
+def test_status_without_transaction(setup, expected: Status) -> None:
+    c = Connector(1)
+    setup(c)
+    assert c.status().status is expected
+
+
+def test_plug_then_tap_starts_a_transaction_with_the_real_register() -> None:
+    c = Connector(1)
+    c.on_reading(reading(plugged=True, energy=12345.6), T0, True)
+    assert c.on_tag("TAG", T0) == [Authorize("TAG")]
+    effects = c.on_authorized("TAG", True, T0, 60)
+    start = effects[0]
+    assert isinstance(start, StartTransaction)
+    assert start.transaction.meter_start_wh == 12345  # never rebased to zero
+    assert effects[1] == SetEnergy(True)
+    assert c.status().status is Status.CHARGING
+
+
+def test_tap_then_plug_waits_for_the_plug_in_preparing() -> None:
+    c = Connector(1)
+    c.on_tag("TAG", T0)
+    assert c.on_authorized("TAG", True, T0, 60) == []
+    assert c.status().status is Status.PREPARING
+    effects = c.on_reading(reading(plugged=True), T0 + timedelta(seconds=10), True)
+    assert isinstance(effects[0], StartTransaction)
+
+
+def test_an_authorized_tag_waits_only_connection_timeout() -> None:
+    c = Connector(1)
+    c.on_tag("TAG", T0)
+    c.on_authorized("TAG", True, T0, 60)
+    c.on_tick(T0 + timedelta(seconds=60))
+    assert c.status().status is Status.AVAILABLE
+    assert c.on_reading(reading(plugged=True), T0 + timedelta(seconds=61), True) == []
+
+
+def test_refused_tag_starts_nothing() -> None:
+    c = Connector(1)
+    c.on_reading(reading(plugged=True), T0, True)
+    c.on_tag("BAD", T0)
+    assert c.on_authorized("BAD", False, T0, 60) == []
+    assert c.transaction is None
+    assert c.status().status is Status.PREPARING
+
+
+def test_same_tag_in_any_case_stops_without_authorize() -> None:
+    c = charging_connector()
+    effects = c.on_tag("tag", T0 + timedelta(minutes=5))
+    assert effects[0] == SetEnergy(False)
+    stop = effects[1]
+    assert isinstance(stop, StopTransaction)
+    assert stop.reason is StopReason.LOCAL and stop.id_tag == "tag"
+    assert c.status().status is Status.FINISHING
+
+
+def test_a_different_tag_neither_stops_nor_authorizes() -> None:
+    c = charging_connector()
+    assert c.on_tag("OTHER", T0) == []
+    assert c.transaction is not None
+
+
+def test_ev_side_disconnect_stops_when_configured() -> None:
+    c = charging_connector()
+    effects = c.on_reading(reading(plugged=False), T0, stop_on_ev_disconnect=True)
+    assert isinstance(effects[1], StopTransaction) and effects[1].reason is StopReason.EV_DISCONNECTED
+    assert c.status().status is Status.AVAILABLE
+
+
+def test_ev_side_disconnect_suspends_when_not_configured_to_stop() -> None:
+    c = charging_connector()
+    assert c.on_reading(reading(plugged=False), T0, stop_on_ev_disconnect=False) == []
+    assert c.status() .status is Status.SUSPENDED_EV
+    assert c.status().info == "EV side disconnected"
+
+
+def test_suspended_ev_and_evse() -> None:
+    c = charging_connector()
+    c.on_reading(reading(plugged=True, requesting=False), T0, True)
+    assert c.status().status is Status.SUSPENDED_EV
+    c.energy_allowed = False
+    assert c.status().status is Status.SUSPENDED_EVSE  # EVSE takes precedence
+
+
+def test_fault_during_a_transaction_is_faulted_and_carries_the_code() -> None:
+    c = charging_connector()
+    c.on_reading(reading(plugged=True, fault=DeviceFault("OverCurrentFailure", "32 A seen")), T0, True)
+    report = c.status()
+    assert (report.status, report.error_code, report.info) == (Status.FAULTED, "OverCurrentFailure", "32 A seen")
+    assert c.transaction is not None  # a fault does not end the session by itself
+
+
+def test_meter_stop_never_below_meter_start() -> None:
+    c = charging_connector()
+    c.energy_wh = 10.0  # a device that reset its register
+    stop = c.stop(StopReason.REMOTE, T0, None)[1]
+    assert isinstance(stop, StopTransaction)
+    assert stop.meter_stop_wh == stop.transaction.meter_start_wh
+
+
+def test_central_system_id_is_attached_when_confirmed() -> None:
+    c = charging_connector()
+    assert c.transaction is not None
+    c.on_start_confirmed(c.transaction.local_id, 4711)
+    assert c.transaction.transaction_id == 4711
+
+
+def test_unplug_after_finishing_makes_it_available() -> None:
+    c = charging_connector()
+    c.on_tag("TAG", T0)
+    assert c.status().status is Status.FINISHING
+    c.on_reading(reading(plugged=False), T0, True)
+    assert c.status().status is Status.AVAILABLE

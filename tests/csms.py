@@ -103,7 +103,8 @@ class _LibraryCP(LibraryChargePoint):
         return call_result.Heartbeat(current_time=now_iso())
 
     @on(Action.status_notification)
-    def on_status(self, **payload: Any) -> call_result.StatusNotification:
+    async def on_status(self, **payload: Any) -> call_result.StatusNotification:
+        await asyncio.sleep(self.cs.answer_delay.get("StatusNotification", 0.0))
         return call_result.StatusNotification()
 
     @on(Action.authorize)
@@ -143,6 +144,7 @@ class StrictCentralSystem:
         self.password = password
         self.invalid_tags = {t.lower() for t in invalid_tags}
         self.last_transaction_id = 0
+        self.answer_delay: dict[str, float] = {}  # action -> seconds before answering
         self.links: list[Link] = []
         self.handshakes: list[tuple[str, int]] = []  # (path, HTTP status answered)
         self.violations: list[str] = []
@@ -348,12 +350,12 @@ class StrictCentralSystem:
         count: int = 1,
         timeout: float = 5.0,
     ) -> dict[str, Any]:
-        def found() -> dict[str, Any] | None:
+        def found() -> tuple[dict[str, Any]] | None:  # a tuple: an empty payload {} is a hit too
             hits = [p for p in self.calls(cp_id, action) if match(p)]
-            return hits[count - 1] if len(hits) >= count else None
+            return (hits[count - 1],) if len(hits) >= count else None
 
-        result: dict[str, Any] = await self.wait_until(found, timeout, f"{action} #{count} from {cp_id}")
-        return result
+        result: tuple[dict[str, Any]] = await self.wait_until(found, timeout, f"{action} #{count} from {cp_id}")
+        return result[0]
 
     def link(self, cp_id: str) -> Link:
         return next(link for link in reversed(self.links) if link.cp_id == cp_id)

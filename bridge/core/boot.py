@@ -45,11 +45,16 @@ class Boot:
             return True
         return self.force_on_reconnect or content != self.accepted_content
 
-    def on_connected(self, content: str) -> None:
-        if self.needs_boot(content) and self.state is BootState.ACCEPTED:
-            # Accepted before, but this connection must boot again: nothing
-            # unsolicited until the new answer.
+    def on_connected(self, content: str) -> bool:
+        """A connection opened: True when it must start with a BootNotification.
+
+        Until that boot is Accepted the charge point sends nothing unsolicited.
+        """
+        if not self.needs_boot(content):
+            return False
+        if self.state is BootState.ACCEPTED:
             self.state = BootState.NOT_BOOTED
+        return True
 
     def on_answer(self, status: str, interval: int, content: str, now: float) -> None:
         if status == "Accepted":

@@ -6,14 +6,14 @@ own the frame loop (project decision D2), because the library's loop
   handler with NotImplemented, the reverse of OCPP-J Table 7;
 - sends 2.0.1 error codes for 1.6 schema violations;
 - lets an in-flight call wait its whole timeout after the socket dropped;
-- cannot stay silent while BootNotification is Rejected.
+- cannot stay silent while BootNotification is Rejected (`may_answer`).
 
 Theory of operation. `run()` reads frames until the connection closes.
 A CALL is validated, handed to the `@on` handler of the handler object and
 answered (or left unanswered while `answering` is False); its `@after`
 hook then runs as a task, so a hook may itself `call()` without the
 deadlock the library has when a handler calls. A CALLRESULT or CALLERROR
-resolves the single outstanding outgoing call (OCPP-J allows one per
+is parsed and resolves the single outstanding outgoing call (OCPP-J allows one per
 direction; `call()` serialises with a lock). When `run()` ends for any
 reason the outstanding call fails at once with `NotConnected`.
 
@@ -33,6 +33,7 @@ import json
 import logging
 import re
 import uuid
+from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -46,6 +47,7 @@ from bridge.log import redact_frame
 from bridge.ocpp import schema
 from bridge.ocpp.errors import (
     CallErrorReceived,
+    CallFailed,
     CallTimeout,
     ErrorCode,
     InvalidResponse,
@@ -63,6 +65,14 @@ frames_log = logging.getLogger("ocpp.frames")
 
 # (direction "out"|"in", kind "call"|"result"|"error", action, payload): sees every frame.
 Observer = Callable[[str, str, str, Any], None]
+
+
+@dataclass
+class _Pending:
+    unique_id: str
+    action: str
+    future: asyncio.Future[Any]
+    on_result: Callable[[Any], None] | None
 
 
 class Connection(Protocol):
@@ -99,6 +109,7 @@ class Endpoint:
         timeout: Callable[[], float],
         on_traffic: Callable[[str, str], None] | None = None,
         observer: Observer | None = None,
+        may_answer: Callable[[], bool] = lambda: True,
     ) -> None:
         self._connection = connection
         self._routes: dict[str, dict[str, Any]] = create_route_map(handlers)
@@ -107,11 +118,11 @@ class Endpoint:
         self._on_traffic = on_traffic
         self._observer = observer
         self._call_lock = asyncio.Lock()
-        self._pending: tuple[str, asyncio.Future[Any]] | None = None
+        self._pending: _Pending | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._after_reply: list[Callable[[], Awaitable[Any] | None]] = []
-        self.answering = True  # False while BootNotification is Rejected: CALLs get no answer
+        self._may_answer = may_answer  # False while BootNotification is Rejected: CALLs get no answer
 
     # -- receiving -------------------------------------------------------
     async def run(self) -> None:
@@ -125,8 +136,8 @@ class Endpoint:
                 await self._receive(text)
         finally:
             self._closed = True
-            if self._pending is not None and not self._pending[1].done():
-                self._pending[1].set_exception(NotConnected("connection closed while waiting for the answer"))
+            if self._pending is not None and not self._pending.future.done():
+                self._pending.future.set_exception(NotConnected("connection closed while waiting for the answer"))
             for task in self._tasks:
                 task.cancel()
 
@@ -160,7 +171,7 @@ class Endpoint:
             logging.getLogger(__name__).warning("%s: dropping a CALL without a usable message id", self._name)
             return
         unique_id: str = frame[1]
-        if not self.answering:
+        if not self._may_answer():
             logging.getLogger(__name__).info(
                 "%s: not answering %s while BootNotification is Rejected", self._name, text[:80]
             )
@@ -259,14 +270,40 @@ class Endpoint:
     def _receive_answer(self, frame: list[Any]) -> None:
         unique_id = frame[1] if len(frame) > 1 else None
         pending = self._pending
-        if pending is None or pending[0] != unique_id or pending[1].done():
+        if pending is None or pending.unique_id != unique_id or pending.future.done():
             logging.getLogger(__name__).info(
                 "%s: ignoring an answer to no outstanding call (id %r); a late answer after a timeout?",
                 self._name,
                 unique_id,
             )
             return
-        pending[1].set_result(frame)
+        if self._observer:
+            self._observer("in", "error" if frame[0] == CALLERROR else "result", pending.action,
+                           frame[2] if len(frame) > 2 else None)
+        try:
+            result = self._parse_answer(pending.action, frame)
+        except CallFailed as exc:
+            pending.future.set_exception(exc)
+            return
+        if pending.on_result is not None:
+            # Applied before the next frame is read: e.g. a Rejected boot silences
+            # the very next CALL of the central system.
+            pending.on_result(result)
+        pending.future.set_result(result)
+
+    @staticmethod
+    def _parse_answer(action: str, frame: list[Any]) -> Any:
+        if frame[0] == CALLERROR:
+            code = frame[2] if len(frame) > 2 else "?"
+            description = frame[3] if len(frame) > 3 else ""
+            raise CallErrorReceived(action, str(code), str(description), frame[4] if len(frame) > 4 else {})
+        result = frame[2] if len(frame) > 2 else None
+        if not isinstance(result, dict):
+            raise InvalidResponse(f"{action} answer has no payload object")
+        error = schema.violation(CALLRESULT, action, result)
+        if error is not None:
+            raise InvalidResponse(f"{action} answer breaks the schema: {error.description}")
+        return getattr(_call_result, action)(**camel_to_snake_case(result))
 
     # -- sending ---------------------------------------------------------
     async def _send(self, frame: list[Any]) -> None:
@@ -283,8 +320,12 @@ class Endpoint:
         )
         await self._send([CALLERROR, unique_id, str(error.code), error.description, error.details])
 
-    async def call(self, payload: Any) -> Any:
-        """Send a CALL (a `ocpp.v16.call` dataclass) and return the typed CALLRESULT."""
+    async def call(self, payload: Any, on_result: Callable[[Any], None] | None = None) -> Any:
+        """Send a CALL (an `ocpp.v16.call` dataclass) and return the typed CALLRESULT.
+
+        `on_result` runs inside the receive loop the moment the answer is
+        parsed, before any later frame is handled.
+        """
         action = type(payload).__name__
         wire = to_wire(payload)
         error = schema.violation(CALL, action, wire)
@@ -295,7 +336,7 @@ class Endpoint:
                 raise NotConnected("not connected")
             unique_id = str(uuid.uuid4())
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._pending = (unique_id, future)
+            self._pending = _Pending(unique_id, action, future, on_result)
             try:
                 await self._send([CALL, unique_id, action, wire])
                 if self._observer:
@@ -304,7 +345,7 @@ class Endpoint:
                     self._on_traffic("sent", action)
                 timeout = self._timeout()
                 try:
-                    answer = await asyncio.wait_for(future, timeout)
+                    return await asyncio.wait_for(future, timeout)
                 except TimeoutError:
                     raise CallTimeout(f"no answer to {action} within {timeout:g} s") from None
             except (OSError, ConnectionClosed) as exc:
@@ -313,20 +354,6 @@ class Endpoint:
                 self._pending = None
                 if not future.done():
                     future.cancel()
-        if self._observer:
-            self._observer("in", "error" if answer[0] == CALLERROR else "result", action,
-                           answer[2] if len(answer) > 2 else None)
-        if answer[0] == CALLERROR:
-            code = answer[2] if len(answer) > 2 else "?"
-            description = answer[3] if len(answer) > 3 else ""
-            raise CallErrorReceived(action, str(code), str(description), answer[4] if len(answer) > 4 else {})
-        result = answer[2] if len(answer) > 2 else None
-        if not isinstance(result, dict):
-            raise InvalidResponse(f"{action} answer has no payload object")
-        error = schema.violation(CALLRESULT, action, result)
-        if error is not None:
-            raise InvalidResponse(f"{action} answer breaks the schema: {error.description}")
-        return getattr(_call_result, action)(**camel_to_snake_case(result))
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -194,6 +194,7 @@ class Session:
             timeout=lambda: float(self.configuration.get_int("MessageTimeout")),
             on_traffic=self._count,
             observer=self.observer,
+            may_answer=lambda: self.boot.may_answer(self.clock.monotonic()),
         )
         self._endpoint = endpoint
         started = self.clock.monotonic()
@@ -224,37 +225,36 @@ class Session:
             if self.clock.monotonic() - started >= STABLE_CONNECTION_S:
                 self.backoff.reset()
 
+    def _on_boot_answer(self, answer: Any, content: str) -> None:
+        """Runs in the receive loop, before the central system's next frame is handled."""
+        self.clock.sync(answer.current_time)
+        self.boot.on_answer(answer.status, answer.interval, content, self.clock.monotonic())
+        log.info("%s: BootNotification %s (interval %s s)", self.cfg.id, answer.status, answer.interval)
+        if answer.status != "Accepted":
+            return
+        self.boot_generation += 1
+        self.link.accepted_since = self.clock.now()
+        if answer.interval > 0:
+            # The boot interval is the central system's HeartbeatInterval (§4.2).
+            outcome = self.configuration.change("HeartbeatInterval", str(answer.interval))
+            if outcome.status != "Accepted":
+                log.warning("%s: boot interval %d s not adopted: %s", self.cfg.id, answer.interval, outcome.reason)
+
     async def _boot_then_online(self, endpoint: Endpoint) -> None:
         payload = self._boot_payload()
         content = json.dumps(to_wire(payload), sort_keys=True)
-        self.boot.on_connected(content)
-        while self.boot.needs_boot(content):
-            wait = self.boot.next_boot_at - self.clock.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            endpoint.answering = True
-            try:
-                answer = await endpoint.call(payload)
-            except NotConnected:
-                return
-            except CallFailed as exc:
-                log.warning("%s: BootNotification failed: %s", self.cfg.id, exc)
-                self.boot.on_failure(self.clock.monotonic())
-                continue
-            self.clock.sync(answer.current_time)
-            self.boot.on_answer(answer.status, answer.interval, content, self.clock.monotonic())
-            log.info("%s: BootNotification %s (interval %s s)", self.cfg.id, answer.status, answer.interval)
-            if answer.status == "Accepted":
-                self.boot_generation += 1
-                self.link.accepted_since = self.clock.now()
-                if answer.interval > 0:
-                    # The boot interval is the central system's HeartbeatInterval (§4.2).
-                    outcome = self.configuration.change("HeartbeatInterval", str(answer.interval))
-                    if outcome.status != "Accepted":
-                        log.warning("%s: boot interval %d s not adopted: %s", self.cfg.id, answer.interval,
-                                    outcome.reason)
-            elif answer.status == "Rejected":
-                endpoint.answering = False  # silent until the interval has passed
+        if self.boot.on_connected(content):
+            while self.boot.state is not BootState.ACCEPTED:
+                wait = self.boot.next_boot_at - self.clock.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                try:
+                    await endpoint.call(payload, on_result=lambda answer: self._on_boot_answer(answer, content))
+                except NotConnected:
+                    return
+                except CallFailed as exc:
+                    log.warning("%s: BootNotification failed: %s", self.cfg.id, exc)
+                    self.boot.on_failure(self.clock.monotonic())
         self.backoff.reset()
         self._ready.set()
         self._wakeup.set()

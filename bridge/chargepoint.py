@@ -42,7 +42,7 @@ class ConnectorRuntime:
     reading: ChargerReading | None = None
     sampler: asyncio.Task[None] | None = None
     tx_ids: dict[int, int] = field(default_factory=dict)  # local transaction id -> central system's id
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    events: asyncio.Queue[StateChanged | TagPresented] = field(default_factory=asyncio.Queue)
 
 
 class ChargePoint:
@@ -102,19 +102,23 @@ class ChargePoint:
 
     # -- devices -------------------------------------------------------------
     def _on_device_event(self, cid: int, event: StateChanged | TagPresented) -> None:
-        rt = self.connectors[cid]
-        if isinstance(event, TagPresented):
-            log.info("%s/%d: tag %s presented", self.cfg.id, cid, event.id_tag)
-            self._apply(cid, rt.core.on_tag(event.id_tag, self.clock.now()))
-        rt.wake.set()
+        self.connectors[cid].events.put_nowait(event)
 
     async def _poll(self, cid: int) -> None:
+        """Read the device on its schedule and handle what it pushes, strictly in order.
+
+        A tag is handled after a fresh read, so "plug, then tap" is seen in that order.
+        """
         rt = self.connectors[cid]
+        await self.refresh(cid)
         while True:
-            await self.refresh(cid)
-            rt.wake.clear()
+            event: StateChanged | TagPresented | None = None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(rt.wake.wait(), POLL_INTERVAL_S)
+                event = await asyncio.wait_for(rt.events.get(), POLL_INTERVAL_S)
+            await self.refresh(cid)
+            if isinstance(event, TagPresented):
+                log.info("%s/%d: tag %s presented", self.cfg.id, cid, event.id_tag)
+                self._apply(cid, rt.core.on_tag(event.id_tag, self.clock.now()))
 
     async def refresh(self, cid: int) -> ChargerReading | None:
         """Read the device now and feed the reading to the core."""
@@ -281,7 +285,7 @@ class ChargePoint:
         except DeviceError as exc:
             log.error("%s/%d: %s refused to %s energy: %s", self.cfg.id, cid, rt.charger.description,
                       "allow" if allowed else "stop", exc)
-        rt.wake.set()
+        rt.events.put_nowait(StateChanged())
 
     # -- status notifications ----------------------------------------------------
     def current_status(self, cid: int) -> core.StatusReport:

@@ -138,6 +138,8 @@ class Endpoint:
             self._closed = True
             if self._pending is not None and not self._pending.future.done():
                 self._pending.future.set_exception(NotConnected("connection closed while waiting for the answer"))
+                self._pending.future.exception()  # the caller may be gone (cancelled): no "never retrieved"
+
             for task in self._tasks:
                 task.cancel()
 

@@ -128,10 +128,10 @@ class Charger(abc.ABC):
         """Names the device in logs and fault texts, e.g. 'go-e at 192.0.2.7'."""
         return type(self).__name__
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook, most drivers need no probe
         """Connect and probe the device; raise DeviceError when it cannot be used."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the driver is not used afterwards."""
 
     @abc.abstractmethod

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ocpp.v16 import call
 
@@ -60,7 +62,6 @@ class ChargePoint:
             initial=cfg.ocpp,
             measurand_supported=self._measurand_supported,
         )
-        self.configuration.on_change = lambda key, value: self.session.configuration_changed()
         self.session = Session(
             cfg,
             self.configuration,
@@ -69,16 +70,22 @@ class ChargePoint:
             boot_payload=self.boot_payload,
             on_online=self._on_online,
         )
+        self.configuration.on_change = self._configuration_changed
         self._reported: dict[int, core.StatusReport] = {}  # last status delivered, per connector
         self._queued: dict[int, core.StatusReport] = {}  # last status handed to the session
         self._boot_generation = -1
 
+    def _configuration_changed(self, key: str, value: str) -> None:
+        self.session.configuration_changed()
+
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> None:
         for cid, rt in self.connectors.items():
-            rt.charger.set_listener(lambda event, cid=cid: self._on_device_event(cid, event))
+            rt.charger.set_listener(functools.partial(self._on_device_event, cid))
         tasks = [asyncio.create_task(self.session.run(), name=f"{self.cfg.id} session")]
-        tasks += [asyncio.create_task(self._poll(cid), name=f"{self.cfg.id}/{cid} poll") for cid in self.connectors]
+        tasks += [
+            asyncio.create_task(self._poll(cid), name=f"{self.cfg.id}/{cid} poll") for cid in self.connectors
+        ]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -198,11 +205,20 @@ class ChargePoint:
 
     def _start_transaction(self, cid: int, tx: core.Transaction) -> None:
         rt = self.connectors[cid]
-        log.info("%s/%d: transaction %d started by %s at %d Wh", self.cfg.id, cid, tx.local_id, tx.id_tag,
-                 tx.meter_start_wh)
+        log.info(
+            "%s/%d: transaction %d started by %s at %d Wh",
+            self.cfg.id,
+            cid,
+            tx.local_id,
+            tx.id_tag,
+            tx.meter_start_wh,
+        )
         future = self.session.submit(
             lambda: call.StartTransaction(
-                connector_id=cid, id_tag=tx.id_tag, meter_start=tx.meter_start_wh, timestamp=iso(tx.started_at)
+                connector_id=cid,
+                id_tag=tx.id_tag,
+                meter_start=tx.meter_start_wh,
+                timestamp=iso(tx.started_at),
             ),
             transactional=True,
             want_result=True,
@@ -218,8 +234,14 @@ class ChargePoint:
             rt.tx_ids[tx.local_id] = answer.transaction_id
             rt.core.on_start_confirmed(tx.local_id, answer.transaction_id)
             status = answer.id_tag_info.get("status")
-            log.info("%s/%d: transaction %d is %d at the central system (%s)", self.cfg.id, cid, tx.local_id,
-                     answer.transaction_id, status)
+            log.info(
+                "%s/%d: transaction %d is %d at the central system (%s)",
+                self.cfg.id,
+                cid,
+                tx.local_id,
+                answer.transaction_id,
+                status,
+            )
             if status != "Accepted" and self.configuration.get_bool("StopTransactionOnInvalidId"):
                 self._apply(cid, rt.core.stop(core.StopReason.DE_AUTHORIZED, self.clock.now(), None))
 
@@ -236,8 +258,14 @@ class ChargePoint:
             rt.sampler.cancel()
             rt.sampler = None
         tx = stop.transaction
-        log.info("%s/%d: transaction %d stopped (%s) at %d Wh", self.cfg.id, cid, tx.local_id, stop.reason,
-                 stop.meter_stop_wh)
+        log.info(
+            "%s/%d: transaction %d stopped (%s) at %d Wh",
+            self.cfg.id,
+            cid,
+            tx.local_id,
+            stop.reason,
+            stop.meter_stop_wh,
+        )
         self.session.submit(
             lambda: call.StopTransaction(
                 meter_stop=stop.meter_stop_wh,
@@ -265,26 +293,39 @@ class ChargePoint:
             reading = await self.refresh(cid)
             if reading is None or rt.core.transaction is None or rt.core.transaction.local_id != tx.local_id:
                 continue
-            values = sampled_values(reading, self.configuration.get_list("MeterValuesSampledData"), "Sample.Periodic")
+            values = sampled_values(
+                reading, self.configuration.get_list("MeterValuesSampledData"), "Sample.Periodic"
+            )
             if not values:
                 continue
-            stamp = iso(self.clock.now())
             self.session.submit(
-                lambda values=values, stamp=stamp: call.MeterValues(
-                    connector_id=cid,
-                    transaction_id=self._transaction_id(rt, tx),
-                    meter_value=[{"timestamp": stamp, "sampledValue": values}],
-                ),
+                functools.partial(self._meter_values, cid, tx, iso(self.clock.now()), values),
                 transactional=True,
             )
+
+    def _meter_values(
+        self, cid: int, tx: core.Transaction, stamp: str, values: list[dict[str, Any]]
+    ) -> call.MeterValues:
+        """Built at send time: the transaction id is the central system's by then, if it was given."""
+        return call.MeterValues(
+            connector_id=cid,
+            transaction_id=self._transaction_id(self.connectors[cid], tx),
+            meter_value=[{"timestamp": stamp, "sampledValue": values}],
+        )
 
     async def _set_energy(self, cid: int, allowed: bool) -> None:
         rt = self.connectors[cid]
         try:
             await rt.charger.set_enabled(allowed)
         except DeviceError as exc:
-            log.error("%s/%d: %s refused to %s energy: %s", self.cfg.id, cid, rt.charger.description,
-                      "allow" if allowed else "stop", exc)
+            log.error(
+                "%s/%d: %s refused to %s energy: %s",
+                self.cfg.id,
+                cid,
+                rt.charger.description,
+                "allow" if allowed else "stop",
+                exc,
+            )
         rt.events.put_nowait(StateChanged())
 
     # -- status notifications ----------------------------------------------------
@@ -311,8 +352,13 @@ class ChargePoint:
             self._reported[cid] = report
             return message
 
-        log.info("%s/%d: %s%s", self.cfg.id, cid, report.status,
-                 f" ({report.error_code})" if report.error_code != "NoError" else "")
+        log.info(
+            "%s/%d: %s%s",
+            self.cfg.id,
+            cid,
+            report.status,
+            f" ({report.error_code})" if report.error_code != "NoError" else "",
+        )
         self.session.submit(build, drop_when_offline=True)
 
     def _report_status(self, cid: int) -> None:

@@ -144,7 +144,9 @@ async def run_demo(out: TextIO, csms_url: str | None = None) -> int:
         running = asyncio.create_task(daemon.run())
         try:
             await timeline.wait_for("the boot", _is("in", "result", "BootNotification", status="Accepted"))
-            await timeline.wait_for("connector 1's status", _is("out", "call", "StatusNotification", connectorId=1))
+            await timeline.wait_for(
+                "connector 1's status", _is("out", "call", "StatusNotification", connectorId=1)
+            )
             timeline.say("the driver plugs in")
             sim.plug()
             await timeline.wait_for("Preparing", _is("out", "call", "StatusNotification", status="Preparing"))
@@ -154,7 +156,9 @@ async def run_demo(out: TextIO, csms_url: str | None = None) -> int:
             await timeline.wait_for("two meter values", _is("in", "result", "MeterValues"), count=2)
             if embedded is not None:
                 timeline.say("the central system stops the session remotely")
-                await embedded.call(CP_ID, call.RemoteStopTransaction(transaction_id=start.payload["transactionId"]))
+                await embedded.call(
+                    CP_ID, call.RemoteStopTransaction(transaction_id=start.payload["transactionId"])
+                )
             else:
                 timeline.say(f"the driver taps card {TAG} again to stop")
                 sim.tap(TAG)
@@ -162,8 +166,11 @@ async def run_demo(out: TextIO, csms_url: str | None = None) -> int:
             await timeline.wait_for("StopTransaction.conf", _is("in", "result", "StopTransaction"))
             timeline.say("the driver unplugs")
             sim.unplug()
-            await timeline.wait_for("Available", _is("out", "call", "StatusNotification", connectorId=1,
-                                                     status="Available"), count=2)
+            await timeline.wait_for(
+                "Available",
+                _is("out", "call", "StatusNotification", connectorId=1, status="Available"),
+                count=2,
+            )
         except TimeoutError as exc:
             print(f"\ndemo failed: {exc}", file=out, flush=True)
             return 1

@@ -48,7 +48,8 @@ def make_config(
                 "reconnect": {"initial_s": 0.2, "max_s": 1.0},
                 "ocpp": {**FAST_OCPP, **(ocpp or {})},
                 "connectors": [
-                    {"id": n, "charger": {"type": "simulated", **(charger or {})}} for n in range(1, connectors + 1)
+                    {"id": n, "charger": {"type": "simulated", **(charger or {})}}
+                    for n in range(1, connectors + 1)
                 ],
                 **cp_fields,
             }

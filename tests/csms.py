@@ -196,7 +196,9 @@ class StrictCentralSystem:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
         status = 101
-        if not request.path.startswith("/ocpp/") or (self.known_ids is not None and cp_id not in self.known_ids):
+        if not request.path.startswith("/ocpp/") or (
+            self.known_ids is not None and cp_id not in self.known_ids
+        ):
             status = 404
         elif self.password is not None:
             import base64
@@ -257,7 +259,9 @@ class StrictCentralSystem:
             self._violation(link, f"no 1.6 schema for action {action!r}")
             return
         for error in validator.iter_errors(payload):
-            self._violation(link, f"{action} {'CALL' if kind == 2 else 'CALLRESULT'} breaks schema: {error.message}")
+            self._violation(
+                link, f"{action} {'CALL' if kind == 2 else 'CALLRESULT'} breaks schema: {error.message}"
+            )
 
     def _inspect_incoming(self, link: Link, text: str) -> None:
         try:
@@ -292,8 +296,9 @@ class StrictCentralSystem:
                 self._violation(link, f"answer to no call of ours: {text[:80]}")
             elif message[0] == 3 and action != "(raw)":
                 self._schema_check(link, 3, action, message[2])
-        link.frames.append(Frame(time.monotonic(), "in", text, message if isinstance(message, list) else None,
-                                 action))
+        link.frames.append(
+            Frame(time.monotonic(), "in", text, message if isinstance(message, list) else None, action)
+        )
         self._changed.set()
 
     def _record_outgoing(self, link: Link, text: str) -> None:
@@ -304,8 +309,14 @@ class StrictCentralSystem:
             link.calls_to_cp[message[1]] = action
         elif message[1] == link.open_call_from_cp:
             link.open_call_from_cp = None
-            action = next((f.message[2] for f in reversed(link.frames)
-                           if f.message and f.message[0] == 2 and f.message[1] == message[1]), None)
+            action = next(
+                (
+                    f.message[2]
+                    for f in reversed(link.frames)
+                    if f.message and f.message[0] == 2 and f.message[1] == message[1]
+                ),
+                None,
+            )
         link.frames.append(Frame(time.monotonic(), "out", text, message, action))
         self._changed.set()
 
@@ -335,8 +346,11 @@ class StrictCentralSystem:
                 return result
             left = deadline - time.monotonic()
             if left <= 0:
-                seen = "\n  ".join(f"{link.cp_id} {f.direction} {f.raw[:150]}" for link in self.links
-                                   for f in link.frames[-30:])
+                seen = "\n  ".join(
+                    f"{link.cp_id} {f.direction} {f.raw[:150]}"
+                    for link in self.links
+                    for f in link.frames[-30:]
+                )
                 raise AssertionError(f"timed out waiting for {what or condition}; last frames:\n  {seen}")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
@@ -354,7 +368,9 @@ class StrictCentralSystem:
             hits = [p for p in self.calls(cp_id, action) if match(p)]
             return (hits[count - 1],) if len(hits) >= count else None
 
-        result: tuple[dict[str, Any]] = await self.wait_until(found, timeout, f"{action} #{count} from {cp_id}")
+        result: tuple[dict[str, Any]] = await self.wait_until(
+            found, timeout, f"{action} #{count} from {cp_id}"
+        )
         return result[0]
 
     def link(self, cp_id: str) -> Link:
@@ -387,7 +403,12 @@ class StrictCentralSystem:
                 if link.cp_id != cp_id:
                     continue
                 for f in link.frames:
-                    if f.direction == "in" and f.message and f.message[0] in (3, 4) and f.message[1] == unique_id:
+                    if (
+                        f.direction == "in"
+                        and f.message
+                        and f.message[0] in (3, 4)
+                        and f.message[1] == unique_id
+                    ):
                         return f.message
             return None
 

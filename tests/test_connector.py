@@ -18,10 +18,19 @@ from bridge.core.connector import (
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def reading(plugged: bool = False, requesting: bool | None = None, energy: float = 1000.0,
-            fault: DeviceFault | None = None) -> ChargerReading:
-    return ChargerReading(plugged=plugged, ev_requesting=plugged if requesting is None else requesting,
-                          energy_allowed=False, energy_wh=energy, fault=fault)
+def reading(
+    plugged: bool = False,
+    requesting: bool | None = None,
+    energy: float = 1000.0,
+    fault: DeviceFault | None = None,
+) -> ChargerReading:
+    return ChargerReading(
+        plugged=plugged,
+        ev_requesting=plugged if requesting is None else requesting,
+        energy_allowed=False,
+        energy_wh=energy,
+        fault=fault,
+    )
 
 
 def charging_connector() -> Connector:
@@ -112,7 +121,7 @@ def test_ev_side_disconnect_stops_when_configured() -> None:
 def test_ev_side_disconnect_suspends_when_not_configured_to_stop() -> None:
     c = charging_connector()
     assert c.on_reading(reading(plugged=False), T0, stop_on_ev_disconnect=False) == []
-    assert c.status() .status is Status.SUSPENDED_EV
+    assert c.status().status is Status.SUSPENDED_EV
     assert c.status().info == "EV side disconnected"
 
 
@@ -128,7 +137,11 @@ def test_fault_during_a_transaction_is_faulted_and_carries_the_code() -> None:
     c = charging_connector()
     c.on_reading(reading(plugged=True, fault=DeviceFault("OverCurrentFailure", "32 A seen")), T0, True)
     report = c.status()
-    assert (report.status, report.error_code, report.info) == (Status.FAULTED, "OverCurrentFailure", "32 A seen")
+    assert (report.status, report.error_code, report.info) == (
+        Status.FAULTED,
+        "OverCurrentFailure",
+        "32 A seen",
+    )
     assert c.transaction is not None  # a fault does not end the session by itself
 
 

@@ -18,14 +18,20 @@ async def test_boot_and_a_full_session_pass_a_strict_third_party_central_system(
     async with OcppRpcPeer(interval=60) as peer:
         config = make_config(peer.url, tmp_path, ocpp={"MeterValueSampleInterval": 1})
         async with running(config) as daemon:
-            await peer.wait_for(lambda e: e["event"] == "call" and e["method"] == "StatusNotification"
-                                and e["params"]["connectorId"] == 1)
+            await peer.wait_for(
+                lambda e: (
+                    e["event"] == "call"
+                    and e["method"] == "StatusNotification"
+                    and e["params"]["connectorId"] == 1
+                )
+            )
             connect = await peer.wait_for(lambda e: e["event"] == "connect")
             assert connect["identity"] == "CP-1" and connect["protocol"] == "ocpp1.6"
 
             answer = await peer.call("CP-1", "GetConfiguration", {"key": ["HeartbeatInterval"]})
             assert answer["result"]["configurationKey"] == [
-                {"key": "HeartbeatInterval", "readonly": False, "value": "60"}]
+                {"key": "HeartbeatInterval", "readonly": False, "value": "60"}
+            ]
 
             sim: Any = daemon.charge_points["CP-1"].connectors[1].charger
             sim.plug()
@@ -38,9 +44,17 @@ async def test_boot_and_a_full_session_pass_a_strict_third_party_central_system(
             await asyncio.sleep(0.2)
         no_strict_failures(peer)
     methods = [c["method"] for c in peer.calls() if c["method"] not in ("MeterValues", "Heartbeat")]
-    assert methods == ["BootNotification", "StatusNotification", "StatusNotification", "StatusNotification",
-                       "Authorize", "StartTransaction", "StatusNotification", "StopTransaction",
-                       "StatusNotification"]
+    assert methods == [
+        "BootNotification",
+        "StatusNotification",
+        "StatusNotification",
+        "StatusNotification",
+        "Authorize",
+        "StartTransaction",
+        "StatusNotification",
+        "StopTransaction",
+        "StatusNotification",
+    ]
     assert start["idTag"] == "RPC-TAG" and start["connectorId"] == 1
     assert stop["params"]["transactionId"] == 1 and stop["params"]["reason"] == "Remote"
     assert stop["params"]["meterStop"] >= start["meterStart"]

@@ -23,7 +23,9 @@ async def booted(csms: StrictCentralSystem, tmp_path: Any) -> Any:
 
 
 async def answer(csms: StrictCentralSystem, frame: str) -> list[Any]:
-    unique_id = json.loads(frame)[1] if frame.startswith("[2") and frame.endswith("}]") else frame.split('"')[1]
+    unique_id = (
+        json.loads(frame)[1] if frame.startswith("[2") and frame.endswith("}]") else frame.split('"')[1]
+    )
     await csms.send_raw("CP-1", frame)
     return await csms.answer_of("CP-1", unique_id)
 
@@ -40,8 +42,11 @@ async def still_alive(csms: StrictCentralSystem) -> None:
         # OCPP-J Table 7: an action this side does not know at all
         ('[2,"u1","FooBar",{}]', "NotImplemented"),
         # a 1.6 action this charge point does not support (yet)
-        ('[2,"u2","ReserveNow",{"connectorId":1,"expiryDate":"2030-01-01T00:00:00Z","idTag":"A",'
-         '"reservationId":1}]', "NotSupported"),
+        (
+            '[2,"u2","ReserveNow",{"connectorId":1,"expiryDate":"2030-01-01T00:00:00Z","idTag":"A",'
+            '"reservationId":1}]',
+            "NotSupported",
+        ),
         # additional property
         ('[2,"u3","GetConfiguration",{"key":["A"],"extra":1}]', "FormationViolation"),
         # wrong type
@@ -51,10 +56,12 @@ async def still_alive(csms: StrictCentralSystem) -> None:
         # missing required field
         ('[2,"u6","ChangeConfiguration",{"key":"HeartbeatInterval"}]', "ProtocolError"),
         # invalid enum value (ERRATA 3.38)
-        ('[2,"u7","RemoteStartTransaction",{"idTag":"A","chargingProfile":{"chargingProfileId":1,'
-         '"stackLevel":0,"chargingProfilePurpose":"Sideways","chargingProfileKind":"Absolute",'
-         '"chargingSchedule":{"chargingRateUnit":"A","chargingSchedulePeriod":[{"startPeriod":0,"limit":6}]}}}]',
-         "PropertyConstraintViolation"),
+        (
+            '[2,"u7","RemoteStartTransaction",{"idTag":"A","chargingProfile":{"chargingProfileId":1,'
+            '"stackLevel":0,"chargingProfilePurpose":"Sideways","chargingProfileKind":"Absolute",'
+            '"chargingSchedule":{"chargingRateUnit":"A","chargingSchedulePeriod":[{"startPeriod":0,"limit":6}]}}}]',
+            "PropertyConstraintViolation",
+        ),
         # payload that is not an object
         ('[2,"u8","Heartbeat",[]]', "FormationViolation"),
         # not JSON, but the message id can be recovered
@@ -75,7 +82,7 @@ async def test_bad_calls_get_the_1_6_callerror_and_the_connection_lives_on(
         await still_alive(csms)
 
 
-@pytest.mark.parametrize("frame", ["hello", "[]", '{"a":1}', "[7,\"x\",{}]", "[3,\"nobody\",{}]"])
+@pytest.mark.parametrize("frame", ["hello", "[]", '{"a":1}', '[7,"x",{}]', '[3,"nobody",{}]'])
 async def test_frames_without_a_usable_call_are_dropped_and_the_connection_lives_on(
     csms: StrictCentralSystem, tmp_path: Any, frame: str
 ) -> None:
@@ -147,5 +154,7 @@ async def test_invalid_outgoing_payloads_never_reach_the_wire() -> None:
         async with connect(f"ws://127.0.0.1:{port}/x") as ws:
             endpoint = Endpoint(ws, object(), name="t", timeout=lambda: 1.0)
             with pytest.raises(ValueError, match="chargePointVendor"):
-                await endpoint.call(call.BootNotification(charge_point_vendor="v" * 21, charge_point_model="m"))
+                await endpoint.call(
+                    call.BootNotification(charge_point_vendor="v" * 21, charge_point_model="m")
+                )
     assert received == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from typing import Any
@@ -15,8 +16,13 @@ from tests.csms import StrictCentralSystem
 
 
 def boot_times(cs: StrictCentralSystem, cp_id: str = "CP-1") -> list[float]:
-    return [f.at for link in cs.links if link.cp_id == cp_id for f in link.frames
-            if f.direction == "in" and f.message and f.message[0] == 2 and f.message[2] == "BootNotification"]
+    return [
+        f.at
+        for link in cs.links
+        if link.cp_id == cp_id
+        for f in link.frames
+        if f.direction == "in" and f.message and f.message[0] == 2 and f.message[2] == "BootNotification"
+    ]
 
 
 async def test_accepted_boot_then_status_of_connector_zero_and_every_connector_then_heartbeats(
@@ -29,21 +35,38 @@ async def test_accepted_boot_then_status_of_connector_zero_and_every_connector_t
             assert cp.configuration.get_int("HeartbeatInterval") == 1  # adopted from the boot answer
         cs.assert_clean()
     actions = cs.actions("CP-1")
-    assert actions[:4] == ["BootNotification", "StatusNotification", "StatusNotification", "StatusNotification"]
+    assert actions[:4] == [
+        "BootNotification",
+        "StatusNotification",
+        "StatusNotification",
+        "StatusNotification",
+    ]
     statuses = cs.calls("CP-1", "StatusNotification")
     assert [(s["connectorId"], s["status"], s["errorCode"]) for s in statuses] == [
-        (0, "Available", "NoError"), (1, "Available", "NoError"), (2, "Available", "NoError")]
-    beats = [f.at for f in cs.link("CP-1").frames if f.message and f.message[0] == 2 and f.message[2] == "Heartbeat"]
+        (0, "Available", "NoError"),
+        (1, "Available", "NoError"),
+        (2, "Available", "NoError"),
+    ]
+    beats = [
+        f.at
+        for f in cs.link("CP-1").frames
+        if f.message and f.message[0] == 2 and f.message[2] == "Heartbeat"
+    ]
     assert 0.7 <= beats[1] - beats[0] <= 2.0
 
 
 async def test_boot_content_is_what_the_configuration_says(csms: StrictCentralSystem, tmp_path: Any) -> None:
-    config = make_config(csms.url, tmp_path, vendor="Acme", model="Box-9", serial_number="SN-1",
-                         firmware_version="1.2.3")
+    config = make_config(
+        csms.url, tmp_path, vendor="Acme", model="Box-9", serial_number="SN-1", firmware_version="1.2.3"
+    )
     async with running(config):
         boot = await csms.wait_for_call("CP-1", "BootNotification")
-    assert boot == {"chargePointVendor": "Acme", "chargePointModel": "Box-9", "chargePointSerialNumber": "SN-1",
-                    "firmwareVersion": "1.2.3"}
+    assert boot == {
+        "chargePointVendor": "Acme",
+        "chargePointModel": "Box-9",
+        "chargePointSerialNumber": "SN-1",
+        "firmwareVersion": "1.2.3",
+    }
 
 
 async def test_pending_answers_calls_but_sends_nothing_until_accepted(tmp_path: Any) -> None:
@@ -51,8 +74,12 @@ async def test_pending_answers_calls_but_sends_nothing_until_accepted(tmp_path: 
         async with running(make_config(cs.url, tmp_path)):
             await cs.wait_for_call("CP-1", "BootNotification")
             result = await cs.call("CP-1", call.GetConfiguration(key=["HeartbeatInterval"]))
-            assert result.configuration_key == [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
-            changed = await cs.call("CP-1", call.ChangeConfiguration(key="MeterValueSampleInterval", value="30"))
+            assert result.configuration_key == [
+                {"key": "HeartbeatInterval", "readonly": False, "value": "300"}
+            ]
+            changed = await cs.call(
+                "CP-1", call.ChangeConfiguration(key="MeterValueSampleInterval", value="30")
+            )
             assert changed.status == "Accepted"
             rejected = await cs.call("CP-1", call.RemoteStartTransaction(id_tag="X", connector_id=1))
             assert rejected.status == "Rejected"  # not allowed while Pending
@@ -68,12 +95,17 @@ async def test_rejected_is_silent_until_the_interval_passes(tmp_path: Any) -> No
         async with running(make_config(cs.url, tmp_path)):
             await cs.wait_for_call("CP-1", "BootNotification")
             link = cs.link("CP-1")
-            await cs.wait_until(lambda: any(f.direction == "out" and f.action == "BootNotification"
-                                            for f in link.frames), what="the Rejected answer")
+            await cs.wait_until(
+                lambda: any(f.direction == "out" and f.action == "BootNotification" for f in link.frames),
+                what="the Rejected answer",
+            )
             await cs.send_raw("CP-1", '[2,"while-rejected","GetConfiguration",{}]')
             await asyncio.sleep(1.0)
-            assert not [f for f in link.frames if f.message and f.message[1] == "while-rejected"
-                        and f.direction == "in"], "answered while Rejected"
+            assert not [
+                f
+                for f in link.frames
+                if f.message and f.message[1] == "while-rejected" and f.direction == "in"
+            ], "answered while Rejected"
             await cs.wait_for_call("CP-1", "BootNotification", count=2, timeout=5)
             await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
             reply = await cs.call("CP-1", call.GetConfiguration(key=["HeartbeatInterval"]))
@@ -121,7 +153,10 @@ async def test_status_changed_while_offline_is_sent_after_reconnect(tmp_path: An
     await cs.stop()
     # Only the current status, once: the transitions while offline are not replayed.
     assert [(s["connectorId"], s["status"]) for s in cs.calls("CP-1", "StatusNotification")] == [
-        (0, "Available"), (1, "Available"), (1, "Preparing")]
+        (0, "Available"),
+        (1, "Available"),
+        (1, "Preparing"),
+    ]
     cs.assert_clean()
 
 
@@ -149,7 +184,9 @@ async def test_http_404_is_retried_with_growing_back_off_and_logged_once(
             assert not status.connected
     assert {s for _, s in cs.handshakes} == {404}
     assert all(path == "/ocpp/CP-1" for path, _ in cs.handshakes)
-    messages = [r.getMessage() for r in caplog.records if "404" in r.getMessage() and r.levelno >= logging.WARNING]
+    messages = [
+        r.getMessage() for r in caplog.records if "404" in r.getMessage() and r.levelno >= logging.WARNING
+    ]
     assert len(messages) == 1, messages
     assert "does not know charge point id 'CP-1'" in messages[0]
 
@@ -169,7 +206,7 @@ async def test_back_off_delays_grow_and_are_capped(tmp_path: Any) -> None:
         config = make_config(cs.url, tmp_path, reconnect={"initial_s": 0.2, "max_s": 0.8})
         async with running(config):
             await cs.wait_until(lambda: len(stamps) >= 6, timeout=10, what="six attempts")
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert gaps[0] <= 0.35  # jittered 0.1..0.2 s plus handshake time
     assert max(gaps) <= 1.0  # capped at max_s (0.8) plus handshake time
     assert gaps[3] >= 0.35  # grown: base 0.8 -> at least 0.4
@@ -202,11 +239,14 @@ async def test_identity_is_percent_encoded_in_the_url(tmp_path: Any) -> None:
     assert cs.handshakes[0][0] == "/ocpp/CP%237%3F%C3%84"
 
 
-@pytest.mark.parametrize(("given", "fmt", "expected_ok"), [
-    ("s3cret-password-16", "plain", True),
-    ("wrong-password-1234", "plain", False),
-    ("73336372657421212121212121212121", "hex", True),  # hex of b"s3cret!!!!!!!!!!"
-])
+@pytest.mark.parametrize(
+    ("given", "fmt", "expected_ok"),
+    [
+        ("s3cret-password-16", "plain", True),
+        ("wrong-password-1234", "plain", False),
+        ("73336372657421212121212121212121", "hex", True),  # hex of b"s3cret!!!!!!!!!!"
+    ],
+)
 async def test_basic_auth_password(tmp_path: Any, given: str, fmt: str, expected_ok: bool) -> None:
     secret = "s3cret-password-16" if fmt == "plain" else "s3cret!!!!!!!!!!"
     async with StrictCentralSystem(password=secret) as cs:
@@ -216,7 +256,9 @@ async def test_basic_auth_password(tmp_path: Any, given: str, fmt: str, expected
                 await cs.wait_for_call("CP-1", "BootNotification")
             else:
                 await cs.wait_until(lambda: cs.handshakes, what="an attempt")
-                await cs.wait_until(lambda: daemon.charge_points["CP-1"].session.link.last_error, what="error")
+                await cs.wait_until(
+                    lambda: daemon.charge_points["CP-1"].session.link.last_error, what="error"
+                )
                 assert "401" in (daemon.charge_points["CP-1"].session.link.last_error or "")
     assert cs.handshakes[0][1] == (101 if expected_ok else 401)
 

@@ -9,7 +9,10 @@ from ocpp.v16 import call
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 
-SAMPLE = {"MeterValueSampleInterval": 1, "MeterValuesSampledData": "Energy.Active.Import.Register,Power.Active.Import"}
+SAMPLE = {
+    "MeterValueSampleInterval": 1,
+    "MeterValuesSampledData": "Energy.Active.Import.Register,Power.Active.Import",
+}
 
 
 def sim_of(daemon: Any, cp: str = "CP-1", connector: int = 1) -> Any:
@@ -24,8 +27,12 @@ async def ready(cs: StrictCentralSystem) -> None:
     await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
 
 
-async def test_plug_then_tap_session_with_meter_values_and_local_stop(csms: StrictCentralSystem, tmp_path: Any) -> None:
-    config = make_config(csms.url, tmp_path, ocpp=SAMPLE, charger={"initial_energy_wh": 5000, "time_scale": 100})
+async def test_plug_then_tap_session_with_meter_values_and_local_stop(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    config = make_config(
+        csms.url, tmp_path, ocpp=SAMPLE, charger={"initial_energy_wh": 5000, "time_scale": 100}
+    )
     async with running(config) as daemon:
         await ready(csms)
         sim = sim_of(daemon)
@@ -37,11 +44,25 @@ async def test_plug_then_tap_session_with_meter_values_and_local_stop(csms: Stri
         sim.tap("tag-1")  # the same tag, other case: stops without Authorize
         stop = await csms.wait_for_call("CP-1", "StopTransaction")
         sim.unplug()
-        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: (p["connectorId"], p["status"]) == (1, "Available"), count=2)
+        await csms.wait_for_call(
+            "CP-1",
+            "StatusNotification",
+            lambda p: (p["connectorId"], p["status"]) == (1, "Available"),
+            count=2,
+        )
     actions = [a for a in csms.actions("CP-1") if a not in ("MeterValues", "Heartbeat")]
-    assert actions == ["BootNotification", "StatusNotification", "StatusNotification", "StatusNotification",
-                       "Authorize", "StartTransaction", "StatusNotification", "StopTransaction",
-                       "StatusNotification", "StatusNotification"]
+    assert actions == [
+        "BootNotification",
+        "StatusNotification",
+        "StatusNotification",
+        "StatusNotification",
+        "Authorize",
+        "StartTransaction",
+        "StatusNotification",
+        "StopTransaction",
+        "StatusNotification",
+        "StatusNotification",
+    ]
     assert statuses(csms) == ["Available", "Preparing", "Charging", "Finishing", "Available"]
     assert csms.calls("CP-1", "Authorize") == [{"idTag": "TAG-1"}]
     assert start["connectorId"] == 1 and start["idTag"] == "TAG-1" and start["meterStart"] == 5000
@@ -50,7 +71,9 @@ async def test_plug_then_tap_session_with_meter_values_and_local_stop(csms: Stri
         assert mv["connectorId"] == 1 and mv["transactionId"] == 1
         sampled = mv["meterValue"][0]["sampledValue"]
         assert [(s["measurand"], s["unit"], s["context"]) for s in sampled] == [
-            ("Energy.Active.Import.Register", "Wh", "Sample.Periodic"), ("Power.Active.Import", "W", "Sample.Periodic")]
+            ("Energy.Active.Import.Register", "Wh", "Sample.Periodic"),
+            ("Power.Active.Import", "W", "Sample.Periodic"),
+        ]
     energies = [float(mv["meterValue"][0]["sampledValue"][0]["value"]) for mv in meter_values]
     assert energies == sorted(energies) and energies[0] > 5000
     assert stop["transactionId"] == 1 and stop["reason"] == "Local" and stop["idTag"] == "tag-1"
@@ -78,8 +101,10 @@ async def test_invalid_tag_starts_no_transaction(tmp_path: Any) -> None:
             sim.plug()
             sim.tap("BAD")
             await cs.wait_for_call("CP-1", "Authorize")
-            await cs.wait_until(lambda: not daemon.charge_points["CP-1"].connectors[1].core.authorizing,
-                                what="the Authorize answer to be handled")
+            await cs.wait_until(
+                lambda: not daemon.charge_points["CP-1"].connectors[1].core.authorizing,
+                what="the Authorize answer to be handled",
+            )
             assert sim._enabled is False
         cs.assert_clean()
     assert not cs.calls("CP-1", "StartTransaction")
@@ -105,14 +130,22 @@ async def test_remote_start_and_remote_stop(csms: StrictCentralSystem, tmp_path:
     assert stop["reason"] == "Remote" and stop["transactionId"] == csms.last_transaction_id
     # The answer to RemoteStart precedes the StartTransaction it promised.
     frames = [f for f in csms.link("CP-1").frames if f.message]
-    answer_at = next(i for i, f in enumerate(frames) if f.direction == "in" and f.message[0] == 3
-                     and f.action == "RemoteStartTransaction")
-    start_at = next(i for i, f in enumerate(frames) if f.direction == "in" and f.message[0] == 2
-                    and f.message[2] == "StartTransaction")
+    answer_at = next(
+        i
+        for i, f in enumerate(frames)
+        if f.direction == "in" and f.message[0] == 3 and f.action == "RemoteStartTransaction"
+    )
+    start_at = next(
+        i
+        for i, f in enumerate(frames)
+        if f.direction == "in" and f.message[0] == 2 and f.message[2] == "StartTransaction"
+    )
     assert answer_at < start_at
 
 
-async def test_remote_start_authorizes_first_when_configured(csms: StrictCentralSystem, tmp_path: Any) -> None:
+async def test_remote_start_authorizes_first_when_configured(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
     config = make_config(csms.url, tmp_path, ocpp={"AuthorizeRemoteTxRequests": True})
     async with running(config) as daemon:
         await ready(csms)
@@ -123,7 +156,9 @@ async def test_remote_start_authorizes_first_when_configured(csms: StrictCentral
     assert csms.actions("CP-1").index("Authorize") < csms.actions("CP-1").index("StartTransaction")
 
 
-async def test_remote_start_on_an_unknown_connector_is_rejected(csms: StrictCentralSystem, tmp_path: Any) -> None:
+async def test_remote_start_on_an_unknown_connector_is_rejected(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
     async with running(make_config(csms.url, tmp_path)):
         await ready(csms)
         result = await csms.call("CP-1", call.RemoteStartTransaction(id_tag="X", connector_id=2))
@@ -139,7 +174,12 @@ async def test_ev_side_disconnect_stops_the_transaction(csms: StrictCentralSyste
         await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Charging")
         sim.unplug()
         stop = await csms.wait_for_call("CP-1", "StopTransaction")
-        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: (p["connectorId"], p["status"]) == (1, "Available"), count=2)
+        await csms.wait_for_call(
+            "CP-1",
+            "StatusNotification",
+            lambda p: (p["connectorId"], p["status"]) == (1, "Available"),
+            count=2,
+        )
     assert stop["reason"] == "EVDisconnected" and "idTag" not in stop
 
 
@@ -152,7 +192,9 @@ async def test_invalid_id_in_start_transaction_answer_deauthorizes(tmp_path: Any
             sim.plug()
             cs.invalid_tags = {"late"}  # valid for Authorize (already answered below), invalid at start
             original = cs.tag_status
-            cs.tag_status = lambda tag: "Accepted" if not cs.calls("CP-1", "StartTransaction") else original(tag)
+            cs.tag_status = lambda tag: (
+                "Accepted" if not cs.calls("CP-1", "StartTransaction") else original(tag)
+            )
             sim.tap("LATE")
             stop = await cs.wait_for_call("CP-1", "StopTransaction")
         cs.assert_clean()
@@ -166,11 +208,15 @@ async def test_configuration_over_the_wire(csms: StrictCentralSystem, tmp_path: 
         keys = {k["key"]: k for k in result.configuration_key}
         assert keys["NumberOfConnectors"] == {"key": "NumberOfConnectors", "readonly": True, "value": "1"}
         assert keys["SupportedFeatureProfiles"]["value"] == "Core"
-        assert (await csms.call("CP-1", call.ChangeConfiguration(key="NoSuchKey", value="1"))).status == "NotSupported"
-        assert (await csms.call("CP-1", call.ChangeConfiguration(key="NumberOfConnectors", value="3"))).status == \
-            "Rejected"
-        assert (await csms.call("CP-1", call.ChangeConfiguration(key="HeartbeatInterval", value="x"))).status == \
-            "Rejected"
+        assert (
+            await csms.call("CP-1", call.ChangeConfiguration(key="NoSuchKey", value="1"))
+        ).status == "NotSupported"
+        assert (
+            await csms.call("CP-1", call.ChangeConfiguration(key="NumberOfConnectors", value="3"))
+        ).status == "Rejected"
+        assert (
+            await csms.call("CP-1", call.ChangeConfiguration(key="HeartbeatInterval", value="x"))
+        ).status == "Rejected"
         # Takes effect at once: heartbeats every second from now on.
         changed = await csms.call("CP-1", call.ChangeConfiguration(key="heartbeatinterval", value="1"))
         assert changed.status == "Accepted"
@@ -183,5 +229,7 @@ async def test_configuration_over_the_wire(csms: StrictCentralSystem, tmp_path: 
 async def test_data_transfer_and_clear_cache_answers(csms: StrictCentralSystem, tmp_path: Any) -> None:
     async with running(make_config(csms.url, tmp_path)):
         await ready(csms)
-        assert (await csms.call("CP-1", call.DataTransfer(vendor_id="com.example"))).status == "UnknownVendorId"
+        assert (
+            await csms.call("CP-1", call.DataTransfer(vendor_id="com.example"))
+        ).status == "UnknownVendorId"
         assert (await csms.call("CP-1", call.ClearCache())).status == "Rejected"  # no cache yet (ERRATA 3.23)

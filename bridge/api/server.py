@@ -62,7 +62,9 @@ def charge_point_status(cp: ChargePoint) -> dict[str, Any]:
 
 async def status(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    return web.json_response({"charge_points": [charge_point_status(cp) for cp in daemon.charge_points.values()]})
+    return web.json_response(
+        {"charge_points": [charge_point_status(cp) for cp in daemon.charge_points.values()]}
+    )
 
 
 async def sim(request: web.Request) -> web.Response:
@@ -75,7 +77,9 @@ async def sim(request: web.Request) -> web.Response:
     except (KeyError, ValueError):
         return _error(404, f"charge point {cp.cfg.id} has no connector {request.match_info['n']!r}")
     if not rt.charger.is_simulated:
-        return _error(409, f"connector {request.match_info['n']} is a {rt.charger.description}, not simulated")
+        return _error(
+            409, f"connector {request.match_info['n']} is a {rt.charger.description}, not simulated"
+        )
     charger: SimulatedCharger = rt.charger  # type: ignore[assignment]
     try:
         body = await request.json()
@@ -123,6 +127,5 @@ async def start_api(daemon: Daemon, host: str, port: int) -> tuple[web.AppRunner
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-    bound = sockets[0].getsockname()[:2] if sockets else (host, port)
+    bound = runner.addresses[0] if runner.addresses else (host, port)
     return runner, (str(bound[0]), int(bound[1]))

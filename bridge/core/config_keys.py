@@ -187,11 +187,22 @@ def _measurand_list(name: str, default: str, description: str) -> tuple[KeySpec,
     """A measurand list and the MaxLength key that bounds it."""
     return (
         KeySpec(
-            name=name, kind="csl", access="RW", profile="Core", default=default,
-            csl_item_check=MEASURAND_ITEMS, max_items_key=f"{name}MaxLength", description=description,
+            name=name,
+            kind="csl",
+            access="RW",
+            profile="Core",
+            default=default,
+            csl_item_check=MEASURAND_ITEMS,
+            max_items_key=f"{name}MaxLength",
+            description=description,
         ),
         KeySpec(
-            name=f"{name}MaxLength", kind="int", access="R", profile="Core", default="20", derived=True,
+            name=f"{name}MaxLength",
+            kind="int",
+            access="R",
+            profile="Core",
+            default="20",
+            derived=True,
             description=f"Maximum number of items in {name}.",
         ),
     )

@@ -21,7 +21,9 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".") if value % 1 else str(int(value))
 
 
-def _per_phase(values: tuple[float, ...] | None, measurand: str, unit: str, suffix: str) -> list[dict[str, Any]]:
+def _per_phase(
+    values: tuple[float, ...] | None, measurand: str, unit: str, suffix: str
+) -> list[dict[str, Any]]:
     if not values:
         return []
     return [

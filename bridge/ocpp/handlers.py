@@ -49,8 +49,14 @@ class CentralSystemHandlers:
     def change_configuration(self, key: str, value: str, **_: Any) -> call_result.ChangeConfiguration:
         outcome = self.cp.configuration.change(key, value)
         shown = "***" if outcome.key.lower() == "authorizationkey" else value
-        log.info("%s: ChangeConfiguration %s=%s: %s%s", self.cp.cfg.id, outcome.key, shown, outcome.status,
-                 f" ({outcome.reason})" if outcome.reason else "")
+        log.info(
+            "%s: ChangeConfiguration %s=%s: %s%s",
+            self.cp.cfg.id,
+            outcome.key,
+            shown,
+            outcome.status,
+            f" ({outcome.reason})" if outcome.reason else "",
+        )
         return call_result.ChangeConfiguration(status=outcome.status)
 
     # -- remote control ----------------------------------------------------------

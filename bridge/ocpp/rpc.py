@@ -33,8 +33,8 @@ import json
 import logging
 import re
 import uuid
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
@@ -137,7 +137,9 @@ class Endpoint:
         finally:
             self._closed = True
             if self._pending is not None and not self._pending.future.done():
-                self._pending.future.set_exception(NotConnected("connection closed while waiting for the answer"))
+                self._pending.future.set_exception(
+                    NotConnected("connection closed while waiting for the answer")
+                )
                 self._pending.future.exception()  # the caller may be gone (cancelled): no "never retrieved"
 
             for task in self._tasks:
@@ -164,7 +166,9 @@ class Endpoint:
     async def _answer_unparsable(self, text: str, why: str) -> None:
         match = _ID_PATTERN.match(text)
         if match is None:
-            logging.getLogger(__name__).warning("%s: dropping a frame without a message id: %s", self._name, why)
+            logging.getLogger(__name__).warning(
+                "%s: dropping a frame without a message id: %s", self._name, why
+            )
             return
         await self._send_error(match.group(1), OcppError(ErrorCode.FORMATION_VIOLATION, why))
 
@@ -280,8 +284,12 @@ class Endpoint:
             )
             return
         if self._observer:
-            self._observer("in", "error" if frame[0] == CALLERROR else "result", pending.action,
-                           frame[2] if len(frame) > 2 else None)
+            self._observer(
+                "in",
+                "error" if frame[0] == CALLERROR else "result",
+                pending.action,
+                frame[2] if len(frame) > 2 else None,
+            )
         try:
             result = self._parse_answer(pending.action, frame)
         except CallFailed as exc:

@@ -179,7 +179,9 @@ class Session:
 
     async def _connect_and_serve(self) -> None:
         try:
-            ws = await open_connection(self.cfg, open_timeout=float(self.configuration.get_int("MessageTimeout")))
+            ws = await open_connection(
+                self.cfg, open_timeout=float(self.configuration.get_int("MessageTimeout"))
+            )
         except Exception as exc:  # every failure is "retry later"
             self._record_error(describe_failure(exc, self.cfg))
             return
@@ -238,7 +240,9 @@ class Session:
             # The boot interval is the central system's HeartbeatInterval (§4.2).
             outcome = self.configuration.change("HeartbeatInterval", str(answer.interval))
             if outcome.status != "Accepted":
-                log.warning("%s: boot interval %d s not adopted: %s", self.cfg.id, answer.interval, outcome.reason)
+                log.warning(
+                    "%s: boot interval %d s not adopted: %s", self.cfg.id, answer.interval, outcome.reason
+                )
 
     async def _boot_then_online(self, endpoint: Endpoint) -> None:
         payload = self._boot_payload()
@@ -249,7 +253,9 @@ class Session:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 try:
-                    await endpoint.call(payload, on_result=lambda answer: self._on_boot_answer(answer, content))
+                    await endpoint.call(
+                        payload, on_result=lambda answer: self._on_boot_answer(answer, content)
+                    )
                 except NotConnected:
                     return
                 except CallFailed as exc:
@@ -386,8 +392,12 @@ class Session:
                     retry = self.configuration.get_int("TransactionMessageRetryInterval") * item.attempts
                     item.not_before = self.clock.monotonic() + retry
                     return
-                log.error("%s: giving up on %s after %d attempts", self.cfg.id, type(payload).__name__,
-                          item.attempts)
+                log.error(
+                    "%s: giving up on %s after %d attempts",
+                    self.cfg.id,
+                    type(payload).__name__,
+                    item.attempts,
+                )
             self._settle(item, error=exc)
             return
         self._settle(item, result)

@@ -212,7 +212,7 @@ class OcppRpcPeer:
             return False
 
     # The timeout parameters are the API the daemon's tests use (hence the ASYNC109 exceptions).
-    async def wait_for(self, predicate: Predicate, timeout: float = 5.0) -> Event:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Predicate, timeout: float = 5.0) -> Event:
         """Return the first event, already seen or still to come, for which ``predicate`` is true.
 
         Raises AssertionError listing every event seen when none matches within ``timeout`` seconds
@@ -259,7 +259,7 @@ class OcppRpcPeer:
         identity: str,
         method: str,
         params: dict[str, Any] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> Event:
         """Send ``method`` to the charge point ``identity`` and return the ``result`` event.
 

@@ -55,9 +55,16 @@ def setup_logging(level: str = "INFO", frames: bool = False) -> None:
         handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    logging.getLogger().handlers[:] = [handler]
+    apply_levels(level, frames)
+
+
+def apply_levels(level: str, frames: bool) -> None:
+    """The level policy: ours as asked; libraries that would log frames or secrets kept quiet."""
+    logging.getLogger().setLevel(level.upper())
     logging.getLogger("ocpp.frames").setLevel(logging.DEBUG if frames else logging.WARNING)
-    # The websockets library logs every handshake failure with a traceback; we log our own line.
+    # websockets logs every frame at DEBUG (unredacted) and every handshake failure with a
+    # traceback; our own lines say the same, redacted and once.
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    # The ocpp library logs whole messages at INFO: our RPC layer does not use its loop, but be safe.
+    logging.getLogger("ocpp").setLevel(logging.WARNING)

@@ -554,8 +554,7 @@ def test_driver_options_are_typed_and_validated_at_their_field() -> None:
 def test_driver_options_arrive_as_the_driver_dataclass() -> None:
     # `on` is a boolean in YAML 1.1, which PyYAML speaks
     connectors = (
-        "      - id: 1\n"
-        "        charger: {type: simulated, phases: 1, max_current_a: 32, fixed_cable: on}"
+        "      - id: 1\n        charger: {type: simulated, phases: 1, max_current_a: 32, fixed_cable: on}"
     )
     charger = parse(charge_point(connectors=connectors)).charge_points[0].connectors[0].charger
     assert charger == ChargerConfig(
@@ -621,9 +620,7 @@ def test_ocpp_block_must_be_a_mapping() -> None:
 
 def test_a_duplicate_id_is_found_even_in_a_charge_point_with_other_problems() -> None:
     text = charge_point() + (
-        "  - id: CP-1\n"
-        "    csms_url: http://wrong\n"
-        "    connectors: [{id: 1, charger: {type: simulated}}]\n"
+        "  - id: CP-1\n    csms_url: http://wrong\n    connectors: [{id: 1, charger: {type: simulated}}]\n"
     )
     found = {p.path: p for p in problems(text)}
     assert "already used by charge_points[0]" in found["charge_points[1].id"].message

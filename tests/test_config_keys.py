@@ -1,6 +1,5 @@
 """bridge.core.config_keys: the key table, ChangeConfiguration answers, GetConfiguration, persistence."""
 
-
 from __future__ import annotations
 
 import dataclasses
@@ -258,8 +257,9 @@ def test_reboot_required_is_stored_but_effective_only_after_apply_pending(monkey
     # No standard key needs a reboot today; the mechanism is kept for those that will.
     spec = config_keys.lookup("WebSocketPingInterval")
     assert spec is not None
-    monkeypatch.setitem(config_keys._BY_LOWER, "websocketpinginterval",
-                        dataclasses.replace(spec, reboot_required=True))
+    monkeypatch.setitem(
+        config_keys._BY_LOWER, "websocketpinginterval", dataclasses.replace(spec, reboot_required=True)
+    )
     config = make()
     seen: list[tuple[str, str]] = []
     config.on_change = lambda key, value: seen.append((key, value))

@@ -60,6 +60,24 @@ def violation(message_type: int, action: str, payload: Any) -> OcppError | None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
     if error is None:
         return None
-    code = _KEYWORD_CODES.get(str(error.validator), ErrorCode.PROPERTY_CONSTRAINT_VIOLATION)
+    rule = str(error.validator)
+    code = _KEYWORD_CODES.get(rule, ErrorCode.PROPERTY_CONSTRAINT_VIOLATION)
     where = "/".join(str(p) for p in error.absolute_path) or "payload"
-    return OcppError(code, f"{where}: {error.message}"[:255], {"field": where, "rule": str(error.validator)})
+    return OcppError(code, f"{where}: {_describe(rule, error)}"[:255], {"field": where, "rule": rule})
+
+
+def _describe(rule: str, error: Any) -> str:
+    """What is wrong, without repeating the offending value: it may be a secret
+    (an AuthorizationKey of the wrong type) and this text reaches logs."""
+    expected = error.validator_value
+    if rule == "type":
+        return f"must be of type {expected}"
+    if rule == "maxLength":
+        return f"must be at most {expected} characters"
+    if rule == "enum":
+        return "must be one of " + ", ".join(map(str, expected))
+    if rule in ("minimum", "maximum", "multipleOf"):
+        return f"violates {rule} {expected}"
+    if rule in ("required", "additionalProperties"):
+        return str(error.message)  # names properties, never values
+    return f"violates the schema rule {rule!r}"

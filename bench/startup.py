@@ -1,0 +1,404 @@
+"""Start-up cost of `ocpp-bridge run`: time to the first BootNotification, and memory once booted.
+
+Run as `.venv/bin/python bench/startup.py [-n RUNS]` (or `make bench`). Not a test: it prints a table.
+
+A minimal central system in this process (a websockets server, no `ocpp` routing, so it adds no
+latency of its own) timestamps the arrival of the first BootNotification frame of each connection.
+Each row spawns a process N times and measures
+  (a) boot: wall time from spawning the process to that frame's arrival (one monotonic clock), and
+  (b) VmRSS of the process (from /proc/<pid>/status) 1 s after the frame arrived.
+Rows: the daemon with one simulated charge point and the local API off, the same with the API on,
+and as baselines bare `python -c` clients that import websockets and ocpp, connect and send one
+BootNotification-shaped frame: what any Python OCPP client pays before doing anything useful.
+
+Each command runs once untimed first (warm page cache and .pyc files, as on a Pi after install).
+Finally the daemon runs once per configuration under `python -X importtime`, writing out sys.modules
+when it stops, and the script lists which `adapters.*` modules it imported (drivers no charge point
+uses must not be among them) and where the import time goes.
+
+Every process is stopped by its pid: SIGTERM, then SIGKILL if it has not exited within 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+TARGET_BOOT_S = 0.6
+TARGET_RSS_MIB = 60.0
+SETTLE_S = 1.0  # VmRSS is read this long after the BootNotification arrived
+BOOT_TIMEOUT_S = 20.0
+CP_ID = "BENCH-1"
+
+BIN = Path(sys.executable).parent
+OCPP_BRIDGE = BIN / "ocpp-bridge"
+
+# The baselines: a client that imports the libraries, connects, sends one BootNotification-shaped
+# frame, reads the answer and then idles until it is stopped. argv[1] is the endpoint URL.
+BASELINE_CLIENT = """
+import asyncio, json, sys
+import websockets, ocpp{extra}
+from websockets.asyncio.client import connect
+
+async def main():
+    async with connect(sys.argv[1], subprotocols=["ocpp1.6"]) as ws:
+        frame = [2, "1", "BootNotification", {{"chargePointVendor": "bench", "chargePointModel": "bench"}}]
+        await ws.send(json.dumps(frame))
+        await ws.recv()
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class BootClock:
+    """A minimal central system: answers every CALL and timestamps each connection's first Boot."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self._waiting: dict[str, asyncio.Future[float]] = {}
+        self._server: Any = None
+
+    async def start(self) -> None:
+        self._server = await serve(self._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+        port = next(iter(self._server.sockets)).getsockname()[1]
+        self.url = f"ws://127.0.0.1:{port}/ocpp"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def expect(self, cp_id: str) -> asyncio.Future[float]:
+        """A future for the arrival time (time.perf_counter) of the next BootNotification from cp_id."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._waiting[cp_id] = future
+        return future
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                arrived = time.perf_counter()
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(message, list) or len(message) != 4 or message[0] != 2:
+                    continue
+                action = message[2]
+                if action == "BootNotification":
+                    waiting = self._waiting.get(cp_id)
+                    if waiting is not None and not waiting.done():
+                        waiting.set_result(arrived)
+                    answer: dict[str, Any] = {"currentTime": _now(), "interval": 300, "status": "Accepted"}
+                elif action == "Heartbeat":
+                    answer = {"currentTime": _now()}
+                elif action in ("Authorize", "StartTransaction"):
+                    answer = {"idTagInfo": {"status": "Accepted"}}
+                    if action == "StartTransaction":
+                        answer["transactionId"] = 1
+                else:
+                    answer = {}
+                await ws.send(json.dumps([3, message[1], answer]))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def vmrss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+async def stop_process(proc: asyncio.subprocess.Process, grace_s: float = 10.0) -> int:
+    """Ends a process we started, by its pid: SIGTERM, SIGKILL if it does not go. Its exit code."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), grace_s)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode
+
+
+@dataclass
+class Row:
+    name: str
+    is_daemon: bool
+    boot_s: list[float] = field(default_factory=list)
+    rss_mib: list[float] = field(default_factory=list)
+    exit_codes: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Command:
+    argv: list[str]
+    cp_id: str
+    env: dict[str, str]
+    log: Path
+
+
+async def measure_once(cs: BootClock, make: Callable[[], Command], cwd: Path) -> tuple[float, float, int]:
+    """Spawns one process: (seconds to its BootNotification, VmRSS MiB 1 s later, exit code after SIGTERM)."""
+    command = make()
+    arrival = cs.expect(command.cp_id)
+    with command.log.open("ab") as log:
+        spawned = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            *command.argv,
+            cwd=cwd,
+            env=command.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        ended = asyncio.ensure_future(proc.wait())
+        done, _ = await asyncio.wait(
+            [arrival, ended], timeout=BOOT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        ended.cancel()
+        if arrival not in done:
+            tail = command.log.read_text(errors="replace")[-2000:]
+            why = f"exited with {proc.returncode}" if proc.returncode is not None else "timed out"
+            raise RuntimeError(f"{' '.join(command.argv)}: no BootNotification ({why}); log:\n{tail}")
+        boot_s = arrival.result() - spawned
+        await asyncio.sleep(SETTLE_S)
+        if proc.returncode is not None:
+            raise RuntimeError(f"{' '.join(command.argv)} exited with {proc.returncode} after booting")
+        rss = vmrss_mib(proc.pid)
+    finally:
+        code = await stop_process(proc)
+    return boot_s, rss, code
+
+
+def daemon_command(
+    cs: BootClock, workdir: Path, name: str, api: bool, env: dict[str, str]
+) -> Callable[[], Command]:
+    def make() -> Command:
+        config = workdir / f"{name}.yaml"
+        listen = f"127.0.0.1:{free_port()}" if api else "null"
+        config.write_text(
+            f"state_dir: {workdir / ('state-' + name)}\n"
+            f"api:\n  listen: {listen}\n"
+            "charge_points:\n"
+            f"  - id: {CP_ID}\n"
+            f"    csms_url: {cs.url}\n"
+            "    connectors:\n"
+            "      - id: 1\n"
+            "        charger: {type: simulated}\n",
+            encoding="utf-8",
+        )
+        argv = [str(OCPP_BRIDGE), "run", "--config", str(config)]
+        return Command(argv, CP_ID, env, workdir / f"{name}.log")
+
+    return make
+
+
+def baseline_command(
+    cs: BootClock, workdir: Path, name: str, extra: str, env: dict[str, str]
+) -> Callable[[], Command]:
+    code = BASELINE_CLIENT.format(extra=extra)
+    cp_id = f"BASE-{name}"
+
+    def make() -> Command:
+        return Command([sys.executable, "-c", code, f"{cs.url}/{cp_id}"], cp_id, env, workdir / f"{name}.log")
+
+    return make
+
+
+_IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
+
+
+@dataclass
+class Imports:
+    modules: list[str]  # sys.modules at exit: complete
+    self_us: dict[str, int]  # -X importtime: misses modules loaded by importlib.import_module
+
+
+def parse_importtime(text: str) -> dict[str, int]:
+    self_us: dict[str, int] = {}
+    for line in text.splitlines():
+        match = _IMPORT_LINE.match(line)
+        if match:
+            self_us[match[4]] = int(match[1])
+    return self_us
+
+
+# Runs bridge.cli as `python -m` does and, when the daemon exits (after SIGTERM), writes the names in
+# sys.modules to argv[1]. -X importtime alone is not enough: it only sees `import` statements, not the
+# importlib.import_module() calls with which adapters.registry loads the drivers.
+MODULE_DUMP = """
+import atexit, json, runpy, sys
+out = sys.argv.pop(1)
+def dump():
+    with open(out, "w") as f:
+        json.dump(sorted(sys.modules), f)
+atexit.register(dump)
+sys.argv[0] = "ocpp-bridge"
+runpy.run_module("bridge.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+async def imports_of(cs: BootClock, make: Callable[[], Command], cwd: Path) -> Imports:
+    """One run of the daemon under -X importtime, with sys.modules written out when it stops."""
+    command = make()
+    assert command.argv[0] == str(OCPP_BRIDGE)
+    dump = command.log.with_suffix(".modules.json")
+    command.argv = [sys.executable, "-X", "importtime", "-c", MODULE_DUMP, str(dump), *command.argv[1:]]
+    command.log = command.log.with_suffix(".importtime")
+    command.log.unlink(missing_ok=True)
+    code = (await measure_once(cs, lambda: command, cwd))[2]
+    if not dump.exists():
+        raise RuntimeError(f"the daemon (exit code {code}) did not write {dump.name}")
+    modules = json.loads(dump.read_text())
+    return Imports(modules, parse_importtime(command.log.read_text(errors="replace")))
+
+
+_GROUP = 32  # width of each figure's column group
+
+
+def _fmt(values: Sequence[float], digits: int, target: float | None) -> str:
+    worst = max(values)
+    mark = "" if target is None else ("ok" if worst < target else "OVER")
+    return f"{statistics.median(values):>8.{digits}f} {worst:>8.{digits}f}  {mark}".ljust(_GROUP)
+
+
+def print_table(rows: list[Row], runs: int) -> None:
+    print()
+    print(
+        f"ocpp-bridge start-up: {runs} run{'s' if runs != 1 else ''} per row after one warm-up run; "
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{platform.platform(terse=True)}"
+    )
+    print(f"{'':<52}  {'spawn -> BootNotification, s':<{_GROUP}}VmRSS 1 s after boot, MiB")
+    medmax = f"{'median':>8} {'max':>8}".ljust(_GROUP)
+    print(f"{'row':<52}  {medmax}{medmax}".rstrip())
+    for row in rows:
+        boot = _fmt(row.boot_s, 3, TARGET_BOOT_S if row.is_daemon else None)
+        rss = _fmt(row.rss_mib, 1, TARGET_RSS_MIB if row.is_daemon else None)
+        print(f"{row.name:<52}  {boot}{rss}".rstrip())
+    boot_target = f"{'< ' + format(TARGET_BOOT_S, 'g'):>17}".ljust(_GROUP)
+    rss_target = f"{'< ' + format(TARGET_RSS_MIB, 'g'):>17}"
+    print(f"{'target (ocpp-bridge rows, on the max)':<52}  {boot_target}{rss_target}")
+    print("(bytecode compiled by the warm-up run into a private PYTHONPYCACHEPREFIX, as after an install)")
+    odd = [(row.name, row.exit_codes) for row in rows if row.is_daemon and any(row.exit_codes)]
+    for name, codes in odd:
+        print(f"note: {name}: exit codes after SIGTERM {codes} (expected 0)")
+
+
+def print_imports(label: str, imports: Imports) -> None:
+    adapters = [m for m in imports.modules if m == "adapters" or m.startswith("adapters.")]
+    heavy: dict[str, int] = defaultdict(int)
+    for module, us in imports.self_us.items():
+        heavy[module.split(".")[0]] += us
+    top = sorted(heavy.items(), key=lambda kv: kv[1], reverse=True)[:8]
+    print(f"\nimports of `ocpp-bridge run` ({label}): {len(imports.modules)} modules")
+    print(f"  adapters.*: {', '.join(adapters) or '(none)'}")
+    print(f"  aiohttp imported: {'yes' if 'aiohttp' in imports.modules else 'no'}")
+    print(
+        "  most import time by top-level package (self time, inflated by -X importtime): "
+        + ", ".join(f"{name} {us / 1000:.0f} ms" for name, us in top)
+    )
+
+
+async def main(runs: int) -> int:
+    if not OCPP_BRIDGE.exists():
+        print(f"error: {OCPP_BRIDGE} not found; install the project into this environment", file=sys.stderr)
+        return 1
+    env = dict(os.environ)
+    for name in (
+        "JOURNAL_STREAM",
+        "STATE_DIRECTORY",
+        "PYTHONIMPORTTIME",
+        "NOTIFY_SOCKET",
+        "PYTHONDONTWRITEBYTECODE",
+    ):
+        env.pop(name, None)
+    cs = BootClock()
+    await cs.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="ocpp-bridge-bench-") as tmp:
+            workdir = Path(tmp)
+            # Bytecode as on an installed system, written by the warm-up runs to a private cache
+            # (whatever PYTHONDONTWRITEBYTECODE says here, and without touching the source tree).
+            env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+            plan: list[tuple[Row, Callable[[], Command]]] = [
+                (
+                    Row("ocpp-bridge run, 1 simulated CP, API off", True),
+                    daemon_command(cs, workdir, "api-off", False, env),
+                ),
+                (
+                    Row("ocpp-bridge run, 1 simulated CP, API on", True),
+                    daemon_command(cs, workdir, "api-on", True, env),
+                ),
+                (
+                    Row("baseline: python -c 'import websockets, ocpp' + Boot", False),
+                    baseline_command(cs, workdir, "bare", "", env),
+                ),
+                (
+                    Row("baseline: same, also importing ocpp.v16", False),
+                    baseline_command(cs, workdir, "v16", ", ocpp.v16", env),
+                ),
+            ]
+            for _, make in plan:
+                await measure_once(cs, make, workdir)  # warm-up, not counted
+            # Interleaved, so a slow moment of the machine does not fall on one row only.
+            for i in range(runs):
+                for row, make in plan:
+                    boot_s, rss, code = await measure_once(cs, make, workdir)
+                    row.boot_s.append(boot_s)
+                    row.rss_mib.append(rss)
+                    row.exit_codes.append(code)
+                print(f"run {i + 1}/{runs} done", file=sys.stderr, flush=True)
+            print_table([row for row, _ in plan], runs)
+            print_imports("API off", await imports_of(cs, plan[0][1], workdir))
+            print_imports("API on", await imports_of(cs, plan[1][1], workdir))
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await cs.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("-n", "--runs", type=int, default=5, help="timed runs per row (default 5)")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(max(1, args.runs))))

@@ -180,7 +180,10 @@ class Endpoint:
         if not self._may_answer():
             action = frame[2] if len(frame) > 2 and isinstance(frame[2], str) else "a CALL"
             logging.getLogger(__name__).info(
-                "%s: not answering %s (%s) while BootNotification is Rejected", self._name, action[:40], unique_id
+                "%s: not answering %s (%s) while BootNotification is Rejected",
+                self._name,
+                action[:40],
+                unique_id,
             )
             return
         if len(unique_id) > MAX_ID_LENGTH:

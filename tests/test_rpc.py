@@ -12,7 +12,7 @@ from ocpp.v16 import call
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from bridge.ocpp.errors import CallErrorReceived, NotConnected
+from bridge.ocpp.errors import CallErrorReceived, CallTimeout, NotConnected
 from bridge.ocpp.rpc import Endpoint
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
@@ -131,7 +131,7 @@ async def test_callerror_answers_are_raised_as_typed_errors() -> None:
     async def refuse(ws: ServerConnection) -> None:
         message = json.loads(await ws.recv())
         await ws.send(json.dumps([4, message[1], "NotSupported", "no heartbeats here", {}]))
-        await asyncio.sleep(1)
+        await ws.wait_closed()
 
     async with serve(refuse, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
@@ -158,3 +158,20 @@ async def test_invalid_outgoing_payloads_never_reach_the_wire() -> None:
                     call.BootNotification(charge_point_vendor="v" * 21, charge_point_model="m")
                 )
     assert received == []
+
+
+async def test_a_call_without_answer_times_out_after_message_timeout() -> None:
+    async def swallow(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.wait_closed()
+
+    async with serve(swallow, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/x") as ws:
+            endpoint = Endpoint(ws, object(), name="t", timeout=lambda: 0.5)
+            reader = asyncio.create_task(endpoint.run())
+            started = time.monotonic()
+            with pytest.raises(CallTimeout):
+                await endpoint.call(call.Heartbeat())
+            assert 0.45 <= time.monotonic() - started < 1.5
+            reader.cancel()

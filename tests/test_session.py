@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 import time
 from typing import Any
 
 import pytest
 from ocpp.v16 import call
+from websockets.asyncio.server import serve
 
 from tests.conftest import free_port, make_config, running
 from tests.csms import StrictCentralSystem
@@ -273,3 +275,52 @@ async def test_several_charge_points_each_get_their_own_websocket(tmp_path: Any)
         cs.assert_clean()
     assert sorted(link.cp_id for link in cs.links) == ["CP-A", "CP-B", "CP-C"]
     assert not [s for s in cs.calls("CP-A", "StatusNotification") if s["status"] == "Preparing"]
+
+
+async def test_a_link_without_pongs_is_dropped_and_re_established(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    config = make_config(csms.url, tmp_path, ocpp={"WebSocketPingInterval": 1})
+    async with running(config) as daemon:
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        # The central system's side goes deaf: pings are no longer read, so no pong comes back.
+        deaf = csms._cps["CP-1"]._connection.ws.transport
+        deaf.pause_reading()
+        await csms.wait_until(lambda: len(csms.links) == 2, timeout=8, what="a new connection")
+        deaf.abort()  # the old server side would otherwise wait out its close timeout
+        assert "no pong" in (daemon.charge_points["CP-1"].session.link.last_error or "")
+
+
+async def test_tls_failure_is_reported_and_retried(tmp_path: Any) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    openssl = await asyncio.create_subprocess_exec(
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await openssl.wait() == 0
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    attempts: list[float] = []
+
+    async def never(ws: Any) -> None:
+        await ws.close()
+
+    def count(connection: Any, request: Any) -> None:
+        attempts.append(time.monotonic())
+
+    async with serve(never, "127.0.0.1", 0, ssl=context, process_request=count) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        config = make_config(f"wss://127.0.0.1:{port}/ocpp", tmp_path)
+        async with running(config) as daemon:
+            session = daemon.charge_points["CP-1"].session
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not (
+                session.link.last_error and session.backoff.failures >= 3
+            ):
+                await asyncio.sleep(0.05)
+    assert (session.link.last_error or "").startswith(
+        "TLS: the central system's certificate was not accepted"
+    )
+    assert session.backoff.failures >= 3  # still retrying
+    assert attempts == []  # the handshake never got as far as HTTP

@@ -43,7 +43,8 @@ from bridge.ocpp.rpc import Endpoint, Observer, to_wire
 log = logging.getLogger("bridge.session")
 
 STABLE_CONNECTION_S = 10.0  # a connection that lived this long resets the back-off
-TIMEOUT_RESEND_PAUSE_S = 5.0  # a timed-out transaction message is resent after this pause
+TIMEOUT_RESEND_PAUSE_S = 5.0
+MIN_PONG_WAIT_S = 2.0  # with a tiny ping interval, still give a slow link this long to answer  # a timed-out transaction message is resent after this pause
 
 
 @dataclass(eq=False)
@@ -186,6 +187,7 @@ class Session:
             self._record_error(describe_failure(exc, self.cfg))
             return
         self._ws = ws
+        self._drop_reason: str | None = None  # why we ended this connection ourselves
         self.link.connected = True
         self.link.connected_since = self.clock.now()
         log.info("%s: connected to %s", self.cfg.id, self.cfg.csms_url)
@@ -207,8 +209,9 @@ class Session:
         try:
             await endpoint.run()
         except ConnectionClosed as exc:
-            reason = f"connection closed (code {exc.rcvd.code if exc.rcvd else 1006})"
-            self._record_error(reason)
+            self._record_error(
+                self._drop_reason or f"connection closed (code {exc.rcvd.code if exc.rcvd else 1006})"
+            )
         except Exception as exc:
             log.exception("%s: connection failed", self.cfg.id)
             self._record_error(f"connection failed: {exc}")
@@ -299,11 +302,12 @@ class Session:
                 await self._wait_config_change(None)
                 continue
             await self._wait_config_change(interval)
+            patience = max(interval, MIN_PONG_WAIT_S)
             try:
                 pong = await ws.ping()
-                await asyncio.wait_for(pong, timeout=max(interval, 5))
+                await asyncio.wait_for(pong, timeout=patience)
             except TimeoutError:
-                self._record_error(f"no pong within {max(interval, 5)} s: dropping the connection")
+                self._drop_reason = f"no pong within {patience} s: dropped the connection"
                 ws.transport.abort()
                 return
             except ConnectionClosed:

@@ -43,8 +43,8 @@ from bridge.ocpp.rpc import Endpoint, Observer, to_wire
 log = logging.getLogger("bridge.session")
 
 STABLE_CONNECTION_S = 10.0  # a connection that lived this long resets the back-off
-TIMEOUT_RESEND_PAUSE_S = 5.0
-MIN_PONG_WAIT_S = 2.0  # with a tiny ping interval, still give a slow link this long to answer  # a timed-out transaction message is resent after this pause
+TIMEOUT_RESEND_PAUSE_S = 5.0  # a timed-out transaction message is resent after this pause
+MIN_PONG_WAIT_S = 2.0  # with a tiny ping interval, still give a slow link this long to answer
 
 
 @dataclass(eq=False)

@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import re
-import signal
 import socket
 import statistics
 import sys
@@ -43,6 +42,9 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.processes
+from tests.processes import stop_process
 
 TARGET_BOOT_S = 0.6
 TARGET_RSS_MIB = 60.0
@@ -139,21 +141,6 @@ def vmrss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024  # kB
     raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
-
-
-async def stop_process(proc: asyncio.subprocess.Process, grace_s: float = 10.0) -> int:
-    """Ends a process we started, by its pid: SIGTERM, SIGKILL if it does not go. Its exit code."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), grace_s)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode
 
 
 @dataclass

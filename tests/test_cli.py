@@ -25,6 +25,7 @@ from ocpp.v16 import call
 
 from tests.conftest import free_port
 from tests.csms import StrictCentralSystem
+from tests.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "config").glob("*.yaml"))
@@ -36,20 +37,6 @@ def _env() -> dict[str, str]:
     env.pop("JOURNAL_STREAM", None)  # plain log lines, even when the tests run under systemd
     env.pop("STATE_DIRECTORY", None)
     return env
-
-
-async def _stop(proc: asyncio.subprocess.Process, grace_s: float = 5.0) -> None:
-    """Ends one process we started, by its pid: SIGTERM, then SIGKILL if it does not go."""
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), grace_s)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        await proc.wait()
 
 
 def _text(log: Path) -> str:
@@ -72,7 +59,7 @@ async def _cli(*args: str, limit_s: float = 20.0) -> tuple[int, str, str]:
     try:
         out, err = await asyncio.wait_for(proc.communicate(), limit_s)
     finally:
-        await _stop(proc)
+        await stop_process(proc)
     assert proc.returncode is not None
     return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
@@ -98,7 +85,7 @@ async def _daemon(config: Path, log: Path, *extra: str) -> AsyncIterator[asyncio
     try:
         yield proc
     finally:
-        await _stop(proc)
+        await stop_process(proc)
 
 
 def _write_config(

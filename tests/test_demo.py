@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
-import signal
 import sys
 from pathlib import Path
 
 from tests.csms import StrictCentralSystem
+from tests.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_TIMEOUT_S = 30.0
@@ -46,15 +45,7 @@ async def _demo(*args: str) -> tuple[int, str, str]:
     try:
         out, err = await asyncio.wait_for(proc.communicate(), DEMO_TIMEOUT_S)
     finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                await proc.wait()
+        await stop_process(proc)
     assert proc.returncode is not None
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 

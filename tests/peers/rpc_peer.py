@@ -23,12 +23,12 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
-import signal
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from tests.processes import stop_process
 
 __all__ = ["PEER_DIR", "OcppRpcCallError", "OcppRpcPeer"]
 
@@ -152,17 +152,8 @@ class OcppRpcPeer:
     async def stop(self) -> None:
         """SIGTERM the process (SIGKILL after 3 s), reap it and stop the readers. Idempotent."""
         proc = self._proc
-        if proc is not None and proc.returncode is None:
-            # os.kill, not proc.send_signal: Popen.send_signal polls first and may reap the child
-            # behind asyncio's child watcher (which then logs "Unknown child process").
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=3.0)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                await proc.wait()
+        if proc is not None:
+            await stop_process(proc, grace_s=3.0)
         for task in (self._reader, self._stderr_reader):
             if task is not None and not task.done():
                 # Let the readers drain what the process printed before it exited.

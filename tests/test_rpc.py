@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -107,24 +109,37 @@ async def test_only_one_call_is_outstanding_at_a_time(csms: StrictCentralSystem,
     # The fixture records a violation for any CALL sent while another is unanswered; none happened.
 
 
+@contextlib.asynccontextmanager
+async def endpoint_against(
+    server_side: Callable[[ServerConnection], Awaitable[None]], timeout: float = 5.0
+) -> AsyncIterator[tuple[Endpoint, asyncio.Task[None]]]:
+    """An Endpoint connected to a bare websockets server that plays `server_side`."""
+    async with serve(server_side, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/x") as ws:
+            endpoint = Endpoint(ws, object(), name="t", timeout=lambda: timeout)
+            reader = asyncio.create_task(endpoint.run())
+            try:
+                yield endpoint, reader
+            finally:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+
+
 async def test_an_outstanding_call_fails_at_once_when_the_socket_drops() -> None:
     async def swallow_then_close(ws: ServerConnection) -> None:
         await ws.recv()  # never answer
         await asyncio.sleep(0.2)
         await ws.close()
 
-    async with serve(swallow_then_close, "127.0.0.1", 0) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        async with connect(f"ws://127.0.0.1:{port}/x") as ws:
-            endpoint = Endpoint(ws, object(), name="t", timeout=lambda: 30.0)
-            reader = asyncio.create_task(endpoint.run())
-            started = time.monotonic()
-            with pytest.raises(NotConnected):
-                await endpoint.call(call.Heartbeat())
-            assert time.monotonic() - started < 2.0  # not the 30 s timeout
-            await asyncio.gather(reader, return_exceptions=True)
-            with pytest.raises(NotConnected):
-                await endpoint.call(call.Heartbeat())
+    async with endpoint_against(swallow_then_close, timeout=30.0) as (endpoint, reader):
+        started = time.monotonic()
+        with pytest.raises(NotConnected):
+            await endpoint.call(call.Heartbeat())
+        assert time.monotonic() - started < 2.0  # not the 30 s timeout
+        await asyncio.gather(reader, return_exceptions=True)
+        with pytest.raises(NotConnected):
+            await endpoint.call(call.Heartbeat())
 
 
 async def test_callerror_answers_are_raised_as_typed_errors() -> None:
@@ -133,30 +148,21 @@ async def test_callerror_answers_are_raised_as_typed_errors() -> None:
         await ws.send(json.dumps([4, message[1], "NotSupported", "no heartbeats here", {}]))
         await ws.wait_closed()
 
-    async with serve(refuse, "127.0.0.1", 0) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        async with connect(f"ws://127.0.0.1:{port}/x") as ws:
-            endpoint = Endpoint(ws, object(), name="t", timeout=lambda: 5.0)
-            reader = asyncio.create_task(endpoint.run())
-            with pytest.raises(CallErrorReceived) as info:
-                await endpoint.call(call.Heartbeat())
-            assert info.value.code == "NotSupported"
-            reader.cancel()
+    async with endpoint_against(refuse) as (endpoint, _):
+        with pytest.raises(CallErrorReceived) as info:
+            await endpoint.call(call.Heartbeat())
+    assert info.value.code == "NotSupported"
 
 
 async def test_invalid_outgoing_payloads_never_reach_the_wire() -> None:
+    received: list[Any] = []
+
     async def record(ws: ServerConnection) -> None:
         received.append(await ws.recv())
 
-    received: list[Any] = []
-    async with serve(record, "127.0.0.1", 0) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        async with connect(f"ws://127.0.0.1:{port}/x") as ws:
-            endpoint = Endpoint(ws, object(), name="t", timeout=lambda: 1.0)
-            with pytest.raises(ValueError, match="chargePointVendor"):
-                await endpoint.call(
-                    call.BootNotification(charge_point_vendor="v" * 21, charge_point_model="m")
-                )
+    async with endpoint_against(record) as (endpoint, _):
+        with pytest.raises(ValueError, match="chargePointVendor"):
+            await endpoint.call(call.BootNotification(charge_point_vendor="v" * 21, charge_point_model="m"))
     assert received == []
 
 
@@ -165,13 +171,8 @@ async def test_a_call_without_answer_times_out_after_message_timeout() -> None:
         await ws.recv()
         await ws.wait_closed()
 
-    async with serve(swallow, "127.0.0.1", 0) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        async with connect(f"ws://127.0.0.1:{port}/x") as ws:
-            endpoint = Endpoint(ws, object(), name="t", timeout=lambda: 0.5)
-            reader = asyncio.create_task(endpoint.run())
-            started = time.monotonic()
-            with pytest.raises(CallTimeout):
-                await endpoint.call(call.Heartbeat())
-            assert 0.45 <= time.monotonic() - started < 1.5
-            reader.cancel()
+    async with endpoint_against(swallow, timeout=0.5) as (endpoint, _):
+        started = time.monotonic()
+        with pytest.raises(CallTimeout):
+            await endpoint.call(call.Heartbeat())
+        assert 0.45 <= time.monotonic() - started < 1.5

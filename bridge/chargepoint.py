@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocpp.v16 import call
+from ocpp.v16 import call, call_result
 
 from adapters.base import Charger, ChargerReading, DeviceError, StateChanged, TagPresented
 from bridge import __version__
@@ -45,6 +45,7 @@ class ConnectorRuntime:
     sampler: asyncio.Task[None] | None = None
     tx_ids: dict[int, int] = field(default_factory=dict)  # local transaction id -> central system's id
     events: asyncio.Queue[StateChanged | TagPresented] = field(default_factory=asyncio.Queue)
+    read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class ChargePoint:
@@ -74,6 +75,20 @@ class ChargePoint:
         self._reported: dict[int, core.StatusReport] = {}  # last status delivered, per connector
         self._queued: dict[int, core.StatusReport] = {}  # last status handed to the session
         self._boot_generation = -1
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        """A background task that is referenced until done, and whose failure is logged."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.cfg.id}/{what}")
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s/%s failed", self.cfg.id, what, exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
 
     def _configuration_changed(self, key: str, value: str) -> None:
         self.session.configuration_changed()
@@ -92,9 +107,9 @@ class ChargePoint:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for rt in self.connectors.values():
-                if rt.sampler is not None:
-                    rt.sampler.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def boot_payload(self) -> call.BootNotification:
         c = self.cfg
@@ -131,7 +146,8 @@ class ChargePoint:
         """Read the device now and feed the reading to the core."""
         rt = self.connectors[cid]
         try:
-            reading = await rt.charger.read()
+            async with rt.read_lock:  # the poll loop and the meter sampler never read at once
+                reading = await rt.charger.read()
         except DeviceError as exc:
             log.warning("%s/%d: %s did not answer: %s", self.cfg.id, cid, rt.charger.description, exc)
             return None
@@ -157,7 +173,7 @@ class ChargePoint:
             elif isinstance(effect, core.StopTransaction):
                 self._stop_transaction(cid, effect)
             elif isinstance(effect, core.SetEnergy):
-                asyncio.get_running_loop().create_task(self._set_energy(cid, effect.allowed))
+                self._spawn(self._set_energy(cid, effect.allowed), f"{cid}: energy")
         self._report_status(cid)
 
     def _authorize(self, cid: int, id_tag: str) -> None:
@@ -183,7 +199,7 @@ class ChargePoint:
             timeout = self.configuration.get_int("ConnectionTimeOut")
             self._apply(cid, rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout))
 
-        asyncio.get_running_loop().create_task(outcome())
+        self._spawn(outcome(), f"{cid}: Authorize outcome")
 
     def remote_start(self, cid: int, id_tag: str) -> None:
         """Carry out an accepted RemoteStartTransaction (after its answer is on the wire)."""
@@ -213,24 +229,9 @@ class ChargePoint:
             tx.id_tag,
             tx.meter_start_wh,
         )
-        future = self.session.submit(
-            lambda: call.StartTransaction(
-                connector_id=cid,
-                id_tag=tx.id_tag,
-                meter_start=tx.meter_start_wh,
-                timestamp=iso(tx.started_at),
-            ),
-            transactional=True,
-            want_result=True,
-        )
-        assert future is not None
 
-        async def outcome() -> None:
-            try:
-                answer = await future
-            except CallFailed:
-                rt.tx_ids[tx.local_id] = -1  # ERRATA 3.18: its conf will never come
-                return
+        def confirmed(answer: call_result.StartTransaction) -> None:
+            # Runs as the answer is read, before any later message of this transaction is built.
             rt.tx_ids[tx.local_id] = answer.transaction_id
             rt.core.on_start_confirmed(tx.local_id, answer.transaction_id)
             status = answer.id_tag_info.get("status")
@@ -245,11 +246,22 @@ class ChargePoint:
             if status != "Accepted" and self.configuration.get_bool("StopTransactionOnInvalidId"):
                 self._apply(cid, rt.core.stop(core.StopReason.DE_AUTHORIZED, self.clock.now(), None))
 
-        asyncio.get_running_loop().create_task(outcome())
-        rt.sampler = asyncio.get_running_loop().create_task(self._sample(cid, tx))
+        # A StartTransaction given up on never gets an id: its later messages carry -1 (ERRATA 3.18).
+        self.session.submit(
+            lambda: call.StartTransaction(
+                connector_id=cid,
+                id_tag=tx.id_tag,
+                meter_start=tx.meter_start_wh,
+                timestamp=iso(tx.started_at),
+            ),
+            on_result=confirmed,
+            transactional=True,
+        )
+        rt.sampler = self._spawn(self._sample(cid, tx), f"{cid}: meter values")
 
     def _transaction_id(self, rt: ConnectorRuntime, tx: core.Transaction) -> int:
-        """The central system's id at send time; -1 only when StartTransaction was given up on."""
+        """The central system's id at send time; -1 only when StartTransaction was given up on
+        (messages leave in order, so a later message is built only after the start was settled)."""
         return rt.tx_ids.get(tx.local_id, -1)
 
     def _stop_transaction(self, cid: int, stop: core.StopTransaction) -> None:

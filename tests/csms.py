@@ -112,7 +112,8 @@ class _LibraryCP(LibraryChargePoint):
         return call_result.Authorize(id_tag_info={"status": self.cs.tag_status(id_tag)})
 
     @on(Action.start_transaction)
-    def on_start(self, id_tag: str, **payload: Any) -> call_result.StartTransaction:
+    async def on_start(self, id_tag: str, **payload: Any) -> call_result.StartTransaction:
+        await asyncio.sleep(self.cs.answer_delay.get("StartTransaction", 0.0))
         self.cs.last_transaction_id += 1
         return call_result.StartTransaction(
             transaction_id=self.cs.last_transaction_id, id_tag_info={"status": self.cs.tag_status(id_tag)}

@@ -233,3 +233,41 @@ async def test_data_transfer_and_clear_cache_answers(csms: StrictCentralSystem, 
             await csms.call("CP-1", call.DataTransfer(vendor_id="com.example"))
         ).status == "UnknownVendorId"
         assert (await csms.call("CP-1", call.ClearCache())).status == "Rejected"  # no cache yet (ERRATA 3.23)
+
+
+async def test_a_stop_queued_behind_its_unanswered_start_carries_the_central_systems_id(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    csms.last_transaction_id = 41
+    csms.answer_delay["StartTransaction"] = 0.5
+    async with running(make_config(csms.url, tmp_path)) as daemon:
+        await ready(csms)
+        sim = sim_of(daemon)
+        sim.plug()
+        sim.tap("QUICK")
+        await csms.wait_for_call("CP-1", "StartTransaction")
+        sim.tap("QUICK")  # stopped before the central system answered the start
+        stop = await csms.wait_for_call("CP-1", "StopTransaction")
+    assert stop["transactionId"] == 42  # not -1: the start was answered, only late
+
+
+async def test_an_answer_is_applied_before_the_next_queued_message_is_built(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    """Adjacent transaction messages (an offline backlog): the Stop is built with the Start's answer."""
+    async with running(make_config(csms.url, tmp_path)) as daemon:
+        await ready(csms)
+        session = daemon.charge_points["CP-1"].session
+        ids: dict[str, int] = {}
+        stamp = "2026-01-01T00:00:00Z"
+        session.submit(
+            lambda: call.StartTransaction(connector_id=1, id_tag="T", meter_start=0, timestamp=stamp),
+            transactional=True,
+            on_result=lambda answer: ids.update(tx=answer.transaction_id),
+        )
+        session.submit(
+            lambda: call.StopTransaction(meter_stop=5, timestamp=stamp, transaction_id=ids.get("tx", -1)),
+            transactional=True,
+        )
+        stop = await csms.wait_for_call("CP-1", "StopTransaction")
+    assert stop["transactionId"] == csms.last_transaction_id

@@ -52,6 +52,7 @@ class Outgoing:
     """A CALL waiting to be sent. `build` runs at send time (ids known by then); None skips it."""
 
     build: Callable[[], Any | None]
+    on_result: Callable[[Any], None] | None = None  # applied before the next message is built
     transactional: bool = False
     drop_when_offline: bool = False
     future: asyncio.Future[Any] | None = None
@@ -123,12 +124,14 @@ class Session:
         self,
         build: Callable[[], Any | None],
         *,
+        on_result: Callable[[Any], None] | None = None,
         transactional: bool = False,
         drop_when_offline: bool = False,
         want_result: bool = False,
     ) -> asyncio.Future[Any] | None:
+        """Queue a CALL; `build` makes it at send time, `on_result` takes its answer at once."""
         self._seq += 1
-        item = Outgoing(build, transactional, drop_when_offline, seq=self._seq)
+        item = Outgoing(build, on_result, transactional, drop_when_offline, seq=self._seq)
         if want_result:
             item.future = asyncio.get_running_loop().create_future()
         (self._transactional if transactional else self._normal).append(item)
@@ -378,7 +381,7 @@ class Session:
         if endpoint is None:
             return
         try:
-            result = await endpoint.call(payload)
+            result = await endpoint.call(payload, on_result=item.on_result)
         except NotConnected:
             return  # stays queued; the next connection sends it
         except CallTimeout as exc:

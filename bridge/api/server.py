@@ -50,7 +50,7 @@ def charge_point_status(cp: ChargePoint) -> dict[str, Any]:
         "id": cp.cfg.id,
         "csms_url": cp.cfg.csms_url,
         "connected": link.connected,
-        "accepted": cp.session.accepted,
+        "accepted": cp.session.online,  # connected, and BootNotification Accepted in this run
         "connected_since": iso(link.connected_since) if link.connected_since else None,
         "accepted_since": iso(link.accepted_since) if link.accepted_since else None,
         "last_error": link.last_error,

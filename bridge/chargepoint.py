@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,10 +28,13 @@ from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
 from bridge.core.meter_values import can_measure, sampled_values
 from bridge.ocpp.errors import CallFailed
 from bridge.ocpp.session import Session
+from bridge.outbox import TransactionMessages
+from bridge.store import Store
 
 log = logging.getLogger("bridge.chargepoint")
 
 POLL_INTERVAL_S = 1.0
+READING_PERSIST_S = 60.0  # with MeterValueSampleInterval 0, readings are still persisted this often
 SUPPORTED_PROFILES = "Core"
 
 
@@ -43,19 +46,28 @@ class ConnectorRuntime:
     charger: Charger
     reading: ChargerReading | None = None
     sampler: asyncio.Task[None] | None = None
-    tx_ids: dict[int, int] = field(default_factory=dict)  # local transaction id -> central system's id
+    effects_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # effects run in decision order
     events: asyncio.Queue[StateChanged | TagPresented] = field(default_factory=asyncio.Queue)
     read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class ChargePoint:
-    def __init__(self, cfg: ChargePointConfig, chargers: dict[int, Charger], clock: Clock) -> None:
+    def __init__(
+        self,
+        cfg: ChargePointConfig,
+        chargers: dict[int, Charger],
+        clock: Clock,
+        store: Store,
+        new_transaction_id: Callable[[], int],
+    ) -> None:
         from bridge.ocpp.handlers import CentralSystemHandlers  # the handlers reach back into us
 
         self.cfg = cfg
         self.clock = clock
+        self.store = store
         self.connectors = {
-            cid: ConnectorRuntime(core.Connector(cid), charger) for cid, charger in sorted(chargers.items())
+            cid: ConnectorRuntime(core.Connector(cid, new_id=new_transaction_id), charger)
+            for cid, charger in sorted(chargers.items())
         }
         self.configuration = Configuration(
             features=IMPLEMENTED_FEATURES,
@@ -72,6 +84,9 @@ class ChargePoint:
             on_online=self._on_online,
         )
         self.configuration.on_change = self._configuration_changed
+        self.messages = TransactionMessages(
+            cfg.id, store, self.session, cfg.max_queued_messages, self._start_answered
+        )
         self._reported: dict[int, core.StatusReport] = {}  # last status delivered, per connector
         self._queued: dict[int, core.StatusReport] = {}  # last status handed to the session
         self._boot_generation = -1
@@ -92,6 +107,30 @@ class ChargePoint:
 
     def _configuration_changed(self, key: str, value: str) -> None:
         self.session.configuration_changed()
+        # What the central system set wins over the file after a restart.
+        stored = self.configuration.changed_values().get(key)
+        if stored is not None:
+            self._spawn(self.store.run(self.store.save_config_value, self.cfg.id, key, stored), "save " + key)
+
+    async def restore(self) -> None:
+        """Before the first connection: configuration, queued messages and open transactions."""
+        ignored = self.configuration.restore(await self.store.run(self.store.config_values, self.cfg.id))
+        if ignored:
+            log.warning(
+                "%s: stored configuration values no longer valid, ignored: %s",
+                self.cfg.id,
+                ", ".join(ignored),
+            )
+        for row in await self.messages.restore():
+            # The last run ended during this transaction. The device cannot tell us it is still
+            # the same session, so it ends as of the last reading we took (PowerLoss).
+            meter_stop = max(row.meter_start, int(row.last_meter_wh or row.meter_start))
+            stopped_at = row.last_meter_at or row.started_at
+            log.warning(
+                "%s/%d: transaction %d was running when the bridge stopped; ended with PowerLoss at %d Wh",
+                self.cfg.id, row.connector, row.id, meter_stop,
+            )  # fmt: skip
+            await self.messages.stop(row.id, meter_stop, stopped_at, str(core.StopReason.POWER_LOSS), None)
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> None:
@@ -140,7 +179,7 @@ class ChargePoint:
             await self.refresh(cid)
             if isinstance(event, TagPresented):
                 log.info("%s/%d: tag %s presented", self.cfg.id, cid, event.id_tag)
-                self._apply(cid, rt.core.on_tag(event.id_tag, self.clock.now()))
+                await self._apply(cid, rt.core.on_tag(event.id_tag, self.clock.now()))
 
     async def refresh(self, cid: int) -> ChargerReading | None:
         """Read the device now and feed the reading to the core."""
@@ -156,7 +195,7 @@ class ChargePoint:
         stop_on_disconnect = self.configuration.get_bool("StopTransactionOnEVSideDisconnect")
         effects = rt.core.on_reading(reading, now, stop_on_disconnect)
         effects += rt.core.on_tick(now)
-        self._apply(cid, effects)
+        await self._apply(cid, effects)
         return reading
 
     def _measurand_supported(self, item: str) -> bool:
@@ -164,24 +203,34 @@ class ChargePoint:
         return not readings or all(can_measure(r, item) for r in readings)
 
     # -- effects of the core ---------------------------------------------------
-    def _apply(self, cid: int, effects: Iterable[core.Effect]) -> None:
-        for effect in effects:
-            if isinstance(effect, core.Authorize):
-                self._authorize(cid, effect.id_tag)
-            elif isinstance(effect, core.StartTransaction):
-                self._start_transaction(cid, effect.transaction)
-            elif isinstance(effect, core.StopTransaction):
-                self._stop_transaction(cid, effect)
-            elif isinstance(effect, core.SetEnergy):
-                self._spawn(self._set_energy(cid, effect.allowed), f"{cid}: energy")
-        self._report_status(cid)
+    async def _apply(self, cid: int, effects: Iterable[core.Effect]) -> None:
+        """Carry out the core's decisions in the order they were taken.
+
+        A transaction event is persisted before anything acts on it: the
+        StartTransaction is in the store before energy is allowed.
+        """
+        rt = self.connectors[cid]
+        async with rt.effects_lock:
+            for effect in effects:
+                if isinstance(effect, core.Authorize):
+                    self._authorize(cid, effect.id_tag)
+                elif isinstance(effect, core.StartTransaction):
+                    await self._start_transaction(cid, effect.transaction)
+                elif isinstance(effect, core.StopTransaction):
+                    await self._stop_transaction(cid, effect)
+                elif isinstance(effect, core.SetEnergy):
+                    await self._set_energy(cid, effect.allowed)
+            self._report_status(cid)
 
     def _authorize(self, cid: int, id_tag: str) -> None:
         rt = self.connectors[cid]
+        timeout = self.configuration.get_int("ConnectionTimeOut")
         if not self.session.online:
             # Offline authorization (cache, local list, unknown ids) is not built yet: refuse.
             log.warning("%s/%d: offline, cannot authorize %s", self.cfg.id, cid, id_tag)
-            self._apply(cid, rt.core.on_authorized(id_tag, False, self.clock.now(), 0))
+            self._spawn(
+                self._apply(cid, rt.core.on_authorized(id_tag, False, self.clock.now(), timeout)), "refuse"
+            )
             return
         future = self.session.submit(
             lambda: call.Authorize(id_tag=id_tag), drop_when_offline=True, want_result=True
@@ -196,21 +245,22 @@ class ChargePoint:
                 log.warning("%s/%d: Authorize %s failed: %s", self.cfg.id, cid, id_tag, exc)
                 accepted = False
             log.info("%s/%d: tag %s %s", self.cfg.id, cid, id_tag, "accepted" if accepted else "refused")
-            timeout = self.configuration.get_int("ConnectionTimeOut")
-            self._apply(cid, rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout))
+            await self._apply(cid, rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout))
 
         self._spawn(outcome(), f"{cid}: Authorize outcome")
 
-    def remote_start(self, cid: int, id_tag: str) -> None:
+    async def remote_start(self, cid: int, id_tag: str) -> None:
         """Carry out an accepted RemoteStartTransaction (after its answer is on the wire)."""
         if self.configuration.get_bool("AuthorizeRemoteTxRequests"):
             self._authorize(cid, id_tag)
             return
         timeout = self.configuration.get_int("ConnectionTimeOut")
-        self._apply(cid, self.connectors[cid].core.on_authorized(id_tag, True, self.clock.now(), timeout))
+        await self._apply(
+            cid, self.connectors[cid].core.on_authorized(id_tag, True, self.clock.now(), timeout)
+        )
 
-    def remote_stop(self, cid: int) -> None:
-        self._apply(cid, self.connectors[cid].core.stop(core.StopReason.REMOTE, self.clock.now(), None))
+    async def remote_stop(self, cid: int) -> None:
+        await self._apply(cid, self.connectors[cid].core.stop(core.StopReason.REMOTE, self.clock.now(), None))
 
     def connector_of_transaction(self, transaction_id: int) -> int | None:
         for cid, rt in self.connectors.items():
@@ -219,111 +269,64 @@ class ChargePoint:
                 return cid
         return None
 
-    def _start_transaction(self, cid: int, tx: core.Transaction) -> None:
+    async def _start_transaction(self, cid: int, tx: core.Transaction) -> None:
+        log.info("%s/%d: transaction %d started by %s at %d Wh", self.cfg.id, cid, tx.local_id, tx.id_tag,
+                 tx.meter_start_wh)  # fmt: skip
+        await self.messages.start(tx.local_id, cid, tx.id_tag, tx.meter_start_wh, iso(tx.started_at))
         rt = self.connectors[cid]
-        log.info(
-            "%s/%d: transaction %d started by %s at %d Wh",
-            self.cfg.id,
-            cid,
-            tx.local_id,
-            tx.id_tag,
-            tx.meter_start_wh,
-        )
-
-        def confirmed(answer: call_result.StartTransaction) -> None:
-            # Runs as the answer is read, before any later message of this transaction is built.
-            rt.tx_ids[tx.local_id] = answer.transaction_id
-            rt.core.on_start_confirmed(tx.local_id, answer.transaction_id)
-            status = answer.id_tag_info.get("status")
-            log.info(
-                "%s/%d: transaction %d is %d at the central system (%s)",
-                self.cfg.id,
-                cid,
-                tx.local_id,
-                answer.transaction_id,
-                status,
-            )
-            if status != "Accepted" and self.configuration.get_bool("StopTransactionOnInvalidId"):
-                self._apply(cid, rt.core.stop(core.StopReason.DE_AUTHORIZED, self.clock.now(), None))
-
-        # A StartTransaction given up on never gets an id: its later messages carry -1 (ERRATA 3.18).
-        self.session.submit(
-            lambda: call.StartTransaction(
-                connector_id=cid,
-                id_tag=tx.id_tag,
-                meter_start=tx.meter_start_wh,
-                timestamp=iso(tx.started_at),
-            ),
-            on_result=confirmed,
-            transactional=True,
-        )
         rt.sampler = self._spawn(self._sample(cid, tx), f"{cid}: meter values")
 
-    def _transaction_id(self, rt: ConnectorRuntime, tx: core.Transaction) -> int:
-        """The central system's id at send time; -1 only when StartTransaction was given up on
-        (messages leave in order, so a later message is built only after the start was settled)."""
-        return rt.tx_ids.get(tx.local_id, -1)
+    def _start_answered(self, local_id: int, answer: call_result.StartTransaction) -> None:
+        """StartTransaction.conf, as it is read (before any later message is built)."""
+        status = answer.id_tag_info.get("status")
+        log.info("%s: transaction %d is %d at the central system (%s)", self.cfg.id, local_id,
+                 answer.transaction_id, status)  # fmt: skip
+        for cid, rt in self.connectors.items():
+            tx = rt.core.transaction
+            if tx is None or tx.local_id != local_id:
+                continue
+            rt.core.on_start_confirmed(local_id, answer.transaction_id)
+            if status != "Accepted" and self.configuration.get_bool("StopTransactionOnInvalidId"):
+                effects = rt.core.stop(core.StopReason.DE_AUTHORIZED, self.clock.now(), None)
+                self._spawn(self._apply(cid, effects), f"{cid}: deauthorize")
 
-    def _stop_transaction(self, cid: int, stop: core.StopTransaction) -> None:
+    async def _stop_transaction(self, cid: int, stop: core.StopTransaction) -> None:
         rt = self.connectors[cid]
         if rt.sampler is not None:
             rt.sampler.cancel()
             rt.sampler = None
         tx = stop.transaction
-        log.info(
-            "%s/%d: transaction %d stopped (%s) at %d Wh",
-            self.cfg.id,
-            cid,
-            tx.local_id,
-            stop.reason,
-            stop.meter_stop_wh,
-        )
-        self.session.submit(
-            lambda: call.StopTransaction(
-                meter_stop=stop.meter_stop_wh,
-                timestamp=iso(stop.stopped_at),
-                transaction_id=self._transaction_id(rt, tx),
-                reason=str(stop.reason),
-                id_tag=stop.id_tag,
-            ),
-            transactional=True,
+        log.info("%s/%d: transaction %d stopped (%s) at %d Wh", self.cfg.id, cid, tx.local_id, stop.reason,
+                 stop.meter_stop_wh)  # fmt: skip
+        await self.messages.stop(
+            tx.local_id, stop.meter_stop_wh, iso(stop.stopped_at), str(stop.reason), stop.id_tag
         )
 
     async def _sample(self, cid: int, tx: core.Transaction) -> None:
-        """Sample.Periodic meter values every MeterValueSampleInterval, counted from the start."""
+        """Every MeterValueSampleInterval from the start: a reading, persisted, and its MeterValues.
+
+        With sampling off, a reading is still persisted every READING_PERSIST_S, so that a
+        transaction ended by a power cut stops at a recent meter value.
+        """
         rt = self.connectors[cid]
         start = self.clock.monotonic()
         n = 0
         while True:
             interval = self.configuration.get_int("MeterValueSampleInterval")
-            if interval <= 0:
-                await asyncio.sleep(1.0)
-                start, n = self.clock.monotonic(), 0
-                continue
+            period = interval if interval > 0 else READING_PERSIST_S
             n += 1
-            await asyncio.sleep(max(0.0, start + n * interval - self.clock.monotonic()))
+            await asyncio.sleep(max(0.0, start + n * period - self.clock.monotonic()))
             reading = await self.refresh(cid)
             if reading is None or rt.core.transaction is None or rt.core.transaction.local_id != tx.local_id:
                 continue
+            at = iso(self.clock.now())
             values = sampled_values(
                 reading, self.configuration.get_list("MeterValuesSampledData"), "Sample.Periodic"
             )
-            if not values:
-                continue
-            self.session.submit(
-                functools.partial(self._meter_values, cid, tx, iso(self.clock.now()), values),
-                transactional=True,
-            )
-
-    def _meter_values(
-        self, cid: int, tx: core.Transaction, stamp: str, values: list[dict[str, Any]]
-    ) -> call.MeterValues:
-        """Built at send time: the transaction id is the central system's by then, if it was given."""
-        return call.MeterValues(
-            connector_id=cid,
-            transaction_id=self._transaction_id(self.connectors[cid], tx),
-            meter_value=[{"timestamp": stamp, "sampledValue": values}],
-        )
+            if interval > 0 and values:
+                await self.messages.meter_values(tx.local_id, cid, reading.energy_wh, at, values)
+            elif reading.energy_wh is not None:
+                await self.messages.reading(tx.local_id, reading.energy_wh, at)
 
     async def _set_energy(self, cid: int, allowed: bool) -> None:
         rt = self.connectors[cid]

@@ -85,6 +85,7 @@ class ChargePointConfig:
     password_format: Literal["plain", "hex"] = "plain"
     boot_on_reconnect: bool = False
     reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
+    max_queued_messages: int = 50_000  # outbox bound; beyond it the oldest MeterValues are dropped
     ocpp: Mapping[str, str] = field(default_factory=dict)  # canonical key names, wire values
     connectors: tuple[ConnectorConfig, ...]
 
@@ -603,6 +604,7 @@ def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
         "ocpp": lambda v, p: _ocpp(ck, v, p),
         "connectors": lambda v, p: _connectors(ck, v, p),
         "reconnect": lambda v, p: _reconnect(ck, v, p),
+        "max_queued_messages": lambda v, p: _at_least(ck, v, p, 100),
     }
     for name, limit in _BOOT_LIMITS.items():
         handler = _text(ck, _length_problem(limit))
@@ -613,6 +615,16 @@ def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
     for name, problem in problems:
         ck.add(_join(path, name), problem)
     return _BAD if problems else cp
+
+
+def _at_least(ck: _Checker, raw: Any, path: str, minimum: int) -> Any:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        ck.add(path, f"expected a whole number, got {_got(raw)}")
+        return _BAD
+    if raw < minimum:
+        ck.add(path, f"must be at least {minimum}")
+        return _BAD
+    return raw
 
 
 def _password_problems(raw: Mapping[str, Any]) -> list[tuple[str, str]]:

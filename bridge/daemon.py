@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import itertools
 import logging
 import signal
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from adapters.registry import charger_class
 from bridge.chargepoint import ChargePoint
 from bridge.clock import Clock
 from bridge.config import Config, ConnectorConfig
+from bridge.store import Store
 
 log = logging.getLogger("bridge.daemon")
 
@@ -32,12 +34,19 @@ def build_charger(connector: ConnectorConfig) -> Charger:
 
 class Daemon:
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        """Builds everything and opens the store (a few milliseconds of blocking file I/O: done
+        before the daemon's work starts)."""
         self.config = config
         self.clock = clock or Clock()
+        self.store = Store.open(config.state_dir)
+        # One sequence for the whole database: local transaction ids are never reused.
+        new_transaction_id = itertools.count(self.store.next_transaction_id()).__next__
         self.charge_points: dict[str, ChargePoint] = {}
         for cp_cfg in config.charge_points:
             chargers = {c.id: build_charger(c) for c in cp_cfg.connectors}
-            self.charge_points[cp_cfg.id] = ChargePoint(cp_cfg, chargers, self.clock)
+            self.charge_points[cp_cfg.id] = ChargePoint(
+                cp_cfg, chargers, self.clock, self.store, new_transaction_id
+            )
         self._stop = asyncio.Event()
         self.api_address: tuple[str, int] | None = None
 
@@ -45,7 +54,14 @@ class Daemon:
         self._stop.set()
 
     async def run(self, on_ready: Callable[[], None] | None = None) -> None:
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            await self._run(on_ready)
+        finally:
+            await asyncio.to_thread(self.store.close)
+
+    async def _run(self, on_ready: Callable[[], None] | None) -> None:
+        for cp in self.charge_points.values():
+            await cp.restore()
         for cp in self.charge_points.values():
             for cid, rt in cp.connectors.items():
                 try:

@@ -15,6 +15,8 @@ a transaction; SuspendedEVSE takes precedence over SuspendedEV.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -114,7 +116,8 @@ class Connector:
     waiting_until: datetime | None = None
     finishing: bool = False  # transaction over, cable still plugged
     authorizing: set[str] = field(default_factory=set)  # tags with an Authorize in flight
-    _next_local_id: int = 1
+    # Local transaction ids: the shell hands in the store's sequence, so ids are never reused.
+    new_id: Callable[[], int] = field(default_factory=lambda: itertools.count(1).__next__)
 
     # -- derived status --------------------------------------------------
     def status(self) -> StatusReport:
@@ -208,8 +211,7 @@ class Connector:
         return int(self.energy_wh) if self.energy_wh is not None else 0
 
     def _start(self, id_tag: str, now: datetime) -> list[Effect]:
-        tx = Transaction(self._next_local_id, id_tag, self.meter_wh(), now)
-        self._next_local_id += 1
+        tx = Transaction(self.new_id(), id_tag, self.meter_wh(), now)
         self.transaction = tx
         self.waiting_tag = None
         self.waiting_until = None

@@ -67,7 +67,7 @@ class CentralSystemHandlers:
         cid = self._connector_for_remote_start(connector_id)
         if not self.cp.session.accepted or cid is None:
             return call_result.RemoteStartTransaction(status="Rejected")
-        self._after_reply(lambda: self.cp.remote_start(cid, id_tag))
+        self._after_reply(lambda: self.cp.remote_start(cid, id_tag))  # a coroutine: run as a task
         return call_result.RemoteStartTransaction(status="Accepted")
 
     def _connector_for_remote_start(self, connector_id: int | None) -> int | None:

@@ -334,11 +334,14 @@ class Endpoint:
         )
         await self._send([CALLERROR, unique_id, str(error.code), error.description, error.details])
 
-    async def call(self, payload: Any, on_result: Callable[[Any], None] | None = None) -> Any:
+    async def call(
+        self, payload: Any, on_result: Callable[[Any], None] | None = None, unique_id: str | None = None
+    ) -> Any:
         """Send a CALL (an `ocpp.v16.call` dataclass) and return the typed CALLRESULT.
 
         `on_result` runs inside the receive loop the moment the answer is
-        parsed, before any later frame is handled.
+        parsed, before any later frame is handled. `unique_id` lets a resent
+        message keep its id, so a central system can recognise a repeat.
         """
         action = type(payload).__name__
         wire = to_wire(payload)
@@ -348,7 +351,7 @@ class Endpoint:
         async with self._call_lock:
             if self._closed:
                 raise NotConnected("not connected")
-            unique_id = str(uuid.uuid4())
+            unique_id = unique_id or str(uuid.uuid4())
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending = _Pending(unique_id, action, future, on_result)
             try:

@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,6 +53,10 @@ class Outgoing:
 
     build: Callable[[], Any | None]
     on_result: Callable[[Any], None] | None = None  # applied before the next message is built
+    # Awaited when the item leaves the queue: True answered, False given up on (the outbox row goes).
+    on_settled: Callable[[bool], Awaitable[None]] | None = None
+    unique_id: str | None = None  # a persisted message keeps its id across resends
+    outbox_seq: int | None = None
     transactional: bool = False
     drop_when_offline: bool = False
     future: asyncio.Future[Any] | None = None
@@ -104,6 +108,7 @@ class Session:
         self._config_changed = asyncio.Event()
         self._seq = 0
         self._closing = False
+        self._sending: Outgoing | None = None
 
     # -- public ------------------------------------------------------------
     observer: Observer | None = None  # sees every frame (the demo's timeline)
@@ -125,13 +130,25 @@ class Session:
         build: Callable[[], Any | None],
         *,
         on_result: Callable[[Any], None] | None = None,
+        on_settled: Callable[[bool], Awaitable[None]] | None = None,
+        unique_id: str | None = None,
+        outbox_seq: int | None = None,
         transactional: bool = False,
         drop_when_offline: bool = False,
         want_result: bool = False,
     ) -> asyncio.Future[Any] | None:
         """Queue a CALL; `build` makes it at send time, `on_result` takes its answer at once."""
         self._seq += 1
-        item = Outgoing(build, on_result, transactional, drop_when_offline, seq=self._seq)
+        item = Outgoing(
+            build,
+            on_result,
+            on_settled,
+            unique_id,
+            outbox_seq,
+            transactional,
+            drop_when_offline,
+            seq=self._seq,
+        )
         if want_result:
             item.future = asyncio.get_running_loop().create_future()
         (self._transactional if transactional else self._normal).append(item)
@@ -151,6 +168,15 @@ class Session:
 
     def pending_transactional(self) -> int:
         return len(self._transactional)
+
+    def discard(self, outbox_seq: int) -> bool:
+        """Forget a queued transaction message (the bounded outbox dropped it); False if not queued
+        or already on its way."""
+        for item in self._transactional:
+            if item.outbox_seq == outbox_seq and item is not self._sending:
+                self._transactional.remove(item)
+                return True
+        return False
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop(), name=f"{self.cfg.id} sender")
@@ -373,24 +399,34 @@ class Session:
             item.future.set_result(result)
 
     async def _send_one(self, item: Outgoing) -> None:
+        self._sending = item
+        try:
+            delivered = await self._try(item)
+        finally:
+            self._sending = None
+        if delivered is not None and item.on_settled is not None:
+            await item.on_settled(delivered)
+
+    async def _try(self, item: Outgoing) -> bool | None:
+        """Send once: True answered, False given up on, None still queued."""
         payload = item.build()
         endpoint = self._endpoint
         if payload is None:
             self._settle(item)
-            return
+            return False
         if endpoint is None:
-            return
+            return None
         try:
-            result = await endpoint.call(payload, on_result=item.on_result)
+            result = await endpoint.call(payload, on_result=item.on_result, unique_id=item.unique_id)
         except NotConnected:
-            return  # stays queued; the next connection sends it
+            return None  # stays queued; the next connection sends it
         except CallTimeout as exc:
             if item.transactional:  # D1: a timeout is "not delivered yet", not a failed attempt
                 item.not_before = self.clock.monotonic() + TIMEOUT_RESEND_PAUSE_S
                 log.warning("%s: %s; will resend", self.cfg.id, exc)
-            else:
-                self._settle(item, error=exc)
-            return
+                return None
+            self._settle(item, error=exc)
+            return False
         except (CallErrorReceived, InvalidResponse) as exc:
             log.warning("%s: %s", self.cfg.id, exc)
             if item.transactional:
@@ -398,7 +434,7 @@ class Session:
                 if item.attempts < self.configuration.get_int("TransactionMessageAttempts"):
                     retry = self.configuration.get_int("TransactionMessageRetryInterval") * item.attempts
                     item.not_before = self.clock.monotonic() + retry
-                    return
+                    return None
                 log.error(
                     "%s: giving up on %s after %d attempts",
                     self.cfg.id,
@@ -406,5 +442,6 @@ class Session:
                     item.attempts,
                 )
             self._settle(item, error=exc)
-            return
+            return False
         self._settle(item, result)
+        return True

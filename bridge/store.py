@@ -1,0 +1,346 @@
+"""The store: what must survive a crash or a power cut, in one SQLite file.
+
+Theory. One database per daemon (`<state_dir>/ocpp-bridge.sqlite3`), WAL mode,
+one connection used from one dedicated thread (sqlite3 on a slow SD card must
+not block the event loop); the async methods hop to that thread in order, so
+writes reach the disk in the order they were asked for.
+
+Durability is chosen per write:
+- a transaction start (with its StartTransaction in the outbox), every meter
+  reading taken (with its MeterValues), a transaction end (with its
+  StopTransaction), the central system's transaction id, and configuration
+  values are committed with `synchronous=FULL`: on disk before the call
+  returns, so a power cut right after loses none of them;
+- removing an answered MeterValues from the outbox is committed with
+  `synchronous=NORMAL`: safe against a killed process (the OS has it), and a
+  power cut can at worst bring back a MeterValues the central system already
+  has, which is sent again with its original message id and timestamp.
+
+At start the file is checked (`PRAGMA quick_check`); a file that is not a
+database or is damaged is moved aside (with its -wal and -shm) under a name
+with the time, the reason is logged, and a new database is created: the
+daemon keeps working, and the old file is there for an expert to rescue.
+The schema is versioned with `PRAGMA user_version`; `MIGRATIONS[n]` takes
+version n to n+1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger("bridge.store")
+
+FILENAME = "ocpp-bridge.sqlite3"
+T = TypeVar("T")
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1
+    """
+    CREATE TABLE transactions (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,  -- our local transaction id, never reused
+        charge_point  TEXT    NOT NULL,
+        connector     INTEGER NOT NULL,
+        id_tag        TEXT    NOT NULL,
+        meter_start   INTEGER NOT NULL,        -- Wh, the device's register
+        started_at    TEXT    NOT NULL,
+        cs_id         INTEGER,                 -- the central system's transactionId, once answered
+        last_meter_wh REAL,                    -- the last reading taken during the transaction
+        last_meter_at TEXT,
+        stopped_at    TEXT,
+        meter_stop    INTEGER,
+        stop_reason   TEXT
+    );
+    CREATE INDEX transactions_open ON transactions (charge_point, stopped_at);
+    CREATE TABLE outbox (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,   -- the order messages leave in
+        charge_point  TEXT    NOT NULL,
+        action        TEXT    NOT NULL,        -- StartTransaction | MeterValues | StopTransaction
+        tx            INTEGER NOT NULL,        -- transactions.id; transactionId is filled in at send time
+        payload       TEXT    NOT NULL,        -- the wire payload as JSON
+        unique_id     TEXT    NOT NULL,        -- kept, so a resend carries the same message id
+        created_at    TEXT    NOT NULL
+    );
+    CREATE INDEX outbox_charge_point ON outbox (charge_point, seq);
+    CREATE TABLE config_keys (
+        charge_point  TEXT NOT NULL,
+        key           TEXT NOT NULL,
+        value         TEXT NOT NULL,
+        PRIMARY KEY (charge_point, key)
+    );
+    """,
+]
+
+
+@dataclass(frozen=True)
+class TransactionRow:
+    id: int
+    charge_point: str
+    connector: int
+    id_tag: str
+    meter_start: int
+    started_at: str
+    cs_id: int | None
+    last_meter_wh: float | None
+    last_meter_at: str | None
+    stopped_at: str | None
+    meter_stop: int | None
+    stop_reason: str | None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    charge_point: str
+    action: str
+    tx: int
+    payload: dict[str, Any]
+    unique_id: str
+    created_at: str
+
+
+class StoreError(Exception):
+    pass
+
+
+def _moved_aside(path: Path, why: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.{why}-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(str(path) + suffix)
+        if part.exists():
+            part.rename(Path(str(target) + suffix))
+    return target
+
+
+class Store:
+    """Synchronous core (methods named `_x`) run on the store thread; async wrappers for the loop."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self.recovered_from: Path | None = None  # where a damaged file was moved, if it was
+
+    # -- opening ---------------------------------------------------------------
+    @classmethod
+    def open(cls, state_dir: Path) -> Store:
+        """Open (creating, checking, migrating) the database. Blocking file I/O."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / FILENAME
+        moved: Path | None = None
+        try:
+            db = cls._connect_checked(path)
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            moved = _moved_aside(path, "damaged")
+            log.error(
+                "the database %s is damaged (%s); it was moved to %s and a new, empty one was created: "
+                "queued messages and open transactions in the old file are not sent",
+                path, exc, moved,
+            )  # fmt: skip
+            db = cls._connect_checked(path)
+        try:
+            cls._migrate(db, path)
+        except BaseException:
+            db.close()
+            raise
+        store = cls(db, path)
+        store.recovered_from = moved
+        return store
+
+    @staticmethod
+    def _connect_checked(path: Path) -> sqlite3.Connection:
+        """Open the file and prove it is a sound database (else raise: the caller moves it aside)."""
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            result = db.execute("PRAGMA quick_check").fetchone()
+            if result is None or result[0] != "ok":
+                raise StoreError(f"integrity check failed: {result[0] if result else 'no answer'}")
+            if db.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
+                raise StoreError("cannot switch to WAL mode")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection, path: Path) -> None:
+        """Bring the schema up to date. A failure here is ours, not the file's: it is not moved aside."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{path} has schema version {version}, newer than this ocpp-bridge knows ({len(MIGRATIONS)}):"
+                " was a newer version installed before? Install it again, or move the file away"
+            )
+        for n in range(version, len(MIGRATIONS)):
+            # One script, one transaction: a migration is applied whole or not at all.
+            db.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[n]}; PRAGMA user_version = {n + 1}; COMMIT;")
+            log.info("database %s migrated to schema version %d", path, n + 1)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the store thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._db.close()
+
+    # -- helpers -----------------------------------------------------------------
+    def _write(self, durable: bool, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int | None]:
+        """Run statements in one transaction; returns each statement's lastrowid."""
+        db = self._db
+        if not durable:
+            db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [db.execute(sql, params).lastrowid for sql, params in statements]
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        finally:
+            if not durable:
+                db.execute("PRAGMA synchronous=FULL")
+        return ids
+
+    # -- transactions and their messages ----------------------------------------------
+    def begin_transaction(
+        self, cp: str, tx: int, connector: int, id_tag: str, meter_start: int, started_at: str, unique_id: str
+    ) -> int:
+        """Record transaction `tx` with its StartTransaction queued; returns the outbox seq."""
+        payload = {
+            "connectorId": connector,
+            "idTag": id_tag,
+            "meterStart": meter_start,
+            "timestamp": started_at,
+        }
+        seq = self._write(True, [
+            ("INSERT INTO transactions (id, charge_point, connector, id_tag, meter_start, started_at,"
+             " last_meter_wh, last_meter_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             (tx, cp, connector, id_tag, meter_start, started_at, meter_start, started_at)),
+            ("INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
+             " VALUES (?, 'StartTransaction', ?, ?, ?, ?)",
+             (cp, tx, json.dumps(payload), unique_id, started_at)),
+        ])[-1]  # fmt: skip
+        assert seq is not None
+        return seq
+
+    def record_meter_values(
+        self, cp: str, tx: int, energy_wh: float | None, at: str, payload: dict[str, Any], unique_id: str
+    ) -> int:
+        """A reading taken during a transaction, with its MeterValues queued; returns the outbox seq."""
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        if energy_wh is not None:
+            statements.append(
+                (
+                    "UPDATE transactions SET last_meter_wh = ?, last_meter_at = ? WHERE id = ?",
+                    (energy_wh, at, tx),
+                )
+            )
+        statements.append((
+            "INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
+            " VALUES (?, 'MeterValues', ?, ?, ?, ?)",
+            (cp, tx, json.dumps(payload), unique_id, at),
+        ))  # fmt: skip
+        seq = self._write(True, statements)[-1]
+        assert seq is not None
+        return seq
+
+    def record_reading(self, tx: int, energy_wh: float, at: str) -> None:
+        """A reading taken during a transaction, without a message to send."""
+        self._write(True, [("UPDATE transactions SET last_meter_wh = ?, last_meter_at = ? WHERE id = ?",
+                            (energy_wh, at, tx))])  # fmt: skip
+
+    def end_transaction(
+        self,
+        cp: str,
+        tx: int,
+        meter_stop: int,
+        stopped_at: str,
+        reason: str,
+        payload: dict[str, Any],
+        unique_id: str,
+    ) -> int:
+        """The end of a transaction with its StopTransaction queued; returns the outbox seq."""
+        seq = self._write(True, [
+            ("UPDATE transactions SET stopped_at = ?, meter_stop = ?, stop_reason = ? WHERE id = ?",
+             (stopped_at, meter_stop, reason, tx)),
+            ("INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
+             " VALUES (?, 'StopTransaction', ?, ?, ?, ?)",
+             (cp, tx, json.dumps(payload), unique_id, stopped_at)),
+        ])[-1]  # fmt: skip
+        assert seq is not None
+        return seq
+
+    def delivered(self, seq: int, action: str, tx: int, cs_id: int | None = None) -> None:
+        """The central system answered outbox message `seq` (or it was given up on)."""
+        statements: list[tuple[str, tuple[Any, ...]]] = [("DELETE FROM outbox WHERE seq = ?", (seq,))]
+        if cs_id is not None:
+            statements.append(("UPDATE transactions SET cs_id = ? WHERE id = ?", (cs_id, tx)))
+        if action == "StopTransaction":
+            # Its last message went: the transaction is complete and need not be kept.
+            statements.append(("DELETE FROM transactions WHERE id = ? AND stopped_at IS NOT NULL"
+                               " AND NOT EXISTS (SELECT 1 FROM outbox WHERE tx = ?)", (tx, tx)))  # fmt: skip
+        self._write(action != "MeterValues", statements)
+
+    def drop_oldest_meter_values(self, cp: str) -> int | None:
+        """Make room: remove the oldest queued MeterValues of `cp`; returns its seq (None: there is none)."""
+        row = self._db.execute(
+            "SELECT seq FROM outbox WHERE charge_point = ? AND action = 'MeterValues' ORDER BY seq LIMIT 1",
+            (cp,),
+        ).fetchone()
+        if row is None:
+            return None
+        self._write(True, [("DELETE FROM outbox WHERE seq = ?", (row[0],))])
+        return int(row[0])
+
+    def outbox(self, cp: str) -> list[OutboxRow]:
+        rows = self._db.execute(
+            "SELECT seq, charge_point, action, tx, payload, unique_id, created_at FROM outbox"
+            " WHERE charge_point = ? ORDER BY seq",
+            (cp,),
+        ).fetchall()
+        return [OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def outbox_count(self, cp: str) -> int:
+        return int(
+            self._db.execute("SELECT count(*) FROM outbox WHERE charge_point = ?", (cp,)).fetchone()[0]
+        )
+
+    def transactions(self, cp: str) -> list[TransactionRow]:
+        """Every transaction of `cp` still kept: open ones, and ended ones whose messages are queued."""
+        rows = self._db.execute(
+            "SELECT id, charge_point, connector, id_tag, meter_start, started_at, cs_id, last_meter_wh,"
+            " last_meter_at, stopped_at, meter_stop, stop_reason FROM transactions WHERE charge_point = ?"
+            " ORDER BY id",
+            (cp,),
+        ).fetchall()
+        return [TransactionRow(*r) for r in rows]
+
+    def next_transaction_id(self) -> int:
+        """The first local transaction id never used in this database (ids are not reused)."""
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'transactions'").fetchone()
+        return int(row[0]) + 1 if row else 1
+
+    # -- configuration keys set by the central system ------------------------------
+    def config_values(self, cp: str) -> dict[str, str]:
+        rows = self._db.execute("SELECT key, value FROM config_keys WHERE charge_point = ?", (cp,)).fetchall()
+        return {k: v for k, v in rows}
+
+    def save_config_value(self, cp: str, key: str, value: str) -> None:
+        self._write(True, [(
+            "INSERT INTO config_keys (charge_point, key, value) VALUES (?, ?, ?)"
+            " ON CONFLICT (charge_point, key) DO UPDATE SET value = excluded.value",
+            (cp, key, value),
+        )])  # fmt: skip

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ocpp.exceptions import InternalError
 from ocpp.messages import get_validator
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as LibraryChargePoint
@@ -96,6 +97,7 @@ class _LibraryCP(LibraryChargePoint):
         status, interval = self.cs.next_boot_answer(self.id)
         if status == "Accepted":
             self.link.accepted = True
+            self.cs.accepted_ids.add(self.id)
         return call_result.BootNotification(current_time=now_iso(), interval=interval, status=status)
 
     @on(Action.heartbeat)
@@ -114,6 +116,9 @@ class _LibraryCP(LibraryChargePoint):
     @on(Action.start_transaction)
     async def on_start(self, id_tag: str, **payload: Any) -> call_result.StartTransaction:
         await asyncio.sleep(self.cs.answer_delay.get("StartTransaction", 0.0))
+        if self.cs.refuse.get("StartTransaction", 0) > 0:
+            self.cs.refuse["StartTransaction"] -= 1
+            raise InternalError(description="refused by the test")
         self.cs.last_transaction_id += 1
         return call_result.StartTransaction(
             transaction_id=self.cs.last_transaction_id, id_tag_info={"status": self.cs.tag_status(id_tag)}
@@ -146,6 +151,9 @@ class StrictCentralSystem:
         self.invalid_tags = {t.lower() for t in invalid_tags}
         self.last_transaction_id = 0
         self.answer_delay: dict[str, float] = {}  # action -> seconds before answering
+        self.refuse: dict[str, int] = {}  # action -> how many more times to answer with CALLERROR
+        # A central system remembers whom it accepted: a reconnect needs no new boot (OCPP-J 5.4).
+        self.accepted_ids: set[str] = set()
         self.links: list[Link] = []
         self.handshakes: list[tuple[str, int]] = []  # (path, HTTP status answered)
         self.violations: list[str] = []
@@ -220,7 +228,7 @@ class StrictCentralSystem:
         cp_id = unquote(ws.request.path.rstrip("/").rsplit("/", 1)[-1])
         if ws.subprotocol != "ocpp1.6":
             self.violations.append(f"{cp_id}: connected without subprotocol ocpp1.6")
-        link = Link(cp_id)
+        link = Link(cp_id, accepted=cp_id in self.accepted_ids)
         self.links.append(link)
         cp = _LibraryCP(cp_id, _Recorder(ws, link, self), self)
         self._cps[cp_id] = cp
@@ -334,6 +342,21 @@ class StrictCentralSystem:
             for f in link.frames:
                 if f.direction == "in" and f.message and f.message[0] == 2 and action in (None, f.message[2]):
                     out.append({"action": f.message[2], **f.message[3]} if action is None else f.message[3])
+        return out
+
+    def delivered(self, cp_id: str, action: str | None = None) -> list[dict[str, Any]]:
+        """Like `calls`, but a CALL re-sent with the same message id (after a lost answer) counts once,
+        as a central system that recognises repeats would count it."""
+        seen: set[str] = set()
+        out = []
+        for link in self.links:
+            if link.cp_id != cp_id:
+                continue
+            for f in link.frames:
+                m = f.message
+                if f.direction == "in" and m and m[0] == 2 and action in (None, m[2]) and m[1] not in seen:
+                    seen.add(m[1])
+                    out.append({"action": m[2], **m[3]})
         return out
 
     def actions(self, cp_id: str | None = None) -> list[str]:

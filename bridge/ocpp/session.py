@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -47,15 +48,18 @@ TIMEOUT_RESEND_PAUSE_S = 5.0  # a timed-out transaction message is resent after 
 MIN_PONG_WAIT_S = 2.0  # with a tiny ping interval, still give a slow link this long to answer
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, kw_only=True)
 class Outgoing:
     """A CALL waiting to be sent. `build` runs at send time (ids known by then); None skips it."""
 
-    build: Callable[[], Any | None]
+    build: Callable[[], Any | None] = field(kw_only=False)
     on_result: Callable[[Any], None] | None = None  # applied before the next message is built
     # Awaited when the item leaves the queue: True answered, False given up on (the outbox row goes).
     on_settled: Callable[[bool], Awaitable[None]] | None = None
-    unique_id: str | None = None  # a persisted message keeps its id across resends
+    # A message keeps its id when re-sent on a new connection (the central system may have seen it
+    # before the drop), but never twice on one connection (OCPP-J 4.1.3): see `_try`.
+    unique_id: str | None = None
+    sent_on: object | None = None  # the endpoint it was last sent on
     outbox_seq: int | None = None
     transactional: bool = False
     drop_when_offline: bool = False
@@ -141,12 +145,12 @@ class Session:
         self._seq += 1
         item = Outgoing(
             build,
-            on_result,
-            on_settled,
-            unique_id,
-            outbox_seq,
-            transactional,
-            drop_when_offline,
+            on_result=on_result,
+            on_settled=on_settled,
+            unique_id=unique_id,
+            outbox_seq=outbox_seq,
+            transactional=transactional,
+            drop_when_offline=drop_when_offline,
             seq=self._seq,
         )
         if want_result:
@@ -416,6 +420,9 @@ class Session:
             return False
         if endpoint is None:
             return None
+        if item.sent_on is endpoint:
+            item.unique_id = str(uuid.uuid4())
+        item.sent_on = endpoint
         try:
             result = await endpoint.call(payload, on_result=item.on_result, unique_id=item.unique_id)
         except NotConnected:

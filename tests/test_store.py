@@ -1,0 +1,152 @@
+"""The store on its own: schema, durability choices, damage handling, bookkeeping."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bridge.store import FILENAME, MIGRATIONS, Store, StoreError
+
+T0 = "2026-01-01T00:00:00.000Z"
+
+
+def open_store(tmp_path: Path) -> Store:
+    return Store.open(tmp_path)
+
+
+def test_a_new_database_is_created_in_wal_mode_at_the_latest_schema(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    try:
+        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()
+    assert (tmp_path / FILENAME).exists()
+
+
+def test_a_transaction_and_its_messages_round_trip_in_order(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    try:
+        start = store.begin_transaction("CP-1", 7, 1, "TAG", 1000, T0, "id-start")
+        mv = store.record_meter_values(
+            "CP-1", 7, 1500.5, "2026-01-01T00:01:00.000Z", {"connectorId": 1}, "id-mv"
+        )
+        stop = store.end_transaction(
+            "CP-1", 7, 1600, "2026-01-01T00:02:00.000Z", "Local", {"meterStop": 1600}, "id-stop"
+        )
+        assert start < mv < stop
+        rows = store.outbox("CP-1")
+        assert [(r.action, r.unique_id, r.tx) for r in rows] == [
+            ("StartTransaction", "id-start", 7),
+            ("MeterValues", "id-mv", 7),
+            ("StopTransaction", "id-stop", 7),
+        ]
+        assert rows[0].payload == {"connectorId": 1, "idTag": "TAG", "meterStart": 1000, "timestamp": T0}
+        (tx,) = store.transactions("CP-1")
+        assert (tx.last_meter_wh, tx.meter_stop, tx.stop_reason) == (1500.5, 1600, "Local")
+        assert store.outbox("CP-2") == []
+        # Delivery: the central system's id is kept; the finished transaction goes with its last message.
+        store.delivered(start, "StartTransaction", 7, cs_id=4711)
+        assert store.transactions("CP-1")[0].cs_id == 4711
+        store.delivered(mv, "MeterValues", 7)
+        store.delivered(stop, "StopTransaction", 7)
+        assert store.outbox("CP-1") == [] and store.transactions("CP-1") == []
+    finally:
+        store.close()
+
+
+def test_local_transaction_ids_are_never_reused(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    try:
+        assert store.next_transaction_id() == 1
+        seq = store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "a")
+        stop = store.end_transaction("CP-1", 1, 0, T0, "Local", {}, "b")
+        store.delivered(seq, "StartTransaction", 1, cs_id=1)
+        store.delivered(stop, "StopTransaction", 1)
+        assert store.transactions("CP-1") == []
+        assert store.next_transaction_id() == 2
+    finally:
+        store.close()
+
+
+def test_everything_survives_a_reopen(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.begin_transaction("CP-1", 3, 2, "TAG", 10, T0, "u1")
+    store.record_reading(3, 55.0, "2026-01-01T00:05:00.000Z")
+    store.save_config_value("CP-1", "HeartbeatInterval", "120")
+    store.save_config_value("CP-1", "HeartbeatInterval", "90")
+    store.close()
+    store = open_store(tmp_path)
+    try:
+        assert [r.unique_id for r in store.outbox("CP-1")] == ["u1"]
+        (tx,) = store.transactions("CP-1")
+        assert (tx.connector, tx.last_meter_wh, tx.last_meter_at, tx.stopped_at) == (
+            2,
+            55.0,
+            "2026-01-01T00:05:00.000Z",
+            None,
+        )
+        assert store.config_values("CP-1") == {"HeartbeatInterval": "90"}
+        assert store.next_transaction_id() == 4
+    finally:
+        store.close()
+
+
+def test_the_oldest_meter_values_are_dropped_first_never_start_or_stop(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    try:
+        store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "s")
+        first = store.record_meter_values("CP-1", 1, 1.0, T0, {}, "m1")
+        second = store.record_meter_values("CP-1", 1, 2.0, T0, {}, "m2")
+        store.end_transaction("CP-1", 1, 2, T0, "Local", {}, "e")
+        assert store.drop_oldest_meter_values("CP-1") == first
+        assert store.drop_oldest_meter_values("CP-1") == second
+        assert store.drop_oldest_meter_values("CP-1") is None
+        assert [r.action for r in store.outbox("CP-1")] == ["StartTransaction", "StopTransaction"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda p: p.write_bytes(b"this is not a database at all" * 100), id="garbage"),
+        pytest.param(lambda p: p.write_bytes(p.read_bytes()[:1500]), id="truncated"),
+        pytest.param(lambda p: p.write_bytes(p.read_bytes()[:4096] + b"\xff" * 8192), id="corrupt-pages"),
+    ],
+)
+def test_a_damaged_file_is_moved_aside_with_a_clear_log_line_and_a_new_one_works(
+    tmp_path: Path, damage, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(tmp_path)
+    for n in range(1, 50):
+        store.begin_transaction("CP-1", n, 1, "T" * 20, n, T0, f"id-{n}")
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    path = tmp_path / FILENAME
+    damage(path)
+    caplog.set_level(logging.ERROR)
+    store = open_store(tmp_path)
+    try:
+        assert store.recovered_from is not None and store.recovered_from.exists()
+        assert store.recovered_from.name.startswith(FILENAME + ".damaged-")
+        message = " ".join(r.getMessage() for r in caplog.records)
+        assert "is damaged" in message and str(store.recovered_from) in message
+        store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "fresh")  # it works
+        assert [r.unique_id for r in store.outbox("CP-1")] == ["fresh"]
+    finally:
+        store.close()
+
+
+def test_a_newer_schema_is_refused_and_the_file_left_alone(tmp_path: Path) -> None:
+    open_store(tmp_path).close()
+    db = sqlite3.connect(tmp_path / FILENAME)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer than this ocpp-bridge knows"):
+        open_store(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if "damaged" in p.name) == []

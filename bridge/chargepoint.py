@@ -45,7 +45,7 @@ class ConnectorRuntime:
     core: core.Connector
     charger: Charger
     reading: ChargerReading | None = None
-    sampler: asyncio.Task[None] | None = None
+    transaction_over: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the meter sampler
     effects_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # effects run in decision order
     events: asyncio.Queue[StateChanged | TagPresented] = field(default_factory=asyncio.Queue)
     read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -274,7 +274,8 @@ class ChargePoint:
                  tx.meter_start_wh)  # fmt: skip
         await self.messages.start(tx.local_id, cid, tx.id_tag, tx.meter_start_wh, iso(tx.started_at))
         rt = self.connectors[cid]
-        rt.sampler = self._spawn(self._sample(cid, tx), f"{cid}: meter values")
+        rt.transaction_over = asyncio.Event()
+        self._spawn(self._sample(cid, tx, rt.transaction_over), f"{cid}: meter values")
 
     def _start_answered(self, local_id: int, answer: call_result.StartTransaction) -> None:
         """StartTransaction.conf, as it is read (before any later message is built)."""
@@ -292,9 +293,9 @@ class ChargePoint:
 
     async def _stop_transaction(self, cid: int, stop: core.StopTransaction) -> None:
         rt = self.connectors[cid]
-        if rt.sampler is not None:
-            rt.sampler.cancel()
-            rt.sampler = None
+        # The sampler is woken, never cancelled: a cancel could land in its own store write
+        # (or in this stop, when the sampler's read is what saw the unplug).
+        rt.transaction_over.set()
         tx = stop.transaction
         log.info("%s/%d: transaction %d stopped (%s) at %d Wh", self.cfg.id, cid, tx.local_id, stop.reason,
                  stop.meter_stop_wh)  # fmt: skip
@@ -302,31 +303,43 @@ class ChargePoint:
             tx.local_id, stop.meter_stop_wh, iso(stop.stopped_at), str(stop.reason), stop.id_tag
         )
 
-    async def _sample(self, cid: int, tx: core.Transaction) -> None:
+    def _still_running(self, cid: int, tx: core.Transaction) -> bool:
+        current = self.connectors[cid].core.transaction
+        return current is not None and current.local_id == tx.local_id
+
+    async def _sample(self, cid: int, tx: core.Transaction, over: asyncio.Event) -> None:
         """Every MeterValueSampleInterval from the start: a reading, persisted, and its MeterValues.
 
         With sampling off, a reading is still persisted every READING_PERSIST_S, so that a
-        transaction ended by a power cut stops at a recent meter value.
+        transaction ended by a power cut stops at a recent meter value. Ends by itself when the
+        transaction is over.
         """
         rt = self.connectors[cid]
         start = self.clock.monotonic()
         n = 0
-        while True:
+        while self._still_running(cid, tx):
             interval = self.configuration.get_int("MeterValueSampleInterval")
             period = interval if interval > 0 else READING_PERSIST_S
             n += 1
-            await asyncio.sleep(max(0.0, start + n * period - self.clock.monotonic()))
-            reading = await self.refresh(cid)
-            if reading is None or rt.core.transaction is None or rt.core.transaction.local_id != tx.local_id:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(over.wait(), max(0.0, start + n * period - self.clock.monotonic()))
+                return
+            reading = await self.refresh(cid)  # may itself end the transaction (an unplug)
+            if reading is None:
                 continue
             at = iso(self.clock.now())
             values = sampled_values(
                 reading, self.configuration.get_list("MeterValuesSampledData"), "Sample.Periodic"
             )
-            if interval > 0 and values:
-                await self.messages.meter_values(tx.local_id, cid, reading.energy_wh, at, values)
-            elif reading.energy_wh is not None:
-                await self.messages.reading(tx.local_id, reading.energy_wh, at)
+            # Under the effects lock: a StopTransaction cannot be queued between this reading's
+            # write and its queueing, so MeterValues never follow their transaction's stop.
+            async with rt.effects_lock:
+                if not self._still_running(cid, tx):
+                    return
+                if interval > 0 and values:
+                    await self.messages.meter_values(tx.local_id, cid, reading.energy_wh, at, values)
+                elif reading.energy_wh is not None:
+                    await self.messages.reading(tx.local_id, reading.energy_wh, at)
 
     async def _set_energy(self, cid: int, allowed: bool) -> None:
         rt = self.connectors[cid]

@@ -60,6 +60,11 @@ class Daemon:
             await asyncio.to_thread(self.store.close)
 
     async def _run(self, on_ready: Callable[[], None] | None) -> None:
+        # First of all, so that a stop asked for during start-up is a clean one.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
         for cp in self.charge_points.values():
             await cp.restore()
         for cp in self.charge_points.values():
@@ -78,10 +83,6 @@ class Daemon:
             log.info("local API on http://%s:%d", *self.api_address)
         if on_ready is not None:
             on_ready()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop)
         try:
             waiter = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -218,3 +218,51 @@ class _Config:
 
     def get_int(self, name: str) -> int:
         return 30
+
+
+async def test_an_unplug_seen_by_the_meter_samplers_read_still_stops_the_transaction(tmp_path: Path) -> None:
+    """A driver that learns the plug state only by reading: the sampler's read may be the one
+    that sees the unplug, and the stop it causes must not be lost."""
+    async with StrictCentralSystem() as cs:
+        async with running(make_config(cs.url, tmp_path, ocpp=SAMPLING)) as daemon:
+            await charging(cs, daemon)
+            await cs.wait_for_call("CP-1", "MeterValues")
+            sim = sim_of(daemon)
+            sim._advance()
+            sim._plugged = False  # no event pushed: only a read finds out
+            stop = await cs.wait_for_call("CP-1", "StopTransaction", timeout=4)
+            await asyncio.sleep(1.5)  # no MeterValues may follow the stop
+        cs.assert_clean()
+    assert stop["reason"] == "EVDisconnected"
+    assert cs.actions("CP-1").index("StopTransaction") > max(
+        i for i, a in enumerate(cs.actions("CP-1")) if a == "MeterValues")
+
+
+async def test_a_stop_during_a_slow_meter_value_write_keeps_the_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow SD card: the stop comes while a reading is being written; the MeterValues still goes
+    before the StopTransaction and nothing is left behind in the store."""
+    original = Store.record_meter_values
+
+    def slow(self: Store, *args: Any) -> int:
+        time.sleep(0.5)
+        return original(self, *args)
+
+    monkeypatch.setattr(Store, "record_meter_values", slow)
+    async with StrictCentralSystem() as cs:
+        async with running(make_config(cs.url, tmp_path, ocpp=SAMPLING)) as daemon:
+            await charging(cs, daemon)
+            await asyncio.sleep(1.2)  # the first reading is being written now
+            sim_of(daemon).tap("TAG")
+            await cs.wait_for_call("CP-1", "StopTransaction", timeout=4)
+            await asyncio.sleep(0.5)
+            assert daemon.charge_points["CP-1"].session.pending_transactional() == 0
+        cs.assert_clean()
+    actions = [a for a in cs.actions("CP-1") if a in ("StartTransaction", "MeterValues", "StopTransaction")]
+    assert actions[-1] == "StopTransaction" and actions[0] == "StartTransaction"
+    store = Store.open(tmp_path / "state")
+    try:
+        assert store.outbox("CP-1") == [] and store.transactions("CP-1") == []
+    finally:
+        store.close()

@@ -19,14 +19,13 @@ StopTransaction are never dropped.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ocpp.charge_point import camel_to_snake_case
-from ocpp.v16 import call
-
+from bridge.ocpp.rpc import RawCall, checked_call
 from bridge.ocpp.session import Session
 from bridge.store import OutboxRow, Store, TransactionRow
 
@@ -66,23 +65,19 @@ class TransactionMessages:
     # -- new messages ------------------------------------------------------------
     async def start(self, tx: int, connector: int, id_tag: str, meter_start: int, started_at: str) -> None:
         unique_id = str(uuid.uuid4())
-        seq = await self.store.run(
-            self.store.begin_transaction,
-            self.cp_id,
-            tx,
-            connector,
-            id_tag,
-            meter_start,
-            started_at,
-            unique_id,
-        )
         payload = {
             "connectorId": connector,
             "idTag": id_tag,
             "meterStart": meter_start,
             "timestamp": started_at,
         }
-        self._queue(OutboxRow(seq, self.cp_id, "StartTransaction", tx, payload, unique_id, started_at))
+        checked_call("StartTransaction", payload)  # checked once, here; sent as it is
+        text = json.dumps(payload)
+        begin = self.store.begin_transaction
+        seq = await self.store.run(
+            begin, self.cp_id, tx, connector, id_tag, meter_start, started_at, text, unique_id
+        )
+        self._queue(OutboxRow(seq, self.cp_id, "StartTransaction", tx, text, unique_id, started_at))
 
     async def meter_values(
         self, tx: int, connector: int, energy_wh: float | None, at: str, sampled: list[dict[str, Any]]
@@ -91,10 +86,12 @@ class TransactionMessages:
         await self._make_room()
         unique_id = str(uuid.uuid4())
         payload = {"connectorId": connector, "meterValue": [{"timestamp": at, "sampledValue": sampled}]}
+        checked_call("MeterValues", {**payload, "transactionId": 0})
+        text = json.dumps(payload)
         seq = await self.store.run(
-            self.store.record_meter_values, self.cp_id, tx, energy_wh, at, payload, unique_id
+            self.store.record_meter_values, self.cp_id, tx, energy_wh, at, text, unique_id
         )
-        self._queue(OutboxRow(seq, self.cp_id, "MeterValues", tx, payload, unique_id, at))
+        self._queue(OutboxRow(seq, self.cp_id, "MeterValues", tx, text, unique_id, at))
 
     async def reading(self, tx: int, energy_wh: float, at: str) -> None:
         """Persist a reading only (no MeterValues configured): a power cut keeps it."""
@@ -105,10 +102,12 @@ class TransactionMessages:
         payload: dict[str, Any] = {"meterStop": meter_stop, "timestamp": at, "reason": reason}
         if id_tag is not None:
             payload["idTag"] = id_tag
+        checked_call("StopTransaction", {**payload, "transactionId": 0})
+        text = json.dumps(payload)
         seq = await self.store.run(
-            self.store.end_transaction, self.cp_id, tx, meter_stop, at, reason, payload, unique_id
+            self.store.end_transaction, self.cp_id, tx, meter_stop, at, reason, text, unique_id
         )
-        self._queue(OutboxRow(seq, self.cp_id, "StopTransaction", tx, payload, unique_id, at))
+        self._queue(OutboxRow(seq, self.cp_id, "StopTransaction", tx, text, unique_id, at))
 
     # -- the queue -----------------------------------------------------------------
     async def _make_room(self) -> None:
@@ -126,11 +125,11 @@ class TransactionMessages:
                 )  # fmt: skip
 
     def _queue(self, row: OutboxRow) -> None:
-        def build() -> Any:
-            payload = dict(row.payload)
+        def build() -> RawCall:
+            payload = json.loads(row.payload)
             if row.action != "StartTransaction":
                 payload["transactionId"] = self.transaction_id(row.tx)
-            return getattr(call, row.action)(**camel_to_snake_case(payload))
+            return RawCall(row.action, payload)
 
         def answered(answer: Any) -> None:
             # Runs as the answer is read, before any later message is built.
@@ -140,6 +139,11 @@ class TransactionMessages:
 
         async def settled(delivered: bool) -> None:
             cs_id = self.tx_ids.get(row.tx) if row.action == "StartTransaction" and delivered else None
+            if row.action == "MeterValues":
+                # Not waited for: the next message need not wait for this delete (the store
+                # thread keeps the order; a crash before it runs re-sends, with the same id).
+                self.store.submit(self.store.delivered, row.seq, row.action, row.tx, None)
+                return
             await self.store.run(self.store.delivered, row.seq, row.action, row.tx, cs_id)
 
         self.session.submit(

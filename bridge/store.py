@@ -27,7 +27,7 @@ version n to n+1.
 from __future__ import annotations
 
 import asyncio
-import json
+import concurrent.futures
 import logging
 import sqlite3
 import time
@@ -77,6 +77,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (charge_point, key)
     );
     """,
+    # 1 -> 2
+    """
+    CREATE TABLE auth_cache (
+        charge_point  TEXT NOT NULL,
+        tag_key       TEXT NOT NULL,           -- the idTag case-folded (idTags are case-insensitive)
+        id_tag        TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        expiry        TEXT,
+        parent_id_tag TEXT,
+        updated_at    TEXT NOT NULL,
+        PRIMARY KEY (charge_point, tag_key)
+    )
+    """,
 ]
 
 
@@ -102,7 +115,7 @@ class OutboxRow:
     charge_point: str
     action: str
     tx: int
-    payload: dict[str, Any]
+    payload: str  # JSON text: parsed only when the message is sent (memory per queued message)
     unique_id: str
     created_at: str
 
@@ -191,6 +204,16 @@ class Store:
         """Run `fn(*args)` on the store thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue `fn(*args)` on the store thread without waiting: it still runs after every write
+        asked for before it (one thread, in order). A failure is logged."""
+
+        def logged(future: concurrent.futures.Future[Any]) -> None:
+            if future.exception() is not None:
+                log.error("store write %s failed", getattr(fn, "__name__", fn), exc_info=future.exception())
+
+        self._executor.submit(fn, *args).add_done_callback(logged)
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self._db.close()
@@ -216,30 +239,26 @@ class Store:
 
     # -- transactions and their messages ----------------------------------------------
     def begin_transaction(
-        self, cp: str, tx: int, connector: int, id_tag: str, meter_start: int, started_at: str, unique_id: str
-    ) -> int:
-        """Record transaction `tx` with its StartTransaction queued; returns the outbox seq."""
-        payload = {
-            "connectorId": connector,
-            "idTag": id_tag,
-            "meterStart": meter_start,
-            "timestamp": started_at,
-        }
+        self, cp: str, tx: int, connector: int, id_tag: str, meter_start: int, started_at: str, payload: str,
+        unique_id: str,
+    ) -> int:  # fmt: skip
+        """Record transaction `tx` with its StartTransaction (`payload`, JSON) queued; returns its seq."""
         seq = self._write(True, [
             ("INSERT INTO transactions (id, charge_point, connector, id_tag, meter_start, started_at,"
              " last_meter_wh, last_meter_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
              (tx, cp, connector, id_tag, meter_start, started_at, meter_start, started_at)),
             ("INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
              " VALUES (?, 'StartTransaction', ?, ?, ?, ?)",
-             (cp, tx, json.dumps(payload), unique_id, started_at)),
+             (cp, tx, payload, unique_id, started_at)),
         ])[-1]  # fmt: skip
         assert seq is not None
         return seq
 
     def record_meter_values(
-        self, cp: str, tx: int, energy_wh: float | None, at: str, payload: dict[str, Any], unique_id: str
+        self, cp: str, tx: int, energy_wh: float | None, at: str, payload: str, unique_id: str
     ) -> int:
-        """A reading taken during a transaction, with its MeterValues queued; returns the outbox seq."""
+        """A reading taken during a transaction, with its MeterValues (`payload`, JSON) queued; returns
+        the outbox seq."""
         statements: list[tuple[str, tuple[Any, ...]]] = []
         if energy_wh is not None:
             statements.append(
@@ -251,7 +270,7 @@ class Store:
         statements.append((
             "INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
             " VALUES (?, 'MeterValues', ?, ?, ?, ?)",
-            (cp, tx, json.dumps(payload), unique_id, at),
+            (cp, tx, payload, unique_id, at),
         ))  # fmt: skip
         seq = self._write(True, statements)[-1]
         assert seq is not None
@@ -269,7 +288,7 @@ class Store:
         meter_stop: int,
         stopped_at: str,
         reason: str,
-        payload: dict[str, Any],
+        payload: str,
         unique_id: str,
     ) -> int:
         """The end of a transaction with its StopTransaction queued; returns the outbox seq."""
@@ -278,7 +297,7 @@ class Store:
              (stopped_at, meter_stop, reason, tx)),
             ("INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
              " VALUES (?, 'StopTransaction', ?, ?, ?, ?)",
-             (cp, tx, json.dumps(payload), unique_id, stopped_at)),
+             (cp, tx, payload, unique_id, stopped_at)),
         ])[-1]  # fmt: skip
         assert seq is not None
         return seq
@@ -311,7 +330,7 @@ class Store:
             " WHERE charge_point = ? ORDER BY seq",
             (cp,),
         ).fetchall()
-        return [OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+        return [OutboxRow(*r) for r in rows]
 
     def outbox_count(self, cp: str) -> int:
         return int(
@@ -332,6 +351,42 @@ class Store:
         """The first local transaction id never used in this database (ids are not reused)."""
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'transactions'").fetchone()
         return int(row[0]) + 1 if row else 1
+
+    # -- the authorization cache ------------------------------------------------------
+    def cache_entries(self, cp: str) -> list[tuple[str, str, str | None, str | None, str]]:
+        """(id_tag, status, expiry, parent_id_tag, updated_at), oldest first."""
+        rows = self._db.execute(
+            "SELECT id_tag, status, expiry, parent_id_tag, updated_at FROM auth_cache WHERE charge_point = ?"
+            " ORDER BY updated_at",
+            (cp,),
+        ).fetchall()
+        return [tuple(r) for r in rows]
+
+    def cache_put(
+        self,
+        cp: str,
+        id_tag: str,
+        status: str,
+        expiry: str | None,
+        parent: str | None,
+        at: str,
+        evicted: list[str],
+    ) -> None:
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            ("DELETE FROM auth_cache WHERE charge_point = ? AND tag_key = ?", (cp, tag.casefold()))
+            for tag in evicted
+        ]
+        statements.append((
+            "INSERT INTO auth_cache (charge_point, tag_key, id_tag, status, expiry, parent_id_tag,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (charge_point, tag_key) DO UPDATE SET"
+            " id_tag = excluded.id_tag, status = excluded.status, expiry = excluded.expiry,"
+            " parent_id_tag = excluded.parent_id_tag, updated_at = excluded.updated_at",
+            (cp, id_tag.casefold(), id_tag, status, expiry, parent, at),
+        ))  # fmt: skip
+        self._write(True, statements)
+
+    def cache_clear(self, cp: str) -> None:
+        self._write(True, [("DELETE FROM auth_cache WHERE charge_point = ?", (cp,))])
 
     # -- configuration keys set by the central system ------------------------------
     def config_values(self, cp: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -202,7 +203,8 @@ async def test_the_queue_is_bounded_by_dropping_the_oldest_meter_values(tmp_path
     try:
         await messages.start(1, 1, "TAG", 0, "2026-01-01T00:00:00.000Z")
         for n in range(150):
-            await messages.meter_values(1, 1, float(n), f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}.000Z", [])
+            at = f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}.000Z"
+            await messages.meter_values(1, 1, float(n), at, [{"value": str(n)}])
         await messages.stop(1, 150, "2026-01-01T01:00:00.000Z", "Local", None)
         rows = await store.run(store.outbox, "CP-1")
     finally:
@@ -210,7 +212,7 @@ async def test_the_queue_is_bounded_by_dropping_the_oldest_meter_values(tmp_path
     assert messages.dropped_meter_values == 51
     assert session.pending_transactional() == len(rows) == 101
     assert rows[0].action == "StartTransaction" and rows[-1].action == "StopTransaction"
-    assert rows[1].payload["meterValue"][0]["timestamp"] == "2026-01-01T00:00:51.000Z"  # the newest kept
+    assert json.loads(rows[1].payload)["meterValue"][0]["timestamp"] == "2026-01-01T00:00:51.000Z"
 
 
 class _Config:
@@ -235,7 +237,8 @@ async def test_an_unplug_seen_by_the_meter_samplers_read_still_stops_the_transac
         cs.assert_clean()
     assert stop["reason"] == "EVDisconnected"
     assert cs.actions("CP-1").index("StopTransaction") > max(
-        i for i, a in enumerate(cs.actions("CP-1")) if a == "MeterValues")
+        i for i, a in enumerate(cs.actions("CP-1")) if a == "MeterValues"
+    )
 
 
 async def test_a_stop_during_a_slow_meter_value_write_keeps_the_order(

@@ -31,13 +31,11 @@ def test_a_new_database_is_created_in_wal_mode_at_the_latest_schema(tmp_path: Pa
 def test_a_transaction_and_its_messages_round_trip_in_order(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     try:
-        start = store.begin_transaction("CP-1", 7, 1, "TAG", 1000, T0, "id-start")
+        start = store.begin_transaction("CP-1", 7, 1, "TAG", 1000, T0, '{"idTag": "TAG"}', "id-start")
         mv = store.record_meter_values(
-            "CP-1", 7, 1500.5, "2026-01-01T00:01:00.000Z", {"connectorId": 1}, "id-mv"
+            "CP-1", 7, 1500.5, "2026-01-01T00:01:00.000Z", '{"connectorId": 1}', "id-mv"
         )
-        stop = store.end_transaction(
-            "CP-1", 7, 1600, "2026-01-01T00:02:00.000Z", "Local", {"meterStop": 1600}, "id-stop"
-        )
+        stop = store.end_transaction("CP-1", 7, 1600, "2026-01-01T00:02:00.000Z", "Local", "{}", "id-stop")
         assert start < mv < stop
         rows = store.outbox("CP-1")
         assert [(r.action, r.unique_id, r.tx) for r in rows] == [
@@ -45,7 +43,7 @@ def test_a_transaction_and_its_messages_round_trip_in_order(tmp_path: Path) -> N
             ("MeterValues", "id-mv", 7),
             ("StopTransaction", "id-stop", 7),
         ]
-        assert rows[0].payload == {"connectorId": 1, "idTag": "TAG", "meterStart": 1000, "timestamp": T0}
+        assert rows[0].payload == '{"idTag": "TAG"}' and rows[1].payload == '{"connectorId": 1}'
         (tx,) = store.transactions("CP-1")
         assert (tx.last_meter_wh, tx.meter_stop, tx.stop_reason) == (1500.5, 1600, "Local")
         assert store.outbox("CP-2") == []
@@ -63,8 +61,8 @@ def test_local_transaction_ids_are_never_reused(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     try:
         assert store.next_transaction_id() == 1
-        seq = store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "a")
-        stop = store.end_transaction("CP-1", 1, 0, T0, "Local", {}, "b")
+        seq = store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "{}", "a")
+        stop = store.end_transaction("CP-1", 1, 0, T0, "Local", "{}", "b")
         store.delivered(seq, "StartTransaction", 1, cs_id=1)
         store.delivered(stop, "StopTransaction", 1)
         assert store.transactions("CP-1") == []
@@ -75,7 +73,7 @@ def test_local_transaction_ids_are_never_reused(tmp_path: Path) -> None:
 
 def test_everything_survives_a_reopen(tmp_path: Path) -> None:
     store = open_store(tmp_path)
-    store.begin_transaction("CP-1", 3, 2, "TAG", 10, T0, "u1")
+    store.begin_transaction("CP-1", 3, 2, "TAG", 10, T0, "{}", "u1")
     store.record_reading(3, 55.0, "2026-01-01T00:05:00.000Z")
     store.save_config_value("CP-1", "HeartbeatInterval", "120")
     store.save_config_value("CP-1", "HeartbeatInterval", "90")
@@ -99,10 +97,10 @@ def test_everything_survives_a_reopen(tmp_path: Path) -> None:
 def test_the_oldest_meter_values_are_dropped_first_never_start_or_stop(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     try:
-        store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "s")
-        first = store.record_meter_values("CP-1", 1, 1.0, T0, {}, "m1")
-        second = store.record_meter_values("CP-1", 1, 2.0, T0, {}, "m2")
-        store.end_transaction("CP-1", 1, 2, T0, "Local", {}, "e")
+        store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "{}", "s")
+        first = store.record_meter_values("CP-1", 1, 1.0, T0, "{}", "m1")
+        second = store.record_meter_values("CP-1", 1, 2.0, T0, "{}", "m2")
+        store.end_transaction("CP-1", 1, 2, T0, "Local", "{}", "e")
         assert store.drop_oldest_meter_values("CP-1") == first
         assert store.drop_oldest_meter_values("CP-1") == second
         assert store.drop_oldest_meter_values("CP-1") is None
@@ -124,7 +122,7 @@ def test_a_damaged_file_is_moved_aside_with_a_clear_log_line_and_a_new_one_works
 ) -> None:
     store = open_store(tmp_path)
     for n in range(1, 50):
-        store.begin_transaction("CP-1", n, 1, "T" * 20, n, T0, f"id-{n}")
+        store.begin_transaction("CP-1", n, 1, "T" * 20, n, T0, "{}", f"id-{n}")
     store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     path = tmp_path / FILENAME
@@ -136,7 +134,7 @@ def test_a_damaged_file_is_moved_aside_with_a_clear_log_line_and_a_new_one_works
         assert store.recovered_from.name.startswith(FILENAME + ".damaged-")
         message = " ".join(r.getMessage() for r in caplog.records)
         assert "is damaged" in message and str(store.recovered_from) in message
-        store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "fresh")  # it works
+        store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "{}", "fresh")  # it works
         assert [r.unique_id for r in store.outbox("CP-1")] == ["fresh"]
     finally:
         store.close()

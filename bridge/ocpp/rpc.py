@@ -67,6 +67,26 @@ frames_log = logging.getLogger("ocpp.frames")
 Observer = Callable[[str, str, str, Any], None]
 
 
+@dataclass(frozen=True)
+class RawCall:
+    """A CALL already in wire form and already schema-checked (see `checked_call`).
+
+    The outbox keeps messages as wire dicts: re-building dataclasses and re-checking
+    the schema on every send cost more than the round trip itself.
+    """
+
+    action: str
+    payload: dict[str, Any]
+
+
+def checked_call(action: str, payload: dict[str, Any]) -> RawCall:
+    """A RawCall, after checking `payload` against the action's schema (ValueError if it breaks it)."""
+    error = schema.violation(CALL, action, payload)
+    if error is not None:
+        raise ValueError(f"refusing to make an invalid {action}: {error.description}")
+    return RawCall(action, payload)
+
+
 @dataclass
 class _Pending:
     unique_id: str
@@ -343,11 +363,13 @@ class Endpoint:
         parsed, before any later frame is handled. `unique_id` lets a resent
         message keep its id, so a central system can recognise a repeat.
         """
-        action = type(payload).__name__
-        wire = to_wire(payload)
-        error = schema.violation(CALL, action, wire)
-        if error is not None:
-            raise ValueError(f"refusing to send an invalid {action}: {error.description}")
+        if isinstance(payload, RawCall):
+            action, wire = payload.action, payload.payload  # checked when it was made
+        else:
+            action, wire = type(payload).__name__, to_wire(payload)
+            error = schema.violation(CALL, action, wire)
+            if error is not None:
+                raise ValueError(f"refusing to send an invalid {action}: {error.description}")
         async with self._call_lock:
             if self._closed:
                 raise NotConnected("not connected")

@@ -113,6 +113,7 @@ class Session:
         self._seq = 0
         self._closing = False
         self._sending: Outgoing | None = None
+        self._online_seq = 0
 
     # -- public ------------------------------------------------------------
     observer: Observer | None = None  # sees every frame (the demo's timeline)
@@ -298,6 +299,7 @@ class Session:
                     log.warning("%s: BootNotification failed: %s", self.cfg.id, exc)
                     self.boot.on_failure(self.clock.monotonic())
         self.backoff.reset()
+        self._online_seq = self._seq  # what was queued before now is backlog
         self._ready.set()
         self._wakeup.set()
         self._on_online(True)
@@ -366,14 +368,16 @@ class Session:
     def _next_item(self, now: float) -> tuple[Outgoing | None, float | None]:
         """The next item to send, or how long until the transactional head may go.
 
-        Messages leave in the order they were submitted; a transaction message
-        that must wait (retry interval) is overtaken by the others (§3.7).
+        Messages leave in the order they were submitted, except that other messages overtake
+        transaction messages (§3.7 allows it) that wait for a retry or are a backlog from before
+        this connection: a status or an Authorize does not wait behind hours of queued meter values.
         """
         normal = self._normal[0] if self._normal else None
         tx = self._transactional[0] if self._transactional else None
         if tx is not None and tx.not_before > now:
             return normal, None if normal is not None else tx.not_before - now
-        if normal is None or (tx is not None and tx.seq < normal.seq):
+        backlog = tx is not None and tx.seq <= self._online_seq
+        if normal is None or (tx is not None and tx.seq < normal.seq and not backlog):
             return tx, None
         return normal, None
 

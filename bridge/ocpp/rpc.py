@@ -384,7 +384,8 @@ class Endpoint:
                     self._on_traffic("sent", action)
                 timeout = self._timeout()
                 try:
-                    return await asyncio.wait_for(future, timeout)
+                    async with asyncio.timeout(timeout):  # lighter than wait_for: one timer, no wrapper
+                        return await future
                 except TimeoutError:
                     raise CallTimeout(f"no answer to {action} within {timeout:g} s") from None
             except (OSError, ConnectionClosed) as exc:

@@ -15,6 +15,7 @@ import functools
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ocpp.v16 import call, call_result
@@ -23,6 +24,7 @@ from adapters.base import Charger, ChargerReading, DeviceError, StateChanged, Ta
 from bridge import __version__
 from bridge.clock import Clock, iso
 from bridge.config import ChargePointConfig
+from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
 from bridge.core.meter_values import can_measure, sampled_values
@@ -35,6 +37,7 @@ log = logging.getLogger("bridge.chargepoint")
 
 POLL_INTERVAL_S = 1.0
 READING_PERSIST_S = 60.0  # with MeterValueSampleInterval 0, readings are still persisted this often
+AUTH_CACHE_CAPACITY = 1000  # tags; beyond it not-valid entries go first, then the oldest
 SUPPORTED_PROFILES = "Core"
 
 
@@ -85,8 +88,9 @@ class ChargePoint:
         )
         self.configuration.on_change = self._configuration_changed
         self.messages = TransactionMessages(
-            cfg.id, store, self.session, cfg.max_queued_messages, self._start_answered
+            cfg.id, store, self.session, cfg.max_queued_messages, self._start_answered, self.remember
         )
+        self.auth_cache = authorization.AuthCache(AUTH_CACHE_CAPACITY)
         self._reported: dict[int, core.StatusReport] = {}  # last status delivered, per connector
         self._queued: dict[int, core.StatusReport] = {}  # last status handed to the session
         self._boot_generation = -1
@@ -113,8 +117,15 @@ class ChargePoint:
             self._spawn(self.store.run(self.store.save_config_value, self.cfg.id, key, stored), "save " + key)
 
     async def restore(self) -> None:
-        """Before the first connection: configuration, queued messages and open transactions."""
+        """Before the first connection: configuration, cache, queued messages and open transactions."""
         ignored = self.configuration.restore(await self.store.run(self.store.config_values, self.cfg.id))
+        for id_tag, status, expiry, parent, updated in await self.store.run(
+            self.store.cache_entries, self.cfg.id
+        ):
+            info = authorization.IdTagInfo.from_wire(
+                {"status": status, "expiryDate": expiry, "parentIdTag": parent}
+            )
+            self.auth_cache.put(id_tag, info, datetime.fromisoformat(updated.replace("Z", "+00:00")))
         if ignored:
             log.warning(
                 "%s: stored configuration values no longer valid, ignored: %s",
@@ -168,7 +179,8 @@ class ChargePoint:
     async def _poll(self, cid: int) -> None:
         """Read the device on its schedule and handle what it pushes, strictly in order.
 
-        A tag is handled after a fresh read, so "plug, then tap" is seen in that order.
+        A tag is handled against the state as of the events before it: "plug, then tap" reads
+        the plug first; "tap, then unplug" stops with the tap before the read sees the unplug.
         """
         rt = self.connectors[cid]
         await self.refresh(cid)
@@ -176,10 +188,11 @@ class ChargePoint:
             event: StateChanged | TagPresented | None = None
             with contextlib.suppress(TimeoutError):
                 event = await asyncio.wait_for(rt.events.get(), POLL_INTERVAL_S)
-            await self.refresh(cid)
             if isinstance(event, TagPresented):
                 log.info("%s/%d: tag %s presented", self.cfg.id, cid, event.id_tag)
                 await self._apply(cid, rt.core.on_tag(event.id_tag, self.clock.now()))
+            else:
+                await self.refresh(cid)
 
     async def refresh(self, cid: int) -> ChargerReading | None:
         """Read the device now and feed the reading to the core."""
@@ -222,14 +235,52 @@ class ChargePoint:
                     await self._set_energy(cid, effect.allowed)
             self._report_status(cid)
 
+    def _rules(self) -> authorization.Rules:
+        c = self.configuration
+        return authorization.Rules(
+            cache_enabled=c.get_bool("AuthorizationCacheEnabled"),
+            local_pre_authorize=c.get_bool("LocalPreAuthorize"),
+            local_authorize_offline=c.get_bool("LocalAuthorizeOffline"),
+            allow_offline_unknown=c.get_bool("AllowOfflineTxForUnknownId"),
+        )
+
+    def remember(self, id_tag: str, id_tag_info: dict[str, Any]) -> None:
+        """The central system's latest word on a tag goes into the authorization cache."""
+        if not self.configuration.get_bool("AuthorizationCacheEnabled"):
+            return
+        info = authorization.IdTagInfo.from_wire(id_tag_info)
+        now = self.clock.now()
+        evicted = self.auth_cache.put(id_tag, info, now)
+        expiry = iso(info.expiry) if info.expiry else None
+        self.store.submit(
+            self.store.cache_put,
+            self.cfg.id,
+            id_tag,
+            info.status,
+            expiry,
+            info.parent_id_tag,
+            iso(now),
+            evicted,
+        )
+
     def _authorize(self, cid: int, id_tag: str) -> None:
+        """Decide locally where the rules allow it, else ask the central system (Authorize)."""
         rt = self.connectors[cid]
         timeout = self.configuration.get_int("ConnectionTimeOut")
-        if not self.session.online:
-            # Offline authorization (cache, local list, unknown ids) is not built yet: refuse.
-            log.warning("%s/%d: offline, cannot authorize %s", self.cfg.id, cid, id_tag)
-            self._spawn(
-                self._apply(cid, rt.core.on_authorized(id_tag, False, self.clock.now(), timeout)), "refuse"
+
+        def conclude(accepted: bool, how: str) -> None:
+            log.info(
+                "%s/%d: tag %s %s (%s)", self.cfg.id, cid, id_tag, "accepted" if accepted else "refused", how
+            )
+            effects = rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout)
+            self._spawn(self._apply(cid, effects), f"{cid}: authorized")
+
+        decision = authorization.decide(
+            id_tag, self.session.online, self.auth_cache, self._rules(), self.clock.now()
+        )
+        if decision is not authorization.Decision.ASK:
+            conclude(
+                decision is authorization.Decision.START, "local rules" if self.session.online else "offline"
             )
             return
         future = self.session.submit(
@@ -240,12 +291,16 @@ class ChargePoint:
         async def outcome() -> None:
             try:
                 answer = await future
-                accepted = answer.id_tag_info.get("status") == "Accepted"
             except CallFailed as exc:
-                log.warning("%s/%d: Authorize %s failed: %s", self.cfg.id, cid, id_tag, exc)
-                accepted = False
-            log.info("%s/%d: tag %s %s", self.cfg.id, cid, id_tag, "accepted" if accepted else "refused")
-            await self._apply(cid, rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout))
+                # No answer: decided as if offline (cache, AllowOfflineTxForUnknownId).
+                log.warning("%s/%d: Authorize %s got no answer (%s)", self.cfg.id, cid, id_tag, exc)
+                offline = authorization.decide(
+                    id_tag, False, self.auth_cache, self._rules(), self.clock.now()
+                )
+                conclude(offline is authorization.Decision.START, "offline rules")
+                return
+            self.remember(id_tag, answer.id_tag_info)
+            conclude(answer.id_tag_info.get("status") == "Accepted", "central system")
 
         self._spawn(outcome(), f"{cid}: Authorize outcome")
 
@@ -277,8 +332,9 @@ class ChargePoint:
         rt.transaction_over = asyncio.Event()
         self._spawn(self._sample(cid, tx, rt.transaction_over), f"{cid}: meter values")
 
-    def _start_answered(self, local_id: int, answer: call_result.StartTransaction) -> None:
+    def _start_answered(self, local_id: int, id_tag: str, answer: call_result.StartTransaction) -> None:
         """StartTransaction.conf, as it is read (before any later message is built)."""
+        self.remember(id_tag, answer.id_tag_info)
         status = answer.id_tag_info.get("status")
         log.info("%s: transaction %d is %d at the central system (%s)", self.cfg.id, local_id,
                  answer.transaction_id, status)  # fmt: skip

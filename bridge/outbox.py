@@ -31,18 +31,26 @@ from bridge.store import OutboxRow, Store, TransactionRow
 
 log = logging.getLogger("bridge.outbox")
 
-StartAnswered = Callable[[int, Any], None]  # (local transaction id, StartTransaction.conf)
+StartAnswered = Callable[[int, str, Any], None]  # (local transaction id, idTag, StartTransaction.conf)
+TagInfo = Callable[[str, dict[str, Any]], None]  # (idTag, idTagInfo) from a StopTransaction.conf
 
 
 class TransactionMessages:
     def __init__(
-        self, cp_id: str, store: Store, session: Session, max_queued: int, on_start_answer: StartAnswered
+        self,
+        cp_id: str,
+        store: Store,
+        session: Session,
+        max_queued: int,
+        on_start_answer: StartAnswered,
+        on_tag_info: TagInfo,
     ) -> None:
         self.cp_id = cp_id
         self.store = store
         self.session = session
         self.max_queued = max_queued
         self._on_start_answer = on_start_answer
+        self._on_tag_info = on_tag_info
         self.tx_ids: dict[int, int] = {}  # local id -> the central system's transactionId
         self.dropped_meter_values = 0
 
@@ -135,7 +143,11 @@ class TransactionMessages:
             # Runs as the answer is read, before any later message is built.
             if row.action == "StartTransaction":
                 self.tx_ids[row.tx] = answer.transaction_id
-                self._on_start_answer(row.tx, answer)
+                self._on_start_answer(row.tx, json.loads(row.payload)["idTag"], answer)
+            elif row.action == "StopTransaction" and answer.id_tag_info:
+                id_tag = json.loads(row.payload).get("idTag")
+                if id_tag:
+                    self._on_tag_info(id_tag, answer.id_tag_info)
 
         async def settled(delivered: bool) -> None:
             cs_id = self.tx_ids.get(row.tx) if row.action == "StartTransaction" and delivered else None

@@ -574,7 +574,7 @@ def test_driver_options_arrive_as_the_driver_dataclass() -> None:
         ("GetConfigurationMaxKeys: 5", "computed by the bridge, remove it"),
         ("MeterValuesSampledDataMaxLength: 5", "computed by the bridge, remove it"),
         ("AuthorizationKey: " + HEX_PASSWORD, "set `password:` instead"),
-        ("AuthorizationCacheEnabled: true", "not supported by this version"),
+        ("LocalAuthListEnabled: true", "not supported by this version"),
         ("LocalAuthListEnabled: true", "not supported by this version"),
         ("HeartbeatInterval: -1", "whole number from 0 to 86400"),
         ("HeartbeatInterval: 1.5", "whole number"),

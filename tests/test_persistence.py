@@ -199,7 +199,9 @@ async def test_the_queue_is_bounded_by_dropping_the_oldest_meter_values(tmp_path
     config = make_config("ws://127.0.0.1:9/ocpp", tmp_path)
     store = Store.open(tmp_path / "state")
     session = Session(config.charge_points[0], _Config(), object(), Clock(), lambda: None, lambda _: None)
-    messages = TransactionMessages("CP-1", store, session, max_queued=100, on_start_answer=lambda *_: None)
+    messages = TransactionMessages(
+        "CP-1", store, session, max_queued=100, on_start_answer=lambda *_: None, on_tag_info=lambda *_: None
+    )
     try:
         await messages.start(1, 1, "TAG", 0, "2026-01-01T00:00:00.000Z")
         for n in range(150):

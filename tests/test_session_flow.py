@@ -232,7 +232,7 @@ async def test_data_transfer_and_clear_cache_answers(csms: StrictCentralSystem, 
         assert (
             await csms.call("CP-1", call.DataTransfer(vendor_id="com.example"))
         ).status == "UnknownVendorId"
-        assert (await csms.call("CP-1", call.ClearCache())).status == "Rejected"  # no cache yet (ERRATA 3.23)
+        assert (await csms.call("CP-1", call.ClearCache())).status == "Accepted"  # there is a cache
 
 
 async def test_a_stop_queued_behind_its_unanswered_start_carries_the_central_systems_id(

@@ -28,7 +28,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-VALID_STATUSES = frozenset({"Accepted", "ConcurrentTx"})
+# Only Accepted starts a transaction: ConcurrentTx says the tag is charging elsewhere already.
+VALID_STATUSES = frozenset({"Accepted"})
 
 
 class Decision(StrEnum):

@@ -433,7 +433,7 @@ KEYS: tuple[KeySpec, ...] = (
 # fmt: on
 
 # Features the bridge implements so far; the daemon grows this as features land.
-IMPLEMENTED_FEATURES: frozenset[str] = frozenset()
+IMPLEMENTED_FEATURES: frozenset[str] = frozenset({"auth_cache", "offline_unknown_id"})
 # Every feature name a key can carry.
 FEATURES: frozenset[str] = frozenset(spec.feature for spec in KEYS if spec.feature is not None)
 

@@ -96,9 +96,12 @@ class CentralSystemHandlers:
 
     # -- other Core actions ---------------------------------------------------------
     @on(Action.clear_cache)
-    def clear_cache(self, **_: Any) -> call_result.ClearCache:
-        # No authorization cache yet: ERRATA 3.23 says Rejected.
-        return call_result.ClearCache(status="Rejected")
+    async def clear_cache(self, **_: Any) -> call_result.ClearCache:
+        cp = self.cp
+        cp.auth_cache.clear()
+        await cp.store.run(cp.store.cache_clear, cp.cfg.id)  # cleared on disk before it is said
+        log.info("%s: authorization cache cleared", cp.cfg.id)
+        return call_result.ClearCache(status="Accepted")
 
     @on(Action.data_transfer)
     def data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:

@@ -44,6 +44,7 @@ unit: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/outbox.py --no-profile
 
 clean:
 	rm -rf $(VENV) $(PEER_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -80,7 +80,7 @@ from bridge.core.meter_values import sampled_values  # noqa: E402
 from bridge.ocpp import schema  # noqa: E402
 from bridge.ocpp.rpc import RawCall, encode, to_wire  # noqa: E402
 from bridge.store import Store  # noqa: E402
-from tests.processes import stop_process  # noqa: E402
+from tests.processes import child_env, stop_process  # noqa: E402
 
 CP_ID = "BENCH-1"
 TARGET_RATIO = 0.5  # flush rate / baseline rate, at least
@@ -868,15 +868,7 @@ def print_profile(profile: Path, n: int, run: FlushRun) -> None:
 
 
 async def main(runs: int, n: int, profile: bool, save_profile: Path | None) -> int:
-    env_vars = dict(os.environ)
-    for name in (
-        "JOURNAL_STREAM",
-        "STATE_DIRECTORY",
-        "PYTHONIMPORTTIME",
-        "NOTIFY_SOCKET",
-        "PYTHONDONTWRITEBYTECODE",
-    ):
-        env_vars.pop(name, None)
+    env_vars = child_env()
     cs = CentralSystem()
     await cs.start()
     try:

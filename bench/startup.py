@@ -44,7 +44,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.processes
-from tests.processes import stop_process
+from tests.processes import child_env, stop_process
 
 TARGET_BOOT_S = 0.6
 TARGET_RSS_MIB = 60.0
@@ -328,15 +328,7 @@ async def main(runs: int) -> int:
     if not OCPP_BRIDGE.exists():
         print(f"error: {OCPP_BRIDGE} not found; install the project into this environment", file=sys.stderr)
         return 1
-    env = dict(os.environ)
-    for name in (
-        "JOURNAL_STREAM",
-        "STATE_DIRECTORY",
-        "PYTHONIMPORTTIME",
-        "NOTIFY_SOCKET",
-        "PYTHONDONTWRITEBYTECODE",
-    ):
-        env.pop(name, None)
+    env = child_env()
     cs = BootClock()
     await cs.start()
     try:

@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
+from asyncio.subprocess import Process
+from pathlib import Path
 
 
 async def stop_process(proc: asyncio.subprocess.Process, grace_s: float = 5.0) -> int:
@@ -25,3 +28,32 @@ async def stop_process(proc: asyncio.subprocess.Process, grace_s: float = 5.0) -
             await proc.wait()
     assert proc.returncode is not None
     return proc.returncode
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Variables a child must not inherit from whoever runs the tests or benchmarks: journald formatting,
+# systemd's state directory and notify socket, import timing, and "no bytecode" (start-up figures).
+_INHERITED_NOT = (
+    "JOURNAL_STREAM",
+    "STATE_DIRECTORY",
+    "NOTIFY_SOCKET",
+    "PYTHONIMPORTTIME",
+    "PYTHONDONTWRITEBYTECODE",
+)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _INHERITED_NOT}
+    env.update(extra)
+    return env
+
+
+async def start_daemon(config: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> Process:
+    """`python -m bridge.cli run --config <config>` with stdout and stderr in `log` (a file, so a
+    full pipe can never block it). The caller stops it with `stop_process`."""
+    with log.open("wb") as sink:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge.cli", "run", "--config", str(config), *extra,
+            cwd=ROOT, env=env or child_env(), stdin=asyncio.subprocess.DEVNULL, stdout=sink, stderr=sink,
+        )  # fmt: skip

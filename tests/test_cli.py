@@ -25,18 +25,11 @@ from ocpp.v16 import call
 
 from tests.conftest import free_port
 from tests.csms import StrictCentralSystem
-from tests.processes import stop_process
+from tests.processes import child_env, start_daemon, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "config").glob("*.yaml"))
 CP_ID = "CP-1"
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("JOURNAL_STREAM", None)  # plain log lines, even when the tests run under systemd
-    env.pop("STATE_DIRECTORY", None)
-    return env
 
 
 def _text(log: Path) -> str:
@@ -51,7 +44,7 @@ async def _cli(*args: str, limit_s: float = 20.0) -> tuple[int, str, str]:
         "bridge.cli",
         *args,
         cwd=ROOT,
-        env=_env(),
+        env=child_env(),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -67,21 +60,7 @@ async def _cli(*args: str, limit_s: float = 20.0) -> tuple[int, str, str]:
 @contextlib.asynccontextmanager
 async def _daemon(config: Path, log: Path, *extra: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """`ocpp-bridge run --config <config>` with its stdout and stderr in `log`; stopped on exit."""
-    with log.open("wb") as sink:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bridge.cli",
-            "run",
-            "--config",
-            str(config),
-            *extra,
-            cwd=ROOT,
-            env=_env(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=sink,
-            stderr=sink,
-        )
+    proc = await start_daemon(config, log, *extra)
     try:
         yield proc
     finally:

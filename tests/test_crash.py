@@ -32,7 +32,6 @@ import os
 import random
 import signal
 import sqlite3
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.csms import Frame, StrictCentralSystem
-from tests.processes import stop_process
+from tests.processes import start_daemon, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 CP_ID = "CP-1"
@@ -361,13 +360,6 @@ def render_frames(cs: StrictCentralSystem, t0: float, kill_at: float | None) -> 
 # -- processes -------------------------------------------------------------------------------
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("JOURNAL_STREAM", None)
-    env.pop("STATE_DIRECTORY", None)
-    return env
-
-
 def write_config(directory: Path, csms_url: str, api_port: int) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     text = (
@@ -389,23 +381,6 @@ def write_config(directory: Path, csms_url: str, api_port: int) -> Path:
     path = directory / "bridge.yaml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-async def start_daemon(config: Path, log: Path) -> asyncio.subprocess.Process:
-    with log.open("wb") as sink:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bridge.cli",
-            "run",
-            "--config",
-            str(config),
-            cwd=ROOT,
-            env=_env(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=sink,
-            stderr=sink,
-        )
 
 
 async def wait_booted(cs: StrictCentralSystem, link: int, proc: asyncio.subprocess.Process) -> None:

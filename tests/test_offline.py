@@ -36,6 +36,7 @@ async def session_online(cs: StrictCentralSystem, daemon: Any, tag: str) -> None
     sim = sim_of(daemon)
     sim.plug()
     sim.tap(tag)
+
     def started() -> bool:
         tx = core_of(daemon).transaction
         return tx is not None and tx.transaction_id is not None

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ from bridge.config import ChargePointConfig
 from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
+from bridge.core.connector import Effect
 from bridge.core.meter_values import can_measure, sampled_values
 from bridge.ocpp.errors import CallFailed
 from bridge.ocpp.session import Session
@@ -49,7 +51,9 @@ class ConnectorRuntime:
     charger: Charger
     reading: ChargerReading | None = None
     transaction_over: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the meter sampler
-    effects_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # effects run in decision order
+    effects_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while effects are carried out
+    pending_effects: deque[tuple[list[Effect], asyncio.Future[None]]] = field(default_factory=deque)
+    effects_worker: asyncio.Task[None] | None = None
     events: asyncio.Queue[StateChanged | TagPresented] = field(default_factory=asyncio.Queue)
     read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -216,24 +220,46 @@ class ChargePoint:
         return not readings or all(can_measure(r, item) for r in readings)
 
     # -- effects of the core ---------------------------------------------------
-    async def _apply(self, cid: int, effects: Iterable[core.Effect]) -> None:
-        """Carry out the core's decisions in the order they were taken.
+    def _apply(self, cid: int, effects: Iterable[core.Effect]) -> asyncio.Future[None]:
+        """Carry out the core's decisions in the order they were taken; await the result to wait.
 
-        A transaction event is persisted before anything acts on it: the
-        StartTransaction is in the store before energy is allowed.
+        Effects are queued the moment they are decided (this call is synchronous) and one worker
+        per connector carries them out in that order. Ordering by a lock alone is not enough: a
+        decision taken in one task and carried out in another could be overtaken by a later one
+        (a stop persisted before its start). A transaction event is persisted before anything
+        acts on it: the StartTransaction is in the store before energy is allowed.
         """
         rt = self.connectors[cid]
-        async with rt.effects_lock:
-            for effect in effects:
-                if isinstance(effect, core.Authorize):
-                    self._authorize(cid, effect.id_tag)
-                elif isinstance(effect, core.StartTransaction):
-                    await self._start_transaction(cid, effect.transaction)
-                elif isinstance(effect, core.StopTransaction):
-                    await self._stop_transaction(cid, effect)
-                elif isinstance(effect, core.SetEnergy):
-                    await self._set_energy(cid, effect.allowed)
-            self._report_status(cid)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        rt.pending_effects.append((list(effects), done))
+        if rt.effects_worker is None or rt.effects_worker.done():
+            rt.effects_worker = self._spawn(self._carry_out(cid), f"{cid}: effects")
+        return done
+
+    async def _carry_out(self, cid: int) -> None:
+        rt = self.connectors[cid]
+        while rt.pending_effects:
+            effects, done = rt.pending_effects.popleft()
+            try:
+                async with rt.effects_lock:  # the meter sampler writes under it too
+                    for effect in effects:
+                        await self._execute(cid, effect)
+                    self._report_status(cid)
+            except Exception:
+                log.exception("%s/%d: carrying out %s failed", self.cfg.id, cid, effects)
+            finally:
+                if not done.done():
+                    done.set_result(None)
+
+    async def _execute(self, cid: int, effect: core.Effect) -> None:
+        if isinstance(effect, core.Authorize):
+            self._authorize(cid, effect.id_tag)
+        elif isinstance(effect, core.StartTransaction):
+            await self._start_transaction(cid, effect.transaction)
+        elif isinstance(effect, core.StopTransaction):
+            await self._stop_transaction(cid, effect)
+        elif isinstance(effect, core.SetEnergy):
+            await self._set_energy(cid, effect.allowed)
 
     def _rules(self) -> authorization.Rules:
         c = self.configuration
@@ -273,7 +299,7 @@ class ChargePoint:
                 "%s/%d: tag %s %s (%s)", self.cfg.id, cid, id_tag, "accepted" if accepted else "refused", how
             )
             effects = rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout)
-            self._spawn(self._apply(cid, effects), f"{cid}: authorized")
+            self._apply(cid, effects)
 
         decision = authorization.decide(
             id_tag, self.session.online, self.auth_cache, self._rules(), self.clock.now()
@@ -345,7 +371,7 @@ class ChargePoint:
             rt.core.on_start_confirmed(local_id, answer.transaction_id)
             if status != "Accepted" and self.configuration.get_bool("StopTransactionOnInvalidId"):
                 effects = rt.core.stop(core.StopReason.DE_AUTHORIZED, self.clock.now(), None)
-                self._spawn(self._apply(cid, effects), f"{cid}: deauthorize")
+                self._apply(cid, effects)
 
     async def _stop_transaction(self, cid: int, stop: core.StopTransaction) -> None:
         rt = self.connectors[cid]

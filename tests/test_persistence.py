@@ -271,3 +271,26 @@ async def test_a_stop_during_a_slow_meter_value_write_keeps_the_order(
         assert store.outbox("CP-1") == [] and store.transactions("CP-1") == []
     finally:
         store.close()
+
+
+async def test_effects_are_carried_out_in_the_order_they_were_decided(tmp_path: Path) -> None:
+    """Found by the crash test: a start decided in one task (an Authorize answer) and a stop decided
+    just after in another (an unplug) must reach the store and the wire as start, then stop."""
+    async with StrictCentralSystem() as cs:
+        async with running(make_config(cs.url, tmp_path)) as daemon:
+            await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+            cp = daemon.charge_points["CP-1"]
+            rt = cp.connectors[1]
+            sim_of(daemon).plug()
+            await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Preparing")
+            now = cp.clock.now()
+            first = cp._apply(1, rt.core.on_authorized("RACE", True, now, 60))  # decided first, not awaited
+            sim_of(daemon).unplug()
+            reading = await sim_of(daemon).read()
+            await cp._apply(1, rt.core.on_reading(reading, now, True))  # the stop, decided second
+            await first
+            stop = await cs.wait_for_call("CP-1", "StopTransaction")
+        cs.assert_clean()
+    actions = [a for a in cs.actions("CP-1") if a in ("StartTransaction", "StopTransaction")]
+    assert actions == ["StartTransaction", "StopTransaction"]
+    assert stop["transactionId"] == cs.last_transaction_id and stop["reason"] == "EVDisconnected"

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeAlias
 
 from adapters.base import ChargerReading, DeviceFault
 
@@ -94,7 +95,7 @@ class SetEnergy:
     allowed: bool
 
 
-Effect = Authorize | StartTransaction | StopTransaction | SetEnergy
+Effect: TypeAlias = Authorize | StartTransaction | StopTransaction | SetEnergy
 
 
 def same_tag(a: str, b: str) -> bool:

@@ -21,7 +21,14 @@ from typing import Any
 
 from ocpp.v16 import call, call_result
 
-from adapters.base import Charger, ChargerReading, DeviceError, StateChanged, TagPresented
+from adapters.base import (
+    Charger,
+    ChargerReading,
+    DeviceError,
+    NotSupportedByDevice,
+    StateChanged,
+    TagPresented,
+)
 from bridge import __version__
 from bridge.clock import Clock, iso
 from bridge.config import ChargePointConfig
@@ -39,8 +46,9 @@ log = logging.getLogger("bridge.chargepoint")
 
 POLL_INTERVAL_S = 1.0
 READING_PERSIST_S = 60.0  # with MeterValueSampleInterval 0, readings are still persisted this often
+UNLOCK_TIMEOUT_S = 10.0  # a lock that has not answered by then counts as UnlockFailed
 AUTH_CACHE_CAPACITY = 1000  # tags; beyond it not-valid entries go first, then the oldest
-SUPPORTED_PROFILES = "Core"
+SUPPORTED_PROFILES = "Core,RemoteTrigger"
 
 
 @dataclass
@@ -99,6 +107,7 @@ class ChargePoint:
         self._queued: dict[int, core.StatusReport] = {}  # last status handed to the session
         self._boot_generation = -1
         self._tasks: set[asyncio.Task[None]] = set()
+        self.operative = True  # the charge point as a whole (connector 0), per ChangeAvailability
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
         """A background task that is referenced until done, and whose failure is logged."""
@@ -130,6 +139,11 @@ class ChargePoint:
                 {"status": status, "expiryDate": expiry, "parentIdTag": parent}
             )
             self.auth_cache.put(id_tag, info, datetime.fromisoformat(updated.replace("Z", "+00:00")))
+        for cid, operative in (await self.store.run(self.store.availability, self.cfg.id)).items():
+            if cid == 0:
+                self.operative = operative
+            elif cid in self.connectors:
+                self.connectors[cid].core.operative = operative
         if ignored:
             log.warning(
                 "%s: stored configuration values no longer valid, ignored: %s",
@@ -343,6 +357,85 @@ class ChargePoint:
     async def remote_stop(self, cid: int) -> None:
         await self._apply(cid, self.connectors[cid].core.stop(core.StopReason.REMOTE, self.clock.now(), None))
 
+    async def change_availability(self, connector_id: int, operative: bool) -> str:
+        """ChangeAvailability: Accepted, Scheduled (a transaction runs: applied when it ends) or Rejected.
+
+        The wanted state is stored before the answer: it survives a reboot (OCTT TC_013).
+        """
+        if connector_id != 0 and connector_id not in self.connectors:
+            return "Rejected"
+        targets = list(self.connectors) if connector_id == 0 else [connector_id]
+        answers = [self.connectors[cid].core.change_availability(operative) for cid in targets]
+        wanted = {cid: operative for cid in targets}
+        if connector_id == 0:
+            self.operative = operative
+            wanted[0] = operative
+        await self.store.run(self.store.save_availability, self.cfg.id, wanted)
+        return "Scheduled" if "Scheduled" in answers else "Accepted"
+
+    def report_statuses(self) -> None:
+        """Send what changed (after an answer that changed statuses)."""
+        self._report_status(0)
+        for cid in self.connectors:
+            self._report_status(cid)
+
+    async def unlock(self, connector_id: int) -> str:
+        """UnlockConnector: stop the transaction first (UnlockCommand), then unlock the cable."""
+        rt = self.connectors.get(connector_id)
+        if rt is None or not rt.charger.capabilities.can_unlock:
+            return "NotSupported"  # unknown connector, no lock or a fixed cable (ERRATA 3.87)
+        if rt.core.transaction is not None:
+            await self._apply(
+                connector_id, rt.core.stop(core.StopReason.UNLOCK_COMMAND, self.clock.now(), None)
+            )
+        try:
+            await asyncio.wait_for(rt.charger.unlock(), UNLOCK_TIMEOUT_S)
+        except NotSupportedByDevice:
+            return "NotSupported"
+        except (DeviceError, TimeoutError) as exc:
+            log.warning("%s/%d: unlocking failed: %s", self.cfg.id, connector_id, exc or "no answer")
+            return "UnlockFailed"
+        log.info("%s/%d: unlocked", self.cfg.id, connector_id)
+        return "Unlocked"
+
+    async def send_now(self, payload: Any) -> Any:
+        """A triggered message: sent directly (also while Pending), after the TriggerMessage answer."""
+        endpoint = self.session.endpoint
+        if endpoint is None:
+            return None
+        return await endpoint.call(payload)
+
+    def status_message(self, cid: int) -> call.StatusNotification:
+        """A triggered StatusNotification: the current status, which counts as reported."""
+        report = self.current_status(cid)
+        self._reported[cid] = self._queued[cid] = report
+        return self._status_payload(cid, report)
+
+    def _status_payload(self, cid: int, report: core.StatusReport) -> call.StatusNotification:
+        return call.StatusNotification(
+            connector_id=cid,
+            error_code=report.error_code,
+            status=str(report.status),
+            info=report.info,
+            vendor_error_code=report.vendor_error_code,
+            timestamp=iso(self.clock.now()),
+        )
+
+    def meter_values_message(self, cid: int) -> call.MeterValues | None:
+        """Triggered MeterValues: the latest values of MeterValuesSampledData, context Trigger."""
+        rt = self.connectors[cid]
+        if rt.reading is None:
+            return None
+        values = sampled_values(rt.reading, self.configuration.get_list("MeterValuesSampledData"), "Trigger")
+        if not values:
+            return None
+        tx = rt.core.transaction
+        return call.MeterValues(
+            connector_id=cid,
+            transaction_id=self.messages.transaction_id(tx.local_id) if tx is not None else None,
+            meter_value=[{"timestamp": iso(self.clock.now()), "sampledValue": values}],
+        )
+
     def connector_of_transaction(self, transaction_id: int) -> int | None:
         for cid, rt in self.connectors.items():
             tx = rt.core.transaction
@@ -442,19 +535,12 @@ class ChargePoint:
     def current_status(self, cid: int) -> core.StatusReport:
         if cid == 0:
             # Connector 0 stands for the charge point as a whole (Available/Unavailable/Faulted).
-            return core.StatusReport(core.Status.AVAILABLE)
+            return core.StatusReport(core.Status.AVAILABLE if self.operative else core.Status.UNAVAILABLE)
         return self.connectors[cid].core.status()
 
     def _send_status(self, cid: int, report: core.StatusReport) -> None:
         self._queued[cid] = report
-        message = call.StatusNotification(
-            connector_id=cid,
-            error_code=report.error_code,
-            status=str(report.status),
-            info=report.info,
-            vendor_error_code=report.vendor_error_code,
-            timestamp=iso(self.clock.now()),
-        )
+        message = self._status_payload(cid, report)
 
         def build() -> call.StatusNotification:
             # Reported means delivered: a status lost with the connection is not

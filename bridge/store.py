@@ -90,6 +90,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (charge_point, tag_key)
     )
     """,
+    # 2 -> 3
+    """
+    CREATE TABLE availability (
+        charge_point  TEXT    NOT NULL,
+        connector     INTEGER NOT NULL,        -- 0: the charge point as a whole
+        operative     INTEGER NOT NULL,
+        PRIMARY KEY (charge_point, connector)
+    )
+    """,
 ]
 
 
@@ -387,6 +396,18 @@ class Store:
 
     def cache_clear(self, cp: str) -> None:
         self._write(True, [("DELETE FROM auth_cache WHERE charge_point = ?", (cp,))])
+
+    # -- availability (ChangeAvailability survives a reboot) ---------------------------
+    def availability(self, cp: str) -> dict[int, bool]:
+        rows = self._db.execute("SELECT connector, operative FROM availability WHERE charge_point = ?", (cp,))
+        return {int(c): bool(o) for c, o in rows.fetchall()}
+
+    def save_availability(self, cp: str, values: dict[int, bool]) -> None:
+        self._write(True, [(
+            "INSERT INTO availability (charge_point, connector, operative) VALUES (?, ?, ?)"
+            " ON CONFLICT (charge_point, connector) DO UPDATE SET operative = excluded.operative",
+            (cp, connector, int(operative)),
+        ) for connector, operative in values.items()])  # fmt: skip
 
     # -- configuration keys set by the central system ------------------------------
     def config_values(self, cp: str) -> dict[str, str]:

@@ -21,8 +21,8 @@ def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixt
     caplog.set_level(logging.DEBUG)
     apply_levels("DEBUG", frames=True)  # the most talkative setting a user can choose
     yield caplog
-    logging.getLogger("websockets").setLevel(logging.NOTSET)
-    logging.getLogger("ocpp").setLevel(logging.NOTSET)
+    for name in ("websockets", "ocpp", "ocpp.frames"):  # back to how the other tests found them
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 def logged(caplog: pytest.LogCaptureFixture) -> str:

@@ -116,6 +116,7 @@ class Connector:
     waiting_tag: str | None = None  # authorized, waiting for the plug
     waiting_until: datetime | None = None
     finishing: bool = False  # transaction over, cable still plugged
+    scheduled_operative: bool | None = None  # ChangeAvailability waiting for the transaction to end
     authorizing: set[str] = field(default_factory=set)  # tags with an Authorize in flight
     # Local transaction ids: the shell hands in the store's sequence, so ids are never reused.
     new_id: Callable[[], int] = field(default_factory=lambda: itertools.count(1).__next__)
@@ -206,7 +207,19 @@ class Connector:
         self.transaction = None
         self.finishing = self.plugged
         self.energy_allowed = False
+        if self.scheduled_operative is not None:  # a ChangeAvailability waited for this end
+            self.operative = self.scheduled_operative
+            self.scheduled_operative = None
         return [SetEnergy(False), StopTransaction(tx, max(meter, tx.meter_start_wh), now, reason, id_tag)]
+
+    def change_availability(self, operative: bool) -> str:
+        """ChangeAvailability for this connector: "Accepted" (now) or "Scheduled" (after the transaction)."""
+        if self.transaction is not None and operative != self.operative:
+            self.scheduled_operative = operative
+            return "Scheduled"
+        self.operative = operative
+        self.scheduled_operative = None
+        return "Accepted"
 
     def meter_wh(self) -> int:
         return int(self.energy_wh) if self.energy_wh is not None else 0

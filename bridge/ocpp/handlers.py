@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ocpp.routing import on
-from ocpp.v16 import call_result
+from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
 from bridge.core.connector import Status
@@ -93,6 +93,59 @@ class CentralSystemHandlers:
             return call_result.RemoteStopTransaction(status="Rejected")
         self._after_reply(lambda: self.cp.remote_stop(cid))
         return call_result.RemoteStopTransaction(status="Accepted")
+
+    @on(Action.unlock_connector)
+    async def unlock_connector(self, connector_id: int, **_: Any) -> call_result.UnlockConnector:
+        # Device I/O inside the handler (bounded by a timeout): the answer must say whether it worked.
+        return call_result.UnlockConnector(status=await self.cp.unlock(connector_id))
+
+    @on(Action.change_availability)
+    async def change_availability(
+        self, connector_id: int, type: str, **_: Any
+    ) -> call_result.ChangeAvailability:
+        status = await self.cp.change_availability(connector_id, type == "Operative")
+        log.info("%s: ChangeAvailability %d %s: %s", self.cp.cfg.id, connector_id, type, status)
+        self._after_reply(self.cp.report_statuses)
+        return call_result.ChangeAvailability(status=status)
+
+    # -- RemoteTrigger ----------------------------------------------------------------------
+    @on(Action.trigger_message)
+    def trigger_message(
+        self, requested_message: str, connector_id: int | None = None, **_: Any
+    ) -> call_result.TriggerMessage:
+        """Answer first, then send the message asked for (OCPP 1.6 §5.17)."""
+        cp = self.cp
+        if connector_id is not None and connector_id != 0 and connector_id not in cp.connectors:
+            return call_result.TriggerMessage(status="Rejected")  # e.g. NumberOfConnectors + 1 (TC_055)
+        messages: list[Any] = []
+        if requested_message == "BootNotification":
+            if cp.session.accepted:
+                return call_result.TriggerMessage(status="Rejected")  # ERRATA 3.35
+            cp.session.boot_now()
+            return call_result.TriggerMessage(status="Accepted")
+        if requested_message == "Heartbeat":
+            messages = [call.Heartbeat()]
+        elif requested_message == "StatusNotification":
+            ids = [connector_id] if connector_id is not None else [0, *cp.connectors]
+            messages = [lambda cid=cid: cp.status_message(cid) for cid in ids]
+        elif requested_message == "MeterValues":
+            ids = [connector_id] if connector_id else list(cp.connectors)
+            messages = [lambda cid=cid: cp.meter_values_message(cid) for cid in ids]
+        elif requested_message == "DiagnosticsStatusNotification":
+            messages = [call.DiagnosticsStatusNotification(status="Idle")]  # nothing in progress
+        elif requested_message == "FirmwareStatusNotification":
+            messages = [call.FirmwareStatusNotification(status="Idle")]
+        else:
+            return call_result.TriggerMessage(status="NotImplemented")
+
+        async def send() -> None:
+            for message in messages:
+                payload = message() if callable(message) else message
+                if payload is not None:
+                    await cp.send_now(payload)
+
+        self._after_reply(send)
+        return call_result.TriggerMessage(status="Accepted")
 
     # -- other Core actions ---------------------------------------------------------
     @on(Action.clear_cache)

@@ -114,6 +114,7 @@ class Session:
         self._closing = False
         self._sending: Outgoing | None = None
         self._online_seq = 0
+        self._boot_wake = asyncio.Event()
 
     # -- public ------------------------------------------------------------
     observer: Observer | None = None  # sees every frame (the demo's timeline)
@@ -166,6 +167,11 @@ class Session:
             coro.close()
             return
         self._endpoint.spawn(coro, what)
+
+    def boot_now(self) -> None:
+        """TriggerMessage(BootNotification) while not Accepted: boot again without waiting the interval."""
+        self.boot.next_boot_at = 0.0
+        self._boot_wake.set()
 
     def configuration_changed(self) -> None:
         """Timers re-read HeartbeatInterval, WebSocketPingInterval, ... at once."""
@@ -288,7 +294,9 @@ class Session:
             while self.boot.state is not BootState.ACCEPTED:
                 wait = self.boot.next_boot_at - self.clock.monotonic()
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    self._boot_wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._boot_wake.wait(), wait)
                 try:
                     await endpoint.call(
                         payload, on_result=lambda answer: self._on_boot_answer(answer, content)

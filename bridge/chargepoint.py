@@ -398,6 +398,28 @@ class ChargePoint:
         log.info("%s/%d: unlocked", self.cfg.id, connector_id)
         return "Unlocked"
 
+    async def reset(self, hard: bool) -> None:
+        """Carry out an accepted Reset: stop every transaction, let the stops go out, reset the
+        device (hard), and start the session again with a BootNotification."""
+        reason = core.StopReason.HARD_RESET if hard else core.StopReason.SOFT_RESET
+        log.warning("%s: %s reset", self.cfg.id, "hard" if hard else "soft")
+        for cid, rt in self.connectors.items():
+            if rt.core.transaction is not None:
+                await self._apply(cid, rt.core.stop(reason, self.clock.now(), None))
+        # The stops are in the store already; give them a chance to be answered before the link goes.
+        await self.session.transactional_sent(float(self.configuration.get_int("MessageTimeout")))
+        if hard:
+            for cid, rt in self.connectors.items():
+                try:
+                    await rt.charger.reset(hard=True)
+                except NotSupportedByDevice:
+                    pass
+                except DeviceError as exc:
+                    log.error(
+                        "%s/%d: %s could not be reset: %s", self.cfg.id, cid, rt.charger.description, exc
+                    )
+        await self.session.restart()
+
     async def send_now(self, payload: Any) -> Any:
         """A triggered message: sent directly (also while Pending), after the TriggerMessage answer."""
         endpoint = self.session.endpoint

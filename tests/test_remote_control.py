@@ -252,3 +252,41 @@ async def test_supported_feature_profiles_says_remote_trigger(
         await ready(csms)
         result = await csms.call("CP-1", call.GetConfiguration(key=["SupportedFeatureProfiles"]))
     assert result.configuration_key[0]["value"] == "Core,RemoteTrigger"
+
+
+# -- Reset -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["Soft", "Hard"])
+async def test_reset_stops_transactions_then_boots_again(
+    csms: StrictCentralSystem, tmp_path: Any, kind: str
+) -> None:
+    """OCTT TC_015 and the soft variant: StopTransaction with the reset's reason, then a new boot and
+    every status again."""
+    async with running(make_config(csms.url, tmp_path)) as daemon:
+        await ready(csms)
+        await charging(csms, daemon)
+        assert (await csms.call("CP-1", call.Reset(type=kind))).status == "Accepted"
+        stop = await csms.wait_for_call("CP-1", "StopTransaction")
+        await csms.wait_for_call("CP-1", "BootNotification", count=2, timeout=5)
+
+        def status_on_new_link() -> list[Any]:
+            link = csms.links[-1]
+            calls = [f for f in link.frames if f.message and f.message[0] == 2]
+            return [
+                f for f in calls if f.message[2] == "StatusNotification" and f.message[3]["connectorId"] == 1
+            ]
+
+        (after,) = await csms.wait_until(status_on_new_link, what="connector 1's status after the boot")
+        assert after.message[3]["status"] == "Finishing"  # still plugged, the transaction is over
+        assert sim_of(daemon).reset_count == (1 if kind == "Hard" else 0)
+    assert stop["reason"] == f"{kind}Reset" and stop["transactionId"] == csms.last_transaction_id
+    assert len(csms.links) == 2  # a new connection, as after a reboot
+    actions = csms.actions("CP-1")
+    assert actions.index("StopTransaction") < len(actions) - 1 - actions[::-1].index("BootNotification")
+
+
+async def test_reset_without_transaction(csms: StrictCentralSystem, tmp_path: Any) -> None:
+    async with running(make_config(csms.url, tmp_path)):
+        await ready(csms)
+        assert (await csms.call("CP-1", call.Reset(type="Soft"))).status == "Accepted"
+        await csms.wait_for_call("CP-1", "BootNotification", count=2, timeout=5)
+    assert not csms.calls("CP-1", "StopTransaction")

@@ -271,3 +271,4 @@ async def test_an_answer_is_applied_before_the_next_queued_message_is_built(
         )
         stop = await csms.wait_for_call("CP-1", "StopTransaction")
     assert stop["transactionId"] == csms.last_transaction_id
+

@@ -94,6 +94,12 @@ class CentralSystemHandlers:
         self._after_reply(lambda: self.cp.remote_stop(cid))
         return call_result.RemoteStopTransaction(status="Accepted")
 
+    @on(Action.reset)
+    def reset(self, type: str, **_: Any) -> call_result.Reset:
+        """Accepted, then (after the answer) StopTransaction SoftReset/HardReset and a new boot."""
+        self._after_reply(lambda: self.cp.reset(hard=type == "Hard"))
+        return call_result.Reset(status="Accepted")
+
     @on(Action.unlock_connector)
     async def unlock_connector(self, connector_id: int, **_: Any) -> call_result.UnlockConnector:
         # Device I/O inside the handler (bounded by a timeout): the answer must say whether it worked.

@@ -389,6 +389,7 @@ class Endpoint:
                 except TimeoutError:
                     raise CallTimeout(f"no answer to {action} within {timeout:g} s") from None
             except (OSError, ConnectionClosed) as exc:
+                self._closed = True  # later calls fail at once too
                 raise NotConnected(f"sending {action} failed: {exc}") from exc
             finally:
                 self._pending = None

@@ -115,6 +115,9 @@ class Session:
         self._sending: Outgoing | None = None
         self._online_seq = 0
         self._boot_wake = asyncio.Event()
+        self._drop_reason: str | None = None  # why we ended the current connection ourselves
+        self._no_transactional = asyncio.Event()  # set while no transaction message is queued
+        self._no_transactional.set()
 
     # -- public ------------------------------------------------------------
     observer: Observer | None = None  # sees every frame (the demo's timeline)
@@ -158,6 +161,8 @@ class Session:
         if want_result:
             item.future = asyncio.get_running_loop().create_future()
         (self._transactional if transactional else self._normal).append(item)
+        if transactional:
+            self._no_transactional.clear()
         self._wakeup.set()
         return item.future
 
@@ -186,6 +191,8 @@ class Session:
         for item in self._transactional:
             if item.outbox_seq == outbox_seq and item is not self._sending:
                 self._transactional.remove(item)
+                if not self._transactional:
+                    self._no_transactional.set()
                 return True
         return False
 
@@ -201,6 +208,14 @@ class Session:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+
+    async def restart(self) -> None:
+        """As after a reboot: drop the connection; the next one starts with a BootNotification."""
+        self.boot = Boot(force_on_reconnect=self.cfg.boot_on_reconnect)
+        self.backoff.reset()
+        if self._ws is not None:
+            self._drop_reason = "restarting after Reset"
+            await self._ws.close(code=1012, reason="reset")  # 1012: service restart
 
     async def close(self) -> None:
         self._closing = True
@@ -227,7 +242,7 @@ class Session:
             self._record_error(describe_failure(exc, self.cfg))
             return
         self._ws = ws
-        self._drop_reason: str | None = None  # why we ended this connection ourselves
+        self._drop_reason = None
         self.link.connected = True
         self.link.connected_since = self.clock.now()
         log.info("%s: connected to %s", self.cfg.id, self.cfg.csms_url)
@@ -404,6 +419,14 @@ class Session:
         queue = self._transactional if item.transactional else self._normal
         if queue and queue[0] is item:
             queue.popleft()
+        if not self._transactional:
+            self._no_transactional.set()
+
+    async def transactional_sent(self, timeout: float) -> bool:
+        """Wait (at most `timeout`) until no transaction message is queued; True if none is."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_transactional.wait(), timeout)
+        return self._no_transactional.is_set()
 
     def _settle(self, item: Outgoing, result: Any = None, error: BaseException | None = None) -> None:
         self._remove(item)
@@ -438,6 +461,9 @@ class Session:
         try:
             result = await endpoint.call(payload, on_result=item.on_result, unique_id=item.unique_id)
         except NotConnected:
+            # The link is gone or going: wait for the next one. Without this the sender would
+            # spin on a closing socket (its send fails without yielding) and starve the loop.
+            self._ready.clear()
             return None  # stays queued; the next connection sends it
         except CallTimeout as exc:
             if item.transactional:  # D1: a timeout is "not delivered yet", not a failed attempt

@@ -16,7 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ocpp.v16 import call, call_result
@@ -36,7 +36,7 @@ from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
 from bridge.core.connector import Effect
-from bridge.core.meter_values import can_measure, sampled_values
+from bridge.core.meter_values import can_measure, next_aligned, sampled_values
 from bridge.ocpp.errors import CallFailed
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
@@ -168,6 +168,10 @@ class ChargePoint:
         tasks = [asyncio.create_task(self.session.run(), name=f"{self.cfg.id} session")]
         tasks += [
             asyncio.create_task(self._poll(cid), name=f"{self.cfg.id}/{cid} poll") for cid in self.connectors
+        ]
+        tasks += [
+            asyncio.create_task(self._clock_aligned(cid), name=f"{self.cfg.id}/{cid} clock-aligned")
+            for cid in self.connectors
         ]
         try:
             await asyncio.gather(*tasks)
@@ -537,6 +541,47 @@ class ChargePoint:
                     await self.messages.meter_values(tx.local_id, cid, reading.energy_wh, at, values)
                 elif reading.energy_wh is not None:
                     await self.messages.reading(tx.local_id, reading.energy_wh, at)
+
+    async def _clock_aligned(self, cid: int) -> None:
+        """Sample.Clock meter values at instants aligned to midnight (ClockAlignedDataInterval), stamped
+        with that instant. During a transaction they are transaction messages (persisted, queued);
+        outside one they are sent without transactionId, and not kept while offline."""
+        rt = self.connectors[cid]
+        while True:
+            interval = self.configuration.get_int("ClockAlignedDataInterval")
+            if interval <= 0:
+                await asyncio.sleep(1.0)
+                continue
+            target = next_aligned(self.clock.now().timestamp(), interval)
+            # Sleep in steps, so that a changed interval takes effect at once.
+            while (left := target - self.clock.now().timestamp()) > 0:
+                await asyncio.sleep(min(left, 1.0))
+                if self.configuration.get_int("ClockAlignedDataInterval") != interval:
+                    break
+            else:
+                await self._send_clock_aligned(cid, rt, target)
+
+    async def _send_clock_aligned(self, cid: int, rt: ConnectorRuntime, at_s: float) -> None:
+        reading = await self.refresh(cid)
+        if reading is None:
+            return
+        values = sampled_values(
+            reading, self.configuration.get_list("MeterValuesAlignedData"), "Sample.Clock"
+        )
+        if not values:
+            return
+        stamp = iso(datetime.fromtimestamp(at_s, UTC))
+        async with rt.effects_lock:  # ordered with the transaction's other messages
+            tx = rt.core.transaction
+            if tx is not None:
+                await self.messages.meter_values(tx.local_id, cid, reading.energy_wh, stamp, values)
+                return
+        self.session.submit(
+            lambda: call.MeterValues(
+                connector_id=cid, meter_value=[{"timestamp": stamp, "sampledValue": values}]
+            ),
+            drop_when_offline=True,
+        )
 
     async def _set_energy(self, cid: int, allowed: bool) -> None:
         rt = self.connectors[cid]

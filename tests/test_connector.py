@@ -166,3 +166,20 @@ def test_unplug_after_finishing_makes_it_available() -> None:
     assert c.status().status is Status.FINISHING
     c.on_reading(reading(plugged=False), T0, True)
     assert c.status().status is Status.AVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("now", "interval", "expected"),
+    [
+        (datetime(2026, 1, 1, 12, 7, 3, tzinfo=UTC), 900, datetime(2026, 1, 1, 12, 15, tzinfo=UTC)),
+        (datetime(2026, 1, 1, 12, 15, 0, tzinfo=UTC), 900, datetime(2026, 1, 1, 12, 30, tzinfo=UTC)),
+        (datetime(2026, 1, 1, 23, 59, 59, tzinfo=UTC), 900, datetime(2026, 1, 2, 0, 0, tzinfo=UTC)),
+        (datetime(2026, 1, 1, 0, 0, 41, tzinfo=UTC), 20, datetime(2026, 1, 1, 0, 1, 0, tzinfo=UTC)),
+        # An interval that does not divide a day still starts over at midnight.
+        (datetime(2026, 1, 1, 23, 59, 0, tzinfo=UTC), 7 * 3600, datetime(2026, 1, 2, 0, 0, tzinfo=UTC)),
+    ],
+)
+def test_clock_aligned_instants_count_from_midnight(now: datetime, interval: int, expected: datetime) -> None:
+    from bridge.core.meter_values import next_aligned
+
+    assert datetime.fromtimestamp(next_aligned(now.timestamp(), interval), UTC) == expected

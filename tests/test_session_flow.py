@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ocpp.v16 import call
@@ -272,3 +273,25 @@ async def test_an_answer_is_applied_before_the_next_queued_message_is_built(
         stop = await csms.wait_for_call("CP-1", "StopTransaction")
     assert stop["transactionId"] == csms.last_transaction_id
 
+
+async def test_clock_aligned_meter_values(csms: StrictCentralSystem, tmp_path: Any) -> None:
+    """OCTT TC_071: Sample.Clock values at instants aligned to midnight, stamped with that instant;
+    during a transaction with its transactionId, outside one without."""
+    ocpp = {"ClockAlignedDataInterval": 2, "MeterValuesAlignedData": "Energy.Active.Import.Register"}
+    async with running(make_config(csms.url, tmp_path, ocpp=ocpp)) as daemon:
+        await ready(csms)
+        idle = await csms.wait_for_call("CP-1", "MeterValues", timeout=4)
+        sim = sim_of(daemon)
+        sim.plug()
+        sim.tap("ALIGNED")
+        await csms.wait_for_call("CP-1", "StartTransaction")
+        during = await csms.wait_for_call("CP-1", "MeterValues", lambda p: "transactionId" in p, timeout=4)
+    assert "transactionId" not in idle
+    assert during["transactionId"] == csms.last_transaction_id
+    for mv in (idle, during):
+        value = mv["meterValue"][0]
+        stamp = datetime.fromisoformat(value["timestamp"].replace("Z", "+00:00"))
+        assert stamp.timestamp() % 2 == 0  # on the boundary, to the millisecond
+        assert [(s["measurand"], s["context"]) for s in value["sampledValue"]] == [
+            ("Energy.Active.Import.Register", "Sample.Clock")
+        ]

@@ -77,3 +77,12 @@ def can_measure(reading: ChargerReading, item: str) -> bool:
     """Whether this device's readings carry `item` (a measurand, maybe with a phase)."""
     base, _, _ = _split_phase(item)
     return bool(_values_for(reading, base))
+
+
+def next_aligned(now_s: float, interval_s: int) -> float:
+    """The next clock-aligned instant after `now_s` (a Unix time): intervals are counted from
+    midnight UTC (900 s → :00, :15, :30, :45), as ClockAlignedDataInterval asks."""
+    midnight = now_s - now_s % 86400
+    elapsed = now_s - midnight
+    # An interval that does not divide a day starts over at the next midnight.
+    return min(midnight + (int(elapsed // interval_s) + 1) * interval_s, midnight + 86400)

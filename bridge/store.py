@@ -341,11 +341,6 @@ class Store:
         ).fetchall()
         return [OutboxRow(*r) for r in rows]
 
-    def outbox_count(self, cp: str) -> int:
-        return int(
-            self._db.execute("SELECT count(*) FROM outbox WHERE charge_point = ?", (cp,)).fetchone()[0]
-        )
-
     def transactions(self, cp: str) -> list[TransactionRow]:
         """Every transaction of `cp` still kept: open ones, and ended ones whose messages are queued."""
         rows = self._db.execute(

@@ -78,9 +78,6 @@ class AuthCache:
     def get(self, id_tag: str) -> CacheEntry | None:
         return self._entries.get(id_tag.casefold())
 
-    def entries(self) -> list[CacheEntry]:
-        return list(self._entries.values())
-
     def put(self, id_tag: str, info: IdTagInfo, now: datetime) -> list[str]:
         """Store the latest answer for `id_tag`; returns the tags evicted to make room."""
         key = id_tag.casefold()

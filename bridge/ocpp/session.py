@@ -78,8 +78,6 @@ class LinkStatus:
     accepted_since: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
-    messages_sent: dict[str, int] = field(default_factory=dict)
-    messages_received: dict[str, int] = field(default_factory=dict)
 
 
 class Session:
@@ -372,9 +370,7 @@ class Session:
                 return
 
     def _count(self, direction: str, action: str) -> None:
-        counts = self.link.messages_sent if direction == "sent" else self.link.messages_received
-        counts[action] = counts.get(action, 0) + 1
-        if direction == "sent":
+        if direction == "sent":  # a Heartbeat is due only after this long without another CALL
             self._last_call_sent = self.clock.monotonic()
 
     def _fail_offline_items(self) -> None:

@@ -153,3 +153,33 @@ class Charger(abc.ABC):
 
     async def reset(self, hard: bool) -> None:
         raise NotSupportedByDevice("this charger cannot be reset remotely")
+
+
+@dataclass(frozen=True)
+class MeterReading:
+    """What a meter reports at one instant; None where it cannot measure a value."""
+
+    energy_wh: float | None = None  # import register, monotonic, never rebased
+    power_w: float | None = None
+    current_a: tuple[float, ...] | None = None  # per phase L1, L2, L3
+    voltage_v: tuple[float, ...] | None = None  # per phase, phase to neutral
+    frequency_hz: float | None = None
+
+
+class Meter(abc.ABC):
+    """Base class of meter drivers: a meter of record composed with any charger."""
+
+    Options: ClassVar[type[Any]]
+
+    @property
+    def description(self) -> str:
+        return type(self).__name__
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect and probe the meter; raise DeviceError when it cannot be used."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def read(self) -> MeterReading: ...

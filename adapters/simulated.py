@@ -24,6 +24,7 @@ from adapters.base import (
     StateChanged,
     TagPresented,
 )
+from adapters.transports import Transports
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,12 @@ class SimulatedCharger(Charger):
     Options = SimulatedOptions
     is_simulated = True
 
-    def __init__(self, options: SimulatedOptions, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        options: SimulatedOptions,
+        transports: Transports | None = None,  # unused: a simulated charger needs no connection
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.options = options
         self._clock = clock

@@ -41,7 +41,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from adapters.registry import CHARGER_TYPES, UnknownDriver, charger_class
+from adapters.registry import CHARGER_TYPES, METER_TYPES, UnknownDriver, charger_class, meter_class
 from bridge.core import config_keys
 
 # -- the result -------------------------------------------------------------
@@ -66,9 +66,18 @@ class ChargerConfig:
 
 
 @dataclass(frozen=True)
+class MeterConfig:
+    type: str
+    options: Any  # an instance of the meter driver's Options dataclass
+
+
+@dataclass(frozen=True)
 class ConnectorConfig:
     id: int
     charger: ChargerConfig
+    meter: MeterConfig | None = None  # a meter of record: session energy from it, control through the charger
+    poll_interval_s: float = 1.0  # how often the devices are read
+    faulted_after_failed_polls: int = 3  # consecutive failed reads before the connector is Faulted
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -501,16 +510,22 @@ def _ocpp_entry(name: str, value: Any, values: dict[str, str]) -> tuple[str | No
     return None, False
 
 
-def _charger(ck: _Checker, raw: Any, path: str) -> Any:
+def _driver(ck: _Checker, raw: Any, path: str, kind: str) -> Any:
+    """A `charger:` or `meter:` block: its type, then its options checked against the driver's own."""
+    table, load, result = (
+        (CHARGER_TYPES, charger_class, ChargerConfig)
+        if kind == "charger"
+        else (METER_TYPES, meter_class, MeterConfig)
+    )
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
-        known = ", ".join(sorted(CHARGER_TYPES))
+        known = ", ".join(sorted(table))
         ck.add(_join(path, "type") if isinstance(raw, dict) else path, f"needs a type (one of: {known})")
         return _BAD
     type_name = raw["type"]
     try:
-        options_cls = charger_class(type_name).Options
+        options_cls = load(type_name).Options
     except UnknownDriver as error:
-        hint = difflib.get_close_matches(type_name, list(CHARGER_TYPES), n=1)
+        hint = difflib.get_close_matches(type_name, list(table), n=1)
         ck.add(_join(path, "type"), str(error) + (f"; did you mean {hint[0]!r}?" if hint else ""))
         return _BAD
     except ImportError as error:  # a driver whose optional dependency is not installed
@@ -524,7 +539,7 @@ def _charger(ck: _Checker, raw: Any, path: str) -> Any:
     problems = validate() if callable(validate) else []
     for field_name, problem in problems:
         ck.add(_join(path, field_name), problem)
-    return _BAD if problems else ChargerConfig(type_name, options)
+    return _BAD if problems else result(type_name, options)
 
 
 def _connectors(ck: _Checker, raw: Any, path: str) -> Any:
@@ -534,7 +549,22 @@ def _connectors(ck: _Checker, raw: Any, path: str) -> Any:
     connectors = []
     for index, item in enumerate(raw):
         sub = f"{path}[{index}]"
-        connector = ck.build(ConnectorConfig, item, sub, {"charger": lambda v, p: _charger(ck, v, p)})
+        connector = ck.build(
+            ConnectorConfig,
+            item,
+            sub,
+            {
+                "charger": lambda v, p: _driver(ck, v, p, "charger"),
+                "meter": lambda v, p: None if v is None else _driver(ck, v, p, "meter"),
+            },
+        )
+        if connector is not _BAD:
+            if not 0.1 <= connector.poll_interval_s <= 3600:
+                ck.add(_join(sub, "poll_interval_s"), "must be from 0.1 to 3600 seconds")
+                connector = _BAD
+            elif connector.faulted_after_failed_polls < 1:
+                ck.add(_join(sub, "faulted_after_failed_polls"), "must be 1 or more")
+                connector = _BAD
         given = item.get("id") if isinstance(item, dict) else None
         if isinstance(given, int) and not isinstance(given, bool) and given != index + 1:
             ck.add(_join(sub, "id"), f"connector ids run 1, 2, 3, ... in order: expected {index + 1} here")

@@ -17,7 +17,9 @@ import signal
 from collections.abc import Callable
 
 from adapters.base import Charger, DeviceError
-from adapters.registry import charger_class
+from adapters.composed import MeteredCharger
+from adapters.registry import charger_class, meter_class
+from adapters.transports import Transports
 from bridge.chargepoint import ChargePoint
 from bridge.clock import Clock
 from bridge.config import Config, ConnectorConfig
@@ -26,9 +28,13 @@ from bridge.store import Store
 log = logging.getLogger("bridge.daemon")
 
 
-def build_charger(connector: ConnectorConfig) -> Charger:
+def build_charger(connector: ConnectorConfig, transports: Transports) -> Charger:
+    """The connector's charger driver, composed with its meter of record when one is configured."""
     cls = charger_class(connector.charger.type)
-    charger: Charger = cls(connector.charger.options)  # type: ignore[call-arg]
+    charger: Charger = cls(connector.charger.options, transports)  # type: ignore[call-arg]
+    if connector.meter is not None:
+        meter = meter_class(connector.meter.type)(connector.meter.options, transports)  # type: ignore[call-arg]
+        charger = MeteredCharger(charger, meter)
     return charger
 
 
@@ -42,8 +48,9 @@ class Daemon:
         # One sequence for the whole database: local transaction ids are never reused.
         new_transaction_id = itertools.count(self.store.next_transaction_id()).__next__
         self.charge_points: dict[str, ChargePoint] = {}
+        self.transports = Transports()
         for cp_cfg in config.charge_points:
-            chargers = {c.id: build_charger(c) for c in cp_cfg.connectors}
+            chargers = {c.id: build_charger(c, self.transports) for c in cp_cfg.connectors}
             self.charge_points[cp_cfg.id] = ChargePoint(
                 cp_cfg, chargers, self.clock, self.store, new_transaction_id
             )
@@ -106,3 +113,5 @@ class Daemon:
                 for rt in cp.connectors.values():
                     with contextlib.suppress(Exception):
                         await rt.charger.close()
+            with contextlib.suppress(Exception):
+                await self.transports.close()

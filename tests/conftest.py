@@ -35,6 +35,8 @@ def make_config(
     ocpp: dict[str, Any] | None = None,
     api: str | None = None,
     charger: dict[str, Any] | None = None,
+    meter: dict[str, Any] | None = None,
+    connector_fields: dict[str, Any] | None = None,
     **cp_fields: Any,
 ) -> Config:
     """A configuration built through the real loader, as a user's file would be."""
@@ -48,7 +50,12 @@ def make_config(
                 "reconnect": {"initial_s": 0.2, "max_s": 1.0},
                 "ocpp": {**FAST_OCPP, **(ocpp or {})},
                 "connectors": [
-                    {"id": n, "charger": {"type": "simulated", **(charger or {})}}
+                    {
+                        "id": n,
+                        "charger": {"type": "simulated", **(charger or {})},
+                        **({"meter": meter} if meter else {}),
+                        **(connector_fields or {}),
+                    }
                     for n in range(1, connectors + 1)
                 ],
                 **cp_fields,
@@ -80,3 +87,12 @@ async def csms() -> AsyncIterator[StrictCentralSystem]:
     async with StrictCentralSystem() as cs:
         yield cs
         cs.assert_clean()
+
+
+@pytest.fixture
+async def broker(tmp_path: Any) -> AsyncIterator[Any]:
+    """A real mosquitto broker on a free loopback port (tests.mosquitto.Broker)."""
+    from tests.mosquitto import mosquitto
+
+    async with mosquitto(tmp_path) as b:
+        yield b

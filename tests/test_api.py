@@ -24,7 +24,7 @@ class FixedOptions:
 class FixedCharger(Charger):
     Options = FixedOptions
 
-    def __init__(self, options: FixedOptions) -> None:
+    def __init__(self, options: FixedOptions, transports: object = None) -> None:
         super().__init__()
 
     @property

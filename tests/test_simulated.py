@@ -16,7 +16,7 @@ class FakeClock:
 
 async def test_energy_rises_with_the_applied_current_only_while_energy_flows() -> None:
     clock = FakeClock()
-    sim = SimulatedCharger(SimulatedOptions(phases=3, voltage_v=230, initial_energy_wh=500), clock)
+    sim = SimulatedCharger(SimulatedOptions(phases=3, voltage_v=230, initial_energy_wh=500), clock=clock)
     sim.plug()
     clock.t += 3600
     assert (await sim.read()).energy_wh == 500  # plugged but not enabled: nothing flows
@@ -32,7 +32,7 @@ async def test_energy_rises_with_the_applied_current_only_while_energy_flows() -
 
 async def test_the_vehicle_draws_at_most_its_own_maximum_and_nothing_when_suspended() -> None:
     clock = FakeClock()
-    sim = SimulatedCharger(SimulatedOptions(phases=1, max_current_a=32, ev_max_current_a=16), clock)
+    sim = SimulatedCharger(SimulatedOptions(phases=1, max_current_a=32, ev_max_current_a=16), clock=clock)
     sim.plug()
     await sim.set_enabled(True)
     await sim.set_current(32)
@@ -44,7 +44,7 @@ async def test_the_vehicle_draws_at_most_its_own_maximum_and_nothing_when_suspen
 
 async def test_time_scale_speeds_up_energy_for_demos() -> None:
     clock = FakeClock()
-    sim = SimulatedCharger(SimulatedOptions(phases=1, time_scale=60), clock)
+    sim = SimulatedCharger(SimulatedOptions(phases=1, time_scale=60), clock=clock)
     sim.plug()
     await sim.set_enabled(True)
     await sim.set_current(10)

@@ -1,0 +1,153 @@
+"""One MQTT connection per broker, shared by every driver that uses it.
+
+Drivers subscribe to topic filters with a callback and publish; this module
+owns the connection: it connects in the background, reconnects with a
+growing pause after the broker goes away (aiomqtt does not), and subscribes
+again to every filter after each connect. While the broker is away,
+`publish` raises DeviceUnreachable at once instead of queueing commands for
+later: a command that arrives minutes late (energy on, say) would be wrong.
+
+URL form: mqtt://[user:password@]host[:port] (port 1883), mqtts:// for TLS
+(port 8883, the system's CA store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from adapters.base import DeviceUnreachable
+
+log = logging.getLogger("adapters.mqtt")
+
+Handler = Callable[[str, bytes], None]  # (topic, payload)
+RECONNECT_MIN_S = 1.0
+RECONNECT_MAX_S = 30.0
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """Raises ValueError with a message fit for a configuration error."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {url!r}")
+        try:
+            port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        except ValueError:
+            raise ValueError(f"the port in {url!r} is not a number from 1 to 65535") from None
+        user = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password else None
+        return cls(parts.hostname, port, parts.scheme == "mqtts", user, password)
+
+    def __str__(self) -> str:  # never shows the password
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+class MqttBroker:
+    def __init__(self, url: str) -> None:
+        self.address = BrokerAddress.parse(url)
+        self._handlers: list[tuple[str, Handler]] = []
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last_error: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Connect in the background (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"mqtt {self.address}")
+
+    async def wait_connected(self, timeout: float) -> bool:
+        self.start()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        return self.connected
+
+    async def subscribe(self, topic_filter: str, handler: Handler) -> None:
+        """Calls `handler(topic, payload)` for every message matching the filter, also retained ones."""
+        self._handlers.append((topic_filter, handler))
+        self.start()
+        if self._client is not None and self.connected:
+            with contextlib.suppress(aiomqtt.MqttError):  # resubscribed on the next connect anyway
+                await self._client.subscribe(topic_filter, qos=1)
+
+    def unsubscribe(self, handler: Handler) -> None:
+        self._handlers = [(f, h) for f, h in self._handlers if h is not handler]
+
+    async def publish(self, topic: str, payload: str | bytes, retain: bool = False) -> None:
+        client = self._client
+        if client is None or not self.connected:
+            raise DeviceUnreachable(
+                f"MQTT broker {self.address} not connected ({self.last_error or 'connecting'})"
+            )
+        try:
+            await client.publish(topic, payload, qos=1, retain=retain)
+        except aiomqtt.MqttError as exc:
+            raise DeviceUnreachable(f"MQTT broker {self.address}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _dispatch(self, message: aiomqtt.Message) -> None:
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        for topic_filter, handler in list(self._handlers):
+            if message.topic.matches(topic_filter):
+                try:
+                    handler(message.topic.value, payload)
+                except Exception:  # one driver's bug must not end the connection for all
+                    log.exception("MQTT handler for %s failed", topic_filter)
+
+    async def _run(self) -> None:
+        a = self.address
+        pause = RECONNECT_MIN_S
+        tls = ssl.create_default_context() if a.tls else None
+        while True:
+            client = aiomqtt.Client(
+                a.host, a.port, username=a.username, password=a.password, tls_context=tls,
+                timeout=CONNECT_TIMEOUT_S,
+            )  # fmt: skip
+            try:
+                async with client:
+                    self._client = client
+                    for topic_filter in {f for f, _ in self._handlers}:
+                        await client.subscribe(topic_filter, qos=1)
+                    self._connected.set()
+                    if self.last_error is not None:
+                        log.info("MQTT broker %s connected again", a)
+                    self.last_error = None
+                    pause = RECONNECT_MIN_S
+                    async for message in client.messages:
+                        self._dispatch(message)
+            except aiomqtt.MqttError as exc:
+                if str(exc) != self.last_error:
+                    log.warning("MQTT broker %s: %s; retrying", a, exc)
+                self.last_error = str(exc) or type(exc).__name__
+            finally:
+                self._connected.clear()
+                self._client = None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RECONNECT_MAX_S)

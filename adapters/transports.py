@@ -1,0 +1,64 @@
+"""Connections shared between drivers: one HTTP client session, one MQTT connection
+per broker, one Modbus client per bus (RS485 is half-duplex: one request at a time,
+many devices on one bus).
+
+Drivers get the pool in their constructor and ask it for what they need; the
+daemon closes it at the end. Each transport module is imported only when a
+driver asks for it, so a simulated-only setup loads neither aiohttp's client,
+aiomqtt nor pymodbus.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from adapters.modbus import ModbusBus
+    from adapters.mqtt import MqttBroker
+
+
+class Transports:
+    def __init__(self) -> None:
+        self._http: aiohttp.ClientSession | None = None
+        self._mqtt: dict[str, MqttBroker] = {}
+        self._modbus: dict[str, ModbusBus] = {}
+
+    def http(self) -> aiohttp.ClientSession:
+        """The shared HTTP client session (call from the running event loop)."""
+        if self._http is None or self._http.closed:
+            import aiohttp
+
+            # Timeouts are per request (drivers pass their own); no cookie jar: devices need none.
+            self._http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        return self._http
+
+    def mqtt(self, url: str) -> MqttBroker:
+        """The connection to the broker at `url`, shared by every driver naming the same broker."""
+        from adapters.mqtt import BrokerAddress, MqttBroker
+
+        key = str(BrokerAddress.parse(url)) + f"#{BrokerAddress.parse(url).username or ''}"
+        if key not in self._mqtt:
+            self._mqtt[key] = MqttBroker(url)
+        return self._mqtt[key]
+
+    def modbus(self, url: str) -> ModbusBus:
+        """The client of the bus at `url` (tcp://host:port or rtu:///dev/tty...?baudrate=...)."""
+        from adapters.modbus import ModbusBus
+
+        key = ModbusBus.key_of(url)
+        if key not in self._modbus:
+            self._modbus[key] = ModbusBus(url)
+        return self._modbus[key]
+
+    async def close(self) -> None:
+        for broker in self._mqtt.values():
+            await broker.close()
+        for bus in self._modbus.values():
+            await bus.close()
+        if self._http is not None:
+            await self._http.close()
+        self._mqtt.clear()
+        self._modbus.clear()
+        self._http = None

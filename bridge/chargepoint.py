@@ -25,13 +25,14 @@ from adapters.base import (
     Charger,
     ChargerReading,
     DeviceError,
+    DeviceFault,
     NotSupportedByDevice,
     StateChanged,
     TagPresented,
 )
 from bridge import __version__
 from bridge.clock import Clock, iso
-from bridge.config import ChargePointConfig
+from bridge.config import ChargePointConfig, ConnectorConfig
 from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
@@ -44,7 +45,7 @@ from bridge.store import Store
 
 log = logging.getLogger("bridge.chargepoint")
 
-POLL_INTERVAL_S = 1.0
+DEVICE_START_RETRY_S = 30.0  # a device that could not be started is tried again this often
 READING_PERSIST_S = 60.0  # with MeterValueSampleInterval 0, readings are still persisted this often
 UNLOCK_TIMEOUT_S = 10.0  # a lock that has not answered by then counts as UnlockFailed
 AUTH_CACHE_CAPACITY = 1000  # tags; beyond it not-valid entries go first, then the oldest
@@ -57,7 +58,11 @@ class ConnectorRuntime:
 
     core: core.Connector
     charger: Charger
+    settings: ConnectorConfig | None = None  # poll interval and fault threshold; defaults without
     reading: ChargerReading | None = None
+    failed_reads: int = 0  # in a row
+    started: bool = False  # the driver's start() succeeded
+    start_tried_at: float | None = None  # monotonic time of the last start() attempt
     transaction_over: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the meter sampler
     effects_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while effects are carried out
     pending_effects: deque[tuple[list[Effect], asyncio.Future[None]]] = field(default_factory=deque)
@@ -80,8 +85,9 @@ class ChargePoint:
         self.cfg = cfg
         self.clock = clock
         self.store = store
+        settings = {c.id: c for c in cfg.connectors}
         self.connectors = {
-            cid: ConnectorRuntime(core.Connector(cid, new_id=new_transaction_id), charger)
+            cid: ConnectorRuntime(core.Connector(cid, new_id=new_transaction_id), charger, settings.get(cid))
             for cid, charger in sorted(chargers.items())
         }
         self.configuration = Configuration(
@@ -205,31 +211,78 @@ class ChargePoint:
         the plug first; "tap, then unplug" stops with the tap before the read sees the unplug.
         """
         rt = self.connectors[cid]
+        await self._start_device(cid)
         await self.refresh(cid)
+        interval = rt.settings.poll_interval_s if rt.settings else 1.0
         while True:
             event: StateChanged | TagPresented | None = None
             with contextlib.suppress(TimeoutError):
-                event = await asyncio.wait_for(rt.events.get(), POLL_INTERVAL_S)
+                event = await asyncio.wait_for(rt.events.get(), interval)
+            if not rt.started:
+                await self._start_device(cid)
             if isinstance(event, TagPresented):
                 log.info("%s/%d: tag %s presented", self.cfg.id, cid, event.id_tag)
-                await self._apply(cid, rt.core.on_tag(event.id_tag, self.clock.now()))
+                now = self.clock.now()
+                await self._apply(
+                    cid, rt.core.on_tag(event.id_tag, now, self._known_parent(event.id_tag, now))
+                )
             else:
                 await self.refresh(cid)
+
+    async def _start_device(self, cid: int) -> None:
+        """The driver's probe; a device that refuses (or is away) makes the connector Faulted and is
+        tried again every DEVICE_START_RETRY_S, so fixing the device brings the connector up."""
+        rt = self.connectors[cid]
+        now = self.clock.monotonic()
+        if rt.start_tried_at is not None and now - rt.start_tried_at < DEVICE_START_RETRY_S:
+            return
+        rt.start_tried_at = now
+        try:
+            await rt.charger.start()
+        except DeviceError as exc:
+            log.error("%s/%d: %s cannot be used: %s", self.cfg.id, cid, rt.charger.description, exc)
+            self._device_silent(cid, exc, at_once=True)
+            return
+        rt.started = True
+
+    def _device_silent(self, cid: int, exc: DeviceError, at_once: bool = False) -> None:
+        """Count a failed read; at the threshold the connector is Faulted (OtherError, which device
+        and why in `info`), its transaction kept."""
+        rt = self.connectors[cid]
+        rt.failed_reads += 1
+        limit = rt.settings.faulted_after_failed_polls if rt.settings else 3
+        if at_once or rt.failed_reads >= limit:
+            if rt.core.unreachable is None:
+                log.error("%s/%d: %s is Faulted: %s", self.cfg.id, cid, rt.charger.description, exc)
+            info = f"{rt.charger.description}: {exc}"
+            rt.core.on_device_silent(DeviceFault("OtherError", info[:50], type(exc).__name__))
+            self._apply(cid, [])  # report the status
 
     async def refresh(self, cid: int) -> ChargerReading | None:
         """Read the device now and feed the reading to the core."""
         rt = self.connectors[cid]
+        if not rt.started:
+            return None
         try:
             async with rt.read_lock:  # the poll loop and the meter sampler never read at once
                 reading = await rt.charger.read()
         except DeviceError as exc:
             log.warning("%s/%d: %s did not answer: %s", self.cfg.id, cid, rt.charger.description, exc)
+            self._device_silent(cid, exc)
             return None
+        if rt.core.unreachable is not None:
+            log.info("%s/%d: %s answers again", self.cfg.id, cid, rt.charger.description)
+        rt.failed_reads = 0
         rt.reading = reading
         now = self.clock.now()
-        stop_on_disconnect = self.configuration.get_bool("StopTransactionOnEVSideDisconnect")
-        effects = rt.core.on_reading(reading, now, stop_on_disconnect)
-        effects += rt.core.on_tick(now)
+        c = self.configuration
+        effects = rt.core.on_reading(
+            reading,
+            now,
+            c.get_bool("StopTransactionOnEVSideDisconnect"),
+            c.get_bool("StopTransactionOnInvalidId"),
+        )
+        effects += rt.core.on_tick(now, c.get_int("ConnectionTimeOut"))
         await self._apply(cid, effects)
         return reading
 
@@ -288,6 +341,13 @@ class ChargePoint:
             allow_offline_unknown=c.get_bool("AllowOfflineTxForUnknownId"),
         )
 
+    def _known_parent(self, id_tag: str, now: datetime) -> str | None:
+        """The group of a tag known locally as valid (for stops by a tag of the same group)."""
+        entry = self.auth_cache.get(id_tag)
+        if entry is None or not entry.info.valid(now):
+            return None
+        return entry.info.parent_id_tag
+
     def remember(self, id_tag: str, id_tag_info: dict[str, Any]) -> None:
         """The central system's latest word on a tag goes into the authorization cache."""
         if not self.configuration.get_bool("AuthorizationCacheEnabled"):
@@ -312,20 +372,23 @@ class ChargePoint:
         rt = self.connectors[cid]
         timeout = self.configuration.get_int("ConnectionTimeOut")
 
-        def conclude(accepted: bool, how: str) -> None:
+        def conclude(accepted: bool, how: str, parent: str | None) -> None:
             log.info(
                 "%s/%d: tag %s %s (%s)", self.cfg.id, cid, id_tag, "accepted" if accepted else "refused", how
             )
-            effects = rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout)
+            effects = rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout, parent)
             self._apply(cid, effects)
+
+        def cached_parent() -> str | None:
+            entry = self.auth_cache.get(id_tag)
+            return entry.info.parent_id_tag if entry is not None else None
 
         decision = authorization.decide(
             id_tag, self.session.online, self.auth_cache, self._rules(), self.clock.now()
         )
         if decision is not authorization.Decision.ASK:
-            conclude(
-                decision is authorization.Decision.START, "local rules" if self.session.online else "offline"
-            )
+            how = "local rules" if self.session.online else "offline"
+            conclude(decision is authorization.Decision.START, how, cached_parent())
             return
         future = self.session.submit(
             lambda: call.Authorize(id_tag=id_tag), drop_when_offline=True, want_result=True
@@ -341,10 +404,11 @@ class ChargePoint:
                 offline = authorization.decide(
                     id_tag, False, self.auth_cache, self._rules(), self.clock.now()
                 )
-                conclude(offline is authorization.Decision.START, "offline rules")
+                conclude(offline is authorization.Decision.START, "offline rules", cached_parent())
                 return
             self.remember(id_tag, answer.id_tag_info)
-            conclude(answer.id_tag_info.get("status") == "Accepted", "central system")
+            info = authorization.IdTagInfo.from_wire(answer.id_tag_info)
+            conclude(info.status == "Accepted", "central system", info.parent_id_tag)
 
         self._spawn(outcome(), f"{cid}: Authorize outcome")
 
@@ -487,9 +551,16 @@ class ChargePoint:
             tx = rt.core.transaction
             if tx is None or tx.local_id != local_id:
                 continue
-            rt.core.on_start_confirmed(local_id, answer.transaction_id)
-            if status != "Accepted" and self.configuration.get_bool("StopTransactionOnInvalidId"):
-                effects = rt.core.stop(core.StopReason.DE_AUTHORIZED, self.clock.now(), None)
+            parent = authorization.IdTagInfo.from_wire(answer.id_tag_info).parent_id_tag
+            rt.core.on_start_confirmed(local_id, answer.transaction_id, parent)
+            if status != "Accepted":
+                c = self.configuration
+                effects = rt.core.on_start_rejected(
+                    local_id,
+                    self.clock.now(),
+                    c.get_bool("StopTransactionOnInvalidId"),
+                    c.get_int("MaxEnergyOnInvalidId"),
+                )
                 self._apply(cid, effects)
 
     async def _stop_transaction(self, cid: int, stop: core.StopTransaction) -> None:

@@ -16,7 +16,7 @@ import logging
 import signal
 from collections.abc import Callable
 
-from adapters.base import Charger, DeviceError
+from adapters.base import Charger
 from adapters.composed import MeteredCharger
 from adapters.registry import charger_class, meter_class
 from adapters.transports import Transports
@@ -74,12 +74,6 @@ class Daemon:
                 loop.add_signal_handler(sig, self.stop)
         for cp in self.charge_points.values():
             await cp.restore()
-        for cp in self.charge_points.values():
-            for cid, rt in cp.connectors.items():
-                try:
-                    await rt.charger.start()
-                except DeviceError as exc:
-                    log.error("%s/%d: %s cannot be used: %s", cp.cfg.id, cid, rt.charger.description, exc)
         tasks = [asyncio.create_task(cp.run(), name=cp.cfg.id) for cp in self.charge_points.values()]
         runner = None
         if self.config.api.listen is not None:

@@ -81,7 +81,7 @@ def test_an_authorized_tag_waits_only_connection_timeout() -> None:
     c = Connector(1)
     c.on_tag("TAG", T0)
     c.on_authorized("TAG", True, T0, 60)
-    c.on_tick(T0 + timedelta(seconds=60))
+    c.on_tick(T0 + timedelta(seconds=60), 60)
     assert c.status().status is Status.AVAILABLE
     assert c.on_reading(reading(plugged=True), T0 + timedelta(seconds=61), True) == []
 
@@ -183,3 +183,117 @@ def test_clock_aligned_instants_count_from_midnight(now: datetime, interval: int
     from bridge.core.meter_values import next_aligned
 
     assert datetime.fromtimestamp(next_aligned(now.timestamp(), interval), UTC) == expected
+
+
+# -- a device that stops answering ---------------------------------------------------
+def test_a_silent_device_faults_the_connector_and_keeps_the_transaction() -> None:
+    c = charging_connector()
+    tx = c.transaction
+    c.on_device_silent(DeviceFault("OtherError", "go-e at 10.0.0.7: timed out", "DeviceUnreachable"))
+    report = c.status()
+    assert (report.status, report.error_code, report.info) == (
+        Status.FAULTED,
+        "OtherError",
+        "go-e at 10.0.0.7: timed out",
+    )
+    assert c.transaction == tx
+    assert c.on_reading(reading(plugged=True, energy=1500), T0 + timedelta(seconds=30), True) == []
+    assert c.status().status is Status.CHARGING  # its true status again
+
+
+# -- B6: plugged, no tag within ConnectionTimeOut --------------------------------------
+def test_a_cable_without_a_tag_goes_finishing_after_the_connection_timeout() -> None:
+    c = Connector(1)
+    c.on_reading(reading(plugged=True), T0, True)
+    c.on_tick(T0 + timedelta(seconds=59), 60)
+    assert c.status().status is Status.PREPARING
+    c.on_tick(T0 + timedelta(seconds=60), 60)
+    assert c.status().status is Status.FINISHING
+    assert c.on_tag("TAG", T0 + timedelta(seconds=61)) == []  # a new session needs a new plug-in
+    c.on_reading(reading(plugged=False), T0 + timedelta(seconds=70), True)
+    assert c.status().status is Status.AVAILABLE
+
+
+def test_an_authorization_in_flight_holds_off_the_connection_timeout() -> None:
+    c = Connector(1)
+    c.on_reading(reading(plugged=True), T0, True)
+    c.on_tag("TAG", T0 + timedelta(seconds=50))
+    c.on_tick(T0 + timedelta(seconds=65), 60)
+    assert c.status().status is Status.PREPARING
+    effects = c.on_authorized("TAG", True, T0 + timedelta(seconds=66), 60)
+    assert [type(e) for e in effects] == [StartTransaction, SetEnergy]
+
+
+# -- stops by a tag of the same group (parentIdTag) ---------------------------------------
+def _grouped(parent: str | None = "FLEET") -> Connector:
+    c = Connector(1)
+    c.on_reading(reading(plugged=True), T0, True)
+    c.on_tag("CARD-A", T0)
+    c.on_authorized("CARD-A", True, T0, 60, parent_id_tag=parent)
+    assert c.transaction is not None and c.transaction.parent_id_tag == parent
+    return c
+
+
+def test_a_tag_of_the_same_group_known_locally_stops_without_authorize() -> None:
+    c = _grouped()
+    effects = c.on_tag("CARD-B", T0 + timedelta(minutes=1), known_parent="fleet")
+    stop = effects[-1]
+    assert isinstance(stop, StopTransaction)
+    assert (stop.reason, stop.id_tag) == (StopReason.LOCAL, "CARD-B")
+
+
+def test_a_tag_of_another_group_does_not_stop() -> None:
+    c = _grouped()
+    assert c.on_tag("CARD-X", T0, known_parent="OTHER") == []
+    assert c.transaction is not None
+
+
+def test_an_unknown_tag_is_authorized_to_learn_its_group() -> None:
+    c = _grouped()
+    assert c.on_tag("CARD-B", T0) == [Authorize("CARD-B")]
+    assert c.on_tag("CARD-B", T0) == []  # one Authorize in flight per tag
+    effects = c.on_authorized("CARD-B", True, T0, 60, parent_id_tag="FLEET")
+    assert isinstance(effects[-1], StopTransaction) and effects[-1].id_tag == "CARD-B"
+
+
+def test_without_a_group_a_different_tag_is_not_even_authorized() -> None:
+    c = _grouped(parent=None)
+    assert c.on_tag("CARD-B", T0) == []
+
+
+def test_the_group_named_in_start_transaction_conf_counts() -> None:
+    c = charging_connector()
+    assert c.transaction is not None
+    c.on_start_confirmed(c.transaction.local_id, 77, "FLEET")
+    assert c.transaction.transaction_id == 77
+    assert isinstance(c.on_tag("OTHER", T0, known_parent="FLEET")[-1], StopTransaction)
+
+
+# -- an invalid id in StartTransaction.conf ---------------------------------------------------
+def test_invalid_id_stops_with_deauthorized_by_default() -> None:
+    c = charging_connector()
+    assert c.transaction is not None
+    effects = c.on_start_rejected(c.transaction.local_id, T0, stop_on_invalid_id=True, max_energy_wh=0)
+    assert effects[0] == SetEnergy(False)
+    assert isinstance(effects[1], StopTransaction) and effects[1].reason is StopReason.DE_AUTHORIZED
+
+
+def test_invalid_id_without_stop_suspends_energy_and_the_transaction_goes_on() -> None:
+    c = charging_connector()
+    assert c.transaction is not None
+    effects = c.on_start_rejected(c.transaction.local_id, T0, stop_on_invalid_id=False, max_energy_wh=0)
+    assert effects == [SetEnergy(False)]
+    assert c.status().status is Status.SUSPENDED_EVSE
+    assert c.on_reading(reading(plugged=True, energy=1200), T0, True, False) == []  # no second SetEnergy
+    stop = c.on_tag("TAG", T0 + timedelta(minutes=1))[-1]  # the same tag still ends it
+    assert isinstance(stop, StopTransaction) and stop.reason is StopReason.LOCAL
+
+
+def test_max_energy_on_invalid_id_lets_that_much_flow_first() -> None:
+    c = charging_connector()  # register at 1000 Wh
+    assert c.transaction is not None
+    assert c.on_start_rejected(c.transaction.local_id, T0, True, max_energy_wh=500) == []
+    assert c.on_reading(reading(plugged=True, energy=1499), T0, True, True) == []
+    effects = c.on_reading(reading(plugged=True, energy=1500), T0, True, True)
+    assert isinstance(effects[-1], StopTransaction) and effects[-1].reason is StopReason.DE_AUTHORIZED
+    assert effects[-1].meter_stop_wh == 1500

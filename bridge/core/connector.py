@@ -68,6 +68,11 @@ class Transaction:
     meter_start_wh: int
     started_at: datetime
     transaction_id: int | None = None  # the central system's id, from StartTransaction.conf
+    parent_id_tag: str | None = None  # the tag's group, once the central system named it
+    # Set when StartTransaction.conf said the tag is not valid: energy flows up to this register
+    # value (MaxEnergyOnInvalidId), then the transaction stops or is suspended.
+    invalid_energy_limit_wh: float | None = None
+    deauthorized: bool = False  # invalid, energy stopped, the transaction continues
 
 
 # -- effects -------------------------------------------------------------
@@ -109,13 +114,16 @@ class Connector:
     plugged: bool = False
     ev_requesting: bool = False
     fault: DeviceFault | None = None
+    unreachable: DeviceFault | None = None  # the device stopped answering (set by the shell)
     energy_wh: float | None = None
     energy_allowed: bool = False  # what we told the device
     operative: bool = True
     transaction: Transaction | None = None
     waiting_tag: str | None = None  # authorized, waiting for the plug
     waiting_until: datetime | None = None
-    finishing: bool = False  # transaction over, cable still plugged
+    waiting_parent: str | None = None  # the waiting tag's parentIdTag, when known
+    finishing: bool = False  # transaction over (or no tag in time), cable still plugged
+    plugged_at: datetime | None = None  # when the cable went in, while no transaction runs
     scheduled_operative: bool | None = None  # ChangeAvailability waiting for the transaction to end
     authorizing: set[str] = field(default_factory=set)  # tags with an Authorize in flight
     # Local transaction ids: the shell hands in the store's sequence, so ids are never reused.
@@ -123,10 +131,9 @@ class Connector:
 
     # -- derived status --------------------------------------------------
     def status(self) -> StatusReport:
-        if self.fault is not None:
-            return StatusReport(
-                Status.FAULTED, self.fault.error_code, self.fault.info, self.fault.vendor_error_code
-            )
+        fault = self.fault or self.unreachable
+        if fault is not None:
+            return StatusReport(Status.FAULTED, fault.error_code, fault.info, fault.vendor_error_code)
         if self.transaction is not None:
             if not self.plugged:
                 return StatusReport(Status.SUSPENDED_EV, info="EV side disconnected")
@@ -144,31 +151,56 @@ class Connector:
         return StatusReport(Status.AVAILABLE)
 
     # -- events ------------------------------------------------------------
-    def on_reading(self, reading: ChargerReading, now: datetime, stop_on_ev_disconnect: bool) -> list[Effect]:
+    def on_reading(
+        self,
+        reading: ChargerReading,
+        now: datetime,
+        stop_on_ev_disconnect: bool,
+        stop_on_invalid_id: bool = True,
+    ) -> list[Effect]:
         was_plugged = self.plugged
         self.plugged = bool(reading.plugged)
         self.ev_requesting = reading.ev_requesting
         self.fault = reading.fault
+        self.unreachable = None  # it answered
         if reading.energy_wh is not None:
             self.energy_wh = reading.energy_wh
         effects: list[Effect] = []
         if self.plugged and not was_plugged:
+            self.plugged_at = now
             if self.transaction is None and self.waiting_tag is not None:
                 effects += self._start(self.waiting_tag, now)
         elif was_plugged and not self.plugged:
             self.finishing = False
+            self.plugged_at = None
             if self.transaction is not None and stop_on_ev_disconnect:
                 effects += self.stop(StopReason.EV_DISCONNECTED, now, id_tag=None)
+        effects += self._invalid_energy_used_up(now, stop_on_invalid_id)
         return effects
 
-    def on_tag(self, id_tag: str, now: datetime) -> list[Effect]:
-        """A tag presented at the box: stop with the same tag, else ask to authorize it."""
-        if self.transaction is not None:
-            if same_tag(id_tag, self.transaction.id_tag):
+    def on_device_silent(self, fault: DeviceFault) -> None:
+        """The shell gave up on the device (several failed reads): Faulted until it answers again.
+        A running transaction is kept; it goes on when the device is back."""
+        self.unreachable = fault
+
+    def on_tag(self, id_tag: str, now: datetime, known_parent: str | None = None) -> list[Effect]:
+        """A tag presented at the box: stop with the same tag (or one of the same group), else ask
+        to authorize it. `known_parent`: the tag's parentIdTag if it is known locally and valid."""
+        tx = self.transaction
+        if tx is not None:
+            if same_tag(id_tag, tx.id_tag):
                 # The same tag stops its transaction without an Authorize (§3.4, OCTT TC_068).
                 return self.stop(StopReason.LOCAL, now, id_tag=id_tag)
-            return []  # a different tag neither stops nor authorizes (TC_068)
-        if not self.operative or self.fault is not None or self.finishing:
+            if tx.parent_id_tag is None:
+                return []  # a different tag neither stops nor authorizes (TC_068)
+            if known_parent is not None:
+                # Same group: stops it (§3.4, TC_069); another group: ignored.
+                return self._stop_by_group(id_tag, known_parent, now)
+            if any(same_tag(id_tag, t) for t in self.authorizing):
+                return []
+            self.authorizing.add(id_tag)
+            return [Authorize(id_tag)]  # to learn the tag's group
+        if not self.operative or self.fault is not None or self.unreachable is not None or self.finishing:
             return []
         if any(same_tag(id_tag, t) for t in self.authorizing):
             return []
@@ -176,28 +208,89 @@ class Connector:
         return [Authorize(id_tag)]
 
     def on_authorized(
-        self, id_tag: str, accepted: bool, now: datetime, connection_timeout_s: int
+        self,
+        id_tag: str,
+        accepted: bool,
+        now: datetime,
+        connection_timeout_s: int,
+        parent_id_tag: str | None = None,
     ) -> list[Effect]:
         """The outcome of authorizing `id_tag` (Authorize.conf, or a remote start)."""
         self.authorizing = {t for t in self.authorizing if not same_tag(t, id_tag)}
-        if not accepted or self.transaction is not None or not self.operative or self.fault is not None:
+        tx = self.transaction
+        if tx is not None:
+            # Asked to learn the group of a tag presented during the transaction.
+            if accepted and parent_id_tag is not None and not same_tag(id_tag, tx.id_tag):
+                return self._stop_by_group(id_tag, parent_id_tag, now)
+            return []
+        if not accepted or not self.operative or self.fault is not None or self.unreachable is not None:
             return []
         if self.plugged:
-            return self._start(id_tag, now)
+            return self._start(id_tag, now, parent_id_tag)
         self.waiting_tag = id_tag
+        self.waiting_parent = parent_id_tag
         self.waiting_until = now + timedelta(seconds=connection_timeout_s)
         return []
 
-    def on_tick(self, now: datetime) -> list[Effect]:
-        """Time passes: an authorized tag waits for the plug only ConnectionTimeOut long."""
-        if self.waiting_until is not None and now >= self.waiting_until and self.transaction is None:
+    def on_tick(self, now: datetime, connection_timeout_s: int) -> list[Effect]:
+        """Time passes: an authorized tag waits for the plug only ConnectionTimeOut long; a plugged
+        cable waits for a tag only as long, then the connector is Finishing (B6, ERRATA 3.20)
+        until it is unplugged."""
+        if self.transaction is not None:
+            return []
+        if self.waiting_until is not None and now >= self.waiting_until:
             self.waiting_tag = None
             self.waiting_until = None
+        if (
+            self.plugged
+            and self.plugged_at is not None
+            and self.waiting_tag is None
+            and not self.authorizing
+            and not self.finishing
+            and connection_timeout_s > 0
+            and now >= self.plugged_at + timedelta(seconds=connection_timeout_s)
+        ):
+            self.finishing = True
         return []
 
-    def on_start_confirmed(self, local_id: int, transaction_id: int) -> None:
-        if self.transaction is not None and self.transaction.local_id == local_id:
-            self.transaction = replace(self.transaction, transaction_id=transaction_id)
+    def on_start_confirmed(
+        self, local_id: int, transaction_id: int, parent_id_tag: str | None = None
+    ) -> None:
+        tx = self.transaction
+        if tx is not None and tx.local_id == local_id:
+            self.transaction = replace(
+                tx, transaction_id=transaction_id, parent_id_tag=parent_id_tag or tx.parent_id_tag
+            )
+
+    def on_start_rejected(
+        self, local_id: int, now: datetime, stop_on_invalid_id: bool, max_energy_wh: int
+    ) -> list[Effect]:
+        """StartTransaction.conf said the tag is not valid (§3.5.4, ERRATA 3.5, 3.17): up to
+        MaxEnergyOnInvalidId more Wh may flow, then the transaction stops (DeAuthorized) or, with
+        StopTransactionOnInvalidId false, energy stops and the transaction goes on (SuspendedEVSE)."""
+        tx = self.transaction
+        if tx is None or tx.local_id != local_id:
+            return []
+        self.transaction = replace(tx, invalid_energy_limit_wh=self.meter_wh() + max(0, max_energy_wh))
+        return self._invalid_energy_used_up(now, stop_on_invalid_id)
+
+    def _invalid_energy_used_up(self, now: datetime, stop_on_invalid_id: bool) -> list[Effect]:
+        tx = self.transaction
+        if tx is None or tx.invalid_energy_limit_wh is None or tx.deauthorized:
+            return []
+        if self.meter_wh() < tx.invalid_energy_limit_wh:
+            return []
+        if stop_on_invalid_id:
+            return self.stop(StopReason.DE_AUTHORIZED, now, None)
+        self.transaction = replace(tx, deauthorized=True)
+        self.energy_allowed = False
+        return [SetEnergy(False)]
+
+    def _stop_by_group(self, id_tag: str, parent: str, now: datetime) -> list[Effect]:
+        tx = self.transaction
+        if tx is not None and tx.parent_id_tag is not None and same_tag(parent, tx.parent_id_tag):
+            return self.stop(StopReason.LOCAL, now, id_tag=id_tag)
+        return []
 
     def stop(self, reason: StopReason, now: datetime, id_tag: str | None) -> list[Effect]:
         tx = self.transaction
@@ -224,9 +317,13 @@ class Connector:
     def meter_wh(self) -> int:
         return int(self.energy_wh) if self.energy_wh is not None else 0
 
-    def _start(self, id_tag: str, now: datetime) -> list[Effect]:
-        tx = Transaction(self.new_id(), id_tag, self.meter_wh(), now)
+    def _start(self, id_tag: str, now: datetime, parent_id_tag: str | None = None) -> list[Effect]:
+        if parent_id_tag is None and self.waiting_tag is not None and same_tag(id_tag, self.waiting_tag):
+            parent_id_tag = self.waiting_parent
+        tx = Transaction(self.new_id(), id_tag, self.meter_wh(), now, parent_id_tag=parent_id_tag)
         self.transaction = tx
+        self.plugged_at = None
+        self.waiting_parent = None
         self.waiting_tag = None
         self.waiting_until = None
         self.finishing = False

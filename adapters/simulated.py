@@ -21,6 +21,7 @@ from adapters.base import (
     ChargerReading,
     DeviceFault,
     DeviceRefused,
+    DeviceUnreachable,
     StateChanged,
     TagPresented,
 )
@@ -85,6 +86,7 @@ class SimulatedCharger(Charger):
         self._last = clock()
         self.unlock_count = 0
         self.reset_count = 0
+        self._silent = False  # a device that stopped answering (cable cut, power off, crashed)
 
     @property
     def capabilities(self) -> ChargerCapabilities:
@@ -126,6 +128,8 @@ class SimulatedCharger(Charger):
     # -- the driver contract --------------------------------------------
     async def read(self) -> ChargerReading:
         self._advance()
+        if self._silent:
+            raise DeviceUnreachable("no answer (simulated)")
         amps = self._drawn_current()
         phases = self.options.phases
         return ChargerReading(
@@ -193,6 +197,15 @@ class SimulatedCharger(Charger):
     def fault(self, error_code: str, info: str | None = None) -> None:
         self._advance()
         self._fault = DeviceFault(error_code=error_code, info=info)
+        self._changed()
+
+    def silence(self) -> None:
+        """The device stops answering; the energy register keeps counting."""
+        self._silent = True
+
+    def answer(self) -> None:
+        """The device answers again."""
+        self._silent = False
         self._changed()
 
     def clear_fault(self) -> None:

@@ -111,7 +111,7 @@ class _LibraryCP(LibraryChargePoint):
 
     @on(Action.authorize)
     def on_authorize(self, id_tag: str, **payload: Any) -> call_result.Authorize:
-        return call_result.Authorize(id_tag_info={"status": self.cs.tag_status(id_tag)})
+        return call_result.Authorize(id_tag_info=self.cs.id_tag_info(id_tag))
 
     @on(Action.start_transaction)
     async def on_start(self, id_tag: str, **payload: Any) -> call_result.StartTransaction:
@@ -121,7 +121,7 @@ class _LibraryCP(LibraryChargePoint):
             raise InternalError(description="refused by the test")
         self.cs.last_transaction_id += 1
         return call_result.StartTransaction(
-            transaction_id=self.cs.last_transaction_id, id_tag_info={"status": self.cs.tag_status(id_tag)}
+            transaction_id=self.cs.last_transaction_id, id_tag_info=self.cs.id_tag_info(id_tag)
         )
 
     @on(Action.stop_transaction)
@@ -149,6 +149,7 @@ class StrictCentralSystem:
         self.known_ids = set(known_ids) if known_ids is not None else None
         self.password = password
         self.invalid_tags = {t.lower() for t in invalid_tags}
+        self.parents: dict[str, str] = {}  # idTag (lower case) -> the parentIdTag answered for it
         self.last_transaction_id = 0
         self.answer_delay: dict[str, float] = {}  # action -> seconds before answering
         self.refuse: dict[str, int] = {}  # action -> how many more times to answer with CALLERROR
@@ -198,6 +199,12 @@ class StrictCentralSystem:
         n = self._boots.get(cp_id, 0)
         self._boots[cp_id] = n + 1
         return self.boot_script[min(n, len(self.boot_script) - 1)]
+
+    def id_tag_info(self, id_tag: str) -> dict[str, Any]:
+        info: dict[str, Any] = {"status": self.tag_status(id_tag)}
+        if id_tag.lower() in self.parents:
+            info["parentIdTag"] = self.parents[id_tag.lower()]
+        return info
 
     def tag_status(self, id_tag: str) -> str:
         return "Invalid" if id_tag.lower() in self.invalid_tags else "Accepted"

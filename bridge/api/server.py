@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from bridge.chargepoint import ChargePoint
     from bridge.daemon import Daemon
 
-SIM_ACTIONS = ("plug", "unplug", "tap", "ev_suspend", "ev_resume", "fault", "clear_fault")
+SIM_ACTIONS = (
+    "plug", "unplug", "tap", "ev_suspend", "ev_resume", "fault", "clear_fault", "silence", "answer",
+)  # fmt: skip
 DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
 
 

@@ -236,7 +236,10 @@ KEYS: tuple[KeySpec, ...] = (
     ),
     KeySpec(
         name="ConnectionTimeOut", kind="int", access="RW", profile="Core", default="60", minimum=1,
-        description="Seconds an authorized tag waits for the plug (then Available), and a plugged cable waits for a tag (then Finishing until unplugged).",
+        description=(
+            "Seconds an authorized tag waits for the plug (then Available), and a plugged cable waits"
+            " for a tag (then Finishing until unplugged)."
+        ),
     ),
     KeySpec(
         name="ConnectorPhaseRotation", kind="csl", access="RW", profile="Core", default="Unknown",
@@ -433,7 +436,9 @@ KEYS: tuple[KeySpec, ...] = (
 # fmt: on
 
 # Features the bridge implements so far; the daemon grows this as features land.
-IMPLEMENTED_FEATURES: frozenset[str] = frozenset({"auth_cache", "offline_unknown_id", "max_energy_invalid_id"})
+IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
+    {"auth_cache", "offline_unknown_id", "max_energy_invalid_id"}
+)
 # Every feature name a key can carry.
 FEATURES: frozenset[str] = frozenset(spec.feature for spec in KEYS if spec.feature is not None)
 

@@ -1,15 +1,433 @@
-"""One Modbus client per bus (placeholder: the bus client is being written)."""
+"""One Modbus client per bus, shared by every driver that talks to a device on it.
+
+A bus is named by a URL:
+
+    tcp://HOST[:PORT]            Modbus TCP (a meter with Ethernet, or a Modbus TCP gateway); port 502
+    rtu+tcp://HOST:PORT          RTU frames tunnelled over TCP (a serial server in "transparent" mode)
+    rtu:///dev/ttyUSB0?baudrate=9600&parity=N&stopbits=1&bytesize=8
+                                 Modbus RTU on a serial port (RS485 adapter); those are the defaults
+
+RS485 is half-duplex and master-driven: one request at a time on the whole
+bus, whatever the device it is for. So every request takes the bus's lock,
+and the lock is held until the answer is in or the deadline has passed.
+Modbus TCP gateways put their TCP clients onto one RS485 line the same way,
+so the rule holds for TCP buses too.
+
+The pymodbus client is created on the first request, connected on demand,
+and dropped after any failure that leaves the line in an unknown state (no
+answer, a broken connection, a garbled reply, a cancelled request): a late
+reply to the old request must not be taken for the answer to the next one.
+Reopening a serial port empties its input buffer; a new TCP connection
+starts clean.
+
+Timeouts are ours, not pymodbus's: every call has one deadline covering the
+connect and the request. pymodbus gets `retries=0` and a longer timeout of
+its own, so a silent device costs exactly one deadline (pymodbus's retries
+would multiply it) and pymodbus neither retries nor logs in our place.
+
+Errors leave as the driver contract's types: no answer, no connection or a
+gateway that reports a silent device → DeviceUnreachable; an exception reply
+(illegal address, ...) → DeviceRefused with the code explained. pymodbus is
+imported only here.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import struct
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
+
+from adapters.base import DeviceError, DeviceRefused, DeviceUnreachable
+
+log = logging.getLogger("adapters.modbus")
+
+# Every failure reaches the bridge as a DeviceError, which it reports once per change of state;
+# pymodbus would add a line of its own at every poll (e.g. "Failed to connect" each second while a
+# gateway is down). An explicitly configured level is left alone.
+if logging.getLogger("pymodbus").level == logging.NOTSET:
+    logging.getLogger("pymodbus").setLevel(logging.ERROR)
+
+DEFAULT_TIMEOUT_S = 1.0
+# pymodbus's own timeout only backs ours up: ours always expires first (see the module docstring).
+_PYMODBUS_TIMEOUT_S = 60.0
+
+BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+PARITIES = ("N", "E", "O")
+STOPBITS = (1, 2)
+
+URL_FORMS = (
+    "tcp://HOST[:PORT] (Modbus TCP, port 502 by default), rtu+tcp://HOST:PORT (RTU frames over TCP) "
+    "or rtu:///dev/ttyUSB0?baudrate=9600&parity=N&stopbits=1 (Modbus RTU on a serial port)"
+)
+
+# -- bus addresses ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TcpAddress:
+    host: str
+    port: int = 502
+    rtu_framing: bool = False  # rtu+tcp://: a serial server that forwards raw RTU frames
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'rtu+tcp' if self.rtu_framing else 'tcp'}://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class SerialAddress:
+    device: str
+    baudrate: int = 9600
+    parity: str = "N"
+    stopbits: int = 1
+    bytesize: int = 8
+
+    def __str__(self) -> str:
+        # One spelling with every parameter in a fixed order: the key that makes meters share a bus.
+        return (
+            f"rtu://{self.device}?baudrate={self.baudrate}&parity={self.parity}"
+            f"&stopbits={self.stopbits}&bytesize={self.bytesize}"
+        )
+
+
+BusAddress = TcpAddress | SerialAddress
+
+
+def parse_bus_url(url: str) -> BusAddress:
+    """The bus named by `url`; ValueError with a message fit for a configuration error."""
+    if not isinstance(url, str) or "://" not in url:
+        hint = f" (did you mean rtu://{url}?)" if isinstance(url, str) and url.startswith("/dev/") else ""
+        raise ValueError(f"expected {URL_FORMS}; got {url!r}{hint}")
+    parts = urlsplit(url.strip())
+    if parts.scheme in ("tcp", "rtu+tcp"):
+        return _parse_tcp(url, parts.scheme == "rtu+tcp")
+    if parts.scheme == "rtu":
+        return _parse_rtu(url)
+    raise ValueError(f"unknown bus type {parts.scheme!r} in {url!r}; expected {URL_FORMS}")
+
+
+def _parse_tcp(url: str, rtu_framing: bool) -> TcpAddress:
+    parts = urlsplit(url.strip())
+    if not parts.hostname:
+        raise ValueError(f"no host in {url!r}; expected {URL_FORMS}")
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise ValueError(f"{url!r}: a TCP bus is only a host and a port, like tcp://192.0.2.10:502")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"the port in {url!r} is not a number from 1 to 65535") from None
+    if port is None and rtu_framing:
+        # There is no standard port for tunnelled RTU; each serial server has its own.
+        raise ValueError(f"{url!r} needs the port of the serial server, like rtu+tcp://192.0.2.10:8899")
+    if port == 0:
+        raise ValueError(f"the port in {url!r} is not a number from 1 to 65535")
+    return TcpAddress(parts.hostname, port or 502, rtu_framing)
+
+
+def _parse_rtu(url: str) -> SerialAddress:
+    parts = urlsplit(url.strip())
+    if parts.netloc:
+        raise ValueError(
+            f"{url!r}: the serial device must be an absolute path after three slashes, "
+            f"like rtu:///dev/ttyUSB0 (rtu:// then /dev/ttyUSB0)"
+        )
+    device = unquote(parts.path)
+    if not device.startswith("/") or device == "/" or parts.fragment:
+        raise ValueError(f"{url!r}: expected rtu:///dev/ttyUSB0?baudrate=9600&parity=N&stopbits=1")
+    settings: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in settings:
+            raise ValueError(f"{url!r}: {key} is given twice")
+        settings[key] = value
+    unknown = sorted(set(settings) - {"baudrate", "parity", "stopbits", "bytesize"})
+    if unknown:
+        raise ValueError(
+            f"{url!r}: unknown setting {unknown[0]!r} (settings: baudrate, parity, stopbits, bytesize)"
+        )
+    return SerialAddress(
+        device,
+        baudrate=_choice(url, "baudrate", settings.get("baudrate", "9600"), BAUDRATES),
+        parity=_parity(url, settings.get("parity", "N")),
+        stopbits=_choice(url, "stopbits", settings.get("stopbits", "1"), STOPBITS),
+        bytesize=_choice(url, "bytesize", settings.get("bytesize", "8"), (8,), "Modbus RTU uses 8 data bits"),
+    )
+
+
+def _choice(url: str, name: str, text: str, allowed: tuple[int, ...], why: str = "") -> int:
+    if text.isdigit() and int(text) in allowed:
+        return int(text)
+    listed = ", ".join(str(a) for a in allowed)
+    raise ValueError(f"{url!r}: {name}={text} is not one of {listed}" + (f" ({why})" if why else ""))
+
+
+def _parity(url: str, text: str) -> str:
+    names = {"N": "N", "E": "E", "O": "O", "NONE": "N", "EVEN": "E", "ODD": "O"}
+    if text.upper() in names:
+        return names[text.upper()]
+    raise ValueError(f"{url!r}: parity={text} is not one of N (none), E (even), O (odd)")
+
+
+# -- decoding (pure) -------------------------------------------------------------------------------
+
+
+def decode_float32(registers: Sequence[int], *, word_order: Literal["big", "little"] = "big") -> list[float]:
+    """IEEE-754 float32 values from register pairs; "big" = high word first (ABCD), "little" = CDAB."""
+    if len(registers) % 2:
+        raise ValueError(f"float32 values take two registers each; got {len(registers)} registers")
+    values = []
+    for i in range(0, len(registers), 2):
+        high, low = registers[i], registers[i + 1]
+        if word_order == "little":
+            high, low = low, high
+        values.append(struct.unpack(">f", struct.pack(">HH", high, low))[0])
+    return values
+
+
+# -- errors (pure) ---------------------------------------------------------------------------------
+
+# Modbus exception codes (Modbus Application Protocol V1.1b3, section 7), said for a user.
+EXCEPTION_MEANINGS = {
+    1: "illegal function: the device does not support this kind of request",
+    2: "illegal data address: the device has no such register (another model, or another register map?)",
+    3: "illegal data value: the device rejected the value or the number of registers",
+    4: "device failure: the device could not carry out the request",
+    5: "acknowledge: the device is busy with a long operation",
+    6: "device busy: try again later",
+    8: "memory parity error in the device",
+    10: "gateway path unavailable: the gateway has no route to that device id",
+    11: "the gateway got no answer from the device (device id, wiring or serial settings?)",
+}
+# A gateway answering for a device that stayed silent: the device is unreachable, not refusing.
+_UNREACHABLE_CODES = frozenset({10, 11})
+
+
+def exception_error(code: int, context: str) -> DeviceError:
+    """The driver-contract error for a Modbus exception reply with `code`."""
+    meaning = EXCEPTION_MEANINGS.get(code, "an exception code the Modbus standard does not define")
+    text = f"{context}: exception {code}, {meaning}"
+    return DeviceUnreachable(text) if code in _UNREACHABLE_CODES else DeviceRefused(text)
+
+
+@dataclass(frozen=True)
+class _Request:
+    function: str  # for messages: "read input registers"
+    address: int
+    count: int
+
+    def __str__(self) -> str:
+        last = self.address + self.count - 1
+        span = f"0x{self.address:04X}" if self.count == 1 else f"0x{self.address:04X}..0x{last:04X}"
+        return f"{self.function} {span}"
+
+
+# -- the bus ---------------------------------------------------------------------------------------
+
 
 class ModbusBus:
+    """The client of one bus; methods take the device id and return plain values or raise DeviceError."""
+
+    @staticmethod
+    def parse(url: str) -> BusAddress:
+        return parse_bus_url(url)
+
     @staticmethod
     def key_of(url: str) -> str:
-        return url
+        """Equal for URLs naming the same bus with the same settings, in whatever order or spelling."""
+        return str(parse_bus_url(url))
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.address = parse_bus_url(url)
+        self.url = str(self.address)
+        self.timeout_s = timeout_s
+        self._lock = asyncio.Lock()
+        self._client: Any = None  # a pymodbus async client while there is a connection worth keeping
+
+    # -- requests --
+
+    async def read_input_registers(
+        self, device_id: int, address: int, count: int, *, timeout_s: float | None = None
+    ) -> list[int]:
+        """Function code 04."""
+        _check_read(device_id, address, count)
+        request = _Request("read input registers", address, count)
+        response = await self._execute(
+            device_id,
+            request,
+            lambda c: c.read_input_registers(address, count=count, device_id=device_id),
+            timeout_s,
+        )
+        return self._registers(response, device_id, request)
+
+    async def read_holding_registers(
+        self, device_id: int, address: int, count: int, *, timeout_s: float | None = None
+    ) -> list[int]:
+        """Function code 03."""
+        _check_read(device_id, address, count)
+        request = _Request("read holding registers", address, count)
+        response = await self._execute(
+            device_id,
+            request,
+            lambda c: c.read_holding_registers(address, count=count, device_id=device_id),
+            timeout_s,
+        )
+        return self._registers(response, device_id, request)
+
+    async def write_registers(
+        self, device_id: int, address: int, values: Sequence[int], *, timeout_s: float | None = None
+    ) -> None:
+        """Function code 16 (write multiple registers)."""
+        _check_write(device_id, address, values, 123)
+        request = _Request("write registers", address, len(values))
+        await self._execute(
+            device_id,
+            request,
+            lambda c: c.write_registers(address, list(values), device_id=device_id),
+            timeout_s,
+        )
+
+    async def write_register(
+        self, device_id: int, address: int, value: int, *, timeout_s: float | None = None
+    ) -> None:
+        """Function code 06 (write single register)."""
+        _check_write(device_id, address, [value], 1)
+        request = _Request("write register", address, 1)
+        await self._execute(
+            device_id,
+            request,
+            lambda c: c.write_register(address, value, device_id=device_id),
+            timeout_s,
+        )
 
     async def close(self) -> None:
-        return None
+        self._drop()
+
+    # -- the machinery --
+
+    def _where(self, device_id: int) -> str:
+        return f"device {device_id} on {self.url}"
+
+    async def _execute(
+        self,
+        device_id: int,
+        request: _Request,
+        call: Callable[[Any], Awaitable[Any]],
+        timeout_s: float | None,
+    ) -> Any:
+        """One request under the bus lock with one deadline; the pymodbus response if it is not an error."""
+        deadline_s = self.timeout_s if timeout_s is None else timeout_s
+        context = f"{self._where(device_id)}, {request}"
+        async with self._lock:
+            try:
+                async with asyncio.timeout(deadline_s):
+                    client = await self._connected_client()
+                    response = await call(client)
+            except TimeoutError:
+                self._drop()
+                raise DeviceUnreachable(f"{context}: no answer within {deadline_s:g} s") from None
+            except _NoConnection as exc:
+                raise DeviceUnreachable(f"{context}: {exc}") from None
+            except (ModbusException, OSError) as exc:
+                self._drop()
+                raise DeviceUnreachable(f"{context}: {exc}") from exc
+            except asyncio.CancelledError:
+                self._drop()  # the answer may still come, and must not be read as the next one's
+                raise
+        if response.isError():
+            code = getattr(response, "exception_code", None)
+            if not isinstance(code, int):
+                raise DeviceUnreachable(f"{context}: unexpected reply {response}")
+            raise exception_error(code, context)
+        return response
+
+    def _registers(self, response: Any, device_id: int, request: _Request) -> list[int]:
+        registers = list(response.registers)
+        if len(registers) != request.count:
+            # A reply to some earlier request, or line noise that passed the CRC: start afresh.
+            self._drop()
+            raise DeviceUnreachable(
+                f"{self._where(device_id)}, {request}: garbled reply "
+                f"({len(registers)} registers instead of {request.count})"
+            )
+        return registers
+
+    async def _connected_client(self) -> Any:
+        if self._client is not None and self._client.connected:
+            return self._client
+        self._drop()
+        if isinstance(self.address, SerialAddress):
+            _check_serial_device(self.address.device)
+        self._client = self._make_client()
+        if not await self._client.connect():
+            self._drop()
+            raise _NoConnection(f"cannot connect{_connect_hint(self.address)}")
+        log.debug("connected to %s", self.url)
+        return self._client
+
+    def _make_client(self) -> Any:
+        # reconnect_delay=0: no reconnecting behind our back; the next request reconnects.
+        common: dict[str, Any] = {"timeout": _PYMODBUS_TIMEOUT_S, "retries": 0, "reconnect_delay": 0}
+        if isinstance(self.address, TcpAddress):
+            framer = FramerType.RTU if self.address.rtu_framing else FramerType.SOCKET
+            return AsyncModbusTcpClient(self.address.host, port=self.address.port, framer=framer, **common)
+        return AsyncModbusSerialClient(
+            self.address.device,
+            framer=FramerType.RTU,
+            baudrate=self.address.baudrate,
+            parity=self.address.parity,
+            stopbits=self.address.stopbits,
+            bytesize=self.address.bytesize,
+            **common,
+        )
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+def _check_read(device_id: int, address: int, count: int) -> None:
+    _check_device_address(device_id, address)
+    if not 1 <= count <= 125:  # the Modbus limit for function codes 03 and 04
+        raise ValueError(f"a read covers 1 to 125 registers, not {count}")
+
+
+def _check_write(device_id: int, address: int, values: Sequence[int], limit: int) -> None:
+    _check_device_address(device_id, address)
+    if not 1 <= len(values) <= limit or not all(0 <= v <= 0xFFFF for v in values):
+        raise ValueError(f"a write takes 1 to {limit} register values of 0..65535, not {list(values)}")
+
+
+def _check_device_address(device_id: int, address: int) -> None:
+    if not 1 <= device_id <= 247:
+        raise ValueError(f"a Modbus device id is 1..247, not {device_id}")
+    if not 0 <= address <= 0xFFFF:
+        raise ValueError(f"a register address is 0..65535, not {address}")
+
+
+class _NoConnection(Exception):
+    """The bus could not be opened; the text says why, the caller adds which request it was for."""
+
+
+def _check_serial_device(device: str) -> None:
+    """Says why a serial port cannot be opened (pymodbus only reports that it failed)."""
+    if not os.path.exists(device):
+        raise _NoConnection(
+            f"no serial device {device} (is the USB adapter plugged in? ls /dev/serial/by-id)"
+        )
+    if not os.access(device, os.R_OK | os.W_OK):
+        raise _NoConnection(f"no permission to use {device} (add the service user to the dialout group)")
+
+
+def _connect_hint(address: BusAddress) -> str:
+    if isinstance(address, TcpAddress):
+        return " (connection refused or no route: host, port, is the gateway on?)"
+    return " (the port is in use: by another program, or by a bus in this configuration with other settings)"

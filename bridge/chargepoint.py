@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections import deque
@@ -108,6 +109,7 @@ class ChargePoint:
         self.messages = TransactionMessages(
             cfg.id, store, self.session, cfg.max_queued_messages, self._start_answered, self.remember
         )
+        self.messages.max_stop_values = self.configuration.get_int("StopTransactionMaxMeterValues")
         self.auth_cache = authorization.AuthCache(AUTH_CACHE_CAPACITY)
         self._reported: dict[int, core.StatusReport] = {}  # last status delivered, per connector
         self._queued: dict[int, core.StatusReport] = {}  # last status handed to the session
@@ -165,7 +167,12 @@ class ChargePoint:
                 "%s/%d: transaction %d was running when the bridge stopped; ended with PowerLoss at %d Wh",
                 self.cfg.id, row.connector, row.id, meter_stop,
             )  # fmt: skip
-            await self.messages.stop(row.id, meter_stop, stopped_at, str(core.StopReason.POWER_LOSS), None)
+            end = self._stop_value(
+                ChargerReading(None, False, False, energy_wh=meter_stop), stopped_at, "Transaction.End"
+            )
+            await self.messages.stop(
+                row.id, meter_stop, stopped_at, str(core.StopReason.POWER_LOSS), None, end
+            )
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> None:
@@ -536,8 +543,10 @@ class ChargePoint:
     async def _start_transaction(self, cid: int, tx: core.Transaction) -> None:
         log.info("%s/%d: transaction %d started by %s at %d Wh", self.cfg.id, cid, tx.local_id, tx.id_tag,
                  tx.meter_start_wh)  # fmt: skip
-        await self.messages.start(tx.local_id, cid, tx.id_tag, tx.meter_start_wh, iso(tx.started_at))
         rt = self.connectors[cid]
+        at = iso(tx.started_at)
+        begin = self._stop_value(rt.reading, at, "Transaction.Begin") if rt.reading is not None else None
+        await self.messages.start(tx.local_id, cid, tx.id_tag, tx.meter_start_wh, at, begin)
         rt.transaction_over = asyncio.Event()
         self._spawn(self._sample(cid, tx, rt.transaction_over), f"{cid}: meter values")
 
@@ -571,9 +580,32 @@ class ChargePoint:
         tx = stop.transaction
         log.info("%s/%d: transaction %d stopped (%s) at %d Wh", self.cfg.id, cid, tx.local_id, stop.reason,
                  stop.meter_stop_wh)  # fmt: skip
-        await self.messages.stop(
-            tx.local_id, stop.meter_stop_wh, iso(stop.stopped_at), str(stop.reason), stop.id_tag
-        )
+        at = iso(stop.stopped_at)
+        end = None
+        if rt.reading is not None:
+            last = rt.reading
+            if last.energy_wh is None or last.energy_wh < tx.meter_start_wh:  # as meterStop has it
+                last = dataclasses.replace(last, energy_wh=float(stop.meter_stop_wh))
+            end = self._stop_value(last, at, "Transaction.End")
+        await self.messages.stop(tx.local_id, stop.meter_stop_wh, at, str(stop.reason), stop.id_tag, end)
+
+    def _stop_value(self, reading: ChargerReading, at: str, context: str) -> dict[str, Any] | None:
+        """A MeterValue for StopTransaction.transactionData, or None when none is configured.
+
+        Sample.Periodic values use StopTxnSampledData and Sample.Clock ones StopTxnAlignedData; the
+        Transaction.Begin and End values use StopTxnSampledData, or StopTxnAlignedData when only that
+        is set. Both empty: no transactionData at all (§3.16.5).
+        """
+        sampled = self.configuration.get_list("StopTxnSampledData")
+        aligned = self.configuration.get_list("StopTxnAlignedData")
+        if context == "Sample.Clock":
+            measurands = aligned
+        elif context == "Sample.Periodic":
+            measurands = sampled
+        else:
+            measurands = sampled or aligned
+        values = sampled_values(reading, measurands, context) if measurands else []
+        return {"timestamp": at, "sampledValue": values} if values else None
 
     def _still_running(self, cid: int, tx: core.Transaction) -> bool:
         current = self.connectors[cid].core.transaction
@@ -605,13 +637,14 @@ class ChargePoint:
             )
             # Under the effects lock: a StopTransaction cannot be queued between this reading's
             # write and its queueing, so MeterValues never follow their transaction's stop.
+            kept = self._stop_value(reading, at, "Sample.Periodic") if interval > 0 else None
             async with rt.effects_lock:
                 if not self._still_running(cid, tx):
                     return
                 if interval > 0 and values:
-                    await self.messages.meter_values(tx.local_id, cid, reading.energy_wh, at, values)
-                elif reading.energy_wh is not None:
-                    await self.messages.reading(tx.local_id, reading.energy_wh, at)
+                    await self.messages.meter_values(tx.local_id, cid, reading.energy_wh, at, values, kept)
+                else:
+                    await self.messages.reading(tx.local_id, reading.energy_wh, at, kept)
 
     async def _clock_aligned(self, cid: int) -> None:
         """Sample.Clock meter values at instants aligned to midnight (ClockAlignedDataInterval), stamped
@@ -639,14 +672,18 @@ class ChargePoint:
         values = sampled_values(
             reading, self.configuration.get_list("MeterValuesAlignedData"), "Sample.Clock"
         )
-        if not values:
-            return
         stamp = iso(datetime.fromtimestamp(at_s, UTC))
+        kept = self._stop_value(reading, stamp, "Sample.Clock")
         async with rt.effects_lock:  # ordered with the transaction's other messages
             tx = rt.core.transaction
             if tx is not None:
-                await self.messages.meter_values(tx.local_id, cid, reading.energy_wh, stamp, values)
+                if values:
+                    await self.messages.meter_values(tx.local_id, cid, reading.energy_wh, stamp, values, kept)
+                elif kept is not None:
+                    await self.messages.reading(tx.local_id, reading.energy_wh, stamp, kept)
                 return
+        if not values:
+            return
         self.session.submit(
             lambda: call.MeterValues(
                 connector_id=cid, meter_value=[{"timestamp": stamp, "sampledValue": values}]

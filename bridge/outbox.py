@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from bridge.core.meter_values import thin_evenly
 from bridge.ocpp.rpc import RawCall, checked_call
 from bridge.ocpp.session import Session
 from bridge.store import OutboxRow, Store, TransactionRow
@@ -53,6 +54,8 @@ class TransactionMessages:
         self._on_tag_info = on_tag_info
         self.tx_ids: dict[int, int] = {}  # local id -> the central system's transactionId
         self.dropped_meter_values = 0
+        self.max_stop_values = 100  # StopTransactionMaxMeterValues
+        self._kept: dict[int, int] = {}  # local id -> values kept for its StopTransaction
 
     def transaction_id(self, tx: int) -> int:
         return self.tx_ids.get(tx, -1)
@@ -71,7 +74,17 @@ class TransactionMessages:
         return [r for r in rows if r.stopped_at is None]
 
     # -- new messages ------------------------------------------------------------
-    async def start(self, tx: int, connector: int, id_tag: str, meter_start: int, started_at: str) -> None:
+    async def start(
+        self,
+        tx: int,
+        connector: int,
+        id_tag: str,
+        meter_start: int,
+        started_at: str,
+        stop_value: dict[str, Any] | None = None,
+    ) -> None:
+        """Persist and queue a StartTransaction; `stop_value` is the Transaction.Begin MeterValue kept
+        for the StopTransaction's transactionData."""
         unique_id = str(uuid.uuid4())
         payload = {
             "connectorId": connector,
@@ -82,34 +95,73 @@ class TransactionMessages:
         checked_call("StartTransaction", payload)  # checked once, here; sent as it is
         text = json.dumps(payload)
         begin = self.store.begin_transaction
+        kept = json.dumps(stop_value) if stop_value else None
         seq = await self.store.run(
-            begin, self.cp_id, tx, connector, id_tag, meter_start, started_at, text, unique_id
+            begin, self.cp_id, tx, connector, id_tag, meter_start, started_at, text, unique_id, kept
         )
+        self._kept[tx] = 1 if kept else 0
         self._queue(OutboxRow(seq, self.cp_id, "StartTransaction", tx, text, unique_id, started_at))
 
     async def meter_values(
-        self, tx: int, connector: int, energy_wh: float | None, at: str, sampled: list[dict[str, Any]]
+        self,
+        tx: int,
+        connector: int,
+        energy_wh: float | None,
+        at: str,
+        sampled: list[dict[str, Any]],
+        stop_value: dict[str, Any] | None = None,
     ) -> None:
-        """Persist a reading and queue its MeterValues."""
+        """Persist a reading and queue its MeterValues (and keep `stop_value` for the StopTransaction)."""
         await self._make_room()
         unique_id = str(uuid.uuid4())
         payload = {"connectorId": connector, "meterValue": [{"timestamp": at, "sampledValue": sampled}]}
         checked_call("MeterValues", {**payload, "transactionId": 0})
         text = json.dumps(payload)
+        kept = json.dumps(stop_value) if stop_value else None
         seq = await self.store.run(
-            self.store.record_meter_values, self.cp_id, tx, energy_wh, at, text, unique_id
+            self.store.record_meter_values, self.cp_id, tx, energy_wh, at, text, unique_id, kept
         )
         self._queue(OutboxRow(seq, self.cp_id, "MeterValues", tx, text, unique_id, at))
+        await self._count_kept(tx, kept)
 
-    async def reading(self, tx: int, energy_wh: float, at: str) -> None:
+    async def reading(
+        self, tx: int, energy_wh: float | None, at: str, stop_value: dict[str, Any] | None = None
+    ) -> None:
         """Persist a reading only (no MeterValues configured): a power cut keeps it."""
-        await self.store.run(self.store.record_reading, tx, energy_wh, at)
+        kept = json.dumps(stop_value) if stop_value else None
+        await self.store.run(self.store.record_reading, tx, energy_wh, at, kept)
+        await self._count_kept(tx, kept)
 
-    async def stop(self, tx: int, meter_stop: int, at: str, reason: str, id_tag: str | None) -> None:
+    async def _count_kept(self, tx: int, kept: str | None) -> None:
+        """Values kept for a StopTransaction are bounded: at twice the limit, every second one between
+        the first and the newest goes (the rest are thinned evenly when the transaction stops)."""
+        if kept is None:
+            return
+        self._kept[tx] = self._kept.get(tx, 0) + 1
+        if self._kept[tx] > 2 * self.max_stop_values:
+            self._kept[tx] = await self.store.run(self.store.thin_stop_values, tx)
+
+    async def stop(
+        self,
+        tx: int,
+        meter_stop: int,
+        at: str,
+        reason: str,
+        id_tag: str | None,
+        end_value: dict[str, Any] | None = None,
+    ) -> None:
+        """Persist and queue a StopTransaction; its transactionData is what was kept during the
+        transaction plus `end_value` (Transaction.End), at most StopTransactionMaxMeterValues."""
         unique_id = str(uuid.uuid4())
         payload: dict[str, Any] = {"meterStop": meter_stop, "timestamp": at, "reason": reason}
         if id_tag is not None:
             payload["idTag"] = id_tag
+        data = [json.loads(v) for v in await self.store.run(self.store.stop_values, tx)]
+        if end_value:
+            data.append(end_value)
+        if data:
+            payload["transactionData"] = thin_evenly(data, self.max_stop_values)
+        self._kept.pop(tx, None)
         checked_call("StopTransaction", {**payload, "transactionId": 0})
         text = json.dumps(payload)
         seq = await self.store.run(

@@ -99,7 +99,18 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (charge_point, connector)
     )
     """,
+    # 3 -> 4
+    """
+    CREATE TABLE stop_txn_values (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        tx            INTEGER NOT NULL,        -- transactions.id
+        meter_value   TEXT    NOT NULL         -- one MeterValue for StopTransaction.transactionData, JSON
+    );
+    CREATE INDEX stop_txn_values_tx ON stop_txn_values (tx, seq);
+    """,
 ]
+
+_ADD_STOP_VALUE = "INSERT INTO stop_txn_values (tx, meter_value) VALUES (?, ?)"
 
 
 @dataclass(frozen=True)
@@ -249,26 +260,35 @@ class Store:
     # -- transactions and their messages ----------------------------------------------
     def begin_transaction(
         self, cp: str, tx: int, connector: int, id_tag: str, meter_start: int, started_at: str, payload: str,
-        unique_id: str,
+        unique_id: str, stop_value: str | None = None,
     ) -> int:  # fmt: skip
-        """Record transaction `tx` with its StartTransaction (`payload`, JSON) queued; returns its seq."""
-        seq = self._write(True, [
+        """Record transaction `tx` with its StartTransaction (`payload`, JSON) queued, and its
+        Transaction.Begin value for the StopTransaction when there is one; returns the outbox seq."""
+        statements: list[tuple[str, tuple[Any, ...]]] = [
             ("INSERT INTO transactions (id, charge_point, connector, id_tag, meter_start, started_at,"
              " last_meter_wh, last_meter_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
              (tx, cp, connector, id_tag, meter_start, started_at, meter_start, started_at)),
-            ("INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
-             " VALUES (?, 'StartTransaction', ?, ?, ?, ?)",
-             (cp, tx, payload, unique_id, started_at)),
-        ])[-1]  # fmt: skip
+        ]  # fmt: skip
+        if stop_value is not None:
+            statements.append((_ADD_STOP_VALUE, (tx, stop_value)))
+        statements.append((
+            "INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
+            " VALUES (?, 'StartTransaction', ?, ?, ?, ?)",
+            (cp, tx, payload, unique_id, started_at),
+        ))  # fmt: skip
+        seq = self._write(True, statements)[-1]
         assert seq is not None
         return seq
 
     def record_meter_values(
-        self, cp: str, tx: int, energy_wh: float | None, at: str, payload: str, unique_id: str
-    ) -> int:
-        """A reading taken during a transaction, with its MeterValues (`payload`, JSON) queued; returns
-        the outbox seq."""
+        self, cp: str, tx: int, energy_wh: float | None, at: str, payload: str, unique_id: str,
+        stop_value: str | None = None,
+    ) -> int:  # fmt: skip
+        """A reading taken during a transaction, with its MeterValues (`payload`, JSON) queued and
+        its value for the StopTransaction; returns the outbox seq."""
         statements: list[tuple[str, tuple[Any, ...]]] = []
+        if stop_value is not None:
+            statements.append((_ADD_STOP_VALUE, (tx, stop_value)))
         if energy_wh is not None:
             statements.append(
                 (
@@ -285,10 +305,36 @@ class Store:
         assert seq is not None
         return seq
 
-    def record_reading(self, tx: int, energy_wh: float, at: str) -> None:
+    def record_reading(
+        self, tx: int, energy_wh: float | None, at: str, stop_value: str | None = None
+    ) -> None:
         """A reading taken during a transaction, without a message to send."""
-        self._write(True, [("UPDATE transactions SET last_meter_wh = ?, last_meter_at = ? WHERE id = ?",
-                            (energy_wh, at, tx))])  # fmt: skip
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        if energy_wh is not None:
+            statements.append(("UPDATE transactions SET last_meter_wh = ?, last_meter_at = ? WHERE id = ?",
+                               (energy_wh, at, tx)))  # fmt: skip
+        if stop_value is not None:
+            statements.append((_ADD_STOP_VALUE, (tx, stop_value)))
+        if statements:
+            self._write(True, statements)
+
+    def stop_values(self, tx: int) -> list[str]:
+        """The MeterValues (JSON) kept for transaction `tx`'s StopTransaction, oldest first."""
+        rows = self._db.execute(
+            "SELECT meter_value FROM stop_txn_values WHERE tx = ? ORDER BY seq", (tx,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def thin_stop_values(self, tx: int) -> int:
+        """Halve what is kept for `tx`'s StopTransaction: the first and the newest values stay, every
+        second one between goes. Returns how many are left."""
+        seqs = [r[0] for r in self._db.execute(
+            "SELECT seq FROM stop_txn_values WHERE tx = ? ORDER BY seq", (tx,)
+        ).fetchall()]  # fmt: skip
+        doomed = seqs[1:-1][::2]
+        if doomed:
+            self._write(True, [("DELETE FROM stop_txn_values WHERE seq = ?", (seq,)) for seq in doomed])
+        return len(seqs) - len(doomed)
 
     def end_transaction(
         self,
@@ -300,10 +346,12 @@ class Store:
         payload: str,
         unique_id: str,
     ) -> int:
-        """The end of a transaction with its StopTransaction queued; returns the outbox seq."""
+        """The end of a transaction with its StopTransaction queued (carrying what was kept for its
+        transactionData, which is deleted); returns the outbox seq."""
         seq = self._write(True, [
             ("UPDATE transactions SET stopped_at = ?, meter_stop = ?, stop_reason = ? WHERE id = ?",
              (stopped_at, meter_stop, reason, tx)),
+            ("DELETE FROM stop_txn_values WHERE tx = ?", (tx,)),
             ("INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
              " VALUES (?, 'StopTransaction', ?, ?, ?, ?)",
              (cp, tx, payload, unique_id, stopped_at)),

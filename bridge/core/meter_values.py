@@ -9,10 +9,12 @@ Registers are sent as the device reports them, never rebased to zero.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
 from adapters.base import ChargerReading
+
+T = TypeVar("T")
 
 _PHASES = ("L1", "L2", "L3")
 
@@ -86,3 +88,16 @@ def next_aligned(now_s: float, interval_s: int) -> float:
     elapsed = now_s - midnight
     # An interval that does not divide a day starts over at the next midnight.
     return min(midnight + (int(elapsed // interval_s) + 1) * interval_s, midnight + 86400)
+
+
+def thin_evenly(values: Sequence[T], limit: int) -> list[T]:
+    """At most `limit` of `values`: the first and the last always (Transaction.Begin and
+    Transaction.End, ERRATA 3.14), the ones between evenly spaced over the transaction."""
+    n = len(values)
+    if n <= limit:
+        return list(values)
+    if limit < 2:
+        return list(values[n - limit :])  # no room for both: the End value
+    inner = limit - 2
+    picks = [1 + (i * (n - 2)) // inner for i in range(inner)]
+    return [values[0], *(values[i] for i in picks), values[-1]]

@@ -39,6 +39,7 @@ from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
 from bridge.core.connector import Effect
 from bridge.core.meter_values import can_measure, next_aligned, sampled_values
+from bridge.core.status_hold import StatusHold
 from bridge.ocpp.errors import CallFailed
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
@@ -113,6 +114,7 @@ class ChargePoint:
         self.auth_cache = authorization.AuthCache(AUTH_CACHE_CAPACITY)
         self._reported: dict[int, core.StatusReport] = {}  # last status delivered, per connector
         self._queued: dict[int, core.StatusReport] = {}  # last status handed to the session
+        self._holds: dict[int, StatusHold] = {}  # statuses waiting out MinimumStatusDuration
         self._boot_generation = -1
         self._tasks: set[asyncio.Task[None]] = set()
         self.operative = True  # the charge point as a whole (connector 0), per ChangeAvailability
@@ -734,8 +736,18 @@ class ChargePoint:
 
     def _report_status(self, cid: int) -> None:
         report = self.current_status(cid)
-        if self.session.online and report != self._queued.get(cid):
+        if not self.session.online or report == self._queued.get(cid):
+            self._holds.pop(cid, None)
+            return
+        hold = self._holds.setdefault(cid, StatusHold())
+        wait = hold.decide(
+            report, self.clock.monotonic(), self.configuration.get_int("MinimumStatusDuration")
+        )
+        if wait is None:
             self._send_status(cid, report)
+        else:
+            # Looked at again when the hold is over: sent then if it still stands.
+            asyncio.get_running_loop().call_later(wait, self._report_status, cid)
 
     def _on_online(self, online: bool) -> None:
         if not online:

@@ -437,7 +437,13 @@ KEYS: tuple[KeySpec, ...] = (
 
 # Features the bridge implements so far; the daemon grows this as features land.
 IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
-    {"auth_cache", "offline_unknown_id", "max_energy_invalid_id", "stop_txn_max_meter_values"}
+    {
+        "auth_cache",
+        "offline_unknown_id",
+        "max_energy_invalid_id",
+        "stop_txn_max_meter_values",
+        "min_status_duration",
+    }
 )
 # Every feature name a key can carry.
 FEATURES: frozenset[str] = frozenset(spec.feature for spec in KEYS if spec.feature is not None)

@@ -40,6 +40,7 @@ from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
 from bridge.core.connector import Effect
 from bridge.core.meter_values import can_measure, next_aligned, sampled_values
 from bridge.core.status_hold import StatusHold
+from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, bridge_vendor
 from bridge.ocpp.errors import CallFailed
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
@@ -118,6 +119,8 @@ class ChargePoint:
         self._boot_generation = -1
         self._tasks: set[asyncio.Task[None]] = set()
         self.operative = True  # the charge point as a whole (connector 0), per ChangeAvailability
+        self.data_transfer = DataTransferHandlers()  # vendor hooks for DataTransfer from the central system
+        self.data_transfer.register(BRIDGE_VENDOR_ID, bridge_vendor(self))
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
         """A background task that is referenced until done, and whose failure is logged."""
@@ -487,15 +490,22 @@ class ChargePoint:
         await self.session.transactional_sent(float(self.configuration.get_int("MessageTimeout")))
         if hard:
             for cid, rt in self.connectors.items():
-                try:
-                    await rt.charger.reset(hard=True)
-                except NotSupportedByDevice:
-                    pass
-                except DeviceError as exc:
-                    log.error(
-                        "%s/%d: %s could not be reset: %s", self.cfg.id, cid, rt.charger.description, exc
-                    )
+                await self._reset_device(cid, rt)
         await self.session.restart()
+
+    async def _reset_device(self, cid: int, rt: ConnectorRuntime) -> None:
+        """A hard reset reaches the device where it can be reset; a failure is tried again
+        ResetRetries times."""
+        attempts = 1 + self.configuration.get_int("ResetRetries")
+        for attempt in range(1, attempts + 1):
+            try:
+                await rt.charger.reset(hard=True)
+                return
+            except NotSupportedByDevice:
+                return
+            except DeviceError as exc:
+                log.error("%s/%d: %s could not be reset (attempt %d of %d): %s",
+                          self.cfg.id, cid, rt.charger.description, attempt, attempts, exc)  # fmt: skip
 
     async def send_now(self, payload: Any) -> Any:
         """A triggered message: sent directly (also while Pending), after the TriggerMessage answer."""

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from ocpp.v16 import call
 
+from adapters.base import DeviceRefused
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 
@@ -290,3 +291,21 @@ async def test_reset_without_transaction(csms: StrictCentralSystem, tmp_path: An
         assert (await csms.call("CP-1", call.Reset(type="Soft"))).status == "Accepted"
         await csms.wait_for_call("CP-1", "BootNotification", count=2, timeout=5)
     assert not csms.calls("CP-1", "StopTransaction")
+
+
+async def test_a_failed_device_reset_is_retried_reset_retries_times(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    async with running(make_config(csms.url, tmp_path, ocpp={"ResetRetries": 2})) as daemon:
+        await ready(csms)
+        sim = sim_of(daemon)
+        attempts: list[bool] = []
+
+        async def failing_reset(hard: bool) -> None:
+            attempts.append(hard)
+            raise DeviceRefused("busy")
+
+        sim.reset = failing_reset
+        assert (await csms.call("CP-1", call.Reset(type="Hard"))).status == "Accepted"
+        await csms.wait_for_call("CP-1", "BootNotification", count=2, timeout=5)
+    assert attempts == [True, True, True]  # the first try and two retries

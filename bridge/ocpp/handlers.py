@@ -163,5 +163,9 @@ class CentralSystemHandlers:
         return call_result.ClearCache(status="Accepted")
 
     @on(Action.data_transfer)
-    def data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
-        return call_result.DataTransfer(status="UnknownVendorId")
+    def data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: str | None = None, **_: Any
+    ) -> call_result.DataTransfer:
+        status, answer = self.cp.data_transfer.answer(vendor_id, message_id, data)
+        log.info("%s: DataTransfer %s/%s: %s", self.cp.cfg.id, vendor_id, message_id, status)
+        return call_result.DataTransfer(status=status, data=answer)

@@ -38,7 +38,7 @@ from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
 from bridge.core.connector import Effect
-from bridge.core.meter_values import can_measure, next_aligned, sampled_values
+from bridge.core.meter_values import IntervalAverage, can_measure, next_aligned, sampled_values
 from bridge.core.status_hold import StatusHold
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, bridge_vendor
 from bridge.ocpp.errors import CallFailed
@@ -66,6 +66,7 @@ class ConnectorRuntime:
     failed_reads: int = 0  # in a row
     started: bool = False  # the driver's start() succeeded
     start_tried_at: float | None = None  # monotonic time of the last start() attempt
+    aligned: IntervalAverage = field(default_factory=IntervalAverage)  # the clock-aligned interval's means
     transaction_over: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the meter sampler
     effects_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while effects are carried out
     pending_effects: deque[tuple[list[Effect], asyncio.Future[None]]] = field(default_factory=deque)
@@ -286,6 +287,7 @@ class ChargePoint:
             log.info("%s/%d: %s answers again", self.cfg.id, cid, rt.charger.description)
         rt.failed_reads = 0
         rt.reading = reading
+        rt.aligned.add(reading, self.clock.monotonic())
         now = self.clock.now()
         c = self.configuration
         effects = rt.core.on_reading(
@@ -678,7 +680,9 @@ class ChargePoint:
                 await self._send_clock_aligned(cid, rt, target)
 
     async def _send_clock_aligned(self, cid: int, rt: ConnectorRuntime, at_s: float) -> None:
-        reading = await self.refresh(cid)
+        if await self.refresh(cid) is None:
+            return  # the device does not answer: no value rather than a stale one
+        reading = rt.aligned.take(self.clock.monotonic())  # the interval's means, the latest register
         if reading is None:
             return
         values = sampled_values(

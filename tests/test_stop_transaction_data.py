@@ -103,3 +103,23 @@ async def test_only_aligned_data_gives_begin_end_and_clock_values(tmp_path: Path
     assert "Sample.Periodic" not in ctx
     stamps = [mv["timestamp"] for mv in stop["transactionData"]]
     assert stamps == sorted(stamps)  # in the order they were taken, Begin first, End last
+
+
+def test_clock_aligned_values_are_time_weighted_means_over_the_interval() -> None:
+    from adapters.base import ChargerReading
+    from bridge.core.meter_values import IntervalAverage
+
+    def r(power: float, amps: float, energy: float) -> ChargerReading:
+        return ChargerReading(True, True, True, energy_wh=energy, power_w=power, current_a=(amps, amps, amps))
+
+    avg = IntervalAverage()
+    avg.add(r(1000, 1.5, 100), 0.0)
+    avg.add(r(3000, 4.5, 103), 10.0)  # 1000 W held for 10 s
+    avg.add(r(3000, 4.5, 120), 29.0)
+    taken = avg.take(30.0)  # 3000 W for the last 20 s
+    assert taken is not None
+    assert taken.power_w is not None and abs(taken.power_w - (1000 * 10 + 3000 * 20) / 30) < 1e-9
+    assert taken.current_a == (3.5, 3.5, 3.5)
+    assert taken.energy_wh == 120  # a register: the latest, never averaged
+    nxt = avg.take(40.0)  # a new interval: only the last reading, held
+    assert nxt is not None and nxt.power_w == 3000

@@ -10,6 +10,7 @@ Registers are sent as the device reports them, never rebased to zero.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from adapters.base import ChargerReading
@@ -101,3 +102,56 @@ def thin_evenly(values: Sequence[T], limit: int) -> list[T]:
     inner = limit - 2
     picks = [1 + (i * (n - 2)) // inner for i in range(inner)]
     return [values[0], *(values[i] for i in picks), values[-1]]
+
+
+_AVERAGED = ("power_w", "current_a", "voltage_v", "frequency_hz", "current_offered_a")
+
+
+class IntervalAverage:
+    """Clock-aligned values are "averaged over the interval" (§3.16, ERRATA 3.15): every reading is
+    fed in as it is taken, and each value counts for the time until the next reading. The energy
+    register and SoC are not averaged: the interval's last reading has them."""
+
+    def __init__(self) -> None:
+        self._last: ChargerReading | None = None
+        self._last_t = 0.0
+        self._span = 0.0
+        self._sums: dict[str, list[float]] = {}
+
+    def add(self, reading: ChargerReading, t: float) -> None:
+        self._integrate(t)
+        self._last, self._last_t = reading, t
+
+    def _integrate(self, t: float) -> None:
+        last = self._last
+        dt = t - self._last_t
+        if last is None or dt <= 0:
+            return
+        for name in _AVERAGED:
+            value = getattr(last, name)
+            if value is None:
+                continue
+            values = value if isinstance(value, tuple) else (value,)
+            sums = self._sums.setdefault(name, [0.0] * len(values))
+            if len(sums) != len(values):  # the phases changed: start this value over
+                sums[:] = [0.0] * len(values)
+            for i, v in enumerate(values):
+                sums[i] += v * dt
+        self._span += dt
+        self._last_t = t
+
+    def take(self, t: float) -> ChargerReading | None:
+        """The interval's reading up to `t` (the last one with averaged values), and a new interval."""
+        self._integrate(t)
+        last = self._last
+        if last is None:
+            return None
+        averaged: dict[str, Any] = {}
+        if self._span > 0:
+            for name, sums in self._sums.items():
+                means = tuple(s / self._span for s in sums)
+                averaged[name] = means if isinstance(getattr(last, name), tuple) else means[0]
+        self._span = 0.0
+        self._sums = {}
+        self._last_t = t
+        return replace(last, **averaged)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from tests.conftest import make_config, running
@@ -78,3 +79,67 @@ async def test_basic_auth_against_the_third_party_peer(tmp_path: Any) -> None:
         async with running(make_config(peer.url, tmp_path, password="bridge-secret-0001")):
             await peer.wait_for(lambda e: e["event"] == "call" and e["method"] == "BootNotification")
         no_strict_failures(peer)
+
+
+async def test_every_core_command_and_transaction_data_pass_the_strict_peer(tmp_path: Any) -> None:
+    """The central-system commands of Core and RemoteTrigger, and a StopTransaction with
+    transactionData, validated by a strict third-party central system (both directions)."""
+    async with OcppRpcPeer(interval=60) as peer:
+        async with running(make_config(peer.url, tmp_path, connectors=2)) as daemon:
+            await peer.wait_for(
+                lambda e: (
+                    e["event"] == "call"
+                    and e["method"] == "StatusNotification"
+                    and e["params"]["connectorId"] == 2
+                )
+            )
+
+            async def result(method: str, params: dict[str, Any]) -> Any:
+                return (await peer.call("CP-1", method, params))["result"]
+
+            for key, value in [
+                ("StopTxnSampledData", "Energy.Active.Import.Register,Power.Active.Import"),
+                ("MeterValueSampleInterval", "1"),
+                ("MinimumStatusDuration", "0"),
+            ]:
+                assert await result("ChangeConfiguration", {"key": key, "value": value}) == {
+                    "status": "Accepted"
+                }
+            assert await result("ChangeConfiguration", {"key": "Nope", "value": "1"}) == {
+                "status": "NotSupported"
+            }
+            assert await result("ClearCache", {}) == {"status": "Accepted"}
+            status = await result("DataTransfer", {"vendorId": "ocpp-bridge", "messageId": "DeviceStatus"})
+            assert status["status"] == "Accepted" and json.loads(status["data"])[0]["connector"] == 1
+            unknown = await result("DataTransfer", {"vendorId": "com.example"})
+            assert unknown == {"status": "UnknownVendorId"}
+            assert await result("UnlockConnector", {"connectorId": 1}) == {"status": "Unlocked"}
+            assert await result("ChangeAvailability", {"connectorId": 2, "type": "Inoperative"}) == {
+                "status": "Accepted"
+            }
+            for message in ["StatusNotification", "Heartbeat", "MeterValues", "DiagnosticsStatusNotification",
+                            "FirmwareStatusNotification"]:  # fmt: skip
+                answer = await result("TriggerMessage", {"requestedMessage": message, "connectorId": 1})
+                assert answer == {"status": "Accepted"}, message
+            assert await result("TriggerMessage", {"requestedMessage": "BootNotification"}) == {
+                "status": "Rejected"
+            }
+
+            sim: Any = daemon.charge_points["CP-1"].connectors[1].charger
+            sim.plug()
+            assert await result("RemoteStartTransaction", {"idTag": "RPC-TAG", "connectorId": 1}) == {
+                "status": "Accepted"
+            }
+            await peer.wait_for(lambda e: e["event"] == "call" and e["method"] == "StartTransaction")
+            await peer.wait_for(lambda e: e["event"] == "call" and e["method"] == "MeterValues" and
+                                e["params"].get("transactionId") == 1, timeout=5)  # fmt: skip
+            assert await result("RemoteStopTransaction", {"transactionId": 1}) == {"status": "Accepted"}
+            stop = await peer.wait_for(lambda e: e["event"] == "call" and e["method"] == "StopTransaction")
+            assert await result("Reset", {"type": "Soft"}) == {"status": "Accepted"}
+            await peer.wait_for(lambda e: e["event"] == "call" and e["method"] == "BootNotification" and
+                                len(peer.calls("BootNotification")) == 2)  # fmt: skip
+        no_strict_failures(peer)
+    data = stop["params"]["transactionData"]
+    assert data[0]["sampledValue"][0]["context"] == "Transaction.Begin"
+    assert data[-1]["sampledValue"][0]["context"] == "Transaction.End"
+    assert stop["params"]["reason"] == "Remote"

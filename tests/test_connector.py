@@ -297,3 +297,26 @@ def test_max_energy_on_invalid_id_lets_that_much_flow_first() -> None:
     effects = c.on_reading(reading(plugged=True, energy=1500), T0, True, True)
     assert isinstance(effects[-1], StopTransaction) and effects[-1].reason is StopReason.DE_AUTHORIZED
     assert effects[-1].meter_stop_wh == 1500
+
+
+# -- a device that cannot sense the plug (a relay) --------------------------------------------
+def test_without_plug_sensing_a_tag_starts_at_once_and_nothing_is_stopped_by_an_unseen_unplug() -> None:
+    unknown = ChargerReading(plugged=None, ev_requesting=False, energy_allowed=False, energy_wh=500.0)
+    c = Connector(1)
+    c.on_reading(unknown, T0, True)
+    assert c.status().status is Status.AVAILABLE
+    assert c.on_tag("TAG", T0) == [Authorize("TAG")]
+    effects = c.on_authorized("TAG", True, T0, 60)
+    assert [type(e) for e in effects] == [StartTransaction, SetEnergy]
+    assert c.status().status is Status.SUSPENDED_EV  # energy allowed, nothing drawn yet
+    drawing = ChargerReading(plugged=True, ev_requesting=True, energy_allowed=True, energy_wh=600.0)
+    c.on_reading(drawing, T0, True)
+    assert c.status().status is Status.CHARGING
+    assert c.on_reading(unknown, T0, stop_on_ev_disconnect=True) == []  # unknown again: no EVDisconnected
+    assert c.transaction is not None
+    stop = c.on_tag("TAG", T0)
+    assert isinstance(stop[-1], StopTransaction)
+    c.on_reading(unknown, T0, True)
+    assert c.status().status is Status.AVAILABLE  # not Finishing: no cable can be seen
+    c.on_tick(T0 + timedelta(hours=1), 60)
+    assert c.status().status is Status.AVAILABLE

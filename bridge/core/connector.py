@@ -112,6 +112,7 @@ def same_tag(a: str, b: str) -> bool:
 class Connector:
     connector_id: int
     plugged: bool = False
+    plug_sensed: bool = True  # False while the device cannot tell (a relay): see on_reading
     ev_requesting: bool = False
     fault: DeviceFault | None = None
     unreachable: DeviceFault | None = None  # the device stopped answering (set by the shell)
@@ -159,7 +160,11 @@ class Connector:
         stop_on_invalid_id: bool = True,
     ) -> list[Effect]:
         was_plugged = self.plugged
-        self.plugged = bool(reading.plugged)
+        # A device that cannot sense the plug (a relay: plugged is None) is taken as plugged while a
+        # transaction runs and as free otherwise: an authorized tag starts at once, and an unplug
+        # can never stop a transaction (it cannot be seen).
+        self.plug_sensed = reading.plugged is not None
+        self.plugged = bool(reading.plugged) if self.plug_sensed else self.transaction is not None
         self.ev_requesting = reading.ev_requesting
         self.fault = reading.fault
         self.unreachable = None  # it answered
@@ -225,7 +230,7 @@ class Connector:
             return []
         if not accepted or not self.operative or self.fault is not None or self.unreachable is not None:
             return []
-        if self.plugged:
+        if self.plugged or not self.plug_sensed:
             return self._start(id_tag, now, parent_id_tag)
         self.waiting_tag = id_tag
         self.waiting_parent = parent_id_tag
@@ -298,7 +303,7 @@ class Connector:
             return []
         meter = self.meter_wh()
         self.transaction = None
-        self.finishing = self.plugged
+        self.finishing = self.plugged and self.plug_sensed
         self.energy_allowed = False
         if self.scheduled_operative is not None:  # a ChangeAvailability waited for this end
             self.operative = self.scheduled_operative
@@ -322,6 +327,7 @@ class Connector:
             parent_id_tag = self.waiting_parent
         tx = Transaction(self.new_id(), id_tag, self.meter_wh(), now, parent_id_tag=parent_id_tag)
         self.transaction = tx
+        self.plugged = self.plugged or not self.plug_sensed
         self.plugged_at = None
         self.waiting_parent = None
         self.waiting_tag = None

@@ -326,13 +326,15 @@ class ModbusBus:
         deadline_s = self.timeout_s if timeout_s is None else timeout_s
         context = f"{self._where(device_id)}, {request}"
         async with self._lock:
+            stage = "no connection"
             try:
                 async with asyncio.timeout(deadline_s):
                     client = await self._connected_client()
+                    stage = "no answer"
                     response = await call(client)
             except TimeoutError:
                 self._drop()
-                raise DeviceUnreachable(f"{context}: no answer within {deadline_s:g} s") from None
+                raise DeviceUnreachable(f"{context}: {stage} within {deadline_s:g} s") from None
             except _NoConnection as exc:
                 raise DeviceUnreachable(f"{context}: {exc}") from None
             except (ModbusException, OSError) as exc:

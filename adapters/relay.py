@@ -149,6 +149,8 @@ class ShellyOptions(RelayOptions):
             problems.append(("username", "must not be empty nor contain ':' (Shelly Gen2+ uses admin)"))
         if self.password is not None and self.password == "":
             problems.append(("password", "must not be empty (leave it out when the device has none)"))
+        elif self.password is not None and not _has_digest_auth():
+            problems.append(("password", "needs aiohttp 3.12 or later (HTTP digest auth); upgrade aiohttp"))
         return problems
 
 
@@ -182,6 +184,12 @@ class TasmotaOptions(RelayOptions):
         if not 1 <= self.stale_after_s <= 3600:
             problems.append(("stale_after_s", "must be from 1 to 3600 seconds"))
         return problems
+
+
+def _has_digest_auth() -> bool:
+    import aiohttp
+
+    return hasattr(aiohttp, "DigestAuthMiddleware")
 
 
 def _http_url_problem(url: str) -> str | None:
@@ -300,7 +308,8 @@ def shelly_status(answer: Any) -> RelayStatus:
     if not isinstance(answer, dict) or not isinstance(answer.get("output"), bool):
         raise DeviceRefused(f"unexpected Switch.GetStatus answer: {str(answer)[:120]}")
     energy = answer.get("aenergy")
-    errors = [e for e in answer.get("errors", []) if isinstance(e, str)]
+    listed = answer.get("errors")  # only present while a protection tripped
+    errors = [e for e in listed if isinstance(e, str)] if isinstance(listed, list) else []
     fault = None
     if errors:
         fault = DeviceFault(

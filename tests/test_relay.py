@@ -24,6 +24,7 @@ from adapters.relay import (
     ShellyOptions,
     TasmotaCharger,
     TasmotaOptions,
+    _shelly_answer,
 )
 from adapters.transports import Transports
 from bridge.config import ConfigError, load_config
@@ -260,6 +261,27 @@ async def test_shelly_protection_fault_and_current_control(
         await driver.reset(hard=True)
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (
+            400,
+            b'{"code":-103,"message":"Missing required argument \'id\'!"}',
+            r"Missing required .* \(code -103\)",
+        ),
+        (404, b'{"code":404,"message":"No handler for Switch.Nope"}', r"No handler for Switch\.Nope"),
+        (500, b"", r"HTTP 500"),
+        (502, b"<html>Bad Gateway</html>", r"HTTP 502"),
+        (200, b"<html>not a Shelly</html>", r"not JSON"),
+        (200, b'{"code":-109,"message":"busy"}', r"busy \(code -109\)"),
+    ],
+)
+def test_shelly_error_answers_are_refusals(status: int, body: bytes, message: str) -> None:
+    with pytest.raises(DeviceRefused, match=message):
+        _shelly_answer("Switch.GetStatus", status, body)
+    assert _shelly_answer("Switch.Set", 200, b'{"was_on":false}') == {"was_on": False}
+
+
 async def test_shelly_digest_auth(transports: Transports) -> None:
     async with ShellyEmulator(password="s3cret") as emulator:
         good = shelly_driver(emulator, transports, password="s3cret")
@@ -343,6 +365,15 @@ async def test_tasmota_offline_silent_and_broker_gone(broker: Any, transports: T
             await driver.set_enabled(True)
         with pytest.raises(DeviceUnreachable, match="no answer"):
             await tasmota_driver(broker, transports, timeout_s=0.5).read()
+        device.silent = False
+
+        device.silent = True
+        asked = len(device.commands)
+        switching = asyncio.create_task(driver.set_enabled(True))
+        await until(lambda: device.commands[asked:] == [("POWER", "ON")])
+        await device.announce()  # an answer, but OFF (an interlock, a rule): refused, not unreachable
+        with pytest.raises(DeviceRefused, match=r"POWER ON: the relay stayed OFF"):
+            await switching
         device.silent = False
 
         await device.power_cut()  # the broker publishes the last will

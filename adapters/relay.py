@@ -459,7 +459,12 @@ class TasmotaCharger(RelayCharger):
         return self._broker
 
     async def start(self) -> None:
-        await self._status()
+        status = await self._status()
+        if self.options.infer_from_power and status.power_w is None:
+            raise DeviceRefused(
+                "Status 8 shows no ENERGY (a device without metering?): "
+                "set infer_from_power: false and add a meter: block"
+            )
 
     async def close(self) -> None:
         if self._broker is not None:
@@ -486,8 +491,13 @@ class TasmotaCharger(RelayCharger):
                 if isinstance(data.get(key), str):
                     self._power_heard(_on_off(data[key]))
         sensors = data.get("StatusSNS") if name == "STATUS8" else data if name == "SENSOR" else None
-        if isinstance(sensors, dict) and isinstance(sensors.get("ENERGY"), dict):
-            self._energy = sensors["ENERGY"]
+        if not isinstance(sensors, dict):
+            return
+        energy = sensors.get("ENERGY")
+        # STATUS8 is the answer to our question even without ENERGY (a device without metering);
+        # SENSOR telemetry without it is some other sensor's.
+        if name == "STATUS8" or isinstance(energy, dict):
+            self._energy = energy if isinstance(energy, dict) else None
             self._energy_at = self._clock()
             self._wake("energy", self._energy)
 

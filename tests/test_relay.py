@@ -348,7 +348,8 @@ async def test_tasmota_pushed_messages_update_without_asking(broker: Any, transp
         await driver.start()
         await device.press_button()  # switched at the device: stat/.../RESULT and stat/.../POWER
         await until(lambda: events == [StateChanged()])
-        await asyncio.sleep(0.5)  # a tele/.../SENSOR with the new power arrives on its own
+        # A tele/.../SENSOR with the new power arrives on its own (TelePeriod 0.2 s here).
+        await until(lambda: (driver._energy or {}).get("Power") == 3682)
         asked = len(device.commands)
         reading = await driver.read()
         assert (reading.energy_allowed, reading.power_w, reading.ev_requesting) == (True, 3682, True)
@@ -390,6 +391,18 @@ async def test_tasmota_offline_silent_and_broker_gone(broker: Any, transports: T
             await driver.read()
     finally:
         await device.stop()
+
+
+async def test_tasmota_without_metering(broker: Any, transports: Transports) -> None:
+    async with TasmotaEmulator(broker.url, metering=False) as device:
+        with pytest.raises(DeviceRefused, match="infer_from_power: false"):
+            await tasmota_driver(broker, transports).start()
+        driver = tasmota_driver(broker, transports, infer_from_power=False)
+        await driver.start()  # STATUS8 without ENERGY is an answer all the same
+        await driver.set_enabled(True)
+        reading = await driver.read()
+        assert (reading.energy_allowed, reading.ev_requesting, reading.energy_wh) == (True, True, None)
+        assert device.power == [True]
 
 
 async def test_tasmota_second_relay_of_a_two_channel_device(broker: Any, transports: Transports) -> None:

@@ -106,11 +106,12 @@ class MqttBroker:
             raise DeviceUnreachable(f"MQTT broker {self.address}: {exc}") from exc
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        # Cancelled until it really ends: Python 3.11's asyncio.wait_for (inside aiomqtt's connect and
+        # subscribe) swallows a cancellation that lands as the awaited future completes.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=0.5)
 
     def _dispatch(self, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()

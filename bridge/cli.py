@@ -1,7 +1,8 @@
-"""`ocpp-bridge run | check | demo`.
+"""`ocpp-bridge run | check | probe | demo`.
 
-Exit codes: 0 fine; 1 the run failed; 2 the configuration (or the command
-line) is wrong, with a message that names the field and the fix.
+Exit codes: 0 fine; 1 the run failed (probe: a device failed); 2 the
+configuration (or the command line) is wrong, with a message that names the
+field and the fix.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a configuration file and exit")
     check.add_argument("--config", "-c", required=True, help="YAML configuration file")
+
+    probe = sub.add_parser("probe", help="read every configured device once and say what it sees")
+    probe.add_argument("--config", "-c", required=True, help="YAML configuration file")
+    probe.add_argument("--timeout", type=float, default=20.0, help="seconds per device (default 20)")
 
     demo = sub.add_parser("demo", help="play a whole charging session with a simulated charger")
     demo.add_argument("--csms", metavar="URL", help="use this central system instead of the embedded one")
@@ -52,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         count = len(config.charge_points)  # type: ignore[attr-defined]
         print(f"{args.config}: valid ({count} charge point{'s' if count != 1 else ''})")
         return 0
+    if args.command == "probe":
+        from bridge.log import setup_logging
+        from bridge.probe import probe
+
+        setup_logging("ERROR")
+        config = _load(args.config)
+        return asyncio.run(probe(config, print, args.timeout))  # type: ignore[arg-type]
     if args.command == "demo":
         from bridge.demo import run_demo
         from bridge.log import setup_logging

@@ -138,8 +138,8 @@ def test_defaults_are_valid_and_problems_name_the_fix() -> None:
 
 
 def test_the_example_configurations_load() -> None:
-    shelly = load_config(ROOT / "config" / "shelly.yaml").charge_points[0].connectors[0].charger
-    tasmota = load_config(ROOT / "config" / "tasmota.yaml").charge_points[0].connectors[0].charger
+    shelly = load_config(ROOT / "config" / "shelly-sdm630.yaml").charge_points[0].connectors[0].charger
+    tasmota = load_config(ROOT / "config" / "tasmota-sdm120-rtu.yaml").charge_points[0].connectors[0].charger
     assert (shelly.type, tasmota.type) == ("shelly", "tasmota")
     assert isinstance(shelly.options, ShellyOptions) and isinstance(tasmota.options, TasmotaOptions)
 

@@ -288,9 +288,9 @@ def reading_from(
     if isinstance(nrg, list) and len(nrg) >= 12:
         floats = [as_float(v) or 0.0 for v in nrg]
         voltage, current, power = tuple(floats[0:phases]), tuple(floats[4 : 4 + phases]), floats[11]
-    offered = as_float(values.get("acu"))
-    if offered is None:
-        offered = (as_float(values.get("amp")) or 0.0) if allowed else 0.0
+    offered = 0.0
+    if allowed:  # acu: what the car may take now; absent on v1 and some firmware
+        offered = as_float(values.get("acu")) or as_float(values.get("amp")) or 0.0
     # WaitCar while go-e holds energy back says nothing of the car's wish: count it as asking, as
     # IEC state B would be, so that allowing energy reads Charging at once rather than SuspendedEV.
     requesting = state.ev_requesting or (car == CAR_WAIT_CAR and not allowed)
@@ -349,6 +349,7 @@ _QUERY_SAFE = ',[]":'  # JSON punctuation stays readable on the wire; spaces and
 
 def filter_query(keys: Iterable[str], syntax: str) -> str:
     keys = list(keys)
+    assert syntax == FILTER_CSV or len(keys) <= LEGACY_FILTER_MAX, "old firmware answers ~10 keys at most"
     text = ",".join(keys) if syntax == FILTER_CSV else json.dumps(keys, separators=(",", ":"))
     return "filter=" + urllib.parse.quote(text, safe=_QUERY_SAFE)
 
@@ -559,7 +560,8 @@ class _Mqtt(_Link):
     async def probe(self) -> dict[str, Any]:
         await self._connect()
         try:
-            await asyncio.wait_for(self._got_car.wait(), self._options.timeout_s)
+            async with asyncio.timeout(self._options.timeout_s):  # unlike wait_for, never loses a cancel
+                await self._got_car.wait()
         except TimeoutError:
             raise DeviceUnreachable(
                 f"no go-e values on {self.base}car: check serial, topic_prefix and that MQTT is enabled "
@@ -600,8 +602,9 @@ class _Mqtt(_Link):
             future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
             self._results[key] = future
             try:
-                await broker.publish(f"{self.base}{key}/set", json.dumps(value))
-                problem = await asyncio.wait_for(future, self._options.timeout_s)
+                async with asyncio.timeout(self._options.timeout_s):
+                    await broker.publish(f"{self.base}{key}/set", json.dumps(value))
+                    problem = await future
             except TimeoutError:
                 raise DeviceUnreachable(
                     f"no answer on {self.base}{key}/result within {self._options.timeout_s:g} s "

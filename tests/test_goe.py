@@ -396,8 +396,9 @@ async def test_mqtt_values_events_and_set_result(
     reading = await charger.read()
     assert reading.plugged is False and reading.energy_wh == 123_456
 
+    events.clear()
     emu.plug()
-    await _until(lambda: StateChanged() in events)
+    await _until(lambda: events == [StateChanged()])  # car 1 -> 3 wakes the bridge without a poll
     await charger.set_enabled(True)
     await _until(lambda: emu.car() == 2 and charger._link.values.get("car") == 2)  # type: ignore[attr-defined]
     reading = await charger.read()
@@ -449,10 +450,12 @@ async def test_session_through_the_daemon(
         await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
         emu.plug()
         await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Preparing")
+        eto = emu.eto
         emu.tap(1)
         start = await csms.wait_for_call("CP-1", "StartTransaction")
         await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Charging")
+        await csms.wait_until(lambda: emu.eto > eto, what="energy to flow")
     assert start["idTag"] == "User 1"
-    assert start["meterStart"] == 123_456  # the eto register, untouched until frc=2
+    assert start["meterStart"] == eto == 123_456  # the eto register, untouched until frc=2
     assert ("frc", "2") in emu.received
     assert emu.received[: emu.received.index(("frc", "2"))] == [("frc", "1")]

@@ -54,7 +54,7 @@ class GoeEmulator:
         ev_max_a: float = 16.0,
         mqtt_prefix: str = "go-eCharger",
         mqtt_writes_allowed: bool = True,
-        publish_interval_s: float = 0.2,
+        publish_interval_s: float = 0.5,  # go-e: about 1 s
     ) -> None:
         self.legacy_filter = legacy_filter
         self.has_psm = has_psm
@@ -367,10 +367,13 @@ class GoeEmulator:
 
     async def close(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+            # Cancelled again until done: on Python 3.11, asyncio.wait_for (inside aiomqtt's publish)
+            # loses a cancellation that arrives together with the awaited PUBACK.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.5)
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                task.result()
         if self._runner is not None:
             await self._runner.cleanup()
 

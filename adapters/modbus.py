@@ -257,26 +257,27 @@ class ModbusBus:
         self, device_id: int, address: int, count: int, *, timeout_s: float | None = None
     ) -> list[int]:
         """Function code 04."""
-        _check_read(device_id, address, count)
-        request = _Request("read input registers", address, count)
-        response = await self._execute(
-            device_id,
-            request,
-            lambda c: c.read_input_registers(address, count=count, device_id=device_id),
-            timeout_s,
+        return await self._read(
+            "read input registers", "read_input_registers", device_id, address, count, timeout_s
         )
-        return self._registers(response, device_id, request)
 
     async def read_holding_registers(
         self, device_id: int, address: int, count: int, *, timeout_s: float | None = None
     ) -> list[int]:
         """Function code 03."""
+        return await self._read(
+            "read holding registers", "read_holding_registers", device_id, address, count, timeout_s
+        )
+
+    async def _read(
+        self, what: str, method: str, device_id: int, address: int, count: int, timeout_s: float | None
+    ) -> list[int]:
         _check_read(device_id, address, count)
-        request = _Request("read holding registers", address, count)
+        request = _Request(what, address, count)
         response = await self._execute(
             device_id,
             request,
-            lambda c: c.read_holding_registers(address, count=count, device_id=device_id),
+            lambda c: getattr(c, method)(address, count=count, device_id=device_id),
             timeout_s,
         )
         return self._registers(response, device_id, request)

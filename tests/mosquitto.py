@@ -8,18 +8,10 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from tests.conftest import free_port
 from tests.processes import child_env, stop_process
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Broker:
@@ -65,7 +57,7 @@ async def _wait_listening(port: int, timeout_s: float = 10.0) -> None:
 
 @contextlib.asynccontextmanager
 async def mosquitto(tmp_path: Path) -> AsyncIterator[Broker]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / f"mosquitto-{port}.log"
     proc = await _spawn(port, log)
     broker = Broker(port, proc, log)

@@ -20,10 +20,13 @@ written:
   answered on `<key>/result` with `success` or an error text. The latest values are kept; they are
   stale when nothing arrived for `stale_after_s` (go-e republishes `rbt`, its uptime, every second).
 
-The bridge owns the decision to charge: `start()` sets force-state Off (`frc=1`) so that go-e's own
-logic does not charge a plugged car before a transaction allows it; `set_enabled` writes `frc=2`/`frc=1`
-(v1: `alw=1/0`). A card tap shows as `trx` (v1: `uby`) changing to the card's slot number; the card's
-UID is not exposed, so the id tag is taken from `card_tags` or the card's name (`tag_for_card`).
+The bridge owns the decision to charge: once the bridge operates the charger (it has set a listener;
+`ocpp-bridge probe` does not, and switches nothing), the first read sets force state Off (`frc=1`), so
+that go-e's own logic does not charge a plugged car before a transaction allows it; `set_enabled`
+writes `frc=2`/`frc=1` (v1: `alw=1/0`).
+
+A card tap shows as `trx` (v1: `uby`) changing to the card's slot number; the card's UID is not
+exposed, so the id tag is taken from `card_tags` or the card's name (`tag_for_card`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from adapters.base import (
     DeviceFault,
     DeviceRefused,
     DeviceUnreachable,
+    Listener,
     NotSupportedByDevice,
     StateChanged,
     TagPresented,
@@ -639,6 +643,8 @@ class GoeCharger(Charger):
             self._link = _HttpV2(http) if options.api == "v2" else _HttpV1(http)
         self._probed = False
         self._probe_lock = asyncio.Lock()
+        self._commanded = False  # set_enabled was called
+        self._take_over = False  # force energy off at the next read
         self._has_psm = False
         self._plugged = False
         self._trx: Any = None  # the last transaction slot seen; a change to n >= 1 is a card tap
@@ -687,14 +693,22 @@ class GoeCharger(Charger):
             "%s: firmware %s, %s; phase switching (psm) %s",
             self.description, values.get("fwv", "?"), self._how(), "available" if self._has_psm else "absent",
         )  # fmt: skip
-        # The bridge decides when energy flows: go-e's own logic (force state neutral) would charge
-        # a plugged car on its own. Off until a transaction allows it.
+        self._probed = True
+
+    def set_listener(self, listener: Listener | None) -> None:
+        # A listener means the bridge operates the charger (a probe sets none): take over at the next read.
+        super().set_listener(listener)
+        self._take_over = listener is not None and not self._commanded
+
+    async def _hold_energy(self, values: Mapping[str, Any]) -> None:
+        """Force state Off unless the bridge has commanded already: go-e's own logic (force state
+        neutral) would charge a plugged car on its own, without a transaction."""
         if self.options.api == "v1":
             if as_bool(values.get("alw")) is not False:
                 await self._link.write("alw", 0)
         elif as_int(values.get("frc")) != 1:
             await self._link.write("frc", 1)
-        self._probed = True
+        self._take_over = False
 
     def _how(self) -> str:
         link = self._link
@@ -709,6 +723,8 @@ class GoeCharger(Charger):
     async def read(self) -> ChargerReading:
         await self._ensure_probed()
         values = await self._link.read()
+        if self._take_over:
+            await self._hold_energy(values)
         reading = reading_from(
             values,
             phases=self.options.phases,
@@ -748,6 +764,7 @@ class GoeCharger(Charger):
         await self._link.write(key, value)
 
     async def set_enabled(self, enabled: bool) -> None:
+        self._commanded, self._take_over = True, False  # the bridge's word from now on
         if self.options.api == "v1":
             await self._write("alw", 1 if enabled else 0)
         else:

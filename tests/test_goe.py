@@ -167,10 +167,12 @@ async def test_v2_reading_follows_the_car(emulator: Factory, transports: Transpo
     emu = await emulator()
     charger, _ = goe(transports, url=emu.url)
     await charger.start()
-    assert emu.received == [("frc", "1")]  # the bridge decides: Off until a transaction
-    assert all(r.startswith("/api/status?filter=car,") for r in emu.requests if "status" in r)
-
+    assert emu.received == []  # probing switches nothing
+    first = await charger.read()
+    assert first.energy_allowed  # go-e's own logic: neutral force state, open access
+    assert emu.received == [("frc", "1")]  # operated by the bridge: Off until a transaction
     idle = await charger.read()
+    assert all(r.startswith("/api/status?filter=car,") for r in emu.requests if "status" in r)
     assert (idle.plugged, idle.ev_requesting, idle.energy_allowed) == (False, False, False)
     assert idle.energy_wh == 123_456 and idle.fault is None and idle.current_offered_a == 0.0
 
@@ -192,6 +194,16 @@ async def test_v2_reading_follows_the_car(emulator: Factory, transports: Transpo
     assert (await charger.read()).plugged is False
 
 
+async def test_a_probe_switches_nothing(emulator: Factory, transports: Transports) -> None:
+    emu = await emulator()
+    emu.plug()  # go-e's own logic charges (force state neutral, open access)
+    charger = GoeCharger(GoeOptions(url=emu.url), transports)  # no listener: `ocpp-bridge probe`
+    await charger.start()
+    reading = await charger.read()
+    assert (reading.ev_requesting, reading.energy_allowed, reading.power_w) == (True, True, 3 * 16 * 230)
+    assert emu.received == []
+
+
 async def test_legacy_filter_syntax_is_detected(emulator: Factory, transports: Transports) -> None:
     emu = await emulator(legacy_filter=True)
     charger, _ = goe(transports, url=emu.url)
@@ -209,8 +221,9 @@ async def test_v1_strings_units_and_silent_refusals(emulator: Factory, transport
     emu = await emulator()
     charger, _ = goe(transports, url=emu.url, api="v1", max_current_a=32)
     await charger.start()
+    await charger.read()
     assert emu.received == [("alw", "0")]
-    assert emu.requests[0] == "/status" and emu.requests[1] == "/mqtt?payload=alw=0"
+    assert emu.requests == ["/status", "/status", "/mqtt?payload=alw=0"]
     emu.plug()
     await charger.set_current(10)
     await charger.set_enabled(True)
@@ -245,8 +258,9 @@ async def test_commands_are_written_as_the_wire_format_says(
     await charger.set_phases(1)
     await charger.set_phases(3)
     await charger.reset(hard=False)
+    await charger.read()  # the bridge has commanded: no take-over
     assert emu.received == [
-        ("frc", "1"), ("frc", "2"), ("frc", "1"), ("amp", "10"), ("psm", "1"), ("psm", "2"), ("rst", "1"),
+        ("frc", "2"), ("frc", "1"), ("amp", "10"), ("psm", "1"), ("psm", "2"), ("rst", "1"),
     ]  # fmt: skip
     assert [r for r in emu.requests if r.startswith("/api/set")][-2:] == ["/api/set?psm=2", "/api/set?rst=1"]
     assert emu.rbc == 4
@@ -281,7 +295,7 @@ async def test_no_psm_means_no_phase_switching(emulator: Factory, transports: Tr
     assert not charger.capabilities.can_switch_phases
     with pytest.raises(NotSupportedByDevice, match="psm"):
         await charger.set_phases(1)
-    assert [k for k, _ in emu.received] == ["frc"]
+    assert emu.received == []
 
 
 async def test_start_refuses_while_goes_own_ocpp_client_is_on(
@@ -391,9 +405,9 @@ async def test_mqtt_values_events_and_set_result(
         transports, transport="mqtt", broker=broker.url, serial=emu.serial, topic_prefix="/go-eCharger"
     )
     await charger.start()
-    assert emu.received == [("frc", "1")]  # set, answered `success` on frc/result
     assert charger.capabilities.can_switch_phases  # psm among the retained topics
     reading = await charger.read()
+    assert emu.received == [("frc", "1")]  # set, answered `success` on frc/result
     assert reading.plugged is False and reading.energy_wh == 123_456
 
     events.clear()

@@ -437,7 +437,7 @@ class _Http:
         except TimeoutError as exc:
             raise DeviceUnreachable(f"no answer from {self.base} within {self._timeout_s:g} s") from exc
         except aiohttp.ClientError as exc:
-            raise DeviceUnreachable(f"{self.base}: {exc or type(exc).__name__}") from exc
+            raise DeviceUnreachable(f"{self.base}: {str(exc) or type(exc).__name__}") from exc
         text = body.decode("utf-8", "replace")
         try:
             return status, json.loads(text)
@@ -645,6 +645,7 @@ class GoeCharger(Charger):
         self._probe_lock = asyncio.Lock()
         self._commanded = False  # set_enabled was called
         self._take_over = False  # force energy off at the next read
+        self._energy_lock = asyncio.Lock()
         self._has_psm = False
         self._plugged = False
         self._trx: Any = None  # the last transaction slot seen; a change to n >= 1 is a card tap
@@ -703,12 +704,15 @@ class GoeCharger(Charger):
     async def _hold_energy(self, values: Mapping[str, Any]) -> None:
         """Force state Off unless the bridge has commanded already: go-e's own logic (force state
         neutral) would charge a plugged car on its own, without a transaction."""
-        if self.options.api == "v1":
-            if as_bool(values.get("alw")) is not False:
-                await self._link.write("alw", 0)
-        elif as_int(values.get("frc")) != 1:
-            await self._link.write("frc", 1)
-        self._take_over = False
+        async with self._energy_lock:  # a set_enabled racing this read wins: it comes after, or first
+            if not self._take_over:
+                return
+            if self.options.api == "v1":
+                if as_bool(values.get("alw")) is not False:
+                    await self._link.write("alw", 0)
+            elif as_int(values.get("frc")) != 1:
+                await self._link.write("frc", 1)
+            self._take_over = False
 
     def _how(self) -> str:
         link = self._link
@@ -764,11 +768,12 @@ class GoeCharger(Charger):
         await self._link.write(key, value)
 
     async def set_enabled(self, enabled: bool) -> None:
-        self._commanded, self._take_over = True, False  # the bridge's word from now on
-        if self.options.api == "v1":
-            await self._write("alw", 1 if enabled else 0)
-        else:
-            await self._write("frc", 2 if enabled else 1)  # force On / force Off
+        async with self._energy_lock:
+            self._commanded, self._take_over = True, False  # the bridge's word from now on
+            if self.options.api == "v1":
+                await self._write("alw", 1 if enabled else 0)
+            else:
+                await self._write("frc", 2 if enabled else 1)  # force On / force Off
 
     async def set_current(self, amps: float) -> None:
         o = self.options

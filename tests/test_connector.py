@@ -316,6 +316,7 @@ def test_without_plug_sensing_a_tag_starts_at_once_and_nothing_is_stopped_by_an_
     assert c.transaction is not None
     stop = c.on_tag("TAG", T0)
     assert isinstance(stop[-1], StopTransaction)
+    assert c.status().status is Status.AVAILABLE  # at once, not Preparing until the next reading
     c.on_reading(unknown, T0, True)
     assert c.status().status is Status.AVAILABLE  # not Finishing: no cable can be seen
     c.on_tick(T0 + timedelta(hours=1), 60)

@@ -304,6 +304,8 @@ class Connector:
         meter = self.meter_wh()
         self.transaction = None
         self.finishing = self.plugged and self.plug_sensed
+        if not self.plug_sensed:
+            self.plugged = False  # only assumed for the transaction: free at once, not Preparing
         self.energy_allowed = False
         if self.scheduled_operative is not None:  # a ChangeAvailability waited for this end
             self.operative = self.scheduled_operative

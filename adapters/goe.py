@@ -55,6 +55,7 @@ from adapters.base import (
     TagPresented,
 )
 from adapters.transports import Transports
+from adapters.urls import http_address_problem
 
 if TYPE_CHECKING:
     from adapters.mqtt import MqttBroker
@@ -119,8 +120,11 @@ class GoeOptions:
             problems.append(
                 ("transport", 'MQTT is supported with api: "v2" only (the v1 MQTT interface is not)')
             )
-        parts = urllib.parse.urlsplit(self.broker or "")
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        from adapters.mqtt import BrokerAddress  # only here: aiomqtt is not loaded for HTTP setups
+
+        try:
+            BrokerAddress.parse(self.broker or "")
+        except ValueError:
             problems.append(
                 ("broker", "transport mqtt needs broker: mqtt://host[:port] (the broker go-e uses)")
             )
@@ -144,18 +148,8 @@ class GoeOptions:
 def _http_url_problems(url: str | None) -> list[tuple[str, str]]:
     if not url:
         return [("url", "transport http needs url: http://<address of the charger>")]
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a bad port
-    except ValueError as error:
-        return [("url", f"is not a valid URL ({error})")]
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return [("url", "must look like http://192.168.1.50 (the charger's address)")]
-    if parts.username is not None or parts.password is not None:
-        return [("url", "must not hold credentials (go-e's local API has none)")]
-    if parts.query or parts.fragment:
-        return [("url", "must not have a query or fragment")]
-    return []
+    problem = http_address_problem(url, path_allowed=True)
+    return [("url", problem)] if problem else []
 
 
 # -- pure mapping: go-e keys -> reading -------------------------------------------------------------

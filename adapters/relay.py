@@ -36,7 +36,6 @@ import json
 import logging
 import math
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,6 +51,7 @@ from adapters.base import (
     StateChanged,
 )
 from adapters.transports import Transports
+from adapters.urls import http_address_problem
 
 if TYPE_CHECKING:
     from adapters.mqtt import MqttBroker
@@ -138,7 +138,7 @@ class ShellyOptions(RelayOptions):
 
     def validate(self) -> list[tuple[str, str]]:
         problems = self._relay_problems()
-        url_problem = _http_url_problem(self.url)
+        url_problem = http_address_problem(self.url)
         if url_problem is not None:
             problems.append(("url", url_problem))
         if self.switch_id < 0:
@@ -190,21 +190,6 @@ def _has_digest_auth() -> bool:
     import aiohttp
 
     return hasattr(aiohttp, "DigestAuthMiddleware")
-
-
-def _http_url_problem(url: str) -> str | None:
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a bad port
-    except ValueError as error:
-        return f"{url!r} is not a valid URL ({error})"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"expected http://HOST or http://HOST:PORT, got {url!r}"
-    if parts.username is not None or parts.password is not None:
-        return "must not hold credentials; set username/password instead"
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        return "must be the device's address only (http://HOST), without a path or query"
-    return None
 
 
 # -- the shared driver ------------------------------------------------------------------------------

@@ -258,6 +258,20 @@ class Store:
         return ids
 
     # -- transactions and their messages ----------------------------------------------
+    def _write_queued(
+        self, statements: list[tuple[str, tuple[Any, ...]]], cp: str, action: str, tx: int, payload: str,
+        unique_id: str, at: str,
+    ) -> int:  # fmt: skip
+        """`statements` and the outbox row of message `action` in one durable write; returns its seq."""
+        statements.append((
+            "INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (cp, action, tx, payload, unique_id, at),
+        ))  # fmt: skip
+        seq = self._write(True, statements)[-1]
+        assert seq is not None
+        return seq
+
     def begin_transaction(
         self, cp: str, tx: int, connector: int, id_tag: str, meter_start: int, started_at: str, payload: str,
         unique_id: str, stop_value: str | None = None,
@@ -271,14 +285,7 @@ class Store:
         ]  # fmt: skip
         if stop_value is not None:
             statements.append((_ADD_STOP_VALUE, (tx, stop_value)))
-        statements.append((
-            "INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
-            " VALUES (?, 'StartTransaction', ?, ?, ?, ?)",
-            (cp, tx, payload, unique_id, started_at),
-        ))  # fmt: skip
-        seq = self._write(True, statements)[-1]
-        assert seq is not None
-        return seq
+        return self._write_queued(statements, cp, "StartTransaction", tx, payload, unique_id, started_at)
 
     def record_meter_values(
         self, cp: str, tx: int, energy_wh: float | None, at: str, payload: str, unique_id: str,
@@ -296,14 +303,7 @@ class Store:
                     (energy_wh, at, tx),
                 )
             )
-        statements.append((
-            "INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
-            " VALUES (?, 'MeterValues', ?, ?, ?, ?)",
-            (cp, tx, payload, unique_id, at),
-        ))  # fmt: skip
-        seq = self._write(True, statements)[-1]
-        assert seq is not None
-        return seq
+        return self._write_queued(statements, cp, "MeterValues", tx, payload, unique_id, at)
 
     def record_reading(
         self, tx: int, energy_wh: float | None, at: str, stop_value: str | None = None
@@ -348,16 +348,12 @@ class Store:
     ) -> int:
         """The end of a transaction with its StopTransaction queued (carrying what was kept for its
         transactionData, which is deleted); returns the outbox seq."""
-        seq = self._write(True, [
+        statements: list[tuple[str, tuple[Any, ...]]] = [
             ("UPDATE transactions SET stopped_at = ?, meter_stop = ?, stop_reason = ? WHERE id = ?",
              (stopped_at, meter_stop, reason, tx)),
             ("DELETE FROM stop_txn_values WHERE tx = ?", (tx,)),
-            ("INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
-             " VALUES (?, 'StopTransaction', ?, ?, ?, ?)",
-             (cp, tx, payload, unique_id, stopped_at)),
-        ])[-1]  # fmt: skip
-        assert seq is not None
-        return seq
+        ]  # fmt: skip
+        return self._write_queued(statements, cp, "StopTransaction", tx, payload, unique_id, stopped_at)
 
     def delivered(self, seq: int, action: str, tx: int, cs_id: int | None = None) -> None:
         """The central system answered outbox message `seq` (or it was given up on)."""

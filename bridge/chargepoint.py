@@ -393,16 +393,14 @@ class ChargePoint:
             effects = rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout, parent)
             self._apply(cid, effects)
 
-        def cached_parent() -> str | None:
-            entry = self.auth_cache.get(id_tag)
-            return entry.info.parent_id_tag if entry is not None else None
-
         decision = authorization.decide(
             id_tag, self.session.online, self.auth_cache, self._rules(), self.clock.now()
         )
         if decision is not authorization.Decision.ASK:
             how = "local rules" if self.session.online else "offline"
-            conclude(decision is authorization.Decision.START, how, cached_parent())
+            conclude(
+                decision is authorization.Decision.START, how, self._known_parent(id_tag, self.clock.now())
+            )
             return
         future = self.session.submit(
             lambda: call.Authorize(id_tag=id_tag), drop_when_offline=True, want_result=True
@@ -418,7 +416,11 @@ class ChargePoint:
                 offline = authorization.decide(
                     id_tag, False, self.auth_cache, self._rules(), self.clock.now()
                 )
-                conclude(offline is authorization.Decision.START, "offline rules", cached_parent())
+                conclude(
+                    offline is authorization.Decision.START,
+                    "offline rules",
+                    self._known_parent(id_tag, self.clock.now()),
+                )
                 return
             self.remember(id_tag, answer.id_tag_info)
             info = authorization.IdTagInfo.from_wire(answer.id_tag_info)

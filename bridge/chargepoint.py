@@ -44,6 +44,7 @@ from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, br
 from bridge.ocpp.errors import CallFailed
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
+from bridge.smart_charging import SmartCharging
 from bridge.store import Store
 
 log = logging.getLogger("bridge.chargepoint")
@@ -52,7 +53,7 @@ DEVICE_START_RETRY_S = 30.0  # a device that could not be started is tried again
 READING_PERSIST_S = 60.0  # with MeterValueSampleInterval 0, readings are still persisted this often
 UNLOCK_TIMEOUT_S = 10.0  # a lock that has not answered by then counts as UnlockFailed
 AUTH_CACHE_CAPACITY = 1000  # tags; beyond it not-valid entries go first, then the oldest
-SUPPORTED_PROFILES = "Core,RemoteTrigger"
+SUPPORTED_PROFILES = "Core,SmartCharging,RemoteTrigger"
 
 
 @dataclass
@@ -122,6 +123,7 @@ class ChargePoint:
         self.operative = True  # the charge point as a whole (connector 0), per ChangeAvailability
         self.data_transfer = DataTransferHandlers()  # vendor hooks for DataTransfer from the central system
         self.data_transfer.register(BRIDGE_VENDOR_ID, bridge_vendor(self))
+        self.smart = SmartCharging(self)  # charging profiles and the limits carried to the devices
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
         """A background task that is referenced until done, and whose failure is logged."""
@@ -146,6 +148,7 @@ class ChargePoint:
     async def restore(self) -> None:
         """Before the first connection: configuration, cache, queued messages and open transactions."""
         ignored = self.configuration.restore(await self.store.run(self.store.config_values, self.cfg.id))
+        await self.smart.restore()
         for id_tag, status, expiry, parent, updated in await self.store.run(
             self.store.cache_entries, self.cfg.id
         ):
@@ -192,6 +195,7 @@ class ChargePoint:
             asyncio.create_task(self._clock_aligned(cid), name=f"{self.cfg.id}/{cid} clock-aligned")
             for cid in self.connectors
         ]
+        tasks.append(asyncio.create_task(self.smart.run(), name=f"{self.cfg.id} smart charging"))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -257,6 +261,7 @@ class ChargePoint:
             self._device_silent(cid, exc, at_once=True)
             return
         rt.started = True
+        self.smart.device_started(cid)
 
     def _device_silent(self, cid: int, exc: DeviceError, at_once: bool = False) -> None:
         """Count a failed read; at the threshold the connector is Faulted (OtherError, which device
@@ -286,6 +291,10 @@ class ChargePoint:
         if rt.core.unreachable is not None:
             log.info("%s/%d: %s answers again", self.cfg.id, cid, rt.charger.description)
         rt.failed_reads = 0
+        if reading.current_offered_a is None and (limit := self.smart.current_limit_a(cid)) is not None:
+            reading = dataclasses.replace(
+                reading, current_offered_a=limit
+            )  # Current.Offered: the limit applied
         rt.reading = reading
         rt.aligned.add(reading, self.clock.monotonic())
         now = self.clock.now()
@@ -344,6 +353,11 @@ class ChargePoint:
         elif isinstance(effect, core.StopTransaction):
             await self._stop_transaction(cid, effect)
         elif isinstance(effect, core.SetEnergy):
+            if effect.allowed:
+                # The device gets its limit before energy flows; the limit may pause it instead.
+                await self.smart.apply(cid)
+                if not self.connectors[cid].core.energy_allowed:
+                    return
             await self._set_energy(cid, effect.allowed)
 
     def _rules(self) -> authorization.Rules:
@@ -563,6 +577,7 @@ class ChargePoint:
         at = iso(tx.started_at)
         begin = self._stop_value(rt.reading, at, "Transaction.Begin") if rt.reading is not None else None
         await self.messages.start(tx.local_id, cid, tx.id_tag, tx.meter_start_wh, at, begin)
+        self.smart.transaction_started(cid, tx.id_tag)
         rt.transaction_over = asyncio.Event()
         self._spawn(self._sample(cid, tx, rt.transaction_over), f"{cid}: meter values")
 
@@ -604,6 +619,7 @@ class ChargePoint:
                 last = dataclasses.replace(last, energy_wh=float(stop.meter_stop_wh))
             end = self._stop_value(last, at, "Transaction.End")
         await self.messages.stop(tx.local_id, stop.meter_stop_wh, at, str(stop.reason), stop.id_tag, end)
+        self.smart.transaction_ended(cid)
 
     def _stop_value(self, reading: ChargerReading, at: str, context: str) -> dict[str, Any] | None:
         """A MeterValue for StopTransaction.transactionData, or None when none is configured.
@@ -708,6 +724,12 @@ class ChargePoint:
             ),
             drop_when_offline=True,
         )
+
+    def limit_applied(self, cid: int, paused: bool) -> None:
+        """The device took its charging limit; below its minimum the transaction pauses (SuspendedEVSE)."""
+        effects = self.connectors[cid].core.on_limit(paused)
+        if effects:
+            self._apply(cid, effects)  # not awaited: this may run inside the effects worker
 
     async def _set_energy(self, cid: int, allowed: bool) -> None:
         rt = self.connectors[cid]

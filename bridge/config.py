@@ -78,6 +78,7 @@ class ConnectorConfig:
     meter: MeterConfig | None = None  # a meter of record: session energy from it, control through the charger
     poll_interval_s: float = 1.0  # how often the devices are read
     faulted_after_failed_polls: int = 3  # consecutive failed reads before the connector is Faulted
+    nominal_voltage_v: float = 230.0  # phase to neutral: converts W limits to A (smart charging)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -564,6 +565,11 @@ def _connectors(ck: _Checker, raw: Any, path: str) -> Any:
                 connector = _BAD
             elif connector.faulted_after_failed_polls < 1:
                 ck.add(_join(sub, "faulted_after_failed_polls"), "must be 1 or more")
+                connector = _BAD
+            elif not 100 <= connector.nominal_voltage_v <= 480:
+                ck.add(
+                    _join(sub, "nominal_voltage_v"), "must be from 100 to 480 V (phase to neutral, e.g. 230)"
+                )
                 connector = _BAD
         given = item.get("id") if isinstance(item, dict) else None
         if isinstance(given, int) and not isinstance(given, bool) and given != index + 1:

@@ -108,6 +108,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX stop_txn_values_tx ON stop_txn_values (tx, seq);
     """,
+    # 4 -> 5
+    """
+    CREATE TABLE charging_profiles (
+        charge_point  TEXT    NOT NULL,
+        profile_id    INTEGER NOT NULL,        -- chargingProfileId
+        connector     INTEGER NOT NULL,
+        profile       TEXT    NOT NULL,        -- csChargingProfiles as received, JSON
+        received_at   INTEGER NOT NULL,        -- epoch seconds
+        PRIMARY KEY (charge_point, profile_id)
+    )
+    """,
 ]
 
 _ADD_STOP_VALUE = "INSERT INTO stop_txn_values (tx, meter_value) VALUES (?, ?)"
@@ -459,3 +470,21 @@ class Store:
             " ON CONFLICT (charge_point, key) DO UPDATE SET value = excluded.value",
             (cp, key, value),
         )])  # fmt: skip
+
+    # -- charging profiles (they survive a reboot, ERRATA 3.37) ------------------------
+    def charging_profiles(self, cp: str) -> list[tuple[int, str, int]]:
+        """(connector, profile JSON, received_at) per installed profile."""
+        rows = self._db.execute(
+            "SELECT connector, profile, received_at FROM charging_profiles WHERE charge_point = ?"
+            " ORDER BY profile_id",
+            (cp,),
+        ).fetchall()
+        return [(int(c), str(p), int(r)) for c, p, r in rows]
+
+    def save_charging_profiles(self, cp: str, profiles: list[tuple[int, int, str, int]]) -> None:
+        """Replace the installed set by (profile id, connector, JSON, received_at) rows, at once."""
+        self._write(True, [("DELETE FROM charging_profiles WHERE charge_point = ?", (cp,))] + [(
+            "INSERT INTO charging_profiles (charge_point, profile_id, connector, profile, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (cp, pid, connector, body, received_at),
+        ) for pid, connector, body, received_at in profiles])  # fmt: skip

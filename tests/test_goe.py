@@ -472,4 +472,5 @@ async def test_session_through_the_daemon(
     assert start["idTag"] == "User 1"
     assert start["meterStart"] == eto == 123_456  # the eto register, untouched until frc=2
     assert ("frc", "2") in emu.received
-    assert emu.received[: emu.received.index(("frc", "2"))] == [("frc", "1")]
+    # Force-off at the first read, then the current (no charging profile: the maximum), then energy.
+    assert emu.received[: emu.received.index(("frc", "2"))] == [("frc", "1"), ("amp", "16")]

@@ -43,7 +43,7 @@ def charge_point_status(cp: ChargePoint) -> dict[str, Any]:
                 "status": str(rt.core.status().status),
                 "transaction_id": tx.transaction_id if tx else None,
                 "energy_wh": reading.energy_wh if reading else None,
-                "current_limit_a": reading.current_offered_a if reading else None,
+                "current_limit_a": cp.smart.current_limit_a(cid),  # what the device was set to; 0 = paused
                 "power_w": reading.power_w if reading else None,
                 "id_tag": tx.id_tag if tx else None,
             }

@@ -443,6 +443,7 @@ IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
         "max_energy_invalid_id",
         "stop_txn_max_meter_values",
         "min_status_duration",
+        "smart_charging",
     }
 )
 # Every feature name a key can carry.

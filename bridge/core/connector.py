@@ -118,6 +118,7 @@ class Connector:
     unreachable: DeviceFault | None = None  # the device stopped answering (set by the shell)
     energy_wh: float | None = None
     energy_allowed: bool = False  # what we told the device
+    limit_paused: bool = False  # the charging limit is below what the device can do: no energy
     operative: bool = True
     transaction: Transaction | None = None
     waiting_tag: str | None = None  # authorized, waiting for the plug
@@ -291,6 +292,16 @@ class Connector:
         self.energy_allowed = False
         return [SetEnergy(False)]
 
+    def on_limit(self, paused: bool) -> list[Effect]:
+        """The charging limit fell below the device's minimum (paused) or rose again: a running
+        transaction goes on, with energy off (SuspendedEVSE) or on again."""
+        self.limit_paused = paused
+        tx = self.transaction
+        if tx is None or tx.deauthorized or self.energy_allowed == (not paused):
+            return []
+        self.energy_allowed = not paused
+        return [SetEnergy(self.energy_allowed)]
+
     def _stop_by_group(self, id_tag: str, parent: str, now: datetime) -> list[Effect]:
         tx = self.transaction
         if tx is not None and tx.parent_id_tag is not None and same_tag(parent, tx.parent_id_tag):
@@ -335,5 +346,5 @@ class Connector:
         self.waiting_tag = None
         self.waiting_until = None
         self.finishing = False
-        self.energy_allowed = True
-        return [StartTransaction(tx), SetEnergy(True)]
+        self.energy_allowed = not self.limit_paused
+        return [StartTransaction(tx), SetEnergy(self.energy_allowed)]

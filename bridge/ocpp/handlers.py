@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ocpp.charge_point import snake_to_camel_case
 from ocpp.routing import on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
@@ -62,11 +63,20 @@ class CentralSystemHandlers:
     # -- remote control ----------------------------------------------------------
     @on(Action.remote_start_transaction)
     def remote_start_transaction(
-        self, id_tag: str, connector_id: int | None = None, **_: Any
+        self,
+        id_tag: str,
+        connector_id: int | None = None,
+        charging_profile: dict[str, Any] | None = None,
+        **_: Any,
     ) -> call_result.RemoteStartTransaction:
         cid = self._connector_for_remote_start(connector_id)
         if not self.cp.session.accepted or cid is None:
             return call_result.RemoteStartTransaction(status="Rejected")
+        if charging_profile is not None:
+            why = self.cp.smart.remote_start_profile(cid, id_tag, snake_to_camel_case(charging_profile))
+            if why is not None:
+                log.warning("%s: RemoteStartTransaction rejected: %s", self.cp.cfg.id, why)
+                return call_result.RemoteStartTransaction(status="Rejected")
         self._after_reply(lambda: self.cp.remote_start(cid, id_tag))  # a coroutine: run as a task
         return call_result.RemoteStartTransaction(status="Accepted")
 
@@ -152,6 +162,40 @@ class CentralSystemHandlers:
 
         self._after_reply(send)
         return call_result.TriggerMessage(status="Accepted")
+
+    # -- SmartCharging --------------------------------------------------------------------
+    @on(Action.set_charging_profile)
+    async def set_charging_profile(
+        self, connector_id: int, cs_charging_profiles: dict[str, Any], **_: Any
+    ) -> call_result.SetChargingProfile:
+        status = self.cp.smart.set_profile(connector_id, snake_to_camel_case(cs_charging_profiles))
+        await self.cp.smart.flush()  # on disk before it is said (profiles survive a reboot)
+        return call_result.SetChargingProfile(status=status)
+
+    @on(Action.clear_charging_profile)
+    async def clear_charging_profile(
+        self,
+        id: int | None = None,
+        connector_id: int | None = None,
+        charging_profile_purpose: str | None = None,
+        stack_level: int | None = None,
+        **_: Any,
+    ) -> call_result.ClearChargingProfile:
+        status = self.cp.smart.clear(id, connector_id, charging_profile_purpose, stack_level)
+        await self.cp.smart.flush()
+        return call_result.ClearChargingProfile(status=status)
+
+    @on(Action.get_composite_schedule)
+    def get_composite_schedule(
+        self, connector_id: int, duration: int, charging_rate_unit: str | None = None, **_: Any
+    ) -> call_result.GetCompositeSchedule:
+        answer = self.cp.smart.composite_schedule(connector_id, duration, charging_rate_unit)
+        return call_result.GetCompositeSchedule(
+            status=answer["status"],
+            connector_id=answer["connectorId"],
+            schedule_start=answer["scheduleStart"],
+            charging_schedule=answer["chargingSchedule"],
+        )
 
     # -- other Core actions ---------------------------------------------------------
     @on(Action.clear_cache)

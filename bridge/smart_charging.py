@@ -1,0 +1,335 @@
+"""Smart charging at run time: the installed profiles, the SmartCharging answers, and the limit
+carried to each device.
+
+The decisions are pure (`bridge.core.charging_profiles`, `composite`, `setpoint`); this shell
+persists the profiles, answers the central system, and makes the hardware follow: the limit
+reaches a device when profiles change, when a transaction starts or ends, and when a schedule
+period begins (one timer to the next boundary, no polling). A device that refuses a limit is
+tried again every APPLY_RETRY_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from adapters.base import DeviceError, NotSupportedByDevice
+from bridge.clock import iso
+from bridge.core.charging_profiles import (
+    ChargingProfile,
+    Limits,
+    ProfileInvalid,
+    ProfileSet,
+    Purpose,
+    RunningTransaction,
+    parse_profile,
+)
+from bridge.core.composite import (
+    CompositePeriod,
+    ConnectorLimits,
+    charge_point_composite,
+    connector_composite,
+)
+from bridge.core.setpoint import Setpoint, setpoint
+from bridge.ocpp.errors import ErrorCode, OcppError
+
+if TYPE_CHECKING:
+    from bridge.chargepoint import ChargePoint
+
+log = logging.getLogger("bridge.smart_charging")
+
+APPLY_RETRY_S = 30.0  # a device that refused its limit is tried again this often
+LOOKAHEAD_S = 2 * 86_400  # the next change is looked for this far ahead; re-evaluated at the latest then
+MAX_SLEEP_S = 3600.0  # wake at least hourly: a wall clock corrected by the central system moves boundaries
+UNITS = {"Current": "A", "Power": "W"}
+
+
+def _constraint(description: str) -> OcppError:
+    return OcppError(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, description)
+
+
+class SmartCharging:
+    def __init__(self, cp: ChargePoint) -> None:
+        self.cp = cp
+        self.profiles = ProfileSet()
+        self._received: dict[int, int] = {}  # profile id -> when it was received (epoch s), for the store
+        self.applied: dict[int, Setpoint] = {}  # per connector: what the device was last set to
+        # A RemoteStartTransaction's TxProfile, by connector, with the tag it is for.
+        self._remote_start_profiles: dict[int, tuple[str, Mapping[str, Any]]] = {}
+        self._wake = asyncio.Event()
+        self._device_locks: dict[int, asyncio.Lock] = {}
+        self._retry_at: float | None = None
+
+    # -- state ----------------------------------------------------------------------
+    def _now(self) -> int:
+        return int(self.cp.clock.now().timestamp())
+
+    def limits(self) -> Limits:
+        c = self.cp.configuration
+        return Limits(
+            max_stack_level=c.get_int("ChargeProfileMaxStackLevel"),
+            max_periods=c.get_int("ChargingScheduleMaxPeriods"),
+            max_installed=c.get_int("MaxChargingProfilesInstalled"),
+            units=frozenset(UNITS[u] for u in c.get_list("ChargingScheduleAllowedChargingRateUnit")),
+        )
+
+    def _transaction(self, cid: int) -> RunningTransaction | None:
+        tx = self.cp.connectors[cid].core.transaction
+        if tx is None:
+            return None
+        return RunningTransaction(int(tx.started_at.timestamp()), tx.transaction_id)
+
+    def _connector(self, cid: int) -> ConnectorLimits:
+        rt = self.cp.connectors[cid]
+        caps = rt.charger.capabilities
+        voltage = rt.settings.nominal_voltage_v if rt.settings else 230.0
+        return ConnectorLimits(cid, caps.max_current_a, caps.phases, voltage, self._transaction(cid))
+
+    def _share(self) -> int:
+        """Connectors sharing the ChargePointMaxProfile: those with a transaction (at least one)."""
+        return max(1, sum(1 for rt in self.cp.connectors.values() if rt.core.transaction is not None))
+
+    async def restore(self) -> None:
+        """The profiles installed before the restart; TxProfiles are not kept: their transactions
+        ended with it."""
+        rows = await self.cp.store.run(self.cp.store.charging_profiles, self.cp.cfg.id)
+        dropped = 0
+        for connector, body, received_at in rows:
+            try:
+                profile = parse_profile(json.loads(body), connector, received_at)
+            except (ProfileInvalid, ValueError, KeyError, TypeError) as exc:
+                log.warning("%s: a stored charging profile is unreadable, dropped: %s", self.cp.cfg.id, exc)
+                dropped += 1
+                continue
+            if profile.purpose is Purpose.TX or (connector != 0 and connector not in self.cp.connectors):
+                dropped += 1
+                continue
+            self.profiles.install(profile)
+            self._received[profile.id] = received_at
+        if dropped:
+            self._persist()
+        if len(self.profiles):
+            log.info("%s: %d charging profiles restored", self.cp.cfg.id, len(self.profiles))
+
+    def _persist(self) -> None:
+        rows = [
+            (p.id, p.connector_id, json.dumps(p.wire), self._received.get(p.id, 0)) for p in self.profiles
+        ]
+        self.cp.store.submit(self.cp.store.save_charging_profiles, self.cp.cfg.id, rows)
+
+    async def flush(self) -> None:
+        """Wait until the profiles written so far are on disk (the store writes in order)."""
+        await self.cp.store.run(lambda: None)
+
+    def _changed(self) -> None:
+        self._persist()
+        self._wake.set()
+
+    def _install(self, profile: ChargingProfile, received_at: int) -> None:
+        for gone in self.profiles.install(profile):
+            self._received.pop(gone.id, None)
+        self._received[profile.id] = received_at
+        log.info(
+            "%s: charging profile %d installed (%s, connector %d, stack level %d)",
+            self.cp.cfg.id, profile.id, profile.purpose, profile.connector_id, profile.stack_level,
+        )  # fmt: skip
+        self._changed()
+
+    def _check_connector(self, connector_id: int) -> None:
+        if connector_id != 0 and connector_id not in self.cp.connectors:
+            n = len(self.cp.connectors)
+            raise _constraint(f"connectorId {connector_id}: this charge point has connectors 0 to {n}")
+
+    # -- the central system's messages ----------------------------------------------------
+    def set_profile(self, connector_id: int, wire: Mapping[str, Any]) -> str:
+        """SetChargingProfile: Accepted or Rejected; invalid values raise PropertyConstraintViolation."""
+        self._check_connector(connector_id)
+        now = self._now()
+        try:
+            profile = parse_profile(wire, connector_id, now)
+        except ProfileInvalid as exc:
+            raise _constraint(str(exc)) from exc
+        running = {cid: self._transaction(cid) for cid in self.cp.connectors}
+        reason = self.profiles.rejection(profile, self.limits(), running)
+        if reason is not None:
+            log.warning("%s: SetChargingProfile %d rejected: %s", self.cp.cfg.id, profile.id, reason)
+            return "Rejected"
+        self._install(profile, now)
+        return "Accepted"
+
+    def clear(
+        self,
+        profile_id: int | None,
+        connector_id: int | None,
+        purpose: str | None,
+        stack_level: int | None,
+    ) -> str:
+        """ClearChargingProfile: Accepted when something was removed, else Unknown."""
+        gone = self.profiles.clear(
+            profile_id, connector_id, Purpose(purpose) if purpose is not None else None, stack_level
+        )
+        for p in gone:
+            self._received.pop(p.id, None)
+        log.info("%s: ClearChargingProfile removed %s", self.cp.cfg.id, [p.id for p in gone] or "nothing")
+        if not gone:
+            return "Unknown"
+        self._changed()
+        return "Accepted"
+
+    def composite_schedule(self, connector_id: int, duration_s: int, unit: str | None) -> dict[str, Any]:
+        """GetCompositeSchedule from now for `duration_s`, in the unit asked for (A by default, W
+        when only Power is allowed); the schedule carries no startSchedule (ERRATA 3.57)."""
+        self._check_connector(connector_id)
+        if unit is None:
+            unit = "A" if "A" in self.limits().units else "W"
+        t0 = self._now()
+        t1 = t0 + max(1, duration_s)
+        periods = self.composite(connector_id, t0, t1, unit)
+        return {
+            "status": "Accepted",
+            "connectorId": connector_id,
+            "scheduleStart": iso(datetime.fromtimestamp(t0, UTC)),
+            "chargingSchedule": {
+                "duration": t1 - t0,
+                "chargingRateUnit": unit,
+                "chargingSchedulePeriod": [
+                    {
+                        "startPeriod": p.start - t0,
+                        "limit": p.limit,
+                        **({"numberPhases": p.phases} if p.phases is not None else {}),
+                    }
+                    for p in periods
+                ],
+            },
+        }
+
+    def composite(self, connector_id: int, t0: int, t1: int, unit: str = "A") -> list[CompositePeriod]:
+        if connector_id == 0:
+            return charge_point_composite(
+                self.profiles, [self._connector(cid) for cid in self.cp.connectors], t0, t1, unit
+            )
+        return connector_composite(self.profiles, self._connector(connector_id), t0, t1, unit, self._share())
+
+    # -- transactions -------------------------------------------------------------------
+    def remote_start_profile(self, cid: int, id_tag: str, wire: Mapping[str, Any]) -> str | None:
+        """The chargingProfile of a RemoteStartTransaction: kept for the transaction it starts.
+        Returns why it cannot be used (the RemoteStart is then Rejected), or None."""
+        if wire.get("chargingProfilePurpose") != Purpose.TX:
+            return "the chargingProfile of a RemoteStartTransaction must be a TxProfile"
+        if wire.get("transactionId") is not None:
+            return "the TxProfile of a RemoteStartTransaction cannot name a transactionId"
+        try:
+            profile = parse_profile(wire, cid, self._now())
+        except ProfileInvalid as exc:
+            return str(exc)
+        limits = self.limits()
+        if profile.stack_level > limits.max_stack_level or len(profile.periods) > limits.max_periods:
+            return "the TxProfile exceeds ChargeProfileMaxStackLevel or ChargingScheduleMaxPeriods"
+        if profile.unit not in limits.units:
+            return f"the unit {profile.unit} is not allowed"
+        self._remote_start_profiles[cid] = (id_tag, wire)
+        return None
+
+    def transaction_started(self, cid: int, id_tag: str) -> None:
+        """A transaction started: a RemoteStart's TxProfile for this tag is installed for it."""
+        pending = self._remote_start_profiles.pop(cid, None)
+        if pending is not None and pending[0].casefold() == id_tag.casefold():
+            wire = pending[1]
+            now = self._now()
+            profile = parse_profile(wire, cid, now)
+            running = {c: self._transaction(c) for c in self.cp.connectors}
+            reason = self.profiles.rejection(profile, self.limits(), running)
+            if reason is None:
+                self._install(profile, now)
+            else:
+                log.warning("%s/%d: the RemoteStart TxProfile is not used: %s", self.cp.cfg.id, cid, reason)
+        self._wake.set()
+
+    def transaction_ended(self, cid: int) -> None:
+        self._remote_start_profiles.pop(cid, None)
+        gone = self.profiles.end_transaction(cid)
+        for p in gone:
+            self._received.pop(p.id, None)
+        if gone:
+            self._persist()
+        self._wake.set()
+
+    def device_started(self, cid: int) -> None:
+        """A device (re)started: it is told its limit again."""
+        self.applied.pop(cid, None)
+        self._wake.set()
+
+    # -- applying --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Apply the limits now, then at each boundary, on every change, and to retry a refusal."""
+        while True:
+            self._wake.clear()
+            wait = await self.apply_all()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, min(wait, MAX_SLEEP_S)))
+
+    async def apply_all(self) -> float:
+        """Bring every device to its limit now; returns the seconds until the next boundary."""
+        now = self._now()
+        wait = float(LOOKAHEAD_S)
+        self._retry_at = None
+        for cid in self.cp.connectors:
+            periods = await self.apply(cid, now)
+            if len(periods) > 1:
+                wait = min(wait, periods[1].start - self.cp.clock.now().timestamp())
+        if self._retry_at is not None:
+            wait = min(wait, APPLY_RETRY_S)
+        return wait
+
+    async def apply(self, cid: int, now: int | None = None) -> list[CompositePeriod]:
+        """Tell connector `cid`'s device its limit as of now, when it differs from what it has."""
+        now = self._now() if now is None else now
+        periods = self.composite(cid, now, now + LOOKAHEAD_S)
+        rt = self.cp.connectors[cid]
+        if not periods or not rt.started:
+            return periods
+        caps = rt.charger.capabilities
+        wanted = setpoint(periods[0].limit, periods[0].phases, caps)
+        lock = self._device_locks.setdefault(cid, asyncio.Lock())
+        async with lock:
+            if self.applied.get(cid) == wanted:
+                return periods
+            try:
+                if wanted.phases is not None:
+                    await rt.charger.set_phases(wanted.phases)
+                if caps.min_current_a < caps.max_current_a:
+                    await rt.charger.set_current(wanted.current_a)
+            except NotSupportedByDevice:
+                pass
+            except DeviceError as exc:
+                log.warning(
+                    "%s/%d: %s did not take the limit %.1f A: %s",
+                    self.cp.cfg.id, cid, rt.charger.description, wanted.current_a, exc,
+                )  # fmt: skip
+                self._retry_at = self.cp.clock.monotonic() + APPLY_RETRY_S
+                return periods
+            before = self.applied.get(cid)
+            self.applied[cid] = wanted
+        if before is None or before.paused != wanted.paused or before.current_a != wanted.current_a:
+            log.info(
+                "%s/%d: charging limit %s",
+                self.cp.cfg.id,
+                cid,
+                f"{periods[0].limit:g} A is below the device's minimum: paused"
+                if wanted.paused
+                else f"{wanted.current_a:g} A",
+            )
+        self.cp.limit_applied(cid, wanted.paused)
+        return periods
+
+    def current_limit_a(self, cid: int) -> float | None:
+        """The current the device was set to (0 while paused by the limit), None before the first."""
+        applied = self.applied.get(cid)
+        if applied is None:
+            return None
+        return 0.0 if applied.paused else applied.current_a

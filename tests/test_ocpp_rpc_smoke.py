@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.conftest import make_config, running
@@ -143,3 +144,58 @@ async def test_every_core_command_and_transaction_data_pass_the_strict_peer(tmp_
     assert data[0]["sampledValue"][0]["context"] == "Transaction.Begin"
     assert data[-1]["sampledValue"][0]["context"] == "Transaction.End"
     assert stop["params"]["reason"] == "Remote"
+
+
+async def test_smart_charging_commands_pass_the_strict_peer(tmp_path: Any) -> None:
+    """SetChargingProfile, GetCompositeSchedule (A and W), ClearChargingProfile and a RemoteStart
+    with a TxProfile, validated by the strict third-party central system in both directions."""
+    start = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def body(pid: int, purpose: str, limit: float, kind: str = "Absolute") -> dict[str, Any]:
+        schedule: dict[str, Any] = {
+            "chargingRateUnit": "A",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit, "numberPhases": 3}],
+        }
+        if kind == "Absolute":
+            schedule["startSchedule"] = start
+        return {"chargingProfileId": pid, "stackLevel": 1, "chargingProfilePurpose": purpose,
+                "chargingProfileKind": kind, "chargingSchedule": schedule}  # fmt: skip
+
+    async with OcppRpcPeer(interval=60) as peer:
+        async with running(make_config(peer.url, tmp_path)) as daemon:
+            await peer.wait_for(lambda e: e["event"] == "call" and e["method"] == "StatusNotification"
+                                and e["params"]["connectorId"] == 1)  # fmt: skip
+
+            async def result(method: str, params: dict[str, Any]) -> Any:
+                return (await peer.call("CP-1", method, params))["result"]
+
+            max_profile = {"connectorId": 0, "csChargingProfiles": body(1, "ChargePointMaxProfile", 12.5)}
+            assert await result("SetChargingProfile", max_profile) == {"status": "Accepted"}
+            amps = await result("GetCompositeSchedule", {"connectorId": 1, "duration": 120})
+            watts = await result(
+                "GetCompositeSchedule", {"connectorId": 0, "duration": 120, "chargingRateUnit": "W"}
+            )
+            sim: Any = daemon.charge_points["CP-1"].connectors[1].charger
+            sim.plug()
+            remote = {
+                "idTag": "RPC",
+                "connectorId": 1,
+                "chargingProfile": body(2, "TxProfile", 8, "Relative"),
+            }
+            assert await result("RemoteStartTransaction", remote) == {"status": "Accepted"}
+            await peer.wait_for(lambda e: e["event"] == "call" and e["method"] == "StartTransaction")
+            during = await result("GetCompositeSchedule", {"connectorId": 1, "duration": 60})
+            assert await result("ClearChargingProfile", {"chargingProfilePurpose": "TxProfile"}) == {
+                "status": "Accepted"
+            }
+            assert await result("ClearChargingProfile", {}) == {"status": "Accepted"}
+            assert await result("ClearChargingProfile", {"id": 1}) == {"status": "Unknown"}
+        no_strict_failures(peer)
+    assert amps["status"] == "Accepted" and "startSchedule" not in amps["chargingSchedule"]
+    assert amps["chargingSchedule"]["chargingSchedulePeriod"] == [
+        {"startPeriod": 0, "limit": 12.5, "numberPhases": 3}
+    ]
+    assert watts["chargingSchedule"]["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 8625}]
+    assert during["chargingSchedule"]["chargingSchedulePeriod"] == [
+        {"startPeriod": 0, "limit": 8, "numberPhases": 3}
+    ]

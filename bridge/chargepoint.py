@@ -290,6 +290,7 @@ class ChargePoint:
             return None
         if rt.core.unreachable is not None:
             log.info("%s/%d: %s answers again", self.cfg.id, cid, rt.charger.description)
+            self.smart.device_started(cid)  # it may have restarted: tell it its limit again
         rt.failed_reads = 0
         if reading.current_offered_a is None and (limit := self.smart.current_limit_a(cid)) is not None:
             reading = dataclasses.replace(

@@ -45,7 +45,8 @@ log = logging.getLogger("bridge.smart_charging")
 
 APPLY_RETRY_S = 30.0  # a device that refused its limit is tried again this often
 LOOKAHEAD_S = 2 * 86_400  # the next change is looked for this far ahead; re-evaluated at the latest then
-MAX_SLEEP_S = 3600.0  # wake at least hourly: a wall clock corrected by the central system moves boundaries
+MAX_SLEEP_S = 300.0  # wake at least this often: a wall clock corrected by the central system moves boundaries
+REMOTE_START_PROFILE_S = 600.0  # a RemoteStart TxProfile waits this long at most for its transaction
 UNITS = {"Current": "A", "Power": "W"}
 
 
@@ -59,8 +60,8 @@ class SmartCharging:
         self.profiles = ProfileSet()
         self._received: dict[int, int] = {}  # profile id -> when it was received (epoch s), for the store
         self.applied: dict[int, Setpoint] = {}  # per connector: what the device was last set to
-        # A RemoteStartTransaction's TxProfile, by connector, with the tag it is for.
-        self._remote_start_profiles: dict[int, tuple[str, Mapping[str, Any]]] = {}
+        # A RemoteStartTransaction's TxProfile, by connector: the tag it is for, when it came (monotonic).
+        self._remote_start_profiles: dict[int, tuple[str, float, Mapping[str, Any]]] = {}
         self._wake = asyncio.Event()
         self._device_locks: dict[int, asyncio.Lock] = {}
         self._retry_at: float | None = None
@@ -232,14 +233,18 @@ class SmartCharging:
             return "the TxProfile exceeds ChargeProfileMaxStackLevel or ChargingScheduleMaxPeriods"
         if profile.unit not in limits.units:
             return f"the unit {profile.unit} is not allowed"
-        self._remote_start_profiles[cid] = (id_tag, wire)
+        self._remote_start_profiles[cid] = (id_tag, self.cp.clock.monotonic(), wire)
         return None
 
     def transaction_started(self, cid: int, id_tag: str) -> None:
         """A transaction started: a RemoteStart's TxProfile for this tag is installed for it."""
         pending = self._remote_start_profiles.pop(cid, None)
-        if pending is not None and pending[0].casefold() == id_tag.casefold():
-            wire = pending[1]
+        if (
+            pending is not None
+            and pending[0].casefold() == id_tag.casefold()
+            and self.cp.clock.monotonic() - pending[1] < REMOTE_START_PROFILE_S
+        ):
+            wire = pending[2]
             now = self._now()
             profile = parse_profile(wire, cid, now)
             running = {c: self._transaction(c) for c in self.cp.connectors}
@@ -299,9 +304,13 @@ class SmartCharging:
         async with lock:
             if self.applied.get(cid) == wanted:
                 return periods
+            before = self.applied.get(cid)
+            phases = wanted.phases
+            if phases is None and before is not None and before.phases not in (None, caps.phases):
+                phases = caps.phases  # the profile that asked for fewer phases is over: switch back
             try:
-                if wanted.phases is not None:
-                    await rt.charger.set_phases(wanted.phases)
+                if phases is not None:
+                    await rt.charger.set_phases(phases)
                 if caps.min_current_a < caps.max_current_a:
                     await rt.charger.set_current(wanted.current_a)
             except NotSupportedByDevice:
@@ -313,7 +322,6 @@ class SmartCharging:
                 )  # fmt: skip
                 self._retry_at = self.cp.clock.monotonic() + APPLY_RETRY_S
                 return periods
-            before = self.applied.get(cid)
             self.applied[cid] = wanted
         if before is None or before.paused != wanted.paused or before.current_a != wanted.current_a:
             log.info(

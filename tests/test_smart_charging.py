@@ -238,3 +238,19 @@ async def test_remote_start_with_a_tx_profile(csms: StrictCentralSystem, tmp_pat
     assert [p["limit"] for p in periods] == [7, 9]
     assert 595 <= periods[1]["start_period"] <= 600  # relative to the transaction's start
     assert after.charging_schedule["charging_schedule_period"] == [{"start_period": 0, "limit": 16}]
+
+
+async def test_number_phases_switches_a_go_e_and_back(
+    csms: StrictCentralSystem, goe: GoeEmulator, tmp_path: Any
+) -> None:
+    config = make_config(csms.url, tmp_path, charger={"type": "goe", "url": goe.url, "timeout_s": 2})
+    async with running(config):
+        await ready(csms)
+        one_phase = profile(1, periods=((0, 16),))
+        one_phase["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] = 1
+        assert await set_profile(csms, 1, one_phase) == "Accepted"
+        await csms.wait_until(lambda: goe.keys["psm"] == 1, what="psm=1 (force 1 phase)")
+        assert goe.phases_in_use() == 1
+        assert (await csms.call("CP-1", call.ClearChargingProfile())).status == "Accepted"
+        await csms.wait_until(lambda: goe.keys["psm"] == 2, what="psm=2: back to 3 phases")
+    assert ("psm", "1") in goe.received

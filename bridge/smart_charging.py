@@ -48,6 +48,7 @@ LOOKAHEAD_S = 2 * 86_400  # the next change is looked for this far ahead; re-eva
 MAX_SLEEP_S = 300.0  # wake at least this often: a wall clock corrected by the central system moves boundaries
 REMOTE_START_PROFILE_S = 600.0  # a RemoteStart TxProfile waits this long at most for its transaction
 UNITS = {"Current": "A", "Power": "W"}
+MAX_COMPOSITE_S = 31 * 86_400  # GetCompositeSchedule answers at most this far ahead (bounded work)
 
 
 def _constraint(description: str) -> OcppError:
@@ -183,13 +184,14 @@ class SmartCharging:
         return "Accepted"
 
     def composite_schedule(self, connector_id: int, duration_s: int, unit: str | None) -> dict[str, Any]:
-        """GetCompositeSchedule from now for `duration_s`, in the unit asked for (A by default, W
-        when only Power is allowed); the schedule carries no startSchedule (ERRATA 3.57)."""
+        """GetCompositeSchedule from now for `duration_s` (at most 31 days: the answer's duration says
+        how far it goes), in the unit asked for (A by default, W when only Power is allowed); the
+        schedule carries no startSchedule (ERRATA 3.57)."""
         self._check_connector(connector_id)
         if unit is None:
             unit = "A" if "A" in self.limits().units else "W"
         t0 = self._now()
-        t1 = t0 + max(1, duration_s)
+        t1 = t0 + min(max(1, duration_s), MAX_COMPOSITE_S)
         periods = self.composite(connector_id, t0, t1, unit)
         return {
             "status": "Accepted",

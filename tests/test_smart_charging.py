@@ -254,3 +254,19 @@ async def test_number_phases_switches_a_go_e_and_back(
         assert (await csms.call("CP-1", call.ClearChargingProfile())).status == "Accepted"
         await csms.wait_until(lambda: goe.keys["psm"] == 2, what="psm=2: back to 3 phases")
     assert ("psm", "1") in goe.received
+
+
+async def test_a_composite_far_into_the_future_is_bounded(csms: StrictCentralSystem, tmp_path: Any) -> None:
+    async with running(make_config(csms.url, tmp_path)):
+        await ready(csms)
+        daily = profile(1, periods=tuple((i * 900, 6 + i % 10) for i in range(96)), kind="Recurring")
+        daily["recurrencyKind"] = "Daily"
+        assert await set_profile(csms, 1, daily) == "Accepted"
+        started = time.perf_counter()
+        answer = await csms.call("CP-1", call.GetCompositeSchedule(connector_id=1, duration=10**9))
+        took = time.perf_counter() - started
+        assert (await csms.call("CP-1", call.GetConfiguration(key=["HeartbeatInterval"]))).configuration_key
+    schedule = answer.charging_schedule
+    assert schedule["duration"] == 31 * 86400
+    assert len(schedule["charging_schedule_period"]) > 31 * 90  # every 15-minute period, every day
+    assert took < 2.0

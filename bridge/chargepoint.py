@@ -74,6 +74,7 @@ class ConnectorRuntime:
     effects_worker: asyncio.Task[None] | None = None
     events: asyncio.Queue[StateChanged | TagPresented] = field(default_factory=asyncio.Queue)
     read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    polled_at: float | None = None  # monotonic time the poll loop last went round (for the health check)
 
 
 class ChargePoint:
@@ -232,6 +233,7 @@ class ChargePoint:
         await self.refresh(cid)
         interval = rt.settings.poll_interval_s if rt.settings else 1.0
         while True:
+            rt.polled_at = self.clock.monotonic()
             event: StateChanged | TagPresented | None = None
             with contextlib.suppress(TimeoutError):
                 event = await asyncio.wait_for(rt.events.get(), interval)

@@ -40,6 +40,7 @@ from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
 from bridge.core.connector import Effect
 from bridge.core.meter_values import IntervalAverage, can_measure, next_aligned, sampled_values
 from bridge.core.status_hold import StatusHold
+from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, bridge_vendor
 from bridge.ocpp.errors import CallFailed
 from bridge.ocpp.session import Session
@@ -125,6 +126,9 @@ class ChargePoint:
         self.data_transfer = DataTransferHandlers()  # vendor hooks for DataTransfer from the central system
         self.data_transfer.register(BRIDGE_VENDOR_ID, bridge_vendor(self))
         self.smart = SmartCharging(self)  # charging profiles and the limits carried to the devices
+        self.metrics = Metrics()  # counters and histograms of this charge point (GET /metrics)
+        self.started_at: datetime | None = None  # when run() began (the status API's "started")
+        self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
         """A background task that is referenced until done, and whose failure is logged."""
@@ -186,6 +190,7 @@ class ChargePoint:
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> None:
+        self.started_at = self.clock.now()
         for cid, rt in self.connectors.items():
             rt.charger.set_listener(functools.partial(self._on_device_event, cid))
         tasks = [asyncio.create_task(self.session.run(), name=f"{self.cfg.id} session")]
@@ -283,11 +288,17 @@ class ChargePoint:
         rt = self.connectors[cid]
         if not rt.started:
             return None
+        labels: dict[str, str | int] = {"charge_point": self.cfg.id, "connector": cid}
         try:
             async with rt.read_lock:  # the poll loop and the meter sampler never read at once
+                began = self.clock.monotonic()
                 reading = await rt.charger.read()
+                self.metrics.observe(
+                    "ocpp_bridge_device_poll_duration_seconds", labels, self.clock.monotonic() - began
+                )
         except DeviceError as exc:
             log.warning("%s/%d: %s did not answer: %s", self.cfg.id, cid, rt.charger.description, exc)
+            self.metrics.inc("ocpp_bridge_device_poll_errors_total", labels)
             self._device_silent(cid, exc)
             return None
         if rt.core.unreachable is not None:

@@ -23,6 +23,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from bridge.core.meter_values import thin_evenly
@@ -217,4 +218,12 @@ class TransactionMessages:
             unique_id=row.unique_id,
             outbox_seq=row.seq,
             transactional=True,
+            created_at=_epoch(row.created_at),
         )
+
+
+def _epoch(stamp: str) -> float | None:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

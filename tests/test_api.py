@@ -56,15 +56,28 @@ async def test_status_and_sim_control(csms: StrictCentralSystem, tmp_path: Any) 
             body = await r.json()
         cp = body["charge_points"][0]
         assert (cp["id"], cp["connected"], cp["accepted"], cp["last_error"]) == ("CP-1", True, True, None)
-        assert cp["connectors"][0] | {"current_limit_a": None, "power_w": None} == {
+        assert cp["connectors"][0] | {"power_w": None} == {
             "id": 1,
             "status": "Available",
+            "error_code": "NoError",
             "transaction_id": None,
             "energy_wh": 777.0,
-            "current_limit_a": None,
+            "current_limit_a": 16.0,  # no charging profile: the charger's maximum
             "power_w": None,
             "id_tag": None,
+            "device": {
+                "description": "simulated charger",
+                "started": True,
+                "answers": True,
+                "failed_reads": 0,
+                "problem": None,
+            },
         }
+        # The connection facts an installer asks first (after the go-e charger's own OCPP keys).
+        assert cp["enabled"] is True and cp["boot_state"] == "Accepted"
+        assert cp["started_at"] is not None and cp["accepted_since"] is not None
+        assert (cp["heartbeat_interval_s"], cp["meter_value_sample_interval_s"]) == (300, 60)
+        assert cp["clock_aligned_data_interval_s"] == 0
 
         sim = f"{base}/charge_points/CP-1/connectors/1/sim"
         async with http.post(

@@ -32,10 +32,11 @@ import inspect
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.routing import create_route_map
@@ -55,7 +56,11 @@ from bridge.ocpp.errors import (
     OcppError,
 )
 
+if TYPE_CHECKING:
+    from bridge.metrics import RpcMetrics
+
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
+_ERROR_CODES = frozenset(str(code) for code in ErrorCode)
 KNOWN_ACTIONS = frozenset(a.value for a in Action)
 MAX_ID_LENGTH = 36
 _ID_PATTERN = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
@@ -130,6 +135,7 @@ class Endpoint:
         on_traffic: Callable[[str, str], None] | None = None,
         observer: Observer | None = None,
         may_answer: Callable[[], bool] = lambda: True,
+        metrics: RpcMetrics | None = None,
     ) -> None:
         self._connection = connection
         self._routes: dict[str, dict[str, Any]] = create_route_map(handlers)
@@ -143,6 +149,7 @@ class Endpoint:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._after_reply: list[Callable[[], Awaitable[Any] | None]] = []
         self._may_answer = may_answer  # False while BootNotification is Rejected: CALLs get no answer
+        self._metrics = metrics
 
     # -- receiving -------------------------------------------------------
     async def run(self) -> None:
@@ -222,14 +229,17 @@ class Endpoint:
         try:
             response = await self._dispatch(action, payload)
         except OcppError as error:
+            self._answered(action, str(error.code))
             await self._send_error(unique_id, error)
             return
         except Exception:
             logging.getLogger(__name__).exception("%s: handler for %s failed", self._name, action)
+            self._answered(action, str(ErrorCode.INTERNAL_ERROR))
             await self._send_error(
                 unique_id, OcppError(ErrorCode.INTERNAL_ERROR, f"{action} could not be processed")
             )
             return
+        self._answered(action, "CALLRESULT")
         await self._send([CALLRESULT, unique_id, response])
         if self._observer:
             self._observer("in", "call", action, payload)
@@ -242,6 +252,11 @@ class Endpoint:
             if inspect.isawaitable(result):
                 self.spawn(result, f"follow-up of {action}")
         self._run_after_hook(action, payload)
+
+    def _answered(self, action: str, result: str) -> None:
+        if self._metrics is not None:
+            # An unknown action is counted under one name: a peer cannot grow the label set at will.
+            self._metrics.call_answered(action if action in KNOWN_ACTIONS else "(unknown)", result)
 
     def after_reply(self, followup: Callable[[], Awaitable[Any] | None]) -> None:
         """Run `followup` once the answer to the CALL being handled is on the wire.
@@ -376,8 +391,11 @@ class Endpoint:
             unique_id = unique_id or str(uuid.uuid4())
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending = _Pending(unique_id, action, future, on_result)
+            sent_at: float | None = None
+            result = "NotConnected"
             try:
                 await self._send([CALL, unique_id, action, wire])
+                sent_at = time.monotonic()
                 if self._observer:
                     self._observer("out", "call", action, wire)
                 if self._on_traffic:
@@ -385,9 +403,18 @@ class Endpoint:
                 timeout = self._timeout()
                 try:
                     async with asyncio.timeout(timeout):  # lighter than wait_for: one timer, no wrapper
-                        return await future
+                        answer = await future
+                        result = "CALLRESULT"
+                        return answer
                 except TimeoutError:
+                    result = "Timeout"
                     raise CallTimeout(f"no answer to {action} within {timeout:g} s") from None
+                except CallErrorReceived as exc:
+                    result = exc.code if exc.code in _ERROR_CODES else "CALLERROR"  # bounded labels
+                    raise
+                except InvalidResponse:
+                    result = "InvalidResponse"
+                    raise
             except (OSError, ConnectionClosed) as exc:
                 self._closed = True  # later calls fail at once too
                 raise NotConnected(f"sending {action} failed: {exc}") from exc
@@ -395,6 +422,10 @@ class Endpoint:
                 self._pending = None
                 if not future.done():
                     future.cancel()
+                if self._metrics is not None:
+                    answered = sent_at is not None and result == "CALLRESULT"
+                    took = time.monotonic() - sent_at if answered and sent_at is not None else None
+                    self._metrics.call_done(action, result, took)
 
     async def close(self) -> None:
         for task in list(self._tasks):

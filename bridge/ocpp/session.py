@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocpp.v16 import call
 from websockets.asyncio.client import ClientConnection
@@ -40,6 +40,9 @@ from bridge.core.config_keys import Configuration
 from bridge.ocpp.connection import describe_failure, open_connection
 from bridge.ocpp.errors import CallErrorReceived, CallFailed, CallTimeout, InvalidResponse, NotConnected
 from bridge.ocpp.rpc import Endpoint, Observer, to_wire
+
+if TYPE_CHECKING:
+    from bridge.metrics import RpcMetrics
 
 log = logging.getLogger("bridge.session")
 
@@ -67,6 +70,7 @@ class Outgoing:
     attempts: int = 0
     not_before: float = 0.0
     seq: int = 0  # submission order
+    created_at: float = 0.0  # epoch seconds the message was made (for the outbox age metric)
 
 
 @dataclass
@@ -99,6 +103,7 @@ class Session:
         self.boot = Boot(force_on_reconnect=cfg.boot_on_reconnect)
         self.boot_generation = 0  # counts Accepted BootNotifications
         self.link = LinkStatus()
+        self.rpc_metrics: RpcMetrics | None = None  # counts the traffic (set by the charge point)
         self.backoff = Backoff(cfg.reconnect.initial_s, cfg.reconnect.max_s)
         self._endpoint: Endpoint | None = None
         self._ws: ClientConnection | None = None
@@ -143,6 +148,7 @@ class Session:
         transactional: bool = False,
         drop_when_offline: bool = False,
         want_result: bool = False,
+        created_at: float | None = None,
     ) -> asyncio.Future[Any] | None:
         """Queue a CALL; `build` makes it at send time, `on_result` takes its answer at once."""
         self._seq += 1
@@ -155,6 +161,7 @@ class Session:
             transactional=transactional,
             drop_when_offline=drop_when_offline,
             seq=self._seq,
+            created_at=created_at if created_at is not None else self.clock.now().timestamp(),
         )
         if want_result:
             item.future = asyncio.get_running_loop().create_future()
@@ -182,6 +189,10 @@ class Session:
 
     def pending_transactional(self) -> int:
         return len(self._transactional)
+
+    def oldest_transactional_at(self) -> float | None:
+        """When the oldest queued transaction message was made (epoch seconds), or None."""
+        return min((item.created_at for item in self._transactional), default=None)
 
     def discard(self, outbox_seq: int) -> bool:
         """Forget a queued transaction message (the bounded outbox dropped it); False if not queued
@@ -252,6 +263,7 @@ class Session:
             on_traffic=self._count,
             observer=self.observer,
             may_answer=lambda: self.boot.may_answer(self.clock.monotonic()),
+            metrics=self.rpc_metrics,
         )
         self._endpoint = endpoint
         started = self.clock.monotonic()

@@ -1,0 +1,121 @@
+"""GET /metrics, scraped and parsed by the Prometheus text parser after a real session."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from ocpp.v16 import call
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import free_port, make_config, running
+from tests.csms import StrictCentralSystem
+
+FAMILIES = {
+    "ocpp_bridge_messages": "counter",  # the parser names counters without _total
+    "ocpp_bridge_call_duration_seconds": "histogram",
+    "ocpp_bridge_device_poll_duration_seconds": "histogram",
+    "ocpp_bridge_device_poll_errors": "counter",
+    "ocpp_bridge_connected": "gauge",
+    "ocpp_bridge_accepted": "gauge",
+    "ocpp_bridge_boot_state": "gauge",
+    "ocpp_bridge_outbox_messages": "gauge",
+    "ocpp_bridge_outbox_oldest_age_seconds": "gauge",
+    "ocpp_bridge_connector_status": "gauge",
+    "ocpp_bridge_transaction_active": "gauge",
+    "ocpp_bridge_energy_wh": "gauge",
+    "ocpp_bridge_power_w": "gauge",
+    "ocpp_bridge_current_limit_a": "gauge",
+    "ocpp_bridge_device_up": "gauge",
+}
+
+
+async def until(condition: Any, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        assert FAMILIES.get(family.name) == family.type, family.name
+        for s in family.samples:
+            found[(s.name, frozenset(s.labels.items()))] = s.value
+    return found
+
+
+def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return found[(name, frozenset({"charge_point": "CP-1", **labels}.items()))]
+
+
+async def test_metrics_after_a_session(csms: StrictCentralSystem, tmp_path: Any) -> None:
+    port = free_port()
+    config = make_config(csms.url, tmp_path, api=f"127.0.0.1:{port}", ocpp={"MeterValueSampleInterval": 1})
+    async with running(config) as daemon, aiohttp.ClientSession() as http:
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        sim = daemon.charge_points["CP-1"].connectors[1].charger
+        sim.plug()
+        sim.tap("TAG")
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Charging")
+        await csms.wait_for_call("CP-1", "MeterValues")
+        await csms.call("CP-1", call.ChangeConfiguration(key="Nope", value="1"))  # answered NotSupported
+        await csms.send_raw("CP-1", '[2,"x1","GetConfiguration",{"key":"HeartbeatInterval"}]')  # not a list
+        await csms.answer_of("CP-1", "x1")
+        sim.silence()
+        await csms.wait_until(lambda: daemon.charge_points["CP-1"].connectors[1].failed_reads >= 1)
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+            assert r.status == 200
+            assert r.headers["Content-Type"].startswith("text/plain")
+            text = await r.text()
+    found = samples(text)
+    assert {f.name for f in text_string_to_metric_families(text)} == set(FAMILIES)
+    assert value(found, "ocpp_bridge_connected") == 1 and value(found, "ocpp_bridge_accepted") == 1
+    assert value(found, "ocpp_bridge_boot_state", state="Accepted") == 1
+    assert value(found, "ocpp_bridge_boot_state", state="Pending") == 0
+    sent = {"direction": "sent", "result": "CALLRESULT"}
+    assert value(found, "ocpp_bridge_messages_total", action="BootNotification", **sent) == 1
+    assert value(found, "ocpp_bridge_messages_total", action="StartTransaction", **sent) == 1
+    assert value(found, "ocpp_bridge_messages_total", action="MeterValues", **sent) >= 1
+    received = {"direction": "received", "action": "ChangeConfiguration", "result": "CALLRESULT"}
+    assert value(found, "ocpp_bridge_messages_total", **received) == 1
+    bad = {"direction": "received", "action": "GetConfiguration", "result": "TypeConstraintViolation"}
+    assert value(found, "ocpp_bridge_messages_total", **bad) == 1
+    boots = value(found, "ocpp_bridge_call_duration_seconds_count", action="BootNotification")
+    assert boots == 1
+    assert value(found, "ocpp_bridge_call_duration_seconds_bucket", action="BootNotification", le="+Inf") == 1
+    assert value(found, "ocpp_bridge_device_poll_duration_seconds_count", connector="1") >= 2
+    assert value(found, "ocpp_bridge_device_poll_errors_total", connector="1") >= 1
+    assert value(found, "ocpp_bridge_connector_status", connector="1", status="Charging") == 1
+    assert value(found, "ocpp_bridge_connector_status", connector="1", status="Available") == 0
+    assert value(found, "ocpp_bridge_transaction_active", connector="1") == 1
+    assert value(found, "ocpp_bridge_energy_wh", connector="1") >= 0
+    assert value(found, "ocpp_bridge_power_w", connector="1") == 16 * 230 * 3
+    assert value(found, "ocpp_bridge_current_limit_a", connector="1") == 16
+    assert value(found, "ocpp_bridge_outbox_messages") == 0
+    assert value(found, "ocpp_bridge_outbox_oldest_age_seconds") == 0
+
+
+async def test_outbox_depth_and_age_while_the_central_system_is_away(tmp_path: Any) -> None:
+    port = free_port()
+    config = make_config(
+        "ws://127.0.0.1:1/ocpp", tmp_path, api=f"127.0.0.1:{port}", ocpp={"MeterValueSampleInterval": 1}
+    )
+    async with running(config) as daemon, aiohttp.ClientSession() as http:
+        rt = daemon.charge_points["CP-1"].connectors[1]
+        await until(lambda: rt.reading is not None)
+        # Offline, an unknown tag starts a transaction with AllowOfflineTxForUnknownId: its
+        # StartTransaction and MeterValues wait in the outbox.
+        daemon.charge_points["CP-1"].configuration.change("AllowOfflineTxForUnknownId", "true")
+        rt.charger.plug()
+        rt.charger.tap("TAG")
+        await until(lambda: daemon.charge_points["CP-1"].session.pending_transactional() >= 2)
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+            found = samples(await r.text())
+    assert value(found, "ocpp_bridge_connected") == 0
+    assert value(found, "ocpp_bridge_boot_state", state="NotBooted") == 1
+    assert value(found, "ocpp_bridge_outbox_messages") >= 2
+    assert 0 < value(found, "ocpp_bridge_outbox_oldest_age_seconds") < 30

@@ -43,6 +43,7 @@ class SimulatedOptions:
     fixed_cable: bool = False
     has_lock: bool = True
     time_scale: float = 1.0  # energy accrues this many times faster than real time (demos)
+    plugged: bool = False  # a vehicle is plugged in (and asks for energy) when the bridge starts
 
     def validate(self) -> list[tuple[str, str]]:
         """(field, problem) pairs; empty when the options make sense."""
@@ -77,7 +78,7 @@ class SimulatedCharger(Charger):
         super().__init__()
         self.options = options
         self._clock = clock
-        self._plugged = False
+        self._plugged = options.plugged
         self._ev_suspended = False
         self._enabled = False
         self._current_a = options.max_current_a

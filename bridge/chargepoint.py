@@ -46,7 +46,7 @@ from bridge.ocpp.errors import CallFailed
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.smart_charging import SmartCharging
-from bridge.store import Store
+from bridge.store import Store, TransactionRow
 
 log = logging.getLogger("bridge.chargepoint")
 
@@ -76,6 +76,7 @@ class ConnectorRuntime:
     events: asyncio.Queue[StateChanged | TagPresented] = field(default_factory=asyncio.Queue)
     read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     polled_at: float | None = None  # monotonic time the poll loop last went round (for the health check)
+    resume_pending: bool = False  # a transaction resumed after a restart: energy on at the first reading
 
 
 class ChargePoint:
@@ -153,7 +154,6 @@ class ChargePoint:
     async def restore(self) -> None:
         """Before the first connection: configuration, cache, queued messages and open transactions."""
         ignored = self.configuration.restore(await self.store.run(self.store.config_values, self.cfg.id))
-        await self.smart.restore()
         for id_tag, status, expiry, parent, updated in await self.store.run(
             self.store.cache_entries, self.cfg.id
         ):
@@ -173,8 +173,12 @@ class ChargePoint:
                 ", ".join(ignored),
             )
         for row in await self.messages.restore():
-            # The last run ended during this transaction. The device cannot tell us it is still
-            # the same session, so it ends as of the last reading we took (PowerLoss).
+            rt = self.connectors.get(row.connector)
+            if row.suspended_at is not None and rt is not None and rt.core.transaction is None:
+                await self._resume(rt, row)
+                continue
+            # The last run ended (crash, power cut) during this transaction. The device cannot
+            # tell us it is still the same session, so it ends as of the last reading we took.
             meter_stop = max(row.meter_start, int(row.last_meter_wh or row.meter_start))
             stopped_at = row.last_meter_at or row.started_at
             log.warning(
@@ -187,6 +191,31 @@ class ChargePoint:
             await self.messages.stop(
                 row.id, meter_stop, stopped_at, str(core.StopReason.POWER_LOSS), None, end
             )
+        await self.smart.restore()  # after the transactions: a resumed one keeps its TxProfile
+
+    async def _resume(self, rt: ConnectorRuntime, row: TransactionRow) -> None:
+        """The bridge was stopped gracefully (a service restart) during this transaction: it goes on,
+        with its id, its meterStart and its queued messages. Energy is allowed again at the first
+        reading that still shows the vehicle; an unplug seen then ends it as usual."""
+        started = datetime.fromisoformat(row.started_at.replace("Z", "+00:00"))
+        tx = core.Transaction(row.id, row.id_tag, row.meter_start, started, transaction_id=row.cs_id)
+        rt.core.resume(tx)
+        if row.last_meter_wh is not None:
+            rt.core.energy_wh = max(rt.core.energy_wh or 0.0, row.last_meter_wh)
+        rt.resume_pending = True
+        await self.store.run(self.store.resumed, row.id)
+        log.warning(
+            "%s/%d: transaction %d resumes (the bridge was stopped at %s while it ran)",
+            self.cfg.id, row.connector, row.id, row.suspended_at,
+        )  # fmt: skip
+        rt.transaction_over = asyncio.Event()
+        self._spawn(self._sample(row.connector, tx, rt.transaction_over), f"{row.connector}: meter values")
+
+    async def suspend(self) -> None:
+        """A graceful stop: running transactions are marked to resume at the next start."""
+        if any(rt.core.transaction is not None for rt in self.connectors.values()):
+            count = await self.store.run(self.store.suspend_transactions, self.cfg.id, iso(self.clock.now()))
+            log.info("%s: %d transaction(s) will resume at the next start", self.cfg.id, count)
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> None:
@@ -211,6 +240,9 @@ class ChargePoint:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Ours to finish even though we were cancelled: the store is still open (the daemon
+            # closes it after every charge point has stopped).
+            await self.suspend()
 
     def boot_payload(self) -> call.BootNotification:
         c = self.cfg
@@ -320,6 +352,10 @@ class ChargePoint:
             c.get_bool("StopTransactionOnInvalidId"),
         )
         effects += rt.core.on_tick(now, c.get_int("ConnectionTimeOut"))
+        if rt.resume_pending:
+            rt.resume_pending = False
+            if rt.core.transaction is not None:  # still plugged: energy as the transaction had it
+                effects.append(core.SetEnergy(rt.core.energy_allowed))
         await self._apply(cid, effects)
         return reading
 

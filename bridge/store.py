@@ -119,6 +119,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (charge_point, profile_id)
     )
     """,
+    # 5 -> 6: set when the bridge stops gracefully with the transaction running: it resumes at the
+    # next start (a crash or power cut leaves it unset: PowerLoss)
+    """
+    ALTER TABLE transactions ADD COLUMN suspended_at TEXT
+    """,
 ]
 
 _ADD_STOP_VALUE = "INSERT INTO stop_txn_values (tx, meter_value) VALUES (?, ?)"
@@ -138,6 +143,7 @@ class TransactionRow:
     stopped_at: str | None
     meter_stop: int | None
     stop_reason: str | None
+    suspended_at: str | None = None  # the bridge stopped gracefully during it: it resumes
 
 
 @dataclass(frozen=True)
@@ -400,11 +406,27 @@ class Store:
         """Every transaction of `cp` still kept: open ones, and ended ones whose messages are queued."""
         rows = self._db.execute(
             "SELECT id, charge_point, connector, id_tag, meter_start, started_at, cs_id, last_meter_wh,"
-            " last_meter_at, stopped_at, meter_stop, stop_reason FROM transactions WHERE charge_point = ?"
+            " last_meter_at, stopped_at, meter_stop, stop_reason, suspended_at FROM transactions"
+            " WHERE charge_point = ?"
             " ORDER BY id",
             (cp,),
         ).fetchall()
         return [TransactionRow(*r) for r in rows]
+
+    def suspend_transactions(self, cp: str, at: str) -> int:
+        """A graceful stop: the open transactions of `cp` are to resume at the next start."""
+        self._write(True, [(
+            "UPDATE transactions SET suspended_at = ? WHERE charge_point = ? AND stopped_at IS NULL",
+            (at, cp),
+        )])  # fmt: skip
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM transactions WHERE charge_point = ? AND stopped_at IS NULL", (cp,)
+        ).fetchone()
+        return int(row[0])
+
+    def resumed(self, tx: int) -> None:
+        """The transaction runs again: a crash from now on ends it with PowerLoss."""
+        self._write(True, [("UPDATE transactions SET suspended_at = NULL WHERE id = ?", (tx,))])
 
     def next_transaction_id(self) -> int:
         """The first local transaction id never used in this database (ids are not reused)."""

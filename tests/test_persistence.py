@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
@@ -157,7 +158,12 @@ async def test_a_transaction_left_open_ends_with_power_loss_at_the_last_reading(
         async with running(config) as daemon:
             start = await charging(cs, daemon)
             last = await cs.wait_for_call("CP-1", "MeterValues", count=2, timeout=5)
-        # The daemon is gone with the transaction running (as after a power cut); a new one starts.
+        # The daemon is gone with the transaction running. A graceful stop marks it to resume; a
+        # power cut leaves no such mark: take the mark away, as the power cut would have.
+        db = sqlite3.connect(tmp_path / "state" / FILENAME)
+        with db:
+            db.execute("UPDATE transactions SET suspended_at = NULL")
+        db.close()
         async with running(config):
             stop = await cs.wait_for_call("CP-1", "StopTransaction", timeout=5)
         cs.assert_clean()
@@ -294,3 +300,46 @@ async def test_effects_are_carried_out_in_the_order_they_were_decided(tmp_path: 
     actions = [a for a in cs.actions("CP-1") if a in ("StartTransaction", "StopTransaction")]
     assert actions == ["StartTransaction", "StopTransaction"]
     assert stop["transactionId"] == cs.last_transaction_id and stop["reason"] == "EVDisconnected"
+
+
+async def test_a_graceful_restart_resumes_the_running_transaction(tmp_path: Path) -> None:
+    """A service restart (SIGTERM, then start) does not stop the session: the same transaction goes
+    on with its id, its MeterValues carry it, and it ends once, when the driver ends it."""
+    async with StrictCentralSystem() as cs:
+        config = make_config(cs.url, tmp_path, ocpp=SAMPLING, charger={"time_scale": 100})
+        async with running(config) as daemon:
+            start = await charging(cs, daemon)
+            before = await cs.wait_for_call("CP-1", "MeterValues", count=2, timeout=5)
+        # The vehicle is still plugged in when the bridge comes back.
+        again = make_config(cs.url, tmp_path, ocpp=SAMPLING, charger={"time_scale": 100, "plugged": True})
+        async with running(again) as daemon:
+            await cs.wait_for_call("CP-1", "BootNotification", count=2)
+            after = await cs.wait_for_call(
+                "CP-1", "MeterValues", lambda p: stamp(p) > stamp(before), timeout=5
+            )
+            await cs.wait_for_call(
+                "CP-1", "StatusNotification", lambda p: p["status"] == "Charging", count=2, timeout=5
+            )
+            sim = daemon.charge_points["CP-1"].connectors[1].charger
+            assert sim._enabled is True  # energy allowed again
+            sim.tap("TAG")
+            stop = await cs.wait_for_call("CP-1", "StopTransaction", timeout=5)
+        cs.assert_clean()
+    assert after["transactionId"] == stop["transactionId"] == 1
+    assert stop["reason"] == "Local" and stop["meterStop"] >= start["meterStart"]
+    assert [c["action"] for c in cs.calls("CP-1")].count("StartTransaction") == 1
+    assert [c["action"] for c in cs.calls("CP-1")].count("StopTransaction") == 1
+
+
+async def test_a_vehicle_gone_during_a_graceful_restart_ends_the_transaction_as_unplugged(
+    tmp_path: Path,
+) -> None:
+    async with StrictCentralSystem() as cs:
+        config = make_config(cs.url, tmp_path, ocpp=SAMPLING)
+        async with running(config) as daemon:
+            await charging(cs, daemon)
+            await cs.wait_for_call("CP-1", "MeterValues", timeout=5)
+        async with running(config):  # the simulated charger starts unplugged
+            stop = await cs.wait_for_call("CP-1", "StopTransaction", timeout=5)
+        cs.assert_clean()
+    assert stop["reason"] == "EVDisconnected" and stop["transactionId"] == 1

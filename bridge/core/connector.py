@@ -323,6 +323,15 @@ class Connector:
             self.scheduled_operative = None
         return [SetEnergy(False), StopTransaction(tx, max(meter, tx.meter_start_wh), now, reason, id_tag)]
 
+    def resume(self, tx: Transaction) -> list[Effect]:
+        """The bridge restarted gracefully during `tx`: it goes on. Taken as plugged until the first
+        reading says otherwise (an unplug while the bridge was down then ends it as usual)."""
+        self.transaction = tx
+        self.plugged = True
+        self.energy_wh = max(self.energy_wh or 0.0, float(tx.meter_start_wh))
+        self.energy_allowed = not self.limit_paused and not tx.deauthorized
+        return [SetEnergy(self.energy_allowed)]
+
     def change_availability(self, operative: bool) -> str:
         """ChangeAvailability for this connector: "Accepted" (now) or "Scheduled" (after the transaction)."""
         if self.transaction is not None and operative != self.operative:

@@ -258,13 +258,21 @@ async def test_run_log_with_frames_shows_neither_the_password_nor_a_new_authoriz
     assert len(new_key) == 40
     token = base64.b64encode(f"{CP_ID}:{password}".encode()).decode()
     log = tmp_path / "run.log"
+    port = free_port()
+    served: list[str] = []  # what the local API shows: status and metrics
     async with StrictCentralSystem(boot=[("Accepted", 300)], password=password) as cs:
-        config = _write_config(tmp_path, cs.url, password=password)
+        config = _write_config(tmp_path, cs.url, password=password, api_port=port)
         async with _daemon(config, log, "--log-frames", "--log-level", "DEBUG") as proc:
             await cs.wait_for_call(CP_ID, "StatusNotification", lambda p: p["connectorId"] == 1, timeout=10)
             assert (f"/ocpp/{CP_ID}", 101) in cs.handshakes
             answer = await cs.call(CP_ID, call.ChangeConfiguration(key="AuthorizationKey", value=new_key))
             assert answer.status in ("Accepted", "Rejected", "NotSupported", "RebootRequired")
+            async with aiohttp.ClientSession() as http:
+                await _wait_for_api(http, f"http://127.0.0.1:{port}", proc, log)
+                for path in ("/api/v1/status", "/metrics"):
+                    async with http.get(f"http://127.0.0.1:{port}{path}") as response:
+                        assert response.status == 200
+                        served.append(await response.text())
             _exited(proc, log, "after ChangeConfiguration")
             os.kill(proc.pid, signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 10) == 0
@@ -275,3 +283,6 @@ async def test_run_log_with_frames_shows_neither_the_password_nor_a_new_authoriz
     assert "ChangeConfiguration" in text and "AuthorizationKey" in text, text
     for secret in (password, token, new_key, new_key.upper()):
         assert secret not in text, f"the log shows a secret:\n{text}"
+    assert "ChangeConfiguration" in served[1]  # the metrics counted it, without its value
+    for secret in (password, token, new_key, new_key.upper()):
+        assert all(secret not in body for body in served), "the local API shows a secret"

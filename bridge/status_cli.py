@@ -1,0 +1,124 @@
+"""`ocpp-bridge status`: the running bridge's state, readable, from its local API.
+
+Exit 0 when the bridge answered; 1 when it could not be reached (with what
+to check); the output says per charge point whether it is connected and
+accepted, and per connector what it does and whether its device answers.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.config import Config
+
+
+def _since(stamp: str | None, now: datetime) -> str:
+    if not stamp:
+        return ""
+    at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    seconds = max(0, int((now - at).total_seconds()))
+    if seconds < 120:
+        ago = f"{seconds} s"
+    elif seconds < 7200:
+        ago = f"{seconds // 60} min"
+    elif seconds < 172800:
+        ago = f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    else:
+        ago = f"{seconds // 86400} days"
+    return f"since {at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({ago})"
+
+
+def _interval(seconds: int, what: str) -> str:
+    return f"{what} every {seconds} s" if seconds > 0 else f"{what} off"
+
+
+def format_status(body: dict[str, Any], now: datetime) -> str:
+    lines: list[str] = []
+    for cp in body.get("charge_points", []):
+        link = "connected" if cp.get("connected") else "NOT connected"
+        lines.append(f"{cp['id']}  {cp.get('csms_url', '')}")
+        if cp.get("connected"):
+            lines.append(f"  {link} {_since(cp.get('connected_since'), now)}")
+        else:
+            lines.append(f"  {link}")
+        boot = cp.get("boot_state", "")
+        if cp.get("accepted"):
+            lines.append(f"  accepted {_since(cp.get('accepted_since'), now)}")
+        else:
+            lines.append(f"  not accepted (boot state {boot})")
+        if cp.get("last_error"):
+            lines.append(f"  last error: {cp['last_error']} ({_since(cp.get('last_error_at'), now)})")
+        lines.append(
+            "  "
+            + ", ".join(
+                [
+                    _interval(cp.get("heartbeat_interval_s", 0), "heartbeat"),
+                    _interval(cp.get("meter_value_sample_interval_s", 0), "meter values"),
+                    _interval(cp.get("clock_aligned_data_interval_s", 0), "clock-aligned values"),
+                ]
+            )
+        )
+        lines.append(f"  {cp.get('queued_transaction_messages', 0)} transaction messages waiting to be sent")
+        for c in cp.get("connectors", []):
+            parts = [f"  connector {c['id']}: {c['status']}"]
+            if c.get("error_code") not in (None, "NoError"):
+                parts.append(f"({c['error_code']})")
+            if c.get("transaction_id") is not None or c.get("id_tag"):
+                parts.append(
+                    f"transaction {c.get('transaction_id') or '(not yet numbered)'} by {c.get('id_tag')}"
+                )
+            if c.get("power_w") is not None:
+                parts.append(f"{c['power_w'] / 1000:.1f} kW")
+            if c.get("energy_wh") is not None:
+                parts.append(f"register {c['energy_wh'] / 1000:.3f} kWh")
+            if c.get("current_limit_a") is not None:
+                limit = c["current_limit_a"]
+                parts.append("paused by a charging limit" if limit == 0 else f"limit {limit:g} A")
+            lines.append("  ".join(parts))
+            device = c.get("device") or {}
+            if device:
+                health = "answers" if device.get("answers") else "DOES NOT ANSWER"
+                problem = f": {device['problem']}" if device.get("problem") else ""
+                lines.append(f"      {device.get('description', 'device')} {health}{problem}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def fetch_status(config: Config, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The local API's status (blocking: the CLI has no event loop to keep)."""
+    if config.api.listen is None:
+        raise ConnectionError("the local API is switched off (api.listen: null): there is nothing to ask")
+    host, port = config.api.listen
+    if host in ("0.0.0.0", "::", ""):  # listening everywhere: ask on loopback
+        host = "127.0.0.1"
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/api/v1/status"
+    request = urllib.request.Request(url)
+    if config.api.token:
+        request.add_header("Authorization", f"Bearer {config.api.token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+    except urllib.error.HTTPError as exc:
+        raise ConnectionError(f"{url} answered HTTP {exc.code}: is api.token right?") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(
+            f"cannot reach the bridge at {url} ({reason}). Is it running? "
+            "Check `systemctl status ocpp-bridge` and `journalctl -u ocpp-bridge`."
+        ) from None
+
+
+def show_status(config: Config, out: Callable[[str], None], as_json: bool = False) -> int:
+    try:
+        body = fetch_status(config)
+    except ConnectionError as exc:
+        out(f"error: {exc}")
+        return 1
+    out(json.dumps(body, indent=2) if as_json else format_status(body, datetime.now(UTC)))
+    return 0

@@ -48,10 +48,23 @@ class _JournalFormatter(logging.Formatter):
         return f"<{priority}>{super().format(record)}"
 
 
+def stderr_is_journal() -> bool:
+    """systemd sets JOURNAL_STREAM to "<device>:<inode>" of the stream it connected to the journal;
+    only when stderr is that very stream do lines need priority prefixes (a redirected stderr under
+    systemd, or a shell that inherited the variable, gets plain lines)."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+        return (int(device), int(inode)) == (st.st_dev, st.st_ino)
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
 def setup_logging(level: str = "INFO", frames: bool = False) -> None:
     """Configure the root logger for a terminal or, under systemd, the journal."""
     handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):
+    if stderr_is_journal():
         handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))

@@ -695,18 +695,19 @@ class GoeCharger(Charger):
         super().set_listener(listener)
         self._take_over = listener is not None and not self._commanded
 
-    async def _hold_energy(self, values: Mapping[str, Any]) -> None:
+    async def _hold_energy(self, values: Mapping[str, Any]) -> bool:
         """Force state Off unless the bridge has commanded already: go-e's own logic (force state
-        neutral) would charge a plugged car on its own, without a transaction."""
+        neutral) would charge a plugged car on its own, without a transaction. True when it did."""
         async with self._energy_lock:  # a set_enabled racing this read wins: it comes after, or first
             if not self._take_over:
-                return
+                return False
             if self.options.api == "v1":
                 if as_bool(values.get("alw")) is not False:
                     await self._link.write("alw", 0)
             elif as_int(values.get("frc")) != 1:
                 await self._link.write("frc", 1)
             self._take_over = False
+            return True
 
     def _how(self) -> str:
         link = self._link
@@ -721,8 +722,8 @@ class GoeCharger(Charger):
     async def read(self) -> ChargerReading:
         await self._ensure_probed()
         values = await self._link.read()
-        if self._take_over:
-            await self._hold_energy(values)
+        if self._take_over and await self._hold_energy(values):
+            values = {**values, "frc": 1, "alw": False}  # the answer was read before the force-off
         reading = reading_from(
             values,
             phases=self.options.phases,

@@ -77,6 +77,7 @@ class ConnectorRuntime:
     read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     polled_at: float | None = None  # monotonic time the poll loop last went round (for the health check)
     resume_pending: bool = False  # a transaction resumed after a restart: energy on at the first reading
+    first_read: bool = True  # no reading yet in this run
 
 
 class ChargePoint:
@@ -356,6 +357,13 @@ class ChargePoint:
             rt.resume_pending = False
             if rt.core.transaction is not None:  # still plugged: energy as the transaction had it
                 effects.append(core.SetEnergy(rt.core.energy_allowed))
+        elif rt.first_read and rt.core.transaction is None and reading.energy_allowed:
+            # Left on by the last run (a crash, a power cut of the Pi alone): a relay would go on
+            # feeding the vehicle with no transaction to account for it.
+            log.warning("%s/%d: %s allows energy without a transaction: switched off", self.cfg.id, cid,
+                        rt.charger.description)  # fmt: skip
+            effects.append(core.SetEnergy(False))
+        rt.first_read = False
         await self._apply(cid, effects)
         return reading
 

@@ -169,8 +169,10 @@ async def test_v2_reading_follows_the_car(emulator: Factory, transports: Transpo
     await charger.start()
     assert emu.received == []  # probing switches nothing
     first = await charger.read()
-    assert first.energy_allowed  # go-e's own logic: neutral force state, open access
-    assert emu.received == [("frc", "1")]  # operated by the bridge: Off until a transaction
+    # go-e's own logic had energy allowed (neutral force state, open access); operated by the
+    # bridge it is Off until a transaction, from this very read on, and the reading says so.
+    assert emu.received == [("frc", "1")]
+    assert not first.energy_allowed
     idle = await charger.read()
     assert all(r.startswith("/api/status?filter=car,") for r in emu.requests if "status" in r)
     assert (idle.plugged, idle.ev_requesting, idle.energy_allowed) == (False, False, False)

@@ -449,3 +449,18 @@ async def test_remote_start_closes_the_relay_and_the_session_runs_on_its_meter(
     # Energy offered before the vehicle draws is SuspendedEV; no Preparing (nothing waits for a plug)
     # and no Finishing (no unplug can be seen).
     assert [s for s in statuses if s != "SuspendedEV"] == ["Available", "Charging", "Available"]
+
+
+async def test_a_relay_left_on_without_a_transaction_is_switched_off_at_start(
+    csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    """After a crash of the bridge (or a power cut of the Pi alone) the relay may still be closed:
+    no energy may flow without a transaction to account for it."""
+    async with ShellyEmulator(load=EvLoad(energy_wh=5000.0, plugged=True)) as emulator:
+        emulator.outputs[0] = True
+        config = make_config(csms.url, tmp_path, charger={"type": "shelly", "url": emulator.url})
+        async with running(config):
+            await csms.wait_until(lambda: emulator.outputs == [False], what="the relay opened")
+            await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+    assert ("Switch.Set", {"id": 0, "on": False}) in emulator.calls
+    assert csms.calls("CP-1", "StartTransaction") == []

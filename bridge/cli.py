@@ -1,4 +1,4 @@
-"""`ocpp-bridge run | check | probe | demo`.
+"""`ocpp-bridge run | check | probe | demo | install-service`.
 
 Exit codes: 0 fine; 1 the run failed (probe: a device failed); 2 the
 configuration (or the command line) is wrong, with a message that names the
@@ -34,6 +34,16 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="play a whole charging session with a simulated charger")
     demo.add_argument("--csms", metavar="URL", help="use this central system instead of the embedded one")
+
+    svc = sub.add_parser(
+        "install-service", help="install the systemd unit and a first configuration, start the service"
+    )
+    svc.add_argument("--dry-run", action="store_true", help="print every step, change nothing")
+    svc.add_argument("--config-dir", default="/etc/ocpp-bridge", help="default /etc/ocpp-bridge")
+    svc.add_argument("--unit-dir", default="/etc/systemd/system", help="default /etc/systemd/system")
+    svc.add_argument(
+        "--no-systemctl", action="store_true", help="write the files only, run no systemctl (for packaging)"
+    )
     return parser
 
 
@@ -70,6 +80,17 @@ def main(argv: list[str] | None = None) -> int:
 
         setup_logging("WARNING")
         return asyncio.run(run_demo(sys.stdout, args.csms))
+    if args.command == "install-service":
+        from pathlib import Path
+
+        from bridge.service import install_service
+
+        return install_service(
+            dry_run=args.dry_run,
+            config_dir=Path(args.config_dir),
+            unit_dir=Path(args.unit_dir),
+            systemctl=not args.no_systemctl,
+        )
     if args.command == "run":
         from bridge.log import setup_logging
 

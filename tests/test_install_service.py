@@ -1,0 +1,160 @@
+"""`ocpp-bridge install-service`: the dry run changes nothing and says every step; a real run into
+directories under tmp (`--no-systemctl`, the packaging switch) writes a unit that systemd-analyze
+accepts and a configuration it never overwrites; systemctl is called through a stand-in on PATH.
+Nothing here touches /etc or the machine's systemd."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.cli import main
+from bridge.service import EXAMPLE_CONFIG, UNIT_NAME, UNIT_TEMPLATE, executable, render_unit
+from tests.processes import child_env
+from tests.test_systemd import systemd_analyze
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """`python -m bridge.cli ...` to its end (killed by subprocess.run if it hangs)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", *args], cwd=ROOT, env=child_env(),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    return done.returncode, done.stdout, done.stderr
+
+
+def dirs(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    config_dir, unit_dir = tmp_path / "etc" / "ocpp-bridge", tmp_path / "systemd" / "system"
+    return config_dir, unit_dir, ["--config-dir", str(config_dir), "--unit-dir", str(unit_dir)]
+
+
+def test_dry_run_lists_every_step_and_changes_nothing(tmp_path: Path) -> None:
+    config_dir, unit_dir, args = dirs(tmp_path)
+    code, out, err = cli("install-service", "--dry-run", *args)
+    assert code == 0, err
+    assert "dry run: nothing is changed" in out
+    assert f"write {unit_dir / UNIT_NAME} " in out
+    assert f"ExecStart={executable()} run --config %d/config.yaml" in out
+    assert f"LoadCredential=config.yaml:{config_dir / 'config.yaml'}" in out
+    assert f"create {config_dir / 'config.yaml'} (mode 0600, from {EXAMPLE_CONFIG})" in out
+    assert "charge points: CP-1 -> ws://127.0.0.1:9000/ocpp (1 connector)" in out
+    assert "state_dir /var/lib/ocpp-bridge, local API 127.0.0.1:8080" in out
+    assert "run: systemctl daemon-reload" in out
+    assert f"run: systemctl enable --now {UNIT_NAME}" in out
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a directory
+
+
+def test_dry_run_with_the_default_directories_writes_nothing_to_etc() -> None:
+    unit, config = Path("/etc/systemd/system") / UNIT_NAME, Path("/etc/ocpp-bridge/config.yaml")
+    before = (unit.exists(), config.exists())
+    code, out, err = cli("install-service", "--dry-run")
+    assert code == 0, err
+    assert str(unit) in out and str(config) in out
+    assert (unit.exists(), config.exists()) == before
+
+
+def test_install_writes_a_unit_systemd_accepts_and_never_overwrites_the_configuration(
+    tmp_path: Path,
+) -> None:
+    config_dir, unit_dir, args = dirs(tmp_path)
+    code, out, err = cli("install-service", "--no-systemctl", *args)
+    assert code == 0, err
+    assert "run: systemctl" not in out and "done; no systemctl was run" in out
+    unit, config = unit_dir / UNIT_NAME, config_dir / "config.yaml"
+    assert stat.S_IMODE(unit.stat().st_mode) == 0o644
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600  # it may hold passwords
+    assert config.read_text() == EXAMPLE_CONFIG.read_text()
+    text = unit.read_text()
+    assert f"ExecStart={executable()} run --config %d/config.yaml\n" in text
+    assert f"LoadCredential=config.yaml:{config}\n" in text
+    # The unit as written: its ExecStart (this environment's ocpp-bridge) exists, so no stand-in.
+    done = subprocess.run(
+        [systemd_analyze(), "verify", "--man=no", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+    mine = config.read_text().replace("id: CP-1", "id: MY-BOX")  # the user's own configuration
+    config.write_text(mine)
+    code, out, err = cli("install-service", "--no-systemctl", *args)
+    assert code == 0, err
+    assert f"keep {config} (it exists; never overwritten)" in out
+    assert "rewrite (unchanged)" in out
+    assert config.read_text() == mine
+
+
+def test_an_invalid_configuration_stops_the_installation(tmp_path: Path) -> None:
+    config_dir, unit_dir, args = dirs(tmp_path)
+    config_dir.mkdir(parents=True)
+    (config_dir / "config.yaml").write_text("charge_points: []\nnonsense: 1\n")
+    code, out, err = cli("install-service", "--no-systemctl", *args)
+    assert code == 2
+    assert "not valid" in out and "nonsense" in out
+    assert "is not valid (see above): fix it, then run this again; nothing was changed" in err
+    assert not unit_dir.exists()  # refused before any step
+
+
+def fake_systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_code: int = 0) -> Path:
+    """A `systemctl` first on PATH that records its arguments: the real one is never called."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "systemctl.calls"
+    bin_dir.mkdir()
+    script = bin_dir / "systemctl"
+    script.write_text(f'#!/bin/sh\necho "$*" >> {calls}\necho "systemctl says no" >&2\nexit {exit_code}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return calls
+
+
+def test_systemctl_reloads_and_enables_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = fake_systemctl(tmp_path, monkeypatch)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    _, _, args = dirs(tmp_path)
+    assert main(["install-service", *args]) == 0
+    assert calls.read_text().splitlines() == ["daemon-reload", f"enable --now {UNIT_NAME}"]
+    out = capsys.readouterr().out
+    assert "journalctl -u ocpp-bridge -f" in out and "systemctl status ocpp-bridge" in out
+
+
+def test_a_failing_systemctl_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_systemctl(tmp_path, monkeypatch, exit_code=1)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    _, _, args = dirs(tmp_path)
+    assert main(["install-service", *args]) == 1
+    assert "error: systemctl daemon-reload failed (exit 1): systemctl says no" in capsys.readouterr().err
+
+
+def test_without_root_it_says_so_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = fake_systemctl(tmp_path, monkeypatch)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    config_dir, unit_dir, args = dirs(tmp_path)
+    assert main(["install-service", *args]) == 1
+    err = capsys.readouterr().err
+    assert "install-service needs root" in err and "sudo" in err and "--dry-run" in err
+    assert not calls.exists() and not config_dir.exists() and not unit_dir.exists()
+
+
+def test_the_unit_quotes_what_systemd_would_read_otherwise() -> None:
+    template = UNIT_TEMPLATE.read_text()
+    unit = render_unit(
+        template, Path("/opt/my bridge/100%/bin/ocpp-bridge"), Path("/etc/ocpp-bridge/config.yaml")
+    )
+    assert 'ExecStart="/opt/my bridge/100%%/bin/ocpp-bridge" run --config %d/config.yaml\n' in unit
+    # Only those lines change.
+    changed = {a for a, b in zip(template.splitlines(), unit.splitlines(), strict=True) if a != b}
+    assert {line.split("=", 1)[0] for line in changed} <= {"ExecStart", "Documentation"}

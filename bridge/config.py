@@ -101,11 +101,24 @@ class ChargePointConfig:
 
 
 @dataclass(frozen=True)
+class MqttStateConfig:
+    """The `mqtt:` block: state published to an MQTT broker, with Home Assistant discovery."""
+
+    broker: str = field(repr=False)  # mqtt://[user:password@]host[:port] or mqtts://...; holds the password
+    topic_prefix: str = "ocpp-bridge"
+    discovery: bool = True  # Home Assistant MQTT discovery configs under discovery_prefix
+    discovery_prefix: str = "homeassistant"
+    interval_s: float = 60.0  # everything is published again this often (changes go out within a second)
+    retain: bool = True  # state topics retained (availability and discovery configs always are)
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: Path
     api: ApiConfig
     charge_points: tuple[ChargePointConfig, ...]
     source: str  # the file it came from, for messages
+    mqtt: MqttStateConfig | None = None  # None: no MQTT state publishing
 
 
 @dataclass(frozen=True)
@@ -433,6 +446,79 @@ def _api(ck: _Checker, raw: Any) -> Any:
     return api
 
 
+def _mqtt(ck: _Checker, raw: Any) -> Any:
+    if raw is None:
+        return None
+    if isinstance(raw, str):  # not echoed: it may be the broker URL with its password
+        ck.add("mqtt", "expected a mapping, got a string; write the URL as `broker:` inside `mqtt:`")
+        return _BAD
+    special: dict[str, Handler] = {
+        "broker": lambda v, p: _broker_url(ck, v, p),
+        "topic_prefix": _text(ck, _topic_problem),
+        "discovery_prefix": _text(ck, _topic_problem),
+    }
+    mqtt = ck.build(MqttStateConfig, raw, "mqtt", special)
+    if mqtt is not _BAD and not 1 <= mqtt.interval_s <= 86400:
+        ck.add("mqtt.interval_s", "must be from 1 to 86400 seconds")
+        return _BAD
+    return mqtt
+
+
+def _broker_url(ck: _Checker, raw: Any, path: str) -> Any:
+    """A broker URL as adapters.mqtt reads it; problems never show its password."""
+    from adapters.mqtt import BrokerAddress  # only here: aiomqtt is not loaded without an mqtt: block
+
+    form = "mqtt://[user:password@]host[:port] or mqtts://..."
+    if not isinstance(raw, str):
+        ck.add(path, f"expected {form}, got {_got(raw)}")
+        return _BAD
+    shown = _without_password(raw)
+    problem = None
+    try:
+        BrokerAddress.parse(raw)
+        parts = urllib.parse.urlsplit(raw)
+        if parts.port == 0:
+            problem = f"the port in {shown!r} is not a number from 1 to 65535"
+        elif parts.path not in ("", "/") or parts.query or parts.fragment:
+            problem = f"expected {form} without a path, query or fragment, got {shown!r}"
+    except ValueError:
+        try:
+            BrokerAddress.parse(shown)  # its message quotes the URL: the one without the password
+            problem = f"expected {form}, got {shown!r}; percent-encode / ? # @ in the user and password"
+        except ValueError as error:
+            problem = str(error)
+    if problem is not None:
+        ck.add(path, problem)
+        return _BAD
+    return raw
+
+
+def _without_password(url: str) -> str:
+    """`url` with the password of its user part (before the last '@') replaced by ***."""
+    head, at, host = url.rpartition("@")
+    if not at:
+        return url
+    scheme, slashes, userinfo = head.partition("://")
+    if not slashes:
+        scheme, userinfo = "", head
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}{slashes}{user}{colon}{'***' if colon else ''}@{host}"
+
+
+def _topic_problem(value: str) -> str | None:
+    if not value:
+        return "must not be empty"
+    if "+" in value or "#" in value:
+        return "must not contain the MQTT wildcards + or #"
+    if value.startswith("/") or value.endswith("/") or "//" in value:
+        return "must not start or end with '/' or hold an empty level ('//')"
+    if value.startswith("$"):
+        return "must not start with '$' (brokers reserve such topics)"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "must not contain spaces or control characters"
+    return None
+
+
 def _csms_url(ck: _Checker, raw: Any, path: str) -> Any:
     if not isinstance(raw, str):
         ck.add(path, f"expected a ws:// or wss:// URL, got {_got(raw)}")
@@ -688,7 +774,7 @@ def _state_dir(ck: _Checker, raw: Any, env: Mapping[str, str]) -> Path | None:
     return path if path.is_absolute() else Path.cwd() / path
 
 
-_TOP_KEYS = ["state_dir", "api", "charge_points"]
+_TOP_KEYS = ["state_dir", "api", "charge_points", "mqtt"]
 
 
 def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Config | None:
@@ -701,6 +787,7 @@ def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Con
     ck.check_keys(data, _TOP_KEYS, "", "allowed top-level keys")
     state_dir = _state_dir(ck, data.get("state_dir"), env)
     api = _api(ck, data.get("api"))
+    mqtt = _mqtt(ck, data.get("mqtt"))
     raw_cps = data.get("charge_points")
     if "charge_points" not in data:
         ck.add("charge_points", "required: a list of charge points")
@@ -717,9 +804,9 @@ def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Con
             earlier = first.setdefault(cp_id.lower(), index)
             if earlier != index:
                 ck.add(f"charge_points[{index}].id", f"{cp_id!r} is already used by charge_points[{earlier}]")
-    if ck.problems or state_dir is None or api is _BAD:
+    if ck.problems or state_dir is None or api is _BAD or mqtt is _BAD:
         return None
-    return Config(state_dir=state_dir, api=api, charge_points=tuple(cps), source=source)
+    return Config(state_dir=state_dir, api=api, charge_points=tuple(cps), source=source, mqtt=mqtt)
 
 
 # -- entry points -------------------------------------------------------------------

@@ -1,0 +1,349 @@
+"""The bridge's state on MQTT, with Home Assistant discovery (the `mqtt:` block of the configuration).
+
+Theory
+------
+A reader, never a writer: once a second the publisher reads every charge point the way the local
+API does (`charge_point_status`, so both always say the same thing), turns it into topic → payload,
+and publishes what changed since the last publication; every `interval_s` it publishes everything
+again. Nothing in the charge points waits for it or knows of it: a broker that is down, slow or
+refusing us costs a log line and a reconnect loop, never a charging session.
+
+Topics (`<prefix>` is `topic_prefix`, `<cp>` the charge point id, `<n>` the connector id)::
+
+    <prefix>/bridge/availability     online | offline   (retained; offline is also the Last Will)
+    <prefix>/<cp>/connected          true | false       (the websocket to the central system is up)
+    <prefix>/<cp>/accepted           true | false       (connected and BootNotification Accepted)
+    <prefix>/<cp>/<n>/status         the OCPP status: Available, Preparing, Charging, ...
+    <prefix>/<cp>/<n>/power_w        W
+    <prefix>/<cp>/<n>/energy_wh      Wh, the meter register
+    <prefix>/<cp>/<n>/current_limit_a  A the charger was set to (0: paused by a charging limit)
+    <prefix>/<cp>/<n>/transaction    the OCPP transaction id
+An empty payload means "not known" (no reading yet, no transaction). State topics are retained when
+`retain` is true.
+
+Home Assistant discovery: one retained config per entity under
+`<discovery_prefix>/<sensor|binary_sensor>/<unique id>/config`, one device per charge point, every
+entity available while `<prefix>/bridge/availability` says online. A value template turns the empty
+payload into Home Assistant's "None" (unknown). When Home Assistant announces itself on
+`<discovery_prefix>/status` (its birth message), the configs and the state are published again.
+
+The connection has its own client (a Last Will needs one; the drivers' shared connection in
+`adapters.mqtt` has none) with a client id derived from the prefix, so a reconnect takes over a
+half-dead previous connection at once instead of having its Will arrive after our "online". A stop
+publishes "offline" itself (a clean DISCONNECT discards the Will). Reconnects wait 1 s, doubling up
+to 60 s. An outage is one warning; a new reason during it is an INFO line, a repeated one nothing.
+The broker password is never logged: addresses are shown as `mqtt://host:port`.
+
+aiomqtt (paho) and the local API module (aiohttp) are imported in a thread when the publisher
+starts, so importing this module costs nothing and the loop is never held up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import importlib
+import json
+import logging
+import re
+import ssl
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from bridge import __version__
+from bridge.config import MqttStateConfig
+from bridge.core.connector import Status
+
+if TYPE_CHECKING:
+    import aiomqtt
+
+    from bridge.chargepoint import ChargePoint
+    from bridge.daemon import Daemon
+
+log = logging.getLogger("bridge.mqtt_state")
+
+POLL_S = 1.0  # how often the charge points are read for changes
+RECONNECT_MIN_S = 1.0
+RECONNECT_MAX_S = 60.0
+TIMEOUT_S = 10.0  # connect, and each publish's acknowledgement
+KEEPALIVE_S = 30  # the broker sends the Will after 1.5 times this without a word from us
+STOP_TIMEOUT_S = 2.0  # for the "offline" published on a stop
+ONLINE, OFFLINE = "online", "offline"
+MANUFACTURER = "ocpp-bridge"
+_UNKNOWN_AS_NONE = "{{ value if value else None }}"  # empty payload → Home Assistant's unknown
+
+StatusReader = Callable[["ChargePoint"], Mapping[str, Any]]
+
+
+# -- names ------------------------------------------------------------------------------------
+
+
+def _slug(cp_id: str, bad: str) -> str:
+    """`cp_id` when it holds none of the characters of regex class `bad`, else a readable, unique stand-in."""
+    if re.search(f"[{bad}]", cp_id) is None:
+        return cp_id
+    digest = hashlib.sha1(cp_id.encode()).hexdigest()[:6]
+    return re.sub(f"[{bad}]", "_", cp_id) + "_" + digest
+
+
+def topic_level(cp_id: str) -> str:
+    """The charge point's level in topics: its id, unless it holds an MQTT wildcard (+ or #)."""
+    return _slug(cp_id, "+#")
+
+
+def object_id(cp_id: str) -> str:
+    """The charge point's part of unique ids and discovery topics (Home Assistant allows [a-zA-Z0-9_-])."""
+    return _slug(cp_id, "^a-zA-Z0-9_-")
+
+
+def availability_topic(config: MqttStateConfig) -> str:
+    return f"{config.topic_prefix}/bridge/availability"
+
+
+def client_id(config: MqttStateConfig) -> str:
+    return f"{object_id(config.topic_prefix)}-state"
+
+
+# -- what is published ---------------------------------------------------------------------------
+
+
+def _number(value: Any, digits: int = 1) -> str:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return ""
+    rounded = round(float(value), digits)
+    return str(int(rounded)) if rounded.is_integer() else str(rounded)
+
+
+def _flag(value: Any) -> str:
+    return "true" if value else "false"
+
+
+def state_payloads(config: MqttStateConfig, status: Mapping[str, Any]) -> dict[str, str]:
+    """Topic → payload for one charge point, from what `charge_point_status` reports."""
+    base = f"{config.topic_prefix}/{topic_level(str(status['id']))}"
+    out = {
+        f"{base}/connected": _flag(status.get("connected")),
+        f"{base}/accepted": _flag(status.get("accepted")),
+    }
+    for connector in status.get("connectors", ()):
+        at = f"{base}/{connector['id']}"
+        tx = connector.get("transaction_id")
+        out[f"{at}/status"] = str(connector.get("status") or "")
+        out[f"{at}/power_w"] = _number(connector.get("power_w"))
+        out[f"{at}/energy_wh"] = _number(connector.get("energy_wh"))
+        out[f"{at}/current_limit_a"] = _number(connector.get("current_limit_a"))
+        out[f"{at}/transaction"] = "" if tx is None else str(tx)
+    return out
+
+
+# (key, component, name, fields) per connector; the name is prefixed with "Connector <n> ".
+_CONNECTOR_ENTITIES: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    ("status", "sensor", "status", {"device_class": "enum", "options": [str(s) for s in Status]}),
+    ("power_w", "sensor", "power", {
+        "device_class": "power", "state_class": "measurement", "unit_of_measurement": "W",
+        "value_template": _UNKNOWN_AS_NONE,
+    }),
+    ("energy_wh", "sensor", "energy", {
+        "device_class": "energy", "state_class": "total_increasing", "unit_of_measurement": "Wh",
+        "value_template": _UNKNOWN_AS_NONE,
+    }),
+    ("current_limit_a", "sensor", "current limit", {
+        "device_class": "current", "state_class": "measurement", "unit_of_measurement": "A",
+        "value_template": _UNKNOWN_AS_NONE,
+    }),
+    ("transaction", "sensor", "transaction", {"icon": "mdi:identifier", "value_template": _UNKNOWN_AS_NONE}),
+)  # fmt: skip
+_CHARGE_POINT_ENTITIES: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    ("connected", "binary_sensor", "Connected to the central system", {"device_class": "connectivity"}),
+    ("accepted", "binary_sensor", "Accepted by the central system", {"device_class": "connectivity"}),
+)
+_BINARY = {"payload_on": "true", "payload_off": "false", "entity_category": "diagnostic"}
+
+
+def discovery_payloads(config: MqttStateConfig, cp: ChargePoint) -> dict[str, dict[str, Any]]:
+    """Discovery topic → config for every entity of one charge point (Home Assistant MQTT discovery)."""
+    cfg = cp.cfg
+    oid = object_id(cfg.id)
+    base = f"{config.topic_prefix}/{topic_level(cfg.id)}"
+    device = {
+        "identifiers": [f"ocpp-bridge_{oid}"],
+        "name": cfg.id,
+        "manufacturer": MANUFACTURER,
+        "model": cfg.model,
+        "sw_version": __version__,
+    }
+    common = {
+        "availability_topic": availability_topic(config),
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+        "device": device,
+        "origin": {"name": "ocpp-bridge", "sw_version": __version__},
+    }
+    # (component, unique id, name, state topic, fields)
+    entities: list[tuple[str, str, str, str, dict[str, Any]]] = []
+    for key, component, name, fields in _CHARGE_POINT_ENTITIES:
+        entities.append((component, f"ocpp-bridge_{oid}_{key}", name, f"{base}/{key}", {**_BINARY, **fields}))
+    for n in sorted(cp.connectors):
+        for key, component, name, fields in _CONNECTOR_ENTITIES:
+            unique = f"ocpp-bridge_{oid}_{n}_{key}"
+            entities.append((component, unique, f"Connector {n} {name}", f"{base}/{n}/{key}", fields))
+    return {
+        f"{config.discovery_prefix}/{component}/{unique}/config": {
+            "unique_id": unique, "name": name, "state_topic": topic, **fields, **common,
+        }
+        for component, unique, name, topic, fields in entities
+    }  # fmt: skip
+
+
+# -- the publisher --------------------------------------------------------------------------------
+
+
+class StatePublisher:
+    """Publishes the state of `charge_points` to the broker of `config` until cancelled."""
+
+    def __init__(
+        self,
+        config: MqttStateConfig,
+        charge_points: Mapping[str, ChargePoint],
+        *,
+        poll_s: float = POLL_S,
+        status: StatusReader | None = None,
+    ) -> None:
+        from adapters.mqtt import BrokerAddress  # cheap when the config has been checked (it imported it)
+
+        self.config = config
+        self.address = BrokerAddress.parse(config.broker)  # its repr holds the password: log str() only
+        self.charge_points = charge_points
+        self.poll_s = poll_s
+        self._status = status
+        self._published: dict[str, str] = {}  # topic → payload, on this connection
+        self._announce = False  # Home Assistant came (back): publish discovery and state again
+        self.connected = False  # connected, and everything published once on this connection
+        self.last_error: str | None = None
+        self._started = False
+        self._pause = RECONNECT_MIN_S
+
+    async def run(self) -> None:
+        mqtt = await asyncio.to_thread(importlib.import_module, "aiomqtt")
+        if self._status is None:
+            # The local API's own reading (aiohttp: imported in a thread, like the daemon does).
+            server = await asyncio.to_thread(importlib.import_module, "bridge.api.server")
+            self._status = server.charge_point_status
+        tls = await asyncio.to_thread(ssl.create_default_context) if self.address.tls else None
+        a = self.address
+        self._pause = RECONNECT_MIN_S
+        while True:
+            client = mqtt.Client(
+                a.host, a.port, username=a.username, password=a.password, tls_context=tls,
+                identifier=client_id(self.config), timeout=TIMEOUT_S, keepalive=KEEPALIVE_S,
+                will=mqtt.Will(availability_topic(self.config), OFFLINE, qos=1, retain=True),
+            )  # fmt: skip
+            try:
+                async with client:
+                    await self._serve(client)
+            except mqtt.MqttError as exc:
+                self._failed(f"{str(exc) or type(exc).__name__}; retrying")
+            except Exception as exc:  # a bug here must never end the publisher, nor the daemon
+                self._failed(f"{exc!r}; retrying", exc)
+            finally:
+                self.connected = False
+            self._check_cancelled()  # a cancellation that an error on the way out replaced
+            await asyncio.sleep(self._pause)
+            self._pause = min(self._pause * 2, RECONNECT_MAX_S)
+
+    def _failed(self, error: str, exc: BaseException | None = None) -> None:
+        """One warning per outage; a new reason during it at INFO, a repeated one not at all."""
+        if self.last_error is None:
+            log.warning("MQTT state: broker %s: %s", self.address, error, exc_info=exc)
+        elif error != self.last_error:
+            log.info("MQTT state: broker %s still failing: %s", self.address, error, exc_info=exc)
+        self.last_error = error
+
+    def _working(self) -> None:
+        """The first full publication on a connection went through."""
+        self.connected = True
+        if self.last_error is not None:
+            log.info("MQTT state: broker %s connected again", self.address)
+        elif not self._started:
+            log.info("MQTT state: publishing to %s under %s/", self.address, self.config.topic_prefix)
+        self._started = True
+        self.last_error = None
+        self._pause = RECONNECT_MIN_S
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Publishes until the connection is lost (MqttError) or the task is cancelled."""
+        self._published.clear()
+        listener = asyncio.create_task(self._listen(client), name="mqtt state listener")
+        loop = asyncio.get_running_loop()
+        try:
+            if self.config.discovery:
+                await client.subscribe(f"{self.config.discovery_prefix}/status", qos=1)
+                await self._publish_discovery(client)
+            next_full = 0.0
+            while True:
+                self._check_cancelled()
+                full = loop.time() >= next_full or self._announce
+                if self._announce:
+                    self._announce = False
+                    await self._publish_discovery(client)
+                if full:
+                    next_full = loop.time() + self.config.interval_s
+                await self._publish_state(client, full)
+                if not self.connected:
+                    self._working()
+                done, _ = await asyncio.wait([listener], timeout=self.poll_s)
+                if done:
+                    listener.result()  # raises the MqttError that ended it
+                    raise RuntimeError("the message listener stopped")
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(STOP_TIMEOUT_S):
+                    await client.publish(availability_topic(self.config), OFFLINE, qos=1, retain=True)
+            raise
+        finally:
+            listener.cancel()
+            await asyncio.wait([listener])
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        """Home Assistant's birth message; ends with MqttError when the connection is lost."""
+        async for message in client.messages:
+            if message.payload in (b"online", "online") and not message.retain:
+                self._announce = True
+
+    async def _publish_discovery(self, client: aiomqtt.Client) -> None:
+        for cp in self.charge_points.values():
+            for topic, config in discovery_payloads(self.config, cp).items():
+                await self._publish(client, topic, json.dumps(config), retain=True)
+
+    async def _publish_state(self, client: aiomqtt.Client, full: bool) -> None:
+        assert self._status is not None
+        state: dict[str, str] = {availability_topic(self.config): ONLINE}
+        for cp in self.charge_points.values():
+            state.update(state_payloads(self.config, self._status(cp)))
+        for topic, payload in state.items():
+            if full or self._published.get(topic) != payload:
+                retain = self.config.retain or topic == availability_topic(self.config)
+                await self._publish(client, topic, payload, retain=retain)
+                self._published[topic] = payload
+
+    async def _publish(self, client: aiomqtt.Client, topic: str, payload: str, *, retain: bool) -> None:
+        await client.publish(topic, payload, qos=1, retain=retain)
+        # aiomqtt waits for the acknowledgement with asyncio.wait_for, which on Python 3.11 can drop a
+        # cancellation that arrives together with it: a stopped publisher must not go on.
+        self._check_cancelled()
+
+    @staticmethod
+    def _check_cancelled() -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+
+
+def start_mqtt_state(daemon: Daemon) -> asyncio.Task[None] | None:
+    """The publisher of the daemon's `mqtt:` block as a task (cancel it to stop); None without one."""
+    config = daemon.config.mqtt
+    if config is None:
+        return None
+    publisher = StatePublisher(config, daemon.charge_points)
+    return asyncio.get_running_loop().create_task(publisher.run(), name="mqtt state")

@@ -45,6 +45,7 @@ unit: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/outbox.py --no-profile
+	$(BIN)/python bench/composite.py
 
 clean:
 	rm -rf $(VENV) $(PEER_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,10 +1,10 @@
-# The two commands of the README: `make demo` and `make test`.
+# The two commands of the README: `make demo` and `make test`; `make install` (as root) for a service.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PEER_DIR := tests/peers
 
-.PHONY: demo test lint unit bench clean
+.PHONY: demo test lint unit bench clean install
 
 $(BIN)/python:
 	scripts/system-deps.sh demo
@@ -31,8 +31,12 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bridge adapters tests bench
 	$(BIN)/mypy
 
+# systemd-analyze checks the unit (tests/test_systemd.py); Debian ships it in the package systemd.
 test:
 	scripts/system-deps.sh test
+	@command -v systemd-analyze >/dev/null 2>&1 || { echo "Installing Debian package: systemd"; \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends systemd; }
 	$(MAKE) --no-print-directory $(VENV)/.installed-test $(PEER_DIR)/node_modules/.installed
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit
@@ -46,6 +50,15 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/outbox.py --no-profile
 	$(BIN)/python bench/composite.py
+
+# The systemd service (README, "Install on a Raspberry Pi"), run as root from where the service will
+# run it (e.g. /opt/ocpp-bridge): the venv (python3-venv installed only when missing; every Python
+# package from PyPI), the sources compiled once (the service cannot write __pycache__), then
+# `ocpp-bridge install-service`. Running it again keeps /etc/ocpp-bridge/config.yaml.
+install: export PIP_ROOT_USER_ACTION := ignore
+install: $(VENV)/.installed
+	$(BIN)/python -m compileall -q bridge adapters
+	$(BIN)/ocpp-bridge install-service
 
 clean:
 	rm -rf $(VENV) $(PEER_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache

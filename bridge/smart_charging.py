@@ -44,8 +44,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridge.smart_charging")
 
 APPLY_RETRY_S = 30.0  # a device that refused its limit is tried again this often
-LOOKAHEAD_S = 2 * 86_400  # the next change is looked for this far ahead; re-evaluated at the latest then
 MAX_SLEEP_S = 300.0  # wake at least this often: a wall clock corrected by the central system moves boundaries
+# The limit in force is computed over [now, now + LOOKAHEAD_S): its first period is the limit, the
+# second's start the next boundary. Longer than MAX_SLEEP_S, so a boundary within it is never missed;
+# short, so a day of 96 periods per profile is not worked out at every boundary.
+LOOKAHEAD_S = 2 * int(MAX_SLEEP_S)
 REMOTE_START_PROFILE_S = 600.0  # a RemoteStart TxProfile waits this long at most for its transaction
 UNITS = {"Current": "A", "Power": "W"}
 MAX_COMPOSITE_S = 31 * 86_400  # GetCompositeSchedule answers at most this far ahead (bounded work)

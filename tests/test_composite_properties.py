@@ -13,8 +13,8 @@ exact arithmetic (fractions), then the minimum rounded down to 0.1.
 The choices the reference shares with the composite, as written in bridge/core/composite.py:
 - a Recurring schedule repeats in both directions from its startSchedule (modulo the recurrence);
 - a Relative Tx/TxDefaultProfile counts from the transaction's start, or from the window's start
-  without one; a Relative ChargePointMaxProfile always from the window's start (a finding: see
-  test_relative_charge_point_max_advances_with_time);
+  without one; a Relative ChargePointMaxProfile from the transaction's start, or from when it was
+  received without one (see test_relative_charge_point_max_advances_with_time);
 - a TxProfile that is not running lets the TxDefaultProfile show through; a connector's own
   TxDefaultProfile goes before the connector-0 one whatever their stack levels;
 - W <-> A through the nominal voltage and min(numberPhases or 3, phases wired); the device's own
@@ -37,7 +37,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
@@ -284,7 +283,7 @@ class Running:
     phases: int | None
 
 
-def period_at(wire: Mapping[str, Any], t: int, relative_anchor: int, received_at: int) -> Any:
+def period_at(wire: Mapping[str, Any], t: int, relative_anchor: int | None, received_at: int) -> Any:
     """The wire period of this profile in force at t, or None where its schedule does not run."""
     if "validFrom" in wire and t < epoch(wire["validFrom"]):
         return None
@@ -297,7 +296,7 @@ def period_at(wire: Mapping[str, Any], t: int, relative_anchor: int, received_at
         offset = (t - epoch(schedule["startSchedule"])) % every
     else:
         if kind == "Relative":
-            anchor = relative_anchor
+            anchor = relative_anchor if relative_anchor is not None else received_at
         elif "startSchedule" in schedule:
             anchor = epoch(schedule["startSchedule"])
         else:
@@ -326,7 +325,7 @@ def winner(
     t: int,
     c: ConnectorLimits,
     unit: str,
-    relative_anchor: int,
+    relative_anchor: int | None,  # None: each profile's receipt time
 ) -> Running | None:
     best: Running | None = None
     for x in candidates:
@@ -363,9 +362,9 @@ def reference_at(
     def of(purpose: Purpose, cid: int) -> list[Sent]:
         return [x for x in installed if x.wire["chargingProfilePurpose"] == purpose and x.connector == cid]
 
-    # A Relative ChargePointMaxProfile counts from the window's start, as the composite does (see
-    # test_relative_charge_point_max_advances_with_time below for what that does over time).
-    cp_max = winner(of(Purpose.CHARGE_POINT_MAX, 0), t, c, unit, t0)
+    # A Relative ChargePointMaxProfile counts from the transaction's start, else from its receipt.
+    cp_anchor = c.transaction.started_at if c.transaction is not None else None
+    cp_max = winner(of(Purpose.CHARGE_POINT_MAX, 0), t, c, unit, cp_anchor)
     tx = None
     if c.transaction is not None:
         tx = winner(of(Purpose.TX, c.connector_id), t, c, unit, tx_start)
@@ -403,7 +402,7 @@ def candidate_instants(installed: Sequence[Sent], s: Scenario) -> set[int]:
             first -= ((first - s.t0) // every + 1) * every
             anchors = list(range(first, s.t1 + every, every))
         elif kind == "Relative":
-            anchors = [tx_start, s.t0]
+            anchors = [tx_start, s.t0, x.received_at]
         else:
             anchors = [epoch(schedule["startSchedule"]) if "startSchedule" in schedule else x.received_at]
         for anchor in anchors:
@@ -706,17 +705,10 @@ def test_daily_recurring_over_48_hours_by_moving_time() -> None:
 # -- findings ----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING: a Relative ChargePointMaxProfile counts from the window's start (composite.py "
-    "paints it with tx_start=None), so the shell's 'limit now' query re-anchors it at every boundary "
-    "and its second period is never applied, although GetCompositeSchedule announces it",
-)
 def test_relative_charge_point_max_advances_with_time() -> None:
-    """Minimal counterexample: a Relative ChargePointMaxProfile 6 A, then 16 A after 3600 s; a
-    transaction runs since T. The composite computed at T says 16 A from T + 3600 s; the limit now
-    at T + 3600 s is 6 A again (and at any later time). Refusing such a profile at SetChargingProfile
-    also settles it (the test then passes)."""
+    """A Relative ChargePointMaxProfile 6 A, then 16 A after 3600 s, with a transaction running since
+    T: the composite computed at T says 16 A from T + 3600 s, and the limit in force computed at
+    T + 3600 s says the same (once a counterexample: it was counted from each window's start)."""
     wire = {
         "chargingProfileId": 1,
         "stackLevel": 0,

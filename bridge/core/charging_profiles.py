@@ -15,6 +15,8 @@ Choices where the specification leaves room, written down in docs/protocol.md:
 - Replacement by (stackLevel, purpose) is per connector: a connector's default
   does not replace another connector's.
 - An Absolute schedule without startSchedule starts when it is received.
+- A Relative schedule counts from the transaction's start; a Relative ChargePointMaxProfile on a
+  connector without a transaction (and for connector 0) counts from when it was received.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class ChargingProfile:
     valid_to: int | None = None
     transaction_id: int | None = None
     min_rate: float | None = None
+    received_at: int = (
+        0  # epoch seconds: a Relative ChargePointMaxProfile without a transaction counts from here
+    )
     wire: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     starts: tuple[int, ...] = field(default=(), compare=False, repr=False)  # period starts, for bisect
 
@@ -159,6 +164,7 @@ def parse_profile(wire: Mapping[str, Any], connector_id: int, received_at: int) 
         valid_to=valid_to,
         transaction_id=None if wire.get("transactionId") is None else int(wire["transactionId"]),
         min_rate=None if schedule.get("minChargingRate") is None else float(schedule["minChargingRate"]),
+        received_at=received_at,
         wire=stored,
         starts=tuple(p.start_s for p in periods),
     )

@@ -202,7 +202,7 @@ class Daemon:
     def _charge_point_ended(self, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()
         log.error(
-            "charge point %s stopped: %r; the other charge points go on, the watchdog restarts the service",
+            "charge point %s stopped: %r; the others go on (under systemd the watchdog restarts the service)",
             task.get_name(),
             error,
             exc_info=error,

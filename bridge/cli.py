@@ -1,4 +1,4 @@
-"""`ocpp-bridge run | check | probe | demo | install-service`.
+"""`ocpp-bridge run | check | probe | status | demo | install-service`.
 
 Exit codes: 0 fine; 1 the run failed (probe: a device failed); 2 the
 configuration (or the command line) is wrong, with a message that names the
@@ -31,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     probe = sub.add_parser("probe", help="read every configured device once and say what it sees")
     probe.add_argument("--config", "-c", required=True, help="YAML configuration file")
     probe.add_argument("--timeout", type=float, default=20.0, help="seconds per device (default 20)")
+
+    status = sub.add_parser("status", help="show what the running bridge is doing (from its local API)")
+    status.add_argument(
+        "--config",
+        "-c",
+        help="its configuration file, for the API address and token (default: 127.0.0.1:8080, no token)",
+    )
+    status.add_argument("--json", action="store_true", help="the local API's answer as it is")
 
     demo = sub.add_parser("demo", help="play a whole charging session with a simulated charger")
     demo.add_argument("--csms", metavar="URL", help="use this central system instead of the embedded one")
@@ -74,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging("ERROR")
         config = _load(args.config)
         return asyncio.run(probe(config, print, args.timeout))  # type: ignore[arg-type]
+    if args.command == "status":
+        from bridge.config import ApiConfig
+        from bridge.status_cli import show_status
+
+        api = _load(args.config).api if args.config else ApiConfig()  # type: ignore[attr-defined]
+        return show_status(api, print, as_json=args.json)
     if args.command == "demo":
         from bridge.demo import run_demo
         from bridge.log import setup_logging

@@ -63,6 +63,7 @@ from adapters.transports import Transports
 from bridge.chargepoint import ChargePoint
 from bridge.clock import Clock
 from bridge.config import Config, ConnectorConfig
+from bridge.mqtt_state import start_mqtt_state
 from bridge.sd_notify import Notifier
 from bridge.store import Store
 
@@ -154,6 +155,7 @@ class Daemon:
             task.add_done_callback(self._charge_point_ended)
             self._cp_tasks[cp_id] = task
         tasks = list(self._cp_tasks.values())
+        tasks += [t for t in [start_mqtt_state(self)] if t is not None]  # optional `mqtt:` state publishing
         self._store_probe = asyncio.create_task(self._probe_store(), name="store probe")
         supervisor: asyncio.Task[None] | None = None
         runner = None

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.config import Config
+from bridge.config import ApiConfig
 
 
 def _since(stamp: str | None, now: datetime) -> str:
@@ -89,17 +89,17 @@ def format_status(body: dict[str, Any], now: datetime) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def fetch_status(config: Config, timeout_s: float = 5.0) -> dict[str, Any]:
+def fetch_status(api: ApiConfig, timeout_s: float = 5.0) -> dict[str, Any]:
     """The local API's status (blocking: the CLI has no event loop to keep)."""
-    if config.api.listen is None:
+    if api.listen is None:
         raise ConnectionError("the local API is switched off (api.listen: null): there is nothing to ask")
-    host, port = config.api.listen
+    host, port = api.listen
     if host in ("0.0.0.0", "::", ""):  # listening everywhere: ask on loopback
         host = "127.0.0.1"
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/api/v1/status"
     request = urllib.request.Request(url)
-    if config.api.token:
-        request.add_header("Authorization", f"Bearer {config.api.token}")
+    if api.token:
+        request.add_header("Authorization", f"Bearer {api.token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             body: dict[str, Any] = json.loads(response.read())
@@ -114,9 +114,10 @@ def fetch_status(config: Config, timeout_s: float = 5.0) -> dict[str, Any]:
         ) from None
 
 
-def show_status(config: Config, out: Callable[[str], None], as_json: bool = False) -> int:
+def show_status(api: ApiConfig, out: Callable[[str], None], as_json: bool = False) -> int:
+    """`api`: the configuration's `api` block (address and token); ApiConfig() is the default."""
     try:
-        body = fetch_status(config)
+        body = fetch_status(api)
     except ConnectionError as exc:
         out(f"error: {exc}")
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,12 @@ from tests.csms import StrictCentralSystem
 
 # Intervals small enough for tests, large enough not to race on a loaded 2-core machine.
 FAST_OCPP = {"MessageTimeout": 5, "WebSocketPingInterval": 0}
+
+
+# Daemons run in-process here: were pytest itself started by a Type=notify unit, they must not
+# tell that unit's systemd they are ready or stopping.
+for _name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+    os.environ.pop(_name, None)
 
 
 def free_port() -> int:

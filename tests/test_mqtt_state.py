@@ -379,3 +379,16 @@ async def test_charging_goes_on_while_the_broker_is_down_and_the_password_is_nev
 async def test_without_an_mqtt_block_nothing_starts(csms: StrictCentralSystem, tmp_path: Any) -> None:
     async with running(make_config(csms.url, tmp_path)) as daemon:
         assert start_mqtt_state(daemon) is None
+
+
+async def test_the_daemon_publishes_when_its_file_has_an_mqtt_block(
+    csms: StrictCentralSystem, broker: Any, tmp_path: Any
+) -> None:
+    """Wired in the daemon itself: online while it runs, the connector's status, offline after a stop."""
+    config = with_mqtt(make_config(csms.url, tmp_path), f"mqtt://127.0.0.1:{broker.port}")
+    async with watching(broker.port) as seen:
+        async with running(config):
+            await ready(csms)
+            await until(lambda: seen.last("ocpp-bridge/bridge/availability") == "online", what="online")
+            await until(lambda: seen.last("ocpp-bridge/CP-1/1/status") == "Available", what="status")
+        await until(lambda: seen.last("ocpp-bridge/bridge/availability") == "offline", what="offline")

@@ -33,6 +33,15 @@ def stamp(payload: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def as_after_a_power_cut(tmp_path: Path) -> None:
+    """A daemon stopped in-process stopped gracefully: its running transactions are marked to resume.
+    A power cut leaves no such mark: take it away, as the power cut would have."""
+    db = sqlite3.connect(tmp_path / "state" / FILENAME)
+    with db:
+        db.execute("UPDATE transactions SET suspended_at = NULL")
+    db.close()
+
+
 async def charging(
     cs: StrictCentralSystem, daemon: Any, tag: str = "TAG", answered: bool = True
 ) -> dict[str, Any]:
@@ -158,12 +167,8 @@ async def test_a_transaction_left_open_ends_with_power_loss_at_the_last_reading(
         async with running(config) as daemon:
             start = await charging(cs, daemon)
             last = await cs.wait_for_call("CP-1", "MeterValues", count=2, timeout=5)
-        # The daemon is gone with the transaction running. A graceful stop marks it to resume; a
-        # power cut leaves no such mark: take the mark away, as the power cut would have.
-        db = sqlite3.connect(tmp_path / "state" / FILENAME)
-        with db:
-            db.execute("UPDATE transactions SET suspended_at = NULL")
-        db.close()
+        # The daemon is gone with the transaction running, as after a power cut.
+        as_after_a_power_cut(tmp_path)
         async with running(config):
             stop = await cs.wait_for_call("CP-1", "StopTransaction", timeout=5)
         cs.assert_clean()

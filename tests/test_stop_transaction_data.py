@@ -9,7 +9,7 @@ from typing import Any
 from bridge.core.meter_values import thin_evenly
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
-from tests.test_persistence import charging, sim_of
+from tests.test_persistence import as_after_a_power_cut, charging, sim_of
 
 STOP_DATA = {
     "MeterValueSampleInterval": 1,
@@ -78,6 +78,7 @@ async def test_a_power_cut_keeps_the_values_taken_and_ends_them_with_the_last_re
             start = await charging(cs, daemon)
             await cs.wait_for_call("CP-1", "MeterValues", count=3, timeout=5)
         # The daemon is gone with the transaction running; the next one ends it with PowerLoss.
+        as_after_a_power_cut(tmp_path)
         async with running(config):
             stop = await cs.wait_for_call("CP-1", "StopTransaction", timeout=5)
         cs.assert_clean()

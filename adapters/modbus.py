@@ -326,6 +326,8 @@ class ModbusBus:
         """One request under the bus lock with one deadline; the pymodbus response if it is not an error."""
         deadline_s = self.timeout_s if timeout_s is None else timeout_s
         context = f"{self._where(device_id)}, {request}"
+        task = asyncio.current_task()
+        cancels_before = task.cancelling() if task is not None else 0
         async with self._lock:
             stage = "no connection"
             try:
@@ -333,6 +335,12 @@ class ModbusBus:
                     client = await self._connected_client()
                     stage = "no answer"
                     response = await call(client)
+                if task is not None and task.cancelling() > cancels_before:
+                    # pymodbus waits for its answer (and its connection) with asyncio.wait_for, which
+                    # on Python 3.11 hands back an answer that arrives together with a cancellation and
+                    # drops the cancellation: the caller was cancelled and must not go on as if not
+                    # (a poll loop that is never cancelled again would keep a stopping daemon alive).
+                    raise asyncio.CancelledError
             except TimeoutError:
                 self._drop()
                 raise DeviceUnreachable(f"{context}: {stage} within {deadline_s:g} s") from None

@@ -79,8 +79,11 @@ class MqttBroker:
 
     async def wait_connected(self, timeout: float) -> bool:
         self.start()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that arrives as
+        # the connection comes up, and the cancelled caller (a poll loop) would go on.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._connected.wait()
         return self.connected
 
     async def subscribe(self, topic_filter: str, handler: Handler) -> None:
@@ -100,10 +103,17 @@ class MqttBroker:
             raise DeviceUnreachable(
                 f"MQTT broker {self.address} not connected ({self.last_error or 'connecting'})"
             )
+        task = asyncio.current_task()
+        cancels_before = task.cancelling() if task is not None else 0
         try:
             await client.publish(topic, payload, qos=1, retain=retain)
         except aiomqtt.MqttError as exc:
             raise DeviceUnreachable(f"MQTT broker {self.address}: {exc}") from exc
+        if task is not None and task.cancelling() > cancels_before:
+            # aiomqtt waits for the PUBACK with asyncio.wait_for, which on Python 3.11 drops a
+            # cancellation that arrives together with it: a cancelled caller (or an expired
+            # asyncio.timeout around this call) must not go on as if nothing happened.
+            raise asyncio.CancelledError
 
     async def close(self) -> None:
         task, self._task = self._task, None

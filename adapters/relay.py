@@ -507,7 +507,10 @@ class TasmotaCharger(RelayCharger):
         self._waiters[kind].append(waiter)
         try:
             await broker.publish(self._cmnd + command, payload)
-            return await asyncio.wait_for(waiter.future, self.options.timeout_s)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that arrives
+            # together with the answer, and the cancelled caller would go on.
+            async with asyncio.timeout(self.options.timeout_s):
+                return await waiter.future
         except TimeoutError:
             raise DeviceUnreachable(
                 f"no answer to {command} {payload or '(query)'} within {self.options.timeout_s:g} s"

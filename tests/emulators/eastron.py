@@ -47,6 +47,7 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
+from tests.emulators.shelly import EvLoad
 from tests.processes import child_env, stop_process
 
 SOCAT = shutil.which("socat") or "/usr/bin/socat"
@@ -126,6 +127,12 @@ class EmulatedMeter:
         defaults = {"voltage": 230.0, "frequency": 50.0}
         for name in self.values:
             self.values[name] = defaults.get(name.partition("_")[0], 0.0)
+        self._load: EvLoad | None = None  # what the meter measures, when it follows a load
+        self._load_wh_at_start = 0.0
+        self._energy_kwh_at_start = 0.0
+        # What the registers showed at each read, in order: import energy in Wh, power in W.
+        self.reported_energy_wh: list[float] = []
+        self.reported_power_w: list[float] = []
 
     def set(
         self,
@@ -149,6 +156,23 @@ class EmulatedMeter:
         if frequency_hz is not None:
             self._put("frequency", frequency_hz)
 
+    def measure(self, load: EvLoad, *, energy_kwh: float) -> None:
+        """From now on the registers show what flows to `load` (a wallbox on L1, behind a relay):
+        its power, current and voltage, and the energy it draws added to `energy_kwh`, counted in
+        whole steps of 0.01 kWh as the meter's display does."""
+        self._load = load
+        self._load_wh_at_start = load.energy_wh
+        self._energy_kwh_at_start = energy_kwh
+
+    def _follow_load(self) -> None:
+        load = self._load
+        if load is None:
+            return
+        steps = int((load.energy_wh - self._load_wh_at_start) // 10)  # 0.01 kWh each
+        self.set(energy_kwh=round(self._energy_kwh_at_start + steps / 100, 2), power_w=round(load.power_w, 1))
+        if "current_l1" in self.quantities:
+            self.set(current_a=[round(load.current_a, 3)], voltage_v=[round(load.voltage_v, 1)])
+
     def _put(self, name: str, value: float) -> None:
         if name not in self.quantities:
             raise ValueError(f"an {self.model} has no {name} register")
@@ -167,6 +191,9 @@ class EmulatedMeter:
 
     def write_into(self, start_address: int, registers: list[int]) -> None:
         """Puts the current values into pymodbus's input table (which starts at `start_address`)."""
+        self._follow_load()
+        self.reported_energy_wh.append(round(self.values["import_kwh"] * 1000, 3))
+        self.reported_power_w.append(self.values["power"])
         for name, address in self.quantities.items():
             offset = address - start_address
             registers[offset : offset + 2] = AsyncModbusTcpClient.convert_to_registers(

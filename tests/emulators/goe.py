@@ -87,6 +87,9 @@ class GoeEmulator:
         # What arrived: (key, value exactly as on the wire) and the raw request targets.
         self.received: list[tuple[str, str]] = []
         self.requests: list[str] = []
+        # What left the box over HTTP v2 or MQTT, in order: `eto` (Wh) and the total power nrg[11] (W).
+        self.reported_energy_wh: list[int] = []
+        self.reported_power_w: list[float] = []
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.url = ""
@@ -215,6 +218,14 @@ class GoeEmulator:
                     round(nrg[11] / 10), *nrg[12:16]],
         }  # fmt: skip
 
+    def _reported(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Notes the energy and power in an answer or a publication, and hands it on."""
+        if "eto" in values:
+            self.reported_energy_wh.append(values["eto"])
+        if isinstance(values.get("nrg"), list):
+            self.reported_power_w.append(values["nrg"][11])
+        return values
+
     # -- writes ---------------------------------------------------------------------------------
     def apply(self, key: str, raw: str) -> tuple[bool | str, bool]:
         """One `/api/set` or MQTT `<key>/set`: (True or the error text, whether it is HTTP 500)."""
@@ -283,7 +294,7 @@ class GoeEmulator:
         values = self.status()
         raw = request.query.get("filter")
         if raw is None:
-            return web.json_response(values)
+            return web.json_response(self._reported(values))
         if self.legacy_filter:
             try:
                 keys = json.loads(raw)
@@ -292,7 +303,8 @@ class GoeEmulator:
             keys = keys[:LEGACY_FILTER_MAX] if isinstance(keys, list) else []
         else:
             keys = raw.split(",")
-        return web.json_response({k: values[k] for k in keys if isinstance(k, str) and k in values})
+        answer = {k: values[k] for k in keys if isinstance(k, str) and k in values}
+        return web.json_response(self._reported(answer))
 
     async def _api_set(self, request: web.Request) -> web.Response:
         self.requests.append(request.raw_path)
@@ -338,6 +350,7 @@ class GoeEmulator:
             async def publish_changes() -> None:
                 for key, value in self.status().items():
                     if key == "rbt" or published.get(key, object()) != value:
+                        self._reported({key: value})
                         await client.publish(base + key, json.dumps(value), qos=1, retain=True)
                         published[key] = value
 

@@ -143,7 +143,11 @@ class ShellyEmulator:
         self.errors: list[str] = []  # tripped protections of switch 0
         self._talking = asyncio.Event()  # cleared: silent, accepts connections but never answers
         self._talking.set()
+        self.latency_s = 0.0  # how long each answer takes (a busy device, a slow Wi-Fi link)
         self.calls: list[tuple[str, dict[str, Any]]] = []  # every RPC that reached a method
+        # What switch 0's status answers carried: aenergy.total (Wh) and apower (W), in order.
+        self.reported_energy_wh: list[float] = []
+        self.reported_power_w: list[float] = []
         self._nonces: set[str] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -243,6 +247,8 @@ class ShellyEmulator:
 
     async def _hold_if_silent(self) -> None:
         await self._talking.wait()  # a silent switch: the request hangs until the client gives up
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
 
     def _check_auth(self, request: web.Request) -> web.Response | None:
         if self.password is None or self._digest_ok(request):
@@ -324,6 +330,9 @@ class ShellyEmulator:
                     "minute_ts": int(time.time()) // 60 * 60,
                 },
             )
+            if sid == 0:
+                self.reported_energy_wh.append(status["aenergy"]["total"])
+                self.reported_power_w.append(status["apower"])
         status["temperature"] = {"tC": 41.3, "tF": 106.3}
         if sid == 0 and self.errors:
             status["errors"] = list(self.errors)

@@ -62,6 +62,9 @@ class TasmotaEmulator:
         self.metering = metering
         self.silent = False  # stays connected (LWT Online) but answers nothing
         self.commands: list[tuple[str, str]] = []  # (command, payload) as received
+        # What ENERGY objects carried for relay 1 (Status 8 answers and telemetry): Total in Wh, Power W.
+        self.reported_energy_wh: list[float] = []
+        self.reported_power_w: list[float] = []
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -91,11 +94,15 @@ class TasmotaEmulator:
         await self._end()
 
     async def _end(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        # Cancelled again until done: on Python 3.11, asyncio.wait_for (inside aiomqtt's publish and
+        # disconnect) loses a cancellation that arrives together with what it waits for.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+        if task is not None:
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await self._task
-            self._task = None
+                task.result()
         self.connected.clear()
 
     async def __aenter__(self) -> TasmotaEmulator:
@@ -189,6 +196,8 @@ class TasmotaEmulator:
             "ReactivePower": round(apparent * 0.14), "Factor": 0.99 if power else 0.0,
             "Voltage": round(load.voltage_v), "Current": current,
         }  # fmt: skip
+        self.reported_energy_wh.append(round(total_kwh * 1000.0, 3))
+        self.reported_power_w.append(power)
         if len(self.power) > 1:  # multi-channel devices report one value per channel
             rest = [0] * (len(self.power) - 1)
             for key in ("Power", "ApparentPower", "ReactivePower", "Factor", "Current"):

@@ -50,6 +50,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/outbox.py --no-profile
 	$(BIN)/python bench/composite.py
+	$(BIN)/python bench/polling.py
 
 # The systemd service (README, "Install on a Raspberry Pi"), run as root from where the service will
 # run it (e.g. /opt/ocpp-bridge): the venv (python3-venv installed only when missing; every Python

@@ -48,6 +48,7 @@ import json
 import logging
 import re
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,7 @@ log = logging.getLogger("bridge.mqtt_state")
 POLL_S = 1.0  # how often the charge points are read for changes
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 60.0
+WARN_EVERY_S = 60.0  # at most one warning of a failing broker this often
 TIMEOUT_S = 10.0  # connect, and each publish's acknowledgement
 KEEPALIVE_S = 30  # the broker sends the Will after 1.5 times this without a word from us
 STOP_TIMEOUT_S = 2.0  # for the "offline" published on a stop
@@ -221,6 +223,7 @@ class StatePublisher:
         self._announce = False  # Home Assistant came (back): publish discovery and state again
         self.connected = False  # connected, and everything published once on this connection
         self.last_error: str | None = None
+        self._warned_at: float | None = None  # monotonic time of the last warning
         self._started = False
         self._pause = RECONNECT_MIN_S
 
@@ -253,10 +256,13 @@ class StatePublisher:
             self._pause = min(self._pause * 2, RECONNECT_MAX_S)
 
     def _failed(self, error: str, exc: BaseException | None = None) -> None:
-        """One warning per outage; a new reason during it at INFO, a repeated one not at all."""
-        if self.last_error is None:
+        """One warning per outage (and at most one a minute: a broker going down can let a connection
+        through for a moment); a new reason during it at INFO, a repeated one not at all."""
+        now = time.monotonic()
+        if self.last_error is None and (self._warned_at is None or now - self._warned_at >= WARN_EVERY_S):
+            self._warned_at = now
             log.warning("MQTT state: broker %s: %s", self.address, error, exc_info=exc)
-        elif error != self.last_error:
+        elif error != self.last_error or self.last_error is None:
             log.info("MQTT state: broker %s still failing: %s", self.address, error, exc_info=exc)
         self.last_error = error
 

@@ -99,6 +99,15 @@ async def stop(task: asyncio.Task[None]) -> None:
 
 
 @contextlib.asynccontextmanager
+async def without_its_publisher(config: Config) -> AsyncIterator[Daemon]:
+    """The daemon without the publisher it would start itself: the test runs one it can watch
+    (two with the same client id would push each other off the broker)."""
+    async with running(dataclasses.replace(config, mqtt=None)) as daemon:
+        daemon.config = config
+        yield daemon
+
+
+@contextlib.asynccontextmanager
 async def publishing(daemon: Daemon, poll_s: float = 0.05) -> AsyncIterator[StatePublisher]:
     assert daemon.config.mqtt is not None
     publisher = StatePublisher(daemon.config.mqtt, daemon.charge_points, poll_s=poll_s)
@@ -226,7 +235,7 @@ async def test_discovery_configs_field_by_field(
     csms: StrictCentralSystem, broker: Any, tmp_path: Any
 ) -> None:
     config = with_mqtt(make_config(csms.url, tmp_path, connectors=2, model="Retrofit-1"), broker.url)
-    async with running(config) as daemon, publishing(daemon):
+    async with without_its_publisher(config) as daemon, publishing(daemon):
         await ready(csms, connectors=2)
         await until(lambda: daemon.charge_points["CP-1"].session.online, what="accepted")
         async with watching(broker.port, "ocpp-bridge/#") as state:
@@ -288,10 +297,8 @@ async def test_state_follows_a_session_as_the_local_api_reports_it(
     csms: StrictCentralSystem, broker: Any, tmp_path: Any
 ) -> None:
     config = with_mqtt(make_config(csms.url, tmp_path), broker.url, interval_s=1)
-    async with watching(broker.port, "ocpp-bridge/#") as seen, running(config) as daemon:
-        task = start_mqtt_state(daemon)  # as the daemon starts it (its 1 s poll)
-        assert task is not None
-        try:
+    async with watching(broker.port, "ocpp-bridge/#") as seen:
+        async with running(config) as daemon:  # the daemon starts the publisher itself (1 s poll)
             await ready(csms)
             topic = "ocpp-bridge/CP-1/1/"
             await until(lambda: seen.last(topic + "status") == "Available", what="Available")
@@ -318,8 +325,6 @@ async def test_state_follows_a_session_as_the_local_api_reports_it(
             assert abs(float(seen.last(topic + "energy_wh") or 0) - float(local[topic + "energy_wh"])) < 50
             # Changes go out within the poll; the full refresh repeats unchanged values every interval_s.
             await until(lambda: len(seen.payloads("ocpp-bridge/CP-1/connected")) >= 2, 5, "refreshes")
-        finally:
-            await stop(task)
     assert seen.last(AVAILABILITY) == "offline"  # a stop says so itself (a clean DISCONNECT has no Will)
 
 
@@ -329,7 +334,7 @@ async def test_last_will_when_the_connection_dies_then_online_again(
     caplog.set_level(logging.INFO, logger="bridge.mqtt_state")
     async with Proxy(broker.port) as proxy, watching(broker.port, AVAILABILITY) as seen:
         config = with_mqtt(make_config(csms.url, tmp_path), f"mqtt://127.0.0.1:{proxy.port}")
-        async with running(config) as daemon, publishing(daemon) as publisher:
+        async with without_its_publisher(config) as daemon, publishing(daemon) as publisher:
             await until(lambda: seen.last(AVAILABILITY) == "online", what="online")
             proxy.cut()  # no DISCONNECT: the broker publishes the Will
             await until(lambda: seen.last(AVAILABILITY) == "offline", what="the Will")
@@ -350,7 +355,7 @@ async def test_charging_goes_on_while_the_broker_is_down_and_the_password_is_nev
     caplog.set_level(logging.DEBUG, logger="mqtt")  # aiomqtt's and paho's (aiomqtt sets it to WARNING)
     url = f"mqtt://bridge:{PASSWORD}@127.0.0.1:{broker.port}"  # the test broker takes any credentials
     config = with_mqtt(make_config(csms.url, tmp_path), url)
-    async with running(config) as daemon, publishing(daemon) as publisher:
+    async with without_its_publisher(config) as daemon, publishing(daemon) as publisher:
         await ready(csms)
         await until(lambda: publisher.connected, what="connected")
         await broker.stop()

@@ -18,12 +18,13 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
 from adapters.base import DeviceUnreachable
+from adapters.urls import without_password
 
 log = logging.getLogger("adapters.mqtt")
 
@@ -39,18 +40,31 @@ class BrokerAddress:
     port: int
     tls: bool
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
-        """Raises ValueError with a message fit for a configuration error."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {url!r}")
+        """Raises ValueError with a message fit for a configuration error (never the password)."""
+        form = "mqtt://[user:password@]host[:port] or mqtts://..."
+        shown = without_password(url)
         try:
-            port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+            parts = urlsplit(url)
+            given_port = parts.port
         except ValueError:
-            raise ValueError(f"the port in {url!r} is not a number from 1 to 65535") from None
+            try:
+                urlsplit(shown).port  # noqa: B018 - the same URL without its password: is it the port?
+            except ValueError:
+                raise ValueError(f"the port in {shown!r} is not a number from 1 to 65535") from None
+            raise ValueError(
+                f"expected {form}, got {shown!r}; percent-encode / ? # @ in the user and password"
+            ) from None
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"expected {form}, got {shown!r}")
+        if given_port == 0:
+            raise ValueError(f"the port in {shown!r} is not a number from 1 to 65535")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"expected {form} without a path, query or fragment, got {shown!r}")
+        port = given_port or (8883 if parts.scheme == "mqtts" else 1883)
         user = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password else None
         return cls(parts.hostname, port, parts.scheme == "mqtts", user, password)

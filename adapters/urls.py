@@ -24,3 +24,16 @@ def http_address_problem(url: str, *, path_allowed: bool = False) -> str | None:
     if not path_allowed and parts.path not in ("", "/"):
         return "must be the device's address only (http://HOST), without a path"
     return None
+
+
+def without_password(url: str) -> str:
+    """`url` with the password of its user part (before the last '@') replaced by ***: fit for an
+    error message or a log line."""
+    head, at, host = url.rpartition("@")
+    if not at:
+        return url
+    scheme, slashes, userinfo = head.partition("://")
+    if not slashes:
+        scheme, userinfo = "", head
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}{slashes}{user}{colon}{'***' if colon else ''}@{host}"

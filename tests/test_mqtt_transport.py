@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from adapters.base import DeviceUnreachable
 from adapters.mqtt import BrokerAddress
 from adapters.transports import Transports
+from tests.conftest import make_config
 
 
 async def _until(predicate: Any, timeout_s: float = 10.0) -> None:
@@ -51,3 +53,37 @@ def test_broker_urls_are_checked_and_never_print_the_password() -> None:
     assert BrokerAddress.parse("mqtts://h").port == 8883
     with pytest.raises(ValueError, match="expected mqtt://"):
         BrokerAddress.parse("http://h")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mqtt://user:s3cret-pw@host:99999", "the port in 'mqtt://user:***@host:99999' is not a number"),
+        ("mqtt://user:s3cret-pw@host:0", "the port in 'mqtt://user:***@host:0' is not a number"),
+        ("mqtt://user:s3cret/pw@host", "percent-encode"),
+        ("http://user:s3cret-pw@host", "got 'http://user:***@host'"),
+        ("mqtt://user:s3cret-pw@host/topic", "without a path"),
+    ],
+)
+def test_broker_address_problems_never_show_the_password(url: str, says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)) as caught:
+        BrokerAddress.parse(url)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_broker_address_repr_hides_the_password() -> None:
+    address = BrokerAddress.parse("mqtts://bridge:s3cret-pw@broker.local")
+    assert (address.port, address.tls, address.password) == (8883, True, "s3cret-pw")
+    assert "s3cret" not in repr(address) and "s3cret" not in str(address)
+
+
+async def test_a_driver_config_with_a_bad_broker_never_shows_the_password(tmp_path: Any) -> None:
+    from bridge.config import ConfigError
+
+    for charger in (
+        {"type": "tasmota", "broker": "mqtt://u:s3cret-pw@h:99999", "topic": "plug"},
+        {"type": "goe", "transport": "mqtt", "broker": "mqtt://u:s3cret-pw@h:99999", "serial": "012345"},
+    ):
+        with pytest.raises(ConfigError) as caught:
+            make_config("ws://127.0.0.1:9/ocpp", tmp_path, charger=charger)
+        assert "broker" in str(caught.value) and "s3cret" not in str(caught.value)

@@ -95,8 +95,16 @@ class ChargePoint:
         self.clock = clock
         self.store = store
         settings = {c.id: c for c in cfg.connectors}
+        # Whether the plug can be sensed is known from the capabilities before the first reading: a
+        # remote start that arrives before it must not wait for a plug a relay never reports.
         self.connectors = {
-            cid: ConnectorRuntime(core.Connector(cid, new_id=new_transaction_id), charger, settings.get(cid))
+            cid: ConnectorRuntime(
+                core.Connector(
+                    cid, new_id=new_transaction_id, plug_sensed=charger.capabilities.can_sense_plug
+                ),
+                charger,
+                settings.get(cid),
+            )
             for cid, charger in sorted(chargers.items())
         }
         self.configuration = Configuration(
@@ -274,7 +282,10 @@ class ChargePoint:
             rt.polled_at = self.clock.monotonic()
             event: StateChanged | TagPresented | None = None
             with contextlib.suppress(TimeoutError):
-                event = await asyncio.wait_for(rt.events.get(), interval)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation that
+                # arrives with an event, and a stopping daemon would go on polling.
+                async with asyncio.timeout(interval):
+                    event = await rt.events.get()
             if not rt.started:
                 await self._start_device(cid)
             if isinstance(event, TagPresented):

@@ -23,7 +23,8 @@ arithmetic.
 
 At the end, what writing these tests turned up: cancellations lost on Python 3.11 inside the Modbus and
 MQTT libraries' `asyncio.wait_for` (a stopping daemon kept polling; fixed in the drivers), and a remote
-start that arrives before a relay's first reading (a known failure of the core, marked xfail).
+start that arrives before a relay's first reading (the core waited for a plug a relay never reports:
+fixed, the connector knows from the capabilities that the plug cannot be sensed).
 """
 
 from __future__ import annotations
@@ -477,11 +478,6 @@ def test_the_go_e_examples_load() -> None:
 # -- found on the way ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: a connector takes its device as able to sense the plug until the first reading, so a "
-    "remote start before it waits in Preparing for a plug a relay never reports (bridge/core/connector.py)",
-)
 async def test_a_remote_start_before_the_first_reading_of_a_relay(
     csms: StrictCentralSystem, tmp_path: Path
 ) -> None:

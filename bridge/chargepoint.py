@@ -109,7 +109,11 @@ class ChargePoint:
         }
         self.configuration = Configuration(
             features=IMPLEMENTED_FEATURES,
-            fixed={"NumberOfConnectors": str(len(chargers)), "SupportedFeatureProfiles": SUPPORTED_PROFILES},
+            fixed={
+                "NumberOfConnectors": str(len(chargers)),
+                "SupportedFeatureProfiles": SUPPORTED_PROFILES,
+                "ConnectorSwitch3to1PhaseSupported": self._phase_switching(chargers.values()),
+            },
             initial=cfg.ocpp,
             measurand_supported=self._measurand_supported,
         )
@@ -139,6 +143,11 @@ class ChargePoint:
         self.metrics = Metrics()  # counters and histograms of this charge point (GET /metrics)
         self.started_at: datetime | None = None  # when run() began (the status API's "started")
         self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
+
+    @staticmethod
+    def _phase_switching(chargers: Iterable[Charger]) -> str:
+        """ConnectorSwitch3to1PhaseSupported: true when a charger of this charge point can switch."""
+        return "true" if any(c.capabilities.can_switch_phases for c in chargers) else "false"
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
         """A background task that is referenced until done, and whose failure is logged."""
@@ -312,6 +321,11 @@ class ChargePoint:
             self._device_silent(cid, exc, at_once=True)
             return
         rt.started = True
+        # Its probe may have found it can switch phases (go-e's psm).
+        self.configuration.refix(
+            "ConnectorSwitch3to1PhaseSupported",
+            self._phase_switching(r.charger for r in self.connectors.values()),
+        )
         self.smart.device_started(cid)
 
     def _device_silent(self, cid: int, exc: DeviceError, at_once: bool = False) -> None:

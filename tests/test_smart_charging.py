@@ -166,6 +166,9 @@ async def test_what_cannot_be_installed_and_what_is_not_a_profile(
 ) -> None:
     async with running(make_config(csms.url, tmp_path)):
         await ready(csms)
+        key = await csms.call("CP-1", call.GetConfiguration(key=["ConnectorSwitch3to1PhaseSupported"]))
+        assert key.configuration_key[0] == {"key": "ConnectorSwitch3to1PhaseSupported", "readonly": True,
+                                            "value": "false"}  # the simulated charger cannot  # fmt: skip
         # OCTT TC_058_1: a TxProfile without a transaction.
         assert await set_profile(csms, 1, profile(1, "TxProfile")) == "Rejected"
         assert await set_profile(csms, 1, profile(2, "ChargePointMaxProfile")) == "Rejected"
@@ -253,6 +256,8 @@ async def test_number_phases_switches_a_go_e_and_back(
         assert goe.phases_in_use() == 1
         assert (await csms.call("CP-1", call.ClearChargingProfile())).status == "Accepted"
         await csms.wait_until(lambda: goe.keys["psm"] == 2, what="psm=2: back to 3 phases")
+        key = await csms.call("CP-1", call.GetConfiguration(key=["ConnectorSwitch3to1PhaseSupported"]))
+    assert key.configuration_key[0]["value"] == "true"  # learnt from the go-e's probe (psm exists)
     assert ("psm", "1") in goe.received
 
 

@@ -444,6 +444,7 @@ IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
         "stop_txn_max_meter_values",
         "min_status_duration",
         "smart_charging",
+        "phase_switching",  # the key says whether a charger can (false when none can)
     }
 )
 # Every feature name a key can carry.
@@ -639,6 +640,13 @@ class Configuration:
                 raise ValueError(f"initial: {spec.name} is computed by the bridge; use fixed")
             if spec.name not in self._fixed:  # the device's facts beat the file
                 self._values[spec.name] = self._checked(spec, value)
+
+    def refix(self, name: str, value: str) -> None:
+        """A fixed value learnt later (a device's probe found it can switch phases)."""
+        spec = self._require(name, "refix")
+        if spec.name not in self._fixed:
+            raise ValueError(f"refix: {spec.name} was not fixed")
+        self._fixed[spec.name] = self._values[spec.name] = _normalised(spec, value)
 
     def _require(self, name: str, where: str) -> KeySpec:
         spec = self.lookup(name)

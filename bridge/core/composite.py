@@ -122,7 +122,8 @@ def _paint(
                     begin = anchor + starts[i]
                     if begin >= e:
                         break
-                    end = e if i == last else min(e, anchor + starts[i + 1])
+                    nxt = e if i == last else anchor + starts[i + 1]
+                    end = e if e < nxt else nxt
                     period = periods[i]
                     limit = period.limit if same_unit else convert(period.limit, p.unit, period.phases)
                     append((s if s > begin else begin, end, limit, period.phases))
@@ -249,19 +250,33 @@ def connector_composite(
 def _merge_connector(
     cp_max: list[Step], own: list[Step], t0: int, t1: int, c: ConnectorLimits, unit: str, share: int
 ) -> list[CompositePeriod]:
-    """`_merge` for the two functions of a connector, written out: the hot path of the composite
-    (GetCompositeSchedule and every boundary), some ten times cheaper than the general walk."""
-    ends_a, pieces_a = _dense(cp_max, t0, t1)
-    ends_b, pieces_b = _dense(own, t0, t1)
+    """`_merge` for the two functions of a connector, written out (gaps handled in place, tuples made
+    without the NamedTuple's Python-level constructor): the hot path of the composite."""
     local = {ph: _local_limit(c, unit, ph) for ph in (None, 1, 2, 3)}
     floor = math.floor
+    make = tuple.__new__
     out: list[CompositePeriod] = []
     append = out.append
     last_limit, last_phases = -1.0, -1
     i = j = 0
+    n_a, n_b = len(cp_max), len(own)
     t = t0
     while t < t1:
-        a, b = pieces_a[i], pieces_b[j]
+        # Each function's piece at t: a step that has begun, or a gap up to the next step.
+        a = cp_max[i] if i < n_a else None
+        if a is None:
+            end_a = t1
+        elif a[0] > t:
+            end_a, a = a[0], None
+        else:
+            end_a = a[1]
+        b = own[j] if j < n_b else None
+        if b is None:
+            end_b = t1
+        elif b[0] > t:
+            end_b, b = b[0], None
+        else:
+            end_b = b[1]
         phases = b[3] if b is not None and b[3] is not None else (a[3] if a is not None else None)
         limit = local[phases]
         if a is not None and a[2] / share < limit:
@@ -270,14 +285,13 @@ def _merge_connector(
             limit = b[2]
         limit = floor(limit * 10 + 1e-6) / 10  # at most one decimal, never above the limit
         if limit != last_limit or phases != last_phases:
-            append(CompositePeriod(t, limit, phases))
+            append(make(CompositePeriod, (t, limit, phases)))
             last_limit, last_phases = limit, phases  # type: ignore[assignment]
-        end_a, end_b = ends_a[i], ends_b[j]
-        if end_a <= end_b:
-            i += 1
-        if end_b <= end_a:
-            j += 1
         t = end_a if end_a < end_b else end_b
+        if a is not None and end_a == t:
+            i += 1
+        if b is not None and end_b == t:
+            j += 1
     return out
 
 

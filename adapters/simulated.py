@@ -146,11 +146,17 @@ class SimulatedCharger(Charger):
             fault=self._fault,
         )
 
+    def _answering(self) -> None:
+        if self._silent:  # a command reaches a silent device no more than a read does
+            raise DeviceUnreachable("no answer (simulated)")
+
     async def set_enabled(self, enabled: bool) -> None:
+        self._answering()
         self._advance()
         self._enabled = enabled
 
     async def set_current(self, amps: float) -> None:
+        self._answering()
         o = self.options
         if not o.min_current_a <= amps <= o.max_current_a:
             raise DeviceRefused(f"current {amps} A outside {o.min_current_a}..{o.max_current_a} A")
@@ -158,11 +164,13 @@ class SimulatedCharger(Charger):
         self._current_a = amps
 
     async def unlock(self) -> None:
+        self._answering()
         if not self.capabilities.can_unlock:
             await super().unlock()
         self.unlock_count += 1
 
     async def reset(self, hard: bool) -> None:
+        self._answering()
         self._advance()
         self._enabled = False
         self.reset_count += 1
@@ -201,7 +209,7 @@ class SimulatedCharger(Charger):
         self._changed()
 
     def silence(self) -> None:
-        """The device stops answering; the energy register keeps counting."""
+        """The device stops answering reads and commands; the energy register keeps counting."""
         self._silent = True
 
     def answer(self) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
@@ -78,6 +79,7 @@ class ConnectorRuntime:
     polled_at: float | None = None  # monotonic time the poll loop last went round (for the health check)
     resume_pending: bool = False  # a transaction resumed after a restart: energy on at the first reading
     first_read: bool = True  # no reading yet in this run
+    unwanted_energy_reads: int = 0  # readings in a row with energy flowing that the bridge did not allow
 
 
 class ChargePoint:
@@ -142,6 +144,7 @@ class ChargePoint:
         self.smart = SmartCharging(self)  # charging profiles and the limits carried to the devices
         self.metrics = Metrics()  # counters and histograms of this charge point (GET /metrics)
         self.started_at: datetime | None = None  # when run() began (the status API's "started")
+        self._resumed: list[int] = []  # transactions resumed by restore(), marked in the store until run()
         self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
 
     @staticmethod
@@ -213,15 +216,26 @@ class ChargePoint:
 
     async def _resume(self, rt: ConnectorRuntime, row: TransactionRow) -> None:
         """The bridge was stopped gracefully (a service restart) during this transaction: it goes on,
-        with its id, its meterStart and its queued messages. Energy is allowed again at the first
-        reading that still shows the vehicle; an unplug seen then ends it as usual."""
+        with its id, its meterStart, its queued messages and what it knew (the tag's group, an
+        invalid tag's energy budget, deauthorized). Energy is allowed again at the first reading that
+        still shows the vehicle; an unplug seen then ends it as usual. The store's mark is cleared
+        only once the charge point runs: a stop before that keeps the transaction resumable."""
         started = datetime.fromisoformat(row.started_at.replace("Z", "+00:00"))
-        tx = core.Transaction(row.id, row.id_tag, row.meter_start, started, transaction_id=row.cs_id)
+        state: dict[str, Any] = {}
+        with contextlib.suppress(ValueError, TypeError):
+            state = dict(json.loads(row.suspended_state or "{}"))
+        limit = state.get("invalid_energy_limit_wh")
+        tx = core.Transaction(
+            row.id, row.id_tag, row.meter_start, started, transaction_id=row.cs_id,
+            parent_id_tag=state.get("parent_id_tag"),
+            invalid_energy_limit_wh=float(limit) if isinstance(limit, int | float) else None,
+            deauthorized=state.get("deauthorized") is True,
+        )  # fmt: skip
         rt.core.resume(tx)
         if row.last_meter_wh is not None:
             rt.core.energy_wh = max(rt.core.energy_wh or 0.0, row.last_meter_wh)
         rt.resume_pending = True
-        await self.store.run(self.store.resumed, row.id)
+        self._resumed.append(row.id)
         log.warning(
             "%s/%d: transaction %d resumes (the bridge was stopped at %s while it ran)",
             self.cfg.id, row.connector, row.id, row.suspended_at,
@@ -230,14 +244,27 @@ class ChargePoint:
         self._spawn(self._sample(row.connector, tx, rt.transaction_over), f"{row.connector}: meter values")
 
     async def suspend(self) -> None:
-        """A graceful stop: running transactions are marked to resume at the next start."""
-        if any(rt.core.transaction is not None for rt in self.connectors.values()):
-            count = await self.store.run(self.store.suspend_transactions, self.cfg.id, iso(self.clock.now()))
-            log.info("%s: %d transaction(s) will resume at the next start", self.cfg.id, count)
+        """A graceful stop: the transactions running now are marked to resume at the next start, with
+        what they know beyond their row."""
+        running = {
+            tx.local_id: json.dumps({
+                "parent_id_tag": tx.parent_id_tag,
+                "invalid_energy_limit_wh": tx.invalid_energy_limit_wh,
+                "deauthorized": tx.deauthorized,
+            })
+            for rt in self.connectors.values()
+            if (tx := rt.core.transaction) is not None
+        }  # fmt: skip
+        if running:
+            await self.store.run(self.store.suspend_transactions, iso(self.clock.now()), running)
+            log.info("%s: %d transaction(s) will resume at the next start", self.cfg.id, len(running))
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> None:
         self.started_at = self.clock.now()
+        if self._resumed:  # running again: from now on a crash ends them with PowerLoss
+            await self.store.run(self.store.resumed, self._resumed)
+            self._resumed = []
         for cid, rt in self.connectors.items():
             rt.charger.set_listener(functools.partial(self._on_device_event, cid))
         tasks = [asyncio.create_task(self.session.run(), name=f"{self.cfg.id} session")]
@@ -378,16 +405,21 @@ class ChargePoint:
             c.get_bool("StopTransactionOnInvalidId"),
         )
         effects += rt.core.on_tick(now, c.get_int("ConnectionTimeOut"))
-        if rt.resume_pending:
-            rt.resume_pending = False
-            if rt.core.transaction is not None:  # still plugged: energy as the transaction had it
-                effects.append(core.SetEnergy(rt.core.energy_allowed))
-        elif rt.first_read and rt.core.transaction is None and reading.energy_allowed:
-            # Left on by the last run (a crash, a power cut of the Pi alone): a relay would go on
-            # feeding the vehicle with no transaction to account for it.
-            log.warning("%s/%d: %s allows energy without a transaction: switched off", self.cfg.id, cid,
-                        rt.charger.description)  # fmt: skip
-            effects.append(core.SetEnergy(False))
+        resumed, rt.resume_pending = rt.resume_pending, False
+        if resumed and rt.core.transaction is not None:  # still plugged: energy as the transaction had it
+            effects.append(core.SetEnergy(rt.core.energy_allowed))
+        elif reading.energy_allowed and not rt.core.energy_allowed:
+            # The device lets energy flow where the bridge has not allowed it: left on by the last run
+            # (a crash, a power cut of the Pi alone), a stop it did not hear, a hand on the relay.
+            # Switched off at the first reading, then when it lasts, and every 30 readings after.
+            rt.unwanted_energy_reads += 1
+            n = rt.unwanted_energy_reads
+            if rt.first_read or n == 2 or n % 30 == 0:
+                log.warning("%s/%d: %s allows energy the bridge has not allowed: switching it off",
+                            self.cfg.id, cid, rt.charger.description)  # fmt: skip
+                effects.append(core.SetEnergy(False))
+        else:
+            rt.unwanted_energy_reads = 0
         rt.first_read = False
         await self._apply(cid, effects)
         return reading

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -148,6 +147,8 @@ class RpcMetrics:
 
 
 def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     if value == int(value) and abs(value) < 1e15:
@@ -166,7 +167,7 @@ def _line(name: str, labels: Labels, value: float) -> str:
     return f"{name} {_number(value)}"
 
 
-def _gauges(daemon: Daemon, now_s: float) -> Iterable[tuple[str, Labels, float]]:
+def _gauges(daemon: Daemon) -> Iterable[tuple[str, Labels, float]]:
     from bridge.core.boot import BootState
     from bridge.core.connector import Status
 
@@ -179,6 +180,7 @@ def _gauges(daemon: Daemon, now_s: float) -> Iterable[tuple[str, Labels, float]]
             yield "ocpp_bridge_boot_state", (*base, ("state", str(state))), float(session.boot.state is state)
         yield "ocpp_bridge_outbox_messages", base, float(session.pending_transactional())
         oldest = session.oldest_transactional_at()
+        now_s = cp.clock.now().timestamp()  # the clock the messages were stamped with (CS-corrected)
         yield "ocpp_bridge_outbox_oldest_age_seconds", base, max(0.0, now_s - oldest) if oldest else 0.0
         for cid, rt in cp.connectors.items():
             labels = (*base, ("connector", str(cid)))
@@ -202,7 +204,7 @@ def render(daemon: Daemon) -> str:
     """The whole exposition: every family with HELP and TYPE, then its samples."""
     by_family: dict[str, list[str]] = {name: [] for name in FAMILIES}
     counted = [sample for cp in daemon.charge_points.values() for sample in cp.metrics.samples()]
-    samples = [*counted, *_gauges(daemon, time.time())]
+    samples = [*counted, *_gauges(daemon)]
     for name, labels, value in samples:
         family = name
         for suffix in ("_bucket", "_sum", "_count"):

@@ -69,6 +69,7 @@ class SmartCharging:
         self._wake = asyncio.Event()
         self._device_locks: dict[int, asyncio.Lock] = {}
         self._retry_at: float | None = None
+        self._refused: set[int] = set()  # connectors whose charger did not take its limit: paused
 
     # -- state ----------------------------------------------------------------------
     def _now(self) -> int:
@@ -93,15 +94,17 @@ class SmartCharging:
         rt = self.cp.connectors[cid]
         caps = rt.charger.capabilities
         voltage = rt.settings.nominal_voltage_v if rt.settings else 230.0
-        return ConnectorLimits(cid, caps.max_current_a, caps.phases, voltage, self._transaction(cid))
+        return ConnectorLimits(
+            cid, caps.max_current_a, caps.phases, voltage, self._transaction(cid), caps.can_switch_phases
+        )
 
     def _share(self) -> int:
         """Connectors sharing the ChargePointMaxProfile: those with a transaction (at least one)."""
         return max(1, sum(1 for rt in self.cp.connectors.values() if rt.core.transaction is not None))
 
     async def restore(self) -> None:
-        """The profiles installed before the restart; TxProfiles are not kept: their transactions
-        ended with it."""
+        """The profiles installed before the restart (after the transactions are restored): a
+        TxProfile stays with its transaction when that resumed, and goes when it ended."""
         rows = await self.cp.store.run(self.cp.store.charging_profiles, self.cp.cfg.id)
         dropped = 0
         for connector, body, received_at in rows:
@@ -111,9 +114,17 @@ class SmartCharging:
                 log.warning("%s: a stored charging profile is unreadable, dropped: %s", self.cp.cfg.id, exc)
                 dropped += 1
                 continue
-            if profile.purpose is Purpose.TX or (connector != 0 and connector not in self.cp.connectors):
+            if connector != 0 and connector not in self.cp.connectors:
                 dropped += 1
                 continue
+            if profile.purpose is Purpose.TX:
+                # Kept only for a transaction resumed after a graceful stop (the one it was for).
+                tx = self._transaction(connector)
+                if tx is None or (
+                    profile.transaction_id is not None and profile.transaction_id != tx.transaction_id
+                ):
+                    dropped += 1
+                    continue
             self.profiles.install(profile)
             self._received[profile.id] = received_at
         if dropped:
@@ -146,9 +157,12 @@ class SmartCharging:
         self._changed()
 
     def _check_connector(self, connector_id: int) -> None:
-        if connector_id != 0 and connector_id not in self.cp.connectors:
+        if not self._known_connector(connector_id):
             n = len(self.cp.connectors)
             raise _constraint(f"connectorId {connector_id}: this charge point has connectors 0 to {n}")
+
+    def _known_connector(self, connector_id: int) -> bool:
+        return connector_id == 0 or connector_id in self.cp.connectors
 
     # -- the central system's messages ----------------------------------------------------
     def set_profile(self, connector_id: int, wire: Mapping[str, Any]) -> str:
@@ -190,7 +204,12 @@ class SmartCharging:
         """GetCompositeSchedule from now for `duration_s` (at most 31 days: the answer's duration says
         how far it goes), in the unit asked for (A by default, W when only Power is allowed); the
         schedule carries no startSchedule (ERRATA 3.57)."""
-        self._check_connector(connector_id)
+        if not self._known_connector(connector_id):
+            # "if the connectorId is unknown, it SHALL respond with a status Rejected" (§5.7)
+            log.warning(
+                "%s: GetCompositeSchedule for unknown connector %d: Rejected", self.cp.cfg.id, connector_id
+            )
+            return {"status": "Rejected"}
         if unit is None:
             unit = "A" if "A" in self.limits().units else "W"
         t0 = self._now()
@@ -321,12 +340,22 @@ class SmartCharging:
             except NotSupportedByDevice:
                 pass
             except DeviceError as exc:
+                # Fail safe: a limit below the charger's own maximum that it did not take pauses the
+                # charging until it does (tried again every APPLY_RETRY_S); energy at an unknown
+                # current could exceed it.
+                limited = wanted.paused or periods[0].limit < caps.max_current_a
                 log.warning(
-                    "%s/%d: %s did not take the limit %.1f A: %s",
-                    self.cp.cfg.id, cid, rt.charger.description, wanted.current_a, exc,
+                    "%s/%d: %s did not take the limit %.1f A%s: %s",
+                    self.cp.cfg.id, cid, rt.charger.description, wanted.current_a,
+                    "; charging paused until it does" if limited else "", exc,
                 )  # fmt: skip
                 self._retry_at = self.cp.clock.monotonic() + APPLY_RETRY_S
+                self.applied.pop(cid, None)
+                if limited:
+                    self._refused.add(cid)
+                    self.cp.limit_applied(cid, True)
                 return periods
+            self._refused.discard(cid)
             self.applied[cid] = wanted
         if before is None or before.paused != wanted.paused or before.current_a != wanted.current_a:
             log.info(
@@ -342,6 +371,8 @@ class SmartCharging:
 
     def current_limit_a(self, cid: int) -> float | None:
         """The current the device was set to (0 while paused by the limit), None before the first."""
+        if cid in self._refused:
+            return 0.0
         applied = self.applied.get(cid)
         if applied is None:
             return None

@@ -33,6 +33,10 @@ def _since(stamp: str | None, now: datetime) -> str:
     return f"since {at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({ago})"
 
 
+def _number(transaction_id: int | None) -> str:
+    return "(not yet numbered)" if transaction_id is None else str(transaction_id)
+
+
 def _interval(seconds: int, what: str) -> str:
     return f"{what} every {seconds} s" if seconds > 0 else f"{what} off"
 
@@ -69,9 +73,7 @@ def format_status(body: dict[str, Any], now: datetime) -> str:
             if c.get("error_code") not in (None, "NoError"):
                 parts.append(f"({c['error_code']})")
             if c.get("transaction_id") is not None or c.get("id_tag"):
-                parts.append(
-                    f"transaction {c.get('transaction_id') or '(not yet numbered)'} by {c.get('id_tag')}"
-                )
+                parts.append(f"transaction {_number(c.get('transaction_id'))} by {c.get('id_tag')}")
             if c.get("power_w") is not None:
                 parts.append(f"{c['power_w'] / 1000:.1f} kW")
             if c.get("energy_wh") is not None:

@@ -124,6 +124,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE transactions ADD COLUMN suspended_at TEXT
     """,
+    # 6 -> 7: what the transaction knew besides its row, kept with the graceful-stop mark: its tag's
+    # group, a MaxEnergyOnInvalidId budget, whether it was deauthorized (JSON)
+    """
+    ALTER TABLE transactions ADD COLUMN suspended_state TEXT
+    """,
 ]
 
 _ADD_STOP_VALUE = "INSERT INTO stop_txn_values (tx, meter_value) VALUES (?, ?)"
@@ -144,6 +149,7 @@ class TransactionRow:
     meter_stop: int | None
     stop_reason: str | None
     suspended_at: str | None = None  # the bridge stopped gracefully during it: it resumes
+    suspended_state: str | None = None  # JSON: what the running transaction knew (see ChargePoint.suspend)
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,12 @@ class OutboxRow:
 
 class StoreError(Exception):
     pass
+
+
+def _retrieved(job: asyncio.Future[Any]) -> None:
+    """Marks a shielded job's failure as seen: its caller (if not cancelled meanwhile) gets it too."""
+    if not job.cancelled() and job.exception() is not None:
+        log.debug("a store job failed: %r", job.exception())
 
 
 def _moved_aside(path: Path, why: str) -> Path:
@@ -238,8 +250,11 @@ class Store:
             log.info("database %s migrated to schema version %d", path, n + 1)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on the store thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Run `fn(*args)` on the store thread. A job once asked for is done even when the caller is
+        cancelled meanwhile (a stop must not lose the write of an answer already received)."""
+        job = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        job.add_done_callback(_retrieved)
+        return await asyncio.shield(job)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue `fn(*args)` on the store thread without waiting: it still runs after every write
@@ -406,27 +421,27 @@ class Store:
         """Every transaction of `cp` still kept: open ones, and ended ones whose messages are queued."""
         rows = self._db.execute(
             "SELECT id, charge_point, connector, id_tag, meter_start, started_at, cs_id, last_meter_wh,"
-            " last_meter_at, stopped_at, meter_stop, stop_reason, suspended_at FROM transactions"
-            " WHERE charge_point = ?"
+            " last_meter_at, stopped_at, meter_stop, stop_reason, suspended_at, suspended_state"
+            " FROM transactions WHERE charge_point = ?"
             " ORDER BY id",
             (cp,),
         ).fetchall()
         return [TransactionRow(*r) for r in rows]
 
-    def suspend_transactions(self, cp: str, at: str) -> int:
-        """A graceful stop: the open transactions of `cp` are to resume at the next start."""
+    def suspend_transactions(self, at: str, running: dict[int, str]) -> None:
+        """A graceful stop: these transactions (local id -> their state, JSON) still run and are to
+        resume at the next start. Only they: a transaction whose stop was decided is not marked."""
         self._write(True, [(
-            "UPDATE transactions SET suspended_at = ? WHERE charge_point = ? AND stopped_at IS NULL",
-            (at, cp),
-        )])  # fmt: skip
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM transactions WHERE charge_point = ? AND stopped_at IS NULL", (cp,)
-        ).fetchone()
-        return int(row[0])
+            "UPDATE transactions SET suspended_at = ?, suspended_state = ?"
+            " WHERE id = ? AND stopped_at IS NULL",
+            (at, state, tx),
+        ) for tx, state in running.items()])  # fmt: skip
 
-    def resumed(self, tx: int) -> None:
-        """The transaction runs again: a crash from now on ends it with PowerLoss."""
-        self._write(True, [("UPDATE transactions SET suspended_at = NULL WHERE id = ?", (tx,))])
+    def resumed(self, txs: list[int]) -> None:
+        """These transactions run again: a crash from now on ends them with PowerLoss."""
+        self._write(True, [(
+            "UPDATE transactions SET suspended_at = NULL, suspended_state = NULL WHERE id = ?", (tx,)
+        ) for tx in txs])  # fmt: skip
 
     def next_transaction_id(self) -> int:
         """The first local transaction id never used in this database (ids are not reused)."""

@@ -201,6 +201,7 @@ def connector_limits(draw: st.DrawFn, t0: int, with_tx: bool | None = None) -> C
         phases=draw(st.sampled_from([1, 3, 3, 2])),
         nominal_voltage_v=draw(st.sampled_from([230.0, 230.0, 120.0, 240.0])),
         transaction=tx,
+        can_switch_phases=draw(st.booleans()),
     )
 
 
@@ -313,10 +314,15 @@ def period_at(wire: Mapping[str, Any], t: int, relative_anchor: int | None, rece
     return found
 
 
+def phases_drawn(c: ConnectorLimits, asked: int | None) -> int:
+    """A charger that can switch draws on min(numberPhases or 3, wired); one that cannot, on all wired."""
+    return min(asked or 3, c.phases) if c.can_switch_phases else c.phases
+
+
 def to_unit(limit: Fraction, source: str, phases: int | None, c: ConnectorLimits, unit: str) -> Fraction:
     if source == unit:
         return limit
-    volts_phases = Fraction(repr(c.nominal_voltage_v)) * min(phases or 3, c.phases)
+    volts_phases = Fraction(repr(c.nominal_voltage_v)) * phases_drawn(c, phases)
     return limit / volts_phases if unit == "A" else limit * volts_phases
 
 
@@ -375,7 +381,9 @@ def reference_at(
     phases = tx.phases if tx is not None and tx.phases is not None else (cp_max.phases if cp_max else None)
     device = Fraction(repr(c.max_current_a))
     if unit == "W":
-        device *= Fraction(repr(c.nominal_voltage_v)) * min(phases or c.phases, c.phases)
+        device *= Fraction(repr(c.nominal_voltage_v)) * (
+            c.phases if phases is None else phases_drawn(c, phases)
+        )
     bounds = [device]
     if cp_max is not None:
         bounds.append(cp_max.limit / share)

@@ -348,3 +348,29 @@ async def test_a_vehicle_gone_during_a_graceful_restart_ends_the_transaction_as_
             stop = await cs.wait_for_call("CP-1", "StopTransaction", timeout=5)
         cs.assert_clean()
     assert stop["reason"] == "EVDisconnected" and stop["transactionId"] == 1
+
+
+async def test_a_deauthorized_transaction_stays_without_energy_across_a_graceful_restart(
+    tmp_path: Path,
+) -> None:
+    """StopTransactionOnInvalidId false: an invalid tag's transaction goes on without energy
+    (SuspendedEVSE); a service restart must not give it energy back."""
+    ocpp = {**SAMPLING, "StopTransactionOnInvalidId": False, "MaxEnergyOnInvalidId": 0}
+    async with StrictCentralSystem(invalid_tags=["BAD"]) as cs:
+        config = make_config(cs.url, tmp_path, ocpp=ocpp)
+        async with running(config) as daemon:
+            await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+            sim_of(daemon).plug()
+            # A remote start is not authorized first (AuthorizeRemoteTxRequests false): the central
+            # system says Invalid only in StartTransaction.conf.
+            await cs.call("CP-1", call.RemoteStartTransaction(id_tag="BAD", connector_id=1))
+            await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "SuspendedEVSE")
+        again = make_config(cs.url, tmp_path, ocpp=ocpp, charger={"plugged": True})
+        async with running(again) as daemon:
+            await cs.wait_for_call("CP-1", "BootNotification", count=2)
+            await cs.wait_for_call("CP-1", "MeterValues", lambda p: p["transactionId"] == 1, timeout=5)
+            rt = daemon.charge_points["CP-1"].connectors[1]
+            assert rt.core.transaction is not None and rt.core.transaction.deauthorized
+            assert rt.core.status().status.value == "SuspendedEVSE"
+            assert sim_of(daemon)._enabled is False
+        cs.assert_clean()

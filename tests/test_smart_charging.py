@@ -189,6 +189,8 @@ async def test_what_cannot_be_installed_and_what_is_not_a_profile(
         answers = {uid: await csms.answer_of("CP-1", uid) for uid in ("c1", "c2", "c3", "g1", "g2")}
         unknown = await csms.call("CP-1", call.ClearChargingProfile(id=99))
         empty = await csms.call("CP-1", call.GetCompositeSchedule(connector_id=1, duration=60))
+    # An unknown connector in GetCompositeSchedule is Rejected (§5.7); everything else a CALLERROR.
+    assert answers.pop("g1") == [3, "g1", {"status": "Rejected"}]
     for uid, answer in answers.items():
         assert answer[0] == 4 and answer[2] == "PropertyConstraintViolation", (uid, answer)
     assert "connectorId 5" in answers["c1"][3]
@@ -275,3 +277,46 @@ async def test_a_composite_far_into_the_future_is_bounded(csms: StrictCentralSys
     assert schedule["duration"] == 31 * 86400
     assert len(schedule["charging_schedule_period"]) > 31 * 90  # every 15-minute period, every day
     assert took < 2.0
+
+
+async def test_a_tx_profile_stays_with_its_transaction_across_a_graceful_restart(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    config = make_config(csms.url, tmp_path)
+    async with running(config) as daemon:
+        await ready(csms)
+        charger = sim(daemon)
+        charger.plug()
+        charger.tap("TAG")
+        await status(csms, "Charging")
+        await csms.wait_until(
+            lambda: daemon.charge_points["CP-1"].connectors[1].core.transaction.transaction_id
+        )
+        assert await set_profile(csms, 1, profile(3, "TxProfile", ((0, 8),), stack=1)) == "Accepted"
+        await csms.wait_until(lambda: charger._current_a == 8, what="8 A from the TxProfile")
+    again = make_config(csms.url, tmp_path, charger={"plugged": True})
+    async with running(again) as daemon:
+        await csms.wait_for_call("CP-1", "BootNotification", count=2)
+        await csms.wait_until(lambda: sim(daemon)._current_a == 8, what="still 8 A after the restart")
+        composite = await csms.call("CP-1", call.GetCompositeSchedule(connector_id=1, duration=60))
+    assert composite.charging_schedule["charging_schedule_period"] == [{"start_period": 0, "limit": 8}]
+
+
+async def test_a_limit_the_charger_refuses_pauses_charging_until_it_takes_one(
+    csms: StrictCentralSystem, goe: GoeEmulator, tmp_path: Any
+) -> None:
+    """Fail safe: the go-e's own maximum (ama) was lowered to 8 A on the box, so amp=10 is refused;
+    energy at an unknown current could exceed the 10 A limit, so the transaction waits."""
+    goe.keys["ama"] = 8
+    config = make_config(csms.url, tmp_path, charger={"type": "goe", "url": goe.url, "timeout_s": 2})
+    async with running(config) as daemon:
+        await ready(csms)
+        assert await set_profile(csms, 0, profile(1, periods=((0, 10),))) == "Accepted"
+        goe.plug()
+        await status(csms, "Preparing")
+        goe.tap(1)
+        await status(csms, "SuspendedEVSE")
+        assert goe.keys["frc"] == 1 and daemon.charge_points["CP-1"].smart.current_limit_a(1) == 0.0
+        assert await set_profile(csms, 0, profile(1, periods=((0, 7),))) == "Accepted"  # within ama
+        await status(csms, "Charging")
+    assert goe.keys["amp"] == 7 and goe.keys["frc"] == 2

@@ -261,10 +261,17 @@ def test_weekly_recurrence_and_periods_beyond_the_recurrence_are_not_carried_out
 
 def test_watts_become_amperes_with_the_nominal_voltage_and_phases() -> None:
     ps = installed((1, wire(1, unit="W", periods=[(0, 11040), (60, 4600, 1)])))
-    # 11040 W / (230 V x 3) = 16 A; 4600 W on 1 phase = 20 A.
-    assert [(p.start - T0, p.limit, p.phases) for p in connector_composite(ps, ONE, T0, T0 + 120)] == [
+    # A charger that can switch phases: 11040 W / (230 V x 3) = 16 A; 4600 W on 1 phase = 20 A.
+    switching = ConnectorLimits(1, 32, 3, 230, can_switch_phases=True)
+    assert [(p.start - T0, p.limit, p.phases) for p in connector_composite(ps, switching, T0, T0 + 120)] == [
         (0, 16.0, None),
         (60, 20.0, 1),
+    ]
+    # One that cannot draws on its 3 phases whatever the period asks: 4600 W / (230 V x 3) = 6.6 A,
+    # never 20 A on each of 3 phases (13.8 kW for a 4.6 kW limit).
+    assert [(p.start - T0, p.limit) for p in connector_composite(ps, ONE, T0, T0 + 120)] == [
+        (0, 16.0),
+        (60, 6.6),
     ]
     # In W, the device's own maximum is 32 A x 230 V x 3 phases.
     assert steps(connector_composite(installed(), ONE, T0, T0 + 60, "W")) == [(0, 22080.0)]

@@ -15,10 +15,12 @@ the periods that can be seen, not with window length times profiles, and
 nothing is sampled: boundaries fall exactly where a profile changes.
 
 Units: A is per phase, W is the total. A W limit becomes A through the
-nominal voltage and the phases in use: numberPhases of the period (3 when not
-given, ERRATA 3.34), but never more than the connector has wired (a 1-phase
-charger under an 11 kW limit may use 11 kW on its one phase, capped by its
-own maximum).
+nominal voltage and the phases the charger will draw on: for a charger that
+can switch phases, numberPhases of the period (3 when not given, ERRATA 3.34)
+but never more than it has wired; for one that cannot, all its wired phases
+whatever the period asks (a fixed 3-phase charger under "4000 W on 1 phase"
+gets 4000 W / 3 phases, never 4000 W per phase; a 1-phase charger under an
+11 kW limit may use 11 kW on its one phase, capped by its own maximum).
 
 Times are whole epoch seconds; a window is [t0, t1).
 """
@@ -46,6 +48,7 @@ class ConnectorLimits:
     phases: int  # phases wired to the vehicle
     nominal_voltage_v: float
     transaction: RunningTransaction | None = None
+    can_switch_phases: bool = False  # else it always charges on all its wired phases
 
 
 class CompositePeriod(NamedTuple):  # a tuple: made by the thousand, cheaper than a dataclass
@@ -184,11 +187,19 @@ def _merge(
     return out
 
 
+def _phases_used(c: ConnectorLimits, asked: int | None) -> int:
+    """The phases the charger draws on under a period asking for `asked` (numberPhases): a charger
+    that cannot switch uses all it has wired, whatever the profile asks."""
+    if not c.can_switch_phases:
+        return c.phases
+    return min(asked or 3, c.phases)
+
+
 def _converter(c: ConnectorLimits, unit: str) -> Convert:
     def convert(limit: float, source: str, phases: int | None) -> float:
         if source == unit:
             return limit
-        used = min(phases or 3, c.phases)
+        used = _phases_used(c, phases)
         if unit == "A":
             return limit / (c.nominal_voltage_v * used)
         return limit * c.nominal_voltage_v * used
@@ -217,7 +228,7 @@ def _transaction_steps(
 def _local_limit(c: ConnectorLimits, unit: str, phases: int | None) -> float:
     if unit == "A":
         return c.max_current_a
-    return c.max_current_a * c.nominal_voltage_v * min(phases or c.phases, c.phases)
+    return c.max_current_a * c.nominal_voltage_v * (c.phases if phases is None else _phases_used(c, phases))
 
 
 def connector_composite(

@@ -192,9 +192,9 @@ class CentralSystemHandlers:
         answer = self.cp.smart.composite_schedule(connector_id, duration, charging_rate_unit)
         return call_result.GetCompositeSchedule(
             status=answer["status"],
-            connector_id=answer["connectorId"],
-            schedule_start=answer["scheduleStart"],
-            charging_schedule=answer["chargingSchedule"],
+            connector_id=answer.get("connectorId"),
+            schedule_start=answer.get("scheduleStart"),
+            charging_schedule=answer.get("chargingSchedule"),
         )
 
     # -- other Core actions ---------------------------------------------------------

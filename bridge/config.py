@@ -745,7 +745,12 @@ def _state_dir(ck: _Checker, raw: Any, env: Mapping[str, str]) -> Path | None:
         ck.add("state_dir", f"expected a directory path, got {_got(raw)}")
         return None
     path = Path(raw).expanduser()
-    return path if path.is_absolute() else Path.cwd() / path
+    if path.is_absolute():
+        return path
+    # Relative: under the service's StateDirectory when systemd gives one (its working directory is
+    # "/", read-only there), else under the current directory.
+    base = env.get("STATE_DIRECTORY", "").split(":")[0]
+    return (Path(base) if base else Path.cwd()) / path
 
 
 _TOP_KEYS = ["state_dir", "api", "charge_points", "mqtt"]

@@ -183,9 +183,11 @@ class Daemon:
             if supervisor is not None:
                 supervisor.cancel()
             self._store_probe.cancel()
-            for cp in self.charge_points.values():
-                with contextlib.suppress(Exception):
-                    await cp.session.close()
+            # All at once, each bounded (Session.close): a dead central system costs 2 s, not 2 s
+            # per charge point, and no session reconnects meanwhile.
+            await asyncio.gather(
+                *(cp.session.close() for cp in self.charge_points.values()), return_exceptions=True
+            )
             for task in tasks:
                 task.remove_done_callback(self._charge_point_ended)
                 task.cancel()

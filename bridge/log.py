@@ -44,8 +44,10 @@ class _JournalFormatter(logging.Formatter):
     _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
 
     def format(self, record: logging.LogRecord) -> str:
+        # journald files each line on its own: a traceback's lines carry the priority too, or
+        # `journalctl -p warning` would show the error and hide its traceback.
         priority = self._PRIORITY.get(record.levelno, 6)
-        return f"<{priority}>{super().format(record)}"
+        return "\n".join(f"<{priority}>{line}" for line in super().format(record).splitlines())
 
 
 def stderr_is_journal() -> bool:

@@ -166,10 +166,12 @@ _BINARY = {"payload_on": "true", "payload_off": "false", "entity_category": "dia
 def discovery_payloads(config: MqttStateConfig, cp: ChargePoint) -> dict[str, dict[str, Any]]:
     """Discovery topic → config for every entity of one charge point (Home Assistant MQTT discovery)."""
     cfg = cp.cfg
-    oid = object_id(cfg.id)
+    # The bridge's topic prefix is part of every id: two bridges (different prefixes) with the same
+    # charge point id stay two devices. The default prefix gives ocpp-bridge_<cp>_... as before.
+    root = f"{object_id(config.topic_prefix)}_{object_id(cfg.id)}"
     base = f"{config.topic_prefix}/{topic_level(cfg.id)}"
     device = {
-        "identifiers": [f"ocpp-bridge_{oid}"],
+        "identifiers": [root],
         "name": cfg.id,
         "manufacturer": MANUFACTURER,
         "model": cfg.model,
@@ -185,10 +187,10 @@ def discovery_payloads(config: MqttStateConfig, cp: ChargePoint) -> dict[str, di
     # (component, unique id, name, state topic, fields)
     entities: list[tuple[str, str, str, str, dict[str, Any]]] = []
     for key, component, name, fields in _CHARGE_POINT_ENTITIES:
-        entities.append((component, f"ocpp-bridge_{oid}_{key}", name, f"{base}/{key}", {**_BINARY, **fields}))
+        entities.append((component, f"{root}_{key}", name, f"{base}/{key}", {**_BINARY, **fields}))
     for n in sorted(cp.connectors):
         for key, component, name, fields in _CONNECTOR_ENTITIES:
-            unique = f"ocpp-bridge_{oid}_{n}_{key}"
+            unique = f"{root}_{n}_{key}"
             entities.append((component, unique, f"Connector {n} {name}", f"{base}/{n}/{key}", fields))
     return {
         f"{config.discovery_prefix}/{component}/{unique}/config": {

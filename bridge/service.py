@@ -38,6 +38,7 @@ EXAMPLE_CONFIG = SOURCE_ROOT / "config" / "service.yaml"
 CONFIG_NAME = "config.yaml"
 # ProtectHome=yes hides these from the service: an executable there cannot be started.
 HIDDEN_FROM_SERVICE = ("/home/", "/root/", "/run/user/")
+SERVICE_STATE_DIR = Path("/var/lib/ocpp-bridge")  # the unit's StateDirectory
 
 
 class InstallError(Exception):
@@ -111,12 +112,16 @@ def _systemctl(*args: str) -> Callable[[], None]:
 def _config_summary(path: Path) -> tuple[list[str], bool]:
     """What a configuration file holds, in a line or two, and whether it is valid (with its problems
     when it is not). A file this user cannot read counts as valid: the service reads it as root."""
-    from bridge.config import ConfigError, load_config
+    from bridge.config import ConfigError, parse_config
 
     try:
-        config = load_config(path)
+        # Read as the service will: with systemd's $STATE_DIRECTORY (relative state_dirs go under it).
+        text = path.read_text(encoding="utf-8")
+        config = parse_config(text, str(path), env={"STATE_DIRECTORY": str(SERVICE_STATE_DIR)})
     except ConfigError as exc:
         return ["not valid:", *str(exc).splitlines()], False
+    except UnicodeDecodeError as exc:
+        return [f"not UTF-8 text: {exc}"], False
     except OSError as exc:
         return [f"cannot read it: {exc.strerror}"], True
     cps = ", ".join(
@@ -124,7 +129,12 @@ def _config_summary(path: Path) -> tuple[list[str], bool]:
         for cp in config.charge_points
     )
     api = "off" if config.api.listen is None else "{}:{}".format(*config.api.listen)
-    return [f"charge points: {cps}", f"state_dir {config.state_dir}, local API {api}"], True
+    lines = [f"charge points: {cps}", f"state_dir {config.state_dir}, local API {api}"]
+    if not config.state_dir.resolve().is_relative_to(SERVICE_STATE_DIR):
+        # ProtectSystem=strict: the service may write only its StateDirectory.
+        return [*lines, f"state_dir must be {SERVICE_STATE_DIR} (or a relative path, which goes under it) "
+                        "for the service: the only directory it may write"], False  # fmt: skip
+    return lines, True
 
 
 def plan(exe: Path, config_dir: Path, unit_dir: Path, systemctl: bool) -> list[Step]:
@@ -189,14 +199,21 @@ def install_service(
             )
         if not exe.is_file():
             raise InstallError(f"{exe} does not exist: install the package into this environment first")
-        if str(exe).startswith(HIDDEN_FROM_SERVICE):
-            message = (
-                f"{exe} is under a home directory, which the service cannot see (ProtectHome=yes): "
-                "install under /opt (see README, 'Install on a Raspberry Pi')"
-            )
-            if systemctl and not dry_run:
-                raise InstallError(message)
-            out(f"warning: {message}")
+        # The executable, the interpreter it runs (a venv's python may link into a pyenv) and the
+        # sources (pip install -e) must all be visible to the service.
+        for what, path in (
+            ("the executable", exe),
+            ("its Python interpreter", Path(sys.executable).resolve()),
+            ("the sources", SOURCE_ROOT),
+        ):
+            if (str(path) + "/").startswith(HIDDEN_FROM_SERVICE):
+                message = (
+                    f"{what} ({path}) is under a home directory, which the service cannot see "
+                    "(ProtectHome=yes): install under /opt (see README, 'Install on a Raspberry Pi')"
+                )
+                if systemctl and not dry_run:
+                    raise InstallError(message)
+                out(f"warning: {message}")
         steps = plan(exe, config_dir, unit_dir, systemctl)
     except InstallError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -172,7 +172,11 @@ def test_state_dir_defaults_and_relative_paths(monkeypatch: pytest.MonkeyPatch, 
     assert parse(charge_point(), env={}).state_dir == tmp_path / "state"
     env = {"STATE_DIRECTORY": "/var/lib/ocpp-bridge:/var/lib/other"}
     assert parse(charge_point(), env=env).state_dir == Path("/var/lib/ocpp-bridge")
-    assert parse("state_dir: data/x\n" + charge_point(), env=env).state_dir == tmp_path / "data" / "x"
+    # Relative: under systemd's StateDirectory when it gives one (the service's cwd is a read-only /).
+    assert parse("state_dir: data/x\n" + charge_point(), env=env).state_dir == Path(
+        "/var/lib/ocpp-bridge/data/x"
+    )
+    assert parse("state_dir: data/x\n" + charge_point(), env={}).state_dir == tmp_path / "data" / "x"
     assert parse("state_dir: ~/s\n" + charge_point()).state_dir == Path("~/s").expanduser()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge import service
 from bridge.cli import main
 from bridge.service import EXAMPLE_CONFIG, UNIT_NAME, UNIT_TEMPLATE, executable, render_unit
 from tests.processes import child_env
@@ -112,6 +113,9 @@ def fake_systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_code: i
     script.write_text(f'#!/bin/sh\necho "$*" >> {calls}\necho "systemctl says no" >&2\nexit {exit_code}\n')
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    # This machine's Python may live under /root (pyenv): the check that the service can see it has
+    # its own test below; here the steps after it are under test.
+    monkeypatch.setattr(service, "HIDDEN_FROM_SERVICE", ("/nowhere-hidden/",))
     return calls
 
 
@@ -158,3 +162,46 @@ def test_the_unit_quotes_what_systemd_would_read_otherwise() -> None:
     # Only those lines change.
     changed = {a for a, b in zip(template.splitlines(), unit.splitlines(), strict=True) if a != b}
     assert {line.split("=", 1)[0] for line in changed} <= {"ExecStart", "Documentation"}
+
+
+@pytest.mark.parametrize(
+    ("where", "what"),
+    [("executable", "its Python interpreter"), ("sources", "the sources")],
+)
+def test_an_installation_under_a_home_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str, what: str
+) -> None:
+    """ProtectHome=yes hides /home and /root from the service: a venv whose python links into a pyenv
+    there, or sources installed editable from there, would fail at every start."""
+    calls = fake_systemctl(tmp_path, monkeypatch)
+    monkeypatch.setattr(service, "HIDDEN_FROM_SERVICE", ("/home/",))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    if where == "executable":
+        monkeypatch.setattr(sys, "executable", "/home/pi/.pyenv/versions/3.11.7/bin/python3.11")
+    else:
+        monkeypatch.setattr(service, "SOURCE_ROOT", Path("/home/pi/ocpp-bridge"))
+    _, _, args = dirs(tmp_path)
+    assert main(["install-service", *args]) == 1
+    assert f"error: {what} (/home/pi/" in capsys.readouterr().err
+    assert not calls.exists() or calls.read_text() == ""
+
+
+def test_a_kept_configuration_must_keep_its_state_where_the_service_may_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ProtectSystem=strict: the service may write only /var/lib/ocpp-bridge. The examples' relative
+    ./state goes under it ($STATE_DIRECTORY); another absolute directory is refused before anything
+    is installed."""
+    calls = fake_systemctl(tmp_path, monkeypatch)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    config_dir, _, args = dirs(tmp_path)
+    config_dir.mkdir(parents=True)
+    example = (service.SOURCE_ROOT / "config" / "simulated.yaml").read_text()
+    assert "state_dir: ./state" in example
+    (config_dir / "config.yaml").write_text(example.replace("state_dir: ./state", "state_dir: /srv/bridge"))
+    assert main(["install-service", *args]) == 2
+    assert "state_dir must be /var/lib/ocpp-bridge" in capsys.readouterr().out
+    assert not calls.exists() or calls.read_text() == ""
+    (config_dir / "config.yaml").write_text(example)
+    assert main(["install-service", *args]) == 0
+    assert "state_dir /var/lib/ocpp-bridge/state" in capsys.readouterr().out

@@ -18,7 +18,14 @@ from bridge.api.server import charge_point_status
 from bridge.config import Config, ConfigError, MqttStateConfig, parse_config
 from bridge.core.connector import Status
 from bridge.daemon import Daemon
-from bridge.mqtt_state import StatePublisher, object_id, start_mqtt_state, state_payloads, topic_level
+from bridge.mqtt_state import (
+    StatePublisher,
+    discovery_payloads,
+    object_id,
+    start_mqtt_state,
+    state_payloads,
+    topic_level,
+)
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 
@@ -397,3 +404,19 @@ async def test_the_daemon_publishes_when_its_file_has_an_mqtt_block(
             await until(lambda: seen.last("ocpp-bridge/bridge/availability") == "online", what="online")
             await until(lambda: seen.last("ocpp-bridge/CP-1/1/status") == "Available", what="status")
         await until(lambda: seen.last("ocpp-bridge/bridge/availability") == "offline", what="offline")
+
+
+def test_two_bridges_with_the_same_charge_point_id_stay_two_devices() -> None:
+    """The prefix is part of the ids: `garage` and `carport`, both with CP-1, never overwrite each other."""
+    from types import SimpleNamespace
+
+    cp: Any = SimpleNamespace(cfg=SimpleNamespace(id="CP-1", model="ocpp-bridge"), connectors={1: None})
+    garage = discovery_payloads(mqtt_block("mqtt: {broker: 'mqtt://h', topic_prefix: garage}\n"), cp)
+    carport = discovery_payloads(mqtt_block("mqtt: {broker: 'mqtt://h', topic_prefix: carport}\n"), cp)
+    assert not set(garage) & set(carport)  # no discovery topic in common
+    ids = {p["unique_id"] for p in garage.values()} | {p["device"]["identifiers"][0] for p in garage.values()}
+    assert not ids & (
+        {p["unique_id"] for p in carport.values()} | {p["device"]["identifiers"][0] for p in carport.values()}
+    )
+    default = discovery_payloads(mqtt_block("mqtt: {broker: 'mqtt://h'}\n"), cp)
+    assert "homeassistant/sensor/ocpp-bridge_CP-1_1_power_w/config" in default  # ids as before

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridge.session")
 
 STABLE_CONNECTION_S = 10.0  # a connection that lived this long resets the back-off
+CLOSE_TIMEOUT_S = 2.0  # a stop waits this long at most for the close handshake
 TIMEOUT_RESEND_PAUSE_S = 5.0  # a timed-out transaction message is resent after this pause
 MIN_PONG_WAIT_S = 2.0  # with a tiny ping interval, still give a slow link this long to answer
 
@@ -208,8 +209,10 @@ class Session:
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop(), name=f"{self.cfg.id} sender")
         try:
-            while True:
+            while not self._closing:  # a stop: no reconnecting while the daemon winds down
                 await self._connect_and_serve()
+                if self._closing:
+                    break
                 delay = self.backoff.next_delay()
                 log.debug("%s: reconnecting in %.1f s", self.cfg.id, delay)
                 await asyncio.sleep(delay)
@@ -227,9 +230,13 @@ class Session:
             await self._ws.close(code=1012, reason="reset")  # 1012: service restart
 
     async def close(self) -> None:
+        """Close the link for a stop, in at most CLOSE_TIMEOUT_S (a dead peer never answers the close
+        handshake; systemd's stop timeout must not be spent here)."""
         self._closing = True
         if self._ws is not None:
-            await self._ws.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self._ws.close()
 
     # -- connection lifecycle ------------------------------------------------
     def _record_error(self, message: str) -> None:

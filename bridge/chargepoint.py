@@ -52,6 +52,7 @@ from bridge.store import Store, TransactionRow
 log = logging.getLogger("bridge.chargepoint")
 
 DEVICE_START_RETRY_S = 30.0  # a device that could not be started is tried again this often
+UNWANTED_ENERGY_S = 10.0  # energy the bridge did not allow, seen this long, is switched off (again)
 READING_PERSIST_S = 60.0  # with MeterValueSampleInterval 0, readings are still persisted this often
 UNLOCK_TIMEOUT_S = 10.0  # a lock that has not answered by then counts as UnlockFailed
 AUTH_CACHE_CAPACITY = 1000  # tags; beyond it not-valid entries go first, then the oldest
@@ -78,8 +79,8 @@ class ConnectorRuntime:
     read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     polled_at: float | None = None  # monotonic time the poll loop last went round (for the health check)
     resume_pending: bool = False  # a transaction resumed after a restart: energy on at the first reading
-    first_read: bool = True  # no reading yet in this run
-    unwanted_energy_reads: int = 0  # readings in a row with energy flowing that the bridge did not allow
+    first_read: bool = True  # no reading yet in this run, or since the device answers again
+    unwanted_energy_since: float | None = None  # monotonic: since when energy flows the bridge did not allow
 
 
 class ChargePoint:
@@ -389,6 +390,7 @@ class ChargePoint:
         if rt.core.unreachable is not None:
             log.info("%s/%d: %s answers again", self.cfg.id, cid, rt.charger.description)
             self.smart.device_started(cid)  # it may have restarted: tell it its limit again
+            rt.first_read = True  # its state is as unknown as at start: checked at once
         rt.failed_reads = 0
         if reading.current_offered_a is None and (limit := self.smart.current_limit_a(cid)) is not None:
             reading = dataclasses.replace(
@@ -411,15 +413,18 @@ class ChargePoint:
         elif reading.energy_allowed and not rt.core.energy_allowed:
             # The device lets energy flow where the bridge has not allowed it: left on by the last run
             # (a crash, a power cut of the Pi alone), a stop it did not hear, a hand on the relay.
-            # Switched off at the first reading, then when it lasts, and every 30 readings after.
-            rt.unwanted_energy_reads += 1
-            n = rt.unwanted_energy_reads
-            if rt.first_read or n == 2 or n % 30 == 0:
+            # Switched off at the first reading; later only once it has lasted UNWANTED_ENERGY_S (a
+            # device reporting through MQTT shows a command a moment late), then every as long.
+            mono = self.clock.monotonic()
+            if rt.unwanted_energy_since is None:
+                rt.unwanted_energy_since = mono
+            if rt.first_read or mono - rt.unwanted_energy_since >= UNWANTED_ENERGY_S:
                 log.warning("%s/%d: %s allows energy the bridge has not allowed: switching it off",
                             self.cfg.id, cid, rt.charger.description)  # fmt: skip
                 effects.append(core.SetEnergy(False))
+                rt.unwanted_energy_since = mono
         else:
-            rt.unwanted_energy_reads = 0
+            rt.unwanted_energy_since = None
         rt.first_read = False
         await self._apply(cid, effects)
         return reading

@@ -387,6 +387,8 @@ class Endpoint:
                 raise ValueError(f"refusing to send an invalid {action}: {error.description}")
         async with self._call_lock:
             if self._closed:
+                if self._metrics is not None:
+                    self._metrics.call_done(action, "NotConnected", None)
                 raise NotConnected("not connected")
             unique_id = unique_id or str(uuid.uuid4())
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -414,6 +416,9 @@ class Endpoint:
                     raise
                 except InvalidResponse:
                     result = "InvalidResponse"
+                    raise
+                except asyncio.CancelledError:
+                    result = "Cancelled"  # the caller gave up (a stop); not the link's doing
                     raise
             except (OSError, ConnectionClosed) as exc:
                 self._closed = True  # later calls fail at once too

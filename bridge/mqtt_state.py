@@ -67,6 +67,7 @@ log = logging.getLogger("bridge.mqtt_state")
 POLL_S = 1.0  # how often the charge points are read for changes
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 60.0
+DISCOVERY_SETTLE_S = 2.0  # after re-announcing to Home Assistant, before non-retained state
 WARN_EVERY_S = 60.0  # at most one warning of a failing broker this often
 TIMEOUT_S = 10.0  # connect, and each publish's acknowledgement
 KEEPALIVE_S = 30  # the broker sends the Will after 1.5 times this without a word from us
@@ -288,6 +289,8 @@ class StatePublisher:
             if self.config.discovery:
                 await client.subscribe(f"{self.config.discovery_prefix}/status", qos=1)
                 await self._publish_discovery(client)
+                if not self.config.retain:
+                    await asyncio.sleep(DISCOVERY_SETTLE_S)  # see below: Home Assistant subscribes first
             next_full = 0.0
             while True:
                 self._check_cancelled()
@@ -295,6 +298,10 @@ class StatePublisher:
                 if self._announce:
                     self._announce = False
                     await self._publish_discovery(client)
+                    if not self.config.retain:
+                        # Home Assistant subscribes to the state topics only once it has read the
+                        # discovery configs: state sent at once, not retained, would be lost.
+                        await asyncio.sleep(DISCOVERY_SETTLE_S)
                 if full:
                     next_full = loop.time() + self.config.interval_s
                 await self._publish_state(client, full)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from adapters.transports import Transports
 from bridge.config import Config, parse_config
 from bridge.daemon import Daemon
 from tests.csms import StrictCentralSystem
@@ -87,6 +88,14 @@ async def running(config: Config) -> AsyncIterator[Daemon]:
     finally:
         daemon.stop()
         await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def transports() -> AsyncIterator[Transports]:
+    """The drivers' shared connections (HTTP session, MQTT brokers, Modbus buses), closed after."""
+    pool = Transports()
+    yield pool
+    await pool.close()
 
 
 @pytest.fixture

@@ -31,13 +31,6 @@ def driver(kind: str, emu: EastronEmulator, transports: Transports, device_id: i
     return DRIVERS[kind](EastronOptions(kind, emu.url, device_id, **opts), transports)
 
 
-@pytest.fixture
-async def transports() -> Any:
-    pool = Transports()
-    yield pool
-    await pool.close()
-
-
 # -- URLs and options ------------------------------------------------------------------------------
 
 

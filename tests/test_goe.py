@@ -135,13 +135,6 @@ def test_options_name_the_fix() -> None:
 
 
 @pytest.fixture
-async def transports() -> AsyncIterator[Transports]:
-    t = Transports()
-    yield t
-    await t.close()
-
-
-@pytest.fixture
 async def emulator() -> AsyncIterator[Factory]:
     started: list[GoeEmulator] = []
 

@@ -153,13 +153,6 @@ def test_the_loader_reports_relay_option_problems(tmp_path: Path) -> None:
 
 # -- Shelly over HTTP ----------------------------------------------------------------------------------
 @pytest.fixture
-async def transports() -> AsyncIterator[Transports]:
-    t = Transports()
-    yield t
-    await t.close()
-
-
-@pytest.fixture
 async def shelly() -> AsyncIterator[ShellyEmulator]:
     load = EvLoad(energy_wh=102650.773, plugged=True)
     async with ShellyEmulator(load=load) as emulator:

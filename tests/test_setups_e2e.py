@@ -287,6 +287,20 @@ def energy_of(payload: dict[str, Any]) -> float:
     return float(value["value"])
 
 
+def expected_switching(rig: Rig) -> list[bool]:
+    """go-e: force state Off when the bridge takes the charger over, On for the transaction, Off at its
+    end. A relay: closed for the transaction, opened at its end."""
+    return [False, True, False] if rig.has_reader else [True, False]
+
+
+def opening(rig: Rig) -> list[str]:
+    """The calls up to StartTransaction: boot, statuses, and with a card reader the tap's Authorize."""
+    calls = ["BootNotification", "StatusNotification 0 Available", "StatusNotification 1 Available"]
+    if rig.has_reader:
+        calls += ["StatusNotification 1 Preparing", "Authorize"]
+    return calls
+
+
 def timeline(csms: StrictCentralSystem, transient: frozenset[str]) -> list[str]:
     """The charge point's calls in order: StatusNotification with its connector and status (a transient
     status left out), runs of MeterValues as one; heartbeats left out."""
@@ -395,15 +409,10 @@ async def test_a_whole_session(rig: Rig, csms: StrictCentralSystem, tmp_path: Pa
     assert (start["connectorId"], start["idTag"]) == (1, tag)
     assert (stop["transactionId"], stop["reason"]) == (csms.last_transaction_id, "Remote")
     check_meter_values(rig, csms, start, stop)
-    # go-e: force state Off when the bridge takes the charger over, On for the transaction, Off at
-    # its end. A relay: closed for the transaction, opened at its end.
-    assert switching == ([False, True, False] if rig.has_reader else [True, False])
+    assert switching == expected_switching(rig)
 
-    opening = ["BootNotification", "StatusNotification 0 Available", "StatusNotification 1 Available"]
-    if rig.has_reader:
-        opening += ["StatusNotification 1 Preparing", "Authorize"]
     assert timeline(csms, rig.transient) == [
-        *opening,
+        *opening(rig),
         "StartTransaction",
         "StatusNotification 1 Charging",
         "MeterValues",
@@ -440,13 +449,10 @@ async def test_the_charger_falls_silent_mid_transaction(
     assert len(csms.calls(CP, "StartTransaction")) == 1 and len(csms.calls(CP, "StopTransaction")) == 1
     assert stop["transactionId"] == transaction_id
     check_meter_values(rig, csms, start, stop)
-    assert switching == ([False, True, False] if rig.has_reader else [True, False])
+    assert switching == expected_switching(rig)
 
-    opening = ["BootNotification", "StatusNotification 0 Available", "StatusNotification 1 Available"]
-    if rig.has_reader:
-        opening += ["StatusNotification 1 Preparing", "Authorize"]
     assert timeline(csms, rig.transient) == [
-        *opening,
+        *opening(rig),
         "StartTransaction",
         "StatusNotification 1 Charging",
         "MeterValues",

@@ -1,6 +1,8 @@
 """`ocpp-bridge install-service`: the systemd unit, a first configuration, and the service started.
 
-Steps, each printed before it is taken (with `--dry-run` only printed):
+Everything is checked first; a refusal (an existing configuration that is not valid) prints why
+and no step, and changes nothing. Then the steps, each printed before it is taken (with `--dry-run`
+only printed):
 1. write `<unit-dir>/ocpp-bridge.service` from `systemd/ocpp-bridge.service`, with
    ExecStart set to the ocpp-bridge executable of the Python environment this
    command runs from (so the service runs the installation it was installed
@@ -10,8 +12,10 @@ Steps, each printed before it is taken (with `--dry-run` only printed):
    there is none: a user's file is never overwritten, only checked;
 3. `systemctl daemon-reload` and `systemctl enable --now ocpp-bridge.service`.
 
-Running it again is safe: the unit is rewritten (an upgrade takes effect at
-the next `systemctl restart ocpp-bridge`), the configuration is kept.
+Running it again is safe, also once the service has run (then /var/lib/ocpp-bridge
+is DynamicUser's symlink to /var/lib/private/ocpp-bridge): the unit is rewritten
+(an upgrade takes effect at the next `systemctl restart ocpp-bridge`), the
+configuration and the state directory with the database are kept.
 `--no-systemctl` writes the files and runs no systemctl: for packaging (files
 staged into a directory tree) and tests. The unit and the example come from
 the source tree next to the `bridge` package (a clone installed with
@@ -78,7 +82,8 @@ class Step:
     says: str  # what is done, printed before it is done
     detail: list[str]  # indented lines under it (content summary)
     act: Callable[[], None]
-    refusal: str | None = None  # why the installation must not go on (a real run stops here)
+    refusal: str | None = None  # why the installation must not go on: no step is printed or taken
+    subject: str = ""  # what the detail is about, printed above it when the step refuses
 
 
 def _write(path: Path, text: str, mode: int) -> None:
@@ -109,6 +114,20 @@ def _systemctl(*args: str) -> Callable[[], None]:
     return run
 
 
+def _in_state_directory(state_dir: Path) -> bool:
+    """Whether the service may write `state_dir`: the path names the StateDirectory or a directory in
+    it, and no symlink of the user's leads out of it.
+
+    With DynamicUser=yes the StateDirectory is itself a symlink once the service has started
+    (/var/lib/ocpp-bridge -> private/ocpp-bridge), so the path is compared as written (with `..`
+    taken away), and, resolved, against the StateDirectory resolved the same way: a check that
+    resolved only one side would refuse every configuration after the first start."""
+    named = Path(os.path.normpath(state_dir))
+    return named.is_relative_to(SERVICE_STATE_DIR) and named.resolve().is_relative_to(
+        SERVICE_STATE_DIR.resolve()
+    )
+
+
 def _config_summary(path: Path) -> tuple[list[str], bool]:
     """What a configuration file holds, in a line or two, and whether it is valid (with its problems
     when it is not). A file this user cannot read counts as valid: the service reads it as root."""
@@ -130,7 +149,7 @@ def _config_summary(path: Path) -> tuple[list[str], bool]:
     )
     api = "off" if config.api.listen is None else "{}:{}".format(*config.api.listen)
     lines = [f"charge points: {cps}", f"state_dir {config.state_dir}, local API {api}"]
-    if not config.state_dir.resolve().is_relative_to(SERVICE_STATE_DIR):
+    if not _in_state_directory(config.state_dir):
         # ProtectSystem=strict: the service may write only its StateDirectory.
         return [*lines, f"state_dir must be {SERVICE_STATE_DIR} (or a relative path, which goes under it) "
                         "for the service: the only directory it may write"], False  # fmt: skip
@@ -161,7 +180,13 @@ def plan(exe: Path, config_dir: Path, unit_dir: Path, systemctl: bool) -> list[S
         summary, valid = _config_summary(config_file)
         refusal = None if valid else f"{config_file} is not valid (see above): fix it, then run this again"
         steps.append(
-            Step(f"keep {config_file} (it exists; never overwritten)", summary, lambda: None, refusal)
+            Step(
+                f"keep {config_file} (it exists; never overwritten)",
+                summary,
+                lambda: None,
+                refusal,
+                subject=f"{config_file}:",
+            )
         )
     else:
         example = EXAMPLE_CONFIG.read_text(encoding="utf-8")
@@ -219,22 +244,27 @@ def install_service(
         print(f"error: {exc}", file=sys.stderr)
         return 1
     out(f"install-service{' (dry run: nothing is changed)' if dry_run else ''}, with {shlex.quote(str(exe))}")
-    refusals = [step.refusal for step in steps if step.refusal is not None]
+    # Every step is decided before the first is printed: a refused run shows why, and no step.
+    refused = [step for step in steps if step.refusal is not None]
+    for step in refused:
+        out(step.subject)
+        for line in step.detail:
+            out(f"     {line}")
+    if refused:
+        for step in refused:
+            print(f"error: {step.refusal}{'' if dry_run else '; nothing was changed'}", file=sys.stderr)
+        return 2
     for n, step in enumerate(steps, 1):
         out(f"{n}. {step.says}")
         for line in step.detail:
             out(f"     {line}")
-        if dry_run or refusals:
+        if dry_run:
             continue
         try:
             step.act()
         except (InstallError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    if refusals:
-        for refusal in refusals:
-            print(f"error: {refusal}{'' if dry_run else '; nothing was changed'}", file=sys.stderr)
-        return 2
     if not dry_run and not systemctl:
         out(f"done; no systemctl was run: `systemctl daemon-reload` and `systemctl enable --now {UNIT_NAME}`")
         out("are left to the package (or to you)")

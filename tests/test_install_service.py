@@ -6,6 +6,7 @@ Nothing here touches /etc or the machine's systemd."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -205,3 +206,89 @@ def test_a_kept_configuration_must_keep_its_state_where_the_service_may_write(
     (config_dir / "config.yaml").write_text(example)
     assert main(["install-service", *args]) == 0
     assert "state_dir /var/lib/ocpp-bridge/state" in capsys.readouterr().out
+
+
+def dynamic_user_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The service's StateDirectory in a root under tmp, where `service.SERVICE_STATE_DIR` points,
+    and an example configuration naming it as config/service.yaml names /var/lib/ocpp-bridge.
+    Returns the StateDirectory and its private directory; `started()` fills them in."""
+    state, private = tmp_path / "root/var/lib/ocpp-bridge", tmp_path / "root/var/lib/private/ocpp-bridge"
+    monkeypatch.setattr(service, "SERVICE_STATE_DIR", state)
+    default = EXAMPLE_CONFIG.read_text()
+    assert "\nstate_dir: /var/lib/ocpp-bridge\n" in default
+    example = tmp_path / "service.yaml"
+    example.write_text(default.replace("\nstate_dir: /var/lib/ocpp-bridge\n", f"\nstate_dir: {state}\n"))
+    monkeypatch.setattr(service, "EXAMPLE_CONFIG", example)
+    return state, private
+
+
+def started(state: Path, private: Path) -> Path:
+    """What the first start leaves: systemd's DynamicUser= layout (the StateDirectory a symlink to
+    private/ocpp-bridge, mode 0700) and the daemon's database in it. Returns the database."""
+    private.mkdir(parents=True, mode=0o700)
+    database = private / "ocpp-bridge.sqlite3"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE kept (what TEXT)")
+        db.execute("INSERT INTO kept VALUES ('a transaction')")
+    db.close()
+    state.symlink_to(Path("private") / "ocpp-bridge")
+    assert state.resolve() == private.resolve()
+    return database
+
+
+def test_the_upgrade_of_a_started_service_keeps_the_configuration_and_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README's upgrade line (`make install` again) on a service that has run: systemd made
+    /var/lib/ocpp-bridge a symlink to /var/lib/private/ocpp-bridge (DynamicUser=yes), and the check
+    of the configuration's state_dir must not follow it out of the StateDirectory."""
+    calls = fake_systemctl(tmp_path, monkeypatch)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    state, private = dynamic_user_layout(tmp_path, monkeypatch)
+    config_dir, _, args = dirs(tmp_path)
+    assert main(["install-service", *args]) == 0  # the first installation; the service starts
+    capsys.readouterr()
+    config = config_dir / "config.yaml"
+    database = started(state, private)
+    before = (config.read_bytes(), database.read_bytes())
+
+    assert main(["install-service", "--dry-run", *args]) == 0
+    assert main(["install-service", *args]) == 0  # the upgrade
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert f"keep {config} (it exists; never overwritten)" in out and "rewrite (unchanged)" in out
+    assert f"state_dir {state}, local API 127.0.0.1:8080" in out
+    assert calls.read_text().splitlines() == ["daemon-reload", f"enable --now {UNIT_NAME}"] * 2
+    assert (config.read_bytes(), database.read_bytes()) == before
+    assert state.is_symlink() and stat.S_IMODE(private.stat().st_mode) == 0o700
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT what FROM kept").fetchall() == [("a transaction",)]
+    db.close()
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_refused_installation_prints_no_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], dry_run: bool
+) -> None:
+    """Everything is checked before the first step is printed: a refused run shows why, not steps it
+    will not take. Also on a started service, and a state_dir that only reaches the StateDirectory's
+    private directory through a symlink of its own is still refused."""
+    calls = fake_systemctl(tmp_path, monkeypatch)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    state, private = dynamic_user_layout(tmp_path, monkeypatch)
+    started(state, private)
+    config_dir, unit_dir, args = dirs(tmp_path)
+    config_dir.mkdir(parents=True)
+    outside = tmp_path / "srv" / "bridge"
+    outside.parent.mkdir()
+    outside.symlink_to(private)  # it is the same directory, but not where the service may write
+    for state_dir in ("/srv/bridge", str(outside), f"{state}/../elsewhere"):
+        config = config_dir / "config.yaml"
+        config.write_text(service.EXAMPLE_CONFIG.read_text().replace(str(state), state_dir))
+        assert main(["install-service", *(["--dry-run"] if dry_run else []), *args]) == 2
+        out, err = capsys.readouterr()
+        assert f"state_dir must be {state}" in out
+        assert [line for line in out.splitlines() if line[:1].isdigit() or "systemctl" in line] == []
+        assert "is not valid (see above): fix it, then run this again" in err
+        assert not unit_dir.exists() and not calls.exists()
+        assert config.read_text().count(state_dir) == 1

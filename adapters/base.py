@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 
 class DeviceError(Exception):
@@ -99,6 +99,20 @@ DeviceEvent = TagPresented | StateChanged
 Listener = Callable[[DeviceEvent], None]
 
 
+class Simulator(Protocol):
+    """What a person does at a simulated box (adapters/simulated.py); the local API drives it."""
+
+    def plug(self) -> None: ...
+    def unplug(self) -> None: ...
+    def tap(self, id_tag: str) -> None: ...
+    def ev_suspend(self) -> None: ...
+    def ev_resume(self) -> None: ...
+    def fault(self, error_code: str, info: str | None = None) -> None: ...
+    def clear_fault(self) -> None: ...
+    def silence(self) -> None: ...
+    def answer(self) -> None: ...
+
+
 class Charger(abc.ABC):
     """Base class of charger drivers.
 
@@ -107,7 +121,6 @@ class Charger(abc.ABC):
     """
 
     Options: ClassVar[type[Any]]
-    is_simulated: ClassVar[bool] = False  # can be driven by hand (plug, tap, ...) through the local API
 
     def __init__(self) -> None:
         self._listener: Listener | None = None
@@ -127,6 +140,12 @@ class Charger(abc.ABC):
     def description(self) -> str:
         """Names the device in logs and fault texts, e.g. 'go-e at 192.0.2.7'."""
         return type(self).__name__
+
+    @property
+    def simulator(self) -> Simulator | None:
+        """The simulated box behind this driver, driven by hand (plug, tap, ...) through the local API;
+        None for hardware. A composed driver answers for the charger inside it."""
+        return None
 
     async def start(self) -> None:  # noqa: B027 - optional hook, most drivers need no probe
         """Connect and probe the device; raise DeviceError when it cannot be used."""

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from adapters.base import Charger, ChargerCapabilities, ChargerReading, DeviceError, Listener, Meter
+from adapters.base import (
+    Charger,
+    ChargerCapabilities,
+    ChargerReading,
+    DeviceError,
+    Listener,
+    Meter,
+    Simulator,
+)
 
 
 class MeteredCharger(Charger):
@@ -31,6 +39,10 @@ class MeteredCharger(Charger):
     @property
     def description(self) -> str:
         return f"{self.charger.description} with {self.meter.description}"
+
+    @property
+    def simulator(self) -> Simulator | None:
+        return self.charger.simulator  # a simulated charger stays one with a meter of record
 
     async def start(self) -> None:
         await self.charger.start()

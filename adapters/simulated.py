@@ -67,7 +67,6 @@ class SimulatedOptions:
 
 class SimulatedCharger(Charger):
     Options = SimulatedOptions
-    is_simulated = True
 
     def __init__(
         self,
@@ -109,6 +108,10 @@ class SimulatedCharger(Charger):
     @property
     def description(self) -> str:
         return "simulated charger"
+
+    @property
+    def simulator(self) -> SimulatedCharger:
+        return self
 
     # -- physics ---------------------------------------------------------
     def _drawn_current(self) -> float:

@@ -12,6 +12,7 @@ import adapters.registry
 from adapters.base import Charger, ChargerCapabilities, ChargerReading
 from tests.conftest import free_port, make_config, running
 from tests.csms import StrictCentralSystem
+from tests.emulators.eastron import EmulatedMeter, eastron_tcp
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,35 @@ async def test_a_charger_that_is_not_simulated_answers_409(
         async with http.post(url, json={"action": "plug"}) as r:
             assert r.status == 409
             assert "fixed test charger" in (await r.json())["error"]
+
+
+async def test_the_sim_actions_drive_the_simulated_charger_of_a_charger_with_a_meter_of_record(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    """A simulated charger composed with a real meter (testing a meter installation before the charger
+    is wired) is still simulated: plug and tap reach it, and the session is billed on the meter."""
+    meter = EmulatedMeter("sdm630")
+    meter.set(energy_kwh=42.0)
+    port = free_port()
+    async with eastron_tcp(meter) as emu:
+        config = make_config(
+            csms.url, tmp_path, api=f"127.0.0.1:{port}",
+            meter={"type": "sdm630", "modbus": emu.url, "device_id": 1},
+        )  # fmt: skip
+        async with running(config), aiohttp.ClientSession() as http:
+            await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+            url = f"http://127.0.0.1:{port}/api/v1/charge_points/CP-1/connectors/1/sim"
+            async with http.post(url, json={"action": "plug"}) as r:
+                assert (r.status, await r.json()) == (200, {"ok": True, "action": "plug"})
+            await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Preparing")
+            async with http.post(url, json={"action": "tap", "id_tag": "TAG-1"}) as r:
+                assert r.status == 200
+            start = await csms.wait_for_call("CP-1", "StartTransaction")
+            async with http.post(url, json={"action": "unplug"}) as r:
+                assert r.status == 200
+            stop = await csms.wait_for_call("CP-1", "StopTransaction")
+    assert (start["idTag"], start["meterStart"]) == ("TAG-1", 42000)  # the meter's register
+    assert stop["reason"] == "EVDisconnected"
 
 
 async def test_a_token_guards_every_request(csms: StrictCentralSystem, tmp_path: Any) -> None:

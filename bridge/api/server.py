@@ -18,7 +18,6 @@ from aiohttp import web
 from bridge.clock import iso
 
 if TYPE_CHECKING:
-    from adapters.simulated import SimulatedCharger
     from bridge.chargepoint import ChargePoint
     from bridge.daemon import Daemon
 
@@ -109,11 +108,11 @@ async def sim(request: web.Request) -> web.Response:
         rt = cp.connectors[int(request.match_info["n"])]
     except (KeyError, ValueError):
         return _error(404, f"charge point {cp.cfg.id} has no connector {request.match_info['n']!r}")
-    if not rt.charger.is_simulated:
+    charger = rt.charger.simulator  # also the simulated charger of one with a meter of record
+    if charger is None:
         return _error(
             409, f"connector {request.match_info['n']} is a {rt.charger.description}, not simulated"
         )
-    charger: SimulatedCharger = rt.charger  # type: ignore[assignment]
     try:
         body = await request.json()
     except json.JSONDecodeError:

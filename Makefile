@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PEER_DIR := tests/peers
 
-.PHONY: demo test lint unit bench clean install
+.PHONY: demo test lint unit bench bench-quick clean install
 
 $(BIN)/python:
 	scripts/system-deps.sh demo
@@ -40,6 +40,7 @@ test:
 	$(MAKE) --no-print-directory $(VENV)/.installed-test $(PEER_DIR)/node_modules/.installed
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory bench-quick
 
 # pytest's exit code 5 (no test collected) is a failure, not a pass.
 unit: $(VENV)/.installed-test
@@ -51,6 +52,15 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/outbox.py --no-profile
 	$(BIN)/python bench/composite.py
 	$(BIN)/python bench/polling.py
+
+# Every benchmark with --quick (seconds each; in `make test`), so one that no longer runs fails the
+# build. Each runs even after another failed; the figures are not judged.
+BENCHES := startup outbox composite polling
+bench-quick: $(VENV)/.installed-test
+	@failed=; for b in $(BENCHES); do \
+	  echo "== bench/$$b.py --quick"; $(BIN)/python bench/$$b.py --quick || failed="$$failed $$b"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "error: benchmarks failed:$$failed" >&2; exit 1; fi
 
 # The systemd service (README, "Install on a Raspberry Pi"), run as root from where the service will
 # run it (e.g. /opt/ocpp-bridge): the venv (python3-venv installed only when missing; every Python

@@ -1,7 +1,8 @@
 """The cost of the composite schedule (bridge.core.composite): worst case and typical set-up.
 
-Run as `.venv/bin/python bench/composite.py [-n RUNS]` (or `make bench`; a few seconds with the
-defaults). Not a test: it prints a table and exits 0 whether the target is met or not.
+Run as `.venv/bin/python bench/composite.py [-n RUNS] [--quick]` (or `make bench`; a few seconds with
+the defaults). Not a test: it prints a table and exits 0 whether the target is met or not. `--quick`
+(in `make test`) times each row 50 times: it proves the benchmark still runs; its figures mean little.
 
 The worst case: one connector (3 phases, 32 A, 230 V, a transaction running for 2 h) under the most
 profiles this charge point accepts with the default configuration -- MaxChargingProfilesInstalled
@@ -51,6 +52,7 @@ from bridge.core.charging_profiles import (
 from bridge.core.composite import CompositePeriod, ConnectorLimits, connector_composite
 
 TARGET_MS = 1.0
+QUICK_RUNS = 50  # --quick: timed runs per row
 DAY = 86_400
 from bridge.smart_charging import LOOKAHEAD_S  # noqa: E402 - the window the shell really uses
 
@@ -274,8 +276,10 @@ def measure(setup: Setup, runs: int) -> list[Timing]:
     ]
 
 
-def main(runs: int) -> int:
+def main(runs: int, quick: bool) -> int:
     setups = [worst_case(), typical()]
+    if quick:
+        print("QUICK MODE (--quick): a check that this benchmark runs; the figures below mean little")
     print(
         f"ocpp-bridge composite schedule: {runs:,} runs per row; "
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -301,6 +305,10 @@ def main(runs: int) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("-n", "--runs", type=int, default=1000, help="timed runs per row (default 1000)")
+    parser.add_argument(
+        "-n", "--runs", type=int, help=f"timed runs per row (default 1000; {QUICK_RUNS} with --quick)"
+    )
+    parser.add_argument("--quick", action="store_true", help="under a second: does it still run? (make test)")
     args = parser.parse_args()
-    sys.exit(main(max(20, args.runs)))
+    runs = args.runs if args.runs is not None else (QUICK_RUNS if args.quick else 1000)
+    sys.exit(main(max(20, runs), args.quick))

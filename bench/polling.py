@@ -1,7 +1,9 @@
 """Polling devices: N go-e chargers over HTTP, or N Eastron meters over Modbus TCP, read every second.
 
-Run as `.venv/bin/python bench/polling.py [--sizes 1,10,50] [--seconds 10] [--kinds ...]` (or `make
-bench`; about two minutes with the defaults). Not a test: it prints a table.
+Run as `.venv/bin/python bench/polling.py [--sizes 1,10,50] [--seconds 10] [--kinds ...] [--quick]` (or
+`make bench`; about two minutes with the defaults). Not a test: it prints a table. `--quick` (in `make
+test`) polls 2 devices of each kind every 0.25 s for 1 s, in a few seconds: it proves the benchmark still
+runs; its figures mean nothing.
 
 Each row is one configuration, measured in fresh processes:
   - an emulator process serves N devices on 127.0.0.1 (tests/emulators: GoeEmulator, the pymodbus
@@ -56,6 +58,9 @@ from tests.processes import child_env, stop_process  # noqa: E402
 KINDS = ("goe-http", "sdm630-tcp", "sdm630-gateway")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 60.0
+# The defaults: devices per configuration, polling window (s), poll interval (s); and with --quick.
+DEFAULTS = ("1,10,50", 10.0, 1.0)
+QUICK = ("2", 1.0, 0.25)
 
 
 def vmrss_mib(pid: int | str = "self") -> float:
@@ -252,8 +257,10 @@ async def measure(kind: str, n: int, seconds: float, interval: float, workdir: P
     )  # fmt: skip
 
 
-def print_table(results: list[Result], seconds: float, interval: float) -> None:
+def print_table(results: list[Result], seconds: float, interval: float, quick: bool) -> None:
     print()
+    if quick:
+        print("QUICK MODE (--quick): a check that this benchmark runs; the figures below mean nothing")
     print(
         f"ocpp-bridge device polling: each device read every {interval:g} s for {seconds:g} s, "
         f"one event loop; python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -286,7 +293,7 @@ def print_table(results: list[Result], seconds: float, interval: float) -> None:
             print(f"note: {r.kind} x{r.devices}: a read failed: {failure}")
 
 
-async def main(kinds: list[str], sizes: list[int], seconds: float, interval: float) -> int:
+async def main(kinds: list[str], sizes: list[int], seconds: float, interval: float, quick: bool) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-polling-") as tmp:
         for kind in kinds:
@@ -297,29 +304,48 @@ async def main(kinds: list[str], sizes: list[int], seconds: float, interval: flo
                     print(f"error: {error}", file=sys.stderr)
                     return 1
                 print(f"{kind} x{n} done", file=sys.stderr, flush=True)
-    print_table(results, seconds, interval)
+    print_table(results, seconds, interval, quick)
+    empty = [f"{r.kind} x{r.devices}" for r in results if not r.latencies]
+    if empty:  # nothing measured: the drivers or the emulators no longer work together
+        print(f"error: no read succeeded: {', '.join(empty)}", file=sys.stderr)
+        return 1
     return 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, from {', '.join(KINDS)}")
-    parser.add_argument("--sizes", default="1,10,50", help="devices per configuration (default 1,10,50)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="polling window (default 10)")
-    parser.add_argument("--interval", type=float, default=1.0, help="poll interval in seconds (default 1)")
+    parser.add_argument(
+        "--sizes", help=f"devices per configuration (default {DEFAULTS[0]}; {QUICK[0]} with --quick)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, help=f"polling window (default {DEFAULTS[1]:g}; {QUICK[1]:g} with --quick)"
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        help=f"poll interval in seconds (default {DEFAULTS[2]:g}; {QUICK[2]:g} with --quick)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a few seconds, every kind once: does it still run? (make test)"
+    )
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--poll", metavar="KIND", help=argparse.SUPPRESS)
     parser.add_argument("--endpoints", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    preset = QUICK if args.quick else DEFAULTS
+    sizes_text = args.sizes if args.sizes is not None else preset[0]
+    seconds = args.seconds if args.seconds is not None else preset[1]
+    interval = args.interval if args.interval is not None else preset[2]
     if args.serve:
         asyncio.run(serve(args.serve[0], int(args.serve[1])))
     elif args.poll:
         spec = json.loads(args.endpoints.read_text())
-        asyncio.run(poll(args.poll, spec["urls"], spec["device_ids"], args.seconds, args.interval))
+        asyncio.run(poll(args.poll, spec["urls"], spec["device_ids"], seconds, interval))
     else:
         kinds = [k for k in args.kinds.split(",") if k]
         unknown = sorted(set(kinds) - set(KINDS))
         if unknown:
             parser.error(f"unknown kind {unknown[0]!r}; kinds: {', '.join(KINDS)}")
-        sizes = [int(s) for s in args.sizes.split(",") if s]
-        sys.exit(asyncio.run(main(kinds, sizes, args.seconds, args.interval)))
+        sizes = [int(s) for s in sizes_text.split(",") if s]
+        sys.exit(asyncio.run(main(kinds, sizes, seconds, interval, args.quick)))

@@ -1,6 +1,8 @@
 """Start-up cost of `ocpp-bridge run`: time to the first BootNotification, and memory once booted.
 
-Run as `.venv/bin/python bench/startup.py [-n RUNS]` (or `make bench`). Not a test: it prints a table.
+Run as `.venv/bin/python bench/startup.py [-n RUNS] [--quick]` (or `make bench`). Not a test: it prints
+a table. `--quick` (in `make test`) does every row once, reading VmRSS 0.2 s after boot, in a few
+seconds: it proves the benchmark still runs; its figures mean nothing.
 
 A minimal central system in this process (a websockets server, no `ocpp` routing, so it adds no
 latency of its own) timestamps the arrival of the first BootNotification frame of each connection.
@@ -49,6 +51,7 @@ from tests.processes import child_env, stop_process
 TARGET_BOOT_S = 0.6
 TARGET_RSS_MIB = 60.0
 SETTLE_S = 1.0  # VmRSS is read this long after the BootNotification arrived
+QUICK_SETTLE_S = 0.2  # the same with --quick
 BOOT_TIMEOUT_S = 20.0
 CP_ID = "BENCH-1"
 
@@ -160,8 +163,11 @@ class Command:
     log: Path
 
 
-async def measure_once(cs: BootClock, make: Callable[[], Command], cwd: Path) -> tuple[float, float, int]:
-    """Spawns one process: (seconds to its BootNotification, VmRSS MiB 1 s later, exit code after SIGTERM)."""
+async def measure_once(
+    cs: BootClock, make: Callable[[], Command], cwd: Path, settle_s: float
+) -> tuple[float, float, int]:
+    """Spawns one process: (seconds to its BootNotification, VmRSS MiB `settle_s` later, exit code
+    after SIGTERM)."""
     command = make()
     arrival = cs.expect(command.cp_id)
     with command.log.open("ab") as log:
@@ -185,7 +191,7 @@ async def measure_once(cs: BootClock, make: Callable[[], Command], cwd: Path) ->
             why = f"exited with {proc.returncode}" if proc.returncode is not None else "timed out"
             raise RuntimeError(f"{' '.join(command.argv)}: no BootNotification ({why}); log:\n{tail}")
         boot_s = arrival.result() - spawned
-        await asyncio.sleep(SETTLE_S)
+        await asyncio.sleep(settle_s)
         if proc.returncode is not None:
             raise RuntimeError(f"{' '.join(command.argv)} exited with {proc.returncode} after booting")
         rss = vmrss_mib(proc.pid)
@@ -262,7 +268,7 @@ runpy.run_module("bridge.cli", run_name="__main__", alter_sys=True)
 """
 
 
-async def imports_of(cs: BootClock, make: Callable[[], Command], cwd: Path) -> Imports:
+async def imports_of(cs: BootClock, make: Callable[[], Command], cwd: Path, settle_s: float) -> Imports:
     """One run of the daemon under -X importtime, with sys.modules written out when it stops."""
     command = make()
     assert command.argv[0] == str(OCPP_BRIDGE)
@@ -270,7 +276,7 @@ async def imports_of(cs: BootClock, make: Callable[[], Command], cwd: Path) -> I
     command.argv = [sys.executable, "-X", "importtime", "-c", MODULE_DUMP, str(dump), *command.argv[1:]]
     command.log = command.log.with_suffix(".importtime")
     command.log.unlink(missing_ok=True)
-    code = (await measure_once(cs, lambda: command, cwd))[2]
+    code = (await measure_once(cs, lambda: command, cwd, settle_s))[2]
     if not dump.exists():
         raise RuntimeError(f"the daemon (exit code {code}) did not write {dump.name}")
     modules = json.loads(dump.read_text())
@@ -286,14 +292,16 @@ def _fmt(values: Sequence[float], digits: int, target: float | None) -> str:
     return f"{statistics.median(values):>8.{digits}f} {worst:>8.{digits}f}  {mark}".ljust(_GROUP)
 
 
-def print_table(rows: list[Row], runs: int) -> None:
+def print_table(rows: list[Row], runs: int, settle_s: float, quick: bool) -> None:
     print()
+    if quick:
+        print("QUICK MODE (--quick): a check that this benchmark runs; the figures below mean nothing")
     print(
         f"ocpp-bridge start-up: {runs} run{'s' if runs != 1 else ''} per row after one warm-up run; "
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
         f"{platform.platform(terse=True)}"
     )
-    print(f"{'':<52}  {'spawn -> BootNotification, s':<{_GROUP}}VmRSS 1 s after boot, MiB")
+    print(f"{'':<52}  {'spawn -> BootNotification, s':<{_GROUP}}VmRSS {settle_s:g} s after boot, MiB")
     medmax = f"{'median':>8} {'max':>8}".ljust(_GROUP)
     print(f"{'row':<52}  {medmax}{medmax}".rstrip())
     for row in rows:
@@ -324,7 +332,8 @@ def print_imports(label: str, imports: Imports) -> None:
     )
 
 
-async def main(runs: int) -> int:
+async def main(runs: int, quick: bool) -> int:
+    settle_s = QUICK_SETTLE_S if quick else SETTLE_S
     if not OCPP_BRIDGE.exists():
         print(f"error: {OCPP_BRIDGE} not found; install the project into this environment", file=sys.stderr)
         return 1
@@ -356,18 +365,18 @@ async def main(runs: int) -> int:
                 ),
             ]
             for _, make in plan:
-                await measure_once(cs, make, workdir)  # warm-up, not counted
+                await measure_once(cs, make, workdir, settle_s)  # warm-up, not counted
             # Interleaved, so a slow moment of the machine does not fall on one row only.
             for i in range(runs):
                 for row, make in plan:
-                    boot_s, rss, code = await measure_once(cs, make, workdir)
+                    boot_s, rss, code = await measure_once(cs, make, workdir, settle_s)
                     row.boot_s.append(boot_s)
                     row.rss_mib.append(rss)
                     row.exit_codes.append(code)
                 print(f"run {i + 1}/{runs} done", file=sys.stderr, flush=True)
-            print_table([row for row, _ in plan], runs)
-            print_imports("API off", await imports_of(cs, plan[0][1], workdir))
-            print_imports("API on", await imports_of(cs, plan[1][1], workdir))
+            print_table([row for row, _ in plan], runs, settle_s, quick)
+            print_imports("API off", await imports_of(cs, plan[0][1], workdir, settle_s))
+            print_imports("API on", await imports_of(cs, plan[1][1], workdir, settle_s))
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -378,6 +387,10 @@ async def main(runs: int) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("-n", "--runs", type=int, default=5, help="timed runs per row (default 5)")
+    parser.add_argument("-n", "--runs", type=int, help="timed runs per row (default 5; 1 with --quick)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a few seconds, every row once: does it still run? (make test)"
+    )
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(max(1, args.runs))))
+    runs = args.runs if args.runs is not None else (1 if args.quick else 5)
+    sys.exit(asyncio.run(main(max(1, runs), args.quick)))

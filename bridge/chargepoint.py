@@ -43,7 +43,7 @@ from bridge.core.meter_values import IntervalAverage, can_measure, next_aligned,
 from bridge.core.status_hold import StatusHold
 from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, bridge_vendor
-from bridge.ocpp.errors import CallFailed
+from bridge.ocpp.errors import CallFailed, CallTimeout, NotConnected
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.smart_charging import SmartCharging
@@ -544,8 +544,9 @@ class ChargePoint:
         async def outcome() -> None:
             try:
                 answer = await future
-            except CallFailed as exc:
-                # No answer: decided as if offline (cache, AllowOfflineTxForUnknownId).
+            except (CallTimeout, NotConnected) as exc:
+                # The central system cannot be reached: decided as offline (cache,
+                # AllowOfflineTxForUnknownId), as §3.5 and §4.1 have it for an unreachable one.
                 log.warning("%s/%d: Authorize %s got no answer (%s)", self.cfg.id, cid, id_tag, exc)
                 offline = authorization.decide(
                     id_tag, False, self.auth_cache, self._rules(), self.clock.now()
@@ -555,6 +556,13 @@ class ChargePoint:
                     "offline rules",
                     self._known_parent(id_tag, self.clock.now()),
                 )
+                return
+            except CallFailed as exc:
+                # A CALLERROR or an answer that breaks the schema: the central system was reached
+                # and did not accept the tag. The offline rules must not let it charge.
+                log.warning("%s/%d: Authorize %s got an unusable answer, so the tag is refused: %s",
+                            self.cfg.id, cid, id_tag, exc)  # fmt: skip
+                conclude(False, "unusable answer", None)
                 return
             self.remember(id_tag, answer.id_tag_info)
             info = authorization.IdTagInfo.from_wire(answer.id_tag_info)

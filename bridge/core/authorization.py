@@ -18,7 +18,9 @@ What a presented tag leads to (`decide`):
 | offline | otherwise                              |                      | refuse |
 
 An Authorize that gets no answer (timeout, dropped link) is decided by the
-offline rules.
+offline rules: the central system cannot be reached. One answered with a
+CALLERROR or an invalid payload is a refusal, never an offline case (the shell
+tells the two apart).
 """
 
 from __future__ import annotations

@@ -96,8 +96,15 @@ class ChargePointConfig:
     boot_on_reconnect: bool = False
     reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
     max_queued_messages: int = 50_000  # outbox bound; beyond it the oldest MeterValues are dropped
+    # The largest frame taken from the central system (websockets closes the link with 1009 above
+    # it). 4 MiB: a SendLocalList of 10,000 entries (~1.3 MB) fits three times over.
+    max_frame_bytes: int = 4 * 1024 * 1024
     ocpp: Mapping[str, str] = field(default_factory=dict)  # canonical key names, wire values
     connectors: tuple[ConnectorConfig, ...]
+
+
+MIN_FRAME_BYTES = 64 * 1024  # a 96-period charging profile is ~5 KB; below this real frames would not fit
+MAX_FRAME_BYTES = 64 * 1024 * 1024  # a Pi keeps up to 16 frames of this size queued
 
 
 @dataclass(frozen=True)
@@ -701,6 +708,7 @@ def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
         "connectors": lambda v, p: _connectors(ck, v, p),
         "reconnect": lambda v, p: _reconnect(ck, v, p),
         "max_queued_messages": lambda v, p: _at_least(ck, v, p, 100),
+        "max_frame_bytes": lambda v, p: _between(ck, v, p, MIN_FRAME_BYTES, MAX_FRAME_BYTES),
     }
     for name, limit in _BOOT_LIMITS.items():
         handler = _text(ck, _length_problem(limit))
@@ -721,6 +729,14 @@ def _at_least(ck: _Checker, raw: Any, path: str, minimum: int) -> Any:
         ck.add(path, f"must be at least {minimum}")
         return _BAD
     return raw
+
+
+def _between(ck: _Checker, raw: Any, path: str, minimum: int, maximum: int) -> Any:
+    value = _at_least(ck, raw, path, minimum)
+    if value is not _BAD and value > maximum:
+        ck.add(path, f"must be at most {maximum}")
+        return _BAD
+    return value
 
 
 def _password_problems(raw: Mapping[str, Any]) -> list[tuple[str, str]]:

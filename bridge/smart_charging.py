@@ -169,10 +169,7 @@ class SmartCharging:
         """SetChargingProfile: Accepted or Rejected; invalid values raise PropertyConstraintViolation."""
         self._check_connector(connector_id)
         now = self._now()
-        try:
-            profile = parse_profile(wire, connector_id, now)
-        except ProfileInvalid as exc:
-            raise _constraint(str(exc)) from exc
+        profile = self.parse(wire, connector_id, now)
         running = {cid: self._transaction(cid) for cid in self.cp.connectors}
         reason = self.profiles.rejection(profile, self.limits(), running)
         if reason is not None:
@@ -241,17 +238,24 @@ class SmartCharging:
         return connector_composite(self.profiles, self._connector(connector_id), t0, t1, unit, self._share())
 
     # -- transactions -------------------------------------------------------------------
+    def parse(self, wire: Mapping[str, Any], connector_id: int, now: int | None = None) -> ChargingProfile:
+        """The one check of a profile's values, whichever message carries it (SetChargingProfile,
+        RemoteStartTransaction): a value the rules forbid (a date that is none, a first period not
+        at 0) is a PropertyConstraintViolation."""
+        try:
+            return parse_profile(wire, connector_id, self._now() if now is None else now)
+        except ProfileInvalid as exc:
+            raise _constraint(str(exc)) from exc
+
     def remote_start_profile(self, cid: int, id_tag: str, wire: Mapping[str, Any]) -> str | None:
         """The chargingProfile of a RemoteStartTransaction: kept for the transaction it starts.
-        Returns why it cannot be used (the RemoteStart is then Rejected), or None."""
+        Returns why it cannot be used (the RemoteStart is then Rejected), or None; invalid values
+        raise PropertyConstraintViolation (`parse`)."""
+        profile = self.parse(wire, cid)
         if wire.get("chargingProfilePurpose") != Purpose.TX:
             return "the chargingProfile of a RemoteStartTransaction must be a TxProfile"
         if wire.get("transactionId") is not None:
             return "the TxProfile of a RemoteStartTransaction cannot name a transactionId"
-        try:
-            profile = parse_profile(wire, cid, self._now())
-        except ProfileInvalid as exc:
-            return str(exc)
         limits = self.limits()
         if profile.stack_level > limits.max_stack_level or len(profile.periods) > limits.max_periods:
             return "the TxProfile exceeds ChargeProfileMaxStackLevel or ChargingScheduleMaxPeriods"

@@ -434,7 +434,7 @@ class StrictCentralSystem:
         match = re.match(r'^\s*\[\s*2\s*,\s*"([^"]+)"', text)
         if match:
             action = "(raw)"
-            with contextlib.suppress(ValueError, TypeError, IndexError):
+            with contextlib.suppress(ValueError, TypeError, IndexError, RecursionError):
                 parsed = json.loads(text)
                 if isinstance(parsed[2], str) and parsed[2] in {a.value for a in Action}:
                     action = parsed[2]

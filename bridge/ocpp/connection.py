@@ -55,7 +55,8 @@ async def open_connection(cfg: ChargePointConfig, open_timeout: float) -> Client
         close_timeout=5,
         compression=None,  # picky central systems mishandle permessage-deflate
         proxy=None,  # a central system is reached directly, whatever the environment says
-        max_queue=64,
+        max_size=cfg.max_frame_bytes,  # a larger frame closes the link with 1009 (docs/protocol.md)
+        max_queue=16,  # frames read ahead of the handlers: at most 16 x max_size held in memory
     )
     if ws.subprotocol != SUBPROTOCOL:
         await ws.close()

@@ -69,11 +69,16 @@ class CentralSystemHandlers:
         charging_profile: dict[str, Any] | None = None,
         **_: Any,
     ) -> call_result.RemoteStartTransaction:
+        profile = snake_to_camel_case(charging_profile) if charging_profile is not None else None
+        if profile is not None:
+            # Its values are checked first, as SetChargingProfile checks them: the same invalid
+            # profile gets the same CALLERROR whatever the connectors are doing.
+            self.cp.smart.parse(profile, connector_id or 0)
         cid = self._connector_for_remote_start(connector_id)
         if not self.cp.session.accepted or cid is None:
             return call_result.RemoteStartTransaction(status="Rejected")
-        if charging_profile is not None:
-            why = self.cp.smart.remote_start_profile(cid, id_tag, snake_to_camel_case(charging_profile))
+        if profile is not None:
+            why = self.cp.smart.remote_start_profile(cid, id_tag, profile)
             if why is not None:
                 log.warning("%s: RemoteStartTransaction rejected: %s", self.cp.cfg.id, why)
                 return call_result.RemoteStartTransaction(status="Rejected")

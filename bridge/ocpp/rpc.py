@@ -17,21 +17,20 @@ is parsed and resolves the single outstanding outgoing call (OCPP-J allows one p
 direction; `call()` serialises with a lock). When `run()` ends for any
 reason the outstanding call fails at once with `NotConnected`.
 
-A frame that is not JSON, or has the wrong shape, never ends the
-connection: where its message id can be recovered it gets a CALLERROR,
-otherwise it is logged and dropped (OCPP-J 1.6 defines no answer to a
-frame without an id).
+A frame that is not JSON, has the wrong shape, or is refused by
+`wire.decode` (too deep, numbers out of range, not Unicode) never ends the
+connection: where its message id can be recovered a CALL gets a CALLERROR
+and an answer fails its call; otherwise it is logged and dropped (OCPP-J
+1.6 defines no answer to a frame without an id). Whatever a handler does
+wrong is answered InternalError; only the socket's own end stops `run()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import decimal
 import inspect
-import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -55,6 +54,7 @@ from bridge.ocpp.errors import (
     NotConnected,
     OcppError,
 )
+from bridge.ocpp.wire import BadFrame, decode, encode
 
 if TYPE_CHECKING:
     from bridge.metrics import RpcMetrics
@@ -63,7 +63,6 @@ CALL, CALLRESULT, CALLERROR = 2, 3, 4
 _ERROR_CODES = frozenset(str(code) for code in ErrorCode)
 KNOWN_ACTIONS = frozenset(a.value for a in Action)
 MAX_ID_LENGTH = 36
-_ID_PATTERN = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
 
 frames_log = logging.getLogger("ocpp.frames")
 
@@ -103,17 +102,6 @@ class _Pending:
 class Connection(Protocol):
     async def recv(self) -> str | bytes: ...
     async def send(self, message: str) -> None: ...
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        # Limits have at most one decimal on the wire (schemas: multipleOf 0.1).
-        return float(round(value, 1))
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def encode(frame: list[Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=_json_default)
 
 
 def to_wire(payload: Any) -> dict[str, Any]:
@@ -160,7 +148,14 @@ class Endpoint:
                 text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
                 if frames_log.isEnabledFor(logging.DEBUG):
                     frames_log.debug("%s <- %s", self._name, redact_frame(text))
-                await self._receive(text)
+                try:
+                    await self._receive(text)
+                except (ConnectionClosed, OSError):
+                    raise
+                except Exception:
+                    # A bug of ours with one frame must not end the link: the central system
+                    # would see silence, and the bridge a reconnect it did not need.
+                    logging.getLogger(__name__).exception("%s: a frame could not be handled", self._name)
         finally:
             self._closed = True
             if self._pending is not None and not self._pending.future.done():
@@ -174,12 +169,14 @@ class Endpoint:
 
     async def _receive(self, text: str) -> None:
         try:
-            frame = json.loads(text)
-        except ValueError:
-            await self._answer_unparsable(text, "the frame is not valid JSON")
+            frame = decode(text)
+        except BadFrame as bad:
+            await self._refuse(bad)
             return
         if not isinstance(frame, list) or not frame or not isinstance(frame[0], int):
-            await self._answer_unparsable(text, "the frame is not an array starting with a MessageTypeId")
+            logging.getLogger(__name__).warning(
+                "%s: dropping a frame that is not an array starting with a MessageTypeId", self._name
+            )
             return
         kind = frame[0]
         if kind == CALL:
@@ -190,14 +187,22 @@ class Endpoint:
             # OCPP-J 4.1.3: an unknown MessageTypeId is ignored.
             logging.getLogger(__name__).warning("%s: ignoring frame with MessageTypeId %r", self._name, kind)
 
-    async def _answer_unparsable(self, text: str, why: str) -> None:
-        match = _ID_PATTERN.match(text)
-        if match is None:
-            logging.getLogger(__name__).warning(
-                "%s: dropping a frame without a message id: %s", self._name, why
-            )
+    async def _refuse(self, bad: BadFrame) -> None:
+        """A refused CALL gets its CALLERROR; a refused answer fails the call it answers."""
+        if bad.kind == CALL and bad.unique_id is not None:
+            if self._may_answer():
+                await self._send_error(bad.unique_id, OcppError(bad.code, bad.why))
             return
-        await self._send_error(match.group(1), OcppError(ErrorCode.FORMATION_VIOLATION, why))
+        pending = self._pending
+        if (
+            bad.kind in (CALLRESULT, CALLERROR)
+            and pending is not None
+            and pending.unique_id == bad.unique_id
+            and not pending.future.done()
+        ):
+            pending.future.set_exception(InvalidResponse(f"{pending.action} answer refused: {bad.why}"))
+            return
+        logging.getLogger(__name__).warning("%s: dropping a frame: %s", self._name, bad.why)
 
     async def _receive_call(self, frame: list[Any], text: str) -> None:
         if len(frame) < 2 or not isinstance(frame[1], str) or not frame[1]:

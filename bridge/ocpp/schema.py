@@ -12,6 +12,10 @@ answers with 2.0.1 codes (see ocpp16-charge-point.md §8.3):
 | enum (ERRATA 3.38), minimum, |                               |
 | maximum, multipleOf, others  | PropertyConstraintViolation   |
 
+A number whose multipleOf check cannot be decided (beyond Decimal's 28
+digits) is a PropertyConstraintViolation too; numbers that are not finite or
+integers beyond 64 bits never get here (`wire.decode` refuses them).
+
 Validation runs inline: a MeterValues frame takes ~0.25 ms, cheaper than the
 hop to a worker thread.
 """
@@ -57,7 +61,14 @@ def violation(message_type: int, action: str, payload: Any) -> OcppError | None:
     validator = _validator(message_type, action)
     if (message_type, action) in _DECIMAL_MESSAGES:
         payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
+    except ArithmeticError:
+        # multipleOf on a Decimal beyond 28 digits (a limit of 1e300) cannot be decided: such a
+        # number is out of any range this charge point can honour.
+        return OcppError(
+            ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, "a number is out of range", {"rule": "multipleOf"}
+        )
     if error is None:
         return None
     rule = str(error.validator)

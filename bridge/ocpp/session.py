@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ocpp.v16 import call
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from bridge.clock import Clock
 from bridge.config import ChargePointConfig
@@ -297,10 +298,25 @@ class Session:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await endpoint.close()
+            await self._release(ws)
             self._fail_offline_items()
             self._on_online(False)
             if self.clock.monotonic() - started >= STABLE_CONNECTION_S:
                 self.backoff.reset()
+
+    @staticmethod
+    async def _release(ws: ClientConnection) -> None:
+        """Never leave a connection behind: the next one is opened only once this one is closed.
+
+        The link normally ends closed already; after a failure of ours it may still be open, and a
+        socket left open is a silent link to the central system and a leaked descriptor here.
+        """
+        if ws.state is State.CLOSED:
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await ws.close(code=1011, reason="internal error")
+        ws.transport.abort()  # nothing left to do once closed; ends it if the peer never answered
 
     def _on_boot_answer(self, answer: Any, content: str) -> None:
         """Runs in the receive loop, before the central system's next frame is handled."""

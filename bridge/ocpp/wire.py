@@ -1,0 +1,157 @@
+"""OCPP-J frames to and from text, with the limits a frame from outside must keep.
+
+`decode` is the one door every frame from the central system comes through.
+Python's `json` accepts things the rest of the bridge cannot bear, so they are
+refused here, before any handler, log line or store write sees them:
+
+- nesting deeper than MAX_DEPTH: the parser itself raises RecursionError near
+  1,000 levels, and the schema checker and key conversion recurse too. The
+  deepest 1.6 message (SetChargingProfile) nests 6 levels;
+- integers outside the signed 64-bit range (SQLite's INTEGER; an id of
+  10^400 would be Accepted and then fail every later store write);
+- numbers that are not finite (`1e999` parses as infinity; `NaN` and
+  `Infinity` are not JSON at all);
+- strings holding a lone surrogate (`"\\ud800"` is valid JSON escaping but
+  no Unicode text: it cannot be encoded to UTF-8 for the socket, a log or
+  SQLite).
+
+A refused frame raises `BadFrame` with the OCPP-J error code to answer and,
+where they could still be read, its MessageTypeId and message id, so a CALL
+gets its CALLERROR and an answer fails its call instead of hanging.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.ocpp.errors import ErrorCode
+
+MAX_DEPTH = 32  # levels of arrays and objects, the frame's own array included
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The id of a frame that cannot be parsed at all, where it stands in its usual place.
+_ID_PATTERN = re.compile(r'^\s*\[\s*([234])\s*,\s*"([^"\\]{1,36})"')
+
+
+@dataclass
+class BadFrame(Exception):
+    """A frame refused before it reaches a handler: `code` is the CALLERROR to answer."""
+
+    code: ErrorCode
+    why: str
+    kind: int | None = None  # MessageTypeId, if it could be read
+    unique_id: str | None = None  # message id, if it could be read
+
+    def __str__(self) -> str:
+        return self.why
+
+
+class _OutOfRange(ValueError):
+    pass
+
+
+def _int(text: str) -> int:
+    if len(text) > 20:  # 2**63 has 19 digits; also spares int() its 4,300-digit ValueError
+        raise _OutOfRange("an integer outside the signed 64-bit range")
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise _OutOfRange("an integer outside the signed 64-bit range")
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _OutOfRange("a number too large to represent")
+    return value
+
+
+def _constant(text: str) -> float:
+    raise ValueError(f"{text} is not JSON")
+
+
+def decode(text: str) -> Any:
+    """The frame as Python values, or BadFrame."""
+    try:
+        frame = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+    except _OutOfRange as exc:
+        raise _refused(text, ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, str(exc)) from None
+    except RecursionError:
+        raise _refused(
+            text, ErrorCode.FORMATION_VIOLATION, f"the frame nests deeper than {MAX_DEPTH} levels"
+        ) from None
+    except ValueError:  # JSONDecodeError, and int() of more than 4,300 digits
+        raise _refused(text, ErrorCode.FORMATION_VIOLATION, "the frame is not valid JSON") from None
+    problem = _problem(frame, check_text="\\u" in text)
+    if problem is not None:
+        raise _identified(frame, ErrorCode.FORMATION_VIOLATION, problem)
+    return frame
+
+
+def _problem(frame: Any, check_text: bool) -> str | None:
+    """Why the parsed frame cannot be taken (too deep, a lone surrogate), or None.
+
+    Iterative, so that the check itself cannot overflow the stack. Strings are looked at only
+    when the text has a \\u escape: a surrogate cannot arrive any other way (the websocket
+    layer decodes frames as strict UTF-8).
+    """
+    stack: list[tuple[Any, int]] = [(frame, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth > MAX_DEPTH:
+                return f"the frame nests deeper than {MAX_DEPTH} levels"
+            if check_text:
+                stack.extend((key, depth) for key in value)
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            if depth > MAX_DEPTH:
+                return f"the frame nests deeper than {MAX_DEPTH} levels"
+            stack.extend((item, depth + 1) for item in value)
+        elif check_text and isinstance(value, str) and not value.isascii() and not _is_unicode(value):
+            return "a string holds a lone surrogate (\\ud800-\\udfff escape): not Unicode text"
+    return None
+
+
+def _is_unicode(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refused(text: str, code: ErrorCode, why: str) -> BadFrame:
+    """A frame that did not parse: its type and id are read from the text where they stand."""
+    match = _ID_PATTERN.match(text)
+    if match is None:
+        return BadFrame(code, why)
+    return BadFrame(code, why, int(match.group(1)), match.group(2))
+
+
+def _identified(frame: Any, code: ErrorCode, why: str) -> BadFrame:
+    kind = frame[0] if isinstance(frame, list) and frame and isinstance(frame[0], int) else None
+    unique_id = frame[1] if kind is not None and len(frame) > 1 and isinstance(frame[1], str) else None
+    if unique_id is not None and not _is_unicode(unique_id):
+        unique_id = None  # an id that cannot be sent back cannot be answered
+    return BadFrame(code, why, kind, unique_id)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        # Limits have at most one decimal on the wire (schemas: multipleOf 0.1).
+        return float(round(value, 1))
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def encode(frame: list[Any]) -> str:
+    """The frame as sent. Non-ASCII text is sent as is, unless it could not be sent at all
+    (a lone surrogate from anywhere): then it goes \\u-escaped rather than breaking the link."""
+    text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    if not text.isascii() and not _is_unicode(text):
+        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=True, default=_json_default)
+    return text

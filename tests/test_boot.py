@@ -69,3 +69,29 @@ def test_failed_boot_is_retried_later() -> None:
     boot.on_failure(now=5.0)
     assert boot.next_boot_at == 5.0 + FAILED_BOOT_RETRY_S
     assert boot.needs_boot(CONTENT)
+
+
+@pytest.mark.parametrize("status", ["Pending", "Rejected"])
+def test_a_trigger_while_a_boot_is_on_its_way_is_not_lost_to_its_answer(status: str) -> None:
+    """TriggerMessage(BootNotification) read before the answer to the boot in flight: that answer's
+    interval does not postpone the boot the central system asked for."""
+    boot = Boot()
+    boot.on_connected("c")
+    boot.on_sent()
+    boot.trigger()
+    boot.on_answer(status, 300, "c", now=100.0)
+    assert boot.next_boot_at == 100.0
+    boot.on_sent()  # the triggered boot goes out; its own answer counts as usual
+    boot.on_answer(status, 300, "c", now=101.0)
+    assert boot.next_boot_at == 401.0
+
+
+def test_a_trigger_answered_by_a_later_boot_does_not_boot_twice() -> None:
+    boot = Boot()
+    boot.on_connected("c")
+    boot.on_answer("Pending", 300, "c", now=0.0)
+    boot.trigger()  # while waiting: the next boot goes now, and answers the trigger
+    assert boot.next_boot_at == 0.0
+    boot.on_sent()
+    boot.on_answer("Pending", 300, "c", now=5.0)
+    assert boot.next_boot_at == 305.0

@@ -38,6 +38,9 @@ class Boot:
     accepted_content: str | None = None  # the BootNotification payload that was Accepted
     next_boot_at: float = 0.0  # monotonic seconds; no BootNotification before this
     force_on_reconnect: bool = False
+    # TriggerMessage(BootNotification) came while a BootNotification was on its way: its Pending or
+    # Rejected answer must not push the boot the central system asked for out by `interval`.
+    triggered: bool = False
 
     def needs_boot(self, content: str) -> bool:
         """On a fresh connection: must a BootNotification be sent?"""
@@ -56,13 +59,23 @@ class Boot:
             self.state = BootState.NOT_BOOTED
         return True
 
+    def trigger(self) -> None:
+        """TriggerMessage(BootNotification) while not Accepted: boot now, not after the interval."""
+        self.next_boot_at = 0.0
+        self.triggered = True
+
+    def on_sent(self) -> None:
+        """A BootNotification went out: it answers any trigger that came before it."""
+        self.triggered = False
+
     def on_answer(self, status: str, interval: int, content: str, now: float) -> None:
+        triggered, self.triggered = self.triggered, False
         if status == "Accepted":
             self.state = BootState.ACCEPTED
             self.accepted_content = content
             return
         self.state = BootState.PENDING if status == "Pending" else BootState.REJECTED
-        self.next_boot_at = now + (interval if interval > 0 else DEFAULT_RETRY_S)
+        self.next_boot_at = now if triggered else now + (interval if interval > 0 else DEFAULT_RETRY_S)
 
     def on_failure(self, now: float) -> None:
         """BootNotification got no usable answer (timeout, CALLERROR, bad schema)."""

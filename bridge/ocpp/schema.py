@@ -10,7 +10,8 @@ answers with 2.0.1 codes (see ocpp16-charge-point.md §8.3):
 | type, maxLength (CiString)   | TypeConstraintViolation       |
 | required                     | ProtocolError (incomplete)    |
 | enum (ERRATA 3.38), minimum, |                               |
-| maximum, multipleOf, others  | PropertyConstraintViolation   |
+| maximum, multipleOf, format  |                               |
+| (date-time), others          | PropertyConstraintViolation   |
 
 A number whose multipleOf check cannot be decided (beyond Decimal's 28
 digits) is a PropertyConstraintViolation too; numbers that are not finite or
@@ -23,7 +24,9 @@ hop to a worker thread.
 from __future__ import annotations
 
 import decimal
+import functools
 import json
+from datetime import datetime
 from typing import Any
 
 import jsonschema
@@ -50,10 +53,31 @@ _KEYWORD_CODES = {
 }
 
 
+# The 1.6 schemas mark every timestamp `"format": "date-time"`, which jsonschema checks only when
+# given a checker. Without it "2024-13-45T25:61:61Z" passed the schema and failed later, each message
+# its own way (a CALLERROR here, Rejected there, an exception in an answer's handling).
+_FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _date_time(value: object) -> bool:
+    """An ISO 8601 date and time. A missing offset is tolerated here (taken as UTC where it is read);
+    what must carry one (a charging profile's startSchedule) says so itself."""
+    if not isinstance(value, str):
+        return True  # the type rule reports it
+    if "T" not in value.upper():
+        raise ValueError("a date without a time")
+    datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    return True
+
+
+@functools.cache
 def _validator(message_type: int, action: str) -> Any:
     if (message_type, action) in _DECIMAL_MESSAGES:
-        return get_validator(message_type, action, "1.6", parse_float=decimal.Decimal)
-    return get_validator(message_type, action, "1.6")
+        library = get_validator(message_type, action, "1.6", parse_float=decimal.Decimal)
+    else:
+        library = get_validator(message_type, action, "1.6")
+    return type(library)(library.schema, format_checker=_FORMATS)
 
 
 def violation(message_type: int, action: str, payload: Any) -> OcppError | None:
@@ -87,6 +111,8 @@ def _describe(rule: str, error: Any) -> str:
         return f"must be at most {expected} characters"
     if rule == "enum":
         return "must be one of " + ", ".join(map(str, expected))
+    if rule == "format":
+        return f"must be a valid {expected} (ISO 8601, e.g. 2030-01-31T23:59:59Z)"
     if rule in ("minimum", "maximum", "multipleOf"):
         return f"violates {rule} {expected}"
     if rule in ("required", "additionalProperties"):

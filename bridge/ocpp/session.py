@@ -182,7 +182,7 @@ class Session:
 
     def boot_now(self) -> None:
         """TriggerMessage(BootNotification) while not Accepted: boot again without waiting the interval."""
-        self.boot.next_boot_at = 0.0
+        self.boot.trigger()
         self._boot_wake.set()
 
     def configuration_changed(self) -> None:
@@ -345,6 +345,7 @@ class Session:
                     self._boot_wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._boot_wake.wait(), wait)
+                self.boot.on_sent()
                 try:
                     await endpoint.call(
                         payload, on_result=lambda answer: self._on_boot_answer(answer, content)

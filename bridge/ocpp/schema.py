@@ -59,7 +59,6 @@ _KEYWORD_CODES = {
 _FORMATS = jsonschema.FormatChecker(formats=())
 
 
-@_FORMATS.checks("date-time", raises=ValueError)
 def _date_time(value: object) -> bool:
     """An ISO 8601 date and time. A missing offset is tolerated here (taken as UTC where it is read);
     what must carry one (a charging profile's startSchedule) says so itself."""
@@ -69,6 +68,9 @@ def _date_time(value: object) -> bool:
         raise ValueError("a date without a time")
     datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     return True
+
+
+_FORMATS.checks("date-time", raises=ValueError)(_date_time)
 
 
 @functools.cache

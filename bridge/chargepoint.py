@@ -39,7 +39,7 @@ from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
 from bridge.core.connector import Effect
-from bridge.core.meter_values import IntervalAverage, can_measure, next_aligned, sampled_values
+from bridge.core.meter_values import IntervalAverage, can_measure, next_aligned, sampled_values, whole_wh
 from bridge.core.status_hold import StatusHold
 from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, bridge_vendor
@@ -55,6 +55,7 @@ DEVICE_START_RETRY_S = 30.0  # a device that could not be started is tried again
 UNWANTED_ENERGY_S = 10.0  # energy the bridge did not allow, seen this long, is switched off (again)
 READING_PERSIST_S = 60.0  # with MeterValueSampleInterval 0, readings are still persisted this often
 UNLOCK_TIMEOUT_S = 10.0  # a lock that has not answered by then counts as UnlockFailed
+STOP_READING_TIMEOUT_S = 2.0  # a stop waits this long at most for the register it reports as meterStop
 AUTH_CACHE_CAPACITY = 1000  # tags; beyond it not-valid entries go first, then the oldest
 SUPPORTED_PROFILES = "Core,SmartCharging,RemoteTrigger"
 
@@ -201,7 +202,7 @@ class ChargePoint:
                 continue
             # The last run ended (crash, power cut) during this transaction. The device cannot
             # tell us it is still the same session, so it ends as of the last reading we took.
-            meter_stop = max(row.meter_start, int(row.last_meter_wh or row.meter_start))
+            meter_stop = max(row.meter_start, whole_wh(row.last_meter_wh or row.meter_start))
             stopped_at = row.last_meter_at or row.started_at
             log.warning(
                 "%s/%d: transaction %d was running when the bridge stopped; ended with PowerLoss at %d Wh",
@@ -737,17 +738,39 @@ class ChargePoint:
         # (or in this stop, when the sampler's read is what saw the unplug).
         rt.transaction_over.set()
         tx = stop.transaction
+        # The core decided meterStop from the last reading; the device is read once more (energy is
+        # off by now) so that meterStop is the register at the stop, never below one already sent.
+        fresh = await self._read_at_stop(cid)
+        meter_stop = stop.meter_stop_wh
+        if fresh is not None and fresh.energy_wh is not None:
+            meter_stop = max(meter_stop, whole_wh(fresh.energy_wh))
         log.info("%s/%d: transaction %d stopped (%s) at %d Wh", self.cfg.id, cid, tx.local_id, stop.reason,
-                 stop.meter_stop_wh)  # fmt: skip
+                 meter_stop)  # fmt: skip
         at = iso(stop.stopped_at)
         end = None
-        if rt.reading is not None:
-            last = rt.reading
-            if last.energy_wh is None or last.energy_wh < tx.meter_start_wh:  # as meterStop has it
-                last = dataclasses.replace(last, energy_wh=float(stop.meter_stop_wh))
-            end = self._stop_value(last, at, "Transaction.End")
-        await self.messages.stop(tx.local_id, stop.meter_stop_wh, at, str(stop.reason), stop.id_tag, end)
+        if (last := fresh or rt.reading) is not None:
+            # Transaction.End carries meterStop itself: the same register, the same rounding.
+            end = self._stop_value(
+                dataclasses.replace(last, energy_wh=float(meter_stop)), at, "Transaction.End"
+            )
+        await self.messages.stop(tx.local_id, meter_stop, at, str(stop.reason), stop.id_tag, end)
         self.smart.transaction_ended(cid)
+
+    async def _read_at_stop(self, cid: int) -> ChargerReading | None:
+        """The device read for a stop, within STOP_READING_TIMEOUT_S; None when it does not answer
+        (the last reading stands). Not fed to the core: this runs in the effects worker, and what
+        the reading shows besides the register is for the next poll to find."""
+        rt = self.connectors[cid]
+        if not rt.started or rt.core.unreachable is not None:
+            return None  # known silent: the stop is not held up for it
+        try:
+            async with asyncio.timeout(STOP_READING_TIMEOUT_S), rt.read_lock:
+                return await rt.charger.read()
+        except Exception as exc:  # DeviceError, TimeoutError, or a driver's bug: never costs the stop
+            log.warning("%s/%d: %s gave no reading at the stop (%s): meterStop is the last reading",
+                        self.cfg.id, cid, rt.charger.description,
+                        exc or f"no answer within {STOP_READING_TIMEOUT_S:g} s")  # fmt: skip
+            return None
 
     def _stop_value(self, reading: ChargerReading, at: str, context: str) -> dict[str, Any] | None:
         """A MeterValue for StopTransaction.transactionData, or None when none is configured.

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import TypeAlias
 
 from adapters.base import ChargerReading, DeviceFault
+from bridge.core.meter_values import whole_wh
 
 
 class Status(StrEnum):
@@ -342,7 +343,8 @@ class Connector:
         return "Accepted"
 
     def meter_wh(self) -> int:
-        return int(self.energy_wh) if self.energy_wh is not None else 0
+        """The register for meterStart and meterStop: whole Wh, rounded as the register values are."""
+        return whole_wh(self.energy_wh) if self.energy_wh is not None else 0
 
     def _start(self, id_tag: str, now: datetime, parent_id_tag: str | None = None) -> list[Effect]:
         if parent_id_tag is None and self.waiting_tag is not None and same_tag(id_tag, self.waiting_tag):

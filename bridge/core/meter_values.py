@@ -4,11 +4,15 @@ A configured measurand yields one SampledValue per phase the device reports
 (`Current.Import` on a 3-phase charger → L1, L2, L3), or one without a phase
 for totals. A measurand the device cannot measure yields nothing; the
 configuration layer rejects such measurands up front via `can_measure`.
-Registers are sent as the device reports them, never rebased to zero.
+Registers are sent as the device reports them, never rebased to zero, in
+whole Wh by `whole_wh`: the rounding of meterStart and meterStop too, so a
+central system never sees the register step back at the stop (24.537 Wh in
+a MeterValues, then meterStop 24).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -18,6 +22,12 @@ from adapters.base import ChargerReading
 T = TypeVar("T")
 
 _PHASES = ("L1", "L2", "L3")
+
+
+def whole_wh(energy_wh: float) -> int:
+    """An energy register in whole Wh, as meterStart, meterStop and every register value carry it:
+    rounded down, so no Wh is reported before it has been delivered in full."""
+    return math.floor(energy_wh)
 
 
 def _fmt(value: float) -> str:
@@ -59,7 +69,7 @@ def _split_phase(item: str) -> tuple[str, str, str]:
 
 def _values_for(r: ChargerReading, measurand: str) -> list[dict[str, Any]]:
     if measurand == "Energy.Active.Import.Register" and r.energy_wh is not None:
-        return [{"value": _fmt(r.energy_wh), "measurand": measurand, "unit": "Wh"}]
+        return [{"value": str(whole_wh(r.energy_wh)), "measurand": measurand, "unit": "Wh"}]
     if measurand == "Power.Active.Import" and r.power_w is not None:
         return [{"value": _fmt(r.power_w), "measurand": measurand, "unit": "W"}]
     if measurand == "Current.Import":

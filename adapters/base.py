@@ -121,6 +121,9 @@ class Charger(abc.ABC):
     """
 
     Options: ClassVar[type[Any]]
+    # True: the constructor takes `state_file=`, a file of its own under the daemon's state_dir in which
+    # it keeps its state across restarts (None: keep nothing). See adapters/registry.py.
+    keeps_state: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._listener: Listener | None = None

@@ -7,9 +7,11 @@ pays (start-up time, memory) only for the drivers it uses.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 from adapters.base import Charger, Meter
+from adapters.transports import Transports
 
 # type name in `charger: {type: ...}` -> "module:Class"
 CHARGER_TYPES: dict[str, str] = {
@@ -44,6 +46,18 @@ def _load(table: dict[str, str], type_name: str, kind: str) -> Any:
 def charger_class(type_name: str) -> type[Charger]:
     cls: type[Charger] = _load(CHARGER_TYPES, type_name, "charger")
     return cls
+
+
+def new_charger(
+    type_name: str, options: Any, transports: Transports, state_file: Path | None = None
+) -> Charger:
+    """A charger driver. `state_file` goes to a driver that keeps state across restarts
+    (`Charger.keeps_state`, the simulated charger): a file of its own, which the caller places
+    (the daemon: under state_dir); None, as for a probe, keeps nothing."""
+    cls: Any = charger_class(type_name)
+    if cls.keeps_state:
+        return cls(options, transports, state_file=state_file)  # type: ignore[no-any-return]
+    return cls(options, transports)  # type: ignore[no-any-return]
 
 
 def meter_class(type_name: str) -> type[Meter]:

@@ -7,13 +7,36 @@ takes). The energy register integrates that power over time, so meter
 values rise as they would on a real box. It is driven from outside (the
 local HTTP API, tests, the demo) with plug / unplug / tap / ev_suspend /
 ev_resume / fault / clear_fault.
+
+State across restarts. Given a state file (the daemon passes one under
+`state_dir`), the simulated box is the same device after a restart: what
+makes it one (plug, vehicle suspended, relay, current, fault, register) is
+read at `start()` and written at `close()`, and every `save_every_s` while
+it changes, so that a crash loses no more than that. Writes are atomic
+(a temporary file, fsync, rename) and run in a thread. The box lives in the
+bridge's process: while the bridge is down no energy accrues. A missing or
+damaged file gives a fresh simulator (the options' `plugged` and
+`initial_energy_wh`), with a warning for a damaged one. A device that was
+`silence`d answers again after a restart, as a box that was power-cycled.
+What is done at the box before its file has been read (a plug through the
+local API as the daemon starts) is done once it has been, in order, so that
+the file does not undo it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import math
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Concatenate, ParamSpec
 
 from adapters.base import (
     Charger,
@@ -26,6 +49,11 @@ from adapters.base import (
     TagPresented,
 )
 from adapters.transports import Transports
+
+log = logging.getLogger("adapters.simulated")
+
+STATE_VERSION = 1  # of the state file's layout
+SAVE_EVERY_S = 5.0  # the state is written this often while it changes (and at close)
 
 
 @dataclass(frozen=True)
@@ -65,17 +93,130 @@ class SimulatedOptions:
         return problems
 
 
+@dataclass(frozen=True)
+class SimulatorState:
+    """What makes the simulated box the same device after a restart: the content of its state file."""
+
+    plugged: bool
+    ev_suspended: bool
+    enabled: bool  # the relay: the bridge lets energy flow
+    current_a: float  # the current offered
+    energy_wh: float  # the register, unrounded
+    fault: DeviceFault | None = None
+
+
+def _flag(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false")
+    return value
+
+
+def _amount(data: dict[str, Any], key: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{key} must be a number, 0 or more")
+    return float(value)
+
+
+def _state_from(data: Any) -> SimulatorState:
+    """The state in a decoded file; ValueError saying what is wrong."""
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        raise ValueError(f"not a version {STATE_VERSION} state")
+    fault, raw = None, data.get("fault")
+    if raw is not None:
+        if not (isinstance(raw, dict) and isinstance(raw.get("error_code"), str)
+                and isinstance(raw.get("info"), str | None)):  # fmt: skip
+            raise ValueError("fault must be null or {error_code, info}")
+        fault = DeviceFault(raw["error_code"], raw.get("info"))
+    return SimulatorState(
+        plugged=_flag(data, "plugged"),
+        ev_suspended=_flag(data, "ev_suspended"),
+        enabled=_flag(data, "enabled"),
+        current_a=_amount(data, "current_a"),
+        energy_wh=_amount(data, "energy_wh"),
+        fault=fault,
+    )
+
+
+def read_state(path: Path) -> SimulatorState | None:
+    """The state in `path`; None when there is no file; ValueError (naming the file) when it is damaged.
+    Blocking file I/O: run it in a thread."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+        return _state_from(json.loads(text))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def write_state(path: Path, state: SimulatorState) -> None:
+    """Replace `path` atomically: a reader finds the old state or the new one, never half of one, also
+    after a power cut. Blocking file I/O: run it in a thread."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps({"version": STATE_VERSION, **asdict(state)}, indent=1) + "\n"
+    # One name, so that what a crash left is overwritten, not piled up (the writes of one file are
+    # never concurrent: see SimulatedCharger._save).
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    # The rename itself is durable only once the directory is.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+_P = ParamSpec("_P")
+
+
+def _at_the_box(
+    action: Callable[Concatenate[SimulatedCharger, _P], None],
+) -> Callable[Concatenate[SimulatedCharger, _P], None]:
+    """A hand action: done now, or, before the state file has been read, once it has been."""
+
+    def act(self: SimulatedCharger, /, *args: _P.args, **kwargs: _P.kwargs) -> None:
+        if self._deferred is not None:
+            self._deferred.append(functools.partial(action, self, *args, **kwargs))
+        else:
+            action(self, *args, **kwargs)
+
+    functools.update_wrapper(act, action)  # its name and docstring
+    return act
+
+
 class SimulatedCharger(Charger):
     Options = SimulatedOptions
+    keeps_state: ClassVar[bool] = True
 
     def __init__(
         self,
         options: SimulatedOptions,
         transports: Transports | None = None,  # unused: a simulated charger needs no connection
         clock: Callable[[], float] = time.monotonic,
+        state_file: Path | None = None,  # None: nothing is kept across restarts
+        save_every_s: float = SAVE_EVERY_S,
     ) -> None:
         super().__init__()
         self.options = options
+        self.state_file = state_file
+        self._save_every_s = save_every_s
+        self._restored = False  # the state file was read: from now on it is ours to write
+        self._saved: SimulatorState | None = None  # what the file holds
+        self._saver: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None  # the write in its thread, if one is going on
+        # Hand actions waiting for the state file to be read (None: done at once).
+        self._deferred: list[Callable[[], None]] | None = [] if state_file is not None else None
         self._clock = clock
         self._plugged = options.plugged
         self._ev_suspended = False
@@ -112,6 +253,70 @@ class SimulatedCharger(Charger):
     @property
     def simulator(self) -> SimulatedCharger:
         return self
+
+    # -- state across restarts ---------------------------------------------
+    def state(self) -> SimulatorState:
+        """What the box is now (see the module's docstring)."""
+        self._advance()
+        return SimulatorState(
+            self._plugged, self._ev_suspended, self._enabled, self._current_a, self._energy_wh, self._fault
+        )
+
+    def _restore(self, state: SimulatorState) -> None:
+        o = self.options
+        self._plugged, self._ev_suspended, self._enabled = state.plugged, state.ev_suspended, state.enabled
+        # Within the options, which may have changed since.
+        self._current_a = min(max(state.current_a, o.min_current_a), o.max_current_a)
+        self._energy_wh = state.energy_wh
+        self._fault = state.fault
+        self._last = self._clock()  # nothing accrued while the bridge was away
+
+    async def start(self) -> None:
+        if self.state_file is None or self._restored:
+            return
+        try:
+            state = await asyncio.to_thread(read_state, self.state_file)
+        except ValueError as exc:
+            log.warning("simulated charger: state file ignored, starting fresh: %s", exc)
+            state = None
+        if state is not None:
+            self._restore(state)
+            self._saved = state
+        self._restored = True
+        deferred, self._deferred = self._deferred or [], None
+        for action in deferred:
+            action()
+        self._saver = asyncio.create_task(self._save_periodically(), name=f"save {self.state_file.name}")
+
+    async def close(self) -> None:
+        if self._saver is not None:
+            self._saver.cancel()
+            await asyncio.gather(self._saver, return_exceptions=True)
+            self._saver = None
+        if self._restored:
+            await self._save()
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._save_every_s)
+            await self._save()
+
+    async def _save(self) -> None:
+        if self._writing is not None:  # a write cancelled with its task still runs in its thread
+            await asyncio.gather(self._writing, return_exceptions=True)
+        state = self.state()
+        if state == self._saved or self.state_file is None:
+            return
+        self._writing = asyncio.ensure_future(asyncio.to_thread(write_state, self.state_file, state))
+        try:
+            await asyncio.shield(self._writing)
+        except OSError as exc:  # a full or read-only disk must not stop the simulated box
+            log.warning("simulated charger: cannot write %s: %s", self.state_file, exc)
+        else:
+            self._saved = state
+        finally:
+            if self._writing.done():
+                self._writing = None
 
     # -- physics ---------------------------------------------------------
     def _drawn_current(self) -> float:
@@ -182,44 +387,53 @@ class SimulatedCharger(Charger):
     def _changed(self) -> None:
         self._emit(StateChanged())
 
+    @_at_the_box
     def plug(self) -> None:
         self._advance()
         self._plugged = True
         self._ev_suspended = False
         self._changed()
 
+    @_at_the_box
     def unplug(self) -> None:
         self._advance()
         self._plugged = False
         self._changed()
 
+    @_at_the_box
     def tap(self, id_tag: str) -> None:
         self._emit(TagPresented(id_tag))
 
+    @_at_the_box
     def ev_suspend(self) -> None:
         self._advance()
         self._ev_suspended = True
         self._changed()
 
+    @_at_the_box
     def ev_resume(self) -> None:
         self._advance()
         self._ev_suspended = False
         self._changed()
 
+    @_at_the_box
     def fault(self, error_code: str, info: str | None = None) -> None:
         self._advance()
         self._fault = DeviceFault(error_code=error_code, info=info)
         self._changed()
 
+    @_at_the_box
     def silence(self) -> None:
         """The device stops answering reads and commands; the energy register keeps counting."""
         self._silent = True
 
+    @_at_the_box
     def answer(self) -> None:
         """The device answers again."""
         self._silent = False
         self._changed()
 
+    @_at_the_box
     def clear_fault(self) -> None:
         self._advance()
         self._fault = None

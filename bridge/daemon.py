@@ -54,11 +54,13 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from adapters.base import Charger
 from adapters.composed import MeteredCharger
-from adapters.registry import charger_class, meter_class
+from adapters.registry import meter_class, new_charger
 from adapters.transports import Transports
 from bridge.chargepoint import ChargePoint
 from bridge.clock import Clock
@@ -76,10 +78,17 @@ SESSION_SLACK_S = 60.0  # see "a session is wedged" above
 STATUS_EVERY_S = 1.0  # the summary is recomputed this often (and sent when it changed)
 
 
-def build_charger(connector: ConnectorConfig, transports: Transports) -> Charger:
-    """The connector's charger driver, composed with its meter of record when one is configured."""
-    cls = charger_class(connector.charger.type)
-    charger: Charger = cls(connector.charger.options, transports)  # type: ignore[call-arg]
+def device_state_file(state_dir: Path, cp_id: str, connector_id: int) -> Path:
+    """Where a connector's driver keeps its own state across restarts (the simulated charger's)."""
+    return state_dir / "devices" / f"{quote(cp_id, safe='')}.{connector_id}.json"
+
+
+def build_charger(
+    connector: ConnectorConfig, transports: Transports, state_file: Path | None = None
+) -> Charger:
+    """The connector's charger driver, composed with its meter of record when one is configured.
+    `state_file`: see `new_charger`; the daemon gives `device_state_file`, a probe none."""
+    charger = new_charger(connector.charger.type, connector.charger.options, transports, state_file)
     if connector.meter is not None:
         meter = meter_class(connector.meter.type)(connector.meter.options, transports)  # type: ignore[call-arg]
         charger = MeteredCharger(charger, meter)
@@ -116,7 +125,10 @@ class Daemon:
         self.charge_points: dict[str, ChargePoint] = {}
         self.transports = Transports()
         for cp_cfg in config.charge_points:
-            chargers = {c.id: build_charger(c, self.transports) for c in cp_cfg.connectors}
+            chargers = {
+                c.id: build_charger(c, self.transports, device_state_file(config.state_dir, cp_cfg.id, c.id))
+                for c in cp_cfg.connectors
+            }
             self.charge_points[cp_cfg.id] = ChargePoint(
                 cp_cfg, chargers, self.clock, self.store, new_transaction_id
             )

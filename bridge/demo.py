@@ -140,7 +140,9 @@ async def run_demo(out: TextIO, csms_url: str | None = None) -> int:
         daemon = Daemon(config)
         cp = daemon.charge_points[CP_ID]
         cp.session.observer = timeline.observe
-        sim: Any = cp.connectors[1].charger
+        sim = cp.connectors[1].charger.simulator
+        if sim is None:  # DEMO_CONFIG names a simulated charger
+            raise RuntimeError("the demo's charger is not simulated")
         running = asyncio.create_task(daemon.run())
         try:
             await timeline.wait_for("the boot", _is("in", "result", "BootNotification", status="Accepted"))

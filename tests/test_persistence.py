@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import sqlite3
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 from ocpp.v16 import call
 
+from adapters.simulated import read_state, write_state
 from bridge.clock import Clock
+from bridge.daemon import device_state_file
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.store import FILENAME, Store
@@ -344,7 +347,12 @@ async def test_a_vehicle_gone_during_a_graceful_restart_ends_the_transaction_as_
         async with running(config) as daemon:
             await charging(cs, daemon)
             await cs.wait_for_call("CP-1", "MeterValues", timeout=5)
-        async with running(config):  # the simulated charger starts unplugged
+        # The vehicle leaves while the bridge is down: the simulated box's state file says so.
+        path = device_state_file(config.state_dir, "CP-1", 1)
+        saved = read_state(path)
+        assert saved is not None and saved.plugged
+        write_state(path, dataclasses.replace(saved, plugged=False))
+        async with running(config):
             stop = await cs.wait_for_call("CP-1", "StopTransaction", timeout=5)
         cs.assert_clean()
     assert stop["reason"] == "EVDisconnected" and stop["transactionId"] == 1

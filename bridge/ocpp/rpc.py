@@ -169,10 +169,11 @@ class Endpoint:
 
     async def _receive(self, text: str) -> None:
         try:
-            frame = decode(text)
+            decoded = decode(text)
         except BadFrame as bad:
             await self._refuse(bad)
             return
+        frame = decoded.frame
         if not isinstance(frame, list) or not frame or not isinstance(frame[0], int):
             logging.getLogger(__name__).warning(
                 "%s: dropping a frame that is not an array starting with a MessageTypeId", self._name
@@ -180,9 +181,9 @@ class Endpoint:
             return
         kind = frame[0]
         if kind == CALL:
-            await self._receive_call(frame, text)
+            await self._receive_call(frame, decoded.beyond_range)
         elif kind in (CALLRESULT, CALLERROR):
-            self._receive_answer(frame)
+            self._receive_answer(frame, decoded.beyond_range)
         else:
             # OCPP-J 4.1.3: an unknown MessageTypeId is ignored.
             logging.getLogger(__name__).warning("%s: ignoring frame with MessageTypeId %r", self._name, kind)
@@ -204,7 +205,7 @@ class Endpoint:
             return
         logging.getLogger(__name__).warning("%s: dropping a frame: %s", self._name, bad.why)
 
-    async def _receive_call(self, frame: list[Any], text: str) -> None:
+    async def _receive_call(self, frame: list[Any], beyond_range: str | None) -> None:
         if len(frame) < 2 or not isinstance(frame[1], str) or not frame[1]:
             logging.getLogger(__name__).warning("%s: dropping a CALL without a usable message id", self._name)
             return
@@ -232,7 +233,7 @@ class Endpoint:
         action, payload = frame[2], frame[3]
         self._after_reply = []
         try:
-            response = await self._dispatch(action, payload)
+            response = await self._dispatch(action, payload, beyond_range)
         except OcppError as error:
             self._answered(action, str(error.code))
             await self._send_error(unique_id, error)
@@ -273,7 +274,9 @@ class Endpoint:
         """
         self._after_reply.append(followup)
 
-    async def _dispatch(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _dispatch(
+        self, action: str, payload: dict[str, Any], beyond_range: str | None = None
+    ) -> dict[str, Any]:
         if action not in KNOWN_ACTIONS:
             raise OcppError(ErrorCode.NOT_IMPLEMENTED, f"{action} is not an OCPP 1.6 action")
         route = self._routes.get(action, {})
@@ -284,6 +287,8 @@ class Endpoint:
             error = schema.violation(CALL, action, payload)
             if error is not None:
                 raise error
+        if beyond_range is not None:  # after the schema: a type error is named as such first
+            raise OcppError(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, beyond_range)
         result = handler(**camel_to_snake_case(payload))
         if inspect.isawaitable(result):
             result = await result
@@ -317,7 +322,7 @@ class Endpoint:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _receive_answer(self, frame: list[Any]) -> None:
+    def _receive_answer(self, frame: list[Any], beyond_range: str | None = None) -> None:
         unique_id = frame[1] if len(frame) > 1 else None
         pending = self._pending
         if pending is None or pending.unique_id != unique_id or pending.future.done():
@@ -335,7 +340,7 @@ class Endpoint:
                 frame[2] if len(frame) > 2 else None,
             )
         try:
-            result = self._parse_answer(pending.action, frame)
+            result = self._parse_answer(pending.action, frame, beyond_range)
         except CallFailed as exc:
             pending.future.set_exception(exc)
             return
@@ -346,7 +351,7 @@ class Endpoint:
         pending.future.set_result(result)
 
     @staticmethod
-    def _parse_answer(action: str, frame: list[Any]) -> Any:
+    def _parse_answer(action: str, frame: list[Any], beyond_range: str | None = None) -> Any:
         if frame[0] == CALLERROR:
             code = frame[2] if len(frame) > 2 else "?"
             description = frame[3] if len(frame) > 3 else ""
@@ -357,6 +362,8 @@ class Endpoint:
         error = schema.violation(CALLRESULT, action, result)
         if error is not None:
             raise InvalidResponse(f"{action} answer breaks the schema: {error.description}")
+        if beyond_range is not None:
+            raise InvalidResponse(f"{action} answer holds {beyond_range}")
         return getattr(_call_result, action)(**camel_to_snake_case(result))
 
     # -- sending ---------------------------------------------------------

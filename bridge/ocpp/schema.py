@@ -75,18 +75,22 @@ _FORMATS.checks("date-time", raises=ValueError)(_date_time)
 
 @functools.cache
 def _validator(message_type: int, action: str) -> Any:
+    library = get_validator(message_type, action, "1.6")
+    schema = library.schema
     if (message_type, action) in _DECIMAL_MESSAGES:
-        library = get_validator(message_type, action, "1.6", parse_float=decimal.Decimal)
-    else:
-        library = get_validator(message_type, action, "1.6")
-    return type(library)(library.schema, format_checker=_FORMATS)
+        # The library caches one validator per action whatever `parse_float` asked for, so its
+        # schema's multipleOf may be a float (Decimal / float: TypeError): converted here, always.
+        schema = json.loads(json.dumps(schema), parse_float=decimal.Decimal)
+    return type(library)(schema, format_checker=_FORMATS)
 
 
 def violation(message_type: int, action: str, payload: Any) -> OcppError | None:
     """The schema violation of `payload`, as the CALLERROR to answer, or None."""
     validator = _validator(message_type, action)
     if (message_type, action) in _DECIMAL_MESSAGES:
-        payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
+        # Infinity (from a `1e999` on the wire) becomes Decimal("Infinity"): multipleOf then raises
+        # InvalidOperation below rather than float % Decimal's TypeError.
+        payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal, parse_constant=decimal.Decimal)
     try:
         error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
     except ArithmeticError:

@@ -8,9 +8,12 @@ refused here, before any handler, log line or store write sees them:
   1,000 levels, and the schema checker and key conversion recurse too. The
   deepest 1.6 message (SetChargingProfile) nests 6 levels;
 - integers outside the signed 64-bit range (SQLite's INTEGER; an id of
-  10^400 would be Accepted and then fail every later store write);
-- numbers that are not finite (`1e999` parses as infinity; `NaN` and
-  `Infinity` are not JSON at all);
+  10^400 would be Accepted and then fail every later store write), and
+  numbers that are not finite (`1e999` parses as infinity; `NaN` and
+  `Infinity` are not JSON at all). These are not refused at once: the
+  schema is checked first (a number where text is wanted is a type error,
+  whatever its size), then `Decoded.beyond_range` makes the frame a
+  PropertyConstraintViolation, or an answer invalid;
 - strings holding a lone surrogate (`"\\ud800"` is valid JSON escaping but
   no Unicode text: it cannot be encoded to UTF-8 for the socket, a log or
   SQLite).
@@ -50,46 +53,60 @@ class BadFrame(Exception):
         return self.why
 
 
-class _OutOfRange(ValueError):
-    pass
+class _Beyond(int):
+    """An integer beyond 64 bits, standing in for it until the schema has been checked: the schema
+    speaks first (a number where text is wanted is a TypeConstraintViolation, whatever its size),
+    then the range (`Decoded.beyond_range`). Its value is only the sign-preserving nearest
+    out-of-range number, so a schema minimum still sees which side it is on."""
 
 
-def _int(text: str) -> int:
-    if len(text) > 20:  # 2**63 has 19 digits; also spares int() its 4,300-digit ValueError
-        raise _OutOfRange("an integer outside the signed 64-bit range")
-    value = int(text)
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise _OutOfRange("an integer outside the signed 64-bit range")
-    return value
+_TOO_LARGE = _Beyond(INT64_MAX + 1)
+_TOO_SMALL = _Beyond(INT64_MIN - 1)
 
 
-def _float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _OutOfRange("a number too large to represent")
-    return value
+@dataclass(frozen=True)
+class Decoded:
+    frame: Any
+    # Why a number in the frame cannot be taken (beyond 64 bits, not finite), or None. Answered
+    # PropertyConstraintViolation once the schema has nothing to say; an answer with one is invalid.
+    beyond_range: str | None = None
 
 
 def _constant(text: str) -> float:
     raise ValueError(f"{text} is not JSON")
 
 
-def decode(text: str) -> Any:
+def decode(text: str) -> Decoded:
     """The frame as Python values, or BadFrame."""
+    beyond: list[str] = []
+
+    def parse_int(digits: str) -> int:
+        # 2**63 has 19 digits; the length test also spares int() its 4,300-digit ValueError.
+        if len(digits) < 19:
+            return int(digits)
+        if len(digits) <= 20 and INT64_MIN <= (value := int(digits)) <= INT64_MAX:
+            return value
+        beyond.append("an integer outside the signed 64-bit range")
+        return _TOO_SMALL if digits.startswith("-") else _TOO_LARGE
+
+    def parse_float(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            beyond.append("a number too large to represent")
+        return value
+
     try:
-        frame = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
-    except _OutOfRange as exc:
-        raise _refused(text, ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, str(exc)) from None
+        frame = json.loads(text, parse_int=parse_int, parse_float=parse_float, parse_constant=_constant)
     except RecursionError:
         raise _refused(
             text, ErrorCode.FORMATION_VIOLATION, f"the frame nests deeper than {MAX_DEPTH} levels"
         ) from None
-    except ValueError:  # JSONDecodeError, and int() of more than 4,300 digits
+    except ValueError:  # JSONDecodeError
         raise _refused(text, ErrorCode.FORMATION_VIOLATION, "the frame is not valid JSON") from None
     problem = _problem(frame, check_text="\\u" in text)
     if problem is not None:
         raise _identified(frame, ErrorCode.FORMATION_VIOLATION, problem)
-    return frame
+    return Decoded(frame, beyond[0] if beyond else None)
 
 
 def _problem(frame: Any, check_text: bool) -> str | None:

@@ -82,3 +82,11 @@ def test_decisions(online: bool, entry: IdTagInfo | None, kw: dict[str, bool], e
     if entry is not None:
         cache.put("TAG", entry, T0 - timedelta(days=1))
     assert decide("tag", online, cache, rules(**kw), T0) is expected
+
+
+def test_an_expiry_date_without_an_offset_is_read_as_utc() -> None:
+    """Regression: a central system that leaves out the Z gave a naive date, and every later decision
+    on that tag raised TypeError (naive against aware)."""
+    info = IdTagInfo.from_wire({"status": "Accepted", "expiryDate": "2026-01-01T12:00:00"})
+    assert info.valid(T0 + timedelta(hours=11, minutes=59))
+    assert not info.valid(T0 + timedelta(hours=12))

@@ -26,7 +26,7 @@ tells the two apart).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -50,6 +50,8 @@ class IdTagInfo:
     def from_wire(cls, info: dict[str, Any]) -> IdTagInfo:
         expiry = info.get("expiry_date") or info.get("expiryDate")
         parsed = datetime.fromisoformat(expiry.replace("Z", "+00:00")) if isinstance(expiry, str) else None
+        if parsed is not None and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)  # no offset: UTC, as the clock reads currentTime
         parent = info.get("parent_id_tag") or info.get("parentIdTag")
         return cls(str(info.get("status")), parsed, parent)
 

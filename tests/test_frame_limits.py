@@ -7,6 +7,7 @@ websocket for the whole test, no descriptor leaked, and the charge point still a
 from __future__ import annotations
 
 import asyncio
+import decimal
 import json
 import os
 from typing import Any
@@ -92,7 +93,7 @@ async def test_deep_frames_without_an_id_are_dropped_and_no_socket_leaks(
         for n in range(20):
             await csms.send_raw("CP-1", "[" * 1000 + "]" * 1000)
             await csms.send_raw(
-                "CP-1", f'[2,"d{n}","DataTransfer",{{"vendorId":"x","data":' + nested_object(5000)
+                "CP-1", f'[2,"deep-{n}","DataTransfer",{{"vendorId":"x","data":' + nested_object(5000)
             )
         await still_alive(csms)
         assert open_descriptors() <= before + 2
@@ -100,7 +101,7 @@ async def test_deep_frames_without_an_id_are_dropped_and_no_socket_leaks(
         answers = [
             f.message
             for f in link.frames
-            if f.direction == "in" and f.message and str(f.message[1]).startswith("d")
+            if f.direction == "in" and f.message and str(f.message[1]).startswith("deep-")
         ]
         assert len(answers) == 20 and all(a[2] == "FormationViolation" for a in answers)
 
@@ -309,3 +310,22 @@ def test_max_frame_bytes_out_of_bounds_is_a_configuration_error(
     with pytest.raises(ConfigError) as error:
         make_config("ws://127.0.0.1:9/ocpp", tmp_path, max_frame_bytes=value)
     assert "charge_points[0].max_frame_bytes" in str(error.value) and message in str(error.value)
+
+
+@pytest.mark.parametrize("first", [float, decimal.Decimal])
+def test_our_schema_check_does_not_depend_on_which_validator_the_library_cached_first(first: Any) -> None:
+    """The `ocpp` library caches one validator per action whatever parse_float asked for; another
+    user of the library in the process (a central system in a test, a tool) may have cached either."""
+    from ocpp import messages
+
+    from bridge.ocpp import schema
+
+    messages._validators.pop("SetChargingProfile_1.6", None)
+    schema._validator.cache_clear()
+    messages.get_validator(2, "SetChargingProfile", "1.6", parse_float=first)
+    payload = {"connectorId": 1, "csChargingProfiles": profile()}
+    payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] = 6.1
+    assert schema.violation(2, "SetChargingProfile", payload) is None
+    payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] = 6.05
+    error = schema.violation(2, "SetChargingProfile", payload)
+    assert error is not None and str(error.code) == "PropertyConstraintViolation"

@@ -75,12 +75,16 @@ _FORMATS.checks("date-time", raises=ValueError)(_date_time)
 
 @functools.cache
 def _validator(message_type: int, action: str) -> Any:
-    library = get_validator(message_type, action, "1.6")
+    decimals = (message_type, action) in _DECIMAL_MESSAGES
+    # Asked as the library itself asks (Decimals for these), so that what it caches suits its own use
+    # by another part of the process.
+    library = get_validator(message_type, action, "1.6", parse_float=decimal.Decimal if decimals else float)
     schema = library.schema
-    if (message_type, action) in _DECIMAL_MESSAGES:
+    if decimals:
         # The library caches one validator per action whatever `parse_float` asked for, so its
-        # schema's multipleOf may be a float (Decimal / float: TypeError): converted here, always.
-        schema = json.loads(json.dumps(schema), parse_float=decimal.Decimal)
+        # schema's multipleOf may be a float (Decimal / float: TypeError) or already a Decimal:
+        # converted here, either way.
+        schema = json.loads(json.dumps(schema, default=float), parse_float=decimal.Decimal)
     return type(library)(schema, format_checker=_FORMATS)
 
 

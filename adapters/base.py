@@ -100,7 +100,7 @@ Listener = Callable[[DeviceEvent], None]
 
 
 class Simulator(Protocol):
-    """What a person does at a simulated box (adapters/simulated.py); the local API drives it."""
+    """What a person does at a simulated box (adapters/chargers/simulated.py); the local API drives it."""
 
     def plug(self) -> None: ...
     def unplug(self) -> None: ...

@@ -1,36 +1,57 @@
 """Driver names as they appear in the configuration, and where each lives.
 
-Modules are imported only when a configuration names them, so a daemon
-pays (start-up time, memory) only for the drivers it uses.
+Each sub-package registers its own types: `adapters.chargers.CHARGER_TYPES` and
+`adapters.meters.METER_TYPES` map a type name to "module:Class". Modules are imported only when a
+configuration names them, so a daemon pays (start-up time, memory) only for the drivers it uses.
+
+Every driver's constructor takes `(options, transports)`, the options being an instance of its
+`Options` dataclass; a charger that keeps state across restarts (`Charger.keeps_state`) takes
+`state_file=` as well. The Protocols below say so, which is how `new_charger` and `new_meter` build
+any driver without knowing its class.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from adapters.base import Charger, Meter
-from adapters.transports import Transports
+from adapters.chargers import CHARGER_TYPES
+from adapters.meters import METER_TYPES
+from adapters.transports.pool import Transports
 
-# type name in `charger: {type: ...}` -> "module:Class"
-CHARGER_TYPES: dict[str, str] = {
-    "simulated": "adapters.simulated:SimulatedCharger",
-    "goe": "adapters.goe:GoeCharger",
-    "shelly": "adapters.relay:ShellyCharger",
-    "tasmota": "adapters.relay:TasmotaCharger",
-}
-
-# type name in `meter: {type: ...}` -> "module:Class"
-METER_TYPES: dict[str, str] = {
-    "sdm630": "adapters.eastron:Sdm630",
-    "sdm120": "adapters.eastron:Sdm120",
-    "sdm72": "adapters.eastron:Sdm72",
-}
+__all__ = [
+    "CHARGER_TYPES",
+    "METER_TYPES",
+    "UnknownDriver",
+    "charger_class",
+    "meter_class",
+    "new_charger",
+    "new_meter",
+]
 
 
 class UnknownDriver(LookupError):
     pass
+
+
+class NewCharger(Protocol):
+    """A charger driver's class, as the registry calls it."""
+
+    def __call__(self, options: Any, transports: Transports, /) -> Charger: ...
+
+
+class NewStatefulCharger(Protocol):
+    """The class of a charger driver that keeps state across restarts (`Charger.keeps_state`)."""
+
+    def __call__(self, options: Any, transports: Transports, /, *, state_file: Path | None) -> Charger: ...
+
+
+class NewMeter(Protocol):
+    """A meter driver's class, as the registry calls it."""
+
+    def __call__(self, options: Any, transports: Transports, /) -> Meter: ...
 
 
 def _load(table: dict[str, str], type_name: str, kind: str) -> Any:
@@ -54,12 +75,19 @@ def new_charger(
     """A charger driver. `state_file` goes to a driver that keeps state across restarts
     (`Charger.keeps_state`, the simulated charger): a file of its own, which the caller places
     (the daemon: under state_dir); None, as for a probe, keeps nothing."""
-    cls: Any = charger_class(type_name)
-    if cls.keeps_state:
-        return cls(options, transports, state_file=state_file)  # type: ignore[no-any-return]
-    return cls(options, transports)  # type: ignore[no-any-return]
+    if charger_class(type_name).keeps_state:
+        stateful: NewStatefulCharger = _load(CHARGER_TYPES, type_name, "charger")
+        return stateful(options, transports, state_file=state_file)
+    new: NewCharger = _load(CHARGER_TYPES, type_name, "charger")
+    return new(options, transports)
 
 
 def meter_class(type_name: str) -> type[Meter]:
     cls: type[Meter] = _load(METER_TYPES, type_name, "meter")
     return cls
+
+
+def new_meter(type_name: str, options: Any, transports: Transports) -> Meter:
+    """A meter driver, built from its configuration block's options."""
+    new: NewMeter = _load(METER_TYPES, type_name, "meter")
+    return new(options, transports)

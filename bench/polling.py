@@ -8,7 +8,7 @@ runs; its figures mean nothing.
 Each row is one configuration, measured in fresh processes:
   - an emulator process serves N devices on 127.0.0.1 (tests/emulators: GoeEmulator, the pymodbus
     Eastron emulator), so that their work is not counted as the bridge's;
-  - a poller process builds the real drivers on one shared `adapters.transports.Transports` and reads
+  - a poller process builds the real drivers on one shared `adapters.transports.pool.Transports` and reads
     every device once a second, each from its own task in one event loop, as the daemon's poll loops do
     (all devices due at the same instant: the burst the daemon makes), for `--seconds`. The drivers get
     no listener, so they only read (as `ocpp-bridge probe`); the daemon's go-e driver also writes the
@@ -120,9 +120,9 @@ async def poll(kind: str, urls: list[str], ids: list[int], seconds: float, inter
     """Reads every device each `interval` for `seconds`; prints "ready" before the window, then a JSON
     line with the figures."""
     from adapters.base import DeviceError
-    from adapters.eastron import EastronOptions, Sdm630
-    from adapters.goe import GoeCharger, GoeOptions
-    from adapters.transports import Transports
+    from adapters.chargers.goe import GoeCharger, GoeOptions
+    from adapters.meters.eastron import EastronOptions, Sdm630
+    from adapters.transports.pool import Transports
 
     transports = Transports()
     if kind != "goe-http":

@@ -472,8 +472,9 @@ def _mqtt(ck: _Checker, raw: Any) -> Any:
 
 
 def _broker_url(ck: _Checker, raw: Any, path: str) -> Any:
-    """A broker URL as adapters.mqtt reads it; problems never show its password."""
-    from adapters.mqtt import BrokerAddress  # only here: aiomqtt is not loaded without an mqtt: block
+    """A broker URL as adapters.transports.mqtt reads it; problems never show its password."""
+    # only here: aiomqtt is not loaded without an mqtt: block
+    from adapters.transports.mqtt import BrokerAddress
 
     if not isinstance(raw, str):
         ck.add(path, f"expected mqtt://[user:password@]host[:port] or mqtts://..., got {_got(raw)}")

@@ -59,9 +59,9 @@ from typing import Any
 from urllib.parse import quote
 
 from adapters.base import Charger
-from adapters.composed import MeteredCharger
-from adapters.registry import meter_class, new_charger
-from adapters.transports import Transports
+from adapters.chargers.composed import MeteredCharger
+from adapters.registry import new_charger, new_meter
+from adapters.transports.pool import Transports
 from bridge.chargepoint import ChargePoint
 from bridge.clock import Clock
 from bridge.config import Config, ConnectorConfig
@@ -90,7 +90,7 @@ def build_charger(
     `state_file`: see `new_charger`; the daemon gives `device_state_file`, a probe none."""
     charger = new_charger(connector.charger.type, connector.charger.options, transports, state_file)
     if connector.meter is not None:
-        meter = meter_class(connector.meter.type)(connector.meter.options, transports)  # type: ignore[call-arg]
+        meter = new_meter(connector.meter.type, connector.meter.options, transports)
         charger = MeteredCharger(charger, meter)
     return charger
 

@@ -28,7 +28,7 @@ payload into Home Assistant's "None" (unknown). When Home Assistant announces it
 `<discovery_prefix>/status` (its birth message), the configs and the state are published again.
 
 The connection has its own client (a Last Will needs one; the drivers' shared connection in
-`adapters.mqtt` has none) with a client id derived from the prefix, so a reconnect takes over a
+`adapters.transports.mqtt` has none) with a client id derived from the prefix, so a reconnect takes over a
 half-dead previous connection at once instead of having its Will arrive after our "online". A stop
 publishes "offline" itself (a clean DISCONNECT discards the Will). Reconnects wait 1 s, doubling up
 to 60 s. An outage is one warning; a new reason during it is an INFO line, a repeated one nothing.
@@ -215,7 +215,8 @@ class StatePublisher:
         poll_s: float = POLL_S,
         status: StatusReader | None = None,
     ) -> None:
-        from adapters.mqtt import BrokerAddress  # cheap when the config has been checked (it imported it)
+        # cheap when the config has been checked (it imported it)
+        from adapters.transports.mqtt import BrokerAddress
 
         self.config = config
         self.address = BrokerAddress.parse(config.broker)  # its repr holds the password: log str() only

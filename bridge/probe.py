@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.base import Charger, ChargerCapabilities, ChargerReading, DeviceError
-from adapters.transports import Transports
+from adapters.transports.pool import Transports
 from bridge.config import Config
 from bridge.daemon import build_charger
 

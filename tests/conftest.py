@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters.transports import Transports
+from adapters.transports.pool import Transports
 from bridge.config import Config, parse_config
 from bridge.daemon import Daemon
 from tests.csms import StrictCentralSystem

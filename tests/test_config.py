@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.simulated import SimulatedOptions
+from adapters.chargers.simulated import SimulatedOptions
 from bridge.config import (
     ApiConfig,
     ChargePointConfig,

@@ -14,9 +14,19 @@ import yaml
 from pymodbus.client import AsyncModbusTcpClient
 
 from adapters.base import DeviceRefused, DeviceUnreachable, MeterReading
-from adapters.eastron import SDM72, SDM120, SDM630, EastronMeter, EastronOptions, Sdm72, Sdm120, Sdm630, Span
-from adapters.modbus import ModbusBus, decode_float32, exception_error
-from adapters.transports import Transports
+from adapters.meters.eastron import (
+    SDM72,
+    SDM120,
+    SDM630,
+    EastronMeter,
+    EastronOptions,
+    Sdm72,
+    Sdm120,
+    Sdm630,
+    Span,
+)
+from adapters.transports.modbus import ModbusBus, decode_float32, exception_error
+from adapters.transports.pool import Transports
 from bridge.config import ConfigError, load_config, parse_config
 from tests.conftest import free_port, make_config, running
 from tests.csms import StrictCentralSystem

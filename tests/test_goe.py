@@ -1,4 +1,5 @@
-"""The go-e driver (adapters/goe.py) against the go-e emulator, over real sockets and a real broker."""
+"""The go-e driver (adapters/chargers/goe.py) against the go-e emulator, over real sockets and a real
+broker."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from adapters.base import (
     StateChanged,
     TagPresented,
 )
-from adapters.goe import (
+from adapters.chargers.goe import (
     ERRORS_V1,
     ERRORS_V2,
     CarState,
@@ -34,7 +35,7 @@ from adapters.goe import (
     tag_for_card,
     v1_to_v2,
 )
-from adapters.transports import Transports
+from adapters.transports.pool import Transports
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.goe import GoeEmulator

@@ -1,4 +1,4 @@
-"""The shared MQTT connection (adapters/mqtt.py) against a real mosquitto broker."""
+"""The shared MQTT connection (adapters/transports/mqtt.py) against a real mosquitto broker."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from adapters.base import DeviceUnreachable
-from adapters.mqtt import BrokerAddress
-from adapters.transports import Transports
+from adapters.transports.mqtt import BrokerAddress
+from adapters.transports.pool import Transports
 from tests.conftest import make_config
 
 

@@ -1,4 +1,4 @@
-"""Relay retrofit drivers (adapters/relay.py): the pure draw inference, the Shelly driver over HTTP
+"""Relay retrofit drivers (adapters/chargers/relay.py): the pure draw inference, the Shelly driver over HTTP
 against the emulator, the Tasmota driver over a real mosquitto, and one session through the daemon."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from adapters.base import (
     NotSupportedByDevice,
     StateChanged,
 )
-from adapters.relay import (
+from adapters.chargers.relay import (
     DrawInference,
     ShellyCharger,
     ShellyOptions,
@@ -26,7 +26,7 @@ from adapters.relay import (
     TasmotaOptions,
     _shelly_answer,
 )
-from adapters.transports import Transports
+from adapters.transports.pool import Transports
 from bridge.config import ConfigError, load_config
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem

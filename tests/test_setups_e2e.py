@@ -40,11 +40,11 @@ from typing import Any, Protocol
 import pytest
 from ocpp.v16 import call
 
-from adapters.goe import GoeOptions
-from adapters.modbus import ModbusBus
-from adapters.mqtt import MqttBroker
-from adapters.relay import TasmotaCharger, TasmotaOptions
-from adapters.transports import Transports
+from adapters.chargers.goe import GoeOptions
+from adapters.chargers.relay import TasmotaCharger, TasmotaOptions
+from adapters.transports.modbus import ModbusBus
+from adapters.transports.mqtt import MqttBroker
+from adapters.transports.pool import Transports
 from bridge.config import parse_config
 from bridge.daemon import Daemon
 from tests.conftest import free_port, make_config, running

@@ -3,7 +3,7 @@
 import pytest
 
 from adapters.base import DeviceRefused, NotSupportedByDevice, StateChanged, TagPresented
-from adapters.simulated import SimulatedCharger, SimulatedOptions
+from adapters.chargers.simulated import SimulatedCharger, SimulatedOptions
 
 
 class FakeClock:

@@ -1,7 +1,7 @@
 """Eastron SDM630 / SDM120 / SDM72 meters on a Modbus bus, emulated with a pymodbus server.
 
 The register maps are written out here from devices.md §4, on purpose not
-taken from adapters/eastron.py: a wrong address or word order in the driver
+taken from adapters/meters/eastron.py: a wrong address or word order in the driver
 must show up as a failing test, not be copied into its own emulator. Values
 are encoded with pymodbus's converter, again independent of the driver's
 decoder.

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import aiohttp
 
-    from adapters.modbus import ModbusBus
-    from adapters.mqtt import MqttBroker
+    from adapters.transports.modbus import ModbusBus
+    from adapters.transports.mqtt import MqttBroker
 
 
 class Transports:
@@ -36,7 +36,7 @@ class Transports:
 
     def mqtt(self, url: str) -> MqttBroker:
         """The connection to the broker at `url`, shared by every driver naming the same broker."""
-        from adapters.mqtt import BrokerAddress, MqttBroker
+        from adapters.transports.mqtt import BrokerAddress, MqttBroker
 
         key = str(BrokerAddress.parse(url)) + f"#{BrokerAddress.parse(url).username or ''}"
         if key not in self._mqtt:
@@ -45,7 +45,7 @@ class Transports:
 
     def modbus(self, url: str) -> ModbusBus:
         """The client of the bus at `url` (tcp://host:port or rtu:///dev/tty...?baudrate=...)."""
-        from adapters.modbus import ModbusBus
+        from adapters.transports.modbus import ModbusBus
 
         key = ModbusBus.key_of(url)
         if key not in self._modbus:

@@ -50,13 +50,13 @@ from adapters.base import (
     NotSupportedByDevice,
     StateChanged,
 )
-from adapters.transports import Transports
-from adapters.urls import http_address_problem
+from adapters.transports.pool import Transports
+from adapters.transports.urls import http_address_problem
 
 if TYPE_CHECKING:
-    from adapters.mqtt import MqttBroker
+    from adapters.transports.mqtt import MqttBroker
 
-log = logging.getLogger("adapters.relay")
+log = logging.getLogger("adapters.relay")  # the name log lines have always shown
 
 Clock = Callable[[], float]  # monotonic seconds
 
@@ -166,7 +166,7 @@ class TasmotaOptions(RelayOptions):
     stale_after_s: float = 10.0  # older power/energy values are asked for again before a read answers
 
     def validate(self) -> list[tuple[str, str]]:
-        from adapters.mqtt import BrokerAddress
+        from adapters.transports.mqtt import BrokerAddress
 
         problems = self._relay_problems()
         try:

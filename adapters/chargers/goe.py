@@ -54,13 +54,13 @@ from adapters.base import (
     StateChanged,
     TagPresented,
 )
-from adapters.transports import Transports
-from adapters.urls import http_address_problem
+from adapters.transports.pool import Transports
+from adapters.transports.urls import http_address_problem
 
 if TYPE_CHECKING:
-    from adapters.mqtt import MqttBroker
+    from adapters.transports.mqtt import MqttBroker
 
-log = logging.getLogger("adapters.goe")
+log = logging.getLogger("adapters.goe")  # the name log lines have always shown
 
 # -- options ----------------------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ class GoeOptions:
             problems.append(
                 ("transport", 'MQTT is supported with api: "v2" only (the v1 MQTT interface is not)')
             )
-        from adapters.mqtt import BrokerAddress  # only here: aiomqtt is not loaded for HTTP setups
+        from adapters.transports.mqtt import BrokerAddress  # only here: aiomqtt is not loaded for HTTP setups
 
         try:
             BrokerAddress.parse(self.broker or "")

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from adapters.base import Meter, MeterReading
-from adapters.modbus import ModbusBus, decode_float32, parse_bus_url
-from adapters.transports import Transports
+from adapters.transports.modbus import ModbusBus, decode_float32, parse_bus_url
+from adapters.transports.pool import Transports
 
 DEFAULT_TIMEOUT_S = 1.0
 MAX_REGISTERS_PER_READ = 80  # the meters answer more than 40 parameters in one request with an exception

@@ -24,9 +24,9 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 
 from adapters.base import DeviceUnreachable
-from adapters.urls import without_password
+from adapters.transports.urls import without_password
 
-log = logging.getLogger("adapters.mqtt")
+log = logging.getLogger("adapters.mqtt")  # the name log lines have always shown
 
 Handler = Callable[[str, bytes], None]  # (topic, payload)
 RECONNECT_MIN_S = 1.0

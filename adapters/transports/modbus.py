@@ -48,7 +48,7 @@ from pymodbus.framer import FramerType
 
 from adapters.base import DeviceError, DeviceRefused, DeviceUnreachable
 
-log = logging.getLogger("adapters.modbus")
+log = logging.getLogger("adapters.modbus")  # the name log lines have always shown
 
 # Every failure reaches the bridge as a DeviceError, which it reports once per change of state;
 # pymodbus would add a line of its own at every poll (e.g. "Failed to connect" each second while a

@@ -48,9 +48,9 @@ from adapters.base import (
     StateChanged,
     TagPresented,
 )
-from adapters.transports import Transports
+from adapters.transports.pool import Transports
 
-log = logging.getLogger("adapters.simulated")
+log = logging.getLogger("adapters.simulated")  # the name log lines have always shown
 
 STATE_VERSION = 1  # of the state file's layout
 SAVE_EVERY_S = 5.0  # the state is written this often while it changes (and at close)

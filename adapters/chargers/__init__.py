@@ -1,0 +1,19 @@
+"""Charger drivers: one module per device family, each a `Charger` (adapters/base.py) that knows its
+device's API and nothing of OCPP.
+
+`simulated` is a box in the bridge's own process; `goe` drives a go-e Charger over HTTP or MQTT;
+`relay` drives a plain wallbox through a Shelly (HTTP) or Tasmota (MQTT) metering relay; `composed`
+puts a separate meter of record beside any charger. `CHARGER_TYPES` below registers every type name a
+configuration may give under `charger: {type: ...}`: the registry (adapters/registry.py) imports a
+driver's module only when a configuration names its type, so this package imports no driver itself.
+"""
+
+from __future__ import annotations
+
+# type name in `charger: {type: ...}` -> "module:Class"
+CHARGER_TYPES: dict[str, str] = {
+    "simulated": "adapters.chargers.simulated:SimulatedCharger",
+    "goe": "adapters.chargers.goe:GoeCharger",
+    "shelly": "adapters.chargers.relay:ShellyCharger",
+    "tasmota": "adapters.chargers.relay:TasmotaCharger",
+}

@@ -30,6 +30,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bridge adapters tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # systemd-analyze checks the unit (tests/test_systemd.py); Debian ships it in the package systemd.
 test:

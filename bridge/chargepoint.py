@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import json
 import logging
-from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,22 +22,13 @@ from typing import Any
 
 from ocpp.v16 import call, call_result
 
-from adapters.base import (
-    Charger,
-    ChargerReading,
-    DeviceError,
-    DeviceFault,
-    NotSupportedByDevice,
-    StateChanged,
-    TagPresented,
-)
+from adapters.base import Charger, ChargerReading, DeviceFault
 from bridge import __version__
 from bridge.clock import Clock, iso
 from bridge.config import ChargePointConfig, ConnectorConfig
 from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
-from bridge.core.connector import Effect
 from bridge.core.meter_values import IntervalAverage, can_measure, next_aligned, sampled_values, whole_wh
 from bridge.core.status_hold import StatusHold
 from bridge.metrics import Metrics
@@ -46,13 +36,13 @@ from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, br
 from bridge.ocpp.errors import CallFailed, CallTimeout, NotConnected
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
+from bridge.runtime.coordinator import DeviceCoordinator
+from bridge.runtime.effects import EffectRunner
 from bridge.smart_charging import SmartCharging
 from bridge.store import Store, TransactionRow
 
 log = logging.getLogger("bridge.chargepoint")
 
-DEVICE_START_RETRY_S = 30.0  # a device that could not be started is tried again this often
-UNWANTED_ENERGY_S = 10.0  # energy the bridge did not allow, seen this long, is switched off (again)
 READING_PERSIST_S = 60.0  # with MeterValueSampleInterval 0, readings are still persisted this often
 UNLOCK_TIMEOUT_S = 10.0  # a lock that has not answered by then counts as UnlockFailed
 STOP_READING_TIMEOUT_S = 2.0  # a stop waits this long at most for the register it reports as meterStop
@@ -62,26 +52,36 @@ SUPPORTED_PROFILES = "Core,SmartCharging,RemoteTrigger"
 
 @dataclass
 class ConnectorRuntime:
-    """A connector's core state, its device, and its running tasks."""
+    """A connector: its core, the coordinator of its device, and what runs for it."""
 
     core: core.Connector
-    charger: Charger
-    settings: ConnectorConfig | None = None  # poll interval and fault threshold; defaults without
-    reading: ChargerReading | None = None
-    failed_reads: int = 0  # in a row
-    started: bool = False  # the driver's start() succeeded
-    start_tried_at: float | None = None  # monotonic time of the last start() attempt
+    device: DeviceCoordinator
+    effects: EffectRunner
+    settings: ConnectorConfig | None = None  # poll interval, fault threshold, voltage; defaults without
     aligned: IntervalAverage = field(default_factory=IntervalAverage)  # the clock-aligned interval's means
     transaction_over: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the meter sampler
-    effects_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while effects are carried out
-    pending_effects: deque[tuple[list[Effect], asyncio.Future[None]]] = field(default_factory=deque)
-    effects_worker: asyncio.Task[None] | None = None
-    events: asyncio.Queue[StateChanged | TagPresented] = field(default_factory=asyncio.Queue)
-    read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    polled_at: float | None = None  # monotonic time the poll loop last went round (for the health check)
     resume_pending: bool = False  # a transaction resumed after a restart: energy on at the first reading
-    first_read: bool = True  # no reading yet in this run, or since the device answers again
-    unwanted_energy_since: float | None = None  # monotonic: since when energy flows the bridge did not allow
+
+    # Read-only views of the device, for those who only look.
+    @property
+    def charger(self) -> Charger:
+        return self.device.charger
+
+    @property
+    def reading(self) -> ChargerReading | None:
+        return self.device.reading
+
+    @property
+    def started(self) -> bool:
+        return self.device.started
+
+    @property
+    def failed_reads(self) -> int:
+        return self.device.failed_reads
+
+    @property
+    def polled_at(self) -> float | None:
+        return self.device.polled_at
 
 
 class ChargePoint:
@@ -98,17 +98,11 @@ class ChargePoint:
         self.cfg = cfg
         self.clock = clock
         self.store = store
+        self.metrics = Metrics()  # counters and histograms of this charge point (GET /metrics)
+        self._tasks: set[asyncio.Task[None]] = set()
         settings = {c.id: c for c in cfg.connectors}
-        # Whether the plug can be sensed is known from the capabilities before the first reading: a
-        # remote start that arrives before it must not wait for a plug a relay never reports.
         self.connectors = {
-            cid: ConnectorRuntime(
-                core.Connector(
-                    cid, new_id=new_transaction_id, plug_sensed=charger.capabilities.can_sense_plug
-                ),
-                charger,
-                settings.get(cid),
-            )
+            cid: self._connector(cid, charger, settings.get(cid), new_transaction_id)
             for cid, charger in sorted(chargers.items())
         }
         self.configuration = Configuration(
@@ -139,15 +133,39 @@ class ChargePoint:
         self._queued: dict[int, core.StatusReport] = {}  # last status handed to the session
         self._holds: dict[int, StatusHold] = {}  # statuses waiting out MinimumStatusDuration
         self._boot_generation = -1
-        self._tasks: set[asyncio.Task[None]] = set()
         self.operative = True  # the charge point as a whole (connector 0), per ChangeAvailability
         self.data_transfer = DataTransferHandlers()  # vendor hooks for DataTransfer from the central system
         self.data_transfer.register(BRIDGE_VENDOR_ID, bridge_vendor(self))
         self.smart = SmartCharging(self)  # charging profiles and the limits carried to the devices
-        self.metrics = Metrics()  # counters and histograms of this charge point (GET /metrics)
         self.started_at: datetime | None = None  # when run() began (the status API's "started")
         self._resumed: list[int] = []  # transactions resumed by restore(), marked in the store until run()
         self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
+
+    def _connector(
+        self, cid: int, charger: Charger, settings: ConnectorConfig | None, new_id: Callable[[], int]
+    ) -> ConnectorRuntime:
+        name = f"{self.cfg.id}/{cid}"
+        device = DeviceCoordinator(
+            charger,
+            name=name,
+            clock=self.clock,
+            poll_interval_s=settings.poll_interval_s if settings else 1.0,
+            faulted_after=settings.faulted_after_failed_polls if settings else 3,
+            metrics=self.metrics,
+            labels={"charge_point": self.cfg.id, "connector": cid},
+        )
+        device.on_reading = functools.partial(self._reading_taken, cid)
+        device.on_tag = functools.partial(self._tag_presented, cid)
+        device.on_fault = functools.partial(self._device_silent, cid)
+        device.on_back = functools.partial(self._device_back, cid)
+        device.on_started = functools.partial(self._device_started, cid)
+        device.offered_fallback = functools.partial(self._offered, cid)
+        execute, report = functools.partial(self._execute, cid), functools.partial(self._report_status, cid)
+        effects = EffectRunner(name, execute, report, self._spawn)
+        # Whether the plug can be sensed is known from the capabilities before the first reading: a
+        # remote start that arrives before it must not wait for a plug a relay never reports.
+        connector = core.Connector(cid, new_id=new_id, plug_sensed=charger.capabilities.can_sense_plug)
+        return ConnectorRuntime(connector, device, effects, settings)
 
     @staticmethod
     def _phase_switching(chargers: Iterable[Charger]) -> str:
@@ -267,11 +285,12 @@ class ChargePoint:
         if self._resumed:  # running again: from now on a crash ends them with PowerLoss
             await self.store.run(self.store.resumed, self._resumed)
             self._resumed = []
-        for cid, rt in self.connectors.items():
-            rt.charger.set_listener(functools.partial(self._on_device_event, cid))
+        for rt in self.connectors.values():
+            rt.device.listen()
         tasks = [asyncio.create_task(self.session.run(), name=f"{self.cfg.id} session")]
         tasks += [
-            asyncio.create_task(self._poll(cid), name=f"{self.cfg.id}/{cid} poll") for cid in self.connectors
+            asyncio.create_task(rt.device.run(), name=f"{self.cfg.id}/{cid} poll")
+            for cid, rt in self.connectors.items()
         ]
         tasks += [
             asyncio.create_task(self._clock_aligned(cid), name=f"{self.cfg.id}/{cid} clock-aligned")
@@ -303,53 +322,12 @@ class ChargePoint:
         )
 
     # -- devices -------------------------------------------------------------
-    def _on_device_event(self, cid: int, event: StateChanged | TagPresented) -> None:
-        self.connectors[cid].events.put_nowait(event)
-
-    async def _poll(self, cid: int) -> None:
-        """Read the device on its schedule and handle what it pushes, strictly in order.
-
-        A tag is handled against the state as of the events before it: "plug, then tap" reads
-        the plug first; "tap, then unplug" stops with the tap before the read sees the unplug.
-        """
+    async def _tag_presented(self, cid: int, id_tag: str) -> None:
+        now = self.clock.now()
         rt = self.connectors[cid]
-        await self._start_device(cid)
-        await self.refresh(cid)
-        interval = rt.settings.poll_interval_s if rt.settings else 1.0
-        while True:
-            rt.polled_at = self.clock.monotonic()
-            event: StateChanged | TagPresented | None = None
-            with contextlib.suppress(TimeoutError):
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation that
-                # arrives with an event, and a stopping daemon would go on polling.
-                async with asyncio.timeout(interval):
-                    event = await rt.events.get()
-            if not rt.started:
-                await self._start_device(cid)
-            if isinstance(event, TagPresented):
-                log.info("%s/%d: tag %s presented", self.cfg.id, cid, event.id_tag)
-                now = self.clock.now()
-                await self._apply(
-                    cid, rt.core.on_tag(event.id_tag, now, self._known_parent(event.id_tag, now))
-                )
-            else:
-                await self.refresh(cid)
+        await self._apply(cid, rt.core.on_tag(id_tag, now, self._known_parent(id_tag, now)))
 
-    async def _start_device(self, cid: int) -> None:
-        """The driver's probe; a device that refuses (or is away) makes the connector Faulted and is
-        tried again every DEVICE_START_RETRY_S, so fixing the device brings the connector up."""
-        rt = self.connectors[cid]
-        now = self.clock.monotonic()
-        if rt.start_tried_at is not None and now - rt.start_tried_at < DEVICE_START_RETRY_S:
-            return
-        rt.start_tried_at = now
-        try:
-            await rt.charger.start()
-        except DeviceError as exc:
-            log.error("%s/%d: %s cannot be used: %s", self.cfg.id, cid, rt.charger.description, exc)
-            self._device_silent(cid, exc, at_once=True)
-            return
-        rt.started = True
+    def _device_started(self, cid: int) -> None:
         # Its probe may have found it can switch phases (go-e's psm).
         self.configuration.refix(
             "ConnectorSwitch3to1PhaseSupported",
@@ -357,47 +335,24 @@ class ChargePoint:
         )
         self.smart.device_started(cid)
 
-    def _device_silent(self, cid: int, exc: DeviceError, at_once: bool = False) -> None:
-        """Count a failed read; at the threshold the connector is Faulted (OtherError, which device
-        and why in `info`), its transaction kept."""
-        rt = self.connectors[cid]
-        rt.failed_reads += 1
-        limit = rt.settings.faulted_after_failed_polls if rt.settings else 3
-        if at_once or rt.failed_reads >= limit:
-            if rt.core.unreachable is None:
-                log.error("%s/%d: %s is Faulted: %s", self.cfg.id, cid, rt.charger.description, exc)
-            info = f"{rt.charger.description}: {exc}"
-            rt.core.on_device_silent(DeviceFault("OtherError", info[:50], type(exc).__name__))
-            self._apply(cid, [])  # report the status
+    def _device_silent(self, cid: int, fault: DeviceFault) -> None:
+        """The device counts as silent: the connector is Faulted (its transaction kept)."""
+        self.connectors[cid].core.on_device_silent(fault)
+        self._apply(cid, [])  # report the status
+
+    def _device_back(self, cid: int) -> None:
+        self.smart.device_started(cid)  # it may have restarted: tell it its limit again
+
+    def _offered(self, cid: int) -> float | None:
+        return self.smart.current_limit_a(cid)
 
     async def refresh(self, cid: int) -> ChargerReading | None:
-        """Read the device now and feed the reading to the core."""
+        """Read the device now; the reading is fed to the core (`_reading_taken`)."""
+        return await self.connectors[cid].device.refresh()
+
+    async def _reading_taken(self, cid: int, reading: ChargerReading) -> None:
+        """A reading of the device: the core decides on it; energy nobody allowed is switched off."""
         rt = self.connectors[cid]
-        if not rt.started:
-            return None
-        labels: dict[str, str | int] = {"charge_point": self.cfg.id, "connector": cid}
-        try:
-            async with rt.read_lock:  # the poll loop and the meter sampler never read at once
-                began = self.clock.monotonic()
-                reading = await rt.charger.read()
-                self.metrics.observe(
-                    "ocpp_bridge_device_poll_duration_seconds", labels, self.clock.monotonic() - began
-                )
-        except DeviceError as exc:
-            log.warning("%s/%d: %s did not answer: %s", self.cfg.id, cid, rt.charger.description, exc)
-            self.metrics.inc("ocpp_bridge_device_poll_errors_total", labels)
-            self._device_silent(cid, exc)
-            return None
-        if rt.core.unreachable is not None:
-            log.info("%s/%d: %s answers again", self.cfg.id, cid, rt.charger.description)
-            self.smart.device_started(cid)  # it may have restarted: tell it its limit again
-            rt.first_read = True  # its state is as unknown as at start: checked at once
-        rt.failed_reads = 0
-        if reading.current_offered_a is None and (limit := self.smart.current_limit_a(cid)) is not None:
-            reading = dataclasses.replace(
-                reading, current_offered_a=limit
-            )  # Current.Offered: the limit applied
-        rt.reading = reading
         rt.aligned.add(reading, self.clock.monotonic())
         now = self.clock.now()
         c = self.configuration
@@ -411,24 +366,9 @@ class ChargePoint:
         resumed, rt.resume_pending = rt.resume_pending, False
         if resumed and rt.core.transaction is not None:  # still plugged: energy as the transaction had it
             effects.append(core.SetEnergy(rt.core.energy_allowed))
-        elif reading.energy_allowed and not rt.core.energy_allowed:
-            # The device lets energy flow where the bridge has not allowed it: left on by the last run
-            # (a crash, a power cut of the Pi alone), a stop it did not hear, a hand on the relay.
-            # Switched off at the first reading; later only once it has lasted UNWANTED_ENERGY_S (a
-            # device reporting through MQTT shows a command a moment late), then every as long.
-            mono = self.clock.monotonic()
-            if rt.unwanted_energy_since is None:
-                rt.unwanted_energy_since = mono
-            if rt.first_read or mono - rt.unwanted_energy_since >= UNWANTED_ENERGY_S:
-                log.warning("%s/%d: %s allows energy the bridge has not allowed: switching it off",
-                            self.cfg.id, cid, rt.charger.description)  # fmt: skip
-                effects.append(core.SetEnergy(False))
-                rt.unwanted_energy_since = mono
-        else:
-            rt.unwanted_energy_since = None
-        rt.first_read = False
+        elif rt.device.energy_unwanted(reading, rt.core.energy_allowed):
+            effects.append(core.SetEnergy(False))
         await self._apply(cid, effects)
-        return reading
 
     def _measurand_supported(self, item: str) -> bool:
         readings = [rt.reading for rt in self.connectors.values() if rt.reading is not None]
@@ -436,35 +376,10 @@ class ChargePoint:
 
     # -- effects of the core ---------------------------------------------------
     def _apply(self, cid: int, effects: Iterable[core.Effect]) -> asyncio.Future[None]:
-        """Carry out the core's decisions in the order they were taken; await the result to wait.
-
-        Effects are queued the moment they are decided (this call is synchronous) and one worker
-        per connector carries them out in that order. Ordering by a lock alone is not enough: a
-        decision taken in one task and carried out in another could be overtaken by a later one
-        (a stop persisted before its start). A transaction event is persisted before anything
-        acts on it: the StartTransaction is in the store before energy is allowed.
-        """
-        rt = self.connectors[cid]
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        rt.pending_effects.append((list(effects), done))
-        if rt.effects_worker is None or rt.effects_worker.done():
-            rt.effects_worker = self._spawn(self._carry_out(cid), f"{cid}: effects")
-        return done
-
-    async def _carry_out(self, cid: int) -> None:
-        rt = self.connectors[cid]
-        while rt.pending_effects:
-            effects, done = rt.pending_effects.popleft()
-            try:
-                async with rt.effects_lock:  # the meter sampler writes under it too
-                    for effect in effects:
-                        await self._execute(cid, effect)
-                    self._report_status(cid)
-            except Exception:
-                log.exception("%s/%d: carrying out %s failed", self.cfg.id, cid, effects)
-            finally:
-                if not done.done():
-                    done.set_result(None)
+        """Carry out the core's decisions in the order they were taken (bridge.runtime.effects); await
+        the result to wait. A transaction event is persisted before anything acts on it: the
+        StartTransaction is in the store before energy is allowed."""
+        return self.connectors[cid].effects.apply(effects)
 
     async def _execute(self, cid: int, effect: core.Effect) -> None:
         if isinstance(effect, core.Authorize):
@@ -479,7 +394,7 @@ class ChargePoint:
                 await self.smart.apply(cid)
                 if not self.connectors[cid].core.energy_allowed:
                     return
-            await self._set_energy(cid, effect.allowed)
+            await self.connectors[cid].device.set_energy(effect.allowed)
 
     def _rules(self) -> authorization.Rules:
         c = self.configuration
@@ -615,15 +530,12 @@ class ChargePoint:
             await self._apply(
                 connector_id, rt.core.stop(core.StopReason.UNLOCK_COMMAND, self.clock.now(), None)
             )
-        try:
-            await asyncio.wait_for(rt.charger.unlock(), UNLOCK_TIMEOUT_S)
-        except NotSupportedByDevice:
-            return "NotSupported"
-        except (DeviceError, TimeoutError) as exc:
-            log.warning("%s/%d: unlocking failed: %s", self.cfg.id, connector_id, exc or "no answer")
-            return "UnlockFailed"
-        log.info("%s/%d: unlocked", self.cfg.id, connector_id)
-        return "Unlocked"
+        status, error = await rt.device.unlock(UNLOCK_TIMEOUT_S)
+        if error is not None:
+            log.warning("%s/%d: unlocking failed: %s", self.cfg.id, connector_id, error or "no answer")
+        else:
+            log.info("%s/%d: unlocked", self.cfg.id, connector_id)
+        return status
 
     async def reset(self, hard: bool) -> None:
         """Carry out an accepted Reset: stop every transaction, let the stops go out, reset the
@@ -635,24 +547,10 @@ class ChargePoint:
                 await self._apply(cid, rt.core.stop(reason, self.clock.now(), None))
         # The stops are in the store already; give them a chance to be answered before the link goes.
         await self.session.transactional_sent(float(self.configuration.get_int("MessageTimeout")))
-        if hard:
-            for cid, rt in self.connectors.items():
-                await self._reset_device(cid, rt)
+        if hard:  # the device where it can be reset; a failure is tried again ResetRetries times
+            for rt in self.connectors.values():
+                await rt.device.reset(1 + self.configuration.get_int("ResetRetries"))
         await self.session.restart()
-
-    async def _reset_device(self, cid: int, rt: ConnectorRuntime) -> None:
-        """A hard reset reaches the device where it can be reset; a failure is tried again
-        ResetRetries times."""
-        attempts = 1 + self.configuration.get_int("ResetRetries")
-        for attempt in range(1, attempts + 1):
-            try:
-                await rt.charger.reset(hard=True)
-                return
-            except NotSupportedByDevice:
-                return
-            except DeviceError as exc:
-                log.error("%s/%d: %s could not be reset (attempt %d of %d): %s",
-                          self.cfg.id, cid, rt.charger.description, attempt, attempts, exc)  # fmt: skip
 
     async def send_now(self, payload: Any) -> Any:
         """A triggered message: sent directly (also while Pending), after the TriggerMessage answer."""
@@ -740,7 +638,7 @@ class ChargePoint:
         tx = stop.transaction
         # The core decided meterStop from the last reading; the device is read once more (energy is
         # off by now) so that meterStop is the register at the stop, never below one already sent.
-        fresh = await self._read_at_stop(cid)
+        fresh = await rt.device.read_now(STOP_READING_TIMEOUT_S)  # None: the last reading stands
         meter_stop = stop.meter_stop_wh
         if fresh is not None and fresh.energy_wh is not None:
             meter_stop = max(meter_stop, whole_wh(fresh.energy_wh))
@@ -755,22 +653,6 @@ class ChargePoint:
             )
         await self.messages.stop(tx.local_id, meter_stop, at, str(stop.reason), stop.id_tag, end)
         self.smart.transaction_ended(cid)
-
-    async def _read_at_stop(self, cid: int) -> ChargerReading | None:
-        """The device read for a stop, within STOP_READING_TIMEOUT_S; None when it does not answer
-        (the last reading stands). Not fed to the core: this runs in the effects worker, and what
-        the reading shows besides the register is for the next poll to find."""
-        rt = self.connectors[cid]
-        if not rt.started or rt.core.unreachable is not None:
-            return None  # known silent: the stop is not held up for it
-        try:
-            async with asyncio.timeout(STOP_READING_TIMEOUT_S), rt.read_lock:
-                return await rt.charger.read()
-        except Exception as exc:  # DeviceError, TimeoutError, or a driver's bug: never costs the stop
-            log.warning("%s/%d: %s gave no reading at the stop (%s): meterStop is the last reading",
-                        self.cfg.id, cid, rt.charger.description,
-                        exc or f"no answer within {STOP_READING_TIMEOUT_S:g} s")  # fmt: skip
-            return None
 
     def _stop_value(self, reading: ChargerReading, at: str, context: str) -> dict[str, Any] | None:
         """A MeterValue for StopTransaction.transactionData, or None when none is configured.
@@ -821,7 +703,7 @@ class ChargePoint:
             # Under the effects lock: a StopTransaction cannot be queued between this reading's
             # write and its queueing, so MeterValues never follow their transaction's stop.
             kept = self._stop_value(reading, at, "Sample.Periodic") if interval > 0 else None
-            async with rt.effects_lock:
+            async with rt.effects.lock:
                 if not self._still_running(cid, tx):
                     return
                 if interval > 0 and values:
@@ -859,7 +741,7 @@ class ChargePoint:
         )
         stamp = iso(datetime.fromtimestamp(at_s, UTC))
         kept = self._stop_value(reading, stamp, "Sample.Clock")
-        async with rt.effects_lock:  # ordered with the transaction's other messages
+        async with rt.effects.lock:  # ordered with the transaction's other messages
             tx = rt.core.transaction
             if tx is not None:
                 if values:
@@ -881,21 +763,6 @@ class ChargePoint:
         effects = self.connectors[cid].core.on_limit(paused)
         if effects:
             self._apply(cid, effects)  # not awaited: this may run inside the effects worker
-
-    async def _set_energy(self, cid: int, allowed: bool) -> None:
-        rt = self.connectors[cid]
-        try:
-            await rt.charger.set_enabled(allowed)
-        except DeviceError as exc:
-            log.error(
-                "%s/%d: %s refused to %s energy: %s",
-                self.cfg.id,
-                cid,
-                rt.charger.description,
-                "allow" if allowed else "stop",
-                exc,
-            )
-        rt.events.put_nowait(StateChanged())
 
     # -- status notifications ----------------------------------------------------
     def current_status(self, cid: int) -> core.StatusReport:

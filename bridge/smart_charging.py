@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from adapters.base import DeviceError, NotSupportedByDevice
 from bridge.clock import iso
+from bridge.core import device_errors
 from bridge.core.charging_profiles import (
     ChargingProfile,
     Limits,
@@ -35,6 +35,7 @@ from bridge.core.composite import (
     charge_point_composite,
     connector_composite,
 )
+from bridge.core.device_errors import LimitOutcome
 from bridge.core.setpoint import Setpoint, setpoint
 from bridge.ocpp.errors import ErrorCode, OcppError
 
@@ -67,7 +68,9 @@ class SmartCharging:
         # A RemoteStartTransaction's TxProfile, by connector: the tag it is for, when it came (monotonic).
         self._remote_start_profiles: dict[int, tuple[str, float, Mapping[str, Any]]] = {}
         self._wake = asyncio.Event()
-        self._device_locks: dict[int, asyncio.Lock] = {}
+        # Per connector: one apply at a time compares and sets `applied` (the device itself is
+        # serialised by its coordinator's lock).
+        self._apply_locks: dict[int, asyncio.Lock] = {}
         self._retry_at: float | None = None
         self._refused: set[int] = set()  # connectors whose charger did not take its limit: paused
 
@@ -328,22 +331,16 @@ class SmartCharging:
             return periods
         caps = rt.charger.capabilities
         wanted = setpoint(periods[0].limit, periods[0].phases, caps)
-        lock = self._device_locks.setdefault(cid, asyncio.Lock())
-        async with lock:
+        async with self._apply_locks.setdefault(cid, asyncio.Lock()):
             if self.applied.get(cid) == wanted:
                 return periods
             before = self.applied.get(cid)
             phases = wanted.phases
             if phases is None and before is not None and before.phases not in (None, caps.phases):
                 phases = caps.phases  # the profile that asked for fewer phases is over: switch back
-            try:
-                if phases is not None:
-                    await rt.charger.set_phases(phases)
-                if caps.min_current_a < caps.max_current_a:
-                    await rt.charger.set_current(wanted.current_a)
-            except NotSupportedByDevice:
-                pass
-            except DeviceError as exc:
+            current = wanted.current_a if caps.min_current_a < caps.max_current_a else None
+            exc = await rt.device.set_limit(phases, current)
+            if device_errors.limit_outcome(exc) is LimitOutcome.REFUSED:
                 # Fail safe: a limit below the charger's own maximum that it did not take pauses the
                 # charging until it does (tried again every APPLY_RETRY_S); energy at an unknown
                 # current could exceed it.

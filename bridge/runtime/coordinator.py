@@ -1,0 +1,283 @@
+"""One connector's device, and the only code that talks to it (Home Assistant's coordinator is the model).
+
+It owns, for its device:
+- the driver's start (probe), tried again every DEVICE_START_RETRY_S while it fails;
+- polling: a read every `poll_interval_s`, and at once when the driver pushes a StateChanged; tags the
+  driver pushes are handed on in order with the reads (a tap after a plug is seen after the plug);
+- the one lock for reads and writes, so a poll, the reading at a stop, a limit and an energy switch
+  never talk to the device at once;
+- its health: failed reads in a row, and at `faulted_after` the fault (bridge.core.device_errors);
+- the "energy only with a transaction" guard's timing (`energy_unwanted`);
+- a frozen `DeviceSnapshot` for everyone who only looks.
+
+What a reading means for the connector is its owner's business (the hooks): the coordinator knows
+nothing of OCPP, transactions or the status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from adapters.base import (
+    Charger,
+    ChargerCapabilities,
+    ChargerReading,
+    DeviceError,
+    DeviceFault,
+    NotSupportedByDevice,
+    StateChanged,
+    TagPresented,
+)
+from bridge.clock import Clock
+from bridge.core import device_errors
+from bridge.metrics import Metrics
+
+log = logging.getLogger("bridge.chargepoint")
+
+DEVICE_START_RETRY_S = 30.0  # a device that could not be started is tried again this often
+UNWANTED_ENERGY_S = 10.0  # energy the bridge did not allow, seen this long, is switched off (again)
+
+
+@dataclass(frozen=True)
+class DeviceSnapshot:
+    """What the outside may know of a device at one instant."""
+
+    description: str
+    capabilities: ChargerCapabilities
+    started: bool  # its probe succeeded
+    reading: ChargerReading | None  # the latest, None before the first
+    failed_reads: int  # in a row
+    fault: DeviceFault | None  # set once it counts as silent; None while it answers
+    polled_at: float | None  # monotonic time the poll loop last went round
+
+    @property
+    def answering(self) -> bool:
+        return self.started and self.fault is None
+
+
+async def _nothing(*_: object) -> None:
+    return None
+
+
+class DeviceCoordinator:
+    def __init__(
+        self,
+        charger: Charger,
+        *,
+        name: str,
+        clock: Clock,
+        poll_interval_s: float,
+        faulted_after: int,
+        metrics: Metrics,
+        labels: dict[str, str | int],
+    ) -> None:
+        self.charger = charger
+        self._name = name  # "CP-1/1" in logs
+        self._clock = clock
+        self.poll_interval_s = poll_interval_s
+        self._faulted_after = faulted_after
+        self._metrics = metrics
+        self._labels = labels
+        self._lock = asyncio.Lock()
+        self._events: asyncio.Queue[StateChanged | TagPresented] = asyncio.Queue()
+        self.started = False
+        self._start_tried_at: float | None = None
+        self.reading: ChargerReading | None = None
+        self.failed_reads = 0
+        self.fault: DeviceFault | None = None
+        self.polled_at: float | None = None
+        self.first_read = True  # no reading yet in this run, or since the device answers again
+        self._unwanted_since: float | None = None
+        # Hooks of the owner (the charge point); they default to doing nothing.
+        self.on_reading: Callable[[ChargerReading], Awaitable[None]] = _nothing
+        self.on_tag: Callable[[str], Awaitable[None]] = _nothing
+        self.on_fault: Callable[[DeviceFault], None] = lambda fault: None
+        self.on_back: Callable[[], None] = lambda: None
+        self.on_started: Callable[[], None] = lambda: None
+        self.offered_fallback: Callable[[], float | None] = lambda: None  # the limit applied, if any
+
+    @property
+    def description(self) -> str:
+        return self.charger.description
+
+    @property
+    def capabilities(self) -> ChargerCapabilities:
+        return self.charger.capabilities
+
+    def snapshot(self) -> DeviceSnapshot:
+        return DeviceSnapshot(
+            self.charger.description, self.charger.capabilities, self.started, self.reading,
+            self.failed_reads, self.fault, self.polled_at,
+        )  # fmt: skip
+
+    # -- the loop ----------------------------------------------------------------------------
+    def listen(self) -> None:
+        """From now on what the driver pushes (tags, state changes) is queued for the loop."""
+        self.charger.set_listener(self._events.put_nowait)
+
+    async def run(self) -> None:
+        """Start the device, then read it on its schedule and hand on what it pushes, strictly in order.
+
+        A tag is handled against the state as of the events before it: "plug, then tap" reads the plug
+        first; "tap, then unplug" stops with the tap before the read sees the unplug.
+        """
+        await self._start()
+        await self.refresh()
+        while True:
+            self.polled_at = self._clock.monotonic()
+            event: StateChanged | TagPresented | None = None
+            with contextlib.suppress(TimeoutError):
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation that
+                # arrives with an event, and a stopping daemon would go on polling.
+                async with asyncio.timeout(self.poll_interval_s):
+                    event = await self._events.get()
+            if not self.started:
+                await self._start()
+            if isinstance(event, TagPresented):
+                log.info("%s: tag %s presented", self._name, event.id_tag)
+                await self.on_tag(event.id_tag)
+            else:
+                await self.refresh()
+
+    def read_soon(self) -> None:
+        """Read the device at the next turn of the loop (after a command changed its state)."""
+        self._events.put_nowait(StateChanged())
+
+    async def _start(self) -> None:
+        """The driver's probe; a device that refuses (or is away) is Faulted and tried again every
+        DEVICE_START_RETRY_S, so fixing the device brings the connector up."""
+        now = self._clock.monotonic()
+        if self._start_tried_at is not None and now - self._start_tried_at < DEVICE_START_RETRY_S:
+            return
+        self._start_tried_at = now
+        try:
+            await self.charger.start()
+        except DeviceError as exc:
+            log.error("%s: %s cannot be used: %s", self._name, self.description, exc)
+            self._failed(exc, at_once=True)
+            return
+        self.started = True
+        self.on_started()
+
+    def _failed(self, exc: DeviceError, at_once: bool = False) -> None:
+        """Count a failed read; at the threshold the device counts as silent (its fault)."""
+        self.failed_reads += 1
+        if at_once or self.failed_reads >= self._faulted_after:
+            if self.fault is None:
+                log.error("%s: %s is Faulted: %s", self._name, self.description, exc)
+            self.fault = device_errors.silent_fault(self.description, exc)
+            self.on_fault(self.fault)
+
+    async def refresh(self) -> ChargerReading | None:
+        """Read the device now and hand the reading to the owner (None when it did not answer)."""
+        if not self.started:
+            return None
+        try:
+            async with self._lock:
+                began = self._clock.monotonic()
+                reading = await self.charger.read()
+                self._metrics.observe(
+                    "ocpp_bridge_device_poll_duration_seconds", self._labels, self._clock.monotonic() - began
+                )
+        except DeviceError as exc:
+            log.warning("%s: %s did not answer: %s", self._name, self.description, exc)
+            self._metrics.inc("ocpp_bridge_device_poll_errors_total", self._labels)
+            self._failed(exc)
+            return None
+        if self.fault is not None:
+            log.info("%s: %s answers again", self._name, self.description)
+            self.fault = None
+            self.first_read = True  # its state is as unknown as at start: checked at once
+            self.on_back()  # it may have restarted: it is told its limit again
+        self.failed_reads = 0
+        if reading.current_offered_a is None and (limit := self.offered_fallback()) is not None:
+            reading = dataclasses.replace(reading, current_offered_a=limit)  # Current.Offered: the limit
+        self.reading = reading
+        await self.on_reading(reading)
+        self.first_read = False
+        return reading
+
+    def energy_unwanted(self, reading: ChargerReading, allowed: bool) -> bool:
+        """Whether energy the bridge has not allowed must be switched off now.
+
+        Left on by the last run (a crash, a power cut of the Pi alone), a stop the device did not hear,
+        a hand on the relay: switched off at the first reading; later only once it has lasted
+        UNWANTED_ENERGY_S (a device reporting through MQTT shows a command a moment late), then every
+        as long.
+        """
+        if not reading.energy_allowed or allowed:
+            self._unwanted_since = None
+            return False
+        now = self._clock.monotonic()
+        if self._unwanted_since is None:
+            self._unwanted_since = now
+        if self.first_read or now - self._unwanted_since >= UNWANTED_ENERGY_S:
+            log.warning("%s: %s allows energy the bridge has not allowed: switching it off",
+                        self._name, self.description)  # fmt: skip
+            self._unwanted_since = now
+            return True
+        return False
+
+    # -- commands --------------------------------------------------------------------------------
+    async def read_now(self, timeout_s: float) -> ChargerReading | None:
+        """One more reading within `timeout_s`, handed to no one (the reading at a stop); None when the
+        device does not answer or is known to be silent."""
+        if not self.started or self.fault is not None:
+            return None  # known silent: nothing is held up for it
+        try:
+            async with asyncio.timeout(timeout_s), self._lock:
+                return await self.charger.read()
+        except Exception as exc:  # DeviceError, TimeoutError, or a driver's bug: never costs the caller
+            log.warning("%s: %s gave no reading (%s)", self._name, self.description,
+                        exc or f"no answer within {timeout_s:g} s")  # fmt: skip
+            return None
+
+    async def set_energy(self, allowed: bool) -> None:
+        """Allow or stop energy; a refusal is logged (the next reading shows what the device does)."""
+        try:
+            async with self._lock:
+                await self.charger.set_enabled(allowed)
+        except DeviceError as exc:
+            log.error("%s: %s refused to %s energy: %s", self._name, self.description,
+                      "allow" if allowed else "stop", exc)  # fmt: skip
+        self.read_soon()
+
+    async def set_limit(self, phases: int | None, current_a: float | None) -> DeviceError | None:
+        """Phases and current, under the device lock; the error the device answered, if any."""
+        try:
+            async with self._lock:
+                if phases is not None:
+                    await self.charger.set_phases(phases)
+                if current_a is not None:
+                    await self.charger.set_current(current_a)
+        except DeviceError as exc:
+            return exc
+        return None
+
+    async def unlock(self, timeout_s: float) -> tuple[str, BaseException | None]:
+        """UnlockConnector's answer, and what went wrong (None when it worked)."""
+        error: BaseException | None = None
+        try:
+            async with asyncio.timeout(timeout_s), self._lock:
+                await self.charger.unlock()
+        except (DeviceError, TimeoutError) as exc:
+            error = exc
+        return device_errors.unlock_status(error), error
+
+    async def reset(self, attempts: int) -> None:
+        """A hard reset reaches the device where it can be reset; a failure is tried `attempts` times."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self._lock:
+                    await self.charger.reset(hard=True)
+                return
+            except NotSupportedByDevice:
+                return
+            except DeviceError as exc:
+                log.error("%s: %s could not be reset (attempt %d of %d): %s",
+                          self._name, self.description, attempt, attempts, exc)  # fmt: skip

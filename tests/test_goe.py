@@ -1,5 +1,5 @@
-"""The go-e driver (adapters/chargers/goe.py) against the go-e emulator, over real sockets and a real
-broker."""
+"""The go-e driver (adapters/chargers/goe.py, its pure part goe_api.py) against the go-e emulator, over
+real sockets and a real broker."""
 
 from __future__ import annotations
 
@@ -19,12 +19,11 @@ from adapters.base import (
     StateChanged,
     TagPresented,
 )
-from adapters.chargers.goe import (
+from adapters.chargers.goe import GoeCharger, GoeOptions
+from adapters.chargers.goe_api import (
     ERRORS_V1,
     ERRORS_V2,
     CarState,
-    GoeCharger,
-    GoeOptions,
     car_state,
     fault_from,
     filter_query,

@@ -1,7 +1,8 @@
 """go-e Charger (V3, V4, V5, Pro) over HTTP API v2, HTTP API v1 (legacy) or MQTT.
 
-Facts: goecharger/go-eCharger-API-v2 (http-en.md, mqtt-de.md, apikeys), go-eCharger-API-v1,
-summarised in docs/devices/goe.md.
+Docs: https://github.com/goecharger/go-eCharger-API-v2 (http-en.md, mqtt-de.md, apikeys-en.md) and
+https://github.com/goecharger/go-eCharger-API-v1, summarised in docs/devices/goe.md. The keys, their
+units and the pure mapping of an answer to a reading are in goe_api.py.
 
 Theory
 ------
@@ -9,7 +10,7 @@ The box speaks in API keys (`car`, `err`, `nrg`, `eto`, `frc`, `amp`, `trx`, ...
 transport, the driver turns each answer into a dict of keys with v2 types and units (`v1_to_v2`
 converts the legacy strings and 0.1 kWh / 0.1 A / 0.01 kW units) and one pure function,
 `reading_from`, makes the ChargerReading. The three transports differ only in how keys are read and
-written:
+written (the links at the end of this module):
 
 - HTTP v2: `GET /api/status?filter=...` (two filter syntaxes, chosen at the probe: `car,alw` from
   firmware 051.4 on, `["car","alw"]` before) and `GET /api/set?key=<JSON>`, answered per key with
@@ -46,13 +47,51 @@ from adapters.base import (
     Charger,
     ChargerCapabilities,
     ChargerReading,
-    DeviceFault,
     DeviceRefused,
     DeviceUnreachable,
     Listener,
     NotSupportedByDevice,
     StateChanged,
     TagPresented,
+)
+from adapters.chargers.goe_api import (
+    AMP_MAX_A,
+    AMP_MIN_A,
+    FILTER_CSV,
+    FILTER_JSON,
+    FRC_OFF,
+    FRC_ON,
+    ID_TAG_MAX,
+    KEY_ALW,
+    KEY_AMP,
+    KEY_AMX,
+    KEY_CAR,
+    KEY_CARDS,
+    KEY_ERR,
+    KEY_FRC,
+    KEY_FWV,
+    KEY_OCPPE,
+    KEY_PSM,
+    KEY_RST,
+    KEY_TRX,
+    POLL_KEYS,
+    PROBE_KEYS,
+    PSM_FORCE_1,
+    PSM_FORCE_3,
+    RST_REBOOT,
+    as_bool,
+    as_int,
+    car_state,
+    card_name,
+    filter_query,
+    key_card_name,
+    new_card_slot,
+    reading_from,
+    result_problem,
+    set_answer_problem,
+    set_query,
+    tag_for_card,
+    v1_to_v2,
 )
 from adapters.transports.pool import Transports
 from adapters.transports.urls import http_address_problem
@@ -62,9 +101,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("adapters.goe")  # the name log lines have always shown
 
-# -- options ----------------------------------------------------------------------------------------
+V1_ALLOWED, V1_NOT_ALLOWED = 1, 0  # v1's energy command: alw=1 / alw=0
 
-ID_TAG_MAX = 20  # OCPP 1.6 IdToken is CiString20
+OCPPE_ON = (
+    "go-e's own OCPP client is enabled (ocppe=true); two OCPP clients would fight over the charger. "
+    "Switch it off in the go-e app's OCPP settings, or with GET {url}/api/set?ocppe=false"
+)
+
+# -- options ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -105,10 +149,12 @@ class GoeOptions:
             )
         if self.phases not in (1, 3):
             problems.append(("phases", "must be 1 or 3"))
-        if not 6 <= self.min_current_a <= self.max_current_a <= 32:
-            problems.append(
-                ("min_current_a", "go-e takes 6 to 32 A: need 6 <= min_current_a <= max_current_a <= 32")
-            )
+        if not AMP_MIN_A <= self.min_current_a <= self.max_current_a <= AMP_MAX_A:
+            problems.append((
+                "min_current_a",
+                f"go-e takes {AMP_MIN_A} to {AMP_MAX_A} A: "
+                f"need {AMP_MIN_A} <= min_current_a <= max_current_a <= {AMP_MAX_A}",
+            ))  # fmt: skip
         for key, tag in self.card_tags.items():
             if not 0 < len(tag) <= ID_TAG_MAX:
                 problems.append((f"card_tags.{key}", f"an id tag has 1 to {ID_TAG_MAX} characters"))
@@ -150,472 +196,6 @@ def _http_url_problems(url: str | None) -> list[tuple[str, str]]:
         return [("url", "transport http needs url: http://<address of the charger>")]
     problem = http_address_problem(url, path_allowed=True)
     return [("url", problem)] if problem else []
-
-
-# -- pure mapping: go-e keys -> reading -------------------------------------------------------------
-
-CAR_IDLE, CAR_CHARGING, CAR_WAIT_CAR, CAR_COMPLETE, CAR_ERROR, CAR_INITIALIZING = 1, 2, 3, 4, 5, 6
-
-# `err` as numbered by the firmware exports (59.4 .. 60.4), the better source than apikeys-en.md:
-# number -> (go-e name, OCPP 1.6 ChargePointErrorCode, short info)
-ERRORS_V2: dict[int, tuple[str, str, str]] = {
-    1: ("FiAc", "GroundFailure", "residual current (AC)"),
-    2: ("FiDc", "GroundFailure", "residual current (DC)"),
-    3: ("Phase", "OtherError", "phase fault"),
-    4: ("Overvolt", "OverVoltage", "overvoltage"),
-    5: ("Overamp", "OverCurrentFailure", "overcurrent"),
-    6: ("Diode", "EVCommunicationError", "vehicle diode check failed"),
-    7: ("PpInvalid", "EVCommunicationError", "invalid proximity pilot (cable)"),
-    8: ("GndInvalid", "GroundFailure", "protective earth missing or invalid"),
-    9: ("ContactorStuck", "PowerSwitchFailure", "contactor stuck closed"),
-    10: ("ContactorMiss", "PowerSwitchFailure", "contactor did not close"),
-    12: ("StatusLockStuckOpen", "ConnectorLockFailure", "cable lock stuck open"),
-    13: ("StatusLockStuckLocked", "ConnectorLockFailure", "cable lock stuck locked"),
-    14: ("FiUnknown", "GroundFailure", "residual current device fault"),
-    15: ("Unknown", "OtherError", "unknown error"),
-    16: ("Overtemp", "HighTemperature", "overtemperature"),
-    17: ("NoComm", "InternalError", "no communication with charge controller"),
-    18: ("CpInvalid", "EVCommunicationError", "invalid control pilot signal"),
-    23: ("RdcSelfTestFailed", "InternalError", "DC residual current self-test failed"),
-}
-# API v1 (firmware 033) numbers its errors differently.
-ERRORS_V1: dict[int, tuple[str, str, str]] = {
-    1: ("RCCB", "GroundFailure", "residual current"),
-    3: ("PHASE", "OtherError", "phase fault"),
-    8: ("NO_GROUND", "GroundFailure", "protective earth missing"),
-    10: ("INTERNAL", "InternalError", "internal error"),
-}
-
-
-def fault_from(err: Any, car: Any, table: Mapping[int, tuple[str, str, str]]) -> DeviceFault | None:
-    """The OCPP fault for go-e's `err` (and the car state Error when `err` says nothing)."""
-    number = as_int(err)
-    if number:
-        name, code, info = table.get(number, ("?", "OtherError", "go-e error"))
-        return DeviceFault(code, info, f"err={number} {name}")
-    if as_int(car) in (0, CAR_ERROR):
-        return DeviceFault("OtherError", "go-e reports car state Error", f"car={as_int(car)}")
-    return None
-
-
-def as_int(value: Any) -> int | None:
-    """go-e numbers arrive as JSON numbers (v2) or strings (v1); None when absent or not a number."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def as_float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def as_bool(value: Any) -> bool | None:
-    """`true`/`false` (v2) or "1"/"0" (v1)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    number = as_int(value)
-    return None if number is None else number != 0
-
-
-def v1_to_v2(status: Mapping[str, Any]) -> dict[str, Any]:
-    """A v1 `/status` answer (strings, 0.1 kWh, 0.1 A, 0.1/0.01 kW) as v2 keys, types and units."""
-    out: dict[str, Any] = {
-        "car": as_int(status.get("car")),
-        "err": as_int(status.get("err")),
-        "alw": as_bool(status.get("alw")),
-        "amp": as_int(status.get("amp")),
-        "trx": as_int(status.get("uby")),  # v1 "unlocked by card n", 0 = none
-    }
-    eto = as_float(status.get("eto"))
-    out["eto"] = None if eto is None else eto * 100.0  # 0.1 kWh -> Wh
-    nrg = status.get("nrg")
-    if isinstance(nrg, list) and len(nrg) >= 12:
-        values = [as_float(v) or 0.0 for v in nrg]
-        volts, amps = values[0:4], [a / 10 for a in values[4:7]]  # 0.1 A -> A
-        phase_w = [p * 100 for p in values[7:11]]  # 0.1 kW -> W
-        out["nrg"] = [*volts, *amps, *phase_w, values[11] * 10, *values[12:16]]  # 0.01 kW -> W
-    return {k: v for k, v in out.items() if v is not None or k in ("car", "trx")}
-
-
-@dataclass(frozen=True)
-class CarState:
-    plugged: bool | None  # None: go-e does not say (initializing, error): keep the last known
-    ev_requesting: bool
-
-
-def car_state(car: int | None) -> CarState:
-    """IEC 61851 from go-e's `car`: 1 A, 2 C (charging), 3/4 B (waiting / complete)."""
-    if car == CAR_IDLE:
-        return CarState(False, False)
-    if car == CAR_CHARGING:
-        return CarState(True, True)
-    if car in (CAR_WAIT_CAR, CAR_COMPLETE):
-        return CarState(True, False)
-    return CarState(None, False)
-
-
-def reading_from(
-    values: Mapping[str, Any], *, phases: int, was_plugged: bool, legacy_errors: bool = False
-) -> ChargerReading:
-    """One ChargerReading from go-e keys in v2 types and units.
-
-    Raises DeviceUnreachable when `car` is null: go-e then has no connection to its charge
-    controller, so nothing else it says about the vehicle can be trusted.
-    """
-    if values.get("car") is None:
-        raise DeviceUnreachable("go-e has no connection to its charge controller (car=null)")
-    car = as_int(values.get("car"))
-    state = car_state(car)
-    plugged = was_plugged if state.plugged is None else state.plugged
-    allowed = as_bool(values.get("alw"))
-    if allowed is None:  # not in the answer: what we forced
-        allowed = as_int(values.get("frc")) == 2
-    nrg = values.get("nrg")
-    voltage = current = None
-    power = None
-    if isinstance(nrg, list) and len(nrg) >= 12:
-        floats = [as_float(v) or 0.0 for v in nrg]
-        voltage, current, power = tuple(floats[0:phases]), tuple(floats[4 : 4 + phases]), floats[11]
-    offered = 0.0
-    if allowed:  # acu: what the car may take now; absent on v1 and some firmware
-        offered = as_float(values.get("acu")) or as_float(values.get("amp")) or 0.0
-    # WaitCar while go-e holds energy back says nothing of the car's wish: count it as asking, as
-    # IEC state B would be, so that allowing energy reads Charging at once rather than SuspendedEV.
-    requesting = state.ev_requesting or (car == CAR_WAIT_CAR and not allowed)
-    return ChargerReading(
-        plugged=plugged,
-        ev_requesting=requesting,
-        energy_allowed=allowed,
-        energy_wh=as_float(values.get("eto")),
-        power_w=power,
-        current_a=current,
-        voltage_v=voltage,
-        frequency_hz=as_float(values.get("fhz")),
-        current_offered_a=offered,
-        fault=fault_from(values.get("err"), car, ERRORS_V1 if legacy_errors else ERRORS_V2),
-    )
-
-
-def card_name(values: Mapping[str, Any], slot: int) -> str | None:
-    """The name given to card `slot` (1-based): `cards[slot-1].name` (before 60.0) or `c<slot-1>n`."""
-    cards = values.get("cards")
-    if isinstance(cards, list) and 0 < slot <= len(cards) and isinstance(cards[slot - 1], dict):
-        name = cards[slot - 1].get("name")
-        if isinstance(name, str) and name:
-            return name
-    name = values.get(f"c{slot - 1}n")
-    return name if isinstance(name, str) and name else None
-
-
-def tag_for_card(slot: int, name: str | None, card_tags: Mapping[str, str]) -> str:
-    """The OCPP id tag of a go-e card: go-e never exposes the card's UID, only its slot and name.
-
-    `card_tags` by name, then by slot number; else the card's name; else "go-e card <slot>".
-    """
-    if name is not None and name in card_tags:
-        return card_tags[name]
-    if str(slot) in card_tags:
-        return card_tags[str(slot)]
-    return (name or f"go-e card {slot}")[:ID_TAG_MAX]
-
-
-def new_card_slot(before: Any, after: Any) -> int | None:
-    """The slot of a card just tapped: `trx` became n >= 1 (0 is "without card", null "none")."""
-    slot = as_int(after)
-    if slot is None or slot < 1 or as_int(before) == slot:
-        return None
-    return slot
-
-
-# -- pure wire formats ----------------------------------------------------------------------------
-
-FILTER_CSV = "csv"  # firmware >= 051.4: filter=car,alw
-FILTER_JSON = "json"  # firmware <= 051.3: filter=["car","alw"], about 10 keys at most
-LEGACY_FILTER_MAX = 10
-_QUERY_SAFE = ',[]":'  # JSON punctuation stays readable on the wire; spaces and the rest are escaped
-
-
-def filter_query(keys: Iterable[str], syntax: str) -> str:
-    keys = list(keys)
-    assert syntax == FILTER_CSV or len(keys) <= LEGACY_FILTER_MAX, "old firmware answers ~10 keys at most"
-    text = ",".join(keys) if syntax == FILTER_CSV else json.dumps(keys, separators=(",", ":"))
-    return "filter=" + urllib.parse.quote(text, safe=_QUERY_SAFE)
-
-
-def set_query(key: str, value: Any) -> str:
-    """`/api/set` takes every value JSON-encoded: amp=16, fna="name", dwo=null, bac=false."""
-    return f"{key}=" + urllib.parse.quote(json.dumps(value), safe=_QUERY_SAFE)
-
-
-def set_answer_problem(key: str, http_status: int, answer: Any) -> str | None:
-    """None when `/api/set` took `key`; else the charger's reason, as it said it."""
-    if isinstance(answer, dict) and key in answer:
-        verdict = answer[key]
-        if verdict is True:
-            return None
-        return verdict if isinstance(verdict, str) else f"{key}: {json.dumps(verdict)}"
-    return f"HTTP {http_status} without a verdict on {key}: {str(answer)[:100]}"
-
-
-def result_problem(payload: bytes) -> str | None:
-    """None when an MQTT `<key>/result` says success; else its error text."""
-    text = payload.decode("utf-8", "replace").strip()
-    with contextlib.suppress(ValueError):
-        decoded = json.loads(text)
-        if isinstance(decoded, str):
-            text = decoded
-    return None if text == "success" else text
-
-
-OCPPE_ON = (
-    "go-e's own OCPP client is enabled (ocppe=true); two OCPP clients would fight over the charger. "
-    "Switch it off in the go-e app's OCPP settings, or with GET {url}/api/set?ocppe=false"
-)
-
-# -- transports -------------------------------------------------------------------------------------
-
-POLL_KEYS = ("car", "err", "alw", "frc", "acu", "amp", "nrg", "eto", "trx", "fhz")  # <= 10: old filter
-PROBE_KEYS = ("car", "err", "alw", "frc", "amp", "eto", "trx", "fwv", "ocppe", "psm")
-
-
-class _Link(abc.ABC):
-    """How keys are read and written; one subclass per transport. Values come back as v2 keys."""
-
-    legacy_errors = False  # True: `err` uses the API v1 numbering
-
-    @abc.abstractmethod
-    async def probe(self) -> dict[str, Any]:
-        """Find out how to talk to the box; returns the probe keys it answered with."""
-
-    @abc.abstractmethod
-    async def read(self) -> dict[str, Any]: ...
-
-    @abc.abstractmethod
-    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]: ...
-
-    @abc.abstractmethod
-    async def write(self, key: str, value: Any) -> None: ...
-
-    async def close(self) -> None:  # noqa: B027 - only MQTT has something to release
-        pass
-
-
-class _Http:
-    def __init__(self, url: str, transports: Transports, timeout_s: float) -> None:
-        self.base = url.rstrip("/")
-        self._transports = transports
-        self._timeout_s = timeout_s
-
-    async def get(self, path_and_query: str) -> tuple[int, Any]:
-        """(HTTP status, decoded JSON or the text); DeviceUnreachable for no or a late answer."""
-        import aiohttp
-        import yarl
-
-        url = yarl.URL(self.base + path_and_query, encoded=True)
-        try:
-            async with self._transports.http().get(
-                url, timeout=aiohttp.ClientTimeout(total=self._timeout_s)
-            ) as response:
-                body = await response.read()
-                status = response.status
-        except TimeoutError as exc:
-            raise DeviceUnreachable(f"no answer from {self.base} within {self._timeout_s:g} s") from exc
-        except aiohttp.ClientError as exc:
-            raise DeviceUnreachable(f"{self.base}: {str(exc) or type(exc).__name__}") from exc
-        text = body.decode("utf-8", "replace")
-        try:
-            return status, json.loads(text)
-        except ValueError:  # the caller names what it expected; the text is kept for its message
-            return status, text
-
-
-class _HttpV2(_Link):
-    def __init__(self, http: _Http) -> None:
-        self.http = http
-        self.syntax: str | None = None
-
-    async def probe(self) -> dict[str, Any]:
-        answer: Any = None
-        for syntax in (FILTER_CSV, FILTER_JSON):  # newer firmware first
-            status, answer = await self.http.get("/api/status?" + filter_query(PROBE_KEYS, syntax))
-            if status == 200 and isinstance(answer, dict) and "car" in answer:
-                self.syntax = syntax
-                return answer
-        raise DeviceRefused(
-            f"{self.http.base}/api/status did not answer with the charger's values ({str(answer)[:80]!r}); "
-            "enable the HTTP API v2 in the go-e app (hai), or set api: v1 for old firmware"
-        )
-
-    async def read(self) -> dict[str, Any]:
-        return await self.read_keys(POLL_KEYS)
-
-    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]:
-        assert self.syntax is not None, "probe first"
-        status, answer = await self.http.get("/api/status?" + filter_query(keys, self.syntax))
-        if status != 200 or not isinstance(answer, dict):
-            raise DeviceRefused(f"/api/status answered HTTP {status}: {str(answer)[:100]}")
-        return answer
-
-    async def write(self, key: str, value: Any) -> None:
-        status, answer = await self.http.get("/api/set?" + set_query(key, value))
-        problem = set_answer_problem(key, status, answer)
-        if problem is not None:
-            raise DeviceRefused(f"go-e refused {key}={json.dumps(value)}: {problem}")
-
-
-class _HttpV1(_Link):
-    legacy_errors = True
-    _ECHO = {"amx": "amp"}  # amx (volatile current) shows in the status as amp
-
-    def __init__(self, http: _Http) -> None:
-        self.http = http
-
-    async def _status(self, path_and_query: str) -> dict[str, Any]:
-        status, answer = await self.http.get(path_and_query)
-        if status != 200 or not isinstance(answer, dict) or "car" not in answer:
-            raise DeviceRefused(
-                f"{self.http.base}{path_and_query.split('?')[0]} answered HTTP {status}: {str(answer)[:80]}; "
-                "enable the legacy HTTP API in the go-e app (hla), or use api: v2"
-            )
-        return answer
-
-    async def probe(self) -> dict[str, Any]:
-        raw = await self._status("/status")
-        return {**v1_to_v2(raw), "fwv": raw.get("fwv"), "ocppe": raw.get("ocppe")}
-
-    async def read(self) -> dict[str, Any]:
-        return v1_to_v2(await self._status("/status"))
-
-    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]:
-        return {}  # v1 exposes no card names this driver knows of
-
-    async def write(self, key: str, value: Any) -> None:
-        wire = str(int(value)) if isinstance(value, bool | int) else str(value)
-        answer = await self._status("/mqtt?payload=" + urllib.parse.quote(f"{key}={wire}", safe="="))
-        echo = self._ECHO.get(key, key)
-        if str(answer.get(echo)) != wire:  # v1 refuses by leaving the value as it was
-            raise DeviceRefused(
-                f"go-e did not take {key}={wire}: it still reports {echo}={answer.get(echo)!r}"
-            )
-
-
-class _Mqtt(_Link):
-    def __init__(self, options: GoeOptions, transports: Transports) -> None:
-        assert options.broker is not None and options.serial is not None
-        self._options = options
-        self._transports = transports
-        self.base = f"{options.topic_prefix}/{options.serial}/"
-        self.values: dict[str, Any] = {}
-        self.last_message_at: float | None = None
-        self._broker: MqttBroker | None = None
-        self._results: dict[str, asyncio.Future[str | None]] = {}
-        self._write_lock = asyncio.Lock()  # results carry no correlation id: one write at a time
-        self._got_car = asyncio.Event()
-        self.on_change: Callable[[str, Any, Any], None] = lambda key, old, new: None
-
-    async def _connect(self) -> MqttBroker:
-        if self._broker is None:
-            self._broker = self._transports.mqtt(self._options.broker or "")
-            await self._broker.subscribe(self.base + "+", self._on_message)
-            await self._broker.subscribe(self.base + "+/result", self._on_message)
-        if not await self._broker.wait_connected(self._options.timeout_s):
-            raise DeviceUnreachable(
-                f"MQTT broker {self._broker.address} not reachable: {self._broker.last_error}"
-            )
-        return self._broker
-
-    def _on_message(self, topic: str, payload: bytes) -> None:
-        if not topic.startswith(self.base):
-            return
-        key = topic[len(self.base) :]
-        self.last_message_at = time.monotonic()
-        if key.endswith("/result"):
-            future = self._results.get(key[: -len("/result")])
-            if future is not None and not future.done():
-                future.set_result(result_problem(payload))
-            return
-        try:
-            value = json.loads(payload)
-        except ValueError:  # payloads are JSON; keep anything else as text
-            value = payload.decode("utf-8", "replace")
-        old = self.values.get(key)
-        self.values[key] = value
-        if key == "car":
-            self._got_car.set()
-        if old != value:
-            self.on_change(key, old, value)
-
-    async def probe(self) -> dict[str, Any]:
-        await self._connect()
-        try:
-            async with asyncio.timeout(self._options.timeout_s):  # unlike wait_for, never loses a cancel
-                await self._got_car.wait()
-        except TimeoutError:
-            raise DeviceUnreachable(
-                f"no go-e values on {self.base}car: check serial, topic_prefix and that MQTT is enabled "
-                "on the charger (mce)"
-            ) from None
-        await self._settle()
-        return dict(self.values)
-
-    async def _settle(self, quiet_s: float = 0.2, max_s: float = 1.5) -> None:
-        """Retained topics arrive in a burst in any order: wait for the burst to end (psm, ocppe...)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max_s
-        while loop.time() < deadline:
-            seen = self.last_message_at or 0.0
-            await asyncio.sleep(quiet_s)
-            if self.last_message_at == seen:
-                return
-
-    async def read(self) -> dict[str, Any]:
-        broker = self._broker
-        if broker is None or not broker.connected:
-            raise DeviceUnreachable(
-                f"MQTT broker not connected ({broker.last_error if broker else 'not started'})"
-            )
-        if "car" not in self.values or self.last_message_at is None:
-            raise DeviceUnreachable(f"no go-e values received on {self.base}car yet")
-        age = time.monotonic() - self.last_message_at
-        if age > self._options.stale_after_s:
-            raise DeviceUnreachable(f"no message from go-e on {self.base}+ for {age:.0f} s")
-        return dict(self.values)
-
-    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]:
-        return {k: self.values[k] for k in keys if k in self.values}
-
-    async def write(self, key: str, value: Any) -> None:
-        broker = await self._connect()
-        async with self._write_lock:
-            future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-            self._results[key] = future
-            try:
-                async with asyncio.timeout(self._options.timeout_s):
-                    await broker.publish(f"{self.base}{key}/set", json.dumps(value))
-                    problem = await future
-            except TimeoutError:
-                raise DeviceUnreachable(
-                    f"no answer on {self.base}{key}/result within {self._options.timeout_s:g} s "
-                    "(are MQTT writes allowed on the charger? firmware 051.5+ needs that, and mcr off)"
-                ) from None
-            finally:
-                self._results.pop(key, None)
-        if problem is not None:
-            raise DeviceRefused(f"go-e refused {key}={json.dumps(value)}: {problem}")
-
-    async def close(self) -> None:
-        if self._broker is not None:
-            self._broker.unsubscribe(self._on_message)
 
 
 # -- the driver -------------------------------------------------------------------------------------
@@ -680,13 +260,14 @@ class GoeCharger(Charger):
 
     async def _probe(self) -> None:
         values = await self._link.probe()
-        if as_bool(values.get("ocppe")):
+        if as_bool(values.get(KEY_OCPPE)):
             raise DeviceRefused(OCPPE_ON.format(url=self.options.url or "http://<charger>"))
-        self._has_psm = "psm" in values
-        self._trx = values.get("trx")
+        self._has_psm = KEY_PSM in values
+        self._trx = values.get(KEY_TRX)
         log.info(
             "%s: firmware %s, %s; phase switching (psm) %s",
-            self.description, values.get("fwv", "?"), self._how(), "available" if self._has_psm else "absent",
+            self.description, values.get(KEY_FWV, "?"), self._how(),
+            "available" if self._has_psm else "absent",
         )  # fmt: skip
         self._probed = True
 
@@ -702,10 +283,10 @@ class GoeCharger(Charger):
             if not self._take_over:
                 return False
             if self.options.api == "v1":
-                if as_bool(values.get("alw")) is not False:
-                    await self._link.write("alw", 0)
-            elif as_int(values.get("frc")) != 1:
-                await self._link.write("frc", 1)
+                if as_bool(values.get(KEY_ALW)) is not False:
+                    await self._link.write(KEY_ALW, V1_NOT_ALLOWED)
+            elif as_int(values.get(KEY_FRC)) != FRC_OFF:
+                await self._link.write(KEY_FRC, FRC_OFF)
             self._take_over = False
             return True
 
@@ -723,7 +304,7 @@ class GoeCharger(Charger):
         await self._ensure_probed()
         values = await self._link.read()
         if self._take_over and await self._hold_energy(values):
-            values = {**values, "frc": 1, "alw": False}  # the answer was read before the force-off
+            values = {**values, KEY_FRC: FRC_OFF, KEY_ALW: False}  # the answer was read before the force-off
         reading = reading_from(
             values,
             phases=self.options.phases,
@@ -732,7 +313,7 @@ class GoeCharger(Charger):
         )
         self._plugged = bool(reading.plugged)
         if not isinstance(self._link, _Mqtt):  # MQTT reports taps as they arrive
-            await self._check_tap(values.get("trx"))
+            await self._check_tap(values.get(KEY_TRX))
         return reading
 
     async def _check_tap(self, trx: Any) -> None:
@@ -742,15 +323,15 @@ class GoeCharger(Charger):
             return
         name = None
         with contextlib.suppress(DeviceUnreachable, DeviceRefused):  # the tag falls back to the slot
-            name = card_name(await self._link.read_keys(("cards", f"c{slot - 1}n")), slot)
+            name = card_name(await self._link.read_keys((KEY_CARDS, key_card_name(slot))), slot)
         self._emit(TagPresented(tag_for_card(slot, name, self.options.card_tags)))
 
     def _on_mqtt_change(self, key: str, old: Any, new: Any) -> None:
-        if key in ("car", "err"):
-            if key == "car" and (plugged := car_state(as_int(new)).plugged) is not None:
+        if key in (KEY_CAR, KEY_ERR):
+            if key == KEY_CAR and (plugged := car_state(as_int(new)).plugged) is not None:
                 self._plugged = plugged
             self._emit(StateChanged())
-        elif key == "trx" and self._probed:
+        elif key == KEY_TRX and self._probed:
             slot = new_card_slot(self._trx, new)
             self._trx = new
             if slot is not None:
@@ -766,16 +347,16 @@ class GoeCharger(Charger):
         async with self._energy_lock:
             self._commanded, self._take_over = True, False  # the bridge's word from now on
             if self.options.api == "v1":
-                await self._write("alw", 1 if enabled else 0)
+                await self._write(KEY_ALW, V1_ALLOWED if enabled else V1_NOT_ALLOWED)
             else:
-                await self._write("frc", 2 if enabled else 1)  # force On / force Off
+                await self._write(KEY_FRC, FRC_ON if enabled else FRC_OFF)
 
     async def set_current(self, amps: float) -> None:
         o = self.options
         if not o.min_current_a <= amps <= o.max_current_a:
             raise DeviceRefused(f"current {amps:g} A outside {o.min_current_a:g}..{o.max_current_a:g} A")
         whole = int(amps)  # go-e takes whole amperes; never offer more than asked
-        await self._write("amx" if o.api == "v1" else "amp", whole)
+        await self._write(KEY_AMX if o.api == "v1" else KEY_AMP, whole)
 
     async def set_phases(self, phases: int) -> None:
         await self._ensure_probed()
@@ -783,7 +364,7 @@ class GoeCharger(Charger):
             raise NotSupportedByDevice("this go-e firmware has no phase switching key (psm)")
         if phases not in (1, 3):
             raise DeviceRefused(f"go-e switches between 1 and 3 phases, not {phases}")
-        await self._write("psm", 1 if phases == 1 else 2)  # Force_1 / Force_3
+        await self._write(KEY_PSM, PSM_FORCE_1 if phases == 1 else PSM_FORCE_3)
 
     async def unlock(self) -> None:
         raise NotSupportedByDevice("go-e documents no command that unlocks the cable now")
@@ -791,4 +372,237 @@ class GoeCharger(Charger):
     async def reset(self, hard: bool) -> None:
         if self.options.api != "v2":
             raise NotSupportedByDevice("go-e API v1 documents no reboot command")
-        await self._write("rst", 1)
+        await self._write(KEY_RST, RST_REBOOT)
+
+
+# -- links: how keys are read and written, one per transport ----------------------------------------
+
+
+class _Link(abc.ABC):
+    """How keys are read and written; one subclass per transport. Values come back as v2 keys."""
+
+    legacy_errors = False  # True: `err` uses the API v1 numbering
+
+    @abc.abstractmethod
+    async def probe(self) -> dict[str, Any]:
+        """Find out how to talk to the box; returns the probe keys it answered with."""
+
+    @abc.abstractmethod
+    async def read(self) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def write(self, key: str, value: Any) -> None: ...
+
+    async def close(self) -> None:  # noqa: B027 - only MQTT has something to release
+        pass
+
+
+class _Http:
+    def __init__(self, url: str, transports: Transports, timeout_s: float) -> None:
+        self.base = url.rstrip("/")
+        self._transports = transports
+        self._timeout_s = timeout_s
+
+    async def get(self, path_and_query: str) -> tuple[int, Any]:
+        """(HTTP status, decoded JSON or the text); DeviceUnreachable for no or a late answer."""
+        import aiohttp
+        import yarl
+
+        url = yarl.URL(self.base + path_and_query, encoded=True)
+        try:
+            async with self._transports.http().get(
+                url, timeout=aiohttp.ClientTimeout(total=self._timeout_s)
+            ) as response:
+                body = await response.read()
+                status = response.status
+        except TimeoutError as exc:
+            raise DeviceUnreachable(f"no answer from {self.base} within {self._timeout_s:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise DeviceUnreachable(f"{self.base}: {str(exc) or type(exc).__name__}") from exc
+        text = body.decode("utf-8", "replace")
+        try:
+            return status, json.loads(text)
+        except ValueError:  # the caller names what it expected; the text is kept for its message
+            return status, text
+
+
+class _HttpV2(_Link):
+    def __init__(self, http: _Http) -> None:
+        self.http = http
+        self.syntax: str | None = None
+
+    async def probe(self) -> dict[str, Any]:
+        answer: Any = None
+        for syntax in (FILTER_CSV, FILTER_JSON):  # newer firmware first
+            status, answer = await self.http.get("/api/status?" + filter_query(PROBE_KEYS, syntax))
+            if status == 200 and isinstance(answer, dict) and KEY_CAR in answer:
+                self.syntax = syntax
+                return answer
+        raise DeviceRefused(
+            f"{self.http.base}/api/status did not answer with the charger's values ({str(answer)[:80]!r}); "
+            "enable the HTTP API v2 in the go-e app (hai), or set api: v1 for old firmware"
+        )
+
+    async def read(self) -> dict[str, Any]:
+        return await self.read_keys(POLL_KEYS)
+
+    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]:
+        assert self.syntax is not None, "probe first"
+        status, answer = await self.http.get("/api/status?" + filter_query(keys, self.syntax))
+        if status != 200 or not isinstance(answer, dict):
+            raise DeviceRefused(f"/api/status answered HTTP {status}: {str(answer)[:100]}")
+        return answer
+
+    async def write(self, key: str, value: Any) -> None:
+        status, answer = await self.http.get("/api/set?" + set_query(key, value))
+        problem = set_answer_problem(key, status, answer)
+        if problem is not None:
+            raise DeviceRefused(f"go-e refused {key}={json.dumps(value)}: {problem}")
+
+
+class _HttpV1(_Link):
+    legacy_errors = True
+    _ECHO = {KEY_AMX: KEY_AMP}  # amx (volatile current) shows in the status as amp
+
+    def __init__(self, http: _Http) -> None:
+        self.http = http
+
+    async def _status(self, path_and_query: str) -> dict[str, Any]:
+        status, answer = await self.http.get(path_and_query)
+        if status != 200 or not isinstance(answer, dict) or KEY_CAR not in answer:
+            raise DeviceRefused(
+                f"{self.http.base}{path_and_query.split('?')[0]} answered HTTP {status}: {str(answer)[:80]}; "
+                "enable the legacy HTTP API in the go-e app (hla), or use api: v2"
+            )
+        return answer
+
+    async def probe(self) -> dict[str, Any]:
+        raw = await self._status("/status")
+        return {**v1_to_v2(raw), KEY_FWV: raw.get(KEY_FWV), KEY_OCPPE: raw.get(KEY_OCPPE)}
+
+    async def read(self) -> dict[str, Any]:
+        return v1_to_v2(await self._status("/status"))
+
+    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]:
+        return {}  # v1 exposes no card names this driver knows of
+
+    async def write(self, key: str, value: Any) -> None:
+        wire = str(int(value)) if isinstance(value, bool | int) else str(value)
+        answer = await self._status("/mqtt?payload=" + urllib.parse.quote(f"{key}={wire}", safe="="))
+        echo = self._ECHO.get(key, key)
+        if str(answer.get(echo)) != wire:  # v1 refuses by leaving the value as it was
+            raise DeviceRefused(
+                f"go-e did not take {key}={wire}: it still reports {echo}={answer.get(echo)!r}"
+            )
+
+
+class _Mqtt(_Link):
+    def __init__(self, options: GoeOptions, transports: Transports) -> None:
+        assert options.broker is not None and options.serial is not None
+        self._options = options
+        self._transports = transports
+        self.base = f"{options.topic_prefix}/{options.serial}/"
+        self.values: dict[str, Any] = {}
+        self.last_message_at: float | None = None
+        self._broker: MqttBroker | None = None
+        self._results: dict[str, asyncio.Future[str | None]] = {}
+        self._write_lock = asyncio.Lock()  # results carry no correlation id: one write at a time
+        self._got_car = asyncio.Event()
+        self.on_change: Callable[[str, Any, Any], None] = lambda key, old, new: None
+
+    async def _connect(self) -> MqttBroker:
+        if self._broker is None:
+            self._broker = self._transports.mqtt(self._options.broker or "")
+            await self._broker.subscribe(self.base + "+", self._on_message)
+            await self._broker.subscribe(self.base + "+/result", self._on_message)
+        if not await self._broker.wait_connected(self._options.timeout_s):
+            raise DeviceUnreachable(
+                f"MQTT broker {self._broker.address} not reachable: {self._broker.last_error}"
+            )
+        return self._broker
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if not topic.startswith(self.base):
+            return
+        key = topic[len(self.base) :]
+        self.last_message_at = time.monotonic()
+        if key.endswith("/result"):
+            future = self._results.get(key[: -len("/result")])
+            if future is not None and not future.done():
+                future.set_result(result_problem(payload))
+            return
+        try:
+            value = json.loads(payload)
+        except ValueError:  # payloads are JSON; keep anything else as text
+            value = payload.decode("utf-8", "replace")
+        old = self.values.get(key)
+        self.values[key] = value
+        if key == KEY_CAR:
+            self._got_car.set()
+        if old != value:
+            self.on_change(key, old, value)
+
+    async def probe(self) -> dict[str, Any]:
+        await self._connect()
+        try:
+            async with asyncio.timeout(self._options.timeout_s):  # unlike wait_for, never loses a cancel
+                await self._got_car.wait()
+        except TimeoutError:
+            raise DeviceUnreachable(
+                f"no go-e values on {self.base}car: check serial, topic_prefix and that MQTT is enabled "
+                "on the charger (mce)"
+            ) from None
+        await self._settle()
+        return dict(self.values)
+
+    async def _settle(self, quiet_s: float = 0.2, max_s: float = 1.5) -> None:
+        """Retained topics arrive in a burst in any order: wait for the burst to end (psm, ocppe...)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_s
+        while loop.time() < deadline:
+            seen = self.last_message_at or 0.0
+            await asyncio.sleep(quiet_s)
+            if self.last_message_at == seen:
+                return
+
+    async def read(self) -> dict[str, Any]:
+        broker = self._broker
+        if broker is None or not broker.connected:
+            raise DeviceUnreachable(
+                f"MQTT broker not connected ({broker.last_error if broker else 'not started'})"
+            )
+        if KEY_CAR not in self.values or self.last_message_at is None:
+            raise DeviceUnreachable(f"no go-e values received on {self.base}car yet")
+        age = time.monotonic() - self.last_message_at
+        if age > self._options.stale_after_s:
+            raise DeviceUnreachable(f"no message from go-e on {self.base}+ for {age:.0f} s")
+        return dict(self.values)
+
+    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]:
+        return {k: self.values[k] for k in keys if k in self.values}
+
+    async def write(self, key: str, value: Any) -> None:
+        broker = await self._connect()
+        async with self._write_lock:
+            future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            self._results[key] = future
+            try:
+                async with asyncio.timeout(self._options.timeout_s):
+                    await broker.publish(f"{self.base}{key}/set", json.dumps(value))
+                    problem = await future
+            except TimeoutError:
+                raise DeviceUnreachable(
+                    f"no answer on {self.base}{key}/result within {self._options.timeout_s:g} s "
+                    "(are MQTT writes allowed on the charger? firmware 051.5+ needs that, and mcr off)"
+                ) from None
+            finally:
+                self._results.pop(key, None)
+        if problem is not None:
+            raise DeviceRefused(f"go-e refused {key}={json.dumps(value)}: {problem}")
+
+    async def close(self) -> None:
+        if self._broker is not None:
+            self._broker.unsubscribe(self._on_message)

@@ -1,7 +1,8 @@
 """Relay retrofit: a plain ("dumb") wallbox whose supply is switched by a metering relay.
 
 Two relays are supported: a Shelly Gen2+ switch over its HTTP RPC API (`type: shelly`) and a
-Tasmota device over MQTT (`type: tasmota`). Protocol facts: ../shared/reference/devices.md §6.
+Tasmota device over MQTT (`type: tasmota`). Docs: docs/devices/relay.md; each device's API is linked,
+with the fields the driver reads, at the head of its section below (protocol facts: devices.md §6).
 
 Theory
 ------
@@ -272,6 +273,19 @@ class RelayCharger(Charger):
 
 
 # -- Shelly Gen2+ over HTTP RPC ----------------------------------------------------------------------
+# Docs: https://shelly-api-docs.shelly.cloud/gen2/ComponentsAndServices/Switch (GET /rpc/<method>?<params>)
+SHELLY_GET_STATUS = "Switch.GetStatus"  # id=<switch>: the switch's status, fields below
+SHELLY_SET = "Switch.Set"  # id=<switch>&on=true|false; answers {"was_on": bool}
+SHELLY_OUTPUT = "output"  # bool: the relay is closed
+SHELLY_APOWER = "apower"  # W: active power through the switch
+SHELLY_VOLTAGE = "voltage"  # V
+SHELLY_CURRENT = "current"  # A
+SHELLY_FREQ = "freq"  # Hz
+SHELLY_AENERGY = "aenergy"  # the active energy counters: {"total": Wh, ...}
+SHELLY_AENERGY_TOTAL = "total"  # Wh since the device was made (a reset only by hand)
+SHELLY_PROTECTIONS = "errors"  # [str]: the protections that tripped, present only while one has
+SHELLY_WAS_ON = "was_on"  # bool, Switch.Set's answer: the state before the command
+
 # Switch status `errors` (Shelly Gen2 API, Switch component) in OCPP's error vocabulary.
 SHELLY_ERRORS = {
     "overtemp": "HighTemperature",
@@ -290,10 +304,10 @@ def _number(value: Any) -> float | None:
 
 def shelly_status(answer: Any) -> RelayStatus:
     """A Switch.GetStatus answer (apower W, voltage V, current A, aenergy.total Wh) as a RelayStatus."""
-    if not isinstance(answer, dict) or not isinstance(answer.get("output"), bool):
+    if not isinstance(answer, dict) or not isinstance(answer.get(SHELLY_OUTPUT), bool):
         raise DeviceRefused(f"unexpected Switch.GetStatus answer: {str(answer)[:120]}")
-    energy = answer.get("aenergy")
-    listed = answer.get("errors")  # only present while a protection tripped
+    energy = answer.get(SHELLY_AENERGY)
+    listed = answer.get(SHELLY_PROTECTIONS)  # only present while a protection tripped
     errors = [e for e in listed if isinstance(e, str)] if isinstance(listed, list) else []
     fault = None
     if errors:
@@ -303,12 +317,12 @@ def shelly_status(answer: Any) -> RelayStatus:
             vendor_error_code=errors[0][:50],
         )
     return RelayStatus(
-        on=answer["output"],
-        power_w=_number(answer.get("apower")),
-        energy_wh=_number(energy.get("total")) if isinstance(energy, dict) else None,
-        voltage_v=_number(answer.get("voltage")),
-        current_a=_number(answer.get("current")),
-        frequency_hz=_number(answer.get("freq")),
+        on=answer[SHELLY_OUTPUT],
+        power_w=_number(answer.get(SHELLY_APOWER)),
+        energy_wh=_number(energy.get(SHELLY_AENERGY_TOTAL)) if isinstance(energy, dict) else None,
+        voltage_v=_number(answer.get(SHELLY_VOLTAGE)),
+        current_a=_number(answer.get(SHELLY_CURRENT)),
+        frequency_hz=_number(answer.get(SHELLY_FREQ)),
         fault=fault,
     )
 
@@ -328,7 +342,7 @@ class ShellyCharger(RelayCharger):
         return f"Shelly at {self._base} switch {self.options.switch_id}"
 
     async def start(self) -> None:
-        answer = await self._rpc("Switch.GetStatus", id=str(self.options.switch_id))
+        answer = await self._rpc(SHELLY_GET_STATUS, id=str(self.options.switch_id))
         status = shelly_status(answer)
         if self.options.infer_from_power and status.power_w is None:
             raise DeviceRefused(
@@ -337,11 +351,11 @@ class ShellyCharger(RelayCharger):
             )
 
     async def _status(self) -> RelayStatus:
-        return shelly_status(await self._rpc("Switch.GetStatus", id=str(self.options.switch_id)))
+        return shelly_status(await self._rpc(SHELLY_GET_STATUS, id=str(self.options.switch_id)))
 
     async def _switch(self, on: bool) -> None:
-        answer = await self._rpc("Switch.Set", id=str(self.options.switch_id), on="true" if on else "false")
-        if not isinstance(answer, dict) or not isinstance(answer.get("was_on"), bool):
+        answer = await self._rpc(SHELLY_SET, id=str(self.options.switch_id), on="true" if on else "false")
+        if not isinstance(answer, dict) or not isinstance(answer.get(SHELLY_WAS_ON), bool):
             raise DeviceRefused(f"unexpected Switch.Set answer: {str(answer)[:120]}")
 
     def _middlewares(self) -> tuple[Any, ...]:
@@ -388,9 +402,31 @@ def _shelly_answer(method: str, status: int, body: bytes) -> Any:
 
 
 # -- Tasmota over MQTT ---------------------------------------------------------------------------------
+# Docs: https://tasmota.github.io/docs/MQTT/ and https://tasmota.github.io/docs/Commands/
+# Topics: cmnd/<topic>/<command> (ours), stat/<topic>/<answer>, tele/<topic>/<telemetry>.
+TASMOTA_CMND, TASMOTA_STAT, TASMOTA_TELE = "cmnd", "stat", "tele"
+TASMOTA_POWER = "POWER"  # relay n: POWERn (relay 1: POWER or POWER1); payload "ON" / "OFF"
+TASMOTA_ON, TASMOTA_OFF = "ON", "OFF"  # the default state texts
+TASMOTA_LWT = "LWT"  # tele: the last will, "Online" / "Offline"
+TASMOTA_OFFLINE = "Offline"
+TASMOTA_RESULT = "RESULT"  # stat: a command's answer, e.g. {"POWER": "ON"}
+TASMOTA_STATE = "STATE"  # tele: periodic state, with the POWERn keys
+TASMOTA_SENSOR = "SENSOR"  # tele: periodic sensors, with ENERGY on a metering device
+TASMOTA_STATUS = "Status"  # the command; "Status 8" answers STATUS8 with the sensors
+TASMOTA_STATUS_SENSORS = "8"
+TASMOTA_STATUS8 = "STATUS8"  # stat: {"StatusSNS": {..., "ENERGY": {...}}}
+TASMOTA_STATUS_SNS = "StatusSNS"
+TASMOTA_ENERGY = "ENERGY"  # the meter's values; each a number, or a list with one per channel
+TASMOTA_ENERGY_TOTAL = "Total"  # kWh, the lifetime register
+TASMOTA_ENERGY_POWER = "Power"  # W
+TASMOTA_ENERGY_VOLTAGE = "Voltage"  # V
+TASMOTA_ENERGY_CURRENT = "Current"  # A
+TASMOTA_ENERGY_FREQUENCY = "Frequency"  # Hz
+
+
 def _on_off(text: str) -> bool | None:
     """Tasmota's default state texts; anything else is not a power state."""
-    return {"ON": True, "OFF": False}.get(text.strip().upper())
+    return {TASMOTA_ON: True, TASMOTA_OFF: False}.get(text.strip().upper())
 
 
 def _channel(value: Any, index: int) -> float | None:
@@ -417,10 +453,13 @@ class TasmotaCharger(RelayCharger):
         self._transports = transports
         self._broker: MqttBroker | None = None
         t = options.topic
-        self._cmnd, self._stat, self._tele = f"cmnd/{t}/", f"stat/{t}/", f"tele/{t}/"
+        self._cmnd = f"{TASMOTA_CMND}/{t}/"
+        self._stat = f"{TASMOTA_STAT}/{t}/"
+        self._tele = f"{TASMOTA_TELE}/{t}/"
         # Relay 1 answers as POWER on single-relay devices, as POWER1 on multi-relay ones.
-        self._power_keys = ("POWER", "POWER1") if options.relay == 1 else (f"POWER{options.relay}",)
-        self._command = "POWER" if options.relay == 1 else f"POWER{options.relay}"
+        n = options.relay
+        self._power_keys = (TASMOTA_POWER, f"{TASMOTA_POWER}1") if n == 1 else (f"{TASMOTA_POWER}{n}",)
+        self._command = TASMOTA_POWER if n == 1 else f"{TASMOTA_POWER}{n}"
         self._online: bool | None = None  # from tele/<topic>/LWT; None: not heard
         self._on: bool | None = None
         self._on_at: float | None = None
@@ -458,30 +497,32 @@ class TasmotaCharger(RelayCharger):
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         text = payload.decode("utf-8", "replace")
-        if topic == self._tele + "LWT":
-            self._online = text.strip() != "Offline"
+        if topic == self._tele + TASMOTA_LWT:
+            self._online = text.strip() != TASMOTA_OFFLINE
             return
         name = topic.rsplit("/", 1)[-1]
         if topic.startswith(self._stat) and name in self._power_keys:
             self._power_heard(_on_off(text))
-        elif name in ("RESULT", "STATE", "SENSOR", "STATUS8"):
+        elif name in (TASMOTA_RESULT, TASMOTA_STATE, TASMOTA_SENSOR, TASMOTA_STATUS8):
             with contextlib.suppress(ValueError):
                 self._json_heard(name, json.loads(text))
 
     def _json_heard(self, name: str, data: Any) -> None:
         if not isinstance(data, dict):
             return
-        if name in ("RESULT", "STATE"):
+        if name in (TASMOTA_RESULT, TASMOTA_STATE):
             for key in self._power_keys:
                 if isinstance(data.get(key), str):
                     self._power_heard(_on_off(data[key]))
-        sensors = data.get("StatusSNS") if name == "STATUS8" else data if name == "SENSOR" else None
+        sensors = data if name == TASMOTA_SENSOR else None
+        if name == TASMOTA_STATUS8:
+            sensors = data.get(TASMOTA_STATUS_SNS)
         if not isinstance(sensors, dict):
             return
-        energy = sensors.get("ENERGY")
+        energy = sensors.get(TASMOTA_ENERGY)
         # STATUS8 is the answer to our question even without ENERGY (a device without metering);
         # SENSOR telemetry without it is some other sensor's.
-        if name == "STATUS8" or isinstance(energy, dict):
+        if name == TASMOTA_STATUS8 or isinstance(energy, dict):
             self._energy = energy if isinstance(energy, dict) else None
             self._energy_at = self._clock()
             self._wake("energy", self._energy)
@@ -533,7 +574,7 @@ class TasmotaCharger(RelayCharger):
             asks.append(self._ask("power", self._command, "", lambda _: True))
         if self._energy_at is None or now - self._energy_at > stale:
             # TelePeriod is 300 s by default: ask for the energy rather than wait for it.
-            asks.append(self._ask("energy", "Status", "8", lambda _: True))
+            asks.append(self._ask("energy", TASMOTA_STATUS, TASMOTA_STATUS_SENSORS, lambda _: True))
         # Both questions at once; every outcome is awaited so that no failure goes unretrieved.
         for outcome in await asyncio.gather(*asks, return_exceptions=True):
             if isinstance(outcome, BaseException):
@@ -545,18 +586,18 @@ class TasmotaCharger(RelayCharger):
             raise DeviceUnreachable("its power state is not known yet")
         e = self._energy or {}
         index = self.options.relay - 1
-        total_kwh = _number(e.get("Total"))
+        total_kwh = _number(e.get(TASMOTA_ENERGY_TOTAL))
         return RelayStatus(
             on=self._on,
-            power_w=_channel(e.get("Power"), index),
+            power_w=_channel(e.get(TASMOTA_ENERGY_POWER), index),
             energy_wh=round(total_kwh * 1000.0, 3) if total_kwh is not None else None,
-            voltage_v=_channel(e.get("Voltage"), index),
-            current_a=_channel(e.get("Current"), index),
-            frequency_hz=_channel(e.get("Frequency"), index),
+            voltage_v=_channel(e.get(TASMOTA_ENERGY_VOLTAGE), index),
+            current_a=_channel(e.get(TASMOTA_ENERGY_CURRENT), index),
+            frequency_hz=_channel(e.get(TASMOTA_ENERGY_FREQUENCY), index),
         )
 
     async def _switch(self, on: bool) -> None:
-        wanted = "ON" if on else "OFF"
+        wanted = TASMOTA_ON if on else TASMOTA_OFF
         heard: list[bool] = []
 
         def confirms(state: Any) -> bool:
@@ -568,6 +609,6 @@ class TasmotaCharger(RelayCharger):
         except DeviceUnreachable as exc:
             if heard:  # it answered, but with the other state (an interlock, a PulseTime rule, ...)
                 raise DeviceRefused(
-                    f"{self._command} {wanted}: the relay stayed {'ON' if heard[-1] else 'OFF'}"
+                    f"{self._command} {wanted}: the relay stayed {TASMOTA_ON if heard[-1] else TASMOTA_OFF}"
                 ) from exc
             raise

@@ -1,5 +1,8 @@
 """Eastron SDM630, SDM120 and SDM72 energy meters, as meters of record (Modbus RTU, or TCP via a gateway).
 
+Docs: docs/devices/eastron.md (wiring, addresses, what is read); the register facts are Eastron's
+Modbus protocol manuals for each model, summarised in devices.md §4.
+
 Every measurement is an input register pair (function code 04) holding an
 IEEE-754 float32, high word first. The register map, per model (wire
 addresses):
@@ -38,15 +41,17 @@ from adapters.transports.pool import Transports
 DEFAULT_TIMEOUT_S = 1.0
 MAX_REGISTERS_PER_READ = 80  # the meters answer more than 40 parameters in one request with an exception
 
-# Input register addresses (function code 04), devices.md §4.
-VOLTAGE = (0x0000, 0x0002, 0x0004)
-CURRENT = (0x0006, 0x0008, 0x000A)
-POWER_L1 = 0x000C
-POWER_TOTAL = 0x0034
-FREQUENCY = 0x0046
-IMPORT_ENERGY_KWH = 0x0048
+# Input registers (function code 04, wire addresses; each the first of a float32 pair) that the
+# driver reads, with their units (devices.md §4).
+REG_VOLTAGE = (0x0000, 0x0002, 0x0004)  # V: L1, L2, L3 to neutral
+REG_CURRENT = (0x0006, 0x0008, 0x000A)  # A: L1, L2, L3
+REG_POWER_L1 = 0x000C  # W: active power L1 (the SDM120's only phase)
+REG_POWER_TOTAL = 0x0034  # W: total system active power
+REG_FREQUENCY = 0x0046  # Hz
+REG_IMPORT_ENERGY = 0x0048  # kWh: total import active energy (reported in Wh)
 
-# Every documented parameter (its first register) per model: reads never span anything else.
+# Every documented parameter (its first register) per model, as the manuals list them: reads never span
+# anything else.
 _SDM630_MAP = frozenset(
     [
         *range(0x0000, 0x0024, 2),  # per phase V, A, W, VA, VAr, power factor
@@ -157,26 +162,26 @@ def _all(values: Sequence[float | None]) -> tuple[float, ...] | None:
 
 def reading_sdm630(p: Mapping[int, float | None]) -> MeterReading:
     return MeterReading(
-        energy_wh=_kwh_to_wh(p[IMPORT_ENERGY_KWH]),
-        power_w=p[POWER_TOTAL],
-        current_a=_all([p[a] for a in CURRENT]),
-        voltage_v=_all([p[a] for a in VOLTAGE]),
-        frequency_hz=p[FREQUENCY],
+        energy_wh=_kwh_to_wh(p[REG_IMPORT_ENERGY]),
+        power_w=p[REG_POWER_TOTAL],
+        current_a=_all([p[a] for a in REG_CURRENT]),
+        voltage_v=_all([p[a] for a in REG_VOLTAGE]),
+        frequency_hz=p[REG_FREQUENCY],
     )
 
 
 def reading_sdm120(p: Mapping[int, float | None]) -> MeterReading:
     return MeterReading(
-        energy_wh=_kwh_to_wh(p[IMPORT_ENERGY_KWH]),
-        power_w=p[POWER_L1],
-        current_a=_all([p[CURRENT[0]]]),
-        voltage_v=_all([p[VOLTAGE[0]]]),
-        frequency_hz=p[FREQUENCY],
+        energy_wh=_kwh_to_wh(p[REG_IMPORT_ENERGY]),
+        power_w=p[REG_POWER_L1],
+        current_a=_all([p[REG_CURRENT[0]]]),
+        voltage_v=_all([p[REG_VOLTAGE[0]]]),
+        frequency_hz=p[REG_FREQUENCY],
     )
 
 
 def reading_sdm72(p: Mapping[int, float | None]) -> MeterReading:
-    return MeterReading(energy_wh=_kwh_to_wh(p[IMPORT_ENERGY_KWH]), power_w=p[POWER_TOTAL])
+    return MeterReading(energy_wh=_kwh_to_wh(p[REG_IMPORT_ENERGY]), power_w=p[REG_POWER_TOTAL])
 
 
 @dataclass(frozen=True)
@@ -194,16 +199,16 @@ class Model:
 SDM630 = Model(
     "SDM630",
     _SDM630_MAP,
-    (*VOLTAGE, *CURRENT, POWER_TOTAL, FREQUENCY, IMPORT_ENERGY_KWH),
+    (*REG_VOLTAGE, *REG_CURRENT, REG_POWER_TOTAL, REG_FREQUENCY, REG_IMPORT_ENERGY),
     reading_sdm630,
 )
 SDM120 = Model(
     "SDM120",
     _SDM120_MAP,
-    (VOLTAGE[0], CURRENT[0], POWER_L1, FREQUENCY, IMPORT_ENERGY_KWH),
+    (REG_VOLTAGE[0], REG_CURRENT[0], REG_POWER_L1, REG_FREQUENCY, REG_IMPORT_ENERGY),
     reading_sdm120,
 )
-SDM72 = Model("SDM72", _SDM72_MAP, (POWER_TOTAL, IMPORT_ENERGY_KWH), reading_sdm72)
+SDM72 = Model("SDM72", _SDM72_MAP, (REG_POWER_TOTAL, REG_IMPORT_ENERGY), reading_sdm72)
 
 
 # -- the drivers -----------------------------------------------------------------------------------

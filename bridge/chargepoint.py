@@ -33,9 +33,9 @@ from bridge.core.meter_values import IntervalAverage, can_measure, next_aligned,
 from bridge.core.status_hold import StatusHold
 from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, bridge_vendor
-from bridge.ocpp.errors import CallFailed, CallTimeout, NotConnected
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
+from bridge.runtime.authorizer import Authorizer
 from bridge.runtime.coordinator import DeviceCoordinator
 from bridge.runtime.effects import EffectRunner
 from bridge.smart_charging import SmartCharging
@@ -46,7 +46,6 @@ log = logging.getLogger("bridge.chargepoint")
 READING_PERSIST_S = 60.0  # with MeterValueSampleInterval 0, readings are still persisted this often
 UNLOCK_TIMEOUT_S = 10.0  # a lock that has not answered by then counts as UnlockFailed
 STOP_READING_TIMEOUT_S = 2.0  # a stop waits this long at most for the register it reports as meterStop
-AUTH_CACHE_CAPACITY = 1000  # tags; beyond it not-valid entries go first, then the oldest
 SUPPORTED_PROFILES = "Core,SmartCharging,RemoteTrigger"
 
 
@@ -124,11 +123,12 @@ class ChargePoint:
             on_online=self._on_online,
         )
         self.configuration.on_change = self._configuration_changed
+        self.authorizer = Authorizer(cfg.id, self.configuration, clock, store, self.session)
         self.messages = TransactionMessages(
-            cfg.id, store, self.session, cfg.max_queued_messages, self._start_answered, self.remember
-        )
+            cfg.id, store, self.session, cfg.max_queued_messages, self._start_answered,
+            self.authorizer.remember,
+        )  # fmt: skip
         self.messages.max_stop_values = self.configuration.get_int("StopTransactionMaxMeterValues")
-        self.auth_cache = authorization.AuthCache(AUTH_CACHE_CAPACITY)
         self._reported: dict[int, core.StatusReport] = {}  # last status delivered, per connector
         self._queued: dict[int, core.StatusReport] = {}  # last status handed to the session
         self._holds: dict[int, StatusHold] = {}  # statuses waiting out MinimumStatusDuration
@@ -195,13 +195,7 @@ class ChargePoint:
     async def restore(self) -> None:
         """Before the first connection: configuration, cache, queued messages and open transactions."""
         ignored = self.configuration.restore(await self.store.run(self.store.config_values, self.cfg.id))
-        for id_tag, status, expiry, parent, updated in await self.store.run(
-            self.store.cache_entries, self.cfg.id
-        ):
-            info = authorization.IdTagInfo.from_wire(
-                {"status": status, "expiryDate": expiry, "parentIdTag": parent}
-            )
-            self.auth_cache.put(id_tag, info, datetime.fromisoformat(updated.replace("Z", "+00:00")))
+        await self.authorizer.restore()
         for cid, operative in (await self.store.run(self.store.availability, self.cfg.id)).items():
             if cid == 0:
                 self.operative = operative
@@ -325,7 +319,7 @@ class ChargePoint:
     async def _tag_presented(self, cid: int, id_tag: str) -> None:
         now = self.clock.now()
         rt = self.connectors[cid]
-        await self._apply(cid, rt.core.on_tag(id_tag, now, self._known_parent(id_tag, now)))
+        await self._apply(cid, rt.core.on_tag(id_tag, now, self.authorizer.known_parent(id_tag, now)))
 
     def _device_started(self, cid: int) -> None:
         # Its probe may have found it can switch phases (go-e's psm).
@@ -396,43 +390,7 @@ class ChargePoint:
                     return
             await self.connectors[cid].device.set_energy(effect.allowed)
 
-    def _rules(self) -> authorization.Rules:
-        c = self.configuration
-        return authorization.Rules(
-            cache_enabled=c.get_bool("AuthorizationCacheEnabled"),
-            local_pre_authorize=c.get_bool("LocalPreAuthorize"),
-            local_authorize_offline=c.get_bool("LocalAuthorizeOffline"),
-            allow_offline_unknown=c.get_bool("AllowOfflineTxForUnknownId"),
-        )
-
-    def _known_parent(self, id_tag: str, now: datetime) -> str | None:
-        """The group of a tag known locally as valid (for stops by a tag of the same group)."""
-        entry = self.auth_cache.get(id_tag)
-        if entry is None or not entry.info.valid(now):
-            return None
-        return entry.info.parent_id_tag
-
-    def remember(self, id_tag: str, id_tag_info: dict[str, Any]) -> None:
-        """The central system's latest word on a tag goes into the authorization cache."""
-        if not self.configuration.get_bool("AuthorizationCacheEnabled"):
-            return
-        info = authorization.IdTagInfo.from_wire(id_tag_info)
-        now = self.clock.now()
-        evicted = self.auth_cache.put(id_tag, info, now)
-        expiry = iso(info.expiry) if info.expiry else None
-        self.store.submit(
-            self.store.cache_put,
-            self.cfg.id,
-            id_tag,
-            info.status,
-            expiry,
-            info.parent_id_tag,
-            iso(now),
-            evicted,
-        )
-
     def _authorize(self, cid: int, id_tag: str) -> None:
-        """Decide locally where the rules allow it, else ask the central system (Authorize)."""
         rt = self.connectors[cid]
         timeout = self.configuration.get_int("ConnectionTimeOut")
 
@@ -440,51 +398,9 @@ class ChargePoint:
             log.info(
                 "%s/%d: tag %s %s (%s)", self.cfg.id, cid, id_tag, "accepted" if accepted else "refused", how
             )
-            effects = rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout, parent)
-            self._apply(cid, effects)
+            self._apply(cid, rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout, parent))
 
-        decision = authorization.decide(
-            id_tag, self.session.online, self.auth_cache, self._rules(), self.clock.now()
-        )
-        if decision is not authorization.Decision.ASK:
-            how = "local rules" if self.session.online else "offline"
-            conclude(
-                decision is authorization.Decision.START, how, self._known_parent(id_tag, self.clock.now())
-            )
-            return
-        future = self.session.submit(
-            lambda: call.Authorize(id_tag=id_tag), drop_when_offline=True, want_result=True
-        )
-        assert future is not None
-
-        async def outcome() -> None:
-            try:
-                answer = await future
-            except (CallTimeout, NotConnected) as exc:
-                # The central system cannot be reached: decided as offline (cache,
-                # AllowOfflineTxForUnknownId), as §3.5 and §4.1 have it for an unreachable one.
-                log.warning("%s/%d: Authorize %s got no answer (%s)", self.cfg.id, cid, id_tag, exc)
-                offline = authorization.decide(
-                    id_tag, False, self.auth_cache, self._rules(), self.clock.now()
-                )
-                conclude(
-                    offline is authorization.Decision.START,
-                    "offline rules",
-                    self._known_parent(id_tag, self.clock.now()),
-                )
-                return
-            except CallFailed as exc:
-                # A CALLERROR or an answer that breaks the schema: the central system was reached
-                # and did not accept the tag. The offline rules must not let it charge.
-                log.warning("%s/%d: Authorize %s got an unusable answer, so the tag is refused: %s",
-                            self.cfg.id, cid, id_tag, exc)  # fmt: skip
-                conclude(False, "unusable answer", None)
-                return
-            self.remember(id_tag, answer.id_tag_info)
-            info = authorization.IdTagInfo.from_wire(answer.id_tag_info)
-            conclude(info.status == "Accepted", "central system", info.parent_id_tag)
-
-        self._spawn(outcome(), f"{cid}: Authorize outcome")
+        self.authorizer.authorize(f"{self.cfg.id}/{cid}", id_tag, conclude, self._spawn)
 
     async def remote_start(self, cid: int, id_tag: str) -> None:
         """Carry out an accepted RemoteStartTransaction (after its answer is on the wire)."""
@@ -610,7 +526,7 @@ class ChargePoint:
 
     def _start_answered(self, local_id: int, id_tag: str, answer: call_result.StartTransaction) -> None:
         """StartTransaction.conf, as it is read (before any later message is built)."""
-        self.remember(id_tag, answer.id_tag_info)
+        self.authorizer.remember(id_tag, answer.id_tag_info)
         status = answer.id_tag_info.get("status")
         log.info("%s: transaction %d is %d at the central system (%s)", self.cfg.id, local_id,
                  answer.transaction_id, status)  # fmt: skip

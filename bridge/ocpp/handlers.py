@@ -205,10 +205,7 @@ class CentralSystemHandlers:
     # -- other Core actions ---------------------------------------------------------
     @on(Action.clear_cache)
     async def clear_cache(self, **_: Any) -> call_result.ClearCache:
-        cp = self.cp
-        cp.auth_cache.clear()
-        await cp.store.run(cp.store.cache_clear, cp.cfg.id)  # cleared on disk before it is said
-        log.info("%s: authorization cache cleared", cp.cfg.id)
+        await self.cp.authorizer.clear()  # cleared on disk before it is said
         return call_result.ClearCache(status="Accepted")
 
     @on(Action.data_transfer)

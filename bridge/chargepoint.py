@@ -30,7 +30,6 @@ from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
 from bridge.core.meter_values import IntervalAverage, can_measure, next_aligned, sampled_values, whole_wh
-from bridge.core.status_hold import StatusHold
 from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, bridge_vendor
 from bridge.ocpp.session import Session
@@ -38,6 +37,7 @@ from bridge.outbox import TransactionMessages
 from bridge.runtime.authorizer import Authorizer
 from bridge.runtime.coordinator import DeviceCoordinator
 from bridge.runtime.effects import EffectRunner
+from bridge.runtime.status_reporter import StatusReporter
 from bridge.smart_charging import SmartCharging
 from bridge.store import Store, TransactionRow
 
@@ -129,10 +129,9 @@ class ChargePoint:
             self.authorizer.remember,
         )  # fmt: skip
         self.messages.max_stop_values = self.configuration.get_int("StopTransactionMaxMeterValues")
-        self._reported: dict[int, core.StatusReport] = {}  # last status delivered, per connector
-        self._queued: dict[int, core.StatusReport] = {}  # last status handed to the session
-        self._holds: dict[int, StatusHold] = {}  # statuses waiting out MinimumStatusDuration
-        self._boot_generation = -1
+        self.statuses = StatusReporter(
+            cfg.id, self.connectors, self.current_status, self.session, self.configuration, clock
+        )
         self.operative = True  # the charge point as a whole (connector 0), per ChangeAvailability
         self.data_transfer = DataTransferHandlers()  # vendor hooks for DataTransfer from the central system
         self.data_transfer.register(BRIDGE_VENDOR_ID, bridge_vendor(self))
@@ -433,9 +432,7 @@ class ChargePoint:
 
     def report_statuses(self) -> None:
         """Send what changed (after an answer that changed statuses)."""
-        self._report_status(0)
-        for cid in self.connectors:
-            self._report_status(cid)
+        self.statuses.report_all()
 
     async def unlock(self, connector_id: int) -> str:
         """UnlockConnector: stop the transaction first (UnlockCommand), then unlock the cable."""
@@ -477,19 +474,7 @@ class ChargePoint:
 
     def status_message(self, cid: int) -> call.StatusNotification:
         """A triggered StatusNotification: the current status, which counts as reported."""
-        report = self.current_status(cid)
-        self._reported[cid] = self._queued[cid] = report
-        return self._status_payload(cid, report)
-
-    def _status_payload(self, cid: int, report: core.StatusReport) -> call.StatusNotification:
-        return call.StatusNotification(
-            connector_id=cid,
-            error_code=report.error_code,
-            status=str(report.status),
-            info=report.info,
-            vendor_error_code=report.vendor_error_code,
-            timestamp=iso(self.clock.now()),
-        )
+        return self.statuses.triggered(cid)
 
     def meter_values_message(self, cid: int) -> call.MeterValues | None:
         """Triggered MeterValues: the latest values of MeterValuesSampledData, context Trigger."""
@@ -687,51 +672,8 @@ class ChargePoint:
             return core.StatusReport(core.Status.AVAILABLE if self.operative else core.Status.UNAVAILABLE)
         return self.connectors[cid].core.status()
 
-    def _send_status(self, cid: int, report: core.StatusReport) -> None:
-        self._queued[cid] = report
-        message = self._status_payload(cid, report)
-
-        def build() -> call.StatusNotification:
-            # Reported means delivered: a status lost with the connection is not
-            # replayed; the then current one is sent when the link returns.
-            self._reported[cid] = report
-            return message
-
-        log.info(
-            "%s/%d: %s%s",
-            self.cfg.id,
-            cid,
-            report.status,
-            f" ({report.error_code})" if report.error_code != "NoError" else "",
-        )
-        self.session.submit(build, drop_when_offline=True)
-
     def _report_status(self, cid: int) -> None:
-        report = self.current_status(cid)
-        if not self.session.online or report == self._queued.get(cid):
-            self._holds.pop(cid, None)
-            return
-        hold = self._holds.setdefault(cid, StatusHold())
-        wait = hold.decide(
-            report, self.clock.monotonic(), self.configuration.get_int("MinimumStatusDuration")
-        )
-        if wait is None:
-            self._send_status(cid, report)
-        else:
-            # Looked at again when the hold is over: sent then if it still stands.
-            asyncio.get_running_loop().call_later(wait, self._report_status, cid)
+        self.statuses.report(cid)
 
     def _on_online(self, online: bool) -> None:
-        if not online:
-            self._queued.clear()
-            return
-        # After a BootNotification: connector 0 and every connector (ERRATA 3.22).
-        # After a reconnect without one: only what changed while offline.
-        fresh_boot = self.session.boot_generation != self._boot_generation
-        self._boot_generation = self.session.boot_generation
-        for cid in [0, *self.connectors]:
-            report = self.current_status(cid)
-            if fresh_boot or report != self._reported.get(cid):
-                self._send_status(cid, report)
-            else:
-                self._queued[cid] = report
+        self.statuses.on_online(online)

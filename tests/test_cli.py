@@ -13,7 +13,6 @@ import contextlib
 import os
 import secrets
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +24,8 @@ from ocpp.v16 import call
 
 from tests.conftest import free_port
 from tests.csms import StrictCentralSystem
-from tests.processes import child_env, start_daemon, stop_process
+from tests.helpers.cli import run_cli
+from tests.processes import start_daemon, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "config").glob("*.yaml"))
@@ -34,27 +34,6 @@ CP_ID = "CP-1"
 
 def _text(log: Path) -> str:
     return log.read_text(errors="replace")
-
-
-async def _cli(*args: str, limit_s: float = 20.0) -> tuple[int, str, str]:
-    """Runs a short command to its end: (exit code, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge.cli",
-        *args,
-        cwd=ROOT,
-        env=child_env(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), limit_s)
-    finally:
-        await stop_process(proc)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 @contextlib.asynccontextmanager
@@ -125,7 +104,7 @@ async def _wait_for_api(
 
 async def test_check_accepts_a_valid_file(tmp_path: Path) -> None:
     config = _write_config(tmp_path, "ws://127.0.0.1:9000/ocpp", api_port=8080)
-    code, out, err = await _cli("check", "--config", str(config))
+    code, out, err = await run_cli("check", "--config", str(config))
     assert code == 0, err
     assert f"{config}: valid (1 charge point)" in out
     assert err == ""
@@ -149,7 +128,7 @@ async def test_check_names_every_problem_with_its_path_and_line(tmp_path: Path) 
         "          phases: 2\n",  # 13: bad value
         encoding="utf-8",
     )
-    code, out, err = await _cli("check", "--config", str(config))
+    code, out, err = await run_cli("check", "--config", str(config))
     assert code == 2, (out, err)
     assert out == ""
     assert "Traceback" not in err
@@ -163,7 +142,7 @@ async def test_check_on_a_file_it_cannot_read_says_so_without_a_traceback(tmp_pa
     path = tmp_path / "nowhere.yaml"
     if kind == "directory":
         path.mkdir()
-    code, out, err = await _cli("check", "--config", str(path))
+    code, out, err = await run_cli("check", "--config", str(path))
     assert code == 2, (out, err)
     assert "Traceback" not in err
     assert err.startswith(f"error: cannot read {path}: ")
@@ -178,7 +157,7 @@ def test_there_are_example_configurations() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 async def test_every_example_configuration_passes_check(example: Path) -> None:
-    code, out, err = await _cli("check", "--config", str(example))
+    code, out, err = await run_cli("check", "--config", str(example))
     assert code == 0, err
     assert f"{example}: valid (" in out
 

@@ -112,7 +112,7 @@ def test_table_is_consistent() -> None:
         if spec.access == "RW":
             assert spec.default is not None and not spec.derived, spec.name
         if spec.default is not None:  # every default is a value the key can take
-            assert config_keys._normalised(spec, spec.default) == spec.default, spec.name
+            assert validate_file_value(spec.name, spec.default) == spec.default, spec.name
     assert lookup("AuthorizationKey") == next(s for s in KEYS if s.access == "W")
     assert config_keys.IMPLEMENTED_FEATURES <= FEATURES
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
-from tests.test_session_flow import ready, sim_of, statuses
+from tests.helpers.flow import ready, sim_of, statuses
 
 
 async def test_invalid_id_without_stop_suspends_energy_and_the_same_tag_ends_it(tmp_path: Any) -> None:
@@ -23,7 +23,7 @@ async def test_invalid_id_without_stop_suspends_energy_and_the_same_tag_ends_it(
             cs.invalid_tags = {"late"}  # Authorize says Accepted, StartTransaction.conf says Invalid
             sim.tap("LATE")
             await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "SuspendedEVSE")
-            assert not sim._enabled  # energy stopped at the device
+            assert not sim.state().enabled  # energy stopped at the device
             assert cs.calls("CP-1", "StopTransaction") == []  # the transaction goes on
             sim.tap("late")  # the same tag (any case) ends it
             stop = await cs.wait_for_call("CP-1", "StopTransaction")

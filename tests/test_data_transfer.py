@@ -9,7 +9,7 @@ from ocpp.v16 import call
 
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
-from tests.test_session_flow import ready, sim_of
+from tests.helpers.flow import ready, sim_of
 
 
 async def test_unknown_vendor_unknown_message_and_device_status(

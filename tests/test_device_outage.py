@@ -71,6 +71,8 @@ async def test_a_stop_the_device_did_not_hear_switches_it_off_when_it_answers(
         stopped = await csms.call("CP-1", call.RemoteStopTransaction(transaction_id=csms.last_transaction_id))
         assert stopped.status == "Accepted"
         await csms.wait_for_call("CP-1", "StopTransaction")
-        assert sim._enabled is True  # it did not hear the stop
+        assert sim.state().enabled is True  # it did not hear the stop
         sim.answer()
-        await csms.wait_until(lambda: sim._enabled is False, what="energy switched off once it answers")
+        await csms.wait_until(
+            lambda: sim.state().enabled is False, what="energy switched off once it answers"
+        )

@@ -17,8 +17,8 @@ import pytest
 from bridge import service
 from bridge.cli import main
 from bridge.service import EXAMPLE_CONFIG, UNIT_NAME, UNIT_TEMPLATE, executable, render_unit
+from tests.helpers.systemd import systemd_analyze
 from tests.processes import child_env
-from tests.test_systemd import systemd_analyze
 
 ROOT = Path(__file__).resolve().parent.parent
 

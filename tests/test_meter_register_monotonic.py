@@ -16,7 +16,7 @@ from bridge.core.connector import Connector
 from bridge.core.meter_values import sampled_values, whole_wh
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
-from tests.test_persistence import charging, sim_of
+from tests.helpers.flow import charging, sim_of
 
 REGISTER = "Energy.Active.Import.Register"
 SAMPLED = {

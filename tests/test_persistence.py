@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import itertools
 import json
-import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,43 +22,15 @@ from bridge.outbox import TransactionMessages
 from bridge.store import FILENAME, Store
 from tests.conftest import free_port, make_config, running
 from tests.csms import StrictCentralSystem
+from tests.helpers.flow import charging, sim_of
+from tests.helpers.power_cut import as_after_a_power_cut
 
 SAMPLING = {"MeterValueSampleInterval": 1}
-
-
-def sim_of(daemon: Any) -> Any:
-    return daemon.charge_points["CP-1"].connectors[1].charger
 
 
 def stamp(payload: dict[str, Any]) -> datetime:
     text = payload["meterValue"][0]["timestamp"] if "meterValue" in payload else payload["timestamp"]
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def as_after_a_power_cut(tmp_path: Path) -> None:
-    """A daemon stopped in-process stopped gracefully: its running transactions are marked to resume.
-    A power cut leaves no such mark: take it away, as the power cut would have."""
-    db = sqlite3.connect(tmp_path / "state" / FILENAME)
-    with db:
-        db.execute("UPDATE transactions SET suspended_at = NULL")
-    db.close()
-
-
-async def charging(
-    cs: StrictCentralSystem, daemon: Any, tag: str = "TAG", answered: bool = True
-) -> dict[str, Any]:
-    await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
-    sim = sim_of(daemon)
-    sim.plug()
-    sim.tap(tag)
-    start = await cs.wait_for_call("CP-1", "StartTransaction", lambda p: p["idTag"] == tag)
-    connector = daemon.charge_points["CP-1"].connectors[1].core
-    if answered:
-        tx = connector.transaction
-        await cs.wait_until(lambda: tx is None or connector.transaction is None or
-                            connector.transaction.transaction_id is not None,
-                            what="the StartTransaction answer to arrive")  # fmt: skip
-    return start
 
 
 async def on_port(port: int) -> StrictCentralSystem:
@@ -329,7 +300,7 @@ async def test_a_graceful_restart_resumes_the_running_transaction(tmp_path: Path
                 "CP-1", "StatusNotification", lambda p: p["status"] == "Charging", count=2, timeout=5
             )
             sim = daemon.charge_points["CP-1"].connectors[1].charger
-            assert sim._enabled is True  # energy allowed again
+            assert sim.state().enabled is True  # energy allowed again
             sim.tap("TAG")
             stop = await cs.wait_for_call("CP-1", "StopTransaction", timeout=5)
         cs.assert_clean()
@@ -380,5 +351,5 @@ async def test_a_deauthorized_transaction_stays_without_energy_across_a_graceful
             rt = daemon.charge_points["CP-1"].connectors[1]
             assert rt.core.transaction is not None and rt.core.transaction.deauthorized
             assert rt.core.status().status.value == "SuspendedEVSE"
-            assert sim_of(daemon)._enabled is False
+            assert sim_of(daemon).state().enabled is False
         cs.assert_clean()

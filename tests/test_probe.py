@@ -10,7 +10,7 @@ import yaml
 from bridge.config import parse_config
 from bridge.probe import probe
 from tests.emulators.eastron import EmulatedMeter, eastron_tcp
-from tests.test_cli import _cli
+from tests.helpers.cli import run_cli
 
 
 def _config(tmp_path: Path, connectors: list[dict[str, Any]]) -> Any:
@@ -49,7 +49,7 @@ async def test_probe_reports_each_device_and_fails_for_a_silent_one(tmp_path: Pa
 async def test_probe_command_exits_0_when_every_device_answers(tmp_path: Path) -> None:
     config = tmp_path / "sim.yaml"
     config.write_text(yaml.safe_dump(_config(tmp_path, [{"id": 1, "charger": {"type": "simulated"}}])))
-    code, out, err = await _cli("probe", "--config", str(config))
+    code, out, err = await run_cli("probe", "--config", str(config))
     assert code == 0, err
     assert out.splitlines()[0] == "CP-1 connector 1: simulated charger"
     assert out.splitlines()[-1] == "1 of 1 device setups answer"

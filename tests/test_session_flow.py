@@ -9,23 +9,12 @@ from ocpp.v16 import call
 
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.helpers.flow import ready, sim_of, statuses
 
 SAMPLE = {
     "MeterValueSampleInterval": 1,
     "MeterValuesSampledData": "Energy.Active.Import.Register,Power.Active.Import",
 }
-
-
-def sim_of(daemon: Any, cp: str = "CP-1", connector: int = 1) -> Any:
-    return daemon.charge_points[cp].connectors[connector].charger
-
-
-def statuses(cs: StrictCentralSystem, connector: int = 1) -> list[str]:
-    return [s["status"] for s in cs.calls("CP-1", "StatusNotification") if s["connectorId"] == connector]
-
-
-async def ready(cs: StrictCentralSystem) -> None:
-    await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
 
 
 async def test_plug_then_tap_session_with_meter_values_and_local_stop(
@@ -106,7 +95,7 @@ async def test_invalid_tag_starts_no_transaction(tmp_path: Any) -> None:
                 lambda: not daemon.charge_points["CP-1"].connectors[1].core.authorizing,
                 what="the Authorize answer to be handled",
             )
-            assert sim._enabled is False
+            assert sim.state().enabled is False
         cs.assert_clean()
     assert not cs.calls("CP-1", "StartTransaction")
 

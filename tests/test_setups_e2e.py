@@ -33,7 +33,7 @@ import abc
 import asyncio
 import contextlib
 import shutil
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -511,12 +511,12 @@ class _Answer:
         return False
 
 
-async def _cancel_as_it_is_answered(task: asyncio.Task[Any], answer: asyncio.Future[Any], value: Any) -> None:
-    """The answer and the cancellation arrive in the same turn of the event loop: the case in which
-    Python 3.11's asyncio.wait_for returns the answer and drops the cancellation."""
+async def _cancel_as_it_is_answered(task: asyncio.Task[Any], answer: Callable[[], object]) -> None:
+    """The answer (`answer()` brings it) and the cancellation arrive in the same turn of the event loop:
+    the case in which Python 3.11's asyncio.wait_for returns the answer and drops the cancellation."""
     for _ in range(5):
         await asyncio.sleep(0)  # the task is waiting for its answer
-    answer.set_result(value)
+    answer()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -539,7 +539,7 @@ async def test_a_modbus_read_cancelled_as_its_answer_arrives_is_cancelled() -> N
     bus = ModbusBus("tcp://127.0.0.1:502")
     bus._client = Library()
     reading = asyncio.create_task(bus.read_input_registers(1, 0x0000, 2))
-    await _cancel_as_it_is_answered(reading, answer, _Answer())
+    await _cancel_as_it_is_answered(reading, lambda: answer.set_result(_Answer()))
 
 
 async def test_an_mqtt_publish_cancelled_as_its_puback_arrives_is_cancelled() -> None:
@@ -553,7 +553,7 @@ async def test_an_mqtt_publish_cancelled_as_its_puback_arrives_is_cancelled() ->
     broker._client = Library()  # type: ignore[assignment]
     broker._connected.set()
     publishing = asyncio.create_task(broker.publish("cmnd/x/POWER", "ON"))
-    await _cancel_as_it_is_answered(publishing, puback, None)
+    await _cancel_as_it_is_answered(publishing, lambda: puback.set_result(None))
 
 
 async def test_waiting_for_the_broker_cancelled_as_it_connects_is_cancelled() -> None:
@@ -571,16 +571,27 @@ async def test_waiting_for_the_broker_cancelled_as_it_connects_is_cancelled() ->
 
 
 async def test_a_tasmota_question_cancelled_as_its_answer_arrives_is_cancelled() -> None:
-    class Broker:
+    handlers: list[Callable[[str, bytes], None]] = []
+
+    class Broker:  # the one broker connection, as the driver uses it
         connected = True
+
+        async def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+            handlers.append(handler)
+
+        async def wait_connected(self, timeout: float) -> bool:
+            return True
 
         async def publish(self, topic: str, payload: str) -> None:
             pass
 
-    tasmota = TasmotaCharger(TasmotaOptions(broker="mqtt://127.0.0.1", topic="tasmota_A1B2C3"), Transports())
-    tasmota._broker = Broker()  # type: ignore[assignment]
-    asking = asyncio.create_task(tasmota._ask("power", "POWER", "", lambda _: True))
-    for _ in range(5):
-        await asyncio.sleep(0)
-    (waiter,) = tasmota._waiters["power"]
-    await _cancel_as_it_is_answered(asking, waiter.future, True)
+    broker = Broker()
+
+    class OneBroker(Transports):
+        def mqtt(self, url: str) -> MqttBroker:
+            return broker  # type: ignore[return-value]
+
+    options = TasmotaOptions(broker="mqtt://127.0.0.1", topic="tasmota_A1B2C3")
+    tasmota = TasmotaCharger(options, OneBroker())
+    asking = asyncio.create_task(tasmota.set_enabled(True))  # POWER ON, then waits for stat/.../POWER
+    await _cancel_as_it_is_answered(asking, lambda: handlers[0]("stat/tasmota_A1B2C3/POWER", b"ON"))

@@ -83,7 +83,7 @@ async def test_a_default_profile_reaches_the_charger_and_a_low_limit_pauses_it(
         await ready(csms)
         charger = sim(daemon)
         assert await set_profile(csms, 0, profile(1, periods=((0, 10),))) == "Accepted"
-        await csms.wait_until(lambda: charger._current_a == 10, what="10 A at the charger")
+        await csms.wait_until(lambda: charger.state().current_a == 10, what="10 A at the charger")
         charger.plug()
         charger.tap("TAG")
         await status(csms, "Charging")
@@ -96,7 +96,7 @@ async def test_a_default_profile_reaches_the_charger_and_a_low_limit_pauses_it(
             == "Accepted"
         )
         await status(csms, "SuspendedEVSE")
-        assert charger._enabled is False
+        assert charger.state().enabled is False
         api = daemon.charge_points["CP-1"].smart
         assert api.current_limit_a(1) == 0.0
 
@@ -104,7 +104,7 @@ async def test_a_default_profile_reaches_the_charger_and_a_low_limit_pauses_it(
         cleared = await csms.call("CP-1", call.ClearChargingProfile(id=2))
         assert cleared.status == "Accepted"
         await status(csms, "Charging", count=2)
-        assert charger._enabled is True and charger._current_a == 10
+        assert charger.state().enabled is True and charger.state().current_a == 10
         composite = await csms.call("CP-1", call.GetCompositeSchedule(connector_id=1, duration=300))
         charger.tap("TAG")
         stop = await csms.wait_for_call("CP-1", "StopTransaction")
@@ -127,8 +127,10 @@ async def test_a_period_boundary_reaches_the_device_by_itself(
         now = int(time.time())
         body = profile(1, periods=((0, 12), (3, 8)), start=now)
         assert await set_profile(csms, 1, body) == "Accepted"
-        await csms.wait_until(lambda: charger._current_a == 12, what="12 A first")
-        await csms.wait_until(lambda: charger._current_a == 8, timeout=5, what="8 A from the next period")
+        await csms.wait_until(lambda: charger.state().current_a == 12, what="12 A first")
+        await csms.wait_until(
+            lambda: charger.state().current_a == 8, timeout=5, what="8 A from the next period"
+        )
         assert time.time() >= now + 3
 
 
@@ -207,7 +209,7 @@ async def test_profiles_survive_a_restart(csms: StrictCentralSystem, tmp_path: A
         assert await set_profile(csms, 0, profile(1, "ChargePointMaxProfile", ((0, 8),))) == "Accepted"
     async with running(config) as daemon:
         await csms.wait_for_call("CP-1", "BootNotification", count=2)
-        await csms.wait_until(lambda: sim(daemon)._current_a == 8, what="8 A after the restart")
+        await csms.wait_until(lambda: sim(daemon).state().current_a == 8, what="8 A after the restart")
         composite = await csms.call(
             "CP-1", call.GetCompositeSchedule(connector_id=0, duration=60, charging_rate_unit="W")
         )
@@ -231,12 +233,12 @@ async def test_remote_start_with_a_tx_profile(csms: StrictCentralSystem, tmp_pat
         )
         assert answer.status == "Accepted"
         await status(csms, "Charging")
-        assert charger._current_a == 7  # set before energy was allowed
+        assert charger.state().current_a == 7  # set before energy was allowed
         during = await csms.call("CP-1", call.GetCompositeSchedule(connector_id=1, duration=900))
         await csms.call("CP-1", call.RemoteStopTransaction(transaction_id=csms.last_transaction_id))
         await csms.wait_for_call("CP-1", "StopTransaction")
         await csms.wait_until(
-            lambda: charger._current_a == 16, what="the maximum again after the transaction"
+            lambda: charger.state().current_a == 16, what="the maximum again after the transaction"
         )
         after = await csms.call("CP-1", call.GetCompositeSchedule(connector_id=1, duration=900))
     periods = during.charging_schedule["charging_schedule_period"]
@@ -293,11 +295,11 @@ async def test_a_tx_profile_stays_with_its_transaction_across_a_graceful_restart
             lambda: daemon.charge_points["CP-1"].connectors[1].core.transaction.transaction_id
         )
         assert await set_profile(csms, 1, profile(3, "TxProfile", ((0, 8),), stack=1)) == "Accepted"
-        await csms.wait_until(lambda: charger._current_a == 8, what="8 A from the TxProfile")
+        await csms.wait_until(lambda: charger.state().current_a == 8, what="8 A from the TxProfile")
     again = make_config(csms.url, tmp_path, charger={"plugged": True})
     async with running(again) as daemon:
         await csms.wait_for_call("CP-1", "BootNotification", count=2)
-        await csms.wait_until(lambda: sim(daemon)._current_a == 8, what="still 8 A after the restart")
+        await csms.wait_until(lambda: sim(daemon).state().current_a == 8, what="still 8 A after the restart")
         composite = await csms.call("CP-1", call.GetCompositeSchedule(connector_id=1, duration=60))
     assert composite.charging_schedule["charging_schedule_period"] == [{"start_period": 0, "limit": 8}]
 

@@ -10,7 +10,7 @@ from bridge.core.connector import Status, StatusReport
 from bridge.core.status_hold import StatusHold
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
-from tests.test_session_flow import ready, sim_of, statuses
+from tests.helpers.flow import ready, sim_of, statuses
 
 PREPARING = StatusReport(Status.PREPARING)
 AVAILABLE = StatusReport(Status.AVAILABLE)

@@ -9,7 +9,8 @@ from typing import Any
 from bridge.core.meter_values import thin_evenly
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
-from tests.test_persistence import as_after_a_power_cut, charging, sim_of
+from tests.helpers.flow import charging, sim_of
+from tests.helpers.power_cut import as_after_a_power_cut
 
 STOP_DATA = {
     "MeterValueSampleInterval": 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from pathlib import Path
@@ -20,8 +21,10 @@ def open_store(tmp_path: Path) -> Store:
 def test_a_new_database_is_created_in_wal_mode_at_the_latest_schema(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     try:
-        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert store._db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        # Both are kept in the file itself: read as any other reader of the file reads them.
+        with contextlib.closing(sqlite3.connect(tmp_path / FILENAME)) as reader:
+            assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert reader.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     finally:
         store.close()
@@ -123,7 +126,8 @@ def test_a_damaged_file_is_moved_aside_with_a_clear_log_line_and_a_new_one_works
     store = open_store(tmp_path)
     for n in range(1, 50):
         store.begin_transaction("CP-1", n, 1, "T" * 20, n, T0, "{}", f"id-{n}")
-    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with contextlib.closing(sqlite3.connect(tmp_path / FILENAME)) as other:  # all of it into the file
+        other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     path = tmp_path / FILENAME
     damage(path)

@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import time
@@ -27,6 +26,7 @@ from bridge.chargepoint import ChargePoint
 from bridge.sd_notify import Notifier
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.helpers.systemd import systemd_analyze
 from tests.processes import child_env, start_daemon, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,16 +36,6 @@ WATCHDOG_USEC = 400_000  # pings every 0.2 s
 
 
 # -- the unit, offline -------------------------------------------------------------------------
-
-
-def systemd_analyze() -> str:
-    path = shutil.which("systemd-analyze")
-    if path is None:
-        pytest.fail(
-            "systemd-analyze is missing: it is in Debian's package `systemd` "
-            "(sudo apt-get install systemd; `make test` installs it when missing)"
-        )
-    return path
 
 
 def checkable_unit(tmp_path: Path) -> Path:

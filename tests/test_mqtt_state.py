@@ -28,6 +28,7 @@ from bridge.mqtt_state import (
 )
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.helpers.flow import ready
 
 PASSWORD = "S3cret-PW_for_mqtt"
 AVAILABILITY = "ocpp-bridge/bridge/availability"
@@ -168,10 +169,6 @@ class Proxy:
             sink.transport.abort()
 
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-
-
-async def ready(cs: StrictCentralSystem, connectors: int = 1) -> None:
-    await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == connectors)
 
 
 # -- configuration ----------------------------------------------------------------------------------

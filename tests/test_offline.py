@@ -11,24 +11,12 @@ from ocpp.v16 import call
 
 from tests.conftest import free_port, make_config, running
 from tests.csms import StrictCentralSystem
-
-
-def sim_of(daemon: Any) -> Any:
-    return daemon.charge_points["CP-1"].connectors[1].charger
+from tests.helpers.flow import ready, sim_of
+from tests.helpers.outage import on_port
 
 
 def core_of(daemon: Any) -> Any:
     return daemon.charge_points["CP-1"].connectors[1].core
-
-
-async def on_port(port: int) -> StrictCentralSystem:
-    cs = StrictCentralSystem()
-    cs.port = port
-    return await cs.start()
-
-
-async def ready(cs: StrictCentralSystem) -> None:
-    await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
 
 
 async def session_online(cs: StrictCentralSystem, daemon: Any, tag: str) -> None:

@@ -23,6 +23,7 @@ from bridge.store import FILENAME, Store
 from tests.conftest import free_port, make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import charging, sim_of
+from tests.helpers.outage import on_port
 from tests.helpers.power_cut import as_after_a_power_cut
 
 SAMPLING = {"MeterValueSampleInterval": 1}
@@ -31,12 +32,6 @@ SAMPLING = {"MeterValueSampleInterval": 1}
 def stamp(payload: dict[str, Any]) -> datetime:
     text = payload["meterValue"][0]["timestamp"] if "meterValue" in payload else payload["timestamp"]
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-async def on_port(port: int) -> StrictCentralSystem:
-    cs = StrictCentralSystem()
-    cs.port = port
-    return await cs.start()
 
 
 async def test_an_outage_of_many_sample_intervals_loses_no_meter_value(tmp_path: Path) -> None:

@@ -11,14 +11,11 @@ from ocpp.v16 import call
 from adapters.base import DeviceRefused
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.helpers.flow import ready
 
 
 def sim_of(daemon: Any, connector: int = 1) -> Any:
     return daemon.charge_points["CP-1"].connectors[connector].charger
-
-
-async def ready(cs: StrictCentralSystem, connectors: int = 1) -> None:
-    await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == connectors)
 
 
 async def charging(cs: StrictCentralSystem, daemon: Any, connector: int = 1) -> None:

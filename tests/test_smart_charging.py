@@ -14,6 +14,7 @@ from ocpp.v16 import call
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.goe import GoeEmulator
+from tests.helpers.flow import ready
 
 SAMPLED = {
     "MeterValueSampleInterval": 1,
@@ -56,10 +57,6 @@ async def set_profile(cs: StrictCentralSystem, connector: int, body: dict[str, A
 
 def sim(daemon: Any, connector: int = 1) -> Any:
     return daemon.charge_points["CP-1"].connectors[connector].charger
-
-
-async def ready(cs: StrictCentralSystem) -> None:
-    await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
 
 
 async def status(cs: StrictCentralSystem, wanted: str, count: int = 1) -> None:

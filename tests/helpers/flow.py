@@ -17,9 +17,9 @@ def statuses(cs: StrictCentralSystem, connector: int = 1) -> list[str]:
     return [s["status"] for s in cs.calls("CP-1", "StatusNotification") if s["connectorId"] == connector]
 
 
-async def ready(cs: StrictCentralSystem) -> None:
-    """CP-1 has reported connector 1's status: it is booted and serving."""
-    await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+async def ready(cs: StrictCentralSystem, connectors: int = 1) -> None:
+    """CP-1 has reported the status of its last connector (of `connectors`): it is booted and serving."""
+    await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == connectors)
 
 
 async def charging(

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import json
 import logging
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ocpp.v16 import call, call_result
@@ -29,58 +27,24 @@ from bridge.config import ChargePointConfig, ConnectorConfig
 from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
-from bridge.core.meter_values import IntervalAverage, can_measure, next_aligned, sampled_values, whole_wh
+from bridge.core.meter_values import can_measure, whole_wh
 from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, bridge_vendor
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.runtime.authorizer import Authorizer
+from bridge.runtime.connector import ConnectorRuntime
 from bridge.runtime.coordinator import DeviceCoordinator
 from bridge.runtime.effects import EffectRunner
+from bridge.runtime.metering import Metering
 from bridge.runtime.status_reporter import StatusReporter
 from bridge.smart_charging import SmartCharging
 from bridge.store import Store, TransactionRow
 
 log = logging.getLogger("bridge.chargepoint")
 
-READING_PERSIST_S = 60.0  # with MeterValueSampleInterval 0, readings are still persisted this often
 UNLOCK_TIMEOUT_S = 10.0  # a lock that has not answered by then counts as UnlockFailed
-STOP_READING_TIMEOUT_S = 2.0  # a stop waits this long at most for the register it reports as meterStop
 SUPPORTED_PROFILES = "Core,SmartCharging,RemoteTrigger"
-
-
-@dataclass
-class ConnectorRuntime:
-    """A connector: its core, the coordinator of its device, and what runs for it."""
-
-    core: core.Connector
-    device: DeviceCoordinator
-    effects: EffectRunner
-    settings: ConnectorConfig | None = None  # poll interval, fault threshold, voltage; defaults without
-    aligned: IntervalAverage = field(default_factory=IntervalAverage)  # the clock-aligned interval's means
-    transaction_over: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the meter sampler
-    resume_pending: bool = False  # a transaction resumed after a restart: energy on at the first reading
-
-    # Read-only views of the device, for those who only look.
-    @property
-    def charger(self) -> Charger:
-        return self.device.charger
-
-    @property
-    def reading(self) -> ChargerReading | None:
-        return self.device.reading
-
-    @property
-    def started(self) -> bool:
-        return self.device.started
-
-    @property
-    def failed_reads(self) -> int:
-        return self.device.failed_reads
-
-    @property
-    def polled_at(self) -> float | None:
-        return self.device.polled_at
 
 
 class ChargePoint:
@@ -129,6 +93,10 @@ class ChargePoint:
             self.authorizer.remember,
         )  # fmt: skip
         self.messages.max_stop_values = self.configuration.get_int("StopTransactionMaxMeterValues")
+        self.metering = Metering(
+            cfg.id, self.connectors, self.configuration, clock, self.session, self.messages, self.refresh,
+            self._spawn,
+        )  # fmt: skip
         self.statuses = StatusReporter(
             cfg.id, self.connectors, self.current_status, self.session, self.configuration, clock
         )
@@ -186,6 +154,7 @@ class ChargePoint:
 
     def _configuration_changed(self, key: str, value: str) -> None:
         self.session.configuration_changed()
+        self.metering.configuration_changed(key)
         # What the central system set wins over the file after a restart.
         stored = self.configuration.changed_values().get(key)
         if stored is not None:
@@ -219,7 +188,7 @@ class ChargePoint:
                 "%s/%d: transaction %d was running when the bridge stopped; ended with PowerLoss at %d Wh",
                 self.cfg.id, row.connector, row.id, meter_stop,
             )  # fmt: skip
-            end = self._stop_value(
+            end = self.metering.stop_value(
                 ChargerReading(None, False, False, energy_wh=meter_stop), stopped_at, "Transaction.End"
             )
             await self.messages.stop(
@@ -253,8 +222,7 @@ class ChargePoint:
             "%s/%d: transaction %d resumes (the bridge was stopped at %s while it ran)",
             self.cfg.id, row.connector, row.id, row.suspended_at,
         )  # fmt: skip
-        rt.transaction_over = asyncio.Event()
-        self._spawn(self._sample(row.connector, tx, rt.transaction_over), f"{row.connector}: meter values")
+        self.metering.sample(row.connector, tx)
 
     async def suspend(self) -> None:
         """A graceful stop: the transactions running now are marked to resume at the next start, with
@@ -285,10 +253,8 @@ class ChargePoint:
             asyncio.create_task(rt.device.run(), name=f"{self.cfg.id}/{cid} poll")
             for cid, rt in self.connectors.items()
         ]
-        tasks += [
-            asyncio.create_task(self._clock_aligned(cid), name=f"{self.cfg.id}/{cid} clock-aligned")
-            for cid in self.connectors
-        ]
+        aligned = self.metering.run_clock_aligned()
+        tasks.append(asyncio.create_task(aligned, name=f"{self.cfg.id} clock-aligned"))
         tasks.append(asyncio.create_task(self.smart.run(), name=f"{self.cfg.id} smart charging"))
         try:
             await asyncio.gather(*tasks)
@@ -478,18 +444,7 @@ class ChargePoint:
 
     def meter_values_message(self, cid: int) -> call.MeterValues | None:
         """Triggered MeterValues: the latest values of MeterValuesSampledData, context Trigger."""
-        rt = self.connectors[cid]
-        if rt.reading is None:
-            return None
-        values = sampled_values(rt.reading, self.configuration.get_list("MeterValuesSampledData"), "Trigger")
-        if not values:
-            return None
-        tx = rt.core.transaction
-        return call.MeterValues(
-            connector_id=cid,
-            transaction_id=self.messages.transaction_id(tx.local_id) if tx is not None else None,
-            meter_value=[{"timestamp": iso(self.clock.now()), "sampledValue": values}],
-        )
+        return self.metering.triggered(cid)
 
     def connector_of_transaction(self, transaction_id: int) -> int | None:
         for cid, rt in self.connectors.items():
@@ -499,15 +454,8 @@ class ChargePoint:
         return None
 
     async def _start_transaction(self, cid: int, tx: core.Transaction) -> None:
-        log.info("%s/%d: transaction %d started by %s at %d Wh", self.cfg.id, cid, tx.local_id, tx.id_tag,
-                 tx.meter_start_wh)  # fmt: skip
-        rt = self.connectors[cid]
-        at = iso(tx.started_at)
-        begin = self._stop_value(rt.reading, at, "Transaction.Begin") if rt.reading is not None else None
-        await self.messages.start(tx.local_id, cid, tx.id_tag, tx.meter_start_wh, at, begin)
+        await self.metering.start(cid, tx)
         self.smart.transaction_started(cid, tx.id_tag)
-        rt.transaction_over = asyncio.Event()
-        self._spawn(self._sample(cid, tx, rt.transaction_over), f"{cid}: meter values")
 
     def _start_answered(self, local_id: int, id_tag: str, answer: call_result.StartTransaction) -> None:
         """StartTransaction.conf, as it is read (before any later message is built)."""
@@ -532,132 +480,8 @@ class ChargePoint:
                 self._apply(cid, effects)
 
     async def _stop_transaction(self, cid: int, stop: core.StopTransaction) -> None:
-        rt = self.connectors[cid]
-        # The sampler is woken, never cancelled: a cancel could land in its own store write
-        # (or in this stop, when the sampler's read is what saw the unplug).
-        rt.transaction_over.set()
-        tx = stop.transaction
-        # The core decided meterStop from the last reading; the device is read once more (energy is
-        # off by now) so that meterStop is the register at the stop, never below one already sent.
-        fresh = await rt.device.read_now(STOP_READING_TIMEOUT_S)  # None: the last reading stands
-        meter_stop = stop.meter_stop_wh
-        if fresh is not None and fresh.energy_wh is not None:
-            meter_stop = max(meter_stop, whole_wh(fresh.energy_wh))
-        log.info("%s/%d: transaction %d stopped (%s) at %d Wh", self.cfg.id, cid, tx.local_id, stop.reason,
-                 meter_stop)  # fmt: skip
-        at = iso(stop.stopped_at)
-        end = None
-        if (last := fresh or rt.reading) is not None:
-            # Transaction.End carries meterStop itself: the same register, the same rounding.
-            end = self._stop_value(
-                dataclasses.replace(last, energy_wh=float(meter_stop)), at, "Transaction.End"
-            )
-        await self.messages.stop(tx.local_id, meter_stop, at, str(stop.reason), stop.id_tag, end)
+        await self.metering.stop(cid, stop)
         self.smart.transaction_ended(cid)
-
-    def _stop_value(self, reading: ChargerReading, at: str, context: str) -> dict[str, Any] | None:
-        """A MeterValue for StopTransaction.transactionData, or None when none is configured.
-
-        Sample.Periodic values use StopTxnSampledData and Sample.Clock ones StopTxnAlignedData; the
-        Transaction.Begin and End values use StopTxnSampledData, or StopTxnAlignedData when only that
-        is set. Both empty: no transactionData at all (§3.16.5).
-        """
-        sampled = self.configuration.get_list("StopTxnSampledData")
-        aligned = self.configuration.get_list("StopTxnAlignedData")
-        if context == "Sample.Clock":
-            measurands = aligned
-        elif context == "Sample.Periodic":
-            measurands = sampled
-        else:
-            measurands = sampled or aligned
-        values = sampled_values(reading, measurands, context) if measurands else []
-        return {"timestamp": at, "sampledValue": values} if values else None
-
-    def _still_running(self, cid: int, tx: core.Transaction) -> bool:
-        current = self.connectors[cid].core.transaction
-        return current is not None and current.local_id == tx.local_id
-
-    async def _sample(self, cid: int, tx: core.Transaction, over: asyncio.Event) -> None:
-        """Every MeterValueSampleInterval from the start: a reading, persisted, and its MeterValues.
-
-        With sampling off, a reading is still persisted every READING_PERSIST_S, so that a
-        transaction ended by a power cut stops at a recent meter value. Ends by itself when the
-        transaction is over.
-        """
-        rt = self.connectors[cid]
-        start = self.clock.monotonic()
-        n = 0
-        while self._still_running(cid, tx):
-            interval = self.configuration.get_int("MeterValueSampleInterval")
-            period = interval if interval > 0 else READING_PERSIST_S
-            n += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(over.wait(), max(0.0, start + n * period - self.clock.monotonic()))
-                return
-            reading = await self.refresh(cid)  # may itself end the transaction (an unplug)
-            if reading is None:
-                continue
-            at = iso(self.clock.now())
-            values = sampled_values(
-                reading, self.configuration.get_list("MeterValuesSampledData"), "Sample.Periodic"
-            )
-            # Under the effects lock: a StopTransaction cannot be queued between this reading's
-            # write and its queueing, so MeterValues never follow their transaction's stop.
-            kept = self._stop_value(reading, at, "Sample.Periodic") if interval > 0 else None
-            async with rt.effects.lock:
-                if not self._still_running(cid, tx):
-                    return
-                if interval > 0 and values:
-                    await self.messages.meter_values(tx.local_id, cid, reading.energy_wh, at, values, kept)
-                else:
-                    await self.messages.reading(tx.local_id, reading.energy_wh, at, kept)
-
-    async def _clock_aligned(self, cid: int) -> None:
-        """Sample.Clock meter values at instants aligned to midnight (ClockAlignedDataInterval), stamped
-        with that instant. During a transaction they are transaction messages (persisted, queued);
-        outside one they are sent without transactionId, and not kept while offline."""
-        rt = self.connectors[cid]
-        while True:
-            interval = self.configuration.get_int("ClockAlignedDataInterval")
-            if interval <= 0:
-                await asyncio.sleep(1.0)
-                continue
-            target = next_aligned(self.clock.now().timestamp(), interval)
-            # Sleep in steps, so that a changed interval takes effect at once.
-            while (left := target - self.clock.now().timestamp()) > 0:
-                await asyncio.sleep(min(left, 1.0))
-                if self.configuration.get_int("ClockAlignedDataInterval") != interval:
-                    break
-            else:
-                await self._send_clock_aligned(cid, rt, target)
-
-    async def _send_clock_aligned(self, cid: int, rt: ConnectorRuntime, at_s: float) -> None:
-        if await self.refresh(cid) is None:
-            return  # the device does not answer: no value rather than a stale one
-        reading = rt.aligned.take(self.clock.monotonic())  # the interval's means, the latest register
-        if reading is None:
-            return
-        values = sampled_values(
-            reading, self.configuration.get_list("MeterValuesAlignedData"), "Sample.Clock"
-        )
-        stamp = iso(datetime.fromtimestamp(at_s, UTC))
-        kept = self._stop_value(reading, stamp, "Sample.Clock")
-        async with rt.effects.lock:  # ordered with the transaction's other messages
-            tx = rt.core.transaction
-            if tx is not None:
-                if values:
-                    await self.messages.meter_values(tx.local_id, cid, reading.energy_wh, stamp, values, kept)
-                elif kept is not None:
-                    await self.messages.reading(tx.local_id, reading.energy_wh, stamp, kept)
-                return
-        if not values:
-            return
-        self.session.submit(
-            lambda: call.MeterValues(
-                connector_id=cid, meter_value=[{"timestamp": stamp, "sampledValue": values}]
-            ),
-            drop_when_offline=True,
-        )
 
     def limit_applied(self, cid: int, paused: bool) -> None:
         """The device took its charging limit; below its minimum the transaction pauses (SuspendedEVSE)."""

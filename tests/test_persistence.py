@@ -264,10 +264,10 @@ async def test_effects_are_carried_out_in_the_order_they_were_decided(tmp_path: 
             sim_of(daemon).plug()
             await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Preparing")
             now = cp.clock.now()
-            first = cp._apply(1, rt.core.on_authorized("RACE", True, now, 60))  # decided first, not awaited
+            first = rt.effects.apply(rt.core.on_authorized("RACE", True, now, 60))  # decided first, unawaited
             sim_of(daemon).unplug()
             reading = await sim_of(daemon).read()
-            await cp._apply(1, rt.core.on_reading(reading, now, True))  # the stop, decided second
+            await rt.effects.apply(rt.core.on_reading(reading, now, True))  # the stop, decided second
             await first
             stop = await cs.wait_for_call("CP-1", "StopTransaction")
         cs.assert_clean()

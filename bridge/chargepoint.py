@@ -10,9 +10,7 @@ connector's status is compared with the last one delivered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import json
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
@@ -22,12 +20,12 @@ from ocpp.v16 import call, call_result
 
 from adapters.base import Charger, ChargerReading, DeviceFault
 from bridge import __version__
-from bridge.clock import Clock, iso
+from bridge.clock import Clock
 from bridge.config import ChargePointConfig, ConnectorConfig
 from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
-from bridge.core.meter_values import can_measure, whole_wh
+from bridge.core.meter_values import can_measure
 from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, bridge_vendor
 from bridge.ocpp.session import Session
@@ -37,9 +35,10 @@ from bridge.runtime.connector import ConnectorRuntime
 from bridge.runtime.coordinator import DeviceCoordinator
 from bridge.runtime.effects import EffectRunner
 from bridge.runtime.metering import Metering
+from bridge.runtime.recovery import Recovery
 from bridge.runtime.status_reporter import StatusReporter
 from bridge.smart_charging import SmartCharging
-from bridge.store import Store, TransactionRow
+from bridge.store import Store
 
 log = logging.getLogger("bridge.chargepoint")
 
@@ -97,6 +96,7 @@ class ChargePoint:
             cfg.id, self.connectors, self.configuration, clock, self.session, self.messages, self.refresh,
             self._spawn,
         )  # fmt: skip
+        self.recovery = Recovery(cfg.id, self.connectors, store, clock, self.messages, self.metering)
         self.statuses = StatusReporter(
             cfg.id, self.connectors, self.current_status, self.session, self.configuration, clock
         )
@@ -105,7 +105,6 @@ class ChargePoint:
         self.data_transfer.register(BRIDGE_VENDOR_ID, bridge_vendor(self))
         self.smart = SmartCharging(self)  # charging profiles and the limits carried to the devices
         self.started_at: datetime | None = None  # when run() began (the status API's "started")
-        self._resumed: list[int] = []  # transactions resumed by restore(), marked in the store until run()
         self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
 
     def _connector(
@@ -175,77 +174,13 @@ class ChargePoint:
                 self.cfg.id,
                 ", ".join(ignored),
             )
-        for row in await self.messages.restore():
-            rt = self.connectors.get(row.connector)
-            if row.suspended_at is not None and rt is not None and rt.core.transaction is None:
-                await self._resume(rt, row)
-                continue
-            # The last run ended (crash, power cut) during this transaction. The device cannot
-            # tell us it is still the same session, so it ends as of the last reading we took.
-            meter_stop = max(row.meter_start, whole_wh(row.last_meter_wh or row.meter_start))
-            stopped_at = row.last_meter_at or row.started_at
-            log.warning(
-                "%s/%d: transaction %d was running when the bridge stopped; ended with PowerLoss at %d Wh",
-                self.cfg.id, row.connector, row.id, meter_stop,
-            )  # fmt: skip
-            end = self.metering.stop_value(
-                ChargerReading(None, False, False, energy_wh=meter_stop), stopped_at, "Transaction.End"
-            )
-            await self.messages.stop(
-                row.id, meter_stop, stopped_at, str(core.StopReason.POWER_LOSS), None, end
-            )
+        await self.recovery.restore()
         await self.smart.restore()  # after the transactions: a resumed one keeps its TxProfile
-
-    async def _resume(self, rt: ConnectorRuntime, row: TransactionRow) -> None:
-        """The bridge was stopped gracefully (a service restart) during this transaction: it goes on,
-        with its id, its meterStart, its queued messages and what it knew (the tag's group, an
-        invalid tag's energy budget, deauthorized). Energy is allowed again at the first reading that
-        still shows the vehicle; an unplug seen then ends it as usual. The store's mark is cleared
-        only once the charge point runs: a stop before that keeps the transaction resumable."""
-        started = datetime.fromisoformat(row.started_at.replace("Z", "+00:00"))
-        state: dict[str, Any] = {}
-        with contextlib.suppress(ValueError, TypeError):
-            state = dict(json.loads(row.suspended_state or "{}"))
-        limit = state.get("invalid_energy_limit_wh")
-        tx = core.Transaction(
-            row.id, row.id_tag, row.meter_start, started, transaction_id=row.cs_id,
-            parent_id_tag=state.get("parent_id_tag"),
-            invalid_energy_limit_wh=float(limit) if isinstance(limit, int | float) else None,
-            deauthorized=state.get("deauthorized") is True,
-        )  # fmt: skip
-        rt.core.resume(tx)
-        if row.last_meter_wh is not None:
-            rt.core.energy_wh = max(rt.core.energy_wh or 0.0, row.last_meter_wh)
-        rt.resume_pending = True
-        self._resumed.append(row.id)
-        log.warning(
-            "%s/%d: transaction %d resumes (the bridge was stopped at %s while it ran)",
-            self.cfg.id, row.connector, row.id, row.suspended_at,
-        )  # fmt: skip
-        self.metering.sample(row.connector, tx)
-
-    async def suspend(self) -> None:
-        """A graceful stop: the transactions running now are marked to resume at the next start, with
-        what they know beyond their row."""
-        running = {
-            tx.local_id: json.dumps({
-                "parent_id_tag": tx.parent_id_tag,
-                "invalid_energy_limit_wh": tx.invalid_energy_limit_wh,
-                "deauthorized": tx.deauthorized,
-            })
-            for rt in self.connectors.values()
-            if (tx := rt.core.transaction) is not None
-        }  # fmt: skip
-        if running:
-            await self.store.run(self.store.suspend_transactions, iso(self.clock.now()), running)
-            log.info("%s: %d transaction(s) will resume at the next start", self.cfg.id, len(running))
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> None:
         self.started_at = self.clock.now()
-        if self._resumed:  # running again: from now on a crash ends them with PowerLoss
-            await self.store.run(self.store.resumed, self._resumed)
-            self._resumed = []
+        await self.recovery.running()
         for rt in self.connectors.values():
             rt.device.listen()
         tasks = [asyncio.create_task(self.session.run(), name=f"{self.cfg.id} session")]
@@ -267,7 +202,7 @@ class ChargePoint:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             # Ours to finish even though we were cancelled: the store is still open (the daemon
             # closes it after every charge point has stopped).
-            await self.suspend()
+            await self.recovery.suspend()
 
     def boot_payload(self) -> call.BootNotification:
         c = self.cfg

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
@@ -27,7 +28,7 @@ from bridge.core import connector as core
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
 from bridge.core.meter_values import can_measure
 from bridge.metrics import Metrics
-from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers, bridge_vendor
+from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, Answer, DataTransferHandlers
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.runtime.authorizer import Authorizer
@@ -36,6 +37,7 @@ from bridge.runtime.coordinator import DeviceCoordinator
 from bridge.runtime.effects import EffectRunner
 from bridge.runtime.metering import Metering
 from bridge.runtime.recovery import Recovery
+from bridge.runtime.snapshot import ChargePointSnapshot, ConnectorSnapshot, LinkSnapshot, device_status_json
 from bridge.runtime.status_reporter import StatusReporter
 from bridge.smart_charging import SmartCharging
 from bridge.store import Store
@@ -102,7 +104,7 @@ class ChargePoint:
         )
         self.operative = True  # the charge point as a whole (connector 0), per ChangeAvailability
         self.data_transfer = DataTransferHandlers()  # vendor hooks for DataTransfer from the central system
-        self.data_transfer.register(BRIDGE_VENDOR_ID, bridge_vendor(self))
+        self.data_transfer.register(BRIDGE_VENDOR_ID, self._device_status)
         self.smart = SmartCharging(self)  # charging profiles and the limits carried to the devices
         self.started_at: datetime | None = None  # when run() began (the status API's "started")
         self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
@@ -150,6 +152,12 @@ class ChargePoint:
 
         task.add_done_callback(done)
         return task
+
+    def _device_status(self, message_id: str | None, data: str | None) -> Answer:
+        """DataTransfer vendorId "ocpp-bridge", messageId "DeviceStatus" (bridge.runtime.snapshot)."""
+        if message_id != "DeviceStatus":
+            return "UnknownMessageId", None
+        return "Accepted", json.dumps(device_status_json(self.snapshot()), separators=(",", ":"))
 
     def _configuration_changed(self, key: str, value: str) -> None:
         self.session.configuration_changed()
@@ -423,6 +431,41 @@ class ChargePoint:
         effects = self.connectors[cid].core.on_limit(paused)
         if effects:
             self._apply(cid, effects)  # not awaited: this may run inside the effects worker
+
+    # -- what the outside sees ---------------------------------------------------
+    def snapshot(self) -> ChargePointSnapshot:
+        session, link, c = self.session, self.session.link, self.configuration
+        connectors = []
+        for cid, rt in self.connectors.items():
+            tx = rt.core.transaction
+            connectors.append(ConnectorSnapshot(
+                cid, rt.core.status(), tx.transaction_id if tx else None, tx.id_tag if tx else None,
+                self.smart.current_limit_a(cid), rt.device.poll_interval_s, rt.device.snapshot(),
+            ))  # fmt: skip
+        return ChargePointSnapshot(
+            id=self.cfg.id,
+            csms_url=self.cfg.csms_url,
+            model=self.cfg.model,
+            started_at=self.started_at,
+            now=self.clock.now(),
+            link=LinkSnapshot(
+                link.connected,
+                session.online,
+                str(session.boot.state),
+                link.connected_since,
+                link.accepted_since,
+                link.last_error,
+                link.last_error_at,
+            ),
+            queued_messages=session.pending_transactional(),
+            oldest_queued_at=session.oldest_transactional_at(),
+            heartbeat_interval_s=c.get_int("HeartbeatInterval"),
+            meter_value_sample_interval_s=c.get_int("MeterValueSampleInterval"),
+            clock_aligned_data_interval_s=c.get_int("ClockAlignedDataInterval"),
+            message_timeout_s=c.get_int("MessageTimeout"),
+            reconnect_max_s=self.cfg.reconnect.max_s,
+            connectors=tuple(connectors),
+        )
 
     # -- status notifications ----------------------------------------------------
     def current_status(self, cid: int) -> core.StatusReport:

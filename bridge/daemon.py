@@ -22,7 +22,7 @@ I/O, so the watchdog pings are never late because of a check):
 - the store thread has not answered a round trip for `STORE_TIMEOUT_S`: a
   probe task sends a no-op through `Store.run` every `STORE_PROBE_EVERY_S`
   and the check looks at how long the one in flight has been waiting;
-- a connector's poll loop has not gone round (`ConnectorRuntime.polled_at`)
+- a connector's poll loop has not gone round (its device snapshot's `polled_at`)
   for its poll interval plus `POLL_SLACK_S` (device reads have their own
   timeouts, far below that);
 - a session is wedged. The signal, from what the session shows publicly:
@@ -167,7 +167,8 @@ class Daemon:
             task.add_done_callback(self._charge_point_ended)
             self._cp_tasks[cp_id] = task
         tasks = list(self._cp_tasks.values())
-        tasks += [t for t in [start_mqtt_state(self)] if t is not None]  # optional `mqtt:` state publishing
+        publisher = start_mqtt_state(self.config.mqtt, self.charge_points)  # optional `mqtt:` state
+        tasks += [publisher] if publisher is not None else []
         self._store_probe = asyncio.create_task(self._probe_store(), name="store probe")
         supervisor: asyncio.Task[None] | None = None
         runner = None
@@ -229,9 +230,10 @@ class Daemon:
         """One line for `systemctl status`, e.g. "2 charge points: 2 connected, 2 accepted; 1 transaction
         running"."""
         cps = self.charge_points.values()
-        connected = sum(cp.session.link.connected for cp in cps)
-        accepted = sum(cp.session.online for cp in cps)
-        running = sum(rt.core.transaction is not None for cp in cps for rt in cp.connectors.values())
+        snaps = [cp.snapshot() for cp in cps]
+        connected = sum(s.link.connected for s in snaps)
+        accepted = sum(s.link.accepted for s in snaps)
+        running = sum(s.transactions_running for s in snaps)
         return (
             f"{_plural(len(cps), 'charge point')}: {connected} connected, {accepted} accepted; "
             f"{_plural(running, 'transaction')} running"
@@ -254,10 +256,10 @@ class Daemon:
             cp_task = self._cp_tasks.get(cp_id)
             if cp_task is None or cp_task.done():
                 continue
-            for cid, rt in cp.connectors.items():
-                interval = rt.settings.poll_interval_s if rt.settings else 1.0
-                last = rt.polled_at if rt.polled_at is not None else self._started_at
-                limit = interval + POLL_SLACK_S
+            for c in cp.snapshot().connectors:
+                cid = c.id
+                last = c.device.polled_at if c.device.polled_at is not None else self._started_at
+                limit = c.poll_interval_s + POLL_SLACK_S
                 if last is not None and now - last > limit:
                     problems.append(
                         f"{cp_id}/{cid}: the poll loop has not gone round for more than {limit:g} s"
@@ -285,18 +287,19 @@ class Daemon:
         watch = self._watches.get(cp.cfg.id)
         if watch is None:
             return None
-        link = cp.session.link
+        snap = cp.snapshot()
+        link = snap.link
         seen = (link.connected, link.connected_since, link.last_error_at)
         if seen != watch.link:
             watch.link, watch.link_seen_at = seen, now
-        message_timeout = max(0, cp.configuration.get_int("MessageTimeout"))
+        message_timeout = max(0, snap.message_timeout_s)
         if not link.connected:
-            limit = cp.cfg.reconnect.max_s + message_timeout + SESSION_SLACK_S
+            limit = snap.reconnect_max_s + message_timeout + SESSION_SLACK_S
             if now - watch.link_seen_at > limit:
                 return f"offline and no connection attempt has ended for more than {limit:g} s"
             return None
-        heartbeat = cp.configuration.get_int("HeartbeatInterval")
-        if cp.session.online and heartbeat > 0:
+        heartbeat = snap.heartbeat_interval_s
+        if link.accepted and heartbeat > 0:
             limit = heartbeat + message_timeout + SESSION_SLACK_S
             if now - max(watch.last_call_sent, watch.link_seen_at) > limit:
                 return f"online and no message has been sent for more than {limit:g} s"

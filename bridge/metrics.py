@@ -172,32 +172,30 @@ def _gauges(daemon: Daemon) -> Iterable[tuple[str, Labels, float]]:
     from bridge.core.connector import Status
 
     for cp_id, cp in daemon.charge_points.items():
+        snap = cp.snapshot()
         base = (("charge_point", cp_id),)
-        session = cp.session
-        yield "ocpp_bridge_connected", base, float(session.link.connected)
-        yield "ocpp_bridge_accepted", base, float(session.online)
+        yield "ocpp_bridge_connected", base, float(snap.link.connected)
+        yield "ocpp_bridge_accepted", base, float(snap.link.accepted)
         for state in BootState:
-            yield "ocpp_bridge_boot_state", (*base, ("state", str(state))), float(session.boot.state is state)
-        yield "ocpp_bridge_outbox_messages", base, float(session.pending_transactional())
-        oldest = session.oldest_transactional_at()
-        now_s = cp.clock.now().timestamp()  # the clock the messages were stamped with (CS-corrected)
+            in_state = float(snap.link.boot_state == state)
+            yield "ocpp_bridge_boot_state", (*base, ("state", str(state))), in_state
+        yield "ocpp_bridge_outbox_messages", base, float(snap.queued_messages)
+        oldest = snap.oldest_queued_at
+        now_s = snap.now.timestamp()  # the clock the messages were stamped with (CS-corrected)
         yield "ocpp_bridge_outbox_oldest_age_seconds", base, max(0.0, now_s - oldest) if oldest else 0.0
-        for cid, rt in cp.connectors.items():
-            labels = (*base, ("connector", str(cid)))
-            current = rt.core.status().status
+        for c in snap.connectors:
+            labels = (*base, ("connector", str(c.id)))
             for status in Status:
-                flag = float(current is status)
+                flag = float(c.status.status is status)
                 yield "ocpp_bridge_connector_status", (*labels, ("status", str(status))), flag
-            yield "ocpp_bridge_transaction_active", labels, float(rt.core.transaction is not None)
-            yield "ocpp_bridge_device_up", labels, float(rt.started and rt.core.unreachable is None)
-            reading = rt.reading
-            if reading is not None and reading.energy_wh is not None:
-                yield "ocpp_bridge_energy_wh", labels, reading.energy_wh
-            if reading is not None and reading.power_w is not None:
-                yield "ocpp_bridge_power_w", labels, reading.power_w
-            limit = cp.smart.current_limit_a(cid)
-            if limit is not None:
-                yield "ocpp_bridge_current_limit_a", labels, limit
+            yield "ocpp_bridge_transaction_active", labels, float(c.id_tag is not None)
+            yield "ocpp_bridge_device_up", labels, float(c.device.answering)
+            if c.energy_wh is not None:
+                yield "ocpp_bridge_energy_wh", labels, c.energy_wh
+            if c.power_w is not None:
+                yield "ocpp_bridge_power_w", labels, c.power_w
+            if c.current_limit_a is not None:
+                yield "ocpp_bridge_current_limit_a", labels, c.current_limit_a
 
 
 def render(daemon: Daemon) -> str:

@@ -2,8 +2,9 @@
 
 Theory
 ------
-A reader, never a writer: once a second the publisher reads every charge point the way the local
-API does (`charge_point_status`, so both always say the same thing), turns it into topic → payload,
+A reader, never a writer: once a second the publisher reads every charge point's snapshot and renders
+it as the local API does (`bridge.runtime.snapshot.status_json`, so both always say the same thing),
+turns it into topic → payload,
 and publishes what changed since the last publication; every `interval_s` it publishes everything
 again. Nothing in the charge points waits for it or knows of it: a broker that is down, slow or
 refusing us costs a log line and a reconnect loop, never a charging session.
@@ -34,8 +35,8 @@ publishes "offline" itself (a clean DISCONNECT discards the Will). Reconnects wa
 to 60 s. An outage is one warning; a new reason during it is an INFO line, a repeated one nothing.
 The broker password is never logged: addresses are shown as `mqtt://host:port`.
 
-aiomqtt (paho) and the local API module (aiohttp) are imported in a thread when the publisher
-starts, so importing this module costs nothing and the loop is never held up.
+aiomqtt (paho) is imported in a thread when the publisher starts, so importing this module costs
+nothing and the loop is never held up.
 """
 
 from __future__ import annotations
@@ -50,17 +51,15 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge import __version__
 from bridge.config import MqttStateConfig
 from bridge.core.connector import Status
+from bridge.runtime.snapshot import ChargePointSnapshot, status_json
 
 if TYPE_CHECKING:
     import aiomqtt
-
-    from bridge.chargepoint import ChargePoint
-    from bridge.daemon import Daemon
 
 log = logging.getLogger("bridge.mqtt_state")
 
@@ -76,7 +75,19 @@ ONLINE, OFFLINE = "online", "offline"
 MANUFACTURER = "ocpp-bridge"
 _UNKNOWN_AS_NONE = "{{ value if value else None }}"  # empty payload → Home Assistant's unknown
 
-StatusReader = Callable[["ChargePoint"], Mapping[str, Any]]
+
+
+class Observed(Protocol):
+    """What the publisher needs of a charge point: its snapshot."""
+
+    def snapshot(self) -> ChargePointSnapshot: ...
+
+
+StatusReader = Callable[[Observed], Mapping[str, Any]]
+
+
+def _status(cp: Observed) -> Mapping[str, Any]:
+    return status_json(cp.snapshot())
 
 
 # -- names ------------------------------------------------------------------------------------
@@ -164,9 +175,9 @@ _CHARGE_POINT_ENTITIES: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
 _BINARY = {"payload_on": "true", "payload_off": "false", "entity_category": "diagnostic"}
 
 
-def discovery_payloads(config: MqttStateConfig, cp: ChargePoint) -> dict[str, dict[str, Any]]:
+def discovery_payloads(config: MqttStateConfig, cp: Observed) -> dict[str, dict[str, Any]]:
     """Discovery topic → config for every entity of one charge point (Home Assistant MQTT discovery)."""
-    cfg = cp.cfg
+    cfg = cp.snapshot()
     # The bridge's topic prefix is part of every id: two bridges (different prefixes) with the same
     # charge point id stay two devices. The default prefix gives ocpp-bridge_<cp>_... as before.
     root = f"{object_id(config.topic_prefix)}_{object_id(cfg.id)}"
@@ -189,7 +200,7 @@ def discovery_payloads(config: MqttStateConfig, cp: ChargePoint) -> dict[str, di
     entities: list[tuple[str, str, str, str, dict[str, Any]]] = []
     for key, component, name, fields in _CHARGE_POINT_ENTITIES:
         entities.append((component, f"{root}_{key}", name, f"{base}/{key}", {**_BINARY, **fields}))
-    for n in sorted(cp.connectors):
+    for n in sorted(c.id for c in cfg.connectors):
         for key, component, name, fields in _CONNECTOR_ENTITIES:
             unique = f"{root}_{n}_{key}"
             entities.append((component, unique, f"Connector {n} {name}", f"{base}/{n}/{key}", fields))
@@ -210,7 +221,7 @@ class StatePublisher:
     def __init__(
         self,
         config: MqttStateConfig,
-        charge_points: Mapping[str, ChargePoint],
+        charge_points: Mapping[str, Observed],
         *,
         poll_s: float = POLL_S,
         status: StatusReader | None = None,
@@ -234,9 +245,7 @@ class StatePublisher:
     async def run(self) -> None:
         mqtt = await asyncio.to_thread(importlib.import_module, "aiomqtt")
         if self._status is None:
-            # The local API's own reading (aiohttp: imported in a thread, like the daemon does).
-            server = await asyncio.to_thread(importlib.import_module, "bridge.api.server")
-            self._status = server.charge_point_status
+            self._status = _status
         tls = await asyncio.to_thread(ssl.create_default_context) if self.address.tls else None
         a = self.address
         self._pause = RECONNECT_MIN_S
@@ -356,10 +365,11 @@ class StatePublisher:
             raise asyncio.CancelledError
 
 
-def start_mqtt_state(daemon: Daemon) -> asyncio.Task[None] | None:
-    """The publisher of the daemon's `mqtt:` block as a task (cancel it to stop); None without one."""
-    config = daemon.config.mqtt
+def start_mqtt_state(
+    config: MqttStateConfig | None, charge_points: Mapping[str, Observed]
+) -> asyncio.Task[None] | None:
+    """The publisher of the `mqtt:` block as a task (cancel it to stop); None without one."""
     if config is None:
         return None
-    publisher = StatePublisher(config, daemon.charge_points)
+    publisher = StatePublisher(config, charge_points)
     return asyncio.get_running_loop().create_task(publisher.run(), name="mqtt state")

@@ -387,7 +387,7 @@ async def test_charging_goes_on_while_the_broker_is_down_and_the_password_is_nev
 
 async def test_without_an_mqtt_block_nothing_starts(csms: StrictCentralSystem, tmp_path: Any) -> None:
     async with running(make_config(csms.url, tmp_path)) as daemon:
-        assert start_mqtt_state(daemon) is None
+        assert start_mqtt_state(daemon.config.mqtt, daemon.charge_points) is None
 
 
 async def test_the_daemon_publishes_when_its_file_has_an_mqtt_block(
@@ -407,7 +407,8 @@ def test_two_bridges_with_the_same_charge_point_id_stay_two_devices() -> None:
     """The prefix is part of the ids: `garage` and `carport`, both with CP-1, never overwrite each other."""
     from types import SimpleNamespace
 
-    cp: Any = SimpleNamespace(cfg=SimpleNamespace(id="CP-1", model="ocpp-bridge"), connectors={1: None})
+    snapshot = SimpleNamespace(id="CP-1", model="ocpp-bridge", connectors=(SimpleNamespace(id=1),))
+    cp: Any = SimpleNamespace(snapshot=lambda: snapshot)
     garage = discovery_payloads(mqtt_block("mqtt: {broker: 'mqtt://h', topic_prefix: garage}\n"), cp)
     carport = discovery_payloads(mqtt_block("mqtt: {broker: 'mqtt://h', topic_prefix: carport}\n"), cp)
     assert not set(garage) & set(carport)  # no discovery topic in common

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bridge.clock import iso
+from bridge.runtime.snapshot import status_json
 
 if TYPE_CHECKING:
     from bridge.chargepoint import ChargePoint
@@ -31,58 +31,9 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _device(cp: ChargePoint, cid: int) -> dict[str, Any]:
-    """The device's health, as an installer asks it: does it answer, since when not, why."""
-    rt = cp.connectors[cid]
-    fault = rt.core.unreachable
-    return {
-        "description": rt.charger.description,
-        "started": rt.started,  # its probe at start succeeded
-        "answers": rt.started and fault is None,
-        "failed_reads": rt.failed_reads,  # in a row
-        "problem": fault.info if fault is not None else None,
-    }
-
-
 def charge_point_status(cp: ChargePoint) -> dict[str, Any]:
-    link = cp.session.link
-    config = cp.configuration
-    connectors = []
-    for cid, rt in cp.connectors.items():
-        tx = rt.core.transaction
-        reading = rt.reading
-        report = rt.core.status()
-        connectors.append(
-            {
-                "id": cid,
-                "status": str(report.status),
-                "error_code": report.error_code,
-                "transaction_id": tx.transaction_id if tx else None,
-                "energy_wh": reading.energy_wh if reading else None,
-                "current_limit_a": cp.smart.current_limit_a(cid),  # what the device was set to; 0 = paused
-                "power_w": reading.power_w if reading else None,
-                "id_tag": tx.id_tag if tx else None,
-                "device": _device(cp, cid),
-            }
-        )
-    return {
-        "id": cp.cfg.id,
-        "enabled": True,
-        "csms_url": cp.cfg.csms_url,
-        "started_at": iso(cp.started_at) if cp.started_at else None,
-        "boot_state": str(cp.session.boot.state),
-        "connected": link.connected,
-        "accepted": cp.session.online,  # connected, and BootNotification Accepted in this run
-        "connected_since": iso(link.connected_since) if link.connected_since else None,
-        "accepted_since": iso(link.accepted_since) if link.accepted_since else None,
-        "last_error": link.last_error,
-        "last_error_at": iso(link.last_error_at) if link.last_error_at else None,
-        "queued_transaction_messages": cp.session.pending_transactional(),
-        "heartbeat_interval_s": config.get_int("HeartbeatInterval"),
-        "meter_value_sample_interval_s": config.get_int("MeterValueSampleInterval"),
-        "clock_aligned_data_interval_s": config.get_int("ClockAlignedDataInterval"),
-        "connectors": connectors,
-    }
+    """GET /api/v1/status for one charge point: its snapshot as JSON (bridge.runtime.snapshot)."""
+    return status_json(cp.snapshot())
 
 
 async def status(request: web.Request) -> web.Response:

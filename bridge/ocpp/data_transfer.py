@@ -5,19 +5,14 @@ Accepted / Rejected / UnknownMessageId. A vendorId without a handler is
 answered UnknownVendorId (OCPP 1.6 §4.3, the enum's spelling). Handlers
 answer at once from state in memory: they run in the receive loop.
 
-Built in: vendorId "ocpp-bridge", messageId "DeviceStatus": what each
-connector's device reports (description, last reading, whether it answers),
-for an operator who cannot reach the box otherwise. Nothing secret is in it.
+Built in (registered by the charge point, bridge/chargepoint.py): vendorId
+"ocpp-bridge", messageId "DeviceStatus": what each connector's device reports
+(bridge.runtime.snapshot.device_status_json).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from bridge.chargepoint import ChargePoint
 
 Answer = tuple[str, str | None]
 VendorHandler = Callable[[str | None, str | None], Answer]
@@ -36,25 +31,3 @@ class DataTransferHandlers:
         if handler is None:
             return "UnknownVendorId", None
         return handler(message_id, data)
-
-
-def bridge_vendor(cp: ChargePoint) -> VendorHandler:
-    def handle(message_id: str | None, data: str | None) -> Answer:
-        if message_id != "DeviceStatus":
-            return "UnknownMessageId", None
-        report: list[dict[str, Any]] = []
-        for cid, rt in cp.connectors.items():
-            r = rt.reading
-            report.append({
-                "connector": cid,
-                "device": rt.charger.description,
-                "answering": rt.core.unreachable is None and rt.started,
-                "failed_reads": rt.failed_reads,
-                "plugged": r.plugged if r else None,
-                "energy_wh": r.energy_wh if r else None,
-                "power_w": r.power_w if r else None,
-                "fault": r.fault.error_code if r and r.fault else None,
-            })  # fmt: skip
-        return "Accepted", json.dumps(report, separators=(",", ":"))
-
-    return handle

@@ -1,0 +1,136 @@
+"""One typed snapshot of a charge point: what the outside sees, worked out in one place.
+
+The status API, `/metrics`, the MQTT publisher, DataTransfer "DeviceStatus", the daemon's health
+check and `ocpp-bridge status` (through the API) all read a `ChargePointSnapshot`; none of them works
+out by itself whether a device answers, what a connector's status is, or how many messages wait.
+The snapshot is frozen: taking it costs a few attribute reads, and nothing that renders it can change
+the charge point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bridge.clock import iso
+from bridge.core.connector import StatusReport
+from bridge.runtime.coordinator import DeviceSnapshot
+
+
+@dataclass(frozen=True)
+class ConnectorSnapshot:
+    id: int
+    status: StatusReport
+    transaction_id: int | None  # the central system's; -1 before its StartTransaction was answered
+    id_tag: str | None  # the running transaction's tag
+    current_limit_a: float | None  # what the device was set to; 0 = paused by the limit; None: never
+    poll_interval_s: float
+    device: DeviceSnapshot
+
+    @property
+    def energy_wh(self) -> float | None:
+        return self.device.reading.energy_wh if self.device.reading else None
+
+    @property
+    def power_w(self) -> float | None:
+        return self.device.reading.power_w if self.device.reading else None
+
+
+@dataclass(frozen=True)
+class LinkSnapshot:
+    connected: bool
+    accepted: bool  # connected, and BootNotification Accepted in this run
+    boot_state: str
+    connected_since: datetime | None
+    accepted_since: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ChargePointSnapshot:
+    id: str
+    csms_url: str
+    model: str
+    started_at: datetime | None
+    now: datetime  # the charge point's clock (corrected by the central system) when it was taken
+    link: LinkSnapshot
+    queued_messages: int  # transaction messages waiting for the central system
+    oldest_queued_at: float | None  # epoch seconds the oldest of them was made
+    heartbeat_interval_s: int
+    meter_value_sample_interval_s: int
+    clock_aligned_data_interval_s: int
+    message_timeout_s: int
+    reconnect_max_s: float
+    connectors: tuple[ConnectorSnapshot, ...]
+
+    @property
+    def transactions_running(self) -> int:
+        return sum(c.id_tag is not None for c in self.connectors)
+
+
+def _device_json(device: DeviceSnapshot) -> dict[str, Any]:
+    """The device's health, as an installer asks it: does it answer, since when not, why."""
+    return {
+        "description": device.description,
+        "started": device.started,  # its probe at start succeeded
+        "answers": device.answering,
+        "failed_reads": device.failed_reads,  # in a row
+        "problem": device.fault.info if device.fault is not None else None,
+    }
+
+
+def status_json(snap: ChargePointSnapshot) -> dict[str, Any]:
+    """The status API's view of one charge point (a contract: docs/api.md); MQTT publishes the same."""
+    link = snap.link
+    return {
+        "id": snap.id,
+        "enabled": True,
+        "csms_url": snap.csms_url,
+        "started_at": iso(snap.started_at) if snap.started_at else None,
+        "boot_state": link.boot_state,
+        "connected": link.connected,
+        "accepted": link.accepted,
+        "connected_since": iso(link.connected_since) if link.connected_since else None,
+        "accepted_since": iso(link.accepted_since) if link.accepted_since else None,
+        "last_error": link.last_error,
+        "last_error_at": iso(link.last_error_at) if link.last_error_at else None,
+        "queued_transaction_messages": snap.queued_messages,
+        "heartbeat_interval_s": snap.heartbeat_interval_s,
+        "meter_value_sample_interval_s": snap.meter_value_sample_interval_s,
+        "clock_aligned_data_interval_s": snap.clock_aligned_data_interval_s,
+        "connectors": [
+            {
+                "id": c.id,
+                "status": str(c.status.status),
+                "error_code": c.status.error_code,
+                "transaction_id": c.transaction_id,
+                "energy_wh": c.energy_wh,
+                "current_limit_a": c.current_limit_a,
+                "power_w": c.power_w,
+                "id_tag": c.id_tag,
+                "device": _device_json(c.device),
+            }
+            for c in snap.connectors
+        ],
+    }
+
+
+def device_status_json(snap: ChargePointSnapshot) -> list[dict[str, Any]]:
+    """DataTransfer "DeviceStatus": what each connector's device reports, for an operator who cannot
+    reach the box otherwise. Nothing secret is in it."""
+    report = []
+    for c in snap.connectors:
+        r = c.device.reading
+        report.append({
+            "connector": c.id,
+            "device": c.device.description,
+            "answering": c.device.answering,
+            "failed_reads": c.device.failed_reads,
+            "plugged": r.plugged if r else None,
+            "energy_wh": r.energy_wh if r else None,
+            "power_w": r.power_w if r else None,
+            "fault": r.fault.error_code if r and r.fault else None,
+        })  # fmt: skip
+    return report

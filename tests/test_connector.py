@@ -129,7 +129,7 @@ def test_suspended_ev_and_evse() -> None:
     c = charging_connector()
     c.on_reading(reading(plugged=True, requesting=False), T0, True)
     assert c.status().status is Status.SUSPENDED_EV
-    c.energy_allowed = False
+    assert c.on_limit(True) == [SetEnergy(False)]  # energy no longer allowed
     assert c.status().status is Status.SUSPENDED_EVSE  # EVSE takes precedence
 
 

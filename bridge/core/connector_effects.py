@@ -1,0 +1,36 @@
+"""What a connector's decisions ask the shell to do (pure values)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeAlias
+
+from bridge.core.transaction import StopReason, Transaction
+
+
+@dataclass(frozen=True)
+class Authorize:
+    id_tag: str
+
+
+@dataclass(frozen=True)
+class StartTransaction:
+    transaction: Transaction
+
+
+@dataclass(frozen=True)
+class StopTransaction:
+    transaction: Transaction
+    meter_stop_wh: int
+    stopped_at: datetime
+    reason: StopReason
+    id_tag: str | None  # the tag that stopped it, when known
+
+
+@dataclass(frozen=True)
+class SetEnergy:
+    allowed: bool
+
+
+Effect: TypeAlias = Authorize | StartTransaction | StopTransaction | SetEnergy

@@ -25,13 +25,16 @@ from bridge.clock import Clock
 from bridge.config import ChargePointConfig, ConnectorConfig
 from bridge.core import authorization
 from bridge.core import connector as core
+from bridge.core.charge_point import ChargePointCore
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
 from bridge.core.meter_values import can_measure
 from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, Answer, DataTransferHandlers
+from bridge.ocpp.handlers import CoreHandlers, RemoteTriggerHandlers, SmartChargingHandlers
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.runtime.authorizer import Authorizer
+from bridge.runtime.commands import Commands
 from bridge.runtime.connector import ConnectorRuntime
 from bridge.runtime.coordinator import DeviceCoordinator
 from bridge.runtime.effects import EffectRunner
@@ -44,7 +47,6 @@ from bridge.store import Store
 
 log = logging.getLogger("bridge.chargepoint")
 
-UNLOCK_TIMEOUT_S = 10.0  # a lock that has not answered by then counts as UnlockFailed
 SUPPORTED_PROFILES = "Core,SmartCharging,RemoteTrigger"
 
 
@@ -57,8 +59,6 @@ class ChargePoint:
         store: Store,
         new_transaction_id: Callable[[], int],
     ) -> None:
-        from bridge.ocpp.handlers import CentralSystemHandlers  # the handlers reach back into us
-
         self.cfg = cfg
         self.clock = clock
         self.store = store
@@ -69,6 +69,7 @@ class ChargePoint:
             cid: self._connector(cid, charger, settings.get(cid), new_transaction_id)
             for cid, charger in sorted(chargers.items())
         }
+        self.whole = ChargePointCore(tuple(self.connectors))  # connector 0: the charge point as a whole
         self.configuration = Configuration(
             features=IMPLEMENTED_FEATURES,
             fixed={
@@ -82,7 +83,7 @@ class ChargePoint:
         self.session = Session(
             cfg,
             self.configuration,
-            CentralSystemHandlers(self),
+            [],  # the handlers, below: they need the session
             clock,
             boot_payload=self.boot_payload,
             on_online=self._on_online,
@@ -102,10 +103,21 @@ class ChargePoint:
         self.statuses = StatusReporter(
             cfg.id, self.connectors, self.current_status, self.session, self.configuration, clock
         )
-        self.operative = True  # the charge point as a whole (connector 0), per ChangeAvailability
         self.data_transfer = DataTransferHandlers()  # vendor hooks for DataTransfer from the central system
         self.data_transfer.register(BRIDGE_VENDOR_ID, self._device_status)
         self.smart = SmartCharging(self)  # charging profiles and the limits carried to the devices
+        self.commands = Commands(
+            cfg.id, self.connectors, self.whole, clock=clock, configuration=self.configuration,
+            session=self.session, store=store, apply=self._apply, authorize=self._authorize,
+            authorizer=self.authorizer, statuses=self.statuses, metering=self.metering,
+        )  # fmt: skip
+        self.session.handlers = [
+            CoreHandlers(
+                cfg.id, self.session, self.configuration, self.commands, self.smart, self.data_transfer
+            ),
+            SmartChargingHandlers(self.smart),
+            RemoteTriggerHandlers(self.session, self.commands),
+        ]
         self.started_at: datetime | None = None  # when run() began (the status API's "started")
         self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
 
@@ -173,7 +185,7 @@ class ChargePoint:
         await self.authorizer.restore()
         for cid, operative in (await self.store.run(self.store.availability, self.cfg.id)).items():
             if cid == 0:
-                self.operative = operative
+                self.whole.operative = operative
             elif cid in self.connectors:
                 self.connectors[cid].core.operative = operative
         if ignored:
@@ -310,92 +322,6 @@ class ChargePoint:
 
         self.authorizer.authorize(f"{self.cfg.id}/{cid}", id_tag, conclude, self._spawn)
 
-    async def remote_start(self, cid: int, id_tag: str) -> None:
-        """Carry out an accepted RemoteStartTransaction (after its answer is on the wire)."""
-        if self.configuration.get_bool("AuthorizeRemoteTxRequests"):
-            self._authorize(cid, id_tag)
-            return
-        timeout = self.configuration.get_int("ConnectionTimeOut")
-        await self._apply(
-            cid, self.connectors[cid].core.on_authorized(id_tag, True, self.clock.now(), timeout)
-        )
-
-    async def remote_stop(self, cid: int) -> None:
-        await self._apply(cid, self.connectors[cid].core.stop(core.StopReason.REMOTE, self.clock.now(), None))
-
-    async def change_availability(self, connector_id: int, operative: bool) -> str:
-        """ChangeAvailability: Accepted, Scheduled (a transaction runs: applied when it ends) or Rejected.
-
-        The wanted state is stored before the answer: it survives a reboot (OCTT TC_013).
-        """
-        if connector_id != 0 and connector_id not in self.connectors:
-            return "Rejected"
-        targets = list(self.connectors) if connector_id == 0 else [connector_id]
-        answers = [self.connectors[cid].core.change_availability(operative) for cid in targets]
-        wanted = {cid: operative for cid in targets}
-        if connector_id == 0:
-            self.operative = operative
-            wanted[0] = operative
-        await self.store.run(self.store.save_availability, self.cfg.id, wanted)
-        return "Scheduled" if "Scheduled" in answers else "Accepted"
-
-    def report_statuses(self) -> None:
-        """Send what changed (after an answer that changed statuses)."""
-        self.statuses.report_all()
-
-    async def unlock(self, connector_id: int) -> str:
-        """UnlockConnector: stop the transaction first (UnlockCommand), then unlock the cable."""
-        rt = self.connectors.get(connector_id)
-        if rt is None or not rt.charger.capabilities.can_unlock:
-            return "NotSupported"  # unknown connector, no lock or a fixed cable (ERRATA 3.87)
-        if rt.core.transaction is not None:
-            await self._apply(
-                connector_id, rt.core.stop(core.StopReason.UNLOCK_COMMAND, self.clock.now(), None)
-            )
-        status, error = await rt.device.unlock(UNLOCK_TIMEOUT_S)
-        if error is not None:
-            log.warning("%s/%d: unlocking failed: %s", self.cfg.id, connector_id, error or "no answer")
-        else:
-            log.info("%s/%d: unlocked", self.cfg.id, connector_id)
-        return status
-
-    async def reset(self, hard: bool) -> None:
-        """Carry out an accepted Reset: stop every transaction, let the stops go out, reset the
-        device (hard), and start the session again with a BootNotification."""
-        reason = core.StopReason.HARD_RESET if hard else core.StopReason.SOFT_RESET
-        log.warning("%s: %s reset", self.cfg.id, "hard" if hard else "soft")
-        for cid, rt in self.connectors.items():
-            if rt.core.transaction is not None:
-                await self._apply(cid, rt.core.stop(reason, self.clock.now(), None))
-        # The stops are in the store already; give them a chance to be answered before the link goes.
-        await self.session.transactional_sent(float(self.configuration.get_int("MessageTimeout")))
-        if hard:  # the device where it can be reset; a failure is tried again ResetRetries times
-            for rt in self.connectors.values():
-                await rt.device.reset(1 + self.configuration.get_int("ResetRetries"))
-        await self.session.restart()
-
-    async def send_now(self, payload: Any) -> Any:
-        """A triggered message: sent directly (also while Pending), after the TriggerMessage answer."""
-        endpoint = self.session.endpoint
-        if endpoint is None:
-            return None
-        return await endpoint.call(payload)
-
-    def status_message(self, cid: int) -> call.StatusNotification:
-        """A triggered StatusNotification: the current status, which counts as reported."""
-        return self.statuses.triggered(cid)
-
-    def meter_values_message(self, cid: int) -> call.MeterValues | None:
-        """Triggered MeterValues: the latest values of MeterValuesSampledData, context Trigger."""
-        return self.metering.triggered(cid)
-
-    def connector_of_transaction(self, transaction_id: int) -> int | None:
-        for cid, rt in self.connectors.items():
-            tx = rt.core.transaction
-            if tx is not None and tx.transaction_id == transaction_id:
-                return cid
-        return None
-
     async def _start_transaction(self, cid: int, tx: core.Transaction) -> None:
         await self.metering.start(cid, tx)
         self.smart.transaction_started(cid, tx.id_tag)
@@ -470,8 +396,7 @@ class ChargePoint:
     # -- status notifications ----------------------------------------------------
     def current_status(self, cid: int) -> core.StatusReport:
         if cid == 0:
-            # Connector 0 stands for the charge point as a whole (Available/Unavailable/Faulted).
-            return core.StatusReport(core.Status.AVAILABLE if self.operative else core.Status.UNAVAILABLE)
+            return self.whole.status()  # connector 0 stands for the charge point as a whole
         return self.connectors[cid].core.status()
 
     def _report_status(self, cid: int) -> None:

@@ -126,7 +126,11 @@ class Endpoint:
         metrics: RpcMetrics | None = None,
     ) -> None:
         self._connection = connection
-        self._routes: dict[str, dict[str, Any]] = create_route_map(handlers)
+        # One handler object per feature profile (bridge.ocpp.handlers); their routes are merged.
+        groups = handlers if isinstance(handlers, list | tuple) else [handlers]
+        self._routes: dict[str, dict[str, Any]] = {}
+        for group in groups:
+            self._routes.update(create_route_map(group))
         self._name = name
         self._timeout = timeout
         self._on_traffic = on_traffic

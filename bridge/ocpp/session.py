@@ -180,6 +180,11 @@ class Session:
             return
         self._endpoint.spawn(coro, what)
 
+    def after_reply(self, followup: Callable[[], Awaitable[Any] | None]) -> None:
+        """Run `followup` once the answer to the CALL being handled is on the wire (Replies)."""
+        if self._endpoint is not None:
+            self._endpoint.after_reply(followup)
+
     def boot_now(self) -> None:
         """TriggerMessage(BootNotification) while not Accepted: boot again without waiting the interval."""
         self.boot.trigger()

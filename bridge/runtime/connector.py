@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from adapters.base import Charger, ChargerReading
 from bridge.config import ConnectorConfig
-from bridge.core import connector as core
+from bridge.core.connector import Connector, Transaction
 from bridge.core.meter_values import IntervalAverage
 from bridge.runtime.coordinator import DeviceCoordinator
 from bridge.runtime.effects import EffectRunner
@@ -15,7 +15,7 @@ from bridge.runtime.effects import EffectRunner
 
 @dataclass
 class ConnectorRuntime:
-    core: core.Connector
+    core: Connector
     device: DeviceCoordinator
     effects: EffectRunner
     settings: ConnectorConfig | None = None  # poll interval, fault threshold, voltage; defaults without
@@ -23,7 +23,7 @@ class ConnectorRuntime:
     transaction_over: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the meter sampler
     resume_pending: bool = False  # a transaction resumed after a restart: energy on at the first reading
 
-    def still_running(self, tx: core.Transaction) -> bool:
+    def still_running(self, tx: Transaction) -> bool:
         current = self.core.transaction
         return current is not None and current.local_id == tx.local_id
 

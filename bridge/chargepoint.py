@@ -105,7 +105,10 @@ class ChargePoint:
         )
         self.data_transfer = DataTransferHandlers()  # vendor hooks for DataTransfer from the central system
         self.data_transfer.register(BRIDGE_VENDOR_ID, self._device_status)
-        self.smart = SmartCharging(self)  # charging profiles and the limits carried to the devices
+        # Charging profiles and the limits carried to the devices.
+        self.smart = SmartCharging(
+            cfg.id, self.connectors, self.configuration, clock, store, self.limit_applied
+        )
         self.commands = Commands(
             cfg.id, self.connectors, self.whole, clock=clock, configuration=self.configuration,
             session=self.session, store=store, apply=self._apply, authorize=self._authorize,

@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bridge.clock import iso
+from bridge.clock import Clock, iso
 from bridge.core import device_errors
 from bridge.core.charging_profiles import (
     ChargingProfile,
@@ -35,12 +35,12 @@ from bridge.core.composite import (
     charge_point_composite,
     connector_composite,
 )
+from bridge.core.config_keys import Configuration
 from bridge.core.device_errors import LimitOutcome
 from bridge.core.setpoint import Setpoint, setpoint
 from bridge.ocpp.errors import ErrorCode, OcppError
-
-if TYPE_CHECKING:
-    from bridge.chargepoint import ChargePoint
+from bridge.runtime.connector import ConnectorRuntime
+from bridge.store import Store
 
 log = logging.getLogger("bridge.smart_charging")
 
@@ -60,8 +60,22 @@ def _constraint(description: str) -> OcppError:
 
 
 class SmartCharging:
-    def __init__(self, cp: ChargePoint) -> None:
-        self.cp = cp
+    def __init__(
+        self,
+        cp_id: str,
+        connectors: Mapping[int, ConnectorRuntime],
+        configuration: Configuration,
+        clock: Clock,
+        store: Store,
+        limit_applied: Callable[[int, bool], None],
+    ) -> None:
+        self._cp_id = cp_id
+        self._connectors = connectors
+        self._configuration = configuration
+        self._clock = clock
+        self._store = store
+        # The device took its limit (paused: below its minimum, or refused): the connector is told.
+        self._limit_applied = limit_applied
         self.profiles = ProfileSet()
         self._received: dict[int, int] = {}  # profile id -> when it was received (epoch s), for the store
         self.applied: dict[int, Setpoint] = {}  # per connector: what the device was last set to
@@ -76,10 +90,10 @@ class SmartCharging:
 
     # -- state ----------------------------------------------------------------------
     def _now(self) -> int:
-        return int(self.cp.clock.now().timestamp())
+        return int(self._clock.now().timestamp())
 
     def limits(self) -> Limits:
-        c = self.cp.configuration
+        c = self._configuration
         return Limits(
             max_stack_level=c.get_int("ChargeProfileMaxStackLevel"),
             max_periods=c.get_int("ChargingScheduleMaxPeriods"),
@@ -88,13 +102,13 @@ class SmartCharging:
         )
 
     def _transaction(self, cid: int) -> RunningTransaction | None:
-        tx = self.cp.connectors[cid].core.transaction
+        tx = self._connectors[cid].core.transaction
         if tx is None:
             return None
         return RunningTransaction(int(tx.started_at.timestamp()), tx.transaction_id)
 
     def _connector(self, cid: int) -> ConnectorLimits:
-        rt = self.cp.connectors[cid]
+        rt = self._connectors[cid]
         caps = rt.charger.capabilities
         voltage = rt.settings.nominal_voltage_v if rt.settings else 230.0
         return ConnectorLimits(
@@ -103,21 +117,21 @@ class SmartCharging:
 
     def _share(self) -> int:
         """Connectors sharing the ChargePointMaxProfile: those with a transaction (at least one)."""
-        return max(1, sum(1 for rt in self.cp.connectors.values() if rt.core.transaction is not None))
+        return max(1, sum(1 for rt in self._connectors.values() if rt.core.transaction is not None))
 
     async def restore(self) -> None:
         """The profiles installed before the restart (after the transactions are restored): a
         TxProfile stays with its transaction when that resumed, and goes when it ended."""
-        rows = await self.cp.store.run(self.cp.store.charging_profiles, self.cp.cfg.id)
+        rows = await self._store.run(self._store.charging_profiles, self._cp_id)
         dropped = 0
         for connector, body, received_at in rows:
             try:
                 profile = parse_profile(json.loads(body), connector, received_at)
             except (ProfileInvalid, ValueError, KeyError, TypeError) as exc:
-                log.warning("%s: a stored charging profile is unreadable, dropped: %s", self.cp.cfg.id, exc)
+                log.warning("%s: a stored charging profile is unreadable, dropped: %s", self._cp_id, exc)
                 dropped += 1
                 continue
-            if connector != 0 and connector not in self.cp.connectors:
+            if connector != 0 and connector not in self._connectors:
                 dropped += 1
                 continue
             if profile.purpose is Purpose.TX:
@@ -133,17 +147,17 @@ class SmartCharging:
         if dropped:
             self._persist()
         if len(self.profiles):
-            log.info("%s: %d charging profiles restored", self.cp.cfg.id, len(self.profiles))
+            log.info("%s: %d charging profiles restored", self._cp_id, len(self.profiles))
 
     def _persist(self) -> None:
         rows = [
             (p.id, p.connector_id, json.dumps(p.wire), self._received.get(p.id, 0)) for p in self.profiles
         ]
-        self.cp.store.submit(self.cp.store.save_charging_profiles, self.cp.cfg.id, rows)
+        self._store.submit(self._store.save_charging_profiles, self._cp_id, rows)
 
     async def flush(self) -> None:
         """Wait until the profiles written so far are on disk (the store writes in order)."""
-        await self.cp.store.run(lambda: None)
+        await self._store.run(lambda: None)
 
     def _changed(self) -> None:
         self._persist()
@@ -155,17 +169,17 @@ class SmartCharging:
         self._received[profile.id] = received_at
         log.info(
             "%s: charging profile %d installed (%s, connector %d, stack level %d)",
-            self.cp.cfg.id, profile.id, profile.purpose, profile.connector_id, profile.stack_level,
+            self._cp_id, profile.id, profile.purpose, profile.connector_id, profile.stack_level,
         )  # fmt: skip
         self._changed()
 
     def _check_connector(self, connector_id: int) -> None:
         if not self._known_connector(connector_id):
-            n = len(self.cp.connectors)
+            n = len(self._connectors)
             raise _constraint(f"connectorId {connector_id}: this charge point has connectors 0 to {n}")
 
     def _known_connector(self, connector_id: int) -> bool:
-        return connector_id == 0 or connector_id in self.cp.connectors
+        return connector_id == 0 or connector_id in self._connectors
 
     # -- the central system's messages ----------------------------------------------------
     def set_profile(self, connector_id: int, wire: Mapping[str, Any]) -> str:
@@ -173,10 +187,10 @@ class SmartCharging:
         self._check_connector(connector_id)
         now = self._now()
         profile = self.parse(wire, connector_id, now)
-        running = {cid: self._transaction(cid) for cid in self.cp.connectors}
+        running = {cid: self._transaction(cid) for cid in self._connectors}
         reason = self.profiles.rejection(profile, self.limits(), running)
         if reason is not None:
-            log.warning("%s: SetChargingProfile %d rejected: %s", self.cp.cfg.id, profile.id, reason)
+            log.warning("%s: SetChargingProfile %d rejected: %s", self._cp_id, profile.id, reason)
             return "Rejected"
         self._install(profile, now)
         return "Accepted"
@@ -194,7 +208,7 @@ class SmartCharging:
         )
         for p in gone:
             self._received.pop(p.id, None)
-        log.info("%s: ClearChargingProfile removed %s", self.cp.cfg.id, [p.id for p in gone] or "nothing")
+        log.info("%s: ClearChargingProfile removed %s", self._cp_id, [p.id for p in gone] or "nothing")
         if not gone:
             return "Unknown"
         self._changed()
@@ -207,7 +221,7 @@ class SmartCharging:
         if not self._known_connector(connector_id):
             # "if the connectorId is unknown, it SHALL respond with a status Rejected" (§5.7)
             log.warning(
-                "%s: GetCompositeSchedule for unknown connector %d: Rejected", self.cp.cfg.id, connector_id
+                "%s: GetCompositeSchedule for unknown connector %d: Rejected", self._cp_id, connector_id
             )
             return {"status": "Rejected"}
         if unit is None:
@@ -236,7 +250,7 @@ class SmartCharging:
     def composite(self, connector_id: int, t0: int, t1: int, unit: str = "A") -> list[CompositePeriod]:
         if connector_id == 0:
             return charge_point_composite(
-                self.profiles, [self._connector(cid) for cid in self.cp.connectors], t0, t1, unit
+                self.profiles, [self._connector(cid) for cid in self._connectors], t0, t1, unit
             )
         return connector_composite(self.profiles, self._connector(connector_id), t0, t1, unit, self._share())
 
@@ -264,7 +278,7 @@ class SmartCharging:
             return "the TxProfile exceeds ChargeProfileMaxStackLevel or ChargingScheduleMaxPeriods"
         if profile.unit not in limits.units:
             return f"the unit {profile.unit} is not allowed"
-        self._remote_start_profiles[cid] = (id_tag, self.cp.clock.monotonic(), wire)
+        self._remote_start_profiles[cid] = (id_tag, self._clock.monotonic(), wire)
         return None
 
     def transaction_started(self, cid: int, id_tag: str) -> None:
@@ -273,17 +287,17 @@ class SmartCharging:
         if (
             pending is not None
             and pending[0].casefold() == id_tag.casefold()
-            and self.cp.clock.monotonic() - pending[1] < REMOTE_START_PROFILE_S
+            and self._clock.monotonic() - pending[1] < REMOTE_START_PROFILE_S
         ):
             wire = pending[2]
             now = self._now()
             profile = parse_profile(wire, cid, now)
-            running = {c: self._transaction(c) for c in self.cp.connectors}
+            running = {c: self._transaction(c) for c in self._connectors}
             reason = self.profiles.rejection(profile, self.limits(), running)
             if reason is None:
                 self._install(profile, now)
             else:
-                log.warning("%s/%d: the RemoteStart TxProfile is not used: %s", self.cp.cfg.id, cid, reason)
+                log.warning("%s/%d: the RemoteStart TxProfile is not used: %s", self._cp_id, cid, reason)
         self._wake.set()
 
     def transaction_ended(self, cid: int) -> None:
@@ -314,10 +328,10 @@ class SmartCharging:
         now = self._now()
         wait = float(LOOKAHEAD_S)
         self._retry_at = None
-        for cid in self.cp.connectors:
+        for cid in self._connectors:
             periods = await self.apply(cid, now)
             if len(periods) > 1:
-                wait = min(wait, periods[1].start - self.cp.clock.now().timestamp())
+                wait = min(wait, periods[1].start - self._clock.now().timestamp())
         if self._retry_at is not None:
             wait = min(wait, APPLY_RETRY_S)
         return wait
@@ -326,7 +340,7 @@ class SmartCharging:
         """Tell connector `cid`'s device its limit as of now, when it differs from what it has."""
         now = self._now() if now is None else now
         periods = self.composite(cid, now, now + LOOKAHEAD_S)
-        rt = self.cp.connectors[cid]
+        rt = self._connectors[cid]
         if not periods or not rt.started:
             return periods
         caps = rt.charger.capabilities
@@ -347,27 +361,27 @@ class SmartCharging:
                 limited = wanted.paused or periods[0].limit < caps.max_current_a
                 log.warning(
                     "%s/%d: %s did not take the limit %.1f A%s: %s",
-                    self.cp.cfg.id, cid, rt.charger.description, wanted.current_a,
+                    self._cp_id, cid, rt.charger.description, wanted.current_a,
                     "; charging paused until it does" if limited else "", exc,
                 )  # fmt: skip
-                self._retry_at = self.cp.clock.monotonic() + APPLY_RETRY_S
+                self._retry_at = self._clock.monotonic() + APPLY_RETRY_S
                 self.applied.pop(cid, None)
                 if limited:
                     self._refused.add(cid)
-                    self.cp.limit_applied(cid, True)
+                    self._limit_applied(cid, True)
                 return periods
             self._refused.discard(cid)
             self.applied[cid] = wanted
         if before is None or before.paused != wanted.paused or before.current_a != wanted.current_a:
             log.info(
                 "%s/%d: charging limit %s",
-                self.cp.cfg.id,
+                self._cp_id,
                 cid,
                 f"{periods[0].limit:g} A is below the device's minimum: paused"
                 if wanted.paused
                 else f"{wanted.current_a:g} A",
             )
-        self.cp.limit_applied(cid, wanted.paused)
+        self._limit_applied(cid, wanted.paused)
         return periods
 
     def current_limit_a(self, cid: int) -> float | None:

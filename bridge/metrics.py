@@ -2,8 +2,8 @@
 
 Counters and histograms are counted as things happen (a dict update: cheap
 enough for every frame); gauges are read from the charge points at scrape
-time, so they cannot go stale. `GET /metrics` on the local API serves
-`render(daemon)`. Names and labels are a contract (dashboards rely on them):
+time, so they cannot go stale (bridge/api/metrics_page.py). `GET /metrics` on the local API serves
+`render(samples)`. Names and labels are a contract (dashboards rely on them):
 see docs/api.md.
 """
 
@@ -12,10 +12,6 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from bridge.daemon import Daemon
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -167,42 +163,12 @@ def _line(name: str, labels: Labels, value: float) -> str:
     return f"{name} {_number(value)}"
 
 
-def _gauges(daemon: Daemon) -> Iterable[tuple[str, Labels, float]]:
-    from bridge.core.boot import BootState
-    from bridge.core.connector import Status
-
-    for cp_id, cp in daemon.charge_points.items():
-        snap = cp.snapshot()
-        base = (("charge_point", cp_id),)
-        yield "ocpp_bridge_connected", base, float(snap.link.connected)
-        yield "ocpp_bridge_accepted", base, float(snap.link.accepted)
-        for state in BootState:
-            in_state = float(snap.link.boot_state == state)
-            yield "ocpp_bridge_boot_state", (*base, ("state", str(state))), in_state
-        yield "ocpp_bridge_outbox_messages", base, float(snap.queued_messages)
-        oldest = snap.oldest_queued_at
-        now_s = snap.now.timestamp()  # the clock the messages were stamped with (CS-corrected)
-        yield "ocpp_bridge_outbox_oldest_age_seconds", base, max(0.0, now_s - oldest) if oldest else 0.0
-        for c in snap.connectors:
-            labels = (*base, ("connector", str(c.id)))
-            for status in Status:
-                flag = float(c.status.status is status)
-                yield "ocpp_bridge_connector_status", (*labels, ("status", str(status))), flag
-            yield "ocpp_bridge_transaction_active", labels, float(c.id_tag is not None)
-            yield "ocpp_bridge_device_up", labels, float(c.device.answering)
-            if c.energy_wh is not None:
-                yield "ocpp_bridge_energy_wh", labels, c.energy_wh
-            if c.power_w is not None:
-                yield "ocpp_bridge_power_w", labels, c.power_w
-            if c.current_limit_a is not None:
-                yield "ocpp_bridge_current_limit_a", labels, c.current_limit_a
+Sample = tuple[str, Labels, float]
 
 
-def render(daemon: Daemon) -> str:
+def render(samples: Iterable[Sample]) -> str:
     """The whole exposition: every family with HELP and TYPE, then its samples."""
     by_family: dict[str, list[str]] = {name: [] for name in FAMILIES}
-    counted = [sample for cp in daemon.charge_points.values() for sample in cp.metrics.samples()]
-    samples = [*counted, *_gauges(daemon)]
     for name, labels, value in samples:
         family = name
         for suffix in ("_bucket", "_sum", "_count"):

@@ -44,9 +44,10 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    from bridge.metrics import render
+    from bridge.api.metrics_page import metrics_text
 
-    return web.Response(text=render(request.app[DAEMON]), content_type="text/plain", charset="utf-8",
+    text = metrics_text(request.app[DAEMON].charge_points)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip
 
 

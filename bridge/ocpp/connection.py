@@ -17,17 +17,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from bridge import __version__
-from bridge.config import ChargePointConfig
+from bridge.ocpp.ports import LinkSettings
 
 SUBPROTOCOL = "ocpp1.6"
 
 
-def endpoint_url(cfg: ChargePointConfig) -> str:
+def endpoint_url(cfg: LinkSettings) -> str:
     """OCPP-J 3.1.1: the endpoint URL, '/', and the percent-encoded identity."""
     return cfg.csms_url.rstrip("/") + "/" + quote(cfg.id, safe="")
 
 
-def basic_auth_header(cfg: ChargePointConfig) -> str | None:
+def basic_auth_header(cfg: LinkSettings) -> str | None:
     """HTTP Basic with username = identity; password per D3 (plain, or hex of the bytes)."""
     if cfg.password is None:
         return None
@@ -40,7 +40,7 @@ class SubprotocolRefused(Exception):
     pass
 
 
-async def open_connection(cfg: ChargePointConfig, open_timeout: float) -> ClientConnection:
+async def open_connection(cfg: LinkSettings, open_timeout: float) -> ClientConnection:
     headers = {}
     auth = basic_auth_header(cfg)
     if auth is not None:
@@ -64,7 +64,7 @@ async def open_connection(cfg: ChargePointConfig, open_timeout: float) -> Client
     return ws
 
 
-def describe_failure(exc: BaseException, cfg: ChargePointConfig) -> str:
+def describe_failure(exc: BaseException, cfg: LinkSettings) -> str:
     where = urlsplit(cfg.csms_url).netloc
     if isinstance(exc, InvalidStatus):
         code = exc.response.status_code

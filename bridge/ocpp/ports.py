@@ -17,6 +17,33 @@ from bridge.core.config_keys import ChangeOutcome, KeyEntry
 FollowUp = Callable[[], Awaitable[Any] | None]
 
 
+class ReconnectSettings(Protocol):
+    @property
+    def initial_s(self) -> float: ...
+    @property
+    def max_s(self) -> float: ...
+
+
+class LinkSettings(Protocol):
+    """One charge point's link to its central system, as configured (bridge.config's
+    ChargePointConfig has these fields; the link needs no more of the file)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def csms_url(self) -> str: ...
+    @property
+    def password(self) -> str | None: ...
+    @property
+    def password_format(self) -> str: ...  # "plain" or "hex" (D3)
+    @property
+    def boot_on_reconnect(self) -> bool: ...
+    @property
+    def reconnect(self) -> ReconnectSettings: ...
+    @property
+    def max_frame_bytes(self) -> int: ...
+
+
 class Replies(Protocol):
     """The link, as a handler sees it."""
 

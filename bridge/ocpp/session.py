@@ -34,12 +34,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from bridge.clock import Clock
-from bridge.config import ChargePointConfig
 from bridge.core.backoff import Backoff
 from bridge.core.boot import Boot, BootState
 from bridge.core.config_keys import Configuration
 from bridge.ocpp.connection import describe_failure, open_connection
 from bridge.ocpp.errors import CallErrorReceived, CallFailed, CallTimeout, InvalidResponse, NotConnected
+from bridge.ocpp.ports import LinkSettings
 from bridge.ocpp.rpc import Endpoint, Observer, to_wire
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class LinkStatus:
 class Session:
     def __init__(
         self,
-        cfg: ChargePointConfig,
+        cfg: LinkSettings,
         configuration: Configuration,
         handlers: object,
         clock: Clock,

@@ -1,0 +1,83 @@
+"""The rules of a charge point's `connectors:` and of each connector's `charger:` and `meter:` blocks.
+
+A device block is checked against its driver's own `Options` dataclass and `validate()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+from adapters.registry import CHARGER_TYPES, METER_TYPES, UnknownDriver, charger_class, meter_class
+from bridge.config.checker import _BAD, _Checker, _got
+from bridge.config.schema import ChargerConfig, ConnectorConfig, MeterConfig
+from bridge.config.yaml_lines import _join
+
+
+def _connectors(ck: _Checker, raw: Any, path: str) -> Any:
+    if not isinstance(raw, list) or not raw:
+        ck.add(path, f"expected a non-empty list of connectors, got {_got(raw)}")
+        return _BAD
+    connectors = []
+    for index, item in enumerate(raw):
+        sub = f"{path}[{index}]"
+        connector = ck.build(
+            ConnectorConfig,
+            item,
+            sub,
+            {
+                "charger": lambda v, p: _driver(ck, v, p, "charger"),
+                "meter": lambda v, p: None if v is None else _driver(ck, v, p, "meter"),
+            },
+        )
+        if connector is not _BAD:
+            if not 0.1 <= connector.poll_interval_s <= 3600:
+                ck.add(_join(sub, "poll_interval_s"), "must be from 0.1 to 3600 seconds")
+                connector = _BAD
+            elif connector.faulted_after_failed_polls < 1:
+                ck.add(_join(sub, "faulted_after_failed_polls"), "must be 1 or more")
+                connector = _BAD
+            elif not 100 <= connector.nominal_voltage_v <= 480:
+                ck.add(
+                    _join(sub, "nominal_voltage_v"), "must be from 100 to 480 V (phase to neutral, e.g. 230)"
+                )
+                connector = _BAD
+        given = item.get("id") if isinstance(item, dict) else None
+        if isinstance(given, int) and not isinstance(given, bool) and given != index + 1:
+            ck.add(_join(sub, "id"), f"connector ids run 1, 2, 3, ... in order: expected {index + 1} here")
+            connector = _BAD
+        connectors.append(connector)
+    return _BAD if _BAD in connectors else tuple(connectors)
+
+
+def _driver(ck: _Checker, raw: Any, path: str, kind: str) -> Any:
+    """A `charger:` or `meter:` block: its type, then its options checked against the driver's own."""
+    table, load, result = (
+        (CHARGER_TYPES, charger_class, ChargerConfig)
+        if kind == "charger"
+        else (METER_TYPES, meter_class, MeterConfig)
+    )
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        known = ", ".join(sorted(table))
+        ck.add(_join(path, "type") if isinstance(raw, dict) else path, f"needs a type (one of: {known})")
+        return _BAD
+    type_name = raw["type"]
+    try:
+        options_cls = load(type_name).Options
+    except UnknownDriver as error:
+        hint = difflib.get_close_matches(type_name, list(table), n=1)
+        ck.add(_join(path, "type"), str(error) + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        return _BAD
+    except ImportError as error:  # a driver whose optional dependency is not installed
+        ck.add(_join(path, "type"), f"the {type_name} driver cannot be loaded: {error}")
+        return _BAD
+    has_type = any(f.name == "type" for f in dataclasses.fields(options_cls))
+    options = ck.build(options_cls, raw, path, also=() if has_type else ("type",))
+    if options is _BAD:
+        return _BAD
+    validate = getattr(options, "validate", None)
+    problems = validate() if callable(validate) else []
+    for field_name, problem in problems:
+        ck.add(_join(path, field_name), problem)
+    return _BAD if problems else result(type_name, options)

@@ -1,0 +1,156 @@
+"""The rules of the file's top level: its keys, `state_dir`, the `api:` block and the `mqtt:` block.
+
+Each `charge_points[]` entry is checked by rules_charge_point.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bridge.config.checker import _BAD, Handler, _Checker, _got, _text
+from bridge.config.rules_charge_point import _charge_point
+from bridge.config.schema import ApiConfig, Config, MqttStateConfig
+
+
+def _state_dir(ck: _Checker, raw: Any, env: Mapping[str, str]) -> Path | None:
+    if raw is None:
+        # systemd's StateDirectory= sets $STATE_DIRECTORY, a colon-separated list when several are given.
+        raw = env.get("STATE_DIRECTORY", "").split(":")[0] or "./state"
+    if not isinstance(raw, str) or not raw.strip():
+        ck.add("state_dir", f"expected a directory path, got {_got(raw)}")
+        return None
+    path = Path(raw).expanduser()
+    if path.is_absolute():
+        return path
+    # Relative: under the service's StateDirectory when systemd gives one (its working directory is
+    # "/", read-only there), else under the current directory.
+    base = env.get("STATE_DIRECTORY", "").split(":")[0]
+    return (Path(base) if base else Path.cwd()) / path
+
+
+_TOP_KEYS = ["state_dir", "api", "charge_points", "mqtt"]
+
+
+def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Config | None:
+    if data is None:
+        ck.add("", "the file is empty; it needs at least charge_points")
+        return None
+    if not isinstance(data, dict):
+        ck.add("", f"the top level must be a mapping with {', '.join(_TOP_KEYS)}, not {_got(data)}")
+        return None
+    ck.check_keys(data, _TOP_KEYS, "", "allowed top-level keys")
+    state_dir = _state_dir(ck, data.get("state_dir"), env)
+    api = _api(ck, data.get("api"))
+    mqtt = _mqtt(ck, data.get("mqtt"))
+    raw_cps = data.get("charge_points")
+    if "charge_points" not in data:
+        ck.add("charge_points", "required: a list of charge points")
+        return None
+    if not isinstance(raw_cps, list) or not raw_cps:
+        ck.add("charge_points", f"expected a non-empty list of charge points, got {_got(raw_cps)}")
+        return None
+    cps = [_charge_point(ck, raw, f"charge_points[{i}]") for i, raw in enumerate(raw_cps)]
+    # From the raw ids, so a duplicate is found even in a charge point with other problems.
+    first: dict[str, int] = {}
+    for index, raw in enumerate(raw_cps):
+        cp_id = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(cp_id, str) and cp_id:
+            earlier = first.setdefault(cp_id.lower(), index)
+            if earlier != index:
+                ck.add(f"charge_points[{index}].id", f"{cp_id!r} is already used by charge_points[{earlier}]")
+    if ck.problems or state_dir is None or api is _BAD or mqtt is _BAD:
+        return None
+    return Config(state_dir=state_dir, api=api, charge_points=tuple(cps), source=source, mqtt=mqtt)
+
+
+def _listen(ck: _Checker, raw: Any, path: str) -> Any:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        ck.add(path, f'expected "host:port" (or "[v6 address]:port") or null, got {_got(raw)}')
+        return _BAD
+    match = re.fullmatch(r"\[([^\]]+)\]:([0-9]+)|([^:\[\]]+):([0-9]+)", raw.strip())
+    if match is None:
+        hint = "; write IPv6 addresses in brackets, e.g. [::1]:8080" if raw.count(":") > 1 else ""
+        ck.add(path, f'expected "host:port", got {raw!r}{hint}')
+        return _BAD
+    host = match[1] or match[3]
+    port = int(match[2] or match[4])
+    if not 1 <= port <= 65535:
+        ck.add(path, f"port must be from 1 to 65535, not {port}")
+        return _BAD
+    return (host, port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
+
+
+def _api(ck: _Checker, raw: Any) -> Any:
+    api = ck.build(ApiConfig, {} if raw is None else raw, "api", {"listen": lambda v, p: _listen(ck, v, p)})
+    if api is _BAD:
+        return _BAD
+    if api.token is not None and api.token.strip() == "":
+        ck.add("api.token", "must not be empty")
+        return _BAD
+    if api.listen is not None and not _is_loopback(api.listen[0]) and api.token is None:
+        ck.add("api.listen", "listening beyond loopback requires api.token")
+        return _BAD
+    return api
+
+
+def _mqtt(ck: _Checker, raw: Any) -> Any:
+    if raw is None:
+        return None
+    if isinstance(raw, str):  # not echoed: it may be the broker URL with its password
+        ck.add("mqtt", "expected a mapping, got a string; write the URL as `broker:` inside `mqtt:`")
+        return _BAD
+    special: dict[str, Handler] = {
+        "broker": lambda v, p: _broker_url(ck, v, p),
+        "topic_prefix": _text(ck, _topic_problem),
+        "discovery_prefix": _text(ck, _topic_problem),
+    }
+    mqtt = ck.build(MqttStateConfig, raw, "mqtt", special)
+    if mqtt is not _BAD and not 1 <= mqtt.interval_s <= 86400:
+        ck.add("mqtt.interval_s", "must be from 1 to 86400 seconds")
+        return _BAD
+    return mqtt
+
+
+def _broker_url(ck: _Checker, raw: Any, path: str) -> Any:
+    """A broker URL as adapters.transports.mqtt reads it; problems never show its password."""
+    # only here: aiomqtt is not loaded without an mqtt: block
+    from adapters.transports.mqtt import BrokerAddress
+
+    if not isinstance(raw, str):
+        ck.add(path, f"expected mqtt://[user:password@]host[:port] or mqtts://..., got {_got(raw)}")
+        return _BAD
+    try:
+        BrokerAddress.parse(raw)
+    except ValueError as error:
+        ck.add(path, str(error))
+        return _BAD
+    return raw
+
+
+def _topic_problem(value: str) -> str | None:
+    if not value:
+        return "must not be empty"
+    if "+" in value or "#" in value:
+        return "must not contain the MQTT wildcards + or #"
+    if value.startswith("/") or value.endswith("/") or "//" in value:
+        return "must not start or end with '/' or hold an empty level ('//')"
+    if value.startswith("$"):
+        return "must not start with '$' (brokers reserve such topics)"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "must not contain spaces or control characters"
+    return None

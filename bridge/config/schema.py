@@ -1,0 +1,113 @@
+"""The configuration as the daemon gets it: frozen dataclasses, and the errors the loader raises.
+
+Defaults live here; the checks a type cannot express live in the rules_*.py modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    listen: tuple[str, int] | None = ("127.0.0.1", 8080)  # None: no local HTTP API
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ReconnectConfig:
+    initial_s: float = 1.0  # first wait after a lost connection; the waits grow up to max_s
+    max_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ChargerConfig:
+    type: str
+    options: Any  # an instance of the driver's Options dataclass
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    type: str
+    options: Any  # an instance of the meter driver's Options dataclass
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    id: int
+    charger: ChargerConfig
+    meter: MeterConfig | None = None  # a meter of record: session energy from it, control through the charger
+    poll_interval_s: float = 1.0  # how often the devices are read
+    faulted_after_failed_polls: int = 3  # consecutive failed reads before the connector is Faulted
+    nominal_voltage_v: float = 230.0  # phase to neutral: converts W limits to A (smart charging)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargePointConfig:
+    id: str
+    csms_url: str  # without a trailing slash; the id is appended as the last path segment
+    vendor: str = "ocpp-bridge"
+    model: str = "ocpp-bridge"
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    meter_type: str | None = None
+    meter_serial_number: str | None = None
+    password: str | None = field(default=None, repr=False)
+    password_format: Literal["plain", "hex"] = "plain"
+    boot_on_reconnect: bool = False
+    reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
+    max_queued_messages: int = 50_000  # outbox bound; beyond it the oldest MeterValues are dropped
+    # The largest frame taken from the central system (websockets closes the link with 1009 above
+    # it). 4 MiB: a SendLocalList of 10,000 entries (~1.3 MB) fits three times over.
+    max_frame_bytes: int = 4 * 1024 * 1024
+    ocpp: Mapping[str, str] = field(default_factory=dict)  # canonical key names, wire values
+    connectors: tuple[ConnectorConfig, ...]
+
+
+MIN_FRAME_BYTES = 64 * 1024  # a 96-period charging profile is ~5 KB; below this real frames would not fit
+MAX_FRAME_BYTES = 64 * 1024 * 1024  # a Pi keeps up to 16 frames of this size queued
+
+
+@dataclass(frozen=True)
+class MqttStateConfig:
+    """The `mqtt:` block: state published to an MQTT broker, with Home Assistant discovery."""
+
+    broker: str = field(repr=False)  # mqtt://[user:password@]host[:port] or mqtts://...; holds the password
+    topic_prefix: str = "ocpp-bridge"
+    discovery: bool = True  # Home Assistant MQTT discovery configs under discovery_prefix
+    discovery_prefix: str = "homeassistant"
+    interval_s: float = 60.0  # everything is published again this often (changes go out within a second)
+    retain: bool = True  # state topics retained (availability and discovery configs always are)
+
+
+@dataclass(frozen=True)
+class Config:
+    state_dir: Path
+    api: ApiConfig
+    charge_points: tuple[ChargePointConfig, ...]
+    source: str  # the file it came from, for messages
+    mqtt: MqttStateConfig | None = None  # None: no MQTT state publishing
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # e.g. "charge_points[0].connectors[0].charger.phases"; "" for the whole file
+    line: int | None  # 1-based
+    message: str
+
+
+class ConfigError(Exception):
+    """Every problem found in one configuration, one per line when printed."""
+
+    def __init__(self, problems: list[Problem], source: str = "<string>") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__("\n".join(self._render(p) for p in problems))
+
+    def _render(self, problem: Problem) -> str:
+        where = self.source if problem.line is None else f"{self.source}:{problem.line}"
+        path = f"{problem.path}: " if problem.path else ""
+        return f"{where}: {path}{problem.message}"

@@ -11,10 +11,16 @@ Durability is chosen per write:
   StopTransaction), the central system's transaction id, and configuration
   values are committed with `synchronous=FULL`: on disk before the call
   returns, so a power cut right after loses none of them;
-- removing an answered MeterValues from the outbox is committed with
-  `synchronous=NORMAL`: safe against a killed process (the OS has it), and a
-  power cut can at worst bring back a MeterValues the central system already
-  has, which is sent again with its original message id and timestamp.
+- removing answered messages other than StartTransaction and StopTransaction
+  (MeterValues, and durable messages of no transaction) is grouped: a batch
+  of answered seqs goes in one commit with `synchronous=NORMAL` (or with the
+  next durable outbox write, whichever comes first). A crash or power cut
+  before that commit can at worst bring back messages the central system
+  already has, which are sent again with their original message ids.
+
+The outbox keeps its size per charge point in `_queued` (a COUNT at the first
+use, then kept by every outbox write on the store thread), so its bound is
+checked in the same commit that adds a MeterValues.
 
 At start the file is checked (`PRAGMA quick_check`); a file that is not a
 database or is damaged is moved aside (with its -wal and -shm) under a name
@@ -129,6 +135,26 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE transactions ADD COLUMN suspended_state TEXT
     """,
+    # 7 -> 8: the outbox carries durable messages of no transaction too (tx NULL). SQLite cannot
+    # drop a NOT NULL: the table is copied, and its AUTOINCREMENT counter with it (seqs never go back).
+    """
+    CREATE TABLE outbox_v8 (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,   -- the order messages leave in
+        charge_point  TEXT    NOT NULL,
+        action        TEXT    NOT NULL,        -- StartTransaction | MeterValues | StopTransaction | ...
+        tx            INTEGER,                 -- transactions.id (transactionId is filled in at send
+                                               -- time), NULL for a message of no transaction
+        payload       TEXT    NOT NULL,        -- the wire payload as JSON
+        unique_id     TEXT    NOT NULL,        -- kept, so a resend carries the same message id
+        created_at    TEXT    NOT NULL
+    );
+    INSERT INTO outbox_v8 SELECT seq, charge_point, action, tx, payload, unique_id, created_at FROM outbox;
+    DELETE FROM sqlite_sequence WHERE name = 'outbox_v8';
+    UPDATE sqlite_sequence SET name = 'outbox_v8' WHERE name = 'outbox';
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v8 RENAME TO outbox;
+    CREATE INDEX outbox_charge_point ON outbox (charge_point, seq);
+    """,
 ]
 
 _ADD_STOP_VALUE = "INSERT INTO stop_txn_values (tx, meter_value) VALUES (?, ?)"
@@ -157,10 +183,30 @@ class OutboxRow:
     seq: int
     charge_point: str
     action: str
-    tx: int
+    tx: int | None  # None: a durable message of no transaction
     payload: str  # JSON text: parsed only when the message is sent (memory per queued message)
     unique_id: str
     created_at: str
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What an outbox write does besides its own rows, in the same commit."""
+
+    done: tuple[int, ...] = ()  # answered (or given up) messages that leave the outbox now
+    bound: int | None = None  # at this many queued, the oldest MeterValues goes before one is added
+    keep: int | None = None  # ... but never this one: it is on its way
+
+
+@dataclass(frozen=True)
+class Queued:
+    """An outbox write's outcome: the new message's seq and the MeterValues the bound dropped."""
+
+    seq: int
+    dropped: tuple[int, ...] = ()
+
+
+_OUTBOX_COLUMNS = "seq, charge_point, action, tx, payload, unique_id, created_at"
 
 
 class StoreError(Exception):
@@ -191,6 +237,7 @@ class Store:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self.recovered_from: Path | None = None  # where a damaged file was moved, if it was
+        self._queued: dict[str, int] = {}  # charge point -> rows in its outbox (store thread only)
 
     # -- opening ---------------------------------------------------------------
     @classmethod
@@ -252,9 +299,15 @@ class Store:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the store thread. A job once asked for is done even when the caller is
         cancelled meanwhile (a stop must not lose the write of an answer already received)."""
+        return await asyncio.shield(self.job(fn, *args))
+
+    def job(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """`fn(*args)` on the store thread, as a future of the running loop. Jobs run in the order
+        they were asked for, and their futures complete (and call their done-callbacks) in that
+        order too. RuntimeError if the store is closed."""
         job = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         job.add_done_callback(_retrieved)
-        return await asyncio.shield(job)
+        return job
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue `fn(*args)` on the store thread without waiting: it still runs after every write
@@ -289,27 +342,125 @@ class Store:
                 db.execute("PRAGMA synchronous=FULL")
         return ids
 
-    # -- transactions and their messages ----------------------------------------------
-    def _write_queued(
-        self, statements: list[tuple[str, tuple[Any, ...]]], cp: str, action: str, tx: int, payload: str,
-        unique_id: str, at: str,
-    ) -> int:  # fmt: skip
-        """`statements` and the outbox row of message `action` in one durable write; returns its seq."""
-        statements.append((
-            "INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (cp, action, tx, payload, unique_id, at),
-        ))  # fmt: skip
-        seq = self._write(True, statements)[-1]
+    # -- the outbox: one queue per charge point -------------------------------------
+    def _outbox_write(
+        self,
+        durable: bool,
+        cp: str,
+        statements: list[tuple[str, tuple[Any, ...]]],
+        terms: Terms,
+        message: tuple[str, int | None, str, str, str] | None = None,
+    ) -> Queued:
+        """One commit: `terms.done` leave the outbox, then `statements`, then room is made within
+        `terms.bound`, then `message` (action, tx, payload, unique_id, created_at) is added.
+        Keeps the outbox's size in `_queued`; returns the new seq (0: none added)."""
+        db = self._db
+        count = self.outbox_count(cp)
+        dropped: list[int] = []
+        seq: int | None = 0
+        if not durable:
+            db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if terms.done:
+                    marks = ",".join("?" * len(terms.done))
+                    count -= db.execute(
+                        f"DELETE FROM outbox WHERE charge_point = ? AND seq IN ({marks})", (cp, *terms.done)
+                    ).rowcount
+                for sql, params in statements:
+                    db.execute(sql, params)
+                while terms.bound is not None and count >= terms.bound:
+                    row = db.execute(
+                        "SELECT seq FROM outbox WHERE charge_point = ? AND action = 'MeterValues'"
+                        " AND seq != ? ORDER BY seq LIMIT 1",
+                        (cp, -1 if terms.keep is None else terms.keep),
+                    ).fetchone()
+                    if row is None:
+                        break  # only starts and stops are queued: those are never dropped
+                    db.execute("DELETE FROM outbox WHERE seq = ?", (row[0],))
+                    dropped.append(int(row[0]))
+                    count -= 1
+                if message is not None:
+                    seq = db.execute(
+                        "INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (cp, *message),
+                    ).lastrowid
+                    count += 1
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                self._queued.pop(cp, None)  # counted again at the next use
+                raise
+        finally:
+            if not durable:
+                db.execute("PRAGMA synchronous=FULL")
+        self._queued[cp] = count
         assert seq is not None
-        return seq
+        return Queued(seq, tuple(dropped))
 
+    def outbox_count(self, cp: str) -> int:
+        """How many messages `cp`'s outbox holds (answered ones not yet removed included)."""
+        count = self._queued.get(cp)
+        if count is None:
+            count = self._queued[cp] = int(
+                self._db.execute("SELECT COUNT(*) FROM outbox WHERE charge_point = ?", (cp,)).fetchone()[0]
+            )
+        return count
+
+    def outbox_state(self, cp: str, limit: int) -> tuple[int, int, list[OutboxRow]]:
+        """At start: how many messages `cp` has queued, the newest seq (0: none) and the first `limit`."""
+        last = self._db.execute("SELECT MAX(seq) FROM outbox WHERE charge_point = ?", (cp,)).fetchone()[0]
+        return self.outbox_count(cp), int(last or 0), self.outbox_page(cp, 0, limit)
+
+    def outbox_page(self, cp: str, after: int, limit: int, done: tuple[int, ...] = ()) -> list[OutboxRow]:
+        """The next `limit` messages of `cp` after seq `after`, in order; `done` leave the outbox first."""
+        if done:
+            self._outbox_write(False, cp, [], Terms(done))
+        rows = self._db.execute(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE charge_point = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (cp, after, limit),
+        ).fetchall()
+        return [OutboxRow(*r) for r in rows]
+
+    def outbox(self, cp: str) -> list[OutboxRow]:
+        """Every message `cp` has queued, in order (tests and tools: the daemon reads pages)."""
+        return self.outbox_page(cp, 0, -1)
+
+    def remove_messages(
+        self, cp: str, done: tuple[int, ...], durable: bool = False, tx: int | None = None,
+        cs_id: int | None = None, ended: bool = False,
+    ) -> None:  # fmt: skip
+        """Answered (or given up) messages leave the outbox in one commit; with `cs_id`, the
+        central system's id of transaction `tx` is kept; with `ended`, `tx` goes too once none of
+        its messages is left (its StopTransaction was the last)."""
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        if cs_id is not None:
+            statements.append(("UPDATE transactions SET cs_id = ? WHERE id = ?", (cs_id, tx)))
+        if ended:
+            statements.append(("DELETE FROM transactions WHERE id = ? AND stopped_at IS NOT NULL"
+                               " AND NOT EXISTS (SELECT 1 FROM outbox WHERE tx = ?)", (tx, tx)))  # fmt: skip
+        self._outbox_write(durable, cp, statements, Terms(done))
+
+    def queue_message(
+        self, cp: str, action: str, payload: str, unique_id: str, created_at: str, terms: Terms = Terms()
+    ) -> Queued:
+        """A durable message of no transaction (`payload`, JSON), queued in one durable write."""
+        return self._outbox_write(True, cp, [], terms, (action, None, payload, unique_id, created_at))
+
+    def drop_oldest_meter_values(self, cp: str) -> int | None:
+        """Make room: remove the oldest queued MeterValues of `cp`; returns its seq (None: there is none)."""
+        dropped = self._outbox_write(True, cp, [], Terms(bound=self.outbox_count(cp))).dropped
+        return dropped[0] if dropped else None
+
+    # -- transactions and their messages ----------------------------------------------
     def begin_transaction(
         self, cp: str, tx: int, connector: int, id_tag: str, meter_start: int, started_at: str, payload: str,
-        unique_id: str, stop_value: str | None = None,
-    ) -> int:  # fmt: skip
+        unique_id: str, stop_value: str | None = None, terms: Terms = Terms(),
+    ) -> Queued:  # fmt: skip
         """Record transaction `tx` with its StartTransaction (`payload`, JSON) queued, and its
-        Transaction.Begin value for the StopTransaction when there is one; returns the outbox seq."""
+        Transaction.Begin value for the StopTransaction when there is one."""
         statements: list[tuple[str, tuple[Any, ...]]] = [
             ("INSERT INTO transactions (id, charge_point, connector, id_tag, meter_start, started_at,"
              " last_meter_wh, last_meter_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -317,14 +468,15 @@ class Store:
         ]  # fmt: skip
         if stop_value is not None:
             statements.append((_ADD_STOP_VALUE, (tx, stop_value)))
-        return self._write_queued(statements, cp, "StartTransaction", tx, payload, unique_id, started_at)
+        message = ("StartTransaction", tx, payload, unique_id, started_at)
+        return self._outbox_write(True, cp, statements, terms, message)
 
     def record_meter_values(
         self, cp: str, tx: int, energy_wh: float | None, at: str, payload: str, unique_id: str,
-        stop_value: str | None = None,
-    ) -> int:  # fmt: skip
-        """A reading taken during a transaction, with its MeterValues (`payload`, JSON) queued and
-        its value for the StopTransaction; returns the outbox seq."""
+        stop_value: str | None = None, terms: Terms = Terms(),
+    ) -> Queued:  # fmt: skip
+        """A reading taken during a transaction, with its MeterValues (`payload`, JSON) queued (within
+        `terms.bound`) and its value for the StopTransaction."""
         statements: list[tuple[str, tuple[Any, ...]]] = []
         if stop_value is not None:
             statements.append((_ADD_STOP_VALUE, (tx, stop_value)))
@@ -335,7 +487,7 @@ class Store:
                     (energy_wh, at, tx),
                 )
             )
-        return self._write_queued(statements, cp, "MeterValues", tx, payload, unique_id, at)
+        return self._outbox_write(True, cp, statements, terms, ("MeterValues", tx, payload, unique_id, at))
 
     def record_reading(
         self, tx: int, energy_wh: float | None, at: str, stop_value: str | None = None
@@ -369,53 +521,18 @@ class Store:
         return len(seqs) - len(doomed)
 
     def end_transaction(
-        self,
-        cp: str,
-        tx: int,
-        meter_stop: int,
-        stopped_at: str,
-        reason: str,
-        payload: str,
-        unique_id: str,
-    ) -> int:
+        self, cp: str, tx: int, meter_stop: int, stopped_at: str, reason: str, payload: str, unique_id: str,
+        terms: Terms = Terms(),
+    ) -> Queued:  # fmt: skip
         """The end of a transaction with its StopTransaction queued (carrying what was kept for its
-        transactionData, which is deleted); returns the outbox seq."""
+        transactionData, which is deleted)."""
         statements: list[tuple[str, tuple[Any, ...]]] = [
             ("UPDATE transactions SET stopped_at = ?, meter_stop = ?, stop_reason = ? WHERE id = ?",
              (stopped_at, meter_stop, reason, tx)),
             ("DELETE FROM stop_txn_values WHERE tx = ?", (tx,)),
         ]  # fmt: skip
-        return self._write_queued(statements, cp, "StopTransaction", tx, payload, unique_id, stopped_at)
-
-    def delivered(self, seq: int, action: str, tx: int, cs_id: int | None = None) -> None:
-        """The central system answered outbox message `seq` (or it was given up on)."""
-        statements: list[tuple[str, tuple[Any, ...]]] = [("DELETE FROM outbox WHERE seq = ?", (seq,))]
-        if cs_id is not None:
-            statements.append(("UPDATE transactions SET cs_id = ? WHERE id = ?", (cs_id, tx)))
-        if action == "StopTransaction":
-            # Its last message went: the transaction is complete and need not be kept.
-            statements.append(("DELETE FROM transactions WHERE id = ? AND stopped_at IS NOT NULL"
-                               " AND NOT EXISTS (SELECT 1 FROM outbox WHERE tx = ?)", (tx, tx)))  # fmt: skip
-        self._write(action != "MeterValues", statements)
-
-    def drop_oldest_meter_values(self, cp: str) -> int | None:
-        """Make room: remove the oldest queued MeterValues of `cp`; returns its seq (None: there is none)."""
-        row = self._db.execute(
-            "SELECT seq FROM outbox WHERE charge_point = ? AND action = 'MeterValues' ORDER BY seq LIMIT 1",
-            (cp,),
-        ).fetchone()
-        if row is None:
-            return None
-        self._write(True, [("DELETE FROM outbox WHERE seq = ?", (row[0],))])
-        return int(row[0])
-
-    def outbox(self, cp: str) -> list[OutboxRow]:
-        rows = self._db.execute(
-            "SELECT seq, charge_point, action, tx, payload, unique_id, created_at FROM outbox"
-            " WHERE charge_point = ? ORDER BY seq",
-            (cp,),
-        ).fetchall()
-        return [OutboxRow(*r) for r in rows]
+        message = ("StopTransaction", tx, payload, unique_id, stopped_at)
+        return self._outbox_write(True, cp, statements, terms, message)
 
     def transactions(self, cp: str) -> list[TransactionRow]:
         """Every transaction of `cp` still kept: open ones, and ended ones whose messages are queued."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from ocpp.v16 import call
 
+from bridge.store import Store
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import ready, sim_of, statuses
@@ -245,20 +247,16 @@ async def test_an_answer_is_applied_before_the_next_queued_message_is_built(
     csms: StrictCentralSystem, tmp_path: Any
 ) -> None:
     """Adjacent transaction messages (an offline backlog): the Stop is built with the Start's answer."""
-    async with running(make_config(csms.url, tmp_path)) as daemon:
-        await ready(csms)
-        session = daemon.charge_points["CP-1"].session
-        ids: dict[str, int] = {}
-        stamp = "2026-01-01T00:00:00Z"
-        session.submit(
-            lambda: call.StartTransaction(connector_id=1, id_tag="T", meter_start=0, timestamp=stamp),
-            transactional=True,
-            on_result=lambda answer: ids.update(tx=answer.transaction_id),
-        )
-        session.submit(
-            lambda: call.StopTransaction(meter_stop=5, timestamp=stamp, transaction_id=ids.get("tx", -1)),
-            transactional=True,
-        )
+    stamp = "2026-01-01T00:00:00Z"
+    store = Store.open(tmp_path / "state")  # the backlog, queued in the outbox before the daemon starts
+    try:
+        start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": stamp}
+        store.begin_transaction("CP-1", 1, 1, "T", 0, stamp, json.dumps(start), "start-1")
+        stop_payload = {"meterStop": 5, "timestamp": stamp, "reason": "Local"}
+        store.end_transaction("CP-1", 1, 5, stamp, "Local", json.dumps(stop_payload), "stop-1")
+    finally:
+        store.close()
+    async with running(make_config(csms.url, tmp_path)):
         stop = await csms.wait_for_call("CP-1", "StopTransaction")
     assert stop["transactionId"] == csms.last_transaction_id
 

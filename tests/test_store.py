@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.store import FILENAME, MIGRATIONS, Store, StoreError
+from bridge.store import FILENAME, MIGRATIONS, Store, StoreError, Terms
 
 T0 = "2026-01-01T00:00:00.000Z"
 
@@ -34,11 +34,13 @@ def test_a_new_database_is_created_in_wal_mode_at_the_latest_schema(tmp_path: Pa
 def test_a_transaction_and_its_messages_round_trip_in_order(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     try:
-        start = store.begin_transaction("CP-1", 7, 1, "TAG", 1000, T0, '{"idTag": "TAG"}', "id-start")
+        start = store.begin_transaction("CP-1", 7, 1, "TAG", 1000, T0, '{"idTag": "TAG"}', "id-start").seq
         mv = store.record_meter_values(
             "CP-1", 7, 1500.5, "2026-01-01T00:01:00.000Z", '{"connectorId": 1}', "id-mv"
-        )
-        stop = store.end_transaction("CP-1", 7, 1600, "2026-01-01T00:02:00.000Z", "Local", "{}", "id-stop")
+        ).seq
+        stop = store.end_transaction(
+            "CP-1", 7, 1600, "2026-01-01T00:02:00.000Z", "Local", "{}", "id-stop"
+        ).seq
         assert start < mv < stop
         rows = store.outbox("CP-1")
         assert [(r.action, r.unique_id, r.tx) for r in rows] == [
@@ -51,10 +53,10 @@ def test_a_transaction_and_its_messages_round_trip_in_order(tmp_path: Path) -> N
         assert (tx.last_meter_wh, tx.meter_stop, tx.stop_reason) == (1500.5, 1600, "Local")
         assert store.outbox("CP-2") == []
         # Delivery: the central system's id is kept; the finished transaction goes with its last message.
-        store.delivered(start, "StartTransaction", 7, cs_id=4711)
+        store.remove_messages("CP-1", (start,), True, 7, cs_id=4711)
         assert store.transactions("CP-1")[0].cs_id == 4711
-        store.delivered(mv, "MeterValues", 7)
-        store.delivered(stop, "StopTransaction", 7)
+        store.remove_messages("CP-1", (mv,))
+        store.remove_messages("CP-1", (stop,), True, 7, ended=True)
         assert store.outbox("CP-1") == [] and store.transactions("CP-1") == []
     finally:
         store.close()
@@ -64,10 +66,10 @@ def test_local_transaction_ids_are_never_reused(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     try:
         assert store.next_transaction_id() == 1
-        seq = store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "{}", "a")
-        stop = store.end_transaction("CP-1", 1, 0, T0, "Local", "{}", "b")
-        store.delivered(seq, "StartTransaction", 1, cs_id=1)
-        store.delivered(stop, "StopTransaction", 1)
+        seq = store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "{}", "a").seq
+        stop = store.end_transaction("CP-1", 1, 0, T0, "Local", "{}", "b").seq
+        store.remove_messages("CP-1", (seq,), True, 1, cs_id=1)
+        store.remove_messages("CP-1", (stop,), True, 1, ended=True)
         assert store.transactions("CP-1") == []
         assert store.next_transaction_id() == 2
     finally:
@@ -101,8 +103,8 @@ def test_the_oldest_meter_values_are_dropped_first_never_start_or_stop(tmp_path:
     store = open_store(tmp_path)
     try:
         store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "{}", "s")
-        first = store.record_meter_values("CP-1", 1, 1.0, T0, "{}", "m1")
-        second = store.record_meter_values("CP-1", 1, 2.0, T0, "{}", "m2")
+        first = store.record_meter_values("CP-1", 1, 1.0, T0, "{}", "m1").seq
+        second = store.record_meter_values("CP-1", 1, 2.0, T0, "{}", "m2").seq
         store.end_transaction("CP-1", 1, 2, T0, "Local", "{}", "e")
         assert store.drop_oldest_meter_values("CP-1") == first
         assert store.drop_oldest_meter_values("CP-1") == second
@@ -152,3 +154,62 @@ def test_a_newer_schema_is_refused_and_the_file_left_alone(tmp_path: Path) -> No
     with pytest.raises(StoreError, match="newer than this ocpp-bridge knows"):
         open_store(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir() if "damaged" in p.name) == []
+
+
+def test_the_outbox_count_is_kept_by_every_outbox_write(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    try:
+
+        def counted() -> int:
+            with contextlib.closing(sqlite3.connect(tmp_path / FILENAME)) as reader:
+                return int(
+                    reader.execute("SELECT COUNT(*) FROM outbox WHERE charge_point = 'CP-1'").fetchone()[0]
+                )
+
+        start = store.begin_transaction("CP-1", 1, 1, "T", 0, T0, "{}", "s").seq
+        mvs = [store.record_meter_values("CP-1", 1, float(n), T0, "{}", f"m{n}").seq for n in range(4)]
+        other = store.queue_message("CP-1", "FirmwareStatusNotification", '{"status": "Idle"}', "f", T0)
+        assert other.dropped == () and store.outbox("CP-1")[-1].tx is None  # of no transaction
+        assert store.outbox_count("CP-1") == counted() == 6
+        # The bound, in the commit that adds: the oldest MeterValues but the one on its way goes.
+        bounded = store.record_meter_values("CP-1", 1, 5.0, T0, "{}", "m5", None, Terms(bound=6, keep=mvs[0]))
+        assert bounded.dropped == (mvs[1],) and store.outbox_count("CP-1") == counted() == 6
+        # Grouped removals, with the next write or on their own; a seq already gone counts nothing.
+        store.remove_messages("CP-1", (start, mvs[0], mvs[1]))
+        assert store.outbox_count("CP-1") == counted() == 4
+        store.end_transaction("CP-1", 1, 5, T0, "Local", "{}", "e", Terms(done=(mvs[2], other.seq)))
+        assert store.outbox_count("CP-1") == counted() == 3
+        assert store.outbox_count("CP-2") == 0
+    finally:
+        store.close()
+    store = open_store(tmp_path)
+    try:
+        assert store.outbox_count("CP-1") == 3  # counted again after a restart
+        assert [r.unique_id for r in store.outbox_page("CP-1", 0, 2)] == ["m3", "m5"]
+        assert store.outbox_state("CP-1", 1) == (3, store.outbox("CP-1")[-1].seq, store.outbox("CP-1")[:1])
+    finally:
+        store.close()
+
+
+def test_schema_7_outbox_rows_are_kept_and_seqs_go_on_after_the_migration(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / FILENAME, isolation_level=None)
+    for n, script in enumerate(MIGRATIONS[:7]):
+        db.executescript(f"BEGIN; {script}; PRAGMA user_version = {n + 1}; COMMIT;")
+    for n in range(5):
+        db.execute(
+            "INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
+            " VALUES ('CP-1', 'MeterValues', 1, '{}', ?, ?)",
+            (f"u{n}", T0),
+        )
+    db.execute("DELETE FROM outbox WHERE seq > 3")  # the newest were answered: their seqs are used up
+    db.close()
+    store = open_store(tmp_path)
+    try:
+        assert [(r.seq, r.unique_id, r.tx) for r in store.outbox("CP-1")] == [
+            (1, "u0", 1),
+            (2, "u1", 1),
+            (3, "u2", 1),
+        ]
+        assert store.queue_message("CP-1", "FirmwareStatusNotification", "{}", "new", T0).seq == 6
+    finally:
+        store.close()

@@ -9,10 +9,19 @@ Owns, for the daemon's whole life:
   a ChangeConfiguration takes effect at once; a missing pong drops the link;
 - the heartbeat: a Heartbeat after HeartbeatInterval without other CALLs;
 - the outgoing queue and its single sender, so that CALLs leave one at a
-  time (OCPP-J 4.1.1) and only once Boot was Accepted. Transaction
-  messages keep their order and survive a dropped connection; other
-  messages may overtake them (OCPP 1.6 §3.7). The queue is in memory for
-  now; the persistent outbox replaces `_transactional`.
+  time (OCPP-J 4.1.1) and only once Boot was Accepted.
+
+Two sources feed the sender. Messages that need not survive a restart
+(StatusNotification, Authorize, Heartbeat, ...) wait in memory, here.
+Messages that must (transaction messages, and later security events and
+firmware/diagnostics statuses) are owned by a `DurableQueue` (the outbox):
+the sender pulls its head, keeps the head's attempts on it (D1), and settles
+it once answered or given up on; they keep their order and survive a dropped
+connection. Other messages may overtake a durable one (OCPP 1.6 §3.7) while
+it waits for a retry or is backlog from before this connection; otherwise
+messages leave in the order they were made, which the sender tells from the
+durable queue's seq: an in-memory message records the newest durable seq
+when it is made (`durable_mark`).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ocpp.v16 import call
 from websockets.asyncio.client import ClientConnection
@@ -55,24 +64,69 @@ MIN_PONG_WAIT_S = 2.0  # with a tiny ping interval, still give a slow link this 
 
 @dataclass(eq=False, kw_only=True)
 class Outgoing:
-    """A CALL waiting to be sent. `build` runs at send time (ids known by then); None skips it."""
+    """A CALL waiting in memory. `build` runs at send time (ids known by then); None skips it."""
 
     build: Callable[[], Any | None] = field(kw_only=False)
     on_result: Callable[[Any], None] | None = None  # applied before the next message is built
-    # Awaited when the item leaves the queue: True answered, False given up on (the outbox row goes).
-    on_settled: Callable[[bool], Awaitable[None]] | None = None
-    # A message keeps its id when re-sent on a new connection (the central system may have seen it
-    # before the drop), but never twice on one connection (OCPP-J 4.1.3): see `_try`.
-    unique_id: str | None = None
-    sent_on: object | None = None  # the endpoint it was last sent on
-    outbox_seq: int | None = None
-    transactional: bool = False
     drop_when_offline: bool = False
     future: asyncio.Future[Any] | None = None
-    attempts: int = 0
-    not_before: float = 0.0
-    seq: int = 0  # submission order
-    created_at: float = 0.0  # epoch seconds the message was made (for the outbox age metric)
+    durable_mark: int = 0  # the newest durable message's seq when this one was made: those go first
+
+
+class DurableCall(Protocol):
+    """A message that must survive a restart, as its durable queue hands it to the sender.
+
+    The queue owns it until it is settled; the sender keeps its attempts on it (D1)."""
+
+    seq: int  # its place in the durable queue: durable messages leave in this order
+    # Kept when it is sent again on a new connection (the central system may have seen it before
+    # the drop), but never twice on one connection (OCPP-J 4.1.3): see `_try_durable`.
+    unique_id: str
+    on_result: Callable[[Any], None] | None  # applied as the answer is read, before the next build
+    attempts: int
+    not_before: float  # monotonic: not sent again before this (a retry's pause)
+    sent_on: object | None  # the endpoint it was last sent on
+    in_flight: bool  # on its way now: the queue's bound must not drop it
+
+    def build(self) -> Any | None:
+        """The CALL, made at send time (the ids it carries are known by then); None: skip it."""
+        ...
+
+
+class DurableQueue(Protocol):
+    """Messages that must survive a restart: the session pulls them, one at a time, in order."""
+
+    def bind(self, wake: Callable[[], None]) -> None:
+        """`wake` is to be called whenever the head may have changed (a message added, a page read)."""
+        ...
+
+    def head(self) -> DurableCall | None:
+        """The oldest message not settled, or None (none queued, or it is still being read)."""
+        ...
+
+    def last_seq(self) -> int:
+        """The seq of the newest message queued so far (0: none)."""
+        ...
+
+    async def settle(self, seq: int, delivered: bool) -> None:
+        """The head was answered (True) or given up on (False): it leaves the queue."""
+        ...
+
+    def idle(self) -> None:
+        """The sender has nothing to send now: a moment to write what the queue grouped."""
+        ...
+
+    def pending(self) -> int:
+        """How many messages are queued and not settled."""
+        ...
+
+    def oldest_at(self) -> float | None:
+        """When the oldest queued message was made (epoch seconds), or None."""
+        ...
+
+    async def wait_empty(self) -> None:
+        """Until no message is queued."""
+        ...
 
 
 @dataclass
@@ -112,17 +166,13 @@ class Session:
         self._ready = asyncio.Event()  # connected and Boot Accepted
         self._wakeup = asyncio.Event()
         self._normal: deque[Outgoing] = deque()
-        self._transactional: deque[Outgoing] = deque()
+        self._durable: DurableQueue | None = None  # the outbox, once attached
         self._last_call_sent = 0.0
         self._config_changed = asyncio.Event()
-        self._seq = 0
         self._closing = False
-        self._sending: Outgoing | None = None
-        self._online_seq = 0
+        self._online_mark = 0  # durable messages up to this seq are backlog from before this connection
         self._boot_wake = asyncio.Event()
         self._drop_reason: str | None = None  # why we ended the current connection ourselves
-        self._no_transactional = asyncio.Event()  # set while no transaction message is queued
-        self._no_transactional.set()
 
     # -- public ------------------------------------------------------------
     observer: Observer | None = None  # sees every frame (the demo's timeline)
@@ -144,34 +194,27 @@ class Session:
         build: Callable[[], Any | None],
         *,
         on_result: Callable[[Any], None] | None = None,
-        on_settled: Callable[[bool], Awaitable[None]] | None = None,
-        unique_id: str | None = None,
-        outbox_seq: int | None = None,
-        transactional: bool = False,
         drop_when_offline: bool = False,
         want_result: bool = False,
-        created_at: float | None = None,
     ) -> asyncio.Future[Any] | None:
-        """Queue a CALL; `build` makes it at send time, `on_result` takes its answer at once."""
-        self._seq += 1
+        """Queue a CALL in memory; `build` makes it at send time, `on_result` takes its answer at once.
+        Messages that must survive a restart go to the durable queue instead (`attach`)."""
         item = Outgoing(
             build,
             on_result=on_result,
-            on_settled=on_settled,
-            unique_id=unique_id,
-            outbox_seq=outbox_seq,
-            transactional=transactional,
             drop_when_offline=drop_when_offline,
-            seq=self._seq,
-            created_at=created_at if created_at is not None else self.clock.now().timestamp(),
+            durable_mark=self._durable.last_seq() if self._durable is not None else 0,
         )
         if want_result:
             item.future = asyncio.get_running_loop().create_future()
-        (self._transactional if transactional else self._normal).append(item)
-        if transactional:
-            self._no_transactional.clear()
+        self._normal.append(item)
         self._wakeup.set()
         return item.future
+
+    def attach(self, durable: DurableQueue) -> None:
+        """The durable queue (the outbox) this session sends from, besides its own in-memory one."""
+        self._durable = durable
+        durable.bind(self._wakeup.set)
 
     def spawn(self, coro: Any, what: str) -> None:
         """Run a follow-up of the CALL being handled (never `call()` inside a handler)."""
@@ -195,22 +238,12 @@ class Session:
         self._config_changed.set()
 
     def pending_transactional(self) -> int:
-        return len(self._transactional)
+        """How many durable messages (transaction messages, ...) wait to be delivered."""
+        return self._durable.pending() if self._durable is not None else 0
 
     def oldest_transactional_at(self) -> float | None:
-        """When the oldest queued transaction message was made (epoch seconds), or None."""
-        return min((item.created_at for item in self._transactional), default=None)
-
-    def discard(self, outbox_seq: int) -> bool:
-        """Forget a queued transaction message (the bounded outbox dropped it); False if not queued
-        or already on its way."""
-        for item in self._transactional:
-            if item.outbox_seq == outbox_seq and item is not self._sending:
-                self._transactional.remove(item)
-                if not self._transactional:
-                    self._no_transactional.set()
-                return True
-        return False
+        """When the oldest queued durable message was made (epoch seconds), or None."""
+        return self._durable.oldest_at() if self._durable is not None else None
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop(), name=f"{self.cfg.id} sender")
@@ -226,6 +259,8 @@ class Session:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+            if self._durable is not None:
+                self._durable.idle()  # what the queue grouped is written before the store closes
 
     async def restart(self) -> None:
         """As after a reboot: drop the connection; the next one starts with a BootNotification."""
@@ -361,7 +396,8 @@ class Session:
                     log.warning("%s: BootNotification failed: %s", self.cfg.id, exc)
                     self.boot.on_failure(self.clock.monotonic())
         self.backoff.reset()
-        self._online_seq = self._seq  # what was queued before now is backlog
+        # What was queued before now is backlog.
+        self._online_mark = self._durable.last_seq() if self._durable is not None else 0
         self._ready.set()
         self._wakeup.set()
         self._on_online(True)
@@ -425,48 +461,57 @@ class Session:
         self._normal = kept
 
     # -- the single sender ---------------------------------------------------
-    def _next_item(self, now: float) -> tuple[Outgoing | None, float | None]:
-        """The next item to send, or how long until the transactional head may go.
+    def _next_item(self, now: float) -> tuple[Outgoing | DurableCall | None, float | None]:
+        """The next item to send, or how long until the durable head may go.
 
-        Messages leave in the order they were submitted, except that other messages overtake
-        transaction messages (§3.7 allows it) that wait for a retry or are a backlog from before
-        this connection: a status or an Authorize does not wait behind hours of queued meter values.
+        Messages leave in the order they were made, except that other messages overtake durable
+        messages (§3.7 allows it) that wait for a retry or are a backlog from before this
+        connection: a status or an Authorize does not wait behind hours of queued meter values.
         """
         normal = self._normal[0] if self._normal else None
-        tx = self._transactional[0] if self._transactional else None
-        if tx is not None and tx.not_before > now:
-            return normal, None if normal is not None else tx.not_before - now
-        backlog = tx is not None and tx.seq <= self._online_seq
-        if normal is None or (tx is not None and tx.seq < normal.seq and not backlog):
-            return tx, None
+        durable = self._durable.head() if self._durable is not None else None
+        if durable is None:
+            return normal, None
+        if durable.not_before > now:
+            return normal, None if normal is not None else durable.not_before - now
+        backlog = durable.seq <= self._online_mark
+        if normal is None or (durable.seq <= normal.durable_mark and not backlog):
+            return durable, None
         return normal, None
 
     async def _send_loop(self) -> None:
         while True:
-            await self._ready.wait()
+            if not self._ready.is_set():
+                if self._durable is not None:
+                    self._durable.idle()  # offline: what the queue grouped need not wait for the link
+                await self._ready.wait()
             item, wait = self._next_item(self.clock.monotonic())
             if item is None:
+                if self._durable is not None:
+                    self._durable.idle()
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), wait)
                 continue
-            await self._send_one(item)
-
-    def _remove(self, item: Outgoing) -> None:
-        queue = self._transactional if item.transactional else self._normal
-        if queue and queue[0] is item:
-            queue.popleft()
-        if not self._transactional:
-            self._no_transactional.set()
+            if isinstance(item, Outgoing):
+                await self._send_normal(item)
+                continue
+            delivered = await self._try_durable(item)
+            if delivered is not None:
+                assert self._durable is not None
+                await self._durable.settle(item.seq, delivered)
 
     async def transactional_sent(self, timeout: float) -> bool:
-        """Wait (at most `timeout`) until no transaction message is queued; True if none is."""
+        """Wait (at most `timeout`) until no durable message is queued; True if none is."""
+        if self._durable is None:
+            return True
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._no_transactional.wait(), timeout)
-        return self._no_transactional.is_set()
+            await asyncio.wait_for(self._durable.wait_empty(), timeout)
+        return self._durable.pending() == 0
 
     def _settle(self, item: Outgoing, result: Any = None, error: BaseException | None = None) -> None:
-        self._remove(item)
+        if self._normal and self._normal[0] is item:
+            self._normal.popleft()
         if item.future is None or item.future.done():
             return
         if error is not None:
@@ -474,56 +519,67 @@ class Session:
         else:
             item.future.set_result(result)
 
-    async def _send_one(self, item: Outgoing) -> None:
-        self._sending = item
-        try:
-            delivered = await self._try(item)
-        finally:
-            self._sending = None
-        if delivered is not None and item.on_settled is not None:
-            await item.on_settled(delivered)
-
-    async def _try(self, item: Outgoing) -> bool | None:
-        """Send once: True answered, False given up on, None still queued."""
+    async def _send_normal(self, item: Outgoing) -> None:
+        """Send once; it stays queued only when the link is gone (and it may wait for the next)."""
         payload = item.build()
         endpoint = self._endpoint
         if payload is None:
             self._settle(item)
+            return
+        if endpoint is None:
+            return
+        try:
+            result = await endpoint.call(payload, on_result=item.on_result)
+        except NotConnected:
+            # The link is gone or going: wait for the next one. Without this the sender would
+            # spin on a closing socket (its send fails without yielding) and starve the loop.
+            self._ready.clear()
+            return  # stays queued; the next connection sends it
+        except CallTimeout as exc:
+            self._settle(item, error=exc)
+            return
+        except (CallErrorReceived, InvalidResponse) as exc:
+            log.warning("%s: %s", self.cfg.id, exc)
+            self._settle(item, error=exc)
+            return
+        self._settle(item, result)
+
+    async def _try_durable(self, item: DurableCall) -> bool | None:
+        """Send once: True answered, False given up on, None still queued (D1 for the rest)."""
+        payload = item.build()
+        endpoint = self._endpoint
+        if payload is None:
             return False
         if endpoint is None:
             return None
         if item.sent_on is endpoint:
             item.unique_id = str(uuid.uuid4())
         item.sent_on = endpoint
+        item.in_flight = True
         try:
-            result = await endpoint.call(payload, on_result=item.on_result, unique_id=item.unique_id)
+            await endpoint.call(payload, on_result=item.on_result, unique_id=item.unique_id)
         except NotConnected:
-            # The link is gone or going: wait for the next one. Without this the sender would
-            # spin on a closing socket (its send fails without yielding) and starve the loop.
-            self._ready.clear()
-            return None  # stays queued; the next connection sends it
+            self._ready.clear()  # as in _send_normal
+            return None
         except CallTimeout as exc:
-            if item.transactional:  # D1: a timeout is "not delivered yet", not a failed attempt
-                item.not_before = self.clock.monotonic() + TIMEOUT_RESEND_PAUSE_S
-                log.warning("%s: %s; will resend", self.cfg.id, exc)
-                return None
-            self._settle(item, error=exc)
-            return False
+            # D1: a timeout is "not delivered yet", not a failed attempt
+            item.not_before = self.clock.monotonic() + TIMEOUT_RESEND_PAUSE_S
+            log.warning("%s: %s; will resend", self.cfg.id, exc)
+            return None
         except (CallErrorReceived, InvalidResponse) as exc:
             log.warning("%s: %s", self.cfg.id, exc)
-            if item.transactional:
-                item.attempts += 1
-                if item.attempts < self.configuration.get_int("TransactionMessageAttempts"):
-                    retry = self.configuration.get_int("TransactionMessageRetryInterval") * item.attempts
-                    item.not_before = self.clock.monotonic() + retry
-                    return None
-                log.error(
-                    "%s: giving up on %s after %d attempts",
-                    self.cfg.id,
-                    type(payload).__name__,
-                    item.attempts,
-                )
-            self._settle(item, error=exc)
+            item.attempts += 1
+            if item.attempts < self.configuration.get_int("TransactionMessageAttempts"):
+                retry = self.configuration.get_int("TransactionMessageRetryInterval") * item.attempts
+                item.not_before = self.clock.monotonic() + retry
+                return None
+            log.error(
+                "%s: giving up on %s after %d attempts",
+                self.cfg.id,
+                getattr(payload, "action", type(payload).__name__),
+                item.attempts,
+            )
             return False
-        self._settle(item, result)
+        finally:
+            item.in_flight = False
         return True

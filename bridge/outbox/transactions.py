@@ -1,16 +1,18 @@
 """Transaction messages: persisted first, queued in order, delivered once, replayed after a crash.
 
 StartTransaction, MeterValues and StopTransaction are written to the store
-(with the reading or the transaction state they carry) before they are queued,
-and leave the store only when the central system answered them or they were
-given up on (D1). After a restart the rows are queued again in their order,
-before BootNotification is even sent, each with its original message id.
+(with the reading or the transaction state they carry) before they are queued
+in the outbox (`bridge.outbox.queue`), and leave it only when the central
+system answered them or they were given up on (D1). After a restart they are
+taken up again in their order, before BootNotification is even sent, each
+with its original message id.
 
 Transaction ids: a message carries our local transaction id until it is
 sent; `transactionId` is filled in at send time from the central system's
-answer to the StartTransaction. Messages leave in order, so a later message
-of a transaction is only built once its StartTransaction was answered or
-given up on; in the second case it carries -1 (ERRATA 3.18).
+answer to the StartTransaction (`TransactionIds`, the one map of them).
+Messages leave in order, so a later message of a transaction is only built
+once its StartTransaction was answered or given up on; in the second case it
+carries -1 (ERRATA 3.18).
 
 The queue is bounded (`max_queued_messages`): at the bound the oldest queued
 MeterValues is dropped, logged and counted; StartTransaction and
@@ -23,13 +25,13 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bridge.core.meter_values import thin_evenly
-from bridge.ocpp.rpc import RawCall, checked_call
-from bridge.ocpp.session import Session
-from bridge.store import OutboxRow, Store, TransactionRow
+from bridge.ocpp.rpc import checked_call
+from bridge.outbox.queue import Kind, Message, Outbox
+from bridge.outbox.tx_ids import TransactionIds
+from bridge.store import Queued, Store, Terms, TransactionRow
 
 log = logging.getLogger("bridge.outbox")
 
@@ -37,41 +39,62 @@ StartAnswered = Callable[[int, str, Any], None]  # (local transaction id, idTag,
 TagInfo = Callable[[str, dict[str, Any]], None]  # (idTag, idTagInfo) from a StopTransaction.conf
 
 
+class Sender(Protocol):
+    """What sends the outbox's messages (bridge.ocpp.session.Session)."""
+
+    def attach(self, durable: Outbox) -> None: ...
+
+
 class TransactionMessages:
     def __init__(
         self,
         cp_id: str,
         store: Store,
-        session: Session,
+        session: Sender,
         max_queued: int,
         on_start_answer: StartAnswered,
         on_tag_info: TagInfo,
     ) -> None:
         self.cp_id = cp_id
         self.store = store
-        self.session = session
-        self.max_queued = max_queued
+        self.outbox = Outbox(cp_id, store, bound=max_queued)
+        self.ids = TransactionIds()
         self._on_start_answer = on_start_answer
         self._on_tag_info = on_tag_info
-        self.tx_ids: dict[int, int] = {}  # local id -> the central system's transactionId
-        self.dropped_meter_values = 0
         self.max_stop_values = 100  # StopTransactionMaxMeterValues
         self._kept: dict[int, int] = {}  # local id -> values kept for its StopTransaction
+        self.outbox.kinds.update(
+            StartTransaction=Kind(answered=self._start_answered, settled=self._start_settled),
+            MeterValues=Kind(fill=self._fill_id),
+            StopTransaction=Kind(
+                fill=self._fill_id, answered=self._stop_answered, settled=self._stop_settled
+            ),
+        )
+        session.attach(self.outbox)
+
+    @property
+    def max_queued(self) -> int:
+        return self.outbox.bound
+
+    @property
+    def dropped_meter_values(self) -> int:
+        return self.outbox.dropped
 
     def transaction_id(self, tx: int) -> int:
-        return self.tx_ids.get(tx, -1)
+        """The transactionId a message of local transaction `tx` carries: -1 while it has none."""
+        return self.ids.wire(tx)
+
+    def cs_id(self, tx: int) -> int | None:
+        """The central system's id of local transaction `tx`, None while it has none."""
+        return self.ids.get(tx)
 
     async def restore(self) -> list[TransactionRow]:
-        """Queue what the store holds; returns the transactions left open by the last run."""
+        """Take up what the store holds; returns the transactions left open by the last run."""
         rows = await self.store.run(self.store.transactions, self.cp_id)
-        self.tx_ids.update({r.id: r.cs_id for r in rows if r.cs_id is not None})
-        queued = await self.store.run(self.store.outbox, self.cp_id)
-        for row in queued:
-            self._queue(row)
+        self.ids.restore(rows)
+        queued = await self.outbox.restore()
         if queued:
-            log.info(
-                "%s: %d transaction messages from the last run are queued again", self.cp_id, len(queued)
-            )
+            log.info("%s: %d messages from the last run are queued again", self.cp_id, queued)
         return [r for r in rows if r.stopped_at is None]
 
     # -- new messages ------------------------------------------------------------
@@ -95,13 +118,16 @@ class TransactionMessages:
         }
         checked_call("StartTransaction", payload)  # checked once, here; sent as it is
         text = json.dumps(payload)
-        begin = self.store.begin_transaction
         kept = json.dumps(stop_value) if stop_value else None
-        seq = await self.store.run(
-            begin, self.cp_id, tx, connector, id_tag, meter_start, started_at, text, unique_id, kept
-        )
+        cp, store = self.cp_id, self.store
+
+        def write(terms: Terms) -> Queued:
+            return store.begin_transaction(
+                cp, tx, connector, id_tag, meter_start, started_at, text, unique_id, kept, terms
+            )
+
+        await self.outbox.add("StartTransaction", tx, text, unique_id, started_at, write)
         self._kept[tx] = 1 if kept else 0
-        self._queue(OutboxRow(seq, self.cp_id, "StartTransaction", tx, text, unique_id, started_at))
 
     async def meter_values(
         self,
@@ -112,17 +138,20 @@ class TransactionMessages:
         sampled: list[dict[str, Any]],
         stop_value: dict[str, Any] | None = None,
     ) -> None:
-        """Persist a reading and queue its MeterValues (and keep `stop_value` for the StopTransaction)."""
-        await self._make_room()
+        """Persist a reading and queue its MeterValues (and keep `stop_value` for the StopTransaction);
+        at the bound the oldest queued MeterValues goes, in the same write."""
         unique_id = str(uuid.uuid4())
         payload = {"connectorId": connector, "meterValue": [{"timestamp": at, "sampledValue": sampled}]}
         checked_call("MeterValues", {**payload, "transactionId": 0})
         text = json.dumps(payload)
         kept = json.dumps(stop_value) if stop_value else None
-        seq = await self.store.run(
-            self.store.record_meter_values, self.cp_id, tx, energy_wh, at, text, unique_id, kept
-        )
-        self._queue(OutboxRow(seq, self.cp_id, "MeterValues", tx, text, unique_id, at))
+        cp, store = self.cp_id, self.store
+
+        def write(terms: Terms) -> Queued:
+            # Positional: a test wraps the method in a plain function.
+            return store.record_meter_values(cp, tx, energy_wh, at, text, unique_id, kept, terms)
+
+        await self.outbox.add("MeterValues", tx, text, unique_id, at, write, bounded=True)
         await self._count_kept(tx, kept)
 
     async def reading(
@@ -165,65 +194,34 @@ class TransactionMessages:
         self._kept.pop(tx, None)
         checked_call("StopTransaction", {**payload, "transactionId": 0})
         text = json.dumps(payload)
-        seq = await self.store.run(
-            self.store.end_transaction, self.cp_id, tx, meter_stop, at, reason, text, unique_id
-        )
-        self._queue(OutboxRow(seq, self.cp_id, "StopTransaction", tx, text, unique_id, at))
+        cp, store = self.cp_id, self.store
 
-    # -- the queue -----------------------------------------------------------------
-    async def _make_room(self) -> None:
-        while self.session.pending_transactional() >= self.max_queued:
-            seq = await self.store.run(self.store.drop_oldest_meter_values, self.cp_id)
-            if seq is None:
-                return  # only starts and stops are queued: those are never dropped
-            self.session.discard(seq)
-            self.dropped_meter_values += 1
-            if self.dropped_meter_values == 1 or self.dropped_meter_values % 1000 == 0:
-                log.warning(
-                    "%s: %d transaction messages are queued (the bound): dropped the oldest MeterValues "
-                    "(%d dropped so far)",
-                    self.cp_id, self.max_queued, self.dropped_meter_values,
-                )  # fmt: skip
+        def write(terms: Terms) -> Queued:
+            return store.end_transaction(cp, tx, meter_stop, at, reason, text, unique_id, terms)
 
-    def _queue(self, row: OutboxRow) -> None:
-        def build() -> RawCall:
-            payload = json.loads(row.payload)
-            if row.action != "StartTransaction":
-                payload["transactionId"] = self.transaction_id(row.tx)
-            return RawCall(row.action, payload)
+        await self.outbox.add("StopTransaction", tx, text, unique_id, at, write)
 
-        def answered(answer: Any) -> None:
-            # Runs as the answer is read, before any later message is built.
-            if row.action == "StartTransaction":
-                self.tx_ids[row.tx] = answer.transaction_id
-                self._on_start_answer(row.tx, json.loads(row.payload)["idTag"], answer)
-            elif row.action == "StopTransaction" and answer.id_tag_info:
-                id_tag = json.loads(row.payload).get("idTag")
-                if id_tag:
-                    self._on_tag_info(id_tag, answer.id_tag_info)
+    # -- what the outbox asks of transaction messages --------------------------------
+    def _fill_id(self, message: Message, payload: dict[str, Any]) -> None:
+        payload["transactionId"] = self.ids.wire(message.tx)
 
-        async def settled(delivered: bool) -> None:
-            cs_id = self.tx_ids.get(row.tx) if row.action == "StartTransaction" and delivered else None
-            if row.action == "MeterValues":
-                # Not waited for: the next message need not wait for this delete (the store
-                # thread keeps the order; a crash before it runs re-sends, with the same id).
-                self.store.submit(self.store.delivered, row.seq, row.action, row.tx, None)
-                return
-            await self.store.run(self.store.delivered, row.seq, row.action, row.tx, cs_id)
+    def _start_answered(self, message: Message, answer: Any) -> None:
+        # Runs as the answer is read, before any later message is built.
+        assert message.tx is not None
+        self.ids.answered(message.tx, answer.transaction_id)
+        self._on_start_answer(message.tx, json.loads(message.payload)["idTag"], answer)
 
-        self.session.submit(
-            build,
-            on_result=answered,
-            on_settled=settled,
-            unique_id=row.unique_id,
-            outbox_seq=row.seq,
-            transactional=True,
-            created_at=_epoch(row.created_at),
-        )
+    def _stop_answered(self, message: Message, answer: Any) -> None:
+        if answer.id_tag_info:
+            id_tag = json.loads(message.payload).get("idTag")
+            if id_tag:
+                self._on_tag_info(id_tag, answer.id_tag_info)
 
+    async def _start_settled(self, message: Message, delivered: bool) -> None:
+        cs_id = self.ids.get(message.tx) if delivered and message.tx is not None else None
+        await self.outbox.remove_now(message, cs_id=cs_id)
 
-def _epoch(stamp: str) -> float | None:
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    async def _stop_settled(self, message: Message, delivered: bool) -> None:
+        await self.outbox.remove_now(message, ended=True)
+        if message.tx is not None:
+            self.ids.forget(message.tx)

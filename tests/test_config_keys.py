@@ -21,6 +21,7 @@ from bridge.core.config_keys import (
     KeyValueError,
     UnknownKey,
     WriteOnlyKey,
+    key_specs,
     lookup,
     suggest,
     validate_file_value,
@@ -258,7 +259,7 @@ def test_reboot_required_is_stored_but_effective_only_after_apply_pending(monkey
     spec = config_keys.lookup("WebSocketPingInterval")
     assert spec is not None
     monkeypatch.setitem(
-        config_keys._BY_LOWER, "websocketpinginterval", dataclasses.replace(spec, reboot_required=True)
+        key_specs._BY_LOWER, "websocketpinginterval", dataclasses.replace(spec, reboot_required=True)
     )
     config = make()
     seen: list[tuple[str, str]] = []

@@ -38,7 +38,7 @@ OURS = ("bridge", "adapters")
 
 # (test file, private name): (how many accesses, the public accessor they wait for). Shrink only.
 WAITING: dict[tuple[str, str], tuple[int, str]] = {
-    # A key table with one key made RebootRequired (monkeypatch.setitem on the lookup table).
+    # A key table with one key made RebootRequired (monkeypatch.setitem on key_specs' lookup table).
     ("test_config_keys.py", "_BY_LOWER"): (
         1,
         "bridge.core.config_keys.Configuration(features, fixed, initial, measurand_supported, *, "

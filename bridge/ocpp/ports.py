@@ -1,7 +1,7 @@
 """What the protocol layer needs of the charge point, declared here as small Protocols.
 
 `bridge.ocpp` never imports the runtime (bridge/chargepoint.py, bridge/runtime/), the configuration
-file's types (bridge/config.py) or the API: the handlers are given objects that have these methods,
+file's types (bridge/config/) or the API: the handlers are given objects that have these methods,
 and the runtime provides them. Each Protocol is what one feature profile's handlers use.
 """
 

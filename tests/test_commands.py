@@ -178,10 +178,12 @@ async def test_change_availability_is_stored_before_it_is_answered(store: Store,
     await box.read()
     busy = threading.Event()
     store.submit(busy.wait)  # the store thread is held up: nothing can be written yet
-    answering = asyncio.create_task(box.commands.change_availability(1, False))
-    await turns()
-    assert not answering.done()  # no answer before the write
-    busy.set()
+    try:
+        answering = asyncio.create_task(box.commands.change_availability(1, False))
+        await turns()
+        assert not answering.done()  # no answer before the write
+    finally:
+        busy.set()
     assert await asyncio.wait_for(answering, 1) == "Accepted"
     assert await store.run(store.availability, CP_ID) == {1: False}
     assert not box.connectors[1].core.operative

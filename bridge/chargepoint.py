@@ -47,6 +47,8 @@ from bridge.store import Store
 
 log = logging.getLogger("bridge.chargepoint")
 
+EFFECTS_DRAIN_S = 3.0  # a graceful stop waits this long at most for decided effects to be carried out
+
 SUPPORTED_PROFILES = "Core,SmartCharging,RemoteTrigger"
 
 
@@ -220,6 +222,9 @@ class ChargePoint:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # What the connectors decided is carried out first (a stop's fresh reading takes 2 s
+            # at most): only then is the rest cancelled.
+            await asyncio.gather(*(rt.effects.drain(EFFECTS_DRAIN_S) for rt in self.connectors.values()))
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)

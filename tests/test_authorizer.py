@@ -220,12 +220,6 @@ async def test_a_disabled_cache_is_not_consulted(store: Store) -> None:
     assert asked.concluded == [(True, "offline", None)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Authorizer.known_parent reads the cache even with AuthorizationCacheEnabled false: a tag "
-    "of the transaction's group then stops it locally (on_tag's known_parent) without the Authorize "
-    "that a disabled cache calls for",
-)
 async def test_a_disabled_cache_gives_no_group(store: Store) -> None:
     clock = ManualClock()
     cfg = configuration()

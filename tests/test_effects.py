@@ -174,3 +174,20 @@ async def test_the_worker_comes_back_for_batches_after_it_finished(tasks: Tasks)
     assert all(t.done() for t in tasks.tasks)
     await asyncio.wait_for(effects.apply([SetEnergy(False)]), 1)
     assert carrier.done == [SetEnergy(True), "after batch", SetEnergy(False), "after batch"]
+
+
+async def test_a_graceful_stop_waits_for_a_decided_stop_to_be_carried_out(tasks: Tasks) -> None:
+    """drain(): what was decided is carried out before the charge point's tasks are cancelled, within
+    the bound; a stop decided but not yet persisted is not lost to the cancel."""
+    carrier = Carrier()
+    effects = runner(carrier, tasks)
+    carrier.gates[StopTransaction] = asyncio.Event()
+    core = plugged_connector()
+    effects.apply(core.on_authorized("TAG", True, NOW, 60))
+    effects.apply(core.stop(StopReason.LOCAL, NOW, None))
+    await turns()
+    assert not await effects.drain(0.05)  # held at the gate: not drained within the bound
+    asyncio.get_running_loop().call_later(0.05, carrier.gates[StopTransaction].set)
+    assert await effects.drain(1.0)
+    assert any(isinstance(e, StopTransaction) for e in carrier.done)
+    assert await effects.drain(0.0)  # nothing pending: at once

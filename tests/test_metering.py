@@ -226,12 +226,6 @@ async def _stamps(meter: Meter) -> list[str]:
     return [json.loads(r.payload)["meterValue"][0]["timestamp"] for r in rows]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Metering._sample counts instants as start + n * interval with the interval read anew each "
-    "turn: after MeterValueSampleInterval is lowered (60 -> 10 s) it catches up on the instants the new "
-    "interval would have had since the start, sending a burst of MeterValues at one instant",
-)
 async def test_a_lowered_sample_interval_brings_no_burst(
     store: Store, tasks: Tasks, steered: SteeredClock
 ) -> None:
@@ -253,12 +247,6 @@ async def test_a_lowered_sample_interval_brings_no_burst(
     assert len(stamps) == len(set(stamps)), stamps
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Metering._sample counts instants as start + n * interval with the interval read anew each "
-    "turn: after MeterValueSampleInterval is raised (10 -> 60 s) during a transaction, the next value "
-    "waits for the start + n * 60 s instant (260 s here), not one new interval",
-)
 async def test_a_raised_sample_interval_samples_again_within_the_new_interval(
     store: Store, tasks: Tasks, steered: SteeredClock
 ) -> None:

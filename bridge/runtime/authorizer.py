@@ -63,7 +63,10 @@ class Authorizer:
         )
 
     def known_parent(self, id_tag: str, now: datetime) -> str | None:
-        """The group of a tag known locally as valid (for stops by a tag of the same group)."""
+        """The group of a tag known locally as valid (for stops by a tag of the same group); nothing
+        while the cache is disabled (AuthorizationCacheEnabled false: it must not be consulted)."""
+        if not self._configuration.get_bool("AuthorizationCacheEnabled"):
+            return None
         entry = self.cache.get(id_tag)
         if entry is None or not entry.info.valid(now):
             return None

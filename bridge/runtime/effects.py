@@ -46,6 +46,17 @@ class EffectRunner:
             self._worker = self._spawn(self._carry_out(), f"{self._name}: effects")
         return done
 
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) until what was decided has been carried out; True if it has.
+
+        A graceful stop waits for this before cancelling: a stop decided but not yet persisted would
+        otherwise be lost, and the next start would end that transaction with PowerLoss."""
+        worker = self._worker
+        if worker is None or worker.done():
+            return True
+        await asyncio.wait({worker}, timeout=timeout_s)
+        return worker.done()
+
     async def _carry_out(self) -> None:
         while self._pending:
             effects, done = self._pending.popleft()

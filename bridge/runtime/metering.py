@@ -137,14 +137,15 @@ class Metering:
     async def _sample(self, cid: int, tx: core.Transaction, over: asyncio.Event) -> None:
         """Every MeterValueSampleInterval from the start; ends by itself when the transaction is over."""
         rt = self._connectors[cid]
-        start = self._clock.monotonic()
-        n = 0
+        due = self._clock.monotonic()
         while rt.still_running(tx):
             interval = self._configuration.get_int("MeterValueSampleInterval")
             period = interval if interval > 0 else READING_PERSIST_S
-            n += 1
+            # One period after the last instant, read now: a changed interval takes effect from the
+            # next sample, without catching up on instants or leaving a gap.
+            due += period
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(over.wait(), max(0.0, start + n * period - self._clock.monotonic()))
+                await asyncio.wait_for(over.wait(), max(0.0, due - self._clock.monotonic()))
                 return
             reading = await self._refresh(cid)  # may itself end the transaction (an unplug)
             if reading is None:

@@ -22,7 +22,7 @@ from bridge.runtime.coordinator import DeviceSnapshot
 class ConnectorSnapshot:
     id: int
     status: StatusReport
-    transaction_id: int | None  # the central system's; -1 before its StartTransaction was answered
+    transaction_id: int | None  # the central system's; None before its StartTransaction was answered
     id_tag: str | None  # the running transaction's tag
     current_limit_a: float | None  # what the device was set to; 0 = paused by the limit; None: never
     poll_interval_s: float

@@ -26,7 +26,7 @@ from bridge.config import ChargePointConfig, ConnectorConfig
 from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.charge_point import ChargePointCore
-from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration
+from bridge.core.config_keys import IMPLEMENTED_FEATURES, SUPPORTED_PROFILES, Configuration
 from bridge.core.meter_values import can_measure
 from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, Answer, DataTransferHandlers
@@ -49,7 +49,6 @@ log = logging.getLogger("bridge.chargepoint")
 
 EFFECTS_DRAIN_S = 3.0  # a graceful stop waits this long at most for decided effects to be carried out
 
-SUPPORTED_PROFILES = "Core,SmartCharging,RemoteTrigger"
 
 
 class ChargePoint:
@@ -76,7 +75,7 @@ class ChargePoint:
             features=IMPLEMENTED_FEATURES,
             fixed={
                 "NumberOfConnectors": str(len(chargers)),
-                "SupportedFeatureProfiles": SUPPORTED_PROFILES,
+                "SupportedFeatureProfiles": ",".join(SUPPORTED_PROFILES),
                 "ConnectorSwitch3to1PhaseSupported": self._phase_switching(chargers.values()),
             },
             initial=cfg.ocpp,

@@ -51,6 +51,7 @@ from bridge.core.config_keys.key_specs import (
     FEATURES,
     IMPLEMENTED_FEATURES,
     KEYS,
+    SUPPORTED_PROFILES,
     lookup,
     suggest,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "PHASE_ROTATIONS",
     "PHASE_ROTATION_ITEMS",
     "REDACTED",
+    "SUPPORTED_PROFILES",
     "Access",
     "ChangeOutcome",
     "ChangeStatus",

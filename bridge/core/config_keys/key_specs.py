@@ -269,7 +269,11 @@ KEYS: tuple[KeySpec, ...] = (
 )
 # fmt: on
 
-# Features the bridge implements so far; the daemon grows this as features land.
+# The feature profiles this charge point implements, in the order SupportedFeatureProfiles lists them:
+# the one list of them. A profile's keys come with it (PROFILE_FEATURES).
+SUPPORTED_PROFILES: tuple[str, ...] = ("Core", "SmartCharging", "RemoteTrigger")
+PROFILE_FEATURES: dict[str, frozenset[str]] = {"SmartCharging": frozenset({"smart_charging"})}
+# Features the bridge implements so far (keys that exist only with them); grows as features land.
 IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
     {
         "auth_cache",
@@ -277,10 +281,9 @@ IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
         "max_energy_invalid_id",
         "stop_txn_max_meter_values",
         "min_status_duration",
-        "smart_charging",
         "phase_switching",  # the key says whether a charger can (false when none can)
     }
-)
+).union(*(PROFILE_FEATURES.get(profile, frozenset()) for profile in SUPPORTED_PROFILES))
 # Every feature name a key can carry.
 FEATURES: frozenset[str] = frozenset(spec.feature for spec in KEYS if spec.feature is not None)
 

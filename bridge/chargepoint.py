@@ -33,6 +33,7 @@ from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, Answer, DataTransferHand
 from bridge.ocpp.handlers import CoreHandlers, RemoteTriggerHandlers, SmartChargingHandlers
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
+from bridge.runtime import snapshot
 from bridge.runtime.authorizer import Authorizer
 from bridge.runtime.commands import Commands
 from bridge.runtime.connector import ConnectorRuntime
@@ -40,7 +41,7 @@ from bridge.runtime.coordinator import DeviceCoordinator
 from bridge.runtime.effects import EffectRunner
 from bridge.runtime.metering import Metering
 from bridge.runtime.recovery import Recovery
-from bridge.runtime.snapshot import ChargePointSnapshot, ConnectorSnapshot, LinkSnapshot, device_status_json
+from bridge.runtime.snapshot import ChargePointSnapshot, device_status_json
 from bridge.runtime.status_reporter import StatusReporter
 from bridge.smart_charging import SmartCharging
 from bridge.store import Store
@@ -367,38 +368,10 @@ class ChargePoint:
 
     # -- what the outside sees ---------------------------------------------------
     def snapshot(self) -> ChargePointSnapshot:
-        session, link, c = self.session, self.session.link, self.configuration
-        connectors = []
-        for cid, rt in self.connectors.items():
-            tx = rt.core.transaction
-            connectors.append(ConnectorSnapshot(
-                cid, rt.core.status(), tx.transaction_id if tx else None, tx.id_tag if tx else None,
-                self.smart.current_limit_a(cid), rt.device.poll_interval_s, rt.device.snapshot(),
-            ))  # fmt: skip
-        return ChargePointSnapshot(
-            id=self.cfg.id,
-            csms_url=self.cfg.csms_url,
-            model=self.cfg.model,
-            started_at=self.started_at,
-            now=self.clock.now(),
-            link=LinkSnapshot(
-                link.connected,
-                session.online,
-                str(session.boot.state),
-                link.connected_since,
-                link.accepted_since,
-                link.last_error,
-                link.last_error_at,
-            ),
-            queued_messages=session.pending_transactional(),
-            oldest_queued_at=session.oldest_transactional_at(),
-            heartbeat_interval_s=c.get_int("HeartbeatInterval"),
-            meter_value_sample_interval_s=c.get_int("MeterValueSampleInterval"),
-            clock_aligned_data_interval_s=c.get_int("ClockAlignedDataInterval"),
-            message_timeout_s=c.get_int("MessageTimeout"),
-            reconnect_max_s=self.cfg.reconnect.max_s,
-            connectors=tuple(connectors),
-        )
+        return snapshot.take(
+            self.cfg, self.started_at, self.clock.now(), self.session, self.configuration, self.connectors,
+            self.smart.current_limit_a,
+        )  # fmt: skip
 
     # -- status notifications ----------------------------------------------------
     def current_status(self, cid: int) -> core.StatusReport:

@@ -9,13 +9,31 @@ the charge point.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bridge.clock import iso
+from bridge.core.config_keys import Configuration
 from bridge.core.connector import StatusReport
+from bridge.ocpp.ports import ReconnectSettings
+from bridge.ocpp.session import Session
+from bridge.runtime.connector import ConnectorRuntime
 from bridge.runtime.coordinator import DeviceSnapshot
+
+
+class CpIdentity(Protocol):
+    """What the snapshot shows of the charge point's configuration (ChargePointConfig has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def csms_url(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def reconnect(self) -> ReconnectSettings: ...
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,51 @@ class ChargePointSnapshot:
     @property
     def transactions_running(self) -> int:
         return sum(c.id_tag is not None for c in self.connectors)
+
+
+def take(
+    cp: CpIdentity,
+    started_at: datetime | None,
+    now: datetime,
+    session: Session,
+    configuration: Configuration,
+    connectors: Mapping[int, ConnectorRuntime],
+    limit_of: Callable[[int], float | None],
+) -> ChargePointSnapshot:
+    """The snapshot of one charge point, from the parts that own each piece."""
+    link, c = session.link, configuration
+    return ChargePointSnapshot(
+        id=cp.id,
+        csms_url=cp.csms_url,
+        model=cp.model,
+        started_at=started_at,
+        now=now,
+        link=LinkSnapshot(
+            link.connected,
+            session.online,
+            str(session.boot.state),
+            link.connected_since,
+            link.accepted_since,
+            link.last_error,
+            link.last_error_at,
+        ),
+        queued_messages=session.pending_transactional(),
+        oldest_queued_at=session.oldest_transactional_at(),
+        heartbeat_interval_s=c.get_int("HeartbeatInterval"),
+        meter_value_sample_interval_s=c.get_int("MeterValueSampleInterval"),
+        clock_aligned_data_interval_s=c.get_int("ClockAlignedDataInterval"),
+        message_timeout_s=c.get_int("MessageTimeout"),
+        reconnect_max_s=cp.reconnect.max_s,
+        connectors=tuple(_connector(cid, rt, limit_of(cid)) for cid, rt in connectors.items()),
+    )
+
+
+def _connector(cid: int, rt: ConnectorRuntime, limit: float | None) -> ConnectorSnapshot:
+    tx = rt.core.transaction
+    return ConnectorSnapshot(
+        cid, rt.core.status(), tx.transaction_id if tx else None, tx.id_tag if tx else None, limit,
+        rt.device.poll_interval_s, rt.device.snapshot(),
+    )  # fmt: skip
 
 
 def _device_json(device: DeviceSnapshot) -> dict[str, Any]:

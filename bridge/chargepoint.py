@@ -1,10 +1,14 @@
-"""One charge point at run time: its connectors, their devices, and its session.
+"""One charge point at run time, composed of parts that own one concern each (docs/development.md):
 
-This is the shell around the pure connector core: it feeds the core what
-the devices report and what the central system answers, and carries out
-the effects the core decides (Authorize, StartTransaction, StopTransaction,
-energy on/off). StatusNotifications are derived: after every event the
-connector's status is compared with the last one delivered.
+- per connector: the pure core (`bridge.core.connector`), the coordinator of its device
+  (`runtime/coordinator.py`) and the runner of the core's effects (`runtime/effects.py`);
+- the charge point as a whole (`bridge.core.charge_point`), the link (`bridge.ocpp.session`) with the
+  handlers of each feature profile, the authorizer, metering, status reporting, recovery after a
+  restart, the commands of the central system, smart charging and the transaction messages.
+
+What stays here is the wiring, the lifecycle, and the few lines that feed a connector's core what its
+device reports and the central system answers, and carry out what the core decides (Authorize,
+StartTransaction, StopTransaction, energy on/off).
 """
 
 from __future__ import annotations
@@ -49,7 +53,6 @@ from bridge.store import Store
 log = logging.getLogger("bridge.chargepoint")
 
 EFFECTS_DRAIN_S = 3.0  # a graceful stop waits this long at most for decided effects to be carried out
-
 
 
 class ChargePoint:

@@ -24,13 +24,17 @@ transaction message (time.perf_counter). Each run (a fresh backlog each time) me
   (c) the baseline: a bare `websockets.asyncio.client` in a subprocess sends the same N frames, one
       at a time, each after the answer to the previous one (OCPP-J allows one CALL in flight), to the
       same server; the same formula gives the physical limit on loopback;
-  (d) the daemon's VmRSS when its BootNotification arrived (the backlog loaded and queued).
+  (d) the daemon's VmRSS when its BootNotification arrived (the backlog taken up: its count and
+      first page; the rest is read page by page as it is sent).
 Also: from /proc, the CPU time the daemon's threads, the baseline client and this server spent during
 each flush; the round trip split into the server's time and the sender's turnaround (our answer sent
 -> its next CALL arrived); how long the first StatusNotification waited behind the backlog.
 
 Then the steps the daemon takes per queued MeterValues are timed one by one in this process, with the
-daemon's own functions (no profiler overhead), with the cost of loading the backlog at start-up.
+daemon's own functions (no profiler overhead), with the cost of taking up the backlog at start-up and
+the memory it holds.
+
+The target is the issue's: the median of the per-run ratios daemon / baseline at least 0.6.
 
 Finally one more flush runs under cProfile: a wrapper starts the profiler of the daemon's main thread
 at the first transaction message (SIGUSR1) and stops it at the StopTransaction (SIGUSR2); the store
@@ -87,7 +91,7 @@ from bridge.store import Store  # noqa: E402
 from tests.processes import child_env, stop_process  # noqa: E402
 
 CP_ID = "BENCH-1"
-TARGET_RATIO = 0.6  # flush rate / baseline rate, at least
+TARGET_RATIO = 0.6  # flush rate / baseline rate, the median of the runs at least
 TARGET_BOOT_S = 2.0  # spawn -> BootNotification with the backlog, at most
 BOOT_TIMEOUT_S = 30.0
 FLUSH_TIMEOUT_S = 900.0
@@ -643,7 +647,7 @@ def print_table(n: int, runs: list[FlushRun], baselines: list[Flow], empty: list
         3,
         True,
         f">= {TARGET_RATIO:g}",
-        min(ratios) >= TARGET_RATIO,
+        statistics.median(ratios) >= TARGET_RATIO,
     )
     _row(
         f"start-up with {n:,}-message backlog: spawn -> Boot (s)",
@@ -654,7 +658,7 @@ def print_table(n: int, runs: list[FlushRun], baselines: list[Flow], empty: list
         max(boots) < TARGET_BOOT_S,
     )
     _row("start-up, empty state_dir: spawn -> Boot (s)", [b.boot_s for b in empty], 3, False)
-    _row("VmRSS at Boot, backlog loaded (MiB)", [r.boot.rss_mib for r in runs], 1, False)
+    _row("VmRSS at Boot, backlog taken up (MiB)", [r.boot.rss_mib for r in runs], 1, False)
     _row("VmRSS at Boot, empty state_dir (MiB)", [b.rss_mib for b in empty], 1, False)
     _row("VmRSS after the flush (MiB)", [r.rss_after_mib for r in runs], 1, False)
     _row(f"persisting the backlog offline: {n:,} durable commits (s)", [r.persist_s for r in runs], 2, False)

@@ -180,6 +180,26 @@ async def test_a_message_added_while_pages_wait_in_the_store_comes_after_them(st
     assert len(seqs) == 10 and seqs == sorted(seqs)
 
 
+async def test_while_the_head_is_read_from_the_store_the_queue_says_which_seq_it_follows(
+    store: Store,
+) -> None:
+    outbox = Outbox(CP, store, bound=1000, page=2)
+    Sender().attach(outbox)
+    for _ in range(3):
+        await outbox.put("FirmwareStatusNotification", {"status": "Installing"}, "2026-01-01T00:00:00.000Z")
+    assert outbox.unread() is None  # the head is in memory
+    first = await head(outbox)
+    await outbox.settle(first.seq, True)
+    second = await head(outbox)
+    await outbox.settle(second.seq, True)
+    assert outbox.head() is None and outbox.unread() == second.seq  # the next page is being read
+    await settled_in_store(store)
+    third = outbox.head()
+    assert third is not None and third.seq > second.seq and outbox.unread() is None
+    await outbox.settle(third.seq, True)
+    assert outbox.head() is None and outbox.unread() is None  # nothing queued
+
+
 # -- the bound ----------------------------------------------------------------------------------------
 async def test_the_bound_is_kept_by_the_store_oldest_meter_values_first(store: Store, tmp_path: Path) -> None:
     messages, _ = transaction_messages(store, max_queued=5)

@@ -104,6 +104,11 @@ class DurableQueue(Protocol):
         """The oldest message not settled, or None (none queued, or it is still being read)."""
         ...
 
+    def unread(self) -> int | None:
+        """While the head is being read from the store: the seq it comes after (everything up to
+        that seq was settled); None otherwise."""
+        ...
+
     def last_seq(self) -> int:
         """The seq of the newest message queued so far (0: none)."""
         ...
@@ -469,9 +474,15 @@ class Session:
         connection: a status or an Authorize does not wait behind hours of queued meter values.
         """
         normal = self._normal[0] if self._normal else None
-        durable = self._durable.head() if self._durable is not None else None
+        queue = self._durable
+        durable = queue.head() if queue is not None else None
         if durable is None:
-            return normal, None
+            # While the head is being read from the store, a message that must follow a durable one
+            # made on this connection waits for it (the queue wakes the sender).
+            after = queue.unread() if queue is not None else None
+            if normal is None or after is None or normal.durable_mark <= max(after, self._online_mark):
+                return normal, None
+            return None, None
         if durable.not_before > now:
             return normal, None if normal is not None else durable.not_before - now
         backlog = durable.seq <= self._online_mark

@@ -201,6 +201,9 @@ class Outbox:
         self._refill()
         return None
 
+    def unread(self) -> int | None:
+        return self._loaded if not self._window and self._pending > 0 else None
+
     def last_seq(self) -> int:
         return self._last
 

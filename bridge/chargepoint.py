@@ -112,11 +112,12 @@ class ChargePoint:
         self.data_transfer.register(BRIDGE_VENDOR_ID, self._device_status)
         # Charging profiles and the limits carried to the devices.
         self.smart = SmartCharging(
-            cfg.id, self.connectors, self.configuration, clock, store, self.limit_applied
+            cfg.id, self.connectors, self.configuration, clock, store, self.limit_applied, self.messages.cs_id
         )
         self.commands = Commands(
             cfg.id, self.connectors, self.whole, clock=clock, configuration=self.configuration,
             session=self.session, store=store, apply=self._apply, authorize=self._authorize,
+            cs_id=self.messages.cs_id,
             authorizer=self.authorizer, statuses=self.statuses, metering=self.metering,
         )  # fmt: skip
         self.session.handlers = [
@@ -348,7 +349,7 @@ class ChargePoint:
             if tx is None or tx.local_id != local_id:
                 continue
             parent = authorization.IdTagInfo.from_wire(answer.id_tag_info).parent_id_tag
-            rt.core.on_start_confirmed(local_id, answer.transaction_id, parent)
+            rt.core.on_start_confirmed(local_id, parent)
             if status != "Accepted":
                 c = self.configuration
                 effects = rt.core.on_start_rejected(
@@ -373,7 +374,7 @@ class ChargePoint:
     def snapshot(self) -> ChargePointSnapshot:
         return snapshot.take(
             self.cfg, self.started_at, self.clock.now(), self.session, self.configuration, self.connectors,
-            self.smart.current_limit_a,
+            self.smart.current_limit_a, self.messages.cs_id,
         )  # fmt: skip
 
     # -- status notifications ----------------------------------------------------

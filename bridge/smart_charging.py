@@ -68,6 +68,7 @@ class SmartCharging:
         clock: Clock,
         store: Store,
         limit_applied: Callable[[int, bool], None],
+        cs_id: Callable[[int], int | None],
     ) -> None:
         self._cp_id = cp_id
         self._connectors = connectors
@@ -76,6 +77,7 @@ class SmartCharging:
         self._store = store
         # The device took its limit (paused: below its minimum, or refused): the connector is told.
         self._limit_applied = limit_applied
+        self._cs_id = cs_id  # the central system's id of a local transaction (the outbox owns the map)
         self.profiles = ProfileSet()
         self._received: dict[int, int] = {}  # profile id -> when it was received (epoch s), for the store
         self.applied: dict[int, Setpoint] = {}  # per connector: what the device was last set to
@@ -105,7 +107,7 @@ class SmartCharging:
         tx = self._connectors[cid].core.transaction
         if tx is None:
             return None
-        return RunningTransaction(int(tx.started_at.timestamp()), tx.transaction_id)
+        return RunningTransaction(int(tx.started_at.timestamp()), self._cs_id(tx.local_id))
 
     def _connector(self, cid: int) -> ConnectorLimits:
         rt = self._connectors[cid]

@@ -70,13 +70,14 @@ class Box:
         self.authorizer = Authorizer(CP_ID, self.cfg, self.clock, store, self.link)
         self.statuses = StatusReporter(CP_ID, (1, 2), self.current, self.link, self.cfg, self.clock)
         messages = TransactionMessages(CP_ID, store, self.link, 1000, lambda *a: None, lambda *a: None)
+        self.messages = messages
         metering = Metering(
             CP_ID, self.connectors, self.cfg, self.clock, self.link, messages, self.refresh, tasks
         )
         self.commands = Commands(
             CP_ID, self.connectors, self.whole, clock=self.clock, configuration=self.cfg,
             session=self.link, store=store, apply=self.apply, authorize=self.authorize,
-            authorizer=self.authorizer, statuses=self.statuses, metering=metering,
+            cs_id=messages.cs_id, authorizer=self.authorizer, statuses=self.statuses, metering=metering,
         )  # fmt: skip
 
     def current(self, cid: int) -> Any:
@@ -165,7 +166,7 @@ async def test_remote_stop_and_the_connector_of_a_transaction(store: Store, task
     tx = box.connectors[2].core.transaction
     assert tx is not None
     assert box.commands.connector_of_transaction(77) is None  # before the central system's answer
-    box.connectors[2].core.on_start_confirmed(tx.local_id, 77)
+    box.messages.ids.answered(tx.local_id, 77)  # the outbox keeps the central system's id
     assert box.commands.connector_of_transaction(77) == 2
     await box.commands.remote_stop(2)
     [(cid, effects)] = box.applied()

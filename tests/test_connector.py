@@ -153,11 +153,13 @@ def test_meter_stop_never_below_meter_start() -> None:
     assert stop.meter_stop_wh == stop.transaction.meter_start_wh
 
 
-def test_central_system_id_is_attached_when_confirmed() -> None:
+def test_a_confirmation_of_another_transaction_changes_nothing() -> None:
+    """(The central system's id itself is the outbox's to keep: tests/test_outbox.py.)"""
     c = charging_connector()
     assert c.transaction is not None
-    c.on_start_confirmed(c.transaction.local_id, 4711)
-    assert c.transaction.transaction_id == 4711
+    before = c.transaction
+    c.on_start_confirmed(before.local_id + 1, "FLEET")
+    assert c.transaction == before
 
 
 def test_unplug_after_finishing_makes_it_available() -> None:
@@ -264,8 +266,8 @@ def test_without_a_group_a_different_tag_is_not_even_authorized() -> None:
 def test_the_group_named_in_start_transaction_conf_counts() -> None:
     c = charging_connector()
     assert c.transaction is not None
-    c.on_start_confirmed(c.transaction.local_id, 77, "FLEET")
-    assert c.transaction.transaction_id == 77
+    c.on_start_confirmed(c.transaction.local_id, "FLEET")
+    assert c.transaction.parent_id_tag == "FLEET"
     assert isinstance(c.on_tag("OTHER", T0, known_parent="FLEET")[-1], StopTransaction)
 
 

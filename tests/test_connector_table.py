@@ -58,7 +58,7 @@ from bridge.core.connector_states import (
 from bridge.core.connector_status import project
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-TX = Transaction(41, "STORED", 900, T0 - timedelta(hours=1), transaction_id=7)
+TX = Transaction(41, "STORED", 900, T0 - timedelta(hours=1))
 ALL_FACTS = [Facts(*bits) for bits in itertools.product((False, True), repeat=4)]
 
 SESSION_EVENTS: dict[type[SessionEvent], SessionEvent] = {

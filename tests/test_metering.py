@@ -90,7 +90,7 @@ class Meter:
         return await self.rt.device.refresh()
 
     def _start_answered(self, local_id: int, id_tag: str, answer: Any) -> None:
-        self.rt.core.on_start_confirmed(local_id, answer.transaction_id)
+        self.rt.core.on_start_confirmed(local_id)
 
     async def start(self, tag: str = "TAG") -> Transaction:
         """Plug, a tag accepted: the transaction starts and energy flows (the register counts)."""

@@ -312,9 +312,9 @@ async def test_state_follows_a_session_as_the_local_api_reports_it(
             cp.connectors[1].charger.tap("TAG")  # type: ignore[attr-defined]
             await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Charging")
             await until(lambda: seen.last(topic + "status") == "Charging", what="Charging")
-            tx = cp.connectors[1].core.transaction
-            assert tx is not None
-            await until(lambda: seen.last(topic + "transaction") == str(tx.transaction_id), what="tx id")
+            tx_id = cp.snapshot().connectors[0].transaction_id
+            assert tx_id is not None
+            await until(lambda: seen.last(topic + "transaction") == str(tx_id), what="tx id")
             await until(lambda: float(seen.last(topic + "power_w") or 0) > 0, what="power")
             first = float(seen.last(topic + "energy_wh") or 0)
             await until(lambda: float(seen.last(topic + "energy_wh") or 0) > first, 5, "energy grows")

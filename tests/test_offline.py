@@ -27,7 +27,8 @@ async def session_online(cs: StrictCentralSystem, daemon: Any, tag: str) -> None
 
     def started() -> bool:
         tx = core_of(daemon).transaction
-        return tx is not None and tx.transaction_id is not None
+        answered = daemon.charge_points["CP-1"].snapshot().connectors[0].transaction_id is not None
+        return tx is not None and answered
 
     await cs.wait_until(started, what="started")
     sim.tap(tag)

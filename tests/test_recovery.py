@@ -64,7 +64,7 @@ class Run:
 
     def _start_answered(self, local_id: int, id_tag: str, answer: Any) -> None:
         for rt in self.connectors.values():
-            rt.core.on_start_confirmed(local_id, answer.transaction_id)
+            rt.core.on_start_confirmed(local_id)
 
     async def charge(self, cid: int = 1, tag: str = "TAG", cs_id: int = 77) -> Transaction:
         """A transaction started on connector `cid`, answered by the central system with `cs_id`."""
@@ -115,7 +115,7 @@ async def test_a_suspended_transaction_resumes_with_its_state(state: Path, runs:
     runs.append(first)
     tx = await first.charge()
     core = first.connectors[1].core
-    core.on_start_confirmed(tx.local_id, 77, "GROUP")
+    core.on_start_confirmed(tx.local_id, "GROUP")
     # StartTransaction.conf said Invalid with StopTransactionOnInvalidId false: energy is stopped,
     # the transaction goes on with a budget (MaxEnergyOnInvalidId) used up.
     core.on_start_rejected(tx.local_id, clock.now(), stop_on_invalid_id=False, max_energy_wh=0)
@@ -130,7 +130,7 @@ async def test_a_suspended_transaction_resumes_with_its_state(state: Path, runs:
     await second.recovery.restore()
     rt = second.connectors[1]
     assert rt.core.transaction == Transaction(
-        tx.local_id, "TAG", tx.meter_start_wh, tx.started_at, transaction_id=77, parent_id_tag="GROUP",
+        tx.local_id, "TAG", tx.meter_start_wh, tx.started_at, parent_id_tag="GROUP",
         invalid_energy_limit_wh=running.invalid_energy_limit_wh, deauthorized=True,
     )  # fmt: skip
     assert rt.resume_pending  # energy as the transaction had it, at the first reading

@@ -207,7 +207,7 @@ async def test_the_snapshot_follows_the_connector_and_its_device(tmp_path: Path,
     assert (shown["energy_wh"], shown["power_w"]) == (11040.0, 11040.0)  # an hour at 11.04 kW
     tx = rt.core.transaction
     assert tx is not None
-    rt.core.on_start_confirmed(tx.local_id, 17)  # StartTransaction.conf
+    unrun.cp.messages.ids.answered(tx.local_id, 17)  # StartTransaction.conf: the outbox keeps the id
     assert unrun.connector()["transaction_id"] == 17 and unrun.cp.snapshot().transactions_running == 1
     unrun.cp.configuration.change("HeartbeatInterval", "600")
     assert unrun.json()["heartbeat_interval_s"] == 600

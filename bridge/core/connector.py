@@ -137,14 +137,12 @@ class Connector(Lifecycle):
             )
         return self._fire(ConnectionTimeout()) if timed_out else []
 
-    def on_start_confirmed(
-        self, local_id: int, transaction_id: int, parent_id_tag: str | None = None
-    ) -> None:
+    def on_start_confirmed(self, local_id: int, parent_id_tag: str | None = None) -> None:
+        """StartTransaction.conf arrived: the tag's group it names counts for stops by a tag of the same
+        group. (The central system's transaction id is the outbox's: bridge/outbox/tx_ids.py.)"""
         tx = self._transaction
         if tx is not None and tx.local_id == local_id:
-            self._transaction = replace(
-                tx, transaction_id=transaction_id, parent_id_tag=parent_id_tag or tx.parent_id_tag
-            )
+            self._transaction = replace(tx, parent_id_tag=parent_id_tag or tx.parent_id_tag)
 
     def on_start_rejected(
         self, local_id: int, now: datetime, stop_on_invalid_id: bool, max_energy_wh: int

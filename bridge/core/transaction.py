@@ -27,7 +27,6 @@ class Transaction:
     id_tag: str
     meter_start_wh: int
     started_at: datetime
-    transaction_id: int | None = None  # the central system's id, from StartTransaction.conf
     parent_id_tag: str | None = None  # the tag's group, once the central system named it
     # Set when StartTransaction.conf said the tag is not valid: energy flows up to this register
     # value (MaxEnergyOnInvalidId), then the transaction stops or is suspended.

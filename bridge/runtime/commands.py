@@ -46,6 +46,7 @@ class Commands:
         store: Store,
         apply: Apply,
         authorize: Authorize,
+        cs_id: Callable[[int], int | None],
         authorizer: Authorizer,
         statuses: StatusReporter,
         metering: Metering,
@@ -59,6 +60,7 @@ class Commands:
         self._store = store
         self._apply = apply
         self._authorize = authorize
+        self._cs_id = cs_id  # the central system's id of a local transaction (the outbox's map)
         self._authorizer = authorizer
         self._statuses = statuses
         self._metering = metering
@@ -84,7 +86,7 @@ class Commands:
     def connector_of_transaction(self, transaction_id: int) -> int | None:
         for cid, rt in self._connectors.items():
             tx = rt.core.transaction
-            if tx is not None and tx.transaction_id == transaction_id:
+            if tx is not None and self._cs_id(tx.local_id) == transaction_id:
                 return cid
         return None
 

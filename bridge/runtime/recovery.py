@@ -79,7 +79,7 @@ class Recovery:
             state = dict(json.loads(row.suspended_state or "{}"))
         limit = state.get("invalid_energy_limit_wh")
         tx = core.Transaction(
-            row.id, row.id_tag, row.meter_start, started, transaction_id=row.cs_id,
+            row.id, row.id_tag, row.meter_start, started,
             parent_id_tag=state.get("parent_id_tag"),
             invalid_energy_limit_wh=float(limit) if isinstance(limit, int | float) else None,
             deauthorized=state.get("deauthorized") is True,

@@ -96,6 +96,7 @@ def take(
     configuration: Configuration,
     connectors: Mapping[int, ConnectorRuntime],
     limit_of: Callable[[int], float | None],
+    cs_id: Callable[[int], int | None],
 ) -> ChargePointSnapshot:
     """The snapshot of one charge point, from the parts that own each piece."""
     link, c = session.link, configuration
@@ -121,14 +122,16 @@ def take(
         clock_aligned_data_interval_s=c.get_int("ClockAlignedDataInterval"),
         message_timeout_s=c.get_int("MessageTimeout"),
         reconnect_max_s=cp.reconnect.max_s,
-        connectors=tuple(_connector(cid, rt, limit_of(cid)) for cid, rt in connectors.items()),
+        connectors=tuple(_connector(cid, rt, limit_of(cid), cs_id) for cid, rt in connectors.items()),
     )
 
 
-def _connector(cid: int, rt: ConnectorRuntime, limit: float | None) -> ConnectorSnapshot:
+def _connector(
+    cid: int, rt: ConnectorRuntime, limit: float | None, cs_id: Callable[[int], int | None]
+) -> ConnectorSnapshot:
     tx = rt.core.transaction
     return ConnectorSnapshot(
-        cid, rt.core.status(), tx.transaction_id if tx else None, tx.id_tag if tx else None, limit,
+        cid, rt.core.status(), cs_id(tx.local_id) if tx else None, tx.id_tag if tx else None, limit,
         rt.device.poll_interval_s, rt.device.snapshot(),
     )  # fmt: skip
 

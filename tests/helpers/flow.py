@@ -32,10 +32,11 @@ async def charging(
     sim.plug()
     sim.tap(tag)
     start = await cs.wait_for_call("CP-1", "StartTransaction", lambda p: p["idTag"] == tag)
-    connector = daemon.charge_points["CP-1"].connectors[1].core
+    cp = daemon.charge_points["CP-1"]
+    connector = cp.connectors[1].core
     if answered:
         tx = connector.transaction
         await cs.wait_until(lambda: tx is None or connector.transaction is None or
-                            connector.transaction.transaction_id is not None,
+                            cp.snapshot().connectors[0].transaction_id is not None,
                             what="the StartTransaction answer to arrive")  # fmt: skip
     return start

@@ -17,23 +17,18 @@ from typing import Any, Protocol
 from bridge.clock import iso
 from bridge.core.config_keys import Configuration
 from bridge.core.connector import StatusReport
-from bridge.ocpp.ports import ReconnectSettings
+from bridge.ocpp.ports import LinkSettings
 from bridge.ocpp.session import Session
 from bridge.runtime.connector import ConnectorRuntime
 from bridge.runtime.coordinator import DeviceSnapshot
 
 
-class CpIdentity(Protocol):
-    """What the snapshot shows of the charge point's configuration (ChargePointConfig has it)."""
+class CpIdentity(LinkSettings, Protocol):
+    """What the snapshot shows of the charge point's configuration (ChargePointConfig has it): its link's
+    settings (id, csms_url, reconnect) and its model."""
 
     @property
-    def id(self) -> str: ...
-    @property
-    def csms_url(self) -> str: ...
-    @property
     def model(self) -> str: ...
-    @property
-    def reconnect(self) -> ReconnectSettings: ...
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ from bridge.clock import iso  # noqa: E402
 from bridge.config import parse_config  # noqa: E402
 from bridge.core.meter_values import sampled_values  # noqa: E402
 from bridge.ocpp import schema  # noqa: E402
-from bridge.ocpp.rpc import encode, to_wire  # noqa: E402
+from bridge.ocpp.wire import encode, to_wire  # noqa: E402
 from bridge.outbox import Outbox, TransactionMessages  # noqa: E402
 from bridge.outbox.queue import BATCH, PAGE  # noqa: E402
 from bridge.store import Store  # noqa: E402

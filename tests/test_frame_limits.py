@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from bridge.config import ConfigError
 from bridge.ocpp.errors import InvalidResponse
 from bridge.ocpp.rpc import Endpoint
-from bridge.ocpp.wire import decode
+from bridge.ocpp.wire import decode, parse_answer
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 
@@ -215,7 +215,7 @@ def test_an_answer_with_an_integer_beyond_64_bits_is_an_invalid_answer() -> None
     decoded = decode(answer)
     assert decoded.beyond_range == "an integer outside the signed 64-bit range"
     with pytest.raises(InvalidResponse, match="64-bit"):
-        Endpoint._parse_answer("StartTransaction", decoded.frame, decoded.beyond_range)
+        parse_answer("StartTransaction", decoded.frame, decoded.beyond_range)
 
 
 # -- dates -----------------------------------------------------------------------------------------

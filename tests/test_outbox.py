@@ -15,7 +15,7 @@ import pytest
 from ocpp.v16 import call_result
 
 from bridge.clock import iso
-from bridge.ocpp.rpc import RawCall
+from bridge.ocpp.wire import RawCall
 from bridge.outbox import Message, Outbox, TransactionMessages
 from bridge.outbox.queue import BATCH
 from bridge.store import Store

@@ -37,9 +37,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.charge_point import camel_to_snake_case
 from ocpp.routing import create_route_map
-from ocpp.v16 import call_result as _call_result
 from ocpp.v16.enums import Action
 from websockets.exceptions import ConnectionClosed
 
@@ -54,7 +53,7 @@ from bridge.ocpp.errors import (
     NotConnected,
     OcppError,
 )
-from bridge.ocpp.wire import BadFrame, decode, encode
+from bridge.ocpp.wire import BadFrame, RawCall, decode, encode, parse_answer, to_wire
 
 if TYPE_CHECKING:
     from bridge.metrics import RpcMetrics
@@ -71,26 +70,6 @@ frames_log = logging.getLogger("ocpp.frames")
 Observer = Callable[[str, str, str, Any], None]
 
 
-@dataclass(frozen=True)
-class RawCall:
-    """A CALL already in wire form and already schema-checked (see `checked_call`).
-
-    The outbox keeps messages as wire dicts: re-building dataclasses and re-checking
-    the schema on every send cost more than the round trip itself.
-    """
-
-    action: str
-    payload: dict[str, Any]
-
-
-def checked_call(action: str, payload: dict[str, Any]) -> RawCall:
-    """A RawCall, after checking `payload` against the action's schema (ValueError if it breaks it)."""
-    error = schema.violation(CALL, action, payload)
-    if error is not None:
-        raise ValueError(f"refusing to make an invalid {action}: {error.description}")
-    return RawCall(action, payload)
-
-
 @dataclass
 class _Pending:
     unique_id: str
@@ -102,12 +81,6 @@ class _Pending:
 class Connection(Protocol):
     async def recv(self) -> str | bytes: ...
     async def send(self, message: str) -> None: ...
-
-
-def to_wire(payload: Any) -> dict[str, Any]:
-    """A call or call_result dataclass as the camelCase dict sent on the wire."""
-    wire: dict[str, Any] = snake_to_camel_case(remove_nones(serialize_as_dict(payload)))
-    return wire
 
 
 class Endpoint:
@@ -344,7 +317,7 @@ class Endpoint:
                 frame[2] if len(frame) > 2 else None,
             )
         try:
-            result = self._parse_answer(pending.action, frame, beyond_range)
+            result = parse_answer(pending.action, frame, beyond_range)
         except CallFailed as exc:
             pending.future.set_exception(exc)
             return
@@ -353,22 +326,6 @@ class Endpoint:
             # the very next CALL of the central system.
             pending.on_result(result)
         pending.future.set_result(result)
-
-    @staticmethod
-    def _parse_answer(action: str, frame: list[Any], beyond_range: str | None = None) -> Any:
-        if frame[0] == CALLERROR:
-            code = frame[2] if len(frame) > 2 else "?"
-            description = frame[3] if len(frame) > 3 else ""
-            raise CallErrorReceived(action, str(code), str(description), frame[4] if len(frame) > 4 else {})
-        result = frame[2] if len(frame) > 2 else None
-        if not isinstance(result, dict):
-            raise InvalidResponse(f"{action} answer has no payload object")
-        error = schema.violation(CALLRESULT, action, result)
-        if error is not None:
-            raise InvalidResponse(f"{action} answer breaks the schema: {error.description}")
-        if beyond_range is not None:
-            raise InvalidResponse(f"{action} answer holds {beyond_range}")
-        return getattr(_call_result, action)(**camel_to_snake_case(result))
 
     # -- sending ---------------------------------------------------------
     async def _send(self, frame: list[Any]) -> None:

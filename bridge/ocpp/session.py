@@ -49,7 +49,8 @@ from bridge.core.config_keys import Configuration
 from bridge.ocpp.connection import describe_failure, open_connection
 from bridge.ocpp.errors import CallErrorReceived, CallFailed, CallTimeout, InvalidResponse, NotConnected
 from bridge.ocpp.ports import LinkSettings
-from bridge.ocpp.rpc import Endpoint, Observer, to_wire
+from bridge.ocpp.rpc import Endpoint, Observer
+from bridge.ocpp.wire import to_wire
 
 if TYPE_CHECKING:
     from bridge.metrics import RpcMetrics

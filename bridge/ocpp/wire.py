@@ -32,7 +32,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.ocpp.errors import ErrorCode
+from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.v16 import call_result as _call_result
+
+from bridge.ocpp import schema
+from bridge.ocpp.errors import CallErrorReceived, ErrorCode, InvalidResponse
 
 MAX_DEPTH = 32  # levels of arrays and objects, the frame's own array included
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -172,3 +176,48 @@ def encode(frame: list[Any]) -> str:
     if not text.isascii() and not _is_unicode(text):
         text = json.dumps(frame, separators=(",", ":"), ensure_ascii=True, default=_json_default)
     return text
+
+
+@dataclass(frozen=True)
+class RawCall:
+    """A CALL already in wire form and already schema-checked (see `checked_call`).
+
+    The outbox keeps messages as wire dicts: re-building dataclasses and re-checking
+    the schema on every send cost more than the round trip itself.
+    """
+
+    action: str
+    payload: dict[str, Any]
+
+
+def checked_call(action: str, payload: dict[str, Any]) -> RawCall:
+    """A RawCall, after checking `payload` against the action's schema (ValueError if it breaks it)."""
+    error = schema.violation(schema.CALL, action, payload)
+    if error is not None:
+        raise ValueError(f"refusing to make an invalid {action}: {error.description}")
+    return RawCall(action, payload)
+
+
+def to_wire(payload: Any) -> dict[str, Any]:
+    """A call or call_result dataclass as the camelCase dict sent on the wire."""
+    wire: dict[str, Any] = snake_to_camel_case(remove_nones(serialize_as_dict(payload)))
+    return wire
+
+
+def parse_answer(action: str, frame: list[Any], beyond_range: str | None = None) -> Any:
+    """The typed CALLRESULT of `action` from an answer frame; CallErrorReceived for a CALLERROR,
+    InvalidResponse for an answer without a payload object, one that breaks the schema, or one that
+    holds a number out of range (`Decoded.beyond_range`)."""
+    if frame[0] == 4:  # CALLERROR
+        code = frame[2] if len(frame) > 2 else "?"
+        description = frame[3] if len(frame) > 3 else ""
+        raise CallErrorReceived(action, str(code), str(description), frame[4] if len(frame) > 4 else {})
+    result = frame[2] if len(frame) > 2 else None
+    if not isinstance(result, dict):
+        raise InvalidResponse(f"{action} answer has no payload object")
+    error = schema.violation(schema.CALLRESULT, action, result)
+    if error is not None:
+        raise InvalidResponse(f"{action} answer breaks the schema: {error.description}")
+    if beyond_range is not None:
+        raise InvalidResponse(f"{action} answer holds {beyond_range}")
+    return getattr(_call_result, action)(**camel_to_snake_case(result))

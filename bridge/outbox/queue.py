@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bridge.ocpp.rpc import RawCall, checked_call
+from bridge.ocpp.wire import RawCall, checked_call
 from bridge.store import OutboxRow, Queued, Store, Terms
 
 log = logging.getLogger("bridge.outbox")

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from bridge.core.meter_values import thin_evenly
-from bridge.ocpp.rpc import checked_call
+from bridge.ocpp.wire import checked_call
 from bridge.outbox.queue import Kind, Message, Outbox
 from bridge.outbox.tx_ids import TransactionIds
 from bridge.store import Queued, Store, Terms, TransactionRow

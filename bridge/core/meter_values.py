@@ -165,3 +165,22 @@ class IntervalAverage:
         self._sums = {}
         self._last_t = t
         return replace(last, **averaged)
+
+
+def stop_value(
+    reading: ChargerReading, at: str, context: str, sampled: list[str], aligned: list[str]
+) -> dict[str, Any] | None:
+    """A MeterValue kept for StopTransaction.transactionData, or None when none is configured.
+
+    Sample.Periodic values use StopTxnSampledData (`sampled`) and Sample.Clock ones StopTxnAlignedData
+    (`aligned`); the Transaction.Begin and End values use StopTxnSampledData, or StopTxnAlignedData when
+    only that is set. Both empty: no transactionData at all (§3.16.5).
+    """
+    if context == "Sample.Clock":
+        measurands = aligned
+    elif context == "Sample.Periodic":
+        measurands = sampled
+    else:
+        measurands = sampled or aligned
+    values = sampled_values(reading, measurands, context) if measurands else []
+    return {"timestamp": at, "sampledValue": values} if values else None

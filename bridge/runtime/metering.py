@@ -33,7 +33,7 @@ from adapters.base import ChargerReading
 from bridge.clock import Clock, iso
 from bridge.core import connector as core
 from bridge.core.config_keys import Configuration
-from bridge.core.meter_values import next_aligned, sampled_values, whole_wh
+from bridge.core.meter_values import next_aligned, sampled_values, stop_value, whole_wh
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.runtime.connector import ConnectorRuntime
@@ -117,22 +117,10 @@ class Metering:
         await self._messages.stop(tx.local_id, meter_stop, at, str(stop.reason), stop.id_tag, end)
 
     def stop_value(self, reading: ChargerReading, at: str, context: str) -> dict[str, Any] | None:
-        """A MeterValue for StopTransaction.transactionData, or None when none is configured.
-
-        Sample.Periodic values use StopTxnSampledData and Sample.Clock ones StopTxnAlignedData; the
-        Transaction.Begin and End values use StopTxnSampledData, or StopTxnAlignedData when only that
-        is set. Both empty: no transactionData at all (§3.16.5).
-        """
+        """A MeterValue for StopTransaction.transactionData, or None (bridge.core.meter_values)."""
         sampled = self._configuration.get_list("StopTxnSampledData")
         aligned = self._configuration.get_list("StopTxnAlignedData")
-        if context == "Sample.Clock":
-            measurands = aligned
-        elif context == "Sample.Periodic":
-            measurands = sampled
-        else:
-            measurands = sampled or aligned
-        values = sampled_values(reading, measurands, context) if measurands else []
-        return {"timestamp": at, "sampledValue": values} if values else None
+        return stop_value(reading, at, context, sampled, aligned)
 
     async def _sample(self, cid: int, tx: core.Transaction, over: asyncio.Event) -> None:
         """Every MeterValueSampleInterval from the start; ends by itself when the transaction is over."""

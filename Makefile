@@ -53,10 +53,11 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/outbox.py --no-profile
 	$(BIN)/python bench/composite.py
 	$(BIN)/python bench/polling.py
+	$(BIN)/python bench/scale.py
 
 # Every benchmark with --quick (seconds each; in `make test`), so one that no longer runs fails the
 # build. Each runs even after another failed; the figures are not judged.
-BENCHES := startup outbox composite polling
+BENCHES := startup outbox composite polling scale
 bench-quick: $(VENV)/.installed-test
 	@failed=; for b in $(BENCHES); do \
 	  echo "== bench/$$b.py --quick"; $(BIN)/python bench/$$b.py --quick || failed="$$failed $$b"; \

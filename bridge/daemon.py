@@ -52,7 +52,7 @@ import importlib
 import itertools
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ from bridge.chargepoint import ChargePoint
 from bridge.clock import Clock
 from bridge.config import Config, ConnectorConfig
 from bridge.mqtt_state import start_mqtt_state
+from bridge.runtime.snapshot import ChargePointSnapshot
 from bridge.sd_notify import Notifier
 from bridge.store import Store
 
@@ -226,11 +227,14 @@ class Daemon:
         )
 
     # -- health and systemd --------------------------------------------------
-    def status_line(self) -> str:
+    def _snapshots(self) -> dict[str, ChargePointSnapshot]:
+        return {cp_id: cp.snapshot() for cp_id, cp in self.charge_points.items()}
+
+    def status_line(self, snapshots: Mapping[str, ChargePointSnapshot] | None = None) -> str:
         """One line for `systemctl status`, e.g. "2 charge points: 2 connected, 2 accepted; 1 transaction
         running"."""
         cps = self.charge_points.values()
-        snaps = [cp.snapshot() for cp in cps]
+        snaps = list((snapshots or self._snapshots()).values())
         connected = sum(s.link.connected for s in snaps)
         accepted = sum(s.link.accepted for s in snaps)
         running = sum(s.transactions_running for s in snaps)
@@ -239,8 +243,10 @@ class Daemon:
             f"{_plural(running, 'transaction')} running"
         )
 
-    def health(self) -> list[str]:
-        """What is wrong, one line per problem; empty when healthy. See the module's docstring."""
+    def health(self, snapshots: Mapping[str, ChargePointSnapshot] | None = None) -> list[str]:
+        """What is wrong, one line per problem; empty when healthy. See the module's docstring.
+        `snapshots`: taken once per pass by the supervisor (one snapshot per charge point, not three)."""
+        snaps = snapshots if snapshots is not None else self._snapshots()
         now = self.clock.monotonic()
         problems: list[str] = []
         for cp_id, task in self._cp_tasks.items():
@@ -256,7 +262,7 @@ class Daemon:
             cp_task = self._cp_tasks.get(cp_id)
             if cp_task is None or cp_task.done():
                 continue
-            for c in cp.snapshot().connectors:
+            for c in snaps[cp_id].connectors:
                 cid = c.id
                 last = c.device.polled_at if c.device.polled_at is not None else self._started_at
                 limit = c.poll_interval_s + POLL_SLACK_S
@@ -264,7 +270,7 @@ class Daemon:
                     problems.append(
                         f"{cp_id}/{cid}: the poll loop has not gone round for more than {limit:g} s"
                     )
-            problem = self._session_problem(cp, now)
+            problem = self._session_problem(cp, snaps[cp_id], now)
             if problem is not None:
                 problems.append(f"{cp_id}: {problem}")
         return problems
@@ -283,11 +289,10 @@ class Daemon:
 
         cp.session.observer = observe
 
-    def _session_problem(self, cp: ChargePoint, now: float) -> str | None:
+    def _session_problem(self, cp: ChargePoint, snap: ChargePointSnapshot, now: float) -> str | None:
         watch = self._watches.get(cp.cfg.id)
         if watch is None:
             return None
-        snap = cp.snapshot()
         link = snap.link
         seen = (link.connected, link.connected_since, link.last_error_at)
         if seen != watch.link:
@@ -321,8 +326,9 @@ class Daemon:
         next_ping = loop.time()
         reported: set[str] = set()
         while True:
+            snapshots = self._snapshots()  # once per pass, shared by the checks and the status line
             try:
-                problems = self.health()
+                problems = self.health(snapshots)
             except Exception as exc:  # a bug in a check is a failed check, not a dead supervisor
                 log.exception("health check failed")
                 problems = [f"the health check failed: {exc!r}"]
@@ -333,7 +339,7 @@ class Daemon:
             elif reported and not problems:
                 log.warning("healthy again")
             reported = set(problems)
-            status = "unhealthy: " + "; ".join(problems) if problems else self.status_line()
+            status = "unhealthy: " + "; ".join(problems) if problems else self.status_line(snapshots)
             if status != last_status:
                 self.notifier.notify(f"STATUS={status}")
                 last_status = status

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +15,9 @@ import yaml
 from adapters.transports.pool import Transports
 from bridge.config import Config, parse_config
 from bridge.daemon import Daemon
+from bridge.store import Store
 from tests.csms import StrictCentralSystem
+from tests.helpers.parts import Tasks
 
 # Intervals small enough for tests, large enough not to race on a loaded 2-core machine.
 FAST_OCPP = {"MessageTimeout": 5, "WebSocketPingInterval": 0}
@@ -112,3 +114,20 @@ async def broker(tmp_path: Any) -> AsyncIterator[Any]:
 
     async with mosquitto(tmp_path) as b:
         yield b
+
+
+@pytest.fixture
+def store(tmp_path: Any) -> Iterator[Store]:
+    """A real store in the test's own state directory, closed after."""
+    opened = Store.open(tmp_path / "state")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+async def tasks() -> AsyncIterator[Tasks]:
+    """The charge point's spawn, for a part tested alone: what still runs is cancelled after, and a
+    background task that crashed fails the test."""
+    spawned = Tasks()
+    yield spawned
+    await spawned.close()

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -35,20 +34,6 @@ from bridge.runtime.status_reporter import StatusReporter
 from bridge.store import Store
 from tests.helpers.clock import ManualClock
 from tests.helpers.parts import CP_ID, Link, Tasks, configuration, connector, turns
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(tmp_path / "state")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-async def tasks() -> AsyncIterator[Tasks]:
-    spawned = Tasks()
-    yield spawned
-    await spawned.close()
 
 
 class Box:

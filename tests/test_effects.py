@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -54,13 +53,6 @@ class Carrier:
         self.done.append("after batch")
         assert self.runner is not None
         self.lock_held_after_batch.append(self.runner.lock.locked())
-
-
-@pytest.fixture
-async def tasks() -> AsyncIterator[Tasks]:
-    spawned = Tasks()
-    yield spawned
-    await spawned.close()
 
 
 def runner(carrier: Carrier, tasks: Tasks) -> EffectRunner:

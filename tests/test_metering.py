@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,20 +44,6 @@ from tests.helpers.parts import (
 MIDNIGHT = datetime(2026, 1, 1, tzinfo=UTC)
 REGISTER = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(tmp_path / "state")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-async def tasks() -> AsyncIterator[Tasks]:
-    spawned = Tasks()
-    yield spawned
-    await spawned.close()
 
 
 @pytest.fixture

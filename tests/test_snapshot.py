@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -168,13 +167,6 @@ class Unrun:
     def connector(self) -> dict[str, Any]:
         connector: dict[str, Any] = self.json()["connectors"][0]
         return connector
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(tmp_path / "state")
-    yield opened
-    opened.close()
 
 
 async def test_a_charge_point_that_has_not_run(tmp_path: Path, store: Store) -> None:

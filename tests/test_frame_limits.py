@@ -111,7 +111,7 @@ async def test_a_failed_connection_is_closed_before_the_next_one_opens(
 ) -> None:
     """Whatever ends a connection, the socket goes with it: never two links to the central system."""
     failures = 0
-    real_receive = Endpoint._receive
+    real_receive = Endpoint.receive
 
     async def failing_receive(self: Endpoint, text: str) -> None:
         nonlocal failures
@@ -120,7 +120,7 @@ async def test_a_failed_connection_is_closed_before_the_next_one_opens(
             raise OSError("injected: the socket broke while a frame was handled")
         await real_receive(self, text)
 
-    monkeypatch.setattr(Endpoint, "_receive", failing_receive)
+    monkeypatch.setattr(Endpoint, "receive", failing_receive)
     async with running(make_config(csms.url, tmp_path)):
         await settled(csms)
         first = csms.links[0]
@@ -321,7 +321,7 @@ def test_our_schema_check_does_not_depend_on_which_validator_the_library_cached_
     from bridge.ocpp import schema
 
     messages._validators.pop("SetChargingProfile_1.6", None)
-    schema._validator.cache_clear()
+    schema.forget_validators()
     messages.get_validator(2, "SetChargingProfile", "1.6", parse_float=first)
     payload = {"connectorId": 1, "csChargingProfiles": profile()}
     payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] = 6.1

@@ -44,17 +44,6 @@ WAITING: dict[tuple[str, str], tuple[int, str]] = {
         "bridge.core.config_keys.Configuration(features, fixed, initial, measurand_supported, *, "
         "keys: Iterable[KeySpec] = KEYS): the key table this charge point offers",
     ),
-    # An OSError injected while one frame is handled (Endpoint._receive wrapped).
-    ("test_frame_limits.py", "_receive"): (
-        2,
-        "bridge.ocpp.rpc.Endpoint.receive(self, text: str) -> Awaitable[None]: the public per-frame step "
-        "of run()",
-    ),
-    # Our schema validators' cache emptied, so that the check asks the library again.
-    ("test_frame_limits.py", "_validator"): (
-        1,
-        "bridge.ocpp.schema.forget_validators() -> None: empties the per-action validator cache",
-    ),
     # A raw key write (its typed error) and the last value the MQTT link heard (`values`).
     ("test_goe.py", "_link"): (
         4,
@@ -84,31 +73,14 @@ WAITING: dict[tuple[str, str], tuple[int, str]] = {
         "adapters.chargers.relay.TasmotaCharger.last_energy -> Mapping[str, Any] | None: read-only "
         "property, the last ENERGY object heard (SENSOR or STATUS8)",
     ),
-    # Stand-ins for pymodbus and aiomqtt put in place of the library client, and a connection made.
-    ("test_setups_e2e.py", "_client"): (
-        2,
-        "adapters.transports.modbus.ModbusBus(url, timeout_s=..., *, make_client: Callable[[BusAddress], "
-        "Any] | None = None) and adapters.transports.mqtt.MqttBroker(url, *, make_client: "
-        "Callable[[BrokerAddress], aiomqtt.Client] | None = None): the library client injected",
-    ),
-    ("test_setups_e2e.py", "_connected"): (
-        2,
-        "the same MqttBroker(make_client=...): a stand-in client whose connection the test completes",
-    ),
     # PRAGMA synchronous is a setting of the store's own connection: no other reader can see it.
     ("test_store.py", "_db"): (
         1,
         "bridge.store.Store.pragma(self, name: Literal['journal_mode', 'synchronous', 'user_version']) "
         "-> str | int: one PRAGMA read on the store's connection",
     ),
-    # A websocket send that never returns (monkeypatch.setattr(endpoint, "_send", ...)).
-    ("test_systemd.py", "_send"): (
-        1,
-        "bridge.ocpp.rpc.Endpoint.connection -> Connection: read-only property, so that the test stalls "
-        "endpoint.connection.send, the library's public method",
-    ),
 }
-WAITING_AT_MOST = 20  # the sum of the counts above: lower it as they go, never raise it
+WAITING_AT_MOST = 12  # the sum of the counts above: lower it as they go, never raise it
 
 
 def _test_code() -> list[Path]:

@@ -35,7 +35,7 @@ import contextlib
 import shutil
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pytest
 from ocpp.v16 import call
@@ -530,39 +530,71 @@ async def test_a_modbus_read_cancelled_as_its_answer_arrives_is_cancelled() -> N
     class Library:  # waits as pymodbus 3.x does (pymodbus/transaction/transaction.py)
         connected = True
 
+        async def connect(self) -> bool:
+            return True
+
         async def read_input_registers(self, address: int, count: int, device_id: int) -> Any:
             return await asyncio.wait_for(answer, 5)
 
         def close(self) -> None:
             pass
 
-    bus = ModbusBus("tcp://127.0.0.1:502")
-    bus._client = Library()
+    bus = ModbusBus("tcp://127.0.0.1:502", make_client=lambda address: Library())
     reading = asyncio.create_task(bus.read_input_registers(1, 0x0000, 2))
     await _cancel_as_it_is_answered(reading, lambda: answer.set_result(_Answer()))
 
 
+async def _hears_nothing() -> AsyncIterator[Any]:
+    await asyncio.Event().wait()
+    yield  # never reached: an async generator
+
+
+class _MqttLibrary:
+    """An aiomqtt.Client as MqttBroker uses it: its connection is up once `up` is done, it hears no
+    message, and a publish waits for its PUBACK (`puback`) as aiomqtt does (Client._wait_for)."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.up: asyncio.Future[None] = loop.create_future()
+        self.puback: asyncio.Future[None] = loop.create_future()
+
+    async def __aenter__(self) -> _MqttLibrary:
+        await self.up
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    @property
+    def messages(self) -> AsyncIterator[Any]:
+        return _hears_nothing()
+
+    async def publish(self, topic: str, payload: Any, qos: int, retain: bool) -> None:
+        await asyncio.wait_for(self.puback, 5)
+
+
 async def test_an_mqtt_publish_cancelled_as_its_puback_arrives_is_cancelled() -> None:
-    puback: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-    class Library:  # waits as aiomqtt does (Client._wait_for)
-        async def publish(self, topic: str, payload: Any, qos: int, retain: bool) -> None:
-            await asyncio.wait_for(puback, 5)
-
-    broker = MqttBroker("mqtt://127.0.0.1:1883")
-    broker._client = Library()  # type: ignore[assignment]
-    broker._connected.set()
-    publishing = asyncio.create_task(broker.publish("cmnd/x/POWER", "ON"))
-    await _cancel_as_it_is_answered(publishing, lambda: puback.set_result(None))
+    library = _MqttLibrary()
+    library.up.set_result(None)
+    broker = MqttBroker("mqtt://127.0.0.1:1883", make_client=lambda address: cast(Any, library))
+    try:
+        assert await broker.wait_connected(5)
+        publishing = asyncio.create_task(broker.publish("cmnd/x/POWER", "ON"))
+        await _cancel_as_it_is_answered(publishing, lambda: library.puback.set_result(None))
+    finally:
+        await broker.close()
 
 
 async def test_waiting_for_the_broker_cancelled_as_it_connects_is_cancelled() -> None:
-    broker = MqttBroker(f"mqtt://127.0.0.1:{free_port()}")  # nobody there: it stays connecting
+    library = _MqttLibrary()  # it stays connecting until the test completes its connection
+    broker = MqttBroker(f"mqtt://127.0.0.1:{free_port()}", make_client=lambda address: cast(Any, library))
     try:
         waiting = asyncio.create_task(broker.wait_connected(5))
         for _ in range(5):
             await asyncio.sleep(0)
-        broker._connected.set()
+        library.up.set_result(None)
+        await asyncio.sleep(0)  # the broker's task runs: connected, and the waiting caller is woken
+        assert broker.connected
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting

@@ -367,7 +367,7 @@ async def test_an_online_session_that_sends_nothing_is_wedged(
             async def never_returns(frame: Any) -> None:  # a websocket send stuck for good
                 await asyncio.sleep(3600)
 
-            monkeypatch.setattr(endpoint, "_send", never_returns)
+            monkeypatch.setattr(endpoint.connection, "send", never_returns)
             await unhealthy(ns, daemon, "CP-1: online and no message has been sent for more than 2 s")
 
 

@@ -244,10 +244,18 @@ class ModbusBus:
         """Equal for URLs naming the same bus with the same settings, in whatever order or spelling."""
         return str(parse_bus_url(url))
 
-    def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        *,
+        make_client: Callable[[BusAddress], Any] | None = None,
+    ) -> None:
+        """`make_client`: makes the (unconnected) pymodbus client of a bus; a test may give a stand-in."""
         self.address = parse_bus_url(url)
         self.url = str(self.address)
         self.timeout_s = timeout_s
+        self._make_client = make_client or library_client
         self._lock = asyncio.Lock()
         self._client: Any = None  # a pymodbus async client while there is a connection worth keeping
 
@@ -376,33 +384,35 @@ class ModbusBus:
         self._drop()
         if isinstance(self.address, SerialAddress):
             _check_serial_device(self.address.device)
-        self._client = self._make_client()
+        self._client = self._make_client(self.address)
         if not await self._client.connect():
             self._drop()
             raise _NoConnection(f"cannot connect{_connect_hint(self.address)}")
         log.debug("connected to %s", self.url)
         return self._client
 
-    def _make_client(self) -> Any:
-        # reconnect_delay=0: no reconnecting behind our back; the next request reconnects.
-        common: dict[str, Any] = {"timeout": _PYMODBUS_TIMEOUT_S, "retries": 0, "reconnect_delay": 0}
-        if isinstance(self.address, TcpAddress):
-            framer = FramerType.RTU if self.address.rtu_framing else FramerType.SOCKET
-            return AsyncModbusTcpClient(self.address.host, port=self.address.port, framer=framer, **common)
-        return AsyncModbusSerialClient(
-            self.address.device,
-            framer=FramerType.RTU,
-            baudrate=self.address.baudrate,
-            parity=self.address.parity,
-            stopbits=self.address.stopbits,
-            bytesize=self.address.bytesize,
-            **common,
-        )
-
     def _drop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def library_client(address: BusAddress) -> Any:
+    """The pymodbus client of the bus at `address`, not yet connected."""
+    # reconnect_delay=0: no reconnecting behind our back; the next request reconnects.
+    common: dict[str, Any] = {"timeout": _PYMODBUS_TIMEOUT_S, "retries": 0, "reconnect_delay": 0}
+    if isinstance(address, TcpAddress):
+        framer = FramerType.RTU if address.rtu_framing else FramerType.SOCKET
+        return AsyncModbusTcpClient(address.host, port=address.port, framer=framer, **common)
+    return AsyncModbusSerialClient(
+        address.device,
+        framer=FramerType.RTU,
+        baudrate=address.baudrate,
+        parity=address.parity,
+        stopbits=address.stopbits,
+        bytesize=address.bytesize,
+        **common,
+    )
 
 
 def _check_read(device_id: int, address: int, count: int) -> None:

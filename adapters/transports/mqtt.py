@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from collections.abc import Callable
@@ -73,9 +74,29 @@ class BrokerAddress:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Made once: loading the system's CA store takes a while on a Pi, and every connection can share it.
+    return ssl.create_default_context()
+
+
+def library_client(address: BrokerAddress) -> aiomqtt.Client:
+    """The aiomqtt client of the broker at `address`, not yet connected (TLS: the system's CA store)."""
+    a = address
+    tls = _tls_context() if a.tls else None
+    return aiomqtt.Client(
+        a.host, a.port, username=a.username, password=a.password, tls_context=tls, timeout=CONNECT_TIMEOUT_S
+    )
+
+
 class MqttBroker:
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, make_client: Callable[[BrokerAddress], aiomqtt.Client] | None = None
+    ) -> None:
+        """`make_client`: makes the client of one connection (one per attempt); a test may give a
+        stand-in."""
         self.address = BrokerAddress.parse(url)
+        self._make_client = make_client or library_client
         self._handlers: list[tuple[str, Handler]] = []
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
@@ -149,12 +170,8 @@ class MqttBroker:
     async def _run(self) -> None:
         a = self.address
         pause = RECONNECT_MIN_S
-        tls = ssl.create_default_context() if a.tls else None
         while True:
-            client = aiomqtt.Client(
-                a.host, a.port, username=a.username, password=a.password, tls_context=tls,
-                timeout=CONNECT_TIMEOUT_S,
-            )  # fmt: skip
+            client = self._make_client(a)
             try:
                 async with client:
                     self._client = client

@@ -116,6 +116,11 @@ class Endpoint:
         self._may_answer = may_answer  # False while BootNotification is Rejected: CALLs get no answer
         self._metrics = metrics
 
+    @property
+    def connection(self) -> Connection:
+        """The connection this endpoint reads and writes (the websocket, or a test's stand-in)."""
+        return self._connection
+
     # -- receiving -------------------------------------------------------
     async def run(self) -> None:
         """Serve frames until the connection closes (the exception propagates)."""
@@ -126,7 +131,7 @@ class Endpoint:
                 if frames_log.isEnabledFor(logging.DEBUG):
                     frames_log.debug("%s <- %s", self._name, redact_frame(text))
                 try:
-                    await self._receive(text)
+                    await self.receive(text)
                 except (ConnectionClosed, OSError):
                     raise
                 except Exception:
@@ -144,7 +149,8 @@ class Endpoint:
             for task in self._tasks:
                 task.cancel()
 
-    async def _receive(self, text: str) -> None:
+    async def receive(self, text: str) -> None:
+        """One frame read from the connection, handled: the step `run()` takes per frame."""
         try:
             decoded = decode(text)
         except BadFrame as bad:

@@ -93,6 +93,13 @@ def _accepts_empty(message_type: int, action: str) -> bool:
     return bool(_validator(message_type, action).is_valid({}))
 
 
+def forget_validators() -> None:
+    """Empties the per-action validator cache: the next check builds each validator again, from
+    whichever one the library has cached by then."""
+    _validator.cache_clear()
+    _accepts_empty.cache_clear()
+
+
 def violation(message_type: int, action: str, payload: Any) -> OcppError | None:
     """The schema violation of `payload`, as the CALLERROR to answer, or None."""
     if payload == {} and _accepts_empty(message_type, action):

@@ -1,5 +1,6 @@
-"""Relay retrofit drivers (adapters/chargers/relay.py): the pure draw inference, the Shelly driver over HTTP
-against the emulator, the Tasmota driver over a real mosquitto, and one session through the daemon."""
+"""Relay retrofit drivers (adapters/chargers/relay.py, shelly.py, tasmota.py): the pure draw inference,
+the Shelly driver over HTTP against the emulator, the Tasmota driver over a real mosquitto, and one
+session through the daemon."""
 
 from __future__ import annotations
 
@@ -18,14 +19,9 @@ from adapters.base import (
     NotSupportedByDevice,
     StateChanged,
 )
-from adapters.chargers.relay import (
-    DrawInference,
-    ShellyCharger,
-    ShellyOptions,
-    TasmotaCharger,
-    TasmotaOptions,
-    _shelly_answer,
-)
+from adapters.chargers.relay import DrawInference
+from adapters.chargers.shelly import ShellyCharger, ShellyOptions, shelly_answer
+from adapters.chargers.tasmota import TasmotaCharger, TasmotaOptions
 from adapters.transports.pool import Transports
 from bridge.config import ConfigError, load_config
 from tests.conftest import make_config, running
@@ -271,8 +267,8 @@ async def test_shelly_protection_fault_and_current_control(
 )
 def test_shelly_error_answers_are_refusals(status: int, body: bytes, message: str) -> None:
     with pytest.raises(DeviceRefused, match=message):
-        _shelly_answer("Switch.GetStatus", status, body)
-    assert _shelly_answer("Switch.Set", 200, b'{"was_on":false}') == {"was_on": False}
+        shelly_answer("Switch.GetStatus", status, body)
+    assert shelly_answer("Switch.Set", 200, b'{"was_on":false}') == {"was_on": False}
 
 
 async def test_shelly_digest_auth(transports: Transports) -> None:
@@ -342,7 +338,7 @@ async def test_tasmota_pushed_messages_update_without_asking(broker: Any, transp
         await device.press_button()  # switched at the device: stat/.../RESULT and stat/.../POWER
         await until(lambda: events == [StateChanged()])
         # A tele/.../SENSOR with the new power arrives on its own (TelePeriod 0.2 s here).
-        await until(lambda: (driver._energy or {}).get("Power") == 3682)
+        await until(lambda: (driver.last_energy or {}).get("Power") == 3682)
         asked = len(device.commands)
         reading = await driver.read()
         assert (reading.energy_allowed, reading.power_w, reading.ev_requesting) == (True, 3682, True)
@@ -371,11 +367,11 @@ async def test_tasmota_offline_silent_and_broker_gone(broker: Any, transports: T
         device.silent = False
 
         await device.power_cut()  # the broker publishes the last will
-        await until(lambda: driver._online is False)
+        await until(lambda: driver.online is False)
         with pytest.raises(DeviceUnreachable, match=r"tele/tasmota_A1B2C3/LWT says Offline"):
             await driver.read()
         await device.start()  # back: LWT Online
-        await until(lambda: driver._online is True)
+        await until(lambda: driver.online is True)
         assert (await driver.read()).energy_allowed is False
 
         await broker.stop()

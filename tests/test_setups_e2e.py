@@ -41,7 +41,7 @@ import pytest
 from ocpp.v16 import call
 
 from adapters.chargers.goe import GoeOptions
-from adapters.chargers.relay import TasmotaCharger, TasmotaOptions
+from adapters.chargers.tasmota import TasmotaCharger, TasmotaOptions
 from adapters.transports.modbus import ModbusBus
 from adapters.transports.mqtt import MqttBroker
 from adapters.transports.pool import Transports

@@ -2,8 +2,8 @@
 device's API and nothing of OCPP.
 
 `simulated` is a box in the bridge's own process; `goe` drives a go-e Charger over HTTP or MQTT;
-`relay` drives a plain wallbox through a Shelly (HTTP) or Tasmota (MQTT) metering relay; `composed`
-puts a separate meter of record beside any charger. `CHARGER_TYPES` below registers every type name a
+`shelly` (HTTP) and `tasmota` (MQTT) drive a plain wallbox through a metering relay, on what `relay`
+holds for both; `composed` puts a separate meter of record beside any charger. `CHARGER_TYPES` below registers every type name a
 configuration may give under `charger: {type: ...}`: the registry (adapters/registry.py) imports a
 driver's module only when a configuration names its type, so this package imports no driver itself.
 """
@@ -14,6 +14,6 @@ from __future__ import annotations
 CHARGER_TYPES: dict[str, str] = {
     "simulated": "adapters.chargers.simulated:SimulatedCharger",
     "goe": "adapters.chargers.goe:GoeCharger",
-    "shelly": "adapters.chargers.relay:ShellyCharger",
-    "tasmota": "adapters.chargers.relay:TasmotaCharger",
+    "shelly": "adapters.chargers.shelly:ShellyCharger",
+    "tasmota": "adapters.chargers.tasmota:TasmotaCharger",
 }

@@ -273,7 +273,7 @@ async def test_write_errors_are_typed_with_the_chargers_text(
         await charger.set_current(20)
     # A read-only key: HTTP 500 with the key's error text (go-eCharger-API-v2#4).
     with pytest.raises(DeviceRefused, match=r"alw: tried to set api key without setter \(true\)"):
-        await charger._link.write("alw", True)
+        await charger.link.write("alw", True)
     async with aiohttp.ClientSession() as session:
         async with session.get(emu.url + "/api/set?alw=true") as response:
             assert response.status == 500
@@ -409,16 +409,16 @@ async def test_mqtt_values_events_and_set_result(
     emu.plug()
     await _until(lambda: events == [StateChanged()])  # car 1 -> 3 wakes the bridge without a poll
     await charger.set_enabled(True)
-    await _until(lambda: emu.car() == 2 and charger._link.values.get("car") == 2)  # type: ignore[attr-defined]
+    await _until(lambda: emu.car() == 2 and charger.link.values.get("car") == 2)  # type: ignore[attr-defined]
     reading = await charger.read()
     assert (reading.plugged, reading.ev_requesting, reading.energy_allowed) == (True, True, True)
     emu.tap(1)
     await _until(lambda: TagPresented("User 1") in events)
 
     with pytest.raises(DeviceRefused, match=r"go-e refused amp=20: amp: value out of range 6\.\.16"):
-        await charger._link.write("amp", 20)
+        await charger.link.write("amp", 20)
     with pytest.raises(DeviceRefused, match="without setter"):
-        await charger._link.write("alw", True)
+        await charger.link.write("alw", True)
     await charger.set_current(10)
     assert emu.received[-3:] == [("amp", "20"), ("alw", "true"), ("amp", "10")]
     await charger.close()

@@ -1,9 +1,10 @@
 """Charger drivers: one module per device family, each a `Charger` (adapters/base.py) that knows its
 device's API and nothing of OCPP.
 
-`simulated` is a box in the bridge's own process; `goe` drives a go-e Charger over HTTP or MQTT;
-`shelly` (HTTP) and `tasmota` (MQTT) drive a plain wallbox through a metering relay, on what `relay`
-holds for both; `composed` puts a separate meter of record beside any charger. `CHARGER_TYPES` below registers every type name a
+`simulated` is a box in the bridge's own process; `goe` drives a go-e Charger over HTTP or MQTT (its
+keys and pure mapping in `goe_api`, its transports in `goe_links`); `shelly` (HTTP) and `tasmota`
+(MQTT) drive a plain wallbox through a metering relay, on what `relay` holds for both; `composed` puts
+a separate meter of record beside any charger. `CHARGER_TYPES` below registers every type name a
 configuration may give under `charger: {type: ...}`: the registry (adapters/registry.py) imports a
 driver's module only when a configuration names its type, so this package imports no driver itself.
 """

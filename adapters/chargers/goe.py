@@ -10,7 +10,7 @@ The box speaks in API keys (`car`, `err`, `nrg`, `eto`, `frc`, `amp`, `trx`, ...
 transport, the driver turns each answer into a dict of keys with v2 types and units (`v1_to_v2`
 converts the legacy strings and 0.1 kWh / 0.1 A / 0.01 kW units) and one pure function,
 `reading_from`, makes the ChargerReading. The three transports differ only in how keys are read and
-written (the links at the end of this module):
+written (the links, in goe_links.py):
 
 - HTTP v2: `GET /api/status?filter=...` (two filter syntaxes, chosen at the probe: `car,alw` from
   firmware 051.4 on, `["car","alw"]` before) and `GET /api/set?key=<JSON>`, answered per key with
@@ -32,16 +32,13 @@ exposed, so the id tag is taken from `card_tags` or the card's name (`tag_for_ca
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
-import json
 import logging
-import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adapters.base import (
     Charger,
@@ -58,7 +55,6 @@ from adapters.chargers.goe_api import (
     AMP_MAX_A,
     AMP_MIN_A,
     FILTER_CSV,
-    FILTER_JSON,
     FRC_OFF,
     FRC_ON,
     ID_TAG_MAX,
@@ -74,8 +70,6 @@ from adapters.chargers.goe_api import (
     KEY_PSM,
     KEY_RST,
     KEY_TRX,
-    POLL_KEYS,
-    PROBE_KEYS,
     PSM_FORCE_1,
     PSM_FORCE_3,
     RST_REBOOT,
@@ -83,21 +77,14 @@ from adapters.chargers.goe_api import (
     as_int,
     car_state,
     card_name,
-    filter_query,
     key_card_name,
     new_card_slot,
     reading_from,
-    result_problem,
-    set_answer_problem,
-    set_query,
     tag_for_card,
-    v1_to_v2,
 )
+from adapters.chargers.goe_links import GoeHttp, GoeLink, HttpV1Link, HttpV2Link, MqttLink
 from adapters.transports.pool import Transports
 from adapters.transports.urls import http_address_problem
-
-if TYPE_CHECKING:
-    from adapters.transports.mqtt import MqttBroker
 
 log = logging.getLogger("adapters.goe")  # the name log lines have always shown
 
@@ -207,14 +194,21 @@ class GoeCharger(Charger):
     def __init__(self, options: GoeOptions, transports: Transports) -> None:
         super().__init__()
         self.options = options
-        self._link: _Link
+        self._link: GoeLink
         if options.transport == "mqtt":
-            mqtt = _Mqtt(options, transports)
+            assert options.broker is not None and options.serial is not None  # validate() said so
+            mqtt = MqttLink(
+                transports,
+                options.broker,
+                f"{options.topic_prefix}/{options.serial}/",
+                options.timeout_s,
+                options.stale_after_s,
+            )
             mqtt.on_change = self._on_mqtt_change
             self._link = mqtt
         else:
-            http = _Http(options.url or "", transports, options.timeout_s)
-            self._link = _HttpV2(http) if options.api == "v2" else _HttpV1(http)
+            http = GoeHttp(options.url or "", transports, options.timeout_s)
+            self._link = HttpV2Link(http) if options.api == "v2" else HttpV1Link(http)
         self._probed = False
         self._probe_lock = asyncio.Lock()
         self._commanded = False  # set_enabled was called
@@ -240,6 +234,11 @@ class GoeCharger(Charger):
             max_current_a=o.max_current_a,
             current_step_a=1.0,
         )
+
+    @property
+    def link(self) -> GoeLink:
+        """How this driver reads and writes the charger's keys (a raw write; on MQTT, the values heard)."""
+        return self._link
 
     @property
     def description(self) -> str:
@@ -278,7 +277,15 @@ class GoeCharger(Charger):
 
     async def _hold_energy(self, values: Mapping[str, Any]) -> bool:
         """Force state Off unless the bridge has commanded already: go-e's own logic (force state
-        neutral) would charge a plugged car on its own, without a transaction. True when it did."""
+        neutral) would charge a plugged car on its own, without a transaction. True when it did.
+
+        This is not the coordinator's "energy only with a transaction" guard (bridge/runtime/
+        coordinator.py) twice. That guard switches off energy it sees allowed; this takes the decision
+        away from go-e, which in force state neutral may start energy later by itself (its own card
+        reader, its own access and schedule settings), between two polls and after a first reading
+        that showed nothing to switch off: the guard would let that run for UNWANTED_ENERGY_S. A relay
+        has no logic of its own, so only go-e needs this. The driver's tests pin it (frc=1 at the first
+        read, before the current is set)."""
         async with self._energy_lock:  # a set_enabled racing this read wins: it comes after, or first
             if not self._take_over:
                 return False
@@ -292,9 +299,9 @@ class GoeCharger(Charger):
 
     def _how(self) -> str:
         link = self._link
-        if isinstance(link, _HttpV2):
+        if isinstance(link, HttpV2Link):
             return f"HTTP API v2, filter syntax {'car,alw' if link.syntax == FILTER_CSV else '[...]'}"
-        return "HTTP API v1" if isinstance(link, _HttpV1) else "MQTT"
+        return "HTTP API v1" if isinstance(link, HttpV1Link) else "MQTT"
 
     async def close(self) -> None:
         await self._link.close()
@@ -312,7 +319,7 @@ class GoeCharger(Charger):
             legacy_errors=self._link.legacy_errors,
         )
         self._plugged = bool(reading.plugged)
-        if not isinstance(self._link, _Mqtt):  # MQTT reports taps as they arrive
+        if not isinstance(self._link, MqttLink):  # MQTT reports taps as they arrive
             await self._check_tap(values.get(KEY_TRX))
         return reading
 
@@ -335,7 +342,7 @@ class GoeCharger(Charger):
             slot = new_card_slot(self._trx, new)
             self._trx = new
             if slot is not None:
-                values = self._link.values if isinstance(self._link, _Mqtt) else {}
+                values = self._link.values if isinstance(self._link, MqttLink) else {}
                 self._emit(TagPresented(tag_for_card(slot, card_name(values, slot), self.options.card_tags)))
 
     # -- commands ---------------------------------------------------------------------------------
@@ -373,236 +380,3 @@ class GoeCharger(Charger):
         if self.options.api != "v2":
             raise NotSupportedByDevice("go-e API v1 documents no reboot command")
         await self._write(KEY_RST, RST_REBOOT)
-
-
-# -- links: how keys are read and written, one per transport ----------------------------------------
-
-
-class _Link(abc.ABC):
-    """How keys are read and written; one subclass per transport. Values come back as v2 keys."""
-
-    legacy_errors = False  # True: `err` uses the API v1 numbering
-
-    @abc.abstractmethod
-    async def probe(self) -> dict[str, Any]:
-        """Find out how to talk to the box; returns the probe keys it answered with."""
-
-    @abc.abstractmethod
-    async def read(self) -> dict[str, Any]: ...
-
-    @abc.abstractmethod
-    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]: ...
-
-    @abc.abstractmethod
-    async def write(self, key: str, value: Any) -> None: ...
-
-    async def close(self) -> None:  # noqa: B027 - only MQTT has something to release
-        pass
-
-
-class _Http:
-    def __init__(self, url: str, transports: Transports, timeout_s: float) -> None:
-        self.base = url.rstrip("/")
-        self._transports = transports
-        self._timeout_s = timeout_s
-
-    async def get(self, path_and_query: str) -> tuple[int, Any]:
-        """(HTTP status, decoded JSON or the text); DeviceUnreachable for no or a late answer."""
-        import aiohttp
-        import yarl
-
-        url = yarl.URL(self.base + path_and_query, encoded=True)
-        try:
-            async with self._transports.http().get(
-                url, timeout=aiohttp.ClientTimeout(total=self._timeout_s)
-            ) as response:
-                body = await response.read()
-                status = response.status
-        except TimeoutError as exc:
-            raise DeviceUnreachable(f"no answer from {self.base} within {self._timeout_s:g} s") from exc
-        except aiohttp.ClientError as exc:
-            raise DeviceUnreachable(f"{self.base}: {str(exc) or type(exc).__name__}") from exc
-        text = body.decode("utf-8", "replace")
-        try:
-            return status, json.loads(text)
-        except ValueError:  # the caller names what it expected; the text is kept for its message
-            return status, text
-
-
-class _HttpV2(_Link):
-    def __init__(self, http: _Http) -> None:
-        self.http = http
-        self.syntax: str | None = None
-
-    async def probe(self) -> dict[str, Any]:
-        answer: Any = None
-        for syntax in (FILTER_CSV, FILTER_JSON):  # newer firmware first
-            status, answer = await self.http.get("/api/status?" + filter_query(PROBE_KEYS, syntax))
-            if status == 200 and isinstance(answer, dict) and KEY_CAR in answer:
-                self.syntax = syntax
-                return answer
-        raise DeviceRefused(
-            f"{self.http.base}/api/status did not answer with the charger's values ({str(answer)[:80]!r}); "
-            "enable the HTTP API v2 in the go-e app (hai), or set api: v1 for old firmware"
-        )
-
-    async def read(self) -> dict[str, Any]:
-        return await self.read_keys(POLL_KEYS)
-
-    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]:
-        assert self.syntax is not None, "probe first"
-        status, answer = await self.http.get("/api/status?" + filter_query(keys, self.syntax))
-        if status != 200 or not isinstance(answer, dict):
-            raise DeviceRefused(f"/api/status answered HTTP {status}: {str(answer)[:100]}")
-        return answer
-
-    async def write(self, key: str, value: Any) -> None:
-        status, answer = await self.http.get("/api/set?" + set_query(key, value))
-        problem = set_answer_problem(key, status, answer)
-        if problem is not None:
-            raise DeviceRefused(f"go-e refused {key}={json.dumps(value)}: {problem}")
-
-
-class _HttpV1(_Link):
-    legacy_errors = True
-    _ECHO = {KEY_AMX: KEY_AMP}  # amx (volatile current) shows in the status as amp
-
-    def __init__(self, http: _Http) -> None:
-        self.http = http
-
-    async def _status(self, path_and_query: str) -> dict[str, Any]:
-        status, answer = await self.http.get(path_and_query)
-        if status != 200 or not isinstance(answer, dict) or KEY_CAR not in answer:
-            raise DeviceRefused(
-                f"{self.http.base}{path_and_query.split('?')[0]} answered HTTP {status}: {str(answer)[:80]}; "
-                "enable the legacy HTTP API in the go-e app (hla), or use api: v2"
-            )
-        return answer
-
-    async def probe(self) -> dict[str, Any]:
-        raw = await self._status("/status")
-        return {**v1_to_v2(raw), KEY_FWV: raw.get(KEY_FWV), KEY_OCPPE: raw.get(KEY_OCPPE)}
-
-    async def read(self) -> dict[str, Any]:
-        return v1_to_v2(await self._status("/status"))
-
-    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]:
-        return {}  # v1 exposes no card names this driver knows of
-
-    async def write(self, key: str, value: Any) -> None:
-        wire = str(int(value)) if isinstance(value, bool | int) else str(value)
-        answer = await self._status("/mqtt?payload=" + urllib.parse.quote(f"{key}={wire}", safe="="))
-        echo = self._ECHO.get(key, key)
-        if str(answer.get(echo)) != wire:  # v1 refuses by leaving the value as it was
-            raise DeviceRefused(
-                f"go-e did not take {key}={wire}: it still reports {echo}={answer.get(echo)!r}"
-            )
-
-
-class _Mqtt(_Link):
-    def __init__(self, options: GoeOptions, transports: Transports) -> None:
-        assert options.broker is not None and options.serial is not None
-        self._options = options
-        self._transports = transports
-        self.base = f"{options.topic_prefix}/{options.serial}/"
-        self.values: dict[str, Any] = {}
-        self.last_message_at: float | None = None
-        self._broker: MqttBroker | None = None
-        self._results: dict[str, asyncio.Future[str | None]] = {}
-        self._write_lock = asyncio.Lock()  # results carry no correlation id: one write at a time
-        self._got_car = asyncio.Event()
-        self.on_change: Callable[[str, Any, Any], None] = lambda key, old, new: None
-
-    async def _connect(self) -> MqttBroker:
-        if self._broker is None:
-            self._broker = self._transports.mqtt(self._options.broker or "")
-            await self._broker.subscribe(self.base + "+", self._on_message)
-            await self._broker.subscribe(self.base + "+/result", self._on_message)
-        if not await self._broker.wait_connected(self._options.timeout_s):
-            raise DeviceUnreachable(
-                f"MQTT broker {self._broker.address} not reachable: {self._broker.last_error}"
-            )
-        return self._broker
-
-    def _on_message(self, topic: str, payload: bytes) -> None:
-        if not topic.startswith(self.base):
-            return
-        key = topic[len(self.base) :]
-        self.last_message_at = time.monotonic()
-        if key.endswith("/result"):
-            future = self._results.get(key[: -len("/result")])
-            if future is not None and not future.done():
-                future.set_result(result_problem(payload))
-            return
-        try:
-            value = json.loads(payload)
-        except ValueError:  # payloads are JSON; keep anything else as text
-            value = payload.decode("utf-8", "replace")
-        old = self.values.get(key)
-        self.values[key] = value
-        if key == KEY_CAR:
-            self._got_car.set()
-        if old != value:
-            self.on_change(key, old, value)
-
-    async def probe(self) -> dict[str, Any]:
-        await self._connect()
-        try:
-            async with asyncio.timeout(self._options.timeout_s):  # unlike wait_for, never loses a cancel
-                await self._got_car.wait()
-        except TimeoutError:
-            raise DeviceUnreachable(
-                f"no go-e values on {self.base}car: check serial, topic_prefix and that MQTT is enabled "
-                "on the charger (mce)"
-            ) from None
-        await self._settle()
-        return dict(self.values)
-
-    async def _settle(self, quiet_s: float = 0.2, max_s: float = 1.5) -> None:
-        """Retained topics arrive in a burst in any order: wait for the burst to end (psm, ocppe...)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max_s
-        while loop.time() < deadline:
-            seen = self.last_message_at or 0.0
-            await asyncio.sleep(quiet_s)
-            if self.last_message_at == seen:
-                return
-
-    async def read(self) -> dict[str, Any]:
-        broker = self._broker
-        if broker is None or not broker.connected:
-            raise DeviceUnreachable(
-                f"MQTT broker not connected ({broker.last_error if broker else 'not started'})"
-            )
-        if KEY_CAR not in self.values or self.last_message_at is None:
-            raise DeviceUnreachable(f"no go-e values received on {self.base}car yet")
-        age = time.monotonic() - self.last_message_at
-        if age > self._options.stale_after_s:
-            raise DeviceUnreachable(f"no message from go-e on {self.base}+ for {age:.0f} s")
-        return dict(self.values)
-
-    async def read_keys(self, keys: Iterable[str]) -> dict[str, Any]:
-        return {k: self.values[k] for k in keys if k in self.values}
-
-    async def write(self, key: str, value: Any) -> None:
-        broker = await self._connect()
-        async with self._write_lock:
-            future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-            self._results[key] = future
-            try:
-                async with asyncio.timeout(self._options.timeout_s):
-                    await broker.publish(f"{self.base}{key}/set", json.dumps(value))
-                    problem = await future
-            except TimeoutError:
-                raise DeviceUnreachable(
-                    f"no answer on {self.base}{key}/result within {self._options.timeout_s:g} s "
-                    "(are MQTT writes allowed on the charger? firmware 051.5+ needs that, and mcr off)"
-                ) from None
-            finally:
-                self._results.pop(key, None)
-        if problem is not None:
-            raise DeviceRefused(f"go-e refused {key}={json.dumps(value)}: {problem}")
-
-    async def close(self) -> None:
-        if self._broker is not None:
-            self._broker.unsubscribe(self._on_message)

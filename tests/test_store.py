@@ -25,10 +25,21 @@ def test_a_new_database_is_created_in_wal_mode_at_the_latest_schema(tmp_path: Pa
         with contextlib.closing(sqlite3.connect(tmp_path / FILENAME)) as reader:
             assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             assert reader.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert store.pragma("synchronous") == 2  # FULL
     finally:
         store.close()
     assert (tmp_path / FILENAME).exists()
+
+
+def test_pragma_reads_the_store_connections_settings_and_nothing_else(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    try:
+        assert store.pragma("journal_mode") == "wal"
+        assert store.pragma("user_version") == len(MIGRATIONS)
+        with pytest.raises(ValueError):
+            store.pragma("wal_checkpoint")  # type: ignore[arg-type]  # a name is put into the SQL: only these
+    finally:
+        store.close()
 
 
 def test_a_transaction_and_its_messages_round_trip_in_order(tmp_path: Path) -> None:

@@ -1,0 +1,60 @@
+"""The store as a whole: one SQLite file per daemon, opened checked, and the per-table operations.
+
+At start the file is checked (`PRAGMA quick_check`); a file that is not a database or is damaged is
+moved aside (with its -wal and -shm) under a name with the time, the reason is logged, and a new
+database is created: the daemon keeps working, and the old file is there for an expert to rescue.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+from bridge.store.schema import StoreError, connect_checked, migrate
+from bridge.store.settings import SettingsTables
+from bridge.store.transactions import TransactionTables
+
+log = logging.getLogger("bridge.store")
+
+FILENAME = "ocpp-bridge.sqlite3"
+
+
+def _moved_aside(path: Path, why: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.{why}-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(str(path) + suffix)
+        if part.exists():
+            part.rename(Path(str(target) + suffix))
+    return target
+
+
+class Store(TransactionTables, SettingsTables):
+    """Every table's operations on one connection (see bridge.store.base for the thread)."""
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Store:
+        """Open (creating, checking, migrating) the database. Blocking file I/O."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / FILENAME
+        moved: Path | None = None
+        try:
+            db = connect_checked(path)
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            moved = _moved_aside(path, "damaged")
+            log.error(
+                "the database %s is damaged (%s); it was moved to %s and a new, empty one was created: "
+                "queued messages and open transactions in the old file are not sent",
+                path, exc, moved,
+            )  # fmt: skip
+            db = connect_checked(path)
+        try:
+            migrate(db, path)
+        except BaseException:
+            db.close()
+            raise
+        store = cls(db, path)
+        store.recovered_from = moved
+        return store

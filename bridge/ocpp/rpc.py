@@ -9,10 +9,10 @@ own the frame loop (project decision D2), because the library's loop
 - cannot stay silent while BootNotification is Rejected (`may_answer`).
 
 Theory of operation. `run()` reads frames until the connection closes.
-A CALL is validated, handed to the `@on` handler of the handler object and
-answered (or left unanswered while `answering` is False); its `@after`
-hook then runs as a task, so a hook may itself `call()` without the
-deadlock the library has when a handler calls. A CALLRESULT or CALLERROR
+A CALL is validated, handed to the `@on` handler of the handler objects
+(`bridge.ocpp.routing`) and answered (or left unanswered while `answering`
+is False); its `@after` hook then runs as a task, so a hook may itself
+`call()` without the deadlock the library has when a handler calls. A CALLRESULT or CALLERROR
 is parsed and resolves the single outstanding outgoing call (OCPP-J allows one per
 direction; `call()` serialises with a lock). When `run()` ends for any
 reason the outstanding call fails at once with `NotConnected`.
@@ -37,9 +37,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ocpp.charge_point import camel_to_snake_case
-from ocpp.routing import create_route_map
-from ocpp.v16.enums import Action
 from websockets.exceptions import ConnectionClosed
 
 from bridge.log import redact_frame
@@ -53,6 +50,7 @@ from bridge.ocpp.errors import (
     NotConnected,
     OcppError,
 )
+from bridge.ocpp.routing import KNOWN_ACTIONS, Routes
 from bridge.ocpp.wire import BadFrame, RawCall, decode, encode, parse_answer, to_wire
 
 if TYPE_CHECKING:
@@ -60,7 +58,6 @@ if TYPE_CHECKING:
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 _ERROR_CODES = frozenset(str(code) for code in ErrorCode)
-KNOWN_ACTIONS = frozenset(a.value for a in Action)
 MAX_ID_LENGTH = 36
 
 frames_log = logging.getLogger("ocpp.frames")
@@ -99,11 +96,7 @@ class Endpoint:
         metrics: RpcMetrics | None = None,
     ) -> None:
         self._connection = connection
-        # One handler object per feature profile (bridge.ocpp.handlers); their routes are merged.
-        groups = handlers if isinstance(handlers, list | tuple) else [handlers]
-        self._routes: dict[str, dict[str, Any]] = {}
-        for group in groups:
-            self._routes.update(create_route_map(group))
+        self._routes = Routes(handlers)
         self._name = name
         self._timeout = timeout
         self._on_traffic = on_traffic
@@ -216,7 +209,7 @@ class Endpoint:
         action, payload = frame[2], frame[3]
         self._after_reply = []
         try:
-            response = await self._dispatch(action, payload, beyond_range)
+            response = await self._routes.dispatch(action, payload, beyond_range)
         except OcppError as error:
             self._answered(action, str(error.code))
             await self._send_error(unique_id, error)
@@ -240,7 +233,9 @@ class Endpoint:
             result = followup()
             if inspect.isawaitable(result):
                 self.spawn(result, f"follow-up of {action}")
-        self._run_after_hook(action, payload)
+        after = self._routes.after(action, payload)
+        if after is not None:
+            self.spawn(after, f"after {action}")
 
     def _answered(self, action: str, result: str) -> None:
         if self._metrics is not None:
@@ -256,39 +251,6 @@ class Endpoint:
         central system always sees the answer first.
         """
         self._after_reply.append(followup)
-
-    async def _dispatch(
-        self, action: str, payload: dict[str, Any], beyond_range: str | None = None
-    ) -> dict[str, Any]:
-        if action not in KNOWN_ACTIONS:
-            raise OcppError(ErrorCode.NOT_IMPLEMENTED, f"{action} is not an OCPP 1.6 action")
-        route = self._routes.get(action, {})
-        handler = route.get("_on_action")
-        if handler is None:
-            raise OcppError(ErrorCode.NOT_SUPPORTED, f"{action} is not supported by this charge point")
-        if not route.get("_skip_schema_validation", False):
-            error = schema.violation(CALL, action, payload)
-            if error is not None:
-                raise error
-        if beyond_range is not None:  # after the schema: a type error is named as such first
-            raise OcppError(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, beyond_range)
-        result = handler(**camel_to_snake_case(payload))
-        if inspect.isawaitable(result):
-            result = await result
-        wire = to_wire(result)
-        # Our own answers are checked too: a bug here must not reach the wire.
-        error = schema.violation(CALLRESULT, action, wire)
-        if error is not None:
-            raise RuntimeError(f"our {action} answer breaks the schema: {error.description}")
-        return wire
-
-    def _run_after_hook(self, action: str, payload: dict[str, Any]) -> None:
-        hook = self._routes.get(action, {}).get("_after_action")
-        if hook is None:
-            return
-        result = hook(**camel_to_snake_case(payload))
-        if inspect.isawaitable(result):
-            self.spawn(result, f"after {action}")
 
     def spawn(self, awaitable: Awaitable[Any], what: str) -> None:
         """Run a follow-up of this connection; it is cancelled when the connection ends."""

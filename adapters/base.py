@@ -7,7 +7,9 @@ and pushes what it learns on its own (a card tapped on its reader, a state
 change it was told about) through the listener the bridge registers.
 
 Errors are values at this boundary: a driver raises only the three
-`DeviceError` kinds below; the bridge maps them to OCPP in one place.
+`DeviceError` kinds below, and reports what its device says is wrong as a
+`Fault` of a `FaultKind`; the bridge maps both to OCPP in one place
+(bridge/core/device_errors.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 
 
@@ -34,9 +37,40 @@ class NotSupportedByDevice(DeviceError):
     """The device cannot do this at all (no lock, no phase switching, ...)."""
 
 
+class FaultKind(StrEnum):
+    """What a device says is wrong, in the terms of the hardware (the bridge says what it is in OCPP)."""
+
+    GROUND_FAULT = "ground_fault"  # protective earth missing or invalid
+    RESIDUAL_CURRENT = "residual_current"  # the residual current device (RCD) tripped, or is faulty
+    OVER_CURRENT = "over_current"  # an over-current or over-power protection tripped
+    OVER_VOLTAGE = "over_voltage"
+    UNDER_VOLTAGE = "under_voltage"
+    OVER_TEMPERATURE = "over_temperature"
+    POWER_SWITCH = "power_switch"  # the relay or contactor is stuck closed, or did not close
+    CABLE_LOCK = "cable_lock"  # the cable lock is stuck open or locked
+    EV_COMMUNICATION = "ev_communication"  # control pilot, proximity pilot, the vehicle's diode
+    POWER_METER = "power_meter"  # the built-in meter failed
+    CARD_READER = "card_reader"  # the built-in RFID reader failed
+    INTERNAL = "internal"  # the device's own electronics or firmware (its self-test, its controller)
+    PHASE = "phase"  # a phase of the supply is missing or wrong
+    OTHER = "other"  # none of these, or the device does not say
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault a device reports: its kind, the device's own code for it and a short text, as the device
+    says them (the bridge shortens them to what its protocol carries)."""
+
+    kind: FaultKind
+    info: str | None = None  # free text, e.g. "cable lock stuck open"
+    vendor_code: str | None = None  # the device's own code, e.g. "err=12 StatusLockStuckOpen"
+
+
 @dataclass(frozen=True)
 class DeviceFault:
-    """A fault the device reports, in OCPP's ChargePointErrorCode vocabulary."""
+    """A fault in OCPP's ChargePointErrorCode vocabulary: what bridge/core/device_errors.py makes of a
+    `Fault`, and what the simulated box reports as it is told (its operator names the errorCode through
+    the local API). A driver of a real device reports a `Fault` instead."""
 
     error_code: str  # e.g. "GroundFailure", "OverCurrentFailure", "OtherError"
     info: str | None = None  # free text, at most 50 characters on the wire
@@ -62,7 +96,7 @@ class ChargerReading:
     frequency_hz: float | None = None
     soc_percent: float | None = None
     current_offered_a: float | None = None  # the limit the device applies now
-    fault: DeviceFault | None = None
+    fault: Fault | DeviceFault | None = None  # DeviceFault: the simulated box's, already in OCPP's words
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from adapters.base import Charger, ChargerCapabilities, ChargerReading, DeviceError
 from adapters.transports.pool import Transports
 from bridge.config import Config
+from bridge.core.device_errors import ocpp_fault
 from bridge.daemon import build_charger
 
 PROBE_TIMEOUT_S = 20.0  # per device: an MQTT device may need a moment to publish its retained state
@@ -48,10 +49,9 @@ def describe_reading(r: ChargerReading) -> list[str]:
         + (f"; frequency: {_num(r.frequency_hz)} Hz" if r.frequency_hz is not None else ""),
     ]
     if r.fault is not None:
-        detail = ", ".join(x for x in (r.fault.info, r.fault.vendor_error_code) if x)
-        lines.append(
-            f"FAULT reported by the device: {r.fault.error_code}" + (f" ({detail})" if detail else "")
-        )
+        fault = ocpp_fault(r.fault)  # as the central system would see it
+        detail = ", ".join(x for x in (fault.info, fault.vendor_error_code) if x)
+        lines.append(f"FAULT reported by the device: {fault.error_code}" + (f" ({detail})" if detail else ""))
     return lines
 
 

@@ -15,6 +15,8 @@ from adapters.base import (
     DeviceFault,
     DeviceRefused,
     DeviceUnreachable,
+    Fault,
+    FaultKind,
     NotSupportedByDevice,
     StateChanged,
     TagPresented,
@@ -35,6 +37,7 @@ from adapters.chargers.goe_api import (
     v1_to_v2,
 )
 from adapters.transports.pool import Transports
+from bridge.core.device_errors import ocpp_fault
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.goe import GoeEmulator
@@ -67,21 +70,66 @@ def test_wait_car_is_a_car_asking_only_while_go_e_holds_energy_back() -> None:
         reading_from({"car": None}, phases=3, was_plugged=False)
 
 
+def wire(err: Any, car: Any, table: Any) -> DeviceFault | None:
+    """go-e's fault as the central system sees it (through the one mapping, bridge.core.device_errors)."""
+    fault = fault_from(err, car, table)
+    return None if fault is None else ocpp_fault(fault)
+
+
 def test_err_uses_the_firmware_export_numbering() -> None:
     assert fault_from(0, 2, ERRORS_V2) is None
-    assert fault_from(16, 5, ERRORS_V2) == DeviceFault(
-        "HighTemperature", "overtemperature", "err=16 Overtemp"
+    assert fault_from(16, 5, ERRORS_V2) == Fault(
+        FaultKind.OVER_TEMPERATURE, "overtemperature", "err=16 Overtemp"
     )
-    assert fault_from(1, 5, ERRORS_V2).error_code == "GroundFailure"  # type: ignore[union-attr]
-    assert fault_from(4, 5, ERRORS_V2).error_code == "OverVoltage"  # type: ignore[union-attr]
-    assert fault_from(5, 5, ERRORS_V2).error_code == "OverCurrentFailure"  # type: ignore[union-attr]
-    assert fault_from(9, 5, ERRORS_V2).error_code == "PowerSwitchFailure"  # type: ignore[union-attr]
-    assert fault_from(13, 5, ERRORS_V2).error_code == "ConnectorLockFailure"  # type: ignore[union-attr]
-    assert fault_from(11, 5, ERRORS_V2) == DeviceFault("OtherError", "go-e error", "err=11 ?")
-    assert fault_from(0, 5, ERRORS_V2) == DeviceFault("OtherError", "go-e reports car state Error", "car=5")
-    assert fault_from("8", "5", ERRORS_V1) == DeviceFault(
+    assert wire(16, 5, ERRORS_V2) == DeviceFault("HighTemperature", "overtemperature", "err=16 Overtemp")
+    assert wire(1, 5, ERRORS_V2).error_code == "GroundFailure"  # type: ignore[union-attr]
+    assert wire(4, 5, ERRORS_V2).error_code == "OverVoltage"  # type: ignore[union-attr]
+    assert wire(5, 5, ERRORS_V2).error_code == "OverCurrentFailure"  # type: ignore[union-attr]
+    assert wire(9, 5, ERRORS_V2).error_code == "PowerSwitchFailure"  # type: ignore[union-attr]
+    assert wire(13, 5, ERRORS_V2).error_code == "ConnectorLockFailure"  # type: ignore[union-attr]
+    assert wire(11, 5, ERRORS_V2) == DeviceFault("OtherError", "go-e error", "err=11 ?")
+    assert wire(0, 5, ERRORS_V2) == DeviceFault("OtherError", "go-e reports car state Error", "car=5")
+    assert wire("8", "5", ERRORS_V1) == DeviceFault(
         "GroundFailure", "protective earth missing", "err=8 NO_GROUND"
     )
+
+
+# Every go-e error number as StatusNotification carries it: (errorCode, info, vendorErrorCode).
+GOE_ERRORS_ON_THE_WIRE: list[tuple[Any, int, tuple[str, str, str]]] = [
+    (ERRORS_V2, 1, ("GroundFailure", "residual current (AC)", "err=1 FiAc")),
+    (ERRORS_V2, 2, ("GroundFailure", "residual current (DC)", "err=2 FiDc")),
+    (ERRORS_V2, 3, ("OtherError", "phase fault", "err=3 Phase")),
+    (ERRORS_V2, 4, ("OverVoltage", "overvoltage", "err=4 Overvolt")),
+    (ERRORS_V2, 5, ("OverCurrentFailure", "overcurrent", "err=5 Overamp")),
+    (ERRORS_V2, 6, ("EVCommunicationError", "vehicle diode check failed", "err=6 Diode")),
+    (ERRORS_V2, 7, ("EVCommunicationError", "invalid proximity pilot (cable)", "err=7 PpInvalid")),
+    (ERRORS_V2, 8, ("GroundFailure", "protective earth missing or invalid", "err=8 GndInvalid")),
+    (ERRORS_V2, 9, ("PowerSwitchFailure", "contactor stuck closed", "err=9 ContactorStuck")),
+    (ERRORS_V2, 10, ("PowerSwitchFailure", "contactor did not close", "err=10 ContactorMiss")),
+    (ERRORS_V2, 12, ("ConnectorLockFailure", "cable lock stuck open", "err=12 StatusLockStuckOpen")),
+    (ERRORS_V2, 13, ("ConnectorLockFailure", "cable lock stuck locked", "err=13 StatusLockStuckLocked")),
+    (ERRORS_V2, 14, ("GroundFailure", "residual current device fault", "err=14 FiUnknown")),
+    (ERRORS_V2, 15, ("OtherError", "unknown error", "err=15 Unknown")),
+    (ERRORS_V2, 16, ("HighTemperature", "overtemperature", "err=16 Overtemp")),
+    (ERRORS_V2, 17, ("InternalError", "no communication with charge controller", "err=17 NoComm")),
+    (ERRORS_V2, 18, ("EVCommunicationError", "invalid control pilot signal", "err=18 CpInvalid")),
+    (ERRORS_V2, 23, ("InternalError", "DC residual current self-test failed", "err=23 RdcSelfTestFailed")),
+    (ERRORS_V1, 1, ("GroundFailure", "residual current", "err=1 RCCB")),
+    (ERRORS_V1, 3, ("OtherError", "phase fault", "err=3 PHASE")),
+    (ERRORS_V1, 8, ("GroundFailure", "protective earth missing", "err=8 NO_GROUND")),
+    (ERRORS_V1, 10, ("InternalError", "internal error", "err=10 INTERNAL")),
+]
+
+
+@pytest.mark.parametrize(("table", "err", "expected"), GOE_ERRORS_ON_THE_WIRE)
+def test_each_go_e_error_on_the_wire(table: Any, err: int, expected: tuple[str, str, str]) -> None:
+    fault = wire(err, 2, table)
+    assert fault is not None and (fault.error_code, fault.info, fault.vendor_error_code) == expected
+
+
+def test_every_go_e_error_number_has_its_row() -> None:
+    rows = {(id(table), err) for table, err, _ in GOE_ERRORS_ON_THE_WIRE}
+    assert rows == {(id(t), n) for t in (ERRORS_V2, ERRORS_V1) for n in t}
 
 
 def test_v1_strings_and_units_become_v2() -> None:
@@ -234,7 +282,7 @@ async def test_v1_strings_units_and_silent_refusals(emulator: Factory, transport
         await charger.reset(hard=True)
     emu.set_error(8)
     fault = (await charger.read()).fault
-    assert fault is not None and (fault.error_code, fault.vendor_error_code) == (
+    assert fault is not None and (ocpp_fault(fault).error_code, ocpp_fault(fault).vendor_error_code) == (
         "GroundFailure",
         "err=8 NO_GROUND",
     )
@@ -342,7 +390,7 @@ async def test_faults_and_unreachable(emulator: Factory, transports: Transports)
     await charger.read()
     emu.set_error(12)
     reading = await charger.read()
-    assert reading.fault == DeviceFault(
+    assert reading.fault is not None and ocpp_fault(reading.fault) == DeviceFault(
         "ConnectorLockFailure", "cable lock stuck open", "err=12 StatusLockStuckOpen"
     )
     assert reading.plugged is True  # car=5 says nothing of the plug: the last known state holds

@@ -20,10 +20,11 @@ from adapters.base import (
     StateChanged,
 )
 from adapters.chargers.relay import DrawInference
-from adapters.chargers.shelly import ShellyCharger, ShellyOptions, shelly_answer
+from adapters.chargers.shelly import ShellyCharger, ShellyOptions, shelly_answer, shelly_status
 from adapters.chargers.tasmota import TasmotaCharger, TasmotaOptions
 from adapters.transports.pool import Transports
 from bridge.config import ConfigError, load_config
+from bridge.core.device_errors import ocpp_fault
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.shelly import EvLoad, ShellyEmulator
@@ -237,7 +238,8 @@ async def test_shelly_protection_fault_and_current_control(
     shelly.trip("overpower")
     reading = await driver.read()
     assert reading.energy_allowed is False and reading.fault is not None
-    assert (reading.fault.error_code, reading.fault.vendor_error_code) == ("OverCurrentFailure", "overpower")
+    fault = ocpp_fault(reading.fault)
+    assert (fault.error_code, fault.vendor_error_code) == ("OverCurrentFailure", "overpower")
     caps = driver.capabilities
     assert (caps.can_sense_plug, caps.can_unlock, caps.can_switch_phases, caps.has_meter) == (
         False, False, False, True,
@@ -248,6 +250,32 @@ async def test_shelly_protection_fault_and_current_control(
         await driver.set_current(10)
     with pytest.raises(NotSupportedByDevice):
         await driver.reset(hard=True)
+
+
+# Each protection in a Switch status' `errors` as StatusNotification carries it: (errorCode, info,
+# vendorErrorCode), the first listed naming the fault.
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        (["overtemp"], ("HighTemperature", "Shelly switch protection: overtemp", "overtemp")),
+        (["overpower"], ("OverCurrentFailure", "Shelly switch protection: overpower", "overpower")),
+        (["overcurrent"], ("OverCurrentFailure", "Shelly switch protection: overcurrent", "overcurrent")),
+        (["overvoltage"], ("OverVoltage", "Shelly switch protection: overvoltage", "overvoltage")),
+        (["undervoltage"], ("UnderVoltage", "Shelly switch protection: undervoltage", "undervoltage")),
+        (["cooling"], ("OtherError", "Shelly switch protection: cooling", "cooling")),
+        (
+            ["overvoltage", "overtemp", "overpower"],
+            ("OverVoltage", "Shelly switch protection: overvoltage, overtemp, o", "overvoltage"),
+        ),
+        (["x" * 60], ("OtherError", "Shelly switch protection: " + "x" * 24, "x" * 50)),
+    ],
+)
+def test_each_shelly_protection_on_the_wire(errors: list[str], expected: tuple[str, str, str]) -> None:
+    fault = shelly_status({"output": False, "apower": 0.0, "errors": errors}).fault
+    assert fault is not None
+    wire = ocpp_fault(fault)
+    assert (wire.error_code, wire.info, wire.vendor_error_code) == expected
+    assert shelly_status({"output": True, "apower": 0.0}).fault is None
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import ChargerReading, DeviceFault, DeviceUnreachable
+from adapters.base import ChargerReading, DeviceUnreachable, Fault, FaultKind
 
 ID_TAG_MAX = 20  # OCPP 1.6 IdToken is CiString20
 
@@ -75,44 +75,44 @@ PROBE_KEYS = (KEY_CAR, KEY_ERR, KEY_ALW, KEY_FRC, KEY_AMP, KEY_ETO, KEY_TRX, KEY
 # -- pure mapping: go-e keys -> reading -------------------------------------------------------------
 
 # `err` as numbered by the firmware exports (59.4 .. 60.4), the better source than apikeys-en.md:
-# number -> (go-e name, OCPP 1.6 ChargePointErrorCode, short info)
-ERRORS_V2: dict[int, tuple[str, str, str]] = {
-    1: ("FiAc", "GroundFailure", "residual current (AC)"),
-    2: ("FiDc", "GroundFailure", "residual current (DC)"),
-    3: ("Phase", "OtherError", "phase fault"),
-    4: ("Overvolt", "OverVoltage", "overvoltage"),
-    5: ("Overamp", "OverCurrentFailure", "overcurrent"),
-    6: ("Diode", "EVCommunicationError", "vehicle diode check failed"),
-    7: ("PpInvalid", "EVCommunicationError", "invalid proximity pilot (cable)"),
-    8: ("GndInvalid", "GroundFailure", "protective earth missing or invalid"),
-    9: ("ContactorStuck", "PowerSwitchFailure", "contactor stuck closed"),
-    10: ("ContactorMiss", "PowerSwitchFailure", "contactor did not close"),
-    12: ("StatusLockStuckOpen", "ConnectorLockFailure", "cable lock stuck open"),
-    13: ("StatusLockStuckLocked", "ConnectorLockFailure", "cable lock stuck locked"),
-    14: ("FiUnknown", "GroundFailure", "residual current device fault"),
-    15: ("Unknown", "OtherError", "unknown error"),
-    16: ("Overtemp", "HighTemperature", "overtemperature"),
-    17: ("NoComm", "InternalError", "no communication with charge controller"),
-    18: ("CpInvalid", "EVCommunicationError", "invalid control pilot signal"),
-    23: ("RdcSelfTestFailed", "InternalError", "DC residual current self-test failed"),
+# number -> (go-e name, what kind of fault it is, short info)
+ERRORS_V2: dict[int, tuple[str, FaultKind, str]] = {
+    1: ("FiAc", FaultKind.RESIDUAL_CURRENT, "residual current (AC)"),
+    2: ("FiDc", FaultKind.RESIDUAL_CURRENT, "residual current (DC)"),
+    3: ("Phase", FaultKind.PHASE, "phase fault"),
+    4: ("Overvolt", FaultKind.OVER_VOLTAGE, "overvoltage"),
+    5: ("Overamp", FaultKind.OVER_CURRENT, "overcurrent"),
+    6: ("Diode", FaultKind.EV_COMMUNICATION, "vehicle diode check failed"),
+    7: ("PpInvalid", FaultKind.EV_COMMUNICATION, "invalid proximity pilot (cable)"),
+    8: ("GndInvalid", FaultKind.GROUND_FAULT, "protective earth missing or invalid"),
+    9: ("ContactorStuck", FaultKind.POWER_SWITCH, "contactor stuck closed"),
+    10: ("ContactorMiss", FaultKind.POWER_SWITCH, "contactor did not close"),
+    12: ("StatusLockStuckOpen", FaultKind.CABLE_LOCK, "cable lock stuck open"),
+    13: ("StatusLockStuckLocked", FaultKind.CABLE_LOCK, "cable lock stuck locked"),
+    14: ("FiUnknown", FaultKind.RESIDUAL_CURRENT, "residual current device fault"),
+    15: ("Unknown", FaultKind.OTHER, "unknown error"),
+    16: ("Overtemp", FaultKind.OVER_TEMPERATURE, "overtemperature"),
+    17: ("NoComm", FaultKind.INTERNAL, "no communication with charge controller"),
+    18: ("CpInvalid", FaultKind.EV_COMMUNICATION, "invalid control pilot signal"),
+    23: ("RdcSelfTestFailed", FaultKind.INTERNAL, "DC residual current self-test failed"),
 }
 # API v1 (firmware 033) numbers its errors differently.
-ERRORS_V1: dict[int, tuple[str, str, str]] = {
-    1: ("RCCB", "GroundFailure", "residual current"),
-    3: ("PHASE", "OtherError", "phase fault"),
-    8: ("NO_GROUND", "GroundFailure", "protective earth missing"),
-    10: ("INTERNAL", "InternalError", "internal error"),
+ERRORS_V1: dict[int, tuple[str, FaultKind, str]] = {
+    1: ("RCCB", FaultKind.RESIDUAL_CURRENT, "residual current"),
+    3: ("PHASE", FaultKind.PHASE, "phase fault"),
+    8: ("NO_GROUND", FaultKind.GROUND_FAULT, "protective earth missing"),
+    10: ("INTERNAL", FaultKind.INTERNAL, "internal error"),
 }
 
 
-def fault_from(err: Any, car: Any, table: Mapping[int, tuple[str, str, str]]) -> DeviceFault | None:
-    """The OCPP fault for go-e's `err` (and the car state Error when `err` says nothing)."""
+def fault_from(err: Any, car: Any, table: Mapping[int, tuple[str, FaultKind, str]]) -> Fault | None:
+    """The fault go-e's `err` names (and the car state Error when `err` says nothing)."""
     number = as_int(err)
     if number:
-        name, code, info = table.get(number, ("?", "OtherError", "go-e error"))
-        return DeviceFault(code, info, f"err={number} {name}")
+        name, kind, info = table.get(number, ("?", FaultKind.OTHER, "go-e error"))
+        return Fault(kind, info, f"err={number} {name}")
     if as_int(car) in (CAR_UNKNOWN, CAR_ERROR):
-        return DeviceFault("OtherError", "go-e reports car state Error", f"car={as_int(car)}")
+        return Fault(FaultKind.OTHER, "go-e reports car state Error", f"car={as_int(car)}")
     return None
 
 

@@ -43,7 +43,7 @@ from adapters.base import (
     Charger,
     ChargerCapabilities,
     ChargerReading,
-    DeviceFault,
+    Fault,
     NotSupportedByDevice,
 )
 
@@ -134,7 +134,7 @@ class RelayStatus:
     voltage_v: float | None = None
     current_a: float | None = None
     frequency_hz: float | None = None
-    fault: DeviceFault | None = None
+    fault: Fault | None = None
 
 
 class RelayCharger(Charger):

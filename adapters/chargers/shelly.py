@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.base import DeviceFault, DeviceRefused, DeviceUnreachable
+from adapters.base import DeviceRefused, DeviceUnreachable, Fault, FaultKind
 from adapters.chargers.relay import Clock, RelayCharger, RelayOptions, RelayStatus, as_number
 from adapters.transports.pool import Transports
 from adapters.transports.urls import http_address_problem
@@ -29,13 +29,13 @@ SHELLY_AENERGY_TOTAL = "total"  # Wh since the device was made (a reset only by 
 SHELLY_PROTECTIONS = "errors"  # [str]: the protections that tripped, present only while one has
 SHELLY_WAS_ON = "was_on"  # bool, Switch.Set's answer: the state before the command
 
-# Switch status `errors` (Shelly Gen2 API, Switch component) in OCPP's error vocabulary.
+# Switch status `errors` (Shelly Gen2 API, Switch component): the protection that tripped, by kind.
 SHELLY_ERRORS = {
-    "overtemp": "HighTemperature",
-    "overpower": "OverCurrentFailure",
-    "overcurrent": "OverCurrentFailure",
-    "overvoltage": "OverVoltage",
-    "undervoltage": "UnderVoltage",
+    "overtemp": FaultKind.OVER_TEMPERATURE,
+    "overpower": FaultKind.OVER_CURRENT,  # its power limit: too much current at the line's voltage
+    "overcurrent": FaultKind.OVER_CURRENT,
+    "overvoltage": FaultKind.OVER_VOLTAGE,
+    "undervoltage": FaultKind.UNDER_VOLTAGE,
 }
 
 
@@ -83,10 +83,10 @@ def shelly_status(answer: Any) -> RelayStatus:
     errors = [e for e in listed if isinstance(e, str)] if isinstance(listed, list) else []
     fault = None
     if errors:
-        fault = DeviceFault(
-            error_code=SHELLY_ERRORS.get(errors[0], "OtherError"),
-            info=f"Shelly switch protection: {', '.join(errors)}"[:50],
-            vendor_error_code=errors[0][:50],
+        fault = Fault(
+            kind=SHELLY_ERRORS.get(errors[0], FaultKind.OTHER),
+            info=f"Shelly switch protection: {', '.join(errors)}",
+            vendor_code=errors[0],
         )
     return RelayStatus(
         on=answer[SHELLY_OUTPUT],

@@ -33,6 +33,7 @@ from bridge.core.connector_states import (
     TagPresented,
 )
 from bridge.core.connector_status import Status, StatusReport
+from bridge.core.device_errors import ocpp_fault
 from bridge.core.transaction import StopReason, Transaction, same_tag
 
 # What the shell and the other modules import from here.
@@ -62,7 +63,7 @@ class Connector(Lifecycle):
         self.plug_sensed = reading.plugged is not None
         self.plugged = bool(reading.plugged) if self.plug_sensed else self._transaction is not None
         self.ev_requesting = reading.ev_requesting
-        self.fault = reading.fault
+        self.fault = ocpp_fault(reading.fault) if reading.fault is not None else None
         self.unreachable = None  # it answered
         if reading.energy_wh is not None:
             self.energy_wh = reading.energy_wh

@@ -4,6 +4,9 @@ Drivers raise three typed errors (`adapters.base`): the device did not
 answer, it refused, or it cannot do this at all. What each means on the
 wire depends on what was asked:
 
+- a fault the device reports in a reading (a `Fault` of a `FaultKind`):
+  Faulted, errorCode from `ERROR_CODES`, info the device's text and
+  vendorErrorCode its own code, each cut to 50 characters;
 - reads that fail up to the threshold, or a failed probe: Faulted, errorCode
   OtherError, info "<device>: <why>", vendorErrorCode the error's kind;
 - UnlockConnector: NotSupportedByDevice is NotSupported; a refusal, silence or
@@ -21,9 +24,39 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from adapters.base import DeviceError, DeviceFault, NotSupportedByDevice
+from adapters.base import DeviceError, DeviceFault, Fault, FaultKind, NotSupportedByDevice
 
 INFO_LENGTH = 50  # StatusNotification.info and vendorErrorCode are CiString50
+
+# A device's fault as OCPP 1.6's ChargePointErrorCode names it.
+ERROR_CODES: dict[FaultKind, str] = {
+    FaultKind.GROUND_FAULT: "GroundFailure",
+    FaultKind.RESIDUAL_CURRENT: "GroundFailure",
+    FaultKind.OVER_CURRENT: "OverCurrentFailure",
+    FaultKind.OVER_VOLTAGE: "OverVoltage",
+    FaultKind.UNDER_VOLTAGE: "UnderVoltage",
+    FaultKind.OVER_TEMPERATURE: "HighTemperature",
+    FaultKind.POWER_SWITCH: "PowerSwitchFailure",
+    FaultKind.CABLE_LOCK: "ConnectorLockFailure",
+    FaultKind.EV_COMMUNICATION: "EVCommunicationError",
+    FaultKind.POWER_METER: "PowerMeterFailure",
+    FaultKind.CARD_READER: "ReaderFailure",
+    FaultKind.INTERNAL: "InternalError",
+    FaultKind.PHASE: "OtherError",  # OCPP 1.6 has no code for the supply's phases
+    FaultKind.OTHER: "OtherError",
+}
+
+
+def _cut(text: str | None) -> str | None:
+    return None if text is None else text[:INFO_LENGTH]
+
+
+def ocpp_fault(fault: Fault | DeviceFault) -> DeviceFault:
+    """A reported fault as StatusNotification carries it: errorCode, info, vendorErrorCode. A
+    DeviceFault (the simulated box's) is in OCPP's words already and stays as it is."""
+    if isinstance(fault, DeviceFault):
+        return fault
+    return DeviceFault(ERROR_CODES[fault.kind], _cut(fault.info), _cut(fault.vendor_code))
 
 
 def silent_fault(description: str, error: BaseException) -> DeviceFault:

@@ -158,6 +158,11 @@ class Charger(abc.ABC):
     # True: the constructor takes `state_file=`, a file of its own under the daemon's state_dir in which
     # it keeps its state across restarts (None: keep nothing). See adapters/registry.py.
     keeps_state: ClassVar[bool] = False
+    # True: the driver pushes a StateChanged whenever what a reading shows changes, other than the
+    # values that flow with the energy (register, power, currents), and when it stops answering. The
+    # bridge then reads it on those pushes, at the meter-value instants and while it fails, rather than
+    # every poll_interval_s: an idle connector costs nothing (see bridge/runtime/coordinator.py).
+    reports_changes: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._listener: Listener | None = None

@@ -41,7 +41,7 @@ from bridge.runtime import snapshot
 from bridge.runtime.authorizer import Authorizer
 from bridge.runtime.commands import Commands
 from bridge.runtime.connector import ConnectorRuntime
-from bridge.runtime.coordinator import DeviceCoordinator
+from bridge.runtime.coordinator import DEFAULT_POLL_INTERVAL_S, RETRY_READ_S, DeviceCoordinator
 from bridge.runtime.effects import EffectRunner
 from bridge.runtime.metering import Metering
 from bridge.runtime.recovery import Recovery
@@ -138,7 +138,7 @@ class ChargePoint:
             charger,
             name=name,
             clock=self.clock,
-            poll_interval_s=settings.poll_interval_s if settings else 1.0,
+            poll_interval_s=self._poll_interval(charger, settings),
             faulted_after=settings.faulted_after_failed_polls if settings else 3,
             metrics=self.metrics,
             labels={"charge_point": self.cfg.id, "connector": cid},
@@ -149,12 +149,29 @@ class ChargePoint:
         device.on_back = functools.partial(self._device_back, cid)
         device.on_started = functools.partial(self._device_started, cid)
         device.offered_fallback = functools.partial(self._offered, cid)
+        device.reading_due_in = functools.partial(self._reading_due_in, cid)
         execute, report = functools.partial(self._execute, cid), functools.partial(self._report_status, cid)
         effects = EffectRunner(name, execute, report, self._spawn)
         # Whether the plug can be sensed is known from the capabilities before the first reading: a
         # remote start that arrives before it must not wait for a plug a relay never reports.
         connector = core.Connector(cid, new_id=new_id, plug_sensed=charger.capabilities.can_sense_plug)
         return ConnectorRuntime(connector, device, effects, settings)
+
+    @staticmethod
+    def _poll_interval(charger: Charger, settings: ConnectorConfig | None) -> float | None:
+        """The configured interval; without one, a device that reports its changes is read on them."""
+        if settings is not None and settings.poll_interval_s is not None:
+            return settings.poll_interval_s
+        return None if charger.reports_changes else DEFAULT_POLL_INTERVAL_S
+
+    def _reading_due_in(self, cid: int) -> float | None:
+        """For a device read on its reports: when the core needs a reading (ConnectionTimeOut falls due,
+        or a rejected start's energy is watched), in seconds from now."""
+        connector = self.connectors[cid].core
+        if connector.watches_energy:
+            return RETRY_READ_S
+        due = connector.next_tick(self.configuration.get_int("ConnectionTimeOut"))
+        return None if due is None else (due - self.clock.now()).total_seconds()
 
     @staticmethod
     def _phase_switching(chargers: Iterable[Charger]) -> str:
@@ -371,6 +388,10 @@ class ChargePoint:
             self._apply(cid, effects)  # not awaited: this may run inside the effects worker
 
     # -- what the outside sees ---------------------------------------------------
+    @property
+    def transactions_running(self) -> int:
+        return sum(rt.core.transaction is not None for rt in self.connectors.values())
+
     def snapshot(self) -> ChargePointSnapshot:
         return snapshot.take(
             self.cfg, self.started_at, self.clock.now(), self.session, self.configuration, self.connectors,

@@ -76,7 +76,6 @@ MANUFACTURER = "ocpp-bridge"
 _UNKNOWN_AS_NONE = "{{ value if value else None }}"  # empty payload → Home Assistant's unknown
 
 
-
 class Observed(Protocol):
     """What the publisher needs of a charge point: its snapshot."""
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from adapters.base import (
     Charger,
     ChargerCapabilities,
@@ -18,9 +20,12 @@ from adapters.base import (
     DeviceUnreachable,
     NotSupportedByDevice,
 )
+from adapters.chargers.simulated import SimulatedCharger, SimulatedOptions
 from bridge.metrics import Metrics
+from bridge.runtime import coordinator as coordinator_module
 from bridge.runtime.coordinator import UNWANTED_ENERGY_S, DeviceCoordinator
 from tests.helpers.clock import ManualClock
+from tests.helpers.parts import Tasks, until
 
 CAPS = ChargerCapabilities(
     can_sense_plug=True, can_unlock=True, fixed_cable=False, can_switch_phases=False, can_reset=False,
@@ -143,3 +148,90 @@ async def test_a_silent_device_holds_up_no_reading_at_a_stop() -> None:
     assert device.fault is not None
     assert await device.read_now(5.0) is None
     assert charger.calls == ["read"]  # not asked again
+
+
+# -- a device that reports its changes (the simulated charger) -------------------------------------
+def reporting(sim: SimulatedCharger, clock: ManualClock) -> tuple[DeviceCoordinator, list[ChargerReading]]:
+    device = DeviceCoordinator(
+        sim, name="CP-1/1", clock=clock, poll_interval_s=None, faulted_after=3,
+        metrics=Metrics(), labels={"charge_point": "CP-1", "connector": 1},
+    )  # fmt: skip
+    readings: list[ChargerReading] = []
+
+    async def taken(reading: ChargerReading) -> None:
+        readings.append(reading)
+
+    device.on_reading = taken
+    device.listen()
+    return device, readings
+
+
+async def test_a_device_that_reports_its_changes_is_read_only_on_its_reports(tasks: Tasks) -> None:
+    sim, clock = SimulatedCharger(SimulatedOptions()), ManualClock()
+    device, readings = reporting(sim, clock)
+    tasks(device.run(), "poll")
+    await until(lambda: len(readings) == 1, "the first reading")  # the first reading, at start
+    await asyncio.sleep(0.3)  # idle: nothing read, no timer
+    assert len(readings) == 1 and device.snapshot().due_at is None
+    sim.plug()
+    await until(lambda: len(readings) == 2, "the plug read")
+    assert readings[-1].plugged is True and device.snapshot().due_at is None
+    device.read_soon()  # after a command
+    await until(lambda: len(readings) == 3, "the read asked for")
+
+
+async def test_a_silent_reporting_device_is_read_until_it_answers(
+    tasks: Tasks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(coordinator_module, "RETRY_READ_S", 0.05)
+    sim, clock = SimulatedCharger(SimulatedOptions()), ManualClock()
+    device, readings = reporting(sim, clock)
+    faults: list[DeviceFault] = []
+    device.on_fault = faults.append
+    tasks(device.run(), "poll")
+    await until(lambda: len(readings) == 1, "the first reading")
+    sim.silence()  # announced, as a last will: read, and read again while it fails
+    await until(lambda: bool(faults), "the fault")
+    assert device.failed_reads >= 3
+    snap = device.snapshot()
+    assert snap.due_at is not None and snap.polled_at is not None
+    assert snap.due_at - snap.polled_at == pytest.approx(0.05)
+    sim.answer()
+    await until(lambda: device.fault is None and device.snapshot().due_at is None, "back")
+    assert len(readings) == 2
+
+
+async def test_a_reporting_device_is_read_when_its_owner_needs_a_reading(tasks: Tasks) -> None:
+    sim, clock = SimulatedCharger(SimulatedOptions()), ManualClock()
+    device, readings = reporting(sim, clock)
+    due: list[float | None] = [None]
+    device.reading_due_in = lambda: due[0]
+    tasks(device.run(), "poll")
+    await until(lambda: len(readings) == 1, "the first reading")
+    due[0] = 0.05  # a ConnectionTimeOut falls due: read then, without a report
+    device.read_soon()
+    await until(lambda: len(readings) >= 3, "reads when due")
+    due[0] = None
+    await asyncio.sleep(0.1)
+    settled = len(readings)
+    await asyncio.sleep(0.2)
+    assert len(readings) == settled and device.snapshot().due_at is None
+
+
+async def test_unwanted_energy_on_a_reporting_device_is_looked_at_again_after_it_lasted() -> None:
+    sim, clock = SimulatedCharger(SimulatedOptions()), ManualClock()
+    device, _ = reporting(sim, clock)
+    device.started = True
+    on = ChargerReading(plugged=True, ev_requesting=True, energy_allowed=True)
+    device.first_read = False
+    assert not device.energy_unwanted(on, allowed=False)  # seen now: it may be a command on its way
+    clock.advance(4)
+    assert device.next_wait_s() == pytest.approx(UNWANTED_ENERGY_S - 4)
+
+
+def test_a_device_that_does_not_report_its_changes_needs_a_poll_interval() -> None:
+    with pytest.raises(ValueError, match="needs a poll interval"):
+        DeviceCoordinator(
+            ScriptedCharger(), name="CP-1/1", clock=ManualClock(), poll_interval_s=None, faulted_after=3,
+            metrics=Metrics(), labels={},
+        )  # fmt: skip

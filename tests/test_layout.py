@@ -211,7 +211,7 @@ def test_the_waiting_list_does_not_grow() -> None:
 
 def test_the_private_access_check_sees_what_it_must() -> None:
     """The check itself, on a made-up module: each form it must catch, and what it must leave alone."""
-    source = '''
+    source = """
 from adapters.chargers.relay import _shelly_answer, TasmotaCharger
 import bridge.store as store_module
 
@@ -229,7 +229,7 @@ def f(sim, monkeypatch, csms, endpoint):
     monkeypatch.setattr("bridge.store._not_a_name_of_ours", None)
     csms._cps["CP-1"]._connection
     sim.state().enabled
-'''
+"""
     found = sorted((line, name) for line, name, _ in _private_accesses(source))
     assert found == [
         (2, "_shelly_answer"),

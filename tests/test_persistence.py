@@ -212,8 +212,7 @@ async def test_an_unplug_seen_by_the_meter_samplers_read_still_stops_the_transac
             await charging(cs, daemon)
             await cs.wait_for_call("CP-1", "MeterValues")
             sim = sim_of(daemon)
-            sim._advance()
-            sim._plugged = False  # no event pushed: only a read finds out
+            sim.unplug(announce=False)  # no event pushed: only a read finds out
             stop = await cs.wait_for_call("CP-1", "StopTransaction", timeout=4)
             await asyncio.sleep(1.5)  # no MeterValues may follow the stop
         cs.assert_clean()

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from adapters.base import ChargerCapabilities, ChargerReading, DeviceFault
+from adapters.base import ChargerCapabilities, ChargerReading, DeviceFault, Fault, FaultKind
 from adapters.chargers.simulated import SimulatedCharger, SimulatedOptions
 from bridge.chargepoint import ChargePoint
 from bridge.core.connector import Status, StatusReport
@@ -86,7 +86,7 @@ def snapshot(device: DeviceSnapshot, **connector: Any) -> ChargePointSnapshot:
 
 READING = ChargerReading(True, True, True, energy_wh=12368.4, power_w=11040.0,
                          fault=DeviceFault("GroundFailure"))  # fmt: skip
-ANSWERING = DeviceSnapshot("go-e at 192.168.1.40", CAPS, True, READING, 0, None, 5.0)
+ANSWERING = DeviceSnapshot("go-e at 192.168.1.40", CAPS, True, READING, 0, None, 5.0, 6.0)
 
 
 # -- rendering (pure) --------------------------------------------------------------------------
@@ -138,6 +138,12 @@ def test_device_status_json_is_what_each_device_reports() -> None:
         "connector": 1, "device": "go-e at 192.168.1.40", "answering": True, "failed_reads": 0,
         "plugged": True, "energy_wh": 12368.4, "power_w": 11040.0, "fault": "GroundFailure",
     }]  # fmt: skip
+
+
+def test_device_status_json_names_a_drivers_neutral_fault_in_ocpp_words() -> None:
+    reading = dataclasses.replace(READING, fault=Fault(FaultKind.RESIDUAL_CURRENT, "RCD tripped", "5"))
+    [device] = device_status_json(snapshot(dataclasses.replace(ANSWERING, reading=reading)))
+    assert device["fault"] == "GroundFailure"
 
 
 def test_a_snapshot_cannot_be_changed() -> None:

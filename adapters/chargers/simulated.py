@@ -198,6 +198,10 @@ def _at_the_box(
 class SimulatedCharger(Charger):
     Options = SimulatedOptions
     keeps_state: ClassVar[bool] = True
+    # Every change but the energy flowing is announced (a StateChanged): the bridge reads the box only
+    # then and at its meter-value instants, not every second. Going silent is announced too, as a
+    # broker announces a device's last will: the read that follows fails, and those after it.
+    reports_changes: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -369,7 +373,9 @@ class SimulatedCharger(Charger):
         if not o.min_current_a <= amps <= o.max_current_a:
             raise DeviceRefused(f"current {amps} A outside {o.min_current_a}..{o.max_current_a} A")
         self._advance()
-        self._current_a = amps
+        changed, self._current_a = amps != self._current_a, amps
+        if changed:
+            self._changed()  # Current.Offered
 
     async def unlock(self) -> None:
         self._answering()
@@ -382,6 +388,7 @@ class SimulatedCharger(Charger):
         self._advance()
         self._enabled = False
         self.reset_count += 1
+        self._changed()
 
     # -- what a person (or a test) does at the simulated box ------------
     def _changed(self) -> None:
@@ -395,10 +402,12 @@ class SimulatedCharger(Charger):
         self._changed()
 
     @_at_the_box
-    def unplug(self) -> None:
+    def unplug(self, *, announce: bool = True) -> None:
+        """`announce=False`: a box that does not tell, which only the next read finds out."""
         self._advance()
         self._plugged = False
-        self._changed()
+        if announce:
+            self._changed()
 
     @_at_the_box
     def tap(self, id_tag: str) -> None:
@@ -426,6 +435,7 @@ class SimulatedCharger(Charger):
     def silence(self) -> None:
         """The device stops answering reads and commands; the energy register keeps counting."""
         self._silent = True
+        self._changed()  # its last will: see reports_changes
 
     @_at_the_box
     def answer(self) -> None:

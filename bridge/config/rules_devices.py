@@ -32,7 +32,7 @@ def _connectors(ck: _Checker, raw: Any, path: str) -> Any:
             },
         )
         if connector is not _BAD:
-            if not 0.1 <= connector.poll_interval_s <= 3600:
+            if connector.poll_interval_s is not None and not 0.1 <= connector.poll_interval_s <= 3600:
                 ck.add(_join(sub, "poll_interval_s"), "must be from 0.1 to 3600 seconds")
                 connector = _BAD
             elif connector.faulted_after_failed_polls < 1:

@@ -40,7 +40,9 @@ class ConnectorConfig:
     id: int
     charger: ChargerConfig
     meter: MeterConfig | None = None  # a meter of record: session energy from it, control through the charger
-    poll_interval_s: float = 1.0  # how often the devices are read
+    # How often the devices are read; None (not set): every second, or, for a charger
+    # that reports its changes (the simulated one), only when it does (bridge/runtime/coordinator.py).
+    poll_interval_s: float | None = None
     faulted_after_failed_polls: int = 3  # consecutive failed reads before the connector is Faulted
     nominal_voltage_v: float = 230.0  # phase to neutral: converts W limits to A (smart charging)
 

@@ -126,17 +126,24 @@ class Connector(Lifecycle):
         """Time passes: an authorized tag waits for the cable only ConnectionTimeOut long; a cable
         in waits for a tag only as long, then the connector is Finishing (B6, ERRATA 3.20) until it
         is unplugged."""
+        due = self.next_tick(connection_timeout_s)
+        return self._fire(ConnectionTimeout()) if due is not None and now >= due else []
+
+    def next_tick(self, connection_timeout_s: int) -> datetime | None:
+        """When `on_tick` decides something next (None: nothing waits for time), so that a shell
+        reading a device only on its reports knows when to look again."""
         if self._state is State.AUTHORIZED:
-            timed_out = self._waiting is not None and now >= self._waiting.until
-        else:  # a cable without a tag; an Authorize in flight holds the time off
-            timed_out = (
-                self.plugged
-                and self.plugged_at is not None
-                and not self.authorizing
-                and connection_timeout_s > 0
-                and now >= self.plugged_at + timedelta(seconds=connection_timeout_s)
-            )
-        return self._fire(ConnectionTimeout()) if timed_out else []
+            return self._waiting.until if self._waiting is not None else None
+        # A cable without a tag; an Authorize in flight holds the time off.
+        if self.plugged and self.plugged_at is not None and not self.authorizing and connection_timeout_s > 0:
+            return self.plugged_at + timedelta(seconds=connection_timeout_s)
+        return None
+
+    @property
+    def watches_energy(self) -> bool:
+        """A rejected start runs on only until MaxEnergyOnInvalidId is used up: only readings show it."""
+        tx = self._transaction
+        return tx is not None and tx.invalid_energy_limit_wh is not None and not tx.deauthorized
 
     def on_start_confirmed(self, local_id: int, parent_id_tag: str | None = None) -> None:
         """StartTransaction.conf arrived: the tag's group it names counts for stops by a tag of the same
@@ -183,7 +190,7 @@ class Connector(Lifecycle):
     # -- decisions on the data -----------------------------------------------------------
     def _invalid_energy_used_up(self, now: datetime, stop_on_invalid_id: bool) -> list[Effect]:
         tx = self._transaction
-        if tx is None or tx.invalid_energy_limit_wh is None or tx.deauthorized:
+        if tx is None or tx.invalid_energy_limit_wh is None or not self.watches_energy:
             return []
         if self.meter_wh() < tx.invalid_energy_limit_wh:
             return []

@@ -3,7 +3,12 @@
 It owns, for its device:
 - the driver's start (probe), tried again every DEVICE_START_RETRY_S while it fails;
 - polling: a read every `poll_interval_s`, and at once when the driver pushes a StateChanged; tags the
-  driver pushes are handed on in order with the reads (a tap after a plug is seen after the plug);
+  driver pushes are handed on in order with the reads (a tap after a plug is seen after the plug). A
+  driver that reports its changes (`Charger.reports_changes`) and has no `poll_interval_s` of its own
+  is read only on its reports, while energy flows (every DEFAULT_POLL_INTERVAL_S: the register and
+  the power are never reported), while it fails (every RETRY_READ_S, until it answers), and when the
+  owner or the guard below needs a reading at a time (`reading_due_in`): an idle connector then costs
+  a parked task and no timer;
 - the one lock for reads and writes, so a poll, the reading at a stop, a limit and an energy switch
   never talk to the device at once;
 - its health: failed reads in a row, and at `faulted_after` the fault (bridge.core.device_errors);
@@ -41,6 +46,8 @@ log = logging.getLogger("bridge.chargepoint")
 
 DEVICE_START_RETRY_S = 30.0  # a device that could not be started is tried again this often
 UNWANTED_ENERGY_S = 10.0  # energy the bridge did not allow, seen this long, is switched off (again)
+DEFAULT_POLL_INTERVAL_S = 1.0  # a device that does not report its changes is read this often
+RETRY_READ_S = 1.0  # a device read only on its reports is read this often while it fails or is needed
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class DeviceSnapshot:
     failed_reads: int  # in a row
     fault: DeviceFault | None  # set once it counts as silent; None while it answers
     polled_at: float | None  # monotonic time the poll loop last went round
+    due_at: float | None  # monotonic time by which the loop reads anyway; None: only on a report
 
     @property
     def answering(self) -> bool:
@@ -71,7 +79,7 @@ class DeviceCoordinator:
         *,
         name: str,
         clock: Clock,
-        poll_interval_s: float,
+        poll_interval_s: float | None,  # None: read on the driver's reports (it must report changes)
         faulted_after: int,
         metrics: Metrics,
         labels: dict[str, str | int],
@@ -79,6 +87,8 @@ class DeviceCoordinator:
         self.charger = charger
         self._name = name  # "CP-1/1" in logs
         self._clock = clock
+        if poll_interval_s is None and not charger.reports_changes:
+            raise ValueError(f"{charger.description} does not report its changes: it needs a poll interval")
         self.poll_interval_s = poll_interval_s
         self._faulted_after = faulted_after
         self._metrics = metrics
@@ -91,6 +101,7 @@ class DeviceCoordinator:
         self.failed_reads = 0
         self.fault: DeviceFault | None = None
         self.polled_at: float | None = None
+        self.due_at: float | None = None
         self.first_read = True  # no reading yet in this run, or since the device answers again
         self._unwanted_since: float | None = None
         # Hooks of the owner (the charge point); they default to doing nothing.
@@ -100,6 +111,9 @@ class DeviceCoordinator:
         self.on_back: Callable[[], None] = lambda: None
         self.on_started: Callable[[], None] = lambda: None
         self.offered_fallback: Callable[[], float | None] = lambda: None  # the limit applied, if any
+        # For a device read on its reports: within how many seconds the owner needs a reading (a
+        # ConnectionTimeOut falls due); None: not before the device reports.
+        self.reading_due_in: Callable[[], float | None] = lambda: None
 
     @property
     def description(self) -> str:
@@ -112,7 +126,7 @@ class DeviceCoordinator:
     def snapshot(self) -> DeviceSnapshot:
         return DeviceSnapshot(
             self.charger.description, self.charger.capabilities, self.started, self.reading,
-            self.failed_reads, self.fault, self.polled_at,
+            self.failed_reads, self.fault, self.polled_at, self.due_at,
         )  # fmt: skip
 
     # -- the loop ----------------------------------------------------------------------------
@@ -131,10 +145,12 @@ class DeviceCoordinator:
         while True:
             self.polled_at = self._clock.monotonic()
             event: StateChanged | TagPresented | None = None
+            wait = self.next_wait_s()
+            self.due_at = None if wait is None else self.polled_at + wait
             with contextlib.suppress(TimeoutError):
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation that
                 # arrives with an event, and a stopping daemon would go on polling.
-                async with asyncio.timeout(self.poll_interval_s):
+                async with asyncio.timeout(wait):
                     event = await self._events.get()
             if not self.started:
                 await self._start()
@@ -143,6 +159,23 @@ class DeviceCoordinator:
                 await self.on_tag(event.id_tag)
             else:
                 await self.refresh()
+
+    def next_wait_s(self) -> float | None:
+        """How long the loop may wait for the device's next report before it reads anyway."""
+        if self.poll_interval_s is not None:
+            return self.poll_interval_s
+        if not self.started or self.failed_reads:
+            return RETRY_READ_S  # (its start is tried again only every DEVICE_START_RETRY_S)
+        waits = [w for w in (self.reading_due_in(), self._unwanted_due_in()) if w is not None]
+        if self.reading is not None and (self.reading.power_w or 0.0) > 0.0:
+            # What flows with the energy (register, power) is never reported: read while it flows.
+            waits.append(DEFAULT_POLL_INTERVAL_S)
+        return max(0.0, min(waits)) if waits else None
+
+    def _unwanted_due_in(self) -> float | None:
+        if self._unwanted_since is None:
+            return None
+        return self._unwanted_since + UNWANTED_ENERGY_S - self._clock.monotonic()
 
     def read_soon(self) -> None:
         """Read the device at the next turn of the loop (after a command changed its state)."""

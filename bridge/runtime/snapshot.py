@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from bridge.clock import iso
 from bridge.core.config_keys import Configuration
 from bridge.core.connector import StatusReport
+from bridge.core.device_errors import ocpp_fault
 from bridge.ocpp.ports import LinkSettings
 from bridge.ocpp.session import Session
 from bridge.runtime.connector import ConnectorRuntime
@@ -38,7 +39,7 @@ class ConnectorSnapshot:
     transaction_id: int | None  # the central system's; None before its StartTransaction was answered
     id_tag: str | None  # the running transaction's tag
     current_limit_a: float | None  # what the device was set to; 0 = paused by the limit; None: never
-    poll_interval_s: float
+    poll_interval_s: float | None  # None: read on the device's reports
     device: DeviceSnapshot
 
     @property
@@ -192,6 +193,6 @@ def device_status_json(snap: ChargePointSnapshot) -> list[dict[str, Any]]:
             "plugged": r.plugged if r else None,
             "energy_wh": r.energy_wh if r else None,
             "power_w": r.power_w if r else None,
-            "fault": r.fault.error_code if r and r.fault else None,
+            "fault": ocpp_fault(r.fault).error_code if r and r.fault else None,
         })  # fmt: skip
     return report

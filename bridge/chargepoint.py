@@ -311,7 +311,8 @@ class ChargePoint:
             effects.append(core.SetEnergy(rt.core.energy_allowed))
         elif rt.device.energy_unwanted(reading, rt.core.energy_allowed):
             effects.append(core.SetEnergy(False))
-        await self._apply(cid, effects)
+        if effects or not self.statuses.settled(cid):  # most readings, while charging, change nothing
+            await self._apply(cid, effects)
 
     def _measurand_supported(self, item: str) -> bool:
         readings = [rt.reading for rt in self.connectors.values() if rt.reading is not None]

@@ -165,6 +165,42 @@ async def test_the_state_is_also_written_while_running_so_a_crash_loses_little(t
         await sim.close()
 
 
+async def test_one_round_writes_the_boxes_that_changed_and_those_whose_energy_flows(tmp_path: Path) -> None:
+    sims = [
+        SimulatedCharger(SimulatedOptions(time_scale=3600), state_file=tmp_path / f"CP-{n}.1.json",
+                         save_every_s=0.05)
+        for n in range(3)
+    ]  # fmt: skip
+    for sim in sims:
+        await sim.start()
+    try:
+
+        async def written(n: int, check: Any) -> SimulatorState:
+            for _ in range(200):
+                saved = read_state(tmp_path / f"CP-{n}.1.json")
+                if saved is not None and check(saved):
+                    return saved
+                await asyncio.sleep(0.01)
+            raise AssertionError(f"CP-{n}: not written as expected")
+
+        for n in range(3):
+            await written(n, lambda s: not s.plugged)  # a new box's file, written once
+        idle = (tmp_path / "CP-2.1.json").stat().st_mtime_ns
+        sims[0].plug()
+        sims[1].plug()
+        await sims[1].set_enabled(True)  # energy flows on box 1 from now on, unannounced
+        await written(0, lambda s: s.plugged)
+        first = await written(1, lambda s: s.plugged and s.enabled)
+        later = await written(1, lambda s: s.energy_wh > first.energy_wh)  # rounds go on while it flows
+        assert later.energy_wh > first.energy_wh
+        assert (tmp_path / "CP-2.1.json").stat().st_mtime_ns == idle  # unchanged: not written again
+    finally:
+        for sim in sims:
+            await sim.close()
+    final = read_state(tmp_path / "CP-1.1.json")  # the last state, at close
+    assert final is not None and final.enabled and final.energy_wh >= later.energy_wh
+
+
 # -- a daemon restarted during a transaction -------------------------------------------------------
 
 

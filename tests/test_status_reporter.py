@@ -86,6 +86,21 @@ async def test_only_changes_are_sent(clock: SteeredClock) -> None:
     assert board.sent() == [(1, "Preparing")]  # once
 
 
+async def test_settled_says_when_a_report_would_send_nothing(clock: SteeredClock) -> None:
+    board = Board(clock, online=False, MinimumStatusDuration=5)
+    board.cores[1].on_reading(PLUGGED, clock.now(), False)
+    assert board.reporter.settled(1)  # offline: nothing is sent whatever the status
+    board.connect(new_boot=True)
+    assert board.reporter.settled(1) and board.reporter.settled(2)
+    board.cores[1].on_reading(FREE, clock.now(), False)
+    assert not board.reporter.settled(1)  # Available is not what the link has
+    board.reporter.report(1)
+    assert not board.reporter.settled(1)  # held: the hold is still to decide
+    clock.advance(5)
+    await turns()
+    assert board.sent() == [(1, "Available")] and board.reporter.settled(1)
+
+
 async def test_what_is_sent_is_a_StatusNotification_of_now(clock: SteeredClock) -> None:
     board = Board(clock)
     board.read(2, FAULTED)

@@ -13,7 +13,8 @@ State across restarts. Given a state file (the daemon passes one under
 makes it one (plug, vehicle suspended, relay, current, fault, register) is
 read at `start()` and written at `close()`, and every `save_every_s` while
 it changes, so that a crash loses no more than that. Writes are atomic
-(a temporary file, fsync, rename) and run in a thread. The box lives in the
+(a temporary file, fsync, rename) and run in a thread, one round for all
+the boxes of the daemon at a time (`StateWriter`). The box lives in the
 bridge's process: while the bridge is down no energy accrues. A missing or
 damaged file gives a fresh simulator (the options' `plugged` and
 `initial_energy_wh`), with a warning for a damaged one. A device that was
@@ -33,6 +34,7 @@ import logging
 import math
 import os
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -154,6 +156,27 @@ def read_state(path: Path) -> SimulatorState | None:
 def write_state(path: Path, state: SimulatorState) -> None:
     """Replace `path` atomically: a reader finds the old state or the new one, never half of one, also
     after a power cut. Blocking file I/O: run it in a thread."""
+    _replace(path, state)
+    _sync_directory(path.parent)
+
+
+def write_states(batch: list[tuple[Path, SimulatorState]]) -> list[OSError | None]:
+    """`write_state` for many files: each replaced atomically, each directory made durable once at the
+    end. The error of each write (None when it worked), in order. Blocking file I/O: run it in a thread."""
+    errors: list[OSError | None] = []
+    for path, state in batch:
+        try:
+            _replace(path, state)
+        except OSError as exc:
+            errors.append(exc)
+        else:
+            errors.append(None)
+    for directory in {path.parent for (path, _), error in zip(batch, errors, strict=True) if error is None}:
+        _sync_directory(directory)
+    return errors
+
+
+def _replace(path: Path, state: SimulatorState) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps({"version": STATE_VERSION, **asdict(state)}, indent=1) + "\n"
     # One name, so that what a crash left is overwritten, not piled up (the writes of one file are
@@ -169,12 +192,71 @@ def write_state(path: Path, state: SimulatorState) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    # The rename itself is durable only once the directory is.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+
+
+def _sync_directory(directory: Path) -> None:
+    # A rename is durable only once its directory is.
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+class StateWriter:
+    """Writes the state files of the simulated boxes that changed, every `every_s`, for all the boxes of
+    one event loop at once: one timer and one thread job (a directory made durable once) per round,
+    rather than a task, a timer and a thread hop per box. A box is watched from a change until its
+    state has been written, and for as long as its energy flows."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._boxes: set[SimulatedCharger] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._round: asyncio.Task[None] | None = None
+        self.writing: asyncio.Future[list[OSError | None]] | None = None  # the round's thread job
+
+    def watch(self, box: SimulatedCharger) -> None:
+        self._boxes.add(box)
+        self._arm()
+
+    def forget(self, box: SimulatedCharger) -> None:
+        self._boxes.discard(box)
+
+    def _arm(self) -> None:
+        if self._timer is None and (self._round is None or self._round.done()):
+            self._timer = asyncio.get_running_loop().call_later(self.every_s, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        self._round = asyncio.get_running_loop().create_task(self._write(), name="simulated state files")
+
+    async def _write(self) -> None:
+        boxes, self._boxes = self._boxes, set()
+        batch = [(box, state) for box in boxes if (state := box._unsaved()) is not None]
+        try:
+            if batch:
+                files = [(box.state_file, state) for box, state in batch if box.state_file is not None]
+                self.writing = asyncio.ensure_future(asyncio.to_thread(write_states, files))
+                errors = await asyncio.shield(self.writing)
+                for (box, state), error in zip(batch, errors, strict=True):
+                    box._written(state, error)
+        finally:
+            self._boxes |= {box for box in boxes if box._keeps_changing()}
+            if self._boxes:
+                self._round = None
+                self._arm()
+
+
+# One writer per event loop and interval (a test's loop ends with the test).
+_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, StateWriter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writer(every_s: float) -> StateWriter:
+    by_interval = _writers.setdefault(asyncio.get_running_loop(), {})
+    return by_interval.setdefault(every_s, StateWriter(every_s))
 
 
 _P = ParamSpec("_P")
@@ -217,7 +299,7 @@ class SimulatedCharger(Charger):
         self._save_every_s = save_every_s
         self._restored = False  # the state file was read: from now on it is ours to write
         self._saved: SimulatorState | None = None  # what the file holds
-        self._saver: asyncio.Task[None] | None = None
+        self._writer: StateWriter | None = None  # from start() to close()
         self._writing: asyncio.Future[None] | None = None  # the write in its thread, if one is going on
         # Hand actions waiting for the state file to be read (None: done at once).
         self._deferred: list[Callable[[], None]] | None = [] if state_file is not None else None
@@ -290,20 +372,38 @@ class SimulatedCharger(Charger):
         deferred, self._deferred = self._deferred or [], None
         for action in deferred:
             action()
-        self._saver = asyncio.create_task(self._save_periodically(), name=f"save {self.state_file.name}")
+        self._writer = _writer(self._save_every_s)
+        self._writer.watch(self)  # the file of a new box, or the hand actions that waited
 
     async def close(self) -> None:
-        if self._saver is not None:
-            self._saver.cancel()
-            await asyncio.gather(self._saver, return_exceptions=True)
-            self._saver = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.forget(self)
+            if writer.writing is not None:  # a round may be writing this file: it goes first
+                await asyncio.gather(writer.writing, return_exceptions=True)
         if self._restored:
             await self._save()
 
-    async def _save_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self._save_every_s)
-            await self._save()
+    def _touched(self) -> None:
+        """Something kept in the state file may have changed: written in the writer's next round."""
+        if self._writer is not None:
+            self._writer.watch(self)
+
+    def _unsaved(self) -> SimulatorState | None:
+        """The state, when the file does not hold it (None: nothing to write, or closed)."""
+        if self._writer is None:
+            return None
+        state = self.state()
+        return None if state == self._saved else state
+
+    def _written(self, state: SimulatorState, error: OSError | None) -> None:
+        if error is not None:  # a full or read-only disk must not stop the simulated box
+            log.warning("simulated charger: cannot write %s: %s", self.state_file, error)
+        else:
+            self._saved = state
+
+    def _keeps_changing(self) -> bool:
+        return self._writer is not None and self._power_w() > 0
 
     async def _save(self) -> None:
         if self._writing is not None:  # a write cancelled with its task still runs in its thread
@@ -366,6 +466,7 @@ class SimulatedCharger(Charger):
         self._answering()
         self._advance()
         self._enabled = enabled
+        self._touched()
 
     async def set_current(self, amps: float) -> None:
         self._answering()
@@ -392,6 +493,7 @@ class SimulatedCharger(Charger):
 
     # -- what a person (or a test) does at the simulated box ------------
     def _changed(self) -> None:
+        self._touched()
         self._emit(StateChanged())
 
     @_at_the_box
@@ -408,6 +510,8 @@ class SimulatedCharger(Charger):
         self._plugged = False
         if announce:
             self._changed()
+        else:
+            self._touched()
 
     @_at_the_box
     def tap(self, id_tag: str) -> None:

@@ -16,6 +16,17 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from bridge.config.yaml_lines import _join
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """The resolved annotations of a configuration dataclass (worked out once: get_type_hints is slow)."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = get_type_hints(cls)
+    return hints
+
+
 _BAD: Any = object()  # a value that failed validation; its problem is already recorded
 
 
@@ -177,7 +188,7 @@ class _Checker:
         if not isinstance(raw, dict):
             return _BAD
         ok = True
-        hints = get_type_hints(cls)
+        hints = _hints(cls)
         kwargs: dict[str, Any] = {}
         for f in fields:
             sub = _join(path, f.name)

@@ -63,6 +63,14 @@ class StatusReporter:
             # Looked at again when the hold is over: sent then if it still stands.
             asyncio.get_running_loop().call_later(wait, self.report, cid)
 
+    def settled(self, cid: int) -> bool:
+        """Whether `report(cid)` would do nothing now: no hold runs, and the link has connector `cid`'s
+        current status (or is down). Lets a reading that decided nothing skip the report."""
+        hold = self._holds.get(cid)
+        if hold is not None and hold.candidate is not None:
+            return False  # a status is being held: the hold decides
+        return not self._session.online or self._queued.get(cid) == self._current(cid)
+
     def report_all(self) -> None:
         """Send what changed (after an answer that changed statuses)."""
         for cid in self._ids:

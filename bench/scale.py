@@ -88,6 +88,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Targets of issue 13, and its figures as measured before the reshaping (same method).
 TARGET_IDLE_PCT_1000 = 1.0  # 1,000 charge points idle, % of one core
 TARGET_BOOT_S_5000 = 10.0
+# The issue's "0.08 MiB per charge point" is the cost of one more charge point: its 123 MiB at 1,000 and
+# 428 MiB at 5,000 are both ~0.075 MiB per charge point above the daemon's ~48 MiB floor, while VmRSS / N
+# would be 0.123 and 0.086. So the target is checked against "above floor/CP".
 TARGET_RSS_PER_CP_MIB = 0.08
 ISSUE_FIGURES = (
     "issue 13, before: 1,000 CPs boot 3.0 s, 123 MiB, idle 5.6 %, charging 16.5 %; "
@@ -577,7 +580,7 @@ def print_tables(plan: Plan, floor: Run, runs: list[tuple[Run, Baseline]], quick
             above = (row.rss_mib - floor_mib) / max(1, row.n - (1 if row is daemon else 0))
             marks = []
             if row is daemon and row.n >= 1000:
-                marks.append(f"RSS/CP {_mark(row.rss_mib / row.n <= TARGET_RSS_PER_CP_MIB)}")
+                marks.append(f"RSS/CP {_mark(above <= TARGET_RSS_PER_CP_MIB)}")
             if row is daemon and row.n == 1000:
                 marks.append(f"idle {_mark(row.idle_pct[0] < TARGET_IDLE_PCT_1000)}")
             idle = f"{row.idle_pct[0]:.2f} ({row.idle_pct[1]:.2f})"
@@ -585,7 +588,7 @@ def print_tables(plan: Plan, floor: Run, runs: list[tuple[Run, Baseline]], quick
                   f"{idle:>16}{row.cs_idle_pct:>10.2f}{row.idle_calls:>7}  {', '.join(marks)}")  # fmt: skip
     print(
         f"  (baseline 'above floor': VmRSS minus the client process's before it connected, per connection;"
-        f" targets: 1,000 idle < {TARGET_IDLE_PCT_1000:g} %, VmRSS/CP <= {TARGET_RSS_PER_CP_MIB:g} MiB)"
+        f" targets: 1,000 idle < {TARGET_IDLE_PCT_1000:g} %, above floor/CP <= {TARGET_RSS_PER_CP_MIB:g} MiB)"
     )
     print()
     print(

@@ -11,7 +11,6 @@ tried again every APPLY_RETRY_S.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from bridge.core.composite import (
 from bridge.core.config_keys import Configuration
 from bridge.core.device_errors import LimitOutcome
 from bridge.core.setpoint import Setpoint, setpoint
+from bridge.flag import Flag
 from bridge.ocpp.errors import ErrorCode, OcppError
 from bridge.runtime.connector import ConnectorRuntime
 from bridge.store import Store
@@ -83,7 +83,7 @@ class SmartCharging:
         self.applied: dict[int, Setpoint] = {}  # per connector: what the device was last set to
         # A RemoteStartTransaction's TxProfile, by connector: the tag it is for, when it came (monotonic).
         self._remote_start_profiles: dict[int, tuple[str, float, Mapping[str, Any]]] = {}
-        self._wake = asyncio.Event()
+        self._wake = Flag()
         # Per connector: one apply at a time compares and sets `applied` (the device itself is
         # serialised by its coordinator's lock).
         self._apply_locks: dict[int, asyncio.Lock] = {}
@@ -322,8 +322,7 @@ class SmartCharging:
         while True:
             self._wake.clear()
             wait = await self.apply_all()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, min(wait, MAX_SLEEP_S)))
+            await self._wake.wait_at_most(max(0.0, min(wait, MAX_SLEEP_S)))
 
     async def apply_all(self) -> float:
         """Bring every device to its limit now; returns the seconds until the next boundary."""

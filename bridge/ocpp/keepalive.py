@@ -10,7 +10,6 @@ takes effect at once, `configuration_changed`):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from bridge.clock import Clock
 from bridge.core.config_keys import Configuration
+from bridge.flag import Flag
 from bridge.ocpp.errors import CallFailed
 
 MIN_PONG_WAIT_S = 2.0  # with a tiny ping interval, still give a slow link this long to answer
@@ -41,7 +41,7 @@ class Keepalive:
         self._clock = clock
         self._submit = submit
         self._last_call_sent = 0.0
-        self._config_changed = asyncio.Event()
+        self._config_changed = Flag()
 
     def configuration_changed(self) -> None:
         """HeartbeatInterval or WebSocketPingInterval may have changed: the timers read them again."""
@@ -83,7 +83,8 @@ class Keepalive:
             patience = max(interval, MIN_PONG_WAIT_S)
             try:
                 pong = await ws.ping()
-                await asyncio.wait_for(pong, timeout=patience)
+                async with asyncio.timeout(patience):
+                    await pong
             except TimeoutError:
                 on_dead(f"no pong within {patience} s: dropped the connection")
                 ws.transport.abort()
@@ -93,5 +94,4 @@ class Keepalive:
 
     async def _wait_config_change(self, timeout: float | None) -> None:
         self._config_changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._config_changed.wait(), timeout)
+        await self._config_changed.wait_at_most(timeout)

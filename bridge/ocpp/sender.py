@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from bridge.clock import Clock
 from bridge.core.config_keys import Configuration
+from bridge.flag import Flag
 from bridge.ocpp.errors import CallErrorReceived, CallTimeout, InvalidResponse, NotConnected
 from bridge.ocpp.rpc import Endpoint
 
@@ -123,8 +124,8 @@ class Sender:
         self._configuration = configuration
         self._clock = clock
         self._endpoint = endpoint
-        self._ready = asyncio.Event()  # connected and Boot Accepted
-        self._wakeup = asyncio.Event()
+        self._ready = Flag()  # connected and Boot Accepted
+        self._wakeup = Flag()
         self._normal: deque[Outgoing] = deque()
         self._durable: DurableQueue | None = None  # the outbox, once attached
         self._online_mark = 0  # durable messages up to this seq are backlog from before this connection
@@ -238,8 +239,7 @@ class Sender:
                 if self._durable is not None:
                     self._durable.idle()
                 self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), wait)
+                await self._wakeup.wait_at_most(wait)
                 continue
             if isinstance(item, Outgoing):
                 await self._send_normal(item)

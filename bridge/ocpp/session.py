@@ -33,6 +33,7 @@ from bridge.clock import Clock
 from bridge.core.backoff import Backoff
 from bridge.core.boot import Boot, BootState
 from bridge.core.config_keys import Configuration
+from bridge.flag import Flag
 from bridge.ocpp.connection import describe_failure, open_connection
 from bridge.ocpp.errors import CallFailed, NotConnected
 from bridge.ocpp.keepalive import Keepalive
@@ -87,7 +88,7 @@ class Session:
         self._sender = Sender(cfg.id, configuration, clock, lambda: self._endpoint)
         self._keepalive = Keepalive(configuration, clock, self.submit)
         self._closing = False
-        self._boot_wake = asyncio.Event()
+        self._boot_wake = Flag()
         self._drop_reason: str | None = None  # why we ended the current connection ourselves
 
     # -- public ------------------------------------------------------------
@@ -293,8 +294,7 @@ class Session:
                 wait = self.boot.next_boot_at - self.clock.monotonic()
                 if wait > 0:
                     self._boot_wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._boot_wake.wait(), wait)
+                    await self._boot_wake.wait_at_most(wait)
                 self.boot.on_sent()
                 try:
                     await endpoint.call(

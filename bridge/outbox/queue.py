@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bridge.flag import Flag
 from bridge.ocpp.wire import RawCall, checked_call
 from bridge.store import OutboxRow, Queued, Store, Terms
 
@@ -131,7 +132,7 @@ class Outbox:
         self._last = 0  # the newest seq queued
         self._pending = 0  # queued and not settled
         self._done: list[int] = []  # answered: to leave the store with the next outbox write
-        self._empty = asyncio.Event()
+        self._empty = Flag()
         self._empty.set()
         self._wake: Callable[[], None] = lambda: None
         self._last_head_at: str | None = None  # the last head's created_at, while a page is read

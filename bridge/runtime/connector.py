@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from adapters.base import Charger, ChargerReading
 from bridge.config import ConnectorConfig
 from bridge.core.connector import Connector, Transaction
 from bridge.core.meter_values import IntervalAverage
+from bridge.flag import Flag
 from bridge.runtime.coordinator import DeviceCoordinator
 from bridge.runtime.effects import EffectRunner
 
@@ -20,7 +20,7 @@ class ConnectorRuntime:
     effects: EffectRunner
     settings: ConnectorConfig | None = None  # poll interval, fault threshold, voltage; defaults without
     aligned: IntervalAverage = field(default_factory=IntervalAverage)  # the clock-aligned interval's means
-    transaction_over: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the meter sampler
+    transaction_over: Flag = field(default_factory=Flag)  # wakes the meter sampler
     resume_pending: bool = False  # a transaction resumed after a restart: energy on at the first reading
 
     def still_running(self, tx: Transaction) -> bool:

@@ -22,7 +22,6 @@ nothing of OCPP, transactions or the status.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -40,6 +39,7 @@ from adapters.base import (
 )
 from bridge.clock import Clock
 from bridge.core import device_errors
+from bridge.flag import Flag
 from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.chargepoint")
@@ -94,7 +94,9 @@ class DeviceCoordinator:
         self._metrics = metrics
         self._labels = labels
         self._lock = asyncio.Lock()
-        self._events: asyncio.Queue[StateChanged | TagPresented] = asyncio.Queue()
+        # What the driver pushed, not yet handled; a list and a Flag, not an asyncio.Queue (three deques).
+        self._events: list[StateChanged | TagPresented] = []
+        self._arrived = Flag()
         self.started = False
         self._start_tried_at: float | None = None
         self.reading: ChargerReading | None = None
@@ -132,7 +134,11 @@ class DeviceCoordinator:
     # -- the loop ----------------------------------------------------------------------------
     def listen(self) -> None:
         """From now on what the driver pushes (tags, state changes) is queued for the loop."""
-        self.charger.set_listener(self._events.put_nowait)
+        self.charger.set_listener(self._push)
+
+    def _push(self, event: StateChanged | TagPresented) -> None:
+        self._events.append(event)
+        self._arrived.set()
 
     async def run(self) -> None:
         """Start the device, then read it on its schedule and hand on what it pushes, strictly in order.
@@ -144,14 +150,14 @@ class DeviceCoordinator:
         await self.refresh()
         while True:
             self.polled_at = self._clock.monotonic()
-            event: StateChanged | TagPresented | None = None
             wait = self.next_wait_s()
             self.due_at = None if wait is None else self.polled_at + wait
-            with contextlib.suppress(TimeoutError):
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation that
-                # arrives with an event, and a stopping daemon would go on polling.
-                async with asyncio.timeout(wait):
-                    event = await self._events.get()
+            if not self._events:
+                self._arrived.clear()
+                # A timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation that arrives
+                # with an event, and a stopping daemon would go on polling.
+                await self._arrived.wait_at_most(wait)
+            event = self._events.pop(0) if self._events else None
             if not self.started:
                 await self._start()
             if isinstance(event, TagPresented):
@@ -179,7 +185,7 @@ class DeviceCoordinator:
 
     def read_soon(self) -> None:
         """Read the device at the next turn of the loop (after a command changed its state)."""
-        self._events.put_nowait(StateChanged())
+        self._push(StateChanged())
 
     async def _start(self) -> None:
         """The driver's probe; a device that refuses (or is away) is Faulted and tried again every

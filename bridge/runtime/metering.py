@@ -20,7 +20,6 @@ follow their transaction's stop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -34,6 +33,7 @@ from bridge.clock import Clock, iso
 from bridge.core import connector as core
 from bridge.core.config_keys import Configuration
 from bridge.core.meter_values import next_aligned, sampled_values, stop_value, whole_wh
+from bridge.flag import Flag
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.runtime.connector import ConnectorRuntime
@@ -68,7 +68,7 @@ class Metering:
         self._messages = messages
         self._refresh = refresh  # reads the device and feeds the core (an unplug may end a transaction)
         self._spawn = spawn
-        self._aligned_changed = asyncio.Event()
+        self._aligned_changed = Flag()
 
     def configuration_changed(self, key: str) -> None:
         if key == "ClockAlignedDataInterval":
@@ -89,7 +89,7 @@ class Metering:
     def sample(self, cid: int, tx: core.Transaction) -> None:
         """Run the sampler of transaction `tx` (also of one resumed after a restart)."""
         rt = self._connectors[cid]
-        rt.transaction_over = asyncio.Event()
+        rt.transaction_over = Flag()
         self._spawn(self._sample(cid, tx, rt.transaction_over), f"{cid}: meter values")
 
     async def stop(self, cid: int, stop: core.StopTransaction) -> None:
@@ -122,7 +122,7 @@ class Metering:
         aligned = self._configuration.get_list("StopTxnAlignedData")
         return stop_value(reading, at, context, sampled, aligned)
 
-    async def _sample(self, cid: int, tx: core.Transaction, over: asyncio.Event) -> None:
+    async def _sample(self, cid: int, tx: core.Transaction, over: Flag) -> None:
         """Every MeterValueSampleInterval from the start; ends by itself when the transaction is over."""
         rt = self._connectors[cid]
         due = self._clock.monotonic()
@@ -132,8 +132,7 @@ class Metering:
             # One period after the last instant, read now: a changed interval takes effect from the
             # next sample, without catching up on instants or leaving a gap.
             due += period
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(over.wait(), max(0.0, due - self._clock.monotonic()))
+            if await over.wait_at_most(max(0.0, due - self._clock.monotonic())):
                 return
             reading = await self._refresh(cid)  # may itself end the transaction (an unplug)
             if reading is None:
@@ -162,8 +161,7 @@ class Metering:
                 continue
             target = next_aligned(self._clock.now().timestamp(), interval)
             left = target - self._clock.now().timestamp()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._aligned_changed.wait(), min(left, WALL_CLOCK_CHECK_S))
+            if await self._aligned_changed.wait_at_most(min(left, WALL_CLOCK_CHECK_S)):
                 continue  # the interval changed: aligned anew
             if self._clock.now().timestamp() < target:
                 continue  # not there yet (a long wait in steps, or the wall clock moved back)

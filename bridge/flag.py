@@ -1,0 +1,61 @@
+"""A flag tasks wait on: asyncio.Event's set / clear / is_set / wait, without its deque.
+
+An asyncio.Event holds a deque from birth (0.6 KiB), and a charge point has eight of them, nearly always
+idle: at 5,000 charge points that was 24 MiB of empty deques. A Flag holds a future only while a task
+waits on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class Flag:
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self) -> None:
+        self._value = False
+        self._waiters: list[asyncio.Future[None]] | None = None  # only while someone waits
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        """Set it and wake every waiter (each wakes even if the flag is cleared again before it runs)."""
+        if self._value:
+            return
+        self._value = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait_at_most(self, timeout_s: float | None) -> bool:
+        """Until it is set or `timeout_s` has passed (None: no limit); whether it is set. No task per wait,
+        as asyncio.wait_for(event.wait(), ...) makes on Python 3.11."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.wait()
+        return self._value
+
+    async def wait(self) -> bool:
+        """Until it is set (at once if it is); True, as asyncio.Event.wait."""
+        if self._value:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            # Cancelled (a timeout): forget it. Woken: set() already let go of the list.
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+                if not self._waiters:
+                    self._waiters = None

@@ -17,8 +17,11 @@ A number whose multipleOf check cannot be decided (beyond Decimal's 28
 digits) is a PropertyConstraintViolation too; numbers that are not finite or
 integers beyond 64 bits never get here (`wire.decode` refuses them).
 
-Validation runs inline: a MeterValues frame takes ~0.25 ms, cheaper than the
-hop to a worker thread.
+Validation runs inline. A compiled copy of each schema (fastjsonschema) decides
+the common case, a valid payload: a MeterValues in ~11 µs rather than ~240 µs
+with jsonschema, which at 5,000 charging connectors was a tenth of a core. A
+payload it refuses is checked again by jsonschema, which names the error as
+above; the two agree (tests/test_schema.py checks it on generated payloads).
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from __future__ import annotations
 import decimal
 import functools
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 from ocpp.messages import get_validator
 
@@ -88,6 +93,59 @@ def _validator(message_type: int, action: str) -> Any:
     return type(library)(schema, format_checker=_FORMATS)
 
 
+def _is_date_time(value: object) -> bool:
+    try:
+        return _date_time(value)
+    except ValueError:
+        return False
+
+
+def _unchecked(value: object) -> bool:
+    return True
+
+
+# The formats jsonschema checks here (date-time alone); fastjsonschema's own checks of the others
+# ("uri": GetDiagnostics.location) are switched off, so that the two decide alike.
+_FAST_FORMATS: dict[str, Callable[[object], bool]] = {
+    **dict.fromkeys(("email", "hostname", "ipv4", "ipv6", "uri", "idn-email", "uri-reference"), _unchecked),
+    "date-time": _is_date_time,
+}
+
+
+@functools.cache
+def _fast(message_type: int, action: str) -> Callable[[Any], Any] | None:
+    """The schema compiled to Python (raises on a violation), with the same date-time check; None for
+    the Decimal messages, whose multipleOf only jsonschema decides exactly."""
+    if (message_type, action) in _DECIMAL_MESSAGES:
+        return None
+    schema = _validator(message_type, action).schema
+    check: Callable[[Any], Any] = fastjsonschema.compile(schema, formats=_FAST_FORMATS)
+    return check
+
+
+def schema_of(message_type: int, action: str) -> dict[str, Any]:
+    """The JSON schema both checks use (the library's, with Decimals for the Decimal messages)."""
+    schema: dict[str, Any] = _validator(message_type, action).schema
+    return schema
+
+
+def is_valid_slow(message_type: int, action: str, payload: Any) -> bool:
+    """jsonschema's verdict alone (what `violation` asks when the compiled schema refuses)."""
+    return next(iter(_validator(message_type, action).iter_errors(payload)), None) is None
+
+
+def is_valid_fast(message_type: int, action: str, payload: Any) -> bool | None:
+    """What the compiled schema says of `payload`: True, False, or None where there is none."""
+    check = _fast(message_type, action)
+    if check is None:
+        return None
+    try:
+        check(payload)
+    except Exception:  # JsonSchemaException, or a payload it cannot handle: jsonschema decides
+        return False
+    return True
+
+
 @functools.cache
 def _accepts_empty(message_type: int, action: str) -> bool:
     return bool(_validator(message_type, action).is_valid({}))
@@ -98,12 +156,15 @@ def forget_validators() -> None:
     whichever one the library has cached by then."""
     _validator.cache_clear()
     _accepts_empty.cache_clear()
+    _fast.cache_clear()
 
 
 def violation(message_type: int, action: str, payload: Any) -> OcppError | None:
     """The schema violation of `payload`, as the CALLERROR to answer, or None."""
     if payload == {} and _accepts_empty(message_type, action):
         return None  # most answers the central system sends (MeterValues.conf, ...): decided once
+    if is_valid_fast(message_type, action, payload):
+        return None
     validator = _validator(message_type, action)
     if (message_type, action) in _DECIMAL_MESSAGES:
         # Infinity (from a `1e999` on the wire) becomes Decimal("Infinity"): multipleOf then raises

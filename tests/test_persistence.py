@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from ocpp.v16 import call
 
-from adapters.chargers.simulated import read_state, write_state
+from adapters.chargers.simulated_state import read_state, write_state
 from bridge.clock import Clock
 from bridge.daemon import device_state_file
 from bridge.ocpp.session import Session

@@ -12,13 +12,8 @@ from typing import Any
 import pytest
 
 from adapters.base import DeviceEvent, DeviceFault, Simulator, StateChanged, TagPresented
-from adapters.chargers.simulated import (
-    SimulatedCharger,
-    SimulatedOptions,
-    SimulatorState,
-    read_state,
-    write_state,
-)
+from adapters.chargers.simulated import SimulatedCharger, SimulatedOptions
+from adapters.chargers.simulated_state import SimulatorState, read_state, write_state
 from bridge.daemon import device_state_file
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem

@@ -27,18 +27,13 @@ the file does not undo it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import json
 import logging
-import math
-import os
 import time
-import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Concatenate, ParamSpec
+from typing import ClassVar, Concatenate, ParamSpec
 
 from adapters.base import (
     Charger,
@@ -50,11 +45,17 @@ from adapters.base import (
     StateChanged,
     TagPresented,
 )
+from adapters.chargers.simulated_state import (
+    SimulatorState,
+    StateWriter,
+    read_state,
+    write_state,
+    writer_for,
+)
 from adapters.transports.pool import Transports
 
 log = logging.getLogger("adapters.simulated")  # the name log lines have always shown
 
-STATE_VERSION = 1  # of the state file's layout
 SAVE_EVERY_S = 5.0  # the state is written this often while it changes (and at close)
 
 
@@ -93,170 +94,6 @@ class SimulatedOptions:
         if self.time_scale <= 0:
             problems.append(("time_scale", "must be above 0"))
         return problems
-
-
-@dataclass(frozen=True)
-class SimulatorState:
-    """What makes the simulated box the same device after a restart: the content of its state file."""
-
-    plugged: bool
-    ev_suspended: bool
-    enabled: bool  # the relay: the bridge lets energy flow
-    current_a: float  # the current offered
-    energy_wh: float  # the register, unrounded
-    fault: DeviceFault | None = None
-
-
-def _flag(data: dict[str, Any], key: str) -> bool:
-    value = data.get(key)
-    if not isinstance(value, bool):
-        raise ValueError(f"{key} must be true or false")
-    return value
-
-
-def _amount(data: dict[str, Any], key: str) -> float:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{key} must be a number, 0 or more")
-    return float(value)
-
-
-def _state_from(data: Any) -> SimulatorState:
-    """The state in a decoded file; ValueError saying what is wrong."""
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        raise ValueError(f"not a version {STATE_VERSION} state")
-    fault, raw = None, data.get("fault")
-    if raw is not None:
-        if not (isinstance(raw, dict) and isinstance(raw.get("error_code"), str)
-                and isinstance(raw.get("info"), str | None)):  # fmt: skip
-            raise ValueError("fault must be null or {error_code, info}")
-        fault = DeviceFault(raw["error_code"], raw.get("info"))
-    return SimulatorState(
-        plugged=_flag(data, "plugged"),
-        ev_suspended=_flag(data, "ev_suspended"),
-        enabled=_flag(data, "enabled"),
-        current_a=_amount(data, "current_a"),
-        energy_wh=_amount(data, "energy_wh"),
-        fault=fault,
-    )
-
-
-def read_state(path: Path) -> SimulatorState | None:
-    """The state in `path`; None when there is no file; ValueError (naming the file) when it is damaged.
-    Blocking file I/O: run it in a thread."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-        return _state_from(json.loads(text))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ValueError(f"{path}: {exc}") from exc
-
-
-def write_state(path: Path, state: SimulatorState) -> None:
-    """Replace `path` atomically: a reader finds the old state or the new one, never half of one, also
-    after a power cut. Blocking file I/O: run it in a thread."""
-    _replace(path, state)
-    _sync_directory(path.parent)
-
-
-def write_states(batch: list[tuple[Path, SimulatorState]]) -> list[OSError | None]:
-    """`write_state` for many files: each replaced atomically, each directory made durable once at the
-    end. The error of each write (None when it worked), in order. Blocking file I/O: run it in a thread."""
-    errors: list[OSError | None] = []
-    for path, state in batch:
-        try:
-            _replace(path, state)
-        except OSError as exc:
-            errors.append(exc)
-        else:
-            errors.append(None)
-    for directory in {path.parent for (path, _), error in zip(batch, errors, strict=True) if error is None}:
-        _sync_directory(directory)
-    return errors
-
-
-def _replace(path: Path, state: SimulatorState) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps({"version": STATE_VERSION, **asdict(state)}, indent=1) + "\n"
-    # One name, so that what a crash left is overwritten, not piled up (the writes of one file are
-    # never concurrent: see SimulatedCharger._save).
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _sync_directory(directory: Path) -> None:
-    # A rename is durable only once its directory is.
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-class StateWriter:
-    """Writes the state files of the simulated boxes that changed, every `every_s`, for all the boxes of
-    one event loop at once: one timer and one thread job (a directory made durable once) per round,
-    rather than a task, a timer and a thread hop per box. A box is watched from a change until its
-    state has been written, and for as long as its energy flows."""
-
-    def __init__(self, every_s: float) -> None:
-        self.every_s = every_s
-        self._boxes: set[SimulatedCharger] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self._round: asyncio.Task[None] | None = None
-        self.writing: asyncio.Future[list[OSError | None]] | None = None  # the round's thread job
-
-    def watch(self, box: SimulatedCharger) -> None:
-        self._boxes.add(box)
-        self._arm()
-
-    def forget(self, box: SimulatedCharger) -> None:
-        self._boxes.discard(box)
-
-    def _arm(self) -> None:
-        if self._timer is None and (self._round is None or self._round.done()):
-            self._timer = asyncio.get_running_loop().call_later(self.every_s, self._due)
-
-    def _due(self) -> None:
-        self._timer = None
-        self._round = asyncio.get_running_loop().create_task(self._write(), name="simulated state files")
-
-    async def _write(self) -> None:
-        boxes, self._boxes = self._boxes, set()
-        batch = [(box, state) for box in boxes if (state := box._unsaved()) is not None]
-        try:
-            if batch:
-                files = [(box.state_file, state) for box, state in batch if box.state_file is not None]
-                self.writing = asyncio.ensure_future(asyncio.to_thread(write_states, files))
-                errors = await asyncio.shield(self.writing)
-                for (box, state), error in zip(batch, errors, strict=True):
-                    box._written(state, error)
-        finally:
-            self._boxes |= {box for box in boxes if box._keeps_changing()}
-            if self._boxes:
-                self._round = None
-                self._arm()
-
-
-# One writer per event loop and interval (a test's loop ends with the test).
-_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, StateWriter]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _writer(every_s: float) -> StateWriter:
-    by_interval = _writers.setdefault(asyncio.get_running_loop(), {})
-    return by_interval.setdefault(every_s, StateWriter(every_s))
 
 
 _P = ParamSpec("_P")
@@ -372,7 +209,7 @@ class SimulatedCharger(Charger):
         deferred, self._deferred = self._deferred or [], None
         for action in deferred:
             action()
-        self._writer = _writer(self._save_every_s)
+        self._writer = writer_for(self._save_every_s)
         self._writer.watch(self)  # the file of a new box, or the hand actions that waited
 
     async def close(self) -> None:
@@ -389,20 +226,20 @@ class SimulatedCharger(Charger):
         if self._writer is not None:
             self._writer.watch(self)
 
-    def _unsaved(self) -> SimulatorState | None:
+    def unsaved_state(self) -> SimulatorState | None:
         """The state, when the file does not hold it (None: nothing to write, or closed)."""
         if self._writer is None:
             return None
         state = self.state()
         return None if state == self._saved else state
 
-    def _written(self, state: SimulatorState, error: OSError | None) -> None:
+    def state_written(self, state: SimulatorState, error: OSError | None) -> None:
         if error is not None:  # a full or read-only disk must not stop the simulated box
             log.warning("simulated charger: cannot write %s: %s", self.state_file, error)
         else:
             self._saved = state
 
-    def _keeps_changing(self) -> bool:
+    def keeps_changing(self) -> bool:
         return self._writer is not None and self._power_w() > 0
 
     async def _save(self) -> None:

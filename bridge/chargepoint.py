@@ -17,9 +17,8 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
 
 from ocpp.v16 import call, call_result
 
@@ -39,9 +38,10 @@ from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.runtime import snapshot
 from bridge.runtime.authorizer import Authorizer
+from bridge.runtime.background import Background
 from bridge.runtime.commands import Commands
 from bridge.runtime.connector import ConnectorRuntime
-from bridge.runtime.coordinator import DEFAULT_POLL_INTERVAL_S, RETRY_READ_S, DeviceCoordinator
+from bridge.runtime.coordinator import RETRY_READ_S, DeviceCoordinator, poll_interval_for
 from bridge.runtime.effects import EffectRunner
 from bridge.runtime.metering import Metering
 from bridge.runtime.recovery import Recovery
@@ -68,7 +68,8 @@ class ChargePoint:
         self.clock = clock
         self.store = store
         self.metrics = Metrics()  # counters and histograms of this charge point (GET /metrics)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.background = Background(cfg.id)  # tasks spawned by the parts, cancelled at the stop
+        self._spawn = self.background.spawn
         settings = {c.id: c for c in cfg.connectors}
         self.connectors = {
             cid: self._connector(cid, charger, settings.get(cid), new_transaction_id)
@@ -138,7 +139,7 @@ class ChargePoint:
             charger,
             name=name,
             clock=self.clock,
-            poll_interval_s=self._poll_interval(charger, settings),
+            poll_interval_s=poll_interval_for(charger, settings.poll_interval_s if settings else None),
             faulted_after=settings.faulted_after_failed_polls if settings else 3,
             metrics=self.metrics,
             labels={"charge_point": self.cfg.id, "connector": cid},
@@ -157,13 +158,6 @@ class ChargePoint:
         connector = core.Connector(cid, new_id=new_id, plug_sensed=charger.capabilities.can_sense_plug)
         return ConnectorRuntime(connector, device, effects, settings)
 
-    @staticmethod
-    def _poll_interval(charger: Charger, settings: ConnectorConfig | None) -> float | None:
-        """The configured interval; without one, a device that reports its changes is read on them."""
-        if settings is not None and settings.poll_interval_s is not None:
-            return settings.poll_interval_s
-        return None if charger.reports_changes else DEFAULT_POLL_INTERVAL_S
-
     def _reading_due_in(self, cid: int) -> float | None:
         """For a device read on its reports: when the core needs a reading (ConnectionTimeOut falls due,
         or a rejected start's energy is watched), in seconds from now."""
@@ -177,19 +171,6 @@ class ChargePoint:
     def _phase_switching(chargers: Iterable[Charger]) -> str:
         """ConnectorSwitch3to1PhaseSupported: true when a charger of this charge point can switch."""
         return "true" if any(c.capabilities.can_switch_phases for c in chargers) else "false"
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
-        """A background task that is referenced until done, and whose failure is logged."""
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self.cfg.id}/{what}")
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("%s/%s failed", self.cfg.id, what, exc_info=t.exception())
-
-        task.add_done_callback(done)
-        return task
 
     def _device_status(self, message_id: str | None, data: str | None) -> Answer:
         """DataTransfer vendorId "ocpp-bridge", messageId "DeviceStatus" (bridge.runtime.snapshot)."""
@@ -246,9 +227,7 @@ class ChargePoint:
             # What the connectors decided is carried out first (a stop's fresh reading takes 2 s
             # at most): only then is the rest cancelled.
             await asyncio.gather(*(rt.effects.drain(EFFECTS_DRAIN_S) for rt in self.connectors.values()))
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.background.cancel_all()
             # Ours to finish even though we were cancelled: the store is still open (the daemon
             # closes it after every charge point has stopped).
             await self.recovery.suspend()

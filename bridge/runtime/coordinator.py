@@ -50,6 +50,13 @@ DEFAULT_POLL_INTERVAL_S = 1.0  # a device that does not report its changes is re
 RETRY_READ_S = 1.0  # a device read only on its reports is read this often while it fails or is needed
 
 
+def poll_interval_for(charger: Charger, configured: float | None) -> float | None:
+    """The configured interval; without one, a device that reports its changes is read on them (None)."""
+    if configured is not None:
+        return configured
+    return None if charger.reports_changes else DEFAULT_POLL_INTERVAL_S
+
+
 @dataclass(frozen=True)
 class DeviceSnapshot:
     """What the outside may know of a device at one instant."""

@@ -121,10 +121,11 @@ class SmartCharging:
         """Connectors sharing the ChargePointMaxProfile: those with a transaction (at least one)."""
         return max(1, sum(1 for rt in self._connectors.values() if rt.core.transaction is not None))
 
-    async def restore(self) -> None:
+    async def restore(self, rows: list[tuple[int, str, int]] | None = None) -> None:
         """The profiles installed before the restart (after the transactions are restored): a
         TxProfile stays with its transaction when that resumed, and goes when it ended."""
-        rows = await self._store.run(self._store.charging_profiles, self._cp_id)
+        if rows is None:
+            rows = await self._store.run(self._store.charging_profiles, self._cp_id)
         dropped = 0
         for connector, body, received_at in rows:
             try:

@@ -254,14 +254,13 @@ def test_values_are_normalised() -> None:
     assert config.get_list("ConnectorPhaseRotation") == ["0.RST", "2.TSR"]
 
 
-def test_reboot_required_is_stored_but_effective_only_after_apply_pending(monkeypatch) -> None:
+def test_reboot_required_is_stored_but_effective_only_after_apply_pending() -> None:
     # No standard key needs a reboot today; the mechanism is kept for those that will.
-    spec = config_keys.lookup("WebSocketPingInterval")
-    assert spec is not None
-    monkeypatch.setitem(
-        key_specs._BY_LOWER, "websocketpinginterval", dataclasses.replace(spec, reboot_required=True)
+    keys = tuple(
+        dataclasses.replace(spec, reboot_required=True) if spec.name == "WebSocketPingInterval" else spec
+        for spec in key_specs.KEYS
     )
-    config = make()
+    config = Configuration(FEATURES, FIXED, {}, keys=keys)
     seen: list[tuple[str, str]] = []
     config.on_change = lambda key, value: seen.append((key, value))
     outcome = config.change("websocketpinginterval", "10")

@@ -138,9 +138,12 @@ class Outbox:
         self._last_head_at: str | None = None  # the last head's created_at, while a page is read
 
     # -- producers ---------------------------------------------------------------------
-    async def restore(self) -> int:
-        """Take up what the store holds (before the first connection); returns how many are queued."""
-        count, last, rows = await self.store.run(self.store.outbox_state, self.cp_id, self.page)
+    async def restore(self, state: tuple[int, int, list[OutboxRow]] | None = None) -> int:
+        """Take up what the store holds (before the first connection); returns how many are queued.
+        `state`: the store's outbox_state for this charge point, read already (else read now)."""
+        if state is None:
+            state = await self.store.run(self.store.outbox_state, self.cp_id, self.page)
+        count, last, rows = state
         self._window = deque(self._message(*_fields(row)) for row in rows)
         self._loaded = rows[-1].seq if rows else 0
         self._complete = len(rows) < self.page

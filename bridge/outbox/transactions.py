@@ -31,7 +31,7 @@ from bridge.core.meter_values import thin_evenly
 from bridge.ocpp.wire import checked_call
 from bridge.outbox.queue import Kind, Message, Outbox
 from bridge.outbox.tx_ids import TransactionIds
-from bridge.store import Queued, Store, Terms, TransactionRow
+from bridge.store import Queued, Store, Stored, Terms, TransactionRow
 
 log = logging.getLogger("bridge.outbox")
 
@@ -88,11 +88,12 @@ class TransactionMessages:
         """The central system's id of local transaction `tx`, None while it has none."""
         return self.ids.get(tx)
 
-    async def restore(self) -> list[TransactionRow]:
-        """Take up what the store holds; returns the transactions left open by the last run."""
-        rows = await self.store.run(self.store.transactions, self.cp_id)
+    async def restore(self, stored: Stored | None = None) -> list[TransactionRow]:
+        """Take up what the store holds; returns the transactions left open by the last run.
+        `stored`: this charge point's rows, read already (else read now)."""
+        rows = stored.transactions if stored else await self.store.run(self.store.transactions, self.cp_id)
         self.ids.restore(rows)
-        queued = await self.outbox.restore()
+        queued = await self.outbox.restore(stored.outbox_state if stored else None)
         if queued:
             log.info("%s: %d messages from the last run are queued again", self.cp_id, queued)
         return [r for r in rows if r.stopped_at is None]

@@ -22,6 +22,7 @@ from bridge.core.config_keys import Configuration
 from bridge.ocpp.errors import CallFailed, CallTimeout, NotConnected
 from bridge.ocpp.session import Session
 from bridge.store import Store
+from bridge.store.startup import CacheRow
 
 log = logging.getLogger("bridge.chargepoint")
 
@@ -43,11 +44,11 @@ class Authorizer:
         self._session = session
         self.cache = authorization.AuthCache(AUTH_CACHE_CAPACITY)
 
-    async def restore(self) -> None:
-        """The cache as the last run left it."""
-        for id_tag, status, expiry, parent, updated in await self._store.run(
-            self._store.cache_entries, self._cp_id
-        ):
+    async def restore(self, entries: list[CacheRow] | None = None) -> None:
+        """The cache as the last run left it (`entries`: its rows, read already; else read now)."""
+        if entries is None:
+            entries = await self._store.run(self._store.cache_entries, self._cp_id)
+        for id_tag, status, expiry, parent, updated in entries:
             info = authorization.IdTagInfo.from_wire(
                 {"status": status, "expiryDate": expiry, "parentIdTag": parent}
             )

@@ -26,7 +26,7 @@ from bridge.core.meter_values import whole_wh
 from bridge.outbox import TransactionMessages
 from bridge.runtime.connector import ConnectorRuntime
 from bridge.runtime.metering import Metering
-from bridge.store import Store, TransactionRow
+from bridge.store import Store, Stored, TransactionRow
 
 log = logging.getLogger("bridge.chargepoint")
 
@@ -51,9 +51,10 @@ class Recovery:
             int
         ] = []  # transactions resumed by `restore`, marked in the store until `running`
 
-    async def restore(self) -> None:
-        """Queue the last run's messages again, resume what was suspended, end what was cut off."""
-        for row in await self._messages.restore():
+    async def restore(self, stored: Stored | None = None) -> None:
+        """Queue the last run's messages again, resume what was suspended, end what was cut off.
+        `stored`: this charge point's rows, read already (else read now)."""
+        for row in await self._messages.restore(stored):
             rt = self._connectors.get(row.connector)
             if row.suspended_at is not None and rt is not None and rt.core.transaction is None:
                 self._resume(rt, row)

@@ -20,13 +20,18 @@ Durability is chosen per write:
 
 The modules: `schema` (the migrations, the PRAGMAs, the check of a file),
 `base` (the connection and its thread, one commit per write), one module per
-group of tables (`outbox`, `transactions`, `settings`), and `database`
-(`Store`: opening the file, moving a damaged one aside, all of them composed).
+group of tables (`outbox`, `transactions`, `settings`), `startup` (every
+charge point's rows at start, read in one job), and `database` (`Store`:
+opening the file, moving a damaged one aside, all of them composed).
 """
 
 from bridge.store.database import FILENAME, Store
 from bridge.store.outbox import OutboxRow, Queued, Terms
 from bridge.store.schema import MIGRATIONS, StoreError
+from bridge.store.startup import Stored
 from bridge.store.transactions import TransactionRow
 
-__all__ = ["FILENAME", "MIGRATIONS", "OutboxRow", "Queued", "Store", "StoreError", "Terms", "TransactionRow"]
+__all__ = [
+    "FILENAME", "MIGRATIONS", "OutboxRow", "Queued", "Store", "StoreError", "Stored", "Terms",
+    "TransactionRow",
+]  # fmt: skip

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bridge.store.schema import StoreError, connect_checked, migrate
 from bridge.store.settings import SettingsTables
+from bridge.store.startup import Stored
 from bridge.store.transactions import TransactionTables
 
 log = logging.getLogger("bridge.store")
@@ -33,6 +34,17 @@ def _moved_aside(path: Path, why: str) -> Path:
 
 class Store(TransactionTables, SettingsTables):
     """Every table's operations on one connection (see bridge.store.base for the thread)."""
+
+    def stored_states(self, cps: list[str], page: int) -> dict[str, Stored]:
+        """Every charge point's rows at start (bridge.store.startup), in one job on the store thread;
+        `page`: how many of each outbox's first messages to read."""
+        return {cp: self._stored(cp, page) for cp in cps}
+
+    def _stored(self, cp: str, page: int) -> Stored:
+        return Stored(
+            self.config_values(cp), self.cache_entries(cp), self.availability(cp), self.transactions(cp),
+            self.outbox_state(cp, page), self.charging_profiles(cp),
+        )  # fmt: skip
 
     @classmethod
     def open(cls, state_dir: Path) -> Store:

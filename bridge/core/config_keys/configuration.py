@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from bridge.core.config_keys.key_specs import _BY_LOWER, lookup
+from bridge.core.config_keys.key_specs import KEYS, lookup
 from bridge.core.config_keys.key_types import MEASURAND_ITEMS, PHASE_ROTATION_ITEMS, KeySpec, Kind
 from bridge.core.config_keys.key_values import (
     KeyValueError,
@@ -51,6 +51,24 @@ class ChangeOutcome:
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
+# Worked out once per key table and feature set, not per charge point (at 5,000 charge points that was
+# a second of the start). Keyed by the table's identity; the table is kept so the identity stays its own.
+_Table = tuple[Mapping[str, KeySpec], Mapping[str, str]]  # keys by lower-case name; normalised defaults
+_TABLES: dict[tuple[frozenset[str], int], tuple[tuple[KeySpec, ...], _Table]] = {}
+
+
+def _table(features: frozenset[str], keys: tuple[KeySpec, ...]) -> _Table:
+    """The keys a charge point with these feature profiles has, and their defaults (shared, read only)."""
+    cached = _TABLES.get((features, id(keys)))
+    if cached is not None and cached[0] is keys:
+        return cached[1]
+    present = {spec.name.lower(): spec for spec in keys if spec.feature is None or spec.feature in features}
+    defaults = {s.name: _normalised(s, s.default) for s in present.values() if s.default is not None}
+    table = (MappingProxyType(present), MappingProxyType(defaults))
+    _TABLES[(features, id(keys))] = (keys, table)
+    return table
+
+
 class Configuration:
     """The configuration keys of one charge point: values, GetConfiguration, ChangeConfiguration.
 
@@ -68,15 +86,13 @@ class Configuration:
         fixed: Mapping[str, str] = _EMPTY,
         initial: Mapping[str, str] = _EMPTY,
         measurand_supported: Callable[[str], bool] | None = None,
+        *,
+        keys: tuple[KeySpec, ...] = KEYS,
     ) -> None:
         self.features = frozenset(features)
         self.on_change: Callable[[str, str], None] | None = None  # after an Accepted change
         self._measurand_supported = measurand_supported
-        self._present = {
-            lower: spec
-            for lower, spec in _BY_LOWER.items()
-            if spec.feature is None or spec.feature in self.features
-        }
+        self._present, defaults = _table(self.features, keys)
         self._fixed: dict[str, str] = {}
         self._values: dict[str, str] = {}  # effective values; write-only ones included
         self._changed: dict[str, str] = {}  # set by the central system (or restored), incl. pending
@@ -91,7 +107,7 @@ class Configuration:
             if spec.name in self._values:
                 continue
             if spec.default is not None:
-                self._values[spec.name] = _normalised(spec, spec.default)
+                self._values[spec.name] = defaults[spec.name]
             elif spec.derived:
                 raise ValueError(f"fixed must give a value for {spec.name}")
         for name, value in initial.items():

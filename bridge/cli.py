@@ -113,7 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         from bridge.daemon import Daemon
 
         try:
-            asyncio.run(Daemon(config).run())  # type: ignore[arg-type]
+            daemon = Daemon(config)  # type: ignore[arg-type]
+        except OSError as exc:  # the store is opened here: state_dir must be a directory it can write
+            state_dir = config.state_dir  # type: ignore[attr-defined]
+            print(f"error: cannot use state_dir {state_dir}: {exc.strerror or exc}; it must be a directory "
+                  "the service can create and write", file=sys.stderr)  # fmt: skip
+            return 2
+        try:
+            asyncio.run(daemon.run())
         except KeyboardInterrupt:
             pass
         logging.getLogger("bridge").info("stopped")

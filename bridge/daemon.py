@@ -54,7 +54,7 @@ import importlib
 import itertools
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ from adapters.base import Charger
 from adapters.chargers.composed import MeteredCharger
 from adapters.registry import new_charger, new_meter
 from adapters.transports.pool import Transports
+from bridge import collector
 from bridge.chargepoint import ChargePoint
 from bridge.clock import Clock
 from bridge.config import Config, ConnectorConfig
@@ -99,26 +100,6 @@ def build_charger(
     return charger
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No garbage collection while the charge points are built: the heap only grows then, and at 5,000
-    charge points the collections it set off took seconds of the start."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-def _freeze_what_stays() -> None:
-    """What the charge points hold for their whole life leaves the collector's generations (gc.freeze):
-    later collections look only at what came since (`Daemon.run` unfreezes at the end)."""
-    gc.collect()
-    gc.freeze()
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -148,7 +129,7 @@ class Daemon:
         new_transaction_id = itertools.count(self.store.next_transaction_id()).__next__
         self.charge_points: dict[str, ChargePoint] = {}
         self.transports = Transports()
-        with _collector_paused():  # nothing built here is garbage yet
+        with collector.paused():  # nothing built here is garbage yet
             for cp_cfg in config.charge_points:
                 chargers = {
                     c.id: build_charger(
@@ -190,7 +171,7 @@ class Daemon:
         stored = await self.store.run(self.store.stored_states, list(self.charge_points), page)
         for cp_id, cp in self.charge_points.items():
             await cp.restore(stored[cp_id])
-        _freeze_what_stays()
+        collector.freeze_what_stays()
         for cp in self.charge_points.values():
             self._watch_session(cp)
         self._started_at = self.clock.monotonic()
@@ -366,7 +347,7 @@ class Daemon:
             now = loop.time()
             if not booted and all(cp.session.online for cp in self.charge_points.values()):
                 booted = True
-                _freeze_what_stays()  # the sessions' connections, boots and statuses: there to stay
+                collector.freeze_what_stays()  # the sessions' connections, boots and statuses: there to stay
             # Half a tick early rather than a tick late: the gap never exceeds ping_every + tick / 2.
             ping_due = ping_every is not None and now + tick / 2 >= next_ping
             if ping_due or now >= next_check:

@@ -151,6 +151,18 @@ async def test_check_on_a_file_it_cannot_read_says_so_without_a_traceback(tmp_pa
     assert len(err.strip().splitlines()) == 1
 
 
+async def test_run_with_a_state_dir_it_cannot_use_says_which_and_why_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    config = _write_config(tmp_path, "ws://127.0.0.1:9000/ocpp")
+    (tmp_path / "state").write_text("a file where the directory should be\n", encoding="utf-8")
+    code, out, err = await run_cli("run", "--config", str(config))
+    assert code == 2, (out, err)
+    assert "Traceback" not in err
+    assert f"error: cannot use state_dir {tmp_path / 'state'}: " in err
+    assert "File exists" in err or "Not a directory" in err
+
+
 def test_there_are_example_configurations() -> None:
     assert EXAMPLES, "config/*.yaml holds no example configuration"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from bridge import collector
 from bridge.config.checker import _Checker
 from bridge.config.rules_top_level import _config
 from bridge.config.schema import Config, ConfigError, Problem
@@ -53,7 +54,8 @@ def load_config(path: str | Path) -> Config:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError([Problem("", None, f"not UTF-8 text: {error}")], source) from None
-    return parse_config(text, source)
+    with collector.paused():  # its tree is garbage only once it is all built (bridge/collector.py)
+        return parse_config(text, source)
 
 
 def default_config(csms_url: str, state_dir: str | Path) -> Config:

@@ -280,7 +280,8 @@ class ChargePoint:
     async def _reading_taken(self, cid: int, reading: ChargerReading) -> None:
         """A reading of the device: the core decides on it; energy nobody allowed is switched off."""
         rt = self.connectors[cid]
-        rt.aligned.add(reading, self.clock.monotonic())
+        if self.metering.aligned_on:  # the interval's means are taken only while there are intervals
+            rt.aligned.add(reading, self.clock.monotonic())
         now = self.clock.now()
         c = self.configuration
         effects = rt.core.on_reading(

@@ -24,6 +24,7 @@ from adapters.chargers.simulated import SimulatedCharger, SimulatedOptions
 from bridge.metrics import Metrics
 from bridge.runtime import coordinator as coordinator_module
 from bridge.runtime.coordinator import UNWANTED_ENERGY_S, DeviceCoordinator
+from bridge.runtime.ticker import ticker_for
 from tests.helpers.clock import ManualClock
 from tests.helpers.parts import Tasks, until
 
@@ -235,3 +236,22 @@ def test_a_device_that_does_not_report_its_changes_needs_a_poll_interval() -> No
             ScriptedCharger(), name="CP-1/1", clock=ManualClock(), poll_interval_s=None, faulted_after=3,
             metrics=Metrics(), labels={},
         )  # fmt: skip
+
+
+async def test_polled_devices_share_one_timer_and_leave_it_when_they_stop(tasks: Tasks) -> None:
+    clock = ManualClock()
+    chargers = [ScriptedCharger(), ScriptedCharger()]
+    devices = [
+        DeviceCoordinator(
+            c, name=f"CP-1/{n}", clock=clock, poll_interval_s=0.1, faulted_after=3, metrics=Metrics(),
+            labels={},
+        )
+        for n, c in enumerate(chargers, 1)
+    ]  # fmt: skip
+    running = [tasks(d.run(), f"poll {n}") for n, d in enumerate(devices)]
+    await until(lambda: all(c.calls.count("read") >= 4 for c in chargers), "polled", timeout_s=2)
+    assert len(ticker_for(0.1)) == 2  # one timer for both
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    assert len(ticker_for(0.1)) == 0

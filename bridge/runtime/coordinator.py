@@ -8,7 +8,8 @@ It owns, for its device:
   is read only on its reports, while energy flows (every DEFAULT_POLL_INTERVAL_S: the register and
   the power are never reported), while it fails (every RETRY_READ_S, until it answers), and when the
   owner or the guard below needs a reading at a time (`reading_due_in`): an idle connector then costs
-  a parked task and no timer;
+  a parked task and no timer. Periodic reads follow the daemon's shared timer of that period
+  (`runtime/ticker.py`), not a timer per connector;
 - the one lock for reads and writes, so a poll, the reading at a stop, a limit and an energy switch
   never talk to the device at once;
 - its health: failed reads in a row, and at `faulted_after` the fault (bridge.core.device_errors);
@@ -41,6 +42,7 @@ from bridge.clock import Clock
 from bridge.core import device_errors
 from bridge.flag import Flag
 from bridge.metrics import Metrics
+from bridge.runtime.ticker import ticker_for
 
 log = logging.getLogger("bridge.chargepoint")
 
@@ -104,6 +106,8 @@ class DeviceCoordinator:
         # What the driver pushed, not yet handled; a list and a Flag, not an asyncio.Queue (three deques).
         self._events: list[StateChanged | TagPresented] = []
         self._arrived = Flag()
+        self._period: float | None = None  # the shared ticker this loop follows, if any
+        self._ticked = False
         self.started = False
         self._start_tried_at: float | None = None
         self.reading: ChargerReading | None = None
@@ -155,35 +159,64 @@ class DeviceCoordinator:
         """
         await self._start()
         await self.refresh()
-        while True:
-            self.polled_at = self._clock.monotonic()
-            wait = self.next_wait_s()
-            self.due_at = None if wait is None else self.polled_at + wait
-            if not self._events:
-                self._arrived.clear()
-                # A timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation that arrives
-                # with an event, and a stopping daemon would go on polling.
-                await self._arrived.wait_at_most(wait)
-            event = self._events.pop(0) if self._events else None
-            if not self.started:
-                await self._start()
-            if isinstance(event, TagPresented):
-                log.info("%s: tag %s presented", self._name, event.id_tag)
-                await self.on_tag(event.id_tag)
-            else:
-                await self.refresh()
+        try:
+            while True:
+                await self._pass()
+        finally:
+            self._follow(None)
+
+    async def _pass(self) -> None:
+        """One turn of the loop: wait for a push, a tick of the period or the deadline; then act."""
+        self.polled_at = self._clock.monotonic()
+        period, deadline = self._schedule()
+        waits = [w for w in (period, deadline) if w is not None]
+        self.due_at = self.polled_at + min(waits) if waits else None
+        self._follow(period)
+        if not self._events and not self._ticked:
+            self._arrived.clear()
+            # A timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation that arrives
+            # with an event, and a stopping daemon would go on polling.
+            await self._arrived.wait_at_most(deadline)
+        self._ticked = False
+        event = self._events.pop(0) if self._events else None
+        if not self.started:
+            await self._start()
+        if isinstance(event, TagPresented):
+            log.info("%s: tag %s presented", self._name, event.id_tag)
+            await self.on_tag(event.id_tag)
+        else:
+            await self.refresh()
+
+    def _schedule(self) -> tuple[float | None, float | None]:
+        """(period, deadline): read at every tick of `period` (a shared Ticker), and at the latest in
+        `deadline` seconds; None for neither: only when the device reports."""
+        if self.poll_interval_s is not None:
+            return self.poll_interval_s, None
+        if not self.started or self.failed_reads:
+            return RETRY_READ_S, None  # (its start is tried again only every DEVICE_START_RETRY_S)
+        # What flows with the energy (register, power) is never reported: read while it flows.
+        flowing = self.reading is not None and (self.reading.power_w or 0.0) > 0.0
+        waits = [w for w in (self.reading_due_in(), self._unwanted_due_in()) if w is not None]
+        return DEFAULT_POLL_INTERVAL_S if flowing else None, max(0.0, min(waits)) if waits else None
 
     def next_wait_s(self) -> float | None:
         """How long the loop may wait for the device's next report before it reads anyway."""
-        if self.poll_interval_s is not None:
-            return self.poll_interval_s
-        if not self.started or self.failed_reads:
-            return RETRY_READ_S  # (its start is tried again only every DEVICE_START_RETRY_S)
-        waits = [w for w in (self.reading_due_in(), self._unwanted_due_in()) if w is not None]
-        if self.reading is not None and (self.reading.power_w or 0.0) > 0.0:
-            # What flows with the energy (register, power) is never reported: read while it flows.
-            waits.append(DEFAULT_POLL_INTERVAL_S)
-        return max(0.0, min(waits)) if waits else None
+        waits = [w for w in self._schedule() if w is not None]
+        return min(waits) if waits else None
+
+    def _follow(self, period: float | None) -> None:
+        """Be woken every `period` by the shared ticker of that period (None: by none)."""
+        if period == self._period:
+            return
+        if self._period is not None:
+            ticker_for(self._period).leave(self._tick)
+        self._period = period
+        if period is not None:
+            ticker_for(period).join(self._tick)
+
+    def _tick(self) -> None:
+        self._ticked = True
+        self._arrived.set()
 
     def _unwanted_due_in(self) -> float | None:
         if self._unwanted_since is None:

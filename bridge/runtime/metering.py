@@ -70,6 +70,11 @@ class Metering:
         self._spawn = spawn
         self._aligned_changed = Flag()
 
+    @property
+    def aligned_on(self) -> bool:
+        """Whether clock-aligned values are sent (ClockAlignedDataInterval above 0)."""
+        return self._configuration.get_int("ClockAlignedDataInterval") > 0
+
     def configuration_changed(self, key: str) -> None:
         if key == "ClockAlignedDataInterval":
             self._aligned_changed.set()

@@ -37,8 +37,7 @@ TESTS = ROOT / "tests"
 OURS = ("bridge", "adapters")
 
 # (test file, private name): (how many accesses, the public accessor they wait for). Shrink only.
-WAITING: dict[tuple[str, str], tuple[int, str]] = {
-}
+WAITING: dict[tuple[str, str], tuple[int, str]] = {}
 WAITING_AT_MOST = 0  # the sum of the counts above: lower it as they go, never raise it
 
 

@@ -26,6 +26,7 @@ from bridge.mqtt_state import (
     state_payloads,
     topic_level,
 )
+from bridge.runtime.coordinator import FLOWING_READ_S
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import ready
@@ -371,7 +372,9 @@ async def test_charging_goes_on_while_the_broker_is_down_and_the_password_is_nev
         rt = daemon.charge_points["CP-1"].connectors[1]
         energy = rt.reading.energy_wh if rt.reading else 0
         await asyncio.sleep(1.0)  # several reconnect attempts meanwhile
-        assert rt.reading is not None and rt.reading.energy_wh > energy  # energy flows on
+        # Energy flows on, as the bridge reads it (a simulated box's register every FLOWING_READ_S).
+        await until(lambda: rt.reading is not None and (rt.reading.energy_wh or 0) > (energy or 0),
+                    timeout_s=FLOWING_READ_S + 2, what="energy flows on")  # fmt: skip
         assert not publisher.connected
         await broker.restart()
         await until(lambda: publisher.connected, what="connected again")

@@ -288,9 +288,7 @@ async def test_a_tx_profile_stays_with_its_transaction_across_a_graceful_restart
         charger.plug()
         charger.tap("TAG")
         await status(csms, "Charging")
-        await csms.wait_until(
-            lambda: daemon.charge_points["CP-1"].snapshot().connectors[0].transaction_id
-        )
+        await csms.wait_until(lambda: daemon.charge_points["CP-1"].snapshot().connectors[0].transaction_id)
         assert await set_profile(csms, 1, profile(3, "TxProfile", ((0, 8),), stack=1)) == "Accepted"
         await csms.wait_until(lambda: charger.state().current_a == 8, what="8 A from the TxProfile")
     again = make_config(csms.url, tmp_path, charger={"plugged": True})

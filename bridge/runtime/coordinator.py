@@ -5,7 +5,7 @@ It owns, for its device:
 - polling: a read every `poll_interval_s`, and at once when the driver pushes a StateChanged; tags the
   driver pushes are handed on in order with the reads (a tap after a plug is seen after the plug). A
   driver that reports its changes (`Charger.reports_changes`) and has no `poll_interval_s` of its own
-  is read only on its reports, while energy flows (every DEFAULT_POLL_INTERVAL_S: the register and
+  is read only on its reports, while energy flows (every FLOWING_READ_S: the register and
   the power are never reported), while it fails (every RETRY_READ_S, until it answers), and when the
   owner or the guard below needs a reading at a time (`reading_due_in`): an idle connector then costs
   a parked task and no timer. Periodic reads follow the daemon's shared timer of that period
@@ -49,6 +49,10 @@ log = logging.getLogger("bridge.chargepoint")
 DEVICE_START_RETRY_S = 30.0  # a device that could not be started is tried again this often
 UNWANTED_ENERGY_S = 10.0  # energy the bridge did not allow, seen this long, is switched off (again)
 DEFAULT_POLL_INTERVAL_S = 1.0  # a device that does not report its changes is read this often
+# A device that reports its changes, while energy flows: what flows (register, power) is read this often
+# for the status, and at each meter-value instant by the sampler. Every second at 5,000 charging
+# connectors was half of the event loop's time.
+FLOWING_READ_S = 5.0
 RETRY_READ_S = 1.0  # a device read only on its reports is read this often while it fails or is needed
 
 
@@ -197,7 +201,7 @@ class DeviceCoordinator:
         # What flows with the energy (register, power) is never reported: read while it flows.
         flowing = self.reading is not None and (self.reading.power_w or 0.0) > 0.0
         waits = [w for w in (self.reading_due_in(), self._unwanted_due_in()) if w is not None]
-        return DEFAULT_POLL_INTERVAL_S if flowing else None, max(0.0, min(waits)) if waits else None
+        return FLOWING_READ_S if flowing else None, max(0.0, min(waits)) if waits else None
 
     def next_wait_s(self) -> float | None:
         """How long the loop may wait for the device's next report before it reads anyway."""

@@ -318,7 +318,10 @@ async def test_state_follows_a_session_as_the_local_api_reports_it(
             await until(lambda: seen.last(topic + "transaction") == str(tx_id), what="tx id")
             await until(lambda: float(seen.last(topic + "power_w") or 0) > 0, what="power")
             first = float(seen.last(topic + "energy_wh") or 0)
-            await until(lambda: float(seen.last(topic + "energy_wh") or 0) > first, 5, "energy grows")
+            # A simulated box's register is read every FLOWING_READ_S while energy flows.
+            await until(
+                lambda: float(seen.last(topic + "energy_wh") or 0) > first, FLOWING_READ_S + 5, "energy grows"
+            )
             # The same values as GET /api/v1/status (power and energy move on all the time).
             assert daemon.config.mqtt is not None
             local = state_payloads(daemon.config.mqtt, charge_point_status(cp))

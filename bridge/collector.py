@@ -1,5 +1,6 @@
-"""When the garbage collector runs: not while big structures that are no garbage are built, and never
-again over what stays for the daemon's life.
+"""When the garbage collector runs: not while big structures that are no garbage are built (the
+configuration, the charge points, their connections and boots), and never again over what stays for
+the daemon's life.
 
 At 5,000 charge points the collections set off while the configuration was parsed and the charge points
 built took seconds of the start (the heap only grows then), and each later full collection walked
@@ -23,6 +24,19 @@ def paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+class Pause:
+    """No collection from now until `end()` (called once or more; the previous state comes back)."""
+
+    def __init__(self) -> None:
+        self._was: bool | None = gc.isenabled()
+        gc.disable()
+
+    def end(self) -> None:
+        if self._was:
+            gc.enable()
+        self._was = None
 
 
 def freeze_what_stays() -> None:

@@ -80,6 +80,7 @@ STORE_TIMEOUT_S = 5.0  # a round trip waiting longer than this is a stuck store
 POLL_SLACK_S = 60.0  # a poll loop may be late by this much beyond its interval
 SESSION_SLACK_S = 60.0  # see "a session is wedged" above
 STATUS_EVERY_S = 1.0  # the summary is recomputed this often (and sent when it changed)
+BOOT_PAUSE_S = 60.0  # the collector is paused at most this long while the charge points boot
 HEALTH_EVERY_S = 10.0  # the checks run this often, and before each watchdog ping
 
 
@@ -147,6 +148,7 @@ class Daemon:
         self._store_probe: asyncio.Task[None] | None = None
         self._store_waiting_since: float | None = None  # the probe in flight, if any
         self._watches: dict[str, _SessionWatch] = {}
+        self._boot_pause: collector.Pause | None = None  # from the restore until every charge point booted
 
     def stop(self) -> None:
         self._stop.set()
@@ -155,6 +157,8 @@ class Daemon:
         try:
             await self._run(on_ready)
         finally:
+            if self._boot_pause is not None:
+                self._boot_pause.end()
             gc.unfreeze()  # what the charge points held is garbage now like the rest
             await asyncio.to_thread(self.store.close)
             self.notifier.close()
@@ -172,6 +176,9 @@ class Daemon:
         for cp_id, cp in self.charge_points.items():
             await cp.restore(stored[cp_id])
         collector.freeze_what_stays()
+        # Nor while they connect and boot (the heap only grows then): until all have booted, or
+        # BOOT_PAUSE_S at most (a central system that is away must not hold it off for good).
+        self._boot_pause = collector.Pause()
         for cp in self.charge_points.values():
             self._watch_session(cp)
         self._started_at = self.clock.monotonic()
@@ -345,9 +352,15 @@ class Daemon:
         booted = False
         while True:
             now = loop.time()
-            if not booted and all(cp.session.online for cp in self.charge_points.values()):
+            if not booted and (
+                all(cp.session.online for cp in self.charge_points.values())
+                or self._started_at is None
+                or self.clock.monotonic() - self._started_at > BOOT_PAUSE_S
+            ):
                 booted = True
                 collector.freeze_what_stays()  # the sessions' connections, boots and statuses: there to stay
+                if self._boot_pause is not None:
+                    self._boot_pause.end()
             # Half a tick early rather than a tick late: the gap never exceeds ping_every + tick / 2.
             ping_due = ping_every is not None and now + tick / 2 >= next_ping
             if ping_due or now >= next_check:

@@ -19,6 +19,8 @@ from bridge.config import Config, ConfigError, MqttStateConfig, parse_config
 from bridge.core.connector import Status
 from bridge.daemon import Daemon
 from bridge.mqtt_state import (
+    RECONNECT_MIN_S,
+    TIMEOUT_S,
     StatePublisher,
     discovery_payloads,
     object_id,
@@ -347,7 +349,13 @@ async def test_last_will_when_the_connection_dies_then_online_again(
             proxy.cut()  # no DISCONNECT: the broker publishes the Will
             await until(lambda: seen.last(AVAILABILITY) == "offline", what="the Will")
             assert seen.messages[-1][1:] == ("offline", False)
-            await until(lambda: seen.last(AVAILABILITY) == "online", what="online after reconnecting")
+            # A publish in flight when the link died waits out its acknowledgement (TIMEOUT_S) before
+            # the publisher retries (after RECONNECT_MIN_S).
+            await until(
+                lambda: seen.last(AVAILABILITY) == "online",
+                TIMEOUT_S + RECONNECT_MIN_S + 5,
+                "online after reconnecting",
+            )
             assert publisher.connected
     kept = await retained(broker.port, AVAILABILITY)
     assert kept.messages == [(AVAILABILITY, "offline", True)]  # the stop's own, retained

@@ -40,6 +40,7 @@ from adapters.base import (
 )
 from bridge.clock import Clock
 from bridge.core import device_errors
+from bridge.core.read_schedule import ReadSchedule, read_schedule
 from bridge.flag import Flag
 from bridge.metrics import Metrics
 from bridge.runtime.ticker import ticker_for
@@ -172,15 +173,15 @@ class DeviceCoordinator:
     async def _pass(self) -> None:
         """One turn of the loop: wait for a push, a tick of the period or the deadline; then act."""
         self.polled_at = self._clock.monotonic()
-        period, deadline = self._schedule()
-        waits = [w for w in (period, deadline) if w is not None]
-        self.due_at = self.polled_at + min(waits) if waits else None
-        self._follow(period)
+        schedule = self._schedule()
+        wait = schedule.wait_s
+        self.due_at = None if wait is None else self.polled_at + wait
+        self._follow(schedule.period_s)
         if not self._events and not self._ticked:
             self._arrived.clear()
             # A timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation that arrives
             # with an event, and a stopping daemon would go on polling.
-            await self._arrived.wait_at_most(deadline)
+            await self._arrived.wait_at_most(schedule.deadline_s)
         self._ticked = False
         event = self._events.pop(0) if self._events else None
         if not self.started:
@@ -191,22 +192,21 @@ class DeviceCoordinator:
         else:
             await self.refresh()
 
-    def _schedule(self) -> tuple[float | None, float | None]:
-        """(period, deadline): read at every tick of `period` (a shared Ticker), and at the latest in
-        `deadline` seconds; None for neither: only when the device reports."""
-        if self.poll_interval_s is not None:
-            return self.poll_interval_s, None
-        if not self.started or self.failed_reads:
-            return RETRY_READ_S, None  # (its start is tried again only every DEVICE_START_RETRY_S)
+    def _schedule(self) -> ReadSchedule:
+        """When to read next (bridge.core.read_schedule): the period of a shared ticker, a deadline."""
         # What flows with the energy (register, power) is never reported: read while it flows.
         flowing = self.reading is not None and (self.reading.power_w or 0.0) > 0.0
-        waits = [w for w in (self.reading_due_in(), self._unwanted_due_in()) if w is not None]
-        return FLOWING_READ_S if flowing else None, max(0.0, min(waits)) if waits else None
+        answering = self.started and not self.failed_reads
+        asks = answering and self.poll_interval_s is None  # a polled device is read anyway
+        due = (self.reading_due_in(), self._unwanted_due_in()) if asks else ()
+        return read_schedule(
+            poll_interval_s=self.poll_interval_s, answering=answering, flowing=flowing, due_in_s=due,
+            retry_s=RETRY_READ_S, flowing_s=FLOWING_READ_S,
+        )  # fmt: skip
 
     def next_wait_s(self) -> float | None:
         """How long the loop may wait for the device's next report before it reads anyway."""
-        waits = [w for w in self._schedule() if w is not None]
-        return min(waits) if waits else None
+        return self._schedule().wait_s
 
     def _follow(self, period: float | None) -> None:
         """Be woken every `period` by the shared ticker of that period (None: by none)."""

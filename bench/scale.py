@@ -6,20 +6,20 @@ tables. `--quick` (in `make test`) does every step once with N = 20 and windows 
 proves the benchmark still runs; its figures mean nothing.
 
 For each N, one daemon (`python -m bridge.cli run`, a subprocess: its own event loop) runs N charge
-points SCALE-00001.., each with one simulated connector (`charger: {type: simulated}`, polled every
-second as by default), the local API on, in a fresh state_dir. The central system is a bare websockets
-server in this process (no `ocpp` routing, no validation, so it costs little): it answers every CALL
-at once (BootNotification Accepted with interval 86400, so that no Heartbeat falls in a window) and
-counts the frames. Measured:
+points SCALE-00001.., each with one simulated connector (`charger: {type: simulated}`, read on its
+reports as by default, and every 5 s while energy flows), the local API on, in a fresh state_dir.
+The central system is a bare websockets server in this process (no `ocpp` routing, no validation,
+so it costs little): it answers every CALL at once (BootNotification Accepted with interval 86400, so
+that no Heartbeat falls in a window) and counts the frames. Measured:
   (a) boot: spawn -> the first BootNotification, -> all N BootNotifications, -> the StatusNotifications
       of connector 0 and 1 of every charge point (2N) arrived;
   (b) memory: the daemon's VmRSS after the idle window; per charge point (VmRSS / N), and the part
       above the daemon's own floor (VmRSS of the same daemon with one charge point, measured first);
   (c) idle CPU: the daemon's utime + stime (/proc/<pid>/stat, every thread; the main thread alone in
       brackets) over IDLE_S = 30 s, starting SETTLE_S = 10 s after the last status arrived. Nothing
-      happens then but what the daemon does by itself: polling, timers, and one keepalive ping per
-      connection (WebSocketPingInterval is 30 s). The 10 s let the one-off writes after the start
-      pass (each simulated charger writes its state file once, 5 s after it started);
+      happens then but what the daemon does by itself: timers, health checks, and one keepalive ping
+      per connection (WebSocketPingInterval is 30 s). The 10 s let the one-off writes after the start
+      pass (each simulated charger's state file is written once, 5 s after it started);
   (d) charging: every connector is plugged through the local API (`POST .../sim {"action": "plug"}`,
       a few requests in flight), then the central system sends each charge point a
       RemoteStartTransaction (the cheapest start: one frame, no HTTP, no Authorize as

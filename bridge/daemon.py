@@ -352,15 +352,8 @@ class Daemon:
         booted = False
         while True:
             now = loop.time()
-            if not booted and (
-                all(cp.session.online for cp in self.charge_points.values())
-                or self._started_at is None
-                or self.clock.monotonic() - self._started_at > BOOT_PAUSE_S
-            ):
-                booted = True
-                collector.freeze_what_stays()  # the sessions' connections, boots and statuses: there to stay
-                if self._boot_pause is not None:
-                    self._boot_pause.end()
+            if not booted:
+                booted = self._end_boot_pause()
             # Half a tick early rather than a tick late: the gap never exceeds ping_every + tick / 2.
             ping_due = ping_every is not None and now + tick / 2 >= next_ping
             if ping_due or now >= next_check:
@@ -375,6 +368,19 @@ class Daemon:
                 self.notifier.notify("WATCHDOG=1")
                 next_ping = now + (ping_every or 0.0)
             await asyncio.sleep(tick)
+
+    def _end_boot_pause(self) -> bool:
+        """Once every charge point has booted (or BOOT_PAUSE_S after the start, whichever is first),
+        what the boots built is frozen and the collector runs again; True when that is done. One full
+        collection on the loop, once (~0.4 s at 5,000 charge points)."""
+        started = self._started_at
+        waited_enough = started is None or self.clock.monotonic() - started > BOOT_PAUSE_S
+        if not waited_enough and not all(cp.session.online for cp in self.charge_points.values()):
+            return False
+        collector.freeze_what_stays()  # the sessions' connections, boots and statuses: there to stay
+        if self._boot_pause is not None:
+            self._boot_pause.end()
+        return True
 
     def _check(self, reported: list[str]) -> list[str]:
         """The problems now; those not `reported` before are logged (and a return to health)."""

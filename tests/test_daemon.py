@@ -31,6 +31,7 @@ from bridge.store import FILENAME
 from tests.conftest import FAST_OCPP, free_port, make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import sim_of
+from tests.helpers.parts import until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,6 +212,9 @@ async def test_the_state_directory_is_made_and_holds_the_store_and_each_devices_
         assert (state / FILENAME).is_file()
         assert daemon.status_line() == "2 charge points: 0 connected, 0 accepted; 0 transactions running"
         sim_of(daemon, "Garage:1", 2).plug()  # something for the simulator to keep across a restart
+        # A box keeps a file once it has started (one stopped before its start leaves none alone).
+        every_device = [rt for cp in daemon.charge_points.values() for rt in cp.connectors.values()]
+        await until(lambda: all(rt.started for rt in every_device), "every device started", timeout_s=5)
     files = {p.relative_to(state) for p in (state / "devices").iterdir()}
     assert files == {
         device_state_file(state, cp_id, n).relative_to(state)

@@ -229,10 +229,10 @@ class Daemon:
                 await asyncio.gather(supervisor, return_exceptions=True)
             if runner is not None:
                 await runner.cleanup()
-            for cp in self.charge_points.values():
-                for rt in cp.connectors.values():
-                    with contextlib.suppress(Exception):
-                        await rt.charger.close()
+            # All at once: a simulated box writes its state file as it closes, and one after another
+            # 5,000 of them added seconds to the stop.
+            chargers = [rt.charger for cp in self.charge_points.values() for rt in cp.connectors.values()]
+            await asyncio.gather(*(charger.close() for charger in chargers), return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self.transports.close()
 

@@ -224,6 +224,8 @@ async def test_the_state_directory_is_made_and_holds_the_store_and_each_devices_
     assert {p.name for p in (state / "devices").iterdir()} >= {"Garage%3A1.1.json", "CP-2.2.json"}
 
     async with running(config) as daemon:
+        restarted = daemon.charge_points["Garage:1"].connectors
+        await until(lambda: all(rt.started for rt in restarted.values()), "its boxes started", timeout_s=5)
         assert sim_of(daemon, "Garage:1", 2).state().plugged
         assert not sim_of(daemon, "Garage:1", 1).state().plugged
 

@@ -88,7 +88,7 @@ from bridge.ocpp.wire import encode, to_wire  # noqa: E402
 from bridge.outbox import Outbox, TransactionMessages  # noqa: E402
 from bridge.outbox.queue import BATCH, PAGE  # noqa: E402
 from bridge.store import Store  # noqa: E402
-from tests.processes import child_env, stop_process  # noqa: E402
+from tests.processes import child_env, stop_process, vmrss_mib  # noqa: E402
 
 CP_ID = "BENCH-1"
 TARGET_RATIO = 0.6  # flush rate / baseline rate, the median of the runs at least
@@ -164,13 +164,6 @@ def _now() -> str:
 
 
 # -- /proc -------------------------------------------------------------------------
-
-
-def vmrss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
 def thread_cpu_s(pid: int) -> dict[int, float]:

@@ -53,7 +53,7 @@ from typing import Any
 SCRIPT = Path(__file__).resolve()
 REPO = SCRIPT.parent.parent
 sys.path.insert(0, str(REPO))  # the repository: adapters, tests.emulators, tests.processes
-from tests.processes import child_env, stop_process  # noqa: E402
+from tests.processes import child_env, stop_process, vmrss_mib  # noqa: E402
 
 KINDS = ("goe-http", "sdm630-tcp", "sdm630-gateway")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -61,13 +61,6 @@ START_TIMEOUT_S = 60.0
 # The defaults: devices per configuration, polling window (s), poll interval (s); and with --quick.
 DEFAULTS = ("1,10,50", 10.0, 1.0)
 QUICK = ("2", 1.0, 0.25)
-
-
-def vmrss_mib(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
 def cpu_s(pid: int) -> float:

@@ -53,7 +53,6 @@ import platform
 import pstats
 import resource
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -70,7 +69,7 @@ from websockets.exceptions import ConnectionClosed
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the repository: tests.processes
-from tests.processes import child_env, start_daemon, stop_process  # noqa: E402
+from tests.processes import child_env, free_port, start_daemon, stop_process, vmrss_mib  # noqa: E402
 
 SIZES = (100, 1000, 5000)
 QUICK_SIZES = (20,)
@@ -107,13 +106,6 @@ def _timeout(n: int) -> float:
 
 
 # -- /proc -------------------------------------------------------------------------
-
-
-def vmrss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
 def _stat_cpu_s(path: Path) -> float:
@@ -269,13 +261,6 @@ def _tail(log: Path) -> str:
 
 
 # -- the daemon ----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def cp_ids(n: int) -> list[str]:

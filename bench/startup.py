@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.processes
-from tests.processes import child_env, stop_process
+from tests.processes import child_env, free_port, stop_process, vmrss_mib
 
 TARGET_BOOT_S = 0.6
 TARGET_RSS_MIB = 60.0
@@ -130,20 +129,6 @@ class BootClock:
                 else:
                     answer = {}
                 await ws.send(json.dumps([3, message[1], answer]))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def vmrss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
 @dataclass

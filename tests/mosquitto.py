@@ -8,8 +8,7 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tests.conftest import free_port
-from tests.processes import child_env, stop_process
+from tests.processes import child_env, free_port, stop_process
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 

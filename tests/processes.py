@@ -1,4 +1,5 @@
-"""Stopping the processes a test or benchmark started: by pid, never left behind."""
+"""The processes a test or benchmark starts: a free port for them, their memory, and stopping them by
+pid, never left behind."""
 
 from __future__ import annotations
 
@@ -6,9 +7,26 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from asyncio.subprocess import Process
 from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def vmrss_mib(pid: int | str = "self") -> float:
+    """A process's resident memory (/proc/<pid>/status VmRSS), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
 async def stop_process(proc: asyncio.subprocess.Process, grace_s: float = 5.0) -> int:

@@ -10,9 +10,10 @@ import pytest
 
 import adapters.registry
 from adapters.base import Charger, ChargerCapabilities, ChargerReading
-from tests.conftest import free_port, make_config, running
+from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.eastron import EmulatedMeter, eastron_tcp
+from tests.processes import free_port
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,9 @@ import aiohttp
 import pytest
 from ocpp.v16 import call
 
-from tests.conftest import free_port
 from tests.csms import StrictCentralSystem
 from tests.helpers.cli import run_cli
-from tests.processes import start_daemon, stop_process
+from tests.processes import free_port, start_daemon, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "config").glob("*.yaml"))

@@ -9,9 +9,10 @@ import pytest
 
 from bridge import collector
 from bridge import daemon as daemon_module
-from tests.conftest import free_port, make_config, running
+from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.parts import until
+from tests.processes import free_port
 
 
 def test_paused_restores_what_was_before() -> None:

@@ -42,9 +42,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import free_port
 from tests.csms import Frame, StrictCentralSystem
-from tests.processes import start_daemon, stop_process
+from tests.processes import free_port, start_daemon, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 CP_ID = "CP-1"

@@ -28,10 +28,11 @@ from bridge.config import Config, parse_config
 from bridge.daemon import Daemon, build_charger, device_state_file
 from bridge.sd_notify import Notifier
 from bridge.store import FILENAME
-from tests.conftest import FAST_OCPP, free_port, make_config, running
+from tests.conftest import FAST_OCPP, make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import sim_of
 from tests.helpers.parts import until
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,9 +28,10 @@ from adapters.meters.eastron import (
 from adapters.transports.modbus import ModbusBus, decode_float32, exception_error
 from adapters.transports.pool import Transports
 from bridge.config import ConfigError, load_config, parse_config
-from tests.conftest import free_port, make_config, running
+from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.eastron import EastronEmulator, EmulatedMeter, eastron_rtu, eastron_tcp
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVERS: dict[str, type[EastronMeter]] = {"sdm630": Sdm630, "sdm120": Sdm120, "sdm72": Sdm72}

@@ -9,8 +9,9 @@ import aiohttp
 from ocpp.v16 import call
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port, make_config, running
+from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.processes import free_port
 
 FAMILIES = {
     "ocpp_bridge_messages": "counter",  # the parser names counters without _total

@@ -28,8 +28,8 @@ import pytest
 
 from adapters.base import DeviceRefused, DeviceUnreachable
 from adapters.transports.modbus import BusAddress, ModbusBus, TcpAddress, library_client
-from tests.conftest import free_port
 from tests.emulators.registers import Device, RegisterBus, registers_rtu, registers_tcp
+from tests.processes import free_port
 
 INPUTS = [0x1111, 0x2222, 0x3333, 0x4444]
 

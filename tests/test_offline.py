@@ -9,10 +9,11 @@ from typing import Any
 
 from ocpp.v16 import call
 
-from tests.conftest import free_port, make_config, running
+from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import ready, sim_of
 from tests.helpers.outage import on_port
+from tests.processes import free_port
 
 
 def core_of(daemon: Any) -> Any:

@@ -20,11 +20,12 @@ from bridge.daemon import device_state_file
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.store import FILENAME, Store
-from tests.conftest import free_port, make_config, running
+from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import charging, sim_of
 from tests.helpers.outage import on_port
 from tests.helpers.power_cut import as_after_a_power_cut
+from tests.processes import free_port
 
 SAMPLING = {"MeterValueSampleInterval": 1}
 

@@ -13,8 +13,9 @@ import pytest
 from ocpp.v16 import call
 from websockets.asyncio.server import serve
 
-from tests.conftest import free_port, make_config, running
+from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.processes import free_port
 
 
 def boot_times(cs: StrictCentralSystem, cp_id: str = "CP-1") -> list[float]:

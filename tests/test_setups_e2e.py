@@ -47,13 +47,14 @@ from adapters.transports.mqtt import MqttBroker
 from adapters.transports.pool import Transports
 from bridge.config import parse_config
 from bridge.daemon import Daemon
-from tests.conftest import free_port, make_config, running
+from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.eastron import EastronEmulator, EmulatedMeter, eastron_rtu, eastron_tcp
 from tests.emulators.goe import GoeEmulator
 from tests.emulators.shelly import EvLoad, ShellyEmulator
 from tests.emulators.tasmota import TasmotaEmulator
 from tests.mosquitto import mosquitto
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CP = "CP-1"

@@ -11,8 +11,9 @@ import yaml
 
 from bridge.config import parse_config
 from bridge.status_cli import format_status, show_status
-from tests.conftest import free_port, make_config, running
+from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.processes import free_port
 
 
 async def test_status_prints_the_facts_an_installer_asks_first(

@@ -33,24 +33,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
-from pymodbus.framer import FramerType
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
+from tests.emulators.modbus_serving import serving_rtu, serving_tcp
 from tests.emulators.shelly import EvLoad
-from tests.processes import child_env, stop_process
 
-SOCAT = shutil.which("socat") or "/usr/bin/socat"
 FLOAT32 = AsyncModbusTcpClient.DATATYPE.FLOAT32
 
 # Input registers per model: quantity name → address (devices.md §4). Names with a phase suffix are
@@ -282,20 +277,11 @@ async def eastron_tcp(
     emulator = EastronEmulator(
         {m.device_id: m for m in meters}, gateway=gateway, unit_id_offset=0 if rtu_framing else 6
     )
-    server = ModbusTcpServer(
-        emulator.devices(),
-        framer=FramerType.RTU if rtu_framing else FramerType.SOCKET,
-        address=("127.0.0.1", port),
-        trace_packet=emulator._silence,
+    serving = serving_tcp(
+        emulator.devices(), rtu_framing=rtu_framing, port=port, trace_packet=emulator._silence
     )
-    await server.serve_forever(background=True)
-    try:
-        listening: Any = server.transport  # an asyncio.Server: the port the system chose
-        port = listening.sockets[0].getsockname()[1]
-        emulator.url = f"{'rtu+tcp' if rtu_framing else 'tcp'}://127.0.0.1:{port}"
+    async with serving as (emulator.url, _):
         yield emulator
-    finally:
-        await server.shutdown()
 
 
 @contextlib.asynccontextmanager
@@ -303,42 +289,8 @@ async def eastron_rtu(
     tmp_path: Path, *meters: EmulatedMeter, baudrate: int = 9600
 ) -> AsyncIterator[EastronEmulator]:
     """Meters on one end of a socat pseudo-terminal pair; `url` names the other end (parity N: see
-    libraries.md §5, a PTY rejects even parity and parity means nothing on it anyway)."""
+    libraries.md §5)."""
     emulator = EastronEmulator({m.device_id: m for m in meters}, unit_id_offset=0)
-    async with socat_pair(tmp_path) as (meter_end, bridge_end):
-        server = ModbusSerialServer(
-            emulator.devices(),
-            framer=FramerType.RTU,
-            port=str(meter_end),
-            baudrate=baudrate,
-            parity="N",
-            trace_packet=emulator._silence,
-        )
-        await server.serve_forever(background=True)
-        try:
-            emulator.url = f"rtu://{bridge_end}?baudrate={baudrate}&parity=N"
-            yield emulator
-        finally:
-            await server.shutdown()
-
-
-@contextlib.asynccontextmanager
-async def socat_pair(tmp_path: Path, timeout_s: float = 5.0) -> AsyncIterator[tuple[Path, Path]]:
-    """Two linked pseudo-terminals (links in `tmp_path`); socat is stopped by its pid at the end."""
-    first, second = tmp_path / "ttyMETER", tmp_path / "ttyBRIDGE"
-    log = tmp_path / "socat.log"
-    with log.open("wb") as sink:
-        proc = await asyncio.create_subprocess_exec(
-            SOCAT, "-d", "-d",
-            f"pty,raw,echo=0,link={first}", f"pty,raw,echo=0,link={second}",
-            env=child_env(), stdin=asyncio.subprocess.DEVNULL, stdout=sink, stderr=sink,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not (first.exists() and second.exists()):
-            if proc.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"socat made no PTY pair: {log.read_text(errors='replace')}")
-            await asyncio.sleep(0.02)
-        yield first, second
-    finally:
-        await stop_process(proc)
+    serving = serving_rtu(tmp_path, emulator.devices(), baudrate=baudrate, trace_packet=emulator._silence)
+    async with serving as emulator.url:
+        yield emulator

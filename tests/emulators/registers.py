@@ -15,7 +15,7 @@ parses: line noise that passed the CRC, or the answer to some earlier request). 
 The server records each request it handles (`requests`), the most it ever had in hand at once
 (`max_in_flight`) and how many connections were opened to it (`connections`). Over TCP, with RTU
 framing over TCP (a serial server in transparent mode), or over RTU on one end of a socat
-pseudo-terminal pair (`socat_pair` of tests/emulators/eastron.py).
+pseudo-terminal pair (tests/emulators/modbus_serving.py).
 """
 
 from __future__ import annotations
@@ -29,11 +29,9 @@ from functools import partial
 from pathlib import Path
 
 from pymodbus.constants import ExcCodes
-from pymodbus.framer import FramerType
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from tests.emulators.eastron import socat_pair
+from tests.emulators.modbus_serving import serving_rtu, serving_tcp
 
 SIZE = 100  # registers in each table
 
@@ -179,42 +177,21 @@ async def registers_tcp(
         {d.device_id: d for d in devices}, gateway=gateway,
         unit_id_offset=0 if rtu_framing else 6, mbap=not rtu_framing,
     )  # fmt: skip
-    server = ModbusTcpServer(
-        bus._sim_devices(),
-        framer=FramerType.RTU if rtu_framing else FramerType.SOCKET,
-        address=("127.0.0.1", port),
-        trace_packet=bus._on_packet,
+    serving = serving_tcp(
+        bus._sim_devices(), rtu_framing=rtu_framing, port=port, trace_packet=bus._on_packet,
         trace_connect=bus._on_connect,
-    )
-    await server.serve_forever(background=True)
-    try:
-        listening = server.transport
-        assert isinstance(listening, asyncio.Server)
-        bus.port = listening.sockets[0].getsockname()[1]
-        bus.url = f"{'rtu+tcp' if rtu_framing else 'tcp'}://127.0.0.1:{bus.port}"
+    )  # fmt: skip
+    async with serving as (bus.url, bus.port):
         yield bus
-    finally:
-        await server.shutdown()
 
 
 @contextlib.asynccontextmanager
 async def registers_rtu(tmp_path: Path, *devices: Device, baudrate: int = 9600) -> AsyncIterator[RegisterBus]:
-    """Devices on one end of a socat pseudo-terminal pair; `url` names the other end (parity N: a
-    PTY rejects even parity, and parity means nothing on it anyway)."""
+    """Devices on one end of a socat pseudo-terminal pair; `url` names the other end."""
     bus = RegisterBus({d.device_id: d for d in devices}, unit_id_offset=0, mbap=False)
-    async with socat_pair(tmp_path) as (device_end, bridge_end):
-        server = ModbusSerialServer(
-            bus._sim_devices(),
-            framer=FramerType.RTU,
-            port=str(device_end),
-            baudrate=baudrate,
-            parity="N",
-            trace_packet=bus._on_packet,
-            trace_connect=bus._on_connect,
-        )
-        await server.serve_forever(background=True)
-        try:
-            bus.url = f"rtu://{bridge_end}?baudrate={baudrate}&parity=N"
-            yield bus
-        finally:
-            await server.shutdown()
+    serving = serving_rtu(
+        tmp_path, bus._sim_devices(), baudrate=baudrate, trace_packet=bus._on_packet,
+        trace_connect=bus._on_connect,
+    )  # fmt: skip
+    async with serving as bus.url:
+        yield bus

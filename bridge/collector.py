@@ -14,18 +14,6 @@ import gc
 from collections.abc import Iterator
 
 
-@contextlib.contextmanager
-def paused() -> Iterator[None]:
-    """No collection inside (the previous state is restored after)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 class Pause:
     """No collection from now until `end()` (called once or more; the previous state comes back)."""
 
@@ -37,6 +25,16 @@ class Pause:
         if self._was:
             gc.enable()
         self._was = None
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """No collection inside (the previous state is restored after)."""
+    pause = Pause()
+    try:
+        yield
+    finally:
+        pause.end()
 
 
 def freeze_what_stays() -> None:

@@ -22,7 +22,7 @@ I/O, so the watchdog pings are never late because of a check):
 - the store thread has not answered a round trip for `STORE_TIMEOUT_S`: a
   probe task sends a no-op through `Store.run` every `STORE_PROBE_EVERY_S`
   and the check looks at how long the one in flight has been waiting;
-- a connector's poll loop has not gone round (its device snapshot's `polled_at`)
+- a connector's poll loop has not gone round (its coordinator's `polled_at`)
   for its poll interval (the wait it chose, `due_at`) plus `POLL_SLACK_S`
   (device reads have their own timeouts, far below that); a loop that waits
   for a device's reports with no read due cannot be late;

@@ -43,7 +43,3 @@ class ConnectorRuntime:
     @property
     def failed_reads(self) -> int:
         return self.device.failed_reads
-
-    @property
-    def polled_at(self) -> float | None:
-        return self.device.polled_at

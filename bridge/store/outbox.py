@@ -69,51 +69,41 @@ class OutboxTables(StoreBase):
         """One commit: `terms.done` leave the outbox, then `statements`, then room is made within
         `terms.bound`, then `message` (action, tx, payload, unique_id, created_at) is added.
         Keeps the outbox's size in `_queued`; returns the new seq (0: none added)."""
-        db = self._db
         count = self.outbox_count(cp)
         dropped: list[int] = []
         seq: int | None = 0
-        if not durable:
-            db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if terms.done:
-                    marks = ",".join("?" * len(terms.done))
-                    count -= db.execute(
-                        f"DELETE FROM outbox WHERE charge_point = ? AND seq IN ({marks})", (cp, *terms.done)
-                    ).rowcount
-                for sql, params in statements:
-                    db.execute(sql, params)
-                while terms.bound is not None and count >= terms.bound:
-                    row = db.execute(
-                        "SELECT seq FROM outbox WHERE charge_point = ? AND action = 'MeterValues'"
-                        " AND seq != ? ORDER BY seq LIMIT 1",
-                        (cp, -1 if terms.keep is None else terms.keep),
-                    ).fetchone()
-                    if row is None:
-                        break  # only starts and stops are queued: those are never dropped
-                    db.execute("DELETE FROM outbox WHERE seq = ?", (row[0],))
-                    dropped.append(int(row[0]))
-                    count -= 1
-                if message is not None:
-                    seq = db.execute(
-                        "INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (cp, *message),
-                    ).lastrowid
-                    count += 1
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                self._queued.pop(cp, None)  # counted again at the next use
-                raise
-        finally:
-            if not durable:
-                db.execute("PRAGMA synchronous=FULL")
+        with self._transaction(durable) as db:
+            if terms.done:
+                marks = ",".join("?" * len(terms.done))
+                count -= db.execute(
+                    f"DELETE FROM outbox WHERE charge_point = ? AND seq IN ({marks})", (cp, *terms.done)
+                ).rowcount
+            for sql, params in statements:
+                db.execute(sql, params)
+            while terms.bound is not None and count >= terms.bound:
+                row = db.execute(
+                    "SELECT seq FROM outbox WHERE charge_point = ? AND action = 'MeterValues'"
+                    " AND seq != ? ORDER BY seq LIMIT 1",
+                    (cp, -1 if terms.keep is None else terms.keep),
+                ).fetchone()
+                if row is None:
+                    break  # only starts and stops are queued: those are never dropped
+                db.execute("DELETE FROM outbox WHERE seq = ?", (row[0],))
+                dropped.append(int(row[0]))
+                count -= 1
+            if message is not None:
+                seq = db.execute(
+                    "INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (cp, *message),
+                ).lastrowid
+                count += 1
         self._queued[cp] = count
         assert seq is not None
         return Queued(seq, tuple(dropped))
+
+    def _forget_counts(self) -> None:
+        self._queued.clear()  # what was rolled back is counted again at the next use
 
     def outbox_count(self, cp: str) -> int:
         """How many messages `cp`'s outbox holds (answered ones not yet removed included)."""

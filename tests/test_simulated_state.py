@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from adapters.base import DeviceEvent, DeviceFault, Simulator, StateChanged, TagPresented
+from adapters.chargers import simulated_state
 from adapters.chargers.simulated import SimulatedCharger, SimulatedOptions
 from adapters.chargers.simulated_state import SimulatorState, read_state, write_state
 from bridge.daemon import device_state_file
@@ -194,6 +195,34 @@ async def test_one_round_writes_the_boxes_that_changed_and_those_whose_energy_fl
             await sim.close()
     final = read_state(tmp_path / "CP-1.1.json")  # the last state, at close
     assert final is not None and final.enabled and final.energy_wh >= later.energy_wh
+
+
+async def test_boxes_closed_together_write_their_last_states_in_one_thread_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    jobs: list[int] = []
+    write_states = simulated_state.write_states
+
+    def counted(batch: list[tuple[Path, SimulatorState]]) -> list[OSError | None]:
+        jobs.append(len(batch))
+        return write_states(batch)
+
+    monkeypatch.setattr(simulated_state, "write_states", counted)
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / ".CP-20.1.json.tmp").mkdir()  # its temporary file cannot be made: its write fails
+    files = [tmp_path / f"CP-{n}.1.json" for n in range(20)] + [tmp_path / "ro" / "CP-20.1.json"]
+    sims = [SimulatedCharger(SimulatedOptions(), state_file=path, save_every_s=60) for path in files]
+    for sim in sims:
+        await sim.start()
+    for n, sim in enumerate(sims):
+        await sim.set_current(6 + n % 10)
+    await asyncio.gather(*(sim.close() for sim in sims))
+    assert jobs == [21]  # one job for all (a stop of 5,000 boxes made 5,000, of two fsyncs each)
+    for n, path in enumerate(files[:-1]):
+        saved = read_state(path)
+        assert saved is not None and saved.current_a == 6 + n % 10
+    assert read_state(files[-1]) is None
+    assert "cannot write" in caplog.text and "CP-20.1.json" in caplog.text  # reported, the others written
 
 
 # -- a daemon restarted during a transaction -------------------------------------------------------

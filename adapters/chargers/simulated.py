@@ -137,7 +137,7 @@ class SimulatedCharger(Charger):
         self._restored = False  # the state file was read: from now on it is ours to write
         self._saved: SimulatorState | None = None  # what the file holds
         self._writer: StateWriter | None = None  # from start() to close()
-        self._writing: asyncio.Future[None] | None = None  # the write in its thread, if one is going on
+        self._writing: asyncio.Future[OSError | None] | None = None  # the last write, while it goes on
         # Hand actions waiting for the state file to be read (None: done at once).
         self._deferred: list[Callable[[], None]] | None = [] if state_file is not None else None
         self._clock = clock
@@ -219,7 +219,7 @@ class SimulatedCharger(Charger):
             if writer.writing is not None:  # a round may be writing this file: it goes first
                 await asyncio.gather(writer.writing, return_exceptions=True)
         if self._restored:
-            await self._save()
+            await self._save(writer)
 
     def _touched(self) -> None:
         """Something kept in the state file may have changed: written in the writer's next round."""
@@ -242,22 +242,27 @@ class SimulatedCharger(Charger):
     def keeps_changing(self) -> bool:
         return self._writer is not None and self._power_w() > 0
 
-    async def _save(self) -> None:
+    async def _save(self, writer: StateWriter | None) -> None:
+        """The last write, at close: with the other boxes closing now (`writer`), else on its own."""
         if self._writing is not None:  # a write cancelled with its task still runs in its thread
             await asyncio.gather(self._writing, return_exceptions=True)
         state = self.state()
         if state == self._saved or self.state_file is None:
             return
-        self._writing = asyncio.ensure_future(asyncio.to_thread(write_state, self.state_file, state))
-        try:
-            await asyncio.shield(self._writing)
-        except OSError as exc:  # a full or read-only disk must not stop the simulated box
-            log.warning("simulated charger: cannot write %s: %s", self.state_file, exc)
+        if writer is not None:
+            writing = asyncio.ensure_future(writer.write_last(self.state_file, state))
         else:
-            self._saved = state
+            writing = asyncio.ensure_future(asyncio.to_thread(write_state, self.state_file, state))
+        self._writing = writing
+        error: OSError | None
+        try:
+            error = await asyncio.shield(writing)
+        except OSError as exc:  # a full or read-only disk must not stop the simulated box
+            error = exc
         finally:
-            if self._writing.done():
+            if writing.done():
                 self._writing = None
+        self.state_written(state, error)
 
     # -- physics ---------------------------------------------------------
     def _drawn_current(self) -> float:

@@ -149,6 +149,8 @@ class StateWriter:
         self._timer: asyncio.TimerHandle | None = None
         self._round: asyncio.Task[None] | None = None
         self.writing: asyncio.Future[list[OSError | None]] | None = None  # the round's thread job
+        self._last: list[tuple[Path, SimulatorState]] = []  # the states of boxes closing now
+        self._last_job: asyncio.Task[list[OSError | None]] | None = None
 
     def watch(self, box: KeepsState) -> None:
         self._boxes.add(box)
@@ -156,6 +158,22 @@ class StateWriter:
 
     def forget(self, box: KeepsState) -> None:
         self._boxes.discard(box)
+
+    async def write_last(self, path: Path, state: SimulatorState) -> OSError | None:
+        """The state of a box that closes, written in one thread job with those of every box closing at
+        the same moment (a stop of 5,000 boxes made 5,000 jobs of two fsyncs each: 6.7 s). Its error,
+        or None."""
+        self._last.append((path, state))
+        index = len(self._last) - 1
+        if self._last_job is None:
+            self._last_job = asyncio.get_running_loop().create_task(self._write_last(), name="last states")
+        errors = await asyncio.shield(self._last_job)
+        return errors[index]
+
+    async def _write_last(self) -> list[OSError | None]:
+        await asyncio.sleep(0)  # the boxes closed together (one gather) join this job
+        batch, self._last, self._last_job = self._last, [], None
+        return await asyncio.to_thread(write_states, batch)
 
     def _arm(self) -> None:
         if self._timer is None and (self._round is None or self._round.done()):

@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ocpp.exceptions import InternalError
@@ -42,8 +42,8 @@ from websockets.http11 import Request, Response
 TIMESTAMP_FIELDS = {"timestamp", "currentTime", "expiryDate", "startSchedule", "validFrom", "validTo"}
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+def now_iso(offset_s: float = 0.0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=offset_s)).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -119,16 +119,18 @@ class _LibraryCP(LibraryChargePoint):
         self.link = conn.link
 
     @on(Action.boot_notification)
-    def on_boot(self, **payload: Any) -> call_result.BootNotification:
+    async def on_boot(self, **payload: Any) -> call_result.BootNotification:
         status, interval = self.cs.next_boot_answer(self.id)
         if status == "Accepted":
             self.link.accepted = True
             self.cs.accepted_ids.add(self.id)
-        return call_result.BootNotification(current_time=now_iso(), interval=interval, status=status)
+        current_time = now_iso(self.cs.clock_offset_s)  # read before a delay, as a slow server would
+        await asyncio.sleep(self.cs.answer_delay.get("BootNotification", 0.0))
+        return call_result.BootNotification(current_time=current_time, interval=interval, status=status)
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **payload: Any) -> call_result.Heartbeat:
-        return call_result.Heartbeat(current_time=now_iso())
+        return call_result.Heartbeat(current_time=now_iso(self.cs.clock_offset_s))
 
     @on(Action.status_notification)
     async def on_status(self, **payload: Any) -> call_result.StatusNotification:
@@ -186,6 +188,7 @@ class StrictCentralSystem:
         self.parents: dict[str, str] = {}  # idTag (lower case) -> the parentIdTag answered for it
         self.last_transaction_id = 0
         self.answer_delay: dict[str, float] = {}  # action -> seconds before answering
+        self.clock_offset_s = 0.0  # the central system's clock, this far ahead of the real time
         self.refuse: dict[str, int] = {}  # action -> how many more times to answer with CALLERROR
         # A central system remembers whom it accepted: a reconnect needs no new boot (OCPP-J 5.4).
         self.accepted_ids: set[str] = set()

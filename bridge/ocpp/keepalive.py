@@ -62,6 +62,7 @@ class Keepalive:
             if due > 0:
                 await self._wait_config_change(due)
                 continue
+            asked_at = self._clock.wall()
             future = self._submit(lambda: call.Heartbeat(), drop_when_offline=True, want_result=True)
             assert future is not None
             self._last_call_sent = self._clock.monotonic()  # no second heartbeat while this one waits
@@ -69,7 +70,7 @@ class Keepalive:
                 answer = await future
             except CallFailed:
                 continue
-            self._clock.sync(answer.current_time)
+            self._clock.sync(answer.current_time, asked_at)
 
     async def pings(self, ws: ClientConnection, on_dead: Callable[[str], None]) -> None:
         """Ping per WebSocketPingInterval; no pong within the interval means a dead link: `on_dead`

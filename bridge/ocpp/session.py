@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -269,9 +270,9 @@ class Session:
                 await ws.close(code=1011, reason="internal error")
         ws.transport.abort()  # nothing left to do once closed; ends it if the peer never answered
 
-    def _on_boot_answer(self, answer: Any, content: str) -> None:
+    def _on_boot_answer(self, answer: Any, content: str, asked_at: float) -> None:
         """Runs in the receive loop, before the central system's next frame is handled."""
-        self.clock.sync(answer.current_time)
+        self.clock.sync(answer.current_time, asked_at)
         self.boot.on_answer(answer.status, answer.interval, content, self.clock.monotonic())
         log.info("%s: BootNotification %s (interval %s s)", self.cfg.id, answer.status, answer.interval)
         if answer.status != "Accepted":
@@ -296,9 +297,11 @@ class Session:
                     self._boot_wake.clear()
                     await self._boot_wake.wait_at_most(wait)
                 self.boot.on_sent()
+                asked_at = self.clock.wall()
                 try:
                     await endpoint.call(
-                        payload, on_result=lambda answer: self._on_boot_answer(answer, content)
+                        payload,
+                        on_result=functools.partial(self._on_boot_answer, content=content, asked_at=asked_at),
                     )
                 except NotConnected:
                     return

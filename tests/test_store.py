@@ -224,3 +224,29 @@ def test_schema_7_outbox_rows_are_kept_and_seqs_go_on_after_the_migration(tmp_pa
         assert store.queue_message("CP-1", "FirmwareStatusNotification", "{}", "new", T0).seq == 6
     finally:
         store.close()
+
+
+def test_the_stored_states_at_start_are_what_each_table_holds_for_each_charge_point(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    try:
+        # One table each for CP-1 .. CP-6, and CP-7 with nothing at all (a fresh charge point).
+        store.save_config_value("CP-1", "HeartbeatInterval", "60")
+        store.cache_put("CP-2", "TAG", "Accepted", None, None, T0, [])
+        store.save_availability("CP-3", {1: False})
+        store.begin_transaction("CP-4", 1, 1, "TAG", 0, T0, "{}", "s")
+        store.queue_message("CP-5", "FirmwareStatusNotification", '{"status": "Idle"}', "f", T0)
+        store.save_charging_profiles("CP-6", [(7, 1, "{}", 0)])
+        cps = [f"CP-{n}" for n in range(1, 8)]
+        states = store.stored_states(cps, 10)
+        for cp in cps:
+            state = states[cp]
+            assert state.config_values == store.config_values(cp)
+            assert state.cache_entries == store.cache_entries(cp)
+            assert state.availability == store.availability(cp)
+            assert state.transactions == store.transactions(cp)
+            assert state.outbox_state == store.outbox_state(cp, 10)
+            assert state.charging_profiles == store.charging_profiles(cp)
+        assert [cp for cp in cps if states[cp] != states["CP-7"]] == cps[:6]  # each holds something
+        assert store.outbox_count("CP-7") == 0
+    finally:
+        store.close()

@@ -25,6 +25,28 @@ from bridge.ocpp.wire import to_wire
 KNOWN_ACTIONS = frozenset(a.value for a in Action)
 
 
+# Per handler class: action -> the route's entries, a method by its name (bound per object below).
+_SHAPES: dict[type, dict[str, dict[str, tuple[bool, Any]]]] = {}
+
+
+def route_map(handler: object) -> dict[str, dict[str, Any]]:
+    """The library's `create_route_map(handler)`, whose attribute lookups (one per decorated name of
+    every class, most of them failing) are made once per class: 5,000 connections made them all."""
+    shape = _SHAPES.get(type(handler))
+    if shape is None:
+        shape = _SHAPES[type(handler)] = {
+            action: {key: (callable(value), value.__name__ if callable(value) else value)
+                     for key, value in entries.items()}
+            for action, entries in create_route_map(handler).items()
+        }  # fmt: skip
+    return {
+        action: {
+            key: getattr(handler, value) if method else value for key, (method, value) in entries.items()
+        }
+        for action, entries in shape.items()
+    }
+
+
 class Routes:
     """The `@on` and `@after` handlers of one connection, by action."""
 
@@ -33,7 +55,7 @@ class Routes:
         groups = handlers if isinstance(handlers, list | tuple) else [handlers]
         self._routes: dict[str, dict[str, Any]] = {}
         for group in groups:
-            self._routes.update(create_route_map(group))
+            self._routes.update(route_map(group))
 
     async def dispatch(
         self, action: str, payload: dict[str, Any], beyond_range: str | None = None

@@ -370,12 +370,13 @@ class Daemon:
             await asyncio.sleep(tick)
 
     def _end_boot_pause(self) -> bool:
-        """Once every charge point has booted (or BOOT_PAUSE_S after the start, whichever is first),
-        what the boots built is frozen and the collector runs again; True when that is done. One full
-        collection on the loop, once (~0.4 s at 5,000 charge points)."""
+        """Once every charge point has booted and its statuses are answered (or BOOT_PAUSE_S after the
+        start, whichever is first), what the boots built is frozen and the collector runs again; True
+        when that is done. One full collection on the loop, once (~0.4 s at 5,000 charge points):
+        after the statuses, so that it does not hold up the last of them."""
         started = self._started_at
         waited_enough = started is None or self.clock.monotonic() - started > BOOT_PAUSE_S
-        if not waited_enough and not all(cp.session.online for cp in self.charge_points.values()):
+        if not waited_enough and not all(cp.session.settled_in() for cp in self.charge_points.values()):
             return False
         collector.freeze_what_stays()  # the sessions' connections, boots and statuses: there to stay
         if self._boot_pause is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from pathlib import Path
 
@@ -56,6 +57,17 @@ async def test_the_daemon_collects_again_once_every_charge_point_booted_and_unfr
             assert gc.get_freeze_count() > 0  # what the charge points hold for their life
             assert all(cp.session.online for cp in daemon.charge_points.values())
         assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+async def test_the_collection_waits_until_the_statuses_after_the_boots_are_answered(tmp_path: Path) -> None:
+    async with StrictCentralSystem() as cs:
+        cs.answer_delay["StatusNotification"] = 2.0  # a central system slow to answer them
+        async with running(make_config(cs.url, tmp_path)) as daemon:
+            await cs.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 0)
+            assert daemon.charge_points["CP-1"].session.online
+            await asyncio.sleep(1.5)  # a supervisor tick or more: booted, but its statuses not answered
+            assert not gc.isenabled()
+            await until(gc.isenabled, "collecting again once the statuses are answered", timeout_s=8)
 
 
 async def test_a_central_system_that_is_away_does_not_keep_the_collector_paused(

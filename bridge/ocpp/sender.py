@@ -160,6 +160,10 @@ class Sender:
         self._durable = durable
         durable.bind(self._wakeup.set)
 
+    def quiet(self) -> bool:
+        """No message other than a durable one is queued or waits for its answer."""
+        return not self._normal
+
     def pending(self) -> int:
         """How many durable messages wait to be delivered."""
         return self._durable.pending() if self._durable is not None else 0

@@ -146,6 +146,10 @@ class Session:
         """Timers re-read HeartbeatInterval, WebSocketPingInterval, ... at once."""
         self._keepalive.configuration_changed()
 
+    def settled_in(self) -> bool:
+        """Online, and what it said on coming online (its statuses) has been answered."""
+        return self.online and self._sender.quiet()
+
     def pending_transactional(self) -> int:
         """How many durable messages (transaction messages, ...) wait to be delivered."""
         return self._sender.pending()

@@ -22,7 +22,9 @@ log = logging.getLogger("bridge.store")
 FILENAME = "ocpp-bridge.sqlite3"
 
 # Every table with rows per charge point (what `Store._stored` reads).
-_PER_CHARGE_POINT = ("config_keys", "auth_cache", "availability", "transactions", "outbox", "charging_profiles")
+_PER_CHARGE_POINT = (
+    "config_keys", "auth_cache", "availability", "transactions", "outbox", "charging_profiles",
+)  # fmt: skip
 
 
 def _moved_aside(path: Path, why: str) -> Path:

@@ -251,6 +251,7 @@ def _wire(value: Any) -> Any:
 
 _SCALARS = frozenset({str, int, float, bool})
 
+
 def parse_answer(action: str, frame: list[Any], beyond_range: str | None = None) -> Any:
     """The typed CALLRESULT of `action` from an answer frame; CallErrorReceived for a CALLERROR,
     InvalidResponse for an answer without a payload object, one that breaks the schema, or one that

@@ -37,8 +37,10 @@ def paused() -> Iterator[None]:
         pause.end()
 
 
-def freeze_what_stays() -> None:
-    """Collect, then move every object left out of the collector's generations (gc.freeze): later
-    collections look only at what came since. `gc.unfreeze()` gives them back."""
-    gc.collect()
+def freeze_what_stays(collect: bool = True) -> None:
+    """Collect (unless `collect` is False: for what is known to hold no cycle of garbage), then move
+    every object left out of the collector's generations (gc.freeze): later collections look only at
+    what came since. `gc.unfreeze()` gives them back."""
+    if collect:
+        gc.collect()
     gc.freeze()

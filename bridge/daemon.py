@@ -175,7 +175,9 @@ class Daemon:
         stored = await self.store.run(self.store.stored_states, list(self.charge_points), page)
         for cp_id, cp in self.charge_points.items():
             await cp.restore(stored[cp_id])
-        collector.freeze_what_stays()
+        # Without a collection: what was built so far holds no garbage in cycles (at 5,000 charge
+        # points one found none of 640,000 objects, in 0.3 s before the first connection).
+        collector.freeze_what_stays(collect=False)
         # Nor while they connect and boot (the heap only grows then): until all have booted, or
         # BOOT_PAUSE_S at most (a central system that is away must not hold it off for good).
         self._boot_pause = collector.Pause()

@@ -18,8 +18,13 @@ Durability is chosen per write:
   before that commit can at worst bring back messages the central system
   already has, which are sent again with their original message ids.
 
+Writes asked for while the store thread is busy are committed together: one
+transaction of a SAVEPOINT per write, one COMMIT (one fsync) for all, and each
+caller answered only after it (`base`). A durable write never shares a commit
+made at `synchronous=NORMAL`.
+
 The modules: `schema` (the migrations, the PRAGMAs, the check of a file),
-`base` (the connection and its thread, one commit per write), one module per
+`base` (the connection and its thread, group commits), one module per
 group of tables (`outbox`, `transactions`, `settings`), `startup` (every
 charge point's rows at start, read in one job), and `database` (`Store`:
 opening the file, moving a damaged one aside, all of them composed).

@@ -1,8 +1,14 @@
 """Logging: one line per event, journal-friendly, secrets never written.
 
-Secrets reach log lines in two ways: a CALL that sets AuthorizationKey (the
-raw frame log) and configuration values. `redact_frame` handles the first;
-configuration objects keep secrets out of their repr for the second.
+Secrets reach log lines in two ways: frames (a CALL that sets AuthorizationKey,
+a GetDiagnostics or UpdateFirmware location with `user:password@`) and
+configuration values. `redact_frame` handles the first; configuration objects
+keep secrets out of their repr for the second.
+
+The frames go to their own logger, `ocpp.frames`. Stderr (the journal) shows
+them only with --log-frames; the bridge's own frame file (bridge/diagnostics/
+logfiles.py) may want them all the same: `keep_frames` turns the logger on
+without letting them through to stderr.
 """
 
 from __future__ import annotations
@@ -10,11 +16,24 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any
 
 SECRET_KEYS = frozenset({"authorizationkey"})
 MASK = "***"
+FRAMES_LOGGER = "ocpp.frames"
+
+# `scheme://user:password@` in a frame's text, its slashes maybe JSON-escaped (`ftp:\/\/`): the
+# password runs to the last '@' of the string (a password may hold an unencoded '@' or '/').
+_URL_PASSWORD = re.compile(r'([A-Za-z][A-Za-z0-9+.-]*:(?:\\?/){2}[^\s"/@:\\]*:)(?:[^\s"\\]|\\.)*@')
+
+
+def mask_url_passwords(text: str) -> str:
+    """`text` with the password of every `scheme://user:password@` in it replaced by ***."""
+    if "@" not in text:
+        return text
+    return _URL_PASSWORD.sub(rf"\1{MASK}@", text)
 
 
 def _redact(value: Any) -> Any:
@@ -29,7 +48,8 @@ def _redact(value: Any) -> Any:
 
 
 def redact_frame(text: str) -> str:
-    """An OCPP frame fit for a log: values of secret configuration keys masked."""
+    """An OCPP frame fit for a log: values of secret configuration keys and URL passwords masked."""
+    text = mask_url_passwords(text)
     if "authorizationkey" not in text.lower():
         return text
     try:
@@ -63,9 +83,35 @@ def stderr_is_journal() -> bool:
         return False
 
 
+class _FrameGate(logging.Filter):
+    """Frames reach stderr only when asked for (--log-frames), whatever level their logger has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.show = False  # --log-frames
+        self.kept = False  # a frame file wants them (keep_frames)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.show or record.levelno >= logging.WARNING or not record.name.startswith(FRAMES_LOGGER)
+
+    def apply(self) -> None:
+        on = self.show or self.kept
+        logging.getLogger(FRAMES_LOGGER).setLevel(logging.DEBUG if on else logging.WARNING)
+
+
+_gate = _FrameGate()
+
+
+def keep_frames(on: bool) -> None:
+    """Log every frame (the frame file wants them) without showing them on stderr unless asked."""
+    _gate.kept = on
+    _gate.apply()
+
+
 def setup_logging(level: str = "INFO", frames: bool = False) -> None:
     """Configure the root logger for a terminal or, under systemd, the journal."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_gate)
     if stderr_is_journal():
         handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
     else:
@@ -77,7 +123,8 @@ def setup_logging(level: str = "INFO", frames: bool = False) -> None:
 def apply_levels(level: str, frames: bool) -> None:
     """The level policy: ours as asked; libraries that would log frames or secrets kept quiet."""
     logging.getLogger().setLevel(level.upper())
-    logging.getLogger("ocpp.frames").setLevel(logging.DEBUG if frames else logging.WARNING)
+    _gate.show = frames
+    _gate.apply()
     # websockets logs every frame at DEBUG (unredacted) and every handshake failure with a
     # traceback; our own lines say the same, redacted and once.
     logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -1,0 +1,156 @@
+"""The bridge's own log files: what they hold, their bounds, frames apart and masked, stderr unchanged."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bridge.diagnostics import install_log_files, lines_between, rotated_files
+from bridge.diagnostics.logfiles import _DroppingQueueHandler
+from tests.conftest import make_config, running
+from tests.csms import StrictCentralSystem
+from tests.processes import ROOT, child_env
+
+STAMPED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR|DEBUG) +[\w.]+: ")
+KEY = "0123456789abcdef0123456789abcdef01234567"
+FTP_PASSWORD = "ftp-Pa55word"
+
+
+@pytest.fixture(autouse=True)
+def levels_restored() -> Iterator[None]:
+    root, frames = logging.getLogger(), logging.getLogger("ocpp.frames")
+    before = root.level
+    yield
+    root.setLevel(before)
+    frames.setLevel(logging.NOTSET)  # as the other tests found it
+
+
+def test_lines_carry_their_utc_time_and_tracebacks_follow_them(tmp_path: Path) -> None:
+    logging.getLogger().setLevel(logging.INFO)
+    before = datetime.now(UTC)
+    files = install_log_files(tmp_path, 64 * 1024, 2)
+    try:
+        log = logging.getLogger("bridge.test")
+        log.info("CP-1/1: Charging")
+        try:
+            1 / 0  # noqa: B018
+        except ZeroDivisionError:
+            log.exception("CP-1/1: the charger failed")
+        log.debug("not written at INFO")
+    finally:
+        files.remove()
+    after = datetime.now(UTC)
+    lines = (tmp_path / "logs" / "bridge.log").read_text().splitlines()
+    assert STAMPED.match(lines[0]) and lines[0].endswith(" INFO    bridge.test: CP-1/1: Charging")
+    assert STAMPED.match(lines[1]) and lines[1].endswith("ERROR   bridge.test: CP-1/1: the charger failed")
+    assert lines[2] == "Traceback (most recent call last):"
+    assert lines[-1] == "ZeroDivisionError: division by zero"
+    assert not any("not written" in line for line in lines)
+    when = datetime.strptime(lines[0][:23], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
+    assert before - timedelta(milliseconds=1) <= when <= after
+    # The window selection reads what the files wrote: the traceback comes with its line.
+    window = list(lines_between(files.bridge_files(), before - timedelta(seconds=1), after))
+    assert [line.decode().rstrip("\n") for line in window] == lines
+
+
+def test_rotation_keeps_the_files_bounded_and_in_order(tmp_path: Path) -> None:
+    logging.getLogger().setLevel(logging.INFO)
+    files = install_log_files(tmp_path, 4096, 2, frames=False)
+    try:
+        for n in range(1000):
+            logging.getLogger("bridge.test").info("line %04d %s", n, "x" * 40)
+    finally:
+        files.remove()
+    paths = rotated_files(tmp_path / "logs" / "bridge.log")
+    assert [p.name for p in paths] == ["bridge.log.2", "bridge.log.1", "bridge.log"]
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == sorted(p.name for p in paths)
+    assert all(p.stat().st_size <= 4096 for p in paths)
+    numbers = [int(line.split(b"line ")[1][:4]) for line in lines_between(paths, None, None)]
+    assert numbers == list(range(numbers[0], 1000))  # oldest first, nothing lost between the files
+    assert numbers[0] > 800  # the oldest were rotated away: the bound holds
+
+
+def test_bad_bounds_are_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_bytes must be at least 4096"):
+        install_log_files(tmp_path, 100, 2)
+    with pytest.raises(ValueError, match="backups must be at least 1"):
+        install_log_files(tmp_path, 8192, 0)
+    assert not logging.getLogger("ocpp.frames").isEnabledFor(logging.DEBUG)
+
+
+def test_a_full_queue_drops_lines_without_blocking_and_says_how_many() -> None:
+    records: queue.Queue[logging.LogRecord] = queue.Queue(2)
+    handler = _DroppingQueueHandler(records)
+    for n in range(5):
+        handler.handle(logging.makeLogRecord({"msg": f"line {n}"}))
+    assert handler.dropped == 3
+    assert [records.get_nowait().getMessage() for _ in range(2)] == ["line 0", "line 1"]
+    handler.handle(logging.makeLogRecord({"msg": "line 5"}))
+    notes = [records.get_nowait() for _ in range(2)]
+    assert notes[0].getMessage() == "3 log lines were dropped: the log files fell behind"
+    assert notes[0].levelno == logging.WARNING and notes[1].getMessage() == "line 5"
+    assert handler.dropped == 0
+
+
+SCRIPT = """
+import logging, sys
+from pathlib import Path
+from bridge.log import setup_logging
+from bridge.diagnostics import install_log_files
+setup_logging("INFO", frames=sys.argv[2] == "frames")
+files = install_log_files(Path(sys.argv[1]), 65536, 2)
+logging.getLogger("ocpp.frames").debug("CP-1 -> %s", '[2,"1","Heartbeat",{}]')
+logging.getLogger("bridge.test").info("an ordinary line")
+files.remove()
+logging.getLogger("ocpp.frames").debug("CP-1 -> after the files are gone")
+"""
+
+
+@pytest.mark.parametrize("frames", ["", "frames"])
+def test_frames_have_their_own_file_and_reach_stderr_only_when_asked(tmp_path: Path, frames: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path), frames],
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    frame_lines = (tmp_path / "logs" / "frames.log").read_text().splitlines()
+    assert len(frame_lines) == 1 and STAMPED.match(frame_lines[0])
+    assert frame_lines[0].endswith(' DEBUG   ocpp.frames: CP-1 -> [2,"1","Heartbeat",{}]')
+    assert "Heartbeat" not in (tmp_path / "logs" / "bridge.log").read_text()
+    assert "an ordinary line" in (tmp_path / "logs" / "bridge.log").read_text()
+    assert "an ordinary line" in done.stderr
+    assert ("Heartbeat" in done.stderr) == bool(frames)  # the journal as before
+    assert ("after the files are gone" in done.stderr) == bool(frames)
+
+
+async def test_the_frame_file_masks_secrets_the_central_system_sends(
+    csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    files = install_log_files(tmp_path / "state", 64 * 1024, 2)
+    try:
+        async with running(make_config(csms.url, tmp_path)):
+            await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+            await csms.send_raw(
+                "CP-1", f'[2,"k1","ChangeConfiguration",{{"key":"AuthorizationKey","value":"{KEY}"}}]'
+            )
+            await csms.answer_of("CP-1", "k1")
+            location = f"ftp://diag:{FTP_PASSWORD}@127.0.0.1:2121/uploads/"
+            await csms.send_raw("CP-1", f'[2,"k2","GetDiagnostics",{{"location":"{location}"}}]')
+            await csms.answer_of("CP-1", "k2")
+    finally:
+        files.remove()
+    frames = (tmp_path / "state" / "logs" / "frames.log").read_text()
+    everything = frames + (tmp_path / "state" / "logs" / "bridge.log").read_text()
+    assert KEY not in everything and FTP_PASSWORD not in everything
+    assert '"key":"AuthorizationKey","value":"***"' in frames
+    assert "ftp://diag:***@127.0.0.1:2121/uploads/" in frames
+    assert "BootNotification" in frames and "k2" in frames  # the frames are there, both ways
+    assert any(" <- " in line for line in frames.splitlines())
+    assert any(" -> " in line for line in frames.splitlines())

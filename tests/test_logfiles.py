@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from bridge.diagnostics import install_log_files, lines_between, rotated_files
 from bridge.diagnostics.logfiles import _DroppingQueueHandler
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.helpers.logfiles import minute, stamped, write_lines
 from tests.processes import ROOT, child_env
 
 STAMPED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR|DEBUG) +[\w.]+: ")
@@ -154,3 +155,76 @@ async def test_the_frame_file_masks_secrets_the_central_system_sends(
     assert "BootNotification" in frames and "k2" in frames  # the frames are there, both ways
     assert any(" <- " in line for line in frames.splitlines())
     assert any(" -> " in line for line in frames.splitlines())
+
+
+# The window: lines_between over files made by hand with known times.
+
+
+def test_the_window_keeps_its_lines_with_their_tracebacks_and_both_ends(tmp_path: Path) -> None:
+    log = write_lines(
+        tmp_path / "bridge.log",
+        [
+            stamped(minute(0), "before"),
+            "Traceback of the line before the window\n",
+            stamped(minute(10), "at the start"),
+            stamped(minute(11), "failed", "ERROR"),
+            "Traceback (most recent call last):\n",
+            "ZeroDivisionError: division by zero\n",
+            stamped(minute(20), "at the stop"),
+            "  its continuation\n",
+            stamped(minute(20) + timedelta(milliseconds=1), "just after"),
+            "Traceback of the line after the window\n",
+        ],
+    )
+    got = b"".join(lines_between([log], minute(10), minute(20))).decode()
+    assert got == "".join(
+        [
+            stamped(minute(10), "at the start"),
+            stamped(minute(11), "failed", "ERROR"),
+            "Traceback (most recent call last):\n",
+            "ZeroDivisionError: division by zero\n",
+            stamped(minute(20), "at the stop"),
+            "  its continuation\n",
+        ]
+    )
+
+
+def test_the_window_reads_rotated_files_oldest_first_and_in_any_time_zone(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    write_lines(logs / "bridge.log.2", [stamped(minute(n), f"line {n}") for n in range(0, 10)])
+    write_lines(logs / "bridge.log.1", [stamped(minute(n), f"line {n}") for n in range(10, 20)])
+    write_lines(logs / "bridge.log", [stamped(minute(n), f"line {n}") for n in range(20, 30)])
+    write_lines(logs / "bridge.log.old", ["not a rotated file\n"])
+    files = rotated_files(logs / "bridge.log")
+    assert [f.name for f in files] == ["bridge.log.2", "bridge.log.1", "bridge.log"]
+    berlin = timezone(timedelta(hours=1))
+    got = [line.decode() for line in lines_between(files, minute(5).astimezone(berlin), minute(24))]
+    assert got == [stamped(minute(n), f"line {n}") for n in range(5, 25)]
+    assert len(list(lines_between(files, None, None))) == 30
+    assert len(list(lines_between(files, minute(25), None))) == 5
+    assert len(list(lines_between(files, None, minute(2)))) == 3
+
+
+def test_the_window_takes_lines_out_of_order_and_skips_files_that_went(tmp_path: Path) -> None:
+    """A Pi without a clock battery logs in 1970 until NTP answers: every line is looked at."""
+    log = write_lines(
+        tmp_path / "bridge.log",
+        [
+            "a traceback whose line was rotated away\n",
+            stamped(datetime(1970, 1, 1, tzinfo=UTC), "booted without a clock"),
+            stamped(minute(5), "in the window"),
+            stamped(datetime(1970, 1, 1, 0, 1, tzinfo=UTC), "back in 1970"),
+            stamped(minute(6), "in the window again"),
+        ],
+    )
+    got = [line.decode() for line in lines_between([tmp_path / "gone.log", log], minute(0), minute(10))]
+    assert got == [stamped(minute(5), "in the window"), stamped(minute(6), "in the window again")]
+    everything = list(lines_between([log], None, minute(10)))
+    assert everything[0] == b"a traceback whose line was rotated away\n"
+
+
+def test_a_window_that_is_not_one_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="must carry its time zone: 2025-01-31T02:00:00 has none"):
+        list(lines_between([], minute(0).replace(tzinfo=None), None))
+    with pytest.raises(ValueError, match=r"starts .* after it stops"):
+        list(lines_between([], minute(1), minute(0)))

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from bridge.store import FILENAME, Store
 
 T0 = "2026-01-01T00:00:00.000Z"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -159,3 +162,16 @@ async def test_close_commits_every_job_queued_before_it_and_refuses_later_ones(t
     assert on_disk(tmp_path, "SELECT COUNT(*) FROM outbox") == [(20,)]
     with pytest.raises(RuntimeError, match="closed"):
         store.submit(store.begin_transaction, "CP-1", 21, 1, "A", 0, T0, "{}", "start-21")
+
+
+def test_writes_queued_by_a_process_that_exits_without_closing_the_store_are_committed(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import sys; from pathlib import Path; from bridge.store import Store\n"
+        "store = Store.open(Path(sys.argv[1]))\n"
+        "for n in range(1, 201):\n"
+        f"    store.submit(store.begin_transaction, 'CP-1', n, 1, 'A', 0, '{T0}', '{{}}', f's{{n}}')\n"
+    )  # and the interpreter exits, the store never closed
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, cwd=ROOT, timeout=60)
+    assert on_disk(tmp_path, "SELECT COUNT(*) FROM outbox") == [(200,)]

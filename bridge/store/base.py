@@ -25,6 +25,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,6 +94,9 @@ class StoreBase:
         self.full_commits = 0
         self._thread = threading.Thread(target=self._work, name="store", daemon=True)
         self._thread.start()
+        # A store never closed still finishes what was queued when the interpreter exits (as the
+        # executor this thread replaced did); a daemon thread, so that such a store cannot hang it.
+        weakref.finalize(self, _finish, self._jobs, self._thread)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the store thread. A job once asked for is done even when the caller is
@@ -272,6 +276,12 @@ class StoreBase:
         """Run statements in one transaction; returns each statement's lastrowid."""
         with self._transaction(durable) as db:
             return [db.execute(sql, params).lastrowid for sql, params in statements]
+
+
+def _finish(jobs: queue.SimpleQueue[_Job | None], thread: threading.Thread) -> None:
+    if thread.is_alive():
+        jobs.put(None)
+        thread.join()
 
 
 def _resolve(jobs: list[_Job]) -> None:

@@ -182,6 +182,15 @@ async def test_slow_server_times_out(served: Path, uploads: Path, dest_dir: Path
     assert 0.5 <= elapsed < 3
 
 
+async def test_slow_ftp_server_times_out(served: Path, dest_dir: Path):
+    with ftp_server(served, send_limit=1) as site:  # one block, then a stall of hours
+        started = asyncio.get_running_loop().time()
+        error = await failure(site.url("fw.bin"), dest_dir, timeout_s=0.5)
+        elapsed = asyncio.get_running_loop().time() - started
+    assert error.reason is Reason.TIMEOUT
+    assert 0.5 <= elapsed < 3
+
+
 async def test_cancelled_ftp_download_stops_its_thread_and_leaves_nothing(served: Path, dest_dir: Path):
     with ftp_server(served, send_limit=256 * 1024) as site:  # ~13 s for the whole file
         task = asyncio.create_task(download(site.url("fw.bin"), dest_dir / "fw.bin", timeout_s=30))

@@ -225,7 +225,14 @@ def test_an_ended_job_survives_a_restart_in_the_snapshot() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"version": 2}, {"state": "Nope"}, {"current": None}, {"since": "later"}, {"outcome": {"at": 1}}],
+    [
+        {"version": 2},
+        {"state": "Nope"},
+        {"current": None},
+        {"since": "later"},
+        {"deadline": "soon"},
+        {"outcome": {"at": 1}},
+    ],
 )
 def test_a_bad_record_is_refused_without_its_secrets(change: dict[str, object]) -> None:
     record = {**in_state(D.RETRY_WAIT).to_record(), **change}

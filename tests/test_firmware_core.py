@@ -380,6 +380,7 @@ def test_an_image_lost_across_a_restart_is_an_installation_failure() -> None:
         {"job": "one"},
         {"current": None},
         {"file": None},
+        {"deadline": "soon"},
         {"current": {"location": LOC, "retrieve_date": T0, "retries": -2, "retry_interval_s": 1}},
     ],
 )

@@ -297,7 +297,7 @@ class DiagnosticsUpload:
                     c["location"], c["start_time"], c["stop_time"], rule, c["file_name"]
                 )
             m.deadline, m.since, m.last_error = (
-                record["deadline"],
+                None if record["deadline"] is None else float(record["deadline"]),
                 float(record["since"]),
                 record["last_error"],
             )

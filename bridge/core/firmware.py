@@ -535,7 +535,8 @@ class FirmwareUpdate:
                 int(record["attempt"]),
             )
             m.current, m.queued = _request_of(record["current"]), _request_of(record["queued"])
-            m.deadline, m.file, m.target = record["deadline"], record["file"], record["target"]
+            m.deadline = None if record["deadline"] is None else float(record["deadline"])
+            m.file, m.target = record["file"], record["target"]
             m.since, m.last_error = float(record["since"]), record["last_error"]
             out = record["outcome"]
             m.outcome = (

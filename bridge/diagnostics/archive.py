@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bridge.diagnostics.logfiles import BRIDGE_LOG, FRAMES_LOG, rotated_files
-from bridge.diagnostics.redact import redact_value, redacted_config
+from bridge.diagnostics.redact import mask_line, redact_value, redacted_config
 from bridge.diagnostics.versions import versions
 from bridge.diagnostics.window import lines_between
 
@@ -110,7 +110,7 @@ def _add_lines(tar: tarfile.TarFile, name: str, lines: Iterable[bytes], where: P
 def _write_lines(spool: IO[bytes], lines: Iterable[bytes]) -> None:
     batch: list[bytes] = []
     for line in lines:  # in batches: one write per line costs more than the selection itself
-        batch.append(line)
+        batch.append(mask_line(line))
         if len(batch) == 1024:
             spool.writelines(batch)
             batch.clear()

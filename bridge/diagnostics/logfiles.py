@@ -99,6 +99,9 @@ class LogFiles:
         return self._handler.dropped
 
     def remove(self) -> None:
+        """Idempotent: the daemon's stop and its error paths may both call it."""
+        if self._handler not in logging.getLogger().handlers:
+            return
         logging.getLogger().removeHandler(self._handler)
         if self.frames:
             keep_frames(False)

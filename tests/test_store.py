@@ -236,7 +236,8 @@ def test_the_stored_states_at_start_are_what_each_table_holds_for_each_charge_po
         store.begin_transaction("CP-4", 1, 1, "TAG", 0, T0, "{}", "s")
         store.queue_message("CP-5", "FirmwareStatusNotification", '{"status": "Idle"}', "f", T0)
         store.save_charging_profiles("CP-6", [(7, 1, "{}", 0)])
-        cps = [f"CP-{n}" for n in range(1, 8)]
+        store.save_job_record("CP-8", "firmware", '{"state": "SCHEDULED"}')
+        cps = [f"CP-{n}" for n in (1, 2, 3, 4, 5, 6, 8, 7)]
         states = store.stored_states(cps, 10)
         for cp in cps:
             state = states[cp]
@@ -246,7 +247,28 @@ def test_the_stored_states_at_start_are_what_each_table_holds_for_each_charge_po
             assert state.transactions == store.transactions(cp)
             assert state.outbox_state == store.outbox_state(cp, 10)
             assert state.charging_profiles == store.charging_profiles(cp)
-        assert [cp for cp in cps if states[cp] != states["CP-7"]] == cps[:6]  # each holds something
+            assert state.job_records == store.job_records(cp)
+        assert [cp for cp in cps if states[cp] != states["CP-7"]] == cps[:7]  # each holds something
         assert store.outbox_count("CP-7") == 0
+    finally:
+        store.close()
+
+
+def test_a_jobs_record_is_kept_replaced_and_removed_across_reopens(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    try:
+        store.save_job_record("CP-1", "firmware", '{"state": "SCHEDULED", "at": 1}')
+        store.save_job_record("CP-1", "diagnostics", '{"state": "UPLOADING"}')
+        store.save_job_record("CP-1", "firmware", '{"state": "DOWNLOADED"}')  # replaces
+    finally:
+        store.close()
+    store = open_store(tmp_path)
+    try:
+        assert store.job_records("CP-1") == {
+            "firmware": '{"state": "DOWNLOADED"}', "diagnostics": '{"state": "UPLOADING"}'
+        }  # fmt: skip
+        assert store.job_records("CP-2") == {}
+        store.save_job_record("CP-1", "diagnostics", None)
+        assert store.job_records("CP-1") == {"firmware": '{"state": "DOWNLOADED"}'}
     finally:
         store.close()

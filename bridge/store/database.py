@@ -24,6 +24,7 @@ FILENAME = "ocpp-bridge.sqlite3"
 # Every table with rows per charge point (what `Store._stored` reads).
 _PER_CHARGE_POINT = (
     "config_keys", "auth_cache", "availability", "transactions", "outbox", "charging_profiles",
+    "job_records",
 )  # fmt: skip
 
 
@@ -53,13 +54,13 @@ class Store(TransactionTables, SettingsTables):
                 states[cp] = self._stored(cp, page)
             else:
                 self._queued[cp] = 0
-                states[cp] = Stored({}, [], {}, [], (0, 0, []), [])
+                states[cp] = Stored({}, [], {}, [], (0, 0, []), [], {})
         return states
 
     def _stored(self, cp: str, page: int) -> Stored:
         return Stored(
             self.config_values(cp), self.cache_entries(cp), self.availability(cp), self.transactions(cp),
-            self.outbox_state(cp, page), self.charging_profiles(cp),
+            self.outbox_state(cp, page), self.charging_profiles(cp), self.job_records(cp),
         )  # fmt: skip
 
     @classmethod

@@ -121,6 +121,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE outbox_v8 RENAME TO outbox;
     CREATE INDEX outbox_charge_point ON outbox (charge_point, seq);
     """,
+    # 8 -> 9: the state of a charge point's long-running jobs (a firmware update, a diagnostics
+    # upload) as their core records it (JSON), so that one scheduled for 03:00 survives a restart
+    """
+    CREATE TABLE job_records (
+        charge_point  TEXT    NOT NULL,
+        job           TEXT    NOT NULL,        -- "firmware" | "diagnostics"
+        record        TEXT    NOT NULL,        -- the core's to_record(), JSON
+        PRIMARY KEY (charge_point, job)
+    )
+    """,
 ]
 
 

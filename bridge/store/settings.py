@@ -88,3 +88,20 @@ class SettingsTables(StoreBase):
             " VALUES (?, ?, ?, ?, ?)",
             (cp, pid, connector, body, received_at),
         ) for pid, connector, body, received_at in profiles])  # fmt: skip
+
+    # -- long-running jobs' records (firmware update, diagnostics upload) -----------------------
+    def job_records(self, cp: str) -> dict[str, str]:
+        """job name -> its record (JSON) as last saved."""
+        rows = self._db.execute("SELECT job, record FROM job_records WHERE charge_point = ?", (cp,))
+        return {str(job): str(record) for job, record in rows.fetchall()}
+
+    def save_job_record(self, cp: str, job: str, record: str | None) -> None:
+        """Keep `record` (JSON) as `job`'s state, durably; None: the job has none any more."""
+        if record is None:
+            self._write(True, [("DELETE FROM job_records WHERE charge_point = ? AND job = ?", (cp, job))])
+            return
+        self._write(True, [(
+            "INSERT INTO job_records (charge_point, job, record) VALUES (?, ?, ?)"
+            " ON CONFLICT (charge_point, job) DO UPDATE SET record = excluded.record",
+            (cp, job, record),
+        )])  # fmt: skip

@@ -24,7 +24,7 @@ from bridge.core.diagnostics import (
     UploadSuperseded,
     file_name,
 )
-from bridge.core.firmware import DueNow, Guard, RetryRule, Row
+from bridge.core.transfer_job import DueNow, Guard, RetryRule, Row
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 LOC = "ftp://user:s3cret@logs.example/in/"

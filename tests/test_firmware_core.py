@@ -11,21 +11,19 @@ import pytest
 
 from bridge.core.firmware import (
     FATE,
-    GUARDS,
     TABLE,
+    FirmwareState,
+    FirmwareUpdate,
+)
+from bridge.core.firmware_effects import (
     Abandon,
     Download,
     DownloadFailed,
     DownloadSucceeded,
-    DueNow,
-    Facts,
     Fate,
     FirmwareEvent,
     FirmwareRequest,
-    FirmwareState,
     FirmwareStatus,
-    FirmwareUpdate,
-    Guard,
     HoldConnectors,
     Install,
     InstallFailed,
@@ -36,13 +34,19 @@ from bridge.core.firmware import (
     ReleaseConnectors,
     Report,
     ResolveInterruptedInstall,
-    RetryRule,
     RollBack,
     RolledBack,
-    Row,
     Step,
     Superseded,
     VerifyImage,
+)
+from bridge.core.transfer_job import (
+    GUARDS,
+    DueNow,
+    Facts,
+    Guard,
+    RetryRule,
+    Row,
     find_row,
     masked,
 )

@@ -11,7 +11,7 @@ States: IDLE, UPLOADING (an attempt runs), RETRY_WAIT (an attempt failed; the ne
 retryInterval after the failure). Reported (DiagnosticsStatusNotification): Uploading when the job
 starts (not again between attempts: there is no status for that), then Uploaded, or UploadFailed
 after exactly retries + 1 failed attempts. A trigger reports `Idle` when nothing runs, Uploading
-otherwise (§4.6, ERRATA 3.35/3.46). Defaults as for firmware (`firmware.RetryRule`): one re-try,
+otherwise (§4.6, ERRATA 3.35/3.46). Defaults as for firmware (`transfer_job.RetryRule`): one re-try,
 60 s apart.
 
 The file name is ours (GetDiagnostics.conf carries it): `diagnostics-<charge point id>-<UTC time>
@@ -36,16 +36,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from bridge.core.firmware import (
+from bridge.core.transfer_job import (
     JSON,
-    RECORD_VERSION,
     DueNow,
-    Facts,
     Guard,
     JobEvent,
+    JobSnapshot,
     RetryRule,
     Row,
-    find_row,
+    TransferJob,
     masked,
 )
 
@@ -88,7 +87,7 @@ class DiagnosticsRequest:
             raise ValueError("GetDiagnostics startTime is after stopTime")
 
 
-# Events (DueNow is firmware's): an outcome names its job.
+# Events (and transfer_job's DueNow): an outcome names its job.
 @dataclass(frozen=True)
 class UploadSucceeded(JobEvent):
     pass
@@ -158,29 +157,18 @@ class DiagnosticsOutcome:
 
 
 @dataclass(frozen=True)
-class DiagnosticsSnapshot:
-    state: DiagnosticsState
-    status: DiagnosticsStatus  # what a trigger would report
+class DiagnosticsSnapshot(JobSnapshot[DiagnosticsState, DiagnosticsStatus]):
     file_name: str | None
-    location: str | None  # masked
-    attempt: int
-    attempts: int  # allowed: retries + 1
-    deadline: float | None  # the next attempt
-    since: float
-    last_error: str | None  # of the latest failed attempt
     outcome: DiagnosticsOutcome | None
 
 
-class DiagnosticsUpload:
+class DiagnosticsUpload(
+    TransferJob[DiagnosticsState, DiagnosticsStatus, DiagnosticsRequest, DiagnosticsOutcome]
+):
+    """One GetDiagnostics upload at a time; a new request cancels the running one."""
+
     def __init__(self) -> None:
-        self.state = DiagnosticsState.IDLE
-        self.job = 0
-        self.current: DiagnosticsRequest | None = None
-        self.attempt = 0
-        self.deadline: float | None = None
-        self.since = 0.0
-        self.last_error: str | None = None
-        self.outcome: DiagnosticsOutcome | None = None
+        super().__init__(DiagnosticsState.IDLE, TRIGGER_STATUS)
 
     def request(
         self,
@@ -205,12 +193,9 @@ class DiagnosticsUpload:
         return new.file_name, DiagnosticsStep((*effects, *start), changed=True)
 
     def handle(self, event: DiagnosticsEvent, now: float) -> DiagnosticsStep:
-        if (isinstance(event, JobEvent) and event.job != self.job) or self.current is None:
+        if self.current is None:
             return DiagnosticsStep()
-        facts = Facts(
-            self.deadline is not None and now >= self.deadline, self.attempt < self.current.rule.attempts
-        )
-        row = find_row(TABLE, self.state, event, facts)
+        row = self._row(TABLE, event, now, self.current.rule.attempts)
         if row is None:
             return DiagnosticsStep()
         self.state, self.since, self.deadline = DiagnosticsState(row.target), now, None
@@ -230,77 +215,40 @@ class DiagnosticsUpload:
             self.current, effects = None, (DiagnosticsReport(status, reason),)
         return DiagnosticsStep(effects, changed=True)
 
-    def trigger_status(self) -> DiagnosticsStatus:
-        """What a triggered DiagnosticsStatusNotification says (Idle only when nothing runs)."""
-        return TRIGGER_STATUS[self.state]
-
-    def next_deadline(self) -> float | None:
-        """When to call handle(DueNow()): epoch seconds, None when nothing waits for a time."""
-        return self.deadline
-
     def snapshot(self) -> DiagnosticsSnapshot:
         cur = self.current
-        return DiagnosticsSnapshot(
-            self.state,
-            self.trigger_status(),
-            cur.file_name if cur else None,
-            masked(cur.location) if cur else None,
-            self.attempt,
-            cur.rule.attempts if cur else 0,
-            self.deadline,
-            self.since,
-            self.last_error,
-            self.outcome,
-        )
+        return DiagnosticsSnapshot(*self._snapshot_head(), cur.file_name if cur else None, self.outcome)
 
     def to_record(self) -> dict[str, JSON]:
         cur, out = self.current, self.outcome
         return {
-            "version": RECORD_VERSION,
-            "state": self.state.value,
-            "job": self.job,
+            **self._job_record(),
             "current": None
             if cur is None
             else {
                 "location": cur.location,
                 "start_time": cur.start_time,
                 "stop_time": cur.stop_time,
-                "retries": cur.rule.retries,
-                "retry_interval_s": cur.rule.interval_s,
+                **cur.rule.to_record(),
                 "file_name": cur.file_name,
             },
-            "attempt": self.attempt,
-            "deadline": self.deadline,
-            "since": self.since,
-            "last_error": self.last_error,
             "outcome": None
             if out is None
-            else {"status": out.status.value, "reason": out.reason, "at": out.at, "file_name": out.file_name},
+            else {**self._outcome_record(out.status, out.reason, out.at), "file_name": out.file_name},
         }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], now: float) -> tuple[DiagnosticsUpload, DiagnosticsStep]:
         """The machine as stored, and what the restart asks of the shell (see the theory)."""
-        try:
-            if record["version"] != RECORD_VERSION:
-                raise ValueError(f"unknown version {record['version']!r}")
+        with cls._reading("diagnostics"):
             m = cls()
-            m.state, m.job, m.attempt = (
-                DiagnosticsState(record["state"]),
-                int(record["job"]),
-                int(record["attempt"]),
-            )
+            m._restore_job(record, DiagnosticsState)
             c = record["current"]
             if c is not None:
-                rule = RetryRule.of(c["retries"], c["retry_interval_s"])
+                rule = RetryRule.from_record(c)
                 m.current = DiagnosticsRequest(
                     c["location"], c["start_time"], c["stop_time"], rule, c["file_name"]
                 )
-            m.deadline, m.since, m.last_error = (
-                None if record["deadline"] is None else float(record["deadline"]),
-                float(record["since"]),
-                record["last_error"],
-            )
             o = record["outcome"]
             if o is not None:
                 m.outcome = DiagnosticsOutcome(
@@ -308,8 +256,6 @@ class DiagnosticsUpload:
                 )
             if (m.state is _D.IDLE) != (m.current is None):
                 raise ValueError(f"state {m.state} with {'no' if c is None else 'a'} request")
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(masked(f"diagnostics record is not valid: {e!r}")) from e
         if m.state is _D.UPLOADING:
             return m, m.handle(UploadFailed(m.job, "interrupted by a restart"), now)
         return m, DiagnosticsStep()

@@ -19,8 +19,8 @@ Downloaded, Installing, Installed or InstallationFailed. Every end releases the 
 where none were held); the shell keeps those the central system made Inoperative. A trigger reports
 `Idle` when nothing runs, and a SCHEDULED job has not started; between attempts it is Downloading.
 
-Defaults: retries absent -> 1 (one re-try: a single network glitch at 03:00 does not lose the night,
-and a dead location is reported within one interval); retryInterval absent -> 60 s.
+Retries and their defaults (one re-try, 60 s apart) are `transfer_job.RetryRule`'s; the events
+and effects are in `firmware_effects`.
 
 A new request replaces the job (`Superseded` says how): not started (SCHEDULED, RETRY_WAIT) ->
 dropped; DOWNLOADING or DOWNLOADED -> cancelled (the shell stops it and deletes the file; held
@@ -37,96 +37,38 @@ again (idempotent). The shell stores `to_record()` whenever a step says `changed
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any
 
-JSON: TypeAlias = "str | int | float | bool | list[JSON] | dict[str, JSON] | None"
-DEFAULT_RETRIES = 1
-DEFAULT_RETRY_INTERVAL_S = 60.0
-RECORD_VERSION = 1
-_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/@\s:]*):[^/@\s]*@")
-
-
-def masked(text: str) -> str:
-    """`ftp://user:secret@host/` -> `ftp://user:***@host/`, wherever it occurs in `text`."""
-    return _USERINFO.sub(r"\1:***@", text)
-
-
-# -- shared with diagnostics: the retry rule and the table's rows ----------------------------------
-@dataclass(frozen=True)
-class RetryRule:
-    retries: int  # re-tries after the first attempt
-    interval_s: float  # from an attempt's failure to the next attempt
-
-    @classmethod
-    def of(
-        cls,
-        retries: int | None,
-        interval_s: float | None,
-        default_retries: int = DEFAULT_RETRIES,
-        default_interval_s: float = DEFAULT_RETRY_INTERVAL_S,
-    ) -> RetryRule:
-        if retries is not None and (type(retries) is not int or retries < 0):
-            raise ValueError(f"retries must be a whole number >= 0, not {retries!r}")
-        if interval_s is not None and (
-            isinstance(interval_s, bool)
-            or not isinstance(interval_s, int | float)
-            or not math.isfinite(interval_s)
-            or interval_s < 0
-        ):
-            raise ValueError(f"retryInterval must be a number of seconds >= 0, not {interval_s!r}")
-        return cls(
-            default_retries if retries is None else retries,
-            default_interval_s if interval_s is None else float(interval_s),
-        )
-
-    @property
-    def attempts(self) -> int:
-        return self.retries + 1
-
-
-@dataclass(frozen=True)
-class Facts:
-    due: bool  # now >= the deadline
-    retry_left: bool  # fewer than retries + 1 attempts made
-
-
-class Guard(StrEnum):
-    DUE = "due"
-    RETRY_LEFT = "retry left"
-    NO_RETRY_LEFT = "no retry left"
-
-
-GUARDS: Mapping[Guard, Callable[[Facts], bool]] = {
-    Guard.DUE: lambda f: f.due,
-    Guard.RETRY_LEFT: lambda f: f.retry_left,
-    Guard.NO_RETRY_LEFT: lambda f: not f.retry_left,
-}
-
-
-@dataclass(frozen=True)
-class Row:
-    source: StrEnum
-    event: type
-    target: StrEnum
-    guard: Guard | None = None
-    outcome: StrEnum | None = None  # the final status reported when this row ends the job
-
-
-def find_row(table: tuple[Row, ...], state: StrEnum, event: object, facts: Facts) -> Row | None:
-    """The row `event` takes from `state`, or None: the event is ignored."""
-    for row in table:
-        if (
-            row.source == state
-            and type(event) is row.event
-            and (row.guard is None or GUARDS[row.guard](facts))
-        ):
-            return row
-    return None
+from bridge.core.firmware_effects import (
+    Abandon,
+    Download,
+    DownloadFailed,
+    DownloadSucceeded,
+    Fate,
+    FirmwareEffect,
+    FirmwareEvent,
+    FirmwareRequest,
+    FirmwareStatus,
+    HoldConnectors,
+    Install,
+    InstallFailed,
+    InstallRestarting,
+    InstallSucceeded,
+    NewVersionBooted,
+    NoTransactionRunning,
+    ReleaseConnectors,
+    Report,
+    ResolveInterruptedInstall,
+    RollBack,
+    RolledBack,
+    Step,
+    Superseded,
+    VerifyImage,
+)
+from bridge.core.transfer_job import JSON, DueNow, Guard, JobSnapshot, RetryRule, Row, TransferJob, masked
 
 
 # -- the firmware machine ---------------------------------------------------------------------------
@@ -139,188 +81,6 @@ class FirmwareState(StrEnum):
     INSTALLING = "Installing"
     AWAITING_BOOT = "AwaitingBoot"
     ROLLING_BACK = "RollingBack"
-
-
-class FirmwareStatus(StrEnum):
-    """FirmwareStatusNotification's values."""
-
-    IDLE = "Idle"
-    DOWNLOADING = "Downloading"
-    DOWNLOADED = "Downloaded"
-    DOWNLOAD_FAILED = "DownloadFailed"
-    INSTALLING = "Installing"
-    INSTALLED = "Installed"
-    INSTALLATION_FAILED = "InstallationFailed"
-
-
-@dataclass(frozen=True)
-class FirmwareRequest:
-    location: str
-    retrieve_date: float
-    rule: RetryRule
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.location, str) or not self.location.strip():
-            raise ValueError("UpdateFirmware location must be a non-empty URL")
-        if isinstance(self.retrieve_date, bool) or not isinstance(self.retrieve_date, int | float):
-            raise ValueError(f"retrieveDate must be epoch seconds, not {self.retrieve_date!r}")
-
-
-# Events. An outcome names its job; one of another job is stale and ignored.
-@dataclass(frozen=True)
-class DueNow:
-    """next_deadline() has come."""
-
-
-@dataclass(frozen=True)
-class NoTransactionRunning:
-    """With the connectors held, no transaction runs (any more)."""
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    job: int
-
-
-@dataclass(frozen=True)
-class DownloadSucceeded(JobEvent):
-    file: str  # where the image is (kept across a restart)
-
-
-@dataclass(frozen=True)
-class DownloadFailed(JobEvent):
-    reason: str
-
-
-@dataclass(frozen=True)
-class InstallSucceeded(JobEvent):
-    """The install is done and its outcome known (a command, a device)."""
-
-
-@dataclass(frozen=True)
-class InstallRestarting(JobEvent):
-    """The bridge itself was installed and restarts into `target`; it has boot_timeout_s to boot."""
-
-    target: str
-    boot_timeout_s: float
-
-
-@dataclass(frozen=True)
-class InstallFailed(JobEvent):
-    reason: str
-
-
-@dataclass(frozen=True)
-class NewVersionBooted(JobEvent):
-    """The new version's BootNotification was accepted."""
-
-
-@dataclass(frozen=True)
-class RolledBack(JobEvent):
-    reason: str
-
-
-FirmwareEvent: TypeAlias = (
-    DueNow
-    | NoTransactionRunning
-    | DownloadSucceeded
-    | DownloadFailed
-    | InstallSucceeded
-    | InstallRestarting
-    | InstallFailed
-    | NewVersionBooted
-    | RolledBack
-)
-
-
-# Effects, to be carried out in order.
-@dataclass(frozen=True)
-class Report:
-    status: FirmwareStatus
-    reason: str | None = None  # for the log and the snapshot; not on the wire
-
-
-@dataclass(frozen=True)
-class Download:
-    job: int
-    attempt: int  # 1 .. retries + 1
-    location: str
-
-
-@dataclass(frozen=True)
-class Abandon:
-    """Stop what runs for `job` and delete its file."""
-
-    job: int
-
-
-@dataclass(frozen=True)
-class HoldConnectors:
-    """Make idle connectors Unavailable, and each running one when its transaction ends."""
-
-
-@dataclass(frozen=True)
-class ReleaseConnectors:
-    """Back to Operative, except those the central system made Inoperative."""
-
-
-@dataclass(frozen=True)
-class Install:
-    job: int
-    file: str
-
-
-@dataclass(frozen=True)
-class VerifyImage:
-    """After a restart: InstallFailed if the image at `file` is gone."""
-
-    job: int
-    file: str
-
-
-@dataclass(frozen=True)
-class ResolveInterruptedInstall:
-    """After a restart during an install: the shell knows what its kind of install left behind."""
-
-    job: int
-    file: str
-
-
-@dataclass(frozen=True)
-class RollBack:
-    job: int
-
-
-class Fate(StrEnum):
-    DROPPED = "dropped"  # it had not started
-    CANCELLED = "cancelled"  # its download was stopped or its image discarded
-    FINISHES_FIRST = "finishes first"  # installing: the new request starts after it
-
-
-@dataclass(frozen=True)
-class Superseded:
-    previous: FirmwareRequest
-    fate: Fate
-
-
-FirmwareEffect: TypeAlias = (
-    Report
-    | Download
-    | Abandon
-    | HoldConnectors
-    | ReleaseConnectors
-    | Install
-    | VerifyImage
-    | ResolveInterruptedInstall
-    | RollBack
-    | Superseded
-)
-
-
-@dataclass(frozen=True)
-class Step:
-    effects: tuple[FirmwareEffect, ...] = ()
-    changed: bool = False  # store to_record()
 
 
 _F, _S = FirmwareState, FirmwareStatus
@@ -369,36 +129,25 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class FirmwareSnapshot:
-    """For the status API: pending (SCHEDULED), running, and the last job's outcome."""
+class FirmwareSnapshot(JobSnapshot[FirmwareState, FirmwareStatus]):
+    """Pending (SCHEDULED), running, and the last job's outcome; deadline: also retrieveDate and
+    the boot timeout."""
 
-    state: FirmwareState
-    status: FirmwareStatus  # what a trigger would report
-    location: str | None  # masked
     retrieve_date: float | None
-    attempt: int
-    attempts: int  # allowed: retries + 1
-    deadline: float | None  # retrieveDate, the next attempt, the boot timeout
-    since: float  # in this state since
-    last_error: str | None  # of the latest failed attempt
     target: str | None  # what a restarting install installs
     queued_location: str | None  # a request waiting for the install to end (masked)
     outcome: Outcome | None
 
 
-class FirmwareUpdate:
+class FirmwareUpdate(TransferJob[FirmwareState, FirmwareStatus, FirmwareRequest, Outcome]):
+    """One UpdateFirmware job at a time (see the theory); a request that comes during an install
+    waits in `queued` and starts when the install ends."""
+
     def __init__(self) -> None:
-        self.state = FirmwareState.IDLE
-        self.job = 0
-        self.current: FirmwareRequest | None = None
+        super().__init__(FirmwareState.IDLE, TRIGGER_STATUS)
         self.queued: FirmwareRequest | None = None
-        self.attempt = 0
-        self.deadline: float | None = None
         self.file: str | None = None
         self.target: str | None = None
-        self.since = 0.0
-        self.last_error: str | None = None
-        self.outcome: Outcome | None = None
 
     def request(
         self,
@@ -426,11 +175,8 @@ class FirmwareUpdate:
         return Step((*effects, *self._adopt(new, now).effects), changed=True)
 
     def handle(self, event: FirmwareEvent, now: float) -> Step:
-        if isinstance(event, JobEvent) and event.job != self.job:
-            return Step()
         rule = self.current.rule if self.current else RetryRule(0, 0.0)
-        facts = Facts(self.deadline is not None and now >= self.deadline, self.attempt < rule.attempts)
-        row = find_row(TABLE, self.state, event, facts)
+        row = self._row(TABLE, event, now, rule.attempts)
         if row is None:
             return Step()
         source, self.state, self.since = self.state, FirmwareState(row.target), now
@@ -479,26 +225,11 @@ class FirmwareUpdate:
         self.state, self.since, self.deadline, self.last_error = _F.SCHEDULED, now, new.retrieve_date, None
         return Step(self.handle(DueNow(), now).effects, changed=True)
 
-    def trigger_status(self) -> FirmwareStatus:
-        """What a triggered FirmwareStatusNotification says (Idle only when nothing runs)."""
-        return TRIGGER_STATUS[self.state]
-
-    def next_deadline(self) -> float | None:
-        """When to call handle(DueNow()): epoch seconds, None when nothing waits for a time."""
-        return self.deadline
-
     def snapshot(self) -> FirmwareSnapshot:
         cur = self.current
         return FirmwareSnapshot(
-            self.state,
-            self.trigger_status(),
-            masked(cur.location) if cur else None,
+            *self._snapshot_head(),
             cur.retrieve_date if cur else None,
-            self.attempt,
-            cur.rule.attempts if cur else 0,
-            self.deadline,
-            self.since,
-            self.last_error,
             self.target,
             masked(self.queued.location) if self.queued else None,
             self.outcome,
@@ -508,36 +239,22 @@ class FirmwareUpdate:
     def to_record(self) -> dict[str, JSON]:
         out = self.outcome
         return {
-            "version": RECORD_VERSION,
-            "state": self.state.value,
-            "job": self.job,
+            **self._job_record(),
             "current": _request_record(self.current),
             "queued": _request_record(self.queued),
-            "attempt": self.attempt,
-            "deadline": self.deadline,
             "file": self.file,
             "target": self.target,
-            "since": self.since,
-            "last_error": self.last_error,
-            "outcome": {"status": out.status.value, "reason": out.reason, "at": out.at} if out else None,
+            "outcome": self._outcome_record(out.status, out.reason, out.at) if out else None,
         }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], now: float) -> tuple[FirmwareUpdate, Step]:
         """The machine as stored, and what the restart asks of the shell (see the theory)."""
-        try:
-            if record["version"] != RECORD_VERSION:
-                raise ValueError(f"unknown version {record['version']!r}")
+        with cls._reading("firmware"):
             m = cls()
-            m.state, m.job, m.attempt = (
-                FirmwareState(record["state"]),
-                int(record["job"]),
-                int(record["attempt"]),
-            )
+            m._restore_job(record, FirmwareState)
             m.current, m.queued = _request_of(record["current"]), _request_of(record["queued"])
-            m.deadline = None if record["deadline"] is None else float(record["deadline"])
             m.file, m.target = record["file"], record["target"]
-            m.since, m.last_error = float(record["since"]), record["last_error"]
             out = record["outcome"]
             m.outcome = (
                 Outcome(FirmwareStatus(out["status"]), out["reason"], float(out["at"])) if out else None
@@ -546,8 +263,6 @@ class FirmwareUpdate:
                 raise ValueError(f"state {m.state} without a request")
             if m.state in (_F.DOWNLOADED, _F.INSTALLING) and not m.file:
                 raise ValueError(f"state {m.state} without a file")
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(masked(f"firmware record is not valid: {e!r}")) from e
         if m.state is _F.DOWNLOADING:
             return m, m.handle(DownloadFailed(m.job, "interrupted by a restart"), now)
         assert m.file is not None or m.state not in (_F.DOWNLOADED, _F.INSTALLING)
@@ -563,17 +278,10 @@ class FirmwareUpdate:
 def _request_record(r: FirmwareRequest | None) -> JSON:
     if r is None:
         return None
-    return {
-        "location": r.location,
-        "retrieve_date": r.retrieve_date,
-        "retries": r.rule.retries,
-        "retry_interval_s": r.rule.interval_s,
-    }
+    return {"location": r.location, "retrieve_date": r.retrieve_date, **r.rule.to_record()}
 
 
 def _request_of(r: Mapping[str, Any] | None) -> FirmwareRequest | None:
     if r is None:
         return None
-    return FirmwareRequest(
-        r["location"], float(r["retrieve_date"]), RetryRule.of(r["retries"], r["retry_interval_s"])
-    )
+    return FirmwareRequest(r["location"], float(r["retrieve_date"]), RetryRule.from_record(r))

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import Any
 
 from bridge import __version__
 
@@ -53,6 +54,22 @@ def _parser() -> argparse.ArgumentParser:
         "--no-systemctl", action="store_true", help="write the files only, run no systemctl (for packaging)"
     )
     return parser
+
+
+def _log_files(config: Any) -> Any:
+    """The bridge's own log files in state_dir/logs (what a diagnostics archive holds); the daemon
+    runs without them, saying so, when they cannot be made."""
+    from bridge.diagnostics import install_log_files
+
+    logs = config.logs
+    try:
+        return install_log_files(config.state_dir, logs.max_bytes, logs.backups, frames=logs.frames)
+    except OSError as exc:
+        logging.getLogger("bridge").warning(
+            "no log files in %s/logs: %s; diagnostics archives will hold no log",
+            config.state_dir, exc.strerror or exc,
+        )  # fmt: skip
+        return None
 
 
 def _load(path: str) -> object:
@@ -119,11 +136,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: cannot use state_dir {state_dir}: {exc.strerror or exc}; it must be a directory "
                   "the service can create and write", file=sys.stderr)  # fmt: skip
             return 2
+        log_files = _log_files(config)
         try:
             asyncio.run(daemon.run())
         except KeyboardInterrupt:
             pass
-        logging.getLogger("bridge").info("stopped")
+        finally:
+            logging.getLogger("bridge").info("stopped")
+            if log_files is not None:
+                log_files.remove()  # what is queued is written first
         return 0
     return 2
 

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
 import secrets
 import signal
 import time
@@ -276,3 +277,27 @@ async def test_run_log_with_frames_shows_neither_the_password_nor_a_new_authoriz
     assert "ChangeConfiguration" in served[1]  # the metrics counted it, without its value
     for secret in (password, token, new_key, new_key.upper()):
         assert all(secret not in body for body in served), "the local API shows a secret"
+
+
+async def test_run_keeps_its_own_log_files_with_the_frames_and_no_secret(tmp_path: Path) -> None:
+    # Without --log-frames: the journal shows no frame, the bridge's frame file keeps them all.
+    password = "pw-" + secrets.token_urlsafe(12)
+    new_key = secrets.token_hex(20)
+    log = tmp_path / "run.log"
+    async with StrictCentralSystem(boot=[("Accepted", 300)], password=password) as cs:
+        config = _write_config(tmp_path, cs.url, password=password)
+        config.write_text(config.read_text(encoding="utf-8") + "logs: {frames: true}\n", encoding="utf-8")
+        async with _daemon(config, log) as proc:
+            await cs.wait_for_call(CP_ID, "StatusNotification", lambda p: p["connectorId"] == 1, timeout=10)
+            await cs.call(CP_ID, call.ChangeConfiguration(key="AuthorizationKey", value=new_key))
+            os.kill(proc.pid, signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 10) == 0
+    logs = tmp_path / "state" / "logs"
+    bridge_log = (logs / "bridge.log").read_text(encoding="utf-8")
+    frames_log = (logs / "frames.log").read_text(encoding="utf-8")
+    assert f"{CP_ID}: BootNotification Accepted" in bridge_log and "bridge: stopped" in bridge_log
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", bridge_log, re.M)  # UTC, to select by time
+    assert '"BootNotification"' in frames_log and "AuthorizationKey" in frames_log
+    assert '"BootNotification"' not in _text(log)  # not in the journal without --log-frames
+    for secret in (password, new_key, new_key.upper()):
+        assert secret not in bridge_log + frames_log

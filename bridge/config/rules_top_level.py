@@ -1,4 +1,4 @@
-"""The rules of the file's top level: its keys, `state_dir`, the `api:` block and the `mqtt:` block.
+"""The rules of the file's top level: its keys, `state_dir`, the `api:` block, the `mqtt:` block and `logs:`.
 
 Each `charge_points[]` entry is checked by rules_charge_point.py.
 """
@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bridge.config.checker import _BAD, Handler, _Checker, _got, _text
+from bridge.config.checker import _BAD, Handler, _between, _Checker, _got, _text
 from bridge.config.rules_charge_point import _charge_point
-from bridge.config.schema import ApiConfig, Config, MqttStateConfig
+from bridge.config.schema import ApiConfig, Config, LogsConfig, MqttStateConfig
 
 
 def _state_dir(ck: _Checker, raw: Any, env: Mapping[str, str]) -> Path | None:
@@ -32,7 +32,7 @@ def _state_dir(ck: _Checker, raw: Any, env: Mapping[str, str]) -> Path | None:
     return (Path(base) if base else Path.cwd()) / path
 
 
-_TOP_KEYS = ["state_dir", "api", "charge_points", "mqtt"]
+_TOP_KEYS = ["state_dir", "api", "charge_points", "mqtt", "logs"]
 
 
 def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Config | None:
@@ -46,6 +46,7 @@ def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Con
     state_dir = _state_dir(ck, data.get("state_dir"), env)
     api = _api(ck, data.get("api"))
     mqtt = _mqtt(ck, data.get("mqtt"))
+    logs = _logs(ck, data.get("logs"))
     raw_cps = data.get("charge_points")
     if "charge_points" not in data:
         ck.add("charge_points", "required: a list of charge points")
@@ -62,9 +63,16 @@ def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Con
             earlier = first.setdefault(cp_id.lower(), index)
             if earlier != index:
                 ck.add(f"charge_points[{index}].id", f"{cp_id!r} is already used by charge_points[{earlier}]")
-    if ck.problems or state_dir is None or api is _BAD or mqtt is _BAD:
+    if ck.problems or state_dir is None or api is _BAD or mqtt is _BAD or logs is _BAD:
         return None
-    return Config(state_dir=state_dir, api=api, charge_points=tuple(cps), source=source, mqtt=mqtt)
+    return Config(state_dir=state_dir, api=api, charge_points=tuple(cps), source=source, mqtt=mqtt, logs=logs)
+
+
+def _logs(ck: _Checker, raw: Any) -> Any:
+    return ck.build(LogsConfig, {} if raw is None else raw, "logs", {
+        "max_bytes": lambda v, p: _between(ck, v, p, 65536, 1 << 30),
+        "backups": lambda v, p: _between(ck, v, p, 1, 100),
+    })  # fmt: skip
 
 
 def _listen(ck: _Checker, raw: Any, path: str) -> Any:

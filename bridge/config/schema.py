@@ -18,6 +18,18 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class LogsConfig:
+    """The bridge's own log files in state_dir/logs (for diagnostics archives: the service's dynamic
+    user cannot read the journal). Each of the two files keeps at most max_bytes x (backups + 1)."""
+
+    max_bytes: int = 5 * 1024 * 1024
+    backups: int = 4
+    # Keep the OCPP frames (secrets masked) in frames.log as well. Off by default for now: through the
+    # logging machinery every frame cost ~35 % of the backlog flush rate (bench/outbox.py).
+    frames: bool = False
+
+
+@dataclass(frozen=True)
 class ReconnectConfig:
     initial_s: float = 1.0  # first wait after a lost connection; the waits grow up to max_s
     max_s: float = 60.0
@@ -92,6 +104,7 @@ class Config:
     charge_points: tuple[ChargePointConfig, ...]
     source: str  # the file it came from, for messages
     mqtt: MqttStateConfig | None = None  # None: no MQTT state publishing
+    logs: LogsConfig = LogsConfig()
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,15 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from bridge.transfer import Reason, TransferError, download, masked, supported_protocols, upload
+from bridge.transfer import Reason, TransferError, download, http_client, masked, supported_protocols, upload
+from bridge.transfer.files import PartFile
+from bridge.transfer.urls import parse
 from tests.helpers.ftp_server import ftp_server
 from tests.helpers.http_files import http_files
 from tests.helpers.test_pki import Pki, make_pki
@@ -158,6 +162,75 @@ async def test_cut_off_leaves_no_complete_looking_file(served: Path, uploads: Pa
     async with http_files(served, uploads) as site:
         error = await failure(f"{site.base}/cut/fw.bin", dest_dir)
     assert error.reason is Reason.CUT_OFF
+
+
+class WatchedPart(PartFile):
+    """A PartFile that records the batches it is given and whether two writes ever overlapped;
+    with `hold`, its first write blocks until `release` is set."""
+
+    def __init__(self, dest: Path, *, hold: bool = False) -> None:
+        super().__init__(dest, None)
+        self.batches: list[list[int]] = []  # the chunk sizes of each write
+        self.overlapped = False
+        self.writing = threading.Event()
+        self.release = threading.Event()
+        self.finished = threading.Event()
+        self._active = 0
+        self._lock = threading.Lock()
+        if not hold:
+            self.release.set()
+
+    def write_chunks(self, chunks: Sequence[bytes]) -> None:
+        with self._lock:
+            self._active += 1
+            self.overlapped |= self._active > 1
+        self.batches.append([len(chunk) for chunk in chunks])
+        self.writing.set()
+        self.release.wait(10)
+        try:
+            super().write_chunks(chunks)
+        finally:
+            with self._lock:
+                self._active -= 1
+            self.finished.set()
+
+
+async def test_http_download_writes_bounded_batches_one_at_a_time(
+    served: Path, uploads: Path, dest_dir: Path, content: bytes
+):
+    part = WatchedPart(dest_dir / "fw.bin")
+    async with http_files(served, uploads) as site:
+        url = f"{site.base}/files/fw.bin"
+        await http_client.fetch(parse(url), url, part, timeout_s=5, context=None)
+    await asyncio.to_thread(part.commit)
+    assert_downloaded(dest_dir, content, part.sha256)
+    assert not part.overlapped, "two writes at once: the bytes' order and the memory bound are at risk"
+    # Each batch: about BATCH bytes of the chunks as received (never joined into one copy), so that
+    # the memory held is the batch being written plus the one being gathered.
+    largest_chunk = 256 * 1024  # asyncio's read size
+    assert len(part.batches) >= SIZE // http_client.BATCH
+    assert all(sum(batch) < http_client.BATCH + largest_chunk for batch in part.batches)
+    assert all(max(batch) <= largest_chunk for batch in part.batches)
+    assert sum(map(sum, part.batches)) == SIZE
+
+
+async def test_cancelled_http_download_waits_for_its_write_and_leaves_nothing(
+    served: Path, uploads: Path, dest_dir: Path
+):
+    part = WatchedPart(dest_dir / "fw.bin", hold=True)
+    async with http_files(served, uploads) as site:
+        url = f"{site.base}/files/fw.bin"
+        task = asyncio.create_task(http_client.fetch(parse(url), url, part, timeout_s=5, context=None))
+        assert await asyncio.to_thread(part.writing.wait, 5), "no write started"
+        task.cancel()
+        await asyncio.sleep(0.2)
+        assert not task.done(), "the download ended while its thread still wrote the file"
+        part.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert part.finished.is_set()
+    part.discard()
+    assert names(dest_dir) == []
 
 
 @pytest.mark.parametrize("scheme", ["http", "ftp"])

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.transfer.errors import Reason, TransferError
@@ -29,13 +30,18 @@ class PartFile:
         self._file = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
-        self.check_limit(self.size + len(data))
-        try:
-            self._file.write(data)
-        except OSError as exc:
-            raise _disk_error(exc, self.dest) from None
-        self.size += len(data)
-        self._sha256.update(data)
+        self.write_chunks((data,))
+
+    def write_chunks(self, chunks: Sequence[bytes]) -> None:
+        """Writes and hashes the chunks one after the other, never joined: no copy of the data."""
+        self.check_limit(self.size + sum(len(chunk) for chunk in chunks))
+        for chunk in chunks:
+            try:
+                self._file.write(chunk)
+            except OSError as exc:
+                raise _disk_error(exc, self.dest) from None
+            self.size += len(chunk)
+            self._sha256.update(chunk)  # releases the GIL on large chunks, as the write does
 
     def check_limit(self, size: int) -> None:
         if self.max_bytes is not None and size > self.max_bytes:

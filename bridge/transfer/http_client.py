@@ -16,8 +16,40 @@ from bridge.transfer.errors import Reason, TransferError
 from bridge.transfer.files import PartFile
 from bridge.transfer.urls import Location, scrub
 
-READ = 64 * 1024
-FLUSH = 1024 * 1024  # bytes gathered before one write in a thread: few thread hops, bounded memory
+MIB = 1024 * 1024
+# aiohttp's read buffer for the body: it stops reading the socket above twice this (64 KiB by
+# default: a pause and a resume of the socket at nearly every read at loopback speed).
+READ_BUFFER = MIB
+BATCH = MIB  # bytes handed to the writer thread at once: few thread hops, bounded memory
+
+
+class _Writer:
+    """Writes batches of chunks to `part` in a worker thread, one batch in flight while the next
+    is read. At most two batches are held: the one being written and the one being gathered."""
+
+    def __init__(self, part: PartFile) -> None:
+        self._part = part
+        self._writing: asyncio.Task[None] | None = None
+
+    async def submit(self, chunks: list[bytes]) -> None:
+        await self.drain()  # the previous batch first: the order of the bytes, and the memory bound
+        self._writing = asyncio.ensure_future(asyncio.to_thread(self._part.write_chunks, chunks))
+
+    async def drain(self) -> None:
+        """Waits for the batch in flight; raises its error."""
+        if self._writing is not None:
+            # Shielded: cancelling the download must not let go of a thread still writing the file.
+            await asyncio.shield(self._writing)
+            self._writing = None
+
+    async def settle(self) -> None:
+        """After a failure or a cancellation: lets the thread finish with the file before the caller
+        removes it. The write's own error, if any, is dropped: the first failure is the one raised."""
+        if self._writing is not None:
+            await asyncio.wait([self._writing])
+            if not self._writing.cancelled():
+                self._writing.exception()  # retrieved: no "exception was never retrieved" warning
+            self._writing = None
 
 
 @asynccontextmanager
@@ -56,14 +88,8 @@ _STATUS_REASONS = {
 def _check_status(location: Location, status: int, action: str) -> None:
     if 200 <= status < 300:
         return
-    reason = {
-        404: Reason.NOT_FOUND,
-        401: Reason.LOGIN_REFUSED,
-        403: Reason.LOGIN_REFUSED,
-        413: Reason.TOO_LARGE,
-    }
     raise TransferError(
-        reason.get(status, Reason.SERVER_ERROR), f"{action} {location.display}: HTTP {status}"
+        _STATUS_REASONS.get(status, Reason.SERVER_ERROR), f"{action} {location.display}: HTTP {status}"
     )
 
 
@@ -77,23 +103,36 @@ async def fetch(
     """GET `url` into `part` (not committed)."""
     async with (
         _session(location, timeout_s) as session,
-        session.get(url, ssl=_ssl(context), headers={"Accept-Encoding": "identity"}) as response,
+        session.get(
+            url,
+            ssl=_ssl(context),
+            headers={"Accept-Encoding": "identity"},
+            read_bufsize=READ_BUFFER,
+        ) as response,
     ):
         _check_status(location, response.status, "GET")
         announced = response.content_length
         if announced is not None:
             part.check_limit(announced)
-        pending = bytearray()
-        received = 0
-        async for chunk in response.content.iter_chunked(READ):
-            received += len(chunk)
-            part.check_limit(received)  # before it is buffered: memory stays bounded too
-            pending += chunk
-            if len(pending) >= FLUSH:
-                await asyncio.to_thread(part.write, bytes(pending))
-                pending.clear()
-        if pending:
-            await asyncio.to_thread(part.write, bytes(pending))
+        writer = _Writer(part)
+        try:
+            batch: list[bytes] = []
+            batched = received = 0
+            # The chunks as aiohttp received them (up to 256 KiB each): no re-chunking, no copy.
+            async for chunk, _ in response.content.iter_chunks():
+                received += len(chunk)
+                part.check_limit(received)  # before it is kept: memory stays bounded too
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= BATCH:
+                    await writer.submit(batch)
+                    batch, batched = [], 0
+            if batch:
+                await writer.submit(batch)
+            await writer.drain()
+        except BaseException:
+            await writer.settle()
+            raise
         if announced is not None and part.size != announced:
             raise TransferError(Reason.CUT_OFF, f"{location.display}: {part.size} of {announced} bytes")
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from bridge.diagnostics import install_log_files, lines_between, rotated_files
-from bridge.diagnostics.logfiles import _DroppingQueueHandler
+from bridge.diagnostics.logfiles import UtcFormatter, _Taker, _Writer
+from bridge.diagnostics.logwriter import LineMaker, RotatingFile
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
-from tests.helpers.logfiles import minute, stamped, write_lines
+from tests.helpers.logfiles import entry, minute, stamped, write_lines
 from tests.processes import ROOT, child_env
 
 STAMPED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR|DEBUG) +[\w.]+: ")
@@ -90,17 +91,124 @@ def test_bad_bounds_are_refused_by_name(tmp_path: Path) -> None:
 
 
 def test_a_full_queue_drops_lines_without_blocking_and_says_how_many() -> None:
-    records: queue.Queue[logging.LogRecord] = queue.Queue(2)
-    handler = _DroppingQueueHandler(records)
+    handler = _Taker(bound=2)
     for n in range(5):
         handler.handle(logging.makeLogRecord({"msg": f"line {n}"}))
     assert handler.dropped == 3
-    assert [records.get_nowait().getMessage() for _ in range(2)] == ["line 0", "line 1"]
+    assert [handler.pending.popleft()[4] for _ in range(2)] == ["line 0", "line 1"]
     handler.handle(logging.makeLogRecord({"msg": "line 5"}))
-    notes = [records.get_nowait() for _ in range(2)]
-    assert notes[0].getMessage() == "3 log lines were dropped: the log files fell behind"
-    assert notes[0].levelno == logging.WARNING and notes[1].getMessage() == "line 5"
+    notes = [handler.pending.popleft() for _ in range(2)]
+    assert notes[0][4] == "3 log lines were dropped: the log files fell behind"
+    assert notes[0][2] == "WARNING" and notes[1][4] == "line 5"
     assert handler.dropped == 0
+
+
+def test_the_message_is_made_when_logged_not_when_written() -> None:
+    handler = _Taker()
+    state = {"status": "Charging"}
+    fields = {"msg": "CP-1/1: %s", "args": (state,), "name": "bridge.test", "levelname": "INFO"}
+    record = logging.makeLogRecord(fields)
+    handler.handle(record)
+    state["status"] = "Finishing"  # the caller goes on with its dict before the writer runs
+    created, msecs, level, name, message = handler.pending.popleft()
+    assert message == "CP-1/1: {'status': 'Charging'}"
+    assert (created, msecs, level, name) == (record.created, int(record.msecs), "INFO", "bridge.test")
+
+
+def test_lines_are_the_formatters_byte_for_byte_across_seconds() -> None:
+    maker, formatter = LineMaker(), UtcFormatter()
+    moments = [
+        minute(0),
+        minute(0) + timedelta(milliseconds=999),
+        minute(0) + timedelta(seconds=1, milliseconds=7),
+    ]
+    for at in [*moments, minute(0) + timedelta(milliseconds=5)]:  # and back into a second it left
+        record = logging.makeLogRecord({"name": "bridge.x", "levelname": "WARNING", "msg": "ünïcode: 50 %"})
+        record.created, record.msecs = at.timestamp(), float(at.microsecond // 1000)
+        made = maker.line(entry(at, "ünïcode: 50 %", "WARNING", "bridge.x"))
+        assert made == formatter.format(record) + "\n" == stamped(at, "ünïcode: 50 %", "WARNING", "bridge.x")
+
+
+def test_a_batch_is_one_write_and_rotation_goes_by_the_files_own_count(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "bridge.log", [stamped(minute(0), "written before the bridge started")])
+    file = RotatingFile(path, 4096, 2)
+    try:
+        assert file.size == path.stat().st_size  # appends: counts what the file held
+        batch = [
+            stamped(minute(1), f"line {n} ünï \udc80") for n in range(20)
+        ]  # multi-byte, a lone surrogate
+        file.write(batch)
+        assert (file.writes, file.rotations) == (1, 0)
+        assert file.size == path.stat().st_size
+        assert path.read_bytes().endswith(b"line 19 \xc3\xbcn\xc3\xaf \\udc80\n")
+        lines = [stamped(minute(2), f"line {n:03d} " + "x" * 72) for n in range(200)]
+        assert {len(line) for line in lines} == {128}  # 32 to a file
+        room = (4096 - file.size) // 128
+        file.write(lines)
+        rotations = -(-(200 - room) // 32)
+        assert (file.rotations, file.writes) == (rotations, 1 + rotations + 1)  # one write per file it filled
+        assert file.size == path.stat().st_size == (200 - room - 32 * (rotations - 1)) * 128
+    finally:
+        file.close()
+    paths = rotated_files(path)
+    assert [p.name for p in paths] == ["bridge.log.2", "bridge.log.1", "bridge.log"]
+    assert [p.stat().st_size for p in paths[:-1]] == [4096, 4096]  # full to the byte, never over
+    kept = b"".join(p.read_bytes() for p in paths).decode().splitlines(keepends=True)
+    assert kept == lines[-len(kept) :]  # the newest lines, in order, nothing lost between the files
+    assert len(kept) == 64 + file.size // 128
+
+
+def test_the_writer_batches_and_remove_writes_everything_taken(tmp_path: Path) -> None:
+    logging.getLogger().setLevel(logging.INFO)
+    files = install_log_files(tmp_path, 1024 * 1024, 2)
+    try:
+        log = logging.getLogger("bridge.test")
+        others = [
+            threading.Thread(target=lambda t=t: [log.info("thread %d line %d", t, n) for n in range(500)])
+            for t in range(2)
+        ]
+        for thread in others:
+            thread.start()
+        for n in range(3000):
+            log.info("line %d", n)
+            logging.getLogger("ocpp.frames").debug('CP-1 -> [2,"%d","Heartbeat",{}]', n)
+        for thread in others:
+            thread.join()
+    finally:
+        files.remove()  # at once: most lines are still waiting for the writer
+    bridge_lines = (tmp_path / "logs" / "bridge.log").read_text().splitlines()
+    frame_lines = (tmp_path / "logs" / "frames.log").read_text().splitlines()
+    assert [line.split(": ", 1)[1] for line in bridge_lines if "thread" not in line] == [
+        f"line {n}" for n in range(3000)
+    ]
+    for t in range(2):
+        assert [line.split(": ", 1)[1] for line in bridge_lines if f"thread {t}" in line] == [
+            f"thread {t} line {n}" for n in range(500)
+        ]
+    assert len(frame_lines) == 3000 and frame_lines[-1].endswith('[2,"2999","Heartbeat",{}]')
+    assert all(STAMPED.match(line) for line in bridge_lines + frame_lines)
+    assert files.dropped == 0
+    assert files._writer.batches <= 15  # 7,000 lines: a handful of batches, not a write each
+
+
+def test_lines_dropped_while_the_writer_is_behind_are_counted_in_the_file(tmp_path: Path) -> None:
+    taker = _Taker(bound=100)
+    log = RotatingFile(tmp_path / "bridge.log", 64 * 1024, 2)
+    writer = _Writer(taker, log, None, 0.2)  # not started: it drains when the test says
+    record = logging.makeLogRecord
+    for n in range(150):
+        taker.handle(record({"msg": f"line {n}", "name": "bridge.test", "levelname": "INFO"}))
+    writer.drain()
+    taker.handle(record({"msg": "after the writer caught up", "name": "bridge.test", "levelname": "INFO"}))
+    writer.drain()
+    log.close()
+    lines = (tmp_path / "bridge.log").read_text().splitlines()
+    assert [line.split(": ", 1)[1] for line in lines[:100]] == [f"line {n}" for n in range(100)]
+    assert lines[100].endswith(
+        " WARNING bridge.diagnostics.logfiles: 50 log lines were dropped: the log files fell behind"
+    )
+    assert lines[101].endswith(" INFO    bridge.test: after the writer caught up")
+    assert len(lines) == 102 and writer.batches == 2 and taker.dropped == 0
 
 
 SCRIPT = """

@@ -3,13 +3,13 @@
 Why: the service runs as a systemd DynamicUser that cannot read the journal, so a diagnostics archive
 can only hold what the bridge kept itself.
 
-How: one `QueueHandler` on the root logger; a `QueueListener` thread writes the records to two
-`RotatingFileHandler`s, `bridge.log` (everything but the frames) and `frames.log` (the `ocpp.frames`
-logger only, already masked by `bridge.log.redact_frame` where they are logged). The event loop only
-formats the message and puts it on a bounded queue; the writes, the flushes and the renames of a
-rotation (slow on an SD card) happen in the thread. When the disk falls so far behind that the queue
-is full, records are dropped rather than blocking the loop or growing memory, and the next line
-written says how many were lost.
+How: the handler on the root logger does on the caller's thread (the event loop's) only what must
+be done there: the message is made (its arguments may change later) and appended, as a small tuple,
+to a deque. A writer thread wakes every WRITE_EVERY seconds (sooner when many lines wait, and when
+the files are removed), makes the lines and writes each file's lines at once (logwriter.py): one
+write, one flush per file and batch, the renames of a rotation (slow on an SD card) included. When
+the disk falls so far behind that QUEUE_RECORDS lines wait, lines are dropped rather than blocking
+the loop or growing memory, and the next line taken says how many were lost.
 
 Each file holds at most `max_bytes`, with `backups` rotated files beside it (`bridge.log.1` the
 newest): a log takes at most `max_bytes * (backups + 1)` on disk. Every line starts with its time,
@@ -20,12 +20,14 @@ of byte strings (see window.py); continuation lines (tracebacks) carry no time.
 from __future__ import annotations
 
 import logging
-import logging.handlers
-import queue
+import sys
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.diagnostics.logwriter import Entry, LineMaker, RotatingFile
 from bridge.log import FRAMES_LOGGER, keep_frames
 
 LOGS_DIR = "logs"
@@ -33,11 +35,22 @@ BRIDGE_LOG = "bridge.log"
 FRAMES_LOG = "frames.log"
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_BACKUPS = 4
-QUEUE_RECORDS = 10_000  # records waiting for the writer thread before new ones are dropped
+QUEUE_RECORDS = 10_000  # lines waiting for the writer thread before new ones are dropped
+WAKE_RECORDS = 1_000  # lines waiting that wake the writer before its time
+WRITE_EVERY = 0.2  # seconds between the writer's batches
+
+_FRAMES_CHILD = FRAMES_LOGGER + "."
+_TRACEBACKS = logging.Formatter()  # formatException and formatStack as every handler has them
+
+
+def is_frame(name: str) -> bool:
+    """A record of the frame logger (or of one of its children)."""
+    return name == FRAMES_LOGGER or name.startswith(_FRAMES_CHILD)
 
 
 class UtcFormatter(logging.Formatter):
-    """`2025-01-31T02:59:59.123Z WARNING bridge.x: message`: sortable, comparable as bytes."""
+    """`2025-01-31T02:59:59.123Z WARNING bridge.x: message`: sortable, comparable as bytes. The lines
+    the writer makes (logwriter.LineMaker) are these, byte for byte."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -47,35 +60,128 @@ class UtcFormatter(logging.Formatter):
         return f"{stamp}.{int(record.msecs):03d}Z"
 
 
-class _DroppingQueueHandler(logging.handlers.QueueHandler):
-    """Never blocks the caller: a full queue drops the record and counts it."""
+class _Taker(logging.Handler):
+    """Takes a record's line on the caller's thread: its message made now, appended to `pending`.
 
-    def __init__(self, records: queue.Queue[logging.LogRecord]) -> None:
-        super().__init__(records)
+    Never blocks: no lock (a deque's append is thread-safe; the drop count, rarely touched, may
+    miss a line when two threads drop at once), no formatting beyond the message, no filters.
+    """
+
+    def __init__(
+        self, bound: int = QUEUE_RECORDS, wake_at: int = WAKE_RECORDS, *, frames: bool = True
+    ) -> None:
+        super().__init__()
+        self.pending: deque[Entry] = deque()
+        self.wake = threading.Event()
+        self.bound, self.wake_at, self.frames = bound, wake_at, frames
         self.dropped = 0
 
-    def enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            if self.dropped:
-                note = f"{self.dropped} log lines were dropped: the log files fell behind"
-                fields = {"name": __name__, "msg": note, "levelno": logging.WARNING, "levelname": "WARNING"}
-                self.queue.put_nowait(logging.makeLogRecord(fields))
-                self.dropped = 0
-            self.queue.put_nowait(record)
-        except queue.Full:
+    def handle(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        if not self.frames and is_frame(name):
+            return True  # no frame file: frames are not kept
+        message = record.getMessage()
+        if record.exc_info or record.exc_text or record.stack_info:
+            message = _with_traceback(record, message)
+        pending = self.pending
+        if len(pending) >= self.bound:
             self.dropped += 1
+            return True
+        if self.dropped:
+            self._say_dropped()
+        pending.append((record.created, int(record.msecs), record.levelname, name, message))
+        if len(pending) >= self.wake_at and not self.wake.is_set():
+            self.wake.set()
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+    def _say_dropped(self) -> None:
+        dropped, self.dropped = self.dropped, 0
+        now = time.time()
+        note = f"{dropped} log lines were dropped: the log files fell behind"
+        self.pending.append((now, int((now - int(now)) * 1000), "WARNING", __name__, note))
 
 
-class _Only(logging.Filter):
-    """Records of one logger (and its children), or all but those."""
+def _with_traceback(record: logging.LogRecord, message: str) -> str:
+    """The message and its traceback (or stack) as logging.Formatter.format joins them."""
+    if record.exc_info and not record.exc_text:
+        record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+    if record.exc_text:
+        message = _joined(message, record.exc_text)
+    if record.stack_info:
+        message = _joined(message, _TRACEBACKS.formatStack(record.stack_info))
+    return message
 
-    def __init__(self, name: str, keep: bool) -> None:
-        super().__init__()
-        self.prefix, self.keep = name, keep
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        ours = record.name == self.prefix or record.name.startswith(self.prefix + ".")
-        return ours == self.keep
+def _joined(message: str, more: str) -> str:
+    return message + more if message.endswith("\n") else f"{message}\n{more}"
+
+
+class _Writer(threading.Thread):
+    """Drains the taker's lines in batches into bridge.log and (when kept) frames.log."""
+
+    def __init__(self, taker: _Taker, log: RotatingFile, frames: RotatingFile | None, every: float) -> None:
+        super().__init__(name="log-files", daemon=True)
+        self.taker, self.log, self.frames, self.every = taker, log, frames, every
+        self.batches = 0
+        self._maker = LineMaker()
+        self._stopping = False
+        self._lost: dict[Path, int] = {}
+
+    def run(self) -> None:
+        wake = self.taker.wake
+        try:
+            while True:
+                wake.wait(self.every)
+                wake.clear()
+                stopping = self._stopping  # read before the drain: what was taken before stop() is written
+                self.drain()
+                if stopping:
+                    return
+        finally:
+            self.log.close()
+            if self.frames is not None:
+                self.frames.close()
+
+    def stop(self) -> None:
+        """Writes every line taken so far, then ends the thread."""
+        self._stopping = True
+        self.taker.wake.set()
+        self.join()
+
+    def drain(self) -> None:
+        pending = self.taker.pending
+        count = len(pending)
+        if not count:
+            return
+        popleft, line = pending.popleft, self._maker.line
+        log_lines: list[str] = []
+        frame_lines: list[str] = []
+        for _ in range(count):
+            entry = popleft()
+            (frame_lines if is_frame(entry[3]) else log_lines).append(line(entry))
+        if log_lines:
+            self._write(self.log, log_lines)
+        if frame_lines and self.frames is not None:
+            self._write(self.frames, frame_lines)
+        self.batches += 1
+
+    def _write(self, file: RotatingFile, lines: list[str]) -> None:
+        lost, count = self._lost.get(file.path, 0), len(lines)
+        if lost:
+            now = time.time()
+            note = f"{lost} log lines were lost: {file.path.name} could not be written"
+            lines.insert(0, self._maker.line((now, int((now - int(now)) * 1000), "WARNING", __name__, note)))
+        try:
+            file.write(lines)
+        except OSError as exc:
+            if not lost:  # once per failing spell, on stderr (the journal): the file cannot say it
+                print(f"{__name__}: cannot write {file.path}: {exc}", file=sys.stderr)
+            self._lost[file.path] = lost + count
+        else:
+            self._lost.pop(file.path, None)
 
 
 @dataclass
@@ -84,9 +190,8 @@ class LogFiles:
 
     directory: Path
     frames: bool
-    _handler: _DroppingQueueHandler = field(repr=False)
-    _listener: logging.handlers.QueueListener = field(repr=False)
-    _files: tuple[logging.Handler, ...] = field(repr=False)
+    _taker: _Taker = field(repr=False)
+    _writer: _Writer = field(repr=False)
 
     def bridge_files(self) -> list[Path]:
         return rotated_files(self.directory / BRIDGE_LOG)
@@ -96,18 +201,17 @@ class LogFiles:
 
     @property
     def dropped(self) -> int:
-        return self._handler.dropped
+        return self._taker.dropped
 
     def remove(self) -> None:
-        """Idempotent: the daemon's stop and its error paths may both call it."""
-        if self._handler not in logging.getLogger().handlers:
+        """Writes every line taken, then closes the files. Idempotent: the daemon's stop and its error
+        paths may both call it."""
+        if self._taker not in logging.getLogger().handlers:
             return
-        logging.getLogger().removeHandler(self._handler)
+        logging.getLogger().removeHandler(self._taker)
         if self.frames:
             keep_frames(False)
-        self._listener.stop()  # writes every record still queued, then joins the thread
-        for handler in self._files:
-            handler.close()
+        self._writer.stop()
 
 
 def install_log_files(
@@ -127,28 +231,19 @@ def install_log_files(
         raise ValueError(f"backups must be at least 1, not {backups}")
     directory = state_dir / LOGS_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    files: list[logging.Handler] = []
-    for name, only_frames in ((BRIDGE_LOG, False), (FRAMES_LOG, True)):
-        if only_frames and not frames:
-            continue
-        handler = logging.handlers.RotatingFileHandler(
-            directory / name,
-            maxBytes=max_bytes,
-            backupCount=backups,
-            encoding="utf-8",
-            errors="backslashreplace",
-        )
-        handler.setFormatter(UtcFormatter())
-        handler.addFilter(_Only(FRAMES_LOGGER, keep=only_frames))
-        files.append(handler)
-    records: queue.Queue[logging.LogRecord] = queue.Queue(QUEUE_RECORDS)
-    queue_handler = _DroppingQueueHandler(records)
-    listener = logging.handlers.QueueListener(records, *files, respect_handler_level=True)
-    listener.start()
-    logging.getLogger().addHandler(queue_handler)
+    log = RotatingFile(directory / BRIDGE_LOG, max_bytes, backups)
+    try:
+        frame_file = RotatingFile(directory / FRAMES_LOG, max_bytes, backups) if frames else None
+    except OSError:
+        log.close()
+        raise
+    taker = _Taker(frames=frames)
+    writer = _Writer(taker, log, frame_file, WRITE_EVERY)
+    writer.start()
+    logging.getLogger().addHandler(taker)
     if frames:
         keep_frames(True)
-    return LogFiles(directory, frames, queue_handler, listener, tuple(files))
+    return LogFiles(directory, frames, taker, writer)
 
 
 def rotated_files(current: Path) -> list[Path]:

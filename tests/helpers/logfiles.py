@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bridge.diagnostics.logwriter import Entry
+
 T0 = datetime(2025, 1, 31, 2, 0, tzinfo=UTC)
 
 
@@ -13,6 +15,11 @@ def stamped(at: datetime, message: str, level: str = "INFO", name: str = "bridge
     """One line in the files' format: `2025-01-31T02:00:00.000Z INFO    bridge.test: message`."""
     utc = at.astimezone(UTC)
     return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z {level:<7} {name}: {message}\n"
+
+
+def entry(at: datetime, message: str, level: str = "INFO", name: str = "bridge.test") -> Entry:
+    """What the log files' handler takes from a record logged at `at` (the writer makes its line)."""
+    return (at.timestamp(), at.microsecond // 1000, level, name, message)
 
 
 def minute(n: float) -> datetime:

@@ -33,7 +33,7 @@ from bridge.core.config_keys import IMPLEMENTED_FEATURES, SUPPORTED_PROFILES, Co
 from bridge.core.meter_values import can_measure
 from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, Answer, DataTransferHandlers
-from bridge.ocpp.handlers import CoreHandlers, RemoteTriggerHandlers, SmartChargingHandlers
+from bridge.ocpp.handlers import CoreHandlers, FirmwareHandlers, RemoteTriggerHandlers, SmartChargingHandlers
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.runtime import snapshot
@@ -42,6 +42,8 @@ from bridge.runtime.background import Background
 from bridge.runtime.commands import Commands
 from bridge.runtime.connector import ConnectorRuntime
 from bridge.runtime.coordinator import RETRY_READ_S, DeviceCoordinator, poll_interval_for
+from bridge.runtime.diagnostics import JOB as DIAGNOSTICS_JOB
+from bridge.runtime.diagnostics import DiagnosticsRunner
 from bridge.runtime.effects import EffectRunner
 from bridge.runtime.metering import Metering
 from bridge.runtime.recovery import Recovery
@@ -121,12 +123,16 @@ class ChargePoint:
             cs_id=self.messages.cs_id,
             authorizer=self.authorizer, statuses=self.statuses, metering=self.metering,
         )  # fmt: skip
+        self.diagnostics = DiagnosticsRunner(
+            cfg.id, clock, store, self.messages.outbox, self._spawn, self.snapshot
+        )
         self.session.handlers = [
             CoreHandlers(
                 cfg.id, self.session, self.configuration, self.commands, self.smart, self.data_transfer
             ),
             SmartChargingHandlers(self.smart),
-            RemoteTriggerHandlers(self.session, self.commands),
+            RemoteTriggerHandlers(self.session, self.commands, self.diagnostics),
+            FirmwareHandlers(self.diagnostics),
         ]
         self.started_at: datetime | None = None  # when run() began (the status API's "started")
         self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
@@ -208,6 +214,7 @@ class ChargePoint:
         await self.recovery.restore(stored)
         # After the transactions: a resumed one keeps its TxProfile.
         await self.smart.restore(stored.charging_profiles)
+        self.diagnostics.restore(stored.job_records.get(DIAGNOSTICS_JOB))
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> None:
@@ -215,14 +222,11 @@ class ChargePoint:
         await self.recovery.running()
         for rt in self.connectors.values():
             rt.device.listen()
-        tasks = [asyncio.create_task(self.session.run(), name=f"{self.cfg.id} session")]
-        tasks += [
-            asyncio.create_task(rt.device.run(), name=f"{self.cfg.id}/{cid} poll")
-            for cid, rt in self.connectors.items()
-        ]
-        aligned = self.metering.run_clock_aligned()
-        tasks.append(asyncio.create_task(aligned, name=f"{self.cfg.id} clock-aligned"))
-        tasks.append(asyncio.create_task(self.smart.run(), name=f"{self.cfg.id} smart charging"))
+        runs = [(" session", self.session.run())]
+        runs += [(f"/{cid} poll", rt.device.run()) for cid, rt in self.connectors.items()]
+        runs += [(" clock-aligned", self.metering.run_clock_aligned()), (" smart charging", self.smart.run()),
+                 (" diagnostics", self.diagnostics.run())]  # fmt: skip
+        tasks = [asyncio.create_task(coro, name=self.cfg.id + what) for what, coro in runs]
         try:
             await asyncio.gather(*tasks)
         finally:

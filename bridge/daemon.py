@@ -70,6 +70,7 @@ from bridge.clock import Clock
 from bridge.config import Config, ConnectorConfig
 from bridge.mqtt_state import start_mqtt_state
 from bridge.runtime.coordinator import DEFAULT_POLL_INTERVAL_S, DeviceCoordinator
+from bridge.runtime.diagnostics import configuration_text
 from bridge.sd_notify import Notifier
 from bridge.store import Store
 
@@ -126,6 +127,7 @@ class Daemon:
         self.clock = clock or Clock()
         self.notifier = notifier or Notifier()
         self.store = Store.open(config.state_dir)
+        self._config_text = configuration_text(config.source)  # for diagnostics archives
         # One sequence for the whole database: local transaction ids are never reused.
         new_transaction_id = itertools.count(self.store.next_transaction_id()).__next__
         self.charge_points: dict[str, ChargePoint] = {}
@@ -138,9 +140,10 @@ class Daemon:
                     )
                     for c in cp_cfg.connectors
                 }
-                self.charge_points[cp_cfg.id] = ChargePoint(
+                cp = self.charge_points[cp_cfg.id] = ChargePoint(
                     cp_cfg, chargers, self.clock, self.store, new_transaction_id
                 )
+                cp.diagnostics.archive_from(config.state_dir, self._config_text)
         self._stop = asyncio.Event()
         self.api_address: tuple[str, int] | None = None
         self._cp_tasks: dict[str, asyncio.Task[None]] = {}

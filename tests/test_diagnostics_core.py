@@ -24,7 +24,7 @@ from bridge.core.diagnostics import (
     UploadSuperseded,
     file_name,
 )
-from bridge.core.transfer_job import DueNow, Guard, RetryRule, Row
+from bridge.core.transfer_job import MAX_RETRIES, DueNow, Guard, RetryRule, Row
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 LOC = "ftp://user:s3cret@logs.example/in/"
@@ -269,3 +269,14 @@ def test_the_snapshot_masks_the_password() -> None:
         "550",
     )
     assert "s3cret" not in repr(snap)
+
+
+def test_a_huge_number_of_retries_is_capped() -> None:
+    machine = DiagnosticsUpload()
+    machine.request("CP-1", "ftp://host/", 2**31 - 1, 0, None, None, 1000.0)
+    for attempt in range(1, MAX_RETRIES + 1):
+        machine.handle(UploadFailed(machine.job, "refused"), 1000.0 + attempt)
+        machine.handle(DueNow(), 1000.0 + attempt)
+    step = machine.handle(UploadFailed(machine.job, "refused"), 2000.0)
+    assert machine.attempt == MAX_RETRIES + 1
+    assert step.effects[-1] == DiagnosticsReport(DiagnosticsStatus.UPLOAD_FAILED, "refused")

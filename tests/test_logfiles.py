@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bridge.diagnostics import install_log_files, lines_between, rotated_files
-from bridge.diagnostics.logfiles import UtcFormatter, _Taker, _Writer
+from bridge.diagnostics.logfiles import Taker, UtcFormatter, Writer
 from bridge.diagnostics.logwriter import LineMaker, RotatingFile
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
@@ -91,7 +91,7 @@ def test_bad_bounds_are_refused_by_name(tmp_path: Path) -> None:
 
 
 def test_a_full_queue_drops_lines_without_blocking_and_says_how_many() -> None:
-    handler = _Taker(bound=2)
+    handler = Taker(bound=2)
     for n in range(5):
         handler.handle(logging.makeLogRecord({"msg": f"line {n}"}))
     assert handler.dropped == 3
@@ -104,7 +104,7 @@ def test_a_full_queue_drops_lines_without_blocking_and_says_how_many() -> None:
 
 
 def test_the_message_is_made_when_logged_not_when_written() -> None:
-    handler = _Taker()
+    handler = Taker()
     state = {"status": "Charging"}
     fields = {"msg": "CP-1/1: %s", "args": (state,), "name": "bridge.test", "levelname": "INFO"}
     record = logging.makeLogRecord(fields)
@@ -188,13 +188,13 @@ def test_the_writer_batches_and_remove_writes_everything_taken(tmp_path: Path) -
     assert len(frame_lines) == 3000 and frame_lines[-1].endswith('[2,"2999","Heartbeat",{}]')
     assert all(STAMPED.match(line) for line in bridge_lines + frame_lines)
     assert files.dropped == 0
-    assert files._writer.batches <= 15  # 7,000 lines: a handful of batches, not a write each
+    assert files.writer.batches <= 15  # 7,000 lines: a handful of batches, not a write each
 
 
 def test_lines_dropped_while_the_writer_is_behind_are_counted_in_the_file(tmp_path: Path) -> None:
-    taker = _Taker(bound=100)
+    taker = Taker(bound=100)
     log = RotatingFile(tmp_path / "bridge.log", 64 * 1024, 2)
-    writer = _Writer(taker, log, None, 0.2)  # not started: it drains when the test says
+    writer = Writer(taker, log, None, 0.2)  # not started: it drains when the test says
     record = logging.makeLogRecord
     for n in range(150):
         taker.handle(record({"msg": f"line {n}", "name": "bridge.test", "levelname": "INFO"}))

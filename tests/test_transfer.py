@@ -22,7 +22,7 @@ from bridge.transfer.files import PartFile
 from bridge.transfer.urls import parse
 from tests.helpers.ftp_server import ftp_server
 from tests.helpers.http_files import http_files
-from tests.helpers.test_pki import Pki, make_pki
+from tests.helpers.pki import Pki, make_pki
 from tests.processes import ROOT, free_port
 
 SIZE = 3 * 1024 * 1024 + 4321  # several reads and writes, not a multiple of any block
@@ -176,12 +176,12 @@ class WatchedPart(PartFile):
         self.release = threading.Event()
         self.finished = threading.Event()
         self._active = 0
-        self._lock = threading.Lock()
+        self.guard = threading.Lock()
         if not hold:
             self.release.set()
 
     def write_chunks(self, chunks: Sequence[bytes]) -> None:
-        with self._lock:
+        with self.guard:
             self._active += 1
             self.overlapped |= self._active > 1
         self.batches.append([len(chunk) for chunk in chunks])
@@ -190,7 +190,7 @@ class WatchedPart(PartFile):
         try:
             super().write_chunks(chunks)
         finally:
-            with self._lock:
+            with self.guard:
                 self._active -= 1
             self.finished.set()
 

@@ -180,9 +180,9 @@ class FirmwareUpdate(TransferJob[FirmwareState, FirmwareStatus, FirmwareRequest,
         if row is None:
             return Step()
         source, self.state, self.since = self.state, FirmwareState(row.target), now
-        return Step(self._enter(source, row, event, now), changed=True)
+        return Step(self._transition(source, row, event, now), changed=True)
 
-    def _enter(
+    def _transition(
         self, source: StrEnum, row: Row, event: FirmwareEvent, now: float
     ) -> tuple[FirmwareEffect, ...]:
         assert self.current is not None

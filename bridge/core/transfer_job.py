@@ -21,6 +21,9 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 JSON: TypeAlias = "str | int | float | bool | list[JSON] | dict[str, JSON] | None"
 DEFAULT_RETRIES = 1
 DEFAULT_RETRY_INTERVAL_S = 60.0
+# A central system may ask for 2^31 retries; each attempt builds an archive or opens a download, so
+# more than this many are not made (the request is not refused: its schema allows the number).
+MAX_RETRIES = 10
 RECORD_VERSION = 1
 _USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/@\s:]*):[^/@\s]*@")
 
@@ -55,7 +58,7 @@ class RetryRule:
         ):
             raise ValueError(f"retryInterval must be a number of seconds >= 0, not {interval_s!r}")
         return cls(
-            default_retries if retries is None else retries,
+            default_retries if retries is None else min(retries, MAX_RETRIES),
             default_interval_s if interval_s is None else float(interval_s),
         )
 

@@ -60,7 +60,7 @@ class UtcFormatter(logging.Formatter):
         return f"{stamp}.{int(record.msecs):03d}Z"
 
 
-class _Taker(logging.Handler):
+class Taker(logging.Handler):
     """Takes a record's line on the caller's thread: its message made now, appended to `pending`.
 
     Never blocks: no lock (a deque's append is thread-safe; the drop count, rarely touched, may
@@ -119,10 +119,10 @@ def _joined(message: str, more: str) -> str:
     return message + more if message.endswith("\n") else f"{message}\n{more}"
 
 
-class _Writer(threading.Thread):
+class Writer(threading.Thread):
     """Drains the taker's lines in batches into bridge.log and (when kept) frames.log."""
 
-    def __init__(self, taker: _Taker, log: RotatingFile, frames: RotatingFile | None, every: float) -> None:
+    def __init__(self, taker: Taker, log: RotatingFile, frames: RotatingFile | None, every: float) -> None:
         super().__init__(name="log-files", daemon=True)
         self.taker, self.log, self.frames, self.every = taker, log, frames, every
         self.batches = 0
@@ -190,8 +190,8 @@ class LogFiles:
 
     directory: Path
     frames: bool
-    _taker: _Taker = field(repr=False)
-    _writer: _Writer = field(repr=False)
+    taker: Taker = field(repr=False)
+    writer: Writer = field(repr=False)
 
     def bridge_files(self) -> list[Path]:
         return rotated_files(self.directory / BRIDGE_LOG)
@@ -201,17 +201,17 @@ class LogFiles:
 
     @property
     def dropped(self) -> int:
-        return self._taker.dropped
+        return self.taker.dropped
 
     def remove(self) -> None:
         """Writes every line taken, then closes the files. Idempotent: the daemon's stop and its error
         paths may both call it."""
-        if self._taker not in logging.getLogger().handlers:
+        if self.taker not in logging.getLogger().handlers:
             return
-        logging.getLogger().removeHandler(self._taker)
+        logging.getLogger().removeHandler(self.taker)
         if self.frames:
             keep_frames(False)
-        self._writer.stop()
+        self.writer.stop()
 
 
 def install_log_files(
@@ -237,8 +237,8 @@ def install_log_files(
     except OSError:
         log.close()
         raise
-    taker = _Taker(frames=frames)
-    writer = _Writer(taker, log, frame_file, WRITE_EVERY)
+    taker = Taker(frames=frames)
+    writer = Writer(taker, log, frame_file, WRITE_EVERY)
     writer.start()
     logging.getLogger().addHandler(taker)
     if frames:

@@ -102,3 +102,13 @@ class Triggers(Protocol):
     def status_message(self, cid: int) -> call.StatusNotification: ...
     def meter_values_message(self, cid: int) -> call.MeterValues | None: ...
     async def send_now(self, payload: Any) -> Any: ...
+
+
+class DiagnosticsControl(Protocol):
+    """What GetDiagnostics and its TriggerMessage need (FirmwareManagement)."""
+
+    def request(
+        self, location: str, retries: int | None, retry_interval_s: float | None,
+        start_time: float | None, stop_time: float | None,
+    ) -> str: ...  # fmt: skip
+    def trigger_status(self) -> str: ...

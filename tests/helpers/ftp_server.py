@@ -21,7 +21,7 @@ with warnings.catch_warnings():
     from pyftpdlib.ioloop import IOLoop
     from pyftpdlib.servers import FTPServer
 
-from tests.helpers.test_pki import Pki
+from tests.helpers.pki import Pki
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,11 @@ def ftp_server(
     password: str = "s3cret-ftp",
     pki: Pki | None = None,
     send_limit: int | None = None,
+    port: int = 0,
 ) -> Iterator[FtpSite]:
     """Serves `home` (read and write) until the block ends; with `pki`, FTPS; with `send_limit`
-    (plain FTP only), files are sent at that many bytes per second."""
+    (plain FTP only), files are sent at that many bytes per second; on `port` (0: one the system
+    picks)."""
     authorizer = DummyAuthorizer()
     authorizer.add_user(user, password, str(home), perm="elradfmwMT")
     base: type[FTPHandler] = FTPHandler if pki is None else TLS_FTPHandler
@@ -64,7 +66,7 @@ def ftp_server(
         handler.tls_control_required = True  # type: ignore[attr-defined]
         handler.tls_data_required = True  # type: ignore[attr-defined]
     # Its own IO loop: pyftpdlib's default is one per process, shared by every server in it.
-    server = FTPServer(("127.0.0.1", 0), handler, ioloop=IOLoop())
+    server = FTPServer(("127.0.0.1", port), handler, ioloop=IOLoop())
     port = server.socket.getsockname()[1]
     stop = threading.Event()
 

@@ -2,9 +2,10 @@
 
 - `core.py`: Core (configuration, remote start and stop, reset, unlock, availability, cache, data);
 - `smart_charging.py`: SmartCharging (profiles and the composite schedule);
-- `remote_trigger.py`: RemoteTrigger (TriggerMessage).
-FirmwareManagement, LocalAuthListManagement, Reservation and the security extension get a module
-each. A newcomer finds the code for any OCPP message in one guess.
+- `remote_trigger.py`: RemoteTrigger (TriggerMessage);
+- `firmware.py`: FirmwareManagement (GetDiagnostics so far; UpdateFirmware is to come).
+LocalAuthListManagement, Reservation and the security extension get a module each. A newcomer finds
+the code for any OCPP message in one guess.
 
 Each handler decides and answers at once (handlers hold up the receive loop, so no device I/O and no
 `call()` here); what an answer promises runs through `after_reply`, once the answer is on the wire.
@@ -16,7 +17,8 @@ until a feature is built. Handlers know the charge point only through the Protoc
 from __future__ import annotations
 
 from bridge.ocpp.handlers.core import CoreHandlers
+from bridge.ocpp.handlers.firmware import FirmwareHandlers
 from bridge.ocpp.handlers.remote_trigger import RemoteTriggerHandlers
 from bridge.ocpp.handlers.smart_charging import SmartChargingHandlers
 
-__all__ = ["CoreHandlers", "RemoteTriggerHandlers", "SmartChargingHandlers"]
+__all__ = ["CoreHandlers", "FirmwareHandlers", "RemoteTriggerHandlers", "SmartChargingHandlers"]

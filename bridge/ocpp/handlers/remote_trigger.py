@@ -8,13 +8,14 @@ from ocpp.routing import on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
-from bridge.ocpp.ports import Replies, Triggers
+from bridge.ocpp.ports import DiagnosticsControl, Replies, Triggers
 
 
 class RemoteTriggerHandlers:
-    def __init__(self, link: Replies, triggers: Triggers) -> None:
+    def __init__(self, link: Replies, triggers: Triggers, diagnostics: DiagnosticsControl) -> None:
         self._link = link
         self._triggers = triggers
+        self._diagnostics = diagnostics
 
     @on(Action.trigger_message)
     def trigger_message(
@@ -39,7 +40,8 @@ class RemoteTriggerHandlers:
             ids = [connector_id] if connector_id else list(t.connector_ids)
             messages = [lambda cid=cid: t.meter_values_message(cid) for cid in ids]
         elif requested_message == "DiagnosticsStatusNotification":
-            messages = [call.DiagnosticsStatusNotification(status="Idle")]  # nothing in progress
+            # The state now: Idle only when no upload runs (§4.6, ERRATA 3.35/3.46).
+            messages = [lambda: call.DiagnosticsStatusNotification(status=self._diagnostics.trigger_status())]
         elif requested_message == "FirmwareStatusNotification":
             messages = [call.FirmwareStatusNotification(status="Idle")]
         else:

@@ -1,0 +1,191 @@
+"""GetDiagnostics, carried out: the pure machine of `bridge.core.diagnostics` in a thin asyncio shell.
+
+The machine decides (the file name, the attempts, what to report); this shell does the I/O it asks
+for, in order: it keeps the machine's record in the store (`job_records`, before acting), queues each
+DiagnosticsStatusNotification in the outbox (durable: an Uploaded is not lost to a reconnect), builds
+the archive in a thread (`bridge.diagnostics.build_archive`: streamed, bounded memory) and uploads it
+(`bridge.transfer.upload`), then tells the machine the outcome. One timer: the machine's deadline
+(the next attempt after retryInterval). What goes into the archive is the daemon's to say
+(`parts`, set when the daemon builds the charge point; alone, a charge point gives its status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bridge.clock import Clock, iso
+from bridge.core.diagnostics import (
+    CancelUpload,
+    DiagnosticsReport,
+    DiagnosticsStep,
+    DiagnosticsUpload,
+    Upload,
+    UploadFailed,
+    UploadSucceeded,
+    UploadSuperseded,
+)
+from bridge.core.transfer_job import DueNow
+from bridge.diagnostics import LOGS_DIR, ArchiveParts, build_archive
+from bridge.flag import Flag
+from bridge.outbox import Outbox
+from bridge.runtime.effects import Spawn
+from bridge.store import Store
+from bridge.transfer import TransferError, masked, upload
+
+log = logging.getLogger("bridge.diagnostics")
+
+JOB = "diagnostics"  # its name in the store's job_records
+TRANSFER_TIMEOUT_S = 60.0  # no data for this long in an upload: the attempt failed
+
+
+class DiagnosticsRunner:
+    def __init__(
+        self,
+        cp_id: str,
+        clock: Clock,
+        store: Store,
+        outbox: Outbox,
+        spawn: Spawn,
+        snapshot: Callable[[], Any],
+    ) -> None:
+        self._cp_id = cp_id
+        self._clock = clock
+        self._store = store
+        self._outbox = outbox
+        self._spawn = spawn
+        self._machine = DiagnosticsUpload()
+        self._wake = Flag()
+        self._attempt: asyncio.Task[None] | None = None
+        self._snapshot = snapshot
+        # Set by the daemon (`archive_from`); a charge point alone archives its status only.
+        self._logs_dir: Path | None = None
+        self._config_text: str | None = None
+        self._work_dir = Path(tempfile.gettempdir())
+
+    def archive_from(self, state_dir: Path, config_text: str | None) -> None:
+        """Archives hold the window of the log files in state_dir/logs and the configuration file
+        (redacted when archived); they are built in state_dir/diagnostics."""
+        self._logs_dir, self._config_text = state_dir / LOGS_DIR, config_text
+        self._work_dir = state_dir / "diagnostics"
+
+    # -- what the handlers and the trigger ask ------------------------------------------------
+    def request(
+        self, location: str, retries: int | None, retry_interval_s: float | None,
+        start_time: float | None, stop_time: float | None,
+    ) -> str:  # fmt: skip
+        """GetDiagnostics: the fileName to answer; the upload starts once the answer is sent. ValueError
+        for a request the machine refuses (an empty location, startTime after stopTime)."""
+        now = self._clock.now().timestamp()
+        name, step = self._machine.request(
+            self._cp_id, location, retries, retry_interval_s, start_time, stop_time, now
+        )
+        self._carry_out(step)
+        return name
+
+    def trigger_status(self) -> str:
+        """DiagnosticsStatusNotification's status for a TriggerMessage: Idle only when nothing runs."""
+        return str(self._machine.trigger_status())
+
+    def snapshot(self) -> Any:
+        return self._machine.snapshot()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def restore(self, record: str | None) -> None:
+        """At start, before `run`: the machine as the last run left it."""
+        if record is None:
+            return
+        try:
+            self._machine, step = DiagnosticsUpload.from_record(
+                json.loads(record), self._clock.now().timestamp()
+            )
+        except ValueError as exc:
+            log.error("%s: the stored diagnostics upload is not valid and is dropped: %s", self._cp_id, exc)
+            self._save()
+            return
+        self._carry_out(step)
+
+    async def run(self) -> None:
+        """Call the machine back at its deadline (the next attempt), forever."""
+        while True:
+            self._wake.clear()
+            deadline = self._machine.next_deadline()
+            now = self._clock.now().timestamp()
+            if deadline is not None and deadline <= now:
+                self._carry_out(self._machine.handle(DueNow(), now))
+                continue
+            await self._wake.wait_at_most(None if deadline is None else deadline - now)
+
+    # -- the effects ----------------------------------------------------------------------------
+    def _carry_out(self, step: DiagnosticsStep) -> None:
+        if step.changed:
+            self._save()
+        for effect in step.effects:
+            if isinstance(effect, DiagnosticsReport):
+                self._report(effect)
+            elif isinstance(effect, Upload):
+                self._attempt = self._spawn(self._upload(effect), f"diagnostics upload {effect.job}")
+            elif isinstance(effect, CancelUpload):
+                if self._attempt is not None:
+                    self._attempt.cancel()
+            elif isinstance(effect, UploadSuperseded):
+                log.info("%s: a new GetDiagnostics replaces the upload to %s", self._cp_id,
+                         masked(effect.previous.location))  # fmt: skip
+        self._wake.set()  # the deadline may have moved
+
+    def _save(self) -> None:
+        record = json.dumps(self._machine.to_record())
+        self._store.submit(self._store.save_job_record, self._cp_id, JOB, record)
+
+    def _report(self, report: DiagnosticsReport) -> None:
+        reason = f": {report.reason}" if report.reason else ""
+        log.info("%s: diagnostics %s%s", self._cp_id, report.status, reason)
+        payload = {"status": str(report.status)}
+        self._spawn(self._outbox.put("DiagnosticsStatusNotification", payload, iso(self._clock.now())),
+                    "DiagnosticsStatusNotification")  # fmt: skip
+
+    async def _upload(self, effect: Upload) -> None:
+        request = effect.request
+        archive = self._work_dir / request.file_name
+        try:
+            self._work_dir.mkdir(parents=True, exist_ok=True)
+            parts = ArchiveParts(
+                logs_dir=self._logs_dir, start=_moment(request.start_time), stop=_moment(request.stop_time),
+                config_text=self._config_text, status=dataclasses.asdict(self._snapshot()),
+            )  # fmt: skip
+            await asyncio.to_thread(build_archive, archive, parts)
+            await upload(archive, request.location, timeout_s=TRANSFER_TIMEOUT_S)
+        except TransferError as exc:
+            event: UploadSucceeded | UploadFailed = UploadFailed(effect.job, str(exc))
+        except OSError as exc:
+            event = UploadFailed(effect.job, f"the archive could not be made: {exc.strerror or exc}")
+        else:
+            event = UploadSucceeded(effect.job)
+        finally:
+            with contextlib.suppress(OSError):
+                archive.unlink()
+        if isinstance(event, UploadFailed):
+            log.warning(
+                "%s: diagnostics upload attempt %d failed: %s", self._cp_id, effect.attempt, event.reason
+            )
+        self._carry_out(self._machine.handle(event, self._clock.now().timestamp()))
+
+
+def configuration_text(path: str) -> str | None:
+    """The configuration file as an archive holds it (redacted there); None when it is not a file."""
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None  # a configuration given as text (tests), or a file gone since
+
+
+def _moment(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)

@@ -286,7 +286,6 @@ async def test_run_keeps_its_own_log_files_with_the_frames_and_no_secret(tmp_pat
     log = tmp_path / "run.log"
     async with StrictCentralSystem(boot=[("Accepted", 300)], password=password) as cs:
         config = _write_config(tmp_path, cs.url, password=password)
-        config.write_text(config.read_text(encoding="utf-8") + "logs: {frames: true}\n", encoding="utf-8")
         async with _daemon(config, log) as proc:
             await cs.wait_for_call(CP_ID, "StatusNotification", lambda p: p["connectorId"] == 1, timeout=10)
             await cs.call(CP_ID, call.ChangeConfiguration(key="AuthorizationKey", value=new_key))

@@ -24,9 +24,7 @@ class LogsConfig:
 
     max_bytes: int = 5 * 1024 * 1024
     backups: int = 4
-    # Keep the OCPP frames (secrets masked) in frames.log as well. Off by default for now: through the
-    # logging machinery every frame cost ~35 % of the backlog flush rate (bench/outbox.py).
-    frames: bool = False
+    frames: bool = True  # keep the OCPP frames (secrets masked) in frames.log as well
 
 
 @dataclass(frozen=True)

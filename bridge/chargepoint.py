@@ -385,7 +385,7 @@ class ChargePoint:
     def snapshot(self) -> ChargePointSnapshot:
         return snapshot.take(
             self.cfg, self.started_at, self.clock.now(), self.session, self.configuration, self.connectors,
-            self.smart.current_limit_a, self.messages.cs_id,
+            self.smart.current_limit_a, self.messages.cs_id, self.diagnostics.snapshot(),
         )  # fmt: skip
 
     # -- status notifications ----------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 from ocpp.v16 import call
 
+from bridge.runtime.snapshot import status_json
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.ftp_server import ftp_server
@@ -84,9 +85,13 @@ async def test_upload_failed_comes_after_exactly_retries_plus_one_attempts_space
             await cs.wait_until(lambda: "UploadFailed" in statuses(cs), 15, "UploadFailed")
             took = time.monotonic() - asked
             snapshot: Any = daemon.charge_points["CP-1"].diagnostics.snapshot()
+            status = status_json(daemon.charge_points["CP-1"].snapshot())  # what the API and MQTT show
         cs.assert_clean()
     assert statuses(cs) == ["Uploading", "UploadFailed"]
     assert snapshot.attempt == 3  # retries + 1
+    shown = status["diagnostics"]
+    assert shown["status"] == "Idle" and shown["last"]["status"] == "UploadFailed"
+    assert "refused" in shown["last"]["reason"].lower() and ":pw@" not in json.dumps(shown)
     assert 2.0 <= took < 6.0  # two intervals of 1 s between three attempts
     assert "refused" in (snapshot.outcome.reason or "").lower() and ":pw@" not in snapshot.outcome.reason
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bridge.clock import iso
 from bridge.core.config_keys import Configuration
 from bridge.core.connector import StatusReport
 from bridge.core.device_errors import ocpp_fault
+from bridge.core.diagnostics import DiagnosticsSnapshot
 from bridge.ocpp.ports import LinkSettings
 from bridge.ocpp.session import Session
 from bridge.runtime.connector import ConnectorRuntime
@@ -78,6 +79,7 @@ class ChargePointSnapshot:
     message_timeout_s: int
     reconnect_max_s: float
     connectors: tuple[ConnectorSnapshot, ...]
+    diagnostics: DiagnosticsSnapshot | None = None  # the GetDiagnostics upload, running or the last one
 
     @property
     def transactions_running(self) -> int:
@@ -93,6 +95,7 @@ def take(
     connectors: Mapping[int, ConnectorRuntime],
     limit_of: Callable[[int], float | None],
     cs_id: Callable[[int], int | None],
+    diagnostics: DiagnosticsSnapshot | None = None,
 ) -> ChargePointSnapshot:
     """The snapshot of one charge point, from the parts that own each piece."""
     link, c = session.link, configuration
@@ -119,6 +122,7 @@ def take(
         message_timeout_s=c.get_int("MessageTimeout"),
         reconnect_max_s=cp.reconnect.max_s,
         connectors=tuple(_connector(cid, rt, limit_of(cid), cs_id) for cid, rt in connectors.items()),
+        diagnostics=diagnostics,
     )
 
 
@@ -176,7 +180,30 @@ def status_json(snap: ChargePointSnapshot) -> dict[str, Any]:
             }
             for c in snap.connectors
         ],
+        "diagnostics": _diagnostics_json(snap.diagnostics) if snap.diagnostics is not None else None,
     }
+
+
+def _diagnostics_json(d: DiagnosticsSnapshot) -> dict[str, Any]:
+    """The upload running (or waiting for its next attempt), and how the last one ended."""
+    out = d.outcome
+    return {
+        "status": str(d.status),  # Idle or Uploading, as a TriggerMessage would report it
+        "file_name": d.file_name,
+        "location": d.location,  # its password masked
+        "attempt": d.attempt if d.file_name else None,
+        "attempts": d.attempts if d.file_name else None,
+        "next_attempt_at": _iso_epoch(d.deadline),
+        "last_error": d.last_error,
+        "last": None if out is None else {
+            "status": str(out.status), "reason": out.reason, "at": _iso_epoch(out.at),
+            "file_name": out.file_name,
+        },
+    }  # fmt: skip
+
+
+def _iso_epoch(epoch: float | None) -> str | None:
+    return None if epoch is None else iso(datetime.fromtimestamp(epoch, UTC))
 
 
 def device_status_json(snap: ChargePointSnapshot) -> list[dict[str, Any]]:

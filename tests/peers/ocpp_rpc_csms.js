@@ -4,7 +4,10 @@
 // the library's bundled OCPP 1.6 JSON schemas). Driven by tests/peers/rpc_peer.py.
 //
 //   node ocpp_rpc_csms.js [--port N] [--boot-status Accepted|Pending|Rejected] [--interval N]
-//                         [--password P] [--invalid-tags A,B]
+//                         [--password P] [--invalid-tags A,B] [--firmware-management]
+//
+// --firmware-management handles (so strict mode validates) the FirmwareManagement profile's
+// DiagnosticsStatusNotification and FirmwareStatusNotification; without it they get NotImplemented.
 //
 // Endpoint: ws://127.0.0.1:<port>/ocpp/<identity>, subprotocol "ocpp1.6" required.
 // stdout: one JSON object per line per event ("listening" first). stdin: one JSON command per
@@ -22,6 +25,7 @@ const { values: opts } = parseArgs({
         interval: { type: 'string', default: '300' },
         password: { type: 'string' },
         'invalid-tags': { type: 'string', default: '' },
+        'firmware-management': { type: 'boolean', default: false },
     },
 });
 const port = Number(opts.port);
@@ -30,7 +34,7 @@ const bootStatus = opts['boot-status'];
 const invalidTags = new Set(opts['invalid-tags'].split(',').filter(Boolean));
 if (!Number.isInteger(port) || !Number.isInteger(interval) || !['Accepted', 'Pending', 'Rejected'].includes(bootStatus)) {
     process.stderr.write('usage: ocpp_rpc_csms.js [--port N] [--boot-status Accepted|Pending|Rejected] '
-        + '[--interval N] [--password P] [--invalid-tags A,B]\n');
+        + '[--interval N] [--password P] [--invalid-tags A,B] [--firmware-management]\n');
     process.exit(2);
 }
 
@@ -97,6 +101,10 @@ server.on('client', (client) => {
     client.handle('StopTransaction', ({ params }) => (
         params.idTag === undefined ? {} : { idTagInfo: idTagInfo(params.idTag) }));
     client.handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
+    if (opts['firmware-management']) {
+        client.handle('DiagnosticsStatusNotification', () => ({}));
+        client.handle('FirmwareStatusNotification', () => ({}));
+    }
 });
 
 // Central-system-initiated calls, one JSON command per stdin line.

@@ -14,7 +14,9 @@ Usage::
 
 Events (``peer.events``, one dict per line the process printed, in order): ``listening``,
 ``connect``, ``call``, ``strictValidationFailure``, ``badMessage``, ``close``, ``auth_rejected``,
-``result`` and ``error``. Node.js and ``npm ci`` in this folder (``make test`` does it) are required.
+``result`` and ``error``. With ``firmware_management=True`` the central system answers (and so
+validates) DiagnosticsStatusNotification and FirmwareStatusNotification; without, NotImplemented.
+Node.js and ``npm ci`` in this folder (``make test`` does it) are required.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class OcppRpcPeer:
         interval: int = 300,
         password: str | None = None,
         invalid_tags: Iterable[str] = (),
+        firmware_management: bool = False,
         *,
         node: str = "node",
         start_timeout: float = 10.0,
@@ -72,6 +75,7 @@ class OcppRpcPeer:
         self.interval = interval
         self.password = password
         self.invalid_tags = tuple(invalid_tags)
+        self.firmware_management = firmware_management
         self.events: list[Event] = []
         self.port: int = 0
         self._node = node
@@ -122,6 +126,8 @@ class OcppRpcPeer:
             args += ["--password", self.password]
         if self.invalid_tags:
             args += ["--invalid-tags", ",".join(self.invalid_tags)]
+        if self.firmware_management:
+            args.append("--firmware-management")
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 self._node,

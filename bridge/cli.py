@@ -1,4 +1,4 @@
-"""`ocpp-bridge run | check | probe | status | demo | install-service`.
+"""`ocpp-bridge run | check | probe | status | diagnostics | demo | install-service`.
 
 Exit codes: 0 fine; 1 the run failed (probe: a device failed); 2 the
 configuration (or the command line) is wrong, with a message that names the
@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         help="its configuration file, for the API address and token (default: 127.0.0.1:8080, no token)",
     )
     status.add_argument("--json", action="store_true", help="the local API's answer as it is")
+
+    diag = sub.add_parser("diagnostics", help="write the archive GetDiagnostics uploads to a local file")
+    diag.add_argument("--config", "-c", required=True, help="YAML configuration file")
+    diag.add_argument("--output", "-o", required=True, help="the archive to write (.tar.gz)")
+    diag.add_argument("--start", metavar="ISO", help="oldest log lines, e.g. 2025-01-31T02:00:00Z")
+    diag.add_argument("--stop", metavar="ISO", help="newest log lines, with a time zone too")
 
     demo = sub.add_parser("demo", help="play a whole charging session with a simulated charger")
     demo.add_argument("--csms", metavar="URL", help="use this central system instead of the embedded one")
@@ -105,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
 
         api = _load(args.config).api if args.config else ApiConfig()  # type: ignore[attr-defined]
         return show_status(api, print, as_json=args.json)
+    if args.command == "diagnostics":
+        from bridge.diagnostics_cli import run_diagnostics
+
+        return run_diagnostics(args.config, args.output, args.start, args.stop, _load)
     if args.command == "demo":
         from bridge.demo import run_demo
         from bridge.log import setup_logging

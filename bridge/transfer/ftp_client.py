@@ -61,6 +61,12 @@ async def _in_thread(location: Location, job: Callable[[_Sockets], T]) -> T:
         sockets.abort()
         # The thread must let go of the file before the caller removes it.
         await asyncio.wait([task])
+        if not task.cancelled():
+            # Retrieved: the shield let go of it, and an error nobody retrieved is logged from the
+            # task's finaliser, with a traceback whose formatting parses source (ast) inside the
+            # garbage collector: CPython 3.11 then fails an unrelated ast.parse running at that
+            # moment with "AST constructor recursion depth mismatch" (gh-106905).
+            task.exception()
         raise
 
 

@@ -163,3 +163,18 @@ def test_every_message_but_the_decimal_ones_has_a_compiled_schema() -> None:
     assert len(ALL_SCHEMAS) >= 50
     assert (CALL, "MeterValues") in ALL_SCHEMAS and (CALLRESULT, "BootNotification") in ALL_SCHEMAS
     assert schema.is_valid_fast(CALL, "SetChargingProfile", {}) is None  # multipleOf: jsonschema's
+
+
+def test_a_whole_float_is_no_integer_for_either_check_also_in_a_draft_06_schema() -> None:
+    # Found by the property test above: the security extension's schemas say draft-06, where 0.0 is
+    # an integer; jsonschema checks them as the library does (draft 4), and the compiled one must too.
+    firmware = {
+        "location": "",
+        "retrieveDateTime": "2000-01-01T00:00:00Z",
+        "signature": "",
+        "signingCertificate": "",
+    }
+    payload = {"firmware": firmware, "requestId": 0.0}
+    assert schema.is_valid_slow(2, "SignedUpdateFirmware", payload) is False
+    assert schema.is_valid_fast(2, "SignedUpdateFirmware", payload) is False
+    assert schema.is_valid_fast(2, "SignedUpdateFirmware", {**payload, "requestId": 0}) is True

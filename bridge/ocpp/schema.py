@@ -119,6 +119,10 @@ def _fast(message_type: int, action: str) -> Callable[[Any], Any] | None:
     if (message_type, action) in _DECIMAL_MESSAGES:
         return None
     schema = _validator(message_type, action).schema
+    # jsonschema checks every 1.6 schema with the validator the library gives (draft 4), also the
+    # security extension's, which say draft-06: compiled as draft 4 too, so that the two agree (draft
+    # 6 takes 0.0 for an integer, draft 4 does not; no 1.6 schema uses a keyword of draft 6 alone).
+    schema = {**schema, "$schema": "http://json-schema.org/draft-04/schema#"}
     check: Callable[[Any], Any] = fastjsonschema.compile(schema, formats=_FAST_FORMATS)
     return check
 

@@ -52,6 +52,37 @@ class _Sockets:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
+class _Tracked:
+    """ftplib's FTP whose control socket is tracked the moment it is set, before `connect()` reads
+    the greeting: a cancel while a server takes the connection and keeps silent shuts it at once
+    (else the thread waited for its socket timeout). FTP_TLS's wrapped socket is tracked the same way."""
+
+    tracker: _Sockets
+
+    @property
+    def sock(self) -> socket.socket | None:
+        sock: socket.socket | None = self.__dict__.get("_sock")
+        return sock
+
+    @sock.setter
+    def sock(self, value: socket.socket | None) -> None:
+        self.__dict__["_sock"] = value
+        if value is not None:
+            try:
+                self.tracker.track(value)
+            except TransferError:
+                value.close()  # cancelled before it was tracked: it goes at once
+                raise
+
+
+class _FTP(_Tracked, ftplib.FTP):
+    pass
+
+
+class _FTPS(_Tracked, ftplib.FTP_TLS):
+    pass
+
+
 async def _in_thread(location: Location, job: Callable[[_Sockets], T]) -> T:
     sockets = _Sockets()
     task = asyncio.ensure_future(asyncio.to_thread(_mapped, location, job, sockets))
@@ -100,18 +131,16 @@ def _mapped(location: Location, job: Callable[[_Sockets], T], sockets: _Sockets)
 def _login(
     location: Location, timeout_s: float, context: ssl.SSLContext | None, sockets: _Sockets
 ) -> ftplib.FTP:
-    ftp: ftplib.FTP
+    ftp: _FTP | _FTPS
     if location.scheme == "ftps":
         # FTP_TLS's own default context verifies nothing: the system's CA store unless one is given.
-        ftp = ftplib.FTP_TLS(context=context or ssl.create_default_context(), timeout=timeout_s)
+        ftp = _FTPS(context=context or ssl.create_default_context(), timeout=timeout_s)
     else:
-        ftp = ftplib.FTP(timeout=timeout_s)
+        ftp = _FTP(timeout=timeout_s)
+    ftp.tracker = sockets  # its control socket is tracked as soon as it is made (and when wrapped)
     ftp.connect(location.host, location.port or 21)
-    assert ftp.sock is not None
-    sockets.track(ftp.sock)
     ftp.login(location.user or "anonymous", location.password or "anonymous@")  # FTP_TLS: AUTH TLS first
     if isinstance(ftp, ftplib.FTP_TLS):
-        sockets.track(ftp.sock)  # the control socket, now wrapped
         ftp.prot_p()
     ftp.set_pasv(True)
     ftp.voidcmd("TYPE I")

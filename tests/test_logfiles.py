@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -189,6 +190,28 @@ def test_the_writer_batches_and_remove_writes_everything_taken(tmp_path: Path) -
     assert all(STAMPED.match(line) for line in bridge_lines + frame_lines)
     assert files.dropped == 0
     assert files.writer.batches <= 15  # 7,000 lines: a handful of batches, not a write each
+
+
+def test_the_writer_sleeps_while_nothing_is_logged_and_wakes_for_one_line(tmp_path: Path) -> None:
+    logging.getLogger().setLevel(logging.INFO)
+    files = install_log_files(tmp_path, 64 * 1024, 2)
+    try:
+        log_file = tmp_path / "logs" / "bridge.log"
+        logging.getLogger("bridge.test").info("one line")
+        deadline = time.monotonic() + 2
+        while "one line" not in log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "one line" in log_file.read_text()  # alone, it is written within a batch period
+        quiet = files.writer.wakeups
+        time.sleep(0.8)  # four batch periods: an idle daemon's writer must not poll
+        assert files.writer.wakeups == quiet
+        logging.getLogger("bridge.test").info("another line")
+        deadline = time.monotonic() + 2
+        while "another line" not in log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "another line" in log_file.read_text()
+    finally:
+        files.remove()
 
 
 def test_lines_dropped_while_the_writer_is_behind_are_counted_in_the_file(tmp_path: Path) -> None:

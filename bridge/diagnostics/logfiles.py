@@ -89,8 +89,11 @@ class Taker(logging.Handler):
             return True
         if self.dropped:
             self._say_dropped()
+        first = not pending
         pending.append((record.created, int(record.msecs), record.levelname, name, message))
-        if len(pending) >= self.wake_at and not self.wake.is_set():
+        # The first line of a batch wakes the writer (asleep while nothing is pending: an idle
+        # daemon costs it nothing), and so do many.
+        if (first or len(pending) >= self.wake_at) and not self.wake.is_set():
             self.wake.set()
         return True
 
@@ -126,6 +129,7 @@ class Writer(threading.Thread):
         super().__init__(name="log-files", daemon=True)
         self.taker, self.log, self.frames, self.every = taker, log, frames, every
         self.batches = 0
+        self.wakeups = 0  # loops run: none while nothing is logged
         self._maker = LineMaker()
         self._stopping = False
         self._lost: dict[Path, int] = {}
@@ -134,8 +138,13 @@ class Writer(threading.Thread):
         wake = self.taker.wake
         try:
             while True:
-                wake.wait(self.every)
-                wake.clear()
+                self.wakeups += 1
+                if not self.taker.pending and not self._stopping:
+                    wake.wait()  # nothing to write: asleep until a line comes (the taker wakes it)
+                    wake.clear()
+                if not self._stopping:
+                    wake.wait(self.every)  # a batch gathers (woken early when many wait, or by stop)
+                    wake.clear()
                 stopping = self._stopping  # read before the drain: what was taken before stop() is written
                 self.drain()
                 if stopping:

@@ -56,6 +56,10 @@ async def test_an_archive_is_uploaded_by_ftp_with_its_statuses_and_no_secret(tmp
     assert {"status.json", "versions.json", "config.yaml", "store.json", "devices.json"} <= set(content)
     status = json.loads(content["status.json"])
     assert status["id"] == "CP-1" and status["connectors"][0]["id"] == 1
+    store = json.loads(content["store.json"])
+    assert store["schema_version"] >= 9 and store["open_transactions"] == 0
+    # The Uploading status itself is queued (or was just answered) as the archive is made.
+    assert store["queued_messages"] in (0, 1) and store["file_bytes"] > 0
     for data in content.values():  # neither its own password nor the FTP server's
         assert PASSWORD.encode() not in data and site.password.encode() not in data
 

@@ -159,9 +159,11 @@ class DiagnosticsRunner:
         archive = self._work_dir / request.file_name
         try:
             self._work_dir.mkdir(parents=True, exist_ok=True)
+            status = dataclasses.asdict(self._snapshot())
+            store = await self._store.run(self._store.summary, self._cp_id)
             parts = ArchiveParts(
                 logs_dir=self._logs_dir, start=_moment(request.start_time), stop=_moment(request.stop_time),
-                config_text=self._config_text, status=dataclasses.asdict(self._snapshot()),
+                config_text=self._config_text, status=status, store=store,
             )  # fmt: skip
             await asyncio.to_thread(build_archive, archive, parts)
             await upload(archive, request.location, timeout_s=TRANSFER_TIMEOUT_S)
@@ -169,6 +171,9 @@ class DiagnosticsRunner:
             event: UploadSucceeded | UploadFailed = UploadFailed(effect.job, str(exc))
         except OSError as exc:
             event = UploadFailed(effect.job, f"the archive could not be made: {exc.strerror or exc}")
+        except Exception as exc:  # a bug or the store failing: the attempt fails, the machine goes on
+            log.exception("%s: making the diagnostics archive failed", self._cp_id)
+            event = UploadFailed(effect.job, f"the archive could not be made: {exc!r}")
         else:
             event = UploadSucceeded(effect.job)
         finally:

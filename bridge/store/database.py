@@ -11,6 +11,7 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from bridge.store.schema import StoreError, connect_checked, migrate
 from bridge.store.settings import SettingsTables
@@ -56,6 +57,33 @@ class Store(TransactionTables, SettingsTables):
                 self._queued[cp] = 0
                 states[cp] = Stored({}, [], {}, [], (0, 0, []), [], {})
         return states
+
+    def summary(self, cp: str) -> dict[str, Any]:
+        """What a diagnostics archive says of the store for `cp` (store thread): its schema, the
+        file's size, what is queued and kept. No payload and no id tag: counts and times only."""
+        db = self._db
+
+        def one(sql: str) -> Any:
+            return db.execute(sql, (cp,)).fetchone()[0]
+
+        queued, oldest = db.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE charge_point = ?", (cp,)
+        ).fetchone()
+        return {
+            "schema_version": db.execute("PRAGMA user_version").fetchone()[0],
+            "file_bytes": self.path.stat().st_size if self.path.exists() else None,
+            "queued_messages": queued,
+            "oldest_queued_at": oldest,
+            "open_transactions": one(
+                "SELECT COUNT(*) FROM transactions WHERE charge_point = ? AND stopped_at IS NULL"
+            ),
+            "ended_transactions_kept": one(
+                "SELECT COUNT(*) FROM transactions WHERE charge_point = ? AND stopped_at IS NOT NULL"
+            ),
+            "authorization_cache_entries": one("SELECT COUNT(*) FROM auth_cache WHERE charge_point = ?"),
+            "charging_profiles": one("SELECT COUNT(*) FROM charging_profiles WHERE charge_point = ?"),
+            "configuration_keys_set": one("SELECT COUNT(*) FROM config_keys WHERE charge_point = ?"),
+        }
 
     def _stored(self, cp: str, page: int) -> Stored:
         return Stored(

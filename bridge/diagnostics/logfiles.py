@@ -73,6 +73,7 @@ class Taker(logging.Handler):
         super().__init__()
         self.pending: deque[Entry] = deque()
         self.wake = threading.Event()
+        self.asleep = False  # the writer waits for a first line
         self.bound, self.wake_at, self.frames = bound, wake_at, frames
         self.dropped = 0
 
@@ -89,11 +90,11 @@ class Taker(logging.Handler):
             return True
         if self.dropped:
             self._say_dropped()
-        first = not pending
         pending.append((record.created, int(record.msecs), record.levelname, name, message))
-        # The first line of a batch wakes the writer (asleep while nothing is pending: an idle
-        # daemon costs it nothing), and so do many.
-        if (first or len(pending) >= self.wake_at) and not self.wake.is_set():
+        # A line wakes the writer when it sleeps for want of lines (an idle daemon costs it nothing;
+        # it sets `asleep` before it looks at `pending`, this looks after appending: one of the two
+        # sees the other), and many lines wake it early from gathering a batch.
+        if (self.asleep or len(pending) >= self.wake_at) and not self.wake.is_set():
             self.wake.set()
         return True
 
@@ -139,9 +140,11 @@ class Writer(threading.Thread):
         try:
             while True:
                 self.wakeups += 1
+                self.taker.asleep = True
                 if not self.taker.pending and not self._stopping:
                     wake.wait()  # nothing to write: asleep until a line comes (the taker wakes it)
                     wake.clear()
+                self.taker.asleep = False
                 if not self._stopping:
                     wake.wait(self.every)  # a batch gathers (woken early when many wait, or by stop)
                     wake.clear()

@@ -38,11 +38,9 @@ class Clock:
         """Adopt the central system's time (an ISO 8601 string) from the answer to a request made at
         `asked_at` (`wall()` then), unless the clock agrees with it; bad values are ignored."""
         try:
-            parsed = datetime.fromisoformat(central_time.replace("Z", "+00:00"))
+            parsed = parse_iso(central_time)
         except ValueError:
             return
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
         whole_seconds = "." not in central_time and "," not in central_time
         self.offset_s = corrected_offset(
             self.offset_s, parsed.timestamp(), 1.0 if whole_seconds else 0.001, asked_at, self.wall()
@@ -59,6 +57,13 @@ def corrected_offset(
     if central <= latest and central + resolution_s >= earliest:
         return offset_s
     return central + resolution_s / 2 - (asked + answered) / 2
+
+
+def parse_iso(text: str) -> datetime:
+    """An OCPP dateTime as an aware datetime; one without an offset is UTC, as the central system's
+    clock is read (ValueError when it is not a date and time)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def iso(moment: datetime) -> str:

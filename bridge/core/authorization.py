@@ -26,9 +26,11 @@ tells the two apart).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from bridge.clock import parse_iso
 
 # Only Accepted starts a transaction: ConcurrentTx says the tag is charging elsewhere already.
 VALID_STATUSES = frozenset({"Accepted"})
@@ -49,9 +51,7 @@ class IdTagInfo:
     @classmethod
     def from_wire(cls, info: dict[str, Any]) -> IdTagInfo:
         expiry = info.get("expiry_date") or info.get("expiryDate")
-        parsed = datetime.fromisoformat(expiry.replace("Z", "+00:00")) if isinstance(expiry, str) else None
-        if parsed is not None and parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)  # no offset: UTC, as the clock reads currentTime
+        parsed = parse_iso(expiry) if isinstance(expiry, str) else None
         parent = info.get("parent_id_tag") or info.get("parentIdTag")
         return cls(str(info.get("status")), parsed, parent)
 

@@ -4,13 +4,13 @@ wired, and the profile is not advertised in SupportedFeatureProfiles until it is
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
+from bridge.clock import parse_iso
 from bridge.ocpp.errors import ErrorCode, OcppError
 from bridge.ocpp.ports import DiagnosticsControl
 
@@ -39,13 +39,10 @@ class FirmwareHandlers:
 
 
 def _epoch(value: str | None, name: str) -> float | None:
-    """An OCPP dateTime as epoch seconds (no offset: UTC, as the clock reads currentTime)."""
+    """An OCPP dateTime as epoch seconds."""
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_iso(value).timestamp()
     except ValueError:
         raise ValueError(f"{name} is not a date and time: {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()

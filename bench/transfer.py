@@ -154,18 +154,23 @@ class BenchError(RuntimeError):
     pass
 
 
-async def _python(script: str, *args: str) -> dict[str, Any]:
-    """Runs `script` in a fresh interpreter in the repository; its JSON answer."""
+async def _output(what: str, *argv: str, **options: Any) -> bytes:
+    """Runs `argv` to its end (RUN_TIMEOUT_S at most, then stopped); its stdout, or BenchError."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, *args, cwd=REPO, env=child_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, **options
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT_S)
     finally:
         await stop_process(proc)
     if proc.returncode != 0:
-        raise BenchError(f"measuring process exited with {proc.returncode}: {err.decode(errors='replace')}")
+        raise BenchError(f"{what} exited with {proc.returncode}: {err.decode(errors='replace')}")
+    return out
+
+
+async def _python(script: str, *args: str) -> dict[str, Any]:
+    """Runs `script` in a fresh interpreter in the repository; its JSON answer."""
+    out = await _output("measuring process", sys.executable, "-c", script, *args, cwd=REPO, env=child_env())
     answer: dict[str, Any] = json.loads(out)
     return answer
 
@@ -231,16 +236,7 @@ async def bridge_fetch(url: str, dest: Path, size: int, sha256: str) -> Fetch:
 
 
 async def curl_fetch(curl: str, url: str, dest: Path, size: int, sha256: str) -> Fetch:
-    proc = await asyncio.create_subprocess_exec(
-        curl, "-s", "-o", str(dest), "-w", "%{time_total}", url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT_S)
-    finally:
-        await stop_process(proc)
-    if proc.returncode != 0:
-        raise BenchError(f"curl exited with {proc.returncode}: {err.decode(errors='replace')}")
+    out = await _output("curl", curl, "-s", "-o", str(dest), "-w", "%{time_total}", url)
     _check_and_remove(dest, size, sha256, "curl")
     return Fetch(float(out.decode().replace(",", ".")), None)
 

@@ -241,8 +241,7 @@ class StoreBase:
                 raise
             db.execute("RELEASE write")
             return
-        if not durable:
-            db.execute("PRAGMA synchronous=NORMAL")
+        self._level(durable)
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -252,8 +251,7 @@ class StoreBase:
                 self._rolled_back()
                 raise
         finally:
-            if not durable:
-                db.execute("PRAGMA synchronous=FULL")
+            self._level(True)
 
     def _open(self, group: _Group, durable: bool) -> None:
         """The group's transaction, open at the durability `durable` needs."""

@@ -26,7 +26,7 @@ Where things are
 ----------------
 `schema.py` the dataclasses and `ConfigError`; `yaml_lines.py` the loader that keeps line numbers;
 `checker.py` the generic validator; `rules_top_level.py`, `rules_charge_point.py` and
-`rules_devices.py` the checks of each part; `load.py` the entry points. Only the names below are
+`rules_devices.py` and `rules_firmware.py` the checks of each part; `load.py` the entry points. Only the names below are
 public: import them from `bridge.config`.
 """
 
@@ -40,6 +40,7 @@ from bridge.config.schema import (
     Config,
     ConfigError,
     ConnectorConfig,
+    FirmwareConfig,
     MeterConfig,
     MqttStateConfig,
     Problem,
@@ -55,6 +56,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConnectorConfig",
+    "FirmwareConfig",
     "MeterConfig",
     "MqttStateConfig",
     "Problem",

@@ -57,6 +57,20 @@ class ConnectorConfig:
     nominal_voltage_v: float = 230.0  # phase to neutral: converts W limits to A (smart charging)
 
 
+@dataclass(frozen=True)
+class FirmwareConfig:
+    """What UpdateFirmware installs (docs/firmware-and-diagnostics.md). `none`: nothing; the download
+    is still made and the update ends InstallationFailed (D5)."""
+
+    install: Literal["none", "command", "device", "bridge"] = "none"
+    command: tuple[str, ...] = ()  # install: command; the image's path is appended as the last argument
+    timeout_s: float = 600.0  # the command is killed after this long: InstallationFailed
+    boot_timeout_s: float = 300.0  # install: bridge; the new version must boot to the central system
+    # install: bridge over ws:// lets whoever controls the connection run code here; check refuses
+    # it unless this says the risk is accepted.
+    accept_remote_code_risk: bool = False
+
+
 @dataclass(frozen=True, kw_only=True)
 class ChargePointConfig:
     id: str
@@ -76,6 +90,7 @@ class ChargePointConfig:
     # it). 4 MiB: a SendLocalList of 10,000 entries (~1.3 MB) fits three times over.
     max_frame_bytes: int = 4 * 1024 * 1024
     ocpp: Mapping[str, str] = field(default_factory=dict)  # canonical key names, wire values
+    firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
     connectors: tuple[ConnectorConfig, ...]
 
 

@@ -66,6 +66,7 @@ class Lifecycle:
         "energy_wh",
         "ev_requesting",
         "fault",
+        "held",
         "limit_paused",
         "new_id",
         "plug_sensed",
@@ -86,6 +87,9 @@ class Lifecycle:
         self.unreachable: DeviceFault | None = None  # the device stopped answering (set by the shell)
         self.energy_wh: float | None = None
         self.plugged_at: datetime | None = None  # when the cable went in
+        # Held for a firmware update (set by the shell): no new session starts, and it shows Unavailable
+        # outside a transaction. An overlay like a fault: the availability the central system set stays.
+        self.held = False
         self.limit_paused = False  # the charging limit is below what the device can do: no energy
         self.authorizing: set[str] = set()  # tags with an Authorize in flight
         # Local transaction ids: the shell hands in the store's sequence, so ids are never reused.
@@ -141,6 +145,7 @@ class Lifecycle:
             ev_requesting=self.ev_requesting,
             energy_allowed=self.energy_allowed,
             fault=self.fault or self.unreachable,
+            held=self.held,
         )
 
     def meter_wh(self) -> int:
@@ -157,7 +162,7 @@ class Lifecycle:
         return Facts(
             plugged=self.plugged,
             plug_sensed=self.plug_sensed,
-            usable=self.operative and self.fault is None and self.unreachable is None,
+            usable=self.operative and not self.held and self.fault is None and self.unreachable is None,
             in_transaction=self._state is State.TRANSACTION,
         )
 

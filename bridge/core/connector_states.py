@@ -40,8 +40,8 @@ matches the transaction's fires Stop. What an input means (tags, groups, configu
 connector's business. Where the lifecycle goes is the table's.
 
 A row is (from state, event, guard, to state). A guard is a named predicate over four facts (`Facts`):
-the cable, whether the device can sense it, whether the connector is usable (operative, no fault, the
-device answers), and whether a transaction runs. The guards of one (state, event) never hold together.
+the cable, whether the device can sense it, whether the connector is usable (operative, not held for
+a firmware update, no fault, the device answers), and whether a transaction runs. The guards of one (state, event) never hold together.
 The tests check this over every combination of the facts.
 
 A (state, event) pair with no row, or whose guards all fail, is ignored: the state stays and the event
@@ -101,7 +101,7 @@ class Facts:
 
     plugged: bool  # the cable is in (taken as in while a transaction runs on a device that cannot tell)
     plug_sensed: bool  # the device can tell (a relay cannot)
-    usable: bool  # operative, no fault, the device answers
+    usable: bool  # operative, not held for a firmware update, no fault, the device answers
     in_transaction: bool
 
 

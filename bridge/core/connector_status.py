@@ -4,7 +4,7 @@ Never stored: worked out at each question, in the order of OCPP 1.6 §4.9. Fault
 (an overlay: the lifecycle underneath shows again when the fault clears). Inside a transaction the
 reading decides: SuspendedEV while the cable is out, SuspendedEVSE while energy is not allowed (which
 takes precedence over SuspendedEV), SuspendedEV while the vehicle does not ask, else Charging.
-Unavailable only without a transaction. Then the session state: Finishing, Reserved, Preparing (a
+Unavailable only without a transaction: inoperative, or held for a firmware update. Then the session state: Finishing, Reserved, Preparing (a
 tag waits for the cable, or the cable is in without a session), else Available.
 """
 
@@ -56,6 +56,7 @@ def project(
     ev_requesting: bool,
     energy_allowed: bool,
     fault: DeviceFault | None,
+    held: bool = False,
 ) -> StatusReport:
     if fault is not None:
         return StatusReport(Status.FAULTED, fault.error_code, fault.info, fault.vendor_error_code)
@@ -67,7 +68,7 @@ def project(
         if not ev_requesting:
             return StatusReport(Status.SUSPENDED_EV)
         return StatusReport(Status.CHARGING)
-    if availability not in OPERATIVE_NOW:
+    if availability not in OPERATIVE_NOW or held:
         return StatusReport(Status.UNAVAILABLE)
     if state is State.IDLE and plugged:
         return StatusReport(Status.PREPARING)

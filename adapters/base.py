@@ -18,6 +18,7 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 
@@ -114,6 +115,7 @@ class ChargerCapabilities:
     min_current_a: float
     max_current_a: float
     current_step_a: float
+    can_install_firmware: bool = False  # takes a firmware image (install_firmware), for UpdateFirmware
 
 
 # What a driver pushes between reads.
@@ -214,6 +216,11 @@ class Charger(abc.ABC):
 
     async def reset(self, hard: bool) -> None:
         raise NotSupportedByDevice("this charger cannot be reset remotely")
+
+    async def install_firmware(self, image: Path) -> None:
+        """Install the firmware image at `image` (a file the bridge downloaded) and return once the
+        device runs it; a driver that can sets `can_install_firmware`."""
+        raise NotSupportedByDevice("this charger cannot install a firmware image")
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         from bridge.log import setup_logging
 
         setup_logging(args.log_level, frames=args.log_frames)
+        from bridge.firmware.launch import launch
+
+        # Before the configuration is validated: the active release of the bridge (an update installed
+        # by UpdateFirmware) runs instead of this one, if there is one (bridge/firmware/launch.py).
+        launch(args.config, list(argv) if argv is not None else sys.argv[1:])
         config = _load(args.config)
         from bridge.daemon import Daemon
 

@@ -23,7 +23,6 @@ from datetime import datetime
 from ocpp.v16 import call, call_result
 
 from adapters.base import Charger, ChargerReading, DeviceFault
-from bridge import __version__
 from bridge.clock import Clock
 from bridge.config import ChargePointConfig, ConnectorConfig
 from bridge.core import authorization
@@ -36,7 +35,7 @@ from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, Answer, DataTransferHand
 from bridge.ocpp.handlers import CoreHandlers, FirmwareHandlers, RemoteTriggerHandlers, SmartChargingHandlers
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
-from bridge.runtime import snapshot
+from bridge.runtime import identity, snapshot
 from bridge.runtime.authorizer import Authorizer
 from bridge.runtime.background import Background
 from bridge.runtime.commands import Commands
@@ -45,6 +44,8 @@ from bridge.runtime.coordinator import RETRY_READ_S, DeviceCoordinator, poll_int
 from bridge.runtime.diagnostics import JOB as DIAGNOSTICS_JOB
 from bridge.runtime.diagnostics import DiagnosticsRunner
 from bridge.runtime.effects import EffectRunner
+from bridge.runtime.firmware import JOB as FIRMWARE_JOB
+from bridge.runtime.firmware import FirmwareRunner
 from bridge.runtime.metering import Metering
 from bridge.runtime.recovery import Recovery
 from bridge.runtime.snapshot import ChargePointSnapshot, device_status_json
@@ -83,7 +84,7 @@ class ChargePoint:
             fixed={
                 "NumberOfConnectors": str(len(chargers)),
                 "SupportedFeatureProfiles": ",".join(SUPPORTED_PROFILES),
-                "ConnectorSwitch3to1PhaseSupported": self._phase_switching(chargers.values()),
+                "ConnectorSwitch3to1PhaseSupported": identity.phase_switching(chargers.values()),
             },
             initial=cfg.ocpp,
             measurand_supported=self._measurand_supported,
@@ -123,16 +124,19 @@ class ChargePoint:
             cs_id=self.messages.cs_id,
             authorizer=self.authorizer, statuses=self.statuses, metering=self.metering,
         )  # fmt: skip
-        self.diagnostics = DiagnosticsRunner(
-            cfg.id, clock, store, self.messages.outbox, self._spawn, self.snapshot
-        )
+        outbox = self.messages.outbox
+        self.diagnostics = DiagnosticsRunner(cfg.id, clock, store, outbox, self._spawn, self.snapshot)
+        self.firmware = FirmwareRunner(
+            cfg.id, clock, store, outbox, self._spawn, hold=self.commands.hold_for_update,
+            idle=lambda: self.transactions_running == 0,
+        )  # fmt: skip
         self.session.handlers = [
             CoreHandlers(
                 cfg.id, self.session, self.configuration, self.commands, self.smart, self.data_transfer
             ),
             SmartChargingHandlers(self.smart),
-            RemoteTriggerHandlers(self.session, self.commands, self.diagnostics),
-            FirmwareHandlers(self.diagnostics),
+            RemoteTriggerHandlers(self.session, self.commands, self.diagnostics, self.firmware),
+            FirmwareHandlers(self.diagnostics, self.firmware),
         ]
         self.started_at: datetime | None = None  # when run() began (the status API's "started")
         self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
@@ -173,11 +177,6 @@ class ChargePoint:
         due = connector.next_tick(self.configuration.get_int("ConnectionTimeOut"))
         return None if due is None else (due - self.clock.now()).total_seconds()
 
-    @staticmethod
-    def _phase_switching(chargers: Iterable[Charger]) -> str:
-        """ConnectorSwitch3to1PhaseSupported: true when a charger of this charge point can switch."""
-        return "true" if any(c.capabilities.can_switch_phases for c in chargers) else "false"
-
     def _device_status(self, message_id: str | None, data: str | None) -> Answer:
         """DataTransfer vendorId "ocpp-bridge", messageId "DeviceStatus" (bridge.runtime.snapshot)."""
         if message_id != "DeviceStatus":
@@ -215,6 +214,7 @@ class ChargePoint:
         # After the transactions: a resumed one keeps its TxProfile.
         await self.smart.restore(stored.charging_profiles)
         self.diagnostics.restore(stored.job_records.get(DIAGNOSTICS_JOB))
+        await self.firmware.restore(stored.job_records.get(FIRMWARE_JOB))  # after the transactions
 
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> None:
@@ -225,7 +225,7 @@ class ChargePoint:
         runs = [(" session", self.session.run())]
         runs += [(f"/{cid} poll", rt.device.run()) for cid, rt in self.connectors.items()]
         runs += [(" clock-aligned", self.metering.run_clock_aligned()), (" smart charging", self.smart.run()),
-                 (" diagnostics", self.diagnostics.run())]  # fmt: skip
+                 (" diagnostics", self.diagnostics.run()), (" firmware", self.firmware.run())]  # fmt: skip
         tasks = [asyncio.create_task(coro, name=self.cfg.id + what) for what, coro in runs]
         try:
             await asyncio.gather(*tasks)
@@ -242,15 +242,7 @@ class ChargePoint:
             await self.recovery.suspend()
 
     def boot_payload(self) -> call.BootNotification:
-        c = self.cfg
-        return call.BootNotification(
-            charge_point_vendor=c.vendor,
-            charge_point_model=c.model,
-            charge_point_serial_number=c.serial_number,
-            firmware_version=c.firmware_version or f"ocpp-bridge {__version__}",
-            meter_type=c.meter_type,
-            meter_serial_number=c.meter_serial_number,
-        )
+        return identity.boot_notification(self.cfg)
 
     # -- devices -------------------------------------------------------------
     async def _tag_presented(self, cid: int, id_tag: str) -> None:
@@ -262,7 +254,7 @@ class ChargePoint:
         # Its probe may have found it can switch phases (go-e's psm).
         self.configuration.refix(
             "ConnectorSwitch3to1PhaseSupported",
-            self._phase_switching(r.charger for r in self.connectors.values()),
+            identity.phase_switching(r.charger for r in self.connectors.values()),
         )
         self.smart.device_started(cid)
 
@@ -370,6 +362,7 @@ class ChargePoint:
     async def _stop_transaction(self, cid: int, stop: core.StopTransaction) -> None:
         await self.metering.stop(cid, stop)
         self.smart.transaction_ended(cid)
+        self.firmware.transaction_ended()  # an update waiting for the last transaction
 
     def limit_applied(self, cid: int, paused: bool) -> None:
         """The device took its charging limit; below its minimum the transaction pauses (SuspendedEVSE)."""
@@ -386,6 +379,7 @@ class ChargePoint:
         return snapshot.take(
             self.cfg, self.started_at, self.clock.now(), self.session, self.configuration, self.connectors,
             self.smart.current_limit_a, self.messages.cs_id, self.diagnostics.snapshot(),
+            self.firmware.snapshot(),
         )  # fmt: skip
 
     # -- status notifications ----------------------------------------------------
@@ -399,3 +393,5 @@ class ChargePoint:
 
     def _on_online(self, online: bool) -> None:
         self.statuses.on_online(online)
+        if online:
+            self.firmware.booted()  # a new release on trial has booted to the central system

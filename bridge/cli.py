@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("bridge").info("stopped")
             if log_files is not None:
                 log_files.remove()  # what is queued is written first
-        return 0
+        return daemon.exit_code  # RESTART_EXIT_CODE: a firmware update asks the service to start again
     return 2
 
 

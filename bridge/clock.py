@@ -17,12 +17,29 @@ without fractions of a second widens the window by the second it leaves out.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 
 class Clock:
     def __init__(self) -> None:
         self.offset_s = 0.0
+        # Told when the offset changes: a wait for a moment in wall time (a firmware update at
+        # retrieveDate) looks at its deadline again.
+        self._watchers: set[Callable[[], None]] = set()
+
+    def watch(self, moved: Callable[[], None]) -> Callable[[], None]:
+        """Call `moved` whenever the offset changes; returns what stops it."""
+        self._watchers.add(moved)
+        return lambda: self._watchers.discard(moved)
+
+    def move(self, offset_s: float) -> None:
+        """Set the offset (the central system's time adopted; a test's clock moved)."""
+        if offset_s == self.offset_s:
+            return
+        self.offset_s = offset_s
+        for moved in list(self._watchers):
+            moved()
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -42,8 +59,10 @@ class Clock:
         except ValueError:
             return
         whole_seconds = "." not in central_time and "," not in central_time
-        self.offset_s = corrected_offset(
-            self.offset_s, parsed.timestamp(), 1.0 if whole_seconds else 0.001, asked_at, self.wall()
+        self.move(
+            corrected_offset(
+                self.offset_s, parsed.timestamp(), 1.0 if whole_seconds else 0.001, asked_at, self.wall()
+            )
         )
 
 

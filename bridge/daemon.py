@@ -68,9 +68,11 @@ from bridge import collector
 from bridge.chargepoint import ChargePoint
 from bridge.clock import Clock
 from bridge.config import Config, ConnectorConfig
+from bridge.firmware.install import RESTART_EXIT_CODE
 from bridge.mqtt_state import start_mqtt_state
 from bridge.runtime.coordinator import DEFAULT_POLL_INTERVAL_S, DeviceCoordinator
 from bridge.runtime.diagnostics import configuration_text
+from bridge.runtime.firmware import installer_for
 from bridge.sd_notify import Notifier
 from bridge.store import Store
 
@@ -144,6 +146,9 @@ class Daemon:
                     cp_cfg, chargers, self.clock, self.store, new_transaction_id
                 )
                 cp.diagnostics.archive_from(config.state_dir, self._config_text)
+                installer = installer_for(cp_cfg.firmware, list(chargers.values()), cp_cfg.id)
+                cp.firmware.install_with(installer, config.state_dir, self.restart)
+        self.exit_code = 0  # RESTART_EXIT_CODE after `restart`: the service starts us again
         self._stop = asyncio.Event()
         self.api_address: tuple[str, int] | None = None
         self._cp_tasks: dict[str, asyncio.Task[None]] = {}
@@ -155,6 +160,11 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def restart(self) -> None:
+        """Stop, with the exit code that has systemd start the service again (into a new release)."""
+        self.exit_code = RESTART_EXIT_CODE
+        self.stop()
 
     async def run(self, on_ready: Callable[[], None] | None = None) -> None:
         try:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from adapters.transports.pool import Transports
+from bridge.clock import Clock
 from bridge.config import Config, parse_config
 from bridge.daemon import Daemon
 from bridge.store import Store
@@ -69,9 +70,10 @@ def make_config(
 
 
 @contextlib.asynccontextmanager
-async def running(config: Config) -> AsyncIterator[Daemon]:
-    """The daemon, started in this event loop and stopped (with every task) on exit."""
-    daemon = Daemon(config)
+async def running(config: Config, clock: Clock | None = None) -> AsyncIterator[Daemon]:
+    """The daemon, started in this event loop and stopped (with every task) on exit; `clock`: one
+    the test moves (Clock.move)."""
+    daemon = Daemon(config, clock)
     ready = asyncio.Event()
     task = asyncio.create_task(daemon.run(on_ready=ready.set))
     await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)

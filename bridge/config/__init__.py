@@ -25,9 +25,9 @@ them); the file says where a charge point starts.
 Where things are
 ----------------
 `schema.py` the dataclasses and `ConfigError`; `yaml_lines.py` the loader that keeps line numbers;
-`checker.py` the generic validator; `rules_top_level.py`, `rules_charge_point.py` and
-`rules_devices.py` and `rules_firmware.py` the checks of each part; `load.py` the entry points. Only the names below are
-public: import them from `bridge.config`.
+`checker.py` the generic validator; `rules_top_level.py`, `rules_charge_point.py`, `rules_devices.py`
+and `rules_firmware.py` the checks of each part; `load.py` the entry points. Only the names below
+are public: import them from `bridge.config`.
 """
 
 from bridge.config.load import default_config, load_config, parse_config

@@ -41,8 +41,8 @@ connector's business. Where the lifecycle goes is the table's.
 
 A row is (from state, event, guard, to state). A guard is a named predicate over four facts (`Facts`):
 the cable, whether the device can sense it, whether the connector is usable (operative, not held for
-a firmware update, no fault, the device answers), and whether a transaction runs. The guards of one (state, event) never hold together.
-The tests check this over every combination of the facts.
+a firmware update, no fault, the device answers), and whether a transaction runs. The guards of one
+(state, event) never hold together. The tests check this over every combination of the facts.
 
 A (state, event) pair with no row, or whose guards all fail, is ignored: the state stays and the event
 has no effect. A tag presented while Finishing asks no Authorize, and a CableOut during a transaction

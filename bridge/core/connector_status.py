@@ -4,8 +4,9 @@ Never stored: worked out at each question, in the order of OCPP 1.6 §4.9. Fault
 (an overlay: the lifecycle underneath shows again when the fault clears). Inside a transaction the
 reading decides: SuspendedEV while the cable is out, SuspendedEVSE while energy is not allowed (which
 takes precedence over SuspendedEV), SuspendedEV while the vehicle does not ask, else Charging.
-Unavailable only without a transaction: inoperative, or held for a firmware update. Then the session state: Finishing, Reserved, Preparing (a
-tag waits for the cable, or the cable is in without a session), else Available.
+Unavailable only without a transaction: inoperative, or held for a firmware update. Then the session
+state: Finishing, Reserved, Preparing (a tag waits for the cable, or the cable is in without a
+session), else Available.
 """
 
 from __future__ import annotations

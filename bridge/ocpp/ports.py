@@ -112,3 +112,12 @@ class DiagnosticsControl(Protocol):
         start_time: float | None, stop_time: float | None,
     ) -> str: ...  # fmt: skip
     def trigger_status(self) -> str: ...
+
+
+class FirmwareControl(Protocol):
+    """What UpdateFirmware and its TriggerMessage need (FirmwareManagement)."""
+
+    def request(
+        self, location: str, retrieve_date: float, retries: int | None, retry_interval_s: float | None
+    ) -> None: ...
+    def trigger_status(self) -> str: ...

@@ -108,6 +108,13 @@ class Commands:
         await self._store.run(self._store.save_availability, self._cp_id, wanted)
         return answer
 
+    def hold_for_update(self, held: bool) -> None:
+        """A firmware update holds every connector (no new session; Unavailable outside a transaction)
+        until it ends; the availability the central system set is kept beside it."""
+        for rt in self._connectors.values():
+            rt.core.held = held
+        self._statuses.report_all()
+
     def report_statuses(self) -> None:
         """Send what changed (after an answer that changed statuses)."""
         self._statuses.report_all()

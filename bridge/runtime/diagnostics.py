@@ -2,7 +2,7 @@
 
 The machine decides (the file name, the attempts, what to report); this shell does the I/O it asks
 for, in order: it keeps the machine's record in the store (`job_records`, before acting), queues each
-DiagnosticsStatusNotification in the outbox (durable: an Uploaded is not lost to a reconnect), builds
+DiagnosticsStatusNotification in the outbox (both in `TransferRunner`), builds
 the archive in a thread (`bridge.diagnostics.build_archive`: streamed, bounded memory) and uploads it
 (`bridge.transfer.upload`), then tells the machine the outcome. One timer: the machine's deadline
 (the next attempt after retryInterval). What goes into the archive is the daemon's to say
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import tempfile
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bridge.clock import Clock, iso
+from bridge.clock import Clock
 from bridge.core.diagnostics import (
     CancelUpload,
     DiagnosticsReport,
@@ -33,11 +32,11 @@ from bridge.core.diagnostics import (
     UploadSucceeded,
     UploadSuperseded,
 )
-from bridge.core.transfer_job import DueNow, masked
+from bridge.core.transfer_job import masked
 from bridge.diagnostics import LOGS_DIR, ArchiveParts, build_archive
-from bridge.flag import Flag
 from bridge.outbox import Outbox
 from bridge.runtime.effects import Spawn
+from bridge.runtime.transfer_runner import TransferRunner
 from bridge.store import Store
 
 log = logging.getLogger("bridge.diagnostics")
@@ -46,7 +45,7 @@ JOB = "diagnostics"  # its name in the store's job_records
 TRANSFER_TIMEOUT_S = 60.0  # no data for this long in an upload: the attempt failed
 
 
-class DiagnosticsRunner:
+class DiagnosticsRunner(TransferRunner[DiagnosticsUpload]):
     def __init__(
         self,
         cp_id: str,
@@ -56,13 +55,10 @@ class DiagnosticsRunner:
         spawn: Spawn,
         snapshot: Callable[[], Any],
     ) -> None:
-        self._cp_id = cp_id
-        self._clock = clock
-        self._store = store
-        self._outbox = outbox
-        self._spawn = spawn
-        self._machine = DiagnosticsUpload()
-        self._wake = Flag()
+        super().__init__(
+            cp_id, clock, store, outbox, spawn, machine=DiagnosticsUpload(), job_name=JOB,
+            action="DiagnosticsStatusNotification", log=log,
+        )  # fmt: skip
         self._attempt: asyncio.Task[None] | None = None
         self._snapshot = snapshot
         # Set by the daemon (`archive_from`); a charge point alone archives its status only.
@@ -83,9 +79,8 @@ class DiagnosticsRunner:
     ) -> str:  # fmt: skip
         """GetDiagnostics: the fileName to answer; the upload starts once the answer is sent. ValueError
         for a request the machine refuses (an empty location, startTime after stopTime)."""
-        now = self._clock.now().timestamp()
         name, step = self._machine.request(
-            self._cp_id, location, retries, retry_interval_s, start_time, stop_time, now
+            self._cp_id, location, retries, retry_interval_s, start_time, stop_time, self._now()
         )
         self._carry_out(step)
         return name
@@ -97,31 +92,11 @@ class DiagnosticsRunner:
     def snapshot(self) -> Any:
         return self._machine.snapshot()
 
-    # -- lifecycle ----------------------------------------------------------------------------
     def restore(self, record: str | None) -> None:
         """At start, before `run`: the machine as the last run left it."""
-        if record is None:
-            return
-        try:
-            self._machine, step = DiagnosticsUpload.from_record(
-                json.loads(record), self._clock.now().timestamp()
-            )
-        except ValueError as exc:
-            log.error("%s: the stored diagnostics upload is not valid and is dropped: %s", self._cp_id, exc)
-            self._save()
-            return
-        self._carry_out(step)
-
-    async def run(self) -> None:
-        """Call the machine back at its deadline (the next attempt), forever."""
-        while True:
-            self._wake.clear()
-            deadline = self._machine.next_deadline()
-            now = self._clock.now().timestamp()
-            if deadline is not None and deadline <= now:
-                self._carry_out(self._machine.handle(DueNow(), now))
-                continue
-            await self._wake.wait_at_most(None if deadline is None else deadline - now)
+        step = self._restored(record, DiagnosticsUpload.from_record)
+        if step is not None:
+            self._carry_out(step)
 
     # -- the effects ----------------------------------------------------------------------------
     def _carry_out(self, step: DiagnosticsStep) -> None:
@@ -129,7 +104,7 @@ class DiagnosticsRunner:
             self._save()
         for effect in step.effects:
             if isinstance(effect, DiagnosticsReport):
-                self._report(effect)
+                self._report(str(effect.status), effect.reason)
             elif isinstance(effect, Upload):
                 self._attempt = self._spawn(self._upload(effect), f"diagnostics upload {effect.job}")
             elif isinstance(effect, CancelUpload):
@@ -139,17 +114,6 @@ class DiagnosticsRunner:
                 log.info("%s: a new GetDiagnostics replaces the upload to %s", self._cp_id,
                          masked(effect.previous.location))  # fmt: skip
         self._wake.set()  # the deadline may have moved
-
-    def _save(self) -> None:
-        record = json.dumps(self._machine.to_record())
-        self._store.submit(self._store.save_job_record, self._cp_id, JOB, record)
-
-    def _report(self, report: DiagnosticsReport) -> None:
-        reason = f": {report.reason}" if report.reason else ""
-        log.info("%s: diagnostics %s%s", self._cp_id, report.status, reason)
-        payload = {"status": str(report.status)}
-        self._spawn(self._outbox.put("DiagnosticsStatusNotification", payload, iso(self._clock.now())),
-                    "DiagnosticsStatusNotification")  # fmt: skip
 
     async def _upload(self, effect: Upload) -> None:
         # Imported when first used: aiohttp's import takes ~0.1 s of the start otherwise.
@@ -183,7 +147,7 @@ class DiagnosticsRunner:
             log.warning(
                 "%s: diagnostics upload attempt %d failed: %s", self._cp_id, effect.attempt, event.reason
             )
-        self._carry_out(self._machine.handle(event, self._clock.now().timestamp()))
+        self._carry_out(self._machine.handle(event, self._now()))
 
 
 def configuration_text(path: str) -> str | None:

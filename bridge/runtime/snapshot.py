@@ -19,6 +19,7 @@ from bridge.core.config_keys import Configuration
 from bridge.core.connector import StatusReport
 from bridge.core.device_errors import ocpp_fault
 from bridge.core.diagnostics import DiagnosticsSnapshot
+from bridge.core.firmware import FirmwareSnapshot
 from bridge.ocpp.ports import LinkSettings
 from bridge.ocpp.session import Session
 from bridge.runtime.connector import ConnectorRuntime
@@ -80,6 +81,7 @@ class ChargePointSnapshot:
     reconnect_max_s: float
     connectors: tuple[ConnectorSnapshot, ...]
     diagnostics: DiagnosticsSnapshot | None = None  # the GetDiagnostics upload, running or the last one
+    firmware: FirmwareSnapshot | None = None  # the UpdateFirmware job, pending, running or the last one
 
     @property
     def transactions_running(self) -> int:
@@ -96,6 +98,7 @@ def take(
     limit_of: Callable[[int], float | None],
     cs_id: Callable[[int], int | None],
     diagnostics: DiagnosticsSnapshot | None = None,
+    firmware: FirmwareSnapshot | None = None,
 ) -> ChargePointSnapshot:
     """The snapshot of one charge point, from the parts that own each piece."""
     link, c = session.link, configuration
@@ -123,6 +126,7 @@ def take(
         reconnect_max_s=cp.reconnect.max_s,
         connectors=tuple(_connector(cid, rt, limit_of(cid), cs_id) for cid, rt in connectors.items()),
         diagnostics=diagnostics,
+        firmware=firmware,
     )
 
 
@@ -181,6 +185,7 @@ def status_json(snap: ChargePointSnapshot) -> dict[str, Any]:
             for c in snap.connectors
         ],
         "diagnostics": _diagnostics_json(snap.diagnostics) if snap.diagnostics is not None else None,
+        "firmware": _firmware_json(snap.firmware) if snap.firmware is not None else None,
     }
 
 
@@ -198,6 +203,25 @@ def _diagnostics_json(d: DiagnosticsSnapshot) -> dict[str, Any]:
         "last": None if out is None else {
             "status": str(out.status), "reason": out.reason, "at": _iso_epoch(out.at),
             "file_name": out.file_name,
+        },
+    }  # fmt: skip
+
+
+def _firmware_json(f: FirmwareSnapshot) -> dict[str, Any]:
+    """The update pending (Scheduled: waiting for retrieveDate), running, and how the last one ended."""
+    out, running = f.outcome, f.location is not None
+    return {
+        "state": str(f.state),  # Idle, Scheduled, Downloading, RetryWait, Downloaded, Installing, ...
+        "status": str(f.status),  # as a TriggerMessage would report it
+        "location": f.location,  # its password masked
+        "retrieve_date": _iso_epoch(f.retrieve_date),
+        "attempt": f.attempt if running else None,
+        "attempts": f.attempts if running else None,
+        "next_step_at": _iso_epoch(f.deadline),  # retrieveDate, the next attempt, or the boot deadline
+        "last_error": f.last_error,
+        "waiting": f.queued_location,  # an update that starts when the install running ends
+        "last": None if out is None else {
+            "status": str(out.status), "reason": out.reason, "at": _iso_epoch(out.at),
         },
     }  # fmt: skip
 

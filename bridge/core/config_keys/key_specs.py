@@ -271,8 +271,11 @@ KEYS: tuple[KeySpec, ...] = (
 
 # The feature profiles this charge point implements, in the order SupportedFeatureProfiles lists them:
 # the one list of them. A profile's keys come with it (PROFILE_FEATURES).
-SUPPORTED_PROFILES: tuple[str, ...] = ("Core", "SmartCharging", "RemoteTrigger")
-PROFILE_FEATURES: dict[str, frozenset[str]] = {"SmartCharging": frozenset({"smart_charging"})}
+SUPPORTED_PROFILES: tuple[str, ...] = ("Core", "FirmwareManagement", "SmartCharging", "RemoteTrigger")
+PROFILE_FEATURES: dict[str, frozenset[str]] = {
+    "FirmwareManagement": frozenset({"firmware"}),
+    "SmartCharging": frozenset({"smart_charging"}),
+}
 # Features the bridge implements so far (keys that exist only with them); grows as features land.
 IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
     {

@@ -3,7 +3,7 @@
 - `core.py`: Core (configuration, remote start and stop, reset, unlock, availability, cache, data);
 - `smart_charging.py`: SmartCharging (profiles and the composite schedule);
 - `remote_trigger.py`: RemoteTrigger (TriggerMessage);
-- `firmware.py`: FirmwareManagement (GetDiagnostics so far; UpdateFirmware is to come).
+- `firmware.py`: FirmwareManagement (GetDiagnostics, UpdateFirmware).
 LocalAuthListManagement, Reservation and the security extension get a module each. A newcomer finds
 the code for any OCPP message in one guess.
 

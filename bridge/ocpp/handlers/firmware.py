@@ -1,6 +1,6 @@
-"""The FirmwareManagement profile: GetDiagnostics (OCPP 1.6 §5.9). UpdateFirmware is still answered
-NotSupported (no handler): its parts are built (bridge/core/firmware.py, bridge/transfer/) but not yet
-wired, and the profile is not advertised in SupportedFeatureProfiles until it is."""
+"""The FirmwareManagement profile: GetDiagnostics (OCPP 1.6 §5.9) and UpdateFirmware (§5.19). Both are
+answered at once; the work (upload, download and install) follows the answer, each step reported by
+its status notification."""
 
 from __future__ import annotations
 
@@ -12,12 +12,27 @@ from ocpp.v16.enums import Action
 
 from bridge.clock import parse_iso
 from bridge.ocpp.errors import ErrorCode, OcppError
-from bridge.ocpp.ports import DiagnosticsControl
+from bridge.ocpp.ports import DiagnosticsControl, FirmwareControl
 
 
 class FirmwareHandlers:
-    def __init__(self, diagnostics: DiagnosticsControl) -> None:
+    def __init__(self, diagnostics: DiagnosticsControl, firmware: FirmwareControl) -> None:
         self._diagnostics = diagnostics
+        self._firmware = firmware
+
+    @on(Action.update_firmware)
+    def update_firmware(
+        self, location: str, retrieve_date: str, retries: int | None = None,
+        retry_interval: int | None = None, **_: Any,
+    ) -> call_result.UpdateFirmware:  # fmt: skip
+        """An empty conf; the download starts at retrieveDate (D5), and replaces an update pending."""
+        try:
+            when = _epoch(retrieve_date, "retrieveDate")
+            assert when is not None
+            self._firmware.request(location, when, retries, retry_interval)
+        except ValueError as exc:
+            raise OcppError(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, str(exc)) from None
+        return call_result.UpdateFirmware()
 
     @on(Action.get_diagnostics)
     def get_diagnostics(

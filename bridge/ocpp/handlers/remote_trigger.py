@@ -8,14 +8,17 @@ from ocpp.routing import on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
-from bridge.ocpp.ports import DiagnosticsControl, Replies, Triggers
+from bridge.ocpp.ports import DiagnosticsControl, FirmwareControl, Replies, Triggers
 
 
 class RemoteTriggerHandlers:
-    def __init__(self, link: Replies, triggers: Triggers, diagnostics: DiagnosticsControl) -> None:
+    def __init__(
+        self, link: Replies, triggers: Triggers, diagnostics: DiagnosticsControl, firmware: FirmwareControl
+    ) -> None:
         self._link = link
         self._triggers = triggers
         self._diagnostics = diagnostics
+        self._firmware = firmware
 
     @on(Action.trigger_message)
     def trigger_message(
@@ -40,10 +43,10 @@ class RemoteTriggerHandlers:
             ids = [connector_id] if connector_id else list(t.connector_ids)
             messages = [lambda cid=cid: t.meter_values_message(cid) for cid in ids]
         elif requested_message == "DiagnosticsStatusNotification":
-            # The state now: Idle only when no upload runs (§4.6, ERRATA 3.35/3.46).
+            # The state now: Idle only when nothing runs (§4.6, ERRATA 3.35/3.46).
             messages = [lambda: call.DiagnosticsStatusNotification(status=self._diagnostics.trigger_status())]
         elif requested_message == "FirmwareStatusNotification":
-            messages = [call.FirmwareStatusNotification(status="Idle")]
+            messages = [lambda: call.FirmwareStatusNotification(status=self._firmware.trigger_status())]
         else:
             return call_result.TriggerMessage(status="NotImplemented")
 

@@ -1,0 +1,250 @@
+"""UpdateFirmware, carried out: the pure machine of `bridge.core.firmware` in a thin asyncio shell.
+
+The machine decides (when to download, how often, when to install, what to report); this shell does
+what it asks, in order: the download (`bridge.transfer.download`, streamed to a file under
+`<state_dir>/firmware/images/<job>/`), holding the connectors (no new session starts; a running one
+goes on to its end), the install (`bridge.firmware`'s installer of the configured kind) and the
+restart into a new release of the bridge. It tells the machine the outcomes, and when no transaction
+runs any more (`transaction_ended`) or the new release booted (`booted`). The record, the deadline
+(retrieveDate, the next attempt, the boot timeout) and the statuses are `TransferRunner`'s.
+
+Before a restart the record is stored and committed: the new process reads AWAITING_BOOT and knows
+what it is waiting for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import shutil
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from adapters.base import Charger
+from bridge.clock import Clock
+from bridge.config import FirmwareConfig
+from bridge.core.firmware import FirmwareSnapshot, FirmwareState, FirmwareUpdate
+from bridge.core.firmware_effects import (
+    Abandon,
+    Download,
+    DownloadFailed,
+    DownloadSucceeded,
+    FirmwareEvent,
+    HoldConnectors,
+    Install,
+    InstallFailed,
+    InstallRestarting,
+    NewVersionBooted,
+    NoTransactionRunning,
+    ReleaseConnectors,
+    Report,
+    ResolveInterruptedInstall,
+    RollBack,
+    Step,
+    Superseded,
+    VerifyImage,
+)
+from bridge.core.transfer_job import masked
+from bridge.firmware.install import Installer, NoInstaller
+from bridge.outbox import Outbox
+from bridge.runtime.effects import Spawn
+from bridge.runtime.transfer_runner import TransferRunner
+from bridge.store import Store
+
+log = logging.getLogger("bridge.firmware")
+
+JOB = "firmware"  # its name in the store's job_records
+IMAGES_DIR = "firmware/images"  # under state_dir
+TRANSFER_TIMEOUT_S = 60.0  # no data for this long in a download: the attempt failed
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+class FirmwareRunner(TransferRunner[FirmwareUpdate]):
+    def __init__(
+        self,
+        cp_id: str,
+        clock: Clock,
+        store: Store,
+        outbox: Outbox,
+        spawn: Spawn,
+        *,
+        hold: Callable[[bool], None],
+        idle: Callable[[], bool],
+    ) -> None:
+        """`hold(True)`: no new session starts and idle connectors show Unavailable (False: back);
+        `idle()`: no transaction runs."""
+        super().__init__(
+            cp_id, clock, store, outbox, spawn, machine=FirmwareUpdate(), job_name=JOB,
+            action="FirmwareStatusNotification", log=log,
+        )  # fmt: skip
+        self._hold = hold
+        self._idle = idle
+        self._download: asyncio.Task[None] | None = None
+        # Set by the daemon (`install_with`); a charge point alone downloads to a temporary directory
+        # and installs nothing (D5).
+        self._installer: Installer = NoInstaller()
+        self._images = Path(tempfile.gettempdir()) / f"ocpp-bridge-{_SAFE_NAME.sub('_', cp_id)}-firmware"
+        self._restart: Callable[[], None] | None = None
+
+    def install_with(self, installer: Installer, state_dir: Path, restart: Callable[[], None]) -> None:
+        """The configured kind of install; images go to state_dir/firmware/images; `restart` stops
+        the daemon so that the service starts again (into a new release)."""
+        self._installer, self._images, self._restart = installer, state_dir / IMAGES_DIR, restart
+
+    @property
+    def install_kind(self) -> str:
+        return self._installer.kind
+
+    # -- what the handlers, the trigger and the charge point ask --------------------------------
+    def request(
+        self, location: str, retrieve_date: float, retries: int | None, retry_interval_s: float | None
+    ) -> None:
+        """UpdateFirmware (answered with an empty conf): the job starts at retrieveDate. ValueError for
+        a request the machine refuses (an empty location)."""
+        step = self._machine.request(location, retrieve_date, retries, retry_interval_s, self._now())
+        self._carry_out(step)
+
+    def trigger_status(self) -> str:
+        """FirmwareStatusNotification's status for a TriggerMessage: Idle only when nothing runs."""
+        return str(self._machine.trigger_status())
+
+    def snapshot(self) -> FirmwareSnapshot:
+        return self._machine.snapshot()
+
+    def transaction_ended(self) -> None:
+        """A transaction ended: with the connectors held, the install may start once none runs."""
+        if self._machine.state is FirmwareState.DOWNLOADED and self._idle():
+            self._handle(NoTransactionRunning())
+
+    def booted(self) -> None:
+        """The central system accepted our BootNotification: a new release on trial is confirmed."""
+        m = self._machine
+        if m.state is FirmwareState.AWAITING_BOOT and m.target and self._installer.is_running(m.target):
+            target = m.target
+            self._handle(NewVersionBooted(m.job))
+            self._installer.confirm(target)
+
+    async def restore(self, record: str | None) -> None:
+        """At start, after the transactions were restored and before `run`."""
+        step = self._restored(record, FirmwareUpdate.from_record)
+        if step is not None:
+            self._carry_out(step)
+        m = self._machine
+        if m.state is FirmwareState.AWAITING_BOOT and m.target and not self._installer.is_running(m.target):
+            # The launcher switched back before this (the old) release started: the new one failed.
+            event, _ = await self._installer.roll_back(m.job)
+            self._handle(event)
+
+    # -- the effects ----------------------------------------------------------------------------
+    def _handle(self, event: FirmwareEvent) -> None:
+        self._carry_out(self._machine.handle(event, self._now()))
+
+    def _carry_out(self, step: Step) -> None:
+        if step.changed:
+            self._save()
+        for effect in step.effects:
+            if isinstance(effect, Report):
+                self._report(str(effect.status), effect.reason)
+            elif isinstance(effect, Download):
+                self._download = self._spawn(self._download_image(effect), f"firmware download {effect.job}")
+            elif isinstance(effect, Abandon):
+                if self._download is not None:
+                    self._download.cancel()
+                self._discard(effect.job)
+            elif isinstance(effect, HoldConnectors | ReleaseConnectors):
+                self._hold(isinstance(effect, HoldConnectors))
+            elif isinstance(effect, Install | ResolveInterruptedInstall):
+                interrupted = isinstance(effect, ResolveInterruptedInstall)
+                self._spawn(self._install(effect.job, Path(effect.file), interrupted), "firmware install")
+            elif isinstance(effect, VerifyImage):
+                if not Path(effect.file).is_file():
+                    self._handle(InstallFailed(effect.job, "the downloaded image is gone"))
+            elif isinstance(effect, RollBack):
+                self._spawn(self._roll_back(effect.job), "firmware roll back")
+            elif isinstance(effect, Superseded):
+                log.info("%s: a new UpdateFirmware replaces the one from %s (%s)", self._cp_id,
+                         masked(effect.previous.location), effect.fate)  # fmt: skip
+        if self._machine.state is FirmwareState.IDLE and self._machine.job:
+            self._discard(self._machine.job)
+        self.transaction_ended()  # connectors just held with no transaction running: install now
+        self._wake.set()  # the deadline may have moved
+
+    def _discard(self, job: int) -> None:
+        """The image of `job`, once it is no longer needed."""
+        shutil.rmtree(self._images / str(job), ignore_errors=True)
+
+    async def _download_image(self, effect: Download) -> None:
+        # Imported when first used: aiohttp's import takes ~0.1 s of the start otherwise.
+        from bridge.transfer import TransferError, download
+
+        folder = self._images / str(effect.job)
+        dest = folder / _file_name(effect.location)
+        try:
+            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+            await download(effect.location, dest, timeout_s=TRANSFER_TIMEOUT_S)
+        except TransferError as exc:
+            event: DownloadSucceeded | DownloadFailed = DownloadFailed(effect.job, str(exc))
+        except OSError as exc:
+            event = DownloadFailed(effect.job, f"the image could not be stored: {exc.strerror or exc}")
+        else:
+            event = DownloadSucceeded(effect.job, str(dest))
+        if isinstance(event, DownloadFailed):
+            log.warning(
+                "%s: firmware download attempt %d failed: %s", self._cp_id, effect.attempt, event.reason
+            )
+        self._handle(event)
+
+    async def _install(self, job: int, image: Path, interrupted: bool) -> None:
+        installer = self._installer
+        log.info("%s: installing %s (%s)", self._cp_id, image.name, installer.kind)
+        try:
+            outcome = await (installer.resolve_interrupted if interrupted else installer.install)(image, job)
+        except Exception as exc:  # an installer's bug: the install failed, the machine goes on
+            log.exception("%s: the firmware install failed", self._cp_id)
+            outcome = InstallFailed(job, f"the install failed: {exc!r}")
+        self._handle(outcome)
+        if isinstance(outcome, InstallRestarting) and not installer.is_running(outcome.target):
+            await self._restart_now(f"into {outcome.target}")
+
+    async def _roll_back(self, job: int) -> None:
+        event, restart = await self._installer.roll_back(job)
+        self._handle(event)
+        if restart:
+            await self._restart_now("into the previous release")
+
+    async def _restart_now(self, why: str) -> None:
+        await self._saved()  # the next process must read where this one was
+        if self._restart is None:
+            log.error("%s: a restart %s is needed, but nothing can restart this process", self._cp_id, why)
+            return
+        log.warning("%s: restarting %s", self._cp_id, why)
+        self._restart()
+
+
+def _file_name(location: str) -> str:
+    """The image's file name from its URL (a wheel's name matters to pip), made safe."""
+    with contextlib.suppress(ValueError):
+        name = Path(urllib.parse.unquote(urllib.parse.urlsplit(location).path)).name
+        name = _SAFE_NAME.sub("_", name).lstrip(".")
+        if name:
+            return name[:200]
+    return "firmware.bin"
+
+
+def installer_for(cfg: FirmwareConfig, chargers: Sequence[Charger], cp_id: str) -> Installer:
+    """The installer of the charge point's `firmware.install` (docs/firmware-and-diagnostics.md)."""
+    if cfg.install == "command":
+        from bridge.firmware.command import CommandInstaller
+
+        return CommandInstaller(list(cfg.command), cfg.timeout_s, log)
+    if cfg.install == "device":
+        from bridge.firmware.device import DeviceInstaller
+
+        return DeviceInstaller(chargers)
+    if cfg.install == "bridge":
+        raise NotImplementedError("firmware.install: bridge is not wired yet")
+    return NoInstaller()

@@ -1,0 +1,117 @@
+"""What the two FirmwareManagement shells share: a pure job machine (`bridge.core.transfer_job`) kept
+in the store, its deadline waited for, and its status notifications queued in the outbox.
+
+`DiagnosticsRunner` (GetDiagnostics) and `FirmwareRunner` (UpdateFirmware) each add the effects of
+their machine. The machine's record is stored in `job_records` whenever a step says it changed,
+before the step's effects are carried out; the statuses go through the outbox, so an Uploaded or an
+Installed is not lost to a reconnect or a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
+
+from bridge.clock import Clock, iso
+from bridge.core.transfer_job import DueNow
+from bridge.flag import Flag
+from bridge.outbox import Outbox
+from bridge.runtime.effects import Spawn
+from bridge.store import Store
+
+# A deadline is wall time (retrieveDate, the next attempt): a clock the central system moves wakes
+# the wait at once (Clock.watch); one NTP moves is seen within this long.
+LOOK_AGAIN_S = 60.0
+
+
+class Machine(Protocol):
+    """What the shell needs of a job machine (FirmwareUpdate, DiagnosticsUpload)."""
+
+    def next_deadline(self) -> float | None: ...
+    def handle(self, event: Any, now: float) -> Any: ...
+    def to_record(self) -> Mapping[str, Any]: ...
+
+
+M = TypeVar("M", bound=Machine)
+
+
+class TransferRunner(Generic[M]):
+    """The machine's store record, its deadline and its statuses; `_carry_out` is the subclass's."""
+
+    def __init__(
+        self,
+        cp_id: str,
+        clock: Clock,
+        store: Store,
+        outbox: Outbox,
+        spawn: Spawn,
+        *,
+        machine: M,
+        job_name: str,  # its key in the store's job_records
+        action: str,  # the status notification it sends
+        log: logging.Logger,
+    ) -> None:
+        self._cp_id = cp_id
+        self._clock = clock
+        self._store = store
+        self._outbox = outbox
+        self._spawn = spawn
+        self._machine = machine
+        self._job_name = job_name
+        self._action = action
+        self._log = log
+        self._wake = Flag()
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
+
+    def _carry_out(self, step: Any) -> None:
+        raise NotImplementedError
+
+    def _restored(self, record: str | None, read: Callable[[Mapping[str, Any], float], tuple[M, Any]]) -> Any:
+        """The step a stored record asks for (None: nothing stored, or a record not valid, dropped)."""
+        if record is None:
+            return None
+        try:
+            self._machine, step = read(json.loads(record), self._now())
+        except ValueError as exc:
+            what = f"{self._cp_id}: the stored {self._job_name} job"
+            self._log.error("%s is not valid and is dropped: %s", what, exc)
+            self._save()
+            return None
+        return step
+
+    async def run(self) -> None:
+        """Call the machine back at its deadline, forever."""
+        while True:
+            self._wake.clear()
+            deadline = self._machine.next_deadline()
+            now = self._now()
+            if deadline is not None and deadline <= now:
+                self._carry_out(self._machine.handle(DueNow(), now))
+                continue
+            if deadline is None:
+                await self._wake.wait_at_most(None)
+                continue
+            unwatch = self._clock.watch(self._wake.set)
+            try:
+                await self._wake.wait_at_most(min(deadline - now, LOOK_AGAIN_S))
+            finally:
+                unwatch()
+
+    def _save(self) -> None:
+        record = json.dumps(self._machine.to_record())
+        self._store.submit(self._store.save_job_record, self._cp_id, self._job_name, record)
+
+    async def _saved(self) -> None:
+        """The record stored and committed (before the process restarts)."""
+        record = json.dumps(self._machine.to_record())
+        await self._store.run(self._store.save_job_record, self._cp_id, self._job_name, record)
+
+    def _report(self, status: str, reason: str | None) -> None:
+        because = f": {reason}" if reason else ""
+        self._log.info("%s: %s %s%s", self._cp_id, self._job_name, status, because)
+        payload = {"status": status}
+        self._spawn(self._outbox.put(self._action, payload, iso(self._clock.now())), self._action)

@@ -125,7 +125,9 @@ class ChargePoint:
             authorizer=self.authorizer, statuses=self.statuses, metering=self.metering,
         )  # fmt: skip
         outbox = self.messages.outbox
-        self.diagnostics = DiagnosticsRunner(cfg.id, clock, store, outbox, self._spawn, self.snapshot)
+        self.diagnostics = DiagnosticsRunner(
+            cfg.id, clock, store, outbox, self._spawn, self.snapshot, cfg.diagnostics
+        )
         self.firmware = FirmwareRunner(
             cfg.id, clock, store, outbox, self._spawn, hold=self.commands.hold_for_update,
             idle=lambda: self.transactions_running == 0,

@@ -77,6 +77,22 @@ async def test_an_archive_is_uploaded_by_http_put(tmp_path: Path) -> None:
     assert "status.json" in members(uploads / answer.file_name)
 
 
+async def test_an_archive_is_posted_as_a_form_where_the_configuration_says_so(tmp_path: Path) -> None:
+    """D6: a location under one of diagnostics.post_to gets a multipart POST to the URL itself."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    async with StrictCentralSystem() as cs, http_files(tmp_path, uploads) as site:
+        diagnostics = {"post_to": [f"{site.base}/upload"], "post_field": "archive"}
+        async with running(make_config(cs.url, tmp_path, diagnostics=diagnostics)):
+            await booted(cs)
+            answer = await cs.call("CP-1", call.GetDiagnostics(location=f"{site.base}/upload"))
+            await cs.wait_until(lambda: "Uploaded" in statuses(cs), 15, "Uploaded")
+        cs.assert_clean()
+    assert statuses(cs) == ["Uploading", "Uploaded"]
+    assert site.posted_fields == ["archive"]  # POSTed, in the configured field
+    assert "status.json" in members(uploads / answer.file_name)
+
+
 async def test_upload_failed_comes_after_exactly_retries_plus_one_attempts_spaced_by_the_interval(
     tmp_path: Path,
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from bridge.config.checker import _BAD, Handler, _at_least, _between, _Checker, _got, _optional, _text
 from bridge.config.rules_devices import _connectors
-from bridge.config.rules_firmware import _firmware
+from bridge.config.rules_firmware import _diagnostics, _firmware
 from bridge.config.schema import MAX_FRAME_BYTES, MIN_FRAME_BYTES, ChargePointConfig, ReconnectConfig
 from bridge.config.yaml_lines import _join
 from bridge.core import config_keys
@@ -37,6 +37,7 @@ def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
         "ocpp": lambda v, p: _ocpp(ck, v, p),
         "connectors": lambda v, p: _connectors(ck, v, p),
         "reconnect": lambda v, p: _reconnect(ck, v, p),
+        "diagnostics": lambda v, p: _diagnostics(ck, v, p),
         "firmware": lambda v, p: _firmware(ck, v, p, raw.get("csms_url") if isinstance(raw, dict) else None),
         "max_queued_messages": lambda v, p: _at_least(ck, v, p, 100),
         "max_frame_bytes": lambda v, p: _between(ck, v, p, MIN_FRAME_BYTES, MAX_FRAME_BYTES),

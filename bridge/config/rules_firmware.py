@@ -1,4 +1,5 @@
-"""The rules of a charge point's `firmware:` block: what UpdateFirmware installs.
+"""The rules of a charge point's `firmware:` block (what UpdateFirmware installs) and its
+`diagnostics:` block (how GetDiagnostics uploads).
 
 `install: bridge` installs code handed over by whoever controls the connection: remote code execution
 by design. Over ws:// that is anyone on the path, so it is refused unless the file says the risk is
@@ -11,7 +12,7 @@ import shlex
 from typing import Any
 
 from bridge.config.checker import _BAD, _Checker, _got
-from bridge.config.schema import FirmwareConfig
+from bridge.config.schema import DiagnosticsConfig, FirmwareConfig
 from bridge.config.yaml_lines import _join
 
 MAX_TIMEOUT_S = 24 * 3600.0
@@ -61,3 +62,21 @@ def _command(ck: _Checker, raw: Any, path: str) -> Any:
         ck.add(path, "must name a program")
         return _BAD
     return tuple(words)
+
+
+def _diagnostics(ck: _Checker, raw: Any, path: str) -> Any:
+    if raw is None:
+        return DiagnosticsConfig()
+    diagnostics = ck.build(DiagnosticsConfig, raw, path)
+    if diagnostics is _BAD:
+        return _BAD
+    ok = True
+    for i, prefix in enumerate(diagnostics.post_to):
+        if not prefix.lower().startswith(("http://", "https://")):
+            problem = "must start with http:// or https:// (FTP has no POST)"
+            ck.add(f"{path}.post_to[{i}]", f"{prefix!r} {problem}")
+            ok = False
+    if not diagnostics.post_field:
+        ck.add(f"{path}.post_field", "must not be empty")
+        ok = False
+    return diagnostics if ok else _BAD

@@ -71,6 +71,15 @@ class FirmwareConfig:
     accept_remote_code_risk: bool = False
 
 
+@dataclass(frozen=True)
+class DiagnosticsConfig:
+    """How GetDiagnostics uploads (D6): to an http(s) location by PUT of the file under its name,
+    unless the location starts with one of `post_to`: then a multipart form POST to the URL itself."""
+
+    post_to: tuple[str, ...] = ()
+    post_field: str = "file"  # the form field that carries the file
+
+
 @dataclass(frozen=True, kw_only=True)
 class ChargePointConfig:
     id: str
@@ -91,6 +100,7 @@ class ChargePointConfig:
     max_frame_bytes: int = 4 * 1024 * 1024
     ocpp: Mapping[str, str] = field(default_factory=dict)  # canonical key names, wire values
     firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     connectors: tuple[ConnectorConfig, ...]
 
 

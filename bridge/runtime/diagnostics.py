@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.clock import Clock
+from bridge.config import DiagnosticsConfig
 from bridge.core.diagnostics import (
     CancelUpload,
     DiagnosticsReport,
@@ -54,6 +55,7 @@ class DiagnosticsRunner(TransferRunner[DiagnosticsUpload]):
         outbox: Outbox,
         spawn: Spawn,
         snapshot: Callable[[], Any],
+        uploads: DiagnosticsConfig,
     ) -> None:
         super().__init__(
             cp_id, clock, store, outbox, spawn, machine=DiagnosticsUpload(), job_name=JOB,
@@ -61,6 +63,7 @@ class DiagnosticsRunner(TransferRunner[DiagnosticsUpload]):
         )  # fmt: skip
         self._attempt: asyncio.Task[None] | None = None
         self._snapshot = snapshot
+        self._uploads = uploads
         # Set by the daemon (`archive_from`); a charge point alone archives its status only.
         self._logs_dir: Path | None = None
         self._config_text: str | None = None
@@ -130,7 +133,9 @@ class DiagnosticsRunner(TransferRunner[DiagnosticsUpload]):
                 config_text=self._config_text, status=status, store=store,
             )  # fmt: skip
             await asyncio.to_thread(build_archive, archive, parts)
-            await upload(archive, request.location, timeout_s=TRANSFER_TIMEOUT_S)
+            post = request.location.lower().startswith(tuple(p.lower() for p in self._uploads.post_to))
+            await upload(archive, request.location, method="POST" if post else "PUT",
+                         field=self._uploads.post_field, timeout_s=TRANSFER_TIMEOUT_S)  # fmt: skip
         except TransferError as exc:
             event: UploadSucceeded | UploadFailed = UploadFailed(effect.job, str(exc))
         except OSError as exc:

@@ -6,8 +6,9 @@ API when it answers, and the versions.
 
 The store is not read: `store.json` says so. The daemon holds the SQLite store (WAL), and even a
 read-only connection to a WAL database writes its `-shm` index; run as root next to a service with a
-dynamic user, it could leave files behind that the service cannot open at its next start. The
-daemon's own archive has no store summary either.
+dynamic user, it could leave files behind that the service cannot open at its next start (the
+daemon's own archive has the summary). Nor are the devices probed: the daemon holds them (one request
+at a time on an RS485 bus); their health is in the running daemon's status.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from bridge.status_cli import fetch_status
 NOT_RUNNING = "the bridge is not running (its local API did not answer)"
 STORE_SKIPPED = {
     "skipped": "not read by `ocpp-bridge diagnostics`: the running daemon holds the store",
+}
+DEVICES_SKIPPED = {
+    "skipped": "not probed by `ocpp-bridge diagnostics`: the running daemon holds the devices; "
+    "status.json has their health",
 }
 STATUS_TIMEOUT_S = 5.0
 
@@ -108,6 +113,7 @@ def write_diagnostics(
         config_text=config_text,
         status=running_status(config),
         store=STORE_SKIPPED,
+        devices=DEVICES_SKIPPED,
     )
     return build_archive(output, parts)
 

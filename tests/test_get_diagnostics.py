@@ -56,6 +56,9 @@ async def test_an_archive_is_uploaded_by_ftp_with_its_statuses_and_no_secret(tmp
     assert {"status.json", "versions.json", "config.yaml", "store.json", "devices.json"} <= set(content)
     status = json.loads(content["status.json"])
     assert status["id"] == "CP-1" and status["connectors"][0]["id"] == 1
+    devices = json.loads(content["devices.json"])  # the last probe and reading of each device
+    assert devices["1"]["description"] and devices["1"]["started"] is True and devices["1"]["answers"]
+    assert devices["1"]["capabilities"]["can_sense_plug"] is True and "energy_wh" in devices["1"]["reading"]
     store = json.loads(content["store.json"])
     assert store["schema_version"] >= 9 and store["open_transactions"] == 0
     # The Uploading status itself is queued (or was just answered) as the archive is made.

@@ -37,6 +37,7 @@ from bridge.core.transfer_job import masked
 from bridge.diagnostics import LOGS_DIR, ArchiveParts, build_archive
 from bridge.outbox import Outbox
 from bridge.runtime.effects import Spawn
+from bridge.runtime.snapshot import ChargePointSnapshot, devices_json
 from bridge.runtime.transfer_runner import TransferRunner
 from bridge.store import Store
 
@@ -54,7 +55,7 @@ class DiagnosticsRunner(TransferRunner[DiagnosticsUpload]):
         store: Store,
         outbox: Outbox,
         spawn: Spawn,
-        snapshot: Callable[[], Any],
+        snapshot: Callable[[], ChargePointSnapshot],
         uploads: DiagnosticsConfig,
     ) -> None:
         super().__init__(
@@ -126,11 +127,12 @@ class DiagnosticsRunner(TransferRunner[DiagnosticsUpload]):
         archive = self._work_dir / request.file_name
         try:
             self._work_dir.mkdir(parents=True, exist_ok=True)
-            status = dataclasses.asdict(self._snapshot())
+            snapshot = self._snapshot()
             store = await self._store.run(self._store.summary, self._cp_id)
             parts = ArchiveParts(
                 logs_dir=self._logs_dir, start=_moment(request.start_time), stop=_moment(request.stop_time),
-                config_text=self._config_text, status=status, store=store,
+                config_text=self._config_text, status=dataclasses.asdict(snapshot), store=store,
+                devices=devices_json(snapshot),
             )  # fmt: skip
             await asyncio.to_thread(build_archive, archive, parts)
             post = request.location.lower().startswith(tuple(p.lower() for p in self._uploads.post_to))

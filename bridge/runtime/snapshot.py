@@ -9,6 +9,7 @@ the charge point.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -228,6 +229,19 @@ def _firmware_json(f: FirmwareSnapshot) -> dict[str, Any]:
 
 def _iso_epoch(epoch: float | None) -> str | None:
     return None if epoch is None else iso(datetime.fromtimestamp(epoch, UTC))
+
+
+def devices_json(snap: ChargePointSnapshot) -> dict[str, Any]:
+    """A diagnostics archive's devices.json: each connector's device as the bridge last found it, its
+    capabilities, whether its probe at start succeeded, its health and its latest reading."""
+    return {
+        str(c.id): {
+            **_device_json(c.device),
+            "capabilities": dataclasses.asdict(c.device.capabilities),
+            "reading": dataclasses.asdict(c.device.reading) if c.device.reading else None,
+        }
+        for c in snap.connectors
+    }
 
 
 def device_status_json(snap: ChargePointSnapshot) -> list[dict[str, Any]]:

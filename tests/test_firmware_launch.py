@@ -4,6 +4,7 @@ out on a releases directory, the state_dir it reads, and `ocpp-bridge run` exec'
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -11,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from bridge.firmware.launch import Exec, RollBackFirst, RunHere, decide, prepare, state_dir_of
+from bridge.firmware.launch import (
+    Exec,
+    RollBackFirst,
+    RunHere,
+    decide,
+    prepare,
+    state_dir_of,
+    top_level_scalar,
+)
 from bridge.firmware.releases import MAX_TRIAL_STARTS, RELEASE_ENV, Listing, Releases, Trial
 from tests.processes import ROOT, child_env
 
@@ -136,6 +145,34 @@ def test_state_dir_is_read_without_validating_the_configuration(tmp_path: Path) 
     config.write_text("state_dir: [1\n")
     assert state_dir_of(str(config), {}) is None
     assert state_dir_of(str(tmp_path / "missing.yaml"), {}) is None
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("state_dir: /a\ncharge_points: []\n", "/a"),
+        (
+            "charge_points:\n  - id: x\n    state_dir: /nested\n"
+            "    list: [1, {state_dir: /deeper}]\nstate_dir: '/b c'\n",
+            "/b c",
+        ),
+        ("api: {state_dir: /nested}\n", None),
+        ("state_dir:\n", None),
+        ("state_dir: ~\n", None),
+        ("state_dir: 'null'\n", "null"),
+        ("state_dir: [/a]\n", False),
+        ("state_dir: {a: 1}\n", False),
+        ("- state_dir: /in-a-list\n", None),
+        ("just text\n", None),
+    ],
+)
+def test_state_dir_is_read_from_the_top_level_mapping_only(text: str, value: object) -> None:
+    assert top_level_scalar(io.StringIO(text), "state_dir") == value
+
+
+def test_reading_state_dir_stops_there(tmp_path: Path) -> None:
+    # What follows it is never parsed: here it is not even YAML.
+    assert top_level_scalar(io.StringIO("state_dir: /a\ncharge_points: [\n  {\n"), "state_dir") == "/a"
 
 
 # -- ocpp-bridge run, as the service starts it ----------------------------------------------------------

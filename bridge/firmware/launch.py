@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeAlias
+from typing import IO, Literal, NoReturn, TypeAlias
 
 import yaml
 
@@ -93,10 +93,9 @@ def state_dir_of(config_file: str, env: Mapping[str, str] = os.environ) -> Path 
     own check then reports why)."""
     try:
         with open(config_file, encoding="utf-8") as f:
-            data: Any = yaml.safe_load(f)
+            raw = top_level_scalar(f, "state_dir")
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return None
-    raw = data.get("state_dir") if isinstance(data, dict) else None
     base = env.get("STATE_DIRECTORY", "").split(":")[0]
     if raw is None:
         raw = base or "./state"
@@ -104,6 +103,37 @@ def state_dir_of(config_file: str, env: Mapping[str, str] = os.environ) -> Path 
         return None
     path = Path(raw).expanduser()
     return path if path.is_absolute() else (Path(base) if base else Path.cwd()) / path
+
+
+_NULLS = ("", "~", "null", "Null", "NULL")
+
+
+def top_level_scalar(stream: IO[str], key: str) -> str | Literal[False] | None:
+    """The scalar value of `key` in the top-level mapping of the first document (None: no such key,
+    or null; False: not a scalar), read from YAML's event stream and stopping at it: a configuration
+    of thousands of charge points is not built twice at each start (state_dir usually comes first)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    open_nodes: list[list[int]] = []  # per open collection: [is a mapping, nodes seen in it]
+    wanted = False
+    for event in yaml.parse(stream, Loader=loader):
+        if isinstance(event, yaml.NodeEvent):
+            if len(open_nodes) == 1 and open_nodes[0][0]:
+                is_key = open_nodes[0][1] % 2 == 0
+                open_nodes[0][1] += 1
+                if is_key:
+                    wanted = isinstance(event, yaml.ScalarEvent) and event.value == key
+                elif wanted:
+                    if not isinstance(event, yaml.ScalarEvent):
+                        return False
+                    plain = event.implicit[0] and not event.style
+                    return None if plain and event.value in _NULLS else event.value
+            if isinstance(event, yaml.CollectionStartEvent):
+                open_nodes.append([isinstance(event, yaml.MappingStartEvent), 0])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            open_nodes.pop()
+            if not open_nodes:
+                break  # the end of the first document
+    return None
 
 
 def prepare(state_dir: Path, now: float, running: str | None) -> Exec | None:

@@ -51,6 +51,25 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "The current the charger was set to (smart charging); 0 = paused.",
     ),
     "ocpp_bridge_device_up": ("gauge", "1 while the connector's device answers."),
+    "ocpp_bridge_firmware_state": (
+        "gauge",
+        "1 for the state of the UpdateFirmware job (Idle, Scheduled: waiting for retrieveDate, "
+        "Downloading, RetryWait, Downloaded, Installing, AwaitingBoot, RollingBack).",
+    ),
+    "ocpp_bridge_firmware_last_outcome_timestamp_seconds": (
+        "gauge",
+        "When the last firmware update ended (epoch seconds), labelled with how "
+        "(Installed, DownloadFailed, InstallationFailed); absent before the first.",
+    ),
+    "ocpp_bridge_diagnostics_state": (
+        "gauge",
+        "1 for the state of the GetDiagnostics upload (Idle, Uploading, RetryWait).",
+    ),
+    "ocpp_bridge_diagnostics_last_outcome_timestamp_seconds": (
+        "gauge",
+        "When the last diagnostics upload ended (epoch seconds), labelled with how "
+        "(Uploaded, UploadFailed); absent before the first.",
+    ),
 }
 
 CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

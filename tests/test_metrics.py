@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 from ocpp.v16 import call
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.clock import iso
+from bridge.core.diagnostics import DiagnosticsState
+from bridge.core.firmware import FirmwareState
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.processes import free_port
@@ -29,6 +34,10 @@ FAMILIES = {
     "ocpp_bridge_power_w": "gauge",
     "ocpp_bridge_current_limit_a": "gauge",
     "ocpp_bridge_device_up": "gauge",
+    "ocpp_bridge_firmware_state": "gauge",
+    "ocpp_bridge_firmware_last_outcome_timestamp_seconds": "gauge",
+    "ocpp_bridge_diagnostics_state": "gauge",
+    "ocpp_bridge_diagnostics_last_outcome_timestamp_seconds": "gauge",
 }
 
 
@@ -98,6 +107,11 @@ async def test_metrics_after_a_session(csms: StrictCentralSystem, tmp_path: Any)
     assert value(found, "ocpp_bridge_current_limit_a", connector="1") == 16
     assert value(found, "ocpp_bridge_outbox_messages") == 0
     assert value(found, "ocpp_bridge_outbox_oldest_age_seconds") == 0
+    # Nothing asked of firmware or diagnostics: Idle, and no last outcome yet.
+    assert value(found, "ocpp_bridge_firmware_state", state="Idle") == 1
+    assert sum(value(found, "ocpp_bridge_firmware_state", state=str(s)) for s in FirmwareState) == 1
+    assert value(found, "ocpp_bridge_diagnostics_state", state="Idle") == 1
+    assert not [k for k in found if "last_outcome" in k[0]]
 
 
 async def test_outbox_depth_and_age_while_the_central_system_is_away(tmp_path: Any) -> None:
@@ -120,3 +134,48 @@ async def test_outbox_depth_and_age_while_the_central_system_is_away(tmp_path: A
     assert value(found, "ocpp_bridge_boot_state", state="NotBooted") == 1
     assert value(found, "ocpp_bridge_outbox_messages") >= 2
     assert 0 < value(found, "ocpp_bridge_outbox_oldest_age_seconds") < 30
+
+
+async def test_a_failed_update_a_pending_one_and_a_failed_upload(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    """What an alert needs: the update's and the upload's state, and when and how the last one ended."""
+    port = free_port()
+    nowhere = f"ftp://cp:pw@127.0.0.1:{free_port()}/"  # nothing listens there
+    async with (
+        running(make_config(csms.url, tmp_path, api=f"127.0.0.1:{port}")),
+        aiohttp.ClientSession() as http,
+    ):
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        began = time.time()
+        now = datetime.now(UTC)
+        await csms.call(
+            "CP-1", call.UpdateFirmware(location=nowhere + "fw.bin", retrieve_date=iso(now), retries=0)
+        )
+        await csms.wait_for_call(
+            "CP-1", "FirmwareStatusNotification", lambda p: p["status"] == "DownloadFailed"
+        )
+        # The next update waits for its retrieveDate: pending.
+        later = iso(now + timedelta(hours=2))
+        await csms.call("CP-1", call.UpdateFirmware(location=nowhere + "fw2.bin", retrieve_date=later))
+        await csms.call("CP-1", call.GetDiagnostics(location=nowhere, retries=0))
+        await csms.wait_for_call(
+            "CP-1", "DiagnosticsStatusNotification", lambda p: p["status"] == "UploadFailed"
+        )
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+            found = samples(await r.text())
+        ended = time.time()
+    assert {str(s): value(found, "ocpp_bridge_firmware_state", state=str(s)) for s in FirmwareState} == {
+        str(s): float(s is FirmwareState.SCHEDULED) for s in FirmwareState
+    }
+    assert {
+        str(s): value(found, "ocpp_bridge_diagnostics_state", state=str(s)) for s in DiagnosticsState
+    } == {str(s): float(s is DiagnosticsState.IDLE) for s in DiagnosticsState}
+    # One sample each, labelled with how the last one ended, at the time it did.
+    firmware = [(dict(k[1]), v) for k, v in found.items() if k[0].startswith("ocpp_bridge_firmware_last")]
+    diagnostics = [
+        (dict(k[1]), v) for k, v in found.items() if k[0].startswith("ocpp_bridge_diagnostics_last")
+    ]
+    assert [labels for labels, _ in firmware] == [{"charge_point": "CP-1", "status": "DownloadFailed"}]
+    assert [labels for labels, _ in diagnostics] == [{"charge_point": "CP-1", "status": "UploadFailed"}]
+    assert began - 1 <= firmware[0][1] <= ended + 1 and began - 1 <= diagnostics[0][1] <= ended + 1

@@ -11,7 +11,9 @@ from typing import Protocol
 
 from bridge.core.boot import BootState
 from bridge.core.connector import Status
-from bridge.metrics import Metrics, Sample, render
+from bridge.core.diagnostics import DiagnosticsState
+from bridge.core.firmware import FirmwareState
+from bridge.metrics import Labels, Metrics, Sample, render
 from bridge.runtime.snapshot import ChargePointSnapshot
 
 
@@ -19,6 +21,11 @@ class Scraped(Protocol):
     metrics: Metrics
 
     def snapshot(self) -> ChargePointSnapshot: ...
+
+
+# The label of each state, made once: a scrape of 5,000 charge points renders 11 of these for each.
+_FIRMWARE_STATES = tuple((state, ("state", str(state))) for state in FirmwareState)
+_DIAGNOSTICS_STATES = tuple((state, ("state", str(state))) for state in DiagnosticsState)
 
 
 def metrics_text(charge_points: Mapping[str, Scraped]) -> str:
@@ -52,3 +59,22 @@ def _gauges(charge_points: Mapping[str, Scraped]) -> Iterable[Sample]:
                 yield "ocpp_bridge_power_w", labels, c.power_w
             if c.current_limit_a is not None:
                 yield "ocpp_bridge_current_limit_a", labels, c.current_limit_a
+        yield from _transfers(snap, base)
+
+
+def _transfers(snap: ChargePointSnapshot, base: Labels) -> Iterable[Sample]:
+    """The firmware update and the diagnostics upload: their state, and when and how the last ended
+    (an alert fires on a `status` ending in Failed)."""
+    firmware, diagnostics = snap.firmware, snap.diagnostics
+    if firmware is not None:
+        for state, label in _FIRMWARE_STATES:
+            yield "ocpp_bridge_firmware_state", (*base, label), float(firmware.state is state)
+        if (out := firmware.outcome) is not None:
+            labels = (*base, ("status", str(out.status)))
+            yield "ocpp_bridge_firmware_last_outcome_timestamp_seconds", labels, out.at
+    if diagnostics is not None:
+        for upload, label in _DIAGNOSTICS_STATES:
+            yield "ocpp_bridge_diagnostics_state", (*base, label), float(diagnostics.state is upload)
+        if (done := diagnostics.outcome) is not None:
+            labels = (*base, ("status", str(done.status)))
+            yield "ocpp_bridge_diagnostics_last_outcome_timestamp_seconds", labels, done.at

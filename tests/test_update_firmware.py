@@ -168,8 +168,9 @@ async def test_a_failing_command_ends_installation_failed_with_its_exit_code(tmp
 async def test_a_running_transaction_is_never_cut_the_install_waits_for_its_end(tmp_path: Path) -> None:
     argv, copied = install_script(tmp_path)
     async with StrictCentralSystem() as cs, http_files(serving(tmp_path), tmp_path) as site:
-        config = make_config(cs.url, tmp_path, firmware={"install": "command", "command": argv})
-        async with running(config) as daemon:
+        firmware = {"install": "command", "command": argv}
+        async with running(make_config(cs.url, tmp_path, connectors=2, firmware=firmware)) as daemon:
+            await ready(cs, connectors=2)
             await charging(cs, daemon)
             await cs.call("CP-1", call.UpdateFirmware(
                 location=f"{site.base}/files/fw-2.0.bin", retrieve_date=when(timedelta(0))
@@ -179,6 +180,14 @@ async def test_a_running_transaction_is_never_cut_the_install_waits_for_its_end(
             assert firmware_statuses(cs) == ["Downloading", "Downloaded"]  # waits for the transaction
             assert not cs.calls("CP-1", "StopTransaction") and not copied.exists()
             assert connector_statuses(cs)[-1] == "Charging"
+            # The idle connector is held: Unavailable, and neither a remote start nor a tap starts there.
+            assert connector_statuses(cs, 2)[-1] == "Unavailable"
+            remote = await cs.call("CP-1", call.RemoteStartTransaction(id_tag="OTHER", connector_id=2))
+            assert remote.status == "Rejected"
+            sim_of(daemon, connector=2).plug()
+            sim_of(daemon, connector=2).tap("OTHER")
+            await asyncio.sleep(0.5)
+            assert not [a for a in cs.calls("CP-1", "Authorize") if a["idTag"] == "OTHER"]
             sim_of(daemon).tap("TAG")  # the driver stops the session
             stop = await cs.wait_for_call("CP-1", "StopTransaction")
             await finished(cs)
@@ -190,6 +199,7 @@ async def test_a_running_transaction_is_never_cut_the_install_waits_for_its_end(
     # (Finishing: the cable is still in).
     after = connector_statuses(cs)[connector_statuses(cs).index("Charging") :]
     assert after == ["Charging", "Unavailable", "Finishing"]
+    assert connector_statuses(cs, 2)[-1] == "Preparing"  # released, with the cable plugged in meanwhile
     # Installing came after the StopTransaction on the wire.
     frames = [(f.message[2], f.message[3].get("status")) for link in cs.links for f in link.frames
               if f.direction == "in" and f.message and f.message[0] == 2]  # fmt: skip

@@ -331,3 +331,18 @@ async def test_a_release_that_crashes_at_start_is_rolled_back_after_its_fourth_s
         == f"the new release was started {MAX_TRIAL_STARTS + 1} times without booting to the central system"
     )
     assert await bridge.roll_back(1) == (RolledBack(1, record["reason"]), False)
+
+
+def test_confirm_never_deletes_the_release_this_process_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bridge = installer(tmp_path)
+    releases = Releases(tmp_path / "state")
+    releases.make()
+    for name in ("1-1", "2-2", "3-3", "4-4"):
+        fake_release(releases, name)
+    releases.set_link("previous", "3-3")
+    releases.set_link("active", "4-4")
+    monkeypatch.setenv(RELEASE_ENV, "2-2")
+    bridge.confirm("4-4")
+    assert sorted(p.name for p in releases.root.iterdir()) == ["2-2", "3-3", "4-4", "active", "previous"]

@@ -110,7 +110,7 @@ class BridgeInstaller:
         r.make()
         r.clear_trial()  # a trial still here ended before this install (the machine waits for it)
         r.clear_rolled_back()
-        r.prune({r.link("active"), r.link("previous")})
+        r.prune({r.link("active"), r.link("previous"), self.running()})
         _remove(new, staging)
         staging.mkdir()
 
@@ -163,14 +163,19 @@ class BridgeInstaller:
             left = max(0.0, trial.deadline - self.wall())
             return InstallRestarting(job, trial.target, left)
         r.clear_trial()
-        r.prune({active, r.link("previous")})  # the half-made venv
+        r.prune({active, r.link("previous"), self.running()})  # the half-made venv
         return InstallFailed(job, "interrupted by a restart before the switch")
 
-    def is_running(self, target: str) -> bool:
-        if os.environ.get(RELEASE_ENV) == target:
-            return True
+    def running(self) -> str | None:
+        """The release this process runs (None: the base installation); never deleted under it."""
+        named = os.environ.get(RELEASE_ENV)
+        if named:
+            return named
         prefix = Path(sys.prefix)
-        return prefix.name == target and prefix.parent.resolve() == self.releases.root.resolve()
+        return prefix.name if prefix.parent.resolve() == self.releases.root.resolve() else None
+
+    def is_running(self, target: str) -> bool:
+        return self.running() == target
 
     async def roll_back(self, job: int) -> tuple[RolledBack, bool]:
         return await asyncio.to_thread(self._roll_back, job)
@@ -195,7 +200,7 @@ class BridgeInstaller:
         if isinstance(trial, Trial) and trial.target == target:
             r.clear_trial()
         r.clear_rolled_back()
-        gone = r.prune({r.link("active"), r.link("previous")})
+        gone = r.prune({r.link("active"), r.link("previous"), self.running()})
         self.log.info("firmware: release %s confirmed%s", target,
                       f"; removed {', '.join(sorted(gone))}" if gone else "")  # fmt: skip
 

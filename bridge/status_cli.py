@@ -2,7 +2,8 @@
 
 Exit 0 when the bridge answered; 1 when it could not be reached (with what
 to check); the output says per charge point whether it is connected and
-accepted, and per connector what it does and whether its device answers.
+accepted, per connector what it does and whether its device answers, and a firmware update or a
+diagnostics upload pending, running or how the last one ended.
 """
 
 from __future__ import annotations
@@ -17,20 +18,22 @@ from typing import Any
 from bridge.config import ApiConfig
 
 
+def _ago(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} days"
+
+
 def _since(stamp: str | None, now: datetime) -> str:
     if not stamp:
         return ""
     at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     seconds = max(0, int((now - at).total_seconds()))
-    if seconds < 120:
-        ago = f"{seconds} s"
-    elif seconds < 7200:
-        ago = f"{seconds // 60} min"
-    elif seconds < 172800:
-        ago = f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    else:
-        ago = f"{seconds // 86400} days"
-    return f"since {at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({ago})"
+    return f"since {at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({_ago(seconds)})"
 
 
 def _number(transaction_id: int | None) -> str:
@@ -39,6 +42,64 @@ def _number(transaction_id: int | None) -> str:
 
 def _interval(seconds: int, what: str) -> str:
     return f"{what} every {seconds} s" if seconds > 0 else f"{what} off"
+
+
+def _at(stamp: str | None, now: datetime) -> str:
+    """`at 2026-11-22 10:05:01 UTC (5 min ago)`, or `(in 2 h 0 min)` for a time still to come."""
+    if not stamp:
+        return ""
+    at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    seconds = int((at - now).total_seconds())
+    when = f"in {_ago(seconds)}" if seconds > 0 else f"{_ago(-seconds)} ago"
+    return f"at {at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({when})"
+
+
+def _attempt(job: dict[str, Any]) -> str:
+    return f"attempt {job['attempt']} of {job['attempts']}" if job.get("attempt") else ""
+
+
+def _firmware_line(fw: dict[str, Any] | None, now: datetime) -> str | None:
+    """The update pending or running, else how the last one ended; None when there is neither."""
+    if not fw:
+        return None
+    state, last = fw.get("state"), fw.get("last")
+    if state == "Scheduled":
+        return f"  firmware update pending: {fw.get('location')} {_at(fw.get('retrieve_date'), now)}"
+    if state not in (None, "Idle"):
+        parts = [f"  firmware update {state}: {fw.get('location')}", _attempt(fw)]
+        if state == "RetryWait":
+            parts.append(f"next attempt {_at(fw.get('next_step_at'), now)}")
+        if fw.get("last_error"):
+            parts.append(f"last error: {fw['last_error']}")
+        if fw.get("waiting"):
+            parts.append(f"then {fw['waiting']}")  # asked during the install: starts when it ends
+        return ", ".join(p for p in parts if p)
+    if last:
+        why = f": {last['reason']}" if last.get("reason") else ""
+        return f"  last firmware update: {last['status']} {_at(last.get('at'), now)}{why}"
+    return None
+
+
+def _diagnostics_line(d: dict[str, Any] | None, now: datetime) -> str | None:
+    """The upload running (or waiting to retry), else how the last one ended; None when neither."""
+    if not d:
+        return None
+    last = d.get("last")
+    if d.get("status") not in (None, "Idle"):
+        parts = [
+            f"  diagnostics upload {d['status']}: {d.get('file_name')} to {d.get('location')}",
+            _attempt(d),
+        ]
+        if d.get("next_attempt_at"):
+            parts.append(f"next attempt {_at(d['next_attempt_at'], now)}")
+        if d.get("last_error"):
+            parts.append(f"last error: {d['last_error']}")
+        return ", ".join(p for p in parts if p)
+    if last:
+        why = f": {last['reason']}" if last.get("reason") else ""
+        name = last.get("file_name")
+        return f"  last diagnostics upload: {last['status']} {name} {_at(last.get('at'), now)}{why}"
+    return None
 
 
 def format_status(body: dict[str, Any], now: datetime) -> str:
@@ -68,6 +129,9 @@ def format_status(body: dict[str, Any], now: datetime) -> str:
             )
         )
         lines.append(f"  {cp.get('queued_transaction_messages', 0)} transaction messages waiting to be sent")
+        for line in (_firmware_line(cp.get("firmware"), now), _diagnostics_line(cp.get("diagnostics"), now)):
+            if line:
+                lines.append(line)
         for c in cp.get("connectors", []):
             parts = [f"  connector {c['id']}: {c['status']}"]
             if c.get("error_code") not in (None, "NoError"):

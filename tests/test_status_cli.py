@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
+from ocpp.v16 import call
 
+from bridge.clock import iso
 from bridge.config import parse_config
 from bridge.status_cli import format_status, show_status
 from tests.conftest import make_config, running
@@ -84,3 +86,96 @@ async def test_the_status_command_reads_the_api_of_the_configuration_given(
         out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0, err.decode()
     assert out.decode().startswith(f"CP-1  {csms.url}\n") and "connector 1: Available" in out.decode()
+
+
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+IDLE_FIRMWARE = {
+    "state": "Idle", "status": "Idle", "location": None, "retrieve_date": None, "attempt": None,
+    "attempts": None, "next_step_at": None, "last_error": None, "waiting": None, "last": None,
+}  # fmt: skip
+IDLE_DIAGNOSTICS = {
+    "status": "Idle", "file_name": None, "location": None, "attempt": None, "attempts": None,
+    "next_attempt_at": None, "last_error": None, "last": None,
+}  # fmt: skip
+
+
+def transfer_lines(firmware: dict[str, Any] | None, diagnostics: dict[str, Any] | None) -> list[str]:
+    body = {"charge_points": [{"id": "CP-1", "connected": True, "accepted": True, "connectors": [],
+                               "firmware": firmware, "diagnostics": diagnostics}]}  # fmt: skip
+    text = format_status(body, NOW)
+    return [line for line in text.splitlines() if "firmware" in line or "diagnostics" in line]
+
+
+def test_nothing_is_said_of_firmware_or_diagnostics_while_both_are_idle_with_no_last_outcome() -> None:
+    assert transfer_lines(IDLE_FIRMWARE, IDLE_DIAGNOSTICS) == []
+    assert transfer_lines(None, None) == []  # a bridge from before these fields
+
+
+def test_a_running_update_and_an_upload_waiting_to_retry_say_where_they_are() -> None:
+    downloading = {**IDLE_FIRMWARE, "state": "Downloading", "status": "Downloading",
+                   "location": "ftp://cp:***@fw.example/fw-2.0.bin", "attempt": 1, "attempts": 3}  # fmt: skip
+    retrying = {**downloading, "state": "RetryWait", "attempt": 2, "next_step_at": "2026-11-22T10:01:00Z",
+                "last_error": "HTTP 404 Not Found"}  # fmt: skip
+    uploading = {**IDLE_DIAGNOSTICS, "status": "Uploading", "file_name": "diag.tar.gz",
+                 "location": "ftp://cp:***@logs.example/in/", "attempt": 1, "attempts": 2,
+                 "next_attempt_at": "2026-11-22T10:00:30Z", "last_error": "connection refused"}  # fmt: skip
+    assert transfer_lines(downloading, uploading) == [
+        "  firmware update Downloading: ftp://cp:***@fw.example/fw-2.0.bin, attempt 1 of 3",
+        "  diagnostics upload Uploading: diag.tar.gz to ftp://cp:***@logs.example/in/, attempt 1 of 2, "
+        "next attempt at 2026-11-22 10:00:30 UTC (in 30 s), last error: connection refused",
+    ]
+    assert transfer_lines(retrying, None) == [
+        "  firmware update RetryWait: ftp://cp:***@fw.example/fw-2.0.bin, attempt 2 of 3, "
+        "next attempt at 2026-11-22 10:01:00 UTC (in 60 s), last error: HTTP 404 Not Found",
+    ]
+    installing = {**downloading, "state": "Installing", "waiting": "http://fw.example/fw-3.0.bin"}
+    assert transfer_lines(installing, None)[0].endswith(", then http://fw.example/fw-3.0.bin")
+
+
+def test_the_last_outcome_is_shown_with_its_time_and_reason_when_nothing_runs() -> None:
+    failed = {**IDLE_FIRMWARE, "last": {"status": "InstallationFailed", "at": "2026-11-22T09:55:00Z",
+                                        "reason": "the install command exited 3"}}  # fmt: skip
+    uploaded = {**IDLE_DIAGNOSTICS, "last": {"status": "Uploaded", "at": "2026-11-22T07:30:00Z",
+                                             "reason": None, "file_name": "diag.tar.gz"}}  # fmt: skip
+    assert transfer_lines(failed, uploaded) == [
+        "  last firmware update: InstallationFailed at 2026-11-22 09:55:00 UTC (5 min ago): "
+        "the install command exited 3",
+        "  last diagnostics upload: Uploaded diag.tar.gz at 2026-11-22 07:30:00 UTC (2 h 30 min ago)",
+    ]
+    # A pending update is what is said, over a last outcome.
+    pending = {**failed, "state": "Scheduled", "location": "http://fw.example/fw.bin",
+               "retrieve_date": "2026-11-23T03:00:00Z"}  # fmt: skip
+    assert transfer_lines(pending, None) == [
+        "  firmware update pending: http://fw.example/fw.bin at 2026-11-23 03:00:00 UTC (in 17 h 0 min)"
+    ]
+
+
+async def test_the_status_command_shows_a_pending_update_and_a_failed_upload(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    """The lines read from the real API's fields, not from a body written for the test."""
+    port = free_port()
+    config = make_config(csms.url, tmp_path, api=f"127.0.0.1:{port}")
+    nowhere = f"ftp://cp:s3cret@127.0.0.1:{free_port()}/"  # nothing listens there
+    async with running(config):
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        retrieve = datetime.now(UTC) + timedelta(hours=3)
+        await csms.call("CP-1", call.UpdateFirmware(location=nowhere + "fw.bin", retrieve_date=iso(retrieve)))
+        await csms.call("CP-1", call.GetDiagnostics(location=nowhere, retries=0))
+        await csms.wait_for_call(
+            "CP-1", "DiagnosticsStatusNotification", lambda p: p["status"] == "UploadFailed"
+        )
+        printed: list[str] = []
+        assert await asyncio.to_thread(show_status, config.api, printed.append) == 0
+    lines = printed[0].splitlines()
+    pending = [line for line in lines if "firmware" in line]
+    assert pending == [
+        f"  firmware update pending: ftp://cp:***@127.0.0.1:{nowhere.split(':')[-1]}fw.bin "
+        f"at {retrieve:%Y-%m-%d %H:%M:%S} UTC (in 2 h 59 min)"
+    ]
+    upload = [line for line in lines if "diagnostics" in line]
+    assert len(upload) == 1 and upload[0].startswith(
+        "  last diagnostics upload: UploadFailed diagnostics-CP-1-"
+    )
+    assert " s ago): " in upload[0]  # when, and why after the colon
+    assert "s3cret" not in printed[0]

@@ -56,18 +56,14 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from adapters.base import Charger
-from adapters.chargers.composed import MeteredCharger
-from adapters.registry import new_charger, new_meter
 from adapters.transports.pool import Transports
 from bridge import collector
 from bridge.chargepoint import ChargePoint
 from bridge.clock import Clock
-from bridge.config import Config, ConnectorConfig
+from bridge.config import Config
+from bridge.devices import build_charger, device_state_file
 from bridge.firmware.install import RESTART_EXIT_CODE
 from bridge.mqtt_state import start_mqtt_state
 from bridge.runtime.coordinator import DEFAULT_POLL_INTERVAL_S, DeviceCoordinator
@@ -85,23 +81,6 @@ SESSION_SLACK_S = 60.0  # see "a session is wedged" above
 STATUS_EVERY_S = 1.0  # the summary is recomputed this often (and sent when it changed)
 BOOT_PAUSE_S = 60.0  # the collector is paused at most this long while the charge points boot
 HEALTH_EVERY_S = 10.0  # the checks run this often, and before each watchdog ping
-
-
-def device_state_file(state_dir: Path, cp_id: str, connector_id: int) -> Path:
-    """Where a connector's driver keeps its own state across restarts (the simulated charger's)."""
-    return state_dir / "devices" / f"{quote(cp_id, safe='')}.{connector_id}.json"
-
-
-def build_charger(
-    connector: ConnectorConfig, transports: Transports, state_file: Path | None = None
-) -> Charger:
-    """The connector's charger driver, composed with its meter of record when one is configured.
-    `state_file`: see `new_charger`; the daemon gives `device_state_file`, a probe none."""
-    charger = new_charger(connector.charger.type, connector.charger.options, transports, state_file)
-    if connector.meter is not None:
-        meter = new_meter(connector.meter.type, connector.meter.options, transports)
-        charger = MeteredCharger(charger, meter)
-    return charger
 
 
 def _plural(n: int, word: str) -> str:

@@ -18,7 +18,7 @@ from adapters.base import Charger, ChargerCapabilities, ChargerReading, DeviceEr
 from adapters.transports.pool import Transports
 from bridge.config import Config
 from bridge.core.device_errors import ocpp_fault
-from bridge.daemon import build_charger
+from bridge.devices import build_charger
 
 PROBE_TIMEOUT_S = 20.0  # per device: an MQTT device may need a moment to publish its retained state
 

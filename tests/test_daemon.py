@@ -25,7 +25,8 @@ from adapters.chargers.composed import MeteredCharger
 from adapters.chargers.simulated import SimulatedCharger
 from adapters.transports.pool import Transports
 from bridge.config import Config, parse_config
-from bridge.daemon import Daemon, build_charger, device_state_file
+from bridge.daemon import Daemon
+from bridge.devices import build_charger, device_state_file
 from bridge.sd_notify import Notifier
 from bridge.store import FILENAME
 from tests.conftest import FAST_OCPP, make_config, running

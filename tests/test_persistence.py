@@ -16,7 +16,7 @@ from ocpp.v16 import call
 
 from adapters.chargers.simulated_state import read_state, write_state
 from bridge.clock import Clock
-from bridge.daemon import device_state_file
+from bridge.devices import device_state_file
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.store import FILENAME, Store

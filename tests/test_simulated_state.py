@@ -15,7 +15,7 @@ from adapters.base import DeviceEvent, DeviceFault, Simulator, StateChanged, Tag
 from adapters.chargers import simulated_state
 from adapters.chargers.simulated import SimulatedCharger, SimulatedOptions
 from adapters.chargers.simulated_state import SimulatorState, read_state, write_state
-from bridge.daemon import device_state_file
+from bridge.devices import device_state_file
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 

@@ -19,6 +19,10 @@ Topics (`<prefix>` is `topic_prefix`, `<cp>` the charge point id, `<n>` the conn
     <prefix>/<cp>/<n>/energy_wh      Wh, the meter register
     <prefix>/<cp>/<n>/current_limit_a  A the charger was set to (0: paused by a charging limit)
     <prefix>/<cp>/<n>/transaction    the OCPP transaction id
+    <prefix>/<cp>/firmware           the UpdateFirmware job's state: Idle, Scheduled (pending), ...
+    <prefix>/<cp>/diagnostics        the GetDiagnostics upload: Idle or Uploading
+    <prefix>/<cp>/{firmware,diagnostics}/attributes   JSON: the status API's object of the same name
+                                     (times, attempt, last error, `last`: how the last one ended and why)
 An empty payload means "not known" (no reading yet, no transaction). State topics are retained when
 `retain` is true.
 
@@ -56,6 +60,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bridge import __version__
 from bridge.config import MqttStateConfig
 from bridge.core.connector import Status
+from bridge.core.diagnostics import DiagnosticsStatus
+from bridge.core.firmware import FirmwareState
 from bridge.runtime.snapshot import ChargePointSnapshot, status_json
 
 if TYPE_CHECKING:
@@ -147,6 +153,10 @@ def state_payloads(config: MqttStateConfig, status: Mapping[str, Any]) -> dict[s
         out[f"{at}/energy_wh"] = _number(connector.get("energy_wh"))
         out[f"{at}/current_limit_a"] = _number(connector.get("current_limit_a"))
         out[f"{at}/transaction"] = "" if tx is None else str(tx)
+    for key, shown in (("firmware", "state"), ("diagnostics", "status")):
+        job = status.get(key)  # None: a charge point without the job
+        out[f"{base}/{key}"] = str(job[shown]) if job else ""
+        out[f"{base}/{key}/attributes"] = json.dumps(job or {})
     return out
 
 
@@ -172,6 +182,16 @@ _CHARGE_POINT_ENTITIES: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("accepted", "binary_sensor", "Accepted by the central system", {"device_class": "connectivity"}),
 )
 _BINARY = {"payload_on": "true", "payload_off": "false", "entity_category": "diagnostic"}
+# The transfer jobs: a state sensor each, with the status API's object as its attributes.
+_JOB_ENTITIES: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    ("firmware", "sensor", "Firmware update", {
+        "device_class": "enum", "options": [str(s) for s in FirmwareState], "icon": "mdi:update",
+    }),
+    ("diagnostics", "sensor", "Diagnostics upload", {
+        "device_class": "enum", "options": [str(DiagnosticsStatus.IDLE), str(DiagnosticsStatus.UPLOADING)],
+        "icon": "mdi:file-upload",
+    }),
+)  # fmt: skip
 
 
 def discovery_payloads(config: MqttStateConfig, cp: Observed) -> dict[str, dict[str, Any]]:
@@ -199,6 +219,10 @@ def discovery_payloads(config: MqttStateConfig, cp: Observed) -> dict[str, dict[
     entities: list[tuple[str, str, str, str, dict[str, Any]]] = []
     for key, component, name, fields in _CHARGE_POINT_ENTITIES:
         entities.append((component, f"{root}_{key}", name, f"{base}/{key}", {**_BINARY, **fields}))
+    for key, component, name, fields in _JOB_ENTITIES:
+        extra = {"json_attributes_topic": f"{base}/{key}/attributes", "entity_category": "diagnostic",
+                 "value_template": _UNKNOWN_AS_NONE}  # fmt: skip
+        entities.append((component, f"{root}_{key}", name, f"{base}/{key}", {**fields, **extra}))
     for n in sorted(c.id for c in cfg.connectors):
         for key, component, name, fields in _CONNECTOR_ENTITIES:
             unique = f"{root}_{n}_{key}"

@@ -8,15 +8,19 @@ import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiomqtt
 import pytest
+from ocpp.v16 import call
 
 import bridge.mqtt_state as mqtt_state
 from bridge.api.server import charge_point_status
+from bridge.clock import iso
 from bridge.config import Config, ConfigError, MqttStateConfig, parse_config
 from bridge.core.connector import Status
+from bridge.core.firmware import FirmwareState
 from bridge.daemon import Daemon
 from bridge.mqtt_state import (
     RECONNECT_MIN_S,
@@ -32,6 +36,7 @@ from bridge.runtime.coordinator import FLOWING_READ_S
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import ready
+from tests.processes import free_port
 
 PASSWORD = "S3cret-PW_for_mqtt"
 AVAILABILITY = "ocpp-bridge/bridge/availability"
@@ -251,7 +256,7 @@ async def test_discovery_configs_field_by_field(
         configs = await retained(broker.port, "homeassistant/#")
         kept = await retained(broker.port, "ocpp-bridge/#")
 
-    assert len(configs.messages) == 2 + 2 * 5, [t for t, _, _ in configs.messages]
+    assert len(configs.messages) == 4 + 2 * 5, [t for t, _, _ in configs.messages]
     by_key: dict[str, dict[str, Any]] = {}
     for topic, payload, was_retained in configs.messages:
         assert was_retained, topic
@@ -273,7 +278,7 @@ async def test_discovery_configs_field_by_field(
         assert published is not None, entity["state_topic"]
         assert kept.last(entity["state_topic"]) == (published or None)
         by_key[entity["state_topic"].removeprefix("ocpp-bridge/CP-1/")] = {"component": component, **entity}
-    assert len({e["unique_id"] for e in by_key.values()}) == len(by_key) == 12
+    assert len({e["unique_id"] for e in by_key.values()}) == len(by_key) == 14
     assert kept.last(AVAILABILITY) == "online" and all(r for _, _, r in kept.messages)
     assert state.last("ocpp-bridge/CP-1/1/transaction") == ""  # no transaction
 
@@ -298,6 +303,16 @@ async def test_discovery_configs_field_by_field(
     assert by_key["1/transaction"]["component"] == "sensor"
     assert "device_class" not in by_key["1/transaction"]
     assert by_key["2/energy_wh"]["name"] == "Connector 2 energy"
+    for key, name, options in (
+        ("firmware", "Firmware update", [str(s) for s in FirmwareState]),
+        ("diagnostics", "Diagnostics upload", ["Idle", "Uploading"]),
+    ):
+        entity = by_key[key]
+        assert (entity["component"], entity["device_class"], entity["name"]) == ("sensor", "enum", name)
+        assert entity["options"] == options and entity["entity_category"] == "diagnostic"
+        assert entity["json_attributes_topic"] == f"ocpp-bridge/CP-1/{key}/attributes"
+        assert kept.last(entity["state_topic"]) == "Idle"
+        assert json.loads(kept.last(entity["json_attributes_topic"]) or "")["last"] is None
 
 
 async def test_state_follows_a_session_as_the_local_api_reports_it(
@@ -336,6 +351,51 @@ async def test_state_follows_a_session_as_the_local_api_reports_it(
             # Changes go out within the poll; the full refresh repeats unchanged values every interval_s.
             await until(lambda: len(seen.payloads("ocpp-bridge/CP-1/connected")) >= 2, 5, "refreshes")
     assert seen.last(AVAILABILITY) == "offline"  # a stop says so itself (a clean DISCONNECT has no Will)
+
+
+async def test_a_failed_update_a_pending_one_and_a_failed_upload_as_the_local_api_reports_them(
+    csms: StrictCentralSystem, broker: Any, tmp_path: Any
+) -> None:
+    config = with_mqtt(make_config(csms.url, tmp_path), broker.url)
+    nowhere = f"ftp://cp:s3cret-pw@127.0.0.1:{free_port()}/"  # nothing listens there
+    async with without_its_publisher(config) as daemon, publishing(daemon):
+        await ready(csms)
+        async with watching(broker.port, "ocpp-bridge/CP-1/#") as seen:
+            await until(lambda: seen.last("ocpp-bridge/CP-1/firmware") == "Idle", what="Idle")
+            now = datetime.now(UTC)
+            await csms.call(
+                "CP-1", call.UpdateFirmware(location=nowhere + "a.bin", retrieve_date=iso(now), retries=0)
+            )
+            await csms.wait_for_call(
+                "CP-1", "FirmwareStatusNotification", lambda p: p["status"] == "DownloadFailed"
+            )
+            later = iso(now + timedelta(hours=2))
+            await csms.call("CP-1", call.UpdateFirmware(location=nowhere + "b.bin", retrieve_date=later))
+            await until(lambda: seen.last("ocpp-bridge/CP-1/firmware") == "Scheduled", what="pending")
+            await csms.call("CP-1", call.GetDiagnostics(location=nowhere, retries=0))
+            await csms.wait_for_call(
+                "CP-1", "DiagnosticsStatusNotification", lambda p: p["status"] == "UploadFailed"
+            )
+
+            def attributes(key: str) -> dict[str, Any]:
+                return dict(json.loads(seen.last(f"ocpp-bridge/CP-1/{key}/attributes") or "{}"))
+
+            await until(lambda: (attributes("diagnostics").get("last") or {}).get("status") == "UploadFailed")
+            local = charge_point_status(daemon.charge_points["CP-1"])
+    firmware, diagnostics = attributes("firmware"), attributes("diagnostics")
+    assert firmware == local["firmware"] and diagnostics == local["diagnostics"]  # what the API says
+    assert (
+        firmware["location"].endswith("/b.bin")
+        and firmware["retrieve_date"] == local["firmware"]["retrieve_date"]
+    )
+    assert (
+        firmware["last"]["status"] == "DownloadFailed"
+        and firmware["last"]["reason"]
+        and firmware["last"]["at"]
+    )
+    assert seen.last("ocpp-bridge/CP-1/diagnostics") == "Idle" and diagnostics["last"]["reason"]
+    assert diagnostics["last"]["file_name"].startswith("diagnostics-CP-1-") and diagnostics["last"]["at"]
+    assert not any("s3cret-pw" in payload for _, payload, _ in seen.messages)
 
 
 async def test_last_will_when_the_connection_dies_then_online_again(

@@ -24,6 +24,9 @@ from adapters.base import ChargerCapabilities, ChargerReading, DeviceFault, Faul
 from adapters.chargers.simulated import SimulatedCharger, SimulatedOptions
 from bridge.chargepoint import ChargePoint
 from bridge.core.connector import Status, StatusReport
+from bridge.core.diagnostics import DiagnosticsUpload
+from bridge.core.firmware import FirmwareUpdate
+from bridge.core.firmware_effects import DownloadFailed
 from bridge.runtime.coordinator import DeviceSnapshot
 from bridge.runtime.snapshot import (
     ChargePointSnapshot,
@@ -108,8 +111,33 @@ def test_status_json_is_the_contract_of_docs_api() -> None:
                        "failed_reads": 0, "problem": None},
         }],
         "diagnostics": None,  # no GetDiagnostics machine in this snapshot
+        "firmware": None,  # nor an UpdateFirmware one
     }  # fmt: skip
     json.dumps(rendered)  # and it is JSON as it stands
+
+
+def test_the_firmware_and_diagnostics_objects_are_the_contract_of_docs_api() -> None:
+    """Rendered from the machines (a failed update, then one pending), with the keys of the example."""
+    fw, at = FirmwareUpdate(), T0.timestamp()
+    fw.request("ftp://cp:pw@fw.example.com/cp-2.0.bin", at, 0, None, at)
+    fw.handle(DownloadFailed(fw.job, "ftp://cp:pw@fw.example.com/cp-2.0.bin: 550 No such file"), at + 1)
+    fw.request("ftp://cp:pw@fw.example.com/cp-2.1.bin", at + 86400, 2, 300, at + 2)
+    diagnostics = DiagnosticsUpload()
+    rendered = status_json(
+        dataclasses.replace(snapshot(ANSWERING), firmware=fw.snapshot(), diagnostics=diagnostics.snapshot())
+    )
+    documented = documented_status()
+    for key in ("firmware", "diagnostics"):
+        assert set(rendered[key]) == set(documented[key]), key
+    assert set(rendered["firmware"]["last"]) == set(documented["firmware"]["last"])
+    assert rendered["firmware"] == {
+        "state": "Scheduled", "status": "Idle", "location": "ftp://cp:***@fw.example.com/cp-2.1.bin",
+        "retrieve_date": "2026-11-23T10:00:00.123Z", "attempt": 0, "attempts": 3,
+        "next_step_at": "2026-11-23T10:00:00.123Z", "last_error": None, "waiting": None,
+        "last": {"status": "DownloadFailed", "at": "2026-11-22T10:00:01.123Z",
+                 "reason": "ftp://cp:***@fw.example.com/cp-2.0.bin: 550 No such file"},
+    }  # fmt: skip
+    assert "pw@" not in json.dumps(rendered)
 
 
 def test_a_device_gone_silent_does_not_answer() -> None:

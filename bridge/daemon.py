@@ -125,7 +125,9 @@ class Daemon:
                     cp_cfg, chargers, self.clock, self.store, new_transaction_id
                 )
                 cp.diagnostics.archive_from(config.state_dir, self._config_text)
-                installer = installer_for(cp_cfg.firmware, list(chargers.values()), cp_cfg.id)
+                installer = installer_for(
+                    cp_cfg.firmware, list(chargers.values()), config.state_dir, config.source, cp_cfg.csms_url
+                )
                 cp.firmware.install_with(installer, config.state_dir, self.restart)
         self.exit_code = 0  # RESTART_EXIT_CODE after `restart`: the service starts us again
         self._stop = asyncio.Event()

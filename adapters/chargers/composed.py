@@ -1,6 +1,6 @@
 """A charger with a separate meter of record.
 
-Control (energy on/off, current, phases, unlock, reset) goes to the charger;
+Control (energy on/off, current, phases, unlock, reset, a firmware image) goes to the charger;
 the electrical values come from the meter, which is what the session's
 energy is billed on. State (plugged, EV requesting, fault) stays the
 charger's. A meter that does not answer fails the read like a silent
@@ -11,6 +11,7 @@ recovers the same way.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from adapters.base import (
     Charger,
@@ -83,3 +84,6 @@ class MeteredCharger(Charger):
 
     async def reset(self, hard: bool) -> None:
         await self.charger.reset(hard)
+
+    async def install_firmware(self, image: Path) -> None:
+        await self.charger.install_firmware(image)

@@ -126,7 +126,8 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
         if m.state is FirmwareState.AWAITING_BOOT and m.target and self._installer.is_running(m.target):
             target = m.target
             self._handle(NewVersionBooted(m.job))
-            self._installer.confirm(target)
+            # It deletes the releases older than the previous one: off the event loop.
+            self._spawn(asyncio.to_thread(self._installer.confirm, target), "firmware confirm")
 
     async def restore(self, record: str | None) -> None:
         """At start, after the transactions were restored and before `run`."""
@@ -235,8 +236,11 @@ def _file_name(location: str) -> str:
     return "firmware.bin"
 
 
-def installer_for(cfg: FirmwareConfig, chargers: Sequence[Charger], cp_id: str) -> Installer:
-    """The installer of the charge point's `firmware.install` (docs/firmware-and-diagnostics.md)."""
+def installer_for(
+    cfg: FirmwareConfig, chargers: Sequence[Charger], state_dir: Path, config_file: str, csms_url: str
+) -> Installer:
+    """The installer of the charge point's `firmware.install` (docs/firmware-and-diagnostics.md);
+    `config_file`: the file `run` was given (a new release of the bridge must accept it)."""
     if cfg.install == "command":
         from bridge.firmware.command import CommandInstaller
 
@@ -246,5 +250,12 @@ def installer_for(cfg: FirmwareConfig, chargers: Sequence[Charger], cp_id: str) 
 
         return DeviceInstaller(chargers)
     if cfg.install == "bridge":
-        raise NotImplementedError("firmware.install: bridge is not wired yet")
+        from bridge.firmware.self_update import BridgeInstaller
+
+        if not csms_url.lower().startswith("wss://"):
+            log.warning(
+                "firmware.install is bridge over %s with accept_remote_code_risk: anyone on the network "
+                "path can install code that runs here; use wss://", csms_url.split(":", 1)[0] + "://",
+            )  # fmt: skip
+        return BridgeInstaller(state_dir, Path(config_file), cfg.boot_timeout_s, log)
     return NoInstaller()

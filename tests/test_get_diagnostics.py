@@ -4,18 +4,24 @@ builds the archive and uploads it to a real FTP or HTTP server, and reports each
 from __future__ import annotations
 
 import json
+import logging
 import tarfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ocpp.v16 import call
 
+from bridge.clock import iso
+from bridge.diagnostics import install_log_files
 from bridge.runtime.snapshot import status_json
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.ftp_server import ftp_server
 from tests.helpers.http_files import http_files
+from tests.helpers.pki import make_pki
 from tests.processes import free_port
 
 PASSWORD = "cp-secret-Pw1"  # the charge point's password towards the central system
@@ -64,6 +70,42 @@ async def test_an_archive_is_uploaded_by_ftp_with_its_statuses_and_no_secret(tmp
     # The Uploading status itself is queued (or was just answered) as the archive is made.
     assert store["queued_messages"] in (0, 1) and store["file_bytes"] > 0
     for data in content.values():  # neither its own password nor the FTP server's
+        assert PASSWORD.encode() not in data and site.password.encode() not in data
+
+
+async def test_an_archive_is_uploaded_by_ftps_with_the_log_lines_of_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FTPS, TLS on both channels, to a server whose CA the system trusts (SSL_CERT_FILE: the
+    system's CA store, as OpenSSL reads it); the archive holds the window's log lines."""
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_cert))
+    home = tmp_path / "ftp"
+    (home / "incoming").mkdir(parents=True)
+    log_files = install_log_files(tmp_path / "state")  # as `ocpp-bridge run` does
+    try:
+        async with (
+            StrictCentralSystem(password=PASSWORD) as cs,
+            running(make_config(cs.url, tmp_path, password=PASSWORD)),
+        ):
+            with ftp_server(home, pki=pki) as site:
+                await booted(cs)
+                logging.getLogger("bridge.test").warning("a line inside the window")
+                bridge_log = tmp_path / "state" / "logs" / "bridge.log"
+                await cs.wait_until(lambda: b"inside the window" in bridge_log.read_bytes(), 5, "the line")
+                start = iso(datetime.now(UTC) - timedelta(seconds=30))
+                answer = await cs.call(
+                    "CP-1", call.GetDiagnostics(location=site.url("incoming/"), start_time=start)
+                )
+                await cs.wait_until(lambda: "Uploaded" in statuses(cs), 15, "Uploaded")
+            cs.assert_clean()
+    finally:
+        log_files.remove()
+    assert site.scheme == "ftps" and statuses(cs) == ["Uploading", "Uploaded"]
+    content = members(home / "incoming" / answer.file_name)
+    assert b"a line inside the window" in content["bridge.log"]
+    for data in content.values():
         assert PASSWORD.encode() not in data and site.password.encode() not in data
 
 

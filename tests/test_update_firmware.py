@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ocpp.v16 import call
 
 from bridge.clock import Clock, iso
@@ -22,6 +23,7 @@ from tests.csms import StrictCentralSystem
 from tests.helpers.flow import charging, ready, sim_of
 from tests.helpers.ftp_server import ftp_server
 from tests.helpers.http_files import http_files
+from tests.helpers.pki import make_pki
 from tests.processes import free_port
 
 IMAGE = b"firmware image " * 5000  # 75 kB
@@ -263,6 +265,27 @@ async def test_an_image_is_downloaded_by_ftp_with_a_password(tmp_path: Path) -> 
         cs.assert_clean()
     assert copied.read_bytes() == IMAGE
     assert ftp.password not in shown and "cp:***@" in shown  # masked in the status
+
+
+async def test_an_image_is_downloaded_by_ftps_from_a_server_the_system_trusts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv, copied = install_script(tmp_path)
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_cert))  # the system's CA store, as OpenSSL reads it
+    async with StrictCentralSystem() as cs:
+        with ftp_server(serving(tmp_path), pki=pki) as ftp:
+            config = make_config(cs.url, tmp_path, firmware={"install": "command", "command": argv})
+            async with running(config):
+                await ready(cs)
+                await cs.call("CP-1", call.UpdateFirmware(
+                    location=ftp.url("fw-2.0.bin"), retrieve_date=when(timedelta(0))
+                ))  # fmt: skip
+                await finished(cs)
+        cs.assert_clean()
+    assert ftp.scheme == "ftps" and firmware_statuses(cs) == FULL_FLOW
+    assert copied.read_bytes() == IMAGE
 
 
 async def test_trigger_message_reports_the_state_of_the_update(tmp_path: Path) -> None:

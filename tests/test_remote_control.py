@@ -27,10 +27,14 @@ async def charging(cs: StrictCentralSystem, daemon: Any, connector: int = 1) -> 
     )
 
 
-def frame_index(cs: StrictCentralSystem, direction: str, kind: int, action: str) -> int:
+def frame_index(
+    cs: StrictCentralSystem, direction: str, kind: int, action: str, status: str | None = None
+) -> int:
+    """The first frame of `action` (a CALL, kind 2, with `status` when given; or its answer, kind 3)."""
     frames = [f for link in cs.links for f in link.frames if f.message]
     return next(i for i, f in enumerate(frames) if f.direction == direction and f.message[0] == kind
-                and (f.message[2] == action if kind == 2 else f.action == action))  # fmt: skip
+                and (f.message[2] == action and (status is None or f.message[3].get("status") == status)
+                     if kind == 2 else f.action == action))  # fmt: skip
 
 
 # -- UnlockConnector ---------------------------------------------------------------------------
@@ -85,10 +89,9 @@ async def test_an_idle_connector_becomes_unavailable_and_refuses_taps(
         assert again.status == "Accepted"  # already so
         await csms.call("CP-1", call.ChangeAvailability(connector_id=1, type="Operative"))
         await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Preparing")
-    assert (
-        frame_index(csms, "in", 3, "ChangeAvailability") < frame_index(csms, "in", 2, "StatusNotification")
-        or True
-    )
+    # The answer first, then the status it led to.
+    answered = frame_index(csms, "in", 3, "ChangeAvailability")
+    assert answered < frame_index(csms, "in", 2, "StatusNotification", "Unavailable")
 
 
 async def test_during_a_transaction_it_is_scheduled_and_applied_when_it_ends(

@@ -13,7 +13,7 @@ from bridge.core.boot import BootState
 from bridge.core.connector import Status
 from bridge.core.diagnostics import DiagnosticsState
 from bridge.core.firmware import FirmwareState
-from bridge.metrics import Labels, Metrics, Sample, render
+from bridge.metrics import Labels, Metrics, Sample
 from bridge.runtime.snapshot import ChargePointSnapshot
 
 
@@ -28,9 +28,11 @@ _FIRMWARE_STATES = tuple((state, ("state", str(state))) for state in FirmwareSta
 _DIAGNOSTICS_STATES = tuple((state, ("state", str(state))) for state in DiagnosticsState)
 
 
-def metrics_text(charge_points: Mapping[str, Scraped]) -> str:
+def metric_samples(charge_points: Mapping[str, Scraped]) -> list[Sample]:
+    """Every sample, read now (on the event loop: the parts' state as it is at this instant)."""
     counted = [sample for cp in charge_points.values() for sample in cp.metrics.samples()]
-    return render([*counted, *_gauges(charge_points)])
+    return [*counted, *_gauges(charge_points)]
+
 
 
 def _gauges(charge_points: Mapping[str, Scraped]) -> Iterable[Sample]:

@@ -183,7 +183,7 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
         from bridge.transfer import TransferError, download
 
         folder = self._images / str(effect.job)
-        dest = folder / _file_name(effect.location)
+        dest = folder / image_file_name(effect.location)
         try:
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
             await download(effect.location, dest, timeout_s=TRANSFER_TIMEOUT_S)
@@ -226,7 +226,7 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
         self._restart()
 
 
-def _file_name(location: str) -> str:
+def image_file_name(location: str) -> str:
     """The image's file name from its URL (a wheel's name matters to pip), made safe."""
     with contextlib.suppress(ValueError):
         name = Path(urllib.parse.unquote(urllib.parse.urlsplit(location).path)).name

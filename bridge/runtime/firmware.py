@@ -95,10 +95,6 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
         the daemon so that the service starts again (into a new release)."""
         self._installer, self._images, self._restart = installer, state_dir / IMAGES_DIR, restart
 
-    @property
-    def install_kind(self) -> str:
-        return self._installer.kind
-
     # -- what the handlers, the trigger and the charge point ask --------------------------------
     def request(
         self, location: str, retrieve_date: float, retries: int | None, retry_interval_s: float | None

@@ -131,6 +131,35 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (charge_point, job)
     )
     """,
+    # 9 -> 10: the local authorization list (SendLocalList), one version per charge point; a Full
+    # update replaces a charge point's rows in one transaction
+    """
+    CREATE TABLE local_list (
+        charge_point   TEXT NOT NULL,
+        id_tag_key     TEXT NOT NULL,          -- the idTag as compared: case-folded
+        id_tag         TEXT NOT NULL,          -- as the central system sent it
+        status         TEXT NOT NULL,          -- IdTagInfo.status
+        expiry         TEXT,                   -- IdTagInfo.expiryDate, ISO 8601
+        parent_id_tag  TEXT,
+        PRIMARY KEY (charge_point, id_tag_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE local_list_versions (
+        charge_point   TEXT PRIMARY KEY,
+        version        INTEGER NOT NULL
+    )
+    """,
+    # 10 -> 11: reservations (ReserveNow), kept across a restart until they end or expire
+    """
+    CREATE TABLE reservations (
+        charge_point    TEXT    NOT NULL,
+        reservation_id  INTEGER NOT NULL,
+        connector       INTEGER NOT NULL,      -- 0: the charge point as a whole
+        id_tag          TEXT    NOT NULL,
+        parent_id_tag   TEXT,
+        expiry          TEXT    NOT NULL,      -- ISO 8601
+        PRIMARY KEY (charge_point, reservation_id)
+    )
+    """,
 ]
 
 

@@ -19,6 +19,7 @@ from bridge.diagnostics import install_log_files
 from bridge.runtime.snapshot import status_json
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.helpers.firmware import triggered
 from tests.helpers.ftp_server import ftp_server
 from tests.helpers.http_files import http_files
 from tests.helpers.pki import make_pki
@@ -167,21 +168,14 @@ async def test_trigger_message_reports_idle_uploading_and_idle_again(tmp_path: P
         async with running(make_config(cs.url, tmp_path)):
             await booted(cs)
 
-            async def triggered() -> str:
-                before = len(statuses(cs))
-                answer = await cs.call(
-                    "CP-1", call.TriggerMessage(requested_message="DiagnosticsStatusNotification")
-                )
-                assert answer.status == "Accepted"
-                await cs.wait_until(lambda: len(statuses(cs)) > before, 5, "the triggered status")
-                return statuses(cs)[before]
-
-            assert await triggered() == "Idle"  # nothing asked yet
+            assert await triggered(cs, "DiagnosticsStatusNotification") == "Idle"  # nothing asked yet
             await cs.call("CP-1", call.GetDiagnostics(location=location, retries=1, retry_interval=3))
             await cs.wait_until(lambda: "Uploading" in statuses(cs), 5, "Uploading")
-            assert await triggered() == "Uploading"  # between attempts: still in progress
+            assert (
+                await triggered(cs, "DiagnosticsStatusNotification") == "Uploading"
+            )  # between attempts: still in progress
             await cs.wait_until(lambda: "UploadFailed" in statuses(cs), 15, "UploadFailed")
-            assert await triggered() == "Idle"
+            assert await triggered(cs, "DiagnosticsStatusNotification") == "Idle"
         cs.assert_clean()
 
 

@@ -10,45 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from tests.conftest import make_config, running
+from tests.helpers.firmware import peer_booted, peer_saw, peer_statuses, strict_failures
 from tests.helpers.ftp_server import ftp_server
 from tests.peers.rpc_peer import OcppRpcPeer
 from tests.processes import free_port
-
-Event = dict[str, Any]
-
-
-def strict_failures(peer: OcppRpcPeer) -> list[Event]:
-    return [e for e in peer.events if e.get("event") in ("strictValidationFailure", "badMessage")]
-
-
-def statuses(peer: OcppRpcPeer) -> list[str]:
-    return [c["params"]["status"] for c in peer.calls("DiagnosticsStatusNotification", "CP-1")]
-
-
-async def status_seen(peer: OcppRpcPeer, status: str, timeout: float = 15.0) -> None:
-    await peer.wait_for(
-        lambda e: (
-            e["event"] == "call"
-            and e["method"] == "DiagnosticsStatusNotification"
-            and e["params"]["status"] == status
-        ),
-        timeout=timeout,
-    )
-
-
-async def booted(peer: OcppRpcPeer) -> None:
-    await peer.wait_for(
-        lambda e: (
-            e["event"] == "call" and e["method"] == "StatusNotification" and e["params"]["connectorId"] == 1
-        ),
-        timeout=10,
-    )
 
 
 async def test_the_peer_validates_diagnostics_status_notification_in_firmware_management_mode() -> None:
@@ -72,11 +42,11 @@ async def test_get_diagnostics_to_ftp_passes_the_strict_peer(tmp_path: Path) -> 
     async with OcppRpcPeer(firmware_management=True) as peer:
         with ftp_server(home) as site:
             async with running(make_config(peer.url, tmp_path)):
-                await booted(peer)
+                await peer_booted(peer)
                 # Raises (FormatViolation...) if ocpp-rpc finds the bridge's CALLRESULT invalid.
                 answer = await peer.call("CP-1", "GetDiagnostics", {"location": site.url("incoming/")})
-                await status_seen(peer, "Uploaded")
-                seen = statuses(peer)
+                await peer_saw(peer, "DiagnosticsStatusNotification", "Uploaded")
+                seen = peer_statuses(peer, "DiagnosticsStatusNotification")
         assert not strict_failures(peer), strict_failures(peer)
     name = answer["result"]["fileName"]
     assert set(answer["result"]) == {"fileName"}
@@ -90,11 +60,11 @@ async def test_get_diagnostics_to_an_unreachable_location_ends_in_upload_failed(
     location = f"ftp://cp:pw-unused@127.0.0.1:{free_port()}/"  # nothing listens there
     async with OcppRpcPeer(firmware_management=True) as peer:
         async with running(make_config(peer.url, tmp_path)):
-            await booted(peer)
+            await peer_booted(peer)
             answer = await peer.call("CP-1", "GetDiagnostics", {"location": location, "retries": 0})
-            await status_seen(peer, "UploadFailed")
+            await peer_saw(peer, "DiagnosticsStatusNotification", "UploadFailed")
             await asyncio.sleep(0.5)  # retries=0: no second attempt, no further status
-            seen = statuses(peer)
+            seen = peer_statuses(peer, "DiagnosticsStatusNotification")
         assert not strict_failures(peer), strict_failures(peer)
     assert answer["result"]["fileName"].startswith("diagnostics-CP-1-")
     assert seen == ["Uploading", "UploadFailed"]

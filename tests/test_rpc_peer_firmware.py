@@ -12,7 +12,6 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -20,60 +19,24 @@ from websockets.typing import Subprotocol
 
 from bridge.clock import iso
 from tests.conftest import make_config, running
+from tests.helpers.firmware import (
+    IMAGE,
+    install_script,
+    peer_booted,
+    peer_saw,
+    peer_statuses,
+    serving,
+    strict_failures,
+)
 from tests.helpers.http_files import http_files
 from tests.peers.rpc_peer import OcppRpcCallError, OcppRpcPeer
-
-Event = dict[str, Any]
-IMAGE = b"firmware image for the peer " * 1000
-FULL_FLOW = ["Downloading", "Downloaded", "Installing", "Installed"]
-
-
-def strict_failures(peer: OcppRpcPeer) -> list[Event]:
-    return [e for e in peer.events if e.get("event") in ("strictValidationFailure", "badMessage")]
-
-
-def statuses(peer: OcppRpcPeer) -> list[str]:
-    return [c["params"]["status"] for c in peer.calls("FirmwareStatusNotification", "CP-1")]
-
-
-async def status_seen(peer: OcppRpcPeer, status: str, timeout: float = 15.0) -> None:
-    await peer.wait_for(
-        lambda e: (
-            e["event"] == "call"
-            and e["method"] == "FirmwareStatusNotification"
-            and e["params"]["status"] == status
-        ),
-        timeout=timeout,
-    )
-
-
-async def booted(peer: OcppRpcPeer) -> None:
-    await peer.wait_for(
-        lambda e: (
-            e["event"] == "call" and e["method"] == "StatusNotification" and e["params"]["connectorId"] == 1
-        ),
-        timeout=10,
-    )
 
 
 def now_iso(offset: timedelta = timedelta(0)) -> str:
     return iso(datetime.now(UTC) + offset)
 
 
-def install_script(tmp_path: Path, sleep_s: float = 0.0) -> tuple[list[str], Path]:
-    """A command that copies the image (its last argument) to `copied` after `sleep_s`, exit 0."""
-    copied = tmp_path / "installed.bin"
-    script = tmp_path / "install-image.sh"
-    script.write_text(f'#!/bin/sh\nfor image; do :; done\nsleep {sleep_s}\ncp "$image" "{copied}"\n')
-    script.chmod(0o755)
-    return [str(script), "--flash"], copied
-
-
-def serving(tmp_path: Path) -> Path:
-    root = tmp_path / "www"
-    root.mkdir(exist_ok=True)
-    (root / "fw-2.0.bin").write_bytes(IMAGE)
-    return root
+FULL_FLOW = ["Downloading", "Downloaded", "Installing", "Installed"]
 
 
 async def test_the_peer_validates_firmware_status_notification_in_firmware_management_mode() -> None:
@@ -96,12 +59,12 @@ async def test_update_firmware_installed_by_a_command_passes_the_strict_peer(tmp
     async with OcppRpcPeer(firmware_management=True) as peer, http_files(serving(tmp_path), tmp_path) as site:
         config = make_config(peer.url, tmp_path, firmware={"install": "command", "command": argv})
         async with running(config):
-            await booted(peer)
+            await peer_booted(peer)
             # Nothing asked yet: a trigger reports Idle, validated like any other status.
             trigger = await peer.call(
                 "CP-1", "TriggerMessage", {"requestedMessage": "FirmwareStatusNotification"}
             )
-            await status_seen(peer, "Idle")
+            await peer_saw(peer, "FirmwareStatusNotification", "Idle")
             # Without retries and retryInterval (both optional); the retrieveDate already passed.
             location = f"{site.base}/files/fw-2.0.bin"
             answer = await peer.call(
@@ -109,14 +72,17 @@ async def test_update_firmware_installed_by_a_command_passes_the_strict_peer(tmp
                 "UpdateFirmware",
                 {"location": location, "retrieveDate": now_iso(-timedelta(minutes=1))},
             )
-            await status_seen(peer, "Installing")
+            await peer_saw(peer, "FirmwareStatusNotification", "Installing")
             # The script sleeps 2 s: a trigger now reports the install running.
             during = await peer.call(
                 "CP-1", "TriggerMessage", {"requestedMessage": "FirmwareStatusNotification"}
             )
-            await peer.wait_for(lambda e: statuses(peer).count("Installing") == 2, timeout=5)
-            await status_seen(peer, "Installed")
-            seen = statuses(peer)
+            await peer.wait_for(
+                lambda e: peer_statuses(peer, "FirmwareStatusNotification").count("Installing") == 2,
+                timeout=5,
+            )
+            await peer_saw(peer, "FirmwareStatusNotification", "Installed")
+            seen = peer_statuses(peer, "FirmwareStatusNotification")
         assert not strict_failures(peer), strict_failures(peer)
     assert trigger["result"] == during["result"] == {"status": "Accepted"}
     assert answer["result"] == {}  # UpdateFirmware.conf is empty
@@ -127,14 +93,14 @@ async def test_update_firmware_installed_by_a_command_passes_the_strict_peer(tmp
 async def test_download_failed_with_retries_passes_the_strict_peer(tmp_path: Path) -> None:
     async with OcppRpcPeer(firmware_management=True) as peer, http_files(serving(tmp_path), tmp_path) as site:
         async with running(make_config(peer.url, tmp_path)):
-            await booted(peer)
+            await peer_booted(peer)
             answer = await peer.call("CP-1", "UpdateFirmware", {
                 "location": f"{site.base}/files/missing.bin", "retrieveDate": now_iso(),
                 "retries": 1, "retryInterval": 1,
             })  # fmt: skip
-            await status_seen(peer, "DownloadFailed")
+            await peer_saw(peer, "FirmwareStatusNotification", "DownloadFailed")
             await asyncio.sleep(0.5)  # no status after the last attempt
-            seen = statuses(peer)
+            seen = peer_statuses(peer, "FirmwareStatusNotification")
         assert not strict_failures(peer), strict_failures(peer)
     assert answer["result"] == {}
     assert seen == ["Downloading", "DownloadFailed"]
@@ -144,10 +110,10 @@ async def test_the_peer_refuses_an_update_firmware_without_retrieve_date(tmp_pat
     """The peer checks what it sends too: the bridge never sees an invalid UpdateFirmware."""
     async with OcppRpcPeer(firmware_management=True) as peer:
         async with running(make_config(peer.url, tmp_path)):
-            await booted(peer)
+            await peer_booted(peer)
             with pytest.raises(OcppRpcCallError) as refused:
                 await peer.call("CP-1", "UpdateFirmware", {"location": "http://127.0.0.1/fw.bin"})
             await asyncio.sleep(0.3)
-            assert statuses(peer) == []
+            assert peer_statuses(peer, "FirmwareStatusNotification") == []
     # ocpp-rpc spells the code with one "r", as the OCPP 1.6 JSON specification does.
     assert refused.value.code == "OccurenceConstraintViolation" and "retrieveDate" in refused.value.message

@@ -20,13 +20,13 @@ from bridge.runtime.snapshot import status_json
 from bridge.transfer import supported_protocols
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.helpers.firmware import IMAGE, install_script, serving, triggered
 from tests.helpers.flow import charging, ready, sim_of
 from tests.helpers.ftp_server import ftp_server
 from tests.helpers.http_files import http_files
 from tests.helpers.pki import make_pki
 from tests.processes import free_port
 
-IMAGE = b"firmware image " * 5000  # 75 kB
 FULL_FLOW = ["Downloading", "Downloaded", "Installing", "Installed"]
 
 
@@ -40,26 +40,6 @@ def connector_statuses(cs: StrictCentralSystem, connector: int = 1) -> list[str]
 
 def when(offset: timedelta) -> str:
     return iso(datetime.now(UTC) + offset)
-
-
-def install_script(tmp_path: Path, exit_code: int = 0, sleep_s: float = 0.0) -> tuple[list[str], Path]:
-    """A command that copies the image it is given (its last argument) to `copied`, and exits
-    `exit_code`."""
-    copied = tmp_path / "installed.bin"
-    script = tmp_path / "install-image.sh"
-    script.write_text(
-        f'#!/bin/sh\nfor image; do :; done\necho "flashing $image ($1)"\nsleep {sleep_s}\n'
-        f'cp "$image" "{copied}"\nexit {exit_code}\n'
-    )
-    script.chmod(0o755)
-    return [str(script), "--verbose"], copied
-
-
-def serving(tmp_path: Path) -> Path:
-    root = tmp_path / "www"
-    root.mkdir(exist_ok=True)
-    (root / "fw-2.0.bin").write_bytes(IMAGE)
-    return root
 
 
 async def finished(cs: StrictCentralSystem, last: str = "Installed", timeout: float = 15) -> None:
@@ -296,34 +276,27 @@ async def test_trigger_message_reports_the_state_of_the_update(tmp_path: Path) -
         async with running(config, clock) as daemon:
             await ready(cs)
 
-            async def triggered() -> str:
-                before = len(firmware_statuses(cs))
-                answer = await cs.call(
-                    "CP-1", call.TriggerMessage(requested_message="FirmwareStatusNotification")
-                )
-                assert answer.status == "Accepted"
-                await cs.wait_until(lambda: len(firmware_statuses(cs)) > before, 5, "the triggered status")
-                return firmware_statuses(cs)[before]
-
-            assert await triggered() == "Idle"  # nothing asked
+            assert await triggered(cs, "FirmwareStatusNotification") == "Idle"  # nothing asked
             await cs.call("CP-1", call.UpdateFirmware(
                 location=f"{site.base}/slow/fw-2.0.bin", retrieve_date=when(timedelta(hours=1))
             ))  # fmt: skip
-            assert await triggered() == "Idle"  # scheduled: not started
+            assert await triggered(cs, "FirmwareStatusNotification") == "Idle"  # scheduled: not started
             clock.move(clock.offset_s + 3601)
             await cs.wait_until(lambda: "Downloading" in firmware_statuses(cs), 5, "Downloading")
-            assert await triggered() == "Downloading"  # the slow server stalls it
+            assert (
+                await triggered(cs, "FirmwareStatusNotification") == "Downloading"
+            )  # the slow server stalls it
             await charging(cs, daemon)  # a transaction keeps the next update Downloaded
             await cs.call("CP-1", call.UpdateFirmware(
                 location=f"{site.base}/files/fw-2.0.bin", retrieve_date=when(timedelta(0))
             ))  # fmt: skip  # replaces the stalled download
             await cs.wait_until(lambda: firmware_statuses(cs).count("Downloaded") == 1, 10, "Downloaded")
-            assert await triggered() == "Downloaded"
+            assert await triggered(cs, "FirmwareStatusNotification") == "Downloaded"
             sim_of(daemon).tap("TAG")
             await cs.wait_until(lambda: "Installing" in firmware_statuses(cs), 10, "Installing")
-            assert await triggered() == "Installing"  # the command takes 3 s
+            assert await triggered(cs, "FirmwareStatusNotification") == "Installing"  # the command takes 3 s
             await finished(cs)
-            assert await triggered() == "Idle"
+            assert await triggered(cs, "FirmwareStatusNotification") == "Idle"
         cs.assert_clean()
 
 

@@ -6,7 +6,6 @@ that the old release reports."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,24 +59,33 @@ def served(tmp_path: Path, wheel: Path) -> Path:
     return root
 
 
-async def update(cs: StrictCentralSystem, url: str) -> None:
-    await cs.wait_until(lambda: cs.calls("CP-1", "StatusNotification"), 30, "the first boot")
-    await cs.call("CP-1", call.UpdateFirmware(location=url, retrieve_date=iso(datetime.now(UTC))))
+async def updated(
+    cs: StrictCentralSystem, tmp_path: Path, wheel: Path, last: str, boot_timeout_s: float = 60,
+    restart_s: float = 0.2,
+) -> Supervisor:  # fmt: skip
+    """The bridge under a supervisor, asked to install `wheel` (served over HTTP) now, until the
+    central system has seen `last`; returns the stopped supervisor (its exits)."""
+    config = write_config(tmp_path, cs.url, boot_timeout_s)
+    async with http_files(served(tmp_path, wheel), tmp_path) as site:
+        service = Supervisor(config, tmp_path / "daemon.log", restart_s=restart_s)
+        await service.start()
+        try:
+            await cs.wait_until(lambda: cs.calls("CP-1", "StatusNotification"), 30, "the first boot")
+            location = f"{site.base}/files/{wheel.name}"
+            await cs.call(
+                "CP-1", call.UpdateFirmware(location=location, retrieve_date=iso(datetime.now(UTC)))
+            )
+            await cs.wait_until(lambda: last in statuses(cs), 120, last)
+        finally:
+            await service.stop()
+    return service
 
 
 async def test_the_bridge_installs_a_new_release_restarts_into_it_and_reports_installed(
     tmp_path: Path, releases: dict[str, Path]
 ) -> None:
-    wheel = releases["9.0.1"]
-    log = tmp_path / "daemon.log"
-    async with StrictCentralSystem() as cs, http_files(served(tmp_path, wheel), tmp_path) as site:
-        service = Supervisor(write_config(tmp_path, cs.url), log)
-        await service.start()
-        try:
-            await update(cs, f"{site.base}/files/{wheel.name}")
-            await cs.wait_until(lambda: "Installed" in statuses(cs), 90, "Installed")
-        finally:
-            await service.stop()
+    async with StrictCentralSystem() as cs:
+        service = await updated(cs, tmp_path, releases["9.0.1"], "Installed")
         cs.assert_clean()
     assert statuses(cs) == ["Downloading", "Downloaded", "Installing", "Installed"]
     assert booted_versions(cs) == [BASE, "ocpp-bridge 9.0.1"]  # the new release booted to us
@@ -93,16 +101,8 @@ async def test_the_bridge_installs_a_new_release_restarts_into_it_and_reports_in
 async def test_a_release_that_crashes_at_start_is_rolled_back_and_the_old_one_reports_it(
     tmp_path: Path, releases: dict[str, Path]
 ) -> None:
-    wheel = releases["crashes"]
-    log = tmp_path / "daemon.log"
-    async with StrictCentralSystem() as cs, http_files(served(tmp_path, wheel), tmp_path) as site:
-        service = Supervisor(write_config(tmp_path, cs.url), log, restart_s=0.1)
-        await service.start()
-        try:
-            await update(cs, f"{site.base}/files/{wheel.name}")
-            await cs.wait_until(lambda: "InstallationFailed" in statuses(cs), 120, "InstallationFailed")
-        finally:
-            await service.stop()
+    async with StrictCentralSystem() as cs:
+        service = await updated(cs, tmp_path, releases["crashes"], "InstallationFailed", restart_s=0.1)
         cs.assert_clean()
     assert statuses(cs) == ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
     assert booted_versions(cs) == [BASE, BASE]  # the broken release never reached us
@@ -115,20 +115,11 @@ async def test_a_release_the_central_system_does_not_accept_in_time_rolls_itself
 ) -> None:
     """The new release runs but its boot stays Pending past boot_timeout_s: it switches back and
     restarts; the old release boots and sends the InstallationFailed the new one queued."""
-    wheel = releases["9.0.2"]
-    log = tmp_path / "daemon.log"
     boots = (("Accepted", 300), ("Pending", 300), ("Accepted", 300))
-    async with StrictCentralSystem(boot=boots) as cs, http_files(served(tmp_path, wheel), tmp_path) as site:
-        service = Supervisor(write_config(tmp_path, cs.url, boot_timeout_s=6), log)
-        await service.start()
-        try:
-            await update(cs, f"{site.base}/files/{wheel.name}")
-            await cs.wait_until(lambda: "InstallationFailed" in statuses(cs), 120, "InstallationFailed")
-            await asyncio.sleep(0.5)
-        finally:
-            await service.stop()
+    async with StrictCentralSystem(boot=boots) as cs:
+        service = await updated(cs, tmp_path, releases["9.0.2"], "InstallationFailed", boot_timeout_s=6)
         cs.assert_clean()
     assert statuses(cs) == ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
     assert booted_versions(cs) == [BASE, "ocpp-bridge 9.0.2", BASE]
     assert service.exits[:2] == [RESTART_EXIT_CODE, RESTART_EXIT_CODE]  # into it, and back out
-    assert "did not boot" in log.read_text()
+    assert "did not boot" in (tmp_path / "daemon.log").read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ocpp.v16 import call, call_result, datatypes, enums
 
-from bridge.ocpp.wire import library_to_wire, to_wire
+from bridge.ocpp.wire import library_to_wire, message_id, to_wire
 
 CLASSES = [
     cls
@@ -81,3 +82,12 @@ def test_the_payload_is_not_shared_with_the_wire_dict() -> None:
     wire = to_wire(payload)
     wire["meterValue"][0]["sampledValue"].append({"value": "2"})
     assert len(values) == 1 and wire["meterValue"][0]["sampledValue"][0] == {"value": "1"}
+
+
+def test_message_ids_are_distinct_version_4_uuids() -> None:
+    ids = [message_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:100]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # lower-case, hyphenated, 36 characters: within OCPP-J's 36
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122

@@ -74,13 +74,23 @@ class Keepalive:
 
     async def pings(self, ws: ClientConnection, on_dead: Callable[[str], None]) -> None:
         """Ping per WebSocketPingInterval; no pong within the interval means a dead link: `on_dead`
-        hears why, then the connection is aborted."""
+        hears why, then the connection is aborted.
+
+        A ping falls due an interval after the connection opened or the last pong. A configuration
+        change makes the loop read the interval again, not ping at once: the Boot answer sets
+        HeartbeatInterval on every connection, and 5,000 charge points pinging then cost their boot
+        a frame, a pong and a timer each."""
+        since = self._clock.monotonic()  # the connection was just opened
         while True:
             interval = self._configuration.get_int("WebSocketPingInterval")
             if interval <= 0:
                 await self._wait_config_change(None)
+                since = self._clock.monotonic()  # switched on now: a full interval from here
                 continue
-            await self._wait_config_change(interval)
+            due = since + interval - self._clock.monotonic()
+            if due > 0:
+                await self._wait_config_change(due)
+                continue
             patience = max(interval, MIN_PONG_WAIT_S)
             try:
                 pong = await ws.ping()
@@ -92,6 +102,7 @@ class Keepalive:
                 return
             except ConnectionClosed:
                 return
+            since = self._clock.monotonic()
 
     async def _wait_config_change(self, timeout: float | None) -> None:
         self._config_changed.clear()

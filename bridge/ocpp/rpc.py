@@ -32,7 +32,6 @@ import contextlib
 import inspect
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -51,7 +50,7 @@ from bridge.ocpp.errors import (
     OcppError,
 )
 from bridge.ocpp.routing import KNOWN_ACTIONS, Routes
-from bridge.ocpp.wire import BadFrame, RawCall, decode, encode, parse_answer, to_wire
+from bridge.ocpp.wire import BadFrame, RawCall, decode, encode, message_id, parse_answer, to_wire
 
 if TYPE_CHECKING:
     from bridge.metrics import RpcMetrics
@@ -331,7 +330,7 @@ class Endpoint:
                 if self._metrics is not None:
                     self._metrics.call_done(action, "NotConnected", None)
                 raise NotConnected("not connected")
-            unique_id = unique_id or str(uuid.uuid4())
+            unique_id = unique_id or message_id()
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending = _Pending(unique_id, action, future, on_result)
             sent_at: float | None = None

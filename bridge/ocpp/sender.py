@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from bridge.core.config_keys import Configuration
 from bridge.flag import Flag
 from bridge.ocpp.errors import CallErrorReceived, CallTimeout, InvalidResponse, NotConnected
 from bridge.ocpp.rpc import Endpoint
+from bridge.ocpp.wire import message_id
 
 log = logging.getLogger("bridge.session")
 
@@ -297,7 +297,7 @@ class Sender:
         if endpoint is None:
             return None
         if item.sent_on is endpoint:
-            item.unique_id = str(uuid.uuid4())
+            item.unique_id = message_id()
         item.sent_on = endpoint
         item.in_flight = True
         try:

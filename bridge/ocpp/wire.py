@@ -29,6 +29,7 @@ import copy
 import decimal
 import json
 import math
+import random
 import re
 from dataclasses import dataclass, is_dataclass
 from dataclasses import fields as dataclass_fields
@@ -169,6 +170,18 @@ def _json_default(value: Any) -> Any:
         # Limits have at most one decimal on the wire (schemas: multipleOf 0.1).
         return float(round(value, 1))
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+_random_bits = random.getrandbits  # seeded from os.urandom at import
+
+
+def message_id() -> str:
+    """A new CALL's message id: a random (version 4) UUID's text. Ids need only be unique, not
+    unguessable: this is ~4 us cheaper than str(uuid.uuid4()) (a getrandom syscall and a UUID object),
+    which counts when 5,000 charge points boot at once."""
+    bits = (_random_bits(128) & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def encode(frame: list[Any]) -> str:

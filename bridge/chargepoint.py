@@ -33,6 +33,7 @@ from bridge.core.meter_values import can_measure
 from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, Answer, DataTransferHandlers
 from bridge.ocpp.handlers import CoreHandlers, FirmwareHandlers, RemoteTriggerHandlers, SmartChargingHandlers
+from bridge.ocpp.handlers.local_list import LocalListHandlers
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.runtime import identity, snapshot
@@ -139,6 +140,7 @@ class ChargePoint:
             SmartChargingHandlers(self.smart),
             RemoteTriggerHandlers(self.session, self.commands, self.diagnostics, self.firmware),
             FirmwareHandlers(self.diagnostics, self.firmware),
+            LocalListHandlers(self.authorizer),
         ]
         self.started_at: datetime | None = None  # when run() began (the status API's "started")
         self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
@@ -200,7 +202,7 @@ class ChargePoint:
             page = self.messages.outbox.page
             stored = (await self.store.run(self.store.stored_states, [self.cfg.id], page))[self.cfg.id]
         ignored = self.configuration.restore(stored.config_values)
-        await self.authorizer.restore(stored.cache_entries)
+        await self.authorizer.restore(stored.cache_entries, stored.local_list)
         for cid, operative in stored.availability.items():
             if cid == 0:
                 self.whole.operative = operative

@@ -1,12 +1,24 @@
-"""The authorization cache and the local decision rules (pure), table by table."""
+"""The authorization cache, the local list in the decision, and the local decision rules (pure), table by
+table; every combination of list entry, cache entry, link and the three keys against a plain reading."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.core.authorization import AuthCache, Decision, IdTagInfo, Rules, decide
+from bridge.core.authorization import (
+    TABLE,
+    AuthCache,
+    Decision,
+    Entry,
+    Found,
+    IdTagInfo,
+    Rules,
+    decide,
+    lookup,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ACCEPTED = IdTagInfo("Accepted")
@@ -90,3 +102,110 @@ def test_an_expiry_date_without_an_offset_is_read_as_utc() -> None:
     info = IdTagInfo.from_wire({"status": "Accepted", "expiryDate": "2026-01-01T12:00:00"})
     assert info.valid(T0 + timedelta(hours=11, minutes=59))
     assert not info.valid(T0 + timedelta(hours=12))
+
+
+# -- the local list in the decision: every combination -------------------------------------------------
+# A list entry or a cache entry as it reads at T0 (EXPIRED: Accepted, but past its expiryDate).
+EXPIRED = IdTagInfo("Accepted", expiry=T0 - timedelta(seconds=1))
+LIST_ENTRIES: dict[str, IdTagInfo | None] = {
+    "none": None, "Accepted": ACCEPTED, "ConcurrentTx": IdTagInfo("ConcurrentTx"),
+    "Blocked": IdTagInfo("Blocked"), "Expired": IdTagInfo("Expired"), "Invalid": IdTagInfo("Invalid"),
+    "past expiryDate": EXPIRED,
+}  # fmt: skip
+CACHE_ENTRIES: dict[str, IdTagInfo | None] = {
+    "none": None,
+    "Accepted": ACCEPTED,
+    "Blocked": IdTagInfo("Blocked"),
+}
+
+
+def oracle(
+    listed: IdTagInfo | None,
+    cached: IdTagInfo | None,
+    online: bool,
+    pre: bool,
+    offline_ok: bool,
+    unknown: bool,
+) -> Decision:
+    """OCPP 1.6 §3.5 and §4.1 read plainly, apart from the table in the code: the list before the
+    cache; a list entry Blocked, Expired, Invalid or past its date is refused locally; only Accepted
+    starts locally (LocalPreAuthorize online, LocalAuthorizeOffline offline); online, anything else is
+    asked; offline, a known tag not valid is refused and an unknown one starts only with
+    AllowOfflineTxForUnknownId."""
+    known = listed if listed is not None else cached
+    accepted = (
+        known is not None and known.status == "Accepted" and (known.expiry is None or known.expiry > T0)
+    )
+    if listed is not None and not accepted and listed.status != "ConcurrentTx":
+        return Decision.REFUSE
+    if online:
+        return Decision.START if pre and accepted else Decision.ASK
+    if known is None:
+        return Decision.START if unknown else Decision.REFUSE
+    return Decision.START if offline_ok and accepted else Decision.REFUSE
+
+
+COMBINATIONS = list(
+    itertools.product(LIST_ENTRIES, CACHE_ENTRIES, (True, False), (True, False), (True, False), (True, False))
+)
+
+
+@pytest.mark.parametrize(("listed", "cached", "online", "pre", "offline_ok", "unknown"), COMBINATIONS)
+def test_every_combination_of_list_cache_link_and_the_three_keys(
+    listed: str, cached: str, online: bool, pre: bool, offline_ok: bool, unknown: bool
+) -> None:
+    cache = AuthCache()
+    if CACHE_ENTRIES[cached] is not None:
+        cache.put("TAG", CACHE_ENTRIES[cached], T0 - timedelta(days=1))  # type: ignore[arg-type]
+    keys = rules(local_pre_authorize=pre, local_authorize_offline=offline_ok, allow_offline_unknown=unknown,
+                 list_enabled=True)  # fmt: skip
+    got = decide("tag", online, cache, keys, T0, LIST_ENTRIES[listed])
+    assert got is oracle(LIST_ENTRIES[listed], CACHE_ENTRIES[cached], online, pre, offline_ok, unknown)
+
+
+def test_the_combinations_cover_every_row_of_the_table() -> None:
+    """The table in the code has no row the combinations above never reach."""
+    reached = set()
+    for listed, cached, online, *_ in COMBINATIONS:
+        cache = AuthCache()
+        if CACHE_ENTRIES[cached] is not None:
+            cache.put("TAG", CACHE_ENTRIES[cached], T0)  # type: ignore[arg-type]
+        found, entry, _ = lookup("TAG", cache, rules(list_enabled=True), T0, LIST_ENTRIES[listed])
+        reached.add((online, found, entry))
+    assert reached == set(TABLE) - {(o, Found.CACHE, Entry.CONCURRENT) for o in (True, False)}
+
+
+@pytest.mark.parametrize(
+    ("online", "listed", "cached", "kw", "expected"),
+    [
+        # The list comes first: its Accepted beats a Blocked cache entry, and its Blocked an Accepted one.
+        (False, ACCEPTED, IdTagInfo("Blocked"), {}, Decision.START),
+        (False, IdTagInfo("Blocked"), ACCEPTED, {}, Decision.REFUSE),
+        # Refused locally online too, without an Authorize (LocalPreAuthorize or not).
+        (True, IdTagInfo("Blocked"), None, {}, Decision.REFUSE),
+        (True, EXPIRED, ACCEPTED, {"local_pre_authorize": True}, Decision.REFUSE),
+        # AllowOfflineTxForUnknownId never lets a listed tag that is not valid through.
+        (False, IdTagInfo("Invalid"), None, {"allow_offline_unknown": True}, Decision.REFUSE),
+        # A tag in the list is not unknown: without LocalAuthorizeOffline it does not start offline.
+        (
+            False,
+            ACCEPTED,
+            None,
+            {"local_authorize_offline": False, "allow_offline_unknown": True},
+            Decision.REFUSE,
+        ),
+        # LocalAuthListEnabled false: the list is not consulted, the cache decides.
+        (False, IdTagInfo("Blocked"), ACCEPTED, {"list_enabled": False}, Decision.START),
+        (True, ACCEPTED, None, {"list_enabled": False, "local_pre_authorize": True}, Decision.ASK),
+        # The list is used with the cache disabled.
+        (False, ACCEPTED, None, {"cache_enabled": False}, Decision.START),
+        (True, ACCEPTED, None, {"cache_enabled": False, "local_pre_authorize": True}, Decision.START),
+    ],
+)
+def test_the_list_before_the_cache(
+    online: bool, listed: IdTagInfo, cached: IdTagInfo | None, kw: dict[str, bool], expected: Decision
+) -> None:
+    cache = AuthCache()
+    if cached is not None:
+        cache.put("TAG", cached, T0)
+    assert decide("tag", online, cache, rules(**{"list_enabled": True, **kw}), T0, listed) is expected

@@ -1,4 +1,8 @@
-"""Authorization decisions without the central system (pure): the cache and the offline rules.
+"""Authorization decisions without the central system (pure): the local list, the cache, the offline rules.
+
+The local authorization list (OCPP 1.6 §3.5.2, `bridge.core.local_list`) is what the central system
+sent with SendLocalList; it is used while LocalAuthListEnabled is true, and it comes before the
+cache: a tag in the list is decided by its list entry alone, and never enters the cache.
 
 The cache (OCPP 1.6 §3.5.3, `AuthorizationCacheEnabled`) keeps the latest
 IdTagInfo the central system gave for a tag, from Authorize.conf,
@@ -6,16 +10,26 @@ StartTransaction.conf and StopTransaction.conf, valid or not. An entry past
 its expiryDate counts as Expired. When the cache is full, not-valid entries
 go first, then the oldest valid ones. Tags are compared case-insensitively.
 
-What a presented tag leads to (`decide`):
+What a presented tag leads to (`decide`, the table `TABLE`): where the tag is found first (the list,
+else the cache, else nowhere), what its entry says there (valid: Accepted and not expired;
+concurrent: ConcurrentTx; refused: Blocked, Expired, Invalid or past its expiryDate), and whether the
+central system can be reached. The rule named in the row lets it start; without it the last column
+holds.
 
-| link    | rule                                   | cache entry          | decision |
-|---------|----------------------------------------|----------------------|----------|
-| online  | LocalPreAuthorize                      | Accepted, not expired| start now, no Authorize |
-| online  | otherwise                              |                      | ask (Authorize) |
-| offline | LocalAuthorizeOffline                  | Accepted, not expired| start |
-| offline | any                                    | known, not valid     | refuse |
-| offline | AllowOfflineTxForUnknownId             | none                 | start |
-| offline | otherwise                              |                      | refuse |
+| link    | found in | entry      | starts with rule       | else    |
+|---------|----------|------------|------------------------|---------|
+| online  | list     | valid      | LocalPreAuthorize      | ask (Authorize) |
+| online  | list     | concurrent | -                      | ask     |
+| online  | list     | refused    | -                      | refuse (locally, no Authorize) |
+| offline | list     | valid      | LocalAuthorizeOffline  | refuse  |
+| offline | list     | concurrent | -                      | refuse  |
+| offline | list     | refused    | -                      | refuse (even with AllowOfflineTxForUnknownId) |
+| online  | cache    | valid      | LocalPreAuthorize      | ask     |
+| online  | cache    | not valid  | -                      | ask (re-authorized online) |
+| offline | cache    | valid      | LocalAuthorizeOffline  | refuse  |
+| offline | cache    | not valid  | -                      | refuse  |
+| online  | nowhere  |            | -                      | ask     |
+| offline | nowhere  |            | AllowOfflineTxForUnknownId | refuse |
 
 An Authorize that gets no answer (timeout, dropped link) is decided by the
 offline rules: the central system cannot be reached. One answered with a
@@ -110,19 +124,65 @@ class Rules:
     local_pre_authorize: bool
     local_authorize_offline: bool
     allow_offline_unknown: bool
+    list_enabled: bool = False  # LocalAuthListEnabled
 
 
-def decide(id_tag: str, online: bool, cache: AuthCache, rules: Rules, now: datetime) -> Decision:
-    entry = cache.get(id_tag) if rules.cache_enabled else None
-    if online:
-        if rules.local_pre_authorize and entry is not None and entry.info.valid(now):
-            return Decision.START
-        return Decision.ASK
-    if entry is not None:
-        if not entry.info.valid(now):
-            return Decision.REFUSE  # known and not valid: never started offline
-        if rules.local_authorize_offline:
-            return Decision.START
-    elif rules.allow_offline_unknown:
-        return Decision.START
-    return Decision.REFUSE
+class Found(StrEnum):
+    LIST = "list"
+    CACHE = "cache"
+    NOWHERE = "nowhere"
+
+
+class Entry(StrEnum):
+    VALID = "valid"
+    CONCURRENT = "concurrent"  # ConcurrentTx: known, but not started locally
+    REFUSED = "refused"
+    NONE = "none"
+
+
+# (online, found in, entry) -> (the Rules field that lets the tag start, or None; the decision else).
+# The module docstring shows the same table.
+TABLE: dict[tuple[bool, Found, Entry], tuple[str | None, Decision]] = {
+    (True, Found.LIST, Entry.VALID): ("local_pre_authorize", Decision.ASK),
+    (True, Found.LIST, Entry.CONCURRENT): (None, Decision.ASK),
+    (True, Found.LIST, Entry.REFUSED): (None, Decision.REFUSE),
+    (False, Found.LIST, Entry.VALID): ("local_authorize_offline", Decision.REFUSE),
+    (False, Found.LIST, Entry.CONCURRENT): (None, Decision.REFUSE),
+    (False, Found.LIST, Entry.REFUSED): (None, Decision.REFUSE),
+    (True, Found.CACHE, Entry.VALID): ("local_pre_authorize", Decision.ASK),
+    (True, Found.CACHE, Entry.CONCURRENT): (None, Decision.ASK),
+    (True, Found.CACHE, Entry.REFUSED): (None, Decision.ASK),
+    (False, Found.CACHE, Entry.VALID): ("local_authorize_offline", Decision.REFUSE),
+    (False, Found.CACHE, Entry.CONCURRENT): (None, Decision.REFUSE),
+    (False, Found.CACHE, Entry.REFUSED): (None, Decision.REFUSE),
+    (True, Found.NOWHERE, Entry.NONE): (None, Decision.ASK),
+    (False, Found.NOWHERE, Entry.NONE): ("allow_offline_unknown", Decision.REFUSE),
+}
+
+
+def classify(info: IdTagInfo, now: datetime) -> Entry:
+    status = info.effective_status(now)
+    if status in VALID_STATUSES:
+        return Entry.VALID
+    return Entry.CONCURRENT if status == "ConcurrentTx" else Entry.REFUSED
+
+
+def lookup(
+    id_tag: str, cache: AuthCache, rules: Rules, now: datetime, listed: IdTagInfo | None = None
+) -> tuple[Found, Entry, IdTagInfo | None]:
+    """Where the tag is known (the list before the cache), what its entry says, and the entry.
+    `listed`: the tag's local list entry, looked up by the caller (None: not in the list)."""
+    if rules.list_enabled and listed is not None:
+        return Found.LIST, classify(listed, now), listed
+    cached = cache.get(id_tag) if rules.cache_enabled else None
+    if cached is not None:
+        return Found.CACHE, classify(cached.info, now), cached.info
+    return Found.NOWHERE, Entry.NONE, None
+
+
+def decide(
+    id_tag: str, online: bool, cache: AuthCache, rules: Rules, now: datetime, listed: IdTagInfo | None = None
+) -> Decision:
+    found, entry, _ = lookup(id_tag, cache, rules, now, listed)
+    rule, otherwise = TABLE[(online, found, entry)]
+    return Decision.START if rule is not None and getattr(rules, rule) else otherwise

@@ -7,7 +7,7 @@ and the runtime provides them. Each Protocol is what one feature profile's handl
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from ocpp.v16 import call
@@ -121,3 +121,12 @@ class FirmwareControl(Protocol):
         self, location: str, retrieve_date: float, retries: int | None, retry_interval_s: float | None
     ) -> None: ...
     def trigger_status(self) -> str: ...
+
+
+class LocalListControl(Protocol):
+    """What SendLocalList and GetLocalListVersion need (LocalAuthListManagement)."""
+
+    def local_list_version(self) -> int: ...
+    async def send_local_list(
+        self, list_version: int, update_type: str, entries: Iterable[Mapping[str, Any]] | None
+    ) -> str: ...

@@ -25,7 +25,7 @@ made at `synchronous=NORMAL`.
 
 The modules: `schema` (the migrations, the PRAGMAs, the check of a file),
 `base` (the connection and its thread, group commits), one module per
-group of tables (`outbox`, `transactions`, `settings`), `startup` (every
+group of tables (`outbox`, `transactions`, `settings`, `local_list`), `startup` (every
 charge point's rows at start, read in one job), and `database` (`Store`:
 opening the file, moving a damaged one aside, all of them composed).
 """

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bridge.store.local_list import LocalListTables, StoredList
 from bridge.store.schema import StoreError, connect_checked, migrate
 from bridge.store.settings import SettingsTables
 from bridge.store.startup import Stored
@@ -39,7 +40,7 @@ def _moved_aside(path: Path, why: str) -> Path:
     return target
 
 
-class Store(TransactionTables, SettingsTables):
+class Store(TransactionTables, SettingsTables, LocalListTables):
     """Every table's operations on one connection (see bridge.store.base for the thread)."""
 
     def stored_states(self, cps: list[str], page: int) -> dict[str, Stored]:
@@ -49,13 +50,14 @@ class Store(TransactionTables, SettingsTables):
         with_rows: set[str] = set()
         for table in _PER_CHARGE_POINT:
             with_rows.update(r[0] for r in self._db.execute(f"SELECT DISTINCT charge_point FROM {table}"))
+        lists = self.local_lists(cps)  # every list in one query per table
         states = {}
         for cp in cps:
             if cp in with_rows:
-                states[cp] = self._stored(cp, page)
+                states[cp] = self._stored(cp, page, lists)
             else:
                 self._queued[cp] = 0
-                states[cp] = Stored({}, [], {}, [], (0, 0, []), [], {})
+                states[cp] = Stored({}, [], {}, [], (0, 0, []), [], {}, lists.get(cp))
         return states
 
     def summary(self, cp: str) -> dict[str, Any]:
@@ -85,10 +87,10 @@ class Store(TransactionTables, SettingsTables):
             "configuration_keys_set": one("SELECT COUNT(*) FROM config_keys WHERE charge_point = ?"),
         }
 
-    def _stored(self, cp: str, page: int) -> Stored:
+    def _stored(self, cp: str, page: int, lists: dict[str, StoredList]) -> Stored:
         return Stored(
             self.config_values(cp), self.cache_entries(cp), self.availability(cp), self.transactions(cp),
-            self.outbox_state(cp, page), self.charging_profiles(cp), self.job_records(cp),
+            self.outbox_state(cp, page), self.charging_profiles(cp), self.job_records(cp), lists.get(cp),
         )  # fmt: skip
 
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.store.local_list import StoredList
 from bridge.store.outbox import OutboxRow
 from bridge.store.transactions import TransactionRow
 
@@ -28,3 +29,4 @@ class Stored:
     outbox_state: tuple[int, int, list[OutboxRow]]  # count, last seq, the first page
     charging_profiles: list[tuple[int, str, int]]
     job_records: dict[str, str]  # job name -> its record (JSON): firmware update, diagnostics upload
+    local_list: StoredList | None = None  # the version and entries; None: never had one

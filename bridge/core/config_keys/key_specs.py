@@ -271,9 +271,16 @@ KEYS: tuple[KeySpec, ...] = (
 
 # The feature profiles this charge point implements, in the order SupportedFeatureProfiles lists them:
 # the one list of them. A profile's keys come with it (PROFILE_FEATURES).
-SUPPORTED_PROFILES: tuple[str, ...] = ("Core", "FirmwareManagement", "SmartCharging", "RemoteTrigger")
+SUPPORTED_PROFILES: tuple[str, ...] = (
+    "Core",
+    "FirmwareManagement",
+    "LocalAuthListManagement",
+    "SmartCharging",
+    "RemoteTrigger",
+)
 PROFILE_FEATURES: dict[str, frozenset[str]] = {
     "FirmwareManagement": frozenset({"firmware"}),
+    "LocalAuthListManagement": frozenset({"local_list"}),
     "SmartCharging": frozenset({"smart_charging"}),
 }
 # Features the bridge implements so far (keys that exist only with them); grows as features land.

@@ -3,8 +3,9 @@
 - `core.py`: Core (configuration, remote start and stop, reset, unlock, availability, cache, data);
 - `smart_charging.py`: SmartCharging (profiles and the composite schedule);
 - `remote_trigger.py`: RemoteTrigger (TriggerMessage);
-- `firmware.py`: FirmwareManagement (GetDiagnostics, UpdateFirmware).
-LocalAuthListManagement, Reservation and the security extension get a module each. A newcomer finds
+- `firmware.py`: FirmwareManagement (GetDiagnostics, UpdateFirmware);
+- `local_list.py`: LocalAuthListManagement (SendLocalList, GetLocalListVersion).
+Reservation and the security extension get a module each. A newcomer finds
 the code for any OCPP message in one guess.
 
 Each handler decides and answers at once (handlers hold up the receive loop, so no device I/O and no
@@ -18,7 +19,11 @@ from __future__ import annotations
 
 from bridge.ocpp.handlers.core import CoreHandlers
 from bridge.ocpp.handlers.firmware import FirmwareHandlers
+from bridge.ocpp.handlers.local_list import LocalListHandlers
 from bridge.ocpp.handlers.remote_trigger import RemoteTriggerHandlers
 from bridge.ocpp.handlers.smart_charging import SmartChargingHandlers
 
-__all__ = ["CoreHandlers", "FirmwareHandlers", "RemoteTriggerHandlers", "SmartChargingHandlers"]
+__all__ = [
+    "CoreHandlers", "FirmwareHandlers", "LocalListHandlers", "RemoteTriggerHandlers",
+    "SmartChargingHandlers",
+]  # fmt: skip

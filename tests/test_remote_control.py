@@ -252,7 +252,9 @@ async def test_supported_feature_profiles_says_remote_trigger(
     async with running(make_config(csms.url, tmp_path)):
         await ready(csms)
         result = await csms.call("CP-1", call.GetConfiguration(key=["SupportedFeatureProfiles"]))
-    assert result.configuration_key[0]["value"] == "Core,FirmwareManagement,LocalAuthListManagement,SmartCharging,RemoteTrigger"
+    assert result.configuration_key[0]["value"] == (
+        "Core,FirmwareManagement,LocalAuthListManagement,SmartCharging,RemoteTrigger"
+    )
 
 
 # -- Reset -------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, Answer, DataTransferHandlers
 from bridge.ocpp.handlers import CoreHandlers, FirmwareHandlers, RemoteTriggerHandlers, SmartChargingHandlers
 from bridge.ocpp.handlers.local_list import LocalListHandlers
+from bridge.ocpp.handlers.reservation import ReservationHandlers
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.runtime import identity, snapshot
@@ -49,6 +50,7 @@ from bridge.runtime.firmware import JOB as FIRMWARE_JOB
 from bridge.runtime.firmware import FirmwareRunner
 from bridge.runtime.metering import Metering
 from bridge.runtime.recovery import Recovery
+from bridge.runtime.reservations import Reservations
 from bridge.runtime.snapshot import ChargePointSnapshot, device_status_json
 from bridge.runtime.status_reporter import StatusReporter
 from bridge.smart_charging import SmartCharging
@@ -133,6 +135,8 @@ class ChargePoint:
             cfg.id, clock, store, outbox, self._spawn, hold=self.commands.hold_for_update,
             idle=lambda: self.transactions_running == 0,
         )  # fmt: skip
+        self.reservations = Reservations(cfg.id, self.connectors, self.whole, clock=clock, store=store,
+            configuration=self.configuration, apply=self._apply, spawn=self._spawn)  # fmt: skip
         self.session.handlers = [
             CoreHandlers(
                 cfg.id, self.session, self.configuration, self.commands, self.smart, self.data_transfer
@@ -141,6 +145,7 @@ class ChargePoint:
             RemoteTriggerHandlers(self.session, self.commands, self.diagnostics, self.firmware),
             FirmwareHandlers(self.diagnostics, self.firmware),
             LocalListHandlers(self.authorizer),
+            ReservationHandlers(cfg.id, self.session, self.reservations),
         ]
         self.started_at: datetime | None = None  # when run() began (the status API's "started")
         self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
@@ -215,6 +220,7 @@ class ChargePoint:
                 ", ".join(ignored),
             )
         await self.recovery.restore(stored)
+        await self.reservations.restore(stored.reservations)  # after availability and transactions
         # After the transactions: a resumed one keeps its TxProfile.
         await self.smart.restore(stored.charging_profiles)
         self.diagnostics.restore(stored.job_records.get(DIAGNOSTICS_JOB))
@@ -264,8 +270,7 @@ class ChargePoint:
 
     def _device_silent(self, cid: int, fault: DeviceFault) -> None:
         """The device counts as silent: the connector is Faulted (its transaction kept)."""
-        self.connectors[cid].core.on_device_silent(fault)
-        self._apply(cid, [])  # report the status
+        self._apply(cid, self.connectors[cid].core.on_device_silent(fault))  # and report the status
 
     def _device_back(self, cid: int) -> None:
         self.smart.device_started(cid)  # it may have restarted: tell it its limit again
@@ -317,6 +322,8 @@ class ChargePoint:
             await self._start_transaction(cid, effect.transaction)
         elif isinstance(effect, core.StopTransaction):
             await self._stop_transaction(cid, effect)
+        elif isinstance(effect, core.ReservationEnded):
+            await self.reservations.ended(cid, effect)
         elif isinstance(effect, core.SetEnergy):
             if effect.allowed:
                 # The device gets its limit before energy flows; the limit may pause it instead.

@@ -19,6 +19,8 @@ from bridge.core.connector import (
     Authorize,
     Connector,
     Effect,
+    Reservation,
+    ReservationEnded,
     SetEnergy,
     StartTransaction,
     Status,
@@ -59,6 +61,7 @@ from bridge.core.connector_status import project
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 TX = Transaction(41, "STORED", 900, T0 - timedelta(hours=1))
+RESERVATION = Reservation(7, "NEW", None, T0 + timedelta(hours=1), 1)  # for the tag ACT presents
 ALL_FACTS = [Facts(*bits) for bits in itertools.product((False, True), repeat=4)]
 
 SESSION_EVENTS: dict[type[SessionEvent], SessionEvent] = {
@@ -69,7 +72,7 @@ SESSION_EVENTS: dict[type[SessionEvent], SessionEvent] = {
     ConnectionTimeout: ConnectionTimeout(),
     Stop: Stop(StopReason.REMOTE, None, T0),
     Resume: Resume(TX),
-    Reserve: Reserve(),
+    Reserve: Reserve(RESERVATION),
     CancelReservation: CancelReservation(),
 }
 AVAILABILITY_EVENTS: dict[type[AvailabilityEvent], AvailabilityEvent] = {
@@ -188,10 +191,14 @@ def finishing() -> Connector:
     return c
 
 
-def reserved() -> Connector:
-    c = idle()
-    assert c.reserve()
+def reserved(cable: bool = False, reservation: Reservation = RESERVATION) -> Connector:
+    c = idle(cable)
+    assert c.reserve(reservation)
     return c
+
+
+def reserved_for_another() -> Connector:
+    return reserved(reservation=Reservation(8, "SOMEONE", None, T0 + timedelta(hours=1), 1))
 
 
 def unsensed(c: Connector) -> Connector:
@@ -216,6 +223,9 @@ ARRANGE: dict[tuple[State, Guard | None], Callable[[], Connector]] = {
     (State.FINISHING, None): finishing,
     (State.FINISHING, Guard.CAN_START): finishing,
     (State.RESERVED, None): reserved,
+    (State.RESERVED, Guard.USABLE): reserved,
+    (State.RESERVED, Guard.CAN_START): lambda: reserved(cable=True),
+    (State.RESERVED, Guard.NEEDS_CABLE): reserved,
 }
 
 # Where the input that fires the event needs more than the state: ConnectionTimeOut counts for a cable.
@@ -232,8 +242,8 @@ ACT: dict[type[SessionEvent], Callable[[Connector], list[Effect]]] = {
     ConnectionTimeout: lambda c: c.on_tick(T0 + timedelta(hours=1), 60),
     Stop: lambda c: c.stop(StopReason.REMOTE, T0, None),
     Resume: lambda c: c.resume(TX),
-    Reserve: lambda c: [SetEnergy(c.reserve())],  # a bool, carried for the check below
-    CancelReservation: lambda c: [SetEnergy(c.cancel_reservation())],
+    Reserve: lambda c: [SetEnergy(c.reserve(RESERVATION))],  # a bool, carried for the check below
+    CancelReservation: lambda c: [SetEnergy(c.cancel_reservation() is not None)],
 }
 
 
@@ -245,6 +255,8 @@ def facts_of(c: Connector) -> Facts:
 def expected_effects(row: Row[State, SessionEvent]) -> list[type]:
     if row.event in (Reserve, CancelReservation):
         return [SetEnergy]  # the True of reserve() / cancel_reservation()
+    if row.source is State.RESERVED and row.target is State.TRANSACTION:
+        return [StartTransaction, ReservationEnded, SetEnergy]  # the reservation used up
     if row.source is not State.TRANSACTION and row.target is State.TRANSACTION:
         return [SetEnergy] if row.event is Resume else [StartTransaction, SetEnergy]
     if row.source is State.TRANSACTION and row.target is not State.TRANSACTION:
@@ -289,8 +301,9 @@ def inoperative(cable: bool = False) -> Connector:
 
 REFUSED: list[tuple[str, Callable[[], Connector], type[SessionEvent]]] = [
     ("a tag while Finishing", finishing, TagPresented),
-    ("a tag while Reserved", reserved, TagPresented),
-    ("an accepted tag while Reserved", reserved, TagAccepted),
+    ("another tag while Reserved", reserved_for_another, TagPresented),
+    ("another accepted tag while Reserved", reserved_for_another, TagAccepted),
+    ("a reservation under another id while Reserved", reserved_for_another, Reserve),
     ("a tag while faulted", faulted, TagPresented),
     ("a tag while inoperative", inoperative, TagPresented),
     ("an accepted tag while inoperative", lambda: inoperative(cable=True), TagAccepted),
@@ -307,7 +320,7 @@ REFUSED: list[tuple[str, Callable[[], Connector], type[SessionEvent]]] = [
     ("a cancellation without a reservation", idle, CancelReservation),
     ("time during a transaction", in_transaction, ConnectionTimeout),
     ("time while Finishing", finishing, ConnectionTimeout),
-    ("time while Reserved", lambda: reserved(), ConnectionTimeout),
+    ("time while Reserved", lambda: reserved(cable=True), ConnectionTimeout),
 ]
 
 
@@ -403,18 +416,85 @@ def test_finishing_survives_an_unavailable_spell() -> None:
 
 # -- Reserved ---------------------------------------------------------------------------------
 def test_a_reservation_is_reported_reserved_and_a_cancellation_frees_it() -> None:
+    c = reserved(cable=True)
+    assert c.status() == StatusReport(Status.RESERVED)  # a cable in does not make it Preparing
+    assert c.cancel_reservation(reservation_id=99) is None  # not its id
+    assert c.cancel_reservation() == RESERVATION
+    assert c.status().status is Status.PREPARING
+    assert c.cancel_reservation() is None
+
+
+def test_the_same_reservation_id_replaces_the_data() -> None:
     c = reserved()
-    assert c.status() == StatusReport(Status.RESERVED)
-    c.on_device_silent(DeviceFault("OtherError", "no answer"))
-    assert c.status().status is Status.FAULTED  # the overlay
+    later = Reservation(7, "NEW", "FLEET", T0 + timedelta(hours=2), 1)
+    assert c.reserve(later)
+    assert c.reservation == later
+
+
+def test_a_fault_ends_the_reservation() -> None:
+    c = reserved()
+    effects = c.on_device_silent(DeviceFault("OtherError", "no answer"))
+    assert effects == [ReservationEnded(RESERVATION, "Faulted")]
+    assert (c.state, c.reservation, c.status().status) == (State.IDLE, None, Status.FAULTED)
     c.on_reading(reading(False), T0, True)
-    assert c.status().status is Status.RESERVED
+    assert c.status().status is Status.AVAILABLE  # not Reserved again
+    c = reserved()
+    assert c.on_reading(reading(False, fault=DeviceFault("GroundFailure")), T0, True) == [
+        ReservationEnded(RESERVATION, "Faulted")
+    ]
+
+
+def test_inoperative_ends_the_reservation() -> None:
+    c = reserved()
     assert c.change_availability(False) == "Accepted"
-    assert c.status().status is Status.UNAVAILABLE
-    assert c.change_availability(True) == "Accepted"
-    assert c.cancel_reservation()
-    assert c.status().status is Status.AVAILABLE
-    assert not c.cancel_reservation()
+    assert c.reservation_lost() == [ReservationEnded(RESERVATION, "Unavailable")]
+    assert (c.state, c.status().status) == (State.IDLE, Status.UNAVAILABLE)
+    assert c.reservation_lost() == []
+
+
+def test_only_the_reserved_tag_or_its_group_gets_an_authorize() -> None:
+    fleet = Reservation(9, "OWNER", "FLEET", T0 + timedelta(hours=1), 1)
+    c = reserved(reservation=Reservation(9, "OWNER", None, T0 + timedelta(hours=1), 1))
+    assert c.on_tag("STRANGER", T0) == []  # no group on the reservation: refused, no Authorize (TC_046_1)
+    assert c.on_tag("owner", T0) == [Authorize("owner")]  # idTags compare case-insensitively
+    c = reserved(reservation=fleet)
+    assert c.on_tag("MEMBER", T0, known_parent="FLEET") == [Authorize("MEMBER")]
+    assert c.on_tag("OUTSIDER", T0, known_parent="OTHERS") == []  # known to be of another group
+
+
+def test_a_tag_of_unknown_group_is_authorized_then_refused_unless_its_group_matches() -> None:
+    c = reserved(cable=True, reservation=Reservation(9, "OWNER", "FLEET", T0 + timedelta(hours=1), 1))
+    assert c.on_tag("STRANGER", T0) == [Authorize("STRANGER")]  # its group is learnt from the answer
+    assert c.on_authorized("STRANGER", True, T0, 60, parent_id_tag="OTHERS") == []
+    assert c.state is State.RESERVED
+    [start, ended, energy] = c.on_authorized("MEMBER", True, T0, 60, parent_id_tag="FLEET")
+    assert isinstance(start, StartTransaction) and start.transaction.id_tag == "MEMBER"
+    assert ended == ReservationEnded(c.used_reservation or RESERVATION, "used")
+    assert c.used_reservation is not None and c.used_reservation.reservation_id == 9
+    assert energy == SetEnergy(True)
+
+
+def test_the_reserved_tag_waiting_for_the_cable_keeps_the_reservation() -> None:
+    c = reserved()
+    assert c.on_authorized("NEW", True, T0, 60) == []
+    assert (c.state, c.reservation) == (State.AUTHORIZED, RESERVATION)
+    assert c.on_authorized("SOMEONE", True, T0, 60) == []  # another tag cannot take its place
+    assert c.waiting_tag == "NEW"
+    # It lapses: Reserved again, for the rest of the reservation.
+    assert c.on_tick(T0 + timedelta(seconds=61), 60) == []
+    assert (c.state, c.reservation, c.status().status) == (State.RESERVED, RESERVATION, Status.RESERVED)
+    c.on_authorized("NEW", True, T0, 60)
+    [start, ended, _] = c.on_reading(reading(True), T0, True)
+    assert isinstance(start, StartTransaction) and ended == ReservationEnded(RESERVATION, "used")
+    assert c.used_reservation == RESERVATION
+    c.stop(StopReason.LOCAL, T0, None)
+    assert c.used_reservation is None
+
+
+def test_a_cable_in_while_reserved_asks_for_no_time() -> None:
+    c = reserved(cable=True)
+    assert c.next_tick(60) is None  # not Finishing after ConnectionTimeOut: the tag may come later
+    assert c.on_tick(T0 + timedelta(hours=2), 60) == []
 
 
 # -- the projection to OCPP statuses, as a table -----------------------------------------------

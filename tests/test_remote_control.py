@@ -253,7 +253,7 @@ async def test_supported_feature_profiles_says_remote_trigger(
         await ready(csms)
         result = await csms.call("CP-1", call.GetConfiguration(key=["SupportedFeatureProfiles"]))
     assert result.configuration_key[0]["value"] == (
-        "Core,FirmwareManagement,LocalAuthListManagement,SmartCharging,RemoteTrigger"
+        "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
     )
 
 

@@ -199,7 +199,7 @@ async def test_configuration_over_the_wire(csms: StrictCentralSystem, tmp_path: 
         result = await csms.call("CP-1", call.GetConfiguration())
         keys = {k["key"]: k for k in result.configuration_key}
         assert keys["NumberOfConnectors"] == {"key": "NumberOfConnectors", "readonly": True, "value": "1"}
-        profiles = "Core,FirmwareManagement,LocalAuthListManagement,SmartCharging,RemoteTrigger"
+        profiles = "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
         assert keys["SupportedFeatureProfiles"]["value"] == profiles
         assert (
             await csms.call("CP-1", call.ChangeConfiguration(key="NoSuchKey", value="1"))

@@ -18,13 +18,21 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from adapters.base import ChargerReading, DeviceFault
-from bridge.core.connector_effects import Authorize, Effect, SetEnergy, StartTransaction, StopTransaction
+from bridge.core.connector_effects import (
+    Authorize,
+    Effect,
+    ReservationEnded,
+    SetEnergy,
+    StartTransaction,
+    StopTransaction,
+)
 from bridge.core.connector_lifecycle import Lifecycle
 from bridge.core.connector_states import (
     CableIn,
     CableOut,
     CancelReservation,
     ConnectionTimeout,
+    Reservation,
     Reserve,
     Resume,
     State,
@@ -38,9 +46,18 @@ from bridge.core.transaction import StopReason, Transaction, same_tag
 
 # What the shell and the other modules import from here.
 __all__ = [
-    "Authorize", "Connector", "Effect", "SetEnergy", "StartTransaction", "Status", "StatusReport",
-    "StopReason", "StopTransaction", "Transaction", "same_tag",
+    "Authorize", "Connector", "Effect", "Reservation", "ReservationEnded", "SetEnergy", "StartTransaction",
+    "Status", "StatusReport", "StopReason", "StopTransaction", "Transaction", "admits", "same_tag",
 ]  # fmt: skip
+
+
+def admits(reservation: Reservation, id_tag: str, parent_id_tag: str | None) -> bool:
+    """Whether a tag may use the reservation: its own tag, or one whose parentIdTag is the
+    reservation's (§5.13)."""
+    if same_tag(id_tag, reservation.id_tag):
+        return True
+    group = reservation.parent_id_tag
+    return group is not None and parent_id_tag is not None and same_tag(group, parent_id_tag)
 
 
 class Connector(Lifecycle):
@@ -77,12 +94,13 @@ class Connector(Lifecycle):
             if stop_on_ev_disconnect:
                 effects += self.stop(StopReason.EV_DISCONNECTED, now, id_tag=None)
         effects += self._invalid_energy_used_up(now, stop_on_invalid_id)
-        return effects
+        return effects + self.reservation_lost()
 
-    def on_device_silent(self, fault: DeviceFault) -> None:
+    def on_device_silent(self, fault: DeviceFault) -> list[Effect]:
         """The shell gave up on the device (several failed reads): Faulted until it answers again.
-        A running transaction is kept; it goes on when the device is back."""
+        A running transaction is kept; it goes on when the device is back. A reservation ends."""
         self.unreachable = fault
+        return self.reservation_lost()
 
     def on_tag(self, id_tag: str, now: datetime, known_parent: str | None = None) -> list[Effect]:
         """A tag presented at the box: stop with the same tag (or one of the same group), else ask
@@ -97,6 +115,11 @@ class Connector(Lifecycle):
             if known_parent is not None:
                 # Same group: stops it (§3.4, TC_069); another group: ignored.
                 return self._stop_by_group(id_tag, known_parent, now)
+        held = self.reservation
+        if held is not None and not admits(held, id_tag, known_parent):
+            if held.parent_id_tag is None or known_parent is not None:
+                return []  # not the reserved tag nor of its group: refused without an Authorize
+            # The tag's group is not known here: an Authorize tells it (on_authorized checks it).
         if any(same_tag(id_tag, t) for t in self.authorizing):
             return []  # one Authorize in flight per tag
         return self._fire(TagPresented(id_tag))  # to start, or to learn the tag's group
@@ -117,8 +140,9 @@ class Connector(Lifecycle):
             if accepted and parent_id_tag is not None and not same_tag(id_tag, tx.id_tag):
                 return self._stop_by_group(id_tag, parent_id_tag, now)
             return []
-        if not accepted:
-            return []
+        held = self.reservation
+        if not accepted or (held is not None and not admits(held, id_tag, parent_id_tag)):
+            return []  # refused, or not a tag the reservation admits
         until = now + timedelta(seconds=connection_timeout_s)
         return self._fire(TagAccepted(id_tag, parent_id_tag, now, until))
 
@@ -127,13 +151,21 @@ class Connector(Lifecycle):
         in waits for a tag only as long, then the connector is Finishing (B6, ERRATA 3.20) until it
         is unplugged."""
         due = self.next_tick(connection_timeout_s)
-        return self._fire(ConnectionTimeout()) if due is not None and now >= due else []
+        if due is None or now < due:
+            return []
+        held = self.reservation
+        effects = self._fire(ConnectionTimeout())
+        if held is not None and self._state is State.IDLE:
+            effects += self._fire(Reserve(held))  # the reserved tag lapsed: the reservation stands
+        return effects
 
     def next_tick(self, connection_timeout_s: int) -> datetime | None:
         """When `on_tick` decides something next (None: nothing waits for time), so that a shell
         reading a device only on its reports knows when to look again."""
         if self._state is State.AUTHORIZED:
             return self._waiting.until if self._waiting is not None else None
+        if self._state is State.RESERVED:
+            return None  # a cable in while Reserved waits for the reserved tag (the expiry is the shell's)
         # A cable without a tag; an Authorize in flight holds the time off.
         if self.plugged and self.plugged_at is not None and not self.authorizing and connection_timeout_s > 0:
             return self.plugged_at + timedelta(seconds=connection_timeout_s)
@@ -179,13 +211,36 @@ class Connector(Lifecycle):
         reading says otherwise (an unplug while the bridge was down then ends it as usual)."""
         return self._fire(Resume(tx))
 
-    def reserve(self) -> bool:
-        """A reservation takes the connector (Reserved); False when it cannot."""
-        return self._fire_taken(Reserve())
+    def reserve(self, reservation: Reservation) -> bool:
+        """A reservation takes the connector (Reserved), or replaces the one it holds; False when it
+        cannot (the charge-point core answered the ReserveNow before)."""
+        if self._state is State.RESERVED:
+            held = self._reservation
+            if held is None or held.reservation_id != reservation.reservation_id:
+                return False  # reserved under another id: Occupied
+            self._fire(Reserve(reservation))
+            return self._reservation == reservation
+        return self._fire_taken(Reserve(reservation))
 
-    def cancel_reservation(self) -> bool:
-        """The reservation ends (cancelled or expired); False when there was none."""
-        return self._fire_taken(CancelReservation())
+    def cancel_reservation(self, reservation_id: int | None = None) -> Reservation | None:
+        """The reservation ends (cancelled or expired): the one it was, or None when there was none
+        (of that id). A tag waiting for the cable with it keeps waiting, without it."""
+        held = self.reservation
+        if held is None or (reservation_id is not None and held.reservation_id != reservation_id):
+            return None
+        if self._state is State.RESERVED:
+            self._fire(CancelReservation())
+        elif self._waiting is not None:
+            self._waiting = replace(self._waiting, reservation=None)
+        return held
+
+    def reservation_lost(self) -> list[Effect]:
+        """A connector no longer usable (Faulted, Unavailable, held) ends its reservation (§5.13)."""
+        if self.usable or self.reservation is None:
+            return []
+        why = "Faulted" if self.fault is not None or self.unreachable is not None else "Unavailable"
+        held = self.cancel_reservation()
+        return [ReservationEnded(held, why)] if held is not None else []
 
     # -- decisions on the data -----------------------------------------------------------
     def _invalid_energy_used_up(self, now: datetime, stop_on_invalid_id: bool) -> list[Effect]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias
 
+from bridge.core.connector_states import Reservation
 from bridge.core.transaction import StopReason, Transaction
 
 
@@ -33,4 +34,13 @@ class SetEnergy:
     allowed: bool
 
 
-Effect: TypeAlias = Authorize | StartTransaction | StopTransaction | SetEnergy
+@dataclass(frozen=True)
+class ReservationEnded:
+    """The connector let a reservation go: used by a transaction, or no longer usable (Faulted,
+    Unavailable). The shell forgets it in the store."""
+
+    reservation: Reservation
+    why: str  # "used", "Faulted", "Unavailable"
+
+
+Effect: TypeAlias = Authorize | StartTransaction | StopTransaction | SetEnergy | ReservationEnded

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from adapters.base import DeviceFault
-from bridge.core.connector_effects import Authorize, Effect, SetEnergy, StartTransaction, StopTransaction
+from bridge.core.connector_effects import (
+    Authorize,
+    Effect,
+    ReservationEnded,
+    SetEnergy,
+    StartTransaction,
+    StopTransaction,
+)
 from bridge.core.connector_states import (
     OPERATIVE_NOW,
     SCHEDULED,
@@ -31,6 +38,8 @@ from bridge.core.connector_states import (
     Facts,
     MakeInoperative,
     MakeOperative,
+    Reservation,
+    Reserve,
     Resume,
     SessionEvent,
     State,
@@ -53,13 +62,16 @@ class _Waiting:
     id_tag: str
     parent_id_tag: str | None
     until: datetime
+    reservation: Reservation | None = None  # the reserved tag waits holding its reservation
 
 
 class Lifecycle:
     __slots__ = (
         "_availability",
+        "_reservation",
         "_state",
         "_transaction",
+        "_used",
         "_waiting",
         "authorizing",
         "connector_id",
@@ -99,6 +111,8 @@ class Lifecycle:
         self._availability = Availability.OPERATIVE
         self._transaction: Transaction | None = None  # while TRANSACTION
         self._waiting: _Waiting | None = None  # while AUTHORIZED
+        self._reservation: Reservation | None = None  # while RESERVED
+        self._used: Reservation | None = None  # while TRANSACTION: the reservation it used up
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.connector_id}, {self._state}, {self._availability})"
@@ -120,6 +134,23 @@ class Lifecycle:
     def waiting_tag(self) -> str | None:
         """The tag authorized and waiting for the cable."""
         return self._waiting.id_tag if self._waiting is not None else None
+
+    @property
+    def reservation(self) -> Reservation | None:
+        """The reservation held: Reserved, or its tag waiting for the cable."""
+        if self._state is State.RESERVED:
+            return self._reservation
+        return self._waiting.reservation if self._waiting is not None else None
+
+    @property
+    def used_reservation(self) -> Reservation | None:
+        """The reservation the running transaction used up (its id goes into StartTransaction)."""
+        return self._used
+
+    @property
+    def usable(self) -> bool:
+        """A new session may start here: operative, not held, no fault, the device answers."""
+        return self.operative and not self.held and self.fault is None and self.unreachable is None
 
     @property
     def energy_allowed(self) -> bool:
@@ -162,7 +193,7 @@ class Lifecycle:
         return Facts(
             plugged=self.plugged,
             plug_sensed=self.plug_sensed,
-            usable=self.operative and not self.held and self.fault is None and self.unreachable is None,
+            usable=self.usable,
             in_transaction=self._state is State.TRANSACTION,
         )
 
@@ -189,10 +220,19 @@ class Lifecycle:
             self.authorizing.add(event.id_tag)
             effects.append(Authorize(event.id_tag))
         if target is State.AUTHORIZED:
-            if isinstance(event, TagAccepted):  # the latest tag waits
-                self._waiting = _Waiting(event.id_tag, event.parent_id_tag, event.wait_until)
+            if isinstance(event, TagAccepted):  # the latest tag waits (with the reservation it holds)
+                held = self._reservation if source is State.RESERVED else None
+                if held is None and self._waiting is not None:
+                    held = self._waiting.reservation
+                self._waiting = _Waiting(event.id_tag, event.parent_id_tag, event.wait_until, held)
         else:
             self._waiting = None
+        if isinstance(event, Reserve):
+            self._reservation = event.reservation
+        elif target is not State.RESERVED:
+            self._reservation = None
+        if target is not State.TRANSACTION:
+            self._used = None
         self._state = target
         if ended:  # h11's state-triggered transition: a Scheduled availability applies now
             self._fire_availability(TransactionEnded())
@@ -212,6 +252,9 @@ class Lifecycle:
             self.energy_wh = max(self.energy_wh or 0.0, float(tx.meter_start_wh))
             return [SetEnergy(self.energy_allowed)]
         waiting = self._waiting
+        used = self._reservation if self._state is State.RESERVED else None
+        if used is None and waiting is not None:
+            used = waiting.reservation
         if isinstance(event, TagAccepted):
             id_tag, parent, now = event.id_tag, event.parent_id_tag, event.now
         else:
@@ -221,9 +264,12 @@ class Lifecycle:
             parent = waiting.parent_id_tag
         tx = Transaction(self.new_id(), id_tag, self.meter_wh(), now, parent_id_tag=parent)
         self._transaction = tx
+        self._used = used
         self.plugged = self.plugged or not self.plug_sensed
         self.plugged_at = None
-        return [StartTransaction(tx), SetEnergy(self.energy_allowed)]
+        # The start is persisted (with reservationId) before the reservation is let go.
+        ended = [ReservationEnded(used, "used")] if used is not None else []
+        return [StartTransaction(tx), *ended, SetEnergy(self.energy_allowed)]
 
     def _end(self, stop: Stop) -> list[Effect]:
         """Leaving TRANSACTION: energy off, then the StopTransaction (meterStop never below meterStart)."""

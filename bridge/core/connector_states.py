@@ -34,6 +34,15 @@ Why these session states and no others:
   the device reports a fault or does not answer, and the lifecycle underneath shows again when the
   fault clears (a transaction survives a silent device).
 
+A reservation (ReserveNow) is the data of RESERVED, as the waiting tag is AUTHORIZED's: its id, tag,
+parent and expiry. Only a tag the reservation admits (its own, or one whose parentIdTag is the
+reservation's) reaches the table's TagPresented and TagAccepted rows while Reserved: the connector
+filters the others, as it decides what any tag means. An admitted tag that waits for the cable keeps
+the reservation (AUTHORIZED's data); if it lapses, the connector reserves again with it. Entering
+TRANSACTION uses the reservation up (its id goes into StartTransaction). A connector that stops being
+usable (a fault, Inoperative, held) ends its reservation (CancelReservation), and so do the expiry
+and CancelReservation itself.
+
 Events are frozen dataclasses, and the tables are keyed by their class. The connector fires an event
 when an input calls for it: a reading that shows the cable going in fires CableIn, and a tag that
 matches the transaction's fires Stop. What an input means (tags, groups, configuration) is the
@@ -183,8 +192,21 @@ class Resume(SessionEvent):
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """A ReserveNow the connector holds: the data of RESERVED (and of AUTHORIZED for its tag)."""
+
+    reservation_id: int
+    id_tag: str
+    parent_id_tag: str | None
+    expiry: datetime
+    connector_id: int  # as asked: 0 for the charge point as a whole (this connector was picked)
+
+
+@dataclass(frozen=True)
 class Reserve(SessionEvent):
-    """A reservation takes the connector (ReserveNow, not wired yet)."""
+    """A reservation takes the connector, or replaces its own (the same reservationId)."""
+
+    reservation: Reservation
 
 
 @dataclass(frozen=True)
@@ -228,11 +250,12 @@ class Row(Generic[S, E]):
 _S = State
 SESSION_TABLE: tuple[Row[State, SessionEvent], ...] = (
     # A tag presented asks an Authorize where a session may start, and during a transaction (to
-    # learn its group). Refused while Finishing, Reserved (until reservations name their tag) or
-    # not usable.
+    # learn its group). Refused while Finishing or not usable; while Reserved only a tag the
+    # reservation admits gets here (the connector refuses the others without an Authorize, TC_046_1).
     Row(_S.IDLE, TagPresented, _S.IDLE, Guard.USABLE),
     Row(_S.AUTHORIZED, TagPresented, _S.AUTHORIZED, Guard.USABLE),
     Row(_S.TRANSACTION, TagPresented, _S.TRANSACTION),
+    Row(_S.RESERVED, TagPresented, _S.RESERVED, Guard.USABLE),
     # An accepted tag starts at once where the cable is in (or cannot be seen), else it waits for
     # it. An Authorize asked before the connector went Finishing is still honoured.
     Row(_S.IDLE, TagAccepted, _S.TRANSACTION, Guard.CAN_START),
@@ -240,6 +263,10 @@ SESSION_TABLE: tuple[Row[State, SessionEvent], ...] = (
     Row(_S.AUTHORIZED, TagAccepted, _S.TRANSACTION, Guard.CAN_START),
     Row(_S.AUTHORIZED, TagAccepted, _S.AUTHORIZED, Guard.NEEDS_CABLE),  # the latest tag waits
     Row(_S.FINISHING, TagAccepted, _S.TRANSACTION, Guard.CAN_START),
+    # The reserved tag (or one of its group): it starts, using the reservation up, or waits for the
+    # cable holding it.
+    Row(_S.RESERVED, TagAccepted, _S.TRANSACTION, Guard.CAN_START),
+    Row(_S.RESERVED, TagAccepted, _S.AUTHORIZED, Guard.NEEDS_CABLE),
     # The cable a tag waits for. Unguarded as the flags were: the tag was accepted while usable, and
     # it starts even if the connector was made Inoperative or faulted since.
     Row(_S.AUTHORIZED, CableIn, _S.TRANSACTION),
@@ -252,8 +279,10 @@ SESSION_TABLE: tuple[Row[State, SessionEvent], ...] = (
     Row(_S.FINISHING, CableOut, _S.IDLE),
     # A restart goes on with the stored transaction: at start, so only from IDLE.
     Row(_S.IDLE, Resume, _S.TRANSACTION),
-    # Reservations: the ReserveNow work adds the reserved tag's rows (it may start while Reserved).
+    # Reservations: taken where nothing goes on, replaced by the same reservationId; ended by
+    # CancelReservation, the expiry, or the connector no longer usable (all CancelReservation).
     Row(_S.IDLE, Reserve, _S.RESERVED, Guard.USABLE),
+    Row(_S.RESERVED, Reserve, _S.RESERVED, Guard.USABLE),
     Row(_S.RESERVED, CancelReservation, _S.IDLE),
 )
 

@@ -8,6 +8,7 @@ and the runtime provides them. Each Protocol is what one feature profile's handl
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from ocpp.v16 import call
@@ -130,3 +131,13 @@ class LocalListControl(Protocol):
     async def send_local_list(
         self, list_version: int, update_type: str, entries: Iterable[Mapping[str, Any]] | None
     ) -> str: ...
+
+
+class ReservationControl(Protocol):
+    """What ReserveNow and CancelReservation need (Reservation)."""
+
+    async def reserve(
+        self, connector_id: int, reservation_id: int, id_tag: str, parent_id_tag: str | None, expiry: datetime
+    ) -> str: ...  # Accepted, Occupied, Faulted, Unavailable or Rejected; stored before Accepted
+    async def cancel(self, reservation_id: int) -> str: ...  # Accepted or Rejected (unknown id)
+    def report_statuses(self) -> None: ...

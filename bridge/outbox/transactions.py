@@ -107,16 +107,19 @@ class TransactionMessages:
         meter_start: int,
         started_at: str,
         stop_value: dict[str, Any] | None = None,
+        reservation_id: int | None = None,
     ) -> None:
         """Persist and queue a StartTransaction; `stop_value` is the Transaction.Begin MeterValue kept
-        for the StopTransaction's transactionData."""
+        for the StopTransaction's transactionData; `reservation_id`: the reservation it uses up."""
         unique_id = str(uuid.uuid4())
-        payload = {
+        payload: dict[str, Any] = {
             "connectorId": connector,
             "idTag": id_tag,
             "meterStart": meter_start,
             "timestamp": started_at,
         }
+        if reservation_id is not None:
+            payload["reservationId"] = reservation_id
         checked_call("StartTransaction", payload)  # checked once, here; sent as it is
         text = json.dumps(payload)
         kept = json.dumps(stop_value) if stop_value else None

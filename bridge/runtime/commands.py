@@ -66,12 +66,15 @@ class Commands:
         self._metering = metering
 
     # -- RemoteControl ----------------------------------------------------------------------------
-    def remote_start_target(self, connector_id: int | None) -> int | None:
+    def remote_start_target(self, connector_id: int | None, id_tag: str | None = None) -> int | None:
+        """Where a RemoteStartTransaction for `id_tag` goes (a reserved connector only for a tag its
+        reservation admits: the tag, or one whose group, known locally, is the reservation's)."""
         views = {
-            cid: ConnectorView(rt.core.status().status, rt.core.transaction is not None)
+            cid: ConnectorView(rt.core.status().status, rt.core.transaction is not None, rt.core.reservation)
             for cid, rt in self._connectors.items()
         }
-        return remote_start_target(connector_id, views)
+        parent = self._authorizer.known_parent(id_tag, self._clock.now()) if id_tag is not None else None
+        return remote_start_target(connector_id, views, id_tag, parent)
 
     async def remote_start(self, cid: int, id_tag: str) -> None:
         """Carry out an accepted RemoteStartTransaction (after its answer is on the wire)."""
@@ -106,13 +109,20 @@ class Commands:
         answers = [self._connectors[cid].core.change_availability(operative) for cid in targets]
         answer, wanted = self._whole.change_availability(connector_id, operative, answers)
         await self._store.run(self._store.save_availability, self._cp_id, wanted)
+        self._reservations_lost(targets)  # Unavailable ends a reservation (§5.13)
         return answer
+
+    def _reservations_lost(self, cids: Iterable[int]) -> None:
+        for cid in cids:
+            if lost := self._connectors[cid].core.reservation_lost():
+                self._apply(cid, lost)
 
     def hold_for_update(self, held: bool) -> None:
         """A firmware update holds every connector (no new session; Unavailable outside a transaction)
         until it ends; the availability the central system set is kept beside it."""
         for rt in self._connectors.values():
             rt.core.held = held
+        self._reservations_lost(self._connectors)
         self._statuses.report_all()
 
     def report_statuses(self) -> None:

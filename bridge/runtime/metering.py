@@ -9,6 +9,7 @@
   outside one they are sent without transactionId and not kept while offline.
 - **Stop-transaction data** (`StopTxnSampledData`, `StopTxnAlignedData`): which values of each kind are
   kept for StopTransaction.transactionData (§3.16.5).
+- **StartTransaction** carries the reservationId of the reservation the transaction used up.
 - **meterStart and meterStop**: the register at the start, and a fresh reading at the stop (at most
   STOP_READING_TIMEOUT_S) so that meterStop is never below a register already sent.
 
@@ -88,7 +89,9 @@ class Metering:
         rt = self._connectors[cid]
         at = iso(tx.started_at)
         begin = self.stop_value(rt.reading, at, "Transaction.Begin") if rt.reading is not None else None
-        await self._messages.start(tx.local_id, cid, tx.id_tag, tx.meter_start_wh, at, begin)
+        used = rt.core.used_reservation  # the reservation this transaction used up (§5.13)
+        reservation_id = used.reservation_id if used is not None else None
+        await self._messages.start(tx.local_id, cid, tx.id_tag, tx.meter_start_wh, at, begin, reservation_id)
         self.sample(cid, tx)
 
     def sample(self, cid: int, tx: core.Transaction) -> None:

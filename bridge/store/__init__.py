@@ -32,11 +32,12 @@ opening the file, moving a damaged one aside, all of them composed).
 
 from bridge.store.database import FILENAME, Store
 from bridge.store.outbox import OutboxRow, Queued, Terms
+from bridge.store.reservations import ReservationRow
 from bridge.store.schema import MIGRATIONS, StoreError
 from bridge.store.startup import Stored
 from bridge.store.transactions import TransactionRow
 
 __all__ = [
-    "FILENAME", "MIGRATIONS", "OutboxRow", "Queued", "Store", "StoreError", "Stored", "Terms",
-    "TransactionRow",
+    "FILENAME", "MIGRATIONS", "OutboxRow", "Queued", "ReservationRow", "Store", "StoreError", "Stored",
+    "Terms", "TransactionRow",
 ]  # fmt: skip

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.store.local_list import LocalListTables, StoredList
+from bridge.store.reservations import ReservationRow, ReservationTables
 from bridge.store.schema import StoreError, connect_checked, migrate
 from bridge.store.settings import SettingsTables
 from bridge.store.startup import Stored
@@ -40,7 +41,7 @@ def _moved_aside(path: Path, why: str) -> Path:
     return target
 
 
-class Store(TransactionTables, SettingsTables, LocalListTables):
+class Store(TransactionTables, SettingsTables, LocalListTables, ReservationTables):
     """Every table's operations on one connection (see bridge.store.base for the thread)."""
 
     def stored_states(self, cps: list[str], page: int) -> dict[str, Stored]:
@@ -51,13 +52,14 @@ class Store(TransactionTables, SettingsTables, LocalListTables):
         for table in _PER_CHARGE_POINT:
             with_rows.update(r[0] for r in self._db.execute(f"SELECT DISTINCT charge_point FROM {table}"))
         lists = self.local_lists(cps)  # every list in one query per table
+        reserved = self.all_reservations()  # and every reservation in one
         states = {}
         for cp in cps:
             if cp in with_rows:
-                states[cp] = self._stored(cp, page, lists)
+                states[cp] = self._stored(cp, page, lists, reserved.get(cp, []))
             else:
                 self._queued[cp] = 0
-                states[cp] = Stored({}, [], {}, [], (0, 0, []), [], {}, lists.get(cp))
+                states[cp] = Stored({}, [], {}, [], (0, 0, []), [], {}, lists.get(cp), reserved.get(cp, []))
         return states
 
     def summary(self, cp: str) -> dict[str, Any]:
@@ -87,10 +89,13 @@ class Store(TransactionTables, SettingsTables, LocalListTables):
             "configuration_keys_set": one("SELECT COUNT(*) FROM config_keys WHERE charge_point = ?"),
         }
 
-    def _stored(self, cp: str, page: int, lists: dict[str, StoredList]) -> Stored:
+    def _stored(
+        self, cp: str, page: int, lists: dict[str, StoredList], reserved: list[ReservationRow]
+    ) -> Stored:
         return Stored(
             self.config_values(cp), self.cache_entries(cp), self.availability(cp), self.transactions(cp),
             self.outbox_state(cp, page), self.charging_profiles(cp), self.job_records(cp), lists.get(cp),
+            reserved,
         )  # fmt: skip
 
     @classmethod

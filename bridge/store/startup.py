@@ -9,10 +9,11 @@ one job; each part is handed its rows (and still reads them itself when it is no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bridge.store.local_list import StoredList
 from bridge.store.outbox import OutboxRow
+from bridge.store.reservations import ReservationRow
 from bridge.store.transactions import TransactionRow
 
 CacheRow = tuple[str, str, str | None, str | None, str]  # id_tag, status, expiry, parent, updated_at
@@ -30,3 +31,4 @@ class Stored:
     charging_profiles: list[tuple[int, str, int]]
     job_records: dict[str, str]  # job name -> its record (JSON): firmware update, diagnostics upload
     local_list: StoredList | None = None  # the version and entries; None: never had one
+    reservations: list[ReservationRow] = field(default_factory=list)  # ReserveNow, as kept

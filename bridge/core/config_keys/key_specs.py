@@ -275,12 +275,14 @@ SUPPORTED_PROFILES: tuple[str, ...] = (
     "Core",
     "FirmwareManagement",
     "LocalAuthListManagement",
+    "Reservation",
     "SmartCharging",
     "RemoteTrigger",
 )
 PROFILE_FEATURES: dict[str, frozenset[str]] = {
     "FirmwareManagement": frozenset({"firmware"}),
     "LocalAuthListManagement": frozenset({"local_list"}),
+    "Reservation": frozenset({"reservation_connector_zero"}),
     "SmartCharging": frozenset({"smart_charging"}),
 }
 # Features the bridge implements so far (keys that exist only with them); grows as features land.

@@ -4,8 +4,9 @@
 - `smart_charging.py`: SmartCharging (profiles and the composite schedule);
 - `remote_trigger.py`: RemoteTrigger (TriggerMessage);
 - `firmware.py`: FirmwareManagement (GetDiagnostics, UpdateFirmware);
-- `local_list.py`: LocalAuthListManagement (SendLocalList, GetLocalListVersion).
-Reservation and the security extension get a module each. A newcomer finds
+- `local_list.py`: LocalAuthListManagement (SendLocalList, GetLocalListVersion);
+- `reservation.py`: Reservation (ReserveNow, CancelReservation).
+The security extension gets a module of its own. A newcomer finds
 the code for any OCPP message in one guess.
 
 Each handler decides and answers at once (handlers hold up the receive loop, so no device I/O and no
@@ -21,9 +22,10 @@ from bridge.ocpp.handlers.core import CoreHandlers
 from bridge.ocpp.handlers.firmware import FirmwareHandlers
 from bridge.ocpp.handlers.local_list import LocalListHandlers
 from bridge.ocpp.handlers.remote_trigger import RemoteTriggerHandlers
+from bridge.ocpp.handlers.reservation import ReservationHandlers
 from bridge.ocpp.handlers.smart_charging import SmartChargingHandlers
 
 __all__ = [
-    "CoreHandlers", "FirmwareHandlers", "LocalListHandlers", "RemoteTriggerHandlers",
+    "CoreHandlers", "FirmwareHandlers", "LocalListHandlers", "RemoteTriggerHandlers", "ReservationHandlers",
     "SmartChargingHandlers",
 ]  # fmt: skip

@@ -156,7 +156,7 @@ async def test_tc_043_2_version_bookkeeping_and_version_mismatch(tmp_path: Path)
 
 async def test_tc_043_3_failed_when_the_list_cannot_be_set(tmp_path: Path) -> None:
     """Two states in which the charge point fails to set a list (Full, listVersion 2): more entries
-    than SendLocalListMaxLength (1,000), and a store that refuses the write (as a full disk would).
+    than SendLocalListMaxLength (10,000), and a store that refuses the write (as a full disk would).
     Each time the list stays as it was."""
     Store.open(tmp_path / "state").close()
     async with StrictCentralSystem() as cs:
@@ -164,7 +164,7 @@ async def test_tc_043_3_failed_when_the_list_cannot_be_set(tmp_path: Path) -> No
             await ready(cs)
             await send(cs, 1, "Full", entries("KEEP"))
             since = await mark(cs)
-            too_many = entries(*(f"T{n:04d}" for n in range(1001)))
+            too_many = entries(*(f"T{n:05d}" for n in range(10001)))
             over = await send(cs, 2, "Full", too_many)
             db = sqlite3.connect(tmp_path / "state" / FILENAME)
             with db:

@@ -197,8 +197,8 @@ KEYS: tuple[KeySpec, ...] = (
     ),
     KeySpec(
         name="SendLocalListMaxLength", kind="int", access="R", profile="LocalAuthListManagement",
-        feature="local_list", default="1000", derived=True,
-        description="Maximum number of idTags in one SendLocalList request.",
+        feature="local_list", default="10000", derived=True,
+        description="Maximum number of idTags in one SendLocalList request: the whole list fits one.",
     ),
     # Reservation (SPEC 9.3)
     KeySpec(

@@ -56,7 +56,7 @@ class Decision(StrEnum):
     REFUSE = "refuse"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 10,000 of them in a local list
 class IdTagInfo:
     status: str
     expiry: datetime | None = None

@@ -214,3 +214,26 @@ async def test_tc_008_a_tag_of_the_local_list_starts_without_authorize_and_offli
                     "CP-1/1", tag, lambda ok, how, _: concluded.append((ok, how)), cp.background.spawn
                 )
     assert concluded == [(True, "offline, local list"), (False, "offline, local list")]
+
+
+async def test_bad_send_local_list_frames_get_the_right_callerror_and_change_nothing(tmp_path: Path) -> None:
+    """The schema layer answers a bad request with the CALLERROR naming the field (an unknown updateType,
+    a listVersion that is a string, an expiryDate that is no date and time); the list stays."""
+    async with StrictCentralSystem() as cs:
+        async with running(make_config(cs.url, tmp_path)) as daemon:
+            await ready(cs)
+            await send(cs, 1, "Full", entries("KEEP"))
+            kind = await raw_call(cs, "bad-1", "SendLocalList", {"listVersion": 2, "updateType": "Partial"})
+            version = await raw_call(cs, "bad-2", "SendLocalList", {"listVersion": "2", "updateType": "Full"})
+            date = await raw_call(cs, "bad-3", "SendLocalList", {
+                "listVersion": 2, "updateType": "Full",
+                "localAuthorizationList": [{"idTag": "A", "idTagInfo": {"status": "Accepted",
+                                                                        "expiryDate": "soon"}}],
+            })  # fmt: skip
+            kept = daemon.charge_points["CP-1"].authorizer.local_list_version()
+        cs.assert_clean()
+    assert kind[:3] == [4, "bad-1", "PropertyConstraintViolation"] and "updateType" in kind[3]
+    assert version[:3] == [4, "bad-2", "TypeConstraintViolation"] and "listVersion" in version[3]
+    assert date[:3] == [4, "bad-3", "PropertyConstraintViolation"]
+    assert date[4] == {"field": "localAuthorizationList/0/idTagInfo/expiryDate", "rule": "format"}
+    assert kept == 1

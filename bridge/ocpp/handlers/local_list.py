@@ -1,11 +1,12 @@
 """The LocalAuthListManagement profile: SendLocalList (OCPP 1.6 §5.15) and GetLocalListVersion (§5.10).
 
 The schema layer has checked the request's shape (listVersion an integer, updateType Full or
-Differential, idTag at most 20 characters, a known status). What it leaves is decided by the list
-(`bridge.core.local_list`): duplicates, a Full entry without idTagInfo, the lengths and the version
-are answered in the status (Failed, VersionMismatch, NotSupported); an expiryDate that is no date
-and time is a CALLERROR PropertyConstraintViolation naming it. An accepted update is on disk before
-it is answered.
+Differential, idTag at most 20 characters, a known status, expiryDate a date and time) and answered a
+bad one with its CALLERROR. What it leaves is decided by the list (`bridge.core.local_list`):
+duplicates, a Full entry without idTagInfo, the lengths and the version are answered in the status
+(Failed, VersionMismatch, NotSupported). A date the schema passed but Python cannot read is a
+CALLERROR PropertyConstraintViolation naming the entry. An accepted update is on disk before it is
+answered.
 """
 
 from __future__ import annotations

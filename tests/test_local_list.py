@@ -294,3 +294,19 @@ def test_a_writer_killed_in_the_middle_leaves_one_whole_list(state: Path) -> Non
         version, rows = stored
         prefix = "A" if version % 2 else "B"
         assert version >= 2 and sorted(r[0] for r in rows) == [f"{prefix}{i:05d}" for i in range(5000)]
+
+
+async def test_the_group_of_a_listed_tag_comes_from_the_list_and_the_list_stays_out_of_the_cache(
+    store: Store,
+) -> None:
+    auth = authorizer(store, configuration(per_message=10, total=10))
+    listed = [
+        {"idTag": "CARD-1", "idTagInfo": {"status": "Accepted", "parentIdTag": "FLEET"}},
+        {"idTag": "CARD-2", "idTagInfo": {"status": "Blocked", "parentIdTag": "FLEET"}},
+    ]
+    assert await auth.send_local_list(1, "Full", listed) == "Accepted"
+    auth.remember("card-1", {"status": "Accepted", "parentIdTag": "OTHER"})  # an answer for a listed tag
+    now = datetime.now(UTC)
+    assert auth.known_parent("card-1", now) == "FLEET"  # the list's group, not the answer's
+    assert auth.known_parent("CARD-2", now) is None  # not valid: no group to stop by
+    assert auth.cache.get("CARD-1") is None and len(auth.cache) == 0

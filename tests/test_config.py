@@ -234,6 +234,31 @@ def test_duplicate_yaml_keys_are_errors() -> None:
     assert "given twice" in problem.message and str(line_of(text, "vendor: A")) in problem.message
 
 
+def test_a_key_that_spells_another_keys_path_is_given_twice() -> None:
+    text = "api.listen: 127.0.0.1:8080\napi: {listen: 127.0.0.1:8081}\n" + charge_point()
+    assert any(p.path == "api.listen" and "given twice" in p.message for p in problems(text)), problems(text)
+
+
+def test_anchors_aliases_and_merge_keys_read_as_yaml_reads_them_and_problems_keep_their_lines() -> None:
+    shared = (
+        "charge_points:\n"
+        "  - &first\n"
+        "    id: CP-1\n"
+        "    csms_url: ws://127.0.0.1:9000/ocpp\n"
+        "    connectors: &connectors\n"
+        "      - {id: 1, charger: {type: simulated}}\n"
+        "  - <<: *first\n"
+        "    id: CP-2\n"
+        "    connectors: *connectors\n"
+    )
+    config = parse(shared)
+    assert [cp.id for cp in config.charge_points] == ["CP-1", "CP-2"]
+    assert config.charge_points[0].connectors == config.charge_points[1].connectors
+    assert config.charge_points[1].csms_url == "ws://127.0.0.1:9000/ocpp"
+    text = shared + "    vendr: A\n"
+    assert "unknown key 'vendr'" in the_problem(text, "charge_points[1].vendr", "vendr: A").message
+
+
 def test_every_problem_is_reported_together_in_file_order() -> None:
     text = (
         "api:\n"

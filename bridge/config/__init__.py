@@ -6,9 +6,10 @@ A configuration error should be fixed in one round: the loader never stops at th
 collects every one as a `Problem(path, line, message)` and raises them together in a `ConfigError`,
 rendered one per line as `<file>:<line>: <path>: <message>`.
 
-Line numbers come from the YAML node tree. `_MarkingLoader` composes the document, walks the nodes once
-to record where every mapping key and every value starts, by path (`charge_points[0].connectors[1]
-.charger.phases`), and only then constructs plain Python objects. Validation works on the plain objects
+Line numbers come from the YAML node tree. `_MarkingLoader` composes the document and constructs plain
+Python objects from it; where every mapping key and every value starts, by path (`charge_points[0]
+.connectors[1].charger.phases`), is recorded by a walk of the same nodes when there are problems to
+place (at once when a key may be given twice, itself a problem). Validation works on the plain objects
 and names paths; a path is turned into a line at the end, falling back to the nearest enclosing entry
 for things that are missing.
 

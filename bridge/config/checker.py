@@ -17,6 +17,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from bridge.config.yaml_lines import _join
 
 _HINTS: dict[type, dict[str, Any]] = {}
+_FIELDS: dict[type, tuple[tuple[dataclasses.Field[Any], ...], list[str]]] = {}
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -25,6 +26,16 @@ def _hints(cls: type) -> dict[str, Any]:
     if hints is None:
         hints = _HINTS[cls] = get_type_hints(cls)
     return hints
+
+
+def _init_fields(cls: type) -> tuple[tuple[dataclasses.Field[Any], ...], list[str]]:
+    """The fields of a configuration dataclass that its __init__ takes, and their names (worked out
+    once per class: a configuration of 5,000 charge points builds 15,000 of them)."""
+    known = _FIELDS.get(cls)
+    if known is None:
+        fields = tuple(f for f in dataclasses.fields(cls) if f.init)
+        known = _FIELDS[cls] = (fields, [f.name for f in fields])
+    return known
 
 
 _BAD: Any = object()  # a value that failed validation; its problem is already recorded
@@ -120,6 +131,7 @@ def _scalar(tp: Any, value: Any) -> Any:
 
 
 Handler = Callable[[Any, str], Any]
+_NO_HANDLERS: Mapping[str, Handler] = {}
 
 
 class _Checker:
@@ -183,25 +195,27 @@ class _Checker:
         Unknown keys are recorded but do not stop the build: the instance still gets its own checks,
         so one run reports everything (the recorded problem fails the whole configuration anyway).
         """
-        fields = [f for f in dataclasses.fields(cls) if f.init]
-        self.check_keys(raw, [*also, *(f.name for f in fields)], path, "allowed keys")
+        fields, names = _init_fields(cls)
+        self.check_keys(raw, [*also, *names] if also else names, path, "allowed keys")
         if not isinstance(raw, dict):
             return _BAD
         ok = True
         hints = _hints(cls)
+        handlers = special or _NO_HANDLERS
         kwargs: dict[str, Any] = {}
         for f in fields:
-            sub = _join(path, f.name)
-            if f.name in raw:
-                handler = (special or {}).get(f.name)
-                raw_value = raw[f.name]
-                value = handler(raw_value, sub) if handler else self.convert(hints[f.name], raw_value, sub)
+            name = f.name
+            if name in raw:
+                sub = _join(path, name)
+                handler = handlers.get(name)
+                raw_value = raw[name]
+                value = handler(raw_value, sub) if handler else self.convert(hints[name], raw_value, sub)
                 if value is _BAD:
                     ok = False
                 else:
-                    kwargs[f.name] = value
+                    kwargs[name] = value
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                self.add(sub, "required")
+                self.add(_join(path, name), "required")
                 ok = False
         if not ok:
             return _BAD

@@ -35,8 +35,9 @@ def parse_config(text: str, source: str = "<string>", env: Mapping[str, str] | N
     ck = _Checker()
     config = _config(data, ck, source, os.environ if env is None else env)
     if config is None or ck.problems or loader.duplicates:
+        key_lines, value_lines = loader.lines()
         problems = loader.duplicates + [
-            Problem(path, _line(path, at_key, loader.key_lines, loader.value_lines), message)
+            Problem(path, _line(path, at_key, key_lines, value_lines), message)
             for path, message, at_key in ck.problems
         ]
         problems.sort(key=lambda p: (p.line is None, p.line or 0))

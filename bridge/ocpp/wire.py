@@ -172,7 +172,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-_random_bits = random.getrandbits  # seeded from os.urandom at import
+# Its own generator, seeded from os.urandom: whoever seeds the module's shared one (hypothesis does, in
+# every test) must not make two CALLs share an id.
+_random_bits = random.Random().getrandbits
 
 
 def message_id() -> str:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from ocpp.v16 import call
 
 from bridge.clock import Clock, iso
@@ -80,10 +79,6 @@ async def test_tc_046_1_local_start_on_a_reserved_connector(
     assert stored == []  # the reservation ended with the transaction's start
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bridge/ocpp/handlers/core.py must pass the idTag: remote_start_target(connector_id, id_tag)",
-)
 async def test_tc_046_2_remote_start_for_the_reserved_tag(csms: StrictCentralSystem, tmp_path: Path) -> None:
     """A RemoteStartTransaction for another tag on the reserved connector is Rejected; for the
     reserved tag it uses the reservation."""

@@ -72,7 +72,7 @@ class CoreHandlers:
             # Its values are checked first, as SetChargingProfile checks them: the same invalid
             # profile gets the same CALLERROR whatever the connectors are doing.
             self._smart.parse(profile, connector_id or 0)
-        cid = self._remote.remote_start_target(connector_id)
+        cid = self._remote.remote_start_target(connector_id, id_tag)  # a reserved connector takes its tag
         if not self._link.accepted or cid is None:
             return call_result.RemoteStartTransaction(status="Rejected")
         if profile is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -31,7 +30,7 @@ from bridge.core.charge_point import ChargePointCore
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, SUPPORTED_PROFILES, Configuration
 from bridge.core.meter_values import can_measure
 from bridge.metrics import Metrics
-from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, Answer, DataTransferHandlers
+from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers
 from bridge.ocpp.handlers import CoreHandlers, FirmwareHandlers, RemoteTriggerHandlers, SmartChargingHandlers
 from bridge.ocpp.handlers.local_list import LocalListHandlers
 from bridge.ocpp.handlers.reservation import ReservationHandlers
@@ -51,7 +50,7 @@ from bridge.runtime.firmware import FirmwareRunner
 from bridge.runtime.metering import Metering
 from bridge.runtime.recovery import Recovery
 from bridge.runtime.reservations import Reservations
-from bridge.runtime.snapshot import ChargePointSnapshot, device_status_json
+from bridge.runtime.snapshot import ChargePointSnapshot
 from bridge.runtime.status_reporter import StatusReporter
 from bridge.smart_charging import SmartCharging
 from bridge.store import Store, Stored
@@ -116,7 +115,8 @@ class ChargePoint:
             cfg.id, self.connectors, self.current_status, self.session, self.configuration, clock
         )
         self.data_transfer = DataTransferHandlers()  # vendor hooks for DataTransfer from the central system
-        self.data_transfer.register(BRIDGE_VENDOR_ID, self._device_status)
+        device_status = functools.partial(snapshot.device_status_answer, self.snapshot)  # "DeviceStatus"
+        self.data_transfer.register(BRIDGE_VENDOR_ID, lambda message_id, _: device_status(message_id))
         # Charging profiles and the limits carried to the devices.
         self.smart = SmartCharging(
             cfg.id, self.connectors, self.configuration, clock, store, self.limit_applied, self.messages.cs_id
@@ -186,12 +186,6 @@ class ChargePoint:
         due = connector.next_tick(self.configuration.get_int("ConnectionTimeOut"))
         return None if due is None else (due - self.clock.now()).total_seconds()
 
-    def _device_status(self, message_id: str | None, data: str | None) -> Answer:
-        """DataTransfer vendorId "ocpp-bridge", messageId "DeviceStatus" (bridge.runtime.snapshot)."""
-        if message_id != "DeviceStatus":
-            return "UnknownMessageId", None
-        return "Accepted", json.dumps(device_status_json(self.snapshot()), separators=(",", ":"))
-
     def _configuration_changed(self, key: str, value: str) -> None:
         self.session.configuration_changed()
         self.metering.configuration_changed(key)
@@ -208,17 +202,10 @@ class ChargePoint:
             stored = (await self.store.run(self.store.stored_states, [self.cfg.id], page))[self.cfg.id]
         ignored = self.configuration.restore(stored.config_values)
         await self.authorizer.restore(stored.cache_entries, stored.local_list)
-        for cid, operative in stored.availability.items():
-            if cid == 0:
-                self.whole.operative = operative
-            elif cid in self.connectors:
-                self.connectors[cid].core.operative = operative
+        self.commands.restore_availability(stored.availability)
         if ignored:
-            log.warning(
-                "%s: stored configuration values no longer valid, ignored: %s",
-                self.cfg.id,
-                ", ".join(ignored),
-            )
+            why = "stored configuration values no longer valid, ignored"
+            log.warning("%s: %s: %s", self.cfg.id, why, ", ".join(ignored))
         await self.recovery.restore(stored)
         await self.reservations.restore(stored.reservations)  # after availability and transactions
         # After the transactions: a resumed one keeps its TxProfile.

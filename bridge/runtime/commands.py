@@ -117,6 +117,14 @@ class Commands:
             if lost := self._connectors[cid].core.reservation_lost():
                 self._apply(cid, lost)
 
+    def restore_availability(self, stored: Mapping[int, bool]) -> None:
+        """At start: what ChangeAvailability set before the restart (connector 0: the charge point)."""
+        for cid, operative in stored.items():
+            if cid == 0:
+                self._whole.operative = operative
+            elif cid in self._connectors:
+                self._connectors[cid].core.operative = operative
+
     def hold_for_update(self, held: bool) -> None:
         """A firmware update holds every connector (no new session; Unavailable outside a transaction)
         until it ends; the availability the central system set is kept beside it."""

@@ -10,6 +10,7 @@ the charge point.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from bridge.core.connector import StatusReport
 from bridge.core.device_errors import ocpp_fault
 from bridge.core.diagnostics import DiagnosticsSnapshot
 from bridge.core.firmware import FirmwareSnapshot
+from bridge.ocpp.data_transfer import Answer
 from bridge.ocpp.ports import LinkSettings
 from bridge.ocpp.session import Session
 from bridge.runtime.connector import ConnectorRuntime
@@ -242,6 +244,13 @@ def devices_json(snap: ChargePointSnapshot) -> dict[str, Any]:
         }
         for c in snap.connectors
     }
+
+
+def device_status_answer(snapshot: Callable[[], ChargePointSnapshot], message_id: str | None) -> Answer:
+    """DataTransfer vendorId "ocpp-bridge", messageId "DeviceStatus": `device_status_json`."""
+    if message_id != "DeviceStatus":
+        return "UnknownMessageId", None
+    return "Accepted", json.dumps(device_status_json(snapshot()), separators=(",", ":"))
 
 
 def device_status_json(snap: ChargePointSnapshot) -> list[dict[str, Any]]:

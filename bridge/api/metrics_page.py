@@ -34,7 +34,6 @@ def metric_samples(charge_points: Mapping[str, Scraped]) -> list[Sample]:
     return [*counted, *_gauges(charge_points)]
 
 
-
 def _gauges(charge_points: Mapping[str, Scraped]) -> Iterable[Sample]:
     for cp_id, cp in charge_points.items():
         snap = cp.snapshot()

@@ -55,6 +55,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/polling.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/transfer.py
+	$(BIN)/python bench/local_list.py
 
 # Every benchmark with --quick (seconds each; in `make test`), so one that no longer runs fails the
 # build. Each runs even after another failed; the figures are not judged.

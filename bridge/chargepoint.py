@@ -377,7 +377,7 @@ class ChargePoint:
         return snapshot.take(
             self.cfg, self.started_at, self.clock.now(), self.session, self.configuration, self.connectors,
             self.smart.current_limit_a, self.messages.cs_id, self.diagnostics.snapshot(),
-            self.firmware.snapshot(),
+            self.firmware.snapshot(), self.authorizer.local_list,
         )  # fmt: skip
 
     # -- status notifications ----------------------------------------------------

@@ -2,8 +2,9 @@
 
 Exit 0 when the bridge answered; 1 when it could not be reached (with what
 to check); the output says per charge point whether it is connected and
-accepted, per connector what it does and whether its device answers, and a firmware update or a
-diagnostics upload pending, running or how the last one ended.
+accepted, per connector what it does and whether its device answers, a firmware update or a
+diagnostics upload pending, running or how the last one ended, the local authorization list's version
+and size, and each reservation.
 """
 
 from __future__ import annotations
@@ -102,6 +103,25 @@ def _diagnostics_line(d: dict[str, Any] | None, now: datetime) -> str | None:
     return None
 
 
+def _local_list_line(local_list: dict[str, Any] | None) -> str | None:
+    """The local authorization list's version and size; None while it is empty (or not reported)."""
+    if not local_list or not local_list.get("entries"):
+        return None
+    n, version = local_list["entries"], local_list.get("version")
+    return f"  local authorization list: version {version}, {n} entr{'y' if n == 1 else 'ies'}"
+
+
+def _reservation_line(r: dict[str, Any], now: datetime) -> str:
+    """`  connector 2 reserved: reservation 42 for ABC999, expires at ... (in 2 h 0 min)`."""
+    tag, group = r.get("id_tag"), r.get("parent_id_tag")
+    who = f"{tag} (or its group {group})" if group else tag
+    anywhere = ", asked for any connector" if r.get("requested_connector") == 0 else ""
+    return (
+        f"  connector {r.get('connector')} reserved: reservation {r.get('id')} for {who}{anywhere}, "
+        f"expires {_at(r.get('expiry'), now)}"
+    )
+
+
 def format_status(body: dict[str, Any], now: datetime) -> str:
     lines: list[str] = []
     for cp in body.get("charge_points", []):
@@ -129,7 +149,12 @@ def format_status(body: dict[str, Any], now: datetime) -> str:
             )
         )
         lines.append(f"  {cp.get('queued_transaction_messages', 0)} transaction messages waiting to be sent")
-        for line in (_firmware_line(cp.get("firmware"), now), _diagnostics_line(cp.get("diagnostics"), now)):
+        for line in (
+            _firmware_line(cp.get("firmware"), now),
+            _diagnostics_line(cp.get("diagnostics"), now),
+            _local_list_line(cp.get("local_list")),
+            *(_reservation_line(r, now) for r in cp.get("reservations") or ()),
+        ):
             if line:
                 lines.append(line)
         for c in cp.get("connectors", []):

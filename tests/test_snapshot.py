@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import pytest
 from adapters.base import ChargerCapabilities, ChargerReading, DeviceFault, Fault, FaultKind
 from adapters.chargers.simulated import SimulatedCharger, SimulatedOptions
 from bridge.chargepoint import ChargePoint
-from bridge.core.connector import Status, StatusReport
+from bridge.core.connector import Reservation, Status, StatusReport
 from bridge.core.diagnostics import DiagnosticsUpload
 from bridge.core.firmware import FirmwareUpdate
 from bridge.core.firmware_effects import DownloadFailed
@@ -32,6 +32,7 @@ from bridge.runtime.snapshot import (
     ChargePointSnapshot,
     ConnectorSnapshot,
     LinkSnapshot,
+    LocalListSnapshot,
     device_status_json,
     status_json,
 )
@@ -112,6 +113,8 @@ def test_status_json_is_the_contract_of_docs_api() -> None:
         }],
         "diagnostics": None,  # no GetDiagnostics machine in this snapshot
         "firmware": None,  # nor an UpdateFirmware one
+        "local_list": None,  # nor a local list
+        "reservations": [],
     }  # fmt: skip
     json.dumps(rendered)  # and it is JSON as it stands
 
@@ -138,6 +141,30 @@ def test_the_firmware_and_diagnostics_objects_are_the_contract_of_docs_api() -> 
                  "reason": "ftp://cp:***@fw.example.com/cp-2.0.bin: 550 No such file"},
     }  # fmt: skip
     assert "pw@" not in json.dumps(rendered)
+
+
+def test_the_local_list_and_the_reservations_are_the_contract_of_docs_api() -> None:
+    """Connector 2 reserved for any connector (asked for 0), connector 1 for a tag of its own: one
+    object each, in connector order, with the keys of the example."""
+    expiry = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    anywhere = Reservation(42, "ABC999", "FLEET-7", expiry, 0)
+    own = Reservation(7, "TAG-1", None, expiry, 1)
+    cp = snapshot(ANSWERING, status=StatusReport(Status.RESERVED), transaction_id=None, id_tag=None,
+                  reservation=own)  # fmt: skip
+    second = dataclasses.replace(cp.connectors[0], id=2, reservation=anywhere)
+    rendered = status_json(
+        dataclasses.replace(cp, connectors=(cp.connectors[0], second), local_list=LocalListSnapshot(3, 120))
+    )
+    documented = documented_status()
+    assert set(rendered["local_list"]) == set(documented["local_list"])
+    assert set(rendered["reservations"][0]) == set(documented["reservations"][0])
+    assert rendered["local_list"] == {"version": 3, "entries": 120}
+    assert rendered["reservations"] == [
+        {"id": 7, "connector": 1, "requested_connector": 1, "id_tag": "TAG-1", "parent_id_tag": None,
+         "expiry": "2026-11-22T12:00:00.000Z"},
+        {"id": 42, "connector": 2, "requested_connector": 0, "id_tag": "ABC999", "parent_id_tag": "FLEET-7",
+         "expiry": "2026-11-22T12:00:00.000Z"},
+    ]  # fmt: skip
 
 
 def test_a_device_gone_silent_does_not_answer() -> None:
@@ -214,6 +241,7 @@ async def test_a_charge_point_that_has_not_run(tmp_path: Path, store: Store) -> 
         "queued_transaction_messages": 0, "heartbeat_interval_s": 120,
     }  # fmt: skip
     assert unrun.connector()["status"] == "Available" and unrun.connector()["energy_wh"] is None
+    assert (rendered["local_list"], rendered["reservations"]) == ({"version": 0, "entries": 0}, [])
     assert unrun.connector()["device"] == {"description": "simulated charger", "started": False,
                                            "answers": False, "failed_reads": 0, "problem": None}  # fmt: skip
 
@@ -238,6 +266,26 @@ async def test_the_snapshot_follows_the_connector_and_its_device(tmp_path: Path,
     assert unrun.connector()["transaction_id"] == 17 and unrun.cp.snapshot().transactions_running == 1
     unrun.cp.configuration.change("HeartbeatInterval", "600")
     assert unrun.json()["heartbeat_interval_s"] == 600
+
+
+async def test_the_snapshot_follows_the_local_list_and_a_reservation(tmp_path: Path, store: Store) -> None:
+    unrun = Unrun(tmp_path, store)
+    entries = [{"idTag": "CARD-1", "idTagInfo": {"status": "Accepted"}},
+               {"idTag": "CARD-2", "idTagInfo": {"status": "Blocked"}}]  # fmt: skip
+    assert await unrun.cp.authorizer.send_local_list(5, "Full", entries) == "Accepted"
+    assert unrun.json()["local_list"] == {"version": 5, "entries": 2}
+    expiry = T0 + timedelta(hours=2)
+    assert await unrun.cp.reservations.reserve(0, 31, "CARD-1", None, expiry) == "Accepted"
+    try:
+        assert unrun.connector()["status"] == "Reserved"
+        assert unrun.json()["reservations"] == [{
+            "id": 31, "connector": 1, "requested_connector": 0, "id_tag": "CARD-1", "parent_id_tag": None,
+            "expiry": "2026-11-22T12:00:00.123Z",
+        }]  # fmt: skip
+        assert await unrun.cp.reservations.cancel(31) == "Accepted"
+        assert unrun.json()["reservations"] == [] and unrun.connector()["status"] == "Available"
+    finally:
+        await unrun.cp.background.cancel_all()  # the expiry timer the reservation started
 
 
 async def test_a_silent_device_does_not_answer_in_the_snapshot(tmp_path: Path, store: Store) -> None:

@@ -179,3 +179,61 @@ async def test_the_status_command_shows_a_pending_update_and_a_failed_upload(
     )
     assert " s ago): " in upload[0]  # when, and why after the colon
     assert "s3cret" not in printed[0]
+
+
+def list_and_reservation_lines(body_fields: dict[str, Any]) -> list[str]:
+    body = {"charge_points": [{"id": "CP-1", "connected": True, "accepted": True, "connectors": [],
+                               **body_fields}]}  # fmt: skip
+    text = format_status(body, NOW)
+    return [line for line in text.splitlines() if "list" in line or "reserv" in line]
+
+
+def test_the_local_list_and_each_reservation_have_a_line() -> None:
+    reservations = [
+        {"id": 7, "connector": 1, "requested_connector": 1, "id_tag": "TAG-1", "parent_id_tag": None,
+         "expiry": "2026-11-22T10:20:00.000Z"},
+        {"id": 42, "connector": 2, "requested_connector": 0, "id_tag": "ABC999", "parent_id_tag": "FLEET-7",
+         "expiry": "2026-11-22T12:00:00.000Z"},
+    ]  # fmt: skip
+    assert list_and_reservation_lines(
+        {"local_list": {"version": 3, "entries": 120}, "reservations": reservations}
+    ) == [
+        "  local authorization list: version 3, 120 entries",
+        "  connector 1 reserved: reservation 7 for TAG-1, expires at 2026-11-22 10:20:00 UTC (in 20 min)",
+        "  connector 2 reserved: reservation 42 for ABC999 (or its group FLEET-7), asked for any connector, "
+        "expires at 2026-11-22 12:00:00 UTC (in 2 h 0 min)",
+    ]
+    one = list_and_reservation_lines({"local_list": {"version": 1, "entries": 1}, "reservations": []})
+    assert one == ["  local authorization list: version 1, 1 entry"]
+
+
+def test_no_list_and_no_reservation_say_nothing() -> None:
+    assert list_and_reservation_lines({"local_list": {"version": 0, "entries": 0}, "reservations": []}) == []
+    assert list_and_reservation_lines({}) == []  # a bridge from before these fields
+
+
+async def test_the_status_command_shows_the_list_and_a_reservation_from_the_api(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    config = make_config(csms.url, tmp_path, api=f"127.0.0.1:{free_port()}", connectors=2)
+    async with running(config):
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 2)
+        entries = [{"id_tag": t, "id_tag_info": {"status": "Accepted"}} for t in ("CARD-1", "CARD-2")]
+        listed = await csms.call(
+            "CP-1", call.SendLocalList(list_version=4, update_type="Full", local_authorization_list=entries)
+        )
+        expiry = datetime.now(UTC) + timedelta(hours=2)
+        reserved = await csms.call(
+            "CP-1",
+            call.ReserveNow(connector_id=2, expiry_date=iso(expiry), id_tag="CARD-1", reservation_id=77),
+        )
+        assert (listed.status, reserved.status) == ("Accepted", "Accepted")
+        printed: list[str] = []
+        assert await asyncio.to_thread(show_status, config.api, printed.append) == 0
+    lines = printed[0].splitlines()
+    assert "  local authorization list: version 4, 2 entries" in lines
+    assert [line for line in lines if "reserv" in line] == [
+        f"  connector 2 reserved: reservation 77 for CARD-1, expires at {expiry:%Y-%m-%d %H:%M:%S} UTC "
+        "(in 119 min)"
+    ]
+    assert any(line.startswith("  connector 2: Reserved") for line in lines)

@@ -18,10 +18,11 @@ from typing import Any, Protocol
 
 from bridge.clock import iso
 from bridge.core.config_keys import Configuration
-from bridge.core.connector import StatusReport
+from bridge.core.connector import Reservation, StatusReport
 from bridge.core.device_errors import ocpp_fault
 from bridge.core.diagnostics import DiagnosticsSnapshot
 from bridge.core.firmware import FirmwareSnapshot
+from bridge.core.local_list import LocalList
 from bridge.ocpp.data_transfer import Answer
 from bridge.ocpp.ports import LinkSettings
 from bridge.ocpp.session import Session
@@ -46,6 +47,7 @@ class ConnectorSnapshot:
     current_limit_a: float | None  # what the device was set to; 0 = paused by the limit; None: never
     poll_interval_s: float | None  # None: read on the device's reports
     device: DeviceSnapshot
+    reservation: Reservation | None = None  # the ReserveNow it holds (frozen: the core's own object)
 
     @property
     def energy_wh(self) -> float | None:
@@ -68,6 +70,12 @@ class LinkSnapshot:
 
 
 @dataclass(frozen=True)
+class LocalListSnapshot:
+    version: int  # what GetLocalListVersion answers: 0 while the list is empty
+    entries: int
+
+
+@dataclass(frozen=True)
 class ChargePointSnapshot:
     id: str
     csms_url: str
@@ -85,10 +93,16 @@ class ChargePointSnapshot:
     connectors: tuple[ConnectorSnapshot, ...]
     diagnostics: DiagnosticsSnapshot | None = None  # the GetDiagnostics upload, running or the last one
     firmware: FirmwareSnapshot | None = None  # the UpdateFirmware job, pending, running or the last one
+    local_list: LocalListSnapshot | None = None  # the local authorization list (SendLocalList)
 
     @property
     def transactions_running(self) -> int:
         return sum(c.id_tag is not None for c in self.connectors)
+
+    @property
+    def reservations(self) -> tuple[tuple[int, Reservation], ...]:
+        """(connector, the reservation it holds) for each reserved connector, in connector order."""
+        return tuple((c.id, c.reservation) for c in self.connectors if c.reservation is not None)
 
 
 def take(
@@ -102,8 +116,10 @@ def take(
     cs_id: Callable[[int], int | None],
     diagnostics: DiagnosticsSnapshot | None = None,
     firmware: FirmwareSnapshot | None = None,
+    local_list: LocalList | None = None,
 ) -> ChargePointSnapshot:
-    """The snapshot of one charge point, from the parts that own each piece."""
+    """The snapshot of one charge point, from the parts that own each piece (each connector's
+    reservation from its core, which holds it)."""
     link, c = session.link, configuration
     return ChargePointSnapshot(
         id=cp.id,
@@ -130,6 +146,7 @@ def take(
         connectors=tuple(_connector(cid, rt, limit_of(cid), cs_id) for cid, rt in connectors.items()),
         diagnostics=diagnostics,
         firmware=firmware,
+        local_list=None if local_list is None else LocalListSnapshot(local_list.version, len(local_list)),
     )
 
 
@@ -139,7 +156,7 @@ def _connector(
     tx = rt.core.transaction
     return ConnectorSnapshot(
         cid, rt.core.status(), cs_id(tx.local_id) if tx else None, tx.id_tag if tx else None, limit,
-        rt.device.poll_interval_s, rt.device.snapshot(),
+        rt.device.poll_interval_s, rt.device.snapshot(), rt.core.reservation,
     )  # fmt: skip
 
 
@@ -189,7 +206,22 @@ def status_json(snap: ChargePointSnapshot) -> dict[str, Any]:
         ],
         "diagnostics": _diagnostics_json(snap.diagnostics) if snap.diagnostics is not None else None,
         "firmware": _firmware_json(snap.firmware) if snap.firmware is not None else None,
+        "local_list": _local_list_json(snap.local_list),
+        "reservations": [reservation_json(cid, r) for cid, r in snap.reservations],
     }
+
+
+def _local_list_json(ll: LocalListSnapshot | None) -> dict[str, Any] | None:
+    return None if ll is None else {"version": ll.version, "entries": ll.entries}
+
+
+def reservation_json(connector: int, r: Reservation) -> dict[str, Any]:
+    """A reservation as the status API shows it; `requested_connector` is 0 when the central system
+    asked for any connector (ReserveConnectorZeroSupported) and the bridge picked `connector`."""
+    return {
+        "id": r.reservation_id, "connector": connector, "requested_connector": r.connector_id,
+        "id_tag": r.id_tag, "parent_id_tag": r.parent_id_tag, "expiry": iso(r.expiry),
+    }  # fmt: skip
 
 
 def _diagnostics_json(d: DiagnosticsSnapshot) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -495,6 +496,118 @@ def test_a_cable_in_while_reserved_asks_for_no_time() -> None:
     c = reserved(cable=True)
     assert c.next_tick(60) is None  # not Finishing after ConnectionTimeOut: the tag may come later
     assert c.on_tick(T0 + timedelta(hours=2), 60) == []
+
+
+# -- charging without a card: a plug-in nobody tapped for presents the configured tag -----------------
+FREE = "FREE"
+
+
+def free(cable: bool = False) -> Connector:
+    c = Connector(1, free_tag=FREE)
+    if cable:
+        c.on_reading(reading(True), T0, True)
+        c.on_authorized(FREE, True, T0, 60)  # the free-vend session runs
+    return c
+
+
+def plug(c: Connector) -> list[Effect]:
+    return c.on_reading(reading(True), T0, True)
+
+
+def unplugged(c: Connector) -> Connector:
+    c.on_reading(reading(False), T0, stop_on_ev_disconnect=False)
+    return c
+
+
+def arranged(c: Connector, *steps: Callable[[Connector], object]) -> Connector:
+    for step in steps:
+        step(c)
+    return c
+
+
+FLEET_RESERVATION = Reservation(9, "OWNER", "FLEET", T0 + timedelta(hours=1), 1)
+Act = Callable[[Connector], list[Effect]]
+# (case, a connector with the free tag configured, the input, the effects' types, the state after)
+FREE_VEND: list[tuple[str, Callable[[], Connector], Act, list[type], State]] = [
+    ("plug-in, nothing waits: the tag is presented", free, plug, [Authorize], State.IDLE),
+    ("no tag configured: Preparing, nothing asked", lambda: Connector(1), plug, [], State.IDLE),
+    ("a tag tapped before the plug-in starts, not the free one",
+     lambda: arranged(free(), lambda c: c.on_authorized("CARD", True, T0, 60)), plug,
+     [StartTransaction, SetEnergy], State.TRANSACTION),
+    ("plugged again during another tag's transaction: nothing presented",
+     lambda: arranged(free(), lambda c: c.on_authorized("CARD", True, T0, 60), plug, unplugged), plug,
+     [], State.TRANSACTION),
+    ("plugged again during its own session: it does not stop itself",
+     lambda: unplugged(free(cable=True)), plug, [], State.TRANSACTION),
+    ("reserved for another tag without a group: refused without an Authorize",
+     lambda: arranged(free(), lambda c: c.reserve(RESERVATION)), plug, [], State.RESERVED),
+    ("reserved for the free tag: presented",
+     lambda: arranged(free(), lambda c: c.reserve(replace(RESERVATION, id_tag=FREE))), plug, [Authorize],
+     State.RESERVED),
+    ("reserved for a group: an Authorize tells the free tag's group, as for a tap",
+     lambda: arranged(free(), lambda c: c.reserve(FLEET_RESERVATION)), plug, [Authorize], State.RESERVED),
+    ("inoperative: nothing", lambda: arranged(free(), lambda c: c.change_availability(False)), plug, [],
+     State.IDLE),
+    ("faulted: nothing", free, lambda c: c.on_reading(reading(True, fault=FAULT), T0, True), [], State.IDLE),
+    ("a relay (the plug never sensed): nothing", free, lambda c: c.on_reading(reading(None), T0, True), [],
+     State.IDLE),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("arrange", "act", "effects", "state"), [r[1:] for r in FREE_VEND],
+                         ids=[r[0] for r in FREE_VEND])  # fmt: skip
+def test_charging_without_a_card(
+    arrange: Callable[[], Connector],
+    act: Callable[[Connector], list[Effect]],
+    effects: list[type],
+    state: State,
+) -> None:
+    c = arrange()
+    tx = c.transaction
+    got = act(c)
+    assert [type(e) for e in got] == effects
+    assert c.state is state
+    if Authorize in effects:
+        assert got == [Authorize(FREE)]
+    if tx is not None:
+        assert c.transaction == tx  # the session that ran goes on, untouched
+
+
+def test_the_free_tag_accepted_starts_its_transaction_and_refused_leaves_preparing_then_finishing() -> None:
+    c = free()
+    plug(c)
+    [start, energy] = c.on_authorized(FREE, True, T0, 60)
+    assert isinstance(start, StartTransaction) and start.transaction.id_tag == FREE
+    assert energy == SetEnergy(True)
+    refused = free()
+    plug(refused)
+    assert refused.on_authorized(FREE, False, T0, 60) == []
+    assert (refused.state, refused.status().status) == (State.IDLE, Status.PREPARING)
+    assert refused.next_tick(60) == T0 + timedelta(seconds=60)  # the Authorize no longer holds time off
+    refused.on_tick(T0 + timedelta(seconds=60), 60)
+    assert refused.status().status is Status.FINISHING  # a new plug-in tries again
+
+
+def test_a_free_tag_outside_the_reservations_group_leaves_it_reserved() -> None:
+    c = arranged(free(), lambda c: c.reserve(FLEET_RESERVATION))
+    plug(c)
+    assert c.on_authorized(FREE, True, T0, 60, parent_id_tag="OTHER") == []
+    assert (c.state, c.reservation) == (State.RESERVED, FLEET_RESERVATION)
+    [start, ended, _] = c.on_authorized(FREE, True, T0, 60, parent_id_tag="FLEET")
+    assert isinstance(start, StartTransaction) and ended == ReservationEnded(FLEET_RESERVATION, "used")
+
+
+def test_a_real_card_stops_a_free_vend_session_only_as_a_tag_of_the_same_group() -> None:
+    c = free()
+    plug(c)
+    c.on_authorized(FREE, True, T0, 60, parent_id_tag="HOME")
+    assert c.on_tag("CARD", T0, known_parent="WORK") == []  # another group: ignored
+    assert c.transaction is not None
+    [off, stop] = c.on_tag("CARD", T0, known_parent="HOME")
+    assert off == SetEnergy(False)
+    assert isinstance(stop, StopTransaction) and stop.id_tag == "CARD"
+    ungrouped = free(cable=True)  # the free tag has no group: another card neither stops nor asks
+    assert ungrouped.on_tag("CARD", T0) == [] and ungrouped.transaction is not None
 
 
 # -- the projection to OCPP statuses, as a table -----------------------------------------------

@@ -7,9 +7,9 @@ or stop energy.
 
 What an input means is decided here: the same tag or one of the same group stops the transaction,
 an unplug stops it with StopTransactionOnEVSideDisconnect, an invalid tag may use MaxEnergyOnInvalidId
-first. Where the lifecycle goes is the table's (`connector_states`, whose theory comes first);
-`connector_lifecycle.Lifecycle` takes the transitions and keeps the facts and the state's data; the
-status is a projection (`connector_status`).
+first, a plug-in nobody tapped for presents the configured free-vend tag. Where the lifecycle goes is
+the table's (`connector_states`, whose theory comes first); `connector_lifecycle.Lifecycle` takes the
+transitions and keeps the facts and the state's data; the status is a projection (`connector_status`).
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class Connector(Lifecycle):
         if self.plugged and not was_plugged:
             self.plugged_at = now
             effects += self._fire(CableIn(now))
+            effects += self._free_tag_presented(now)
         elif was_plugged and not self.plugged:
             self.plugged_at = None
             effects += self._fire(CableOut())
@@ -243,6 +244,15 @@ class Connector(Lifecycle):
         return [ReservationEnded(held, why)] if held is not None else []
 
     # -- decisions on the data -----------------------------------------------------------
+    def _free_tag_presented(self, now: datetime) -> list[Effect]:
+        """Charging without a card: a cable in that no tag waited for (the connector is still Idle or
+        Reserved after CableIn) presents the configured tag, as if it had been tapped. It takes a
+        tap's path (Authorize, the list and the cache; a reservation admits it as it would the card),
+        and, with no transaction here, it can stop nothing."""
+        if self.free_tag is None or self._state not in (State.IDLE, State.RESERVED):
+            return []
+        return self.on_tag(self.free_tag, now)
+
     def _invalid_energy_used_up(self, now: datetime, stop_on_invalid_id: bool) -> list[Effect]:
         tx = self._transaction
         if tx is None or tx.invalid_energy_limit_wh is None or not self.watches_energy:

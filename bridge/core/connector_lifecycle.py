@@ -78,6 +78,7 @@ class Lifecycle:
         "energy_wh",
         "ev_requesting",
         "fault",
+        "free_tag",
         "held",
         "limit_paused",
         "new_id",
@@ -88,9 +89,16 @@ class Lifecycle:
     )  # fmt: skip
 
     def __init__(
-        self, connector_id: int, *, plug_sensed: bool = True, new_id: Callable[[], int] | None = None
+        self,
+        connector_id: int,
+        *,
+        plug_sensed: bool = True,
+        new_id: Callable[[], int] | None = None,
+        free_tag: str | None = None,
     ) -> None:
         self.connector_id = connector_id
+        # Charging without a card (configured): the idTag a plug-in presents when no tag waits for it.
+        self.free_tag = free_tag or None
         # Facts: the latest reading, and what the shell tells.
         self.plugged = False
         self.plug_sensed = plug_sensed  # False while the device cannot tell (a relay): see on_reading

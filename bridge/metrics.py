@@ -70,6 +70,16 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "When the last diagnostics upload ended (epoch seconds), labelled with how "
         "(Uploaded, UploadFailed); absent before the first.",
     ),
+    "ocpp_bridge_local_list_version": (
+        "gauge",
+        "The local authorization list's version, as GetLocalListVersion answers it (0: empty).",
+    ),
+    "ocpp_bridge_local_list_entries": ("gauge", "Entries in the local authorization list."),
+    "ocpp_bridge_reservation_expiry_timestamp_seconds": (
+        "gauge",
+        "When the connector's reservation ends unless used or cancelled first (epoch seconds), "
+        "labelled with its reservation id; absent while the connector holds none.",
+    ),
 }
 
 CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -38,6 +38,9 @@ FAMILIES = {
     "ocpp_bridge_firmware_last_outcome_timestamp_seconds": "gauge",
     "ocpp_bridge_diagnostics_state": "gauge",
     "ocpp_bridge_diagnostics_last_outcome_timestamp_seconds": "gauge",
+    "ocpp_bridge_local_list_version": "gauge",
+    "ocpp_bridge_local_list_entries": "gauge",
+    "ocpp_bridge_reservation_expiry_timestamp_seconds": "gauge",
 }
 
 
@@ -112,6 +115,10 @@ async def test_metrics_after_a_session(csms: StrictCentralSystem, tmp_path: Any)
     assert sum(value(found, "ocpp_bridge_firmware_state", state=str(s)) for s in FirmwareState) == 1
     assert value(found, "ocpp_bridge_diagnostics_state", state="Idle") == 1
     assert not [k for k in found if "last_outcome" in k[0]]
+    # No list sent, nothing reserved: an empty list, and no reservation sample.
+    assert value(found, "ocpp_bridge_local_list_version") == 0
+    assert value(found, "ocpp_bridge_local_list_entries") == 0
+    assert not [k for k in found if "reservation" in k[0]]
 
 
 async def test_outbox_depth_and_age_while_the_central_system_is_away(tmp_path: Any) -> None:
@@ -179,3 +186,37 @@ async def test_a_failed_update_a_pending_one_and_a_failed_upload(
     assert [labels for labels, _ in firmware] == [{"charge_point": "CP-1", "status": "DownloadFailed"}]
     assert [labels for labels, _ in diagnostics] == [{"charge_point": "CP-1", "status": "UploadFailed"}]
     assert began - 1 <= firmware[0][1] <= ended + 1 and began - 1 <= diagnostics[0][1] <= ended + 1
+
+
+async def test_the_local_list_and_the_reservations(csms: StrictCentralSystem, tmp_path: Any) -> None:
+    """The list's version and size; one expiry per reservation, gone once it is cancelled."""
+    port = free_port()
+    config = make_config(csms.url, tmp_path, api=f"127.0.0.1:{port}", connectors=2)
+    url = f"http://127.0.0.1:{port}/metrics"
+    async with running(config), aiohttp.ClientSession() as http:
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 2)
+        tags = [{"id_tag": f"CARD-{n}", "id_tag_info": {"status": "Accepted"}} for n in range(3)]
+        update = call.SendLocalList(list_version=7, update_type="Full", local_authorization_list=tags)
+        assert (await csms.call("CP-1", update)).status == "Accepted"
+        expiry = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+        for connector, rid in ((1, 11), (2, 12)):
+            request = call.ReserveNow(
+                connector_id=connector, expiry_date=iso(expiry), id_tag="CARD-1", reservation_id=rid
+            )
+            assert (await csms.call("CP-1", request)).status == "Accepted"
+        async with http.get(url) as r:
+            reserved = samples(await r.text())
+        assert (await csms.call("CP-1", call.CancelReservation(reservation_id=11))).status == "Accepted"
+        async with http.get(url) as r:
+            cancelled = samples(await r.text())
+    assert value(reserved, "ocpp_bridge_local_list_version") == 7
+    assert value(reserved, "ocpp_bridge_local_list_entries") == 3
+    held = {
+        (dict(k[1])["connector"], dict(k[1])["reservation_id"]): v
+        for k, v in reserved.items()
+        if k[0] == "ocpp_bridge_reservation_expiry_timestamp_seconds"
+    }
+    assert held == {("1", "11"): expiry.timestamp(), ("2", "12"): expiry.timestamp()}
+    left = [dict(k[1]) for k in cancelled if k[0] == "ocpp_bridge_reservation_expiry_timestamp_seconds"]
+    assert left == [{"charge_point": "CP-1", "connector": "2", "reservation_id": "12"}]
+    assert not any("CARD-1" in str(k) for k in reserved)  # the reserved tag is no label

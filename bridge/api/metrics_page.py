@@ -60,6 +60,12 @@ def _gauges(charge_points: Mapping[str, Scraped]) -> Iterable[Sample]:
                 yield "ocpp_bridge_power_w", labels, c.power_w
             if c.current_limit_a is not None:
                 yield "ocpp_bridge_current_limit_a", labels, c.current_limit_a
+            if (r := c.reservation) is not None:
+                held = (*labels, ("reservation_id", str(r.reservation_id)))
+                yield "ocpp_bridge_reservation_expiry_timestamp_seconds", held, r.expiry.timestamp()
+        if (local_list := snap.local_list) is not None:
+            yield "ocpp_bridge_local_list_version", base, float(local_list.version)
+            yield "ocpp_bridge_local_list_entries", base, float(local_list.entries)
         yield from _transfers(snap, base)
 
 

@@ -23,14 +23,17 @@ Topics (`<prefix>` is `topic_prefix`, `<cp>` the charge point id, `<n>` the conn
     <prefix>/<cp>/diagnostics        the GetDiagnostics upload: Idle or Uploading
     <prefix>/<cp>/{firmware,diagnostics}/attributes   JSON: the status API's object of the same name
                                      (times, attempt, last error, `last`: how the last one ended and why)
+    <prefix>/<cp>/local_list         the local authorization list's entries
+    <prefix>/<cp>/local_list/attributes   JSON: the status API's `local_list` (version, entries)
+    <prefix>/<cp>/reservations       how many connectors are reserved
+    <prefix>/<cp>/reservations/attributes JSON: {"reservations": the status API's list} (id, connector,
+                                     tag, group, expiry of each)
 An empty payload means "not known" (no reading yet, no transaction). State topics are retained when
 `retain` is true.
 
-Home Assistant discovery: one retained config per entity under
-`<discovery_prefix>/<sensor|binary_sensor>/<unique id>/config`, one device per charge point, every
-entity available while `<prefix>/bridge/availability` says online. A value template turns the empty
-payload into Home Assistant's "None" (unknown). When Home Assistant announces itself on
-`<discovery_prefix>/status` (its birth message), the configs and the state are published again.
+Home Assistant discovery (`bridge.mqtt_discovery`): one retained config per entity, one device per
+charge point. When Home Assistant announces itself on `<discovery_prefix>/status` (its birth
+message), the configs and the state are published again.
 
 The connection has its own client (a Last Will needs one; the drivers' shared connection in
 `adapters.transports.mqtt` has none) with a client id derived from the prefix, so a reconnect takes over a
@@ -47,22 +50,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import importlib
 import json
 import logging
-import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from bridge import __version__
 from bridge.config import MqttStateConfig
-from bridge.core.connector import Status
-from bridge.core.diagnostics import DiagnosticsStatus
-from bridge.core.firmware import FirmwareState
-from bridge.runtime.snapshot import ChargePointSnapshot, status_json
+from bridge.mqtt_discovery import (
+    OFFLINE,
+    ONLINE,
+    Observed,
+    availability_topic,
+    discovery_payloads,
+    object_id,
+    topic_level,
+)
+from bridge.runtime.snapshot import status_json
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -77,47 +83,12 @@ WARN_EVERY_S = 60.0  # at most one warning of a failing broker this often
 TIMEOUT_S = 10.0  # connect, and each publish's acknowledgement
 KEEPALIVE_S = 30  # the broker sends the Will after 1.5 times this without a word from us
 STOP_TIMEOUT_S = 2.0  # for the "offline" published on a stop
-ONLINE, OFFLINE = "online", "offline"
-MANUFACTURER = "ocpp-bridge"
-_UNKNOWN_AS_NONE = "{{ value if value else None }}"  # empty payload → Home Assistant's unknown
-
-
-class Observed(Protocol):
-    """What the publisher needs of a charge point: its snapshot."""
-
-    def snapshot(self) -> ChargePointSnapshot: ...
-
 
 StatusReader = Callable[[Observed], Mapping[str, Any]]
 
 
 def _status(cp: Observed) -> Mapping[str, Any]:
     return status_json(cp.snapshot())
-
-
-# -- names ------------------------------------------------------------------------------------
-
-
-def _slug(cp_id: str, bad: str) -> str:
-    """`cp_id` when it holds none of the characters of regex class `bad`, else a readable, unique stand-in."""
-    if re.search(f"[{bad}]", cp_id) is None:
-        return cp_id
-    digest = hashlib.sha1(cp_id.encode()).hexdigest()[:6]
-    return re.sub(f"[{bad}]", "_", cp_id) + "_" + digest
-
-
-def topic_level(cp_id: str) -> str:
-    """The charge point's level in topics: its id, unless it holds an MQTT wildcard (+ or #)."""
-    return _slug(cp_id, "+#")
-
-
-def object_id(cp_id: str) -> str:
-    """The charge point's part of unique ids and discovery topics (Home Assistant allows [a-zA-Z0-9_-])."""
-    return _slug(cp_id, "^a-zA-Z0-9_-")
-
-
-def availability_topic(config: MqttStateConfig) -> str:
-    return f"{config.topic_prefix}/bridge/availability"
 
 
 def client_id(config: MqttStateConfig) -> str:
@@ -157,82 +128,13 @@ def state_payloads(config: MqttStateConfig, status: Mapping[str, Any]) -> dict[s
         job = status.get(key)  # None: a charge point without the job
         out[f"{base}/{key}"] = str(job[shown]) if job else ""
         out[f"{base}/{key}/attributes"] = json.dumps(job or {})
+    local_list = status.get("local_list")  # {"version", "entries"}
+    out[f"{base}/local_list"] = str(local_list["entries"]) if local_list else ""
+    out[f"{base}/local_list/attributes"] = json.dumps(local_list or {})
+    reservations = status.get("reservations")  # None: a status from before reservations
+    out[f"{base}/reservations"] = "" if reservations is None else str(len(reservations))
+    out[f"{base}/reservations/attributes"] = json.dumps({"reservations": reservations or []})
     return out
-
-
-# (key, component, name, fields) per connector; the name is prefixed with "Connector <n> ".
-_CONNECTOR_ENTITIES: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
-    ("status", "sensor", "status", {"device_class": "enum", "options": [str(s) for s in Status]}),
-    ("power_w", "sensor", "power", {
-        "device_class": "power", "state_class": "measurement", "unit_of_measurement": "W",
-        "value_template": _UNKNOWN_AS_NONE,
-    }),
-    ("energy_wh", "sensor", "energy", {
-        "device_class": "energy", "state_class": "total_increasing", "unit_of_measurement": "Wh",
-        "value_template": _UNKNOWN_AS_NONE,
-    }),
-    ("current_limit_a", "sensor", "current limit", {
-        "device_class": "current", "state_class": "measurement", "unit_of_measurement": "A",
-        "value_template": _UNKNOWN_AS_NONE,
-    }),
-    ("transaction", "sensor", "transaction", {"icon": "mdi:identifier", "value_template": _UNKNOWN_AS_NONE}),
-)  # fmt: skip
-_CHARGE_POINT_ENTITIES: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
-    ("connected", "binary_sensor", "Connected to the central system", {"device_class": "connectivity"}),
-    ("accepted", "binary_sensor", "Accepted by the central system", {"device_class": "connectivity"}),
-)
-_BINARY = {"payload_on": "true", "payload_off": "false", "entity_category": "diagnostic"}
-# The transfer jobs: a state sensor each, with the status API's object as its attributes.
-_JOB_ENTITIES: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
-    ("firmware", "sensor", "Firmware update", {
-        "device_class": "enum", "options": [str(s) for s in FirmwareState], "icon": "mdi:update",
-    }),
-    ("diagnostics", "sensor", "Diagnostics upload", {
-        "device_class": "enum", "options": [str(DiagnosticsStatus.IDLE), str(DiagnosticsStatus.UPLOADING)],
-        "icon": "mdi:file-upload",
-    }),
-)  # fmt: skip
-
-
-def discovery_payloads(config: MqttStateConfig, cp: Observed) -> dict[str, dict[str, Any]]:
-    """Discovery topic → config for every entity of one charge point (Home Assistant MQTT discovery)."""
-    cfg = cp.snapshot()
-    # The bridge's topic prefix is part of every id: two bridges (different prefixes) with the same
-    # charge point id stay two devices. The default prefix gives ocpp-bridge_<cp>_... as before.
-    root = f"{object_id(config.topic_prefix)}_{object_id(cfg.id)}"
-    base = f"{config.topic_prefix}/{topic_level(cfg.id)}"
-    device = {
-        "identifiers": [root],
-        "name": cfg.id,
-        "manufacturer": MANUFACTURER,
-        "model": cfg.model,
-        "sw_version": __version__,
-    }
-    common = {
-        "availability_topic": availability_topic(config),
-        "payload_available": ONLINE,
-        "payload_not_available": OFFLINE,
-        "device": device,
-        "origin": {"name": "ocpp-bridge", "sw_version": __version__},
-    }
-    # (component, unique id, name, state topic, fields)
-    entities: list[tuple[str, str, str, str, dict[str, Any]]] = []
-    for key, component, name, fields in _CHARGE_POINT_ENTITIES:
-        entities.append((component, f"{root}_{key}", name, f"{base}/{key}", {**_BINARY, **fields}))
-    for key, component, name, fields in _JOB_ENTITIES:
-        extra = {"json_attributes_topic": f"{base}/{key}/attributes", "entity_category": "diagnostic",
-                 "value_template": _UNKNOWN_AS_NONE}  # fmt: skip
-        entities.append((component, f"{root}_{key}", name, f"{base}/{key}", {**fields, **extra}))
-    for n in sorted(c.id for c in cfg.connectors):
-        for key, component, name, fields in _CONNECTOR_ENTITIES:
-            unique = f"{root}_{n}_{key}"
-            entities.append((component, unique, f"Connector {n} {name}", f"{base}/{n}/{key}", fields))
-    return {
-        f"{config.discovery_prefix}/{component}/{unique}/config": {
-            "unique_id": unique, "name": name, "state_topic": topic, **fields, **common,
-        }
-        for component, unique, name, topic, fields in entities
-    }  # fmt: skip
 
 
 # -- the publisher --------------------------------------------------------------------------------

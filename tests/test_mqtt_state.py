@@ -16,22 +16,15 @@ import pytest
 from ocpp.v16 import call
 
 import bridge.mqtt_state as mqtt_state
+from bridge import __version__
 from bridge.api.server import charge_point_status
 from bridge.clock import iso
 from bridge.config import Config, ConfigError, MqttStateConfig, parse_config
 from bridge.core.connector import Status
 from bridge.core.firmware import FirmwareState
 from bridge.daemon import Daemon
-from bridge.mqtt_state import (
-    RECONNECT_MIN_S,
-    TIMEOUT_S,
-    StatePublisher,
-    discovery_payloads,
-    object_id,
-    start_mqtt_state,
-    state_payloads,
-    topic_level,
-)
+from bridge.mqtt_discovery import discovery_payloads, object_id, topic_level
+from bridge.mqtt_state import RECONNECT_MIN_S, TIMEOUT_S, StatePublisher, start_mqtt_state, state_payloads
 from bridge.runtime.coordinator import FLOWING_READ_S
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
@@ -256,7 +249,7 @@ async def test_discovery_configs_field_by_field(
         configs = await retained(broker.port, "homeassistant/#")
         kept = await retained(broker.port, "ocpp-bridge/#")
 
-    assert len(configs.messages) == 4 + 2 * 5, [t for t, _, _ in configs.messages]
+    assert len(configs.messages) == 6 + 2 * 5, [t for t, _, _ in configs.messages]
     by_key: dict[str, dict[str, Any]] = {}
     for topic, payload, was_retained in configs.messages:
         assert was_retained, topic
@@ -270,7 +263,7 @@ async def test_discovery_configs_field_by_field(
         assert (entity["payload_available"], entity["payload_not_available"]) == ("online", "offline")
         assert entity["device"] == {
             "identifiers": ["ocpp-bridge_CP-1"], "name": "CP-1", "manufacturer": "ocpp-bridge",
-            "model": "Retrofit-1", "sw_version": mqtt_state.__version__,
+            "model": "Retrofit-1", "sw_version": __version__,
         }  # fmt: skip
         # Every state topic is one the bridge publishes, retained (retain: true by default) unless
         # empty: an empty retained message deletes what the broker kept ("not known").
@@ -278,7 +271,7 @@ async def test_discovery_configs_field_by_field(
         assert published is not None, entity["state_topic"]
         assert kept.last(entity["state_topic"]) == (published or None)
         by_key[entity["state_topic"].removeprefix("ocpp-bridge/CP-1/")] = {"component": component, **entity}
-    assert len({e["unique_id"] for e in by_key.values()}) == len(by_key) == 14
+    assert len({e["unique_id"] for e in by_key.values()}) == len(by_key) == 16
     assert kept.last(AVAILABILITY) == "online" and all(r for _, _, r in kept.messages)
     assert state.last("ocpp-bridge/CP-1/1/transaction") == ""  # no transaction
 
@@ -313,6 +306,16 @@ async def test_discovery_configs_field_by_field(
         assert entity["json_attributes_topic"] == f"ocpp-bridge/CP-1/{key}/attributes"
         assert kept.last(entity["state_topic"]) == "Idle"
         assert json.loads(kept.last(entity["json_attributes_topic"]) or "")["last"] is None
+    lists, reservations = by_key["local_list"], by_key["reservations"]
+    assert (lists["name"], lists["unit_of_measurement"], lists["entity_category"]) == (
+        "Local authorization list", "entries", "diagnostic",
+    )  # fmt: skip
+    assert (reservations["name"], reservations["state_class"]) == ("Reservations", "measurement")
+    assert "entity_category" not in reservations  # shown with the sensors, not among the diagnostics
+    for entity, attributes in ((lists, {"version": 0, "entries": 0}), (reservations, {"reservations": []})):
+        assert entity["json_attributes_topic"] == entity["state_topic"] + "/attributes"
+        assert kept.last(entity["state_topic"]) == "0"
+        assert json.loads(kept.last(entity["json_attributes_topic"]) or "") == attributes
 
 
 async def test_state_follows_a_session_as_the_local_api_reports_it(
@@ -396,6 +399,43 @@ async def test_a_failed_update_a_pending_one_and_a_failed_upload_as_the_local_ap
     assert seen.last("ocpp-bridge/CP-1/diagnostics") == "Idle" and diagnostics["last"]["reason"]
     assert diagnostics["last"]["file_name"].startswith("diagnostics-CP-1-") and diagnostics["last"]["at"]
     assert not any("s3cret-pw" in payload for _, payload, _ in seen.messages)
+
+
+async def test_the_local_list_and_a_reservation_as_the_local_api_reports_them(
+    csms: StrictCentralSystem, broker: Any, tmp_path: Any
+) -> None:
+    config = with_mqtt(make_config(csms.url, tmp_path, connectors=2), broker.url)
+    async with without_its_publisher(config) as daemon, publishing(daemon):
+        await ready(csms, connectors=2)
+        async with watching(broker.port, "ocpp-bridge/CP-1/#") as seen:
+            await until(lambda: seen.last("ocpp-bridge/CP-1/reservations") == "0", what="none held")
+            tags = [{"id_tag": f"CARD-{n}", "id_tag_info": {"status": "Accepted"}} for n in range(3)]
+            update = call.SendLocalList(list_version=9, update_type="Full", local_authorization_list=tags)
+            assert (await csms.call("CP-1", update)).status == "Accepted"
+            await until(lambda: seen.last("ocpp-bridge/CP-1/local_list") == "3", what="the list")
+            expiry = iso(datetime.now(UTC) + timedelta(hours=1))
+            reserve = call.ReserveNow(
+                connector_id=2, expiry_date=expiry, id_tag="CARD-1", reservation_id=5, parent_id_tag="FLEET"
+            )
+            assert (await csms.call("CP-1", reserve)).status == "Accepted"
+            await until(lambda: seen.last("ocpp-bridge/CP-1/reservations") == "1", what="reserved")
+            await until(lambda: seen.last("ocpp-bridge/CP-1/2/status") == "Reserved", what="Reserved")
+
+            def attributes(key: str) -> dict[str, Any]:
+                return dict(json.loads(seen.last(f"ocpp-bridge/CP-1/{key}/attributes") or "{}"))
+
+            local = charge_point_status(daemon.charge_points["CP-1"])
+            held = attributes("reservations")
+            assert (await csms.call("CP-1", call.CancelReservation(reservation_id=5))).status == "Accepted"
+            await until(lambda: seen.last("ocpp-bridge/CP-1/reservations") == "0", what="cancelled")
+            after = attributes("reservations")
+    assert attributes("local_list") == local["local_list"] == {"version": 9, "entries": 3}
+    assert held == {"reservations": local["reservations"]}  # what the API says
+    assert held["reservations"] == [{
+        "id": 5, "connector": 2, "requested_connector": 2, "id_tag": "CARD-1", "parent_id_tag": "FLEET",
+        "expiry": expiry,
+    }]  # fmt: skip
+    assert after == {"reservations": []}
 
 
 async def test_last_will_when_the_connection_dies_then_online_again(

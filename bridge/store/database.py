@@ -64,7 +64,8 @@ class Store(TransactionTables, SettingsTables, LocalListTables, ReservationTable
 
     def summary(self, cp: str) -> dict[str, Any]:
         """What a diagnostics archive says of the store for `cp` (store thread): its schema, the
-        file's size, what is queued and kept. No payload and no id tag: counts and times only."""
+        file's size, what is queued and kept (the local list's entries and version, the reservations held).
+        No payload and no id tag: counts, versions and times only (an archive leaves the bridge)."""
         db = self._db
 
         def one(sql: str) -> Any:
@@ -87,6 +88,13 @@ class Store(TransactionTables, SettingsTables, LocalListTables, ReservationTable
             "authorization_cache_entries": one("SELECT COUNT(*) FROM auth_cache WHERE charge_point = ?"),
             "charging_profiles": one("SELECT COUNT(*) FROM charging_profiles WHERE charge_point = ?"),
             "configuration_keys_set": one("SELECT COUNT(*) FROM config_keys WHERE charge_point = ?"),
+            "local_list_entries": one("SELECT COUNT(*) FROM local_list WHERE charge_point = ?"),
+            # As stored: None before the first accepted SendLocalList (the status API's version is
+            # what GetLocalListVersion answers, 0 while the list is empty).
+            "local_list_version": one(
+                "SELECT (SELECT version FROM local_list_versions WHERE charge_point = ?)"
+            ),
+            "reservations": one("SELECT COUNT(*) FROM reservations WHERE charge_point = ?"),
         }
 
     def _stored(

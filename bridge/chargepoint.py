@@ -174,7 +174,8 @@ class ChargePoint:
         effects = EffectRunner(name, execute, report, self._spawn)
         # Whether the plug can be sensed is known from the capabilities before the first reading: a
         # remote start that arrives before it must not wait for a plug a relay never reports.
-        connector = core.Connector(cid, new_id=new_id, plug_sensed=charger.capabilities.can_sense_plug)
+        sensed, free_tag = charger.capabilities.can_sense_plug, self.cfg.free_vend_tag(cid)  # free: no card
+        connector = core.Connector(cid, new_id=new_id, plug_sensed=sensed, free_tag=free_tag)
         return ConnectorRuntime(connector, device, effects, settings)
 
     def _reading_due_in(self, cid: int) -> float | None:
@@ -328,6 +329,7 @@ class ChargePoint:
                 "%s/%d: tag %s %s (%s)", self.cfg.id, cid, id_tag, "accepted" if accepted else "refused", how
             )
             self._apply(cid, rt.core.on_authorized(id_tag, accepted, self.clock.now(), timeout, parent))
+            rt.device.read_soon()  # a device read on its reports learns when ConnectionTimeOut is due now
 
         self.authorizer.authorize(f"{self.cfg.id}/{cid}", id_tag, conclude, self._spawn)
 

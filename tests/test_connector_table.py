@@ -534,6 +534,8 @@ FREE_VEND: list[tuple[str, Callable[[], Connector], Act, list[type], State]] = [
     ("a tag tapped before the plug-in starts, not the free one",
      lambda: arranged(free(), lambda c: c.on_authorized("CARD", True, T0, 60)), plug,
      [StartTransaction, SetEnergy], State.TRANSACTION),
+    ("a tapped card's Authorize in flight: the card decides alone",
+     lambda: arranged(free(), lambda c: c.on_tag("CARD", T0)), plug, [], State.IDLE),
     ("plugged again during another tag's transaction: nothing presented",
      lambda: arranged(free(), lambda c: c.on_authorized("CARD", True, T0, 60), plug, unplugged), plug,
      [], State.TRANSACTION),

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bridge.config.checker import _BAD, Handler, _at_least, _between, _Checker, _got, _optional, _text
-from bridge.config.rules_devices import _connectors
+from bridge.config.rules_devices import _connectors, free_vend_problems, id_tag_problem
 from bridge.config.rules_firmware import _diagnostics, _firmware
 from bridge.config.schema import MAX_FRAME_BYTES, MIN_FRAME_BYTES, ChargePointConfig, ReconnectConfig
 from bridge.config.yaml_lines import _join
@@ -41,6 +41,7 @@ def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
         "firmware": lambda v, p: _firmware(ck, v, p, raw.get("csms_url") if isinstance(raw, dict) else None),
         "max_queued_messages": lambda v, p: _at_least(ck, v, p, 100),
         "max_frame_bytes": lambda v, p: _between(ck, v, p, MIN_FRAME_BYTES, MAX_FRAME_BYTES),
+        "free_vend_id_tag": _optional(_text(ck, id_tag_problem)),
     }
     for name, limit in _BOOT_LIMITS.items():
         handler = _text(ck, _length_problem(limit))
@@ -48,6 +49,8 @@ def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
     cp = ck.build(ChargePointConfig, raw, path, special)
     # Checked on the raw mapping, so they are reported even when another field is wrong.
     problems = _password_problems(raw) if isinstance(raw, dict) else []
+    if cp is not _BAD:
+        problems += free_vend_problems(cp)
     for name, problem in problems:
         ck.add(_join(path, name), problem)
     return _BAD if problems else cp

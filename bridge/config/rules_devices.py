@@ -10,8 +10,8 @@ import difflib
 from typing import Any
 
 from adapters.registry import CHARGER_TYPES, METER_TYPES, UnknownDriver, charger_class, meter_class
-from bridge.config.checker import _BAD, _Checker, _got
-from bridge.config.schema import ChargerConfig, ConnectorConfig, MeterConfig
+from bridge.config.checker import _BAD, _Checker, _got, _optional, _text
+from bridge.config.schema import ChargePointConfig, ChargerConfig, ConnectorConfig, MeterConfig
 from bridge.config.yaml_lines import _join
 
 
@@ -29,6 +29,8 @@ def _connectors(ck: _Checker, raw: Any, path: str) -> Any:
             {
                 "charger": lambda v, p: _driver(ck, v, p, "charger"),
                 "meter": lambda v, p: None if v is None else _driver(ck, v, p, "meter"),
+                # "" leaves the charge point's tag out at this connector.
+                "free_vend_id_tag": _optional(_text(ck, lambda v: id_tag_problem(v) if v else None)),
             },
         )
         if connector is not _BAD:
@@ -81,3 +83,40 @@ def _driver(ck: _Checker, raw: Any, path: str, kind: str) -> Any:
     for field_name, problem in problems:
         ck.add(_join(path, field_name), problem)
     return _BAD if problems else result(type_name, options)
+
+
+ID_TAG_MAX = 20  # OCPP 1.6 idTag: CiString20
+
+
+def id_tag_problem(id_tag: str) -> str | None:
+    """What is wrong with a configured idTag, or None."""
+    if not 0 < len(id_tag) <= ID_TAG_MAX:
+        return f"an idTag is 1 to {ID_TAG_MAX} characters (OCPP CiString20), not {len(id_tag)}"
+    if id_tag != id_tag.strip() or not id_tag.isprintable():
+        return "an idTag must not start or end with a space or hold control characters"
+    return None
+
+
+def free_vend_problems(cp: ChargePointConfig) -> list[tuple[str, str]]:
+    """Charging without a card starts at plug-in: refused for a device that cannot sense the plug
+    (a relay wallbox), where there is no plug-in to start at (docs/protocol.md, "Charging without a
+    card"). (field, problem) for the field that set the tag, its path within the charge point."""
+    problems = []
+    for index, connector in enumerate(cp.connectors):
+        if cp.free_vend_tag(connector.id) is None or _senses_plug(connector.charger):
+            continue
+        own = connector.free_vend_id_tag is not None
+        where = f"connectors[{index}].free_vend_id_tag" if own else "free_vend_id_tag"
+        fix = "remove it" if own else f'set free_vend_id_tag: "" on connector {connector.id}'
+        problems.append((where, (
+            f"connector {connector.id}'s {connector.charger.type} relay cannot sense the plug, so there is no"
+            f" plug-in to start a session at; {fix} and start its sessions from the central system"
+            " (RemoteStartTransaction)"
+        )))  # fmt: skip
+    return problems
+
+
+def _senses_plug(charger: ChargerConfig) -> bool:
+    from adapters.chargers.relay import RelayOptions  # only when a free tag is set
+
+    return not isinstance(charger.options, RelayOptions)

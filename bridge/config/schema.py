@@ -55,6 +55,8 @@ class ConnectorConfig:
     poll_interval_s: float | None = None
     faulted_after_failed_polls: int = 3  # consecutive failed reads before the connector is Faulted
     nominal_voltage_v: float = 230.0  # phase to neutral: converts W limits to A (smart charging)
+    # Charging without a card: the idTag a plug-in presents (None: the charge point's; "": none here).
+    free_vend_id_tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,14 @@ class ChargePointConfig:
     ocpp: Mapping[str, str] = field(default_factory=dict)  # canonical key names, wire values
     firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    free_vend_id_tag: str | None = None  # charging without a card, for every connector that sets none
     connectors: tuple[ConnectorConfig, ...]
+
+    def free_vend_tag(self, connector_id: int) -> str | None:
+        """The idTag a plug-in at the connector presents when no tag waits (its own setting wins)."""
+        own = next((c.free_vend_id_tag for c in self.connectors if c.id == connector_id), None)
+        tag = self.free_vend_id_tag if own is None else own
+        return tag or None
 
 
 MIN_FRAME_BYTES = 64 * 1024  # a 96-period charging profile is ~5 KB; below this real frames would not fit

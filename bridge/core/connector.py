@@ -248,8 +248,9 @@ class Connector(Lifecycle):
         """Charging without a card: a cable in that no tag waited for (the connector is still Idle or
         Reserved after CableIn) presents the configured tag, as if it had been tapped. It takes a
         tap's path (Authorize, the list and the cache; a reservation admits it as it would the card),
-        and, with no transaction here, it can stop nothing."""
-        if self.free_tag is None or self._state not in (State.IDLE, State.RESERVED):
+        and, with no transaction here, it can stop nothing. A card whose Authorize is in flight
+        decides alone: the tap came first."""
+        if self.free_tag is None or self._state not in (State.IDLE, State.RESERVED) or self.authorizing:
             return []
         return self.on_tag(self.free_tag, now)
 

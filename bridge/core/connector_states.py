@@ -45,10 +45,10 @@ and CancelReservation itself.
 
 Charging without a card (a configured free-vend tag, go-e's "dummy card id") adds no row: it is what
 an input means, so it is the connector's. A CableIn that no waiting tag takes (the connector is still
-IDLE or RESERVED after it) presents the configured tag as a TagPresented, the path of a tap, so the
-same Authorize, list and cache decide it and a reservation filters it as it would the card. A cable
-that goes in again during a transaction presents nothing: the free tag never meets a transaction, so
-it can stop none.
+IDLE or RESERVED after it, and no tapped card is being authorized) presents the configured tag as a
+TagPresented, the path of a tap, so the same Authorize, list and cache decide it and a reservation
+filters it as it would the card. A cable that goes in again during a transaction presents nothing:
+the free tag never meets a transaction, so it can stop none.
 
 Events are frozen dataclasses, and the tables are keyed by their class. The connector fires an event
 when an input calls for it: a reading that shows the cable going in fires CableIn, and a tag that

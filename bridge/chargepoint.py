@@ -114,6 +114,7 @@ class ChargePoint:
         self.statuses = StatusReporter(
             cfg.id, self.connectors, self.current_status, self.session, self.configuration, clock
         )
+        self.authorizer.on_conflict = self.statuses.local_list_conflict  # §3.5.2, on connector 0
         self.data_transfer = DataTransferHandlers()  # vendor hooks for DataTransfer from the central system
         device_status = functools.partial(snapshot.device_status_answer, self.snapshot)  # "DeviceStatus"
         self.data_transfer.register(BRIDGE_VENDOR_ID, lambda message_id, _: device_status(message_id))

@@ -7,6 +7,12 @@ from the configuration keys, and asks the central system when the table says ASK
 is decided by its list entry and never enters the cache (§3.5.2). An answer that is no answer (a
 timeout, a lost link) leaves the tag to the offline rules; an answer that is unusable (a CALLERROR,
 a schema-breaking payload) refuses it (docs/protocol.md, "Authorization and transactions").
+
+LocalListConflict (§3.5.2): an answer of the central system (Authorize, StartTransaction or
+StopTransaction idTagInfo) that contradicts a tag's entry in the list in use (one says valid, Accepted
+or ConcurrentTx, the other not) is told once through `on_conflict`, which the status reporter sends
+on connector 0. Once per tag, list version and answered status: the same answer again is not news.
+The list itself is left as it is: only SendLocalList changes it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ log = logging.getLogger("bridge.chargepoint")
 
 AUTH_CACHE_CAPACITY = 1000  # tags; beyond it not-valid entries go first, then the oldest
 
+# What the list and an answer may say of a tag and both count as valid (the list's own rule, §3.5.2).
+LISTED_VALID = frozenset({"Accepted", "ConcurrentTx"})
+
 # (accepted, how it was decided, the tag's parentIdTag): what the connector is told.
 Conclusion = Callable[[bool, str, str | None], None]
 Spawn = Callable[[Coroutine[Any, Any, None], str], object]
@@ -49,6 +58,9 @@ class Authorizer:
         self.cache = authorization.AuthCache(AUTH_CACHE_CAPACITY)
         self.local_list = local_list.LocalList()
         self._updating = asyncio.Lock()  # one SendLocalList from its plan to its apply
+        # LocalListConflict: told with the StatusNotification's info (the status reporter sends it).
+        self.on_conflict: Callable[[str], None] = lambda info: None
+        self._conflicts_told: set[tuple[str, int, str]] = set()  # (tag, list version, answered status)
 
     async def restore(
         self, entries: list[CacheRow] | None = None, stored_list: StoredList | None = None
@@ -123,6 +135,7 @@ class Authorizer:
                 )
                 return local_list.UpdateStatus.FAILED.value
             self.local_list.apply(planned)
+            self._conflicts_told.clear()  # a new list: its conflicts are news again
         log.info("%s: SendLocalList %s version %d with %d entries: Accepted (%d in the list, version %d)",
                  self._cp_id, update_type, list_version, len(update.entries), len(self.local_list),
                  self.local_list.version)  # fmt: skip
@@ -130,19 +143,40 @@ class Authorizer:
 
     def remember(self, id_tag: str, id_tag_info: dict[str, Any]) -> None:
         """The central system's latest word on a tag goes into the authorization cache, unless the
-        tag is in the local list (§3.5.2: the list has priority and its tags never enter the cache)."""
-        if not self._configuration.get_bool("AuthorizationCacheEnabled"):
-            return
-        if self.local_list.get(id_tag) is not None:
-            return
+        tag is in the local list (§3.5.2: the list has priority and its tags never enter the cache;
+        an answer that contradicts its entry is reported as a LocalListConflict)."""
         info = authorization.IdTagInfo.from_wire(id_tag_info)
         now = self._clock.now()
+        listed = self.local_list.get(id_tag)
+        if listed is not None:
+            self._conflict(id_tag, listed, info, now)
+            return
+        if not self._configuration.get_bool("AuthorizationCacheEnabled"):
+            return
         evicted = self.cache.put(id_tag, info, now)
         expiry = iso(info.expiry) if info.expiry else None
         self._store.submit(
             self._store.cache_put, self._cp_id, id_tag, info.status, expiry, info.parent_id_tag, iso(now),
             evicted,
         )  # fmt: skip
+
+    def _conflict(
+        self, id_tag: str, listed: authorization.IdTagInfo, answer: authorization.IdTagInfo, now: datetime
+    ) -> None:
+        """Tell a contradiction between the list in use and the central system's answer, once."""
+        if not self._configuration.get_bool("LocalAuthListEnabled"):
+            return  # a list not in use contradicts nothing
+        in_list, answered = listed.effective_status(now), answer.effective_status(now)
+        if (in_list in LISTED_VALID) == (answered in LISTED_VALID):
+            return
+        told = (id_tag.casefold(), self.local_list.version, answered)
+        if told in self._conflicts_told:
+            return
+        self._conflicts_told.add(told)
+        log.warning("%s: the central system answered %s for idTag %s, which local list version %d has as "
+                    "%s: LocalListConflict (the list stays as it is)", self._cp_id, answered, id_tag,
+                    self.local_list.version, in_list)  # fmt: skip
+        self.on_conflict(f"idTag {id_tag}: list {in_list}")  # at most 6 + 20 + 7 + 12 characters
 
     async def clear(self) -> None:
         """ClearCache: gone from memory, and from the disk before it is said."""

@@ -7,6 +7,8 @@ compares the current status with the last one handed to the link and sends the d
 - After a BootNotification: connector 0 and every connector (ERRATA 3.22); after a reconnect without
   one: only what changed while offline.
 - MinimumStatusDuration holds a status back until it has stood that long (bridge.core.status_hold).
+- LocalListConflict (§3.5.2) is a warning, not a status: sent on connector 0 with its status as it
+  stands, and what was reported of connector 0 stays as it was (no NoError follows it).
 """
 
 from __future__ import annotations
@@ -95,6 +97,19 @@ class StatusReporter:
         report = self._current(cid)
         self._reported[cid] = self._queued[cid] = report
         return self._payload(cid, report)
+
+    def local_list_conflict(self, info: str) -> None:
+        """The central system contradicted the local list (the authorizer noticed): tell it on
+        connector 0 with errorCode LocalListConflict. Not kept to be sent after a reconnect."""
+        if not self._session.online:
+            return
+        status = str(self._current(0).status)  # Available or Unavailable: connector 0 has no fault
+        message = call.StatusNotification(
+            connector_id=0, error_code="LocalListConflict", status=status, info=info[:50],
+            timestamp=iso(self._clock.now()),
+        )  # fmt: skip
+        log.info("%s/0: %s (LocalListConflict: %s)", self._cp_id, status, info)
+        self._session.submit(lambda: message, drop_when_offline=True)
 
     def _payload(self, cid: int, report: StatusReport) -> call.StatusNotification:
         return call.StatusNotification(

@@ -4,9 +4,17 @@ named (it cannot sense the plug: there is no plug-in to start at)."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from bridge.config import ConfigError, Problem, parse_config
+from tests.conftest import make_config, running
+from tests.csms import StrictCentralSystem
+from tests.emulators.shelly import EvLoad, ShellyEmulator
+from tests.helpers.cli import run_cli
+from tests.helpers.flow import ready
 
 
 def config_text(cp_line: str = "", *connector_lines: str, charger: str = "{type: simulated}") -> str:
@@ -82,3 +90,37 @@ def test_a_tasmota_relay_is_refused_too() -> None:
     tasmota = "{type: tasmota, broker: 'mqtt://192.0.2.20', topic: wallbox, max_current_a: 16}"
     [problem] = problems(config_text("", "free_vend_id_tag: HOME", charger=tasmota))
     assert "tasmota relay cannot sense the plug" in problem.message
+
+
+async def test_check_names_the_field_and_the_fix_for_a_relay(tmp_path: Path) -> None:
+    path = tmp_path / "relay.yaml"
+    path.write_text(config_text("free_vend_id_tag: HOME", charger=RELAY))
+    code, out, err = await run_cli("check", "--config", str(path))
+    assert code != 0
+    assert (
+        f"{path}:4: charge_points[0].free_vend_id_tag: connector 1's shelly relay cannot sense" in out + err
+    )
+    assert 'set free_vend_id_tag: "" on connector 1' in out + err
+
+
+async def test_a_relay_given_a_free_tag_past_the_check_starts_nothing(
+    csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    """Should a configuration reach the daemon without the check (built in code), the core is inert on a
+    device that cannot sense the plug: no reading ever shows a plug-in, so the relay stays open."""
+    async with ShellyEmulator(load=EvLoad(energy_wh=5000.0, plugged=True)) as emulator:
+        config = make_config(csms.url, tmp_path, charger={"type": "shelly", "url": emulator.url})
+        cp = config.charge_points[0]
+        config = dataclasses.replace(
+            config, charge_points=(dataclasses.replace(cp, free_vend_id_tag="HOME"),)
+        )
+        async with running(config) as daemon:
+            await ready(csms)
+            connector = daemon.charge_points["CP-1"].connectors[1]
+            assert connector.core.free_tag == "HOME"
+            await connector.device.refresh()
+            await connector.device.refresh()
+            assert connector.core.transaction is None
+        assert csms.calls("CP-1", "Authorize") == [] and csms.calls("CP-1", "StartTransaction") == []
+        assert ("Switch.Set", {"id": 0, "on": True}) not in emulator.calls
+    csms.assert_clean()

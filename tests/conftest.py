@@ -87,6 +87,12 @@ async def running(config: Config, clock: Clock | None = None) -> AsyncIterator[D
 
 
 @pytest.fixture
+def state(tmp_path: Any) -> Any:
+    """The state_dir `store` opens (the test's temporary directory's `state`)."""
+    return tmp_path / "state"
+
+
+@pytest.fixture
 async def transports() -> AsyncIterator[Transports]:
     """The drivers' shared connections (HTTP session, MQTT brokers, Modbus buses), closed after."""
     pool = Transports()

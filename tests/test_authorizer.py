@@ -9,7 +9,6 @@ NotConnected, a CALLERROR). The real link is exercised in test_authorize_answers
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,18 +26,6 @@ from tests.helpers.clock import ManualClock
 from tests.helpers.parts import CP_ID, Link, Tasks, configuration, until
 
 Conclusion = tuple[bool, str, str | None]
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    return tmp_path / "state"
-
-
-@pytest.fixture
-def store(state: Path) -> Iterator[Store]:
-    opened = Store.open(state)
-    yield opened
-    opened.close()
 
 
 class Asked:

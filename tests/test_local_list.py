@@ -15,7 +15,6 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -213,18 +212,6 @@ def test_random_updates_agree_with_a_dict_and_survive_a_restart_at_any_step(
 
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(scenario(Path(tmp) / "state"))
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    return tmp_path / "state"
-
-
-@pytest.fixture
-def store(state: Path) -> Iterator[Store]:
-    opened = Store.open(state)
-    yield opened
-    opened.close()
 
 
 def full(n: int, prefix: str) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ Checks that need one charge point's other values (list bounds, its connectors) a
 
 from __future__ import annotations
 
+import functools
 import re
 
 from bridge.core.config_keys.key_specs import lookup, suggest
@@ -37,8 +38,10 @@ def _split(value: str) -> list[str]:
     return [] if value.strip() == "" else [item.strip() for item in value.split(",")]
 
 
+@functools.lru_cache(maxsize=1024)
 def _normalised(spec: KeySpec, value: str) -> str:
-    """The wire form of `value` for `spec`; raises KeyValueError saying what is allowed."""
+    """The wire form of `value` for `spec`; raises KeyValueError saying what is allowed. Cached: every
+    charge point of a file normalises the same values (a failure is not cached, and raises again)."""
     if len(value) > MAX_VALUE_LENGTH:
         raise KeyValueError(f"{spec.name} takes at most {MAX_VALUE_LENGTH} characters")
     if spec.kind == "bool":

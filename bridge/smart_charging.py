@@ -375,7 +375,10 @@ class SmartCharging:
             self._refused.discard(cid)
             self.applied[cid] = wanted
         if before is None or before.paused != wanted.paused or before.current_a != wanted.current_a:
-            log.info(
+            # The device's own maximum at start limits nothing: not worth a line per connector at INFO.
+            unlimited = before is None and not wanted.paused and wanted.current_a >= caps.max_current_a
+            log.log(
+                logging.DEBUG if unlimited else logging.INFO,
                 "%s/%d: charging limit %s",
                 self._cp_id,
                 cid,

@@ -276,7 +276,7 @@ async def test_a_local_list_of_10000_entries_fits_in_a_frame(
     async with running(make_config(csms.url, tmp_path)):
         await settled(csms)
         reply = await answer(csms, "big", frame)
-        assert reply[:2] == [4, "big"]  # read and answered (SendLocalList is not built yet: NotSupported)
+        assert reply == [3, "big", {"status": "Accepted"}]  # read, taken and answered
         await still_alive(csms)
 
 

@@ -43,10 +43,10 @@ async def still_alive(csms: StrictCentralSystem) -> None:
     [
         # OCPP-J Table 7: an action this side does not know at all
         ('[2,"u1","FooBar",{}]', "NotImplemented"),
-        # a 1.6 action this charge point does not support (yet)
+        # a 1.6 action this charge point does not support (yet): the security extension's
         (
-            '[2,"u2","ReserveNow",{"connectorId":1,"expiryDate":"2030-01-01T00:00:00Z","idTag":"A",'
-            '"reservationId":1}]',
+            '[2,"u2","GetLog",{"logType":"DiagnosticsLog","requestId":1,'
+            '"log":{"remoteLocation":"ftp://127.0.0.1/"}}]',
             "NotSupported",
         ),
         # additional property
@@ -176,3 +176,18 @@ async def test_a_call_without_answer_times_out_after_message_timeout() -> None:
         with pytest.raises(CallTimeout):
             await endpoint.call(call.Heartbeat())
         assert 0.45 <= time.monotonic() - started < 1.5
+
+
+async def test_an_answer_after_the_timeout_is_ignored_and_the_next_call_is_answered() -> None:
+    async def late_then_prompt(ws: ServerConnection) -> None:
+        first = json.loads(await ws.recv())
+        second = json.loads(await ws.recv())  # sent once the first has timed out
+        await ws.send(json.dumps([3, first[1], {"currentTime": "2025-01-01T00:00:00Z"}]))
+        await ws.send(json.dumps([3, second[1], {"currentTime": "2025-01-01T00:00:01Z"}]))
+        await ws.wait_closed()
+
+    async with endpoint_against(late_then_prompt, timeout=0.2) as (endpoint, _):
+        with pytest.raises(CallTimeout, match="no answer to Heartbeat within 0.2 s"):
+            await endpoint.call(call.Heartbeat())
+        answer = await endpoint.call(call.Heartbeat())
+        assert answer.current_time == "2025-01-01T00:00:01Z"

@@ -50,3 +50,22 @@ async def test_a_cancelled_waiter_is_forgotten_and_the_others_still_woken() -> N
     flag.set()
     assert await asyncio.wait_for(kept, 1) is True
     assert cancelled.cancelled()
+
+
+async def test_a_timed_wait_cancelled_raises_and_leaves_no_timer_behind() -> None:
+    flag = Flag()
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    waiting = asyncio.create_task(flag.wait_at_most(0.02))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert waiting.cancelled()
+    await asyncio.sleep(0.05)  # past the cancelled wait's time: its timer must not act
+    assert errors == []
+    # The flag works on: a timed wait woken by set() returns at once, well before its time.
+    began = loop.time()
+    loop.call_soon(flag.set)
+    assert await flag.wait_at_most(10) is True
+    assert loop.time() - began < 1

@@ -79,6 +79,11 @@ class Connection(Protocol):
     async def send(self, message: str) -> None: ...
 
 
+def _time_up(future: asyncio.Future[Any], why: str) -> None:
+    if not future.done():
+        future.set_exception(CallTimeout(why))
+
+
 class Endpoint:
     """Both directions of OCPP-J RPC on one connection."""
 
@@ -343,14 +348,18 @@ class Endpoint:
                 if self._on_traffic:
                     self._on_traffic("sent", action)
                 timeout = self._timeout()
+                # A timer that fails the future: lighter than asyncio.timeout (a cancellation and
+                # its uncancel) or wait_for (a task); an answer after it finds the future done.
+                timer = future.get_loop().call_later(
+                    timeout, _time_up, future, f"no answer to {action} within {timeout:g} s"
+                )
                 try:
-                    async with asyncio.timeout(timeout):  # lighter than wait_for: one timer, no wrapper
-                        answer = await future
-                        result = "CALLRESULT"
-                        return answer
-                except TimeoutError:
+                    answer = await future
+                    result = "CALLRESULT"
+                    return answer
+                except CallTimeout:
                     result = "Timeout"
-                    raise CallTimeout(f"no answer to {action} within {timeout:g} s") from None
+                    raise
                 except CallErrorReceived as exc:
                     result = exc.code if exc.code in _ERROR_CODES else "CALLERROR"  # bounded labels
                     raise
@@ -360,6 +369,8 @@ class Endpoint:
                 except asyncio.CancelledError:
                     result = "Cancelled"  # the caller gave up (a stop); not the link's doing
                     raise
+                finally:
+                    timer.cancel()
             except (OSError, ConnectionClosed) as exc:
                 self._closed = True  # later calls fail at once too
                 raise NotConnected(f"sending {action} failed: {exc}") from exc
@@ -367,6 +378,8 @@ class Endpoint:
                 self._pending = None
                 if not future.done():
                     future.cancel()
+                elif not future.cancelled():
+                    future.exception()  # a cancelled caller whose timer fired: no "never retrieved"
                 if self._metrics is not None:
                     answered = sent_at is not None and result == "CALLRESULT"
                     took = time.monotonic() - sent_at if answered and sent_at is not None else None

@@ -5,8 +5,10 @@ can only hold what the bridge kept itself.
 
 How: the handler on the root logger does on the caller's thread (the event loop's) only what must
 be done there: the message is made (its arguments may change later) and appended, as a small tuple,
-to a deque. A writer thread wakes every WRITE_EVERY seconds (sooner when many lines wait, and when
-the files are removed), makes the lines and writes each file's lines at once (logwriter.py): one
+to a deque. The RPC layer's frames skip logging altogether (bridge.log.log_frame): a frame's text
+is appended to a deque of its own, masked (redact_frame) and made a line on the writer's thread.
+A writer thread wakes every WRITE_EVERY seconds (sooner when many lines wait, and when the files
+are removed), makes the lines and writes each file's lines at once (logwriter.py): one
 write, one flush per file and batch, the renames of a rotation (slow on an SD card) included. When
 the disk falls so far behind that QUEUE_RECORDS lines wait, lines are dropped rather than blocking
 the loop or growing memory, and the next line taken says how many were lost.
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.diagnostics.logwriter import Entry, LineMaker, RotatingFile
-from bridge.log import FRAMES_LOGGER, keep_frames
+from bridge.log import FRAMES_LOGGER, TAKEN, keep_frames, redact_frame, set_frame_sink
 
 LOGS_DIR = "logs"
 BRIDGE_LOG = "bridge.log"
@@ -40,6 +42,9 @@ WAKE_RECORDS = 1_000  # lines waiting that wake the writer before its time
 WRITE_EVERY = 0.2  # seconds between the writer's batches
 
 _FRAMES_CHILD = FRAMES_LOGGER + "."
+
+# A frame handed over by log_frame: when it was taken, the connection's name, "->" or "<-", the text.
+RawFrame = tuple[float, str, str, str]
 _TRACEBACKS = logging.Formatter()  # formatException and formatStack as every handler has them
 
 
@@ -72,6 +77,7 @@ class Taker(logging.Handler):
     ) -> None:
         super().__init__()
         self.pending: deque[Entry] = deque()
+        self.frames_pending: deque[RawFrame] = deque()  # from take_frame, not masked yet
         self.wake = threading.Event()
         self.asleep = False  # the writer waits for a first line
         self.bound, self.wake_at, self.frames = bound, wake_at, frames
@@ -79,8 +85,8 @@ class Taker(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         name = record.name
-        if not self.frames and is_frame(name):
-            return True  # no frame file: frames are not kept
+        if (not self.frames and is_frame(name)) or TAKEN in record.__dict__:
+            return True  # no frame file: frames are not kept; or take_frame has this frame already
         message = record.getMessage()
         if record.exc_info or record.exc_text or record.stack_info:
             message = _with_traceback(record, message)
@@ -100,6 +106,18 @@ class Taker(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.handle(record)
+
+    def take_frame(self, name: str, arrow: str, text: str) -> None:
+        """A frame from log_frame (the frame sink): no record, no masking here (the writer masks)."""
+        pending = self.frames_pending
+        if len(pending) + len(self.pending) >= self.bound:
+            self.dropped += 1
+            return
+        if self.dropped:
+            self._say_dropped()
+        pending.append((time.time(), name, arrow, text))
+        if (self.asleep or len(pending) >= self.wake_at) and not self.wake.is_set():
+            self.wake.set()
 
     def _say_dropped(self) -> None:
         dropped, self.dropped = self.dropped, 0
@@ -141,7 +159,7 @@ class Writer(threading.Thread):
             while True:
                 self.wakeups += 1
                 self.taker.asleep = True
-                if not self.taker.pending and not self._stopping:
+                if not self.taker.pending and not self.taker.frames_pending and not self._stopping:
                     wake.wait()  # nothing to write: asleep until a line comes (the taker wakes it)
                     wake.clear()
                 self.taker.asleep = False
@@ -164,9 +182,9 @@ class Writer(threading.Thread):
         self.join()
 
     def drain(self) -> None:
-        pending = self.taker.pending
-        count = len(pending)
-        if not count:
+        pending, raw = self.taker.pending, self.taker.frames_pending
+        count, raw_count = len(pending), len(raw)
+        if not count and not raw_count:
             return
         popleft, line = pending.popleft, self._maker.line
         log_lines: list[str] = []
@@ -174,6 +192,13 @@ class Writer(threading.Thread):
         for _ in range(count):
             entry = popleft()
             (frame_lines if is_frame(entry[3]) else log_lines).append(line(entry))
+        take = raw.popleft
+        for _ in range(raw_count):
+            taken, name, arrow, text = take()
+            msecs = int((taken - int(taken)) * 1000)  # as a LogRecord counts them
+            frame_lines.append(
+                line((taken, msecs, "DEBUG", FRAMES_LOGGER, f"{name} {arrow} {redact_frame(text)}"))
+            )
         if log_lines:
             self._write(self.log, log_lines)
         if frame_lines and self.frames is not None:
@@ -222,6 +247,7 @@ class LogFiles:
             return
         logging.getLogger().removeHandler(self.taker)
         if self.frames:
+            set_frame_sink(None)
             keep_frames(False)
         self.writer.stop()
 
@@ -255,6 +281,7 @@ def install_log_files(
     logging.getLogger().addHandler(taker)
     if frames:
         keep_frames(True)
+        set_frame_sink(taker.take_frame)
     return LogFiles(directory, frames, taker, writer)
 
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.exceptions import ConnectionClosed
 
-from bridge.log import redact_frame
+from bridge.log import log_frame
 from bridge.ocpp import schema
 from bridge.ocpp.errors import (
     CallErrorReceived,
@@ -58,9 +58,6 @@ if TYPE_CHECKING:
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 _ERROR_CODES = frozenset(str(code) for code in ErrorCode)
 MAX_ID_LENGTH = 36
-
-frames_log = logging.getLogger("ocpp.frames")
-
 
 # (direction "out"|"in", kind "call"|"result"|"error", action, payload): sees every frame.
 Observer = Callable[[str, str, str, Any], None]
@@ -125,8 +122,7 @@ class Endpoint:
             while True:
                 raw = await self._connection.recv()
                 text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-                if frames_log.isEnabledFor(logging.DEBUG):
-                    frames_log.debug("%s <- %s", self._name, redact_frame(text))
+                log_frame(self._name, "<-", text)
                 try:
                     await self.receive(text)
                 except (ConnectionClosed, OSError):
@@ -302,8 +298,7 @@ class Endpoint:
     # -- sending ---------------------------------------------------------
     async def _send(self, frame: list[Any]) -> None:
         text = encode(frame)
-        if frames_log.isEnabledFor(logging.DEBUG):
-            frames_log.debug("%s -> %s", self._name, redact_frame(text))
+        log_frame(self._name, "->", text)
         await self._connection.send(text)
 
     async def _send_error(self, unique_id: str, error: OcppError) -> None:

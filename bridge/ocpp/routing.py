@@ -51,11 +51,20 @@ class Routes:
     """The `@on` and `@after` handlers of one connection, by action."""
 
     def __init__(self, handlers: object) -> None:
-        # One handler object per feature profile (bridge.ocpp.handlers); their routes are merged.
-        groups = handlers if isinstance(handlers, list | tuple) else [handlers]
-        self._routes: dict[str, dict[str, Any]] = {}
-        for group in groups:
-            self._routes.update(route_map(group))
+        # One handler object per feature profile (bridge.ocpp.handlers); their routes are merged when
+        # the first CALL comes: most connections of a boot are never sent one.
+        self._handlers = handlers
+        self._merged: dict[str, dict[str, Any]] | None = None
+
+    @property
+    def _routes(self) -> dict[str, dict[str, Any]]:
+        if self._merged is None:
+            handlers = self._handlers
+            groups = handlers if isinstance(handlers, list | tuple) else [handlers]
+            self._merged = {}
+            for group in groups:
+                self._merged.update(route_map(group))
+        return self._merged
 
     async def dispatch(
         self, action: str, payload: dict[str, Any], beyond_range: str | None = None

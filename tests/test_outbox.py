@@ -7,6 +7,7 @@ The test plays the session's part through the queue's interface (bridge.ocpp.ses
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -328,3 +329,12 @@ async def test_a_start_given_up_on_leaves_its_later_messages_with_minus_one(stor
     await messages.outbox.settle(start.seq, False)  # D1: its attempts are spent
     assert (await deliver(messages.outbox))["transactionId"] == -1  # ERRATA 3.18
     assert store.transactions(CP)[0].cs_id is None
+
+
+async def test_every_queued_message_gets_its_own_version_4_uuid(store: Store) -> None:
+    outbox = Outbox(CP, store, bound=1000)
+    for _ in range(200):
+        await outbox.put("DiagnosticsStatusNotification", {"status": "Uploaded"}, iso(ManualClock().now()))
+    ids = [unique_id for _, unique_id in rows(store)]
+    assert len(ids) == 200 and len(set(ids)) == 200
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)

@@ -39,7 +39,6 @@ import asyncio
 import functools
 import json
 import logging
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge.flag import Flag
-from bridge.ocpp.wire import RawCall, checked_call
+from bridge.ocpp.wire import RawCall, checked_call, message_id
 from bridge.store import OutboxRow, Queued, Store, Terms
 
 log = logging.getLogger("bridge.outbox")
@@ -157,7 +156,7 @@ class Outbox:
         is, kept until answered or given up on (D1). `created_at`: the message's time, ISO 8601."""
         checked_call(action, payload)
         text = json.dumps(payload)
-        unique_id = str(uuid.uuid4())
+        unique_id = message_id()
         cp, store = self.cp_id, self.store
 
         def write(terms: Terms) -> Queued:

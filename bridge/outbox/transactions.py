@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from bridge.core.meter_values import thin_evenly
-from bridge.ocpp.wire import checked_call
+from bridge.ocpp.wire import checked_call, message_id
 from bridge.outbox.queue import Kind, Message, Outbox
 from bridge.outbox.tx_ids import TransactionIds
 from bridge.store import Queued, Store, Stored, Terms, TransactionRow
@@ -111,7 +110,7 @@ class TransactionMessages:
     ) -> None:
         """Persist and queue a StartTransaction; `stop_value` is the Transaction.Begin MeterValue kept
         for the StopTransaction's transactionData; `reservation_id`: the reservation it uses up."""
-        unique_id = str(uuid.uuid4())
+        unique_id = message_id()
         payload: dict[str, Any] = {
             "connectorId": connector,
             "idTag": id_tag,
@@ -144,7 +143,7 @@ class TransactionMessages:
     ) -> None:
         """Persist a reading and queue its MeterValues (and keep `stop_value` for the StopTransaction);
         at the bound the oldest queued MeterValues goes, in the same write."""
-        unique_id = str(uuid.uuid4())
+        unique_id = message_id()
         payload = {"connectorId": connector, "meterValue": [{"timestamp": at, "sampledValue": sampled}]}
         checked_call("MeterValues", {**payload, "transactionId": 0})
         text = json.dumps(payload)
@@ -186,7 +185,7 @@ class TransactionMessages:
     ) -> None:
         """Persist and queue a StopTransaction; its transactionData is what was kept during the
         transaction plus `end_value` (Transaction.End), at most StopTransactionMaxMeterValues."""
-        unique_id = str(uuid.uuid4())
+        unique_id = message_id()
         payload: dict[str, Any] = {"meterStop": meter_stop, "timestamp": at, "reason": reason}
         if id_tag is not None:
             payload["idTag"] = id_tag

@@ -6,9 +6,8 @@ this part answers the central system's commands with the charge-point core's cho
 is said), and lets reservations expire.
 
 The expiry is one timer per charge point, not a loop per connector: a task that exists only while some
-reservation is held, waiting for the earliest expiryDate. The expiry is wall time (the central system
-may move the clock), so a moved clock wakes it at once (Clock.watch), and it looks again at least every
-LOOK_AGAIN_S. The connector then goes back to Available, with its StatusNotification.
+reservation is held, waiting for the earliest expiryDate in wall time (`wall_clock.wait_wall`: a moved
+clock wakes it at once). The connector then goes back to Available, with its StatusNotification.
 
 What ends a reservation without this part deciding it (a transaction that uses it up, a connector that
 becomes Faulted or Unavailable) comes as the core's ReservationEnded effect: `ended` forgets it in the
@@ -29,11 +28,10 @@ from bridge.core.charge_point import ChargePointCore, ConnectorView, reserve_tar
 from bridge.core.config_keys import Configuration
 from bridge.flag import Flag
 from bridge.runtime.connector import ConnectorRuntime
+from bridge.runtime.wall_clock import wait_wall
 from bridge.store import ReservationRow, Store
 
 log = logging.getLogger("bridge.chargepoint")
-
-LOOK_AGAIN_S = 60.0  # a wall clock NTP moves (no watcher told) is seen within this long
 
 Apply = Callable[[int, Iterable[core.Effect]], asyncio.Future[None]]
 Spawn = Callable[[Coroutine[Any, Any, None], str], object]
@@ -177,11 +175,7 @@ class Reservations:
                 left = (earliest - self._clock.now()).total_seconds()
                 if left <= 0:
                     continue
-                unwatch = self._clock.watch(self._wake.set)
-                try:
-                    await self._wake.wait_at_most(min(left, LOOK_AGAIN_S))
-                finally:
-                    unwatch()
+                await wait_wall(self._clock, self._wake, left)
         finally:
             self._timing = False
 

@@ -19,11 +19,8 @@ from bridge.core.transfer_job import DueNow
 from bridge.flag import Flag
 from bridge.outbox import Outbox
 from bridge.runtime.effects import Spawn
+from bridge.runtime.wall_clock import wait_wall
 from bridge.store import Store
-
-# A deadline is wall time (retrieveDate, the next attempt): a clock the central system moves wakes
-# the wait at once (Clock.watch); one NTP moves is seen within this long.
-LOOK_AGAIN_S = 60.0
 
 
 class Machine(Protocol):
@@ -95,11 +92,7 @@ class TransferRunner(Generic[M]):
             if deadline is None:
                 await self._wake.wait_at_most(None)
                 continue
-            unwatch = self._clock.watch(self._wake.set)
-            try:
-                await self._wake.wait_at_most(min(deadline - now, LOOK_AGAIN_S))
-            finally:
-                unwatch()
+            await wait_wall(self._clock, self._wake, deadline - now)  # retrieveDate, the next attempt
 
     def _save(self) -> None:
         record = json.dumps(self._machine.to_record())

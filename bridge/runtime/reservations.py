@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
 
 from bridge.clock import Clock, iso, parse_iso
 from bridge.core import connector as core
@@ -28,13 +27,13 @@ from bridge.core.charge_point import ChargePointCore, ConnectorView, reserve_tar
 from bridge.core.config_keys import Configuration
 from bridge.flag import Flag
 from bridge.runtime.connector import ConnectorRuntime
+from bridge.runtime.effects import Spawn
 from bridge.runtime.wall_clock import wait_wall
 from bridge.store import ReservationRow, Store
 
 log = logging.getLogger("bridge.chargepoint")
 
 Apply = Callable[[int, Iterable[core.Effect]], asyncio.Future[None]]
-Spawn = Callable[[Coroutine[Any, Any, None], str], object]
 
 
 class Reservations:

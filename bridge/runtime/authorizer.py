@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from bridge.core import authorization, local_list
 from bridge.core.config_keys import Configuration
 from bridge.ocpp.errors import CallFailed, CallTimeout, NotConnected
 from bridge.ocpp.session import Session
+from bridge.runtime.effects import Spawn
 from bridge.store import Store
 from bridge.store.local_list import StoredList
 from bridge.store.startup import CacheRow
@@ -43,7 +44,6 @@ LISTED_VALID = frozenset({"Accepted", "ConcurrentTx"})
 
 # (accepted, how it was decided, the tag's parentIdTag): what the connector is told.
 Conclusion = Callable[[bool, str, str | None], None]
-Spawn = Callable[[Coroutine[Any, Any, None], str], object]
 
 
 class Authorizer:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from bridge.flag import Flag
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
 from bridge.runtime.connector import ConnectorRuntime
+from bridge.runtime.effects import Spawn
 
 log = logging.getLogger("bridge.chargepoint")
 
@@ -46,7 +47,6 @@ STOP_READING_TIMEOUT_S = 2.0  # a stop waits this long at most for the register 
 WALL_CLOCK_CHECK_S = 30.0  # a wall clock corrected by the central system moves the next aligned instant
 
 Refresh = Callable[[int], Awaitable[ChargerReading | None]]
-Spawn = Callable[[Coroutine[Any, Any, None], str], object]
 
 
 class Metering:

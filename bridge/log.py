@@ -130,6 +130,7 @@ class BatchedStderr(logging.StreamHandler):  # type: ignore[type-arg]
         self.batches = 0
         self._lines: list[str] = []
         self._due = threading.Event()
+        self._writing = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held
@@ -153,8 +154,11 @@ class BatchedStderr(logging.StreamHandler):  # type: ignore[type-arg]
             self.flush()
 
     def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            lines, self._lines = self._lines, []
+        # The lines are taken under the handler's lock, written under a lock of the writers only: a
+        # slow stderr (the journal behind) holds up the next batch, never the caller of a log line.
+        with self._writing:
+            with self.lock:  # type: ignore[union-attr]
+                lines, self._lines = self._lines, []
             if not lines:
                 return
             lines.append("")

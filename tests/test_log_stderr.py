@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -104,3 +105,29 @@ def test_lines_before_a_crash_precede_its_traceback_and_none_is_lost_at_exit(tmp
         [sys.executable, "-c", EXIT], cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=30
     )
     assert exited.returncode == 3 and exited.stderr.endswith(" WARNING bridge.test: the last line\n")
+
+
+class SlowStream(CountingStream):
+    """A stderr that takes its time (the journal behind): each write blocks for `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.writing = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.writing.set()
+        time.sleep(self.delay)
+        return super().write(text)
+
+
+def test_a_slow_stderr_never_holds_up_the_caller_of_a_log_line() -> None:
+    stream = SlowStream(0.5)
+    handler = handler_on(stream, 0.01)
+    handler.handle(logging.makeLogRecord({"msg": "first", "levelname": "INFO"}))
+    assert stream.writing.wait(5)  # the writer is in its slow write now
+    began = time.monotonic()
+    handler.handle(logging.makeLogRecord({"msg": "while it writes", "levelname": "INFO"}))
+    assert time.monotonic() - began < 0.1
+    handler.flush()  # waits for the slow write, then writes the rest
+    assert stream.text == "INFO first\nINFO while it writes\n"

@@ -187,7 +187,7 @@ async def test_an_answer_after_the_timeout_is_ignored_and_the_next_call_is_answe
         await ws.wait_closed()
 
     async with endpoint_against(late_then_prompt, timeout=0.2) as (endpoint, _):
-        with pytest.raises(CallTimeout, match="no answer to Heartbeat within 0.2 s"):
+        with pytest.raises(CallTimeout, match=r"no answer to Heartbeat within 0\.2 s"):
             await endpoint.call(call.Heartbeat())
         answer = await endpoint.call(call.Heartbeat())
         assert answer.current_time == "2025-01-01T00:00:01Z"

@@ -282,3 +282,34 @@ async def test_a_graceful_restart_keeps_the_vehicle_plugged_in_and_the_register_
     assert start["meterStart"] <= register(before) <= register(after)  # the register never went back
     assert stop["reason"] == "Local" and stop["meterStop"] >= int(register(after))
     assert cs.actions("CP-1").count("StartTransaction") == 1
+
+
+async def test_the_boxes_starting_together_read_their_files_in_one_thread_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5,000 boxes starting at once made 5,000 thread handoffs; now one job reads every file asked for
+    in the same turn, and a damaged file fails only its own box."""
+    good = tmp_path / "good.json"
+    write_state(
+        good, SimulatorState(True, ev_suspended=False, enabled=False, current_a=16.0, energy_wh=1234.0)
+    )
+    damaged = tmp_path / "damaged.json"
+    damaged.write_bytes(b"{not json")
+    jobs: list[list[Path]] = []
+    real = simulated_state.read_states
+
+    def counted(paths: list[Path]) -> list[Any]:
+        jobs.append(list(paths))
+        return real(paths)
+
+    monkeypatch.setattr(simulated_state, "read_states", counted)
+    reader = simulated_state.reader_for()
+    results = await asyncio.gather(
+        reader.read(good), reader.read(tmp_path / "none.json"), reader.read(damaged), return_exceptions=True
+    )
+    assert jobs == [[good, tmp_path / "none.json", damaged]]  # one job for the three
+    assert isinstance(results[0], SimulatorState) and results[0].energy_wh == 1234.0
+    assert results[1] is None  # no file yet: a new box
+    assert isinstance(results[2], ValueError) and "damaged.json" in str(results[2])
+    assert await reader.read(good) == results[0]  # a later read: a job of its own
+    assert len(jobs) == 2

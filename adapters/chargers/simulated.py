@@ -48,7 +48,7 @@ from adapters.base import (
 from adapters.chargers.simulated_state import (
     SimulatorState,
     StateWriter,
-    read_state,
+    reader_for,
     write_state,
     writer_for,
 )
@@ -198,7 +198,7 @@ class SimulatedCharger(Charger):
         if self.state_file is None or self._restored:
             return
         try:
-            state = await asyncio.to_thread(read_state, self.state_file)
+            state = await reader_for().read(self.state_file)  # with the other boxes starting now
         except ValueError as exc:
             log.warning("simulated charger: state file ignored, starting fresh: %s", exc)
             state = None

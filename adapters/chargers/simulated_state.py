@@ -209,3 +209,49 @@ _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, State
 def writer_for(every_s: float) -> StateWriter:
     by_interval = _writers.setdefault(asyncio.get_running_loop(), {})
     return by_interval.setdefault(every_s, StateWriter(every_s))
+
+
+def read_states(paths: list[Path]) -> list[SimulatorState | ValueError | None]:
+    """`read_state` for many files: each one's state, None (no file) or its ValueError, in order.
+    Blocking file I/O: run it in a thread."""
+    out: list[SimulatorState | ValueError | None] = []
+    for path in paths:
+        try:
+            out.append(read_state(path))
+        except ValueError as exc:
+            out.append(exc)
+    return out
+
+
+class StateReader:
+    """The state files of every box that starts in one turn of the event loop, read in one thread job:
+    5,000 boxes starting together made 5,000 thread handoffs (about 1 s of a boot of 5,000 charge
+    points)."""
+
+    def __init__(self) -> None:
+        self._paths: list[Path] = []
+        self._job: asyncio.Task[list[SimulatorState | ValueError | None]] | None = None
+
+    async def read(self, path: Path) -> SimulatorState | None:
+        """As `read_state`, batched with the reads asked for in the same turn."""
+        if self._job is None:
+            self._job = asyncio.ensure_future(self._read_batch())
+        job, index = self._job, len(self._paths)
+        self._paths.append(path)
+        result = (await asyncio.shield(job))[index]
+        if isinstance(result, ValueError):
+            raise result
+        return result
+
+    async def _read_batch(self) -> list[SimulatorState | ValueError | None]:
+        await asyncio.sleep(0)  # the boxes starting in this turn add their paths first
+        paths, self._paths, self._job = self._paths, [], None
+        return await asyncio.to_thread(read_states, paths)
+
+
+_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StateReader] = weakref.WeakKeyDictionary()
+
+
+def reader_for() -> StateReader:
+    """The reader of the running event loop."""
+    return _readers.setdefault(asyncio.get_running_loop(), StateReader())

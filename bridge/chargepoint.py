@@ -194,7 +194,7 @@ class ChargePoint:
         # What the central system set wins over the file after a restart.
         stored = self.configuration.changed_values().get(key)
         if stored is not None:
-            self._spawn(self.store.run(self.store.save_config_value, self.cfg.id, key, stored), "save " + key)
+            self.store.submit(self.store.save_config_value, self.cfg.id, key, stored)  # no task to wait on it
 
     async def restore(self, stored: Stored | None = None) -> None:
         """Before the first connection: configuration, cache, queued messages and open transactions.

@@ -269,16 +269,9 @@ KEYS: tuple[KeySpec, ...] = (
 )
 # fmt: on
 
-# The feature profiles this charge point implements, in the order SupportedFeatureProfiles lists them:
-# the one list of them. A profile's keys come with it (PROFILE_FEATURES).
-SUPPORTED_PROFILES: tuple[str, ...] = (
-    "Core",
-    "FirmwareManagement",
-    "LocalAuthListManagement",
-    "Reservation",
-    "SmartCharging",
-    "RemoteTrigger",
-)
+# The feature profiles this charge point implements, in the order SupportedFeatureProfiles lists them.
+# All six of OCPP 1.6 are built; a profile's keys come with it (PROFILE_FEATURES).
+SUPPORTED_PROFILES: tuple[str, ...] = FEATURE_PROFILES
 PROFILE_FEATURES: dict[str, frozenset[str]] = {
     "FirmwareManagement": frozenset({"firmware"}),
     "LocalAuthListManagement": frozenset({"local_list"}),

@@ -223,8 +223,7 @@ class ChargePoint:
             rt.device.listen()
         runs = [(" session", self.session.run())]
         runs += [(f"/{cid} poll", rt.device.run()) for cid, rt in self.connectors.items()]
-        runs += [(" clock-aligned", self.metering.run_clock_aligned()), (" smart charging", self.smart.run()),
-                 (" diagnostics", self.diagnostics.run()), (" firmware", self.firmware.run())]  # fmt: skip
+        runs += [(" clock-aligned", self.metering.run_clock_aligned()), (" smart charging", self.smart.run())]
         tasks = [asyncio.create_task(coro, name=self.cfg.id + what) for what, coro in runs]
         try:
             await asyncio.gather(*tasks)

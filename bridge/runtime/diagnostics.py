@@ -97,7 +97,7 @@ class DiagnosticsRunner(TransferRunner[DiagnosticsUpload]):
         return self._machine.snapshot()
 
     def restore(self, record: str | None) -> None:
-        """At start, before `run`: the machine as the last run left it."""
+        """At start, before the charge point runs: the machine as the last run left it."""
         step = self._restored(record, DiagnosticsUpload.from_record)
         if step is not None:
             self._carry_out(step)
@@ -117,7 +117,7 @@ class DiagnosticsRunner(TransferRunner[DiagnosticsUpload]):
             elif isinstance(effect, UploadSuperseded):
                 log.info("%s: a new GetDiagnostics replaces the upload to %s", self._cp_id,
                          masked(effect.previous.location))  # fmt: skip
-        self._wake.set()  # the deadline may have moved
+        self._arm()
 
     async def _upload(self, effect: Upload) -> None:
         # Imported when first used: aiohttp's import takes ~0.1 s of the start otherwise.

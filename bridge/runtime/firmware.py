@@ -126,7 +126,7 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
             self._spawn(asyncio.to_thread(self._installer.confirm, target), "firmware confirm")
 
     async def restore(self, record: str | None) -> None:
-        """At start, after the transactions were restored and before `run`."""
+        """At start, after the transactions were restored, before the charge point runs."""
         step = self._restored(record, FirmwareUpdate.from_record)
         if step is not None:
             self._carry_out(step)
@@ -168,7 +168,7 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
         if self._machine.state is FirmwareState.IDLE and self._machine.job:
             self._discard(self._machine.job)
         self.transaction_ended()  # connectors just held with no transaction running: install now
-        self._wake.set()  # the deadline may have moved
+        self._arm()
 
     def _discard(self, job: int) -> None:
         """The image of `job`, once it is no longer needed."""

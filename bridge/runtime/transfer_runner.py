@@ -60,6 +60,7 @@ class TransferRunner(Generic[M]):
         self._action = action
         self._log = log
         self._wake = Flag()
+        self._timing = False  # the deadline task runs
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
@@ -80,19 +81,27 @@ class TransferRunner(Generic[M]):
             return None
         return step
 
-    async def run(self) -> None:
-        """Call the machine back at its deadline, forever."""
-        while True:
-            self._wake.clear()
-            deadline = self._machine.next_deadline()
-            now = self._now()
-            if deadline is not None and deadline <= now:
-                self._carry_out(self._machine.handle(DueNow(), now))
-                continue
-            if deadline is None:
-                await self._wake.wait_at_most(None)
-                continue
-            await wait_wall(self._clock, self._wake, deadline - now)  # retrieveDate, the next attempt
+    def _arm(self) -> None:
+        """After a step (the deadline may have moved): wake the timer, or start it when there is a
+        deadline. No task waits while there is none: 5,000 idle charge points had two each."""
+        if self._timing:
+            self._wake.set()
+        elif self._machine.next_deadline() is not None:
+            self._timing = True
+            self._spawn(self._deadlines(), f"{self._job_name} deadline")
+
+    async def _deadlines(self) -> None:
+        """Call the machine back at its deadline (retrieveDate, the next attempt) while it has one."""
+        try:
+            while (deadline := self._machine.next_deadline()) is not None:
+                self._wake.clear()
+                now = self._now()
+                if deadline <= now:
+                    self._carry_out(self._machine.handle(DueNow(), now))
+                    continue
+                await wait_wall(self._clock, self._wake, deadline - now)
+        finally:
+            self._timing = False
 
     def _save(self) -> None:
         record = json.dumps(self._machine.to_record())

@@ -33,6 +33,7 @@ SECRET_KEYS = frozenset({"authorizationkey"})
 MASK = "***"
 FRAMES_LOGGER = "ocpp.frames"
 STDERR_EVERY = 0.05  # seconds a line may wait for its batch before it is written to stderr
+STDERR_MAX_WAITING = 20_000  # lines held for a stderr that cannot keep up; beyond, dropped and counted
 TAKEN = "frame_taken"  # a frame record's attribute: a frame sink has it already
 
 # (connection name, "->" or "<-", the frame's text as on the wire: not masked yet)
@@ -124,10 +125,12 @@ class BatchedStderr(logging.StreamHandler):  # type: ignore[type-arg]
     (SIGKILL, a power cut) loses the lines of the last STDERR_EVERY seconds at most.
     """
 
-    def __init__(self, every: float = STDERR_EVERY) -> None:
+    def __init__(self, every: float = STDERR_EVERY, max_waiting: int = STDERR_MAX_WAITING) -> None:
         super().__init__(sys.stderr)
         self.every = every
+        self.max_waiting = max_waiting
         self.batches = 0
+        self.dropped = 0  # lines a stderr that could not keep up never got (said at the next write)
         self._lines: list[str] = []
         self._due = threading.Event()
         self._writing = threading.Lock()
@@ -138,6 +141,9 @@ class BatchedStderr(logging.StreamHandler):  # type: ignore[type-arg]
             line = self.format(record)
         except Exception:
             self.handleError(record)
+            return
+        if len(self._lines) >= self.max_waiting:  # stderr stalls (the journal behind): memory is bounded
+            self.dropped += 1
             return
         self._lines.append(line)
         if len(self._lines) == 1:  # the first of a batch wakes the writer
@@ -159,6 +165,9 @@ class BatchedStderr(logging.StreamHandler):  # type: ignore[type-arg]
         with self._writing:
             with self.lock:  # type: ignore[union-attr]
                 lines, self._lines = self._lines, []
+                dropped, self.dropped = self.dropped, 0
+            if dropped:
+                lines.append(f"({dropped} log lines dropped here: stderr could not keep up)")
             if not lines:
                 return
             lines.append("")

@@ -131,3 +131,19 @@ def test_a_slow_stderr_never_holds_up_the_caller_of_a_log_line() -> None:
     assert time.monotonic() - began < 0.1
     handler.flush()  # waits for the slow write, then writes the rest
     assert stream.text == "INFO first\nINFO while it writes\n"
+
+
+def test_a_stalled_stderr_holds_a_bounded_number_of_lines_and_says_how_many_it_dropped() -> None:
+    stream = SlowStream(0.3)
+    handler = BatchedStderr(0.01, max_waiting=100)
+    handler.setStream(stream)  # type: ignore[arg-type]
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.handle(logging.makeLogRecord({"msg": "first"}))
+    assert stream.writing.wait(5)  # the writer is stuck in its slow write
+    for n in range(250):
+        handler.handle(logging.makeLogRecord({"msg": f"line {n}"}))
+    handler.flush()
+    written = stream.text.splitlines()
+    assert written[:2] == ["first", "line 0"] and written[100] == "line 99"  # the first 100 kept, in order
+    assert written[101] == "(150 log lines dropped here: stderr could not keep up)"
+    assert len(written) == 102 and handler.dropped == 0

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+from bridge.durable import sync_directory
+
 RELEASE_ENV = "OCPP_BRIDGE_RELEASE"  # set by the launcher in the release it execs: it never re-execs
 MAX_TRIAL_STARTS = 3  # a release on trial started more often than this without booting is rolled back
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # a release dir's name: <version>-<job>
@@ -62,15 +64,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sync_directory(path.parent)
 
 
 class Releases:
@@ -107,7 +101,7 @@ class Releases:
                 tmp.unlink()
             tmp.symlink_to(name)  # relative: the state dir may be reached by another path
             os.replace(tmp, link)
-        fsync_dir(self.root)
+        sync_directory(self.root)
 
     def is_complete(self, name: str) -> bool:
         return os.access(self.dir(name) / "bin" / "ocpp-bridge", os.X_OK)

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from bridge.durable import sync_directory
 from bridge.transfer.errors import Reason, TransferError
 
 
@@ -58,11 +59,7 @@ class PartFile:
             os.fsync(self._file.fileno())
             self._file.close()
             os.replace(self.tmp, self.dest)
-            dir_fd = os.open(self.dest.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            sync_directory(self.dest.parent)
         except OSError as exc:
             self.discard()
             raise _disk_error(exc, self.dest) from None

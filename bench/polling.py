@@ -53,7 +53,7 @@ from typing import Any
 SCRIPT = Path(__file__).resolve()
 REPO = SCRIPT.parent.parent
 sys.path.insert(0, str(REPO))  # the repository: adapters, tests.emulators, tests.processes
-from tests.processes import child_env, stop_process, vmrss_mib  # noqa: E402
+from tests.processes import child_env, first_line, stop_process, vmrss_mib  # noqa: E402
 
 KINDS = ("goe-http", "sdm630-tcp", "sdm630-gateway")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -193,14 +193,10 @@ class Result:
 
 
 async def _line(proc: asyncio.subprocess.Process, what: str, log: Path) -> str:
-    assert proc.stdout is not None
-    try:
-        raw = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT_S)
-    except TimeoutError:
-        raw = b""
-    if not raw:
+    line = await first_line(proc, START_TIMEOUT_S)
+    if line is None:
         raise RuntimeError(f"{what}: no answer (exit code {proc.returncode}); log:\n{_tail(log)}")
-    return raw.decode().strip()
+    return line
 
 
 def _tail(log: Path) -> str:

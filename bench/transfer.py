@@ -50,7 +50,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the repository: bridge, tests.processes
 from bridge.diagnostics.logfiles import BRIDGE_LOG, FRAMES_LOG, UtcFormatter  # noqa: E402
-from tests.processes import child_env, stop_process  # noqa: E402
+from tests.processes import child_env, first_line, stop_process  # noqa: E402
 
 MIB = 1024 * 1024
 TARGET_RATIO = 0.5  # bridge throughput / curl's, the median at least
@@ -191,14 +191,10 @@ async def server(kind: str, root: Path, log: Path) -> AsyncIterator[str]:
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=sink,
         )  # fmt: skip
     try:
-        assert proc.stdout is not None
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT_S)
-        except TimeoutError:
-            line = b""
-        if not line:
+        line = await first_line(proc, START_TIMEOUT_S)
+        if line is None:
             raise BenchError(f"the {kind} server did not start: {_text(log)}")
-        yield line.decode().strip()
+        yield line
     finally:
         await stop_process(proc)
 

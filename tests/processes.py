@@ -61,6 +61,17 @@ _INHERITED_NOT = (
 )
 
 
+async def first_line(proc: asyncio.subprocess.Process, timeout_s: float) -> str | None:
+    """The next line `proc` writes to its stdout (a PIPE), stripped; None when none comes within
+    `timeout_s` or it closed its stdout."""
+    assert proc.stdout is not None
+    try:
+        raw = await asyncio.wait_for(proc.stdout.readline(), timeout_s)
+    except TimeoutError:
+        return None
+    return raw.decode().strip() if raw else None
+
+
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _INHERITED_NOT}
     env.update(extra)

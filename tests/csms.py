@@ -22,6 +22,7 @@ import functools
 import http
 import json
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -172,6 +173,23 @@ class _LibraryCP(LibraryChargePoint):
     def on_firmware_status(self, **payload: Any) -> call_result.FirmwareStatusNotification:
         return call_result.FirmwareStatusNotification()
 
+    # -- the security extension (white paper, edition 3) -------------------------------------
+    @on(Action.security_event_notification)
+    def on_security_event(self, **payload: Any) -> call_result.SecurityEventNotification:
+        return call_result.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr: str, **payload: Any) -> call_result.SignCertificate:
+        return call_result.SignCertificate(status=self.cs.sign_certificate_status)
+
+    @on(Action.log_status_notification)
+    def on_log_status(self, **payload: Any) -> call_result.LogStatusNotification:
+        return call_result.LogStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    def on_signed_firmware_status(self, **payload: Any) -> call_result.SignedFirmwareStatusNotification:
+        return call_result.SignedFirmwareStatusNotification()
+
 
 class StrictCentralSystem:
     def __init__(
@@ -180,8 +198,11 @@ class StrictCentralSystem:
         known_ids: Iterable[str] | None = None,
         password: str | None = None,
         invalid_tags: Iterable[str] = (),
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.boot_script = list(boot)  # the last entry repeats
+        self.ssl_context = ssl_context  # wss:// with this server context (a test PKI); None: ws://
+        self.sign_certificate_status = "Accepted"  # the answer to SignCertificate
         self.known_ids = set(known_ids) if known_ids is not None else None
         self.password = password
         self.invalid_tags = {t.lower() for t in invalid_tags}
@@ -210,6 +231,7 @@ class StrictCentralSystem:
             subprotocols=["ocpp1.6"],  # type: ignore[list-item]
             process_request=self._process_request,
             ping_interval=None,
+            ssl=self.ssl_context,
         )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         return self
@@ -229,7 +251,7 @@ class StrictCentralSystem:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp"
+        return f"{'wss' if self.ssl_context is not None else 'ws'}://127.0.0.1:{self.port}/ocpp"
 
     # -- scripted answers ------------------------------------------------------
     def next_boot_answer(self, cp_id: str) -> tuple[str, int]:

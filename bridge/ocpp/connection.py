@@ -17,36 +17,61 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from bridge import __version__
-from bridge.ocpp.ports import LinkSettings
+from bridge.ocpp.ports import ConnectOptions, LinkSecurity, LinkSettings
 
 SUBPROTOCOL = "ocpp1.6"
 
 
-def endpoint_url(cfg: LinkSettings) -> str:
+def endpoint_url(cp_id: str, url: str) -> str:
     """OCPP-J 3.1.1: the endpoint URL, '/', and the percent-encoded identity."""
-    return cfg.csms_url.rstrip("/") + "/" + quote(cfg.id, safe="")
+    return url.rstrip("/") + "/" + quote(cp_id, safe="")
 
 
-def basic_auth_header(cfg: LinkSettings) -> str | None:
+def basic_auth_header(cp_id: str, password: str | None, password_format: str) -> str | None:
     """HTTP Basic with username = identity; password per D3 (plain, or hex of the bytes)."""
-    if cfg.password is None:
+    if password is None:
         return None
-    secret = bytes.fromhex(cfg.password) if cfg.password_format == "hex" else cfg.password.encode()
-    token = base64.b64encode(cfg.id.encode() + b":" + secret).decode("ascii")
+    secret = bytes.fromhex(password) if password_format == "hex" else password.encode()
+    token = base64.b64encode(cp_id.encode() + b":" + secret).decode("ascii")
     return f"Basic {token}"
+
+
+class PlainLink:
+    """The link as the configuration file has it, with no security profile of its own (tests, and
+    charge points built without the runtime's link security)."""
+
+    def __init__(self, cfg: LinkSettings) -> None:
+        self._cfg = cfg
+
+    def options(self) -> ConnectOptions:
+        cfg = self._cfg
+        return ConnectOptions(cfg.csms_url, cfg.password, cfg.password_format)
+
+    def opened(self, options: ConnectOptions) -> None:
+        pass
+
+    def failed(self, options: ConnectOptions, exc: BaseException) -> str | None:
+        return None
+
+
+def plain_link(cfg: LinkSettings) -> LinkSecurity:
+    return PlainLink(cfg)
 
 
 class SubprotocolRefused(Exception):
     pass
 
 
-async def open_connection(cfg: LinkSettings, open_timeout: float) -> ClientConnection:
+async def open_connection(
+    cfg: LinkSettings, options: ConnectOptions, open_timeout: float
+) -> ClientConnection:
     headers = {}
-    auth = basic_auth_header(cfg)
+    auth = basic_auth_header(cfg.id, options.password, options.password_format)
     if auth is not None:
         headers["Authorization"] = auth
+    tls = {"ssl": options.ssl} if options.ssl is not None and options.url.startswith("wss:") else {}
     ws = await connect(
-        endpoint_url(cfg),
+        endpoint_url(cfg.id, options.url),
         subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
         additional_headers=headers,
         user_agent_header=f"ocpp-bridge/{__version__}",
@@ -57,6 +82,7 @@ async def open_connection(cfg: LinkSettings, open_timeout: float) -> ClientConne
         proxy=None,  # a central system is reached directly, whatever the environment says
         max_size=cfg.max_frame_bytes,  # a larger frame closes the link with 1009 (docs/protocol.md)
         max_queue=16,  # frames read ahead of the handlers: at most 16 x max_size held in memory
+        **tls,  # type: ignore[arg-type]
     )
     if ws.subprotocol != SUBPROTOCOL:
         await ws.close()
@@ -64,8 +90,8 @@ async def open_connection(cfg: LinkSettings, open_timeout: float) -> ClientConne
     return ws
 
 
-def describe_failure(exc: BaseException, cfg: LinkSettings) -> str:
-    where = urlsplit(cfg.csms_url).netloc
+def describe_failure(exc: BaseException, cfg: LinkSettings, url: str | None = None) -> str:
+    where = urlsplit(url or cfg.csms_url).netloc
     if isinstance(exc, InvalidStatus):
         code = exc.response.status_code
         hint = {

@@ -7,7 +7,9 @@ and the runtime provides them. Each Protocol is what one feature profile's handl
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -43,6 +45,33 @@ class LinkSettings(Protocol):
     def reconnect(self) -> ReconnectSettings: ...
     @property
     def max_frame_bytes(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """How to open one connection: what the security profile in force makes of the configuration."""
+
+    url: str  # the central system's endpoint, without the identity (ws:// or wss://)
+    password: str | None = None  # HTTP Basic (profiles 1 and 2; 0 and 3 send none)
+    password_format: str = "plain"  # "plain" or "hex" (D3)
+    ssl: ssl.SSLContext | None = None  # for wss://; None: the system's default context
+    profile: int = 0  # the security profile these options are for (for messages)
+
+
+class LinkSecurity(Protocol):
+    """Who decides how the link connects (the runtime's link security; a plain default otherwise)."""
+
+    def options(self) -> ConnectOptions:
+        """The options for the next attempt (may differ from the last: a profile being raised)."""
+        ...
+
+    def opened(self, options: ConnectOptions) -> None:
+        """The websocket is open with these options (TLS and HTTP authentication passed)."""
+
+    def failed(self, options: ConnectOptions, exc: BaseException) -> str | None:
+        """An attempt with these options failed; returns words to add to the failure's description
+        (a certificate file to look at, a fallback made), or None."""
+        ...
 
 
 class Replies(Protocol):

@@ -35,10 +35,10 @@ from bridge.core.backoff import Backoff
 from bridge.core.boot import Boot, BootState
 from bridge.core.config_keys import Configuration
 from bridge.flag import Flag
-from bridge.ocpp.connection import describe_failure, open_connection
+from bridge.ocpp.connection import describe_failure, open_connection, plain_link
 from bridge.ocpp.errors import CallFailed, NotConnected
 from bridge.ocpp.keepalive import Keepalive
-from bridge.ocpp.ports import LinkSettings
+from bridge.ocpp.ports import LinkSecurity, LinkSettings
 from bridge.ocpp.rpc import Endpoint, Observer
 from bridge.ocpp.sender import DurableQueue, Sender
 from bridge.ocpp.wire import to_wire
@@ -91,6 +91,7 @@ class Session:
         self._closing = False
         self._boot_wake = Flag()
         self._drop_reason: str | None = None  # why we ended the current connection ourselves
+        self.security: LinkSecurity = plain_link(cfg)  # how to connect (the runtime sets its own)
 
     # -- public ------------------------------------------------------------
     observer: Observer | None = None  # sees every frame (the demo's timeline)
@@ -186,6 +187,14 @@ class Session:
             self._drop_reason = "restarting after Reset"
             await self._ws.close(code=1012, reason="reset")  # 1012: service restart
 
+    async def reconnect(self, reason: str) -> None:
+        """Drop the connection and open a new one at once (new credentials, a new security profile or
+        certificate); queued messages stay queued. No BootNotification unless its content changed (D4)."""
+        self.backoff.reset()
+        if self._ws is not None:
+            self._drop_reason = reason
+            await self._ws.close(code=1000, reason="reconnecting")
+
     async def close(self) -> None:
         """Close the link for a stop, in at most CLOSE_TIMEOUT_S (a dead peer never answers the close
         handshake; systemd's stop timeout must not be spent here)."""
@@ -207,18 +216,24 @@ class Session:
         self.link.last_error_at = self.clock.now()
 
     async def _connect_and_serve(self) -> None:
+        options = self.security.options()
         try:
             ws = await open_connection(
-                self.cfg, open_timeout=float(self.configuration.get_int("MessageTimeout"))
+                self.cfg, options, open_timeout=float(self.configuration.get_int("MessageTimeout"))
             )
         except Exception as exc:  # every failure is "retry later"
-            self._record_error(describe_failure(exc, self.cfg))
+            message = describe_failure(exc, self.cfg, options.url)
+            if not self._closing:
+                hint = self.security.failed(options, exc)
+                message += f"; {hint}" if hint else ""
+            self._record_error(message)
             return
+        self.security.opened(options)
         self._ws = ws
         self._drop_reason = None
         self.link.connected = True
         self.link.connected_since = self.clock.now()
-        log.info("%s: connected to %s", self.cfg.id, self.cfg.csms_url)
+        log.info("%s: connected to %s", self.cfg.id, options.url)
         endpoint = Endpoint(
             ws,
             self.handlers,

@@ -1,0 +1,85 @@
+"""A charge point's security events (white paper A04): each one written to the security log and sent
+as a SecurityEventNotification.
+
+Critical events go through the outbox: delivered across outages and restarts (written to the store
+before `emit` returns control to the loop's next step; the send follows). The others wait in memory
+until the link is up, at most one per type: the newest replaces one still waiting (a TLS failure at
+every reconnect during a day's outage is one notification, with the latest details), and they are
+not kept across a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Protocol
+
+from ocpp.v16 import call
+
+from bridge.clock import Clock, iso
+from bridge.core import security_events
+from bridge.outbox import Outbox
+from bridge.runtime.effects import Spawn
+from bridge.security.security_log import SecurityLog
+
+log = logging.getLogger("bridge.security")
+
+ACTION = "SecurityEventNotification"
+
+
+class Link(Protocol):
+    def submit(self, build: Any, *, drop_when_offline: bool = False) -> Any: ...
+
+
+class SecurityEvents:
+    def __init__(self, cp_id: str, clock: Clock, outbox: Outbox, link: Link, spawn: Spawn) -> None:
+        self._cp_id = cp_id
+        self._clock = clock
+        self._outbox = outbox
+        self._link = link
+        self._spawn = spawn
+        self.log: SecurityLog | None = None  # set by the daemon once it knows the state directory
+        self._waiting: dict[str, tuple[datetime, str | None]] = {}  # non-critical, not sent yet
+        self.counts: dict[str, int] = {}  # per type since the start (the status API)
+        self.last: tuple[datetime, str, str | None] | None = None  # the newest event
+
+    def emit(self, kind: str, detail: str | None = None) -> None:
+        """Record and send one event. `detail` becomes techInfo (cut to 255 characters): never a
+        secret. ValueError for a type the white paper does not name (a programming error)."""
+        critical = security_events.is_critical(kind)
+        when = self._clock.now()
+        info = security_events.tech_info(detail)
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.last = (when, kind, info)
+        level = (
+            logging.WARNING if kind.startswith(("Invalid", "Failed", "Tamper", "Attempted")) else logging.INFO
+        )
+        log.log(level, "%s: security event %s%s", self._cp_id, kind, f": {info}" if info else "")
+        self.note(kind + (" (critical)" if critical else ""), info, when)
+        payload: dict[str, Any] = {"type": kind, "timestamp": iso(when)}
+        if info is not None:
+            payload["techInfo"] = info
+        if critical:
+            self._spawn(self._outbox.put(ACTION, payload, iso(when)), ACTION)
+            return
+        queued = kind in self._waiting
+        self._waiting[kind] = (when, info)
+        if not queued:
+            self._link.submit(lambda: self._build(kind))
+
+    def note(self, what: str, detail: str | None = None, when: datetime | None = None) -> None:
+        """A line in the security log only (a setting changed: what changed, never a value)."""
+        if self.log is not None:
+            self.log.write(when or self._clock.now(), what, detail)
+
+    def _build(self, kind: str) -> call.SecurityEventNotification | None:
+        """At send time: the newest details of this type."""
+        waiting = self._waiting.pop(kind, None)
+        if waiting is None:
+            return None
+        when, info = waiting
+        return call.SecurityEventNotification(type=kind, timestamp=iso(when), tech_info=info)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()

@@ -22,6 +22,7 @@ from datetime import datetime
 from ocpp.v16 import call, call_result
 
 from adapters.base import Charger, ChargerReading, DeviceFault
+from bridge.charge_point_security import ChargePointSecurity
 from bridge.clock import Clock
 from bridge.config import ChargePointConfig, ConnectorConfig
 from bridge.core import authorization
@@ -136,6 +137,9 @@ class ChargePoint:
             cfg.id, clock, store, outbox, self._spawn, hold=self.commands.hold_for_update,
             idle=lambda: self.transactions_running == 0,
         )  # fmt: skip
+        self.security = ChargePointSecurity(
+            cfg, clock, store, outbox, self.session, self.configuration, self._spawn
+        )  # the security extension (bridge/charge_point_security.py)
         self.reservations = Reservations(cfg.id, self.connectors, self.whole, clock=clock, store=store,
             configuration=self.configuration, apply=self._apply, spawn=self._spawn)  # fmt: skip
         self.session.handlers = [
@@ -147,6 +151,7 @@ class ChargePoint:
             FirmwareHandlers(self.diagnostics, self.firmware),
             LocalListHandlers(self.authorizer),
             ReservationHandlers(cfg.id, self.session, self.reservations),
+            *self.security.handlers,
         ]
         self.started_at: datetime | None = None  # when run() began (the status API's "started")
         self.session.rpc_metrics = self.metrics.for_charge_point(cfg.id)
@@ -238,6 +243,7 @@ class ChargePoint:
             # Ours to finish even though we were cancelled: the store is still open (the daemon
             # closes it after every charge point has stopped).
             await self.recovery.suspend()
+            self.security.close()
 
     def boot_payload(self) -> call.BootNotification:
         return identity.boot_notification(self.cfg)

@@ -125,6 +125,7 @@ class Daemon:
                     cp_cfg, chargers, self.clock, self.store, new_transaction_id
                 )
                 cp.diagnostics.archive_from(config.state_dir, self._config_text)
+                cp.security.attach(config.state_dir)
                 installer = installer_for(
                     cp_cfg.firmware, list(chargers.values()), config.state_dir, config.source, cp_cfg.csms_url
                 )

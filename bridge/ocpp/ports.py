@@ -69,8 +69,9 @@ class LinkSecurity(Protocol):
         """The websocket is open with these options (TLS and HTTP authentication passed)."""
 
     def failed(self, options: ConnectOptions, exc: BaseException) -> str | None:
-        """An attempt with these options failed; returns words to add to the failure's description
-        (a certificate file to look at, a fallback made), or None."""
+        """An attempt with these options failed; returns the installer's description of the failure
+        when it has a better one than `describe_failure` (a TLS failure, with the file to look at and
+        a fallback made), or None."""
         ...
 
 

@@ -222,11 +222,8 @@ class Session:
                 self.cfg, options, open_timeout=float(self.configuration.get_int("MessageTimeout"))
             )
         except Exception as exc:  # every failure is "retry later"
-            message = describe_failure(exc, self.cfg, options.url)
-            if not self._closing:
-                hint = self.security.failed(options, exc)
-                message += f"; {hint}" if hint else ""
-            self._record_error(message)
+            told = None if self._closing else self.security.failed(options, exc)
+            self._record_error(told or describe_failure(exc, self.cfg, options.url))
             return
         self.security.opened(options)
         self._ws = ws

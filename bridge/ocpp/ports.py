@@ -171,3 +171,15 @@ class ReservationControl(Protocol):
     ) -> str: ...  # Accepted, Occupied, Faulted, Unavailable or Rejected; stored before Accepted
     async def cancel(self, reservation_id: int) -> str: ...  # Accepted or Rejected (unknown id)
     def report_statuses(self) -> None: ...
+
+
+# --- certificates (security extension: A02, A03, M03-M05) ---
+
+
+class CertificateSigning(Protocol):
+    """What ExtendedTriggerMessage(SignChargePointCertificate) needs: start a signing request (A02)."""
+
+    def start_signing(self) -> bool:
+        """Start generating a key and sending SignCertificate; False when it cannot start (CpoName
+        empty, a request already running)."""
+        ...

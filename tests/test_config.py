@@ -604,7 +604,7 @@ def test_driver_options_arrive_as_the_driver_dataclass() -> None:
         ("MeterValuesSampledDataMaxLength: 5", "computed by the bridge, remove it"),
         ("AuthorizationKey: " + HEX_PASSWORD, "set `password:` instead"),
         ("BlinkRepeat: 3", "not supported by this version"),  # a key of a feature not built (light)
-        ("CpoName: acme", "not supported by this version"),  # the security extension's
+        ("CertificateStoreMaxLength: 3", "computed by the bridge, remove it"),  # the security extension's
         ("HeartbeatInterval: -1", "whole number from 0 to 86400"),
         ("HeartbeatInterval: 1.5", "whole number"),
         ("HeartbeatInterval: true", "not a boolean"),

@@ -91,6 +91,10 @@ class Configuration:
     ) -> None:
         self.features = frozenset(features)
         self.on_change: Callable[[str, str], None] | None = None  # after an Accepted change
+        # Keys whose change the runtime carries out itself (SecurityProfile: tried before it is
+        # kept): given the checked value, the handler returns why it is Rejected, or None; the value
+        # becomes effective (and persisted) only when the runtime calls `settle`.
+        self.carried_out: dict[str, Callable[[str], str | None]] = {}
         self._measurand_supported = measurand_supported
         self._present, defaults = _table(self.features, keys)
         self._fixed: dict[str, str] = {}
@@ -242,6 +246,12 @@ class Configuration:
         if refusal is not None:
             return ChangeOutcome("Rejected", spec.name, refusal)
         shown = REDACTED if spec.access == "W" else wire
+        carry_out = self.carried_out.get(spec.name)
+        if carry_out is not None:
+            refusal = carry_out(wire)
+            if refusal is not None:
+                return ChangeOutcome("Rejected", spec.name, refusal)
+            return ChangeOutcome("Accepted", spec.name, f"{shown} being tried")
         self._changed[spec.name] = wire
         if spec.reboot_required:
             self._pending[spec.name] = wire
@@ -251,6 +261,12 @@ class Configuration:
         if self.on_change is not None:
             self.on_change(spec.name, shown)
         return ChangeOutcome("Accepted", spec.name, f"set to {shown}")
+
+    def settle(self, name: str, wire: str) -> None:
+        """A change the runtime carried out (`carried_out`) is in force: effective and persisted."""
+        self._values[name] = self._changed[name] = wire
+        if self.on_change is not None:
+            self.on_change(name, wire)
 
     def apply_pending(self) -> list[str]:
         """Make RebootRequired changes effective (at restart); returns the keys applied."""

@@ -287,6 +287,7 @@ IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
         "stop_txn_max_meter_values",
         "min_status_duration",
         "phase_switching",  # the key says whether a charger can (false when none can)
+        "security",  # the security white paper's keys (bridge/charge_point_security.py)
     }
 ).union(*(PROFILE_FEATURES.get(profile, frozenset()) for profile in SUPPORTED_PROFILES))
 # Every feature name a key can carry.

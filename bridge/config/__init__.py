@@ -26,9 +26,9 @@ them); the file says where a charge point starts.
 Where things are
 ----------------
 `schema.py` the dataclasses and `ConfigError`; `yaml_lines.py` the loader that keeps line numbers;
-`checker.py` the generic validator; `rules_top_level.py`, `rules_charge_point.py`, `rules_devices.py`
-and `rules_firmware.py` the checks of each part; `load.py` the entry points. Only the names below
-are public: import them from `bridge.config`.
+`checker.py` the generic validator; `rules_top_level.py`, `rules_charge_point.py`, `rules_devices.py`,
+`rules_firmware.py` and `rules_tls.py` the checks of each part; `load.py` the entry points. Only the
+names below are public: import them from `bridge.config`.
 """
 
 from bridge.config.load import default_config, load_config, parse_config
@@ -47,6 +47,7 @@ from bridge.config.schema import (
     MqttStateConfig,
     Problem,
     ReconnectConfig,
+    TlsConfig,
 )
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "MqttStateConfig",
     "Problem",
     "ReconnectConfig",
+    "TlsConfig",
     "default_config",
     "load_config",
     "parse_config",

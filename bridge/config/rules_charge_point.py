@@ -13,6 +13,7 @@ from typing import Any
 from bridge.config.checker import _BAD, Handler, _at_least, _between, _Checker, _got, _optional, _text
 from bridge.config.rules_devices import _connectors, free_vend_problems, id_tag_problem
 from bridge.config.rules_firmware import _diagnostics, _firmware
+from bridge.config.rules_tls import _tls
 from bridge.config.schema import MAX_FRAME_BYTES, MIN_FRAME_BYTES, ChargePointConfig, ReconnectConfig
 from bridge.config.yaml_lines import _join
 from bridge.core import config_keys
@@ -39,6 +40,7 @@ def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
         "reconnect": lambda v, p: _reconnect(ck, v, p),
         "diagnostics": lambda v, p: _diagnostics(ck, v, p),
         "firmware": lambda v, p: _firmware(ck, v, p, raw.get("csms_url") if isinstance(raw, dict) else None),
+        "tls": lambda v, p: _tls(ck, v, p),
         "max_queued_messages": lambda v, p: _at_least(ck, v, p, 100),
         "max_frame_bytes": lambda v, p: _between(ck, v, p, MIN_FRAME_BYTES, MAX_FRAME_BYTES),
         "free_vend_id_tag": _optional(_text(ck, id_tag_problem)),

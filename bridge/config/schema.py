@@ -82,6 +82,19 @@ class DiagnosticsConfig:
     post_field: str = "file"  # the form field that carries the file
 
 
+@dataclass(frozen=True)
+class TlsConfig:
+    """The `tls:` block of a charge point (docs/security.md, "TLS settings"); the names are a contract.
+    Used for wss:// (security profiles 2 and 3); allowed with ws:// for a raise to profile 2 later."""
+
+    ca_file: Path | None = None  # trust anchors (PEM); None: the system CA store
+    verify_server: bool = True  # false only with a loud warning in the log and the status
+    check_hostname: bool = True  # false only with a loud warning
+    client_cert: Path | None = None  # profile 3: PEM, may hold the chain after the certificate
+    client_key: Path | None = None  # its private key, PEM, 0600 or stricter
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ChargePointConfig:
     id: str
@@ -103,6 +116,7 @@ class ChargePointConfig:
     ocpp: Mapping[str, str] = field(default_factory=dict)  # canonical key names, wire values
     firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    tls: TlsConfig | None = None  # None: no `tls:` block (wss:// then verifies with the system CA store)
     free_vend_id_tag: str | None = None  # charging without a card, for every connector that sets none
     connectors: tuple[ConnectorConfig, ...]
 

@@ -140,6 +140,7 @@ class ChargePoint:
         self.security = ChargePointSecurity(
             cfg, clock, store, outbox, self.session, self.configuration, self._spawn
         )  # the security extension (bridge/charge_point_security.py)
+        self.commands.on_reset = self.security.reset
         self.reservations = Reservations(cfg.id, self.connectors, self.whole, clock=clock, store=store,
             configuration=self.configuration, apply=self._apply, spawn=self._spawn)  # fmt: skip
         self.session.handlers = [
@@ -195,6 +196,7 @@ class ChargePoint:
 
     def _configuration_changed(self, key: str, value: str) -> None:
         self.session.configuration_changed()
+        self.security.configuration_changed(key)  # a new AuthorizationKey: reconnect (A01)
         self.metering.configuration_changed(key)
         # What the central system set wins over the file after a restart.
         stored = self.configuration.changed_values().get(key)
@@ -223,6 +225,7 @@ class ChargePoint:
     # -- lifecycle -----------------------------------------------------------
     async def run(self) -> None:
         self.started_at = self.clock.now()
+        self.security.started()
         await self.recovery.running()
         for rt in self.connectors.values():
             rt.device.listen()

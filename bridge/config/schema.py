@@ -108,6 +108,9 @@ class ChargePointConfig:
     password: str | None = field(default=None, repr=False)
     password_format: Literal["plain", "hex"] = "plain"
     boot_on_reconnect: bool = False
+    # SecurityEventNotification: "auto" sends them with SecurityProfile 1 or higher in force (a central
+    # system of the security extension), "on" always, "off" never; the security log has them all.
+    security_events: Literal["auto", "on", "off"] = "auto"
     reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
     max_queued_messages: int = 50_000  # outbox bound; beyond it the oldest MeterValues are dropped
     # The largest frame taken from the central system (websockets closes the link with 1009 above

@@ -43,7 +43,7 @@ class PlainLink:
     def __init__(self, cfg: LinkSettings) -> None:
         self._cfg = cfg
 
-    def options(self) -> ConnectOptions:
+    async def options(self) -> ConnectOptions:
         cfg = self._cfg
         return ConnectOptions(cfg.csms_url, cfg.password, cfg.password_format)
 

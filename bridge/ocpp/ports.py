@@ -61,8 +61,9 @@ class ConnectOptions:
 class LinkSecurity(Protocol):
     """Who decides how the link connects (the runtime's link security; a plain default otherwise)."""
 
-    def options(self) -> ConnectOptions:
-        """The options for the next attempt (may differ from the last: a profile being raised)."""
+    async def options(self) -> ConnectOptions:
+        """The options for the next attempt (may differ from the last: a profile being raised); a
+        coroutine, as building a TLS context reads files (in a thread)."""
         ...
 
     def opened(self, options: ConnectOptions) -> None:

@@ -216,7 +216,11 @@ class Session:
         self.link.last_error_at = self.clock.now()
 
     async def _connect_and_serve(self) -> None:
-        options = self.security.options()
+        try:
+            options = await self.security.options()
+        except Exception as exc:  # a certificate file that cannot be read: retried as any failure
+            self._record_error(f"cannot prepare the connection: {exc}")
+            return
         try:
             ws = await open_connection(
                 self.cfg, options, open_timeout=float(self.configuration.get_int("MessageTimeout"))

@@ -64,6 +64,7 @@ class Commands:
         self._authorizer = authorizer
         self._statuses = statuses
         self._metering = metering
+        self.on_reset: Callable[[bool], None] | None = None  # told of an accepted Reset (hard or not)
 
     # -- RemoteControl ----------------------------------------------------------------------------
     def remote_start_target(self, connector_id: int | None, id_tag: str | None = None) -> int | None:
@@ -157,6 +158,8 @@ class Commands:
         device (hard), and start the session again with a BootNotification."""
         reason = core.StopReason.HARD_RESET if hard else core.StopReason.SOFT_RESET
         log.warning("%s: %s reset", self._cp_id, "hard" if hard else "soft")
+        if self.on_reset is not None:
+            self.on_reset(hard)  # the security event ResetOrReboot
         for cid, rt in self._connectors.items():
             if rt.core.transaction is not None:
                 await self._apply(cid, rt.core.stop(reason, self._clock.now(), None))

@@ -1,5 +1,6 @@
 """A charge point's security events (white paper A04): each one written to the security log and sent
-as a SecurityEventNotification.
+as a SecurityEventNotification (when the charge point's `security_events` setting says so: a central
+system that does not know the security extension answers them NotImplemented).
 
 Critical events go through the outbox: delivered across outages and restarts (written to the store
 before `emit` returns control to the loop's next step; the send follows). The others wait in memory
@@ -11,6 +12,7 @@ not kept across a restart.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -32,8 +34,11 @@ class Link(Protocol):
 
 
 class SecurityEvents:
-    def __init__(self, cp_id: str, clock: Clock, outbox: Outbox, link: Link, spawn: Spawn) -> None:
+    def __init__(
+        self, cp_id: str, clock: Clock, outbox: Outbox, link: Link, spawn: Spawn, pushed: Callable[[], bool]
+    ) -> None:
         self._cp_id = cp_id
+        self._pushed = pushed  # whether events go to the central system (else the security log only)
         self._clock = clock
         self._outbox = outbox
         self._link = link
@@ -56,6 +61,8 @@ class SecurityEvents:
         )
         log.log(level, "%s: security event %s%s", self._cp_id, kind, f": {info}" if info else "")
         self.note(kind + (" (critical)" if critical else ""), info, when)
+        if not self._pushed():
+            return
         payload: dict[str, Any] = {"type": kind, "timestamp": iso(when)}
         if info is not None:
             payload["techInfo"] = info

@@ -13,7 +13,7 @@ from typing import Any
 from bridge.config.checker import _BAD, Handler, _at_least, _between, _Checker, _got, _optional, _text
 from bridge.config.rules_devices import _connectors, free_vend_problems, id_tag_problem
 from bridge.config.rules_firmware import _diagnostics, _firmware
-from bridge.config.rules_tls import _tls
+from bridge.config.rules_tls import _tls, profile_problems
 from bridge.config.schema import MAX_FRAME_BYTES, MIN_FRAME_BYTES, ChargePointConfig, ReconnectConfig
 from bridge.config.yaml_lines import _join
 from bridge.core import config_keys
@@ -52,7 +52,7 @@ def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
     # Checked on the raw mapping, so they are reported even when another field is wrong.
     problems = _password_problems(raw) if isinstance(raw, dict) else []
     if cp is not _BAD:
-        problems += free_vend_problems(cp)
+        problems += free_vend_problems(cp) + profile_problems(cp)
     for name, problem in problems:
         ck.add(_join(path, name), problem)
     return _BAD if problems else cp

@@ -190,7 +190,7 @@ def _ca_cert(
 def _leaf(
     subject: x509.Name,
     key: _Key,
-    issuer: tuple[x509.Certificate, _Key],
+    issuer: tuple[x509.Name, _Key],
     valid: tuple[Any, Any],
     *,
     hosts: tuple[str, ...] = (),
@@ -200,7 +200,7 @@ def _leaf(
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(issuer[0].subject)
+        .issuer_name(issuer[0])
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(valid[0])
@@ -259,7 +259,7 @@ def make_test_pki(
 
     def server(name: str, valid_: tuple[Any, Any], names: tuple[str, ...]) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _leaf(_name(names[0]), key, (inter, inter_key), valid_, hosts=names)
+        cert = _leaf(_name(names[0]), key, (inter.subject, inter_key), valid_, hosts=names)
         issued = Issued(directory / f"{name}.pem", directory / f"{name}.key")
         issued.cert.write_bytes(_pem(cert, inter))
         write_key(issued.key, key)
@@ -273,7 +273,7 @@ def make_test_pki(
                 x509.NameAttribute(NameOID.COMMON_NAME, client_serial),
             ]
         )
-        cert = _leaf(subject, key, issuer, valid, client=True)
+        cert = _leaf(subject, key, (issuer[0].subject, issuer[1]), valid, client=True)
         issued = Issued(directory / f"{name}.pem", directory / f"{name}.key")
         issued.cert.write_bytes(_pem(cert))
         write_key(issued.key, key)
@@ -319,3 +319,27 @@ def _self_signed_server(key: _Key, valid: tuple[Any, Any], hosts: tuple[str, ...
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(key, hashes.SHA256())
     )
+
+
+def make_identity(
+    directory: Path,
+    name: str,
+    *,
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
+    serial: str = "SN-0001",
+    cpo_name: str = "Example CPO",
+) -> Issued:
+    """A self-issued client certificate valid from `not_before` to `not_after`, and its key (0600)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, cpo_name),
+            x509.NameAttribute(NameOID.COMMON_NAME, serial),
+        ]
+    )
+    cert = _leaf(subject, key, (subject, key), (not_before, not_after), client=True)
+    issued = Issued(directory / f"{name}.pem", directory / f"{name}.key")
+    issued.cert.write_bytes(_pem(cert))
+    write_key(issued.key, key)
+    return issued

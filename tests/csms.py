@@ -196,7 +196,7 @@ class StrictCentralSystem:
         self,
         boot: Iterable[tuple[str, int]] = (("Accepted", 300),),
         known_ids: Iterable[str] | None = None,
-        password: str | None = None,
+        password: str | bytes | None = None,  # bytes: a password that is not text (D3's hex form)
         invalid_tags: Iterable[str] = (),
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -278,7 +278,8 @@ class StrictCentralSystem:
         elif self.password is not None:
             import base64
 
-            expected = "Basic " + base64.b64encode(f"{cp_id}:{self.password}".encode()).decode()
+            secret = self.password if isinstance(self.password, bytes) else self.password.encode()
+            expected = "Basic " + base64.b64encode(cp_id.encode() + b":" + secret).decode()
             if request.headers.get("Authorization") != expected:
                 status = 401
         self.handshakes.append((request.path, status))

@@ -1,0 +1,132 @@
+"""Security events (white paper A04): critical ones delivered whatever happens (an outage, a kill -9),
+the others once the link is up and one per type; every one in the security log; and whether they
+are sent at all (`security_events`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bridge.core import security_events
+from bridge.store import FILENAME
+from tests.conftest import make_config, running
+from tests.csms import StrictCentralSystem
+from tests.helpers.outage import on_port
+from tests.processes import free_port, start_daemon, stop_process
+
+
+def sent(cs: StrictCentralSystem, kind: str | None = None) -> list[dict[str, str]]:
+    return [c for c in cs.calls("CP-1", "SecurityEventNotification") if kind is None or c["type"] == kind]
+
+
+def test_the_catalogue_is_the_white_papers_and_fits_the_schema() -> None:
+    assert len(security_events.EVENTS) == 18
+    assert all(len(kind) <= security_events.TYPE_MAX for kind in security_events.EVENTS)
+    critical = {k for k, v in security_events.EVENTS.items() if v}
+    assert critical == {
+        "FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot",
+        "SecurityLogWasCleared", "MemoryExhaustion", "TamperDetectionActivated",
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="unknown security event type 'Nonsense'"):
+        security_events.is_critical("Nonsense")
+    assert security_events.tech_info("x" * 300) == "x" * 252 + "..."
+
+
+async def test_events_raised_during_an_outage_arrive_after_it(tmp_path: Path) -> None:
+    """A critical event is delivered from the outbox; three of one non-critical type wait as one,
+    with the newest details. Every event is in the security log."""
+    port = free_port()
+    cs = await on_port(port)
+    config = make_config(cs.url, tmp_path, security_events="on")
+    try:
+        async with running(config) as daemon:
+            await cs.wait_until(lambda: sent(cs, "StartupOfTheDevice"), what="StartupOfTheDevice")
+            await cs.stop()
+            events = daemon.charge_points["CP-1"].security.events
+            await asyncio.sleep(0.3)
+            events.emit("TamperDetectionActivated", "the enclosure was opened")
+            for n in (1, 2, 3):
+                events.emit("InvalidMessages", f"bad frame {n}")
+            await asyncio.sleep(0.5)
+            cs = await on_port(port)
+            await cs.wait_until(lambda: sent(cs, "TamperDetectionActivated") and sent(cs, "InvalidMessages"))
+            await asyncio.sleep(0.5)  # nothing more comes
+    finally:
+        await cs.stop()
+    assert [e["techInfo"] for e in sent(cs, "TamperDetectionActivated")] == ["the enclosure was opened"]
+    assert [e["techInfo"] for e in sent(cs, "InvalidMessages")] == ["bad frame 3"]
+    log = (tmp_path / "state" / "security" / "CP-1.log").read_text()
+    assert "TamperDetectionActivated (critical): the enclosure was opened" in log
+    assert all(f"InvalidMessages: bad frame {n}" in log for n in (1, 2, 3))
+
+
+async def test_security_events_off_keeps_them_in_the_log_only(tmp_path: Path) -> None:
+    async with StrictCentralSystem() as cs:
+        async with running(make_config(cs.url, tmp_path)) as daemon:  # auto, with profile 0: not sent
+            await cs.wait_for_call("CP-1", "StatusNotification")
+            daemon.charge_points["CP-1"].security.events.emit("TamperDetectionActivated", "opened")
+            await asyncio.sleep(0.5)
+    assert sent(cs) == []
+    log = (tmp_path / "state" / "security" / "CP-1.log").read_text()
+    assert "StartupOfTheDevice (critical)" in log and "TamperDetectionActivated (critical): opened" in log
+
+
+def queued_events(state: Path) -> int:
+    db = sqlite3.connect(state / FILENAME)
+    try:
+        query = "SELECT count(*) FROM outbox WHERE action = 'SecurityEventNotification'"
+        return int(db.execute(query).fetchone()[0])
+    finally:
+        db.close()
+
+
+async def test_a_critical_event_survives_a_kill_9(tmp_path: Path) -> None:
+    """StartupOfTheDevice, raised while the central system is away, is in the store; the process is
+    killed; the next run delivers it beside its own."""
+    port = free_port()
+    config = make_config(f"ws://127.0.0.1:{port}/ocpp", tmp_path, security_events="on")
+    doc = {
+        "state_dir": str(config.state_dir),
+        "charge_points": [
+            {
+                "id": "CP-1",
+                "csms_url": f"ws://127.0.0.1:{port}/ocpp",
+                "security_events": "on",
+                "reconnect": {"initial_s": 0.2, "max_s": 0.5},
+                "connectors": [{"id": 1, "charger": {"type": "simulated"}}],
+            }
+        ],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    first = await start_daemon(path, tmp_path / "daemon-1.log")
+    try:
+        for _ in range(200):
+            if (config.state_dir / FILENAME).exists() and queued_events(config.state_dir) >= 1:
+                break
+            await asyncio.sleep(0.05)
+        assert queued_events(config.state_dir) == 1
+        os.kill(first.pid, signal.SIGKILL)
+        await first.wait()
+    finally:
+        await stop_process(first)
+    cs = await on_port(port)
+    second = await start_daemon(path, tmp_path / "daemon-2.log")
+    try:
+        await cs.wait_until(
+            lambda: len(sent(cs, "StartupOfTheDevice")) >= 2, timeout=15, what="both startups"
+        )
+        await cs.wait_until(lambda: queued_events(config.state_dir) == 0, what="the outbox emptied")
+    finally:
+        await stop_process(second)
+        await cs.stop()
+    assert len(sent(cs, "StartupOfTheDevice")) == 2
+    first_at, second_at = (e["timestamp"] for e in sent(cs, "StartupOfTheDevice"))
+    assert first_at < second_at  # the older one first: the outbox keeps the order

@@ -11,6 +11,7 @@ import pytest
 
 from bridge.core.firmware import (
     FATE,
+    SIGNED_TABLE,
     TABLE,
     FirmwareState,
     FirmwareUpdate,
@@ -36,6 +37,7 @@ from bridge.core.firmware_effects import (
     ResolveInterruptedInstall,
     RollBack,
     RolledBack,
+    SecurityEvent,
     Step,
     Superseded,
     VerifyImage,
@@ -56,6 +58,9 @@ LOC = "ftp://user:s3cret@files.example/fw.bin"
 FILE = "/state/firmware/job.bin"
 F, S = FirmwareState, FirmwareStatus
 ALL_FACTS = [Facts(*bits) for bits in itertools.product((False, True), repeat=2)]
+# The states a plain update goes through (the signed flavour's own are tested in
+# test_signed_firmware_core.py).
+PLAIN_STATES = [s for s in FirmwareState if s not in (F.VERIFYING, F.INSTALL_SCHEDULED)]
 
 
 def in_state(state: FirmwareState, retries: int = 1) -> FirmwareUpdate:
@@ -114,15 +119,18 @@ def test_the_guards_of_one_state_and_event_never_hold_together() -> None:
             assert sum(r.guard is None or GUARDS[r.guard](facts) for r in rows) <= 1, key
 
 
-def test_every_state_is_reachable_and_every_state_has_a_trigger_status_and_a_fate() -> None:
+@pytest.mark.parametrize(("table", "states"), [(TABLE, PLAIN_STATES), (SIGNED_TABLE, list(FirmwareState))])
+def test_every_state_is_reachable_and_every_state_has_a_trigger_status_and_a_fate(
+    table: tuple[Row, ...], states: list[FirmwareState]
+) -> None:
     reached, frontier = {F.IDLE, F.SCHEDULED}, [F.SCHEDULED]  # a request leads to SCHEDULED
     while frontier:
         here = frontier.pop()
-        for row in TABLE:
+        for row in table:
             if row.source == here and row.target not in reached:
                 reached.add(FirmwareState(row.target))
                 frontier.append(FirmwareState(row.target))
-    assert reached == set(FirmwareState)
+    assert reached == set(states)
     assert set(FATE) == set(FirmwareState) - {F.IDLE}
 
 
@@ -144,10 +152,18 @@ EXPECTED: dict[str, Callable[[int], tuple[object, ...]]] = {
     "Downloading-DownloadSucceeded": lambda j: (Report(S.DOWNLOADED), HoldConnectors()),
     "Downloaded-NoTransactionRunning": lambda j: (Report(S.INSTALLING), Install(j, FILE)),
     "Downloaded-InstallFailed": lambda j: (Report(S.INSTALLATION_FAILED, "exit 3"), ReleaseConnectors()),
-    "Installing-InstallSucceeded": lambda j: (Report(S.INSTALLED), ReleaseConnectors()),
+    "Installing-InstallSucceeded": lambda j: (
+        Report(S.INSTALLED),
+        SecurityEvent("FirmwareUpdated"),
+        ReleaseConnectors(),
+    ),
     "Installing-InstallFailed": lambda j: (Report(S.INSTALLATION_FAILED, "exit 3"), ReleaseConnectors()),
     "Installing-InstallRestarting": lambda j: (),
-    "AwaitingBoot-NewVersionBooted": lambda j: (Report(S.INSTALLED), ReleaseConnectors()),
+    "AwaitingBoot-NewVersionBooted": lambda j: (
+        Report(S.INSTALLED),
+        SecurityEvent("FirmwareUpdated"),
+        ReleaseConnectors(),
+    ),
     "AwaitingBoot-DueNow[due]": lambda j: (RollBack(j),),
     "AwaitingBoot-RolledBack": lambda j: (
         Report(S.INSTALLATION_FAILED, "no boot in 300 s"),
@@ -176,7 +192,7 @@ def test_a_row_leads_where_it_says_with_its_effects(row: Row) -> None:
         assert m.snapshot().outcome is not None and m.snapshot().outcome.status is row.outcome  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("state", list(FirmwareState))
+@pytest.mark.parametrize("state", PLAIN_STATES)
 def test_an_event_without_a_row_that_holds_is_ignored(state: FirmwareState) -> None:
     kinds = {r.event for r in TABLE} | {DueNow}
     for kind in kinds:
@@ -332,7 +348,7 @@ RESTART_EFFECTS: dict[FirmwareState, Callable[[int], tuple[object, ...]]] = {
 }
 
 
-@pytest.mark.parametrize("state", list(FirmwareState))
+@pytest.mark.parametrize("state", PLAIN_STATES)
 def test_a_restart_in_each_state(state: FirmwareState) -> None:
     m = in_state(state)
     back, step = restored(m, T0 + 5)
@@ -364,6 +380,7 @@ def test_the_new_version_reports_installed_after_its_boot_and_a_late_one_rolls_b
     assert back.handle(DueNow(), T0 + 299) == Step()
     assert back.handle(NewVersionBooted(back.job), T0 + 30).effects == (
         Report(S.INSTALLED),
+        SecurityEvent("FirmwareUpdated"),
         ReleaseConnectors(),
     )
     late, _ = restored(in_state(F.AWAITING_BOOT), T0 + 400)
@@ -408,7 +425,7 @@ TRIGGER = {
 }
 
 
-@pytest.mark.parametrize("state", list(FirmwareState))
+@pytest.mark.parametrize("state", PLAIN_STATES)
 def test_trigger_status_is_idle_only_when_nothing_is_in_progress(state: FirmwareState) -> None:
     assert in_state(state).trigger_status() is TRIGGER[state]
 

@@ -22,6 +22,18 @@ where none were held); the shell keeps those the central system made Inoperative
 Retries and their defaults (one re-try, 60 s apart) are `transfer_job.RetryRule`'s; the events
 and effects are in `firmware_effects`.
 
+The signed flavour (SignedUpdateFirmware, security white paper L01) is the same machine with a
+`Signed` request: its table is `SIGNED_TABLE` (its own rows first, then TABLE's other rows) and
+its reports carry the requestId (SignedFirmwareStatusNotification). After the download it VERIFIES
+the signature (the shell does, in a thread): SignatureVerified, or InvalidSignature and the job ends;
+then INSTALL_SCHEDULED until installDateTime (at once without one; InstallScheduled is reported only
+for a time still to come), then DOWNLOADED as above, so the install waits for charging to end like a
+plain one. Its own reports: DownloadScheduled (a retrieveDateTime still to come), SignatureVerified,
+InstallScheduled, InstallRebooting (the bridge restarts into a new release) and
+InstallVerificationFailed (the new release did not boot and was rolled back). Both flavours emit the
+FirmwareUpdated security event when an install succeeds; InvalidSignature emits
+InvalidFirmwareSignature. A restart during the verification verifies again.
+
 A new request replaces the job (`Superseded` says how): not started (SCHEDULED, RETRY_WAIT) ->
 dropped; DOWNLOADING or DOWNLOADED -> cancelled (the shell stops it and deletes the file; held
 connectors are released); installing (INSTALLING, AWAITING_BOOT, ROLLING_BACK) cannot be stopped
@@ -64,9 +76,14 @@ from bridge.core.firmware_effects import (
     ResolveInterruptedInstall,
     RollBack,
     RolledBack,
+    SecurityEvent,
+    SignatureInvalid,
+    SignatureValid,
+    Signed,
     Step,
     Superseded,
     VerifyImage,
+    VerifySignature,
 )
 from bridge.core.transfer_job import JSON, DueNow, Guard, JobSnapshot, RetryRule, Row, TransferJob, masked
 
@@ -77,6 +94,8 @@ class FirmwareState(StrEnum):
     SCHEDULED = "Scheduled"
     DOWNLOADING = "Downloading"
     RETRY_WAIT = "RetryWait"
+    VERIFYING = "Verifying"  # signed: the image's signature is being checked
+    INSTALL_SCHEDULED = "InstallScheduled"  # signed: verified, waiting for installDateTime
     DOWNLOADED = "Downloaded"  # connectors held, waiting until no transaction runs
     INSTALLING = "Installing"
     AWAITING_BOOT = "AwaitingBoot"
@@ -100,20 +119,48 @@ TABLE: tuple[Row, ...] = (
     Row(_F.AWAITING_BOOT, RolledBack, _F.IDLE, None, _S.INSTALLATION_FAILED),
     Row(_F.ROLLING_BACK, RolledBack, _F.IDLE, None, _S.INSTALLATION_FAILED),
 )
+# The signed flavour's rows, taken before TABLE's rows of the same state and event.
+SIGNED_ROWS: tuple[Row, ...] = (
+    Row(_F.DOWNLOADING, DownloadSucceeded, _F.VERIFYING),
+    Row(_F.VERIFYING, SignatureValid, _F.INSTALL_SCHEDULED),
+    Row(_F.VERIFYING, SignatureInvalid, _F.IDLE, None, _S.INVALID_SIGNATURE),
+    Row(_F.INSTALL_SCHEDULED, DueNow, _F.DOWNLOADED, Guard.DUE),
+    Row(_F.AWAITING_BOOT, RolledBack, _F.IDLE, None, _S.INSTALL_VERIFICATION_FAILED),
+    Row(_F.ROLLING_BACK, RolledBack, _F.IDLE, None, _S.INSTALL_VERIFICATION_FAILED),
+)
+_OWN = {(r.source, r.event) for r in SIGNED_ROWS}
+SIGNED_TABLE: tuple[Row, ...] = SIGNED_ROWS + tuple(r for r in TABLE if (r.source, r.event) not in _OWN)
+# The security event an outcome is (either flavour).
+OUTCOME_EVENT: Mapping[FirmwareStatus, str] = {
+    _S.INSTALLED: "FirmwareUpdated",
+    _S.INVALID_SIGNATURE: "InvalidFirmwareSignature",
+}
 TRIGGER_STATUS: Mapping[FirmwareState, FirmwareStatus] = {
     _F.IDLE: _S.IDLE,
     _F.SCHEDULED: _S.IDLE,
     _F.DOWNLOADING: _S.DOWNLOADING,
     _F.RETRY_WAIT: _S.DOWNLOADING,
+    _F.VERIFYING: _S.DOWNLOADED,
+    _F.INSTALL_SCHEDULED: _S.DOWNLOADED,
     _F.DOWNLOADED: _S.DOWNLOADED,
     _F.INSTALLING: _S.INSTALLING,
     _F.AWAITING_BOOT: _S.INSTALLING,
     _F.ROLLING_BACK: _S.INSTALLING,
 }
+# A signed job's status for ExtendedTriggerMessage(FirmwareStatusNotification) (a plain job's: above).
+SIGNED_TRIGGER_STATUS: Mapping[FirmwareState, FirmwareStatus] = {
+    **TRIGGER_STATUS,
+    _F.SCHEDULED: _S.DOWNLOAD_SCHEDULED,
+    _F.INSTALL_SCHEDULED: _S.INSTALL_SCHEDULED,
+    _F.DOWNLOADED: _S.SIGNATURE_VERIFIED,
+    _F.AWAITING_BOOT: _S.INSTALL_REBOOTING,
+}
 FATE: Mapping[FirmwareState, Fate] = {
     _F.SCHEDULED: Fate.DROPPED,
     _F.RETRY_WAIT: Fate.DROPPED,
     _F.DOWNLOADING: Fate.CANCELLED,
+    _F.VERIFYING: Fate.CANCELLED,
+    _F.INSTALL_SCHEDULED: Fate.CANCELLED,
     _F.DOWNLOADED: Fate.CANCELLED,
     _F.INSTALLING: Fate.FINISHES_FIRST,
     _F.AWAITING_BOOT: Fate.FINISHES_FIRST,
@@ -126,6 +173,7 @@ class Outcome:
     status: FirmwareStatus
     reason: str | None
     at: float
+    request_id: int | None = None  # a signed update's
 
 
 @dataclass(frozen=True)
@@ -137,6 +185,7 @@ class FirmwareSnapshot(JobSnapshot[FirmwareState, FirmwareStatus]):
     target: str | None  # what a restarting install installs
     queued_location: str | None  # a request waiting for the install to end (masked)
     outcome: Outcome | None
+    request_id: int | None = None  # the running signed update's (SignedUpdateFirmware)
 
 
 class FirmwareUpdate(TransferJob[FirmwareState, FirmwareStatus, FirmwareRequest, Outcome]):
@@ -156,9 +205,11 @@ class FirmwareUpdate(TransferJob[FirmwareState, FirmwareStatus, FirmwareRequest,
         retries: int | None,
         retry_interval_s: float | None,
         now: float,
+        signed: Signed | None = None,
     ) -> Step:
-        """UpdateFirmware: replaces the job (see Fate); raises ValueError naming a bad field."""
-        new = FirmwareRequest(location, retrieve_date, RetryRule.of(retries, retry_interval_s))
+        """UpdateFirmware (SignedUpdateFirmware with `signed`): replaces the job (see Fate); raises
+        ValueError naming a bad field."""
+        new = FirmwareRequest(location, retrieve_date, RetryRule.of(retries, retry_interval_s), signed)
         if self.state is _F.IDLE:
             return self._adopt(new, now)
         fate = FATE[self.state]
@@ -174,9 +225,18 @@ class FirmwareUpdate(TransferJob[FirmwareState, FirmwareStatus, FirmwareRequest,
             effects.append(ReleaseConnectors())
         return Step((*effects, *self._adopt(new, now).effects), changed=True)
 
+    def signed_trigger_status(self) -> tuple[FirmwareStatus, int | None]:
+        """ExtendedTriggerMessage(FirmwareStatusNotification): the status in the signed vocabulary and
+        the running signed update's requestId (None when none runs: the white paper's exception)."""
+        signed = self.current.signed if self.current else None
+        if signed is None:
+            return self.trigger_status(), None
+        return SIGNED_TRIGGER_STATUS[self.state], signed.request_id
+
     def handle(self, event: FirmwareEvent, now: float) -> Step:
         rule = self.current.rule if self.current else RetryRule(0, 0.0)
-        row = self._row(TABLE, event, now, rule.attempts)
+        table = SIGNED_TABLE if self.current and self.current.signed else TABLE
+        row = self._row(table, event, now, rule.attempts)
         if row is None:
             return Step()
         source, self.state, self.since = self.state, FirmwareState(row.target), now
@@ -186,44 +246,68 @@ class FirmwareUpdate(TransferJob[FirmwareState, FirmwareStatus, FirmwareRequest,
         self, source: StrEnum, row: Row, event: FirmwareEvent, now: float
     ) -> tuple[FirmwareEffect, ...]:
         assert self.current is not None
-        reason = (
-            masked(event.reason) if isinstance(event, DownloadFailed | InstallFailed | RolledBack) else None
-        )
+        failed = DownloadFailed | InstallFailed | RolledBack | SignatureInvalid
+        reason = masked(event.reason) if isinstance(event, failed) else None
+        signed, report = self.current.signed, self._report
         self.deadline = None
         if isinstance(event, DownloadFailed):
             self.last_error = reason
+        if isinstance(event, DownloadSucceeded):
+            self.file = event.file
         if self.state is _F.DOWNLOADING:
             self.attempt += 1
-            first = (Report(_S.DOWNLOADING),) if source is _F.SCHEDULED else ()
+            first = (report(_S.DOWNLOADING),) if source is _F.SCHEDULED else ()
             return (*first, Download(self.job, self.attempt, self.current.location))
         if self.state is _F.RETRY_WAIT:
             self.deadline = now + self.current.rule.interval_s
-        elif self.state is _F.DOWNLOADED and isinstance(event, DownloadSucceeded):
-            self.file = event.file
-            return Report(_S.DOWNLOADED), HoldConnectors()
+        elif self.state is _F.VERIFYING:
+            assert signed is not None and self.file is not None
+            return report(_S.DOWNLOADED), VerifySignature(
+                self.job, self.file, signed.certificate, signed.signature
+            )
+        elif self.state is _F.INSTALL_SCHEDULED:
+            assert signed is not None
+            self.deadline = now if signed.install_date is None else max(now, signed.install_date)
+            later = (report(_S.INSTALL_SCHEDULED),) if self.deadline > now else ()
+            return report(_S.SIGNATURE_VERIFIED), *later, *self.handle(DueNow(), now).effects
+        elif self.state is _F.DOWNLOADED:
+            return (
+                (report(_S.DOWNLOADED), HoldConnectors()) if source is _F.DOWNLOADING else (HoldConnectors(),)
+            )
         elif self.state is _F.INSTALLING:
             assert self.file is not None
-            return Report(_S.INSTALLING), Install(self.job, self.file)
+            return report(_S.INSTALLING), Install(self.job, self.file)
         elif self.state is _F.AWAITING_BOOT and isinstance(event, InstallRestarting):
             self.target, self.deadline = event.target, now + event.boot_timeout_s
+            return (report(_S.INSTALL_REBOOTING),) if signed else ()
         elif self.state is _F.ROLLING_BACK:
             return (RollBack(self.job),)
         elif self.state is _F.IDLE:
             assert row.outcome is not None
-            self.outcome = Outcome(FirmwareStatus(row.outcome), reason, now)
+            status = FirmwareStatus(row.outcome)
+            self.outcome = Outcome(status, reason, now, signed.request_id if signed else None)
+            events = (SecurityEvent(OUTCOME_EVENT[status], reason),) if status in OUTCOME_EVENT else ()
+            ended = (report(status, reason), *events, ReleaseConnectors())
             self.current, self.file, self.target = None, None, None
-            ended = (Report(self.outcome.status, reason), ReleaseConnectors())
             if self.queued is not None:
                 queued, self.queued = self.queued, None
                 return (*ended, *self._adopt(queued, now).effects)
             return ended
         return ()
 
+    def _report(self, status: FirmwareStatus, reason: str | None = None) -> Report:
+        """A status of the current job, with its requestId when it is a signed one."""
+        signed = self.current.signed if self.current else None
+        return Report(status, reason, signed.request_id if signed else None)
+
     def _adopt(self, new: FirmwareRequest, now: float) -> Step:
         self.job += 1
         self.current, self.queued, self.attempt, self.file, self.target = new, None, 0, None, None
         self.state, self.since, self.deadline, self.last_error = _F.SCHEDULED, now, new.retrieve_date, None
-        return Step(self.handle(DueNow(), now).effects, changed=True)
+        effects = self.handle(DueNow(), now).effects
+        if new.signed and self.state is _F.SCHEDULED:
+            effects = (self._report(_S.DOWNLOAD_SCHEDULED),)
+        return Step(effects, changed=True)
 
     def snapshot(self) -> FirmwareSnapshot:
         cur = self.current
@@ -233,6 +317,7 @@ class FirmwareUpdate(TransferJob[FirmwareState, FirmwareStatus, FirmwareRequest,
             self.target,
             masked(self.queued.location) if self.queued else None,
             self.outcome,
+            cur.signed.request_id if cur and cur.signed else None,
         )
 
     # -- persistence -----------------------------------------------------------------------------
@@ -244,7 +329,9 @@ class FirmwareUpdate(TransferJob[FirmwareState, FirmwareStatus, FirmwareRequest,
             "queued": _request_record(self.queued),
             "file": self.file,
             "target": self.target,
-            "outcome": self._outcome_record(out.status, out.reason, out.at) if out else None,
+            "outcome": {**self._outcome_record(out.status, out.reason, out.at), "request_id": out.request_id}
+            if out
+            else None,
         }
 
     @classmethod
@@ -257,15 +344,23 @@ class FirmwareUpdate(TransferJob[FirmwareState, FirmwareStatus, FirmwareRequest,
             m.file, m.target = record["file"], record["target"]
             out = record["outcome"]
             m.outcome = (
-                Outcome(FirmwareStatus(out["status"]), out["reason"], float(out["at"])) if out else None
+                Outcome(FirmwareStatus(out["status"]), out["reason"], float(out["at"]), out.get("request_id"))
+                if out
+                else None
             )
             if m.state is not _F.IDLE and m.current is None:
                 raise ValueError(f"state {m.state} without a request")
-            if m.state in (_F.DOWNLOADED, _F.INSTALLING) and not m.file:
+            if m.state in _WITH_FILE and not m.file:
                 raise ValueError(f"state {m.state} without a file")
+            if m.state in (_F.VERIFYING, _F.INSTALL_SCHEDULED) and not (m.current and m.current.signed):
+                raise ValueError(f"state {m.state} of an update that is not signed")
         if m.state is _F.DOWNLOADING:
             return m, m.handle(DownloadFailed(m.job, "interrupted by a restart"), now)
-        assert m.file is not None or m.state not in (_F.DOWNLOADED, _F.INSTALLING)
+        if m.state is _F.VERIFYING:  # the check did not finish: check again
+            assert m.current is not None and m.current.signed is not None and m.file is not None
+            sig = m.current.signed
+            return m, Step((VerifySignature(m.job, m.file, sig.certificate, sig.signature),))
+        assert m.file is not None or m.state not in _WITH_FILE
         resumed: dict[FirmwareState, tuple[FirmwareEffect, ...]] = {
             _F.DOWNLOADED: (HoldConnectors(), VerifyImage(m.job, m.file or "")),
             _F.INSTALLING: (HoldConnectors(), ResolveInterruptedInstall(m.job, m.file or "")),
@@ -275,13 +370,37 @@ class FirmwareUpdate(TransferJob[FirmwareState, FirmwareStatus, FirmwareRequest,
         return m, Step(resumed.get(m.state, ()))
 
 
+_WITH_FILE = (_F.VERIFYING, _F.INSTALL_SCHEDULED, _F.DOWNLOADED, _F.INSTALLING)
+
+
+def answer(step: Step) -> str:
+    """SignedUpdateFirmware's answer for the step its request made: AcceptedCanceled when it cancelled
+    or dropped an update, Accepted otherwise (also when it waits for an install to end)."""
+    cancels = any(isinstance(e, Superseded) and e.fate is not Fate.FINISHES_FIRST for e in step.effects)
+    return "AcceptedCanceled" if cancels else "Accepted"
+
+
 def _request_record(r: FirmwareRequest | None) -> JSON:
     if r is None:
         return None
-    return {"location": r.location, "retrieve_date": r.retrieve_date, **r.rule.to_record()}
+    record: dict[str, JSON] = {"location": r.location, "retrieve_date": r.retrieve_date, **r.rule.to_record()}
+    if r.signed is not None:  # absent in a plain update's record (and in records made before)
+        s = r.signed
+        record["signed"] = {
+            "request_id": s.request_id, "certificate": s.certificate, "signature": s.signature,
+            "install_date": s.install_date,
+        }  # fmt: skip
+    return record
 
 
 def _request_of(r: Mapping[str, Any] | None) -> FirmwareRequest | None:
     if r is None:
         return None
-    return FirmwareRequest(r["location"], float(r["retrieve_date"]), RetryRule.from_record(r))
+    s = r.get("signed")
+    signed = None
+    if s is not None:
+        when = s["install_date"]
+        signed = Signed(
+            s["request_id"], s["certificate"], s["signature"], None if when is None else float(when)
+        )
+    return FirmwareRequest(r["location"], float(r["retrieve_date"]), RetryRule.from_record(r), signed)

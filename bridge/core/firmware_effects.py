@@ -14,7 +14,8 @@ from bridge.core.transfer_job import DueNow, JobEvent, RetryRule
 
 
 class FirmwareStatus(StrEnum):
-    """FirmwareStatusNotification's values."""
+    """FirmwareStatusNotification's values (the first seven, all a plain update reports), and
+    SignedFirmwareStatusNotification's (all of them; DownloadPaused is never reported)."""
 
     IDLE = "Idle"
     DOWNLOADING = "Downloading"
@@ -23,6 +24,31 @@ class FirmwareStatus(StrEnum):
     INSTALLING = "Installing"
     INSTALLED = "Installed"
     INSTALLATION_FAILED = "InstallationFailed"
+    # the signed flavour's own
+    DOWNLOAD_SCHEDULED = "DownloadScheduled"
+    SIGNATURE_VERIFIED = "SignatureVerified"
+    INVALID_SIGNATURE = "InvalidSignature"
+    INSTALL_SCHEDULED = "InstallScheduled"
+    INSTALL_REBOOTING = "InstallRebooting"
+    INSTALL_VERIFICATION_FAILED = "InstallVerificationFailed"
+
+
+@dataclass(frozen=True)
+class Signed:
+    """What SignedUpdateFirmware (security white paper L01) adds to a request: its id, when to install,
+    and the signing certificate (checked against a manufacturer root before the request was accepted)
+    and the signature the downloaded image must match."""
+
+    request_id: int
+    certificate: str  # PEM
+    signature: str  # base64
+    install_date: float | None = None  # epoch seconds; None: as soon as the signature is verified
+
+    def __post_init__(self) -> None:
+        if type(self.request_id) is not int:
+            raise ValueError(f"requestId must be an integer, not {self.request_id!r}")
+        if not self.certificate.strip() or not self.signature.strip():
+            raise ValueError("signingCertificate and signature must not be empty")
 
 
 @dataclass(frozen=True)
@@ -30,6 +56,7 @@ class FirmwareRequest:
     location: str
     retrieve_date: float
     rule: RetryRule
+    signed: Signed | None = None  # None: a plain UpdateFirmware
 
     def __post_init__(self) -> None:
         if not isinstance(self.location, str) or not self.location.strip():
@@ -73,6 +100,16 @@ class InstallFailed(JobEvent):
 
 
 @dataclass(frozen=True)
+class SignatureValid(JobEvent):
+    """The downloaded image matches the request's signature."""
+
+
+@dataclass(frozen=True)
+class SignatureInvalid(JobEvent):
+    reason: str
+
+
+@dataclass(frozen=True)
 class NewVersionBooted(JobEvent):
     """The new version's BootNotification was accepted."""
 
@@ -87,6 +124,8 @@ FirmwareEvent: TypeAlias = (
     | NoTransactionRunning
     | DownloadSucceeded
     | DownloadFailed
+    | SignatureValid
+    | SignatureInvalid
     | InstallSucceeded
     | InstallRestarting
     | InstallFailed
@@ -100,6 +139,7 @@ FirmwareEvent: TypeAlias = (
 class Report:
     status: FirmwareStatus
     reason: str | None = None  # for the log and the snapshot; not on the wire
+    request_id: int | None = None  # a signed update's: SignedFirmwareStatusNotification; None: plain
 
 
 @dataclass(frozen=True)
@@ -130,6 +170,25 @@ class ReleaseConnectors:
 class Install:
     job: int
     file: str
+
+
+@dataclass(frozen=True)
+class VerifySignature:
+    """Check the downloaded image at `file` against `signature` made with `certificate`'s key:
+    SignatureValid or SignatureInvalid."""
+
+    job: int
+    file: str
+    certificate: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class SecurityEvent:
+    """A security event of the white paper (FirmwareUpdated, InvalidFirmwareSignature)."""
+
+    kind: str
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +231,8 @@ FirmwareEffect: TypeAlias = (
     | HoldConnectors
     | ReleaseConnectors
     | Install
+    | VerifySignature
+    | SecurityEvent
     | VerifyImage
     | ResolveInterruptedInstall
     | RollBack

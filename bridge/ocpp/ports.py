@@ -184,3 +184,16 @@ class CertificateSigning(Protocol):
         """Start generating a key and sending SignCertificate; False when it cannot start (CpoName
         empty, a request already running)."""
         ...
+
+
+class CertificateControl(Protocol):
+    """What InstallCertificate, DeleteCertificate, GetInstalledCertificateIds and CertificateSigned
+    need (M03-M05, A02). Hash data is OCPP's CertificateHashDataType with its camelCase keys."""
+
+    async def install(self, use: str, pem: str) -> str: ...  # Accepted, Rejected or Failed
+    async def delete(self, wanted: Mapping[str, str]) -> str: ...  # Accepted, Failed or NotFound
+    async def installed_ids(self, use: str) -> list[dict[str, str]]: ...
+    async def certificate_signed(self, chain: str) -> str: ...  # Accepted or Rejected
+    def switch_when_due(self) -> None:
+        """After an Accepted CertificateSigned is on the wire: the new certificate takes over at its
+        notBefore, and the link reconnects with it."""

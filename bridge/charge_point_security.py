@@ -13,17 +13,30 @@ No part keeps a task while it has nothing to do: 5,000 charge points run in one 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from bridge import __version__
 from bridge.clock import Clock
 from bridge.config import ChargePointConfig
 from bridge.core.config_keys import Configuration
+from bridge.ocpp.handlers.certificates import CertificateHandlers
+from bridge.ocpp.handlers.extended_trigger import ExtendedTriggerHandlers
+from bridge.ocpp.handlers.logs import LogHandlers
+from bridge.ocpp.handlers.signed_firmware import SignedFirmwareHandlers
+from bridge.ocpp.ports import Triggers
 from bridge.ocpp.session import Session
 from bridge.outbox import Outbox
+from bridge.runtime.certificates import Certificates
+from bridge.runtime.diagnostics import DiagnosticsRunner
 from bridge.runtime.effects import Spawn
+from bridge.runtime.firmware import FirmwareRunner
 from bridge.runtime.link_security import LinkSecurity
+from bridge.runtime.logs import JOB as LOG_JOB
+from bridge.runtime.logs import LogRunner
 from bridge.runtime.security_events import SecurityEvents
+from bridge.runtime.snapshot import SecuritySnapshot
+from bridge.security.cert_store import certificates_directory
 from bridge.security.security_log import SecurityLog, security_log_path
 from bridge.store import Store
 
@@ -38,21 +51,64 @@ class ChargePointSecurity:
         session: Session,
         configuration: Configuration,
         spawn: Spawn,
+        *,
+        diagnostics: DiagnosticsRunner,  # GetLog's DiagnosticsLog is its archive; its uploads' settings
+        firmware: FirmwareRunner,  # SignedUpdateFirmware; ExtendedTriggerMessage(FirmwareStatusNotification)
+        triggers: Triggers,  # what ExtendedTriggerMessage shares with TriggerMessage
     ) -> None:
         self._cfg = cfg
         self.events = SecurityEvents(cfg.id, clock, outbox, session, spawn, self._events_pushed)
         self.link = LinkSecurity(cfg, configuration, self.events, session, spawn, clock.now)
         self.handlers: list[object] = []  # the security extension's OCPP handlers
+        self.certificates = Certificates(
+            cfg.id, cfg.serial_number or cfg.id, clock, configuration, session, self.events, spawn,
+            self.link.reconnect,
+        )  # fmt: skip
+        self.link.roots = lambda: self.certificates.roots("CentralSystemRootCertificate")
+        self.link.identity = self.certificates.identity
+        self.link.on_opened.append(self.certificates.link_opened)
+        self.handlers.append(CertificateHandlers(session, self.certificates))
+        self.logs = LogRunner(
+            cfg.id, clock, store, outbox, spawn, diagnostics=diagnostics, uploads=cfg.diagnostics,
+            security_log=lambda: self.events.log,
+        )  # fmt: skip
+        self.handlers.append(LogHandlers(self.logs))
+        extended = ExtendedTriggerHandlers(session, triggers, self.logs, firmware, self.certificates)
+        self.handlers.append(extended)
+        firmware.sign_with(self, self.events)  # signed firmware chains to our manufacturer roots (L01)
+        self.handlers.append(SignedFirmwareHandlers(firmware))
 
     def attach(self, state_dir: Path) -> None:
         """Where the security log and the certificate store live (the daemon knows, once built)."""
         self.events.log = SecurityLog(security_log_path(state_dir, self._cfg.id))
+        self.certificates.attach(certificates_directory(state_dir, self._cfg.id))
+
+    def restore(self, job_records: Mapping[str, str]) -> None:
+        """At start, before the charge point runs (ChargePoint.restore): the GetLog upload the last run
+        left, waiting for its next attempt."""
+        self.logs.restore(job_records.get(LOG_JOB))
+
+    def manufacturer_roots(self) -> list[bytes]:
+        """The installed ManufacturerRootCertificates, PEM (signed firmware; blocking: in a thread)."""
+        return self.certificates.roots("ManufacturerRootCertificate")
 
     def _events_pushed(self) -> bool:
         """`security_events`: auto sends them to a central system of the security extension, known by
         the SecurityProfile in force (1 or more: configured or raised by it)."""
         setting = self._cfg.security_events
         return setting == "on" or (setting == "auto" and self.link.switch.in_force >= 1)
+
+    def snapshot(self) -> SecuritySnapshot:
+        link = self.link
+        switch = link.switch
+        return SecuritySnapshot(
+            profile=switch.in_force,
+            trying_profile=switch.trying,
+            tls=link.uses_tls(),
+            warnings=tuple(link.warnings()),
+            events_sent=self._events_pushed(),
+            last_event=self.events.last,
+        )
 
     def started(self) -> None:
         """The charge point starts (the daemon's start, a restart after Reset or an update)."""

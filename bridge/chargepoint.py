@@ -138,8 +138,9 @@ class ChargePoint:
             idle=lambda: self.transactions_running == 0,
         )  # fmt: skip
         self.security = ChargePointSecurity(
-            cfg, clock, store, outbox, self.session, self.configuration, self._spawn
-        )  # the security extension (bridge/charge_point_security.py)
+            cfg, clock, store, outbox, self.session, self.configuration, self._spawn,
+            diagnostics=self.diagnostics, firmware=self.firmware, triggers=self.commands,
+        )  # the security extension (bridge/charge_point_security.py)  # fmt: skip
         self.commands.on_reset = self.security.reset
         self.reservations = Reservations(cfg.id, self.connectors, self.whole, clock=clock, store=store,
             configuration=self.configuration, apply=self._apply, spawn=self._spawn)  # fmt: skip
@@ -388,7 +389,7 @@ class ChargePoint:
         return snapshot.take(
             self.cfg, self.started_at, self.clock.now(), self.session, self.configuration, self.connectors,
             self.smart.current_limit_a, self.messages.cs_id, self.diagnostics.snapshot(),
-            self.firmware.snapshot(), self.authorizer.local_list,
+            self.firmware.snapshot(), self.authorizer.local_list, self.security.snapshot(),
         )  # fmt: skip
 
     # -- status notifications ----------------------------------------------------

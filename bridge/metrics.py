@@ -75,6 +75,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "The local authorization list's version, as GetLocalListVersion answers it (0: empty).",
     ),
     "ocpp_bridge_local_list_entries": ("gauge", "Entries in the local authorization list."),
+    "ocpp_bridge_security_profile": ("gauge", "The OCPP security profile in force (0 to 3)."),
+    "ocpp_bridge_tls_verification_weakened": (
+        "gauge",
+        "1 while the link is wss:// with tls.verify_server or tls.check_hostname false in the file.",
+    ),
     "ocpp_bridge_reservation_expiry_timestamp_seconds": (
         "gauge",
         "When the connector's reservation ends unless used or cancelled first (epoch seconds), "

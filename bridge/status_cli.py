@@ -59,6 +59,20 @@ def _attempt(job: dict[str, Any]) -> str:
     return f"attempt {job['attempt']} of {job['attempts']}" if job.get("attempt") else ""
 
 
+def _security_lines(sec: dict[str, Any] | None, now: datetime) -> list[str]:
+    """The profile in force, the loud TLS warnings, the newest security event."""
+    if sec is None:
+        return []
+    link = "wss://" if sec.get("tls") else "ws://"
+    trying = f", trying profile {sec['trying_profile']}" if sec.get("trying_profile") is not None else ""
+    lines = [f"  security profile {sec.get('profile', 0)} over {link}{trying}"]
+    lines += [f"  WARNING: {warning}" for warning in sec.get("warnings") or ()]
+    if (last := sec.get("last_event")) is not None:
+        info = f": {last['tech_info']}" if last.get("tech_info") else ""
+        lines.append(f"  last security event: {last['type']}{info} {_at(last.get('at'), now)}")
+    return lines
+
+
 def _firmware_line(fw: dict[str, Any] | None, now: datetime) -> str | None:
     """The update pending or running, else how the last one ended; None when there is neither."""
     if not fw:
@@ -149,6 +163,7 @@ def format_status(body: dict[str, Any], now: datetime) -> str:
             )
         )
         lines.append(f"  {cp.get('queued_transaction_messages', 0)} transaction messages waiting to be sent")
+        lines += _security_lines(cp.get("security"), now)
         for line in (
             _firmware_line(cp.get("firmware"), now),
             _diagnostics_line(cp.get("diagnostics"), now),

@@ -41,6 +41,8 @@ FAMILIES = {
     "ocpp_bridge_local_list_version": "gauge",
     "ocpp_bridge_local_list_entries": "gauge",
     "ocpp_bridge_reservation_expiry_timestamp_seconds": "gauge",
+    "ocpp_bridge_security_profile": "gauge",
+    "ocpp_bridge_tls_verification_weakened": "gauge",
 }
 
 

@@ -33,6 +33,7 @@ from bridge.runtime.snapshot import (
     ConnectorSnapshot,
     LinkSnapshot,
     LocalListSnapshot,
+    SecuritySnapshot,
     device_status_json,
     status_json,
 )
@@ -115,8 +116,21 @@ def test_status_json_is_the_contract_of_docs_api() -> None:
         "firmware": None,  # nor an UpdateFirmware one
         "local_list": None,  # nor a local list
         "reservations": [],
+        "security": None,  # nor the security parts
     }  # fmt: skip
     json.dumps(rendered)  # and it is JSON as it stands
+
+
+def test_the_security_object_is_the_contract_of_docs_api() -> None:
+    event = (T0, "InvalidCentralSystemCertificate", "TLS: expired")
+    security = SecuritySnapshot(2, None, True, (), True, event)
+    rendered = status_json(dataclasses.replace(snapshot(ANSWERING), security=security))
+    assert set(rendered["security"]) == set(documented_status()["security"])
+    assert rendered["security"] == {
+        "profile": 2, "trying_profile": None, "tls": True, "warnings": [], "events_sent": True,
+        "last_event": {"at": "2026-11-22T10:00:00.123Z", "type": "InvalidCentralSystemCertificate",
+                       "tech_info": "TLS: expired"},
+    }  # fmt: skip
 
 
 def test_the_firmware_and_diagnostics_objects_are_the_contract_of_docs_api() -> None:

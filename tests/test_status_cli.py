@@ -237,3 +237,27 @@ async def test_the_status_command_shows_the_list_and_a_reservation_from_the_api(
         "(in 119 min)"
     ]
     assert any(line.startswith("  connector 2: Reserved") for line in lines)
+
+
+def security_lines(security: dict[str, Any] | None) -> list[str]:
+    body = {"charge_points": [{"id": "CP-1", "connected": False, "accepted": False, "connectors": [],
+                               "security": security}]}  # fmt: skip
+    return [line for line in format_status(body, NOW).splitlines() if "security" in line or "WARNING" in line]
+
+
+def test_the_security_profile_a_weakened_tls_and_the_last_event_are_said() -> None:
+    warning = "tls.verify_server is false: the central system's certificate is NOT checked"
+    event = {"at": "2026-11-22T09:55:00.000Z", "type": "InvalidCentralSystemCertificate",
+             "tech_info": "TLS: the central system's certificate has expired (csms.example.com)"}  # fmt: skip
+    security = {"profile": 2, "trying_profile": 3, "tls": True, "warnings": [warning], "events_sent": True,
+                "last_event": event}  # fmt: skip
+    assert security_lines(security) == [
+        "  security profile 2 over wss://, trying profile 3",
+        f"  WARNING: {warning}",
+        "  last security event: InvalidCentralSystemCertificate: TLS: the central system's certificate has "
+        "expired (csms.example.com) at 2026-11-22 09:55:00 UTC (5 min ago)",
+    ]
+    plain = {"profile": 0, "trying_profile": None, "tls": False, "warnings": [], "events_sent": False,
+             "last_event": None}  # fmt: skip
+    assert security_lines(plain) == ["  security profile 0 over ws://"]
+    assert security_lines(None) == []  # a bridge from before this field

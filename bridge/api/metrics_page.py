@@ -66,6 +66,9 @@ def _gauges(charge_points: Mapping[str, Scraped]) -> Iterable[Sample]:
         if (local_list := snap.local_list) is not None:
             yield "ocpp_bridge_local_list_version", base, float(local_list.version)
             yield "ocpp_bridge_local_list_entries", base, float(local_list.entries)
+        if (security := snap.security) is not None:
+            yield "ocpp_bridge_security_profile", base, float(security.profile)
+            yield "ocpp_bridge_tls_verification_weakened", base, float(bool(security.warnings))
         yield from _transfers(snap, base)
 
 

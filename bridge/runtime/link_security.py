@@ -177,13 +177,10 @@ class LinkSecurity:
         for warning in tls.warnings(self._cfg.tls):
             log.warning("%s: %s", self._cfg.id, warning)
 
-    def status(self) -> dict[str, object]:
-        """For the status API: the profile in force, one being tried, and the loud TLS warnings."""
-        switch = self.switch
-        return {
-            "profile": switch.in_force,
-            "trying_profile": switch.trying,
-            "tls_warnings": tls.warnings(self._cfg.tls)
-            if self._url(switch.current).startswith("wss:")
-            else [],
-        }
+    def uses_tls(self) -> bool:
+        """The link in use (or being tried) is wss://."""
+        return self._url(self.switch.current).startswith("wss:")
+
+    def warnings(self) -> list[str]:
+        """The loud TLS warnings that apply to the link in use (none over ws://)."""
+        return tls.warnings(self._cfg.tls) if self.uses_tls() else []

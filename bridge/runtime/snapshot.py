@@ -76,6 +76,18 @@ class LocalListSnapshot:
 
 
 @dataclass(frozen=True)
+class SecuritySnapshot:
+    """The security profile in force (and one being tried), the TLS warnings, the newest security event."""
+
+    profile: int
+    trying_profile: int | None
+    tls: bool  # the link in use (or tried) is wss://
+    warnings: tuple[str, ...]  # loud: verification weakened by the file
+    events_sent: bool  # SecurityEventNotification goes to the central system (else the log only)
+    last_event: tuple[datetime, str, str | None] | None  # (when, type, techInfo)
+
+
+@dataclass(frozen=True)
 class ChargePointSnapshot:
     id: str
     csms_url: str
@@ -94,6 +106,7 @@ class ChargePointSnapshot:
     diagnostics: DiagnosticsSnapshot | None = None  # the GetDiagnostics upload, running or the last one
     firmware: FirmwareSnapshot | None = None  # the UpdateFirmware job, pending, running or the last one
     local_list: LocalListSnapshot | None = None  # the local authorization list (SendLocalList)
+    security: SecuritySnapshot | None = None
 
     @property
     def transactions_running(self) -> int:
@@ -117,6 +130,7 @@ def take(
     diagnostics: DiagnosticsSnapshot | None = None,
     firmware: FirmwareSnapshot | None = None,
     local_list: LocalList | None = None,
+    security: SecuritySnapshot | None = None,
 ) -> ChargePointSnapshot:
     """The snapshot of one charge point, from the parts that own each piece (each connector's
     reservation from its core, which holds it)."""
@@ -147,6 +161,7 @@ def take(
         diagnostics=diagnostics,
         firmware=firmware,
         local_list=None if local_list is None else LocalListSnapshot(local_list.version, len(local_list)),
+        security=security,
     )
 
 
@@ -208,7 +223,19 @@ def status_json(snap: ChargePointSnapshot) -> dict[str, Any]:
         "firmware": _firmware_json(snap.firmware) if snap.firmware is not None else None,
         "local_list": _local_list_json(snap.local_list),
         "reservations": [reservation_json(cid, r) for cid, r in snap.reservations],
+        "security": _security_json(snap.security),
     }
+
+
+def _security_json(sec: SecuritySnapshot | None) -> dict[str, Any] | None:
+    if sec is None:
+        return None
+    last = sec.last_event
+    return {
+        "profile": sec.profile, "trying_profile": sec.trying_profile, "tls": sec.tls,
+        "warnings": list(sec.warnings), "events_sent": sec.events_sent,
+        "last_event": None if last is None else {"at": iso(last[0]), "type": last[1], "tech_info": last[2]},
+    }  # fmt: skip
 
 
 def _local_list_json(ll: LocalListSnapshot | None) -> dict[str, Any] | None:

@@ -5,7 +5,10 @@
 - `remote_trigger.py`: RemoteTrigger (TriggerMessage);
 - `firmware.py`: FirmwareManagement (GetDiagnostics, UpdateFirmware);
 - `local_list.py`: LocalAuthListManagement (SendLocalList, GetLocalListVersion);
-- `reservation.py`: Reservation (ReserveNow, CancelReservation).
+- `reservation.py`: Reservation (ReserveNow, CancelReservation);
+- `logs.py`: the security extension's GetLog (N01);
+- `extended_trigger.py`: the security extension's ExtendedTriggerMessage (on `remote_trigger`'s logic).
+- `certificates.py`: Install/DeleteCertificate, GetInstalledCertificateIds, CertificateSigned (M03-M05, A02).
 The security extension gets a module of its own. A newcomer finds
 the code for any OCPP message in one guess.
 

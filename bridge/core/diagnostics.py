@@ -1,4 +1,4 @@
-"""GetDiagnostics as a state machine (pure): the file's name, the attempts, what to report.
+"""GetDiagnostics and GetLog as a state machine (pure): the file's name, the attempts, what to report.
 
 The theory
 ----------
@@ -25,6 +25,12 @@ replaces too. The operator asking again wants the new window.
 
 After a restart (`from_record`): RETRY_WAIT keeps its time; UPLOADING counts as that attempt
 failing (the archive is built again for the next one, under the same name).
+
+GetLog (security white paper N01) is the same machine with another vocabulary (`LogUpload`): its
+statuses are LogStatusNotification's, every report carries the GetLog's requestId, and a failure the
+shell names final (PermissionDenied, BadMessage, NotSupportedOperation: the location or its rights,
+which no retry mends) ends the job at once with that status. UploadFailure comes after retries + 1
+failed attempts, as UploadFailed does for GetDiagnostics.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from bridge.core.transfer_job import (
     JSON,
@@ -49,12 +55,23 @@ from bridge.core.transfer_job import (
 )
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# GetLog's logType -> the file's prefix and suffix (None: GetDiagnostics). A DiagnosticsLog is the
+# GetDiagnostics archive; a SecurityLog the security log's lines, as text.
+FILE_KINDS: Mapping[str | None, tuple[str, str]] = {
+    None: ("diagnostics", ".tar.gz"),
+    "DiagnosticsLog": ("diagnosticslog", ".tar.gz"),
+    "SecurityLog": ("securitylog", ".log"),
+}
 
 
-def file_name(charge_point_id: str, now: float) -> str:
-    """`diagnostics-<id>-<YYYYmmddTHHMMSSZ>.tar.gz`, safe on any server."""
+def file_name(charge_point_id: str, now: float, log_type: str | None = None) -> str:
+    """`diagnostics-<id>-<YYYYmmddTHHMMSSZ>.tar.gz` (GetLog: `diagnosticslog-…` or `securitylog-…
+    .log`), safe on any server."""
+    if log_type not in FILE_KINDS:
+        raise ValueError(f"GetLog logType must be DiagnosticsLog or SecurityLog, not {log_type!r}")
+    prefix, suffix = FILE_KINDS[log_type]
     safe = _UNSAFE.sub("_", charge_point_id).lstrip(".")[:64] or "cp"
-    return f"diagnostics-{safe}-{datetime.fromtimestamp(now, UTC):%Y%m%dT%H%M%SZ}.tar.gz"
+    return f"{prefix}-{safe}-{datetime.fromtimestamp(now, UTC):%Y%m%dT%H%M%SZ}{suffix}"
 
 
 class DiagnosticsState(StrEnum):
@@ -72,6 +89,21 @@ class DiagnosticsStatus(StrEnum):
     UPLOAD_FAILED = "UploadFailed"
 
 
+class LogStatus(StrEnum):
+    """LogStatusNotification's values (UploadLogStatusEnumType)."""
+
+    IDLE = "Idle"
+    UPLOADING = "Uploading"
+    UPLOADED = "Uploaded"
+    UPLOAD_FAILURE = "UploadFailure"
+    BAD_MESSAGE = "BadMessage"
+    PERMISSION_DENIED = "PermissionDenied"
+    NOT_SUPPORTED_OPERATION = "NotSupportedOperation"
+
+
+StatusT = TypeVar("StatusT", bound=StrEnum)
+
+
 @dataclass(frozen=True)
 class DiagnosticsRequest:
     location: str
@@ -79,12 +111,18 @@ class DiagnosticsRequest:
     stop_time: float | None
     rule: RetryRule
     file_name: str
+    request_id: int | None = None  # GetLog's requestId; None for GetDiagnostics
+    log_type: str | None = None  # GetLog's logType; None for GetDiagnostics
 
     def __post_init__(self) -> None:
+        what = "GetDiagnostics" if self.log_type is None else "GetLog"
+        start, stop = (
+            ("startTime", "stopTime") if self.log_type is None else ("oldestTimestamp", "latestTimestamp")
+        )
         if not isinstance(self.location, str) or not self.location.strip():
-            raise ValueError("GetDiagnostics location must be a non-empty URL")
+            raise ValueError(f"{what} location must be a non-empty URL")
         if self.start_time is not None and self.stop_time is not None and self.start_time > self.stop_time:
-            raise ValueError("GetDiagnostics startTime is after stopTime")
+            raise ValueError(f"{what} {start} is after {stop}")
 
 
 # Events (and transfer_job's DueNow): an outcome names its job.
@@ -96,6 +134,7 @@ class UploadSucceeded(JobEvent):
 @dataclass(frozen=True)
 class UploadFailed(JobEvent):
     reason: str
+    final: StrEnum | None = None  # a status that ends the job at once, retries left or not (GetLog)
 
 
 DiagnosticsEvent: TypeAlias = DueNow | UploadSucceeded | UploadFailed
@@ -104,8 +143,9 @@ DiagnosticsEvent: TypeAlias = DueNow | UploadSucceeded | UploadFailed
 # Effects, in order.
 @dataclass(frozen=True)
 class DiagnosticsReport:
-    status: DiagnosticsStatus
+    status: StrEnum  # DiagnosticsStatus, or LogStatus for GetLog
     reason: str | None = None  # for the log and the snapshot; not on the wire
+    request_id: int | None = None  # GetLog's: on the wire with every status
 
 
 @dataclass(frozen=True)
@@ -149,26 +189,45 @@ TRIGGER_STATUS: Mapping[DiagnosticsState, DiagnosticsStatus] = {
 
 
 @dataclass(frozen=True)
-class DiagnosticsOutcome:
-    status: DiagnosticsStatus
+class UploadOutcome(Generic[StatusT]):
+    status: StatusT
     reason: str | None
     at: float
     file_name: str
+    request_id: int | None = None
 
 
 @dataclass(frozen=True)
-class DiagnosticsSnapshot(JobSnapshot[DiagnosticsState, DiagnosticsStatus]):
+class UploadSnapshot(JobSnapshot[DiagnosticsState, StatusT]):
     file_name: str | None
-    outcome: DiagnosticsOutcome | None
+    outcome: UploadOutcome[StatusT] | None
+    request_id: int | None = None  # of the upload running (GetLog)
 
 
-class DiagnosticsUpload(
-    TransferJob[DiagnosticsState, DiagnosticsStatus, DiagnosticsRequest, DiagnosticsOutcome]
-):
-    """One GetDiagnostics upload at a time; a new request cancels the running one."""
+DiagnosticsOutcome: TypeAlias = UploadOutcome[DiagnosticsStatus]
+DiagnosticsSnapshot: TypeAlias = UploadSnapshot[DiagnosticsStatus]
+LOG_WORDS: Mapping[DiagnosticsStatus, LogStatus] = {
+    _S.IDLE: LogStatus.IDLE,
+    _S.UPLOADING: LogStatus.UPLOADING,
+    _S.UPLOADED: LogStatus.UPLOADED,
+    _S.UPLOAD_FAILED: LogStatus.UPLOAD_FAILURE,
+}
 
-    def __init__(self) -> None:
-        super().__init__(DiagnosticsState.IDLE, TRIGGER_STATUS)
+
+class UploadJob(TransferJob[DiagnosticsState, StatusT, DiagnosticsRequest, UploadOutcome[StatusT]]):
+    """One upload at a time; a new request cancels the running one. `words` says each status of the
+    table in the machine's vocabulary (`status_type`)."""
+
+    WHAT = "diagnostics"  # in the message of a record not valid
+
+    def __init__(self, status_type: type[StatusT], words: Mapping[DiagnosticsStatus, StatusT]) -> None:
+        super().__init__(DiagnosticsState.IDLE, {d: words[s] for d, s in TRIGGER_STATUS.items()})
+        self._status_type, self._words = status_type, words
+
+    @property
+    def busy(self) -> bool:
+        """A job runs or waits for its next attempt (a new request cancels it)."""
+        return self.current is not None
 
     def request(
         self,
@@ -179,23 +238,31 @@ class DiagnosticsUpload(
         start_time: float | None,
         stop_time: float | None,
         now: float,
+        *,
+        request_id: int | None = None,
+        log_type: str | None = None,
     ) -> tuple[str, DiagnosticsStep]:
-        """GetDiagnostics: the fileName to answer, and the step (replaces a running job)."""
+        """GetDiagnostics (GetLog with `log_type`): the file name to answer, and the step (replaces a
+        running job). ValueError for a request refused (see DiagnosticsRequest)."""
         rule = RetryRule.of(retries, retry_interval_s)
-        new = DiagnosticsRequest(location, start_time, stop_time, rule, file_name(charge_point_id, now))
+        name = file_name(charge_point_id, now, log_type)
+        new = DiagnosticsRequest(location, start_time, stop_time, rule, name, request_id, log_type)
         effects: tuple[DiagnosticsEffect, ...] = ()
         if self.current is not None:
             effects = (UploadSuperseded(self.current), CancelUpload(self.job))
         self.job += 1
         self.current, self.state, self.since, self.deadline = new, _D.UPLOADING, now, None
         self.attempt, self.last_error = 1, None
-        start = (DiagnosticsReport(_S.UPLOADING), Upload(self.job, 1, new))
+        start = (DiagnosticsReport(self._words[_S.UPLOADING], None, request_id), Upload(self.job, 1, new))
         return new.file_name, DiagnosticsStep((*effects, *start), changed=True)
 
     def handle(self, event: DiagnosticsEvent, now: float) -> DiagnosticsStep:
-        if self.current is None:
+        current = self.current
+        if current is None:
             return DiagnosticsStep()
-        row = self._row(TABLE, event, now, self.current.rule.attempts)
+        final = event.final if isinstance(event, UploadFailed) else None
+        # A final failure leaves no retry: the table's last attempt row takes it.
+        row = self._row(TABLE, event, now, self.attempt if final is not None else current.rule.attempts)
         if row is None:
             return DiagnosticsStep()
         self.state, self.since, self.deadline = DiagnosticsState(row.target), now, None
@@ -205,19 +272,26 @@ class DiagnosticsUpload(
         effects: tuple[DiagnosticsEffect, ...] = ()
         if self.state is _D.UPLOADING:
             self.attempt += 1
-            effects = (Upload(self.job, self.attempt, self.current),)
+            effects = (Upload(self.job, self.attempt, current),)
         elif self.state is _D.RETRY_WAIT:
-            self.deadline = now + self.current.rule.interval_s
+            self.deadline = now + current.rule.interval_s
         else:
             assert row.outcome is not None
-            status = DiagnosticsStatus(row.outcome)
-            self.outcome = DiagnosticsOutcome(status, reason, now, self.current.file_name)
-            self.current, effects = None, (DiagnosticsReport(status, reason),)
+            status = (
+                self._words[DiagnosticsStatus(row.outcome)] if final is None else self._status_type(final)
+            )
+            self.outcome = UploadOutcome(status, reason, now, current.file_name, current.request_id)
+            self.current, effects = None, (DiagnosticsReport(status, reason, current.request_id),)
         return DiagnosticsStep(effects, changed=True)
 
-    def snapshot(self) -> DiagnosticsSnapshot:
+    def snapshot(self) -> UploadSnapshot[StatusT]:
         cur = self.current
-        return DiagnosticsSnapshot(*self._snapshot_head(), cur.file_name if cur else None, self.outcome)
+        return UploadSnapshot(
+            *self._snapshot_head(),
+            cur.file_name if cur else None,
+            self.outcome,
+            cur.request_id if cur else None,
+        )
 
     def to_record(self) -> dict[str, JSON]:
         cur, out = self.current, self.outcome
@@ -231,31 +305,68 @@ class DiagnosticsUpload(
                 "stop_time": cur.stop_time,
                 **cur.rule.to_record(),
                 "file_name": cur.file_name,
+                "request_id": cur.request_id,
+                "log_type": cur.log_type,
             },
             "outcome": None
             if out is None
-            else {**self._outcome_record(out.status, out.reason, out.at), "file_name": out.file_name},
+            else {
+                **self._outcome_record(out.status, out.reason, out.at),
+                "file_name": out.file_name,
+                "request_id": out.request_id,
+            },
         }
 
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any], now: float) -> tuple[DiagnosticsUpload, DiagnosticsStep]:
-        """The machine as stored, and what the restart asks of the shell (see the theory)."""
-        with cls._reading("diagnostics"):
-            m = cls()
-            m._restore_job(record, DiagnosticsState)
+    def _restore_upload(self, record: Mapping[str, Any], now: float) -> DiagnosticsStep:
+        """The stored machine (a fresh one), and what the restart asks of the shell (see the theory)."""
+        with self._reading(self.WHAT):
+            self._restore_job(record, DiagnosticsState)
             c = record["current"]
             if c is not None:
                 rule = RetryRule.from_record(c)
-                m.current = DiagnosticsRequest(
-                    c["location"], c["start_time"], c["stop_time"], rule, c["file_name"]
-                )
+                self.current = DiagnosticsRequest(
+                    c["location"], c["start_time"], c["stop_time"], rule, c["file_name"],
+                    c.get("request_id"), c.get("log_type"),
+                )  # fmt: skip
             o = record["outcome"]
             if o is not None:
-                m.outcome = DiagnosticsOutcome(
-                    DiagnosticsStatus(o["status"]), o["reason"], float(o["at"]), o["file_name"]
-                )
-            if (m.state is _D.IDLE) != (m.current is None):
-                raise ValueError(f"state {m.state} with {'no' if c is None else 'a'} request")
-        if m.state is _D.UPLOADING:
-            return m, m.handle(UploadFailed(m.job, "interrupted by a restart"), now)
-        return m, DiagnosticsStep()
+                self.outcome = UploadOutcome(
+                    self._status_type(o["status"]), o["reason"], float(o["at"]), o["file_name"],
+                    o.get("request_id"),
+                )  # fmt: skip
+            if (self.state is _D.IDLE) != (self.current is None):
+                raise ValueError(f"state {self.state} with {'no' if c is None else 'a'} request")
+        if self.state is _D.UPLOADING:
+            return self.handle(UploadFailed(self.job, "interrupted by a restart"), now)
+        return DiagnosticsStep()
+
+
+class DiagnosticsUpload(UploadJob[DiagnosticsStatus]):
+    """GetDiagnostics: DiagnosticsStatusNotification's vocabulary."""
+
+    def __init__(self) -> None:
+        super().__init__(DiagnosticsStatus, {s: s for s in DiagnosticsStatus})
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], now: float) -> tuple[DiagnosticsUpload, DiagnosticsStep]:
+        m = cls()
+        return m, m._restore_upload(record, now)
+
+
+class LogUpload(UploadJob[LogStatus]):
+    """GetLog: LogStatusNotification's vocabulary, the requestId on every status."""
+
+    WHAT = "log upload"
+
+    def __init__(self) -> None:
+        super().__init__(LogStatus, LOG_WORDS)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], now: float) -> tuple[LogUpload, DiagnosticsStep]:
+        m = cls()
+        return m, m._restore_upload(record, now)
+
+    def trigger(self) -> tuple[LogStatus, int | None]:
+        """LogStatusNotification for a trigger: the status and requestId of the upload running, or
+        Idle without a requestId (the white paper: it may be left out only then)."""
+        return self.trigger_status(), self.current.request_id if self.current else None

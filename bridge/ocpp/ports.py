@@ -197,3 +197,29 @@ class CertificateControl(Protocol):
     def switch_when_due(self) -> None:
         """After an Accepted CertificateSigned is on the wire: the new certificate takes over at its
         notBefore, and the link reconnects with it."""
+
+
+# --- logs (security extension: N01, ExtendedTriggerMessage) ---
+
+
+class LogControl(Protocol):
+    """What GetLog and ExtendedTriggerMessage(LogStatusNotification) need (N01)."""
+
+    def request(
+        self, log_type: str, request_id: int, location: str, oldest: float | None, latest: float | None,
+        retries: int | None, retry_interval_s: float | None,
+    ) -> tuple[str, str]:  # fmt: skip
+        """Accepted or AcceptedCanceled (a running upload cancelled), and the filename; ValueError
+        for a request refused."""
+        ...
+
+    def trigger(self) -> tuple[str, int | None]:
+        """The status and requestId a triggered LogStatusNotification says (Idle, None: none runs)."""
+        ...
+
+
+class SignedFirmwareStatus(Protocol):
+    """What ExtendedTriggerMessage(FirmwareStatusNotification) needs: SignedFirmwareStatusNotification's
+    status and requestId (None: no signed update to name, and the field is left out)."""
+
+    def trigger_signed_status(self) -> tuple[str, int | None]: ...

@@ -7,6 +7,9 @@ the archive in a thread (`bridge.diagnostics.build_archive`: streamed, bounded m
 (`bridge.transfer.upload`), then tells the machine the outcome. One timer: the machine's deadline
 (the next attempt after retryInterval). What goes into the archive is the daemon's to say
 (`parts`, set when the daemon builds the charge point; alone, a charge point gives its status).
+
+`UploadRunner` is the shell of any upload machine (`UploadJob`): GetLog's (`runtime/logs.py`) makes
+its file another way, names a failure in its own words and says the requestId with every status.
 """
 
 from __future__ import annotations
@@ -16,20 +19,22 @@ import contextlib
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.clock import Clock
 from bridge.config import DiagnosticsConfig
 from bridge.core.diagnostics import (
     CancelUpload,
     DiagnosticsReport,
+    DiagnosticsRequest,
     DiagnosticsStep,
     DiagnosticsUpload,
     Upload,
     UploadFailed,
+    UploadJob,
     UploadSucceeded,
     UploadSuperseded,
 )
@@ -41,13 +46,109 @@ from bridge.runtime.snapshot import ChargePointSnapshot, devices_json
 from bridge.runtime.transfer_runner import TransferRunner
 from bridge.store import Store
 
+if TYPE_CHECKING:  # bridge.transfer imports aiohttp (~0.1 s of the start): imported when first used
+    from bridge.transfer import TransferError
+
 log = logging.getLogger("bridge.diagnostics")
 
 JOB = "diagnostics"  # its name in the store's job_records
 TRANSFER_TIMEOUT_S = 60.0  # no data for this long in an upload: the attempt failed
+Reader = Callable[[Mapping[str, Any], float], tuple[Any, DiagnosticsStep]]
 
 
-class DiagnosticsRunner(TransferRunner[DiagnosticsUpload]):
+class UploadRunner(TransferRunner[UploadJob[Any]]):
+    """Carries out an upload machine's effects; a subclass makes the file (`_make`)."""
+
+    FILE = "archive"  # what `_make` makes, for messages
+
+    def __init__(
+        self, cp_id: str, clock: Clock, store: Store, outbox: Outbox, spawn: Spawn, *,
+        machine: UploadJob[Any], read: Reader, job_name: str, action: str, uploads: DiagnosticsConfig,
+        log: logging.Logger,
+    ) -> None:  # fmt: skip
+        super().__init__(
+            cp_id, clock, store, outbox, spawn, machine=machine, job_name=job_name, action=action, log=log
+        )
+        self._read = read
+        self._uploads = uploads
+        self._attempt: asyncio.Task[None] | None = None
+
+    def snapshot(self) -> Any:
+        return self._machine.snapshot()
+
+    def restore(self, record: str | None) -> None:
+        """At start, before the charge point runs: the machine as the last run left it."""
+        step = self._restored(record, self._read)
+        if step is not None:
+            self._carry_out(step)
+
+    # -- what a subclass says ---------------------------------------------------------------------
+    def _work_dir(self) -> Path:
+        raise NotImplementedError
+
+    async def _make(self, request: DiagnosticsRequest, dest: Path) -> None:
+        """Write the file to upload at `dest`."""
+        raise NotImplementedError
+
+    def _failed(self, effect: Upload, exc: TransferError) -> UploadFailed:
+        """The machine's event for an upload that failed."""
+        return UploadFailed(effect.job, str(exc))
+
+    # -- the effects ----------------------------------------------------------------------------
+    def _carry_out(self, step: DiagnosticsStep) -> None:
+        if step.changed:
+            self._save()
+        for effect in step.effects:
+            if isinstance(effect, DiagnosticsReport):
+                self._report(str(effect.status), effect.reason, effect.request_id)
+            elif isinstance(effect, Upload):
+                self._attempt = self._spawn(self._upload(effect), f"{self._job_name} upload {effect.job}")
+            elif isinstance(effect, CancelUpload):
+                if self._attempt is not None:
+                    self._attempt.cancel()
+            elif isinstance(effect, UploadSuperseded):
+                self._log.info("%s: a new request replaces the %s upload to %s", self._cp_id, self._job_name,
+                         masked(effect.previous.location))  # fmt: skip
+        self._arm()
+
+    async def _upload(self, effect: Upload) -> None:
+        from bridge.transfer import TransferError, upload
+        from bridge.transfer.urls import parse
+
+        request = effect.request
+        work_dir = self._work_dir()
+        made = work_dir / request.file_name
+        try:
+            parse(request.location)  # a location we cannot send to fails before the file is made
+            work_dir.mkdir(parents=True, exist_ok=True)
+            await self._make(request, made)
+            post = request.location.lower().startswith(tuple(p.lower() for p in self._uploads.post_to))
+            await upload(made, request.location, method="POST" if post else "PUT",
+                         field=self._uploads.post_field, timeout_s=TRANSFER_TIMEOUT_S)  # fmt: skip
+        except TransferError as exc:
+            event: UploadSucceeded | UploadFailed = self._failed(effect, exc)
+        except OSError as exc:
+            event = UploadFailed(effect.job, f"the {self.FILE} could not be made: {exc.strerror or exc}")
+        except Exception as exc:  # a bug or the store failing: the attempt fails, the machine goes on
+            self._log.exception("%s: making the %s file failed", self._cp_id, self._job_name)
+            event = UploadFailed(effect.job, f"the {self.FILE} could not be made: {exc!r}")
+        else:
+            event = UploadSucceeded(effect.job)
+        finally:
+            with contextlib.suppress(OSError):
+                made.unlink()
+        if isinstance(event, UploadFailed):
+            self._log.warning(
+                "%s: %s upload attempt %d failed: %s",
+                self._cp_id,
+                self._job_name,
+                effect.attempt,
+                event.reason,
+            )
+        self._carry_out(self._machine.handle(event, self._now()))
+
+
+class DiagnosticsRunner(UploadRunner):
     def __init__(
         self,
         cp_id: str,
@@ -59,22 +160,21 @@ class DiagnosticsRunner(TransferRunner[DiagnosticsUpload]):
         uploads: DiagnosticsConfig,
     ) -> None:
         super().__init__(
-            cp_id, clock, store, outbox, spawn, machine=DiagnosticsUpload(), job_name=JOB,
-            action="DiagnosticsStatusNotification", log=log,
+            cp_id, clock, store, outbox, spawn, machine=DiagnosticsUpload(),
+            read=DiagnosticsUpload.from_record, job_name=JOB, action="DiagnosticsStatusNotification",
+            uploads=uploads, log=log,
         )  # fmt: skip
-        self._attempt: asyncio.Task[None] | None = None
         self._snapshot = snapshot
-        self._uploads = uploads
         # Set by the daemon (`archive_from`); a charge point alone archives its status only.
         self._logs_dir: Path | None = None
         self._config_text: str | None = None
-        self._work_dir = Path(tempfile.gettempdir())
+        self.work_dir = Path(tempfile.gettempdir())  # where archives are built (and GetLog's files)
 
     def archive_from(self, state_dir: Path, config_text: str | None) -> None:
         """Archives hold the window of the log files in state_dir/logs and the configuration file
         (redacted when archived); they are built in state_dir/diagnostics."""
         self._logs_dir, self._config_text = state_dir / LOGS_DIR, config_text
-        self._work_dir = state_dir / "diagnostics"
+        self.work_dir = state_dir / "diagnostics"
 
     # -- what the handlers and the trigger ask ------------------------------------------------
     def request(
@@ -93,68 +193,22 @@ class DiagnosticsRunner(TransferRunner[DiagnosticsUpload]):
         """DiagnosticsStatusNotification's status for a TriggerMessage: Idle only when nothing runs."""
         return str(self._machine.trigger_status())
 
-    def snapshot(self) -> Any:
-        return self._machine.snapshot()
+    async def build(self, dest: Path, start: float | None, stop: float | None) -> None:
+        """The diagnostics archive of the window [start, stop] (epoch seconds, None: open) at `dest`
+        (GetDiagnostics, and GetLog's DiagnosticsLog)."""
+        snapshot = self._snapshot()
+        store = await self._store.run(self._store.summary, self._cp_id)
+        parts = ArchiveParts(
+            logs_dir=self._logs_dir, start=moment(start), stop=moment(stop), config_text=self._config_text,
+            status=dataclasses.asdict(snapshot), store=store, devices=devices_json(snapshot),
+        )  # fmt: skip
+        await asyncio.to_thread(build_archive, dest, parts)
 
-    def restore(self, record: str | None) -> None:
-        """At start, before the charge point runs: the machine as the last run left it."""
-        step = self._restored(record, DiagnosticsUpload.from_record)
-        if step is not None:
-            self._carry_out(step)
+    def _work_dir(self) -> Path:
+        return self.work_dir
 
-    # -- the effects ----------------------------------------------------------------------------
-    def _carry_out(self, step: DiagnosticsStep) -> None:
-        if step.changed:
-            self._save()
-        for effect in step.effects:
-            if isinstance(effect, DiagnosticsReport):
-                self._report(str(effect.status), effect.reason)
-            elif isinstance(effect, Upload):
-                self._attempt = self._spawn(self._upload(effect), f"diagnostics upload {effect.job}")
-            elif isinstance(effect, CancelUpload):
-                if self._attempt is not None:
-                    self._attempt.cancel()
-            elif isinstance(effect, UploadSuperseded):
-                log.info("%s: a new GetDiagnostics replaces the upload to %s", self._cp_id,
-                         masked(effect.previous.location))  # fmt: skip
-        self._arm()
-
-    async def _upload(self, effect: Upload) -> None:
-        # Imported when first used: aiohttp's import takes ~0.1 s of the start otherwise.
-        from bridge.transfer import TransferError, upload
-
-        request = effect.request
-        archive = self._work_dir / request.file_name
-        try:
-            self._work_dir.mkdir(parents=True, exist_ok=True)
-            snapshot = self._snapshot()
-            store = await self._store.run(self._store.summary, self._cp_id)
-            parts = ArchiveParts(
-                logs_dir=self._logs_dir, start=_moment(request.start_time), stop=_moment(request.stop_time),
-                config_text=self._config_text, status=dataclasses.asdict(snapshot), store=store,
-                devices=devices_json(snapshot),
-            )  # fmt: skip
-            await asyncio.to_thread(build_archive, archive, parts)
-            post = request.location.lower().startswith(tuple(p.lower() for p in self._uploads.post_to))
-            await upload(archive, request.location, method="POST" if post else "PUT",
-                         field=self._uploads.post_field, timeout_s=TRANSFER_TIMEOUT_S)  # fmt: skip
-        except TransferError as exc:
-            event: UploadSucceeded | UploadFailed = UploadFailed(effect.job, str(exc))
-        except OSError as exc:
-            event = UploadFailed(effect.job, f"the archive could not be made: {exc.strerror or exc}")
-        except Exception as exc:  # a bug or the store failing: the attempt fails, the machine goes on
-            log.exception("%s: making the diagnostics archive failed", self._cp_id)
-            event = UploadFailed(effect.job, f"the archive could not be made: {exc!r}")
-        else:
-            event = UploadSucceeded(effect.job)
-        finally:
-            with contextlib.suppress(OSError):
-                archive.unlink()
-        if isinstance(event, UploadFailed):
-            log.warning(
-                "%s: diagnostics upload attempt %d failed: %s", self._cp_id, effect.attempt, event.reason
-            )
-        self._carry_out(self._machine.handle(event, self._now()))
+    async def _make(self, request: DiagnosticsRequest, dest: Path) -> None:
+        await self.build(dest, request.start_time, request.stop_time)
 
 
 def configuration_text(path: str) -> str | None:
@@ -165,5 +219,6 @@ def configuration_text(path: str) -> str | None:
         return None  # a configuration given as text (tests), or a file gone since
 
 
-def _moment(epoch: float | None) -> datetime | None:
+def moment(epoch: float | None) -> datetime | None:
+    """Epoch seconds as an aware datetime (a window's end); None stays None."""
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)

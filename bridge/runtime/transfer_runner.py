@@ -112,8 +112,11 @@ class TransferRunner(Generic[M]):
         record = json.dumps(self._machine.to_record())
         await self._store.run(self._store.save_job_record, self._cp_id, self._job_name, record)
 
-    def _report(self, status: str, reason: str | None) -> None:
+    def _report(self, status: str, reason: str | None, request_id: int | None = None) -> None:
+        """Queue the status notification; `request_id` (GetLog, SignedUpdateFirmware) goes with it."""
         because = f": {reason}" if reason else ""
         self._log.info("%s: %s %s%s", self._cp_id, self._job_name, status, because)
-        payload = {"status": status}
+        payload: dict[str, str | int] = {"status": status}
+        if request_id is not None:
+            payload["requestId"] = request_id
         self._spawn(self._outbox.put(self._action, payload, iso(self._clock.now())), self._action)

@@ -56,10 +56,11 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/local_list.py
+	$(BIN)/python bench/tls.py
 
 # Every benchmark with --quick (seconds each; in `make test`), so one that no longer runs fails the
 # build. Each runs even after another failed; the figures are not judged.
-BENCHES := startup outbox composite polling scale transfer local_list
+BENCHES := startup outbox composite polling scale transfer local_list tls
 bench-quick: $(VENV)/.installed-test
 	@failed=; for b in $(BENCHES); do \
 	  echo "== bench/$$b.py --quick"; $(BIN)/python bench/$$b.py --quick || failed="$$failed $$b"; \

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from bridge.runtime.snapshot import status_json
 from bridge.security import tls
 from bridge.security.tls import DefaultTls, client_context, explain
 from tests.conftest import make_config, running
@@ -231,8 +232,8 @@ async def test_weakened_verification_connects_and_warns(
         config = profile_2(cs, tmp_path, {"ca_file": str(pki.root), setting: False})
         async with running(config) as daemon:
             await cs.wait_for_call("CP-1", "StatusNotification")
-            status = daemon.charge_points["CP-1"].security.link.status()
-            assert [w for w in status["tls_warnings"] if f"tls.{setting} is false" in w]
+            security = status_json(daemon.charge_points["CP-1"].snapshot())["security"]
+            assert [w for w in security["warnings"] if f"tls.{setting} is false" in w], security
         cs.assert_clean()
     assert [r for r in caplog.records if f"tls.{setting} is false" in r.getMessage()]
 
@@ -272,3 +273,23 @@ def test_a_failure_explained_keeps_its_settings_file(pki: TestPki) -> None:
         "InvalidCentralSystemCertificate",
         str(pki.client_ca),
     )
+
+
+async def test_frames_larger_than_the_small_read_buffer_arrive_whole(pki: TestPki) -> None:
+    """The 32 KiB TLS read buffer (asyncio's is 256 KiB per connection) only means more reads."""
+    from asyncio import sslproto
+
+    from websockets.asyncio.server import ServerConnection, serve
+
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    context = client_context(DefaultTls(ca_file=pki.root))
+    assert sslproto.SSLProtocol.max_size == tls.SSL_READ_BUFFER
+    async with serve(echo, "127.0.0.1", 0, ssl=pki.server_context()) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"wss://127.0.0.1:{port}/x", ssl=context, max_size=None) as ws:
+            frame = "x" * 1_000_000 + "end"
+            await ws.send(frame)
+            assert await ws.recv() == frame

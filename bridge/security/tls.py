@@ -105,6 +105,7 @@ def client_context(
     the settings' client_cert/client_key. Raises OSError for a file that cannot be read and
     ssl.SSLError for one that is not what it should be (`bridge.security.pem_files` says which).
     """
+    _small_read_buffers()
     s = settings or DEFAULTS
     if identity is None and s.client_cert is not None and s.client_key is not None:
         identity = (s.client_cert, s.client_key)
@@ -119,6 +120,21 @@ def client_context(
             _cache.pop(next(iter(_cache)))  # the oldest
         _cache[key] = context
     return context
+
+
+# asyncio gives every TLS connection a 256 KiB read buffer (SSLProtocol.max_size), allocated and
+# zeroed at once: 100 charge points on wss:// took 32 MiB more than on ws:// (bench/tls.py), 5,000
+# would take 1.2 GiB. A TLS record holds at most 16 KiB of data, so 32 KiB reads lose nothing; larger
+# frames take more reads. Process-wide (a class attribute of the standard library), set once the
+# first TLS context is made.
+SSL_READ_BUFFER = 32 * 1024
+
+
+def _small_read_buffers() -> None:
+    from asyncio import sslproto
+
+    if sslproto.SSLProtocol.max_size > SSL_READ_BUFFER:
+        sslproto.SSLProtocol.max_size = SSL_READ_BUFFER
 
 
 def _build(

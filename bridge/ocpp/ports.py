@@ -153,6 +153,7 @@ class FirmwareControl(Protocol):
         self, location: str, retrieve_date: float, retries: int | None, retry_interval_s: float | None
     ) -> None: ...
     def trigger_status(self) -> str: ...
+    async def unsigned_refusal(self) -> str | None: ...  # why UpdateFirmware is NotSupported now (L01.FR.20)
 
 
 class LocalListControl(Protocol):
@@ -223,3 +224,19 @@ class SignedFirmwareStatus(Protocol):
     status and requestId (None: no signed update to name, and the field is left out)."""
 
     def trigger_signed_status(self) -> tuple[str, int | None]: ...
+
+
+# --- signed firmware (security extension: L01) ---
+
+
+class SignedFirmwareControl(Protocol):
+    """What SignedUpdateFirmware needs."""
+
+    async def signed_request(
+        self, request_id: int, location: str, retrieve_date: float, install_date: float | None,
+        certificate: str, signature: str, retries: int | None, retry_interval_s: float | None,
+    ) -> str:  # fmt: skip
+        """Accepted, AcceptedCanceled (it replaced an update) or InvalidCertificate (the signing
+        certificate does not chain to an installed ManufacturerRootCertificate); ValueError for a
+        field refused."""
+        ...

@@ -10,6 +10,14 @@ runs any more (`transaction_ended`) or the new release booted (`booted`). The re
 
 Before a restart the record is stored and committed: the new process reads AWAITING_BOOT and knows
 what it is waiting for.
+
+SignedUpdateFirmware (security white paper L01) is the same job with a signed request: its signing
+certificate is checked against the installed ManufacturerRootCertificates before it is accepted
+(`bridge.security.firmware_signature`), the image's signature is verified in a thread after the
+download, its statuses go as SignedFirmwareStatusNotification with the requestId, and its security
+events (InvalidFirmwareSigningCertificate, InvalidFirmwareSignature, FirmwareUpdated) go through the
+charge point's SecurityEvents. While a manufacturer root is installed, unsigned firmware cannot be
+trusted: plain UpdateFirmware is refused (`unsigned_refusal`, L01.FR.20).
 """
 
 from __future__ import annotations
@@ -23,11 +31,12 @@ import tempfile
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from adapters.base import Charger
 from bridge.clock import Clock
 from bridge.config import FirmwareConfig
-from bridge.core.firmware import FirmwareSnapshot, FirmwareState, FirmwareUpdate
+from bridge.core.firmware import FirmwareSnapshot, FirmwareState, FirmwareUpdate, answer
 from bridge.core.firmware_effects import (
     Abandon,
     Download,
@@ -44,9 +53,14 @@ from bridge.core.firmware_effects import (
     Report,
     ResolveInterruptedInstall,
     RollBack,
+    SecurityEvent,
+    SignatureInvalid,
+    SignatureValid,
+    Signed,
     Step,
     Superseded,
     VerifyImage,
+    VerifySignature,
 )
 from bridge.core.transfer_job import masked
 from bridge.firmware.install import Installer, NoInstaller
@@ -55,12 +69,26 @@ from bridge.runtime.effects import Spawn
 from bridge.runtime.transfer_runner import TransferRunner
 from bridge.store import Store
 
+if TYPE_CHECKING:  # the module imports cryptography: only when a signed update comes
+    from bridge.security.firmware_signature import ManufacturerRoots
+
 log = logging.getLogger("bridge.firmware")
 
 JOB = "firmware"  # its name in the store's job_records
+ACTIONS = {False: "FirmwareStatusNotification", True: "SignedFirmwareStatusNotification"}  # by signed
+UNSIGNED_REFUSED = (
+    "a ManufacturerRootCertificate is installed, so firmware must come signed: use SignedUpdateFirmware "
+    "(security white paper L01.FR.20)"
+)
 IMAGES_DIR = "firmware/images"  # under state_dir
 TRANSFER_TIMEOUT_S = 60.0  # no data for this long in a download: the attempt failed
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+class SecurityEventSink(Protocol):
+    """Where security events go (`runtime.security_events.SecurityEvents`)."""
+
+    def emit(self, kind: str, detail: str | None = None) -> None: ...
 
 
 class FirmwareRunner(TransferRunner[FirmwareUpdate]):
@@ -79,7 +107,7 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
         `idle()`: no transaction runs."""
         super().__init__(
             cp_id, clock, store, outbox, spawn, machine=FirmwareUpdate(), job_name=JOB,
-            action="FirmwareStatusNotification", log=log,
+            action=ACTIONS[False], log=log,
         )  # fmt: skip
         self._hold = hold
         self._idle = idle
@@ -89,11 +117,19 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
         self._installer: Installer = NoInstaller()
         self._images = Path(tempfile.gettempdir()) / f"ocpp-bridge-{_SAFE_NAME.sub('_', cp_id)}-firmware"
         self._restart: Callable[[], None] | None = None
+        # Set by the security extension (`sign_with`); without roots nothing signed is accepted.
+        self._roots: ManufacturerRoots | None = None
+        self._events: SecurityEventSink | None = None
 
     def install_with(self, installer: Installer, state_dir: Path, restart: Callable[[], None]) -> None:
         """The configured kind of install; images go to state_dir/firmware/images; `restart` stops
         the daemon so that the service starts again (into a new release)."""
         self._installer, self._images, self._restart = installer, state_dir / IMAGES_DIR, restart
+
+    def sign_with(self, roots: ManufacturerRoots, events: SecurityEventSink) -> None:
+        """The security extension: the manufacturer roots signed firmware must chain to, and where the
+        security events of an update go."""
+        self._roots, self._events = roots, events
 
     # -- what the handlers, the trigger and the charge point ask --------------------------------
     def request(
@@ -104,9 +140,38 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
         step = self._machine.request(location, retrieve_date, retries, retry_interval_s, self._now())
         self._carry_out(step)
 
+    async def signed_request(
+        self, request_id: int, location: str, retrieve_date: float, install_date: float | None,
+        certificate: str, signature: str, retries: int | None, retry_interval_s: float | None,
+    ) -> str:  # fmt: skip
+        """SignedUpdateFirmware's answer: InvalidCertificate (and its security event) unless the signing
+        certificate chains to an installed manufacturer root; Accepted or AcceptedCanceled (it replaced
+        an update) otherwise. ValueError for a request the machine refuses."""
+        from bridge.security.firmware_signature import SigningCertificateError, check_signing_certificate
+
+        signed = Signed(request_id, certificate, signature, install_date)  # a bad field before the check
+        try:
+            check_signing_certificate(certificate, await self._manufacturer_roots(), self._clock.now())
+        except SigningCertificateError as exc:
+            self._emit(SecurityEvent("InvalidFirmwareSigningCertificate", str(exc)))
+            return "InvalidCertificate"
+        step = self._machine.request(location, retrieve_date, retries, retry_interval_s, self._now(), signed)
+        self._carry_out(step)
+        return answer(step)
+
+    async def unsigned_refusal(self) -> str | None:
+        """Why plain UpdateFirmware is refused now (a manufacturer root is installed), or None."""
+        return UNSIGNED_REFUSED if await self._manufacturer_roots() else None
+
     def trigger_status(self) -> str:
         """FirmwareStatusNotification's status for a TriggerMessage: Idle only when nothing runs."""
         return str(self._machine.trigger_status())
+
+    def trigger_signed_status(self) -> tuple[str, int | None]:
+        """SignedFirmwareStatusNotification's status and requestId for an ExtendedTriggerMessage: the
+        running signed update's (a plain one's status, and no requestId, when none runs)."""
+        status, request_id = self._machine.signed_trigger_status()
+        return str(status), request_id
 
     def snapshot(self) -> FirmwareSnapshot:
         return self._machine.snapshot()
@@ -145,7 +210,8 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
             self._save()
         for effect in step.effects:
             if isinstance(effect, Report):
-                self._report(str(effect.status), effect.reason)
+                self._action = ACTIONS[effect.request_id is not None]  # the flavour's notification
+                self._report(str(effect.status), effect.reason, effect.request_id)
             elif isinstance(effect, Download):
                 self._download = self._spawn(self._download_image(effect), f"firmware download {effect.job}")
             elif isinstance(effect, Abandon):
@@ -157,6 +223,10 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
             elif isinstance(effect, Install | ResolveInterruptedInstall):
                 interrupted = isinstance(effect, ResolveInterruptedInstall)
                 self._spawn(self._install(effect.job, Path(effect.file), interrupted), "firmware install")
+            elif isinstance(effect, VerifySignature):
+                self._spawn(self._verify(effect), "firmware signature")
+            elif isinstance(effect, SecurityEvent):
+                self._emit(effect)
             elif isinstance(effect, VerifyImage):
                 if not Path(effect.file).is_file():
                     self._handle(InstallFailed(effect.job, "the downloaded image is gone"))
@@ -194,6 +264,30 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
                 "%s: firmware download attempt %d failed: %s", self._cp_id, effect.attempt, event.reason
             )
         self._handle(event)
+
+    async def _verify(self, effect: VerifySignature) -> None:
+        from cryptography.exceptions import InvalidSignature
+
+        from bridge.security.firmware_signature import verify_image
+
+        try:
+            await asyncio.to_thread(verify_image, Path(effect.file), effect.certificate, effect.signature)
+        except InvalidSignature as exc:
+            event: SignatureValid | SignatureInvalid = SignatureInvalid(effect.job, str(exc))
+        except (OSError, ValueError) as exc:
+            event = SignatureInvalid(effect.job, f"the image could not be checked: {exc}")
+        else:
+            event = SignatureValid(effect.job)
+        self._handle(event)
+
+    async def _manufacturer_roots(self) -> list[bytes]:
+        return [] if self._roots is None else await asyncio.to_thread(self._roots.manufacturer_roots)
+
+    def _emit(self, event: SecurityEvent) -> None:
+        if self._events is not None:
+            self._events.emit(event.kind, event.detail)
+        else:
+            log.info("%s: security event %s: %s", self._cp_id, event.kind, event.detail)
 
     async def _install(self, job: int, image: Path, interrupted: bool) -> None:
         installer = self._installer

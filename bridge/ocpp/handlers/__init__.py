@@ -9,6 +9,7 @@
 - `logs.py`: the security extension's GetLog (N01);
 - `extended_trigger.py`: the security extension's ExtendedTriggerMessage (on `remote_trigger`'s logic).
 - `certificates.py`: Install/DeleteCertificate, GetInstalledCertificateIds, CertificateSigned (M03-M05, A02).
+- `signed_firmware.py`: the security extension's SignedUpdateFirmware (L01).
 The security extension gets a module of its own. A newcomer finds
 the code for any OCPP message in one guess.
 

@@ -21,11 +21,16 @@ class FirmwareHandlers:
         self._firmware = firmware
 
     @on(Action.update_firmware)
-    def update_firmware(
+    async def update_firmware(
         self, location: str, retrieve_date: str, retries: int | None = None,
         retry_interval: int | None = None, **_: Any,
     ) -> call_result.UpdateFirmware:  # fmt: skip
-        """An empty conf; the download starts at retrieveDate (D5), and replaces an update pending."""
+        """An empty conf; the download starts at retrieveDate (D5), and replaces an update pending.
+        NotSupported while a ManufacturerRootCertificate is installed: firmware must come signed then
+        (SignedUpdateFirmware, security white paper L01.FR.20)."""
+        refusal = await self._firmware.unsigned_refusal()
+        if refusal is not None:
+            raise OcppError(ErrorCode.NOT_SUPPORTED, refusal)
         try:
             when = _epoch(retrieve_date, "retrieveDate")
             assert when is not None

@@ -5,6 +5,8 @@ signature (RSA-PSS, RSA PKCS#1 v1.5, ECDSA in DER or raw), hashed from the file.
 from __future__ import annotations
 
 import base64
+import shutil
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -111,3 +113,30 @@ def test_the_check_uses_the_time_it_is_given(pki: SigningPki) -> None:
     later = datetime(2100, 1, 1, tzinfo=UTC)
     with pytest.raises(SigningCertificateError, match="expired"):
         check_signing_certificate(pki.rsa.pem, [pki.root_pem], later)
+
+
+@pytest.mark.parametrize(
+    ("which", "options"),
+    [
+        ("rsa", ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:-1"]),  # as docs/security.md
+        ("rsa", []),  # PKCS#1 v1.5, openssl's default
+        ("ec", []),  # ECDSA, DER
+    ],
+)
+def test_signatures_made_by_openssl_as_the_docs_show_verify(
+    pki: SigningPki, tmp_path: Path, which: str, options: list[str]
+) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (Debian package openssl)")
+    signer: Signer = getattr(pki, which)
+    key = tmp_path / "signing.key"
+    key.write_bytes(
+        signer.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    image, sig = tmp_path / "fw.bin", tmp_path / "fw.sig"
+    image.write_bytes(IMAGE)
+    argv = ["openssl", "dgst", "-sha256", "-sign", str(key), *options, "-out", str(sig), str(image)]
+    subprocess.run(argv, check=True, capture_output=True)
+    verify_image(image, signer.pem, base64.b64encode(sig.read_bytes()).decode())

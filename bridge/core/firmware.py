@@ -22,17 +22,12 @@ where none were held); the shell keeps those the central system made Inoperative
 Retries and their defaults (one re-try, 60 s apart) are `transfer_job.RetryRule`'s; the events
 and effects are in `firmware_effects`.
 
-The signed flavour (SignedUpdateFirmware, security white paper L01) is the same machine with a
-`Signed` request: its table is `SIGNED_TABLE` (its own rows first, then TABLE's other rows) and
-its reports carry the requestId (SignedFirmwareStatusNotification). After the download it VERIFIES
-the signature (the shell does, in a thread): SignatureVerified, or InvalidSignature and the job ends;
-then INSTALL_SCHEDULED until installDateTime (at once without one; InstallScheduled is reported only
-for a time still to come), then DOWNLOADED as above, so the install waits for charging to end like a
-plain one. Its own reports: DownloadScheduled (a retrieveDateTime still to come), SignatureVerified,
-InstallScheduled, InstallRebooting (the bridge restarts into a new release) and
-InstallVerificationFailed (the new release did not boot and was rolled back). Both flavours emit the
-FirmwareUpdated security event when an install succeeds; InvalidSignature emits
-InvalidFirmwareSignature. A restart during the verification verifies again.
+The signed flavour (SignedUpdateFirmware, L01): a `Signed` request, its table `SIGNED_TABLE` (its
+rows, then TABLE's others), its reports with the requestId. After the download it is VERIFYING (the
+shell checks the signature): SignatureVerified, or InvalidSignature and the end; INSTALL_SCHEDULED
+until installDateTime (reported only when still to come), then DOWNLOADED as above. Also its own:
+DownloadScheduled, InstallRebooting, InstallVerificationFailed (a release rolled back). Installed
+emits FirmwareUpdated (either flavour); a restart while VERIFYING verifies again.
 
 A new request replaces the job (`Superseded` says how): not started (SCHEDULED, RETRY_WAIT) ->
 dropped; DOWNLOADING or DOWNLOADED -> cancelled (the shell stops it and deletes the file; held

@@ -221,6 +221,7 @@ class ChargePoint:
         # After the transactions: a resumed one keeps its TxProfile.
         await self.smart.restore(stored.charging_profiles)
         self.diagnostics.restore(stored.job_records.get(DIAGNOSTICS_JOB))
+        self.security.restore(stored.job_records)  # a GetLog waiting for its next attempt
         await self.firmware.restore(stored.job_records.get(FIRMWARE_JOB))  # after the transactions
 
     # -- lifecycle -----------------------------------------------------------

@@ -94,7 +94,17 @@ def _load(path: str) -> object:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
+        from bridge.config.rules_tls import tls_report
+
         config = _load(args.config)
+        problems, warnings = tls_report(config)  # type: ignore[arg-type]
+        for line in warnings:
+            print(f"{args.config}: warning: {line}")
+        if problems:  # a certificate out of its dates: `run` would start, but the link cannot work
+            print(f"error: {args.config} is not valid:", file=sys.stderr)
+            for line in problems:
+                print(f"{args.config}: {line}", file=sys.stderr)
+            return 2
         count = len(config.charge_points)  # type: ignore[attr-defined]
         print(f"{args.config}: valid ({count} charge point{'s' if count != 1 else ''})")
         return 0
@@ -152,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
                   "the service can create and write", file=sys.stderr)  # fmt: skip
             return 2
         log_files = _log_files(config)
+        from bridge.config.rules_tls import tls_report
+
+        for line in (lines := tls_report(config))[0] + lines[1]:  # type: ignore[arg-type]
+            logging.getLogger("bridge.security").warning("%s", line)  # starts anyway: charging goes on
         try:
             asyncio.run(daemon.run())
         except KeyboardInterrupt:

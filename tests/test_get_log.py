@@ -189,7 +189,6 @@ async def test_statuses_wait_in_the_outbox_through_an_outage(tmp_path: Path) -> 
         await cs.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="ChargePoint.restore does not call security.restore yet (wiring)")
 async def test_a_restart_between_attempts_keeps_the_upload_going(tmp_path: Path) -> None:
     home = tmp_path / "ftp"
     home.mkdir()

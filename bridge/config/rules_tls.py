@@ -1,9 +1,9 @@
 """The rules of a charge point's `tls:` block, and of its security profile against its URL.
 
 The block's files are read here (through bridge.security.pem_files): they exist, parse as PEM, the
-key matches the certificate, the certificate has not expired, the key is 0600 or stricter. A
-certificate that ends within 30 days is no error: `tls_warnings` says so (with the weakened
-verifications), for `check` and the log.
+key matches the certificate, the key is 0600 or stricter. Whether a certificate is valid *today* is
+`tls_report`'s: an expired one fails `check` and is logged by `run`, which starts anyway; one that ends
+within 30 days is a warning (with the weakened verifications).
 
 The profile (`ocpp: SecurityProfile`, default 0) must fit the URL and what the file gives: 1 is HTTP
 Basic over ws://, 2 HTTP Basic over wss://, 3 a client certificate over wss://. A `tls:` block with a
@@ -31,7 +31,7 @@ def _tls(ck: _Checker, raw: Any, path: str) -> Any:
     tls = ck.build(TlsConfig, raw, path, special)
     if tls is _BAD:
         return _BAD
-    errors = [f for f in _findings(tls) if not f.warning]
+    errors = [f for f in _findings(tls) if not f.warning and not f.dated]  # dated: tls_report
     for finding in errors:
         ck.add(_join(path, finding.setting), finding.message)
     return _BAD if errors else tls
@@ -74,13 +74,21 @@ def profile_problems(cp: ChargePointConfig) -> list[tuple[str, str]]:
     return []
 
 
-def tls_warnings(config: Config, now: datetime.datetime | None = None) -> list[str]:
-    """What works but should be acted on, one line each with the charge point: certificates that end
-    within 30 days, verification weakened by verify_server or check_hostname false."""
-    lines: list[str] = []
+def tls_report(config: Config, now: datetime.datetime | None = None) -> tuple[list[str], list[str]]:
+    """(problems of the date, warnings), one line each with the charge point. Problems: a certificate
+    expired or not valid yet: `check` fails on them, `run` logs them and starts (refusing to start would
+    stop local charging too). Warnings: certificates that end within 30 days, verification weakened by
+    verify_server or check_hostname false."""
+    problems: list[str] = []
+    warnings: list[str] = []
     for cp in config.charge_points:
         if cp.tls is None:
             continue
-        lines += [f"{cp.id}: tls.{f.setting}: {f.message}" for f in _findings(cp.tls, now) if f.warning]
-        lines += [f"{cp.id}: {text}" for text in tls_context.warnings(cp.tls)]
-    return lines
+        for f in _findings(cp.tls, now):
+            line = f"{cp.id}: tls.{f.setting}: {f.message}"
+            if f.dated:
+                problems.append(line)
+            elif f.warning:
+                warnings.append(line)
+        warnings += [f"{cp.id}: {text}" for text in tls_context.warnings(cp.tls)]
+    return problems, warnings

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -87,9 +88,13 @@ class LinkSecurity:
         context = None
         if url.startswith("wss:"):
             self._warn_once()
-            identity = self.identity(self._now()) if profile in (0, 3) else None
-            roots = self.roots()
-            context = await asyncio.to_thread(tls.client_context, self._cfg.tls, roots, identity)
+            now = self._now()
+
+            def build() -> ssl.SSLContext:  # reads files (the store's roots and certificate): a thread
+                identity = self.identity(now) if profile in (0, 3) else None
+                return tls.client_context(self._cfg.tls, self.roots(), identity)
+
+            context = await asyncio.to_thread(build)
         return ConnectOptions(url, password, self._cfg.password_format, context, profile)
 
     def opened(self, options: ConnectOptions) -> None:

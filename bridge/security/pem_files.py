@@ -27,6 +27,9 @@ class Finding:
     setting: str  # "ca_file", "client_cert" or "client_key"
     message: str
     warning: bool = False  # True: the file works today, but someone has to act soon
+    # True: a matter of the date (expired, not valid yet): `check` refuses it, `run` starts anyway
+    # and says so (the charge point keeps charging offline; a restart must not stop it).
+    dated: bool = False
 
 
 def check_files(
@@ -85,9 +88,10 @@ def _when(moment: datetime.datetime) -> str:
 def _validity(cert: x509.Certificate, what: str, setting: str, now: datetime.datetime) -> list[Finding]:
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     if end < now:
-        return [Finding(setting, f"{what} expired on {_when(end)}: renew it")]
+        return [Finding(setting, f"{what} expired on {_when(end)}: renew it", dated=True)]
     if start > now:
-        return [Finding(setting, f"{what} is not valid before {_when(start)}: is this device's clock right?")]
+        problem = f"{what} is not valid before {_when(start)}: is this device's clock right?"
+        return [Finding(setting, problem, dated=True)]
     if end - now < SOON:
         days = (end - now).days
         return [Finding(setting, f"{what} expires on {_when(end)} (in {days} days): renew it", warning=True)]
@@ -104,7 +108,8 @@ def _ca_file(path: Path, now: datetime.datetime) -> list[Finding]:
         return problems
     current = [c for c in certs if c.not_valid_after_utc >= now]
     if not current:
-        return [Finding("ca_file", f"{path}: every certificate in it has expired: put the current CA in it")]
+        problem = f"{path}: every certificate in it has expired: put the current CA in it"
+        return [Finding("ca_file", problem, dated=True)]
     findings: list[Finding] = []
     for cert in current:
         findings += [f for f in _validity(cert, f"{path}: {_subject(cert)}", "ca_file", now) if f.warning]

@@ -116,11 +116,13 @@ class UploadRunner(TransferRunner[UploadJob[Any]]):
         from bridge.transfer.urls import parse
 
         request = effect.request
-        work_dir = self._work_dir()
-        made = work_dir / request.file_name
+        # A folder per job: a request that replaces a running one within the same second has the
+        # same file name, and the replaced attempt's clean-up must not take the new one's file.
+        spool = self._work_dir() / f"{self._job_name}-{effect.job}"
+        made = spool / request.file_name
         try:
             parse(request.location)  # a location we cannot send to fails before the file is made
-            work_dir.mkdir(parents=True, exist_ok=True)
+            spool.mkdir(parents=True, exist_ok=True)
             await self._make(request, made)
             post = request.location.lower().startswith(tuple(p.lower() for p in self._uploads.post_to))
             await upload(made, request.location, method="POST" if post else "PUT",
@@ -137,6 +139,7 @@ class UploadRunner(TransferRunner[UploadJob[Any]]):
         finally:
             with contextlib.suppress(OSError):
                 made.unlink()
+                spool.rmdir()
         if isinstance(event, UploadFailed):
             self._log.warning(
                 "%s: %s upload attempt %d failed: %s",

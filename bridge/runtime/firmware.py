@@ -210,8 +210,8 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
             self._save()
         for effect in step.effects:
             if isinstance(effect, Report):
-                self._action = ACTIONS[effect.request_id is not None]  # the flavour's notification
-                self._report(str(effect.status), effect.reason, effect.request_id)
+                action = ACTIONS[effect.request_id is not None]  # the flavour's notification
+                self._report(str(effect.status), effect.reason, effect.request_id, action)
             elif isinstance(effect, Download):
                 self._download = self._spawn(self._download_image(effect), f"firmware download {effect.job}")
             elif isinstance(effect, Abandon):

@@ -112,11 +112,15 @@ class TransferRunner(Generic[M]):
         record = json.dumps(self._machine.to_record())
         await self._store.run(self._store.save_job_record, self._cp_id, self._job_name, record)
 
-    def _report(self, status: str, reason: str | None, request_id: int | None = None) -> None:
-        """Queue the status notification; `request_id` (GetLog, SignedUpdateFirmware) goes with it."""
+    def _report(
+        self, status: str, reason: str | None, request_id: int | None = None, action: str | None = None
+    ) -> None:
+        """Queue the status notification; `request_id` (GetLog, SignedUpdateFirmware) goes with it;
+        `action`: another notification than the runner's own (a signed update's)."""
         because = f": {reason}" if reason else ""
         self._log.info("%s: %s %s%s", self._cp_id, self._job_name, status, because)
         payload: dict[str, str | int] = {"status": status}
         if request_id is not None:
             payload["requestId"] = request_id
-        self._spawn(self._outbox.put(self._action, payload, iso(self._clock.now())), self._action)
+        action = action or self._action
+        self._spawn(self._outbox.put(action, payload, iso(self._clock.now())), action)

@@ -32,7 +32,7 @@ class FirmwareHandlers:
         if refusal is not None:
             raise OcppError(ErrorCode.NOT_SUPPORTED, refusal)
         try:
-            when = _epoch(retrieve_date, "retrieveDate")
+            when = epoch(retrieve_date, "retrieveDate")
             assert when is not None
             self._firmware.request(location, when, retries, retry_interval)
         except ValueError as exc:
@@ -50,16 +50,17 @@ class FirmwareHandlers:
                 location,
                 retries,
                 retry_interval,
-                _epoch(start_time, "startTime"),
-                _epoch(stop_time, "stopTime"),
+                epoch(start_time, "startTime"),
+                epoch(stop_time, "stopTime"),
             )
         except ValueError as exc:
             raise OcppError(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, str(exc)) from None
         return call_result.GetDiagnostics(file_name=name)
 
 
-def _epoch(value: str | None, name: str) -> float | None:
-    """An OCPP dateTime as epoch seconds."""
+def epoch(value: str | None, name: str) -> float | None:
+    """An OCPP dateTime as epoch seconds (ValueError naming the field); the security extension's
+    handlers read theirs with it too."""
     if value is None:
         return None
     try:

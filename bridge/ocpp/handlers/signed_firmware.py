@@ -13,7 +13,7 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from bridge.ocpp.errors import ErrorCode, OcppError
-from bridge.ocpp.handlers.firmware import _epoch as epoch  # the dateTimes as firmware reads them
+from bridge.ocpp.handlers.firmware import epoch
 from bridge.ocpp.ports import SignedFirmwareControl
 
 

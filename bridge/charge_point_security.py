@@ -6,7 +6,9 @@ composed here so that `bridge/chargepoint.py` wires them with one line:
   AuthorizationKey (A01), the TLS context (`runtime/link_security.py`);
 - `certificates`: the certificate store, InstallCertificate, DeleteCertificate,
   GetInstalledCertificateIds, SignCertificate / CertificateSigned and renewal (A02, A03, M03-M05);
-- `logs`: GetLog and LogStatusNotification (N01); `signed_firmware`: SignedUpdateFirmware (L01).
+- `logs`: GetLog and LogStatusNotification (N01), and ExtendedTriggerMessage's handler;
+- SignedUpdateFirmware (L01) is the charge point's FirmwareRunner's signed flavour: given the
+  manufacturer roots and the events here.
 
 No part keeps a task while it has nothing to do: 5,000 charge points run in one daemon.
 """

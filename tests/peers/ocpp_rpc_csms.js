@@ -4,15 +4,18 @@
 // the library's bundled OCPP 1.6 JSON schemas). Driven by tests/peers/rpc_peer.py.
 //
 //   node ocpp_rpc_csms.js [--port N] [--boot-status Accepted|Pending|Rejected] [--interval N]
-//                         [--password P] [--invalid-tags A,B] [--firmware-management]
+//                         [--password P] [--invalid-tags A,B] [--firmware-management] [--security]
 //
 // --firmware-management handles (so strict mode validates) the FirmwareManagement profile's
 // DiagnosticsStatusNotification and FirmwareStatusNotification; without it they get NotImplemented.
+// --security handles the security extension's four charge-point-initiated messages the same way:
+// SecurityEventNotification, SignCertificate (answered Accepted), LogStatusNotification and
+// SignedFirmwareStatusNotification.
 //
 // Endpoint: ws://127.0.0.1:<port>/ocpp/<identity>, subprotocol "ocpp1.6" required.
-// stdout: one JSON object per line per event ("listening" first). stdin: one JSON command per
-// line, {"id", "identity", "method", "params", "timeoutMs"?}, answered by a "result" or "error"
-// event carrying the same id. Exits on SIGTERM, SIGINT and when stdin closes.
+// stdout: one JSON object per line per event ("listening" first; "answer" for each reply to a CALL).
+// stdin: one JSON command per line, {"id", "identity", "method", "params", "timeoutMs"?}, answered
+// by a "result" or "error" event carrying the same id. Exits on SIGTERM, SIGINT and when stdin closes.
 'use strict';
 const readline = require('node:readline');
 const { parseArgs } = require('node:util');
@@ -26,6 +29,7 @@ const { values: opts } = parseArgs({
         password: { type: 'string' },
         'invalid-tags': { type: 'string', default: '' },
         'firmware-management': { type: 'boolean', default: false },
+        security: { type: 'boolean', default: false },
     },
 });
 const port = Number(opts.port);
@@ -34,7 +38,7 @@ const bootStatus = opts['boot-status'];
 const invalidTags = new Set(opts['invalid-tags'].split(',').filter(Boolean));
 if (!Number.isInteger(port) || !Number.isInteger(interval) || !['Accepted', 'Pending', 'Rejected'].includes(bootStatus)) {
     process.stderr.write('usage: ocpp_rpc_csms.js [--port N] [--boot-status Accepted|Pending|Rejected] '
-        + '[--interval N] [--password P] [--invalid-tags A,B] [--firmware-management]\n');
+        + '[--interval N] [--password P] [--invalid-tags A,B] [--firmware-management] [--security]\n');
     process.exit(2);
 }
 
@@ -75,6 +79,15 @@ server.on('client', (client) => {
         const [, messageId, method, params] = payload;
         emit({ event: 'call', identity, method, params, messageId, time: now() });
     });
+    // 'response' fires for every frame answering an inbound CALL, as sent: a CALLRESULT proves the
+    // CALL passed strict validation and had a handler.
+    client.on('response', ({ outbound, payload }) => {
+        if (!outbound) return;
+        const [type, messageId, ...rest] = payload;
+        emit(type === 3
+            ? { event: 'answer', identity, messageId, result: rest[0] }
+            : { event: 'answer', identity, messageId, code: rest[0], error: rest[1] });
+    });
     client.on('strictValidationFailure', (e) => emit({
         event: 'strictValidationFailure', identity, method: e.method, messageId: e.messageId,
         outbound: e.outbound, isCall: e.isCall, code: e.error.rpcErrorCode, error: e.error.message,
@@ -104,6 +117,12 @@ server.on('client', (client) => {
     if (opts['firmware-management']) {
         client.handle('DiagnosticsStatusNotification', () => ({}));
         client.handle('FirmwareStatusNotification', () => ({}));
+    }
+    if (opts.security) {
+        client.handle('SecurityEventNotification', () => ({}));
+        client.handle('SignCertificate', () => ({ status: 'Accepted' }));
+        client.handle('LogStatusNotification', () => ({}));
+        client.handle('SignedFirmwareStatusNotification', () => ({}));
     }
 });
 

@@ -13,9 +13,12 @@ Usage::
         assert answer["result"] == {"status": "Accepted"}
 
 Events (``peer.events``, one dict per line the process printed, in order): ``listening``,
-``connect``, ``call``, ``strictValidationFailure``, ``badMessage``, ``close``, ``auth_rejected``,
-``result`` and ``error``. With ``firmware_management=True`` the central system answers (and so
-validates) DiagnosticsStatusNotification and FirmwareStatusNotification; without, NotImplemented.
+``connect``, ``call``, ``answer`` (the peer's reply to a CALL: ``result`` for a CALLRESULT, ``code``
+for a CALLERROR), ``strictValidationFailure``, ``badMessage``, ``close``, ``auth_rejected``, ``result``
+and ``error``. With ``firmware_management=True`` the central system answers (and so
+validates) DiagnosticsStatusNotification and FirmwareStatusNotification; with ``security=True`` the
+security extension's SecurityEventNotification, SignCertificate (Accepted), LogStatusNotification and
+SignedFirmwareStatusNotification; without, NotImplemented (unvalidated).
 Node.js and ``npm ci`` in this folder (``make test`` does it) are required.
 """
 
@@ -68,6 +71,7 @@ class OcppRpcPeer:
         invalid_tags: Iterable[str] = (),
         firmware_management: bool = False,
         *,
+        security: bool = False,
         node: str = "node",
         start_timeout: float = 10.0,
     ) -> None:
@@ -76,6 +80,7 @@ class OcppRpcPeer:
         self.password = password
         self.invalid_tags = tuple(invalid_tags)
         self.firmware_management = firmware_management
+        self.security = security
         self.events: list[Event] = []
         self.port: int = 0
         self._node = node
@@ -128,6 +133,8 @@ class OcppRpcPeer:
             args += ["--invalid-tags", ",".join(self.invalid_tags)]
         if self.firmware_management:
             args.append("--firmware-management")
+        if self.security:
+            args.append("--security")
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 self._node,
@@ -247,6 +254,15 @@ class OcppRpcPeer:
             if e.get("event") == "call"
             and (method is None or e.get("method") == method)
             and (identity is None or e.get("identity") == identity)
+        ]
+
+    def answers(self, method: str, identity: str | None = None) -> list[Event]:
+        """The ``answer`` events replying to the CALLs of ``method`` received so far, in order."""
+        ids = {(c["identity"], c["messageId"]) for c in self.calls(method, identity)}
+        return [
+            e
+            for e in self.events
+            if e.get("event") == "answer" and (e.get("identity"), e.get("messageId")) in ids
         ]
 
     # -- central-system-initiated calls ------------------------------------------------------------

@@ -15,7 +15,8 @@ No part keeps a task while it has nothing to do: 5,000 charge points run in one 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from bridge import __version__
@@ -42,6 +43,8 @@ from bridge.security.cert_store import certificates_directory
 from bridge.security.security_log import SecurityLog, security_log_path
 from bridge.store import Store
 
+SETTING_TIME_MIN_S = 60.0
+
 
 class ChargePointSecurity:
     def __init__(
@@ -59,7 +62,15 @@ class ChargePointSecurity:
         triggers: Triggers,  # what ExtendedTriggerMessage shares with TriggerMessage
     ) -> None:
         self._cfg = cfg
+        self._clock = clock
         self.events = SecurityEvents(cfg.id, clock, outbox, session, spawn, self._events_pushed)
+        self._offset_seen = clock.offset_s
+        self._unwatch: Callable[[], None] | None = None
+        # Events from the parts that know nothing of security: a malformed CALL, the outbox full.
+        session.on_invalid_message = functools.partial(self.events.emit, "InvalidMessages")
+        outbox.on_bound = lambda dropped: self.events.emit(
+            "MemoryExhaustion", f"the outbox is full ({outbox.bound} messages): {dropped} MeterValues dropped"
+        )
         self.link = LinkSecurity(cfg, configuration, self.events, session, spawn, clock.now)
         self.handlers: list[object] = []  # the security extension's OCPP handlers
         self.certificates = Certificates(
@@ -115,6 +126,18 @@ class ChargePointSecurity:
     def started(self) -> None:
         """The charge point starts (the daemon's start, a restart after Reset or an update)."""
         self.events.emit("StartupOfTheDevice", f"ocpp-bridge {__version__}")
+        self._offset_seen = self._clock.offset_s
+        self._unwatch = self._clock.watch(self._clock_moved)
+
+    def _clock_moved(self) -> None:
+        """SettingSystemTime: the bridge's time was set from the central system's by a minute or more
+        (smaller corrections are the usual drift of a Pi without a real-time clock)."""
+        moved = self._clock.offset_s - self._offset_seen
+        if abs(moved) >= SETTING_TIME_MIN_S:
+            self._offset_seen = self._clock.offset_s
+            self.events.emit(
+                "SettingSystemTime", f"the time was set {moved:+.0f} s from the central system's"
+            )
 
     def reset(self, hard: bool) -> None:
         self.events.emit("ResetOrReboot", f"{'hard' if hard else 'soft'} Reset from the central system")
@@ -123,4 +146,6 @@ class ChargePointSecurity:
         self.link.configuration_changed(key)
 
     def close(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
         self.events.close()

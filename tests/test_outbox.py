@@ -223,6 +223,17 @@ async def test_the_bound_is_kept_by_the_store_oldest_meter_values_first(store: S
     store.close()
 
 
+async def test_the_bound_tells_its_listener_as_it_warns(store: Store) -> None:
+    """The first drop (and every thousandth) is told: the security event MemoryExhaustion."""
+    messages, _ = transaction_messages(store, max_queued=3)
+    told: list[int] = []
+    messages.outbox.on_bound = told.append
+    await messages.start(1, 1, "TAG", 0, "2026-01-01T00:00:00.000Z")
+    for n in range(1, 6):
+        await messages.meter_values(1, 1, float(n), f"2026-01-01T00:00:0{n}.000Z", [{"value": str(n)}])
+    assert messages.dropped_meter_values == 3 and told == [1]
+
+
 async def test_the_bound_never_drops_the_meter_values_on_its_way(store: Store) -> None:
     messages, _ = transaction_messages(store, max_queued=3)
     await messages.start(1, 1, "TAG", 0, "2026-01-01T00:00:00.000Z")

@@ -130,3 +130,23 @@ async def test_a_critical_event_survives_a_kill_9(tmp_path: Path) -> None:
     assert len(sent(cs, "StartupOfTheDevice")) == 2
     first_at, second_at = (e["timestamp"] for e in sent(cs, "StartupOfTheDevice"))
     assert first_at < second_at  # the older one first: the outbox keeps the order
+
+
+async def test_a_malformed_call_a_time_set_and_a_full_outbox_are_events(tmp_path: Path) -> None:
+    """InvalidMessages for a CALL refused as not valid OCPP (not for one merely not supported);
+    SettingSystemTime when the central system's time moves the bridge's by a minute or more;
+    MemoryExhaustion when the outbox reaches its bound."""
+    async with StrictCentralSystem() as cs:
+        cs.clock_offset_s = 3600.0  # the central system is an hour ahead: the boot answer sets the time
+        async with running(make_config(cs.url, tmp_path, security_events="on")) as daemon:
+            await cs.wait_until(lambda: sent(cs, "SettingSystemTime"), what="SettingSystemTime")
+            await cs.send_raw("CP-1", '[2,"bad-1","ChangeConfiguration",{"key":5,"value":"1"}]')
+            await cs.wait_until(lambda: sent(cs, "InvalidMessages"), what="InvalidMessages")
+            daemon.charge_points["CP-1"].messages.outbox.on_bound(1)  # as the bound's first drop tells it
+            await cs.wait_until(lambda: sent(cs, "MemoryExhaustion"), what="MemoryExhaustion")
+    (time_set,) = sent(cs, "SettingSystemTime")
+    assert time_set["techInfo"].startswith("the time was set +3600 s") or "+3599" in time_set["techInfo"]
+    (invalid,) = sent(cs, "InvalidMessages")
+    assert invalid["techInfo"].startswith("TypeConstraintViolation: ")
+    (full,) = sent(cs, "MemoryExhaustion")
+    assert full["techInfo"] == "the outbox is full (50000 messages): 1 MeterValues dropped"

@@ -81,6 +81,10 @@ def _time_up(future: asyncio.Future[Any], why: str) -> None:
         future.set_exception(CallTimeout(why))
 
 
+# CALLERRORs that say nothing against the CALL: a known action not supported, our own failure.
+_NOT_INVALID = frozenset({ErrorCode.NOT_SUPPORTED, ErrorCode.INTERNAL_ERROR})
+
+
 class Endpoint:
     """Both directions of OCPP-J RPC on one connection."""
 
@@ -95,8 +99,10 @@ class Endpoint:
         observer: Observer | None = None,
         may_answer: Callable[[], bool] = lambda: True,
         metrics: RpcMetrics | None = None,
+        on_invalid: Callable[[str], None] | None = None,
     ) -> None:
         self._connection = connection
+        self._on_invalid = on_invalid  # told of each CALL refused as not valid OCPP (InvalidMessages)
         self._routes = Routes(handlers)
         self._name = name
         self._timeout = timeout
@@ -307,6 +313,8 @@ class Endpoint:
         logging.getLogger(__name__).warning(
             "%s: answering CALL %s with %s: %s", self._name, unique_id, error.code, error.description
         )
+        if self._on_invalid is not None and error.code not in _NOT_INVALID:
+            self._on_invalid(f"{error.code}: {error.description}")
         await self._send([CALLERROR, unique_id, str(error.code), error.description, error.details])
 
     async def call(

@@ -95,6 +95,7 @@ class Session:
 
     # -- public ------------------------------------------------------------
     observer: Observer | None = None  # sees every frame (the demo's timeline)
+    on_invalid_message: Callable[[str], None] | None = None  # a CALL refused as not valid OCPP
 
     @property
     def endpoint(self) -> Endpoint | None:
@@ -244,6 +245,7 @@ class Session:
             observer=self.observer,
             may_answer=lambda: self.boot.may_answer(self.clock.monotonic()),
             metrics=self.rpc_metrics,
+            on_invalid=self.on_invalid_message,
         )
         self._endpoint = endpoint
         started = self.clock.monotonic()

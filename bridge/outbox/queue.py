@@ -124,6 +124,7 @@ class Outbox:
         self.page = page
         self.kinds: dict[str, Kind] = {}
         self.dropped = 0  # MeterValues dropped at the bound
+        self.on_bound: Callable[[int], None] | None = None  # told as the warning is logged (MemoryExhaustion)
         self._window: deque[Message] = deque()
         self._loaded = 0  # every queued seq up to this one is in the window (or was settled)
         self._complete = True  # the window holds every queued message
@@ -310,6 +311,8 @@ class Outbox:
                 "%s: %d messages are queued (the bound): dropped the oldest MeterValues (%d dropped so far)",
                 self.cp_id, self.bound, self.dropped,
             )  # fmt: skip
+            if self.on_bound is not None:
+                self.on_bound(self.dropped)
 
     def _refill(self) -> None:
         """Read the next page, unless the window holds everything or a read is under way."""

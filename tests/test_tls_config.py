@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +270,23 @@ async def test_check_refuses_a_key_others_can_read_naming_field_and_fix(tmp_path
     os.chmod(key, 0o600)
     code, out, err = await run_cli("check", "--config", str(path))
     assert code == 0 and "valid (1 charge point)" in out, err
+
+
+def test_cryptography_is_loaded_only_for_certificates(tmp_path: Path) -> None:
+    """~16 MiB and ~50 ms: a bridge without a tls: block never imports it, building its charge points
+    and loading its configuration included; a tls: block with files loads it for their checks."""
+    script = (
+        "import sys, yaml\n"
+        "from bridge.config import parse_config\n"
+        "from bridge.daemon import Daemon\n"
+        "daemon = Daemon(parse_config(sys.argv[1], 'test.yaml'))\n"
+        "daemon.store.close()\n"
+        "print('cryptography' in sys.modules)\n"
+    )
+    plain = yaml.safe_dump(doc(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script, plain], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    pki = make_test_pki(tmp_path / "pki")
+    with_tls = yaml.safe_dump(doc(tmp_path, tls={"ca_file": str(pki.root)}))
+    out = subprocess.run([sys.executable, "-c", script, with_tls], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

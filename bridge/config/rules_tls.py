@@ -13,13 +13,18 @@ ws:// URL is allowed: it is used once the central system raises the profile to 2
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.config.checker import _BAD, _Checker, _got
 from bridge.config.schema import ChargePointConfig, Config, TlsConfig
 from bridge.config.yaml_lines import _join
-from bridge.security import pem_files
+from bridge.security import lazy_module
 from bridge.security import tls as tls_context
+
+if TYPE_CHECKING:
+    from bridge.security import pem_files
+else:
+    pem_files = lazy_module("bridge.security.pem_files")  # cryptography, only for a tls: block
 
 _VERSIONS = ("1.2", "1.3")
 

@@ -17,9 +17,8 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from cryptography import x509
 from ocpp.v16 import call
 
 from bridge.clock import Clock
@@ -27,8 +26,15 @@ from bridge.core.config_keys import Configuration
 from bridge.flag import Flag
 from bridge.runtime.effects import Spawn
 from bridge.runtime.wall_clock import wait_wall
-from bridge.security import certificates as certs
+from bridge.security import lazy_module
 from bridge.security.cert_store import USES, CertificateStore
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from bridge.security import certificates as certs
+else:
+    certs = lazy_module("bridge.security.certificates")  # cryptography, at the first certificate
 
 log = logging.getLogger("bridge.security")
 

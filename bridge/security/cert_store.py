@@ -22,12 +22,18 @@ import contextlib
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from cryptography import x509
-
 from bridge.durable import sync_directory
-from bridge.security.certificates import fingerprint, parse_chain
+from bridge.security import lazy_module
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from bridge.security import certificates as certs
+else:
+    certs = lazy_module("bridge.security.certificates")  # cryptography, at the first certificate
 
 USES = ("CentralSystemRootCertificate", "ManufacturerRootCertificate")
 KEEP_PREVIOUS = timedelta(days=31)  # "about one month" (A02)
@@ -84,7 +90,7 @@ class CertificateStore:
         out = []
         for pem in self.roots(use):
             with contextlib.suppress(ValueError):
-                out.extend(parse_chain(pem))
+                out.extend(certs.parse_chain(pem))
         return out
 
     def root_count(self) -> int:
@@ -92,13 +98,13 @@ class CertificateStore:
         return sum(len(self.root_files(use)) for use in USES)
 
     def has_root(self, use: str, certificate: x509.Certificate) -> bool:
-        return (self._root_dir(use) / f"{fingerprint(certificate)}.pem").exists()
+        return (self._root_dir(use) / f"{certs.fingerprint(certificate)}.pem").exists()
 
     def add_root(self, use: str, pem: bytes, certificate: x509.Certificate) -> None:
-        write_atomically(self._root_dir(use) / f"{fingerprint(certificate)}.pem", pem)
+        write_atomically(self._root_dir(use) / f"{certs.fingerprint(certificate)}.pem", pem)
 
     def remove_root(self, use: str, certificate: x509.Certificate) -> bool:
-        path = self._root_dir(use) / f"{fingerprint(certificate)}.pem"
+        path = self._root_dir(use) / f"{certs.fingerprint(certificate)}.pem"
         try:
             path.unlink()
         except FileNotFoundError:
@@ -150,7 +156,7 @@ class CertificateStore:
 
     def _leaf(self, name: str) -> x509.Certificate | None:
         try:
-            return parse_chain((self.directory / f"{name}.pem").read_bytes())[0]
+            return certs.parse_chain((self.directory / f"{name}.pem").read_bytes())[0]
         except (FileNotFoundError, ValueError):
             return None
 

@@ -110,6 +110,9 @@ REVIEWED_PUBLIC = {
     "password_format",  # plain | hex
     "username",  # a device's user name: needed to diagnose a refused login, not a secret
     "card_tags",  # id tags: sent in clear in every Authorize
+    "tls",  # the tls: block: its fields are paths and switches; the key file's path is not the key
+    "client_cert",  # a certificate's path (certificates are public)
+    "security_events",  # auto | on | off
 }
 
 

@@ -275,6 +275,10 @@ async def test_the_frame_file_masks_secrets_the_central_system_sends(
                 "CP-1", f'[2,"k1","ChangeConfiguration",{{"key":"AuthorizationKey","value":"{KEY}"}}]'
             )
             await csms.answer_of("CP-1", "k1")
+            # A new AuthorizationKey reconnects with it (A01): the next call goes on the new link.
+            await csms.wait_until(
+                lambda: len(csms.links) == 2 and not csms.links[-1].closed, what="reconnected"
+            )
             location = f"ftp://diag:{FTP_PASSWORD}@127.0.0.1:2121/uploads/"
             await csms.send_raw("CP-1", f'[2,"k2","GetDiagnostics",{{"location":"{location}"}}]')
             await csms.answer_of("CP-1", "k2")

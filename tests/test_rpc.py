@@ -43,10 +43,9 @@ async def still_alive(csms: StrictCentralSystem) -> None:
     [
         # OCPP-J Table 7: an action this side does not know at all
         ('[2,"u1","FooBar",{}]', "NotImplemented"),
-        # a 1.6 action this charge point does not support (yet): the security extension's
+        # a 1.6 action known, but not one a charge point takes (the charge point sends it)
         (
-            '[2,"u2","GetLog",{"logType":"DiagnosticsLog","requestId":1,'
-            '"log":{"remoteLocation":"ftp://127.0.0.1/"}}]',
+            '[2,"u2","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available"}]',
             "NotSupported",
         ),
         # additional property

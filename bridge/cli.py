@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         log_files = _log_files(config)
         from bridge.config.rules_tls import tls_report
 
-        for line in (lines := tls_report(config))[0] + lines[1]:  # type: ignore[arg-type]
-            logging.getLogger("bridge.security").warning("%s", line)  # starts anyway: charging goes on
+        for line in tls_report(config, dates=False)[1]:  # type: ignore[arg-type]
+            logging.getLogger("bridge.security").warning("%s", line)
         try:
             asyncio.run(daemon.run())
         except KeyboardInterrupt:

@@ -273,20 +273,29 @@ async def test_check_refuses_a_key_others_can_read_naming_field_and_fix(tmp_path
 
 
 def test_cryptography_is_loaded_only_for_certificates(tmp_path: Path) -> None:
-    """~16 MiB and ~50 ms: a bridge without a tls: block never imports it, building its charge points
-    and loading its configuration included; a tls: block with files loads it for their checks."""
+    """~16 MiB and ~50 ms: a bridge whose TLS files are fine never imports it, loading its
+    configuration and building its charge points included (the files are checked with `ssl`); a file
+    that fails there loads it to say what is wrong."""
     script = (
-        "import sys, yaml\n"
-        "from bridge.config import parse_config\n"
+        "import sys\n"
+        "from bridge.config import ConfigError, parse_config\n"
         "from bridge.daemon import Daemon\n"
-        "daemon = Daemon(parse_config(sys.argv[1], 'test.yaml'))\n"
-        "daemon.store.close()\n"
+        "try:\n"
+        "    Daemon(parse_config(sys.argv[1], 'test.yaml')).store.close()\n"
+        "except ConfigError as error:\n"
+        "    print('refused:', 'tls.client_key' in str(error))\n"
         "print('cryptography' in sys.modules)\n"
     )
-    plain = yaml.safe_dump(doc(tmp_path))
-    out = subprocess.run([sys.executable, "-c", script, plain], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+
+    def loaded(**cp: Any) -> list[str]:
+        text = yaml.safe_dump(doc(tmp_path, **cp))
+        run = subprocess.run([sys.executable, "-c", script, text], capture_output=True, text=True, check=True)
+        return run.stdout.split()
+
     pki = make_test_pki(tmp_path / "pki")
-    with_tls = yaml.safe_dump(doc(tmp_path, tls={"ca_file": str(pki.root)}))
-    out = subprocess.run([sys.executable, "-c", script, with_tls], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "True"
+    assert loaded() == ["False"]
+    assert loaded(tls=identity(pki)) == ["False"]
+    open_key = tmp_path / "open.key"
+    open_key.write_bytes(pki.client.key.read_bytes())
+    os.chmod(open_key, 0o644)
+    assert loaded(tls=identity(pki, client_key=str(open_key))) == ["refused:", "True", "True"]

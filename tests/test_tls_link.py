@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from websockets.asyncio.client import connect
 
 from bridge.runtime.snapshot import status_json
@@ -21,6 +22,7 @@ from tests.csms import StrictCentralSystem
 from tests.helpers.parts import eventually
 from tests.helpers.pki import CIPHERS_TLS12, TestPki, make_test_pki
 from tests.helpers.tls_peer import one_handshake
+from tests.processes import start_daemon, stop_process
 
 PASSWORD = "a-password-16-chars"
 
@@ -293,3 +295,31 @@ async def test_frames_larger_than_the_small_read_buffer_arrive_whole(pki: TestPk
             frame = "x" * 1_000_000 + "end"
             await ws.send(frame)
             assert await ws.recv() == frame
+
+
+def mapped_files(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+async def test_a_daemon_on_wss_does_not_load_cryptography(tmp_path: Path, pki: TestPki) -> None:
+    """~16 MiB of a 100-charge-point daemon's ~57 (bench/tls.py): the link and its checks use `ssl`;
+    the certificate store looks for files before it parses any."""
+    async with StrictCentralSystem(ssl_context=pki.server_context()) as cs:
+        doc = {
+            "state_dir": str(tmp_path / "state"),
+            "api": {"listen": None},
+            "charge_points": [{
+                "id": "CP-1", "csms_url": cs.url, "tls": {"ca_file": str(pki.root)},
+                "connectors": [{"id": 1, "charger": {"type": "simulated"}}],
+            }],
+        }  # fmt: skip
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(doc))
+        proc = await start_daemon(config, tmp_path / "daemon.log")
+        try:
+            await cs.wait_for_call("CP-1", "StatusNotification", timeout=15)
+            maps = mapped_files(proc.pid)
+        finally:
+            await stop_process(proc)
+    assert "libssl" in maps  # the link is TLS
+    assert "cryptography" not in maps

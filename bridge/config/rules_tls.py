@@ -36,6 +36,8 @@ def _tls(ck: _Checker, raw: Any, path: str) -> Any:
     tls = ck.build(TlsConfig, raw, path, special)
     if tls is _BAD:
         return _BAD
+    if tls_context.files_load(tls):  # the usual case, without loading cryptography
+        return tls
     errors = [f for f in _findings(tls) if not f.warning and not f.dated]  # dated: tls_report
     for finding in errors:
         ck.add(_join(path, finding.setting), finding.message)
@@ -79,17 +81,20 @@ def profile_problems(cp: ChargePointConfig) -> list[tuple[str, str]]:
     return []
 
 
-def tls_report(config: Config, now: datetime.datetime | None = None) -> tuple[list[str], list[str]]:
+def tls_report(
+    config: Config, now: datetime.datetime | None = None, *, dates: bool = True
+) -> tuple[list[str], list[str]]:
     """(problems of the date, warnings), one line each with the charge point. Problems: a certificate
-    expired or not valid yet: `check` fails on them, `run` logs them and starts (refusing to start would
-    stop local charging too). Warnings: certificates that end within 30 days, verification weakened by
-    verify_server or check_hostname false."""
+    expired or not valid yet: `check` fails on them (`run` starts anyway: refusing would stop local
+    charging too, and the handshake says what is wrong). Warnings: certificates that end within 30
+    days, verification weakened by verify_server or check_hostname false. `dates=False`: the
+    weakened verification only, without reading a certificate (`run`: no cryptography loaded)."""
     problems: list[str] = []
     warnings: list[str] = []
     for cp in config.charge_points:
         if cp.tls is None:
             continue
-        for f in _findings(cp.tls, now):
+        for f in _findings(cp.tls, now) if dates else ():
             line = f"{cp.id}: tls.{f.setting}: {f.message}"
             if f.dated:
                 problems.append(line)

@@ -156,7 +156,8 @@ class CertificateStore:
 
     def _leaf(self, name: str) -> x509.Certificate | None:
         try:
-            return certs.parse_chain((self.directory / f"{name}.pem").read_bytes())[0]
+            pem = (self.directory / f"{name}.pem").read_bytes()  # first: no file, no cryptography loaded
+            return certs.parse_chain(pem)[0]
         except (FileNotFoundError, ValueError):
             return None
 

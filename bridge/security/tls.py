@@ -156,7 +156,8 @@ def _build(
     elif not s.check_hostname:
         context.check_hostname = False
     if identity is not None:
-        context.load_cert_chain(str(identity[0]), str(identity[1]))
+        # An encrypted key fails here instead of OpenSSL asking for its passphrase on a terminal.
+        context.load_cert_chain(str(identity[0]), str(identity[1]), password=_no_passphrase)
     return context
 
 
@@ -181,6 +182,28 @@ def _stamp(path: Path | None) -> tuple[int, int] | None:
     except OSError:
         return None  # building the context then says what is wrong
     return (st.st_mtime_ns, st.st_size)
+
+
+def _no_passphrase() -> bytes:
+    return b""
+
+
+def files_load(settings: TlsSettings) -> bool:
+    """Whether the link can use the block's files as they are: its context builds from them (and is
+    cached for the link), and the key is 0600 or stricter. The usual case of a configuration's check,
+    decided with `ssl` alone: `cryptography` (~16 MiB) is loaded only to say what is wrong with
+    files that fail here (`bridge.security.pem_files`)."""
+    if settings.ca_file is None and settings.client_cert is None and settings.client_key is None:
+        return True
+    if (settings.client_cert is None) != (settings.client_key is None):
+        return False
+    try:
+        if settings.client_key is not None and settings.client_key.stat().st_mode & 0o077:
+            return False
+        client_context(settings)
+    except (OSError, ssl.SSLError, ValueError):
+        return False
+    return True
 
 
 def clear_cache() -> None:

@@ -91,10 +91,13 @@ class ChargePointSecurity:
         firmware.sign_with(self, self.events)  # signed firmware chains to our manufacturer roots (L01)
         self.handlers.append(SignedFirmwareHandlers(firmware))
 
-    def attach(self, state_dir: Path) -> None:
-        """Where the security log and the certificate store live (the daemon knows, once built)."""
+    def attach(self, state_dir: Path, with_certificates: frozenset[str] | None = None) -> None:
+        """Where the security log and the certificate store live (the daemon knows, once built);
+        `with_certificates`: `cert_store.with_certificates(state_dir)`, listed once for all."""
         self.events.log = SecurityLog(security_log_path(state_dir, self._cfg.id))
-        self.certificates.attach(certificates_directory(state_dir, self._cfg.id))
+        directory = certificates_directory(state_dir, self._cfg.id)
+        exists = with_certificates is None or directory.name in with_certificates
+        self.certificates.attach(directory, exists)
 
     def restore(self, job_records: Mapping[str, str]) -> None:
         """At start, before the charge point runs (ChargePoint.restore): the GetLog upload the last run

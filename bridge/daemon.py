@@ -70,6 +70,7 @@ from bridge.runtime.coordinator import DEFAULT_POLL_INTERVAL_S, DeviceCoordinato
 from bridge.runtime.diagnostics import configuration_text
 from bridge.runtime.firmware import installer_for
 from bridge.sd_notify import Notifier
+from bridge.security.cert_store import with_certificates
 from bridge.store import Store
 
 log = logging.getLogger("bridge.daemon")
@@ -113,6 +114,7 @@ class Daemon:
         new_transaction_id = itertools.count(self.store.next_transaction_id()).__next__
         self.charge_points: dict[str, ChargePoint] = {}
         self.transports = Transports()
+        certificate_folders = with_certificates(config.state_dir)
         with collector.paused():  # nothing built here is garbage yet
             for cp_cfg in config.charge_points:
                 chargers = {
@@ -125,7 +127,7 @@ class Daemon:
                     cp_cfg, chargers, self.clock, self.store, new_transaction_id
                 )
                 cp.diagnostics.archive_from(config.state_dir, self._config_text)
-                cp.security.attach(config.state_dir)
+                cp.security.attach(config.state_dir, certificate_folders)
                 installer = installer_for(
                     cp_cfg.firmware, list(chargers.values()), config.state_dir, config.source, cp_cfg.csms_url
                 )

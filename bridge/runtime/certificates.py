@@ -82,8 +82,11 @@ class Certificates:
         self._timing = False
         self._wake = Flag()
 
-    def attach(self, directory: Path) -> None:
+    def attach(self, directory: Path, exists: bool = True) -> None:
+        """`exists`: whether the folder was there at the start (one listing for every charge point);
+        False spares the stat at the first connection."""
         self.store = CertificateStore(directory)
+        self._loaded = not exists  # nothing to read until this run makes certificates
 
     async def _job(self, fn: Callable[..., T], *args: Any) -> T:
         if self._lock is None:

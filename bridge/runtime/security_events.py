@@ -27,6 +27,11 @@ from bridge.security.security_log import SecurityLog
 log = logging.getLogger("bridge.security")
 
 ACTION = "SecurityEventNotification"
+# What needs attention is a warning; a start (5,000 at once in a big daemon) and a Reset (logged
+# already) are DEBUG: the security log has every event anyway.
+_WARNING_PREFIXES = ("Invalid", "Failed", "Tamper", "Attempted", "Memory", "CentralSystemFailed")
+_LEVELS = {kind: logging.WARNING for kind in security_events.EVENTS if kind.startswith(_WARNING_PREFIXES)}
+_LEVELS.update(StartupOfTheDevice=logging.DEBUG, ResetOrReboot=logging.DEBUG)
 
 
 class Link(Protocol):
@@ -56,9 +61,7 @@ class SecurityEvents:
         info = security_events.tech_info(detail)
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.last = (when, kind, info)
-        level = (
-            logging.WARNING if kind.startswith(("Invalid", "Failed", "Tamper", "Attempted")) else logging.INFO
-        )
+        level = _LEVELS.get(kind, logging.INFO)
         log.log(level, "%s: security event %s%s", self._cp_id, kind, f": {info}" if info else "")
         self.note(kind + (" (critical)" if critical else ""), info, when)
         if not self._pushed():

@@ -40,7 +40,7 @@ from bridge.runtime.logs import LogRunner
 from bridge.runtime.security_events import SecurityEvents
 from bridge.runtime.snapshot import SecuritySnapshot
 from bridge.security.cert_store import certificates_directory
-from bridge.security.security_log import SecurityLog, security_log_path
+from bridge.security.security_log import SecurityLog
 from bridge.store import Store
 
 SETTING_TIME_MIN_S = 60.0
@@ -94,7 +94,7 @@ class ChargePointSecurity:
     def attach(self, state_dir: Path, with_certificates: frozenset[str] | None = None) -> None:
         """Where the security log and the certificate store live (the daemon knows, once built);
         `with_certificates`: `cert_store.with_certificates(state_dir)`, listed once for all."""
-        self.events.log = SecurityLog(security_log_path(state_dir, self._cfg.id))
+        self.events.log = SecurityLog.at(state_dir).for_charge_point(self._cfg.id)
         directory = certificates_directory(state_dir, self._cfg.id)
         exists = with_certificates is None or directory.name in with_certificates
         self.certificates.attach(directory, exists)

@@ -135,7 +135,7 @@ async def test_no_secret_reaches_any_place_the_outside_reads(tmp_path: Path, all
         "MQTT": "\n".join(mqtt_seen),
         "GetConfiguration": json.dumps(shown.configuration_key),
         "diagnostics archive": "\n".join(members.values()),
-        "security log": (config.state_dir / "security" / "CP-1.log").read_text(),
+        "security log": (config.state_dir / "security" / "security.log").read_text(),
         "frames seen by the central system, from the charge point": "\n".join(
             f.raw for link in cs.links for f in link.frames if f.direction == "in"
         ),

@@ -62,7 +62,7 @@ async def test_events_raised_during_an_outage_arrive_after_it(tmp_path: Path) ->
         await cs.stop()
     assert [e["techInfo"] for e in sent(cs, "TamperDetectionActivated")] == ["the enclosure was opened"]
     assert [e["techInfo"] for e in sent(cs, "InvalidMessages")] == ["bad frame 3"]
-    log = (tmp_path / "state" / "security" / "CP-1.log").read_text()
+    log = (tmp_path / "state" / "security" / "security.log").read_text()
     assert "TamperDetectionActivated (critical): the enclosure was opened" in log
     assert all(f"InvalidMessages: bad frame {n}" in log for n in (1, 2, 3))
 
@@ -74,7 +74,7 @@ async def test_security_events_off_keeps_them_in_the_log_only(tmp_path: Path) ->
             daemon.charge_points["CP-1"].security.events.emit("TamperDetectionActivated", "opened")
             await asyncio.sleep(0.5)
     assert sent(cs) == []
-    log = (tmp_path / "state" / "security" / "CP-1.log").read_text()
+    log = (tmp_path / "state" / "security" / "security.log").read_text()
     assert "StartupOfTheDevice (critical)" in log and "TamperDetectionActivated (critical): opened" in log
 
 

@@ -85,7 +85,7 @@ def stored(tmp_path: Path) -> dict[str, str]:
 
 
 def security_log(tmp_path: Path) -> str:
-    path = tmp_path / "state" / "security" / "CP-1.log"
+    path = tmp_path / "state" / "security" / "security.log"
     return path.read_text() if path.exists() else ""
 
 

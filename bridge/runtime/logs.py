@@ -29,7 +29,7 @@ from bridge.diagnostics import lines_between
 from bridge.outbox import Outbox
 from bridge.runtime.diagnostics import DiagnosticsRunner, UploadRunner, moment
 from bridge.runtime.effects import Spawn
-from bridge.security.security_log import SecurityLog
+from bridge.security.security_log import ChargePointLog
 from bridge.store import Store
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class LogRunner(UploadRunner):
         *,
         diagnostics: DiagnosticsRunner,
         uploads: DiagnosticsConfig,
-        security_log: Callable[[], SecurityLog | None],
+        security_log: Callable[[], ChargePointLog | None],
     ) -> None:
         super().__init__(
             cp_id, clock, store, outbox, spawn, machine=LogUpload(), read=LogUpload.from_record,
@@ -93,9 +93,7 @@ class LogRunner(UploadRunner):
         if request.log_type == "DiagnosticsLog":
             await self._diagnostics.build(dest, request.start_time, request.stop_time)
             return
-        security_log = self._security_log()
-        files = security_log.files() if security_log is not None else []
-        await asyncio.to_thread(_write_window, files, request, dest)
+        await asyncio.to_thread(_write_window, self._security_log(), request, dest)
 
     def _failed(self, effect: Upload, exc: TransferError) -> UploadFailed:
         from bridge.transfer import Reason
@@ -110,10 +108,13 @@ class LogRunner(UploadRunner):
         return UploadFailed(effect.job, str(exc), final)
 
 
-def _write_window(files: list[Path], request: DiagnosticsRequest, dest: Path) -> None:
-    """The security log's lines of the request's window, as one file at `dest` (written whole, then
-    renamed: the upload never sees half of one)."""
+def _write_window(security_log: ChargePointLog | None, request: DiagnosticsRequest, dest: Path) -> None:
+    """The charge point's lines of the security log in the request's window, as one file at `dest`
+    (written whole, then renamed: the upload never sees half of one). In a thread: it reads files."""
+    files = security_log.files() if security_log is not None else []
+    window = lines_between(files, moment(request.start_time), moment(request.stop_time))
     partial = dest.with_name(dest.name + ".partial")
     with partial.open("wb") as out:
-        out.writelines(lines_between(files, moment(request.start_time), moment(request.stop_time)))
+        if security_log is not None:
+            out.writelines(line for line in window if security_log.owns(line))
     os.replace(partial, dest)

@@ -22,7 +22,7 @@ from bridge.clock import Clock, iso
 from bridge.core import security_events
 from bridge.outbox import Outbox
 from bridge.runtime.effects import Spawn
-from bridge.security.security_log import SecurityLog
+from bridge.security.security_log import ChargePointLog
 
 log = logging.getLogger("bridge.security")
 
@@ -48,7 +48,7 @@ class SecurityEvents:
         self._outbox = outbox
         self._link = link
         self._spawn = spawn
-        self.log: SecurityLog | None = None  # set by the daemon once it knows the state directory
+        self.log: ChargePointLog | None = None  # set by the daemon once it knows the state directory
         self._waiting: dict[str, tuple[datetime, str | None]] = {}  # non-critical, not sent yet
         self.counts: dict[str, int] = {}  # per type since the start (the status API)
         self.last: tuple[datetime, str, str | None] | None = None  # the newest event

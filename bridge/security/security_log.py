@@ -1,11 +1,15 @@
-"""A charge point's security log: every security event and change of security settings, one line each,
-in a rolling file under `state_dir/security/` (white paper A04/N01; GetLog(SecurityLog) uploads it).
+"""The security log: every security event and change of security settings, one line each (white
+paper A04/N01; GetLog(SecurityLog) uploads a charge point's lines).
+
+One rolling file for the daemon, `state_dir/security/security.log`, each line
+`<time> <charge point id> <what>[: <detail>]`: a file per charge point meant 5,000 files created at
+the first start of a big daemon (3 s on an ordinary disk, and the boot waited for it). A charge point
+sees its own lines through a `ChargePointLog` (ids have no spaces: the second field names it).
 
 Lines are written by a thread, never on the event loop: `write` queues the line and the first line
-queued schedules one job that writes what every charge point queued meanwhile (5,000 charge points
-starting write 5,000 StartupOfTheDevice lines in one job). A write and a flush to the page cache, no
-fsync: what must not be lost, the critical events, is also in the outbox. `flush()` writes what waits
-at once (the stop). Secrets never reach it: callers write what changed, never a key's value.
+queued schedules one job that writes what every charge point queued meanwhile. A write and a flush to
+the page cache, no fsync: what must not be lost, the critical events, is also in the outbox. Secrets
+never reach it: callers write what changed, never a key's value.
 """
 
 from __future__ import annotations
@@ -15,37 +19,53 @@ import logging
 import threading
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
 
 from bridge.clock import iso
 from bridge.diagnostics.logwriter import RotatingFile
 
 log = logging.getLogger("bridge.security")
 
-MAX_BYTES = 256 * 1024  # per file; with BACKUPS rotated files beside it, ~1 MiB per charge point at most
-BACKUPS = 3
+# 5 MiB in all: with 5,000 charge points a start writes ~0.5 MiB (their StartupOfTheDevice), so the
+# last ten starts' lines stay; a single charge point keeps years of them.
+MAX_BYTES = 1024 * 1024
+BACKUPS = 4
+FILE_NAME = "security.log"
 
-_lock = threading.Lock()  # guards _waiting and _scheduled (held for moments: the loop takes it)
+_lock = threading.Lock()  # guards _waiting, _scheduled and _logs (held for moments: the loop takes it)
 _file_lock = threading.Lock()  # guards the files, while they are written
 _waiting: dict[SecurityLog, list[str]] = {}
 _scheduled = False
+_logs: dict[Path, SecurityLog] = {}
 
 
-def security_log_path(state_dir: Path, cp_id: str) -> Path:
-    return state_dir / "security" / f"{quote(cp_id, safe='')}.log"
+def security_log_path(state_dir: Path) -> Path:
+    return state_dir / "security" / FILE_NAME
 
 
 class SecurityLog:
+    """The daemon's security log file (`at` gives the one of a state directory)."""
+
     def __init__(self, path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
         self.path = path
         self._max_bytes, self._backups = max_bytes, backups
         self._file: RotatingFile | None = None
 
-    def write(self, when: datetime, what: str, detail: str | None = None) -> None:
-        """Queue one line, `<time> <what>[: <detail>]`, for the writer thread."""
+    @classmethod
+    def at(cls, state_dir: Path) -> SecurityLog:
+        """The one log of `state_dir`, shared by its charge points."""
+        path = security_log_path(state_dir)
+        with _lock:
+            found = _logs.get(path)
+            if found is None:
+                found = _logs[path] = cls(path)
+            return found
+
+    def for_charge_point(self, cp_id: str) -> ChargePointLog:
+        return ChargePointLog(self, cp_id)
+
+    def write_line(self, line: str) -> None:
+        """Queue one line (ending in a newline) for the writer thread."""
         global _scheduled
-        text = f"{iso(when)} {what}" + (f": {detail}" if detail else "")
-        line = text.replace("\r", " ").replace("\n", " ") + "\n"
         with _lock:
             _waiting.setdefault(self, []).append(line)
             if _scheduled:
@@ -58,7 +78,7 @@ class SecurityLog:
 
     def files(self) -> list[Path]:
         """The log's files that exist, oldest first (the rotated ones, then the current one); what
-        waits is written first."""
+        waits is written first (blocking: in a thread)."""
         flush()
         rotated = [Path(f"{self.path}.{n}") for n in range(self._backups, 0, -1)]
         return [p for p in (*rotated, self.path) if p.exists()]
@@ -80,6 +100,31 @@ class SecurityLog:
             self._file.write(lines)
         except OSError as exc:
             log.error("security log %s not written: %s", self.path, exc)
+
+
+class ChargePointLog:
+    """One charge point's lines of the security log."""
+
+    def __init__(self, shared: SecurityLog, cp_id: str) -> None:
+        self.shared = shared
+        self.cp_id = cp_id
+        self._field = f" {cp_id} ".encode()
+
+    def write(self, when: datetime, what: str, detail: str | None = None) -> None:
+        """Queue one line: `<time> <id> <what>[: <detail>]`."""
+        text = f"{iso(when)} {self.cp_id} {what}" + (f": {detail}" if detail else "")
+        self.shared.write_line(text.replace("\r", " ").replace("\n", " ") + "\n")
+
+    def owns(self, line: bytes) -> bool:
+        """Whether a line of the log's files is this charge point's (its second field is the id)."""
+        space = line.find(b" ")
+        return space >= 0 and line.startswith(self._field, space)
+
+    def files(self) -> list[Path]:
+        return self.shared.files()
+
+    def close(self) -> None:
+        self.shared.close()
 
 
 def _write_waiting() -> None:

@@ -39,7 +39,7 @@ from bridge.runtime.logs import JOB as LOG_JOB
 from bridge.runtime.logs import LogRunner
 from bridge.runtime.security_events import SecurityEvents
 from bridge.runtime.snapshot import SecuritySnapshot
-from bridge.security.cert_store import certificates_directory
+from bridge.security.cert_store import certificates_directory, folder_name
 from bridge.security.security_log import SecurityLog
 from bridge.store import Store
 
@@ -94,10 +94,10 @@ class ChargePointSecurity:
     def attach(self, state_dir: Path, with_certificates: frozenset[str] | None = None) -> None:
         """Where the security log and the certificate store live (the daemon knows, once built);
         `with_certificates`: `cert_store.with_certificates(state_dir)`, listed once for all."""
-        self.events.log = SecurityLog.at(state_dir).for_charge_point(self._cfg.id)
-        directory = certificates_directory(state_dir, self._cfg.id)
-        exists = with_certificates is None or directory.name in with_certificates
-        self.certificates.attach(directory, exists)
+        cp_id = self._cfg.id
+        self.events.log = SecurityLog.at(state_dir).for_charge_point(cp_id)
+        exists = with_certificates is None or folder_name(cp_id) in with_certificates
+        self.certificates.attach(lambda: certificates_directory(state_dir, cp_id), exists)
 
     def restore(self, job_records: Mapping[str, str]) -> None:
         """At start, before the charge point runs (ChargePoint.restore): the GetLog upload the last run

@@ -71,7 +71,8 @@ class Certificates:
         self._events = events
         self._spawn = spawn
         self._reconnect = reconnect
-        self.store: CertificateStore | None = None  # given by attach (the daemon knows the state dir)
+        self._store: CertificateStore | None = None
+        self._locate: Callable[[], Path] | None = None  # given by attach (the daemon knows the state dir)
         self._lock: asyncio.Lock | None = None
         self._loaded = False  # the store's facts below were read (at the first connection)
         self._switch_at: datetime | None = None  # a signed certificate's notBefore, still ahead
@@ -82,11 +83,19 @@ class Certificates:
         self._timing = False
         self._wake = Flag()
 
-    def attach(self, directory: Path, exists: bool = True) -> None:
-        """`exists`: whether the folder was there at the start (one listing for every charge point);
-        False spares the stat at the first connection."""
-        self.store = CertificateStore(directory)
+    def attach(self, directory: Path | Callable[[], Path], exists: bool = True) -> None:
+        """The store's folder (or what says it, at the first use: 5,000 charge points start without
+        making a path each); `exists`: whether it was there at the start (one listing for every charge
+        point), False spares the stat at the first connection."""
+        self._locate = directory if callable(directory) else (lambda: directory)
         self._loaded = not exists  # nothing to read until this run makes certificates
+
+    @property
+    def store(self) -> CertificateStore | None:
+        """The certificate store, once attached (made at its first use)."""
+        if self._store is None and self._locate is not None:
+            self._store = CertificateStore(self._locate())
+        return self._store
 
     async def _job(self, fn: Callable[..., T], *args: Any) -> T:
         if self._lock is None:

@@ -39,8 +39,13 @@ USES = ("CentralSystemRootCertificate", "ManufacturerRootCertificate")
 KEEP_PREVIOUS = timedelta(days=31)  # "about one month" (A02)
 
 
+def folder_name(cp_id: str) -> str:
+    """A charge point's folder under `state_dir/certs` (its id, percent-quoted)."""
+    return quote(cp_id, safe="")
+
+
 def certificates_directory(state_dir: Path, cp_id: str) -> Path:
-    return state_dir / "certs" / quote(cp_id, safe="")
+    return state_dir / "certs" / folder_name(cp_id)
 
 
 def with_certificates(state_dir: Path) -> frozenset[str]:

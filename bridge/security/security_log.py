@@ -53,11 +53,10 @@ class SecurityLog:
     @classmethod
     def at(cls, state_dir: Path) -> SecurityLog:
         """The one log of `state_dir`, shared by its charge points."""
-        path = security_log_path(state_dir)
         with _lock:
-            found = _logs.get(path)
+            found = _logs.get(state_dir)
             if found is None:
-                found = _logs[path] = cls(path)
+                found = _logs[state_dir] = cls(security_log_path(state_dir))
             return found
 
     def for_charge_point(self, cp_id: str) -> ChargePointLog:

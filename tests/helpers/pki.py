@@ -36,6 +36,17 @@ class Pki:
         return context
 
 
+def _general_names(hosts: tuple[str, ...]) -> list[x509.GeneralName]:
+    """subjectAltName entries: an IP address where the host is one, else a DNS name."""
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
@@ -61,12 +72,7 @@ def make_pki(directory: Path, *, hosts: tuple[str, ...] = ("127.0.0.1", "localho
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
+    names = _general_names(hosts)
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(hosts[0]))
@@ -212,13 +218,7 @@ def _leaf(
         )
     )
     if hosts:
-        names: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                names.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                names.append(x509.DNSName(host))
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        builder = builder.add_extension(x509.SubjectAlternativeName(_general_names(hosts)), critical=False)
     return builder.sign(issuer[1], hashes.SHA256())
 
 
@@ -306,7 +306,7 @@ def make_test_pki(
 
 
 def _self_signed_server(key: _Key, valid: tuple[Any, Any], hosts: tuple[str, ...]) -> x509.Certificate:
-    names: list[x509.GeneralName] = [x509.DNSName(hosts[0]), x509.IPAddress(ipaddress.ip_address(hosts[1]))]
+    names = _general_names(hosts[:2])
     return (
         x509.CertificateBuilder()
         .subject_name(_name(hosts[0]))

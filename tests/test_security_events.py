@@ -19,6 +19,7 @@ from bridge.store import FILENAME
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.outage import on_port
+from tests.helpers.pki import make_test_pki
 from tests.processes import free_port, start_daemon, stop_process
 
 
@@ -150,3 +151,36 @@ async def test_a_malformed_call_a_time_set_and_a_full_outbox_are_events(tmp_path
     assert invalid["techInfo"].startswith("TypeConstraintViolation: ")
     (full,) = sent(cs, "MemoryExhaustion")
     assert full["techInfo"] == "the outbox is full (50000 messages): 1 MeterValues dropped"
+
+
+async def test_tls_failures_are_events_sent_once_a_connection_works(tmp_path: Path) -> None:
+    """An expired, a wrong-host and an unknown CA's certificate: each refused with its own words, each
+    an InvalidCentralSystemCertificate line in the security log; on the wire, once the central system
+    presents a good certificate, one event (one per type while offline) with the newest details."""
+    pki = make_test_pki(tmp_path / "pki")
+    port = free_port()
+    servers = [
+        (pki.expired, "has expired"),
+        (pki.wrong_host, "does not name 127.0.0.1"),
+        (pki.self_signed, "is self-signed"),
+    ]
+    config = make_config(f"wss://127.0.0.1:{port}/ocpp", tmp_path, tls={"ca_file": str(pki.root)},
+                         security_events="on", reconnect={"initial_s": 0.1, "max_s": 0.2})  # fmt: skip
+    async with running(config) as daemon:
+        link = daemon.charge_points["CP-1"].session.link
+        for issued, words in servers:
+            bad = StrictCentralSystem(ssl_context=pki.server_context(issued))
+            bad.port = port
+            async with bad:
+                await bad.wait_until(lambda w=words: w in (link.last_error or ""), what=words)
+            assert bad.links == []  # never got as far as the websocket
+        good = StrictCentralSystem(ssl_context=pki.server_context())
+        good.port = port
+        async with good:
+            await good.wait_until(lambda: sent(good, "InvalidCentralSystemCertificate"), what="the event")
+            await asyncio.sleep(0.3)
+    (event,) = sent(good, "InvalidCentralSystemCertificate")
+    assert "is self-signed" in event["techInfo"]  # the newest of the three
+    log = (tmp_path / "state" / "security" / "security.log").read_text()
+    lines = [line for line in log.splitlines() if "InvalidCentralSystemCertificate" in line]
+    assert all(any(words in line for line in lines) for _, words in servers)

@@ -17,4 +17,5 @@ CHARGER_TYPES: dict[str, str] = {
     "goe": "adapters.chargers.goe:GoeCharger",
     "shelly": "adapters.chargers.shelly:ShellyCharger",
     "tasmota": "adapters.chargers.tasmota:TasmotaCharger",
+    "keba-modbus": "adapters.chargers.keba_modbus:KebaModbusCharger",
 }

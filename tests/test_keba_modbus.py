@@ -178,15 +178,18 @@ async def test_the_driver_paces_and_the_box_refuses_what_comes_too_soon(transpor
     assert emu.box.pacing_violations
 
 
-async def test_the_failsafe_is_set_refreshed_and_takes_over_when_the_bridge_dies(
+async def test_the_bridge_takes_over_and_the_failsafe_is_set_refreshed_and_acts_when_the_bridge_dies(
     p30: KebaModbusEmulator, transports: Transports
 ) -> None:
     charger = KebaModbusCharger(options(p30, failsafe_timeout_s=5), transports)
     await charger.read()
     assert p30.box.writes(api.REG_SET_FAILSAFE_TIMEOUT) == []  # a probe (no listener) writes nothing
     charger.set_listener(lambda event: None)
-    await charger.read()
+    taken_over = await charger.read()
+    assert p30.box.writes(api.REG_ENABLE) == [0] and not taken_over.energy_allowed  # the bridge decides
+    await charger.set_enabled(True)
     await charger.read()  # no refresh before half the timeout
+    assert p30.box.writes(api.REG_ENABLE) == [0, 1]
     assert p30.box.writes(api.REG_SET_FAILSAFE_CURRENT) == [0]
     assert p30.box.writes(api.REG_SET_FAILSAFE_TIMEOUT) == [5]
     assert p30.box.failsafe_persisted

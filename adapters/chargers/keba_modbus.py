@@ -18,9 +18,14 @@ there is a meter and a card reader; register 1550 says whether phase switching i
 Energy: a P30 is enabled and suspended with 5014 (1/0). The P40 guide marks 5014 as "a future
 software update", so a P40 is suspended by 5004 = 0 and enabled by writing the current again.
 
-Failsafe: once the bridge operates the box (it has set a listener; `ocpp-bridge probe` does not, and
-writes nothing), the first read writes the failsafe current (5016) and timeout (5018), and 5020 = 1 so
-that they survive a reboot; then 5018 is written again every half timeout while the bridge polls. A
+The bridge owns the decision to charge: once it operates the box (it has set a listener; `ocpp-bridge
+probe` does not, and writes nothing), the first read suspends the box unless the bridge has switched
+energy already, so that a box without authorisation does not charge a plugged car on its own before a
+transaction allows it.
+
+Failsafe: at that first read the driver also writes the failsafe current (5016) and timeout (5018),
+and 5020 = 1 so that they survive a reboot; then 5018 is written again every half timeout while the
+bridge polls. A
 bridge that dies stops those writes, and after the timeout the box falls back to the failsafe current
 (0: suspended).
 """
@@ -117,6 +122,7 @@ class KebaModbusCharger(Charger):
         self._failsafe_at: float | None = None  # loop time of the last failsafe timeout write
         self._current_ma = api.milliamps(options.max_current_a)  # what enabling a P40 writes
         self._rfid = 0
+        self._commanded = False  # energy was switched by the bridge (or taken over at the first read)
 
     # -- capabilities -----------------------------------------------------------------------------
     @property
@@ -210,6 +216,8 @@ class KebaModbusCharger(Charger):
         product = self._product
         assert product is not None
         if self._listener is not None:
+            if not self._commanded:
+                await self._switch(False)  # the box's own logic would charge a plugged car by itself
             await self._keep_failsafe()
         state = await self._read(api.REG_STATE)
         cable = await self._read(api.REG_CABLE)
@@ -251,6 +259,10 @@ class KebaModbusCharger(Charger):
     # -- commands ---------------------------------------------------------------------------------
     async def set_enabled(self, enabled: bool) -> None:
         await self.start()
+        await self._switch(enabled)
+
+    async def _switch(self, enabled: bool) -> None:
+        self._commanded = True  # the bridge's word from now on
         assert self._product is not None
         if self._product.family == "P40":  # 5014 is "a future software update" there
             await self._write(api.REG_SET_CURRENT, self._current_ma if enabled else 0)

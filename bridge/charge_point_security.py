@@ -80,6 +80,9 @@ class ChargePointSecurity:
         self.link.roots = lambda: self.certificates.roots("CentralSystemRootCertificate")
         self.link.identity = self.certificates.identity
         self.link.on_opened.append(self.certificates.link_opened)
+        self.link.has_roots = lambda: self.certificates.has_roots("CentralSystemRootCertificate")
+        self.link.has_identity = self.certificates.has_identity
+        self.link.run_job = self.certificates.job
         self.handlers.append(CertificateHandlers(session, self.certificates))
         self.logs = LogRunner(
             cfg.id, clock, store, outbox, spawn, diagnostics=diagnostics, uploads=cfg.diagnostics,

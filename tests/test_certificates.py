@@ -12,9 +12,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+import bridge.security.cert_store as module
 from bridge.security import certificates as certs
 from bridge.security.cert_store import CertificateStore, certificates_directory
 from tests.helpers.cert_authority import NOW, Authority, cross_signed, name, openssl_cert_id, pem, root
+from tests.helpers.pki import make_identity
 
 
 def test_parse_errors_name_what_is_wrong() -> None:
@@ -191,3 +193,57 @@ def test_store_retiring_roots(tmp_path: Path) -> None:
     assert store.drop_retiring() == [certs.fingerprint(old.certificate)]
     assert store.roots("CentralSystemRootCertificate") == [pem(renewed).encode()]
     assert store.drop_retiring() == []
+
+
+@pytest.mark.parametrize("cut_after", ["current.key", "current.pem", "next.key"])
+def test_a_switch_cut_short_by_a_power_cut_ends_at_the_next_call(tmp_path: Path, cut_after: str) -> None:
+    """The switch renames current.* to previous.*, then next.* to current.*: a power cut after any
+    one of the renames leaves a store whose next `identity` finishes the switch, never one that
+    fails at every connection."""
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = make_identity(
+        tmp_path / "old", "cp", not_before=NOW - timedelta(days=30), not_after=NOW + timedelta(days=30)
+    )
+    new = make_identity(
+        tmp_path / "new", "cp", not_before=NOW - timedelta(days=1), not_after=NOW + timedelta(days=400)
+    )
+    d = tmp_path / "store"
+    d.mkdir()
+    steps = [("current.key", "previous.key"), ("current.pem", "previous.pem"), ("next.key", "current.key")]
+    files = {"current.key": old.key, "current.pem": old.cert, "next.key": new.key, "next.pem": new.cert}
+    for target, source in files.items():
+        (d / target).write_bytes(source.read_bytes())
+    for source, target in steps[: [s for s, _ in steps].index(cut_after) + 1]:
+        (d / source).rename(d / target)
+    found = CertificateStore(d).identity(NOW)
+    assert found == (d / "current.pem", d / "current.key")
+    assert (d / "current.pem").read_bytes() == new.cert.read_bytes()
+    assert (d / "current.key").read_bytes() == new.key.read_bytes()
+    assert not (d / "next.pem").exists() and not (d / "next.key").exists()
+
+
+def test_a_second_signed_certificate_never_pairs_its_key_with_the_first_chain(tmp_path: Path) -> None:
+    """accept_signed removes a waiting chain before it writes the new key: a power cut between its
+    writes leaves a key without a chain (no next identity), not a key beside a chain not its own."""
+    store = CertificateStore(tmp_path / "store")
+    store.accept_signed(b"FIRST CHAIN", b"FIRST KEY")
+    calls: list[str] = []
+    real = module.write_atomically
+
+    def cut_after_the_key(path: Path, data: bytes, mode: int = 0o644) -> None:
+        calls.append(path.name)
+        if path.name == "next.pem":
+            raise OSError("power cut")
+        real(path, data, mode)
+
+    module.write_atomically = cut_after_the_key  # type: ignore[assignment]
+    try:
+        with pytest.raises(OSError):
+            store.accept_signed(b"SECOND CHAIN", b"SECOND KEY")
+    finally:
+        module.write_atomically = real  # type: ignore[assignment]
+    assert calls == ["next.key", "next.pem"]
+    assert (store.directory / "next.key").read_bytes() == b"SECOND KEY"
+    assert not (store.directory / "next.pem").exists()  # the first chain went before the new key came

@@ -69,7 +69,8 @@ async def open_connection(
     auth = basic_auth_header(cfg.id, options.password, options.password_format)
     if auth is not None:
         headers["Authorization"] = auth
-    tls = {"ssl": options.ssl} if options.ssl is not None and options.url.startswith("wss:") else {}
+    secure = urlsplit(options.url).scheme.lower() == "wss"
+    tls = {"ssl": options.ssl} if options.ssl is not None and secure else {}
     ws = await connect(
         endpoint_url(cfg.id, options.url),
         subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]

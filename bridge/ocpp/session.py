@@ -219,7 +219,7 @@ class Session:
     async def _connect_and_serve(self) -> None:
         try:
             options = await self.security.options()
-        except Exception as exc:  # a certificate file that cannot be read: retried as any failure
+        except Exception as exc:  # a certificate file that cannot be read (a raise tried falls back)
             self._record_error(f"cannot prepare the connection: {exc}")
             return
         try:
@@ -230,7 +230,10 @@ class Session:
             told = None if self._closing else self.security.failed(options, exc)
             self._record_error(told or describe_failure(exc, self.cfg, options.url))
             return
-        self.security.opened(options)
+        try:
+            self.security.opened(options)
+        except Exception:  # its bookkeeping failing must not end the connect loop for good
+            log.exception("%s: after opening the connection", self.cfg.id)
         self._ws = ws
         self._drop_reason = None
         self.link.connected = True

@@ -97,6 +97,20 @@ class Certificates:
             self._store = CertificateStore(self._locate())
         return self._store
 
+    async def job(self, fn: Callable[[], T]) -> T:
+        """Run a blocking read of the store in a thread, one store job at a time (the link's TLS
+        context reads the roots and the certificate in force, which a switch may be moving)."""
+        return await self._job(fn)
+
+    def has_roots(self, use: str) -> bool:
+        """Roots of this use are installed (a listing, nothing parsed)."""
+        store = self.store
+        return store is not None and bool(store.root_files(use))
+
+    def has_identity(self) -> bool:
+        store = self.store
+        return store is not None and store.has_identity()
+
     async def _job(self, fn: Callable[..., T], *args: Any) -> T:
         if self._lock is None:
             self._lock = asyncio.Lock()

@@ -18,9 +18,10 @@ the security event the white paper names; an HTTP 401 is FailedToAuthenticateAtC
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -69,6 +70,13 @@ class LinkSecurity:
         self.roots: Roots = _no_roots  # set by the certificates part
         self.identity: Identity = _no_identity
         self.on_opened: list[Callable[[], None]] = []  # told when a connection opens (root fallback)
+        # A05's prerequisites, read without parsing or moving a file (the handler answers at once).
+        self.has_roots: Callable[[], bool] = lambda: False
+        self.has_identity: Callable[[], bool] = lambda: False
+        # Runs a blocking read of the store in a thread, one store job at a time (the certificates
+        # part's lock: a switch of certificates must not meet a read halfway).
+        self.run_job: Callable[[Callable[[], ssl.SSLContext]], Awaitable[ssl.SSLContext]] = asyncio.to_thread
+        self._identity_used: tuple[Path, Path] | None = None  # the certificate the last attempt presented
         self._switch: Switch | None = None  # made at first use: the stored profile is restored by then
         self._warned = False
         configuration.carried_out["SecurityProfile"] = self._raise
@@ -86,15 +94,21 @@ class LinkSecurity:
         url = self._url(profile)
         password = None if profile == 3 else self._password()
         context = None
+        self._identity_used = None
         if url.startswith("wss:"):
             self._warn_once()
             now = self._now()
 
-            def build() -> ssl.SSLContext:  # reads files (the store's roots and certificate): a thread
+            def build() -> ssl.SSLContext:  # reads files (the store's roots and certificate)
                 identity = self.identity(now) if profile in (0, 3) else None
+                self._identity_used = identity
                 return tls.client_context(self._cfg.tls, self.roots(), identity)
 
-            context = await asyncio.to_thread(build)
+            try:
+                context = await self.run_job(build)  # a thread, one store job at a time
+            except Exception:
+                self._give_up_raise("its TLS context could not be built")
+                raise
         return ConnectOptions(url, password, self._cfg.password_format, context, profile)
 
     def opened(self, options: ConnectOptions) -> None:
@@ -112,7 +126,11 @@ class LinkSecurity:
             listener()
 
     def failed(self, options: ConnectOptions, exc: BaseException) -> str | None:
-        explained = tls.explain(exc, self._cfg.tls, options.url)
+        settings = self._cfg.tls or tls.DEFAULTS
+        if self._identity_used is not None:  # the store's certificate: name its files, not the tls: block's
+            cert, key = self._identity_used
+            settings = dataclasses.replace(settings, client_cert=cert, client_key=key)
+        explained = tls.explain(exc, settings, options.url)
         message = explained.message if explained is not None else None
         if explained is not None and explained.event is not None:
             self._events.emit(explained.event, explained.message)
@@ -121,8 +139,14 @@ class LinkSecurity:
         switch = self.switch
         if options.profile != switch.current or switch.trying is None:
             return message
+        return self._give_up_raise(message or describe_failure(exc, self._cfg, options.url))
+
+    def _give_up_raise(self, why: str) -> str:
+        """A raise being tried could not connect: back to the profile in force (A05.FR.06)."""
+        switch = self.switch
+        if switch.trying is None:
+            return why
         tried = switch.failed()
-        why = message or describe_failure(exc, self._cfg, options.url)
         back = f"security profile {tried} could not connect ({why}); back to profile {switch.in_force}"
         log.warning("%s: %s", self._cfg.id, back)
         self._events.note("SecurityProfile fallback", back)
@@ -157,12 +181,12 @@ class LinkSecurity:
     # -- what it is made of --------------------------------------------------------------------
     def prerequisites(self) -> Prerequisites:
         cfg = self._cfg
-        configured_tls = cfg.tls is not None or cfg.csms_url.startswith("wss:")
+        configured_tls = cfg.tls is not None or self._url(0).startswith("wss:")
         client = cfg.tls is not None and cfg.tls.client_cert is not None
         return Prerequisites(
             password=bool(self._password()),
-            central_system_root=configured_tls or bool(self.roots()),
-            client_certificate=client or self.identity(self._now()) is not None,
+            central_system_root=configured_tls or self.has_roots(),
+            client_certificate=client or self.has_identity(),
         )
 
     def _password(self) -> str | None:
@@ -170,10 +194,12 @@ class LinkSecurity:
         return self._configuration.changed_values().get("AuthorizationKey") or self._cfg.password
 
     def _url(self, profile: int) -> str:
-        url = self._cfg.csms_url
-        if profile >= 2 and url.startswith("ws:"):
-            return "wss:" + url[3:]
-        return url
+        """The URL for `profile`, its scheme in lower case (`WS://` in a file must not pass for TLS)."""
+        scheme, colon, rest = self._cfg.csms_url.partition(":")
+        scheme = scheme.lower()
+        if profile >= 2 and scheme == "ws":
+            scheme = "wss"
+        return scheme + colon + rest
 
     def _warn_once(self) -> None:
         if self._warned:

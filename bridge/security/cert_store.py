@@ -161,7 +161,11 @@ class CertificateStore:
             return None
 
     def accept_signed(self, chain_pem: bytes, key_pem: bytes) -> None:
-        """A validated CertificateSigned chain and the pending key it certifies: the next identity."""
+        """A validated CertificateSigned chain and the pending key it certifies: the next identity.
+        A waiting chain goes first: a power cut between the two writes must not pair the new key with
+        the old chain (a key without its chain is not a next identity: `_leaf` reads the chain)."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / "next.pem").unlink()
         write_atomically(self.directory / "next.key", key_pem, 0o600)
         write_atomically(self.directory / "next.pem", chain_pem)
         with contextlib.suppress(FileNotFoundError):
@@ -183,6 +187,12 @@ class CertificateStore:
         """The charge point certificate in force (after `identity` promoted a due one), or None."""
         return self._leaf("current")
 
+    def has_identity(self) -> bool:
+        """A charge point certificate is stored (in force or waiting for its notBefore): two stats,
+        nothing parsed or moved."""
+        d = self.directory
+        return (d / "current.pem").exists() or (d / "next.pem").exists()
+
     def identity(self, now: datetime) -> tuple[Path, Path] | None:
         """The chain file and key file of the charge point certificate in force, or None. A signed
         one whose notBefore has passed takes over here; the one it replaces becomes `previous`."""
@@ -201,7 +211,9 @@ class CertificateStore:
                     os.replace(d / f"current.{suffix}", d / f"previous.{suffix}")
             stamp = now.timestamp()
             os.utime(d / "previous.pem", (stamp, stamp))  # when it was replaced: kept a month from here
-        os.replace(d / "next.key", d / "current.key")
+        # A switch cut short by a power cut ends at the next call: every step may have been made.
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(d / "next.key", d / "current.key")
         os.replace(d / "next.pem", d / "current.pem")
         sync_directory(d)
 

@@ -32,13 +32,17 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-# A00.FR.306/307: ECDHE with ECDSA or RSA keys, AES-GCM (TLS 1.2; 1.3 has its own AEAD suites).
+# A00.FR.306/307: ECDHE-ECDSA or (plain) RSA key exchange, AES-GCM; ECDHE-RSA first for RSA certificates
+# (forward secrecy). TLS 1.3 has its own AEAD suites.
 CIPHERS_TLS12 = ":".join(
     (
         "ECDHE-ECDSA-AES128-GCM-SHA256",
         "ECDHE-ECDSA-AES256-GCM-SHA384",
         "ECDHE-RSA-AES128-GCM-SHA256",
         "ECDHE-RSA-AES256-GCM-SHA384",
+        # A00.FR.306/307's RSA pair, which a central system with an RSA certificate may offer alone
+        "AES128-GCM-SHA256",
+        "AES256-GCM-SHA384",
     )
 )
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}

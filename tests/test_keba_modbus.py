@@ -218,7 +218,9 @@ async def test_a_card_that_authorised_the_session_is_presented_once(
 
 async def test_an_outage_is_unreachable_and_the_box_comes_back(transports: Transports) -> None:
     async with keba_modbus(box(plugged=True)) as emu:
-        charger = KebaModbusCharger(options(emu), transports)
+        charger = KebaModbusCharger(options(emu, failsafe_timeout_s=60), transports)
+        charger.set_listener(lambda event: None)
+        await charger.set_enabled(True)  # a transaction's: no take-over
         assert (await charger.read()).ev_requesting
         emu.box.silent = True
         with pytest.raises(DeviceUnreachable, match=r"no answer within 0\.5 s"):
@@ -230,6 +232,9 @@ async def test_an_outage_is_unreachable_and_the_box_comes_back(transports: Trans
             await charger.read()
         await emu.start()  # the same port
         assert (await charger.read()).ev_requesting
+    # Set at the first reading, and again after each absence (the box may have rebooted).
+    assert emu.box.writes(api.REG_SET_FAILSAFE_TIMEOUT) == [60, 60, 60]
+    assert emu.box.writes(api.REG_ENABLE) == [1]
 
 
 async def test_the_guides_unit_id_255_needs_the_transport_to_take_it(

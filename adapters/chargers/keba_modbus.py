@@ -25,7 +25,7 @@ transaction allows it.
 
 Failsafe: at that first read the driver also writes the failsafe current (5016) and timeout (5018),
 and 5020 = 1 so that they survive a reboot; then 5018 is written again every half timeout while the
-bridge polls. A
+bridge polls. After the box was away they are all written again (it may have rebooted). A
 bridge that dies stops those writes, and after the timeout the box falls back to the failsafe current
 (0: suspended).
 """
@@ -41,6 +41,7 @@ from adapters.base import (
     ChargerCapabilities,
     ChargerReading,
     DeviceRefused,
+    DeviceUnreachable,
     NotSupportedByDevice,
     TagPresented,
 )
@@ -212,6 +213,13 @@ class KebaModbusCharger(Charger):
 
     # -- reading ----------------------------------------------------------------------------------
     async def read(self) -> ChargerReading:
+        try:
+            return await self._read_all()
+        except DeviceUnreachable:
+            self._failsafe_at = None  # the box may come back rebooted: its failsafe is written again
+            raise
+
+    async def _read_all(self) -> ChargerReading:
         await self.start()
         product = self._product
         assert product is not None

@@ -122,7 +122,8 @@ class KebaModbusCharger(Charger):
         self._phase_switching = False
         self._failsafe_at: float | None = None  # loop time of the last failsafe timeout write
         self._current_ma = api.milliamps(options.max_current_a)  # what enabling a P40 writes
-        self._rfid = 0
+        self._rfid: int | None = None  # the card register as last read; None before the first read
+        self._enabled: bool | None = None  # as the bridge last switched it
         self._commanded = False  # energy was switched by the bridge (or taken over at the first read)
 
     # -- capabilities -----------------------------------------------------------------------------
@@ -243,8 +244,10 @@ class KebaModbusCharger(Charger):
         return api.reading_from(registers, energy_unit=self._energy_unit, phases=self.options.phases)
 
     async def _check_card(self, uid: int) -> None:
+        # The first read only learns the register: a card of a session older than the bridge's start
+        # (a restart mid-transaction) is no tap, and taken as one it would stop that transaction.
         seen, self._rfid = self._rfid, uid
-        if uid and uid != seen:
+        if seen is not None and uid and uid != seen:
             self._emit(TagPresented(f"{uid:08X}"))
 
     async def _keep_failsafe(self) -> None:
@@ -270,7 +273,7 @@ class KebaModbusCharger(Charger):
         await self._switch(enabled)
 
     async def _switch(self, enabled: bool) -> None:
-        self._commanded = True  # the bridge's word from now on
+        self._commanded, self._enabled = True, enabled  # the bridge's word from now on
         assert self._product is not None
         if self._product.family == "P40":  # 5014 is "a future software update" there
             await self._write(api.REG_SET_CURRENT, self._current_ma if enabled else 0)
@@ -283,7 +286,10 @@ class KebaModbusCharger(Charger):
             span = f"{caps.min_current_a:g}..{caps.max_current_a:g} A"
             raise DeviceRefused(f"current {amps:g} A outside {span}")
         await self.start()
+        assert self._product is not None
         self._current_ma = api.milliamps(amps)
+        if self._product.family == "P40" and self._enabled is False:
+            return  # 5004 is a P40's on/off too: the current is written when energy is allowed again
         await self._write(api.REG_SET_CURRENT, self._current_ma)
 
     async def set_phases(self, phases: int) -> None:

@@ -39,9 +39,8 @@ from tests.emulators.modbus_serving import serving_tcp
 FIRST, LAST = 1000, 5300  # the served block; the action refuses what the map does not document
 P30_C_SERIES = 302121  # P30, socket, 16 A, c-series, MID meter, RFID
 P30_X_TETHERED = 312021  # P30, tethered cable, 16 A, x-series, MID meter, RFID
-P40 = (
-    4021211  # P40: family 4, then codes for current, connector (not 1: a socket), phases, meter, RFID, button
-)
+# P40: family 4, then codes for current, connector (not 1: a socket), phases, meter, RFID, button
+P40 = 4021211
 VOLTS = 230
 
 

@@ -43,7 +43,8 @@ from bridge.security.cert_store import certificates_directory, folder_name
 from bridge.security.security_log import SecurityLog
 from bridge.store import Store
 
-SETTING_TIME_MIN_S = 60.0
+SETTING_TIME_MIN_S = 60.0  # smaller corrections are a Pi's drift, not a setting of the time
+SETTING_TIME_EVERY_S = 3600.0  # at most one SettingSystemTime an hour per charge point
 
 
 class ChargePointSecurity:
@@ -66,6 +67,7 @@ class ChargePointSecurity:
         self.events = SecurityEvents(cfg.id, clock, outbox, session, spawn, self._events_pushed)
         self._offset_seen = clock.offset_s
         self._unwatch: Callable[[], None] | None = None
+        self._time_set_at: float | None = None  # monotonic, the last SettingSystemTime
         # Events from the parts that know nothing of security: a malformed CALL, the outbox full.
         session.on_invalid_message = functools.partial(self.events.emit, "InvalidMessages")
         outbox.on_bound = lambda dropped: self.events.emit(
@@ -130,7 +132,8 @@ class ChargePointSecurity:
         )
 
     def started(self) -> None:
-        """The charge point starts (the daemon's start, a restart after Reset or an update)."""
+        """The charge point starts: the daemon's start (also into an updated release). A Reset restarts
+        the link in the same process: ResetOrReboot says so."""
         self.events.emit("StartupOfTheDevice", f"ocpp-bridge {__version__}")
         self._offset_seen = self._clock.offset_s
         self._unwatch = self._clock.watch(self._clock_moved)
@@ -139,11 +142,16 @@ class ChargePointSecurity:
         """SettingSystemTime: the bridge's time was set from the central system's by a minute or more
         (smaller corrections are the usual drift of a Pi without a real-time clock)."""
         moved = self._clock.offset_s - self._offset_seen
-        if abs(moved) >= SETTING_TIME_MIN_S:
-            self._offset_seen = self._clock.offset_s
-            self.events.emit(
-                "SettingSystemTime", f"the time was set {moved:+.0f} s from the central system's"
-            )
+        if abs(moved) < SETTING_TIME_MIN_S:
+            return
+        self._offset_seen = self._clock.offset_s
+        # The daemon's charge points share one clock: two central systems that disagree would move
+        # it at every Heartbeat, and each move is a critical event of every charge point. One an hour.
+        now = self._clock.monotonic()
+        if self._time_set_at is not None and now - self._time_set_at < SETTING_TIME_EVERY_S:
+            return
+        self._time_set_at = now
+        self.events.emit("SettingSystemTime", f"the time was set {moved:+.0f} s from the central system's")
 
     def reset(self, hard: bool) -> None:
         self.events.emit("ResetOrReboot", f"{'hard' if hard else 'soft'} Reset from the central system")

@@ -145,6 +145,7 @@ async def test_upload_failure_comes_after_retries_plus_one_attempts(tmp_path: Pa
         ("ftp://cp:wrong-password@127.0.0.1:{port}/", "PermissionDenied"),  # FTP 530
         ("sftp://cp@127.0.0.1:{port}/", "NotSupportedOperation"),  # a scheme we do not speak
         ("ftp:///no-host", "BadMessage"),  # not a location
+        ("http://[::1/x", "BadMessage"),  # not even a URL: urlsplit raises (the job stayed Uploading)
     ],
 )
 async def test_a_failure_no_retry_mends_ends_the_upload_at_once(
@@ -208,3 +209,35 @@ async def test_a_restart_between_attempts_keeps_the_upload_going(tmp_path: Path)
         ("Uploaded", 11),
     ]
     assert len(list(home.glob("securitylog-CP-1-*.log"))) == 1
+
+
+async def test_a_replaced_upload_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file of a GetLog replaced while its thread still writes it is written after its clean-up
+    ran: the next upload removes it (a DiagnosticsLog archive can be megabytes, each time)."""
+    import bridge.runtime.logs as logs_module
+
+    real = logs_module.write_window
+    slow = {"first": True}
+
+    def slow_first(*args: Any) -> None:
+        if slow.pop("first", False):
+            time.sleep(1.0)  # still writing when the second request replaces it
+        real(*args)
+
+    monkeypatch.setattr(logs_module, "write_window", slow_first)
+    home = tmp_path / "ftp"
+    home.mkdir()
+    async with StrictCentralSystem() as cs, running(make_config(cs.url, tmp_path)):
+        with ftp_server(home) as site:
+            await booted(cs)
+            await cs.call("CP-1", get_log(site.url(), 1))
+            await asyncio.sleep(0.2)
+            await cs.call("CP-1", get_log(site.url(), 2))
+            await cs.wait_until(lambda: ("Uploaded", 2) in log_statuses(cs), 15, "Uploaded 2")
+            await asyncio.sleep(1.5)  # the first's thread has ended by now
+            await cs.call("CP-1", get_log(site.url(), 3))
+            await cs.wait_until(lambda: ("Uploaded", 3) in log_statuses(cs), 15, "Uploaded 3")
+    spool = tmp_path / "state" / "diagnostics"
+    assert not spool.exists() or [p.name for p in spool.iterdir()] == []

@@ -10,11 +10,14 @@ import os
 import signal
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from bridge.clock import Clock
 from bridge.core import security_events
+from bridge.runtime.security_events import SecurityEvents
 from bridge.store import FILENAME
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
@@ -141,11 +144,12 @@ async def test_a_malformed_call_a_time_set_and_a_full_outbox_are_events(tmp_path
         cs.clock_offset_s = 3600.0  # the central system is an hour ahead: the boot answer sets the time
         async with running(make_config(cs.url, tmp_path, security_events="on")) as daemon:
             await cs.wait_until(lambda: sent(cs, "SettingSystemTime"), what="SettingSystemTime")
+            daemon.clock.move(daemon.clock.offset_s - 120)  # moved again within the hour: no second one
             await cs.send_raw("CP-1", '[2,"bad-1","ChangeConfiguration",{"key":5,"value":"1"}]')
             await cs.wait_until(lambda: sent(cs, "InvalidMessages"), what="InvalidMessages")
             daemon.charge_points["CP-1"].messages.outbox.on_bound(1)  # as the bound's first drop tells it
             await cs.wait_until(lambda: sent(cs, "MemoryExhaustion"), what="MemoryExhaustion")
-    (time_set,) = sent(cs, "SettingSystemTime")
+    (time_set,) = sent(cs, "SettingSystemTime")  # one an hour at most
     assert time_set["techInfo"].startswith("the time was set +3600 s") or "+3599" in time_set["techInfo"]
     (invalid,) = sent(cs, "InvalidMessages")
     assert invalid["techInfo"].startswith("TypeConstraintViolation: ")
@@ -184,3 +188,38 @@ async def test_tls_failures_are_events_sent_once_a_connection_works(tmp_path: Pa
     log = (tmp_path / "state" / "security" / "security.log").read_text()
     lines = [line for line in log.splitlines() if "InvalidCentralSystemCertificate" in line]
     assert all(any(words in line for line in lines) for _, words in servers)
+
+
+class RecordingLink:
+    """The session's in-memory queue as the events see it: what was submitted, and its future."""
+
+    def __init__(self) -> None:
+        self.builds: list[Any] = []
+        self.futures: list[asyncio.Future[Any]] = []
+
+    def submit(self, build: Any, *, want_result: bool = False) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.builds.append(build)
+        self.futures.append(future)
+        return future
+
+
+async def test_a_waiting_event_is_built_again_after_a_dropped_link_and_newer_details_follow() -> None:
+    """The sender builds a message, meets a dropped link and keeps it for the next connection, where
+    it is built again: the event must still be there (it was taken out at the first build). Details
+    that come while it is on its way go in a notification of their own."""
+    link = RecordingLink()
+    events = SecurityEvents("CP-1", Clock(), None, link, None, lambda: True)  # type: ignore[arg-type]
+    events.emit("InvalidMessages", "first")
+    assert len(link.builds) == 1
+    assert link.builds[0]().tech_info == "first"  # sent on a link that dropped: kept by the sender
+    assert link.builds[0]().tech_info == "first"  # built again on the next connection
+    events.emit("InvalidMessages", "second")  # while the first is on its way: no second submit yet
+    assert len(link.builds) == 1
+    link.futures[0].set_result(None)  # answered
+    await asyncio.sleep(0)
+    assert len(link.builds) == 2 and link.builds[1]().tech_info == "second"
+    link.futures[1].set_result(None)
+    await asyncio.sleep(0)
+    events.emit("InvalidMessages", "third")  # nothing waits: a new notification at once
+    assert len(link.builds) == 3

@@ -11,6 +11,7 @@ import pytest
 from bridge.core.firmware import SIGNED_ROWS, SIGNED_TABLE, TABLE, FirmwareState, FirmwareUpdate, answer
 from bridge.core.firmware_effects import (
     Download,
+    DownloadFailed,
     DownloadSucceeded,
     FirmwareStatus,
     HoldConnectors,
@@ -103,6 +104,15 @@ def test_tc_081_an_invalid_signature_ends_the_job_with_its_security_event() -> N
         ReleaseConnectors(),
     )
     assert m.state is F.IDLE and m.snapshot().outcome.status is S.INVALID_SIGNATURE  # type: ignore[union-attr]
+
+
+def test_an_image_that_cannot_be_read_to_check_it_is_download_failed_not_a_forgery() -> None:
+    """A restart into VERIFYING with the image gone (a cleared disk): DownloadFailed, and no
+    InvalidFirmwareSignature security event (a false tamper alarm)."""
+    m = verifying()
+    step = m.handle(DownloadFailed(m.job, "the image could not be read"), T0 + 6)
+    assert step.effects == (r(S.DOWNLOAD_FAILED, "the image could not be read"), ReleaseConnectors())
+    assert m.state is F.IDLE
 
 
 def test_dates_to_come_are_download_scheduled_and_install_scheduled() -> None:

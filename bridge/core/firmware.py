@@ -119,6 +119,7 @@ SIGNED_ROWS: tuple[Row, ...] = (
     Row(_F.DOWNLOADING, DownloadSucceeded, _F.VERIFYING),
     Row(_F.VERIFYING, SignatureValid, _F.INSTALL_SCHEDULED),
     Row(_F.VERIFYING, SignatureInvalid, _F.IDLE, None, _S.INVALID_SIGNATURE),
+    Row(_F.VERIFYING, DownloadFailed, _F.IDLE, None, _S.DOWNLOAD_FAILED),  # the image unreadable, not forged
     Row(_F.INSTALL_SCHEDULED, DueNow, _F.DOWNLOADED, Guard.DUE),
     Row(_F.AWAITING_BOOT, RolledBack, _F.IDLE, None, _S.INSTALL_VERIFICATION_FAILED),
     Row(_F.ROLLING_BACK, RolledBack, _F.IDLE, None, _S.INSTALL_VERIFICATION_FAILED),

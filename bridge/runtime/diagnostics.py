@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -122,6 +123,7 @@ class UploadRunner(TransferRunner[UploadJob[Any]]):
         made = spool / request.file_name
         try:
             parse(request.location)  # a location we cannot send to fails before the file is made
+            await asyncio.to_thread(_clear_spools, self._work_dir(), self._job_name)
             spool.mkdir(parents=True, exist_ok=True)
             await self._make(request, made)
             post = request.location.lower().startswith(tuple(p.lower() for p in self._uploads.post_to))
@@ -139,6 +141,7 @@ class UploadRunner(TransferRunner[UploadJob[Any]]):
         finally:
             with contextlib.suppress(OSError):
                 made.unlink()
+            with contextlib.suppress(OSError):
                 spool.rmdir()
         if isinstance(event, UploadFailed):
             self._log.warning(
@@ -149,6 +152,8 @@ class UploadRunner(TransferRunner[UploadJob[Any]]):
                 event.reason,
             )
         self._carry_out(self._machine.handle(event, self._now()))
+        # What a replaced attempt's thread finished after its clean-up (it was cancelled) goes now.
+        await asyncio.to_thread(_clear_spools, self._work_dir(), self._job_name)
 
 
 class DiagnosticsRunner(UploadRunner):
@@ -225,3 +230,12 @@ def configuration_text(path: str) -> str | None:
 def moment(epoch: float | None) -> datetime | None:
     """Epoch seconds as an aware datetime (a window's end); None stays None."""
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def _clear_spools(work_dir: Path, job_name: str) -> None:
+    """Remove what replaced uploads of this runner left: a cancelled attempt's thread may finish its
+    file after the attempt's clean-up ran (one attempt at a time: none of them is in use now)."""
+    if not work_dir.is_dir() or work_dir == Path(tempfile.gettempdir()):  # only a folder of our own
+        return
+    for folder in work_dir.glob(f"{job_name}-*"):
+        shutil.rmtree(folder, ignore_errors=True)

@@ -273,9 +273,14 @@ class FirmwareRunner(TransferRunner[FirmwareUpdate]):
         try:
             await asyncio.to_thread(verify_image, Path(effect.file), effect.certificate, effect.signature)
         except InvalidSignature as exc:
-            event: SignatureValid | SignatureInvalid = SignatureInvalid(effect.job, str(exc))
-        except (OSError, ValueError) as exc:
-            event = SignatureInvalid(effect.job, f"the image could not be checked: {exc}")
+            event: SignatureValid | SignatureInvalid | DownloadFailed = SignatureInvalid(effect.job, str(exc))
+        except OSError as exc:  # the image gone or unreadable (a restart, a disk): no forgery to report
+            event = DownloadFailed(
+                effect.job, f"the image could not be read to check it: {exc.strerror or exc}"
+            )
+        except Exception as exc:  # a signature or key we cannot use: it does not verify
+            log.warning("%s: the firmware signature could not be checked: %r", self._cp_id, exc)
+            event = SignatureInvalid(effect.job, f"the signature could not be checked: {exc}")
         else:
             event = SignatureValid(effect.job)
         self._handle(event)

@@ -93,7 +93,7 @@ class LogRunner(UploadRunner):
         if request.log_type == "DiagnosticsLog":
             await self._diagnostics.build(dest, request.start_time, request.stop_time)
             return
-        await asyncio.to_thread(_write_window, self._security_log(), request, dest)
+        await asyncio.to_thread(write_window, self._security_log(), request, dest)
 
     def _failed(self, effect: Upload, exc: TransferError) -> UploadFailed:
         from bridge.transfer import Reason
@@ -103,12 +103,22 @@ class LogRunner(UploadRunner):
         if exc.reason is Reason.LOGIN_REFUSED:
             final = LogStatus.PERMISSION_DENIED
         elif exc.reason is Reason.UNSUPPORTED:
-            known = urlsplit(effect.request.location).scheme.lower() in SCHEMES
-            final = LogStatus.BAD_MESSAGE if known else LogStatus.NOT_SUPPORTED_OPERATION
+            scheme = _scheme(effect.request.location)  # None: not even a URL
+            supported = scheme is None or scheme in SCHEMES  # a URL of ours that is malformed: BadMessage
+            final = LogStatus.BAD_MESSAGE if supported else LogStatus.NOT_SUPPORTED_OPERATION
         return UploadFailed(effect.job, str(exc), final)
 
 
-def _write_window(security_log: ChargePointLog | None, request: DiagnosticsRequest, dest: Path) -> None:
+def _scheme(location: str) -> str | None:
+    """The location's scheme, or None for one that does not even parse (`http://[::1/x`): a bad message
+    too, never an exception in the upload's error path (it left the job Uploading for good)."""
+    try:
+        return urlsplit(location).scheme.lower()
+    except ValueError:
+        return None
+
+
+def write_window(security_log: ChargePointLog | None, request: DiagnosticsRequest, dest: Path) -> None:
     """The charge point's lines of the security log in the request's window, as one file at `dest`
     (written whole, then renamed: the upload never sees half of one). In a thread: it reads files."""
     files = security_log.files() if security_log is not None else []

@@ -2,11 +2,11 @@
 as a SecurityEventNotification (when the charge point's `security_events` setting says so: a central
 system that does not know the security extension answers them NotImplemented).
 
-Critical events go through the outbox: delivered across outages and restarts (written to the store
-before `emit` returns control to the loop's next step; the send follows). The others wait in memory
-until the link is up, at most one per type: the newest replaces one still waiting (a TLS failure at
-every reconnect during a day's outage is one notification, with the latest details), and they are
-not kept across a restart.
+Critical events go through the outbox: delivered across outages and restarts once stored, which a
+task started by `emit` does at once (an event raised in the very moment the daemon is stopped may be
+cut off with that task). The others wait in memory until the link is up, at most one per type: the
+newest replaces one still waiting (a TLS failure at every reconnect during a day's outage is one
+notification, with the latest details), and they are not kept across a restart.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _LEVELS.update(StartupOfTheDevice=logging.DEBUG, ResetOrReboot=logging.DEBUG)
 
 
 class Link(Protocol):
-    def submit(self, build: Any, *, drop_when_offline: bool = False) -> Any: ...
+    def submit(self, build: Any, *, want_result: bool = False) -> Any: ...
 
 
 class SecurityEvents:
@@ -75,18 +75,34 @@ class SecurityEvents:
         queued = kind in self._waiting
         self._waiting[kind] = (when, info)
         if not queued:
-            self._link.submit(lambda: self._build(kind))
+            self._submit(kind)
 
     def note(self, what: str, detail: str | None = None, when: datetime | None = None) -> None:
         """A line in the security log only (a setting changed: what changed, never a value)."""
         if self.log is not None:
             self.log.write(when or self._clock.now(), what, detail)
 
-    def _build(self, kind: str) -> call.SecurityEventNotification | None:
-        """At send time: the newest details of this type."""
-        waiting = self._waiting.pop(kind, None)
-        if waiting is None:
-            return None
+    def _submit(self, kind: str) -> None:
+        """Queue the type's notification in memory. Its entry stays until the sender is done with it
+        (a build that meets a dropped link is made again on the next one); newer details that came
+        while it was on its way go in a notification of their own."""
+        sent: list[tuple[datetime, str | None]] = []
+        future = self._link.submit(lambda: self._build(kind, sent), want_result=True)
+
+        def done(_: Any) -> None:
+            if future.cancelled() is False:
+                future.exception()  # an error answer ends it too (logged by the sender): retrieved
+            if sent and self._waiting.get(kind) is not sent[-1]:
+                self._submit(kind)  # newer details came meanwhile
+            else:
+                self._waiting.pop(kind, None)
+
+        future.add_done_callback(done)
+
+    def _build(self, kind: str, sent: list[tuple[datetime, str | None]]) -> call.SecurityEventNotification:
+        """At send time: the newest details of this type (kept until the sender is done)."""
+        waiting = self._waiting[kind]
+        sent.append(waiting)
         when, info = waiting
         return call.SecurityEventNotification(type=kind, timestamp=iso(when), tech_info=info)
 

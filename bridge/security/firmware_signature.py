@@ -147,13 +147,17 @@ def _check_validity(cert: x509.Certificate, now: datetime) -> None:
 def _check_code_signing(cert: x509.Certificate) -> None:
     name = cert.subject.rfc4514_string()
     try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        extensions = cert.extensions  # parsed here: a duplicate or malformed one is no signing certificate
+    except (x509.DuplicateExtension, ValueError) as exc:
+        raise SigningCertificateError(f"{name}: its extensions do not parse: {exc}") from None
+    try:
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
         if not usage.digital_signature:
             raise SigningCertificateError(f"{name}: its keyUsage does not allow digitalSignature")
     except x509.ExtensionNotFound:
         pass
     try:
-        purposes = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        purposes = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return
     if not {ExtendedKeyUsageOID.CODE_SIGNING, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE} & set(purposes):

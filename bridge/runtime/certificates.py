@@ -126,9 +126,15 @@ class Certificates:
     async def install(self, use: str, pem: str) -> str:
         """Accepted, Rejected (invalid; not signed by the installed root under
         AdditionalRootCertificateCheck; the store full) or Failed (not written)."""
-        try:
+        now = self._clock.now()
+
+        def parsed() -> x509.Certificate:  # cryptography's first import and a signature check: a thread
             certificate = certs.parse_certificate(pem)
-            certs.check_root(certificate, self._clock.now())
+            certs.check_root(certificate, now)
+            return certificate
+
+        try:
+            certificate = await asyncio.to_thread(parsed)
         except ValueError as exc:
             return self._refused(use, str(exc), invalid=True)
         check = use == CS_ROOT and self._configuration.get_bool("AdditionalRootCertificateCheck")

@@ -3,8 +3,7 @@ socket: the probe and capabilities, readings in the device's units, commands in 
 replies, its pacing, the failsafe a dead bridge leaves behind, an outage; its configuration checked with
 line numbers; and `ocpp-bridge probe` against it.
 
-The box's unit id is 255; the bridge's Modbus transport takes 1..247 (RTU's range), so the box here
-answers on unit 1 (`UNIT`), and one test pins what a device_id of 255 gets today.
+The box answers on unit id 255, as KEBA's guides fix it (the transport takes Modbus TCP's whole byte).
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from bridge.config import ConfigError, parse_config
 from bridge.probe import probe
 from tests.emulators.keba_modbus import P30_X_TETHERED, P40, KebaBox, KebaModbusEmulator, keba_modbus
 
-UNIT = 1  # see the module docstring
+UNIT = 255  # KEBA's guides fix the unit id
 FAST = {"read_gap_s": 0.01, "write_gap_s": 0.05}  # the box's pacing, scaled down for the tests
 
 
@@ -243,13 +242,11 @@ async def test_an_outage_is_unreachable_and_the_box_comes_back(transports: Trans
     assert emu.box.writes(api.REG_ENABLE) == [1]
 
 
-async def test_the_guides_unit_id_255_needs_the_transport_to_take_it(
-    p30: KebaModbusEmulator, transports: Transports
-) -> None:
+async def test_the_default_unit_id_is_the_guides_255(p30: KebaModbusEmulator, transports: Transports) -> None:
     charger = KebaModbusCharger(KebaModbusOptions(modbus=p30.url), transports)
     assert charger.options.device_id == 255
-    with pytest.raises(DeviceRefused, match=r"KEBA at 127\.0\.0\.1: a Modbus device id is 1\.\.247, not 255"):
-        await charger.start()
+    await charger.start()  # the product code read on unit 255
+    assert charger.capabilities.has_meter
 
 
 # -- configuration ------------------------------------------------------------------------------------

@@ -7,8 +7,7 @@
 - the box falling silent mid-transaction: Faulted, then Charging again, one transaction throughout.
 
 The box paces at a tenth of the guide's gaps (and the driver with it), and its energy flows 100 times
-faster than real time, so that a session takes seconds. It answers on unit 1: the transport takes
-device ids 1..247 (see tests/test_keba_modbus.py).
+faster than real time, so that a session takes seconds. It answers on unit 255, as the guides say.
 """
 
 from __future__ import annotations
@@ -38,14 +37,14 @@ CARD = 3570234960  # the first four UID bytes D4CD7650
 
 @pytest.fixture
 async def emu() -> AsyncIterator[KebaModbusEmulator]:
-    box = KebaBox(unit_id=1, read_gap_s=0.05, write_gap_s=0.5, time_scale=100)
+    box = KebaBox(read_gap_s=0.05, write_gap_s=0.5, time_scale=100)
     async with keba_modbus(box) as emulator:
         yield emulator
 
 
 def config(emu: KebaModbusEmulator, csms: StrictCentralSystem, tmp_path: Path) -> Any:
     charger = {
-        "type": "keba-modbus", "modbus": emu.url, "device_id": 1, "timeout_s": 0.5,
+        "type": "keba-modbus", "modbus": emu.url, "timeout_s": 0.5,
         "read_interval_s": 0.05, "write_interval_s": 0.5,
     }  # fmt: skip
     return make_config(csms.url, tmp_path, ocpp=OCPP, charger=charger, connector_fields=CONNECTOR)

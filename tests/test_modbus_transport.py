@@ -388,11 +388,20 @@ async def test_a_gateway_answering_for_a_silent_device_is_unreachable_at_once() 
         assert time.monotonic() - began < 1.0
 
 
+@pytest.mark.parametrize("url", ["rtu+tcp://127.0.0.1:8899", "rtu:///dev/ttyUSB0"])
+async def test_unit_ids_above_247_are_for_modbus_tcp_only(url: str) -> None:
+    """On a serial line (also one reached through a serial server) 248..255 are reserved; Modbus
+    TCP devices answer on any byte (KEBA's guides fix theirs at 255)."""
+    async with bus_on(url) as bus:
+        with pytest.raises(ValueError, match=r"device id is 1\.\.247, not 248"):
+            await bus.read_holding_registers(248, 0, 1)
+
+
 @pytest.mark.parametrize(
     ("request_", "says"),
     [
-        (lambda bus: bus.read_input_registers(0, 0, 1), r"device id is 1\.\.247, not 0"),
-        (lambda bus: bus.read_holding_registers(248, 0, 1), r"device id is 1\.\.247, not 248"),
+        (lambda bus: bus.read_input_registers(0, 0, 1), r"device id is 1\.\.255, not 0"),
+        (lambda bus: bus.read_holding_registers(256, 0, 1), r"device id is 1\.\.255, not 256"),  # TCP: a byte
         (lambda bus: bus.read_input_registers(1, 0x10000, 1), r"register address is 0\.\.65535, not 65536"),
         (lambda bus: bus.read_input_registers(1, -1, 1), r"register address is 0\.\.65535, not -1"),
         (lambda bus: bus.read_input_registers(1, 0, 0), "a read covers 1 to 125 registers, not 0"),

@@ -254,6 +254,10 @@ class ModbusBus:
         """`make_client`: makes the (unconnected) pymodbus client of a bus; a test may give a stand-in."""
         self.address = parse_bus_url(url)
         self.url = str(self.address)
+        # A unit id is one byte: Modbus TCP devices answer on any (KEBA's guides fix theirs at 255);
+        # on a serial bus, and on one reached through a serial server, 248..255 are reserved.
+        tcp = isinstance(self.address, TcpAddress) and not self.address.rtu_framing
+        self._highest_id = 255 if tcp else 247
         self.timeout_s = timeout_s
         self._make_client = make_client or library_client
         self._lock = asyncio.Lock()
@@ -280,7 +284,7 @@ class ModbusBus:
     async def _read(
         self, what: str, method: str, device_id: int, address: int, count: int, timeout_s: float | None
     ) -> list[int]:
-        _check_read(device_id, address, count)
+        _check_read(device_id, address, count, self._highest_id)
         request = _Request(what, address, count)
         response = await self._execute(
             device_id,
@@ -294,7 +298,7 @@ class ModbusBus:
         self, device_id: int, address: int, values: Sequence[int], *, timeout_s: float | None = None
     ) -> None:
         """Function code 16 (write multiple registers)."""
-        _check_write(device_id, address, values, 123)
+        _check_write(device_id, address, values, 123, self._highest_id)
         request = _Request("write registers", address, len(values))
         await self._execute(
             device_id,
@@ -307,7 +311,7 @@ class ModbusBus:
         self, device_id: int, address: int, value: int, *, timeout_s: float | None = None
     ) -> None:
         """Function code 06 (write single register)."""
-        _check_write(device_id, address, [value], 1)
+        _check_write(device_id, address, [value], 1, self._highest_id)
         request = _Request("write register", address, 1)
         await self._execute(
             device_id,
@@ -415,21 +419,23 @@ def library_client(address: BusAddress) -> Any:
     )
 
 
-def _check_read(device_id: int, address: int, count: int) -> None:
-    _check_device_address(device_id, address)
+def _check_read(device_id: int, address: int, count: int, highest_id: int = 247) -> None:
+    _check_device_address(device_id, address, highest_id)
     if not 1 <= count <= 125:  # the Modbus limit for function codes 03 and 04
         raise ValueError(f"a read covers 1 to 125 registers, not {count}")
 
 
-def _check_write(device_id: int, address: int, values: Sequence[int], limit: int) -> None:
-    _check_device_address(device_id, address)
+def _check_write(
+    device_id: int, address: int, values: Sequence[int], limit: int, highest_id: int = 247
+) -> None:
+    _check_device_address(device_id, address, highest_id)
     if not 1 <= len(values) <= limit or not all(0 <= v <= 0xFFFF for v in values):
         raise ValueError(f"a write takes 1 to {limit} register values of 0..65535, not {list(values)}")
 
 
-def _check_device_address(device_id: int, address: int) -> None:
-    if not 1 <= device_id <= 247:
-        raise ValueError(f"a Modbus device id is 1..247, not {device_id}")
+def _check_device_address(device_id: int, address: int, highest_id: int = 247) -> None:
+    if not 1 <= device_id <= highest_id:
+        raise ValueError(f"a Modbus device id is 1..{highest_id}, not {device_id}")
     if not 0 <= address <= 0xFFFF:
         raise ValueError(f"a register address is 0..65535, not {address}")
 

@@ -18,4 +18,5 @@ CHARGER_TYPES: dict[str, str] = {
     "shelly": "adapters.chargers.shelly:ShellyCharger",
     "tasmota": "adapters.chargers.tasmota:TasmotaCharger",
     "keba-modbus": "adapters.chargers.keba_modbus:KebaModbusCharger",
+    "openevse": "adapters.chargers.openevse:OpenEvseCharger",
 }

@@ -1,0 +1,269 @@
+"""OpenEVSE (ESP32 WiFi gateway, firmware v4.x and later) over its HTTP API.
+
+Docs: OpenEVSE/openevse_esp32_firmware `api.yml` and `models/Properties.yaml`, summarised in
+docs/devices/openevse.md. The fields, states and the pure mapping are in openevse_api.py.
+
+Theory
+------
+Each read is one `GET /status` (current in mA, energy register in kWh, the EVSE state). Every command
+is a *claim*: `POST /claims/<client_id>` with the properties the bridge wants (`state`
+active/disabled, `charge_current` and `max_current` in whole amperes). A claim over HTTP has priority
+500: a manual override in the box's web page (1000), its RFID (1030), its own OCPP client (1050) or a
+limit (1100) win over it. So after each claim the driver asks `GET /claims/target` which client won
+each property, and a command another client overrules fails with DeviceRefused naming it, rather than
+pretending to have worked. The driver never uses the RAPI pass-through (`/r`): it bypasses claims.
+
+The bridge owns the decision to charge: once it operates the box (it has set a listener; `ocpp-bridge
+probe` does not, and switches nothing), the first read claims state `disabled`, so that the box's own
+default state (active) does not charge a plugged car before a transaction allows it. `close()` keeps
+the claim: a stopped bridge leaves the box as it was told last, and `DELETE /claims/<client_id>`
+(docs/devices/openevse.md) gives the box back to its own logic.
+
+Pacing: the ESP32's web server keeps few connections; the driver sends one request at a time per box.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.base import (
+    Charger,
+    ChargerCapabilities,
+    ChargerReading,
+    DeviceRefused,
+    DeviceUnreachable,
+    Listener,
+    NotSupportedByDevice,
+)
+from adapters.chargers.openevse_api import (
+    CLIENT_MAX,
+    CURRENT_MAX_A,
+    CURRENT_MIN_A,
+    STATUS_ACTIVE,
+    STATUS_DISABLED,
+    Claim,
+    answer_problem,
+    claim_losers,
+    reading_from,
+)
+from adapters.transports.pool import Transports
+from adapters.transports.urls import http_address_problem
+
+log = logging.getLogger("adapters.openevse")
+
+DEFAULT_CLIENT_ID = 0x0B1D0001  # any id no other client of the box uses; see docs/devices/openevse.md
+
+
+@dataclass(frozen=True)
+class OpenEvseOptions:
+    """The `charger: {type: openevse, ...}` block."""
+
+    type: str = "openevse"
+    url: str | None = None  # http://HOST of the WiFi gateway
+    username: str | None = None  # HTTP basic auth, when set in the gateway
+    password: str | None = field(default=None, repr=False)
+    client_id: int = DEFAULT_CLIENT_ID  # the claim's client id: /claims/<client_id>
+    timeout_s: float = 5.0  # per HTTP request
+    phases: int = 1  # phases wired to the vehicle (OpenEVSE measures one current and one voltage)
+    min_current_a: float = 6.0
+    max_current_a: float = 32.0  # at most the box's own configured maximum
+    fixed_cable: bool = True  # OpenEVSE stations have a tethered cable
+
+    def validate(self) -> list[tuple[str, str]]:
+        """(field, problem) pairs; empty when the options make sense."""
+        problems: list[tuple[str, str]] = []
+        if not self.url:
+            problems.append(("url", "needs url: http://<address of the OpenEVSE WiFi gateway>"))
+        elif (problem := http_address_problem(self.url, path_allowed=True)) is not None:
+            problems.append(("url", problem))
+        if (self.username is None) != (self.password is None):
+            problems.append(("password", "username and password go together (HTTP basic auth)"))
+        elif self.username is not None and (not self.username or ":" in self.username):
+            problems.append(("username", "must not be empty nor contain ':'"))
+        elif self.password == "":
+            problems.append(("password", "must not be empty (leave both out when the box has none)"))
+        if not 0 < self.client_id <= CLIENT_MAX:
+            problems.append(("client_id", f"must be from 1 to {CLIENT_MAX} (a 32-bit claim client id)"))
+        if not 0 < self.timeout_s <= 60:
+            problems.append(("timeout_s", "must be above 0 and at most 60 seconds"))
+        if self.phases not in (1, 3):
+            problems.append(("phases", "must be 1 or 3"))
+        if not CURRENT_MIN_A <= self.min_current_a <= self.max_current_a <= CURRENT_MAX_A:
+            problems.append((
+                "min_current_a",
+                f"OpenEVSE takes {CURRENT_MIN_A} to {CURRENT_MAX_A} A: "
+                f"need {CURRENT_MIN_A} <= min_current_a <= max_current_a <= {CURRENT_MAX_A}",
+            ))  # fmt: skip
+        return problems
+
+
+class OpenEvseCharger(Charger):
+    Options = OpenEvseOptions
+
+    def __init__(self, options: OpenEvseOptions, transports: Transports) -> None:
+        super().__init__()
+        self.options = options
+        self._transports = transports
+        self._base = (options.url or "").rstrip("/")
+        self._lock = asyncio.Lock()  # one request at a time per box
+        self._authorization: str | None = None  # the basic-auth header, never logged
+        if options.username is not None and options.password is not None:
+            token = base64.b64encode(f"{options.username}:{options.password}".encode()).decode("ascii")
+            self._authorization = f"Basic {token}"
+        self._energy_lock = asyncio.Lock()
+        self._claim = Claim()  # what the bridge has claimed so far
+        self._commanded = False
+        self._take_over = False
+        self._plugged = False
+        self._claim_lost = False  # the box showed another state than claimed (logged once)
+
+    @property
+    def capabilities(self) -> ChargerCapabilities:
+        o = self.options
+        return ChargerCapabilities(
+            can_sense_plug=True,
+            can_unlock=False,  # no lock command in the HTTP API
+            fixed_cable=o.fixed_cable,
+            can_switch_phases=False,  # only RAPI $S7, which bypasses claims
+            can_reset=True,  # POST /restart
+            has_meter=True,
+            has_rfid=False,  # the box's RFID claims the state itself; no tag reaches the API
+            phases=o.phases,
+            min_current_a=o.min_current_a,
+            max_current_a=o.max_current_a,
+            current_step_a=1.0,
+        )
+
+    @property
+    def description(self) -> str:
+        return f"OpenEVSE at {urllib.parse.urlsplit(self._base).hostname}"
+
+    # -- HTTP -------------------------------------------------------------------------------------
+    async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """(HTTP status, decoded JSON or the text); DeviceUnreachable for no or a late answer."""
+        import aiohttp
+
+        o = self.options
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        if self._authorization is not None:
+            headers["Authorization"] = self._authorization
+        try:
+            async with (
+                self._lock,
+                self._transports.http().request(
+                    method,
+                    self._base + path,
+                    data=data,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=o.timeout_s),
+                ) as response,
+            ):
+                status, raw = response.status, await response.read()
+        except TimeoutError as exc:
+            raise DeviceUnreachable(f"no answer from {self._base} within {o.timeout_s:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise DeviceUnreachable(f"{self._base}: {str(exc) or type(exc).__name__}") from exc
+        text = raw.decode("utf-8", "replace")
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        status, answer = await self._request(method, path, body)
+        problem = answer_problem(f"{method} {path}", status, answer)
+        if problem is not None:
+            raise DeviceRefused(f"OpenEVSE refused {problem}")
+        return answer
+
+    async def _send_claim(self, claim: Claim) -> None:
+        """Claims `claim` and checks that it wins every property it sets."""
+        client = self.options.client_id
+        await self._call("POST", f"/claims/{client}", claim.body())
+        self._claim = claim
+        lost = claim_losers(await self._call("GET", "/claims/target"), claim, client)
+        if lost:
+            held = ", ".join(f"{name} by client {winner}" for name, winner in lost.items())
+            raise DeviceRefused(
+                f"a claim of higher priority overrules the bridge's ({held}): "
+                "a manual override, the box's RFID, its own OCPP client or a limit"
+            )
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        status = await self._call("GET", "/status")
+        if not isinstance(status, dict):
+            raise DeviceRefused(f"{self._base}/status did not answer with JSON: {str(status)[:80]!r}")
+        log.info("%s: EVSE state %s, %s", self.description, status.get("state"), status.get("status"))
+
+    def set_listener(self, listener: Listener | None) -> None:
+        # A listener means the bridge operates the box (a probe sets none): take over at the next read.
+        super().set_listener(listener)
+        self._take_over = listener is not None and not self._commanded
+
+    # -- reading ----------------------------------------------------------------------------------
+    async def read(self) -> ChargerReading:
+        status = await self._call("GET", "/status")
+        if not isinstance(status, dict):
+            raise DeviceRefused(f"/status answered with no JSON object: {str(status)[:80]!r}")
+        if self._take_over:
+            async with self._energy_lock:  # a set_enabled racing this read wins
+                if self._take_over:
+                    await self._send_claim(Claim(STATUS_DISABLED, self._claim.current_a))
+                    self._take_over = False
+                    if status.get("status") == STATUS_ACTIVE:
+                        status = await self._call("GET", "/status")  # read after the claim
+        elif self._claim.state is not None and status.get("status") not in (self._claim.state, None):
+            status = await self._reclaim(status)
+        reading = reading_from(status, phases=self.options.phases, was_plugged=self._plugged)
+        self._plugged = bool(reading.plugged)
+        return reading
+
+    async def _reclaim(self, status: dict[str, Any]) -> dict[str, Any]:
+        """The box is not in the state the bridge claimed: a restart forgot the claim (claims live in
+        its memory), or a claim of higher priority holds it. Claim again; if that changes nothing,
+        the other claim wins, and the reading says what the box does."""
+        if not self._claim_lost:
+            log.warning(
+                "%s: status %r, claimed %r: claiming again", self.description, status.get("status"),
+                self._claim.state,
+            )  # fmt: skip
+        self._claim_lost = True
+        await self._call("POST", f"/claims/{self.options.client_id}", self._claim.body())
+        again = await self._call("GET", "/status")
+        if isinstance(again, dict) and again.get("status") == self._claim.state:
+            self._claim_lost = False
+            return again
+        return again if isinstance(again, dict) else status
+
+    # -- commands ---------------------------------------------------------------------------------
+    async def set_enabled(self, enabled: bool) -> None:
+        async with self._energy_lock:
+            self._commanded, self._take_over = True, False
+            state = STATUS_ACTIVE if enabled else STATUS_DISABLED
+            await self._send_claim(Claim(state, self._claim.current_a))
+
+    async def set_current(self, amps: float) -> None:
+        o = self.options
+        if not o.min_current_a <= amps <= o.max_current_a:
+            raise DeviceRefused(f"current {amps:g} A outside {o.min_current_a:g}..{o.max_current_a:g} A")
+        async with self._energy_lock:
+            # Whole amperes, never more than asked; the state stays as claimed (none yet: the box's).
+            await self._send_claim(Claim(self._claim.state, int(amps)))
+
+    async def set_phases(self, phases: int) -> None:
+        raise NotSupportedByDevice("OpenEVSE switches phases only through RAPI, which bypasses its claims")
+
+    async def unlock(self) -> None:
+        raise NotSupportedByDevice("OpenEVSE's HTTP API has no command that unlocks the cable")
+
+    async def reset(self, hard: bool) -> None:
+        # Hard: the EVSE controller itself; soft: the WiFi gateway only.
+        await self._call("POST", "/restart", {"device": "evse" if hard else "gateway"})

@@ -24,6 +24,7 @@ from adapters.base import (
 from adapters.chargers.openevse import OpenEvseCharger, OpenEvseOptions
 from adapters.chargers.openevse_api import Claim, answer_problem, claim_losers, fault_from, reading_from
 from adapters.transports.pool import Transports
+from bridge.config import ConfigError, parse_config
 from bridge.core.device_errors import ocpp_fault
 from tests.emulators.openevse import OVERRIDE_CLIENT, OpenEvseEmulator
 
@@ -123,8 +124,28 @@ def test_options_name_the_fix() -> None:
     assert "client_id" in dict(OpenEvseOptions(url="http://h", client_id=0).validate())
     assert "phases" in dict(OpenEvseOptions(url="http://h", phases=2).validate())
     assert "min_current_a" in dict(OpenEvseOptions(url="http://h", min_current_a=5).validate())
-    assert "min_current_a" in dict(OpenEvseOptions(url="http://h", max_current_a=81).validate())
+    assert "max_current_a" in dict(OpenEvseOptions(url="http://h", max_current_a=81).validate())
     assert "secret" not in repr(OpenEvseOptions(url="http://h", username="a", password="secret"))
+
+
+def test_check_names_each_problem_with_its_line() -> None:
+    text = "\n".join([
+        "charge_points:",
+        "  - id: X",
+        "    csms_url: ws://127.0.0.1:9000/ocpp",
+        "    connectors:",
+        "      - id: 1",
+        "        charger:",
+        "          type: openevse",
+        "          url: ftp://192.0.2.9",
+        "          client_id: 0",
+        "          max_current_a: 99",
+    ])  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "openevse.yaml")
+    lines = {p.path.rsplit(".", 1)[-1]: p.line for p in info.value.problems}
+    assert lines == {"url": 8, "client_id": 9, "max_current_a": 10}
+    assert "OpenEVSE takes 6 to 80 A" in str(info.value)
 
 
 # -- against the emulator ----------------------------------------------------------------------------

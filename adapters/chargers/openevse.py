@@ -96,7 +96,7 @@ class OpenEvseOptions:
             problems.append(("phases", "must be 1 or 3"))
         if not CURRENT_MIN_A <= self.min_current_a <= self.max_current_a <= CURRENT_MAX_A:
             problems.append((
-                "min_current_a",
+                "max_current_a" if self.max_current_a > CURRENT_MAX_A else "min_current_a",
                 f"OpenEVSE takes {CURRENT_MIN_A} to {CURRENT_MAX_A} A: "
                 f"need {CURRENT_MIN_A} <= min_current_a <= max_current_a <= {CURRENT_MAX_A}",
             ))  # fmt: skip

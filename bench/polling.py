@@ -1,4 +1,4 @@
-"""Polling devices: N go-e chargers over HTTP, or N Eastron meters over Modbus TCP, read every second.
+"""Polling devices: N go-e or OpenEVSE chargers (HTTP) or N Eastron meters (Modbus TCP), read every second.
 
 Run as `.venv/bin/python bench/polling.py [--sizes 1,10,50] [--seconds 10] [--kinds ...] [--quick]` (or
 `make bench`; about two minutes with the defaults). Not a test: it prints a table. `--quick` (in `make
@@ -16,6 +16,8 @@ Each row is one configuration, measured in fresh processes:
 Kinds:
   goe-http        go-e Charger, HTTP API v2: `GET /api/status?filter=...`, one HTTP connection per box
                   on the shared aiohttp session (the charger charging, so every value moves);
+  openevse-http   OpenEVSE (ESP32 WiFi gateway) over HTTP: `GET /status`, one HTTP connection per box on
+                  the shared aiohttp session (the box charging; no claim is made: the drivers only read);
   sdm630-tcp      SDM630 meters, one Modbus TCP endpoint each (a meter with Ethernet, or one gateway
                   per meter): N buses, N clients, 3 requests per read;
   sdm630-gateway  SDM630 meters behind one Modbus TCP gateway, device ids 1..N: one bus, one client,
@@ -55,7 +57,8 @@ REPO = SCRIPT.parent.parent
 sys.path.insert(0, str(REPO))  # the repository: adapters, tests.emulators, tests.processes
 from tests.processes import child_env, first_line, stop_process, vmrss_mib  # noqa: E402
 
-KINDS = ("goe-http", "sdm630-tcp", "sdm630-gateway")
+KINDS = ("goe-http", "openevse-http", "sdm630-tcp", "sdm630-gateway")
+HTTP_KINDS = ("goe-http", "openevse-http")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 60.0
 # The defaults: devices per configuration, polling window (s), poll interval (s); and with --quick.
@@ -76,6 +79,7 @@ async def serve(kind: str, n: int) -> None:
     """Serves N devices of `kind`; prints {"urls": [...], "device_ids": [...]}; runs until SIGTERM."""
     from tests.emulators.eastron import EmulatedMeter, eastron_tcp
     from tests.emulators.goe import GoeEmulator
+    from tests.emulators.openevse import OpenEvseEmulator
 
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
@@ -89,6 +93,13 @@ async def serve(kind: str, n: int) -> None:
                 urls.append(await emu.start_http())
                 emu.plug()
                 emu.keys["frc"] = 2  # charging: energy, power and currents change at every read
+                ids.append(0)
+        elif kind == "openevse-http":
+            for _ in range(n):
+                box = OpenEvseEmulator()
+                stack.push_async_callback(box.close)
+                urls.append(await box.start())
+                box.plug()  # no claim: the box's default state (active), so it charges
                 ids.append(0)
         elif kind == "sdm630-tcp":
             for _ in range(n):
@@ -114,11 +125,12 @@ async def poll(kind: str, urls: list[str], ids: list[int], seconds: float, inter
     line with the figures."""
     from adapters.base import DeviceError
     from adapters.chargers.goe import GoeCharger, GoeOptions
+    from adapters.chargers.openevse import OpenEvseCharger, OpenEvseOptions
     from adapters.meters.eastron import EastronOptions, Sdm630
     from adapters.transports.pool import Transports
 
     transports = Transports()
-    if kind != "goe-http":
+    if kind not in HTTP_KINDS:
         transports.modbus(urls[0])  # imports pymodbus now, so that its import is not counted per device
     else:
         transports.http()
@@ -126,6 +138,8 @@ async def poll(kind: str, urls: list[str], ids: list[int], seconds: float, inter
     drivers: list[Any]
     if kind == "goe-http":
         drivers = [GoeCharger(GoeOptions(url=url, timeout_s=5), transports) for url in urls]
+    elif kind == "openevse-http":
+        drivers = [OpenEvseCharger(OpenEvseOptions(url=url, timeout_s=5), transports) for url in urls]
     else:
         drivers = [
             Sdm630(EastronOptions("sdm630", url, i, timeout_s=5), transports)

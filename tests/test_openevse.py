@@ -219,6 +219,24 @@ async def test_reading_follows_the_vehicle_and_the_claims(emulator: Factory, tra
     assert (await charger.read()).plugged is False
 
 
+async def test_a_current_set_before_the_first_read_holds_the_box_too(
+    emulator: Factory, transports: Transports
+) -> None:
+    emu = await emulator()
+    emu.plug()
+    charger, _ = openevse(transports, url=emu.url)
+    await charger.set_current(10)
+    assert not emu.charging()  # the box's default (active) never got to charge the car
+    assert posted(emu) == [
+        (
+            f"/claims/{CLIENT}",
+            {"auto_release": False, "state": "disabled", "charge_current": 10, "max_current": 10},
+        )
+    ]
+    await charger.read()
+    assert len(posted(emu)) == 1  # taken over already
+
+
 async def test_a_probe_switches_nothing(emulator: Factory, transports: Transports) -> None:
     emu = await emulator()
     emu.plug()  # the box's default: active, so it charges
@@ -242,6 +260,9 @@ async def test_a_higher_claim_overrules_the_bridge_and_says_so(
     ):
         await charger.set_enabled(True)
     assert not emu.charging()
+    held = await charger.read()  # the reading says what the box does; claimed again, still overruled
+    assert (held.plugged, held.energy_allowed) == (True, False)
+    assert [p for p, _ in posted(emu)].count(f"/claims/{CLIENT}") == 3  # take-over, command, again
     emu.override(None)
     reading = await charger.read()  # the claim was kept: active now the override is gone
     assert reading.energy_allowed and emu.charging()

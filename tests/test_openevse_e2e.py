@@ -144,10 +144,10 @@ async def test_a_profile_limit_reaches_the_box_as_a_claim_in_amperes(
         assert emu.claims[CLIENT][1]["charge_current"] == 10 and emu.claims[CLIENT][1]["max_current"] == 10
         await begin(csms, emu, daemon)
         assert emu.amps() == 10.0
-        body["chargingSchedule"]["chargingSchedulePeriod"] = [{"startPeriod": 0, "limit": 1700}]
+        body["chargingSchedule"]["chargingSchedulePeriod"] = [{"startPeriod": 0, "limit": 1780}]
         answer = await csms.call(CP, call.SetChargingProfile(connector_id=0, cs_charging_profiles=body))
         assert answer.status == "Accepted"
-        # 1700 W / 230 V = 7.39 A: whole amperes, rounded down, never more than the profile allows.
+        # 1780 W / 230 V = 7.74 A: whole amperes, rounded down, never more than the profile allows.
         await csms.wait_until(lambda: emu.amps() == 7.0, what="7 A at the box")
         await end(csms, csms.last_transaction_id)
     currents = [

@@ -255,8 +255,12 @@ class OpenEvseCharger(Charger):
         if not o.min_current_a <= amps <= o.max_current_a:
             raise DeviceRefused(f"current {amps:g} A outside {o.min_current_a:g}..{o.max_current_a:g} A")
         async with self._energy_lock:
-            # Whole amperes, never more than asked; the state stays as claimed (none yet: the box's).
-            await self._send_claim(Claim(self._claim.state, int(amps)))
+            # Whole amperes, never more than asked. The state stays as claimed; before the first
+            # read of an operated box, it is the take-over's disabled (else the box's default, active).
+            state = self._claim.state
+            if state is None and self._take_over:
+                state, self._take_over = STATUS_DISABLED, False
+            await self._send_claim(Claim(state, int(amps)))
 
     async def set_phases(self, phases: int) -> None:
         raise NotSupportedByDevice("OpenEVSE switches phases only through RAPI, which bypasses its claims")

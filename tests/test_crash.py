@@ -47,7 +47,7 @@ from tests.processes import free_port, start_daemon, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 CP_ID = "CP-1"
-RUNS = int(os.environ.get("CRASH_TEST_RUNS", "45"))  # ~65 s; more with CRASH_TEST_RUNS
+RUNS = int(os.environ.get("CRASH_TEST_RUNS", "36"))  # ~50 s; more with CRASH_TEST_RUNS
 BASE_SEED = int(os.environ.get("CRASH_TEST_SEED", "1600"))
 LANES = 2  # runs going on at once
 DETAILED_FAILURES = 3  # runs whose frames and logs are shown

@@ -151,7 +151,7 @@ def _payloads(draw: st.DrawFn) -> tuple[int, str, Any]:
     return kind, action, payload
 
 
-@settings(max_examples=800, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=500, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_payloads())
 def test_the_compiled_schemas_decide_as_jsonschema_does(case: tuple[int, str, Any]) -> None:
     kind, action, payload = case

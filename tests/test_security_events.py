@@ -83,10 +83,13 @@ async def test_security_events_off_keeps_them_in_the_log_only(tmp_path: Path) ->
 
 
 def queued_events(state: Path) -> int:
+    """SecurityEventNotifications in the store's outbox (0 while the daemon has not made its schema)."""
     db = sqlite3.connect(state / FILENAME)
     try:
         query = "SELECT count(*) FROM outbox WHERE action = 'SecurityEventNotification'"
         return int(db.execute(query).fetchone()[0])
+    except sqlite3.OperationalError:  # no such table yet: the daemon is creating the store
+        return 0
     finally:
         db.close()
 

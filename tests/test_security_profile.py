@@ -232,3 +232,21 @@ async def test_raises_without_their_prerequisites_are_rejected(tmp_path: Path) -
             assert await change(cs, "SecurityProfile", "3") == "Rejected"
             assert await profile_value(cs) == "1"
             assert [status for _, status in cs.handshakes] == [101]  # no reconnect for a refusal
+
+
+async def test_a_raised_profile_is_tls_whatever_the_case_of_the_files_scheme(tmp_path: Path) -> None:
+    """`WS://` in the file: profile 2 still connects over wss:// with the tls: block's context (the
+    scheme was compared in lower case only, and a raise went over plain ws:// with the password)."""
+    pki = make_test_pki(tmp_path / "pki")
+    port = free_port()
+    config = make_config(
+        f"WS://127.0.0.1:{port}/ocpp", tmp_path, password="a-password-16-chars", ocpp={"SecurityProfile": 1},
+        tls=_tls(pki),
+    )  # fmt: skip
+    async with running(config) as daemon:
+        link = daemon.charge_points["CP-1"].security.link
+        assert not link.uses_tls()
+        link.switch.try_raise(2)
+        options = await link.options()
+    assert options.url == f"wss://127.0.0.1:{port}/ocpp" and options.ssl is not None
+    assert link.uses_tls()

@@ -34,6 +34,7 @@ from adapters.chargers.goe_api import (
     set_query,
     v1_to_v2,
 )
+from adapters.transports.http import request
 from adapters.transports.pool import Transports
 
 if TYPE_CHECKING:
@@ -72,25 +73,10 @@ class GoeHttp:
 
     async def get(self, path_and_query: str) -> tuple[int, Any]:
         """(HTTP status, decoded JSON or the text); DeviceUnreachable for no or a late answer."""
-        import aiohttp
         import yarl
 
         url = yarl.URL(self.base + path_and_query, encoded=True)
-        try:
-            async with self._transports.http().get(
-                url, timeout=aiohttp.ClientTimeout(total=self._timeout_s)
-            ) as response:
-                body = await response.read()
-                status = response.status
-        except TimeoutError as exc:
-            raise DeviceUnreachable(f"no answer from {self.base} within {self._timeout_s:g} s") from exc
-        except aiohttp.ClientError as exc:
-            raise DeviceUnreachable(f"{self.base}: {str(exc) or type(exc).__name__}") from exc
-        text = body.decode("utf-8", "replace")
-        try:
-            return status, json.loads(text)
-        except ValueError:  # the caller names what it expected; the text is kept for its message
-            return status, text
+        return await request(self._transports.http(), "GET", url, where=self.base, timeout_s=self._timeout_s)
 
 
 class HttpV2Link(GoeLink):

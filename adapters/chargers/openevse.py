@@ -37,7 +37,6 @@ from adapters.base import (
     ChargerCapabilities,
     ChargerReading,
     DeviceRefused,
-    DeviceUnreachable,
     Listener,
     NotSupportedByDevice,
 )
@@ -52,6 +51,7 @@ from adapters.chargers.openevse_api import (
     claim_losers,
     reading_from,
 )
+from adapters.transports.http import request
 from adapters.transports.pool import Transports
 from adapters.transports.urls import http_address_problem
 
@@ -147,34 +147,15 @@ class OpenEvseCharger(Charger):
     # -- HTTP -------------------------------------------------------------------------------------
     async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """(HTTP status, decoded JSON or the text); DeviceUnreachable for no or a late answer."""
-        import aiohttp
-
-        o = self.options
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": "application/json"} if data is not None else {}
         if self._authorization is not None:
             headers["Authorization"] = self._authorization
-        try:
-            async with (
-                self._lock,
-                self._transports.http().request(
-                    method,
-                    self._base + path,
-                    data=data,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=o.timeout_s),
-                ) as response,
-            ):
-                status, raw = response.status, await response.read()
-        except TimeoutError as exc:
-            raise DeviceUnreachable(f"no answer from {self._base} within {o.timeout_s:g} s") from exc
-        except aiohttp.ClientError as exc:
-            raise DeviceUnreachable(f"{self._base}: {str(exc) or type(exc).__name__}") from exc
-        text = raw.decode("utf-8", "replace")
-        try:
-            return status, json.loads(text)
-        except ValueError:
-            return status, text
+        async with self._lock:
+            return await request(
+                self._transports.http(), method, self._base + path, where=self._base,
+                timeout_s=self.options.timeout_s, data=data, headers=headers,
+            )  # fmt: skip
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         status, answer = await self._request(method, path, body)

@@ -123,7 +123,6 @@ class UploadRunner(TransferRunner[UploadJob[Any]]):
         made = spool / request.file_name
         try:
             parse(request.location)  # a location we cannot send to fails before the file is made
-            await asyncio.to_thread(_clear_spools, self._work_dir(), self._job_name)
             spool.mkdir(parents=True, exist_ok=True)
             await self._make(request, made)
             post = request.location.lower().startswith(tuple(p.lower() for p in self._uploads.post_to))
@@ -152,7 +151,8 @@ class UploadRunner(TransferRunner[UploadJob[Any]]):
                 event.reason,
             )
         self._carry_out(self._machine.handle(event, self._now()))
-        # What a replaced attempt's thread finished after its clean-up (it was cancelled) goes now.
+        # What a replaced attempt's thread finished after its clean-up (it was cancelled), or a run that
+        # ended mid-attempt, left behind goes now: one clearing per attempt, at its end.
         await asyncio.to_thread(_clear_spools, self._work_dir(), self._job_name)
 
 

@@ -50,7 +50,6 @@ class SecurityEvents:
         self._spawn = spawn
         self.log: ChargePointLog | None = None  # set by the daemon once it knows the state directory
         self._waiting: dict[str, tuple[datetime, str | None]] = {}  # non-critical, not sent yet
-        self.counts: dict[str, int] = {}  # per type since the start (the status API)
         self.last: tuple[datetime, str, str | None] | None = None  # the newest event
 
     def emit(self, kind: str, detail: str | None = None) -> None:
@@ -59,7 +58,6 @@ class SecurityEvents:
         critical = security_events.is_critical(kind)
         when = self._clock.now()
         info = security_events.tech_info(detail)
-        self.counts[kind] = self.counts.get(kind, 0) + 1
         self.last = (when, kind, info)
         level = _LEVELS.get(kind, logging.INFO)
         log.log(level, "%s: security event %s%s", self._cp_id, kind, f": {info}" if info else "")

@@ -19,6 +19,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import types
 
+from bridge.security.tls import open_to_others
+
 SOON = datetime.timedelta(days=30)  # an end of validity nearer than this is a warning
 
 
@@ -131,7 +133,7 @@ def _client_key(path: Path, cert: x509.Certificate | None) -> list[Finding]:
     except OSError as error:
         return [Finding("client_key", f"cannot read {path}: {error.strerror or error}")]
     findings: list[Finding] = []
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if open_to_others(mode):
         findings.append(
             Finding(
                 "client_key",

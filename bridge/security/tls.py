@@ -192,6 +192,11 @@ def _no_passphrase() -> bytes:
     return b""
 
 
+def open_to_others(mode: int) -> bool:
+    """A key file's mode lets its group or others in: a private key must be 0600 or stricter."""
+    return bool(mode & 0o077)
+
+
 def files_load(settings: TlsSettings) -> bool:
     """Whether the link can use the block's files as they are: its context builds from them (and is
     cached for the link), and the key is 0600 or stricter. The usual case of a configuration's check,
@@ -202,7 +207,7 @@ def files_load(settings: TlsSettings) -> bool:
     if (settings.client_cert is None) != (settings.client_key is None):
         return False
     try:
-        if settings.client_key is not None and settings.client_key.stat().st_mode & 0o077:
+        if settings.client_key is not None and open_to_others(settings.client_key.stat().st_mode):
             return False
         client_context(settings)
     except (OSError, ssl.SSLError, ValueError):

@@ -15,7 +15,7 @@ Errors are values at this boundary: a driver raises only the three
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -133,6 +133,9 @@ class StateChanged:
 
 DeviceEvent = TagPresented | StateChanged
 Listener = Callable[[DeviceEvent], None]
+# Work a driver does for as long as it is in use, beside the bridge's reads and commands (see
+# `Charger.background`): a coroutine function the device's coordinator runs as a task.
+BackgroundJob = Callable[[], Awaitable[None]]
 
 
 class Simulator(Protocol):
@@ -197,6 +200,14 @@ class Charger(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the driver is not used afterwards."""
 
+    def background(self) -> tuple[BackgroundJob, ...]:
+        """The driver's lifecycle hook for work that goes on while it is in use: a listener for what
+        the device sends on its own (KEBA's UDP reports), a watchdog it must feed (Heidelberg's), a
+        card reader's port. The device's coordinator (bridge/runtime/coordinator.py) owns the tasks:
+        it starts each job once `start` succeeded, starts it again BACKGROUND_RETRY_S after it ended
+        or raised (logged), and cancels them all before the driver is closed. None by default."""
+        return ()
+
     @abc.abstractmethod
     async def read(self) -> ChargerReading: ...
 
@@ -248,6 +259,10 @@ class Meter(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    def background(self) -> tuple[BackgroundJob, ...]:
+        """Work while in use, as `Charger.background`; run by the coordinator of the charger it meters."""
+        return ()
 
     @abc.abstractmethod
     async def read(self) -> MeterReading: ...

@@ -12,6 +12,7 @@ import asyncio
 import pytest
 
 from adapters.base import (
+    BackgroundJob,
     Charger,
     ChargerCapabilities,
     ChargerReading,
@@ -255,3 +256,53 @@ async def test_polled_devices_share_one_timer_and_leave_it_when_they_stop(tasks:
         task.cancel()
     await asyncio.gather(*running, return_exceptions=True)
     assert len(ticker_for(0.1)) == 0
+
+
+class ChargerWithBackground(ScriptedCharger):
+    """A driver with background work (adapters/base.py `background`): a job that fails at its first run
+    and then works until it is cancelled, and a start that may refuse."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs = 0
+        self.cancelled = 0
+        self.refuse_start = False
+
+    async def start(self) -> None:
+        if self.refuse_start:
+            raise DeviceUnreachable("port busy")
+
+    def background(self) -> tuple[BackgroundJob, ...]:
+        return (self._listen,)
+
+    async def _listen(self) -> None:
+        self.runs += 1
+        if self.runs == 1:
+            raise DeviceRefused("socket closed")
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+
+async def test_background_jobs_run_from_the_start_are_restarted_and_end_with_the_loop(
+    tasks: Tasks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(coordinator_module, "BACKGROUND_RETRY_S", 0.05)
+    charger, clock = ChargerWithBackground(), ManualClock()
+    charger.refuse_start = True
+    device = DeviceCoordinator(
+        charger, name="CP-1/1", clock=clock, poll_interval_s=1.0, faulted_after=3,
+        metrics=Metrics(), labels={"charge_point": "CP-1", "connector": 1},
+    )  # fmt: skip
+    loop = tasks(device.run(), "poll")
+    await asyncio.sleep(0.2)
+    assert charger.runs == 0  # a driver that did not start does no background work
+    charger.refuse_start = False
+    clock.advance(coordinator_module.DEVICE_START_RETRY_S)
+    await until(lambda: charger.runs == 2, "the job, failed once, started again")
+    assert device.started and charger.cancelled == 0
+    loop.cancel()
+    await asyncio.gather(loop, return_exceptions=True)
+    assert charger.cancelled == 1  # ended with the loop, before the driver may be closed

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from adapters.base import (
+    BackgroundJob,
     Charger,
     ChargerCapabilities,
     ChargerReading,
@@ -48,6 +49,9 @@ class MeteredCharger(Charger):
     async def start(self) -> None:
         await self.charger.start()
         await self.meter.start()
+
+    def background(self) -> tuple[BackgroundJob, ...]:
+        return self.charger.background() + self.meter.background()
 
     async def close(self) -> None:
         try:

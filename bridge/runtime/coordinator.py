@@ -2,6 +2,8 @@
 
 It owns, for its device:
 - the driver's start (probe), tried again every DEVICE_START_RETRY_S while it fails;
+- the driver's background jobs (`Charger.background`: a listener, a watchdog), run from its start until
+  the loop stops, each started again BACKGROUND_RETRY_S after it ended or failed;
 - polling: a read every `poll_interval_s`, and at once when the driver pushes a StateChanged; tags the
   driver pushes are handed on in order with the reads (a tap after a plug is seen after the plug). A
   driver that reports its changes (`Charger.reports_changes`) and has no `poll_interval_s` of its own
@@ -29,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from adapters.base import (
+    BackgroundJob,
     Charger,
     ChargerCapabilities,
     ChargerReading,
@@ -55,6 +58,7 @@ DEFAULT_POLL_INTERVAL_S = 1.0  # a device that does not report its changes is re
 # connectors was half of the event loop's time.
 FLOWING_READ_S = 5.0
 RETRY_READ_S = 1.0  # a device read only on its reports is read this often while it fails or is needed
+BACKGROUND_RETRY_S = 5.0  # a driver's background job that ended or failed is started again after this
 
 
 def poll_interval_for(charger: Charger, configured: float | None) -> float | None:
@@ -122,6 +126,7 @@ class DeviceCoordinator:
         self.due_at: float | None = None
         self.first_read = True  # no reading yet in this run, or since the device answers again
         self._unwanted_since: float | None = None
+        self._jobs: list[asyncio.Task[None]] = []  # the driver's background jobs, once it started
         # Hooks of the owner (the charge point); they default to doing nothing.
         self.on_reading: Callable[[ChargerReading], Awaitable[None]] = _nothing
         self.on_tag: Callable[[str], Awaitable[None]] = _nothing
@@ -162,13 +167,14 @@ class DeviceCoordinator:
         A tag is handled against the state as of the events before it: "plug, then tap" reads the plug
         first; "tap, then unplug" stops with the tap before the read sees the unplug.
         """
-        await self._start()
-        await self.refresh()
         try:
+            await self._start()
+            await self.refresh()
             while True:
                 await self._pass()
         finally:
             self._follow(None)
+            await self._stop_background()
 
     async def _pass(self) -> None:
         """One turn of the loop: wait for a push, a tick of the period or the deadline; then act."""
@@ -245,7 +251,31 @@ class DeviceCoordinator:
             self._failed(exc, at_once=True)
             return
         self.started = True
+        self._jobs = [
+            asyncio.create_task(self._keep(job), name=f"{self._name} background")
+            for job in self.charger.background()
+        ]
         self.on_started()
+
+    async def _keep(self, job: BackgroundJob) -> None:
+        """Run one of the driver's background jobs for as long as the loop runs."""
+        while True:
+            try:
+                await job()
+                log.warning("%s: %s's background work ended; started again in %g s",
+                            self._name, self.description, BACKGROUND_RETRY_S)  # fmt: skip
+            except Exception as exc:  # DeviceError, or a driver's bug: it must not end the connector
+                log.error("%s: %s's background work failed (%s); started again in %g s", self._name,
+                          self.description, exc or type(exc).__name__, BACKGROUND_RETRY_S)  # fmt: skip
+            await asyncio.sleep(BACKGROUND_RETRY_S)
+
+    async def _stop_background(self) -> None:
+        """Cancel the background jobs; they have ended when this returns (the driver is closed next)."""
+        jobs, self._jobs = self._jobs, []
+        for task in jobs:
+            task.cancel()
+        if jobs:
+            await asyncio.wait(jobs)
 
     def _failed(self, exc: DeviceError, at_once: bool = False) -> None:
         """Count a failed read; at the threshold the device counts as silent (its fault)."""

@@ -21,4 +21,5 @@ CHARGER_TYPES: dict[str, str] = {
     "tasmota": "adapters.chargers.tasmota:TasmotaCharger",
     "keba-modbus": "adapters.chargers.keba_modbus:KebaModbusCharger",
     "openevse": "adapters.chargers.openevse:OpenEvseCharger",
+    "phoenix": "adapters.chargers.phoenix:PhoenixCharger",
 }

@@ -1,0 +1,243 @@
+"""Phoenix Contact EV-CC-…-ETH (also sold inside Wallbe, ESL Walli, E3/DC Easy Connect and Compleo
+boxes) and EM-CP-PP-ETH charge controllers over Modbus TCP.
+
+Docs: docs/devices/phoenix.md (setting the box up, what works, what does not); the register map, its
+units and the pure mapping are in phoenix_api.py.
+
+Theory
+------
+A poll reads the IEC 61851 state letter (input 100) and the enable coil (400), and where a meter is
+configured its registers: the EV-CC's energy counter (holding 904, Wh), or the EM-CP-PP's voltages,
+currents, power and energy (inputs 108..129). Energy is switched with coil 400, the current written to
+the model's current register in whole amperes, or in 0.1 A on an EV-CC running Wallbe's extended
+firmware: the probe reads the current register, and a value of 60 or more there can only be tenths.
+
+The controllers document no pacing rule and no watchdog or failsafe register: the driver sends one
+request at a time (the bus's lock) and nothing more. A bridge that dies leaves the box as it was last
+told (docs/devices/phoenix.md says so).
+
+The bridge owns the decision to charge: once it operates the box (it has set a listener; `ocpp-bridge
+probe` does not, and writes nothing), its first read switches the coil off unless the bridge has
+switched energy already, so that a box that charges on its own does not charge a plugged car before a
+transaction allows it.
+
+Plug sensing comes from the state letter (A: no vehicle). No register for the cable lock, phase
+switching, a reset or a card reader is documented, and the capabilities say so. The meter is claimed
+only when the configuration says one is wired (`meter: true`): the controller cannot tell.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from adapters.base import (
+    Charger,
+    ChargerCapabilities,
+    ChargerReading,
+    DeviceRefused,
+    DeviceUnreachable,
+)
+from adapters.chargers import phoenix_api as api
+from adapters.chargers.phoenix_api import Model, Registers
+from adapters.transports.modbus import ModbusBus, TcpAddress, parse_bus_url
+from adapters.transports.pool import Transports
+
+log = logging.getLogger("adapters.phoenix")
+
+
+@dataclass(frozen=True)
+class PhoenixOptions:
+    """The `charger: {type: phoenix, ...}` block."""
+
+    type: str = "phoenix"
+    modbus: str = ""  # tcp://HOST[:PORT] of the controller (port 502)
+    model: Literal["ev-cc", "em-cp-pp"] = "ev-cc"
+    device_id: int | None = None  # the model's unit id: 255 (EV-CC) or 180 (EM-CP-PP)
+    timeout_s: float = 2.0  # per request
+    meter: bool = False  # a meter is wired to the controller: read energy (and more on an EM-CP-PP)
+    phases: int = 3  # phases wired to the vehicle
+    fixed_cable: bool = False  # a tethered cable (the controller cannot tell)
+    min_current_a: float = 6.0
+    max_current_a: float = 16.0
+
+    @property
+    def unit_id(self) -> int:
+        return self.device_id if self.device_id is not None else api.MODELS[self.model].unit_id
+
+    def validate(self) -> list[tuple[str, str]]:
+        """(field, problem) pairs; empty when the options make sense."""
+        problems: list[tuple[str, str]] = []
+        try:
+            address = parse_bus_url(self.modbus)
+        except ValueError as error:
+            problems.append(("modbus", f"the controller's address, tcp://HOST[:502]: {error}"))
+        else:
+            if not isinstance(address, TcpAddress) or address.rtu_framing:
+                problems.append(
+                    ("modbus", "the Phoenix controllers speak Modbus TCP: give tcp://HOST[:PORT]")
+                )
+        if self.device_id is not None and not 1 <= self.device_id <= 255:
+            problems.append(("device_id", "must be 1 to 255 (EV-CC: 255, EM-CP-PP: 180)"))
+        if not 0.05 <= self.timeout_s <= 10:
+            problems.append(("timeout_s", "must be from 0.05 to 10 seconds"))
+        if self.phases not in (1, 3):
+            problems.append(("phases", "must be 1 or 3"))
+        if not api.CURRENT_MIN_A <= self.min_current_a <= self.max_current_a <= 80:
+            problems.append(("min_current_a", "need 6 <= min_current_a <= max_current_a <= 80 A"))
+        return problems
+
+
+class PhoenixCharger(Charger):
+    Options = PhoenixOptions
+
+    def __init__(self, options: PhoenixOptions, transports: Transports) -> None:
+        super().__init__()
+        self.options = options
+        self.model: Model = api.MODELS[options.model]
+        self._bus: ModbusBus = transports.modbus(options.modbus)
+        self._deci: bool | None = None  # the current register counts 0.1 A; None before the probe
+        self._commanded = False  # energy was switched by the bridge (or taken over at the first read)
+
+    # -- capabilities -----------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> ChargerCapabilities:
+        o = self.options
+        return ChargerCapabilities(
+            can_sense_plug=True,  # state A: no vehicle
+            can_unlock=False,  # no documented lock register
+            fixed_cable=o.fixed_cable,
+            can_switch_phases=False,  # no documented register
+            can_reset=False,
+            has_meter=o.meter,
+            has_rfid=False,  # no documented card register
+            phases=o.phases,
+            min_current_a=o.min_current_a,
+            max_current_a=o.max_current_a,
+            current_step_a=0.1 if self._deci else 1.0,
+        )
+
+    @property
+    def description(self) -> str:
+        address = self._bus.address
+        where = f" at {address.host}" if isinstance(address, TcpAddress) else ""
+        return f"{self.model.label}{where}"
+
+    # -- the wire ---------------------------------------------------------------------------------
+    async def _call(self, request: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await request()
+        except ValueError as exc:  # the transport's own limits
+            raise DeviceRefused(f"{self.description}: {exc}") from None
+
+    async def _inputs(self, register: int, count: int) -> list[int]:
+        bus, unit, timeout = self._bus, self.options.unit_id, self.options.timeout_s
+        registers: list[int] = await self._call(
+            lambda: bus.read_input_registers(unit, register, count, timeout_s=timeout)
+        )
+        return registers
+
+    async def _holding(self, register: int, count: int) -> list[int]:
+        bus, unit, timeout = self._bus, self.options.unit_id, self.options.timeout_s
+        registers: list[int] = await self._call(
+            lambda: bus.read_holding_registers(unit, register, count, timeout_s=timeout)
+        )
+        return registers
+
+    async def _write(self, register: int, value: int) -> None:
+        bus, unit, timeout = self._bus, self.options.unit_id, self.options.timeout_s
+        await self._call(lambda: bus.write_register(unit, register, value, timeout_s=timeout))
+        log.debug("%s: wrote %d = %d", self.description, register, value)
+
+    async def _read_coil(self, coil: int) -> bool:
+        response = await _coil_request(self._bus, self.options, "read coils", coil, None)
+        bits = list(getattr(response, "bits", None) or [])
+        if not bits:
+            raise DeviceUnreachable(f"{self.description}: garbled reply to a read of coil {coil}")
+        return bool(bits[0])
+
+    async def _write_coil(self, coil: int, on: bool) -> None:
+        await _coil_request(self._bus, self.options, "write coil", coil, on)
+        log.debug("%s: coil %d = %s", self.description, coil, "on" if on else "off")
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._deci is not None:
+            return
+        letter = api.status_letter((await self._inputs(api.REG_STATUS, 1))[0])
+        if letter not in "ABCDEF":
+            raise DeviceRefused(
+                f"{self.description}: register 100 holds no IEC 61851 state letter ({letter!r}): "
+                f"not a {self.model.label} (model: {self.options.model})?"
+            )
+        current = (await self._holding(self.model.current_register, 1))[0]
+        self._deci = self.options.model == "ev-cc" and current >= api.WALLBE_DECI_FROM
+        log.info(
+            "%s: state %s, current register %d (%s), meter %s",
+            self.description, letter, current,
+            "0.1 A steps: Wallbe firmware" if self._deci else "whole amperes",
+            "configured" if self.options.meter else "not configured",
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        pass  # the bus is the pool's; it closes it
+
+    # -- reading ----------------------------------------------------------------------------------
+    async def read(self) -> ChargerReading:
+        await self.start()
+        if self._listener is not None and not self._commanded:
+            await self._switch(False)  # the box would charge a plugged car by itself
+        status = (await self._inputs(api.REG_STATUS, 1))[0]
+        enabled = await self._read_coil(api.COIL_ENABLE)
+        registers = Registers(status, enabled)
+        if self.options.meter:
+            registers = await self._meter(registers)
+        return api.reading_from(registers)
+
+    async def _meter(self, r: Registers) -> Registers:
+        if not self.model.meter_in_inputs:
+            energy = api.uint32_lsw(await self._holding(api.EV_CC_REG_ENERGY, 2))
+            return Registers(r.status, r.enabled, energy_wh=float(energy))
+        phases = self.options.phases
+        voltages = api.em_phases(await self._inputs(api.EM_REG_VOLTAGES, 6), 0.01, phases)
+        currents = api.em_phases(await self._inputs(api.EM_REG_CURRENTS, 6), 0.001, phases)
+        power = api.int32_lsw(await self._inputs(api.EM_REG_POWER, 2)) * 10
+        energy = api.uint32_lsw(await self._inputs(api.EM_REG_ENERGY, 2)) * 10  # 0.01 kWh
+        return Registers(r.status, r.enabled, float(energy), float(power), currents, voltages)
+
+    # -- commands ---------------------------------------------------------------------------------
+    async def set_enabled(self, enabled: bool) -> None:
+        await self.start()
+        await self._switch(enabled)
+
+    async def _switch(self, enabled: bool) -> None:
+        self._commanded = True  # the bridge's word from now on
+        await self._write_coil(api.COIL_ENABLE, enabled)
+
+    async def set_current(self, amps: float) -> None:
+        o = self.options
+        if not o.min_current_a <= amps <= o.max_current_a:
+            raise DeviceRefused(f"current {amps:g} A outside {o.min_current_a:g}..{o.max_current_a:g} A")
+        await self.start()
+        await self._write(self.model.current_register, api.current_value(amps, bool(self._deci)))
+
+
+async def _coil_request(
+    bus: ModbusBus, options: PhoenixOptions, what: str, coil: int, value: bool | None
+) -> Any:
+    """Function code 01 (value None) or 05 on the bus, with its lock, deadline and error mapping.
+
+    ModbusBus has no coil methods yet; until it has (`read_coils`, `write_coil`), this goes through
+    its one-request machinery, which is the same for every function code."""
+    from adapters.transports.modbus import _Request  # the transport's request label
+
+    unit = options.unit_id
+
+    def call(client: Any) -> Awaitable[Any]:
+        if value is None:
+            return client.read_coils(coil, count=1, device_id=unit)  # type: ignore[no-any-return]
+        return client.write_coil(coil, value, device_id=unit)  # type: ignore[no-any-return]
+
+    return await bus._execute(unit, _Request(what, coil, 1), call, options.timeout_s)

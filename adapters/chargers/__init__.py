@@ -21,5 +21,6 @@ CHARGER_TYPES: dict[str, str] = {
     "tasmota": "adapters.chargers.tasmota:TasmotaCharger",
     "keba-modbus": "adapters.chargers.keba_modbus:KebaModbusCharger",
     "openevse": "adapters.chargers.openevse:OpenEvseCharger",
+    "heidelberg": "adapters.chargers.heidelberg:HeidelbergCharger",
     "phoenix": "adapters.chargers.phoenix:PhoenixCharger",
 }

@@ -266,3 +266,41 @@ class Meter(abc.ABC):
 
     @abc.abstractmethod
     async def read(self) -> MeterReading: ...
+
+
+class CardReader(abc.ABC):
+    """Base class of card readers: a tap source that sits beside any charger (adapters/readers/).
+
+    A reader hands each tap on as an idTag through the callback the bridge sets (`set_on_tag`),
+    always from the event loop. It does its reading in `background()` jobs, which the charger's
+    coordinator runs (see `Charger.background`): a job opens the port, reads it until it fails and
+    closes it; `start` checks only what needs no device, so an unplugged reader never stops the
+    charger beside it from being used (remote starts still work; the job is started again).
+    """
+
+    Options: ClassVar[type[Any]]
+
+    def __init__(self) -> None:
+        self._on_tag: Callable[[str], None] | None = None
+
+    def set_on_tag(self, on_tag: Callable[[str], None] | None) -> None:
+        self._on_tag = on_tag
+
+    def _tapped(self, id_tag: str) -> None:
+        if self._on_tag is not None:
+            self._on_tag(id_tag)
+
+    @property
+    def description(self) -> str:
+        """Names the reader in logs, e.g. 'RDM6300 on /dev/ttyAMA0'."""
+        return type(self).__name__
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Check what can be checked without the device; raise DeviceError when it cannot be used."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what `start` took; the background jobs have ended before this is called."""
+
+    @abc.abstractmethod
+    def background(self) -> tuple[BackgroundJob, ...]:
+        """The jobs that read the device and hand on its taps (run as `Charger.background`'s)."""

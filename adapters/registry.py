@@ -1,13 +1,15 @@
 """Driver names as they appear in the configuration, and where each lives.
 
-Each sub-package registers its own types: `adapters.chargers.CHARGER_TYPES` and
-`adapters.meters.METER_TYPES` map a type name to "module:Class". Modules are imported only when a
-configuration names them, so a daemon pays (start-up time, memory) only for the drivers it uses.
+Each sub-package registers its own types: `adapters.chargers.CHARGER_TYPES`,
+`adapters.meters.METER_TYPES` and `adapters.readers.CARD_READER_TYPES` map a type name to
+"module:Class". Modules are imported only when a configuration names them, so a daemon pays
+(start-up time, memory) only for the drivers it uses.
 
 Every driver's constructor takes `(options, transports)`, the options being an instance of its
 `Options` dataclass; a charger that keeps state across restarts (`Charger.keeps_state`) takes
-`state_file=` as well. The Protocols below say so, which is how `new_charger` and `new_meter` build
-any driver without knowing its class.
+`state_file=` as well; a card reader takes its options alone (it owns its port). The Protocols
+below say so, which is how `new_charger`, `new_meter` and `new_card_reader` build any driver
+without knowing its class.
 """
 
 from __future__ import annotations
@@ -16,17 +18,21 @@ import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
-from adapters.base import Charger, Meter
+from adapters.base import CardReader, Charger, Meter
 from adapters.chargers import CHARGER_TYPES
 from adapters.meters import METER_TYPES
+from adapters.readers import CARD_READER_TYPES
 from adapters.transports.pool import Transports
 
 __all__ = [
+    "CARD_READER_TYPES",
     "CHARGER_TYPES",
     "METER_TYPES",
     "UnknownDriver",
+    "card_reader_class",
     "charger_class",
     "meter_class",
+    "new_card_reader",
     "new_charger",
     "new_meter",
 ]
@@ -52,6 +58,12 @@ class NewMeter(Protocol):
     """A meter driver's class, as the registry calls it."""
 
     def __call__(self, options: Any, transports: Transports, /) -> Meter: ...
+
+
+class NewCardReader(Protocol):
+    """A card reader's class, as the registry calls it: a reader owns its port, it shares no transport."""
+
+    def __call__(self, options: Any, /) -> CardReader: ...
 
 
 def _load(table: dict[str, str], type_name: str, kind: str) -> Any:
@@ -91,3 +103,14 @@ def new_meter(type_name: str, options: Any, transports: Transports) -> Meter:
     """A meter driver, built from its configuration block's options."""
     new: NewMeter = _load(METER_TYPES, type_name, "meter")
     return new(options, transports)
+
+
+def card_reader_class(type_name: str) -> type[CardReader]:
+    cls: type[CardReader] = _load(CARD_READER_TYPES, type_name, "card reader")
+    return cls
+
+
+def new_card_reader(type_name: str, options: Any) -> CardReader:
+    """A card reader (`card_reader:` beside a connector's charger), built from its block's options."""
+    new: NewCardReader = _load(CARD_READER_TYPES, type_name, "card reader")
+    return new(options)

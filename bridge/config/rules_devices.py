@@ -1,4 +1,5 @@
-"""The rules of a charge point's `connectors:` and of each connector's `charger:` and `meter:` blocks.
+"""The rules of a charge point's `connectors:` and of each connector's `charger:`, `meter:` and
+`card_reader:` blocks.
 
 A device block is checked against its driver's own `Options` dataclass and `validate()`.
 """
@@ -9,9 +10,23 @@ import dataclasses
 import difflib
 from typing import Any
 
-from adapters.registry import CHARGER_TYPES, METER_TYPES, UnknownDriver, charger_class, meter_class
+from adapters.registry import (
+    CARD_READER_TYPES,
+    CHARGER_TYPES,
+    METER_TYPES,
+    UnknownDriver,
+    card_reader_class,
+    charger_class,
+    meter_class,
+)
 from bridge.config.checker import _BAD, _Checker, _got, _optional, _text
-from bridge.config.schema import ChargePointConfig, ChargerConfig, ConnectorConfig, MeterConfig
+from bridge.config.schema import (
+    CardReaderConfig,
+    ChargePointConfig,
+    ChargerConfig,
+    ConnectorConfig,
+    MeterConfig,
+)
 from bridge.config.yaml_lines import _join
 
 
@@ -29,6 +44,7 @@ def _connectors(ck: _Checker, raw: Any, path: str) -> Any:
             {
                 "charger": lambda v, p: _driver(ck, v, p, "charger"),
                 "meter": lambda v, p: None if v is None else _driver(ck, v, p, "meter"),
+                "card_reader": lambda v, p: None if v is None else _driver(ck, v, p, "card_reader"),
                 # "" leaves the charge point's tag out at this connector.
                 "free_vend_id_tag": _optional(_text(ck, lambda v: id_tag_problem(v) if v else None)),
             },
@@ -54,12 +70,9 @@ def _connectors(ck: _Checker, raw: Any, path: str) -> Any:
 
 
 def _driver(ck: _Checker, raw: Any, path: str, kind: str) -> Any:
-    """A `charger:` or `meter:` block: its type, then its options checked against the driver's own."""
-    table, load, result = (
-        (CHARGER_TYPES, charger_class, ChargerConfig)
-        if kind == "charger"
-        else (METER_TYPES, meter_class, MeterConfig)
-    )
+    """A `charger:`, `meter:` or `card_reader:` block: its type, then its options checked against the
+    driver's own."""
+    table, load, result = _KINDS[kind]
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         known = ", ".join(sorted(table))
         ck.add(_join(path, "type") if isinstance(raw, dict) else path, f"needs a type (one of: {known})")
@@ -84,6 +97,12 @@ def _driver(ck: _Checker, raw: Any, path: str, kind: str) -> Any:
         ck.add(_join(path, field_name), problem)
     return _BAD if problems else result(type_name, options)
 
+
+_KINDS: dict[str, tuple[dict[str, str], Any, Any]] = {
+    "charger": (CHARGER_TYPES, charger_class, ChargerConfig),
+    "meter": (METER_TYPES, meter_class, MeterConfig),
+    "card_reader": (CARD_READER_TYPES, card_reader_class, CardReaderConfig),
+}
 
 ID_TAG_MAX = 20  # OCPP 1.6 idTag: CiString20
 

@@ -46,6 +46,12 @@ class MeterConfig:
 
 
 @dataclass(frozen=True)
+class CardReaderConfig:
+    type: str
+    options: Any  # an instance of the card reader's Options dataclass
+
+
+@dataclass(frozen=True)
 class ConnectorConfig:
     id: int
     charger: ChargerConfig
@@ -57,6 +63,8 @@ class ConnectorConfig:
     nominal_voltage_v: float = 230.0  # phase to neutral: converts W limits to A (smart charging)
     # Charging without a card: the idTag a plug-in presents (None: the charge point's; "": none here).
     free_vend_id_tag: str | None = None
+    # A card reader beside the charger (an RDM6300, a USB keyboard-wedge reader): its taps are idTags.
+    card_reader: CardReaderConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,86 @@
+"""A charger with a card reader beside it (`card_reader:` in a connector's configuration).
+
+Everything goes to the charger; the reader adds taps. Each tap leaves through the charger's
+listener as a `TagPresented`, the same way a go-e's own card does, so the bridge cannot tell the two
+apart: the same Authorize, the same start, the same stop by the same card. The capabilities say
+`has_rfid`. The reader's background jobs run beside the charger's, under its coordinator; a reader
+that is unplugged is the job's problem (logged, tried again), never the charger's, so the charger
+stays usable from the central system. A charger with its own reader keeps it: both tap sources work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from adapters.base import (
+    BackgroundJob,
+    CardReader,
+    Charger,
+    ChargerCapabilities,
+    ChargerReading,
+    Listener,
+    Simulator,
+    TagPresented,
+)
+
+
+class ChargerWithCardReader(Charger):
+    def __init__(self, charger: Charger, reader: CardReader) -> None:
+        super().__init__()
+        self.charger = charger
+        self.reader = reader
+        reader.set_on_tag(self._tag_read)
+
+    def set_listener(self, listener: Listener | None) -> None:
+        super().set_listener(listener)
+        self.charger.set_listener(listener)
+
+    def _tag_read(self, id_tag: str) -> None:
+        self._emit(TagPresented(id_tag))
+
+    @property
+    def capabilities(self) -> ChargerCapabilities:
+        return replace(self.charger.capabilities, has_rfid=True)
+
+    @property
+    def description(self) -> str:
+        return f"{self.charger.description} with {self.reader.description}"
+
+    @property
+    def simulator(self) -> Simulator | None:
+        return self.charger.simulator
+
+    async def start(self) -> None:
+        await self.charger.start()
+        await self.reader.start()
+
+    def background(self) -> tuple[BackgroundJob, ...]:
+        return self.charger.background() + self.reader.background()
+
+    async def close(self) -> None:
+        try:
+            await self.charger.close()
+        finally:
+            await self.reader.close()
+
+    async def read(self) -> ChargerReading:
+        return await self.charger.read()
+
+    async def set_enabled(self, enabled: bool) -> None:
+        await self.charger.set_enabled(enabled)
+
+    async def set_current(self, amps: float) -> None:
+        await self.charger.set_current(amps)
+
+    async def set_phases(self, phases: int) -> None:
+        await self.charger.set_phases(phases)
+
+    async def unlock(self) -> None:
+        await self.charger.unlock()
+
+    async def reset(self, hard: bool) -> None:
+        await self.charger.reset(hard)
+
+    async def install_firmware(self, image: Path) -> None:
+        await self.charger.install_firmware(image)

@@ -178,6 +178,27 @@ async def test_an_outage_is_unreachable_and_the_box_comes_back(transports: Trans
         assert (await charger.read()).ev_requesting
 
 
+async def test_a_box_back_from_an_outage_is_told_the_bridges_last_word_again(
+    transports: Transports,
+) -> None:
+    async with phoenix(PhoenixBox(plugged=True)) as emu:
+        charger = PhoenixCharger(options(emu), transports)
+        charger.set_listener(lambda event: None)
+        await charger.set_current(10)
+        await charger.read()  # taken over: coil off
+        await charger.read()
+        assert emu.box.writes(WRITE_COIL, 400) == [0]  # once, while the box answers
+        await emu.stop()
+        with pytest.raises(DeviceUnreachable):
+            await charger.read()
+        emu.box.enabled, emu.box.current = True, 16  # it rebooted with its own settings
+        await emu.start()
+        back = await charger.read()
+        await charger.read()
+    assert not back.energy_allowed and not emu.box.charging()
+    assert emu.box.writes(WRITE_COIL, 400) == [0, 0] and emu.box.writes(WRITE_REGISTER, 528) == [10, 10]
+
+
 async def test_a_box_that_is_no_phoenix_controller_is_refused_at_the_probe(transports: Transports) -> None:
     async with phoenix(PhoenixBox(model="em-cp-pp")) as em:
         # The EM-CP-PP's map read as an EV-CC's: unit 255 is silent.

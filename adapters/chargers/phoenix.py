@@ -19,7 +19,8 @@ told (docs/devices/phoenix.md says so).
 The bridge owns the decision to charge: once it operates the box (it has set a listener; `ocpp-bridge
 probe` does not, and writes nothing), its first read switches the coil off unless the bridge has
 switched energy already, so that a box that charges on its own does not charge a plugged car before a
-transaction allows it.
+transaction allows it. After the box was away it may have rebooted with its own settings, so the
+first reading once it answers again writes the bridge's last current and coil state once more.
 
 Plug sensing comes from the state letter (A: no vehicle). No register for the cable lock, phase
 switching, a reset or a card reader is documented, and the capabilities say so. The meter is claimed
@@ -100,6 +101,9 @@ class PhoenixCharger(Charger):
         self._bus: ModbusBus = transports.modbus(options.modbus)
         self._deci: bool | None = None  # the current register counts 0.1 A; None before the probe
         self._commanded = False  # energy was switched by the bridge (or taken over at the first read)
+        self._enabled = False  # the coil as the bridge last switched it
+        self._current: int | None = None  # the current register as the bridge last wrote it
+        self._away = False  # the box did not answer: it may come back rebooted, with its own defaults
 
     # -- capabilities -----------------------------------------------------------------------------
     @property
@@ -186,9 +190,20 @@ class PhoenixCharger(Charger):
 
     # -- reading ----------------------------------------------------------------------------------
     async def read(self) -> ChargerReading:
+        try:
+            return await self._read_all()
+        except DeviceUnreachable:
+            self._away = True
+            raise
+
+    async def _read_all(self) -> ChargerReading:
         await self.start()
-        if self._listener is not None and not self._commanded:
-            await self._switch(False)  # the box would charge a plugged car by itself
+        if self._listener is not None:
+            if not self._commanded:
+                await self._switch(False)  # the box would charge a plugged car by itself
+            elif self._away:
+                await self._reassert()
+        self._away = False
         status = (await self._inputs(api.REG_STATUS, 1))[0]
         enabled = await self._read_coil(api.COIL_ENABLE)
         registers = Registers(status, enabled)
@@ -213,15 +228,29 @@ class PhoenixCharger(Charger):
         await self._switch(enabled)
 
     async def _switch(self, enabled: bool) -> None:
-        self._commanded = True  # the bridge's word from now on
+        self._commanded, self._enabled = True, enabled  # the bridge's word from now on
         await self._write_coil(api.COIL_ENABLE, enabled)
+
+    async def _reassert(self) -> None:
+        """The bridge's last word again after an absence: a rebooted box starts from its own settings
+        (coil 400 on: it would charge with no transaction), and nothing says whether it rebooted."""
+        if self._current is not None:
+            await self._write(self.model.current_register, self._current)
+        await self._write_coil(api.COIL_ENABLE, self._enabled)
+        log.info("%s: answers again; energy %s", self.description, "on" if self._enabled else "off")
 
     async def set_current(self, amps: float) -> None:
         o = self.options
         if not o.min_current_a <= amps <= o.max_current_a:
             raise DeviceRefused(f"current {amps:g} A outside {o.min_current_a:g}..{o.max_current_a:g} A")
         await self.start()
-        await self._write(self.model.current_register, api.current_value(amps, bool(self._deci)))
+        value = api.current_value(amps, bool(self._deci))
+        try:
+            await self._write(self.model.current_register, value)
+        except DeviceUnreachable:
+            self._current = value  # the bridge's word, written again once the box answers
+            raise
+        self._current = value
 
 
 async def _coil_request(

@@ -1,12 +1,15 @@
-"""OpenEVSE's HTTP API in pure functions: the `/status` fields and their units, the EVSE states, the
-claim a command becomes and what an answer means (openevse.py does the I/O).
+"""OpenEVSE's API in pure functions, for both transports: the status fields and their units, the EVSE
+states, the claim a command becomes and what an answer means. openevse.py does the I/O over HTTP
+(`/status`, `/claims`), openevse_mqtt.py over MQTT (the same fields as `<base>/<field>` topics, the
+claim on `<base>/claim/set`).
 
 Source: OpenEVSE/openevse_esp32_firmware (`api.yml`, `models/Properties.yaml`,
-`src/web_server_claims.cpp`, `src/evse_man.h`), summarised in docs/devices/openevse.md.
+`src/web_server_claims.cpp`, `src/evse_man.h`, `docs/mqtt.md`), summarised in docs/devices/openevse.md.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +29,7 @@ F_TOTAL_ENERGY = "total_energy"  # kWh, the lifetime register
 F_SESSION_ENERGY = "session_energy"  # Wh
 F_FREQUENCY = "frequency"  # 0.01 Hz, present only where measured
 F_MANUAL_OVERRIDE = "manual_override"  # 0/1
+F_MAX_CURRENT = "max_current"  # A, the current after the claims
 
 STATUS_ACTIVE, STATUS_DISABLED = "active", "disabled"
 
@@ -52,6 +56,7 @@ P_STATE = "state"
 P_CHARGE_CURRENT = "charge_current"
 P_MAX_CURRENT = "max_current"
 P_AUTO_RELEASE = "auto_release"
+PROPERTIES = (P_STATE, P_CHARGE_CURRENT, P_MAX_CURRENT)
 CURRENT_MIN_A = 6  # IEC 61851's lowest pilot; OpenEVSE's own minimum
 CURRENT_MAX_A = 80  # the highest OpenEVSE hardware (the configured maximum may be lower)
 CLIENT_MAX = 0xFFFFFFFF  # a client id is a 32-bit integer (EvseClient)
@@ -170,3 +175,80 @@ def claim_losers(target: Any, claim: Claim, client: int) -> dict[str, Any]:
         if not ours:
             lost[name] = winner
     return lost
+
+
+# -- MQTT (devices.md §2.2) ----------------------------------------------------------------------------
+# Sub-topics of the gateway's base topic: every `/status` field above as `<base>/<field>`, and these.
+T_CLAIM = "claim"  # retained: the MQTT service's claim, {"state": "null"} when it holds none
+T_CLAIM_SET = "claim/set"  # JSON properties (priority 500, like HTTP), or "release"
+T_OVERRIDE = "override"  # retained: the manual override (priority 1000), {"state": "null"} when none
+T_RESTART = "restart"  # {"device": "gateway" | "evse"}; nothing answers it
+ANNOUNCE_PREFIX = "openevse/announce/"  # + the last 4 of the id: retained, and the last will
+ANNOUNCE_CONNECTED, ANNOUNCE_DISCONNECTED = "connected", "disconnected"
+NO_CLAIM = "null"  # the `state` of the claim and override documents when there is none
+MQTT_DOCUMENTS = frozenset({T_CLAIM, T_OVERRIDE, "config", "config_version", "schedule", "limit", "boost"})
+# The fields whose change changes what a reading shows (not the ones that flow with the energy).
+STATE_FIELDS = frozenset({F_STATE, F_STATUS, F_VEHICLE, F_EVSE_CONNECTED, F_PILOT, F_MAX_CURRENT})
+
+
+def mqtt_value(payload: bytes) -> Any:
+    """A status topic's payload: the gateway publishes each value as its text (`3`, `1234.567`,
+    `false`, `active`); numbers and booleans as such, anything else as the text."""
+    text = payload.decode("utf-8", "replace").strip()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, int | float | bool) or value is None else text
+
+
+def mqtt_document(payload: bytes) -> dict[str, Any] | None:
+    """A retained JSON document (claim, override, announce); None for anything that is not an object."""
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def holds_claim(doc: Mapping[str, Any] | None) -> bool:
+    """Whether a claim or override document holds one (`{"state": "null"}` says none)."""
+    return doc is not None and doc.get(P_STATE) != NO_CLAIM and any(name in doc for name in PROPERTIES)
+
+
+def shows_claim(doc: Mapping[str, Any] | None, claim: Claim) -> bool:
+    """Whether the retained claim document (the acknowledgement) carries every property of `claim`."""
+    if doc is None or not holds_claim(doc):
+        return False
+    return all(doc.get(name) == value for name, value in claim.body().items() if name in PROPERTIES)
+
+
+def override_takes(override: Mapping[str, Any] | None, claim: Claim) -> list[str]:
+    """The properties of `claim` that a manual override (priority 1000) sets, and so wins."""
+    if not holds_claim(override):
+        return []
+    assert override is not None
+    return [name for name in claim.fields() if name in override]
+
+
+def claim_unmet(values: Mapping[str, Any], claim: Claim) -> list[str]:
+    """What the box's status does not (yet) show of `claim`: `status` other than the claimed state,
+    or an effective `max_current` above the claimed current."""
+    unmet: list[str] = []
+    if claim.state is not None and values.get(F_STATUS) != claim.state:
+        unmet.append(f"status={values.get(F_STATUS)}")
+    effective = _number(values.get(F_MAX_CURRENT))
+    if claim.current_a is not None and (effective is None or effective > claim.current_a):
+        unmet.append(f"max_current={values.get(F_MAX_CURRENT)}")
+    return unmet
+
+
+def announced(doc: Mapping[str, Any] | None) -> bool | None:
+    """An announce document (`openevse/announce/<id>`): True for `connected`, False for `disconnected`
+    (also the last will the broker publishes when the gateway vanishes), None for anything else."""
+    state = doc.get("state") if doc is not None else None
+    return (
+        {ANNOUNCE_CONNECTED: True, ANNOUNCE_DISCONNECTED: False}.get(state)
+        if isinstance(state, str)
+        else None
+    )

@@ -265,17 +265,25 @@ class OpenEvseEmulator:
         props = await self._properties(request)
         if props is None:
             return web.json_response({"msg": "Could not parse JSON"}, status=400)
-        if (client not in self.claims and len(self.claims) >= CLAIMS_MAX) or not self._valid(props):
+        if not self.claim(client, PRIORITY_HTTP, props):
             return web.json_response({"msg": "Could not make claim"}, status=400)
+        return web.json_response({"msg": "done"})
+
+    def claim(self, client: int, priority: int, props: dict[str, Any]) -> bool:
+        """A claim of `client` (EvseManager::claim): a partial update of its properties, "clear"
+        removing one; False when it cannot be made (invalid, or ten claims held already). The HTTP
+        API and the MQTT side (tests/emulators/openevse_mqtt.py) both claim through this."""
+        if (client not in self.claims and len(self.claims) >= CLAIMS_MAX) or not self._valid(props):
+            return False
         self._advance()
-        merged = dict(self.claims.get(client, (PRIORITY_HTTP, {}))[1])
+        merged = dict(self.claims.get(client, (priority, {}))[1])
         for name, value in props.items():
             if value == "clear":
                 merged.pop(name, None)
             else:
                 merged[name] = value
-        self.claims[client] = (PRIORITY_HTTP, merged)
-        return web.json_response({"msg": "done"})
+        self.claims[client] = (priority, merged)
+        return True
 
     @staticmethod
     async def _properties(request: web.Request) -> dict[str, Any] | None:

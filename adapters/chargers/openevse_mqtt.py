@@ -1,0 +1,410 @@
+"""OpenEVSE (ESP32 WiFi gateway, firmware v4.x and later) over MQTT (`type: openevse-mqtt`).
+
+Docs: OpenEVSE/openevse_esp32_firmware `docs/mqtt.md`, summarised in ../shared/reference/devices.md
+§2.2 and docs/devices/openevse.md. The fields, states, claims and the pure mapping are openevse_api.py's,
+shared with the HTTP driver (openevse.py).
+
+Theory
+------
+The gateway publishes each `/status` field as its own topic, `<base>/<field>` (`amp` in mA,
+`total_energy` in kWh, `state`, `status`, ...), when it changes; the driver keeps the latest of each
+and a read maps them as the HTTP driver maps a `/status` answer. The values are retained only when
+the gateway's `mqtt_retained` is on: without it, a bridge that starts after the gateway would know
+nothing until a value changes, so the driver needs it, and says so when no state arrives.
+
+A command is the MQTT service's claim: `<base>/claim/set` with the same properties as over HTTP
+(priority 500; the client id is the MQTT service's, not one the bridge chooses). The gateway answers
+nothing; it republishes its retained `<base>/claim`, which is the acknowledgement. It has no
+`/claims/target` over MQTT, so the driver then waits (timeout_s) for the status to show the claim
+(`status` as claimed, `max_current` at most the current claimed). When the retained `<base>/override`
+holds a claimed property, the manual override (1000) wins, and the command fails as refused naming it;
+when the status does not follow for another reason (RFID 1030, the gateway's own OCPP 1050, a limit
+1100), it fails as refused too, naming what the status shows.
+
+Presence: the gateway's retained announcement `openevse/announce/<id>` (`{"state":"connected",
+"mqtt":"<base>",...}`) is also its last will (`"disconnected"`), which the broker publishes when the
+gateway vanishes: the driver learns its announce topic from the connect message naming its base topic,
+and a `disconnected` there is an outage (DeviceUnreachable), as is the bridge's own broker connection
+being down, or no state within timeout_s. With `stale_after_s` set, a silence that long is one too
+(the gateway's documentation speaks of a publication every 30 s; the reference found none while idle).
+
+The driver reports its changes (`reports_changes`): a change of a field a reading shows other than
+those that flow with the energy, the claim forgotten, the announcement changing, and (its background
+watchdog) the broker connection coming or going or the values going stale each push a StateChanged.
+
+The bridge owns the decision to charge, as over HTTP: its first read when operated claims `disabled`;
+a claim the gateway forgot (a restart: `<base>/claim` becomes `{"state":"null"}`) is made again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from adapters.base import (
+    BackgroundJob,
+    Charger,
+    ChargerCapabilities,
+    ChargerReading,
+    DeviceRefused,
+    DeviceUnreachable,
+    Listener,
+    NotSupportedByDevice,
+    StateChanged,
+)
+from adapters.chargers.openevse_api import (
+    ANNOUNCE_PREFIX,
+    CURRENT_MAX_A,
+    CURRENT_MIN_A,
+    F_STATE,
+    F_STATUS,
+    MQTT_DOCUMENTS,
+    STATE_FIELDS,
+    STATUS_ACTIVE,
+    STATUS_DISABLED,
+    T_CLAIM,
+    T_CLAIM_SET,
+    T_OVERRIDE,
+    T_RESTART,
+    Claim,
+    announced,
+    claim_unmet,
+    holds_claim,
+    mqtt_document,
+    mqtt_value,
+    override_takes,
+    reading_from,
+    shows_claim,
+)
+from adapters.transports.pool import Transports
+
+if TYPE_CHECKING:
+    from adapters.transports.mqtt import MqttBroker
+
+log = logging.getLogger("adapters.openevse")
+
+WATCHDOG_S = 1.0  # how often the background job looks at the broker connection and the silence
+OVERRIDE_PRIORITY = 1000
+
+
+@dataclass(frozen=True)
+class OpenEvseMqttOptions:
+    """The `charger: {type: openevse-mqtt, ...}` block."""
+
+    type: str = "openevse-mqtt"
+    broker: str | None = None  # mqtt://[user:password@]host[:port], the broker the gateway uses
+    base_topic: str | None = None  # the gateway's MQTT base topic (its default: its hostname)
+    timeout_s: float = 5.0  # for the first state, a claim's acknowledgement and the status to follow it
+    stale_after_s: float | None = None  # no message for this long is an outage (None: only the last will)
+    phases: int = 1
+    min_current_a: float = 6.0
+    max_current_a: float = 32.0
+    fixed_cable: bool = True
+
+    def validate(self) -> list[tuple[str, str]]:
+        """(field, problem) pairs; empty when the options make sense."""
+        from adapters.transports.mqtt import BrokerAddress  # only here: aiomqtt is loaded for MQTT setups
+
+        problems: list[tuple[str, str]] = []
+        try:
+            BrokerAddress.parse(self.broker or "")
+        except ValueError as error:
+            shown = str(error) if self.broker else "needs broker: mqtt://host[:port] (the gateway's broker)"
+            problems.append(("broker", shown))
+        topic = self.base_topic
+        if not topic:
+            problems.append(
+                ("base_topic", "needs base_topic: the gateway's MQTT base topic, e.g. openevse-55ad")
+            )
+        elif any(c in topic for c in "+# ") or topic.startswith("/") or topic.endswith("/"):
+            problems.append(
+                (
+                    "base_topic",
+                    "must be a topic like openevse-55ad: no '+', '#', spaces, or leading/trailing /",
+                )
+            )
+        if not 0 < self.timeout_s <= 60:
+            problems.append(("timeout_s", "must be above 0 and at most 60 seconds"))
+        if self.stale_after_s is not None and not 2 <= self.stale_after_s <= 3600:
+            problems.append(("stale_after_s", "must be from 2 to 3600 seconds (or left out)"))
+        if self.phases not in (1, 3):
+            problems.append(("phases", "must be 1 or 3"))
+        if not CURRENT_MIN_A <= self.min_current_a <= self.max_current_a <= CURRENT_MAX_A:
+            problems.append((
+                "max_current_a" if self.max_current_a > CURRENT_MAX_A else "min_current_a",
+                f"OpenEVSE takes {CURRENT_MIN_A} to {CURRENT_MAX_A} A: "
+                f"need {CURRENT_MIN_A} <= min_current_a <= max_current_a <= {CURRENT_MAX_A}",
+            ))  # fmt: skip
+        return problems
+
+
+class OpenEvseMqttCharger(Charger):
+    Options = OpenEvseMqttOptions
+    reports_changes: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        options: OpenEvseMqttOptions,
+        transports: Transports,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.options = options
+        self._transports = transports
+        self._clock = clock
+        self._base = (options.base_topic or "") + "/"
+        self._broker: MqttBroker | None = None
+        self.values: dict[str, Any] = {}  # the latest value of each status field heard
+        self._claim_doc: dict[str, Any] | None = None  # the retained <base>/claim
+        self._override_doc: dict[str, Any] | None = None  # the retained <base>/override
+        self._announce_topic: str | None = None
+        self._online: bool | None = None  # what the announcement last said; None: not heard
+        self._heard_at: float | None = None
+        self._changed = asyncio.Event()  # set at each message: the waits below look again
+        self._command_lock = asyncio.Lock()  # the claim is one document: one change at a time
+        self._claim = Claim()
+        self._commanded = False
+        self._take_over = False
+        self._plugged = False
+        self._claim_lost = False  # logged once per loss
+        self._watched: tuple[bool, bool] | None = None  # (connected, stale) the watchdog saw last
+
+    @property
+    def capabilities(self) -> ChargerCapabilities:
+        o = self.options
+        return ChargerCapabilities(
+            can_sense_plug=True,
+            can_unlock=False,  # no unlock command
+            fixed_cable=o.fixed_cable,
+            can_switch_phases=False,  # only RAPI $S7, which bypasses claims
+            can_reset=True,  # <base>/restart
+            has_meter=True,
+            has_rfid=False,  # the box's RFID claims the state itself; no tag is published
+            phases=o.phases,
+            min_current_a=o.min_current_a,
+            max_current_a=o.max_current_a,
+            current_step_a=1.0,
+        )
+
+    @property
+    def description(self) -> str:
+        return f"OpenEVSE {self.options.base_topic} via MQTT"
+
+    @property
+    def online(self) -> bool | None:
+        """What the gateway's announcement last said (None: not heard)."""
+        return self._online
+
+    # -- connection and messages ----------------------------------------------------------------
+    async def _connection(self) -> MqttBroker:
+        """The shared broker connection; the first use subscribes and waits (timeout_s) for it."""
+        if self._broker is None:
+            self._broker = self._transports.mqtt(self.options.broker or "")
+            await self._broker.subscribe(self._base + "+", self._on_message)
+            await self._broker.subscribe(ANNOUNCE_PREFIX + "+", self._on_message)
+        broker = self._broker
+        if not await broker.wait_connected(self.options.timeout_s):
+            raise DeviceUnreachable(f"MQTT broker {broker.address} not reachable: {broker.last_error}")
+        return broker
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic.startswith(ANNOUNCE_PREFIX):
+            self._on_announce(topic, mqtt_document(payload))
+            return
+        name = topic[len(self._base) :]
+        self._heard_at = self._clock()
+        self._wake()
+        if name == T_CLAIM:
+            self._claim_doc = mqtt_document(payload)
+            if self._claim.state is not None and not holds_claim(self._claim_doc):
+                self._emit(StateChanged())  # forgotten (a restart): the next read claims again
+        elif name == T_OVERRIDE:
+            self._override_doc = mqtt_document(payload)
+        elif name not in MQTT_DOCUMENTS:
+            value = mqtt_value(payload)
+            old = self.values.get(name)
+            self.values[name] = value
+            if name in STATE_FIELDS and old != value:
+                self._emit(StateChanged())
+
+    def _wake(self) -> None:
+        """Wakes every wait in `_until` to look again."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _on_announce(self, topic: str, doc: dict[str, Any] | None) -> None:
+        # The connect message names the base topic; the last will on the same topic does not.
+        if doc is not None and doc.get("mqtt") == self.options.base_topic:
+            self._announce_topic = topic
+        elif topic != self._announce_topic:
+            return
+        online = announced(doc)
+        if online is not None and online != self._online:
+            self._online = online
+            self._wake()
+            self._emit(StateChanged())
+
+    async def _until(self, done: Callable[[], bool]) -> bool:
+        """Waits up to timeout_s for `done()` to hold, looking again at each message."""
+        try:
+            async with asyncio.timeout(self.options.timeout_s):  # never loses a cancel, unlike wait_for
+                while not done():
+                    await self._changed.wait()
+        except TimeoutError:
+            return done()
+        return True
+
+    def _outage(self, broker: MqttBroker) -> str | None:
+        """Why the gateway counts as unreachable now, or None."""
+        if not broker.connected:
+            return f"MQTT broker {broker.address} not connected ({broker.last_error or 'connecting'})"
+        if self._online is False:
+            return f"the gateway's last will on {self._announce_topic} says disconnected"
+        stale = self.options.stale_after_s
+        if stale is not None and self._heard_at is not None and self._clock() - self._heard_at > stale:
+            return f"no message on {self._base}+ for {self._clock() - self._heard_at:.0f} s"
+        return None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._state_known()
+        await self._settle()
+        log.info(
+            "%s: EVSE state %s, %s", self.description, self.values.get(F_STATE), self.values.get(F_STATUS)
+        )
+
+    async def _state_known(self) -> MqttBroker:
+        broker = await self._connection()
+        if F_STATE not in self.values and not await self._until(lambda: F_STATE in self.values):
+            raise DeviceUnreachable(
+                f"no EVSE state on {self._base}{F_STATE} within {self.options.timeout_s:g} s: check the base "
+                "topic, that the gateway uses this broker, and that its MQTT values are retained "
+                "(mqtt_retained)"
+            )
+        if (why := self._outage(broker)) is not None:
+            raise DeviceUnreachable(why)
+        return broker
+
+    async def _settle(self, quiet_s: float = 0.1, max_s: float = 1.0) -> None:
+        """Retained topics arrive in a burst, one field at a time: wait for the burst to end."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_s
+        while loop.time() < deadline:
+            seen = self._heard_at
+            await asyncio.sleep(quiet_s)
+            if self._heard_at == seen:
+                return
+
+    def set_listener(self, listener: Listener | None) -> None:
+        # A listener means the bridge operates the box (a probe sets none): take over at the next read.
+        super().set_listener(listener)
+        self._take_over = listener is not None and not self._commanded
+
+    def background(self) -> tuple[BackgroundJob, ...]:
+        return (self._watch,)
+
+    async def _watch(self) -> None:
+        """Pushes a StateChanged when the broker connection comes or goes, or the values go stale:
+        nothing else tells the bridge to read a box that went quiet."""
+        while True:
+            broker = self._broker
+            if broker is not None:
+                stale = self.options.stale_after_s
+                seen = (broker.connected, stale is not None and self._outage(broker) is not None)
+                if self._watched is not None and seen != self._watched:
+                    self._emit(StateChanged())
+                self._watched = seen
+            await asyncio.sleep(WATCHDOG_S)
+
+    async def close(self) -> None:
+        if self._broker is not None:
+            self._broker.unsubscribe(self._on_message)
+            self._broker = None
+
+    # -- reading ----------------------------------------------------------------------------------
+    async def read(self) -> ChargerReading:
+        await self._state_known()
+        if self._take_over:
+            async with self._command_lock:  # a set_enabled racing this read wins
+                if self._take_over:
+                    await self._send_claim(Claim(STATUS_DISABLED, self._claim.current_a), strict=False)
+                    self._take_over = False
+        elif self._claim.state is not None and not holds_claim(self._claim_doc):
+            await self._reclaim()
+        reading = reading_from(self.values, phases=self.options.phases, was_plugged=self._plugged)
+        self._plugged = bool(reading.plugged)
+        return reading
+
+    async def _reclaim(self) -> None:
+        """The gateway forgot the claim (claims live in its memory): claim again; the reading then
+        says what the box does."""
+        if not self._claim_lost:
+            log.warning("%s: the gateway holds no claim of the bridge's: claiming again", self.description)
+        self._claim_lost = True
+        async with self._command_lock:
+            await self._send_claim(self._claim, strict=False)
+        self._claim_lost = False
+
+    # -- commands ---------------------------------------------------------------------------------
+    async def _send_claim(self, claim: Claim, *, strict: bool = True) -> None:
+        """Claims `claim` and waits for its acknowledgement; `strict`: and for the status to show it,
+        else DeviceRefused naming what holds the box. Called under the command lock."""
+        broker = await self._state_known()
+        await broker.publish(self._base + T_CLAIM_SET, json.dumps(claim.body()))
+        if not await self._until(lambda: shows_claim(self._claim_doc, claim)):
+            problem = (
+                f"no acknowledgement on {self._base}{T_CLAIM} within {self.options.timeout_s:g} s "
+                f"of the claim {json.dumps(claim.body())}"
+            )
+            if self._online:  # present, yet silent: it answers nothing to a claim it cannot make
+                raise DeviceRefused(f"the gateway did not take the claim: {problem}")
+            raise DeviceUnreachable(problem)
+        self._claim = claim
+        taken = override_takes(self._override_doc, claim)
+        if taken:
+            if not strict:
+                return  # the reading says what the box does
+            held = ", ".join(f"{name}={(self._override_doc or {}).get(name)}" for name in taken)
+            raise DeviceRefused(
+                f"the manual override (priority {OVERRIDE_PRIORITY}) overrules the bridge's claim ({held})"
+            )
+        if not await self._until(lambda: not claim_unmet(self.values, claim)) and strict:
+            raise DeviceRefused(
+                f"the box shows {', '.join(claim_unmet(self.values, claim))} after the bridge's claim "
+                f"{json.dumps(claim.body())}: a claim of higher priority holds it (its RFID, its own "
+                "OCPP client, a limit)"
+            )
+
+    async def set_enabled(self, enabled: bool) -> None:
+        async with self._command_lock:
+            self._commanded, self._take_over = True, False
+            state = STATUS_ACTIVE if enabled else STATUS_DISABLED
+            await self._send_claim(Claim(state, self._claim.current_a))
+
+    async def set_current(self, amps: float) -> None:
+        o = self.options
+        if not o.min_current_a <= amps <= o.max_current_a:
+            raise DeviceRefused(f"current {amps:g} A outside {o.min_current_a:g}..{o.max_current_a:g} A")
+        async with self._command_lock:
+            # Whole amperes, never more than asked; the state as claimed (before the first read of an
+            # operated box, the take-over's disabled).
+            state = self._claim.state
+            if state is None and self._take_over:
+                state, self._take_over = STATUS_DISABLED, False
+            await self._send_claim(Claim(state, int(amps)))
+
+    async def set_phases(self, phases: int) -> None:
+        raise NotSupportedByDevice("OpenEVSE switches phases only through RAPI, which bypasses its claims")
+
+    async def unlock(self) -> None:
+        raise NotSupportedByDevice("OpenEVSE has no command that unlocks the cable")
+
+    async def reset(self, hard: bool) -> None:
+        # Hard: the EVSE controller itself; soft: the WiFi gateway only. Nothing acknowledges it.
+        broker = await self._state_known()
+        await broker.publish(self._base + T_RESTART, json.dumps({"device": "evse" if hard else "gateway"}))

@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from adapters.base import DeviceUnreachable
 from adapters.generic import templates
+from adapters.generic.device import GenericMeter
 from adapters.generic.templates import TemplateError
+from adapters.meters.eastron import EastronOptions, Sdm630
+from adapters.transports.pool import Transports
+from tests.emulators.eastron import EmulatedMeter, eastron_tcp
+from tests.helpers.generic import options as generic_options
+from tests.helpers.generic import sdm630_block
 
 TEMPLATE = """\
 name: box
@@ -78,3 +85,46 @@ def test_every_shipped_template_loads() -> None:
     assert "sdm630" in [t.name for t in found]
     for template in found:
         assert template.kind in ("charger", "meter") and template.description
+
+
+# -- the SDM630 template against the built-in driver ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"energy_kwh": 1234.567, "power_w": 7325.5, "voltage_v": (230.1, 231.2, 229.8),
+         "current_a": (10.5, 11.0, 9.75), "frequency_hz": 49.98},
+        {"energy_kwh": 0.001, "power_w": 0.0, "voltage_v": (0.0, 239.99, 1.5),
+         "current_a": (0.013, 31.7, 0.0), "frequency_hz": 50.02},
+    ],
+)  # fmt: skip
+async def test_the_sdm630_template_reads_what_the_eastron_driver_reads(
+    values: dict[str, object], tmp_path: Path, transports: Transports
+) -> None:
+    meter = EmulatedMeter("sdm630", 7)
+    meter.set(**values)  # type: ignore[arg-type]
+    async with eastron_tcp(meter) as emu:
+        generic = GenericMeter(generic_options(tmp_path, meter=sdm630_block(emu.url, 7)), transports)
+        builtin = Sdm630(EastronOptions(type="sdm630", modbus=emu.url, device_id=7), transports)
+        await generic.start()
+        await builtin.start()
+        reading = await generic.read()
+        assert reading == await builtin.read()
+        assert reading.energy_wh == round(float(values["energy_kwh"]) * 1000, 3)  # type: ignore[arg-type]
+        assert generic.description == f"SDM630 #7 on {emu.url}"
+        await generic.close()
+
+
+async def test_the_sdm630_template_on_a_silent_meter_is_unreachable(
+    tmp_path: Path, transports: Transports
+) -> None:
+    meter = EmulatedMeter("sdm630", 3)
+    async with eastron_tcp(meter, gateway=True) as emu:
+        generic = GenericMeter(generic_options(tmp_path, meter=sdm630_block(emu.url, 3)), transports)
+        await generic.start()
+        meter.silent = True
+        with pytest.raises(DeviceUnreachable, match="device 3"):
+            await generic.read()
+        meter.silent = False
+        assert (await generic.read()).frequency_hz == 50.0

@@ -16,12 +16,12 @@ from __future__ import annotations
 # type name in `charger: {type: ...}` -> "module:Class"
 CHARGER_TYPES: dict[str, str] = {
     "simulated": "adapters.chargers.simulated:SimulatedCharger",
+    "generic": "adapters.generic.device:GenericCharger",  # described in configuration
     "goe": "adapters.chargers.goe:GoeCharger",
     "shelly": "adapters.chargers.shelly:ShellyCharger",
     "tasmota": "adapters.chargers.tasmota:TasmotaCharger",
     "keba-modbus": "adapters.chargers.keba_modbus:KebaModbusCharger",
     "openevse": "adapters.chargers.openevse:OpenEvseCharger",
-    "openevse-mqtt": "adapters.chargers.openevse_mqtt:OpenEvseMqttCharger",
     "heidelberg": "adapters.chargers.heidelberg:HeidelbergCharger",
     "phoenix": "adapters.chargers.phoenix:PhoenixCharger",
 }

@@ -48,7 +48,8 @@ def decode(
         # The decimal the device computed in float32 (230.1, not 230.10000610351562), as the Eastron
         # driver reports it; NaN and infinities are left for the pipeline to refuse.
         single = decode_float32(registers, word_order=word_order)[0]
-        return meter_decimal(single) if math.isfinite(single) else single
+        decimal = meter_decimal(single)
+        return single if decimal is None else decimal
     raw = registers[0] if size == 1 else 0
     if size == 1 and bitmask is not None:
         raw &= bitmask

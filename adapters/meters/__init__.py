@@ -14,4 +14,5 @@ METER_TYPES: dict[str, str] = {
     "sdm630": "adapters.meters.eastron:Sdm630",
     "sdm120": "adapters.meters.eastron:Sdm120",
     "sdm72": "adapters.meters.eastron:Sdm72",
+    "generic": "adapters.generic.device:GenericMeter",  # described in configuration
 }

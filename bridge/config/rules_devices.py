@@ -78,6 +78,10 @@ def _driver(ck: _Checker, raw: Any, path: str, kind: str) -> Any:
         ck.add(_join(path, "type") if isinstance(raw, dict) else path, f"needs a type (one of: {known})")
         return _BAD
     type_name = raw["type"]
+    if "template" in raw:  # a generic device from a template: the block it stands for is checked
+        raw = _from_template(ck, raw, path, kind)
+        if raw is _BAD:
+            return _BAD
     try:
         options_cls = load(type_name).Options
     except UnknownDriver as error:
@@ -139,3 +143,17 @@ def _senses_plug(charger: ChargerConfig) -> bool:
     from adapters.chargers.relay import RelayOptions  # only when a free tag is set
 
     return not isinstance(charger.options, RelayOptions)
+
+def _from_template(ck: _Checker, raw: dict[str, Any], path: str, kind: str) -> Any:
+    """A block with `template:` and `params:` as the generic block the template renders
+    (adapters/generic/templates.py); _BAD with the problem at its key otherwise."""
+    from adapters.generic.templates import TemplateError, expand  # only when a template is named
+
+    if raw["type"] != "generic":
+        ck.add(_join(path, "template"), "templates describe generic devices: set type: generic")
+        return _BAD
+    try:
+        return expand(raw, kind)
+    except TemplateError as error:
+        ck.add(_join(path, error.field), str(error))
+        return _BAD

@@ -22,6 +22,7 @@ CHARGER_TYPES: dict[str, str] = {
     "tasmota": "adapters.chargers.tasmota:TasmotaCharger",
     "keba-modbus": "adapters.chargers.keba_modbus:KebaModbusCharger",
     "openevse": "adapters.chargers.openevse:OpenEvseCharger",
+    "openevse-mqtt": "adapters.chargers.openevse_mqtt:OpenEvseMqttCharger",
     "heidelberg": "adapters.chargers.heidelberg:HeidelbergCharger",
     "phoenix": "adapters.chargers.phoenix:PhoenixCharger",
 }

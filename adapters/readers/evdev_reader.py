@@ -21,13 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import BackgroundJob, CardReader, DeviceUnreachable
-from adapters.readers.taps import Debouncer
-from adapters.readers.wedge_keys import Chars, EndsWith, WedgeDecoder
+from adapters.readers.wedge_keys import ID_TAG_MAX, Chars, EndsWith, WedgeTaps
 
 log = logging.getLogger("adapters.evdev_reader")
 
 EV_KEY = 1  # linux/input-event-codes.h
-ID_TAG_MAX = 20  # OCPP 1.6 idTag: CiString20
 INSTALL_HINT = "install ocpp-bridge[readers] (pip install 'ocpp-bridge[readers]', which builds python-evdev)"
 
 
@@ -72,7 +70,6 @@ class EvdevReader(CardReader):
             raise ValueError("an evdev reader needs its device")
         self.device = options.device
         self.options = options
-        self._debouncer = Debouncer(options.hold_s)
 
     @property
     def description(self) -> str:
@@ -101,23 +98,21 @@ class EvdevReader(CardReader):
                 except OSError as exc:  # EBUSY: another program holds it
                     why = exc.strerror or exc
                     raise DeviceUnreachable(f"cannot take {self.device} for itself: {why}") from exc
-            decoder = WedgeDecoder(self.options.chars, self.options.ends_with)
+            options = self.options
+            taps = WedgeTaps(options.chars, options.ends_with, options.hold_s)
             log.info("%s: listening (%s)", self.description, device.name)
             async for event in device.async_read_loop():
-                if event.type == EV_KEY:
-                    number = decoder.key(event.code, event.value, loop.time())
-                    if number is not None:
-                        self._number_typed(number, loop.time())
+                if event.type != EV_KEY:
+                    continue
+                overlong = taps.overlong
+                tag = taps.key(event.code, event.value, loop.time())
+                if taps.overlong > overlong:
+                    log.warning("%s: a number longer than an idTag (%d characters) was typed: ignored",
+                                self.description, ID_TAG_MAX)  # fmt: skip
+                if tag is not None:
+                    log.info("%s: card %s", self.description, tag)
+                    self._tapped(tag)
         except OSError as exc:  # ENODEV: unplugged
             raise DeviceUnreachable(f"{self.device}: {exc.strerror or exc}") from exc
         finally:
             device.close()  # also lets go of the grab
-
-    def _number_typed(self, number: str, now: float) -> None:
-        if len(number) > ID_TAG_MAX:
-            log.warning("%s: %d characters typed, more than an idTag holds (%d): ignored",
-                        self.description, len(number), ID_TAG_MAX)  # fmt: skip
-            return
-        if self._debouncer.seen(number, now):
-            log.info("%s: card %s", self.description, number)
-            self._tapped(number)

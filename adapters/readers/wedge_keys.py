@@ -10,17 +10,21 @@ layout is involved. Models differ, so what makes up a number and what ends it ar
   (any key that is not part of a number ends it).
 A number's keys come within milliseconds of each other; a gap longer than KEY_GAP_S means the
 number before it was cut off (a lost Enter), so it is thrown away rather than glued to the next one.
+`WedgeTaps` makes taps of the numbers: at most an idTag's 20 characters, a repeat of a held card merged.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+from adapters.readers.taps import Debouncer
+
 Chars = Literal["digits", "hex"]
 EndsWith = Literal["enter", "any"]
 
 KEY_DOWN = 1  # an EV_KEY event's value: 0 up, 1 down, 2 auto-repeat
 KEY_GAP_S = 1.0
+ID_TAG_MAX = 20  # OCPP 1.6 idTag: CiString20
 
 DIGIT_KEYS: dict[int, str] = {
     2: "1", 3: "2", 4: "3", 5: "4", 6: "5", 7: "6", 8: "7", 9: "8", 10: "9", 11: "0",  # KEY_1..KEY_0
@@ -63,3 +67,23 @@ def decode(
     """The numbers a sequence of (code, value, time) key events types."""
     decoder = WedgeDecoder(chars, ends_with)
     return [n for code, value, at in events if (n := decoder.key(code, value, at)) is not None]
+
+
+class WedgeTaps:
+    """Key events in, taps out: the numbers typed (`WedgeDecoder`), those longer than an idTag thrown
+    away (counted in `overlong`), the same number again within `hold_s` merged (`taps.Debouncer`)."""
+
+    def __init__(self, chars: Chars = "digits", ends_with: EndsWith = "enter", hold_s: float = 2.0) -> None:
+        self._decoder = WedgeDecoder(chars, ends_with)
+        self._debouncer = Debouncer(hold_s)
+        self.overlong = 0
+
+    def key(self, code: int, value: int, now: float) -> str | None:
+        """One EV_KEY event; the idTag of a new tap when the key ended one."""
+        number = self._decoder.key(code, value, now)
+        if number is None:
+            return None
+        if len(number) > ID_TAG_MAX:
+            self.overlong += 1
+            return None
+        return number if self._debouncer.seen(number, now) else None

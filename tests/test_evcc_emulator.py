@@ -130,7 +130,7 @@ async def test_rest_state_setters_and_errors() -> None:
                 assert (r.status, await r.json()) == (200, "now")
             async with http.post(f"{emu.url}/api/loadpoints/2/maxcurrent/13") as r:
                 assert (r.status, await r.json()) == (200, 13)
-            async with http.get(f"{emu.url}/api/state", params={"jq": ".loadpoints[1]"}) as r:
+            async with http.get(f"{emu.url}/api/state", params={"jq": ".loadpoints[2-1]"}) as r:
                 lp = await r.json()
             assert (lp["charging"], lp["chargeCurrents"], lp["chargePower"]) == (True, [13, 0, 0], 2990)
             async with http.post(f"{emu.url}/api/loadpoints/2/mode/fast") as r:

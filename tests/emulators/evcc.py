@@ -398,8 +398,11 @@ class EvccEmulator:
 
 
 def _path(doc: Any, jq: str) -> Any:
-    """A simple jq path (`.loadpoints[0].chargePower`); a leading `.result` is stripped, as evcc does."""
+    """A simple jq path (`.loadpoints[0].chargePower`, `.loadpoints[2-1]`: gojq takes arithmetic in an
+    index); a leading `.result` is stripped, as evcc does."""
     jq = jq.removeprefix(".result")
-    for name, index in re.findall(r"\.(\w+)|\[(\d+)\]", jq):
-        doc = doc[name] if name else doc[int(index)]
+    if not re.fullmatch(r"(\.\w+|\[\d+(-\d+)?\])*", jq):
+        raise ValueError(f"unsupported path {jq!r}")
+    for name, index, minus in re.findall(r"\.(\w+)|\[(\d+)(?:-(\d+))?\]", jq):
+        doc = doc[name] if name else doc[int(index) - int(minus or 0)]
     return doc

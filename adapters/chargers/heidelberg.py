@@ -91,7 +91,7 @@ class HeidelbergOptions:
             problems.append(("failsafe_current_a", "must be 0 (stop charging) or 6 to 16 A"))
         if not 1 <= self.watchdog_timeout_s <= 65:
             problems.append(("watchdog_timeout_s", "must be 1 to 65 seconds (register 257 holds ms)"))
-        elif self.watchdog_timeout_s < 4 * (self.timeout_s + self.request_gap_s):
+        elif self.watchdog_timeout_s < 4 * (self.timeout_s + self.request_gap_s) - 1e-9:
             problems.append((
                 "watchdog_timeout_s",
                 "must be at least 4 x (timeout_s + request_gap_s): the watchdog is fed every quarter",

@@ -156,14 +156,13 @@ class PhoenixCharger(Charger):
         log.debug("%s: wrote %d = %d", self.description, register, value)
 
     async def _read_coil(self, coil: int) -> bool:
-        response = await _coil_request(self._bus, self.options, "read coils", coil, None)
-        bits = list(getattr(response, "bits", None) or [])
-        if not bits:
-            raise DeviceUnreachable(f"{self.description}: garbled reply to a read of coil {coil}")
-        return bool(bits[0])
+        bus, unit, timeout = self._bus, self.options.unit_id, self.options.timeout_s
+        bits: list[bool] = await self._call(lambda: bus.read_coils(unit, coil, 1, timeout_s=timeout))
+        return bits[0]
 
     async def _write_coil(self, coil: int, on: bool) -> None:
-        await _coil_request(self._bus, self.options, "write coil", coil, on)
+        bus, unit, timeout = self._bus, self.options.unit_id, self.options.timeout_s
+        await self._call(lambda: bus.write_coil(unit, coil, on, timeout_s=timeout))
         log.debug("%s: coil %d = %s", self.description, coil, "on" if on else "off")
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -251,22 +250,3 @@ class PhoenixCharger(Charger):
             self._current = value  # the bridge's word, written again once the box answers
             raise
         self._current = value
-
-
-async def _coil_request(
-    bus: ModbusBus, options: PhoenixOptions, what: str, coil: int, value: bool | None
-) -> Any:
-    """Function code 01 (value None) or 05 on the bus, with its lock, deadline and error mapping.
-
-    ModbusBus has no coil methods yet; until it has (`read_coils`, `write_coil`), this goes through
-    its one-request machinery, which is the same for every function code."""
-    from adapters.transports.modbus import _Request  # the transport's request label
-
-    unit = options.unit_id
-
-    def call(client: Any) -> Awaitable[Any]:
-        if value is None:
-            return client.read_coils(coil, count=1, device_id=unit)  # type: ignore[no-any-return]
-        return client.write_coil(coil, value, device_id=unit)  # type: ignore[no-any-return]
-
-    return await bus._execute(unit, _Request(what, coil, 1), call, options.timeout_s)

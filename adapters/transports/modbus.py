@@ -294,6 +294,46 @@ class ModbusBus:
         )
         return self._registers(response, device_id, request)
 
+    async def read_coils(
+        self, device_id: int, address: int, count: int, *, timeout_s: float | None = None
+    ) -> list[bool]:
+        """Function code 01."""
+        return await self._read_bits("read coils", "read_coils", device_id, address, count, timeout_s)
+
+    async def read_discrete_inputs(
+        self, device_id: int, address: int, count: int, *, timeout_s: float | None = None
+    ) -> list[bool]:
+        """Function code 02."""
+        return await self._read_bits(
+            "read discrete inputs", "read_discrete_inputs", device_id, address, count, timeout_s
+        )
+
+    async def _read_bits(
+        self, what: str, method: str, device_id: int, address: int, count: int, timeout_s: float | None
+    ) -> list[bool]:
+        _check_read(device_id, address, count, self._highest_id)
+        request = _Request(what, address, count)
+        response = await self._execute(
+            device_id,
+            request,
+            lambda c: getattr(c, method)(address, count=count, device_id=device_id),
+            timeout_s,
+        )
+        bits = list(getattr(response, "bits", None) or [])
+        if len(bits) < count:  # the library pads to whole bytes: fewer than asked is a garbled reply
+            raise DeviceUnreachable(f"{self._where(device_id)}: garbled reply to {request}")
+        return [bool(bit) for bit in bits[:count]]
+
+    async def write_coil(
+        self, device_id: int, address: int, value: bool, *, timeout_s: float | None = None
+    ) -> None:
+        """Function code 05 (0xFF00 on, 0x0000 off)."""
+        _check_device_address(device_id, address, self._highest_id)
+        request = _Request("write coil", address, 1)
+        await self._execute(
+            device_id, request, lambda c: c.write_coil(address, value, device_id=device_id), timeout_s
+        )
+
     async def write_registers(
         self, device_id: int, address: int, values: Sequence[int], *, timeout_s: float | None = None
     ) -> None:

@@ -23,6 +23,7 @@ CHARGER_TYPES: dict[str, str] = {
     "keba-modbus": "adapters.chargers.keba_modbus:KebaModbusCharger",
     "openevse": "adapters.chargers.openevse:OpenEvseCharger",
     "openevse-mqtt": "adapters.chargers.openevse_mqtt:OpenEvseMqttCharger",
+    "keba-udp": "adapters.chargers.keba_udp:KebaUdpCharger",
     "heidelberg": "adapters.chargers.heidelberg:HeidelbergCharger",
     "phoenix": "adapters.chargers.phoenix:PhoenixCharger",
 }

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from adapters.transports.modbus import ModbusBus
     from adapters.transports.mqtt import MqttBroker
+    from adapters.transports.udp import UdpSocket
 
 
 class Transports:
@@ -24,6 +25,7 @@ class Transports:
         self._http: aiohttp.ClientSession | None = None
         self._mqtt: dict[str, MqttBroker] = {}
         self._modbus: dict[str, ModbusBus] = {}
+        self._udp: dict[int, UdpSocket] = {}
 
     def http(self) -> aiohttp.ClientSession:
         """The shared HTTP client session (call from the running event loop)."""
@@ -52,13 +54,24 @@ class Transports:
             self._modbus[key] = ModbusBus(url)
         return self._modbus[key]
 
+    def udp(self, local_port: int) -> UdpSocket:
+        """The one UDP socket on `local_port`, shared by every driver naming it (bound on first use)."""
+        from adapters.transports.udp import UdpSocket
+
+        if local_port not in self._udp:
+            self._udp[local_port] = UdpSocket(local_port)
+        return self._udp[local_port]
+
     async def close(self) -> None:
         for broker in self._mqtt.values():
             await broker.close()
         for bus in self._modbus.values():
             await bus.close()
+        for sock in self._udp.values():
+            await sock.close()
         if self._http is not None:
             await self._http.close()
         self._mqtt.clear()
         self._modbus.clear()
+        self._udp.clear()
         self._http = None

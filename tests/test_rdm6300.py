@@ -140,11 +140,33 @@ async def test_the_port_is_released_when_the_job_is_cancelled(line: tuple[Module
         await until(lambda: taps == [CARD])
 
 
-async def test_a_missing_port_names_it(tmp_path: Path) -> None:
-    reader, _ = reader_on(tmp_path / "ttyNONE")
+async def test_a_missing_port_is_waited_for_then_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader, taps = reader_on(tmp_path / "ttyBRIDGE")  # the name socat_pair gives the reader's end
+    reader.port_wait_s = 0.05
     [job] = reader.background()
-    with pytest.raises(DeviceUnreachable, match=r"no serial device .*ttyNONE \(is the reader wired"):
-        await job()
+    task = asyncio.create_task(job())
+    try:
+        await asyncio.sleep(0.2)
+        assert not task.done()  # no failure every few seconds: one line, then it waits
+        waiting = [r.getMessage() for r in caplog.records if "waiting for it" in r.getMessage()]
+        assert waiting == [
+            f"RDM6300 on {tmp_path / 'ttyBRIDGE'}: no device {tmp_path / 'ttyBRIDGE'} (is the reader wired"
+            " and the UART enabled? ls -l /dev/serial*); waiting for it"
+        ]
+        async with socat_pair(tmp_path) as (module_end, _):
+            module = Module(module_end)
+            try:
+                await asyncio.sleep(0.2)  # found and opened
+                module.send(encode(CARD))
+                await until(lambda: taps == [CARD])
+            finally:
+                module.close()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, DeviceUnreachable):
+            await task
 
 
 async def test_a_line_that_goes_away_ends_the_job(tmp_path: Path) -> None:

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import BackgroundJob, CardReader, DeviceUnreachable
+from adapters.readers.device_path import appeared
 from adapters.readers.wedge_keys import ID_TAG_MAX, Chars, EndsWith, WedgeTaps
 
 log = logging.getLogger("adapters.evdev_reader")
 
 EV_KEY = 1  # linux/input-event-codes.h
+DEVICE_WAIT_S = 5.0  # a device that is not there (not plugged in) is looked for this often
 INSTALL_HINT = "install ocpp-bridge[readers] (pip install 'ocpp-bridge[readers]', which builds python-evdev)"
 
 
@@ -70,6 +72,7 @@ class EvdevReader(CardReader):
             raise ValueError("an evdev reader needs its device")
         self.device = options.device
         self.options = options
+        self.device_wait_s = DEVICE_WAIT_S
 
     @property
     def description(self) -> str:
@@ -86,6 +89,7 @@ class EvdevReader(CardReader):
         """Read the device's key events until it goes away; each number typed is handed to `_typed`."""
         evdev: Any = importlib.import_module("evdev")
         loop = asyncio.get_running_loop()
+        await appeared(self.device, self.description, "is the reader plugged in?", self.device_wait_s, log)
         try:
             device = evdev.InputDevice(self.device)
         except OSError as exc:

@@ -6,9 +6,10 @@ Raspberry Pi its TX goes to the UART's RX through a divider to 3.3 V (docs/devic
 
 Reading never blocks the event loop: pyserial (a dependency already, through pymodbus[serial]) opens
 and configures the port with O_NONBLOCK and an exclusive lock, and the loop's `add_reader` reads what
-arrives. The port is opened by the background job, not by `start`: a reader that is unplugged (or a
-wrong port) is logged and tried again by the coordinator every few seconds, and the charger beside
-it stays usable. A port that goes away (a USB adapter pulled) ends the job the same way.
+arrives. The port is opened by the background job, not by `start`, so the charger beside the reader stays
+usable without it: a port that is not there is waited for (one log line), a port that goes away (a
+USB adapter pulled) ends the job, which the coordinator starts again, and a port that cannot be
+opened (permissions, held by another program) is logged and tried again every few seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import BackgroundJob, CardReader, DeviceUnreachable
+from adapters.readers.device_path import appeared
 from adapters.readers.rdm6300_frames import Dropped, FrameParser, IdFormat, id_tag
 from adapters.readers.taps import Debouncer
 
@@ -28,6 +30,7 @@ log = logging.getLogger("adapters.rdm6300")
 BAUDRATE = 9600  # fixed by the module
 READ_CHUNK = 256  # bytes per read; a frame is 14
 DROPPED_LOG_EVERY_S = 60.0  # a bad frame is logged, then at most one line a minute with a count
+PORT_WAIT_S = 5.0  # a port that is not there is looked for this often
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Rdm6300Reader(CardReader):
         self.dropped = 0  # frames not taken since the reader was made (bad checksum, torn, not hex)
         self._dropped_logged_at: float | None = None
         self._dropped_unlogged = 0
+        self.port_wait_s = PORT_WAIT_S
 
     @property
     def description(self) -> str:
@@ -75,6 +79,8 @@ class Rdm6300Reader(CardReader):
     async def _listen(self) -> None:
         """Read the port until it fails; every completed frame is handed to `_frame_parsed`."""
         loop = asyncio.get_running_loop()
+        hint = "is the reader wired and the UART enabled? ls -l /dev/serial*"
+        await appeared(self.port, self.description, hint, self.port_wait_s, log)
         port = _open(self.port)
         parser = FrameParser()  # a new port, a new stream: no half frame carried over
         failed: asyncio.Future[None] = loop.create_future()
@@ -132,10 +138,6 @@ def _open(path: str) -> Any:
     """The port opened non-blocking at 9600 8N1, locked against a second user; DeviceUnreachable if not."""
     import serial  # pyserial, through pymodbus[serial]; imported by the one job that needs it
 
-    if not os.path.exists(path):
-        raise DeviceUnreachable(
-            f"no serial device {path} (is the reader wired and the UART enabled? ls -l /dev/serial*)"
-        )
     try:
         # timeout=0: pyserial's own reads would not block either; ours are os.read on readable.
         return serial.Serial(path, BAUDRATE, bytesize=8, parity="N", stopbits=1, timeout=0, exclusive=True)

@@ -1,0 +1,155 @@
+"""The generic device's pure parts: the value pipeline, the setter templates' safe evaluator, Modbus
+values by type and masked URLs."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.generic import registers
+from adapters.generic.expression import ExpressionError, Setter
+from adapters.generic.pipeline import Pipeline, PipelineError
+from adapters.generic.sources import shown_url
+
+GOE = '{"car": 2, "alw": true, "eto": 123456, "nrg": [230, 231, 229, 0, 16.1, 16.0, 15.9, 0, 0, 0, 0, 11040]}'
+
+
+def test_steps_in_order_regex_jmespath_map_scale_offset_unit() -> None:
+    assert Pipeline.build(jmespath="car", mapping={1: "A", "2": "C"}).status(GOE) == "C"
+    assert Pipeline.build(jmespath="nrg[11]", unit="kW", family="power", scale=0.001).number(GOE) == 11040
+    assert Pipeline.build(jmespath="eto", unit="kWh", family="energy").number('{"eto": 1.2345}') == 1234.5
+    assert Pipeline.build(regex=r"E=([0-9.]+)", scale=10, offset=5).number("U=230 E=1.5") == 20
+    assert Pipeline.build(regex=r"\d+").number("x 42 y") == 42  # no group: the whole match
+    assert Pipeline.build(jmespath="alw").boolean(GOE) is True
+    assert Pipeline.build(unit="mA", family="current").reverse(16) == 16000
+    assert Pipeline.build(scale=0.1, offset=-1).reverse(9) == 100
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("A", "A"), ("c2", "C"), ("B1", "B"), ("F", "F"), (" D ", "D")]
+)
+def test_status_letters(raw: str, expected: str) -> None:
+    assert Pipeline.build().status(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("ON", True), ("off", False), ("1", True), ("0", False), (2, True), (0.0, False), ("yes", True)],
+)
+def test_bools(raw: object, expected: bool) -> None:
+    assert Pipeline.build().boolean(raw) is expected
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "raw", "words"),
+    [
+        (Pipeline.build(regex=r"E=(\d+)"), "nothing", "does not match 'nothing'"),
+        (Pipeline.build(jmespath="car"), "<html>", "expected JSON for jmespath"),
+        (Pipeline.build(jmespath="cra"), GOE, "jmespath 'cra' finds nothing"),
+        (Pipeline.build(jmespath="car", mapping={"1": "A"}), GOE, "'2' is not in map (its keys: '1')"),
+    ],
+)
+def test_a_value_that_does_not_fit_is_named(pipeline: Pipeline, raw: str, words: str) -> None:
+    with pytest.raises(PipelineError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        pipeline.apply(raw)
+
+
+def test_kinds_refuse_what_they_are_not() -> None:
+    with pytest.raises(PipelineError, match=r"expected a status A\.\.F"):
+        Pipeline.build().status("Charging")  # a word that starts with C is no status
+    with pytest.raises(PipelineError, match="expected true/false"):
+        Pipeline.build().boolean("maybe")
+    with pytest.raises(PipelineError, match="expected a number, got 'nan'"):
+        Pipeline.build().number("nan")
+    with pytest.raises(PipelineError, match="unknown unit 'kwh'"):
+        Pipeline.build(unit="kwh", family="energy")
+
+
+@pytest.mark.parametrize(
+    ("template", "value", "text"),
+    [
+        ("{{ value }}", 16.0, "16"),
+        ("{{ value }}", 7.5, "7.5"),
+        ("{{ value * 1000 }}", 7.5, "7500"),
+        ("frc={{ 2 if value else 1 }}", True, "frc=2"),
+        ("frc={{ 2 if value else 1 }}", False, "frc=1"),
+        ('{"amp": {{ int(value) }}, "r": {{ round(value, 1) }}}', 7.56, '{"amp": 7, "r": 7.6}'),
+        ("{{ value }}", True, "true"),
+        ("{{ 'ON' if value else 'OFF' }}", False, "OFF"),
+        ("{{ max(6, min(value, 32)) }}", 40, "32"),
+        ("{{ value == 3 and 'three' or 'one' }}", 3, "three"),
+        ("{{ -value + 2 ** 3 }}", 1, "7"),
+        ("plain", 1, "plain"),
+    ],
+)
+def test_setter_templates(template: str, value: bool | float, text: str) -> None:
+    assert Setter(template).render(value) == text
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        ("{{ value.__class__ }}", "attribute access is not allowed"),
+        ("{{ ().__class__.__bases__ }}", "attribute access is not allowed"),
+        ("{{ open('x') }}", "only the calls int, float, round, abs, min, max, str, bool"),
+        ("{{ __import__('os').system('true') }}", "are allowed"),
+        ("{{ (lambda: 1)() }}", "only the calls"),
+        ("{{ [c for c in 'ab'] }}", "ListComp is not allowed"),
+        ("{{ value[0] }}", "Subscript is not allowed"),
+        ("{{ x }}", "unknown name 'x'; the only variable is `value`"),
+        ("{{ int }}", "int can only be called"),
+        ("{{ max(int, 1) }}", "int can only be called"),
+        ("{{ int(value, base=2) }}", "plain arguments only"),
+        ("{{ value if }}", "is not an expression"),
+        ("{{ value", "an unclosed"),
+    ],
+)
+def test_setter_templates_refuse_everything_outside_the_whitelist(template: str, words: str) -> None:
+    with pytest.raises(
+        ExpressionError, match=words.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    ):
+        Setter(template)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ 10 ** 10 ** 10 }}", "{{ 9 ** 65 }}", "{{ value ** 99 }}", "{{ (10 ** 60) * (10 ** 60) }}",
+     "{{ 'ab' * 1000000 }}", "{{ str(1) + str(value) * 2 }}", "{{ float(10 ** 60) ** 60 }}"],
+)  # fmt: skip
+def test_huge_numbers_and_texts_are_refused_when_rendered(template: str) -> None:
+    with pytest.raises(ExpressionError):
+        Setter(template).render(10)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "order", "words", "value"),
+    [
+        ("uint16", "big", [0xFFFF], 65535),
+        ("int16", "big", [0xFFFF], -1),
+        ("int32", "big", [0xFFFF, 0xFFFE], -2),
+        ("uint32", "little", [0x0001, 0x0002], 0x00020001),
+        ("float32", "big", [0x4366, 0x199A], 230.1),
+        ("float32", "little", [0x199A, 0x4366], 230.1),
+        ("uint64", "big", [0, 0, 1, 0], 65536),
+        ("bool", "big", [4], True),
+    ],
+)
+def test_register_values_by_type_and_word_order(
+    type_name: str, order: str, words: list[int], value: float
+) -> None:
+    assert registers.decode(words, type_name, order) == value  # type: ignore[arg-type]
+    if type_name != "bool":
+        assert registers.decode(registers.encode(value, type_name, order), type_name, order) == value  # type: ignore[arg-type]
+
+
+def test_a_bitmask_and_a_value_that_does_not_fit() -> None:
+    assert registers.decode([0b1010], "uint16", bitmask=0b0010) == 2
+    with pytest.raises(ValueError, match="70000 does not fit a uint16"):
+        registers.encode(70000, "uint16")
+    assert registers.encode(7.6, "uint16") == [8]
+
+
+def test_urls_in_messages_show_no_secret() -> None:
+    assert (
+        shown_url("http://user:pw@h/api?token=abc&filter=car") == "http://user:***@h/api?token=***&filter=car"
+    )
+    assert shown_url("http://h/set?amp=16&apikey=k") == "http://h/set?amp=16&apikey=***"

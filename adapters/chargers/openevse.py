@@ -42,13 +42,12 @@ from adapters.base import (
 )
 from adapters.chargers.openevse_api import (
     CLIENT_MAX,
-    CURRENT_MAX_A,
-    CURRENT_MIN_A,
     STATUS_ACTIVE,
     STATUS_DISABLED,
     Claim,
     answer_problem,
     claim_losers,
+    current_problems,
     reading_from,
 )
 from adapters.transports.http import request
@@ -94,12 +93,7 @@ class OpenEvseOptions:
             problems.append(("timeout_s", "must be above 0 and at most 60 seconds"))
         if self.phases not in (1, 3):
             problems.append(("phases", "must be 1 or 3"))
-        if not CURRENT_MIN_A <= self.min_current_a <= self.max_current_a <= CURRENT_MAX_A:
-            problems.append((
-                "max_current_a" if self.max_current_a > CURRENT_MAX_A else "min_current_a",
-                f"OpenEVSE takes {CURRENT_MIN_A} to {CURRENT_MAX_A} A: "
-                f"need {CURRENT_MIN_A} <= min_current_a <= max_current_a <= {CURRENT_MAX_A}",
-            ))  # fmt: skip
+        problems += current_problems(self.min_current_a, self.max_current_a)
         return problems
 
 

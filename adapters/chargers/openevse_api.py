@@ -62,6 +62,17 @@ CURRENT_MAX_A = 80  # the highest OpenEVSE hardware (the configured maximum may 
 CLIENT_MAX = 0xFFFFFFFF  # a client id is a 32-bit integer (EvseClient)
 
 
+def current_problems(min_current_a: float, max_current_a: float) -> list[tuple[str, str]]:
+    """The (option, problem) of a configured current range OpenEVSE cannot offer; empty when it can."""
+    if CURRENT_MIN_A <= min_current_a <= max_current_a <= CURRENT_MAX_A:
+        return []
+    return [(
+        "max_current_a" if max_current_a > CURRENT_MAX_A else "min_current_a",
+        f"OpenEVSE takes {CURRENT_MIN_A} to {CURRENT_MAX_A} A: "
+        f"need {CURRENT_MIN_A} <= min_current_a <= max_current_a <= {CURRENT_MAX_A}",
+    )]  # fmt: skip
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None

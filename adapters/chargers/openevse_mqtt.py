@@ -59,8 +59,6 @@ from adapters.base import (
 )
 from adapters.chargers.openevse_api import (
     ANNOUNCE_PREFIX,
-    CURRENT_MAX_A,
-    CURRENT_MIN_A,
     F_STATE,
     F_STATUS,
     MQTT_DOCUMENTS,
@@ -74,6 +72,7 @@ from adapters.chargers.openevse_api import (
     Claim,
     announced,
     claim_unmet,
+    current_problems,
     holds_claim,
     mqtt_document,
     mqtt_value,
@@ -117,29 +116,16 @@ class OpenEvseMqttOptions:
             shown = str(error) if self.broker else "needs broker: mqtt://host[:port] (the gateway's broker)"
             problems.append(("broker", shown))
         topic = self.base_topic
-        if not topic:
-            problems.append(
-                ("base_topic", "needs base_topic: the gateway's MQTT base topic, e.g. openevse-55ad")
-            )
-        elif any(c in topic for c in "+# ") or topic.startswith("/") or topic.endswith("/"):
-            problems.append(
-                (
-                    "base_topic",
-                    "must be a topic like openevse-55ad: no '+', '#', spaces, or leading/trailing /",
-                )
-            )
+        if not topic or any(c in topic for c in "+# ") or topic.startswith("/") or topic.endswith("/"):
+            why = "must be" if topic else "needs base_topic:"
+            problems.append(("base_topic", f"{why} the gateway's MQTT base topic, e.g. openevse-55ad"))
         if not 0 < self.timeout_s <= 60:
             problems.append(("timeout_s", "must be above 0 and at most 60 seconds"))
         if self.stale_after_s is not None and not 2 <= self.stale_after_s <= 3600:
             problems.append(("stale_after_s", "must be from 2 to 3600 seconds (or left out)"))
         if self.phases not in (1, 3):
             problems.append(("phases", "must be 1 or 3"))
-        if not CURRENT_MIN_A <= self.min_current_a <= self.max_current_a <= CURRENT_MAX_A:
-            problems.append((
-                "max_current_a" if self.max_current_a > CURRENT_MAX_A else "min_current_a",
-                f"OpenEVSE takes {CURRENT_MIN_A} to {CURRENT_MAX_A} A: "
-                f"need {CURRENT_MIN_A} <= min_current_a <= max_current_a <= {CURRENT_MAX_A}",
-            ))  # fmt: skip
+        problems += current_problems(self.min_current_a, self.max_current_a)
         return problems
 
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from adapters.base import Charger
 from adapters.chargers.composed import MeteredCharger
-from adapters.chargers.with_reader import ChargerWithCardReader
+from adapters.chargers.with_reader import with_card_reader
 from adapters.registry import new_card_reader, new_charger, new_meter
 from adapters.transports.pool import Transports
 from bridge.config import ConnectorConfig
@@ -30,5 +30,5 @@ def build_charger(
         charger = MeteredCharger(charger, meter)
     if connector.card_reader is not None:
         reader = new_card_reader(connector.card_reader.type, connector.card_reader.options)
-        charger = ChargerWithCardReader(charger, reader)
+        charger = with_card_reader(charger, reader)
     return charger

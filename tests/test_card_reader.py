@@ -15,10 +15,11 @@ from adapters.base import BackgroundJob, CardReader, DeviceEvent, TagPresented
 from adapters.chargers.composed import MeteredCharger
 from adapters.chargers.shelly import ShellyCharger, ShellyOptions
 from adapters.chargers.simulated import SimulatedCharger, SimulatedOptions
-from adapters.chargers.with_reader import ChargerWithCardReader
+from adapters.chargers.with_reader import ChargerWithCardReader, with_card_reader
 from adapters.readers.rdm6300 import Rdm6300Reader
 from adapters.transports.pool import Transports
 from bridge.devices import build_charger
+from bridge.runtime.coordinator import poll_interval_for
 from tests.conftest import make_config
 from tests.emulators.shelly import EvLoad, ShellyEmulator
 
@@ -62,7 +63,8 @@ async def test_a_relay_wallbox_gets_a_card_reader(transports: Transports) -> Non
     async with ShellyEmulator(load=EvLoad(energy_wh=1000.0, plugged=True)) as emulator:
         shelly = ShellyCharger(ShellyOptions(url=emulator.url), transports)
         reader = HandReader()
-        charger = ChargerWithCardReader(shelly, reader)
+        charger = with_card_reader(shelly, reader)
+        assert not charger.reports_changes  # a Shelly is polled, with a reader as without
         events: list[DeviceEvent] = []
         charger.set_listener(events.append)
         assert not shelly.capabilities.has_rfid
@@ -88,7 +90,9 @@ async def test_a_relay_wallbox_gets_a_card_reader(transports: Transports) -> Non
 async def test_a_charger_with_its_own_reader_keeps_it() -> None:
     sim = SimulatedCharger(SimulatedOptions())
     reader = HandReader()
-    charger = ChargerWithCardReader(sim, reader)
+    charger = with_card_reader(sim, reader)
+    # The simulated box reports its changes: it is still read on them, not every second.
+    assert charger.reports_changes and poll_interval_for(charger, None) is None
     events: list[DeviceEvent] = []
     charger.set_listener(events.append)
     sim.tap("AT-THE-BOX")

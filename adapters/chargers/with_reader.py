@@ -6,6 +6,7 @@ apart: the same Authorize, the same start, the same stop by the same card. The c
 `has_rfid`. The reader's background jobs run beside the charger's, under its coordinator; a reader
 that is unplugged is the job's problem (logged, tried again), never the charger's, so the charger
 stays usable from the central system. A charger with its own reader keeps it: both tap sources work.
+Build one with `with_card_reader`, which keeps a charger that reports its changes read on them.
 """
 
 from __future__ import annotations
@@ -84,3 +85,17 @@ class ChargerWithCardReader(Charger):
 
     async def install_firmware(self, image: Path) -> None:
         await self.charger.install_firmware(image)
+
+
+class ReportingChargerWithCardReader(ChargerWithCardReader):
+    """The same beside a charger that reports its changes (`Charger.reports_changes`), so that it is
+    still read on its reports rather than every second; the reader's taps are reports of their own."""
+
+    reports_changes = True
+
+
+def with_card_reader(charger: Charger, reader: CardReader) -> ChargerWithCardReader:
+    """`charger` with `reader` beside it, read on its reports where it makes them."""
+    if charger.reports_changes:
+        return ReportingChargerWithCardReader(charger, reader)
+    return ChargerWithCardReader(charger, reader)

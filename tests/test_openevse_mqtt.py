@@ -291,6 +291,31 @@ async def outage_and_back(
     await until(lambda: StateChanged() in events, "a push on the broker's loss", timeout_s=4)
     with pytest.raises(DeviceUnreachable, match=r"not (connected|reachable)"):
         await charger.read()
+    await broker.restart()  # without persistence: the retained values are gone with it
+    await box.start()  # the gateway connects again and publishes everything
+    await until(lambda: charger.online is True and "state" in charger.values, "back on the broker", 5)
+    again = await charger.read()
+    assert again.energy_allowed and again.plugged
+
+
+async def test_silence_is_an_outage_only_when_asked(
+    box: OpenEvseMqttEmulator, broker: Broker, transports: Transports
+) -> None:
+    now = [1000.0]
+    opts = OpenEvseMqttOptions(broker=broker.url, base_topic=BASE, timeout_s=1.0, stale_after_s=30)
+    charger = OpenEvseMqttCharger(opts, transports, clock=lambda: now[0])
+    plain, _ = openevse(transports, broker, listen=False)
+    await charger.start()
+    await plain.start()
+    now[0] += 31  # the gateway said nothing for 31 s
+    with pytest.raises(DeviceUnreachable, match=r"no message on openevse-55ad/\+ for 31 s"):
+        await charger.read()
+    assert (await plain.read()).plugged is False  # without stale_after_s: only the last will counts
+    box.box.plug()
+    await soon(lambda: charger.values.get("vehicle") == 1, "a message")
+    assert (await charger.read()).plugged
+    await charger.close()
+    await plain.close()
 
 
 async def test_no_state_on_the_base_topic_names_the_fix(broker: Broker, transports: Transports) -> None:

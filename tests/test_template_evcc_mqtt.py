@@ -1,0 +1,147 @@
+"""The evcc loadpoint templates over evcc's MQTT API (adapters/templates/evcc-loadpoint-mqtt*.yaml)
+through the bridge: the real daemon, the strict central system, a real mosquitto and the evcc emulator.
+
+Report only (evcc-loadpoint-mqtt, the request of evcc issues #32989 and #30232): a car connecting at a
+loadpoint evcc charges in mode `now` is a whole session in OCPP (free vend), and the bridge never sets
+anything in evcc. With control (evcc-loadpoint-mqtt-control): RemoteStart/Stop reach evcc as its mode
+now/off, a charging profile's limit as its maxCurrent. evcc going offline (its last will) is Faulted,
+and back, within one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ocpp.v16 import call
+
+from tests.conftest import make_config, running
+from tests.csms import StrictCentralSystem
+from tests.emulators.evcc import EvccEmulator, Loadpoint
+from tests.helpers.flow import ready
+
+CP = "CP-1"
+ENERGY = "Energy.Active.Import.Register"
+OCPP = {"MeterValueSampleInterval": 1, "MeterValuesSampledData": [ENERGY]}
+CONNECTOR = {"poll_interval_s": 0.2, "faulted_after_failed_polls": 2}
+
+
+@pytest.fixture
+async def evcc(broker: Any) -> AsyncIterator[EvccEmulator]:
+    lp = Loadpoint(mode="now", time_scale=20.0)
+    async with EvccEmulator([lp], broker_url=broker.url, interval_s=0.2) as emulator:
+        yield emulator
+
+
+def config_for(csms: StrictCentralSystem, broker: Any, tmp_path: Path, template: str, **fields: Any) -> Any:
+    charger = {"type": "generic", "template": template, "params": {"broker": broker.url}}
+    return make_config(
+        csms.url, tmp_path, ocpp=OCPP, charger=charger, connector_fields={**CONNECTOR, **fields}
+    )
+
+
+def energy_of(payload: dict[str, Any]) -> float:
+    (value,) = [v for mv in payload["meterValue"] for v in mv["sampledValue"] if v.get("measurand") == ENERGY]
+    return float(value["value"])
+
+
+def statuses(csms: StrictCentralSystem) -> list[str]:
+    return [p["status"] for p in csms.calls(CP, "StatusNotification") if p["connectorId"] == 1]
+
+
+def set_topics(evcc: EvccEmulator) -> list[tuple[str, str]]:
+    """(key, payload) of every set message evcc received, its prefix and loadpoint cut off."""
+    return [(topic.split("/")[3], payload) for topic, payload in evcc.setters]
+
+
+async def test_report_only_a_whole_session_and_nothing_set_in_evcc(
+    csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path
+) -> None:
+    lp = evcc.loadpoints[0]
+    config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt", free_vend_id_tag="EVCC-GARAGE")
+    async with running(config):
+        await ready(csms)
+        lp.plug()  # evcc, in mode now, charges the car at once
+        start = await csms.wait_for_call(CP, "StartTransaction")
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
+        rising = await csms.wait_for_call(
+            CP, "MeterValues", lambda p: energy_of(p) > start["meterStart"], timeout=10
+        )
+        lp.unplug()
+        stop = await csms.wait_for_call(CP, "StopTransaction")
+        await csms.wait_until(lambda: statuses(csms)[-1:] == ["Available"], what="Available")
+    assert (start["idTag"], start["connectorId"]) == ("EVCC-GARAGE", 1)
+    assert 1_234_500 <= start["meterStart"] < energy_of(rising) <= stop["meterStop"]  # 1234.5 kWh on
+    assert (stop["transactionId"], stop["reason"]) == (rising["transactionId"], "EVDisconnected")
+    assert stop["meterStop"] <= lp.total_import_kwh * 1000
+    seen = statuses(csms)  # Preparing only when a reading shows the car before evcc charges it
+    assert seen[0] == seen[-1] == "Available" and "Charging" in seen
+    assert set(seen) <= {"Available", "Preparing", "Charging"}
+    # Report only: evcc's mode and current were never touched; only the topic evcc ignores was written.
+    assert lp.mode == "now" and lp.max_current == 16.0
+    assert {key for key, _ in set_topics(evcc)} <= {"enabled"}
+
+
+async def test_with_control_the_mode_and_a_profile_limit_reach_evcc(
+    csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path
+) -> None:
+    lp = evcc.loadpoints[0]
+    lp.mode = "pv"  # evcc's own mode, until the bridge takes over
+    async with running(config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt-control")):
+        await ready(csms)
+        lp.plug()
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Preparing")
+        answer = await csms.call(CP, call.RemoteStartTransaction(id_tag="REMOTE-1", connector_id=1))
+        assert answer.status == "Accepted"
+        await csms.wait_for_call(CP, "StartTransaction")
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
+        assert lp.mode == "now" and lp.charging
+        await csms.wait_until(lambda: lp.max_current == 16.0, what="max_current_a without a profile")
+        profile = {
+            "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": 10.5}]},
+        }  # fmt: skip
+        answer = await csms.call(CP, call.SetChargingProfile(connector_id=0, cs_charging_profiles=profile))
+        assert answer.status == "Accepted"
+        await csms.wait_until(lambda: lp.max_current == 10.5, what="the limit as evcc's maxCurrent")
+        await csms.wait_until(lambda: lp.currents == [10.5, 10.5, 10.5], what="the car at 10.5 A")
+        transaction_id = csms.last_transaction_id
+        answer = await csms.call(CP, call.RemoteStopTransaction(transaction_id=transaction_id))
+        assert answer.status == "Accepted"
+        stop = await csms.wait_for_call(CP, "StopTransaction")
+        await csms.wait_until(lambda: lp.mode == "off" and not lp.charging, what="evcc off")
+    assert (stop["transactionId"], stop["reason"]) == (transaction_id, "Remote")
+    sent = set_topics(evcc)
+    assert ("mode", "now") in sent and ("mode", "off") in sent
+    assert ("maxCurrent", "16") in sent and ("maxCurrent", "10.5") in sent
+    assert "enabled" not in {key for key, _ in sent}  # evcc has no setter for it
+
+
+async def test_evcc_offline_is_faulted_and_back_within_one_transaction(
+    csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path
+) -> None:
+    lp = evcc.loadpoints[0]
+    config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt", free_vend_id_tag="EVCC-GARAGE")
+    async with running(config):
+        await ready(csms)
+        lp.plug()
+        start = await csms.wait_for_call(CP, "StartTransaction")
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
+        await evcc.power_cut()  # the broker publishes evcc's last will: offline
+        faulted = await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Faulted")
+        await evcc.restore()
+        await csms.wait_for_call(
+            CP, "StatusNotification", lambda p: p["status"] == "Charging", count=2, timeout=10
+        )
+        before = len(csms.calls(CP, "MeterValues"))
+        await csms.wait_for_call(CP, "MeterValues", count=before + 1, timeout=5)  # sampling goes on
+        lp.unplug()
+        stop = await csms.wait_for_call(CP, "StopTransaction")
+    assert faulted["errorCode"] == "OtherError"
+    assert len(csms.calls(CP, "StartTransaction")) == 1 and len(csms.calls(CP, "StopTransaction")) == 1
+    assert stop["transactionId"] == csms.last_transaction_id and stop["meterStop"] > start["meterStart"]
+    assert stop["reason"] == "EVDisconnected"

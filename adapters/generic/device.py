@@ -170,6 +170,7 @@ class GenericCharger(Charger):
         self._current_written: float | None = None
         self._id_tag: str | None = None
         self._tag_learnt = False
+        self._plugged = False
 
     @property
     def description(self) -> str:
@@ -208,7 +209,9 @@ class GenericCharger(Charger):
         status: str | None = v.get("status")
         plugged: bool | None = v.get("plugged")
         if plugged is None and status is not None:
-            plugged = status in "BCD"
+            # E and F say nothing of the plug: what was last known stands (a fault is no unplug)
+            plugged = status in "BCD" if status in "ABCD" else self._plugged
+        self._plugged = bool(plugged)
         energy_flows = status in ("C", "D") if status is not None else None
         enabled: bool | None = v.get("enabled")
         if enabled is None:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from adapters.generic import registers
 from adapters.generic.expression import ExpressionError, Setter
-from adapters.generic.pipeline import Pipeline, PipelineError
+from adapters.generic.pipeline import Pipeline, PipelineError, compile_regex
 from adapters.transports.modbus import TcpAddress, parse_bus_url
 
 Problems = list[tuple[str, str]]
@@ -39,6 +39,7 @@ class HttpSource:
     body: str | None = None
     auth: HttpAuth = field(default_factory=HttpAuth)
     timeout_s: float = 2.0
+    expect: str | None = None  # write: a regex the answer must match, else it is a refusal
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,13 @@ def _http_problems(http: HttpSource, path: str, write: bool) -> Problems:
         problems.append((f"{path}.auth", "either {user, password} (basic) or {token} (bearer), not both"))
     elif (auth.user is None) != (auth.password is None) and auth.token is None:
         problems.append((f"{path}.auth", "basic auth needs both user and password"))
+    if http.expect is not None:
+        if not write:
+            problems.append((f"{path}.expect", "only a write's answer is checked: remove it"))
+        try:
+            compile_regex(http.expect)
+        except PipelineError as error:
+            problems.append((f"{path}.expect", str(error)))
     if not 0.1 <= http.timeout_s <= 30:
         problems.append((f"{path}.timeout_s", "must be from 0.1 to 30 seconds"))
     for key in ("url", "body"):

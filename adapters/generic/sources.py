@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import json
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Hashable, Sequence
@@ -244,11 +246,17 @@ class HttpWriter(Writer):
         self.method = http.method or ("POST" if http.body is not None else "GET")
         self.url = Setter(http.url)
         self.body = None if http.body is None else Setter(http.body)
+        self.expect = None if http.expect is None else re.compile(http.expect)
 
     async def write(self, value: Value) -> None:
         url = _render(self.url, value, shown_url(self.http.url))
         body = None if self.body is None else _render(self.body, value, shown_url(self.http.url))
-        await _http(self._transports, self.http, self.method, url, body)
+        answer = await _http(self._transports, self.http, self.method, url, body)
+        if self.expect is not None:
+            text = answer if isinstance(answer, str) else json.dumps(answer)
+            if not self.expect.search(text):  # the device's own "no" in a 200 answer
+                shown = " ".join(text.split())[:SHOWN_ANSWER]
+                raise DeviceRefused(f"{self.method} {shown_url(url)} answered {shown}")
 
 
 class MqttWriter(Writer):

@@ -1,0 +1,154 @@
+"""A go-e Charger described generically (HTTP API v2, tests/helpers/generic.py's goe_block) passes the
+scenarios of a built-in driver through the whole bridge against the strict central system: a whole
+session, a charging profile's limit reaching the box in whole amperes, an outage (Faulted, recovery,
+one transaction) and the box's own errors; and the driver's own refusals against the emulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from adapters.base import DeviceRefused, DeviceUnreachable
+from adapters.generic.device import GenericCharger
+from adapters.transports.pool import Transports
+from tests.conftest import running
+from tests.csms import StrictCentralSystem
+from tests.emulators.goe import GoeEmulator
+from tests.helpers.generic import (
+    CP,
+    ENERGY,
+    bridge_config,
+    check_energy,
+    first_reading,
+    goe_block,
+    options,
+    profile,
+    remote_start,
+    remote_stop,
+    sampled,
+    set_profile,
+    statuses,
+)
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[GoeEmulator]:
+    box = GoeEmulator()
+    await box.start_http()
+    yield box
+    box.silent = False
+    await box.close()
+
+
+def frc_writes(emu: GoeEmulator) -> list[str]:
+    return [raw for key, raw in emu.received if key == "frc"]
+
+
+async def test_a_whole_session(emu: GoeEmulator, csms: StrictCentralSystem, tmp_path: Path) -> None:
+    async with running(bridge_config(csms, tmp_path, goe_block(emu.url))) as daemon:
+        await first_reading(csms, daemon)
+        emu.plug()
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Preparing")
+        await csms.wait_until(lambda: not emu.charging(), what="the box held until a transaction")
+        start = await remote_start(csms)
+        assert emu.charging()
+        await csms.wait_for_call(
+            CP, "MeterValues", lambda p: sampled(p, ENERGY) > start["meterStart"], timeout=10
+        )
+        stop = await remote_stop(csms)
+        assert not emu.charging()
+    assert (stop["transactionId"], stop["reason"]) == (csms.last_transaction_id, "Remote")
+    check_energy([float(wh) for wh in emu.reported_energy_wh], csms, start, stop)
+    assert frc_writes(emu)[-2:] == ["2", "1"]  # energy on for the transaction, off at its end
+    assert statuses(csms) == ["Available", "Preparing", "Charging", "Finishing"]
+
+
+async def test_a_charging_profiles_limit_reaches_the_box_in_whole_amperes(
+    emu: GoeEmulator, csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    async with running(bridge_config(csms, tmp_path, goe_block(emu.url))) as daemon:
+        await first_reading(csms, daemon)
+        await set_profile(csms, 0, profile(1, "TxDefaultProfile", 10))
+        emu.plug()
+        await remote_start(csms)
+        await csms.wait_until(lambda: emu.keys["amp"] == 10, what="10 A at the box", timeout=10)
+        await set_profile(csms, 1, profile(2, "TxProfile", 7.5, transactionId=csms.last_transaction_id))
+        await csms.wait_until(lambda: emu.keys["amp"] == 7, what="7 A at the box (whole amperes)", timeout=10)
+        assert emu.charging() and emu.amps() == 7
+        await remote_stop(csms)
+    amp_writes = [raw for key, raw in emu.received if key == "amp"]
+    # 7 A while the TxProfile held; back to the default's 10 A when its transaction ended
+    assert set(amp_writes) <= {"16", "10", "7"} and amp_writes.index("7") > amp_writes.index("10")
+
+
+async def test_an_outage_of_the_box_faults_and_recovers_in_one_transaction(
+    emu: GoeEmulator, csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    async with running(bridge_config(csms, tmp_path, goe_block(emu.url))) as daemon:
+        await first_reading(csms, daemon)
+        emu.plug()
+        start = await remote_start(csms)
+        await csms.wait_for_call(CP, "MeterValues")
+        emu.silent = True
+        faulted = await csms.wait_for_call(
+            CP, "StatusNotification", lambda p: p["status"] == "Faulted", timeout=10
+        )
+        emu.silent = False
+        await csms.wait_for_call(
+            CP, "StatusNotification", lambda p: p["status"] == "Charging", count=2, timeout=10
+        )
+        assert emu.charging()
+        stop = await remote_stop(csms)
+    assert (faulted["errorCode"], faulted["vendorErrorCode"]) == ("OtherError", "DeviceUnreachable")
+    assert faulted["info"].startswith("go-e (generic)")
+    assert len(csms.calls(CP, "StartTransaction")) == 1 and stop["transactionId"] == csms.last_transaction_id
+    check_energy([float(wh) for wh in emu.reported_energy_wh], csms, start, stop)
+    assert statuses(csms) == ["Available", "Preparing", "Charging", "Faulted", "Charging", "Finishing"]
+
+
+async def test_the_boxs_own_error_is_a_fault_with_its_code(
+    emu: GoeEmulator, csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    async with running(bridge_config(csms, tmp_path, goe_block(emu.url))) as daemon:
+        await first_reading(csms, daemon)
+        emu.plug()
+        await remote_start(csms)
+        emu.set_error(8)  # GndInvalid: car shows 5 (F), err 8
+        faulted = await csms.wait_for_call(
+            CP, "StatusNotification", lambda p: p["status"] == "Faulted", timeout=10
+        )
+        emu.set_error(0)
+        await csms.wait_for_call(
+            CP, "StatusNotification", lambda p: p["status"] == "Charging", count=2, timeout=10
+        )
+        await remote_stop(csms)
+    assert faulted["vendorErrorCode"] == "error 8" and "reports error 8" in faulted["info"]
+    assert len(csms.calls(CP, "StartTransaction")) == 1
+
+
+async def test_refusals_name_the_url_and_the_boxs_answer(
+    emu: GoeEmulator, transports: Transports, tmp_path: Path
+) -> None:
+    driver = GenericCharger(options(tmp_path, charger=goe_block(emu.url)), transports)
+    await driver.start()
+    before = len(emu.requests)
+    reading = await driver.read()  # twelve values from one request
+    assert len(emu.requests) == before + 1 and reading.voltage_v == (230, 231, 229)
+    emu.keys["ama"] = 10  # the box's own limit: amp=16 is out of its range, answered with status 200
+    with pytest.raises(
+        DeviceRefused, match=r"GET http://127\.0\.0\.1:\d+/api/set\?amp=16 answered .*out of range"
+    ):
+        await driver.set_current(16)
+    block = goe_block(emu.url)
+    block["write"]["enable"]["http"]["url"] = f"{emu.url}/api/set?car={{{{ value }}}}"  # read-only: HTTP 500
+    with pytest.raises(DeviceRefused, match=r"answered HTTP 500: .*without setter"):
+        await GenericCharger(options(tmp_path, charger=block), transports).set_enabled(True)
+    block["read"]["status"]["http"]["url"] = f"{emu.url}/api/nothing?token=s3cret"
+    with pytest.raises(DeviceRefused, match=r"/api/nothing\?token=\*\*\* answered HTTP 404") as refused:
+        await GenericCharger(options(tmp_path, charger=block), transports).read()
+    assert "s3cret" not in str(refused.value)
+    emu.silent = True
+    with pytest.raises(DeviceUnreachable, match="no answer from GET http://127.0.0.1"):
+        await driver.read()

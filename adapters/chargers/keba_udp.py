@@ -26,8 +26,9 @@ moves with the energy and is merged without a push). The background job (`backgr
 `report 2` when the box was not heard for `keepalive_s` (a box that stops answering pushes a
 StateChanged, so the bridge reads and finds it unreachable; one that answers again pushes another),
 and asks `report 100` while a vehicle is plugged in on a box with authorisation on (AuthON) until its
-session shows the card that authorised it: a TagPresented. The session found at the first look is
-learnt, not presented (after a restart mid-session it would stop that session's transaction).
+session shows the card that authorised it: a TagPresented. The session found at the start (which
+asks report 100 once) is learnt, not presented: after a restart mid-session it would stop that
+session's transaction.
 
 The bridge owns the decision to charge: once it operates the box (it has set a listener; `ocpp-bridge
 probe` does not, and sends no command), the first read sends `failsafe` and `ena 0` unless the bridge
@@ -233,9 +234,7 @@ class KebaUdpCharger(Charger):
             self._waiting = (None if report is None else str(report), future)
             try:
                 await self._socket.send(self._peer, command.encode("ascii"))
-                now = self._last_sent = self._sent[command] = loop.time()
-                if command == api.DISABLE:
-                    self._quiet_until = now + o.after_disable_s
+                self._sent[command] = loop.time()
                 async with asyncio.timeout(o.timeout_s):
                     answer = await future
             except TimeoutError:
@@ -245,7 +244,12 @@ class KebaUdpCharger(Charger):
             except OSError as exc:
                 raise DeviceUnreachable(f"{self.description}: cannot send {command!r}: {exc}") from None
             finally:
+                # The gaps count from the answer (or the timeout), not the sending: the box counts
+                # from its receipt, and a datagram may take longer than the one after it.
                 self._waiting = None
+                self._last_sent = loop.time()
+                if command == api.DISABLE:
+                    self._quiet_until = self._last_sent + o.after_disable_s
         if isinstance(answer, api.Ack) and not answer.ok:
             raise DeviceRefused(f"{self.description} refused {command!r}: {answer.text}")
         assert not isinstance(answer, api.Push)
@@ -305,6 +309,8 @@ class KebaUdpCharger(Charger):
             report1 = await self._report(1)
             report2 = await self._report(2)
             self._curr_hw_ma = api.as_int(report2, "Curr HW")
+            if self._auth_on:
+                await self._look_for_card()  # learns the session that is there before the bridge
         except ValueError as exc:
             raise DeviceRefused(f"{self.description}: not a KEBA report: {exc}") from None
         self._started = True

@@ -1,0 +1,197 @@
+"""A KEBA P30 over UDP through the whole bridge: the real daemon, the strict central system
+(tests/csms.py) and the box's emulator (tests/emulators/keba_udp.py) on real UDP sockets.
+
+- a whole session started by a card at the box's reader (report 100), stopped by
+  RemoteStopTransaction, with the energy register and power of the box's meter on the wire;
+- a current limit from a charging profile reaching the box in mA (`curr`);
+- the box falling silent mid-transaction: Faulted, then Charging again, one transaction throughout.
+
+The connector has no poll_interval_s: the driver reports its changes, so the bridge reads it on the
+box's own datagrams, while energy flows and while it fails. The box answers to the bridge's
+`local_port` (its "port 7090" here), paces at a tenth of the guide's gaps or less (and the driver
+with it), and its energy flows 100 times faster than real time, so that a session takes seconds.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ocpp.v16 import call
+
+from bridge.daemon import Daemon
+from tests.conftest import make_config, running
+from tests.csms import StrictCentralSystem
+from tests.emulators.keba_udp import KebaUdpBox, KebaUdpEmulator, keba_udp
+
+CP = "CP-1"
+ENERGY = "Energy.Active.Import.Register"
+POWER = "Power.Active.Import"
+OCPP = {"MeterValueSampleInterval": 1, "MeterValuesSampledData": [ENERGY, POWER]}
+CONNECTOR = {"faulted_after_failed_polls": 2}
+CARD = "D4CD765000000000"  # report 100's RFID tag: four UID bytes and their padding
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[KebaUdpEmulator]:
+    box = KebaUdpBox(command_gap_s=0.02, disable_gap_s=0.2, repeat_gap_s=0.5, time_scale=100, auth_on=True)
+    async with keba_udp(box, reply_port=free_udp_port()) as emulator:
+        yield emulator
+
+
+def config(emu: KebaUdpEmulator, csms: StrictCentralSystem, tmp_path: Path) -> Any:
+    charger = {
+        "type": "keba-udp", "host": "127.0.0.1", "port": emu.port, "local_port": emu.reply_port,
+        "timeout_s": 0.5, "command_interval_s": 0.02, "after_disable_s": 0.2, "repeat_interval_s": 0.5,
+        "keepalive_s": 1.0,
+    }  # fmt: skip
+    return make_config(csms.url, tmp_path, ocpp=OCPP, charger=charger, connector_fields=CONNECTOR)
+
+
+def sampled(payload: dict[str, Any], measurand: str) -> float:
+    (value,) = [
+        v for mv in payload["meterValue"] for v in mv["sampledValue"] if v.get("measurand") == measurand
+    ]
+    return float(value["value"])
+
+
+async def first_reading(csms: StrictCentralSystem, daemon: Daemon) -> None:
+    await csms.wait_for_call(
+        CP, "StatusNotification", lambda p: (p["connectorId"], p["status"]) == (1, "Available")
+    )
+    await csms.wait_until(lambda: daemon.charge_points[CP].connectors[1].reading, what="a first reading")
+
+
+async def card_start(emu: KebaUdpEmulator, csms: StrictCentralSystem, daemon: Daemon) -> dict[str, Any]:
+    await first_reading(csms, daemon)
+    emu.box.plug()
+    await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Preparing")
+    emu.box.tap(CARD)
+    start = await csms.wait_for_call(CP, "StartTransaction", timeout=10)
+    await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging", timeout=10)
+    return start
+
+
+async def remote_stop(csms: StrictCentralSystem) -> dict[str, Any]:
+    answer = await csms.call(CP, call.RemoteStopTransaction(transaction_id=csms.last_transaction_id))
+    assert answer.status == "Accepted"
+    stop = await csms.wait_for_call(CP, "StopTransaction", timeout=10)
+    await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Finishing")
+    return stop
+
+
+def check_energy(
+    emu: KebaUdpEmulator, csms: StrictCentralSystem, start: dict[str, Any], stop: dict[str, Any]
+) -> None:
+    """Every sample is a value the box's report 3 showed, in order, between meterStart and meterStop."""
+    reported = {int(wh) for wh in emu.box.reported_energy_wh}  # the bridge sends whole Wh
+    energies = [sampled(p, ENERGY) for p in csms.calls(CP, "MeterValues")]
+    assert energies and all(int(wh) in reported for wh in energies) and energies == sorted(energies)
+    assert start["meterStart"] in reported and stop["meterStop"] in reported
+    assert start["meterStart"] <= energies[0] and energies[-1] <= stop["meterStop"]
+    assert stop["meterStop"] > start["meterStart"]
+    powers = [sampled(p, POWER) for p in csms.calls(CP, "MeterValues")]
+    assert all(w in emu.box.reported_power_w for w in powers) and max(powers) == 11040
+
+
+async def test_a_whole_session_started_by_the_boxs_card_reader(
+    emu: KebaUdpEmulator, csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    async with running(config(emu, csms, tmp_path)) as daemon:
+        start = await card_start(emu, csms, daemon)
+        assert emu.box.charging()
+        await csms.wait_for_call(
+            CP, "MeterValues", lambda p: sampled(p, ENERGY) > start["meterStart"], timeout=10
+        )
+        stop = await remote_stop(csms)
+        assert not emu.box.charging()
+
+    (authorize,) = csms.calls(CP, "Authorize")
+    assert authorize["idTag"] == start["idTag"] == "D4CD7650"
+    assert (stop["transactionId"], stop["reason"]) == (csms.last_transaction_id, "Remote")
+    check_energy(emu, csms, start, stop)
+    assert emu.box.sent("ena") == ["0", "1", "0"]  # taken over, the transaction, its end
+    assert emu.box.sent("failsafe") == ["30 0 1"]
+    assert emu.box.pacing_violations == []
+
+
+def profile(pid: int, purpose: str, limit_a: float, **extra: Any) -> dict[str, Any]:
+    start = datetime.fromtimestamp(int(time.time()) - 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "chargingProfileId": pid, "stackLevel": 1 if purpose == "TxProfile" else 0,
+        "chargingProfilePurpose": purpose, "chargingProfileKind": "Absolute",
+        "chargingSchedule": {
+            "chargingRateUnit": "A", "startSchedule": start,
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit_a}],
+        },
+        **extra,
+    }  # fmt: skip
+
+
+async def test_a_charging_profiles_limit_reaches_the_box_in_milliamperes(
+    emu: KebaUdpEmulator, csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    async with running(config(emu, csms, tmp_path)) as daemon:
+        await first_reading(csms, daemon)
+        body = profile(1, "TxDefaultProfile", 10)
+        answer = await csms.call(CP, call.SetChargingProfile(connector_id=0, cs_charging_profiles=body))
+        assert answer.status == "Accepted"
+        await card_start(emu, csms, daemon)
+        await csms.wait_until(lambda: emu.box.curr_user_ma == 10000, what="10 A at the box", timeout=10)
+        body = profile(2, "TxProfile", 7.5, transactionId=csms.last_transaction_id)
+        answer = await csms.call(CP, call.SetChargingProfile(connector_id=1, cs_charging_profiles=body))
+        assert answer.status == "Accepted"
+        await csms.wait_until(lambda: emu.box.curr_user_ma == 7500, what="7.5 A at the box", timeout=10)
+        assert emu.box.currents_ma() == [7500, 7500, 7500] and emu.box.charging()
+        await remote_stop(csms)
+    assert set(emu.box.sent("curr")) <= {"16000", "10000", "7500"}
+    assert emu.box.sent("curr")[-1] == "7500"
+    assert emu.box.pacing_violations == []
+
+
+async def test_the_box_falls_silent_mid_transaction(
+    emu: KebaUdpEmulator, csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    async with running(config(emu, csms, tmp_path)) as daemon:
+        start = await card_start(emu, csms, daemon)
+        await csms.wait_for_call(CP, "MeterValues")
+        emu.box.silent = True
+        faulted = await csms.wait_for_call(
+            CP, "StatusNotification", lambda p: p["status"] == "Faulted", timeout=10
+        )
+        before = len(csms.calls(CP, "MeterValues"))
+        emu.box.silent = False
+        await csms.wait_for_call(
+            CP, "StatusNotification", lambda p: p["status"] == "Charging", count=2, timeout=10
+        )
+        await csms.wait_for_call(CP, "MeterValues", count=before + 1, timeout=5)  # sampling goes on
+        assert emu.box.charging()  # the outage did not stop the energy
+        transaction_id = csms.last_transaction_id
+        stop = await remote_stop(csms)
+
+    assert (faulted["connectorId"], faulted["errorCode"], faulted["vendorErrorCode"]) == (
+        1, "OtherError", "DeviceUnreachable",
+    )  # fmt: skip
+    assert faulted["info"].startswith("KEBA at 127.0.0.1")
+    assert len(csms.calls(CP, "StartTransaction")) == 1 and len(csms.calls(CP, "StopTransaction")) == 1
+    assert stop["transactionId"] == transaction_id
+    check_energy(emu, csms, start, stop)
+    statuses = [
+        p["status"]
+        for p in csms.calls(CP, "StatusNotification")
+        if p["connectorId"] == 1 and p["status"] not in ("SuspendedEV", "SuspendedEVSE")
+    ]
+    assert statuses == ["Available", "Preparing", "Charging", "Faulted", "Charging", "Finishing"]
+    assert emu.box.sent("failsafe") == ["30 0 1"] * 2  # again once it answered (it may have rebooted)

@@ -212,11 +212,16 @@ class GenericCharger(Charger):
             # E and F say nothing of the plug: what was last known stands (a fault is no unplug)
             plugged = status in "BCD" if status in "ABCD" else self._plugged
         self._plugged = bool(plugged)
-        energy_flows = status in ("C", "D") if status is not None else None
+        charging: bool | None = v.get("charging")
+        energy_flows = status in ("C", "D") if status is not None else charging
         enabled: bool | None = v.get("enabled")
         if enabled is None:
-            enabled = bool(energy_flows) or bool(self._enabled_written)
-        requesting: bool | None = v.get("charging")
+            # Energy seen flowing is allowed; else what the bridge last wrote. Before its first write
+            # nothing is known: taken as allowed, so that the bridge switches it off at once (its guard
+            # of energy without a transaction), and knows from then on.
+            written = self._enabled_written
+            enabled = bool(energy_flows) or (written if written is not None else True)
+        requesting = charging
         if requesting is None:
             requesting = energy_flows if energy_flows is not None else enabled
         offered: float | None = v.get("current_offered_a")

@@ -140,5 +140,5 @@ async def test_exception_replies_are_refusals_and_silence_is_unreachable(
     with pytest.raises(DeviceRefused, match="exception 2, illegal data address"):
         await GenericCharger(options(tmp_path, charger=block), transports).read()
     emu.box.silent = True
-    with pytest.raises(DeviceUnreachable, match="no answer within 0.5 s"):
+    with pytest.raises(DeviceUnreachable, match=r"no answer within 0\.5 s"):
         await driver.read()

@@ -141,7 +141,38 @@ async def test_evcc_offline_is_faulted_and_back_within_one_transaction(
         await csms.wait_for_call(CP, "MeterValues", count=before + 1, timeout=5)  # sampling goes on
         lp.unplug()
         stop = await csms.wait_for_call(CP, "StopTransaction")
-    assert faulted["errorCode"] == "OtherError"
+    assert (faulted["errorCode"], faulted["vendorErrorCode"]) == ("OtherError", "error evcc offline")
     assert len(csms.calls(CP, "StartTransaction")) == 1 and len(csms.calls(CP, "StopTransaction")) == 1
     assert stop["transactionId"] == csms.last_transaction_id and stop["meterStop"] > start["meterStart"]
     assert stop["reason"] == "EVDisconnected"
+
+
+async def test_report_only_a_remote_stop_ends_the_transaction_but_not_evccs_charging(
+    csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path
+) -> None:
+    lp = evcc.loadpoints[0]
+    config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt", free_vend_id_tag="EVCC-GARAGE")
+    async with running(config):
+        await ready(csms)
+        lp.plug()
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
+        answer = await csms.call(CP, call.RemoteStopTransaction(transaction_id=csms.last_transaction_id))
+        assert answer.status == "Accepted"
+        stop = await csms.wait_for_call(CP, "StopTransaction")
+    assert stop["reason"] == "Remote"
+    assert lp.mode == "now" and lp.charging  # evcc kept control: the car still charges
+    assert {key for key, _ in set_topics(evcc)} <= {"enabled"}
+
+
+async def test_without_a_meter_total_the_loadpoint_is_unreachable(
+    csms: StrictCentralSystem, broker: Any, tmp_path: Path
+) -> None:
+    lp = Loadpoint(mode="now", has_total_import=False)
+    async with EvccEmulator([lp], broker_url=broker.url, interval_s=0.2):
+        config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt", free_vend_id_tag="EVCC-GARAGE")
+        async with running(config):
+            faulted = await csms.wait_for_call(
+                CP, "StatusNotification", lambda p: p["status"] == "Faulted", timeout=10
+            )
+    assert (faulted["errorCode"], faulted["vendorErrorCode"]) == ("OtherError", "DeviceUnreachable")
+    assert faulted["info"].startswith(f"evcc loadpoint 1 at {broker.url}")

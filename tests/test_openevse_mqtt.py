@@ -318,6 +318,20 @@ async def test_silence_is_an_outage_only_when_asked(
     await plain.close()
 
 
+async def test_a_gateway_gone_before_the_bridge_came_is_not_read_from_old_values(
+    box: OpenEvseMqttEmulator, broker: Broker, transports: Transports
+) -> None:
+    await box.power_cut()  # its retained values stay on the broker; its last will replaces the announcement
+    charger, _ = openevse(transports, broker, timeout_s=0.3)
+    with pytest.raises(DeviceUnreachable, match="no announcement on openevse/announce/\\+ naming base topic"):
+        await charger.start()
+    assert "state" in charger.values  # the old values were there
+    await box.start()
+    await charger.start()
+    assert charger.online is True
+    await charger.close()
+
+
 async def test_no_state_on_the_base_topic_names_the_fix(broker: Broker, transports: Transports) -> None:
     charger, _ = openevse(transports, broker, base_topic="openevse-none", timeout_s=0.3)
     with pytest.raises(DeviceUnreachable, match=r"no EVSE state on openevse-none/state .*mqtt_retained"):

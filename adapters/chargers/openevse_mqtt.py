@@ -22,11 +22,12 @@ when the status does not follow for another reason (RFID 1030, the gateway's own
 1100), it fails as refused too, naming what the status shows.
 
 Presence: the gateway's retained announcement `openevse/announce/<id>` (`{"state":"connected",
-"mqtt":"<base>",...}`) is also its last will (`"disconnected"`), which the broker publishes when the
-gateway vanishes: the driver learns its announce topic from the connect message naming its base topic,
-and a `disconnected` there is an outage (DeviceUnreachable), as is the bridge's own broker connection
-being down, or no state within timeout_s. With `stale_after_s` set, a silence that long is one too
-(the gateway's documentation speaks of a publication every 30 s; the reference found none while idle).
+"mqtt":"<base>",...}`) is also its last will (`"disconnected"`, published by the broker when the
+gateway vanishes). The driver learns the topic from the connect message naming its base topic. An
+outage (DeviceUnreachable): the last will there, the bridge's broker connection down, no state or no
+such announcement within timeout_s (a gateway gone before the bridge came leaves only its last will,
+which names no base topic, beside stale retained values), and with `stale_after_s` a silence that long
+(docs/mqtt.md speaks of a publication every 30 s; the reference of none while idle).
 
 The driver reports its changes (`reports_changes`): a change of a field a reading shows other than
 those that flow with the energy, the claim forgotten, the announcement changing, and (its background
@@ -218,8 +219,7 @@ class OpenEvseMqttCharger(Charger):
             if name in STATE_FIELDS and old != value:
                 self._emit(StateChanged())
 
-    def _wake(self) -> None:
-        """Wakes every wait in `_until` to look again."""
+    def _wake(self) -> None:  # every wait in `_until` looks again
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -260,17 +260,22 @@ class OpenEvseMqttCharger(Charger):
     async def start(self) -> None:
         await self._state_known()
         await self._settle()
-        log.info(
-            "%s: EVSE state %s, %s", self.description, self.values.get(F_STATE), self.values.get(F_STATUS)
-        )
+        log.info("%s: EVSE state %s, %s", self.description, self.values[F_STATE], self.values.get(F_STATUS))
 
     async def _state_known(self) -> MqttBroker:
+        """The broker connection, once the gateway's state and its announcement are known and it is
+        not away. Until it has announced itself, retained values may be those of a gateway long gone."""
         broker = await self._connection()
-        if F_STATE not in self.values and not await self._until(lambda: F_STATE in self.values):
+        if not await self._until(lambda: F_STATE in self.values and self._online is not None):
+            if F_STATE not in self.values:
+                raise DeviceUnreachable(
+                    f"no EVSE state on {self._base}{F_STATE} within {self.options.timeout_s:g} s: check the "
+                    "base topic, that the gateway uses this broker, and that its MQTT values are retained "
+                    "(mqtt_retained)"
+                )
             raise DeviceUnreachable(
-                f"no EVSE state on {self._base}{F_STATE} within {self.options.timeout_s:g} s: check the base "
-                "topic, that the gateway uses this broker, and that its MQTT values are retained "
-                "(mqtt_retained)"
+                f"no announcement on {ANNOUNCE_PREFIX}+ naming base topic {self.options.base_topic}: the "
+                "gateway has not connected to this broker since it last left"
             )
         if (why := self._outage(broker)) is not None:
             raise DeviceUnreachable(why)
@@ -278,12 +283,10 @@ class OpenEvseMqttCharger(Charger):
 
     async def _settle(self, quiet_s: float = 0.1, max_s: float = 1.0) -> None:
         """Retained topics arrive in a burst, one field at a time: wait for the burst to end."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max_s
-        while loop.time() < deadline:
-            seen = self._heard_at
+        for _ in range(round(max_s / quiet_s)):
+            seen = self._changed  # replaced at each message
             await asyncio.sleep(quiet_s)
-            if self._heard_at == seen:
+            if self._changed is seen:
                 return
 
     def set_listener(self, listener: Listener | None) -> None:

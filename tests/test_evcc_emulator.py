@@ -126,6 +126,10 @@ async def test_rest_state_setters_and_errors() -> None:
             async with http.get(f"{emu.url}/api/state", params={"jq": ".loadpoints[1].mode"}) as r:
                 assert await r.json() == "pv"
             emu.loadpoints[1].plug()
+            async with http.get(f"{emu.url}/api/state", params={"jq": ".loadpoints[2].mode"}) as r:
+                assert (r.status, await r.json()) == (200, None)  # past the end: null, as in jq
+            async with http.get(f"{emu.url}/api/state", params={"jq": "loadpoints | first"}) as r:
+                assert r.status == 400 and "error" in await r.json()  # beyond this emulator's paths
             async with http.post(f"{emu.url}/api/loadpoints/2/mode/now") as r:  # 1-based
                 assert (r.status, await r.json()) == (200, "now")
             async with http.post(f"{emu.url}/api/loadpoints/2/maxcurrent/13") as r:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from ocpp.v16 import call
 
+from bridge.probe import probe
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.evcc import EvccEmulator, Loadpoint
@@ -176,3 +177,16 @@ async def test_without_a_meter_total_the_loadpoint_is_unreachable(
             )
     assert (faulted["errorCode"], faulted["vendorErrorCode"]) == ("OtherError", "DeviceUnreachable")
     assert faulted["info"].startswith(f"evcc loadpoint 1 at {broker.url}")
+
+
+async def test_probe_reads_the_loadpoint_and_sets_nothing(
+    csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path
+) -> None:
+    evcc.loadpoints[0].plug()
+    lines: list[str] = []
+    config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt-control")
+    assert await probe(config, lines.append, timeout_s=5) == 0
+    assert lines[0] == f"CP-1 connector 1: evcc loadpoint 1 at {broker.url}"
+    assert lines[1] == "  plugged: yes; vehicle asks for energy: yes; energy allowed: yes"
+    assert lines[2].startswith("  energy register: 1234") and "power: 11040 W" in lines[2]
+    assert evcc.setters == []  # read, never set, even with the control template

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from ocpp.v16 import call
 
+from bridge.probe import probe
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.evcc import EvccEmulator, Loadpoint
@@ -132,3 +133,14 @@ async def test_evcc_gone_is_faulted_and_back_within_one_transaction(
     assert faulted["errorCode"] == "OtherError"
     assert len(csms.calls(CP, "StartTransaction")) == 1 and len(csms.calls(CP, "StopTransaction")) == 1
     assert stop["transactionId"] == csms.last_transaction_id and stop["meterStop"] > start["meterStart"]
+
+
+async def test_probe_reads_the_loadpoint_and_posts_nothing(
+    csms: StrictCentralSystem, evcc: EvccEmulator, tmp_path: Path
+) -> None:
+    evcc.loadpoints[1].plug()
+    lines: list[str] = []
+    assert await probe(config_for(csms, evcc, tmp_path, "evcc-loadpoint-rest-control"), lines.append) == 0
+    assert lines[1] == "  plugged: yes; vehicle asks for energy: yes; energy allowed: yes"
+    assert "power: 11040 W" in lines[2]
+    assert posts(evcc) == []

@@ -363,7 +363,7 @@ class EvccEmulator:
         if jq is not None:
             try:
                 state = _path(state, jq)
-            except (KeyError, IndexError, TypeError, ValueError) as e:
+            except (AttributeError, TypeError, ValueError) as e:
                 return web.json_response({"error": f"invalid jq query: {e}"}, status=400)
         return web.json_response(state)
 
@@ -404,5 +404,11 @@ def _path(doc: Any, jq: str) -> Any:
     if not re.fullmatch(r"(\.\w+|\[\d+(-\d+)?\])*", jq):
         raise ValueError(f"unsupported path {jq!r}")
     for name, index, minus in re.findall(r"\.(\w+)|\[(\d+)(?:-(\d+))?\]", jq):
-        doc = doc[name] if name else doc[int(index) - int(minus or 0)]
+        if doc is None:
+            return None  # jq: .a on null is null
+        if name:
+            doc = doc.get(name)
+        else:
+            at = int(index) - int(minus or 0)
+            doc = doc[at] if 0 <= at < len(doc) else None  # jq: an index past the end is null
     return doc

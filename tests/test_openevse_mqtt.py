@@ -87,6 +87,12 @@ def test_check_names_each_problem_with_its_line() -> None:
     lines = {p.path.rsplit(".", 1)[-1]: p.line for p in info.value.problems}
     assert lines == {"broker": 8, "base_topic": 9, "phases": 10}
     assert "pw" not in str(info.value).replace("phases", "")
+    # As go-e takes it, `transport: mqtt` under the HTTP type: the fix is named.
+    http = text.replace("type: openevse-mqtt", "type: openevse\n          url: http://192.0.2.9")
+    with pytest.raises(
+        ConfigError, match=r"transport: OpenEVSE over MQTT is its own type: type: openevse-mqtt"
+    ):
+        parse_config(http.replace("broker: mqtt://user:pw@192.0.2.5:99999", "transport: mqtt"), "x.yaml")
 
 
 # -- against the emulator ----------------------------------------------------------------------------

@@ -73,10 +73,18 @@ class OpenEvseOptions:
     min_current_a: float = 6.0
     max_current_a: float = 32.0  # at most the box's own configured maximum
     fixed_cable: bool = True  # OpenEVSE stations have a tethered cable
+    transport: str = "http"  # the only one of this type: MQTT is `type: openevse-mqtt` (openevse_mqtt.py)
 
     def validate(self) -> list[tuple[str, str]]:
         """(field, problem) pairs; empty when the options make sense."""
         problems: list[tuple[str, str]] = []
+        if self.transport != "http":
+            problems.append(
+                (
+                    "transport",
+                    "OpenEVSE over MQTT is its own type: type: openevse-mqtt (docs/devices/openevse.md)",
+                )
+            )
         if not self.url:
             problems.append(("url", "needs url: http://<address of the OpenEVSE WiFi gateway>"))
         elif (problem := http_address_problem(self.url, path_allowed=True)) is not None:

@@ -62,6 +62,7 @@ from adapters.transports.pool import Transports
 
 ID_TAG_MAX = 20  # OCPP 1.6 idTag: CiString20
 NO_ERROR = frozenset({"", "0", "false", "null", "none", "ok"})
+CONFIRM_S = 2.0  # how long a switch waits for an MQTT state topic to show it
 FIRST_MESSAGE_S = 2.0  # how long start() waits for MQTT topics' first (retained) messages
 
 
@@ -270,6 +271,16 @@ class GenericCharger(Charger):
         writer, _ = self._writers["enable"]
         await writer.write(enabled)
         self._enabled_written = enabled
+        state = next((v for v in self._values.values if v.capability == "enabled"), None)
+        if state is not None and isinstance(state.reader, MqttReader):
+            # A state topic shows the switch a moment later: a reading taken before would report the
+            # old state as the device's. Wait for it (a device that does not confirm costs CONFIRM_S).
+            def shows(raw: str) -> bool:
+                with contextlib.suppress(PipelineError):
+                    return bool(state.convert(raw) == enabled)
+                return False
+
+            await state.reader.wait_for(shows, CONFIRM_S)
 
     async def set_current(self, amps: float) -> None:
         if "current" not in self._writers:

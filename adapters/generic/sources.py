@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -129,7 +130,8 @@ class MqttReader(Reader):
         self._on_change: OnChange | None = None
         self.last: str | None = None
         self.last_at: float | None = None
-        self.heard = asyncio.Event()
+        self.heard = asyncio.Event()  # the first message came
+        self._new = asyncio.Event()  # a message came since a waiter looked
         self.group = "mqtt"  # no I/O at a read
         self.key = ("mqtt", mqtt.broker, mqtt.topic)
 
@@ -150,8 +152,19 @@ class MqttReader(Reader):
         changed = text != self.last
         self.last, self.last_at = text, self._clock()
         self.heard.set()
+        self._new.set()
         if changed and self._on_change is not None:
             self._on_change()
+
+    async def wait_for(self, accept: Callable[[str], bool], timeout_s: float) -> bool:
+        """Whether the topic shows a message `accept` takes within `timeout_s` (a command confirmed)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self.last is None or not accept(self.last):
+                    self._new.clear()
+                    await self._new.wait()
+                return True
+        return False
 
     async def fetch(self) -> Any:
         broker, topic = self._broker, self.mqtt.topic

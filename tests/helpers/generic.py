@@ -5,6 +5,7 @@ described generically."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,13 +112,14 @@ def keba_block(url: str, unit: int = 255) -> dict[str, Any]:
 def tasmota_block(broker: str, topic: str) -> dict[str, Any]:
     """A wallbox behind a Tasmota metering relay (tests/emulators/tasmota.py): its telemetry and its
     POWER command; a switch that senses no plug and sets no current."""
-    state = {"mqtt": {"broker": broker, "topic": f"tele/{topic}/STATE", "max_age_s": 1.5}}
+    # PowerRetain 1: the relay's state is retained on stat/<topic>/POWER, and announced at each switch
+    state = {"mqtt": {"broker": broker, "topic": f"stat/{topic}/POWER"}}
     sensor = {"mqtt": {"broker": broker, "topic": f"tele/{topic}/SENSOR", "max_age_s": 1.5}}
     command = {"broker": broker, "topic": f"cmnd/{topic}/POWER", "payload": "{{ 'ON' if value else 'OFF' }}"}
     return {
         "type": "generic", "name": "Tasmota (generic)", "phases": 1, "max_current_a": 16,
         "read": {
-            "enabled": {**state, "jmespath": "POWER"},
+            "enabled": state,
             "energy_wh": {**sensor, "jmespath": "ENERGY.Total", "unit": "kWh"},
             "power_w": {**sensor, "jmespath": "ENERGY.Power"},
             "currents": [{**sensor, "jmespath": "ENERGY.Current"}],
@@ -164,10 +166,15 @@ async def remote_start(csms: StrictCentralSystem) -> dict[str, Any]:
 
 async def remote_stop(csms: StrictCentralSystem, then: str = "Finishing") -> dict[str, Any]:
     """Stops the transaction and waits for the connector's status `then`."""
+
+    def is_then(p: dict[str, Any]) -> bool:
+        return bool((p["connectorId"], p["status"]) == (1, then))
+
+    seen = len([p for p in csms.calls(CP, "StatusNotification") if is_then(p)])
     answer = await csms.call(CP, call.RemoteStopTransaction(transaction_id=csms.last_transaction_id))
     assert answer.status == "Accepted"
     stop: dict[str, Any] = await csms.wait_for_call(CP, "StopTransaction", timeout=10)
-    await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == then, timeout=10)
+    await csms.wait_for_call(CP, "StatusNotification", is_then, count=seen + 1, timeout=10)
     return stop
 
 
@@ -187,6 +194,17 @@ def profile(pid: int, purpose: str, limit_a: float, **extra: Any) -> dict[str, A
 async def set_profile(csms: StrictCentralSystem, connector: int, body: dict[str, Any]) -> None:
     answer = await csms.call(CP, call.SetChargingProfile(connector_id=connector, cs_charging_profiles=body))
     assert answer.status == "Accepted"
+
+
+def next_status(csms: StrictCentralSystem, status: str, timeout: float = 10) -> Awaitable[dict[str, Any]]:
+    """The next StatusNotification of connector 1 with `status`: one sent after this call (await it
+    later to catch what an action brings)."""
+
+    def wanted(p: dict[str, Any]) -> bool:
+        return bool((p["connectorId"], p["status"]) == (1, status))
+
+    seen = len([p for p in csms.calls(CP, "StatusNotification") if wanted(p)])
+    return csms.wait_for_call(CP, "StatusNotification", wanted, count=seen + 1, timeout=timeout)
 
 
 def statuses(csms: StrictCentralSystem) -> list[str]:

@@ -196,11 +196,11 @@ async def test_the_driver_paces_and_the_box_ignores_what_comes_too_soon(
     # A report again within 5 s (here 0.5 s) is ignored too; a driver that waits is not refused.
     await asyncio.sleep(STALE)
     eager = KebaUdpCharger(options(emu, repeat_interval_s=0.1, keepalive_s=1), transports)
-    await eager.start()
+    await eager.read()
     await asyncio.sleep(0.15)
-    with pytest.raises(DeviceUnreachable, match="no answer to 'report 2'"):
+    with pytest.raises(DeviceUnreachable, match="no answer to 'report 3'"):
         await eager.read()
-    assert emu.box.pacing_violations[-1].text == "report 2"
+    assert emu.box.pacing_violations[-1].text == "report 3"
 
 
 async def test_the_boxs_own_datagrams_are_pushed_as_changes(

@@ -13,17 +13,19 @@ box and takes a report's reply by its "ID", a command's by its `TCH-` text.
 
 Pacing (the guide's §2.1): at least `command_interval_s` (0.1 s) between any two commands, at least
 `after_disable_s` (2 s) after `ena 0`, and no repetition of the same report within
-`repeat_interval_s` (5 s). Reports 2 and 3 are therefore cached for 5 s: a read within that time
-answers from the cache, which the box's own datagrams (State, Plug, Input, Enable sys, Max curr,
-E pres) keep current in between. A report asked and not answered is not asked again before the gap
-is over: such a read fails at once as unreachable (the box would ignore it anyway). A set-point
-already sent (the same `curr`) within the gap is not sent again: the box holds it.
+`repeat_interval_s` (5 s). So the reports are cached: report 3 (the meter) for 5 s; report 2 (the
+state) for `keepalive_s`, since the box's own datagrams (State, Plug, Input, Enable sys, Max curr,
+E pres) keep it current in between, but for 5 s only while the box does not answer, or after it
+pushed State 4 (the error codes are only in report 2). A read therefore costs at most one command
+(report 3) most of the time, and no 100 ms gap. A report asked and not answered is not asked again
+before the gap is over: such a read fails at once as unreachable (the box would ignore it anyway). A
+set-point already sent (the same `curr`) within the gap is not sent again: the box holds it.
 
 Changes: each of the box's datagrams that changes a state field pushes a StateChanged, so the driver
 `reports_changes` and the bridge reads it on those pushes and every 5 s while energy flows (E pres
 moves with the energy and is merged without a push). The background job (`background()`) runs every
 `repeat_interval_s` and does what nothing else would notice: it refreshes the failsafe (below), asks
-`report 2` when the box was not heard for `keepalive_s` (a box that stops answering pushes a
+`report 2` once the cached one is `keepalive_s` old (a box that stops answering pushes a
 StateChanged, so the bridge reads and finds it unreachable; one that answers again pushes another),
 and asks `report 100` while a vehicle is plugged in on a box with authorisation on (AuthON) until its
 session shows the card that authorised it: a TagPresented. The session found at the start (which
@@ -146,8 +148,9 @@ class KebaUdpCharger(Charger):
         self._quiet_until = -1e9  # after `ena 0`
         self._sent: dict[str, float] = {}  # command -> loop time it was last sent
         self._reports: dict[int, _Cached] = {}
-        self._heard_at = -1e9  # loop time of the last datagram from the box
-        self._down = False  # the box stopped answering (as the watch last saw)
+        self._answering = True  # False from a command's timeout to the box's next datagram
+        self._down = False  # the box stopped answering, as the watch last told the bridge
+        self._error_pushed = False  # State 4 came in a datagram: its codes are only in report 2
         self._started = False
         self._curr_hw_ma = 0
         self._auth_on = False
@@ -191,7 +194,7 @@ class KebaUdpCharger(Charger):
         except ValueError as exc:
             log.debug("%s: datagram dropped: %s", self.description, exc)
             return
-        self._heard_at = asyncio.get_running_loop().time()
+        self._answering = True
         if isinstance(datagram, api.Push):
             self._merge(datagram.fields)
             return
@@ -213,6 +216,7 @@ class KebaUdpCharger(Charger):
             elif key in api.REPORT_2_FIELDS and report2 is not None:
                 changed |= report2.fields.get(key) != value
                 report2.fields[key] = value
+                self._error_pushed |= key == "State" and value == api.STATE_ERROR
             elif key in api.STATE_FIELDS:
                 changed = True
         if report2 is not None and "Plug" in fields:
@@ -238,6 +242,7 @@ class KebaUdpCharger(Charger):
                 async with asyncio.timeout(o.timeout_s):
                     answer = await future
             except TimeoutError:
+                self._answering = False
                 raise DeviceUnreachable(
                     f"{self.description}: no answer to {command!r} within {o.timeout_s:g} s"
                 ) from None
@@ -261,13 +266,13 @@ class KebaUdpCharger(Charger):
         if command.startswith(("curr ", "ena ")):
             self._failsafe_at = asyncio.get_running_loop().time()  # either keeps the failsafe waiting
 
-    async def _report(self, number: int) -> dict[str, Any]:
-        """Report `number`, from the cache while it is younger than repeat_interval_s."""
+    async def _report(self, number: int, max_age_s: float | None = None) -> dict[str, Any]:
+        """Report `number`, from the cache while it is younger than `max_age_s` (repeat_interval_s)."""
         gap = self.options.repeat_interval_s
         async with self._report_lock:
             now = asyncio.get_running_loop().time()
             cached = self._reports.get(number)
-            if cached is not None and now - cached.asked_at < gap:
+            if cached is not None and now - cached.asked_at < (gap if max_age_s is None else max_age_s):
                 return cached.fields
             asked = self._sent.get(api.report(number))
             if asked is not None and now - asked < gap:
@@ -280,6 +285,7 @@ class KebaUdpCharger(Charger):
             fields = dict(answer.fields)
             self._reports[number] = _Cached(fields, self._sent[api.report(number)])
         if number == 2:
+            self._error_pushed = False
             self._auth_on = api.as_int(fields, "AuthON") == 1
             self._note_plug(fields)
         return fields
@@ -331,7 +337,7 @@ class KebaUdpCharger(Charger):
     async def read(self) -> ChargerReading:
         try:
             await self.start()
-            report2 = await self._report(2)  # first: a box that does not answer gets no commands
+            report2 = await self._report(2, self._report2_age())  # first: a silent box gets no commands
             if self._listener is not None and not self._asserted:
                 await self._assert()  # the box's datagrams bring report 2's changes meanwhile
             report3 = await self._report(3) if self.options.meter else None
@@ -341,6 +347,12 @@ class KebaUdpCharger(Charger):
             raise
         except ValueError as exc:
             raise DeviceRefused(f"{self.description}: a report the driver cannot read: {exc}") from None
+
+    def _report2_age(self) -> float:
+        """How old report 2 may be: the box's datagrams keep it current, so keepalive_s; the guide's
+        gap while the box does not answer or after it pushed State 4 (whose codes only report 2 has)."""
+        o = self.options
+        return o.repeat_interval_s if not self._answering or self._error_pushed else o.keepalive_s
 
     async def _assert(self) -> None:
         """The bridge's word at its first reading and after an outage: the failsafe, and energy off
@@ -366,8 +378,7 @@ class KebaUdpCharger(Charger):
                 now = loop.time()
                 if self._asserted and o.failsafe_timeout_s and now - self._failsafe_at >= o.keepalive_s:
                     await self._command(api.curr(self._current_ma))
-                elif now - self._heard_at >= o.keepalive_s:
-                    await self._report(2)
+                await self._report(2, self._report2_age())  # is it there? (datagrams are not asked)
                 if self._auth_on and self._listener is not None:
                     await self._look_for_card()
             except DeviceError as exc:
@@ -378,7 +389,7 @@ class KebaUdpCharger(Charger):
                 continue
             except ValueError:
                 continue
-            if self._down:
+            if self._down and self._answering:  # it answered again (not merely a cache's answer)
                 self._down = False
                 self._emit(StateChanged())
 

@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--config", "-c", required=True, help="YAML configuration file")
     probe.add_argument("--timeout", type=float, default=20.0, help="seconds per device (default 20)")
 
+    sub.add_parser("templates", help="list the generic device's templates and their parameters")
+
     status = sub.add_parser("status", help="show what the running bridge is doing (from its local API)")
     status.add_argument(
         "--config",
@@ -115,6 +117,15 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging("ERROR")
         config = _load(args.config)
         return asyncio.run(probe(config, print, args.timeout))  # type: ignore[arg-type]
+    if args.command == "templates":
+        from adapters.generic.templates import TemplateError, listing
+
+        try:
+            print("\n".join(listing()))
+        except TemplateError as exc:  # a broken template file: say which
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "status":
         from bridge.config import ApiConfig
         from bridge.status_cli import show_status

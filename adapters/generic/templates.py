@@ -189,3 +189,24 @@ def expand(block: Mapping[str, Any], kind: str, directory: Path = TEMPLATES_DIR)
             raise TemplateError(f"{key}: comes from template {template.name!r}; remove it here", key)
         rendered[key] = value
     return rendered
+
+
+def listing(directory: Path = TEMPLATES_DIR) -> list[str]:
+    """`ocpp-bridge templates`: each template, its kind and description, then its params."""
+    lines: list[str] = []
+    for template in available(directory):
+        lines.append(f"{template.name} ({template.kind}): {template.description}")
+        width = max((len(p.name) for p in template.params), default=0)
+        for p in template.params:
+            need = (
+                "required"
+                if p.required
+                else f"default {p.default!r}"
+                if p.default is not None
+                else "optional"
+            )
+            lines.append(f"  {p.name:<{width}}  {need}: {p.description}".rstrip(": "))
+    lines.append(
+        "Use one as charger: or meter: {type: generic, template: NAME, params: {...}} (docs/devices/generic.md)"
+    )
+    return lines

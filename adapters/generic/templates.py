@@ -206,7 +206,6 @@ def listing(directory: Path = TEMPLATES_DIR) -> list[str]:
                 else "optional"
             )
             lines.append(f"  {p.name:<{width}}  {need}: {p.description}".rstrip(": "))
-    lines.append(
-        "Use one as charger: or meter: {type: generic, template: NAME, params: {...}} (docs/devices/generic.md)"
-    )
+    lines.append("Use one as charger: or meter: {type: generic, template: NAME, params: {...}}")
+    lines.append("(docs/devices/generic.md, Templates)")
     return lines

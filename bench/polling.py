@@ -18,6 +18,11 @@ Kinds:
                   on the shared aiohttp session (the charger charging, so every value moves);
   openevse-http   OpenEVSE (ESP32 WiFi gateway) over HTTP: `GET /status`, one HTTP connection per box on
                   the shared aiohttp session (the box charging; no claim is made: the drivers only read);
+  keba-udp        KEBA P30 over UDP: one emulated box per loopback address (127.0.2.1, .2, ...), the
+                  poller's drivers on one shared UDP socket (Transports.udp), the boxes charging. A box
+                  takes the same report at most every 5 s (the guide): report 3 is asked every 5 s and
+                  report 2 is kept current by the box's own datagrams (E pres every second while
+                  charging, handled in the poller), so most reads answer from the driver's cache;
   sdm630-tcp      SDM630 meters, one Modbus TCP endpoint each (a meter with Ethernet, or one gateway
                   per meter): N buses, N clients, 3 requests per read;
   sdm630-gateway  SDM630 meters behind one Modbus TCP gateway, device ids 1..N: one bus, one client,
@@ -44,6 +49,7 @@ import json
 import os
 import platform
 import signal
+import socket
 import statistics
 import sys
 import tempfile
@@ -57,13 +63,20 @@ REPO = SCRIPT.parent.parent
 sys.path.insert(0, str(REPO))  # the repository: adapters, tests.emulators, tests.processes
 from tests.processes import child_env, first_line, stop_process, vmrss_mib  # noqa: E402
 
-KINDS = ("goe-http", "openevse-http", "sdm630-tcp", "sdm630-gateway")
+KINDS = ("goe-http", "openevse-http", "keba-udp", "sdm630-tcp", "sdm630-gateway")
 HTTP_KINDS = ("goe-http", "openevse-http")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 60.0
 # The defaults: devices per configuration, polling window (s), poll interval (s); and with --quick.
 DEFAULTS = ("1,10,50", 10.0, 1.0)
 QUICK = ("2", 1.0, 0.25)
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def cpu_s(pid: int) -> float:
@@ -101,6 +114,15 @@ async def serve(kind: str, n: int) -> None:
                 urls.append(await box.start())
                 box.plug()  # no claim: the box's default state (active), so it charges
                 ids.append(0)
+        elif kind == "keba-udp":
+            from tests.emulators.keba_udp import KebaUdpBox, KebaUdpEmulator
+
+            for i in range(n):  # each box on its own address, as on a LAN; answers to the sender's port
+                keba = KebaUdpEmulator(KebaUdpBox(plugged=True), host=f"127.0.2.{i + 1}")
+                await keba.start()
+                stack.push_async_callback(keba.stop)
+                urls.append(f"udp://{keba.host}:{keba.port}")
+                ids.append(0)
         elif kind == "sdm630-tcp":
             for _ in range(n):
                 meter = EmulatedMeter("sdm630", 1)
@@ -130,7 +152,10 @@ async def poll(kind: str, urls: list[str], ids: list[int], seconds: float, inter
     from adapters.transports.pool import Transports
 
     transports = Transports()
-    if kind not in HTTP_KINDS:
+    if kind == "keba-udp":
+        local_port = free_udp_port()
+        transports.udp(local_port)  # imports the transport now
+    elif kind not in HTTP_KINDS:
         transports.modbus(urls[0])  # imports pymodbus now, so that its import is not counted per device
     else:
         transports.http()
@@ -140,6 +165,14 @@ async def poll(kind: str, urls: list[str], ids: list[int], seconds: float, inter
         drivers = [GoeCharger(GoeOptions(url=url, timeout_s=5), transports) for url in urls]
     elif kind == "openevse-http":
         drivers = [OpenEvseCharger(OpenEvseOptions(url=url, timeout_s=5), transports) for url in urls]
+    elif kind == "keba-udp":
+        from adapters.chargers.keba_udp import KebaUdpCharger, KebaUdpOptions
+
+        drivers = []
+        for url in urls:
+            host, port = url.removeprefix("udp://").split(":")
+            options = KebaUdpOptions(host=host, port=int(port), local_port=local_port, timeout_s=5)
+            drivers.append(KebaUdpCharger(options, transports))
     else:
         drivers = [
             Sdm630(EastronOptions("sdm630", url, i, timeout_s=5), transports)

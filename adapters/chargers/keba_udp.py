@@ -238,7 +238,6 @@ class KebaUdpCharger(Charger):
             self._waiting = (None if report is None else str(report), future)
             try:
                 await self._socket.send(self._peer, command.encode("ascii"))
-                self._sent[command] = loop.time()
                 async with asyncio.timeout(o.timeout_s):
                     answer = await future
             except TimeoutError:
@@ -252,7 +251,7 @@ class KebaUdpCharger(Charger):
                 # The gaps count from the answer (or the timeout), not the sending: the box counts
                 # from its receipt, and a datagram may take longer than the one after it.
                 self._waiting = None
-                self._last_sent = loop.time()
+                self._last_sent = self._sent[command] = loop.time()
                 if command == api.DISABLE:
                     self._quiet_until = self._last_sent + o.after_disable_s
         if isinstance(answer, api.Ack) and not answer.ok:

@@ -27,6 +27,9 @@ Kinds:
                   per meter): N buses, N clients, 3 requests per read;
   sdm630-gateway  SDM630 meters behind one Modbus TCP gateway, device ids 1..N: one bus, one client,
                   one request at a time (RS485 behind it), so a read waits for the reads before it.
+  generic-modbus  the same gateway and meters, each read by a generic device (type: generic): a meter
+                  described by two sources, energy and power (float32 input registers): 2 requests
+                  per read, each value its own request (the generic device reads no blocks).
 Figures per row, over the polling window only (after each driver's probe and one warm-up read):
   polls     reads done (failed ones in brackets) out of N x seconds;
   latency   mean, p95 and max of one driver read (time.perf_counter around `await driver.read()`;
@@ -63,7 +66,7 @@ REPO = SCRIPT.parent.parent
 sys.path.insert(0, str(REPO))  # the repository: adapters, tests.emulators, tests.processes
 from tests.processes import child_env, first_line, stop_process, vmrss_mib  # noqa: E402
 
-KINDS = ("goe-http", "openevse-http", "keba-udp", "sdm630-tcp", "sdm630-gateway")
+KINDS = ("goe-http", "openevse-http", "keba-udp", "sdm630-tcp", "sdm630-gateway", "generic-modbus")
 HTTP_KINDS = ("goe-http", "openevse-http")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 60.0
@@ -139,6 +142,23 @@ async def serve(kind: str, n: int) -> None:
         await stopping.wait()
 
 
+def generic_meters(urls: list[str], ids: list[int], transports: Any) -> list[Any]:
+    """Generic meters (adapters/generic) of two sources each: the SDM630's import energy and power."""
+    from adapters.generic.device import GenericMeter
+    from adapters.generic.options import GenericMeterOptions, MeterRead, ModbusSource, Source
+
+    def value(url: str, device_id: int, register: int, **pipeline: Any) -> Source:
+        modbus = ModbusSource(url, register, device_id, function="input", type="float32", timeout_s=5)
+        return Source(modbus=modbus, **pipeline)
+
+    return [
+        GenericMeter(GenericMeterOptions(read=MeterRead(
+            energy_wh=value(url, i, 0x0048, unit="kWh"), power_w=value(url, i, 0x0034),
+        )), transports)
+        for url, i in zip(urls, ids, strict=True)
+    ]  # fmt: skip
+
+
 # -- the poller process --------------------------------------------------------------------------------
 
 
@@ -173,6 +193,8 @@ async def poll(kind: str, urls: list[str], ids: list[int], seconds: float, inter
             host, port = url.removeprefix("udp://").split(":")
             options = KebaUdpOptions(host=host, port=int(port), local_port=local_port, timeout_s=5)
             drivers.append(KebaUdpCharger(options, transports))
+    elif kind == "generic-modbus":
+        drivers = generic_meters(urls, ids, transports)
     else:
         drivers = [
             Sdm630(EastronOptions("sdm630", url, i, timeout_s=5), transports)

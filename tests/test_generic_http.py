@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base import DeviceRefused, DeviceUnreachable
+from adapters.base import DeviceRefused, DeviceUnreachable, TagPresented
 from adapters.generic.device import GenericCharger
 from adapters.transports.pool import Transports
 from tests.conftest import running
@@ -150,5 +150,25 @@ async def test_refusals_name_the_url_and_the_boxs_answer(
         await GenericCharger(options(tmp_path, charger=block), transports).read()
     assert "s3cret" not in str(refused.value)
     emu.silent = True
-    with pytest.raises(DeviceUnreachable, match="no answer from GET http://127.0.0.1"):
+    with pytest.raises(DeviceUnreachable, match=r"no answer from GET http://127\.0\.0\.1"):
         await driver.read()
+
+
+async def test_a_new_card_value_is_a_card_presented(
+    emu: GoeEmulator, transports: Transports, tmp_path: Path
+) -> None:
+    block = goe_block(emu.url)
+    block["read"]["id_tag"] = {"http": {"url": f"{emu.url}/api/status?filter=trx"}, "jmespath": "trx"}
+    driver = GenericCharger(options(tmp_path, charger=block), transports)
+    events: list[object] = []
+    driver.set_listener(events.append)
+    await driver.start()  # trx null: no card; learnt
+    assert driver.capabilities.has_rfid
+    emu.tap(2)
+    await driver.read()
+    await driver.read()  # the same value: no second tap
+    emu.unplug()  # go-e ends its transaction: trx null again
+    await driver.read()
+    emu.tap(2)
+    await driver.read()
+    assert events == [TagPresented("2"), TagPresented("2")]

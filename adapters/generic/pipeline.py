@@ -127,8 +127,9 @@ class Pipeline:
             factor=factor,
         )
 
-    def apply(self, raw: Any) -> Any:
-        """regex, jmespath and map applied to what the source gave."""
+    def apply(self, raw: Any, *, null_ok: bool = False) -> Any:
+        """regex, jmespath and map applied to what the source gave; `null_ok`: a JMESPath that finds
+        nothing (or null) gives None instead of an error (a text: no card, no error code)."""
         value = raw
         if self.regex is not None:
             text = value if isinstance(value, str) else as_text(value)
@@ -144,6 +145,8 @@ class Pipeline:
                 except ValueError:
                     raise PipelineError(f"expected JSON for jmespath, got {shown(value)!r}") from None
             value = self.jmespath.search(document)
+            if value is None and null_ok:
+                return None
             if value is None:
                 raise PipelineError(
                     f"jmespath {self.jmespath.expression!r} finds nothing in {shown(document)!r}"
@@ -170,7 +173,7 @@ class Pipeline:
         return to_bool(self.apply(raw))
 
     def text(self, raw: Any) -> str:
-        value = self.apply(raw)
+        value = self.apply(raw, null_ok=True)
         return "" if value is None else as_text(value).strip()
 
     def status(self, raw: Any) -> str:

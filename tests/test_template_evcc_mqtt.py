@@ -153,10 +153,12 @@ async def test_report_only_a_remote_stop_ends_the_transaction_but_not_evccs_char
 ) -> None:
     lp = evcc.loadpoints[0]
     config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt", free_vend_id_tag="EVCC-GARAGE")
-    async with running(config):
+    async with running(config) as daemon:
         await ready(csms)
         lp.plug()
         await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
+        snapshot = daemon.charge_points[CP].snapshot
+        await csms.wait_until(lambda: snapshot().connectors[0].transaction_id is not None, what="the id")
         answer = await csms.call(CP, call.RemoteStopTransaction(transaction_id=csms.last_transaction_id))
         assert answer.status == "Accepted"
         stop = await csms.wait_for_call(CP, "StopTransaction")
@@ -183,6 +185,8 @@ async def test_probe_reads_the_loadpoint_and_sets_nothing(
     csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path
 ) -> None:
     evcc.loadpoints[0].plug()
+    on = {f"evcc/loadpoints/1/{key}": "true" for key in ("connected", "charging", "enabled")}
+    await csms.wait_until(lambda: on.items() <= evcc.published.items(), what="the car published")
     lines: list[str] = []
     config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt-control")
     assert await probe(config, lines.append, timeout_s=5) == 0

@@ -122,8 +122,16 @@ async def test_with_control_the_mode_and_a_profile_limit_reach_evcc(
     assert "enabled" not in {key for key, _ in sent}  # evcc has no setter for it
 
 
+@pytest.mark.parametrize(
+    ("how", "vendor_code"),
+    [
+        ("power cut", "error evcc offline"),  # the broker publishes evcc's last will: offline
+        # A clean stop first deletes the retained values (empty payloads, not values), then offline.
+        ("clean stop", "DeviceRefused"),
+    ],
+)
 async def test_evcc_offline_is_faulted_and_back_within_one_transaction(
-    csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path
+    csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path, how: str, vendor_code: str
 ) -> None:
     lp = evcc.loadpoints[0]
     config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt", free_vend_id_tag="EVCC-GARAGE")
@@ -132,9 +140,9 @@ async def test_evcc_offline_is_faulted_and_back_within_one_transaction(
         lp.plug()
         start = await csms.wait_for_call(CP, "StartTransaction")
         await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
-        await evcc.power_cut()  # the broker publishes evcc's last will: offline
+        await (evcc.power_cut() if how == "power cut" else evcc.stop_mqtt())
         faulted = await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Faulted")
-        await evcc.restore()
+        await (evcc.restore() if how == "power cut" else evcc.start_mqtt())
         await csms.wait_for_call(
             CP, "StatusNotification", lambda p: p["status"] == "Charging", count=2, timeout=10
         )
@@ -142,7 +150,7 @@ async def test_evcc_offline_is_faulted_and_back_within_one_transaction(
         await csms.wait_for_call(CP, "MeterValues", count=before + 1, timeout=5)  # sampling goes on
         lp.unplug()
         stop = await csms.wait_for_call(CP, "StopTransaction")
-    assert (faulted["errorCode"], faulted["vendorErrorCode"]) == ("OtherError", "error evcc offline")
+    assert (faulted["errorCode"], faulted["vendorErrorCode"]) == ("OtherError", vendor_code)
     assert len(csms.calls(CP, "StartTransaction")) == 1 and len(csms.calls(CP, "StopTransaction")) == 1
     assert stop["transactionId"] == csms.last_transaction_id and stop["meterStop"] > start["meterStart"]
     assert stop["reason"] == "EVDisconnected"

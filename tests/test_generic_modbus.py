@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base import DeviceRefused, DeviceUnreachable
+from adapters.base import DeviceRefused, DeviceUnreachable, NotSupportedByDevice
 from adapters.generic.device import GenericCharger
 from adapters.transports.pool import Transports
 from tests.conftest import running
@@ -142,3 +142,22 @@ async def test_exception_replies_are_refusals_and_silence_is_unreachable(
     emu.box.silent = True
     with pytest.raises(DeviceUnreachable, match=r"no answer within 0\.5 s"):
         await driver.read()
+
+
+async def test_a_write_map_gives_the_registers_value(
+    emu: KebaModbusEmulator, transports: Transports, tmp_path: Path
+) -> None:
+    block = keba_block(emu.url)
+    block["write"]["phases"] = {
+        "modbus": {"url": emu.url, "unit": 255, "register": 5052},
+        "map": {"1": 0, "3": 1},
+    }
+    driver = GenericCharger(options(tmp_path, charger=block), transports)
+    await driver.start()
+    assert driver.capabilities.can_switch_phases
+    await driver.set_phases(1)
+    assert not emu.box.three_phases and emu.box.writes(5052) == [0]
+    await driver.set_phases(3)
+    assert emu.box.three_phases and emu.box.writes(5052) == [0, 1]
+    with pytest.raises(NotSupportedByDevice, match=r"write\.phases\.map has no value for 2"):
+        await driver.set_phases(2)

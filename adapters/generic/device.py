@@ -36,6 +36,7 @@ from adapters.base import (
     StateChanged,
     TagPresented,
 )
+from adapters.generic.expression import Value
 from adapters.generic.options import (
     NO_SOURCE,
     READ_KINDS,
@@ -47,7 +48,7 @@ from adapters.generic.options import (
     Source,
     read_sources,
 )
-from adapters.generic.pipeline import Pipeline, PipelineError
+from adapters.generic.pipeline import Pipeline, PipelineError, as_text
 from adapters.generic.sources import (
     Clock,
     MqttReader,
@@ -267,9 +268,20 @@ class GenericCharger(Charger):
         if new and id_tag:
             self._emit(TagPresented(id_tag))
 
+    def _out(self, name: str, value: bool | float) -> Value:
+        """What a write sends: the value through write.<name>.map, or numbers back in the device's units."""
+        pipeline = self._writers[name][1]
+        if pipeline.mapping is not None:
+            key = as_text(value)
+            if key not in pipeline.mapping:
+                raise NotSupportedByDevice(f"write.{name}.map has no value for {key}")
+            mapped: Value = pipeline.mapping[key]
+            return mapped
+        return value if isinstance(value, bool) else pipeline.reverse(value)
+
     async def set_enabled(self, enabled: bool) -> None:
         writer, _ = self._writers["enable"]
-        await writer.write(enabled)
+        await writer.write(self._out("enable", enabled))
         self._enabled_written = enabled
         state = next((v for v in self._values.values if v.capability == "enabled"), None)
         if state is not None and isinstance(state.reader, MqttReader):
@@ -290,15 +302,15 @@ class GenericCharger(Charger):
                 f"{self.description} cannot set a current: it switches its own "
                 f"{self.options.max_current_a:g} A on or off"
             )
-        writer, pipeline = self._writers["current"]
-        await writer.write(pipeline.reverse(amps))
+        writer, _ = self._writers["current"]
+        await writer.write(self._out("current", amps))
         self._current_written = amps
 
     async def set_phases(self, phases: int) -> None:
         if "phases" not in self._writers:
             raise NotSupportedByDevice(f"{self.description} cannot switch phases")
         writer, _ = self._writers["phases"]
-        await writer.write(phases)
+        await writer.write(self._out("phases", phases))
 
 
 class GenericMeter(Meter):

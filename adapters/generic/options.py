@@ -278,7 +278,7 @@ def source_problems(source: Source, path: str, kind: str, family: str | None, wr
     if write:
         if source.const is not None:
             problems.append((f"{path}.const", "a write needs a device to write to: http, mqtt or modbus"))
-        for key in ("regex", "jmespath", "map"):
+        for key in ("regex", "jmespath"):
             if getattr(source, key) is not None:
                 problems.append((f"{path}.{key}", f"{key} is for reads; a write's text is its template"))
     if source.map is not None and (

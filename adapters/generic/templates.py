@@ -23,8 +23,6 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 KINDS = ("charger", "meter")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-# Keys of the configuration's block beside template/params that may add to or override the template's.
-OVERRIDABLE = ("name", "phases", "min_current_a", "max_current_a", "current_step_a")
 
 
 class TemplateError(ValueError):

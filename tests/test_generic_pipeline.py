@@ -1,14 +1,18 @@
 """The generic device's pure parts: the value pipeline, the setter templates' safe evaluator, Modbus
-values by type and masked URLs."""
+values by type, masked URLs, and how a reading's requests are grouped (readers that only wait)."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
+from adapters.base import DeviceUnreachable
 from adapters.generic import registers
 from adapters.generic.expression import ExpressionError, Setter
 from adapters.generic.pipeline import Pipeline, PipelineError
-from adapters.generic.sources import shown_url
+from adapters.generic.sources import Reader, fetch_all, shown_url
 
 GOE = '{"car": 2, "alw": true, "eto": 123456, "nrg": [230, 231, 229, 0, 16.1, 16.0, 15.9, 0, 0, 0, 0, 11040]}'
 
@@ -153,3 +157,47 @@ def test_urls_in_messages_show_no_secret() -> None:
         shown_url("http://user:pw@h/api?token=abc&filter=car") == "http://user:***@h/api?token=***&filter=car"
     )
     assert shown_url("http://h/set?amp=16&apikey=k") == "http://h/set?amp=16&apikey=***"
+
+
+class Recorded(Reader):
+    """A reader that records when it starts and ends; it may wait for a gate another one opens."""
+
+    def __init__(
+        self, group: str, key: str, log: list[str], *, waits: asyncio.Event | None = None,
+        opens: asyncio.Event | None = None, fails: bool = False,
+    ) -> None:  # fmt: skip
+        self.group, self.key, self.log = group, key, log
+        self.waits, self.opens, self.fails = waits, opens, fails
+
+    async def fetch(self) -> Any:
+        self.log.append(f"start {self.key}")
+        if self.opens is not None:
+            self.opens.set()
+        if self.waits is not None:
+            await self.waits.wait()
+        self.log.append(f"end {self.key}")
+        if self.fails:
+            raise DeviceUnreachable(f"{self.key} is silent")
+        return self.key
+
+
+async def test_one_request_per_key_groups_at_once_and_one_after_the_other_within() -> None:
+    log: list[str] = []
+    gate = asyncio.Event()  # a1 ends only once b has started: groups one after the other would hang
+    a1 = Recorded("host a", "a1", log, waits=gate)
+    a2, b = Recorded("host a", "a2", log), Recorded("bus b", "b", log, opens=gate)
+    again = Recorded("host a", "a1", log)  # the same request as a1
+    async with asyncio.timeout(2):
+        assert await fetch_all([a1, b, again, a2]) == ["a1", "b", "a1", "a2"]
+    assert log.count("start a1") == 1
+    assert log.index("end a1") < log.index("start a2")  # one host: one after the other
+
+
+async def test_a_failure_is_raised_once_every_request_has_ended() -> None:
+    log: list[str] = []
+    gate = asyncio.Event()
+    with pytest.raises(DeviceUnreachable, match="b is silent"):
+        await fetch_all(
+            [Recorded("a", "a", log, waits=gate), Recorded("b", "b", log, opens=gate, fails=True)]
+        )
+    assert "end a" in log

@@ -151,3 +151,15 @@ def test_a_meter_block_takes_reads_only() -> None:
     meter += "          write: {}\n"
     (problem,) = problems(HEAD + GOOD + meter)
     assert problem.path.endswith("meter.write") and "unknown key 'write'" in problem.message
+
+
+def test_charging_without_a_card_is_refused_at_a_switch_that_cannot_see_the_plug() -> None:
+    switch = (
+        "          read: {enabled: {const: true}}\n          write: {enable: {http: {url: 'http://h/'}}}\n"
+    )
+    text = HEAD.replace("    connectors:", "    free_vend_id_tag: FREE\n    connectors:") + switch
+    (problem,) = problems(text)
+    assert problem.path == "charge_points[0].free_vend_id_tag" and "cannot sense the plug" in problem.message
+    assert (
+        problems(HEAD.replace("    connectors:", "    free_vend_id_tag: FREE\n    connectors:") + GOOD) == []
+    )

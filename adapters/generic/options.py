@@ -339,6 +339,11 @@ class GenericChargerOptions:
     read: ChargerRead = field(default_factory=ChargerRead)
     write: ChargerWrite = field(default_factory=ChargerWrite)
 
+    @property
+    def senses_plug(self) -> bool:
+        """A status or plugged source; without, the device is a switch that cannot see the plug."""
+        return self.read.status is not NO_SOURCE or self.read.plugged is not NO_SOURCE
+
     def validate(self) -> Problems:
         problems = _reads_problems(self.read)
         r, w = self.read, self.write

@@ -142,7 +142,9 @@ def free_vend_problems(cp: ChargePointConfig) -> list[tuple[str, str]]:
 def _senses_plug(charger: ChargerConfig) -> bool:
     from adapters.chargers.relay import RelayOptions  # only when a free tag is set
 
-    return not isinstance(charger.options, RelayOptions)
+    says = getattr(charger.options, "senses_plug", None)  # a generic device: from its sources
+    return not isinstance(charger.options, RelayOptions) if says is None else bool(says)
+
 
 def _from_template(ck: _Checker, raw: dict[str, Any], path: str, kind: str) -> Any:
     """A block with `template:` and `params:` as the generic block the template renders

@@ -141,6 +141,11 @@ async def test_rest_state_setters_and_errors() -> None:
                 assert r.status == 400 and "fast" in (await r.json())["error"]
             async with http.post(f"{emu.url}/api/loadpoints/1/maxcurrent/x") as r:
                 assert r.status == 400 and "error" in await r.json()
+            async with http.post(f"{emu.url}/api/loadpoints/1/maxcurrent/5") as r:  # below minCurrent 6
+                assert (r.status, await r.json()) == (
+                    400, {"error": "max current must be greater or equal than min current"},
+                )  # fmt: skip
+            assert emu.loadpoints[0].max_current == 16.0
             async with http.post(f"{emu.url}/api/loadpoints/3/mode/now") as r:
                 assert r.status == 404
             await emu.power_cut()

@@ -202,3 +202,36 @@ async def test_probe_reads_the_loadpoint_and_sets_nothing(
     assert lines[1] == "  plugged: yes; vehicle asks for energy: yes; energy allowed: yes"
     assert lines[2].startswith("  energy register: 1234") and "power: 11040 W" in lines[2]
     assert evcc.setters == []  # read, never set, even with the control template
+
+
+async def test_min_current_set_to_evccs_keeps_a_lower_limit_from_being_dropped(
+    csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path
+) -> None:
+    """Over MQTT evcc drops a maxCurrent below its minCurrent without a word (it logs it), so the car
+    would go on at the old current. With min_current_a set to evcc's minCurrent the bridge never asks
+    for less: a lower limit switches the energy off (mode off) instead."""
+    lp = evcc.loadpoints[0]
+    lp.mode, lp.min_current = "pv", 8.0
+    charger = {
+        "type": "generic", "template": "evcc-loadpoint-mqtt-control", "params": {"broker": broker.url},
+        "min_current_a": 8,
+    }  # fmt: skip
+    config = make_config(csms.url, tmp_path, ocpp=OCPP, charger=charger, connector_fields=CONNECTOR)
+    async with running(config):
+        await ready(csms)
+        lp.plug()
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Preparing")
+        answer = await csms.call(CP, call.RemoteStartTransaction(id_tag="REMOTE-1", connector_id=1))
+        assert answer.status == "Accepted"
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
+        profile = {
+            "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": 7}]},
+        }  # fmt: skip
+        answer = await csms.call(CP, call.SetChargingProfile(connector_id=0, cs_charging_profiles=profile))
+        assert answer.status == "Accepted"
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "SuspendedEVSE")
+        assert lp.mode == "off" and not lp.charging
+    assert ("maxCurrent", "7") not in set_topics(evcc)

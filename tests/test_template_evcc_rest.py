@@ -144,3 +144,30 @@ async def test_probe_reads_the_loadpoint_and_posts_nothing(
     assert lines[1] == "  plugged: yes; vehicle asks for energy: yes; energy allowed: yes"
     assert "power: 11040 W" in lines[2]
     assert posts(evcc) == []
+
+
+async def test_a_limit_evcc_refuses_pauses_the_charge(
+    csms: StrictCentralSystem, evcc: EvccEmulator, tmp_path: Path
+) -> None:
+    """evcc refuses a maximum below its loadpoint's minimum (400 {"error"}): the bridge, unable to keep
+    the car under the limit, switches the energy off rather than let it exceed the limit."""
+    lp = evcc.loadpoints[1]
+    lp.mode, lp.min_current = "pv", 8.0  # evcc's minCurrent above the template's min_current_a 6
+    async with running(config_for(csms, evcc, tmp_path, "evcc-loadpoint-rest-control")):
+        await ready(csms)
+        lp.plug()
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Preparing")
+        answer = await csms.call(CP, call.RemoteStartTransaction(id_tag="REMOTE-1", connector_id=1))
+        assert answer.status == "Accepted"
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
+        profile = {
+            "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": 7}]},
+        }  # fmt: skip
+        answer = await csms.call(CP, call.SetChargingProfile(connector_id=0, cs_charging_profiles=profile))
+        assert answer.status == "Accepted"
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "SuspendedEVSE")
+        assert lp.mode == "off" and not lp.charging and lp.max_current == 16.0
+    assert posts(evcc)[-2:] == ["/api/loadpoints/2/maxcurrent/7", "/api/loadpoints/2/mode/off"]

@@ -17,8 +17,10 @@ Follows ../shared/reference/devices.md §10, quirks included:
   (`has_total_import=False`: never published, absent from `/api/state`); `sessionEnergy` in Wh.
 - REST: `GET /api/state` is the bare state (no `{"result": ...}` since v0.207.0), with `?jq=<path>`
   for a simple path (`.loadpoints[0].chargePower`). `POST /api/loadpoints/{id}/mode/{mode}` and
-  `/maxcurrent/{A}` answer the new value; a bad value is `400 {"error": "..."}`; an unknown loadpoint
-  has no route (404, gorilla/mux's text).
+  `/maxcurrent/{A}` answer the new value; a bad value is `400 {"error": "..."}`, as is a maximum below
+  the loadpoint's minimum ("max current must be greater or equal than min current", evcc's
+  `SetMaxCurrent`; over MQTT the same value is logged and dropped); an unknown loadpoint has no route
+  (404, gorilla/mux's text).
 
 The car: `plug()` connects it; in mode `now` evcc enables the charger at once and the car draws
 `phases * 230 V * maxCurrent` (`minCurrent` in `minpv`; `pv` finds no surplus here, `off` stops);
@@ -140,10 +142,14 @@ class Loadpoint:
         self.mode = mode
 
     def set_max_current(self, amps: float) -> None:
+        if amps < self.min_current:
+            raise ValueError("max current must be greater or equal than min current")
         self.advance()
         self.max_current = amps
 
     def set_min_current(self, amps: float) -> None:
+        if amps > self.max_current:
+            raise ValueError("min current must be smaller or equal than max current")
         self.advance()
         self.min_current = amps
 

@@ -13,6 +13,7 @@ import pytest
 from ocpp.v16 import call
 from pymodbus.client import AsyncModbusTcpClient
 
+from bridge.probe import probe
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.victron_evcs import (
@@ -151,3 +152,15 @@ async def test_an_outage_is_faulted_and_back_within_one_transaction(
     assert faulted["errorCode"] == "OtherError"
     assert len(csms.calls(CP, "StartTransaction")) == 1 and len(csms.calls(CP, "StopTransaction")) == 1
     assert stop["transactionId"] == csms.last_transaction_id and stop["meterStop"] > start["meterStart"]
+
+
+async def test_probe_reads_the_station_and_writes_nothing(
+    csms: StrictCentralSystem, emu: VictronEvcsEmulator, tmp_path: Path
+) -> None:
+    emu.station.plug()
+    lines: list[str] = []
+    assert await probe(config_for(csms, emu, tmp_path), lines.append, timeout_s=5) == 0
+    assert lines[0] == f"CP-1 connector 1: Victron EVCS #100 at {emu.url}"
+    assert lines[1] == "  plugged: yes; vehicle asks for energy: no; energy allowed: no"
+    assert lines[2].startswith("  energy register: 2345670 Wh; power: 0 W")
+    assert emu.station.writes == []

@@ -14,9 +14,10 @@ on the wire is the physical value times the row's scale:
   3827 Position, 3828 Session/Time uint32 s, 3836 Ac/Energy/Forward uint32 kWh x100 (the lifetime
   total). uint32 values high word first. All are holding registers (FC03 reads, FC06/FC16 writes).
 - Refusals: a register outside the rows, a read-only row written, or another function code:
-  exception 2 (illegal data address) / 1 (illegal function); SetCurrent above MaxCurrent or a
-  StartStop/Mode other than its listed values: exception 3. A unit id that is not the EVCS's:
-  exception 10 (gateway path unavailable), as the GX answers for a unit it does not map.
+  exception 2 (illegal data address) / 1 (illegal function); a unit id that is not the EVCS's:
+  exception 10 (gateway path unavailable), as the GX answers for a unit it does not map. SetCurrent
+  above MaxCurrent, or a StartStop/Mode other than its listed values, is exception 3: the list gives
+  the ranges but not the answer to a value outside them, so exception 3 is this emulator's choice.
 - Manual mode (evcc requires it): StartStop starts and stops, SetCurrent sets the current. In auto
   mode the station follows its own (solar) logic, modelled here as "waiting for sun": writes are taken
   but nothing flows.

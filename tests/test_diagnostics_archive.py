@@ -75,6 +75,19 @@ def test_the_configuration_keeps_its_shape_and_lines_without_one_secret() -> Non
     assert "# the house broker" in text and "# Installer notes: password: '***'" in text
 
 
+def test_a_described_device_keeps_its_http_credentials_out_of_the_archive() -> None:
+    """A generic device (docs/devices/generic.md) may carry credentials in its headers and auth: block."""
+    text = redacted_config(
+        "charger:\n  type: generic\n  read:\n    status:\n      http:\n"
+        "        url: http://10.0.0.7/status\n"
+        "        headers: {Authorization: Bearer hdr-T0ken-6, Cookie: sid=ck-7, Accept: application/json}\n"
+        "        auth: {user: admin, password: gen-Pa55-8}\n"
+    )
+    assert not [s for s in ("hdr-T0ken-6", "ck-7", "gen-Pa55-8") if s in text]
+    http = yaml.safe_load(text)["charger"]["read"]["status"]["http"]
+    assert http["headers"]["Accept"] == "application/json" and http["auth"]["user"] == "admin"
+
+
 def test_a_file_that_is_not_yaml_is_masked_line_by_line() -> None:
     broken = CONFIG.replace("api:\n", "api: [\n")
     with pytest.raises(yaml.YAMLError):
@@ -113,6 +126,8 @@ REVIEWED_PUBLIC = {
     "tls",  # the tls: block: its fields are paths and switches; the key file's path is not the key
     "client_cert",  # a certificate's path (certificates are public)
     "security_events",  # auto | on | off
+    "auth",  # a generic device's auth: block; its password and token are masked by their own names
+    "user",  # a generic device's HTTP user name, as `username`
 }
 
 

@@ -4,6 +4,7 @@ What counts as a secret (`is_secret_name`, names compared in snake_case, so `Aut
 `authorization_key`):
 - passwords, tokens and secrets: `password`, `*_password`, `passwd`, `token`, `*_token`, `secret`,
   `*_secret`, `credentials`, `psk`;
+- HTTP credentials a device description carries in its headers: `authorization`, `cookie`;
 - keys: `key` and every `*_key` (`authorization_key`, `api_key`, `client_key`, `private_key`). A
   key's value is masked even when it looks like a path: a base64 key may start with '/' too, so the
   name decides, not the value. A field that holds the path of a key file is named `*_file` or
@@ -26,7 +27,9 @@ import yaml
 
 from bridge.log import MASK, mask_url_passwords, redact_frame
 
-_SECRET_NAMES = frozenset({"password", "passwd", "token", "secret", "key", "credentials", "psk"})
+_SECRET_NAMES = frozenset(
+    {"password", "passwd", "token", "secret", "key", "credentials", "psk", "authorization", "cookie"}
+)
 _SECRET_SUFFIXES = ("password", "passwd", "_token", "_secret", "_key", "_credentials", "_psk")
 _PUBLIC_SUFFIXES = ("_file", "_path", "_dir")  # a key file's path, not a key
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")

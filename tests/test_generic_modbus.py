@@ -19,6 +19,7 @@ from adapters.transports.pool import Transports
 from tests.conftest import running
 from tests.csms import StrictCentralSystem
 from tests.emulators.keba_modbus import KebaBox, KebaModbusEmulator, keba_modbus
+from tests.emulators.phoenix import PhoenixBox, phoenix
 from tests.helpers.generic import (
     CP,
     ENERGY,
@@ -161,3 +162,31 @@ async def test_a_write_map_gives_the_registers_value(
     assert emu.box.three_phases and emu.box.writes(5052) == [0, 1]
     with pytest.raises(NotSupportedByDevice, match=r"write\.phases\.map has no value for 2"):
         await driver.set_phases(2)
+
+
+async def test_coils_are_read_and_written_as_one_bit(transports: Transports, tmp_path: Path) -> None:
+    """A Phoenix EV-CC described generically (docs/devices/generic.md, the reference's evcc example):
+    the state letter from input 100, charging enabled as coil 400, read with FC01 and written with FC05."""
+    async with phoenix(PhoenixBox()) as emulator:
+        unit = emulator.box.unit_id
+        bus = {"url": emulator.url, "unit": unit}
+        block = {
+            "type": "generic",
+            "read": {
+                "status": {"modbus": {**bus, "register": 100, "function": "input", "bitmask": 0xFF},
+                           "map": {"65": "A", "66": "B", "67": "C"}},
+                "enabled": {"modbus": {**bus, "register": 400, "function": "coil", "type": "bool"}},
+            },
+            "write": {"enable": {"modbus": {**bus, "register": 400, "function": "coil", "type": "bool"}}},
+        }  # fmt: skip
+        driver = GenericCharger(options(tmp_path, charger=block), transports)
+        await driver.start()
+        emulator.box.plug()
+        reading = await driver.read()
+        assert (reading.plugged, reading.ev_requesting, reading.energy_allowed) == (True, True, True)
+        await driver.set_enabled(False)
+        assert not emulator.box.enabled
+        reading = await driver.read()
+        assert (reading.plugged, reading.ev_requesting, reading.energy_allowed) == (True, False, False)
+        await driver.set_enabled(True)
+        assert emulator.box.enabled and (await driver.read()).energy_allowed

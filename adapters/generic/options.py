@@ -255,12 +255,12 @@ def _modbus_problems(modbus: ModbusSource, path: str, write: bool) -> Problems:
         problems.append((f"{path}.unit", f"a Modbus unit id is 1 to {highest} on this bus"))
     if not 0 <= modbus.register <= 0xFFFF:
         problems.append((f"{path}.register", "a register's wire address is 0 to 65535 (0xFFFF)"))
-    if modbus.function in ("coil", "discrete"):
+    if write and modbus.function not in ("holding", "coil"):
         problems.append(
-            (f"{path}.function", "coils and discrete inputs are not supported yet: holding or input")
+            (f"{path}.function", "a write goes to holding registers or a coil: function: holding or coil")
         )
-    elif write and modbus.function != "holding":
-        problems.append((f"{path}.function", "a write goes to holding registers: function: holding"))
+    if modbus.function in ("coil", "discrete") and modbus.type != "bool":
+        problems.append((f"{path}.type", f"a {modbus.function} holds one bit: type: bool"))
     if modbus.bitmask is not None and (modbus.type not in registers.BITMASK_TYPES or write):
         problems.append((f"{path}.bitmask", "a bitmask applies to a read of int16, uint16 or bool only"))
     if not 0.05 <= modbus.timeout_s <= 10:

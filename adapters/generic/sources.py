@@ -193,6 +193,9 @@ class ModbusReader(Reader):
 
     async def fetch(self) -> Any:
         m = self.modbus
+        if m.function in ("coil", "discrete"):  # one bit: on or off
+            bits = self.bus.read_coils if m.function == "coil" else self.bus.read_discrete_inputs
+            return (await bits(m.unit, m.register, 1, timeout_s=m.timeout_s))[0]
         read = self.bus.read_input_registers if m.function == "input" else self.bus.read_holding_registers
         words = await read(m.unit, m.register, self.count, timeout_s=m.timeout_s)
         return registers.decode(words, m.type, m.word_order, m.bitmask)
@@ -296,6 +299,9 @@ class ModbusWriter(Writer):
         m = self.modbus
         if not isinstance(value, bool | int | float):
             raise DeviceRefused(f"register {m.register} takes a number, not {value!r}")
+        if m.function == "coil":  # FC05: any value but 0 switches the coil on
+            await self.bus.write_coil(m.unit, m.register, bool(value), timeout_s=m.timeout_s)
+            return
         try:
             words = registers.encode(value, m.type, m.word_order)
         except ValueError as error:

@@ -1,6 +1,7 @@
 """Connections shared between drivers: one HTTP client session, one MQTT connection
 per broker, one Modbus client per bus (RS485 is half-duplex: one request at a time,
-many devices on one bus).
+many devices on one bus), one UDP socket per local port (KEBA answers to port 7090,
+whatever port asked: every box shares it).
 
 Drivers get the pool in their constructor and ask it for what they need; the
 daemon closes it at the end. Each transport module is imported only when a

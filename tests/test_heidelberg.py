@@ -79,11 +79,13 @@ async def test_a_small_box_an_old_layout_and_one_phase(tmp_path: Path, transport
     async with heidelberg_rtu(tmp_path, box) as small:
         charger = HeidelbergCharger(options(small, phases=1), transports)
         reading = await charger.read()
+        await operated(charger).set_enabled(True)  # the default limit, 16 A, capped by the hardware
     assert charger.capabilities.max_current_a == 10  # register 100
+    assert box.writes(CURRENT) == [0, 100] and box.current_da == 100
     assert reading.power_w is None  # no register 14 before layout 1.0.4
     assert reading.energy_wh == 12345.0  # no 17-18 before 1.0.7: since power-on (15-16)
     assert reading.current_a == (10.0,) and reading.voltage_v == (230.0,)
-    polls = [(a.address, len(a.values or ())) for a in box.accesses[2:]]
+    polls = [(a.address, len(a.values or ())) for a in box.accesses[2:4]]
     assert polls == [(5, 9), (15, 2)]  # around the missing register 14
 
 
@@ -131,7 +133,7 @@ async def test_the_boxs_error_replies_and_fault_states(
     (tmp_path / "small").mkdir()
     async with heidelberg_rtu(tmp_path / "small", HeidelbergBox(hw_max_a=10)) as small:
         charger = operated(HeidelbergCharger(options(small, failsafe_current_a=12), transports))
-        with pytest.raises(DeviceRefused, match="exception 3"):
+        with pytest.raises(DeviceRefused, match=r"exception 3, illegal data value.*maximum of 10 A"):
             await charger.start()
         assert small.box().writes(FAILSAFE) == []
     box = bus.box()

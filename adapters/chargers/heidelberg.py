@@ -37,7 +37,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from adapters.base import (
     BackgroundJob,
@@ -53,6 +55,7 @@ from adapters.transports.modbus import ModbusBus, parse_bus_url
 from adapters.transports.pool import Transports
 
 log = logging.getLogger("adapters.heidelberg")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -155,38 +158,47 @@ class HeidelbergCharger(Charger):
         return (self.watchdog,)
 
     # -- the wire, paced --------------------------------------------------------------------------
-    async def _paced(self, what: str, address: int, count_or_values: int | list[int]) -> list[int]:
-        o = self.options
+    async def _paced(self, request: Callable[[], Awaitable[T]]) -> T:
+        """One request on the bus, at least `request_gap_s` after the bus's previous one ended."""
         async with self._pacer.lock:
             loop = asyncio.get_running_loop()
-            wait = self._pacer.last + o.request_gap_s - loop.time()
+            wait = self._pacer.last + self.options.request_gap_s - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
-                if what == "input" and isinstance(count_or_values, int):
-                    return await self._bus.read_input_registers(
-                        o.device_id, address, count_or_values, timeout_s=o.timeout_s
-                    )
-                if what == "holding" and isinstance(count_or_values, int):
-                    return await self._bus.read_holding_registers(
-                        o.device_id, address, count_or_values, timeout_s=o.timeout_s
-                    )
-                assert isinstance(count_or_values, list)
-                await self._bus.write_registers(o.device_id, address, count_or_values, timeout_s=o.timeout_s)
-                log.debug("%s: wrote %d = %s", self.description, address, count_or_values)
-                return count_or_values
+                return await request()
             except ValueError as exc:  # the transport's own limits, e.g. device ids 1..247
                 raise DeviceRefused(f"{self.description}: {exc}") from None
             finally:
                 self._pacer.last = loop.time()
 
+    async def _inputs(self, first: int, count: int) -> list[int]:
+        o = self.options
+        return await self._paced(
+            lambda: self._bus.read_input_registers(o.device_id, first, count, timeout_s=o.timeout_s)
+        )
+
+    async def _holding(self, first: int, count: int) -> list[int]:
+        o = self.options
+        return await self._paced(
+            lambda: self._bus.read_holding_registers(o.device_id, first, count, timeout_s=o.timeout_s)
+        )
+
+    async def _write(self, first: int, values: list[int]) -> None:
+        """Function code 16, as evcc writes (the box takes 06 as well)."""
+        o = self.options
+        await self._paced(
+            lambda: self._bus.write_registers(o.device_id, first, values, timeout_s=o.timeout_s)
+        )
+        log.debug("%s: wrote %d = %s", self.description, first, values)
+
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         if self._layout is None:
-            (layout,) = await self._paced("input", api.REG_LAYOUT, 1)
+            (layout,) = await self._inputs(api.REG_LAYOUT, 1)
             if not 0x0100 <= layout <= 0x01FF:
                 raise DeviceRefused(f"{self.description}: register layout {layout:#06x} is not a 1.x box's")
-            hw_max, hw_min = await self._paced("input", api.REG_HW_MAX_CURRENT, 2)
+            hw_max, hw_min = await self._inputs(api.REG_HW_MAX_CURRENT, 2)
             self._layout, self._hw_max_a, self._hw_min_a = layout, hw_max, hw_min
             log.info("%s: register layout %s, hardware current %d..%d A", self.description,
                      api.layout_text(layout), hw_min, hw_max)  # fmt: skip
@@ -199,7 +211,8 @@ class HeidelbergCharger(Charger):
     # -- the settings and the watchdog ------------------------------------------------------------
     def _wanted(self) -> list[int]:
         o = self.options
-        current = self._current_da if self._enabled else 0
+        # The default limit (max_current_a) may be above what this box's hardware takes (register 100).
+        current = min(self._current_da, self._hw_max_a * 10) if self._enabled else 0
         return api.settings(round(o.watchdog_timeout_s * 1000), current, api.deciamps(o.failsafe_current_a))
 
     async def _configure(self) -> None:
@@ -209,8 +222,14 @@ class HeidelbergCharger(Charger):
     async def _write_settings(self) -> None:
         wanted = self._wanted()
         # Two writes: 260 between them is reserved.
-        await self._paced("write", api.REG_WATCHDOG_MS, wanted[:3])
-        await self._paced("write", api.REG_MAX_CURRENT, wanted[4:])
+        try:
+            await self._write(api.REG_WATCHDOG_MS, wanted[:3])
+            await self._write(api.REG_MAX_CURRENT, wanted[4:])
+        except DeviceRefused as exc:
+            raise DeviceRefused(
+                f"{exc} (the box refused the bridge's settings: a failsafe_current_a above its "
+                f"hardware maximum of {self._hw_max_a} A?)"
+            ) from None
         if not self._configured:
             log.info("%s: watchdog %g s, standby off, failsafe %g A, current %g A", self.description,
                      self.options.watchdog_timeout_s, self.options.failsafe_current_a,
@@ -223,9 +242,12 @@ class HeidelbergCharger(Charger):
         while True:
             try:
                 await self.feed()
-            except DeviceError as exc:
+            except DeviceUnreachable as exc:  # the polls report the outage; the feed just waits
                 self._configured = False
                 log.debug("%s: watchdog feed failed: %s", self.description, exc)
+            except DeviceError as exc:
+                self._configured = False
+                log.warning("%s: watchdog feed failed: %s", self.description, exc)
             await asyncio.sleep(self.options.watchdog_timeout_s / 4)
 
     async def feed(self) -> None:
@@ -235,7 +257,7 @@ class HeidelbergCharger(Charger):
             if not self._configured:
                 await self._write_settings()
                 return
-            read = await self._paced("holding", api.SETTINGS_FIRST, api.SETTINGS_COUNT)
+            read = await self._holding(api.SETTINGS_FIRST, api.SETTINGS_COUNT)
             lost = api.settings_differ(self._wanted(), read)
             if lost:
                 log.warning("%s: registers %s no longer hold what the bridge wrote (a reboot, the "
@@ -250,7 +272,7 @@ class HeidelbergCharger(Charger):
             assert layout is not None
             values: dict[int, int] = {}
             for first, count in api.poll_blocks(layout):
-                block = await self._paced("input", first, count)
+                block = await self._inputs(first, count)
                 values.update(zip(range(first, first + count), block, strict=True))
         except DeviceUnreachable:
             self._configured = False  # the box may come back rebooted: the settings are written again
@@ -267,7 +289,7 @@ class HeidelbergCharger(Charger):
         await self.start()
         async with self._settings_lock:
             self._enabled = enabled
-            await self._paced("write", api.REG_MAX_CURRENT, [self._wanted()[4]])
+            await self._write(api.REG_MAX_CURRENT, [self._wanted()[4]])
 
     async def set_current(self, amps: float) -> None:
         caps = self.capabilities
@@ -278,4 +300,4 @@ class HeidelbergCharger(Charger):
         async with self._settings_lock:
             self._current_da = api.deciamps(amps)
             if self._enabled:  # while energy is off, 261 stays 0: the limit is written at enabling
-                await self._paced("write", api.REG_MAX_CURRENT, [self._current_da])
+                await self._write(api.REG_MAX_CURRENT, [self._wanted()[4]])

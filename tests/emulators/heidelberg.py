@@ -119,6 +119,10 @@ class HeidelbergBox:
 
     def state(self) -> int:
         self.settle()
+        return self._state()
+
+    def _state(self) -> int:
+        """Register 5 as of the last `settle`."""
         if self.asleep:
             return 10
         if self.fault_state is not None:
@@ -136,7 +140,7 @@ class HeidelbergBox:
         return self.state() in (7, 8)
 
     def currents_da(self) -> list[int]:
-        if self._state_now() not in (7, 8):
+        if self._state() not in (7, 8):
             return [0, 0, 0]
         da = min(self.offered_da(), round(self.ev_max_a * 10))
         return [da if phase < self.ev_phases else 0 for phase in range(3)]
@@ -145,15 +149,6 @@ class HeidelbergBox:
         return round(sum(da / 10 * v for da, v in zip(self.currents_da(), VOLTS, strict=True)))
 
     # -- time: the watchdog, standby, the energy that flowed --
-    def _state_now(self) -> int:
-        if self.asleep:
-            return 10
-        if self.fault_state is not None:
-            return self.fault_state
-        if not self.plugged or not self.ev_wants or self.offered_da() == 0:
-            return 0
-        return 8 if self.derating else 7
-
     def _flow(self, until: float) -> None:
         vah = self.power_va() * max(0.0, until - self._flow_at) * self.time_scale / 3600
         self.energy_vah += vah
@@ -180,12 +175,14 @@ class HeidelbergBox:
         self._flow(now)
 
     # -- the register map --
-    def _input(self, address: int) -> int:
+    def input_values(self) -> dict[int, int]:
+        """Every input register at one instant (a reply's registers must agree with each other)."""
+        self.settle()
         energy = int(self.energy_vah)
         since_power_on = int(self.energy_since_power_on_vah)
         logistic = LOGISTIC.encode().ljust(64, b"\0")
         values = {
-            4: self.layout, 5: self.state(), 9: 250, 13: int(self.external_unlocked),
+            4: self.layout, 5: self._state(), 9: 250, 13: int(self.external_unlocked),
             14: self.power_va(), 15: since_power_on >> 16, 16: since_power_on & 0xFFFF,
             17: energy >> 16, 18: energy & 0xFFFF, 100: self.hw_max_a, 101: self.hw_min_a,
             200: 1, 203: 1234,
@@ -194,10 +191,10 @@ class HeidelbergBox:
             values[6 + i] = da
         for i, volts in enumerate(VOLTS):
             values[10 + i] = volts
-        if 102 <= address <= 133:
+        for address in range(102, 134):
             at = (address - 102) * 2
-            return (logistic[at] << 8) | logistic[at + 1]
-        return values[address]
+            values[address] = (logistic[at] << 8) | logistic[at + 1]
+        return values
 
     def input_addresses(self) -> list[int]:
         """The input registers this layout documents."""
@@ -289,11 +286,12 @@ class HeidelbergBus:
             if function_code == 3:
                 values = [box.holding.get(a, 0) for a in range(address, address + count)]
             else:
-                values = [box._input(a) for a in range(address, address + count)]
+                now_values = box.input_values()
+                values = [now_values[a] for a in range(address, address + count)]
                 if address <= 17 < address + count:
-                    box.reported_energy_wh.append(float(int(box.energy_vah)))
+                    box.reported_energy_wh.append(float((now_values[17] << 16) | now_values[18]))
                 if address <= 14 < address + count:
-                    box.reported_power_w.append(float(box.power_va()))
+                    box.reported_power_w.append(float(now_values[14]))
             offset = address - start_address
             registers[offset : offset + count] = values
             box.accesses.append(Access(function_code, address, tuple(values), now))

@@ -116,6 +116,10 @@ class ChargerCapabilities:
     max_current_a: float
     current_step_a: float
     can_install_firmware: bool = False  # takes a firmware image (install_firmware), for UpdateFirmware
+    # False: report only. The device decides when energy flows (evcc, a wallbox in its own mode); the
+    # bridge watches and reports, never calls set_enabled, and refuses remote starts, stops and limits
+    # it could not carry out (docs/protocol.md, "Report-only chargers").
+    can_switch_energy: bool = True
 
 
 # What a driver pushes between reads.

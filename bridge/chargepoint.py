@@ -28,7 +28,7 @@ from bridge.config import ChargePointConfig, ConnectorConfig
 from bridge.core import authorization
 from bridge.core import connector as core
 from bridge.core.charge_point import ChargePointCore
-from bridge.core.config_keys import IMPLEMENTED_FEATURES, SUPPORTED_PROFILES, Configuration
+from bridge.core.config_keys import Configuration, implemented_features, supported_profiles
 from bridge.core.meter_values import can_measure
 from bridge.metrics import Metrics
 from bridge.ocpp.data_transfer import BRIDGE_VENDOR_ID, DataTransferHandlers
@@ -82,11 +82,12 @@ class ChargePoint:
             for cid, charger in sorted(chargers.items())
         }
         self.whole = ChargePointCore(tuple(self.connectors))  # connector 0: the charge point as a whole
+        profiles = supported_profiles(any(c.capabilities.can_switch_energy for c in chargers.values()))
         self.configuration = Configuration(
-            features=IMPLEMENTED_FEATURES,
+            features=implemented_features(profiles),
             fixed={
                 "NumberOfConnectors": str(len(chargers)),
-                "SupportedFeatureProfiles": ",".join(SUPPORTED_PROFILES),
+                "SupportedFeatureProfiles": ",".join(profiles),
                 "ConnectorSwitch3to1PhaseSupported": identity.phase_switching(chargers.values()),
             },
             initial=cfg.ocpp,
@@ -182,8 +183,9 @@ class ChargePoint:
         effects = EffectRunner(name, execute, report, self._spawn)
         # Whether the plug can be sensed is known from the capabilities before the first reading: a
         # remote start that arrives before it must not wait for a plug a relay never reports.
-        sensed, free_tag = charger.capabilities.can_sense_plug, self.cfg.free_vend_tag(cid)  # free: no card
-        connector = core.Connector(cid, new_id=new_id, plug_sensed=sensed, free_tag=free_tag)
+        caps, free_tag = charger.capabilities, self.cfg.free_vend_tag(cid)  # free: no card
+        connector = core.Connector(cid, new_id=new_id, plug_sensed=caps.can_sense_plug, free_tag=free_tag,
+                                   switches_energy=caps.can_switch_energy)  # fmt: skip
         return ConnectorRuntime(connector, device, effects, settings)
 
     def _reading_due_in(self, cid: int) -> float | None:
@@ -297,7 +299,7 @@ class ChargePoint:
         effects += rt.core.on_tick(now, c.get_int("ConnectionTimeOut"))
         resumed, rt.resume_pending = rt.resume_pending, False
         if resumed and rt.core.transaction is not None:  # still plugged: energy as the transaction had it
-            effects.append(core.SetEnergy(rt.core.energy_allowed))
+            effects += rt.core.energy()
         elif rt.device.energy_unwanted(reading, rt.core.energy_allowed):
             effects.append(core.SetEnergy(False))
         if effects or not self.statuses.settled(cid):  # most readings, while charging, change nothing

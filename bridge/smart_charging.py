@@ -5,7 +5,8 @@ The decisions are pure (`bridge.core.charging_profiles`, `composite`, `setpoint`
 persists the profiles, answers the central system, and makes the hardware follow: the limit
 reaches a device when profiles change, when a transaction starts or ends, and when a schedule
 period begins (one timer to the next boundary, no polling). A device that refuses a limit is
-tried again every APPLY_RETRY_S.
+tried again every APPLY_RETRY_S. A report-only connector (its device cannot switch energy) takes no
+profile and is never set a limit (`report_only_refusal`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bridge.core.charging_profiles import (
     Purpose,
     RunningTransaction,
     parse_profile,
+    report_only_refusal,
 )
 from bridge.core.composite import (
     CompositePeriod,
@@ -184,6 +186,10 @@ class SmartCharging:
     def _known_connector(self, connector_id: int) -> bool:
         return connector_id == 0 or connector_id in self._connectors
 
+    def _report_only_refusal(self, connector_id: int) -> str | None:
+        switches = {cid: rt.charger.capabilities.can_switch_energy for cid, rt in self._connectors.items()}
+        return report_only_refusal(connector_id, switches)
+
     # -- the central system's messages ----------------------------------------------------
     def set_profile(self, connector_id: int, wire: Mapping[str, Any]) -> str:
         """SetChargingProfile: Accepted or Rejected; invalid values raise PropertyConstraintViolation."""
@@ -191,7 +197,8 @@ class SmartCharging:
         now = self._now()
         profile = self.parse(wire, connector_id, now)
         running = {cid: self._transaction(cid) for cid in self._connectors}
-        reason = self.profiles.rejection(profile, self.limits(), running)
+        reason = self._report_only_refusal(connector_id)
+        reason = reason or self.profiles.rejection(profile, self.limits(), running)
         if reason is not None:
             log.warning("%s: SetChargingProfile %d rejected: %s", self._cp_id, profile.id, reason)
             return "Rejected"
@@ -227,6 +234,11 @@ class SmartCharging:
                 "%s: GetCompositeSchedule for unknown connector %d: Rejected", self._cp_id, connector_id
             )
             return {"status": "Rejected"}
+        if (why := self._report_only_refusal(connector_id)) is not None:
+            log.warning(
+                "%s: GetCompositeSchedule for connector %d: Rejected (%s)", self._cp_id, connector_id, why
+            )
+            return {"status": "Rejected"}  # no limit applies to it
         if unit is None:
             unit = "A" if "A" in self.limits().units else "W"
         t0 = self._now()
@@ -343,8 +355,8 @@ class SmartCharging:
         now = self._now() if now is None else now
         periods = self.composite(cid, now, now + LOOKAHEAD_S)
         rt = self._connectors[cid]
-        if not periods or not rt.started:
-            return periods
+        if not periods or not rt.started or not rt.charger.capabilities.can_switch_energy:
+            return periods  # report only: a limit it could not back by switching off is never set
         caps = rt.charger.capabilities
         wanted = setpoint(periods[0].limit, periods[0].phases, caps)
         async with self._apply_locks.setdefault(cid, asyncio.Lock()):

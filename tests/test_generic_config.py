@@ -78,7 +78,9 @@ def test_a_good_block_builds_the_options() -> None:
         # a status or plugged source
         ("read:\n  power_w: {const: 1}" + W,
          "read", "power_w:", "needs read.status or read.plugged"),  # a mapping's line: its first key
-        ("read:\n  status: {const: A}", "write.enable", "type: generic", "required: where the bridge turns"),
+        # report only (no write.enable): a limit it could not back by switching off is refused
+        (R + "write:\n  current: {http: {url: 'http://h/'}}",
+         "write.current", "current:", "needs write.enable: without it the device is report only"),
         # lists of 1 or 3
         (R + "  currents: [{const: 1}, {const: 2}]" + W,
          "read.currents", "currents:", "exactly 1 or 3 sources"),

@@ -3,9 +3,10 @@ through the bridge: the real daemon, the strict central system, a real mosquitto
 
 Report only (evcc-loadpoint-mqtt, the request of evcc issues #32989 and #30232): a car connecting at a
 loadpoint evcc charges in mode `now` is a whole session in OCPP (free vend), and the bridge never sets
-anything in evcc. With control (evcc-loadpoint-mqtt-control): RemoteStart/Stop reach evcc as its mode
-now/off, a charging profile's limit as its maxCurrent. evcc going offline (its last will) is Faulted,
-and back, within one transaction.
+anything in evcc: it refuses the remote start and stop and the charging profiles it could not carry
+out, and offers no SmartCharging. With control (evcc-loadpoint-mqtt-control): RemoteStart/Stop reach
+evcc as its mode now/off, a charging profile's limit as its maxCurrent. evcc going offline (its last
+will) is Faulted, and back, within one transaction.
 """
 
 from __future__ import annotations
@@ -76,13 +77,13 @@ async def test_report_only_a_whole_session_and_nothing_set_in_evcc(
     assert (start["idTag"], start["connectorId"]) == ("EVCC-GARAGE", 1)
     assert 1_234_500 <= start["meterStart"] < energy_of(rising) <= stop["meterStop"]  # 1234.5 kWh on
     assert (stop["transactionId"], stop["reason"]) == (rising["transactionId"], "EVDisconnected")
-    assert stop["meterStop"] <= lp.total_import_kwh * 1000
+    assert stop["meterStop"] <= round(lp.total_import_kwh * 1000)  # evcc publishes whole Wh (kWh, 3 places)
     seen = statuses(csms)  # Preparing only when a reading shows the car before evcc charges it
     assert seen[0] == seen[-1] == "Available" and "Charging" in seen
     assert set(seen) <= {"Available", "Preparing", "Charging"}
-    # Report only: evcc's mode and current were never touched; only the topic evcc ignores was written.
+    # Report only: evcc's mode and current were never touched; nothing was written at all.
     assert lp.mode == "now" and lp.max_current == 16.0
-    assert {key for key, _ in set_topics(evcc)} <= {"enabled"}
+    assert set_topics(evcc) == []
 
 
 async def test_with_control_the_mode_and_a_profile_limit_reach_evcc(
@@ -92,6 +93,8 @@ async def test_with_control_the_mode_and_a_profile_limit_reach_evcc(
     lp.mode = "pv"  # evcc's own mode, until the bridge takes over
     async with running(config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt-control")):
         await ready(csms)
+        answer = await csms.call(CP, call.GetConfiguration(key=["SupportedFeatureProfiles"]))
+        (profiles,) = answer.configuration_key
         lp.plug()
         await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Preparing")
         answer = await csms.call(CP, call.RemoteStartTransaction(id_tag="REMOTE-1", connector_id=1))
@@ -120,6 +123,7 @@ async def test_with_control_the_mode_and_a_profile_limit_reach_evcc(
     assert ("mode", "now") in sent and ("mode", "off") in sent
     assert ("maxCurrent", "16") in sent and ("maxCurrent", "10.5") in sent
     assert "enabled" not in {key for key, _ in sent}  # evcc has no setter for it
+    assert "SmartCharging" in profiles["value"].split(",")  # with control, as before
 
 
 @pytest.mark.parametrize(
@@ -156,23 +160,52 @@ async def test_evcc_offline_is_faulted_and_back_within_one_transaction(
     assert stop["reason"] == "EVDisconnected"
 
 
-async def test_report_only_a_remote_stop_ends_the_transaction_but_not_evccs_charging(
-    csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path
+async def test_report_only_refuses_what_it_cannot_carry_out_and_the_unplug_ends_the_transaction(
+    csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path, caplog: Any
 ) -> None:
+    """The bridge cannot stop evcc's charging: RemoteStop is Rejected (§5.12: Accepted says it "will be
+    stopped") and the transaction goes on; RemoteStart and SetChargingProfile are Rejected and
+    SmartCharging is not offered; the unplug ends the transaction; the device is never asked to switch."""
     lp = evcc.loadpoints[0]
     config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt", free_vend_id_tag="EVCC-GARAGE")
+    caplog.set_level("WARNING", logger="bridge")
     async with running(config) as daemon:
         await ready(csms)
+        answer = await csms.call(CP, call.GetConfiguration(key=["SupportedFeatureProfiles"]))
+        (profiles,) = answer.configuration_key
         lp.plug()
         await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
         snapshot = daemon.charge_points[CP].snapshot
         await csms.wait_until(lambda: snapshot().connectors[0].transaction_id is not None, what="the id")
-        answer = await csms.call(CP, call.RemoteStopTransaction(transaction_id=csms.last_transaction_id))
-        assert answer.status == "Accepted"
+        transaction_id = csms.last_transaction_id
+        stop_answer = await csms.call(CP, call.RemoteStopTransaction(transaction_id=transaction_id))
+        start_answer = await csms.call(CP, call.RemoteStartTransaction(id_tag="REMOTE-1", connector_id=1))
+        anywhere = await csms.call(CP, call.RemoteStartTransaction(id_tag="REMOTE-1"))
+        profile = {
+            "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": 8}]},
+        }  # fmt: skip
+        limits = [
+            await csms.call(CP, call.SetChargingProfile(connector_id=cid, cs_charging_profiles=profile))
+            for cid in (1, 0)
+        ]
+        rising = await csms.wait_for_call(  # the transaction goes on, evcc charging
+            CP, "MeterValues", lambda p: p.get("transactionId") == transaction_id, count=3, timeout=10
+        )
+        assert lp.mode == "now" and lp.charging and csms.calls(CP, "StopTransaction") == []
+        lp.unplug()
         stop = await csms.wait_for_call(CP, "StopTransaction")
-    assert stop["reason"] == "Remote"
-    assert lp.mode == "now" and lp.charging  # evcc kept control: the car still charges
-    assert {key for key, _ in set_topics(evcc)} <= {"enabled"}
+    assert "SmartCharging" not in profiles["value"].split(",") and "Core" in profiles["value"]
+    assert (stop_answer.status, start_answer.status, anywhere.status) == ("Rejected",) * 3
+    assert [a.status for a in limits] == ["Rejected", "Rejected"]
+    assert (stop["transactionId"], stop["reason"]) == (transaction_id, "EVDisconnected")
+    assert stop["meterStop"] >= energy_of(rising) and len(csms.calls(CP, "StartTransaction")) == 1
+    assert set_topics(evcc) == [] and lp.max_current == 16.0  # nothing was ever set in evcc
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "refused to" in m or "has not allowed" in m], said
+    assert any("RemoteStopTransaction" in m and "report only" in m for m in said)
 
 
 async def test_without_a_meter_total_the_loadpoint_is_unreachable(

@@ -2,9 +2,10 @@
 through the bridge: the real daemon, the strict central system and the evcc emulator over HTTP.
 
 Report only (evcc-loadpoint-rest): a car connecting at a loadpoint evcc charges in mode `now` is a whole
-session in OCPP (free vend) and evcc gets no POST. With control (evcc-loadpoint-rest-control): the mode
-and a charging profile's limit reach evcc as POSTs to its setters. evcc not answering (connection
-refused) is Faulted, and back, within one transaction.
+session in OCPP (free vend) and evcc gets no POST; RemoteStart/Stop and SetChargingProfile are Rejected
+(the bridge could not carry them out) and the transaction goes on until the unplug. With control
+(evcc-loadpoint-rest-control): the mode and a charging profile's limit reach evcc as POSTs to its
+setters. evcc not answering (connection refused) is Faulted, and back, within one transaction.
 """
 
 from __future__ import annotations
@@ -75,6 +76,43 @@ async def test_report_only_a_whole_session_and_no_post(
     # Every reading is one GET of the bridged loadpoint's state, filtered by evcc (0-based: [2-1]).
     gets = {path for method, path in evcc.requests if method == "GET"}
     assert gets and all("jq=.loadpoints%5B2-1%5D" in p or "jq=.loadpoints[2-1]" in p for p in gets)
+
+
+async def test_report_only_remote_stop_start_and_profiles_are_rejected_and_evcc_charges_on(
+    csms: StrictCentralSystem, evcc: EvccEmulator, tmp_path: Path
+) -> None:
+    lp = evcc.loadpoints[1]
+    config = config_for(csms, evcc, tmp_path, "evcc-loadpoint-rest", free_vend_id_tag="EVCC-CARPORT")
+    async with running(config) as daemon:
+        await ready(csms)
+        lp.plug()
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
+        snapshot = daemon.charge_points[CP].snapshot
+        await csms.wait_until(lambda: snapshot().connectors[0].transaction_id is not None, what="the id")
+        transaction_id = csms.last_transaction_id
+        stop_answer = await csms.call(CP, call.RemoteStopTransaction(transaction_id=transaction_id))
+        start_answer = await csms.call(CP, call.RemoteStartTransaction(id_tag="REMOTE-1"))
+        profile = {
+            "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": 8}]},
+        }  # fmt: skip
+        limit = await csms.call(CP, call.SetChargingProfile(connector_id=1, cs_charging_profiles=profile))
+        composite = await csms.call(CP, call.GetCompositeSchedule(connector_id=1, duration=60))
+        configuration = await csms.call(CP, call.GetConfiguration(key=["SupportedFeatureProfiles"]))
+        await csms.wait_for_call(
+            CP, "MeterValues", lambda p: p.get("transactionId") == transaction_id, count=2, timeout=10
+        )
+        assert lp.charging and csms.calls(CP, "StopTransaction") == []
+        lp.unplug()
+        stop = await csms.wait_for_call(CP, "StopTransaction")
+    assert (stop_answer.status, start_answer.status, limit.status) == ("Rejected",) * 3
+    assert composite.status == "Rejected"  # no limit applies to it
+    (profiles,) = configuration.configuration_key
+    assert "SmartCharging" not in profiles["value"].split(",")
+    assert (stop["transactionId"], stop["reason"]) == (transaction_id, "EVDisconnected")
+    assert posts(evcc) == [] and lp.mode == "now"
 
 
 async def test_with_control_the_mode_and_a_profile_limit_reach_evcc(

@@ -7,7 +7,9 @@ pipeline and puts the reading together; what the sources do not give is derived 
 plug and the vehicle's request from the IEC 61851 status) and left unknown where it cannot. A charger
 without `write.current` is a switch, declared as the relay drivers declare it (adapters/chargers/
 relay.py): min = max = its own current, any other current refused. A charger without a plug source
-(only `enabled`) cannot sense the plug, and the bridge infers it as for a relay.
+(only `enabled`) cannot sense the plug, and the bridge infers it as for a relay. A charger without
+`write.enable` is report only (`can_switch_energy` False): the device decides when energy flows, and
+the bridge never asks it to switch (docs/protocol.md, "Report-only chargers").
 
 The card reader: a new non-empty `id_tag` value is a card presented. The value at the first reading is
 learnt, not taken for a tap (after a restart it would be the card of the session going on).
@@ -195,6 +197,7 @@ class GenericCharger(Charger):
             min_current_a=o.min_current_a if settable else o.max_current_a,
             max_current_a=o.max_current_a,
             current_step_a=o.current_step_a if settable else o.max_current_a,
+            can_switch_energy=not o.report_only,
         )
 
     async def start(self) -> None:
@@ -280,6 +283,8 @@ class GenericCharger(Charger):
         return value if isinstance(value, bool) else pipeline.reverse(value)
 
     async def set_enabled(self, enabled: bool) -> None:
+        if "enable" not in self._writers:
+            raise NotSupportedByDevice(f"{self.description} is report only: it decides when energy flows")
         writer, _ = self._writers["enable"]
         await writer.write(self._out("enable", enabled))
         self._enabled_written = enabled

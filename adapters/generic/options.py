@@ -340,6 +340,16 @@ class GenericChargerOptions:
     write: ChargerWrite = field(default_factory=ChargerWrite)
 
     @property
+    def report_only(self) -> bool:
+        """No write.enable: the device decides when energy flows; the bridge only reports."""
+        return self.write.enable is NO_SOURCE
+
+    @property
+    def reads_tags(self) -> bool:
+        """A read.id_tag source: the device presents the cards tapped at it."""
+        return self.read.id_tag is not NO_SOURCE
+
+    @property
     def senses_plug(self) -> bool:
         """A status or plugged source; without, the device is a switch that cannot see the plug."""
         return self.read.status is not NO_SOURCE or self.read.plugged is not NO_SOURCE
@@ -351,7 +361,14 @@ class GenericChargerOptions:
             problems.append(("read", "needs read.status or read.plugged (or read.enabled for a switch "
                                      "that cannot sense the plug)"))  # fmt: skip
         if w.enable is NO_SOURCE:
-            problems.append(("write.enable", "required: where the bridge turns the energy on and off"))
+            # Report only: a limit the bridge could not back by switching off is not offered.
+            for name in ("current", "phases"):
+                if getattr(w, name) is not NO_SOURCE:
+                    problems.append((f"write.{name}", (
+                        "needs write.enable: without it the device is report only (it decides when energy"
+                        f" flows) and the bridge cannot stop what it limits; add write.enable or remove"
+                        f" write.{name}"
+                    )))  # fmt: skip
         for name, (kind, family) in WRITE_KINDS.items():
             source = getattr(w, name)
             if source is not NO_SOURCE:

@@ -123,8 +123,9 @@ def id_tag_problem(id_tag: str) -> str | None:
 def free_vend_problems(cp: ChargePointConfig) -> list[tuple[str, str]]:
     """Charging without a card starts at plug-in: refused for a device that cannot sense the plug
     (a relay wallbox), where there is no plug-in to start at (docs/protocol.md, "Charging without a
-    card"). (field, problem) for the field that set the tag, its path within the charge point."""
-    problems = []
+    card"); and required of a report-only device, which takes no remote start (`report_only_problems`).
+    (field, problem) for the field that set the tag, its path within the charge point."""
+    problems = report_only_problems(cp)
     for index, connector in enumerate(cp.connectors):
         if cp.free_vend_tag(connector.id) is None or _senses_plug(connector.charger):
             continue
@@ -135,6 +136,25 @@ def free_vend_problems(cp: ChargePointConfig) -> list[tuple[str, str]]:
             f"connector {connector.id}'s {connector.charger.type} relay cannot sense the plug, so there is no"
             f" plug-in to start a session at; {fix} and start its sessions from the central system"
             " (RemoteStartTransaction)"
+        )))  # fmt: skip
+    return problems
+
+
+def report_only_problems(cp: ChargePointConfig) -> list[tuple[str, str]]:
+    """A report-only connector (a generic device without write.enable) starts its transactions only
+    at a plug-in with the free-vend tag or at a tag the device or a card reader presents: with neither
+    it could never start one (docs/protocol.md, "Report-only chargers")."""
+    problems = []
+    report_only = [getattr(c.charger.options, "report_only", False) for c in cp.connectors]
+    for index, connector in enumerate(cp.connectors):
+        tags = getattr(connector.charger.options, "reads_tags", False) or connector.card_reader is not None
+        if not report_only[index] or tags or cp.free_vend_tag(connector.id) is not None:
+            continue
+        problems.append((f"connectors[{index}].charger", (
+            f"connector {connector.id}'s charger is report only (no write.enable: it decides when energy"
+            " flows) and takes no RemoteStartTransaction, so nothing could start a transaction; set"
+            " free_vend_id_tag (a car connecting starts one), give it a read.id_tag source or a"
+            " card_reader:, or add write.enable"
         )))  # fmt: skip
     return problems
 

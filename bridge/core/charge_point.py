@@ -10,6 +10,9 @@ connector, the first Available in connector order: that connector is kept for th
 one stays free for it, and the others serve anyone. A reserved connector takes a remote start only
 for a tag the reservation admits; without a connectorId such a tag goes to its reserved connector
 first.
+
+A connector whose device cannot switch energy (report only) takes no remote start and no remote stop:
+the charge point could carry out neither (docs/protocol.md, "Report-only chargers").
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class ConnectorView:
     status: Status
     in_transaction: bool
     reservation: Reservation | None = None  # the reservation it holds
+    switches_energy: bool = True  # False: report only, the device decides when energy flows
 
 
 def remote_start_target(
@@ -43,8 +47,9 @@ def remote_start_target(
     With a connectorId: that connector, if it exists, has no transaction and is free, or is reserved
     for the tag (or its group, `parent_id_tag` when known). Without one: the connector reserved for
     the tag, else the one where a car waits, else the first free one (in connector order). A tag a
-    reservation does not admit never gets a reserved connector.
+    reservation does not admit never gets a reserved connector. A report-only connector is never one.
     """
+    connectors = {cid: view for cid, view in connectors.items() if view.switches_energy}
 
     def reserved_for_tag(view: ConnectorView) -> bool:
         held = view.reservation
@@ -65,6 +70,14 @@ def remote_start_target(
             if view.status is wanted and view.reservation is None:
                 return cid
     return None
+
+
+def remote_stop_target(connector_id: int | None, connectors: Mapping[int, ConnectorView]) -> int | None:
+    """The connector a RemoteStopTransaction stops, given the one its transaction runs on (None: no
+    such transaction); None when it must be Rejected: unknown, or on a report-only connector, which
+    cannot stop (§5.12: Accepted says the transaction "will be stopped")."""
+    view = connectors.get(connector_id) if connector_id is not None else None
+    return connector_id if view is not None and view.switches_energy else None
 
 
 def reserve_target(

@@ -170,6 +170,19 @@ def parse_profile(wire: Mapping[str, Any], connector_id: int, received_at: int) 
     )
 
 
+def report_only_refusal(connector_id: int, switches_energy: Mapping[int, bool]) -> str | None:
+    """Why a profile for `connector_id` is refused because no device it would limit can switch
+    energy (report only: it could not follow the limit), or None. A profile for connector 0 is kept
+    while one connector can follow it, and applied only to those."""
+    if connector_id != 0:
+        if switches_energy.get(connector_id, True):
+            return None
+        return f"connector {connector_id} is report only: its device decides when energy flows"
+    if any(switches_energy.values()):
+        return None
+    return "every connector is report only: their devices decide when energy flows"
+
+
 def _iso(epoch_s: int) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

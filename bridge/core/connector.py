@@ -80,6 +80,7 @@ class Connector(Lifecycle):
         self.plug_sensed = reading.plugged is not None
         self.plugged = bool(reading.plugged) if self.plug_sensed else self._transaction is not None
         self.ev_requesting = reading.ev_requesting
+        self.device_allows = reading.energy_allowed
         self.fault = ocpp_fault(reading.fault) if reading.fault is not None else None
         self.unreachable = None  # it answered
         if reading.energy_wh is not None:
@@ -202,7 +203,7 @@ class Connector(Lifecycle):
         transaction goes on, with energy off (SuspendedEVSE) or on again."""
         before = self.energy_allowed
         self.limit_paused = paused
-        return [] if self.energy_allowed == before else [SetEnergy(self.energy_allowed)]
+        return [] if self.energy_allowed == before else self.energy()
 
     def stop(self, reason: StopReason, now: datetime, id_tag: str | None) -> list[Effect]:
         return self._fire(Stop(reason, id_tag, now))
@@ -263,7 +264,7 @@ class Connector(Lifecycle):
         if stop_on_invalid_id:
             return self.stop(StopReason.DE_AUTHORIZED, now, None)
         self._transaction = replace(tx, deauthorized=True)
-        return [SetEnergy(False)]
+        return self.energy(False)  # report only: the transaction goes on, energy is the device's
 
     def _stop_by_group(self, id_tag: str, parent: str, now: datetime) -> list[Effect]:
         tx = self._transaction

@@ -11,6 +11,10 @@ Only `_fire` and `_fire_availability` change the lifecycle, and only as the tabl
 follow from the transition taken: entering TRANSACTION starts one (StartTransaction, SetEnergy),
 leaving it stops it (SetEnergy(False), StopTransaction), an accepted TagPresented asks an
 Authorize.
+
+A connector whose device cannot switch energy (report only, `switches_energy` False) decides the
+same transitions but asks for no SetEnergy: the device decides when energy flows, and its status
+follows what the device says it allows (docs/protocol.md, "Report-only chargers").
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ class Lifecycle:
         "_waiting",
         "authorizing",
         "connector_id",
+        "device_allows",
         "energy_wh",
         "ev_requesting",
         "fault",
@@ -85,6 +90,7 @@ class Lifecycle:
         "plug_sensed",
         "plugged",
         "plugged_at",
+        "switches_energy",
         "unreachable",
     )  # fmt: skip
 
@@ -95,8 +101,11 @@ class Lifecycle:
         plug_sensed: bool = True,
         new_id: Callable[[], int] | None = None,
         free_tag: str | None = None,
+        switches_energy: bool = True,
     ) -> None:
         self.connector_id = connector_id
+        self.switches_energy = switches_energy  # False: report only, the device decides on energy
+        self.device_allows = True  # the latest reading's energy_allowed (a report-only status shows it)
         # Charging without a card (configured): the idTag a plug-in presents when no tag waits for it.
         self.free_tag = free_tag or None
         # Facts: the latest reading, and what the shell tells.
@@ -182,10 +191,17 @@ class Lifecycle:
             self._availability,
             plugged=self.plugged,
             ev_requesting=self.ev_requesting,
-            energy_allowed=self.energy_allowed,
+            energy_allowed=self.energy_allowed if self.switches_energy else self.device_allows,
             fault=self.fault or self.unreachable,
             held=self.held,
         )
+
+    def energy(self, allowed: bool | None = None) -> list[Effect]:
+        """SetEnergy to `allowed` (what the transaction allows by default); none for a device that
+        cannot switch energy (report only)."""
+        if not self.switches_energy:
+            return []
+        return [SetEnergy(self.energy_allowed if allowed is None else allowed)]
 
     def meter_wh(self) -> int:
         """The register for meterStart and meterStop: whole Wh, rounded as the register values are."""
@@ -258,7 +274,7 @@ class Lifecycle:
             self._transaction = tx
             self.plugged = True
             self.energy_wh = max(self.energy_wh or 0.0, float(tx.meter_start_wh))
-            return [SetEnergy(self.energy_allowed)]
+            return self.energy()
         waiting = self._waiting
         used = self._reservation if self._state is State.RESERVED else None
         if used is None and waiting is not None:
@@ -277,7 +293,7 @@ class Lifecycle:
         self.plugged_at = None
         # The start is persisted (with reservationId) before the reservation is let go.
         ended = [ReservationEnded(used, "used")] if used is not None else []
-        return [StartTransaction(tx), *ended, SetEnergy(self.energy_allowed)]
+        return [StartTransaction(tx), *ended, *self.energy()]
 
     def _end(self, stop: Stop) -> list[Effect]:
         """Leaving TRANSACTION: energy off, then the StopTransaction (meterStop never below meterStart)."""
@@ -288,6 +304,6 @@ class Lifecycle:
         if not self.plug_sensed:
             self.plugged = False  # only assumed for the transaction: free at once, not Preparing
         return [
-            SetEnergy(False),
+            *self.energy(False),
             StopTransaction(tx, max(meter, tx.meter_start_wh), stop.now, stop.reason, stop.id_tag),
         ]

@@ -16,7 +16,7 @@ from ocpp.v16 import call
 
 from bridge.clock import Clock
 from bridge.core import connector as core
-from bridge.core.charge_point import ChargePointCore, ConnectorView, remote_start_target
+from bridge.core.charge_point import ChargePointCore, ConnectorView, remote_start_target, remote_stop_target
 from bridge.core.config_keys import Configuration
 from bridge.ocpp.session import Session
 from bridge.runtime.authorizer import Authorizer
@@ -70,12 +70,18 @@ class Commands:
     def remote_start_target(self, connector_id: int | None, id_tag: str | None = None) -> int | None:
         """Where a RemoteStartTransaction for `id_tag` goes (a reserved connector only for a tag its
         reservation admits: the tag, or one whose group, known locally, is the reservation's)."""
-        views = {
-            cid: ConnectorView(rt.core.status().status, rt.core.transaction is not None, rt.core.reservation)
-            for cid, rt in self._connectors.items()
-        }
+        views = self._views()
         parent = self._authorizer.known_parent(id_tag, self._clock.now()) if id_tag is not None else None
         return remote_start_target(connector_id, views, id_tag, parent)
+
+    def _views(self) -> dict[int, ConnectorView]:
+        return {
+            cid: ConnectorView(
+                rt.core.status().status, rt.core.transaction is not None, rt.core.reservation,
+                rt.device.capabilities.can_switch_energy,
+            )
+            for cid, rt in self._connectors.items()
+        }  # fmt: skip
 
     async def remote_start(self, cid: int, id_tag: str) -> None:
         """Carry out an accepted RemoteStartTransaction (after its answer is on the wire)."""
@@ -88,11 +94,18 @@ class Commands:
         )
 
     def connector_of_transaction(self, transaction_id: int) -> int | None:
+        """The connector a RemoteStopTransaction for `transaction_id` stops; None: Rejected (no such
+        transaction, or it runs on a report-only connector, which cannot stop it)."""
+        running = None
         for cid, rt in self._connectors.items():
             tx = rt.core.transaction
             if tx is not None and self._cs_id(tx.local_id) == transaction_id:
-                return cid
-        return None
+                running = cid
+        target = remote_stop_target(running, self._views())
+        if running is not None and target is None:
+            log.warning("%s/%d: RemoteStopTransaction %d rejected: the connector is report only",
+                        self._cp_id, running, transaction_id)  # fmt: skip
+        return target
 
     async def remote_stop(self, cid: int) -> None:
         await self._apply(

@@ -321,9 +321,9 @@ class DeviceCoordinator:
         Left on by the last run (a crash, a power cut of the Pi alone), a stop the device did not hear,
         a hand on the relay: switched off at the first reading; later only once it has lasted
         UNWANTED_ENERGY_S (a device reporting through MQTT shows a command a moment late), then every
-        as long.
+        as long. Never for a report-only device (it decides when energy flows, the bridge reports).
         """
-        if not reading.energy_allowed or allowed:
+        if not reading.energy_allowed or allowed or not self.capabilities.can_switch_energy:
             self._unwanted_since = None
             return False
         now = self._clock.monotonic()
@@ -352,6 +352,8 @@ class DeviceCoordinator:
 
     async def set_energy(self, allowed: bool) -> None:
         """Allow or stop energy; a refusal is logged (the next reading shows what the device does)."""
+        if not self.capabilities.can_switch_energy:
+            return  # report only: the core asks nothing of it; nothing to log every reading either
         try:
             async with self._lock:
                 await self.charger.set_enabled(allowed)

@@ -52,8 +52,10 @@ from bridge.core.config_keys.key_specs import (
     IMPLEMENTED_FEATURES,
     KEYS,
     SUPPORTED_PROFILES,
+    implemented_features,
     lookup,
     suggest,
+    supported_profiles,
 )
 from bridge.core.config_keys.key_types import (
     CHARGING_RATE_UNITS,
@@ -107,7 +109,9 @@ __all__ = [
     "Profile",
     "UnknownKey",
     "WriteOnlyKey",
+    "implemented_features",
     "lookup",
     "suggest",
+    "supported_profiles",
     "validate_file_value",
 ]

@@ -290,6 +290,22 @@ IMPLEMENTED_FEATURES: frozenset[str] = frozenset(
         "security",  # the security white paper's keys (bridge/charge_point_security.py)
     }
 ).union(*(PROFILE_FEATURES.get(profile, frozenset()) for profile in SUPPORTED_PROFILES))
+
+
+def supported_profiles(any_switches_energy: bool) -> tuple[str, ...]:
+    """SupportedFeatureProfiles of one charge point: without SmartCharging when no connector's device
+    can switch energy (all report only), since it could follow no limit."""
+    if any_switches_energy:
+        return SUPPORTED_PROFILES
+    return tuple(p for p in SUPPORTED_PROFILES if p != "SmartCharging")
+
+
+def implemented_features(profiles: tuple[str, ...]) -> frozenset[str]:
+    """The features of a charge point offering `profiles`: a profile's keys come only with it."""
+    dropped = set(SUPPORTED_PROFILES) - set(profiles)
+    return IMPLEMENTED_FEATURES.difference(*(PROFILE_FEATURES.get(p, frozenset()) for p in dropped))
+
+
 # Every feature name a key can carry.
 FEATURES: frozenset[str] = frozenset(spec.feature for spec in KEYS if spec.feature is not None)
 

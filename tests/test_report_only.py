@@ -25,6 +25,9 @@ from bridge.core.config_keys import (
     supported_profiles,
 )
 from bridge.core.connector import Connector, SetEnergy, StartTransaction, Status, StopReason, StopTransaction
+from bridge.metrics import Metrics
+from bridge.runtime.coordinator import UNWANTED_ENERGY_S, DeviceCoordinator
+from tests.helpers.clock import ManualClock
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 TIMEOUT = 60
@@ -186,3 +189,22 @@ def test_check_refuses_a_report_only_connector_that_could_never_start_a_transact
     # A free-vend tag, or a tag the device presents, makes it whole.
     options_of(HEAD + "        free_vend_id_tag: FREE\n" + REPORT_ONLY)
     assert options_of(text + "            id_tag: {const: ''}\n").reads_tags
+
+
+async def test_the_unwanted_energy_guard_and_set_energy_leave_a_report_only_device_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Energy flowing without a transaction is the device's own decision: never switched off, and no
+    refusal logged at every reading."""
+    text = HEAD + "        free_vend_id_tag: FREE\n" + REPORT_ONLY + "            enabled: {const: true}\n"
+    clock = ManualClock()
+    device = DeviceCoordinator(
+        GenericCharger(options_of(text), Transports()), name="CP-1/1", clock=clock, poll_interval_s=1.0,
+        faulted_after=3, metrics=Metrics(), labels={},
+    )  # fmt: skip
+    flowing = reading(True, allowed=True)
+    assert device.first_read and not device.energy_unwanted(flowing, allowed=False)
+    clock.advance(UNWANTED_ENERGY_S + 1)
+    assert not device.energy_unwanted(flowing, allowed=False)
+    await device.set_energy(False)  # asks nothing of the device: no "refused to" line
+    assert [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []

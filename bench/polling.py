@@ -30,6 +30,10 @@ Kinds:
   generic-modbus  the same gateway and meters, each read by a generic device (type: generic): a meter
                   described by two sources, energy and power (float32 input registers): 2 requests
                   per read, each value its own request (the generic device reads no blocks).
+  heidelberg-rtu  Heidelberg Energy Control boxes on one RS485 bus (a socat pseudo-terminal pair at
+                  19200 baud), device ids 1..N, charging, read only: one request per read, one at a
+                  time and 100 ms apart on the bus (the boxes' pacing), so one bus carries at most
+                  ~9 reads a second: more boxes than that cannot each be read every second.
 Figures per row, over the polling window only (after each driver's probe and one warm-up read):
   polls     reads done (failed ones in brackets) out of N x seconds;
   latency   mean, p95 and max of one driver read (time.perf_counter around `await driver.read()`;
@@ -66,7 +70,10 @@ REPO = SCRIPT.parent.parent
 sys.path.insert(0, str(REPO))  # the repository: adapters, tests.emulators, tests.processes
 from tests.processes import child_env, first_line, stop_process, vmrss_mib  # noqa: E402
 
-KINDS = ("goe-http", "openevse-http", "keba-udp", "sdm630-tcp", "sdm630-gateway", "generic-modbus")
+KINDS = (
+    "goe-http", "openevse-http", "keba-udp", "sdm630-tcp", "sdm630-gateway", "generic-modbus",
+    "heidelberg-rtu",
+)  # fmt: skip
 HTTP_KINDS = ("goe-http", "openevse-http")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 60.0
@@ -126,6 +133,13 @@ async def serve(kind: str, n: int) -> None:
                 stack.push_async_callback(keba.stop)
                 urls.append(f"udp://{keba.host}:{keba.port}")
                 ids.append(0)
+        elif kind == "heidelberg-rtu":
+            from tests.emulators.heidelberg import HeidelbergBox, heidelberg_rtu
+
+            tty_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-heidelberg-")))
+            boxes = [HeidelbergBox(device_id=i, plugged=True) for i in range(1, n + 1)]
+            line = await stack.enter_async_context(heidelberg_rtu(tty_dir, *boxes))
+            urls, ids = [line.url] * n, [box.device_id for box in boxes]
         elif kind == "sdm630-tcp":
             for _ in range(n):
                 meter = EmulatedMeter("sdm630", 1)
@@ -193,6 +207,13 @@ async def poll(kind: str, urls: list[str], ids: list[int], seconds: float, inter
             host, port = url.removeprefix("udp://").split(":")
             options = KebaUdpOptions(host=host, port=int(port), local_port=local_port, timeout_s=5)
             drivers.append(KebaUdpCharger(options, transports))
+    elif kind == "heidelberg-rtu":
+        from adapters.chargers.heidelberg import HeidelbergCharger, HeidelbergOptions
+
+        drivers = [
+            HeidelbergCharger(HeidelbergOptions(modbus=url, device_id=i, timeout_s=5), transports)
+            for url, i in zip(urls, ids, strict=True)
+        ]
     elif kind == "generic-modbus":
         drivers = generic_meters(urls, ids, transports)
     else:

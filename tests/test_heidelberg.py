@@ -1,8 +1,8 @@
 """The Heidelberg Energy Control driver against its emulator (tests/emulators/heidelberg.py) over Modbus
 RTU on a socat pseudo-terminal pair: the probe and capabilities, a reading in the box's units, energy
 on and off as the current command in 0.1 A, its error replies and fault states, the pacing of one bus
-with two boxes, the watchdog kept fed and falling back once the driver stops, standby, an outage;
-its configuration checked with line numbers; and `ocpp-bridge probe` against it.
+with two boxes, a box behind a gateway, the watchdog kept fed and falling back once the driver stops,
+standby, an outage; its configuration checked with line numbers; and `ocpp-bridge probe` against it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from adapters.chargers.heidelberg import HeidelbergCharger, HeidelbergOptions
 from adapters.transports.pool import Transports
 from bridge.config import ConfigError, parse_config
 from bridge.probe import probe
-from tests.emulators.heidelberg import HeidelbergBox, HeidelbergBus, heidelberg_rtu
+from tests.emulators.heidelberg import HeidelbergBox, HeidelbergBus, heidelberg_rtu, heidelberg_tcp
 
 CURRENT, FAILSAFE, WATCHDOG, STANDBY, REMOTE_LOCK = 261, 262, 257, 258, 259
 
@@ -87,6 +87,20 @@ async def test_a_small_box_an_old_layout_and_one_phase(tmp_path: Path, transport
     assert reading.current_a == (10.0,) and reading.voltage_v == (230.0,)
     polls = [(a.address, len(a.values or ())) for a in box.accesses[2:4]]
     assert polls == [(5, 9), (15, 2)]  # around the missing register 14
+
+
+@pytest.mark.parametrize("rtu_framing", [True, False], ids=["rtu+tcp", "tcp"])
+async def test_a_box_behind_a_gateway(rtu_framing: bool, transports: Transports) -> None:
+    async with heidelberg_tcp(HeidelbergBox(device_id=7, plugged=True), rtu_framing=rtu_framing) as gateway:
+        assert gateway.url.startswith("rtu+tcp://127.0.0.1:" if rtu_framing else "tcp://127.0.0.1:")
+        charger = operated(HeidelbergCharger(options(gateway, 7), transports))
+        await charger.set_enabled(True)
+        await charger.set_current(9)
+        reading = await charger.read()
+        gateway.box(7).silent = True
+        with pytest.raises(DeviceUnreachable):
+            await charger.read()
+    assert reading.current_a == (9.0, 9.0, 9.0) and gateway.box(7).writes(CURRENT) == [0, 160, 90]
 
 
 async def test_energy_on_and_off_is_the_current_command_in_tenths_of_an_ampere(

@@ -1,5 +1,6 @@
 """Heidelberg (Amperfied) Energy Control wallboxes on one RS485 bus, emulated with a pymodbus RTU server on
-one end of a socat pseudo-terminal pair (tests/emulators/modbus_serving.py).
+one end of a socat pseudo-terminal pair (tests/emulators/modbus_serving.py), or behind a gateway on a
+free loopback port (`heidelberg_tcp`: a serial server forwarding RTU frames, or a Modbus TCP gateway).
 
 The register map is written out here from devices.md §5.1, on purpose not taken from
 adapters/chargers/heidelberg_api.py: a wrong address or unit in the driver must show up as a failing
@@ -43,7 +44,7 @@ from typing import Any
 from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from tests.emulators.modbus_serving import serving_rtu
+from tests.emulators.modbus_serving import serving_rtu, serving_tcp
 
 BAUDRATE = 19200
 VOLTS = (230, 231, 229)
@@ -244,6 +245,7 @@ class HeidelbergBus:
     boxes: dict[int, HeidelbergBox]
     request_gap_s: float = 0.1
     url: str = ""
+    unit_at: int = 0  # where the unit id sits in a reply: 0 (RTU frames), 6 (after a Modbus TCP header)
     pacing_violations: list[tuple[int, float]] = field(default_factory=list)  # (unit, seconds after)
     _last_reply: float = -1e9
     _drop_reply: bool = False
@@ -310,7 +312,7 @@ class HeidelbergBus:
         if not sending or not packet:
             return packet
         drop, self._drop_reply = self._drop_reply, False
-        box = self.boxes.get(packet[0])
+        box = self.boxes.get(packet[self.unit_at]) if len(packet) > self.unit_at else None
         if drop or box is None or box.silent:
             return b""
         self._last_reply = time.monotonic()
@@ -326,4 +328,19 @@ async def heidelberg_rtu(
     bus = HeidelbergBus({b.device_id: b for b in boxes}, request_gap_s=request_gap_s)
     serving = serving_rtu(tmp_path, bus.sim_devices(), baudrate=BAUDRATE, trace_packet=bus._on_packet)
     async with serving as bus.url:
+        yield bus
+
+
+@contextlib.asynccontextmanager
+async def heidelberg_tcp(
+    *boxes: HeidelbergBox, rtu_framing: bool = True, request_gap_s: float = 0.1
+) -> AsyncIterator[HeidelbergBus]:
+    """Boxes behind a gateway on a free loopback port: a serial server forwarding raw RTU frames
+    (`rtu+tcp://`), or with `rtu_framing=False` a Modbus TCP gateway (`tcp://`). The gateway itself
+    answers nothing for a silent box: its requests time out."""
+    bus = HeidelbergBus(
+        {b.device_id: b for b in boxes}, request_gap_s=request_gap_s, unit_at=0 if rtu_framing else 6
+    )
+    serving = serving_tcp(bus.sim_devices(), rtu_framing=rtu_framing, port=0, trace_packet=bus._on_packet)
+    async with serving as (bus.url, _):
         yield bus

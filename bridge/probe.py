@@ -65,6 +65,7 @@ def describe_capabilities(c: ChargerCapabilities) -> str:
         f"reset {yn(c.can_reset)}, meter {yn(c.has_meter)}, card reader {yn(c.has_rfid)}; "
         f"{c.phases} phase(s), current {_num(c.min_current_a)}..{_num(c.max_current_a)} A "
         f"in steps of {_num(c.current_step_a)} A"
+        + ("" if c.can_switch_energy else "; report only: the device decides when energy flows")
     )
 
 

@@ -26,6 +26,7 @@ from bridge.core.config_keys import (
 )
 from bridge.core.connector import Connector, SetEnergy, StartTransaction, Status, StopReason, StopTransaction
 from bridge.metrics import Metrics
+from bridge.probe import describe_capabilities
 from bridge.runtime.coordinator import UNWANTED_ENERGY_S, DeviceCoordinator
 from tests.helpers.clock import ManualClock
 
@@ -176,6 +177,10 @@ async def test_a_generic_charger_without_write_enable_is_report_only() -> None:
     assert not charger.capabilities.can_switch_energy and charger.capabilities.can_sense_plug
     with pytest.raises(NotSupportedByDevice, match="report only"):
         await charger.set_enabled(False)
+    # what `ocpp-bridge probe` shows of it
+    assert describe_capabilities(charger.capabilities).endswith(
+        "; report only: the device decides when energy flows"
+    )
 
 
 def test_check_refuses_a_report_only_connector_that_could_never_start_a_transaction() -> None:

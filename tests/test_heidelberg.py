@@ -179,12 +179,12 @@ async def test_two_boxes_on_one_bus_each_at_its_address_paced_for_the_whole_bus(
         assert shared.pacing_violations == []
         times = sorted(a.at for box in (first, second) for a in box.accesses)
         assert min(b - a for a, b in itertools.pairwise(times)) >= 0.095  # the bus's gap, across boxes
-        # A driver that does not keep the gap: the boxes miss its requests.
+        # A driver configured without the gap on the same bus: the bus keeps the largest gap any of
+        # its devices asked for, so one device's setting cannot make the others miss frames.
         hasty = HeidelbergCharger(options(shared, 2, request_gap_s=0), transports)
-        with pytest.raises(DeviceUnreachable, match="no answer"):
-            for _ in range(3):
-                await hasty.read()
-        assert shared.pacing_violations
+        for _ in range(3):
+            await hasty.read()
+        assert shared.pacing_violations == []
     assert first.writes(CURRENT) == [0, 160, 100] and second.writes(CURRENT) == [0]  # 12 A kept: off
     assert [r.plugged for r in readings] == [True, False, True, False]
     assert readings[0].current_a == (10.0, 10.0, 10.0) and readings[1].current_a == (0, 0, 0)

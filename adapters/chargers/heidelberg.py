@@ -8,8 +8,8 @@ Theory
 The box is a Modbus RTU slave on an RS485 bus (19200 baud, 8E1), often with other boxes on the same
 line, each at its own DIP-switch address. The bus takes one request at a time (the shared transport's
 lock), and the boxes miss frames that follow each other too closely: evcc keeps 100 ms between
-requests, and so does this driver, for the whole bus (one pacer per bus shared by every Heidelberg
-driver on it, `request_gap_s`).
+requests, and so does this driver, for the whole bus (the shared transport keeps the gap between any
+two requests on it: `request_gap_s`, `ModbusBus.keep_gap`).
 
 A poll is one request: input registers 5 up to the energy counter (14 registers on layout 1.0.7 and
 later): the charging state (IEC 61851 A1..C2, suffix 1 = the box does not allow charging, 2 = it
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -102,17 +101,6 @@ class HeidelbergOptions:
         return problems
 
 
-class _Pacer:
-    """The gap between requests on one bus, kept by every Heidelberg driver on it."""
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.last = -1e9  # loop time the last request ended
-
-
-_PACERS: weakref.WeakKeyDictionary[ModbusBus, _Pacer] = weakref.WeakKeyDictionary()
-
-
 class HeidelbergCharger(Charger):
     Options = HeidelbergOptions
 
@@ -120,7 +108,7 @@ class HeidelbergCharger(Charger):
         super().__init__()
         self.options = options
         self._bus: ModbusBus = transports.modbus(options.modbus)
-        self._pacer = _PACERS.setdefault(self._bus, _Pacer())
+        self._bus.keep_gap(options.request_gap_s)
         self._settings_lock = asyncio.Lock()  # the feed's compare-and-rewrite against the commands
         self._layout: int | None = None  # register 4, read by the probe
         self._hw_min_a = 6
@@ -158,36 +146,29 @@ class HeidelbergCharger(Charger):
         return (self.watchdog,)
 
     # -- the wire, paced --------------------------------------------------------------------------
-    async def _paced(self, request: Callable[[], Awaitable[T]]) -> T:
-        """One request on the bus, at least `request_gap_s` after the bus's previous one ended."""
-        async with self._pacer.lock:
-            loop = asyncio.get_running_loop()
-            wait = self._pacer.last + self.options.request_gap_s - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                return await request()
-            except ValueError as exc:  # the transport's own limits, e.g. device ids 1..247
-                raise DeviceRefused(f"{self.description}: {exc}") from None
-            finally:
-                self._pacer.last = loop.time()
+    async def _request(self, request: Callable[[], Awaitable[T]]) -> T:
+        """One request on the bus (which keeps `request_gap_s` after the previous one ended)."""
+        try:
+            return await request()
+        except ValueError as exc:  # the transport's own limits, e.g. device ids 1..247
+            raise DeviceRefused(f"{self.description}: {exc}") from None
 
     async def _inputs(self, first: int, count: int) -> list[int]:
         o = self.options
-        return await self._paced(
+        return await self._request(
             lambda: self._bus.read_input_registers(o.device_id, first, count, timeout_s=o.timeout_s)
         )
 
     async def _holding(self, first: int, count: int) -> list[int]:
         o = self.options
-        return await self._paced(
+        return await self._request(
             lambda: self._bus.read_holding_registers(o.device_id, first, count, timeout_s=o.timeout_s)
         )
 
     async def _write(self, first: int, values: list[int]) -> None:
         """Function code 16, as evcc writes (the box takes 06 as well)."""
         o = self.options
-        await self._paced(
+        await self._request(
             lambda: self._bus.write_registers(o.device_id, first, values, timeout_s=o.timeout_s)
         )
         log.debug("%s: wrote %d = %s", self.description, first, values)

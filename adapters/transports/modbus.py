@@ -262,6 +262,8 @@ class ModbusBus:
         self._make_client = make_client or library_client
         self._lock = asyncio.Lock()
         self._client: Any = None  # a pymodbus async client while there is a connection worth keeping
+        self._gap_s = 0.0  # the least quiet time between two requests (`keep_gap`)
+        self._ended_at = -1e9  # loop time the last request ended
 
     # -- requests --
 
@@ -360,6 +362,12 @@ class ModbusBus:
             timeout_s,
         )
 
+    def keep_gap(self, gap_s: float) -> None:
+        """Leave at least `gap_s` between the end of one request and the next on this bus, for every
+        device on it: some RS485 devices (Heidelberg's) miss a frame that follows another too closely.
+        The largest gap any driver asks for holds."""
+        self._gap_s = max(self._gap_s, gap_s)
+
     async def close(self) -> None:
         self._drop()
 
@@ -381,6 +389,9 @@ class ModbusBus:
         task = asyncio.current_task()
         cancels_before = task.cancelling() if task is not None else 0
         async with self._lock:
+            loop = asyncio.get_running_loop()
+            if (wait := self._ended_at + self._gap_s - loop.time()) > 0:
+                await asyncio.sleep(wait)  # before the deadline starts: the quiet time is the bus's
             stage = "no connection"
             try:
                 async with asyncio.timeout(deadline_s):
@@ -404,6 +415,8 @@ class ModbusBus:
             except asyncio.CancelledError:
                 self._drop()  # the answer may still come, and must not be read as the next one's
                 raise
+            finally:
+                self._ended_at = loop.time()
         if response.isError():
             code = getattr(response, "exception_code", None)
             if not isinstance(code, int):

@@ -12,30 +12,16 @@ Build one with `with_card_reader`, which keeps a charger that reports its change
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
-from adapters.base import (
-    BackgroundJob,
-    CardReader,
-    Charger,
-    ChargerCapabilities,
-    ChargerReading,
-    Listener,
-    Simulator,
-    TagPresented,
-)
+from adapters.base import BackgroundJob, CardReader, Charger, ChargerCapabilities, TagPresented
+from adapters.chargers.composed import ChargerBeside
 
 
-class ChargerWithCardReader(Charger):
+class ChargerWithCardReader(ChargerBeside):
     def __init__(self, charger: Charger, reader: CardReader) -> None:
-        super().__init__()
-        self.charger = charger
+        super().__init__(charger)
         self.reader = reader
         reader.set_on_tag(self._tag_read)
-
-    def set_listener(self, listener: Listener | None) -> None:
-        super().set_listener(listener)
-        self.charger.set_listener(listener)
 
     def _tag_read(self, id_tag: str) -> None:
         self._emit(TagPresented(id_tag))
@@ -47,10 +33,6 @@ class ChargerWithCardReader(Charger):
     @property
     def description(self) -> str:
         return f"{self.charger.description} with {self.reader.description}"
-
-    @property
-    def simulator(self) -> Simulator | None:
-        return self.charger.simulator
 
     async def start(self) -> None:
         await self.charger.start()
@@ -64,27 +46,6 @@ class ChargerWithCardReader(Charger):
             await self.charger.close()
         finally:
             await self.reader.close()
-
-    async def read(self) -> ChargerReading:
-        return await self.charger.read()
-
-    async def set_enabled(self, enabled: bool) -> None:
-        await self.charger.set_enabled(enabled)
-
-    async def set_current(self, amps: float) -> None:
-        await self.charger.set_current(amps)
-
-    async def set_phases(self, phases: int) -> None:
-        await self.charger.set_phases(phases)
-
-    async def unlock(self) -> None:
-        await self.charger.unlock()
-
-    async def reset(self, hard: bool) -> None:
-        await self.charger.reset(hard)
-
-    async def install_firmware(self, image: Path) -> None:
-        await self.charger.install_firmware(image)
 
 
 class ReportingChargerWithCardReader(ChargerWithCardReader):

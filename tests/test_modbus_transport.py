@@ -393,7 +393,7 @@ async def test_unit_ids_above_247_are_for_modbus_tcp_only(url: str) -> None:
     """On a serial line (also one reached through a serial server) 248..255 are reserved; Modbus
     TCP devices answer on any byte (KEBA's guides fix theirs at 255)."""
     async with bus_on(url) as bus:
-        with pytest.raises(ValueError, match=r"device id is 1\.\.247, not 248"):
+        with pytest.raises(DeviceRefused, match=r"device id is 1\.\.247, not 248"):
             await bus.read_holding_registers(248, 0, 1)
 
 
@@ -414,6 +414,6 @@ async def test_unit_ids_above_247_are_for_modbus_tcp_only(url: str) -> None:
 )
 async def test_requests_beyond_the_protocols_bounds_never_reach_the_bus(request_: Any, says: str) -> None:
     async with registers_tcp(*devices()) as emu, bus_on(emu.url) as bus:
-        with pytest.raises(ValueError, match=says):
+        with pytest.raises(DeviceRefused, match=says):
             await request_(bus)
         assert emu.requests == [] and emu.connections == 0

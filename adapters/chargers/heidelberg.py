@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -146,31 +145,18 @@ class HeidelbergCharger(Charger):
         return (self.watchdog,)
 
     # -- the wire, paced --------------------------------------------------------------------------
-    async def _request(self, request: Callable[[], Awaitable[T]]) -> T:
-        """One request on the bus (which keeps `request_gap_s` after the previous one ended)."""
-        try:
-            return await request()
-        except ValueError as exc:  # the transport's own limits, e.g. device ids 1..247
-            raise DeviceRefused(f"{self.description}: {exc}") from None
-
     async def _inputs(self, first: int, count: int) -> list[int]:
         o = self.options
-        return await self._request(
-            lambda: self._bus.read_input_registers(o.device_id, first, count, timeout_s=o.timeout_s)
-        )
+        return await self._bus.read_input_registers(o.device_id, first, count, timeout_s=o.timeout_s)
 
     async def _holding(self, first: int, count: int) -> list[int]:
         o = self.options
-        return await self._request(
-            lambda: self._bus.read_holding_registers(o.device_id, first, count, timeout_s=o.timeout_s)
-        )
+        return await self._bus.read_holding_registers(o.device_id, first, count, timeout_s=o.timeout_s)
 
     async def _write(self, first: int, values: list[int]) -> None:
         """Function code 16, as evcc writes (the box takes 06 as well)."""
         o = self.options
-        await self._request(
-            lambda: self._bus.write_registers(o.device_id, first, values, timeout_s=o.timeout_s)
-        )
+        await self._bus.write_registers(o.device_id, first, values, timeout_s=o.timeout_s)
         log.debug("%s: wrote %d = %s", self.description, first, values)
 
     # -- lifecycle --------------------------------------------------------------------------------

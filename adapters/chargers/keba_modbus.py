@@ -162,8 +162,6 @@ class KebaModbusCharger(Charger):
                 registers = await self._bus.read_holding_registers(
                     self.options.device_id, register, api.READ_COUNT, timeout_s=self.options.timeout_s
                 )
-            except ValueError as exc:  # the transport's own limits, e.g. device ids 1..247
-                raise DeviceRefused(f"{self.description}: {exc}") from None
             finally:
                 self._last_read = asyncio.get_running_loop().time()
         return api.uint32(registers)
@@ -175,8 +173,6 @@ class KebaModbusCharger(Charger):
                 await self._bus.write_register(
                     self.options.device_id, register, value, timeout_s=self.options.timeout_s
                 )
-            except ValueError as exc:
-                raise DeviceRefused(f"{self.description}: {exc}") from None
             finally:
                 self._last_write = asyncio.get_running_loop().time()
         log.debug("%s: wrote %d = %d", self.description, register, value)

@@ -472,10 +472,12 @@ def library_client(address: BusAddress) -> Any:
     )
 
 
+# A request beyond the protocol's bounds never reaches the bus: the device would refuse it (and a serial
+# line's framing could not even carry some), so it is a DeviceRefused the drivers need not map.
 def _check_read(device_id: int, address: int, count: int, highest_id: int = 247) -> None:
     _check_device_address(device_id, address, highest_id)
     if not 1 <= count <= 125:  # the Modbus limit for function codes 03 and 04
-        raise ValueError(f"a read covers 1 to 125 registers, not {count}")
+        raise DeviceRefused(f"a read covers 1 to 125 registers, not {count}")
 
 
 def _check_write(
@@ -483,14 +485,14 @@ def _check_write(
 ) -> None:
     _check_device_address(device_id, address, highest_id)
     if not 1 <= len(values) <= limit or not all(0 <= v <= 0xFFFF for v in values):
-        raise ValueError(f"a write takes 1 to {limit} register values of 0..65535, not {list(values)}")
+        raise DeviceRefused(f"a write takes 1 to {limit} register values of 0..65535, not {list(values)}")
 
 
 def _check_device_address(device_id: int, address: int, highest_id: int = 247) -> None:
     if not 1 <= device_id <= highest_id:
-        raise ValueError(f"a Modbus device id is 1..{highest_id}, not {device_id}")
+        raise DeviceRefused(f"a Modbus device id is 1..{highest_id}, not {device_id}")
     if not 0 <= address <= 0xFFFF:
-        raise ValueError(f"a register address is 0..65535, not {address}")
+        raise DeviceRefused(f"a register address is 0..65535, not {address}")
 
 
 class _NoConnection(Exception):

@@ -63,7 +63,9 @@ async def test_a_reading_and_energy_on_and_off_with_coil_400(
     charging = await charger.read()
     assert (charging.plugged, charging.ev_requesting, charging.energy_allowed) == (True, True, True)
     assert charging.energy_wh == ev_cc.box.reported_energy_wh[-1]  # holding 904, Wh
-    assert charging.power_w is None and charging.current_a is None  # an EV-CC's map has energy only
+    # Inputs 108..121 in V, A, W (evcc reads them on an EV-CC unscaled): 16 A on three phases.
+    assert (charging.voltage_v, charging.current_a) == ((230.0, 230.0, 230.0), (16.0, 16.0, 16.0))
+    assert charging.power_w == ev_cc.box.reported_power_w[-1] == 11040.0
     assert charging.fault is None
     await charger.set_enabled(False)
     off = await charger.read()
@@ -78,7 +80,21 @@ async def test_a_reading_and_energy_on_and_off_with_coil_400(
     before = len(ev_cc.box.accesses)
     await charger.read()
     polled = [(a.function_code, a.register) for a in ev_cc.box.accesses[before:]]
-    assert polled == [(READ_INPUTS, 100), (READ_COIL, 400), (READ_HOLDING, 904)]
+    assert polled == [(READ_INPUTS, 100), (READ_COIL, 400), (READ_INPUTS, 108), (READ_HOLDING, 904)]
+
+
+async def test_wallbe_firmware_energy_is_the_64_bit_register_and_never_wraps(transports: Transports) -> None:
+    # Wallbe's firmware keeps 904 to 16 bits; its energy counter is holding 2980..2983 (uint64 Wh).
+    async with phoenix(PhoenixBox(wallbe=True, plugged=True, energy_wh=65530.0)) as wallbe:
+        charger = PhoenixCharger(options(wallbe, meter=True), transports)
+        before = await charger.read()
+        wallbe.box.energy_wh = 65540.0  # past what 16 bits hold: 904 now reads 4
+        after = await charger.read()
+        wallbe.box.energy_wh = 5_000_000_000.0  # past 32 bits too
+        later = await charger.read()
+        polled = [(a.function_code, a.register) for a in wallbe.box.accesses[-4:]]
+    assert (before.energy_wh, after.energy_wh, later.energy_wh) == (65530.0, 65540.0, 5_000_000_000.0)
+    assert polled == [(READ_INPUTS, 100), (READ_COIL, 400), (READ_INPUTS, 108), (READ_HOLDING, 2980)]
 
 
 async def test_the_current_in_amperes_and_in_tenths_on_wallbe_firmware(
@@ -88,8 +104,6 @@ async def test_the_current_in_amperes_and_in_tenths_on_wallbe_firmware(
     await charger.set_current(10)
     await charger.set_current(13.7)  # a step of 1 A: never more than asked
     assert ev_cc.box.writes(WRITE_REGISTER, 528) == [10, 13]
-    with pytest.raises(DeviceRefused, match=r"current 33 A outside 6\.\.32 A"):
-        await charger.set_current(33)
     async with phoenix(PhoenixBox(wallbe=True)) as wallbe:
         charger = PhoenixCharger(options(wallbe), transports)
         await charger.set_current(7.5)
@@ -270,7 +284,8 @@ async def test_probe_describes_the_box_and_writes_nothing(ev_cc: PhoenixEmulator
     assert lines == [
         "PHX-1 connector 1: Phoenix EV-CC at 127.0.0.1",
         "  plugged: yes; vehicle asks for energy: yes; energy allowed: yes",
-        f"  energy register: {ev_cc.box.reported_energy_wh[-1]:.0f} Wh; power: -; current: -; voltage: -",
+        f"  energy register: {ev_cc.box.reported_energy_wh[-1]:.0f} Wh; power: 11040 W; "
+        "current: 16/16/16 A; voltage: 230/230/230 V",
         "  can: plug sensing yes, unlock no, fixed cable no, phase switching no, reset no, meter yes, "
         "card reader no; 3 phase(s), current 6..16 A in steps of 1 A",
         "  OK",

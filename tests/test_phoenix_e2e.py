@@ -2,7 +2,8 @@
 central system (tests/csms.py) and the box's emulator (tests/emulators/phoenix.py) on a real socket.
 
 - a whole session started remotely and stopped remotely, with the energy register of the box's meter
-  (holding 904) on the wire, and energy switched by coil 400;
+  on the wire (Wallbe's firmware: the 64-bit holding 2980..2983, its 904 holding only 16 bits), and
+  energy switched by coil 400;
 - a current limit from a charging profile reaching the box in its units: 0.1 A on Wallbe's firmware
   (register 528);
 - the box falling silent mid-transaction: Faulted, then Charging again, one transaction throughout.
@@ -30,7 +31,7 @@ CP = "CP-1"
 ENERGY = "Energy.Active.Import.Register"
 OCPP = {"MeterValueSampleInterval": 1, "MeterValuesSampledData": [ENERGY]}
 CONNECTOR = {"poll_interval_s": 0.2, "faulted_after_failed_polls": 2}
-WRITE_COIL, WRITE_REGISTER = 5, 6
+READ_HOLDING, WRITE_COIL, WRITE_REGISTER = 3, 5, 6
 
 
 @pytest.fixture
@@ -99,6 +100,9 @@ async def test_a_whole_session(emu: PhoenixEmulator, csms: StrictCentralSystem, 
         "REMOTE-1", csms.last_transaction_id, "Remote",
     )  # fmt: skip
     check_energy(emu, csms, start, stop)
+    assert start["meterStart"] > 0xFFFF  # more than Wallbe's 16-bit 904 holds
+    read = {a.register for a in emu.box.accesses if a.function_code == READ_HOLDING}
+    assert api.WALLBE_REG_ENERGY in read and api.EV_CC_REG_ENERGY not in read
     assert emu.box.writes(WRITE_COIL, api.COIL_ENABLE) == [0, 1, 0]  # taken over, the transaction, its end
 
 

@@ -7,10 +7,11 @@ units and the pure mapping are in phoenix_api.py.
 Theory
 ------
 A poll reads the IEC 61851 state letter (input 100) and the enable coil (400), and where a meter is
-configured its registers: the EV-CC's energy counter (holding 904, Wh), or the EM-CP-PP's voltages,
-currents, power and energy (inputs 108..129). Energy is switched with coil 400, the current written to
-the model's current register in whole amperes, or in 0.1 A on an EV-CC running Wallbe's extended
-firmware: the probe reads the current register, and a value of 60 or more there can only be tenths.
+configured its voltages, currents and power (inputs 108..121, both models) and its energy counter: the
+EM-CP-PP's input 128, the EV-CC's holding 904 (Wh), or on Wallbe's firmware its 64-bit holding 2980
+(904 holds 16 bits there). Energy is switched with coil 400, the current written to the model's current
+register in whole amperes, or in 0.1 A on an EV-CC running Wallbe's extended firmware: the probe reads
+the current register, and a value of 60 or more there can only be tenths.
 
 The controllers document no pacing rule and no watchdog or failsafe register: the driver sends one
 request at a time (the bus's lock) and nothing more. A bridge that dies leaves the box as it was last
@@ -211,15 +212,21 @@ class PhoenixCharger(Charger):
         return api.reading_from(registers)
 
     async def _meter(self, r: Registers) -> Registers:
-        if not self.model.meter_in_inputs:
-            energy = api.uint32_lsw(await self._holding(api.EV_CC_REG_ENERGY, 2))
-            return Registers(r.status, r.enabled, energy_wh=float(energy))
-        phases = self.options.phases
-        voltages = api.em_phases(await self._inputs(api.EM_REG_VOLTAGES, 6), 0.01, phases)
-        currents = api.em_phases(await self._inputs(api.EM_REG_CURRENTS, 6), 0.001, phases)
-        power = api.int32_lsw(await self._inputs(api.EM_REG_POWER, 2)) * 10
-        energy = api.uint32_lsw(await self._inputs(api.EM_REG_ENERGY, 2)) * 10  # 0.01 kWh
-        return Registers(r.status, r.enabled, float(energy), float(power), currents, voltages)
+        units, phases = self.model.units, self.options.phases
+        block = await self._inputs(api.REG_VOLTAGES, api.REG_POWER + 2 - api.REG_VOLTAGES)  # one request
+        voltages = api.per_phase(block[0:6], units.volt, phases)
+        currents = api.per_phase(block[6:12], units.amp, phases)
+        power = round(api.int32_lsw(block[12:14]) * units.watt, 3)
+        return Registers(r.status, r.enabled, await self._energy_wh(), power, currents, voltages)
+
+    async def _energy_wh(self) -> float:
+        """The model's energy counter in Wh. Wallbe's firmware keeps 904 to 16 bits (it would wrap at
+        65535 Wh, and the bridge's register never wraps): its 64-bit 2980 is read there instead."""
+        if self.model.energy_in_inputs:
+            return float(api.uint32_lsw(await self._inputs(api.EM_REG_ENERGY, 2)) * 10)  # 0.01 kWh
+        if self._deci:
+            return float(api.uint64_lsw(await self._holding(api.WALLBE_REG_ENERGY, 4)))
+        return float(api.uint32_lsw(await self._holding(api.EV_CC_REG_ENERGY, 2)))
 
     # -- commands ---------------------------------------------------------------------------------
     async def set_enabled(self, enabled: bool) -> None:
@@ -239,9 +246,8 @@ class PhoenixCharger(Charger):
         log.info("%s: answers again; energy %s", self.description, "on" if self._enabled else "off")
 
     async def set_current(self, amps: float) -> None:
-        o = self.options
-        if not o.min_current_a <= amps <= o.max_current_a:
-            raise DeviceRefused(f"current {amps:g} A outside {o.min_current_a:g}..{o.max_current_a:g} A")
+        # The caller keeps to the capabilities' 6..max_current_a; a box set to allow less answers
+        # exception 3, which the transport raises as DeviceRefused.
         await self.start()
         value = api.current_value(amps, bool(self._deci))
         try:

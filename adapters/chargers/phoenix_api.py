@@ -8,9 +8,14 @@ Sources: devices.md §5.3 (evcc `charger/phoenix-ev-eth.go`, `phoenix-em-eth.go`
 - coil 400: charging enabled (function 05 writes 0xFF00 / 0x0000, function 01 reads it back);
 - a holding register with the maximum current (function 06): 528 on an EV-CC (A, or 0.1 A on the
   extended Wallbe firmware, which shows as a value of 60 or more there), 300 on an EM-CP-PP (A).
-Meters: an EV-CC counts energy in holding 904 (uint32, low word first, Wh); an EM-CP-PP gives input
-registers 108/110/112 voltages (0.01 V), 114/116/118 currents (0.001 A), 120 power (10 W) and
-128 energy (0.01 kWh), each two registers, low word first. Both only where a meter is wired.
+Meters, only where one is wired, every 32-bit value two registers, low word first:
+- EV-CC: energy in holding 904 (uint32, Wh) with Phoenix's firmware; Wallbe's firmware keeps only 16 bits
+  there (one register, which would wrap at 65535 Wh) and counts energy in holding 2980..2983 (uint64,
+  low word first, Wh) instead (evcc's `phxRegEnergyWh`, `phxRegEnergyWallbe`). Voltages in inputs
+  108/110/112, currents 114/116/118, power 120 (int32), which evcc reads on the EV-CC unscaled:
+  V, A, W.
+- EM-CP-PP: inputs 108/110/112 voltages (0.01 V), 114/116/118 currents (0.001 A), 120 power (10 W) and
+  128 energy (0.01 kWh).
 """
 
 from __future__ import annotations
@@ -28,18 +33,30 @@ WALLBE_DECI_FROM = 60  # a current register reading this or more: the Wallbe fir
 # -- EV-CC-AC1-M3-…-ETH (Wallbe, ESL Walli, E3/DC Easy Connect, Compleo Pro) -----------------------
 EV_CC_UNIT = 255
 EV_CC_REG_CURRENT = 528  # holding: A (Wallbe firmware: 0.1 A)
-EV_CC_REG_ENERGY = 904  # holding, uint32 low word first: Wh
+EV_CC_REG_ENERGY = 904  # holding, uint32 low word first: Wh (Wallbe's firmware: 16 bits, not read)
+WALLBE_REG_ENERGY = 2980  # holding, uint64 low word first (4 registers): Wh, on Wallbe's firmware
+
+# -- both models: the meter's values (units per model, see MeterUnits) ------------------------------
+REG_VOLTAGES = 108  # input, 3 x int32 low word first
+REG_CURRENTS = 114  # input, 3 x int32 low word first
+REG_POWER = 120  # input, int32 low word first
 
 # -- EM-CP-PP-ETH ----------------------------------------------------------------------------------
 EM_UNIT = 180
 EM_REG_CHARGE_TIME = 102  # input, uint32 low word first: s
-EM_REG_VOLTAGES = 108  # input, 3 x int32 low word first: 0.01 V
-EM_REG_CURRENTS = 114  # input, 3 x int32 low word first: 0.001 A
-EM_REG_POWER = 120  # input, int32 low word first: 10 W
 EM_REG_ENERGY = 128  # input, uint32 low word first: 0.01 kWh
 EM_REG_CURRENT = 300  # holding: A
 
 CURRENT_MIN_A = 6  # IEC 61851's least pilot current; evcc refuses less too
+
+
+@dataclass(frozen=True)
+class MeterUnits:
+    """What one count of the meter's input registers is worth on a model."""
+
+    volt: float  # 108..113
+    amp: float  # 114..119
+    watt: float  # 120..121
 
 
 @dataclass(frozen=True)
@@ -50,12 +67,15 @@ class Model:
     label: str  # for logs and the probe
     unit_id: int
     current_register: int  # holding
-    meter_in_inputs: bool  # EM-CP-PP: V, A, W, Wh in input registers; EV-CC: Wh in holding 904
+    units: MeterUnits
+    energy_in_inputs: bool  # EM-CP-PP: input 128 (0.01 kWh); EV-CC: holding 904 or Wallbe's 2980
 
 
 MODELS = {
-    "ev-cc": Model("ev-cc", "Phoenix EV-CC", EV_CC_UNIT, EV_CC_REG_CURRENT, False),
-    "em-cp-pp": Model("em-cp-pp", "Phoenix EM-CP-PP", EM_UNIT, EM_REG_CURRENT, True),
+    "ev-cc": Model("ev-cc", "Phoenix EV-CC", EV_CC_UNIT, EV_CC_REG_CURRENT, MeterUnits(1, 1, 1), False),
+    "em-cp-pp": Model(
+        "em-cp-pp", "Phoenix EM-CP-PP", EM_UNIT, EM_REG_CURRENT, MeterUnits(0.01, 0.001, 10), True
+    ),
 }
 
 
@@ -69,6 +89,18 @@ def uint32_lsw(registers: Sequence[int]) -> int:
 def int32_lsw(registers: Sequence[int]) -> int:
     value = uint32_lsw(registers)
     return value - (1 << 32) if value & 0x80000000 else value
+
+
+def uint64_lsw(registers: Sequence[int]) -> int:
+    """A uint64 from its four registers, lowest word first."""
+    if len(registers) != 4:
+        raise ValueError(f"a 64-bit value takes four registers, not {len(registers)}")
+    return sum(word << (16 * i) for i, word in enumerate(registers))
+
+
+def to_lsw64(value: int) -> list[int]:
+    """The four registers of a uint64, lowest word first (the emulator's side)."""
+    return [(value >> (16 * i)) & 0xFFFF for i in range(4)]
 
 
 def to_lsw(value: int) -> list[int]:
@@ -128,7 +160,7 @@ def current_value(amps: float, deci: bool) -> int:
     return int(scaled // 1)
 
 
-def em_phases(registers: Sequence[int], unit: float, phases: int) -> tuple[float, ...]:
+def per_phase(registers: Sequence[int], unit: float, phases: int) -> tuple[float, ...]:
     """Three int32 values (six registers, low word first) scaled by `unit`, the wired phases only."""
     values = [int32_lsw(registers[i : i + 2]) * unit for i in range(0, 6, 2)]
     return tuple(round(v, 3) for v in values[:phases])

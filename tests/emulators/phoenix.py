@@ -8,9 +8,12 @@ It follows the published register map (adapters/chargers/phoenix_api.py, devices
 - coil 400 (01 reads, 05 writes): charging enabled;
 - the current register (03 reads, 06 writes): 528 on an EV-CC in A, or in 0.1 A with the Wallbe
   firmware (`wallbe`); 300 on an EM-CP-PP in A;
-- meter, only where `meter` is wired: EV-CC holding 904/905 energy in Wh; EM-CP-PP inputs 108..119
-  voltages (0.01 V) and currents (0.001 A), 120 power (10 W), 128 energy (0.01 kWh), 102 charge
-  time (s); every 32-bit value two registers, low word first.
+- meter, only where `meter` is wired, every 32-bit value two registers, low word first: inputs 108..119
+  voltages and currents, 120 power, in V, A, W on an EV-CC (evcc reads them unscaled there) and in
+  0.01 V, 0.001 A, 10 W on an EM-CP-PP; energy in holding 904/905 (uint32, Wh) on an EV-CC with
+  Phoenix's firmware, in 904 alone (16 bits: the low 16 bits of the Wh, so it wraps) and in holding
+  2980..2983 (uint64 Wh, lowest word first) with Wallbe's, in input 128 (0.01 kWh) on an EM-CP-PP;
+  102 charge time (s) on an EM-CP-PP.
 Error replies: a function code other than 01, 03, 04, 05, 06 → exception 1; a register the map does
 not document (or a meter register with no meter wired) → 2; a current outside 6 A..`max_current_a`,
 or a coil value other than on/off → 3. The sources document no pacing rule, so there is none here;
@@ -35,7 +38,7 @@ from tests.emulators.modbus_serving import serving_tcp
 
 VOLTS = 230
 INPUTS = (100, 130)  # the served input block [first, last)
-HOLDING = (300, 906)
+HOLDING = ((300, 906), (2980, 2984))  # the served holding blocks [first, last)
 COILS = (400, 416)
 
 
@@ -134,33 +137,42 @@ class PhoenixBox:
     def _inputs(self) -> dict[int, int]:
         self._flow()
         values = {api.REG_STATUS: ord(self.letter())}
-        if self.model == "em-cp-pp" and self.meter:
+        if not self.meter:
+            return values
+        units = api.MODELS[self.model].units
+        volts = [round(VOLTS / units.volt) if self.plugged else 0] * 3
+        amps = [round(a / units.amp) for a in self.currents_a()]
+        for first, series in ((api.REG_VOLTAGES, volts), (api.REG_CURRENTS, amps)):
+            for i, value in enumerate(series):
+                values.update(zip((first + 2 * i, first + 2 * i + 1), api.to_lsw(value), strict=True))
+        values.update(zip((120, 121), api.to_lsw(self.power_units()), strict=True))
+        if self.model == "em-cp-pp":
             values.update(zip((102, 103), api.to_lsw(self.charge_time_s), strict=True))
-            volts = [VOLTS * 100 if self.plugged else 0] * 3
-            amps = [round(a * 1000) for a in self.currents_a()]
-            for first, series in ((api.EM_REG_VOLTAGES, volts), (api.EM_REG_CURRENTS, amps)):
-                for i, value in enumerate(series):
-                    values.update(zip((first + 2 * i, first + 2 * i + 1), api.to_lsw(value), strict=True))
-            power_units = round(self.power_w() / 10)
-            energy_units = int(self.energy_wh // 10)
-            values.update(zip((120, 121), api.to_lsw(power_units), strict=True))
-            values.update(zip((128, 129), api.to_lsw(energy_units), strict=True))
+            values.update(zip((128, 129), api.to_lsw(int(self.energy_wh // 10)), strict=True))
         return values
+
+    def power_units(self) -> int:
+        return round(self.power_w() / api.MODELS[self.model].units.watt)
 
     def _holding(self) -> dict[int, int]:
         self._flow()
         values = {self.current_register: self.current}
         if self.model == "ev-cc" and self.meter:
-            values.update(zip((904, 905), api.to_lsw(int(self.energy_wh)), strict=True))
+            wh = int(self.energy_wh)
+            if self.wallbe:
+                values[904] = wh & 0xFFFF
+                values.update(zip(range(2980, 2984), api.to_lsw64(wh), strict=True))
+            else:
+                values.update(zip((904, 905), api.to_lsw(wh), strict=True))
         return values
 
     def _record_reading(self, function_code: int, address: int, count: int) -> None:
         span = set(range(address, address + count))
         if function_code == 4 and {120, 121} <= span:
-            self.reported_power_w.append(round(self.power_w() / 10) * 10.0)
+            self.reported_power_w.append(self.power_units() * api.MODELS[self.model].units.watt)
         if function_code == 4 and {128, 129} <= span:
             self.reported_energy_wh.append(float(int(self.energy_wh // 10) * 10))
-        if function_code == 3 and {904, 905} <= span:
+        if function_code == 3 and ({904, 905} <= span or {2980, 2983} <= span):
             self.reported_energy_wh.append(float(int(self.energy_wh)))
 
     def _write_current(self, value: int) -> ExcCodes | None:
@@ -235,7 +247,8 @@ class PhoenixBox:
             coils = [SimData(COILS[0], count=COILS[1] - COILS[0], values=False, datatype=DataType.BITS)]
             inputs = [SimData(INPUTS[0], count=INPUTS[1] - INPUTS[0], values=0, datatype=DataType.REGISTERS)]
             holding = [
-                SimData(HOLDING[0], count=HOLDING[1] - HOLDING[0], values=0, datatype=DataType.REGISTERS)
+                SimData(first, count=last - first, values=0, datatype=DataType.REGISTERS)
+                for first, last in HOLDING
             ]
             return (coils, list(coils), holding, inputs)
 

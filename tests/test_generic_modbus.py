@@ -15,6 +15,8 @@ import pytest
 
 from adapters.base import DeviceRefused, DeviceUnreachable, NotSupportedByDevice
 from adapters.generic.device import GenericCharger
+from adapters.generic.options import ModbusSource
+from adapters.generic.sources import ModbusReader, blocks
 from adapters.transports.pool import Transports
 from tests.conftest import running
 from tests.csms import StrictCentralSystem
@@ -190,3 +192,26 @@ async def test_coils_are_read_and_written_as_one_bit(transports: Transports, tmp
         assert (reading.plugged, reading.ev_requesting, reading.energy_allowed) == (True, False, False)
         await driver.set_enabled(True)
         assert emulator.box.enabled and (await driver.read()).energy_allowed
+
+
+def test_registers_that_follow_each_other_are_read_in_one_request(transports: Transports) -> None:
+    """`join_registers` (docs/devices/generic.md): neighbours and overlaps join, a gap or another unit or
+    function does not, and no request covers more than the protocol's 125 registers."""
+
+    def reader(register: int, type_: str = "float32", unit: int = 1, function: str = "input") -> ModbusReader:
+        modbus = ModbusSource(
+            url="tcp://127.0.0.1:1502", register=register, unit=unit, function=function, type=type_
+        )  # type: ignore[arg-type]
+        return ModbusReader(modbus, transports)
+
+    def spans(members: list[ModbusReader]) -> list[list[int]]:
+        return sorted([r.modbus.register for r in block] for block in blocks(members))  # type: ignore[attr-defined]
+
+    currents = [reader(6), reader(8), reader(10)]
+    assert spans([*currents, reader(0x48)]) == [[6, 8, 10], [0x48]]
+    assert spans([reader(0, "uint16"), reader(2, "uint16")]) == [[0], [2]]  # register 1 between: never read
+    assert spans([reader(0, "float64"), reader(2)]) == [[0, 2]]  # overlapping
+    assert spans([reader(0), reader(2, unit=2), reader(2, function="holding")]) == [[0], [2], [2]]
+    far = [reader(r) for r in range(0, 130, 2)]  # 130 registers in a row
+    assert [len(b) for b in blocks(far)] == [62, 3]  # 124 registers, then the rest
+    assert all(len(b) == 1 for b in blocks([reader(400, "bool", function="coil")]))

@@ -109,7 +109,12 @@ async def test_the_sdm630_template_reads_what_the_eastron_driver_reads(
         builtin = Sdm630(EastronOptions(type="sdm630", modbus=emu.url, device_id=7), transports)
         await generic.start()
         await builtin.start()
+        before = len(emu.requests_to(7))
         reading = await generic.read()
+        # Registers that follow each other are read together: voltages and currents, frequency and
+        # energy, power: three requests for nine values.
+        asked = {(r.address, r.count) for r in emu.requests_to(7)[before:]}
+        assert asked == {(0x0000, 12), (0x0034, 2), (0x0046, 4)}
         assert reading == await builtin.read()
         assert reading.energy_wh == round(float(values["energy_kwh"]) * 1000, 3)  # type: ignore[arg-type]
         assert generic.description == f"SDM630 #7 on {emu.url}"

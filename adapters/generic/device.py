@@ -99,7 +99,10 @@ def _where(source: Source) -> str:
 class _Values:
     """The values of one device's reads: their readers and pipelines, read together."""
 
-    def __init__(self, read: ChargerRead | MeterRead, transports: Transports, clock: Clock) -> None:
+    def __init__(
+        self, read: ChargerRead | MeterRead, transports: Transports, clock: Clock, join: bool
+    ) -> None:
+        self.join = join  # registers that follow each other in one request
         self.values: list[_Value] = []
         readers: dict[Any, Reader] = {}
         self.first_source: Source | None = None
@@ -129,7 +132,7 @@ class _Values:
     async def read(self) -> dict[str, Any]:
         """capability -> value (a list for currents and voltages); DeviceRefused naming the value the
         pipeline could not make sense of."""
-        raws = await fetch_all([v.reader for v in self.values])
+        raws = await fetch_all([v.reader for v in self.values], self.join)
         found: dict[str, Any] = {}
         for value, raw in zip(self.values, raws, strict=True):
             try:
@@ -161,7 +164,7 @@ class GenericCharger(Charger):
     ) -> None:
         super().__init__()
         self.options = options
-        self._values = _Values(options.read, transports, clock)
+        self._values = _Values(options.read, transports, clock, options.join_registers)
         self._writers: dict[str, tuple[Writer, Pipeline]] = {}
         for name, (kind, family) in WRITE_KINDS.items():
             source: Source = getattr(options.write, name)
@@ -325,7 +328,7 @@ class GenericMeter(Meter):
         self, options: GenericMeterOptions, transports: Transports, clock: Clock = time.monotonic
     ) -> None:
         self.options = options
-        self._values = _Values(options.read, transports, clock)
+        self._values = _Values(options.read, transports, clock, options.join_registers)
 
     @property
     def description(self) -> str:

@@ -63,6 +63,7 @@ class ModbusSource:
     word_order: Literal["big", "little"] = "big"
     bitmask: int | None = None
     timeout_s: float = 1.0
+    gap_s: float = 0.0  # the least quiet time between two requests on the bus (some RS485 devices)
 
 
 NO_HTTP = HttpSource(url="")
@@ -265,6 +266,8 @@ def _modbus_problems(modbus: ModbusSource, path: str, write: bool) -> Problems:
         problems.append((f"{path}.bitmask", "a bitmask applies to a read of int16, uint16 or bool only"))
     if not 0.05 <= modbus.timeout_s <= 10:
         problems.append((f"{path}.timeout_s", "must be from 0.05 to 10 seconds"))
+    if not 0 <= modbus.gap_s <= 2:
+        problems.append((f"{path}.gap_s", "must be from 0 to 2 seconds (the device's least quiet time)"))
     return problems
 
 
@@ -336,6 +339,9 @@ class GenericChargerOptions:
     min_current_a: float = 6.0
     max_current_a: float = 16.0
     current_step_a: float = 1.0
+    # Registers that follow each other read in one request (most meters allow it; KEBA's wallboxes
+    # answer only reads of exactly one value's registers, so it is asked for, not assumed).
+    join_registers: bool = False
     read: ChargerRead = field(default_factory=ChargerRead)
     write: ChargerWrite = field(default_factory=ChargerWrite)
 
@@ -391,6 +397,9 @@ class GenericMeterOptions:
 
     type: str = "generic"
     name: str | None = None
+    # Registers that follow each other read in one request (most meters allow it; KEBA's wallboxes
+    # answer only reads of exactly one value's registers, so it is asked for, not assumed).
+    join_registers: bool = False
     read: MeterRead = field(default_factory=MeterRead)
 
     def validate(self) -> Problems:

@@ -186,19 +186,79 @@ class ModbusReader(Reader):
     def __init__(self, modbus: ModbusSource, transports: Transports) -> None:
         self.modbus = modbus
         self.bus = transports.modbus(modbus.url)
+        self.bus.keep_gap(modbus.gap_s)
         self.count = registers.count(modbus.type)
         self.group = f"modbus {self.bus.url}"
         m = modbus
         self.key = ("modbus", self.bus.url, m.unit, m.function, m.register, m.type, m.word_order, m.bitmask)
+
+    @property
+    def words(self) -> tuple[int, int] | None:
+        """The registers it reads, [first, end), where one request may read them with its neighbours'."""
+        if self.modbus.function in ("coil", "discrete"):
+            return None
+        return self.modbus.register, self.modbus.register + self.count
 
     async def fetch(self) -> Any:
         m = self.modbus
         if m.function in ("coil", "discrete"):  # one bit: on or off
             bits = self.bus.read_coils if m.function == "coil" else self.bus.read_discrete_inputs
             return (await bits(m.unit, m.register, 1, timeout_s=m.timeout_s))[0]
+        return self.decode(await self.read_words(m.register, self.count))
+
+    async def read_words(self, first: int, count: int) -> list[int]:
+        m = self.modbus
         read = self.bus.read_input_registers if m.function == "input" else self.bus.read_holding_registers
-        words = await read(m.unit, m.register, self.count, timeout_s=m.timeout_s)
+        return await read(m.unit, first, count, timeout_s=m.timeout_s)
+
+    def decode(self, words: Sequence[int]) -> Any:
+        m = self.modbus
         return registers.decode(words, m.type, m.word_order, m.bitmask)
+
+
+MAX_BLOCK = 125  # registers one read may cover (function codes 03 and 04)
+
+
+def blocks(members: Sequence[Reader]) -> list[list[Reader]]:
+    """`members` (of one bus) in the requests that read them: Modbus registers of one device and function
+    that follow each other without a gap, or overlap, are read together (a device's three currents in
+    one request, not three); a register between two values is never read, since a device may refuse
+    an address it does not have. Everything else is a request of its own, in the order given."""
+    runs: dict[Hashable, list[ModbusReader]] = {}
+    out: list[list[Reader]] = []
+    for member in members:
+        if isinstance(member, ModbusReader) and member.words is not None:
+            m = member.modbus
+            runs.setdefault((m.unit, m.function, m.timeout_s), []).append(member)
+        else:
+            out.append([member])
+    for run in runs.values():
+        run.sort(key=lambda r: r.modbus.register)
+        block: list[Reader] = []
+        first = end = 0
+        for reader in run:
+            start, stop = reader.words or (0, 0)
+            if block and start <= end and max(end, stop) - first <= MAX_BLOCK:
+                block.append(reader)
+                end = max(end, stop)
+            else:
+                if block:
+                    out.append(block)
+                block, first, end = [reader], start, stop
+        out.append(block)
+    return out
+
+
+async def _read_block(block: list[Reader], answers: dict[Hashable, Any]) -> None:
+    if len(block) == 1:
+        answers[block[0].key] = await block[0].fetch()
+        return
+    spans = [(r, r.words or (0, 0)) for r in block if isinstance(r, ModbusReader)]
+    first = min(start for _, (start, _) in spans)
+    end = max(stop for _, (_, stop) in spans)
+    words = await spans[0][0].read_words(first, end - first)
+    for reader, (start, stop) in spans:
+        answers[reader.key] = reader.decode(words[start - first : stop - first])
 
 
 def reader_of(source: Source, transports: Transports, clock: Clock = time.monotonic) -> Reader:
@@ -212,9 +272,10 @@ def reader_of(source: Source, transports: Transports, clock: Clock = time.monoto
     return ConstReader(source.const)
 
 
-async def fetch_all(readers: Sequence[Reader]) -> list[Any]:
-    """What each reader gives, in order: one request per key, the groups at the same time. The first
-    DeviceError raised, once every request has ended."""
+async def fetch_all(readers: Sequence[Reader], join: bool = False) -> list[Any]:
+    """What each reader gives, in order: one request per key (`join`: per block of registers that follow
+    each other, see `blocks`), the groups at the same time. The first DeviceError raised, once every
+    request has ended."""
     unique: dict[Hashable, Reader] = {}
     for reader in readers:
         unique.setdefault(reader.key, reader)
@@ -224,8 +285,8 @@ async def fetch_all(readers: Sequence[Reader]) -> list[Any]:
     answers: dict[Hashable, Any] = {}
 
     async def one_group(members: list[Reader]) -> None:
-        for member in members:  # one after the other: one device, one bus
-            answers[member.key] = await member.fetch()
+        for block in blocks(members) if join else [[m] for m in members]:  # one device, one bus
+            await _read_block(block, answers)
 
     if len(groups) == 1:
         await one_group(next(iter(groups.values())))
@@ -294,6 +355,7 @@ class ModbusWriter(Writer):
     def __init__(self, modbus: ModbusSource, transports: Transports) -> None:
         self.modbus = modbus
         self.bus = transports.modbus(modbus.url)
+        self.bus.keep_gap(modbus.gap_s)
 
     async def write(self, value: Value) -> None:
         m = self.modbus

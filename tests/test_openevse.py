@@ -282,6 +282,28 @@ async def test_a_forgotten_claim_is_made_again(emulator: Factory, transports: Tr
     assert emu.restarts == ["gateway", "evse"] and CLIENT in emu.claims
 
 
+async def test_a_claim_with_no_answer_is_the_one_claimed_again_after_a_restart(
+    emulator: Factory, transports: Transports
+) -> None:
+    emu = await emulator()
+    charger, _ = openevse(transports, url=emu.url, timeout_s=0.5)
+    await charger.read()
+    emu.plug()
+    await charger.set_enabled(True)
+    assert emu.charging()
+    emu.silent = True  # the stop gets no answer
+    with pytest.raises(DeviceUnreachable):
+        await charger.set_enabled(False)
+    emu.silent = False
+    await charger.reset(hard=False)  # the gateway restarts and forgets its claims: default active
+    assert emu.restarts == ["gateway"]
+    reading = await charger.read()
+    # The bridge's last word was "disabled": that is what it claims again, not the "active" before it.
+    assert posted(emu)[-1] == (f"/claims/{CLIENT}", {"auto_release": False, "state": "disabled"})
+    assert emu.claims[CLIENT][1]["state"] == "disabled"
+    assert not reading.energy_allowed and not emu.charging()
+
+
 async def test_the_devices_error_replies_are_refusals(emulator: Factory, transports: Transports) -> None:
     emu = await emulator()
     charger, _ = openevse(transports, url=emu.url)
@@ -293,9 +315,13 @@ async def test_the_devices_error_replies_are_refusals(emulator: Factory, transpo
     emu.claims[10] = (500, {})
     with pytest.raises(DeviceRefused, match="HTTP 400 Could not make claim"):
         await charger.set_current(8)
+    emu.claims[10] = (500, {"state": "disabled"})  # another client holds the box off
+    with pytest.raises(DeviceRefused, match="HTTP 400 Could not make claim"):
+        await charger.set_enabled(True)
+    sent = len(posted(emu))
+    reading = await charger.read()  # a refused claim is not the bridge's word: nothing to claim again
+    assert not reading.energy_allowed and len(posted(emu)) == sent
     emu.claims.clear()
-    with pytest.raises(DeviceRefused, match=r"outside 6\.\.32 A"):
-        await charger.set_current(5)
     with pytest.raises(NotSupportedByDevice):
         await charger.set_phases(1)
     with pytest.raises(NotSupportedByDevice):

@@ -167,8 +167,6 @@ async def test_reading_follows_the_vehicle_and_the_claims(
     assert (full.plugged, full.ev_requesting, full.energy_allowed) == (True, False, True)
     await charger.set_enabled(False)
     assert box.box.evse_state() == 254 and not box.box.charging()
-    with pytest.raises(DeviceRefused, match=r"outside 6\.\.32 A"):
-        await charger.set_current(5)
     with pytest.raises(NotSupportedByDevice):
         await charger.set_phases(1)
     with pytest.raises(NotSupportedByDevice):
@@ -241,6 +239,31 @@ async def test_a_forgotten_claim_is_made_again(
     assert box.box.claims[MQTT_CLIENT][1]["state"] == "disabled"
     await charger.reset(hard=True)
     await soon(lambda: box.box.restarts == ["gateway", "evse"], "the evse restart")
+    await charger.close()
+
+
+async def test_a_claim_with_no_acknowledgement_is_the_one_claimed_again_after_a_restart(
+    box: OpenEvseMqttEmulator, broker: Broker, transports: Transports
+) -> None:
+    charger, _ = openevse(transports, broker, timeout_s=0.5)
+    await charger.read()
+    box.box.plug()
+    await charger.set_enabled(True)
+    assert box.box.charging()
+    box.silent = True  # the stop is heard by nobody: no acknowledgement
+    with pytest.raises(DeviceRefused, match="no acknowledgement"):
+        await charger.set_enabled(False)
+    box.silent = False
+    await charger.reset(hard=False)  # the gateway restarts and forgets its claims: default active
+    await soon(lambda: box.box.restarts == ["gateway"], "the restart command")
+    await soon(lambda: charger.online is False, "its last will")
+    await soon(lambda: charger.online is True and box.connected.is_set(), "back")
+    await soon(lambda: charger.values.get("status") == "active", "active, as after a restart")
+    reading = await charger.read()
+    # The bridge's last word was "disabled": that is what it claims again, not the "active" before it.
+    assert claims_sent(box)[-1]["state"] == "disabled"
+    assert box.box.claims[MQTT_CLIENT][1]["state"] == "disabled"
+    assert not reading.energy_allowed and not box.box.charging()
     await charger.close()
 
 

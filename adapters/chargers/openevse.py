@@ -167,10 +167,18 @@ class OpenEvseCharger(Charger):
         return answer
 
     async def _send_claim(self, claim: Claim) -> None:
-        """Claims `claim` and checks that it wins every property it sets."""
+        """Claims `claim` and checks that it wins every property it sets.
+
+        The claim is the bridge's word from the moment it is sent: a request that got no answer may
+        have been carried out, and a later reading that shows another state claims this one again,
+        never the one before it. Only a refusal (the box answered no) leaves the previous claim."""
         client = self.options.client_id
-        await self._call("POST", f"/claims/{client}", claim.body())
-        self._claim = claim
+        previous, self._claim = self._claim, claim
+        try:
+            await self._call("POST", f"/claims/{client}", claim.body())
+        except DeviceRefused:
+            self._claim = previous
+            raise
         lost = claim_losers(await self._call("GET", "/claims/target"), claim, client)
         if lost:
             held = ", ".join(f"{name} by client {winner}" for name, winner in lost.items())
@@ -234,9 +242,7 @@ class OpenEvseCharger(Charger):
             await self._send_claim(Claim(state, self._claim.current_a))
 
     async def set_current(self, amps: float) -> None:
-        o = self.options
-        if not o.min_current_a <= amps <= o.max_current_a:
-            raise DeviceRefused(f"current {amps:g} A outside {o.min_current_a:g}..{o.max_current_a:g} A")
+        # No range check: the caller keeps to the capabilities' min_current_a..max_current_a.
         async with self._energy_lock:
             # Whole amperes, never more than asked. The state stays as claimed; before the first
             # read of an operated box, it is the take-over's disabled (else the box's default, active).

@@ -342,8 +342,13 @@ class OpenEvseMqttCharger(Charger):
     # -- commands ---------------------------------------------------------------------------------
     async def _send_claim(self, claim: Claim, *, strict: bool = True) -> None:
         """Claims `claim` and waits for its acknowledgement; `strict`: and for the status to show it,
-        else DeviceRefused naming what holds the box. Called under the command lock."""
+        else DeviceRefused naming what holds the box. Called under the command lock.
+
+        The claim is the bridge's word from the moment it is sent, acknowledged or not (the gateway
+        may have taken it and the acknowledgement got lost): a gateway that restarts is told this
+        claim again, never the one before it."""
         broker = await self._state_known()
+        self._claim = claim
         await broker.publish(self._base + T_CLAIM_SET, json.dumps(claim.body()))
         if not await self._until(lambda: shows_claim(self._claim_doc, claim)):
             problem = (
@@ -353,7 +358,6 @@ class OpenEvseMqttCharger(Charger):
             if self._online:  # present, yet silent: it answers nothing to a claim it cannot make
                 raise DeviceRefused(f"the gateway did not take the claim: {problem}")
             raise DeviceUnreachable(problem)
-        self._claim = claim
         taken = override_takes(self._override_doc, claim)
         if taken:
             if not strict:
@@ -376,9 +380,7 @@ class OpenEvseMqttCharger(Charger):
             await self._send_claim(Claim(state, self._claim.current_a))
 
     async def set_current(self, amps: float) -> None:
-        o = self.options
-        if not o.min_current_a <= amps <= o.max_current_a:
-            raise DeviceRefused(f"current {amps:g} A outside {o.min_current_a:g}..{o.max_current_a:g} A")
+        # No range check: the caller keeps to the capabilities' min_current_a..max_current_a.
         async with self._command_lock:
             # Whole amperes, never more than asked; the state as claimed (before the first read of an
             # operated box, the take-over's disabled).

@@ -306,3 +306,21 @@ async def test_background_jobs_run_from_the_start_are_restarted_and_end_with_the
     loop.cancel()
     await asyncio.gather(loop, return_exceptions=True)
     assert charger.cancelled == 1  # ended with the loop, before the driver may be closed
+
+
+async def test_a_drivers_bug_faults_its_connector_and_the_loop_goes_on(
+    tasks: Tasks, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception outside the contract (a driver's bug on data it did not expect) counts as a failed
+    read: the connector is Faulted and recovers; it never ends the loop, nor the charge point with it."""
+    charger, clock = ScriptedCharger(), ManualClock()
+    device = coordinator(charger, clock, faulted_after=2)
+    faults: list[DeviceFault] = []
+    device.on_fault = faults.append
+    charger.script = [ValueError("unexpected answer"), OverflowError("huge"), PLUGGED_ON]
+    assert await device.refresh() is None and await device.refresh() is None
+    bug = DeviceFault("OtherError", "ScriptedCharger: driver error OverflowError", "DeviceRefused")
+    assert faults[-1] == bug
+    assert await device.refresh() == PLUGGED_ON and device.fault is None
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1 and "a bug" in tracebacks[0].getMessage()  # once, not at every poll

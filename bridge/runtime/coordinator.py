@@ -37,6 +37,7 @@ from adapters.base import (
     ChargerReading,
     DeviceError,
     DeviceFault,
+    DeviceRefused,
     NotSupportedByDevice,
     StateChanged,
     TagPresented,
@@ -250,6 +251,11 @@ class DeviceCoordinator:
             log.error("%s: %s cannot be used: %s", self._name, self.description, exc)
             self._failed(exc, at_once=True)
             return
+        except Exception as exc:  # a driver's bug: tried again like a device that refused
+            log.error("%s: %s cannot be used: its driver failed (a bug)", self._name, self.description,
+                      exc_info=True)  # fmt: skip
+            self._failed(DeviceRefused(f"driver error {type(exc).__name__}"), at_once=True)
+            return
         self.started = True
         self._jobs = [
             asyncio.create_task(self._keep(job), name=f"{self._name} background")
@@ -301,6 +307,12 @@ class DeviceCoordinator:
             log.warning("%s: %s did not answer: %s", self._name, self.description, exc)
             self._metrics.inc("ocpp_bridge_device_poll_errors_total", self._labels)
             self._failed(exc)
+            return None
+        except Exception as exc:  # a driver's bug (data it did not expect): this connector pays, not all
+            log.error("%s: %s: its driver failed (a bug): %r", self._name, self.description, exc,
+                      exc_info=not self.failed_reads)  # the traceback once, not at every poll  # fmt: skip
+            self._metrics.inc("ocpp_bridge_device_poll_errors_total", self._labels)
+            self._failed(DeviceRefused(f"driver error {type(exc).__name__}"))
             return None
         if self.fault is not None:
             log.info("%s: %s answers again", self._name, self.description)

@@ -21,6 +21,14 @@ def free_port() -> int:
         return port
 
 
+def free_udp_port() -> int:
+    """A UDP port that nothing is bound to now (on any address: a test's socket may bind 0.0.0.0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def vmrss_mib(pid: int | str = "self") -> float:
     """A process's resident memory (/proc/<pid>/status VmRSS), MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

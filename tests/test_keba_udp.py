@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from adapters.transports.pool import Transports
 from bridge.config import ConfigError, parse_config
 from bridge.probe import probe
 from tests.emulators.keba_udp import KebaUdpBox, KebaUdpEmulator, keba_udp
+from tests.helpers.parts import until
+from tests.processes import free_udp_port
 
 PACING = {"command_gap_s": 0.02, "disable_gap_s": 0.3, "repeat_gap_s": 0.5}
 DRIVER = {
@@ -47,13 +49,6 @@ STALE = 0.55  # the driver's cache of a report is over: the next read asks again
 def whole(wh: float) -> str:
     """As `ocpp-bridge probe` prints a number (no ".0")."""
     return f"{wh:.3f}".rstrip("0").rstrip(".")
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("0.0.0.0", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def box(**fields: Any) -> KebaUdpBox:
@@ -69,12 +64,6 @@ def options(emu: KebaUdpEmulator, **fields: Any) -> KebaUdpOptions:
 async def emu() -> AsyncIterator[KebaUdpEmulator]:
     async with keba_udp(box(plugged=True), reply_port=free_udp_port()) as emulator:
         yield emulator
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():  # noqa: ASYNC110 - the box's state, polled: no event to wait on
-            await asyncio.sleep(0.02)
 
 
 async def test_the_start_reads_the_box_and_the_capabilities_follow_it(transports: Transports) -> None:
@@ -169,7 +158,7 @@ async def test_the_devices_error_replies_and_its_error_state(
             await client.send(("127.0.0.1", plain.port), command.encode())
             await asyncio.sleep(0.05)
         answers = lambda: [r.decode() for r in replies if r.startswith(b"TCH-")]  # noqa: E731
-        await until(lambda: len(answers()) == 6, "six answers")
+        await until(lambda: len(answers()) == 6, "six answers", timeout_s=3)
     assert answers() == ["TCH-ERR"] * 5 + ["TCH-OK :done"]
 
 
@@ -213,7 +202,7 @@ async def test_the_boxs_own_datagrams_are_pushed_as_changes(
     assert (await charger.read()).plugged
     asked = len(emu.box.commands)
     emu.box.unplug()  # State, Plug, Max curr change: the box says so on its own
-    await until(lambda: StateChanged() in events, "a push")
+    await until(lambda: StateChanged() in events, "a push", timeout_s=3)
     reading = await charger.read()  # within the gap: the cache, brought up to date by the datagrams
     assert not reading.plugged and not reading.ev_requesting
     assert {"Plug": 0} in emu.box.pushes and {"State": 1} in emu.box.pushes
@@ -237,7 +226,7 @@ async def test_the_failsafe_is_kept_alive_and_acts_when_the_bridge_falls_silent(
     (watch,) = charger.background()
     job = asyncio.create_task(watch())
     try:
-        await until(lambda: len(emu.box.sent("curr")) >= 1, "a keep-alive", timeout=2.5)
+        await until(lambda: len(emu.box.sent("curr")) >= 1, "a keep-alive", timeout_s=2.5)
     finally:
         job.cancel()
     assert emu.box.sent("curr") == ["16000"] and emu.box.charging()  # the set-point, every keepalive_s
@@ -264,7 +253,7 @@ async def test_a_card_at_the_box_is_presented_once_per_session(transports: Trans
             await asyncio.sleep(0.6)
             assert TagPresented("AABBCCDD") not in events  # learnt, not presented
             emu.box.tap("e3f76b8d00000000")
-            await until(lambda: TagPresented("E3F76B8D") in events, "the card", timeout=3)
+            await until(lambda: TagPresented("E3F76B8D") in events, "the card", timeout_s=3)
             await asyncio.sleep(1.1)  # asked no more once the session showed its card
         finally:
             job.cancel()
@@ -285,12 +274,12 @@ async def test_an_outage_is_unreachable_and_the_box_comes_back(
     try:
         emu.box.silent = True
         events.clear()
-        await until(lambda: StateChanged() in events, "the watch noticing", timeout=3)
+        await until(lambda: StateChanged() in events, "the watch noticing", timeout_s=3)
         with pytest.raises(DeviceUnreachable, match="no answer"):
             await charger.read()
         emu.box.silent = False
         events.clear()
-        await until(lambda: StateChanged() in events, "the box back", timeout=3)
+        await until(lambda: StateChanged() in events, "the box back", timeout_s=3)
         await asyncio.sleep(STALE)
         assert (await charger.read()).ev_requesting
         await emu.stop()  # gone: nothing listens on its port
@@ -305,6 +294,89 @@ async def test_an_outage_is_unreachable_and_the_box_comes_back(
     # After each absence the bridge's word again: the failsafe and its energy switch.
     assert emu.box.sent("failsafe") == ["30 0 1"] * 3 and emu.box.sent("ena") == ["1"] * 4
     assert emu.box.pacing_violations == []
+
+
+async def test_after_a_restart_the_first_card_session_is_presented(transports: Transports) -> None:
+    """The box unplugged when the bridge starts, its last (ended) session authorised by a card: the
+    next plug-in waits for its card, even the same one (a new session)."""
+    async with keba_udp(box(auth_on=True), reply_port=free_udp_port()) as emu:
+        emu.box.plug()
+        emu.box.tap("AABBCCDD00000000")
+        emu.box.unplug()
+        events: list[DeviceEvent] = []
+        charger = KebaUdpCharger(options(emu), transports)
+        charger.set_listener(events.append)
+        assert not (await charger.read()).plugged
+        (watch,) = charger.background()
+        job = asyncio.create_task(watch())
+        try:
+            emu.box.plug()
+            emu.box.tap("AABBCCDD00000000")
+            await until(lambda: TagPresented("AABBCCDD") in events, "the card", timeout_s=3)
+        finally:
+            job.cancel()
+    assert emu.box.pacing_violations == []
+
+
+async def test_a_box_that_refuses_the_failsafe_is_still_switched_off(
+    transports: Transports, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with keba_udp(box(plugged=True, refuse_failsafe=True), reply_port=free_udp_port()) as emu:
+        charger = KebaUdpCharger(options(emu), transports)
+        charger.set_listener(lambda event: None)
+        with caplog.at_level(logging.WARNING, logger="adapters.keba_udp"):
+            reading = await charger.read()  # the take-over: failsafe refused, `ena 0` all the same
+            emu.box.silent = True  # an outage: the bridge's word again once it answers
+            await asyncio.sleep(STALE)
+            with pytest.raises(DeviceUnreachable):
+                await charger.read()
+            emu.box.silent = False
+            await asyncio.sleep(STALE)
+            assert not (await charger.read()).energy_allowed
+        refused = [c.text for c in emu.box.commands if c.text.startswith("failsafe") and c.reply == "TCH-ERR"]
+    assert not reading.energy_allowed and reading.plugged and not emu.box.charging()
+    assert emu.box.sent("ena") == ["0", "0"] and refused == ["failsafe 30 0 1"] * 2
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]  # once
+    assert "refused 'failsafe 30 0 1': TCH-ERR" in warning and "failsafe is off" in warning
+
+
+async def test_the_reading_at_a_stop_is_the_register_at_the_stop(transports: Transports) -> None:
+    """A stop's reading comes at once (the bridge waits for it no longer than the quiet time after
+    `ena 0`) and holds the box's register at the stop, within what flows in 100 ms."""
+    async with keba_udp(box(plugged=True, time_scale=100), reply_port=free_udp_port()) as emu:
+        charger = KebaUdpCharger(options(emu), transports)
+        charger.set_listener(lambda event: None)
+        await charger.set_enabled(True)
+        flowing = await charger.read()
+        assert flowing.power_w == 11040
+        hundred_ms_wh = 11040 * 100 * 0.1 / 3600
+        # Report 3 asked 0.3 s ago, so within its gap, or (the second time) long enough ago.
+        for pause in (0.3, STALE):
+            await asyncio.sleep(pause)
+            await charger.set_enabled(False)
+            emu.box.status()  # the box's register brought up to now: no energy flows after `ena 0`
+            at_stop = emu.box.e_total / 10
+            stop = await asyncio.wait_for(charger.read(), DRIVER["after_disable_s"])
+            assert stop.energy_wh is not None and at_stop - hundred_ms_wh <= stop.energy_wh <= at_stop
+            await charger.set_enabled(True)
+    assert emu.box.pacing_violations == []
+
+
+def test_a_host_name_with_a_typo_is_reported_with_its_line() -> None:
+    text = CONFIG.format(host="keba..local", timeout=30, failsafe=0, keepalive=15)
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "keba.yaml")
+    (problem,) = info.value.problems
+    assert problem.path.endswith(".host") and "'keba..local' is not a host name" in problem.message
+    assert text.splitlines()[problem.line - 1].strip().startswith("host:")
+    for host in ("192.168.1.60:7090", "http://192.168.1.60", "keba box"):
+        assert [f for f, _ in KebaUdpOptions(host=host).validate()] == ["host"], host
+
+
+async def test_a_host_name_with_a_typo_does_not_start(transports: Transports) -> None:
+    charger = KebaUdpCharger(KebaUdpOptions(host="keba..local", local_port=free_udp_port()), transports)
+    with pytest.raises(DeviceUnreachable, match=r"'keba\.\.local' is not a host name"):
+        await charger.start()
 
 
 # -- configuration ------------------------------------------------------------------------------------

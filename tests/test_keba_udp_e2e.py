@@ -14,7 +14,6 @@ with it), and its energy flows 100 times faster than real time, so that a sessio
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from bridge.daemon import Daemon
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.keba_udp import KebaUdpBox, KebaUdpEmulator, keba_udp
+from tests.processes import free_udp_port
 
 CP = "CP-1"
 ENERGY = "Energy.Active.Import.Register"
@@ -35,13 +35,6 @@ POWER = "Power.Active.Import"
 OCPP = {"MeterValueSampleInterval": 1, "MeterValuesSampledData": [ENERGY, POWER]}
 CONNECTOR = {"faulted_after_failed_polls": 2}
 CARD = "D4CD765000000000"  # report 100's RFID tag: four UID bytes and their padding
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("0.0.0.0", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

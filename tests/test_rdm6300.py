@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +22,11 @@ from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.modbus_serving import socat_pair
 from tests.emulators.shelly import EvLoad, ShellyEmulator
+from tests.helpers.parts import until
 
 ROOT = Path(__file__).resolve().parent.parent
 CARD = "67003B51C6"  # devices.md §11.1's frame: checksum CB, printed number 0003887558
 FRAME_GAP_S = 0.065  # how often the module repeats a frame while a card is held
-
-
-async def until(predicate: Callable[[], Any], timeout_s: float = 3.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not predicate():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 class Module:
@@ -98,12 +91,12 @@ async def test_a_held_card_is_one_tap_and_a_second_tap_is_another(line: tuple[Mo
     assert reader.description == f"RDM6300 on {port}"
     async with listening(reader):
         await module.hold(CARD, 0.5)  # ~8 frames
-        await until(lambda: taps == [CARD])
+        await until(lambda: taps == [CARD], "the taps", timeout_s=3)
         await asyncio.sleep(0.4)  # away from the field for longer than hold_s
         module.send(encode(CARD))
-        await until(lambda: taps == [CARD, CARD])
+        await until(lambda: taps == [CARD, CARD], "the taps", timeout_s=3)
         module.send(encode("0A1B2C3D4E"))  # another card: a tap at once
-        await until(lambda: len(taps) == 3)
+        await until(lambda: len(taps) == 3, "the taps", timeout_s=3)
     assert taps == [CARD, CARD, "0A1B2C3D4E"]
 
 
@@ -117,7 +110,7 @@ async def test_bad_and_torn_frames_are_dropped_and_the_next_good_one_reads(
         module.send(encode(CARD)[:6])  # torn: the next STX resynchronises
         module.send(b"\xff\x00noise")
         module.send(encode(CARD))
-        await until(lambda: taps == ["0003887558"])
+        await until(lambda: taps == ["0003887558"], "the taps", timeout_s=3)
     assert reader.dropped == 2
     dropped = [r.getMessage() for r in caplog.records if "frame dropped" in r.getMessage()]
     assert len(dropped) == 1  # then at most one line a minute
@@ -137,7 +130,7 @@ async def test_the_port_is_released_when_the_job_is_cancelled(line: tuple[Module
     again, taps = reader_on(port)
     async with listening(again):
         module.send(encode(CARD))
-        await until(lambda: taps == [CARD])
+        await until(lambda: taps == [CARD], "the taps", timeout_s=3)
 
 
 async def test_a_missing_port_is_waited_for_then_read(
@@ -160,7 +153,7 @@ async def test_a_missing_port_is_waited_for_then_read(
             try:
                 await asyncio.sleep(0.2)  # found and opened
                 module.send(encode(CARD))
-                await until(lambda: taps == [CARD])
+                await until(lambda: taps == [CARD], "the taps", timeout_s=3)
             finally:
                 module.close()
     finally:

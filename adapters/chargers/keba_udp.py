@@ -66,64 +66,11 @@ from adapters.base import (
     TagPresented,
 )
 from adapters.chargers import keba_udp_api as api
+from adapters.chargers.keba_udp_options import KebaUdpOptions, host_problem
 from adapters.transports.pool import Transports
 from adapters.transports.udp import Peer, UdpSocket
 
 log = logging.getLogger("adapters.keba_udp")
-
-
-@dataclass(frozen=True)
-class KebaUdpOptions:
-    """The `charger: {type: keba-udp, ...}` block."""
-
-    type: str = "keba-udp"
-    host: str = ""  # the box's IP address (or name)
-    port: int = api.PORT  # the box's UDP port
-    local_port: int = api.PORT  # the bridge's one UDP socket: KEBA answers to port 7090
-    timeout_s: float = 2.0  # per command
-    command_interval_s: float = 0.1  # the guide: at least 100 ms between two commands
-    after_disable_s: float = 2.0  # the guide: at least 2 s after `ena 0`
-    repeat_interval_s: float = 5.0  # the guide: the same command at most every 5 s (reports cached)
-    keepalive_s: float = 15.0  # failsafe refresh, or a report 2 when the box was not heard this long
-    phases: int = 3  # phases wired to the vehicle
-    min_current_a: float = 6.0
-    max_current_a: float = 16.0  # capped by what the box reports (Curr HW: DIP switches, cable)
-    fixed_cable: bool = False  # a tethered cable: nothing to unlock
-    meter: bool = True  # the box has an energy meter (report 3); the e-series has none
-    failsafe_current_a: float = 0.0  # when the bridge falls silent: 0 stops charging, else 6..63 A
-    failsafe_timeout_s: int = 30  # 0 = no failsafe, else 10..600 s
-    failsafe_persist: bool = True  # keep the failsafe across a reboot of the box
-
-    def validate(self) -> list[tuple[str, str]]:
-        """(field, problem) pairs; empty when the options make sense."""
-        problems: list[tuple[str, str]] = []
-        if not self.host.strip():
-            problems.append(("host", "the box's IP address, e.g. 192.168.1.60"))
-        for name in ("port", "local_port"):
-            if not 1 <= getattr(self, name) <= 65535:
-                problems.append((name, "must be a UDP port, 1 to 65535 (KEBA: 7090)"))
-        if not 0.05 <= self.timeout_s <= 10:
-            problems.append(("timeout_s", "must be from 0.05 to 10 seconds"))
-        if not 0 <= self.command_interval_s <= 10:
-            problems.append(("command_interval_s", "must be 0 to 10 s (the guide: 0.1)"))
-        if not 0 <= self.after_disable_s <= 30:
-            problems.append(("after_disable_s", "must be 0 to 30 s (the guide: 2)"))
-        if not 0.1 <= self.repeat_interval_s <= 60:
-            problems.append(("repeat_interval_s", "must be 0.1 to 60 s (the guide: 5)"))
-        if self.phases not in (1, 3):
-            problems.append(("phases", "must be 1 or 3"))
-        if not 6 <= self.min_current_a <= self.max_current_a <= 63:
-            problems.append(("min_current_a", "need 6 <= min_current_a <= max_current_a <= 63 A"))
-        if self.failsafe_current_a != 0 and not 6 <= self.failsafe_current_a <= 63:
-            problems.append(("failsafe_current_a", "must be 0 (stop charging) or 6 to 63 A"))
-        low, high = api.FAILSAFE_TIMEOUT_RANGE_S
-        if self.failsafe_timeout_s != 0 and not low <= self.failsafe_timeout_s <= high:
-            problems.append(("failsafe_timeout_s", f"must be 0 (off) or {low} to {high} seconds"))
-        if not self.repeat_interval_s <= self.keepalive_s <= 3600:
-            problems.append(("keepalive_s", "must be at least repeat_interval_s and at most 3600 s"))
-        elif self.failsafe_timeout_s and self.keepalive_s > self.failsafe_timeout_s / 2:
-            problems.append(("keepalive_s", "must be at most half failsafe_timeout_s: it refreshes it"))
-        return problems
 
 
 @dataclass
@@ -158,6 +105,7 @@ class KebaUdpCharger(Charger):
         self._enabled: bool | None = None  # as the bridge last switched it
         self._asserted = False  # failsafe and energy sent since the start or the last outage
         self._failsafe_at = -1e9
+        self._failsafe_refused = False  # the box answered TCH-ERR to `failsafe` (warned once)
         self._tag_seen: tuple[int, str | None] | None = None  # report 100's session, last handled
         self._awaiting_tag = False  # a vehicle was plugged in since the last card
 
@@ -210,6 +158,7 @@ class KebaUdpCharger(Charger):
         """The box's own datagram: into the cached reports; a changed state field is pushed on."""
         changed = False
         report2 = self._reports.get(2)
+        was_plugged = report2 is not None and api.plugged(report2.fields)
         for key, value in fields.items():
             if key == "E pres" and 3 in self._reports:
                 self._reports[3].fields[key] = value
@@ -220,7 +169,7 @@ class KebaUdpCharger(Charger):
             elif key in api.STATE_FIELDS:
                 changed = True
         if report2 is not None and "Plug" in fields:
-            self._note_plug(report2.fields)
+            self._note_plug(report2.fields, was_plugged)
         if changed:
             self._emit(StateChanged())
 
@@ -286,12 +235,12 @@ class KebaUdpCharger(Charger):
         if number == 2:
             self._error_pushed = False
             self._auth_on = api.as_int(fields, "AuthON") == 1
-            self._note_plug(fields)
+            self._note_plug(fields, True)
         return fields
 
-    def _note_plug(self, report2: Mapping[str, Any]) -> None:
-        if not api.plugged(report2):
-            self._awaiting_tag = True  # the next plug-in is a new session
+    def _note_plug(self, report2: Mapping[str, Any], was_plugged: bool) -> None:
+        if not was_plugged or not api.plugged(report2):
+            self._awaiting_tag = True  # an unplug ends the session; a plug-in pushed starts one
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -300,9 +249,11 @@ class KebaUdpCharger(Charger):
         o = self.options
         loop = asyncio.get_running_loop()
         if self._peer is None:
+            if (problem := host_problem(o.host)) is not None:
+                raise DeviceUnreachable(f"{self.description}: {problem}")
             try:
                 infos = await loop.getaddrinfo(o.host, o.port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: UnicodeError of a name IDNA refuses
                 raise DeviceUnreachable(f"{self.description}: cannot resolve {o.host!r}: {exc}") from None
             self._peer = (str(infos[0][4][0]), o.port)
         self._socket.subscribe(self._peer, self._on_datagram)
@@ -349,8 +300,11 @@ class KebaUdpCharger(Charger):
 
     def _report2_age(self) -> float:
         """How old report 2 may be: the box's datagrams keep it current, so keepalive_s; the guide's
-        gap while the box does not answer or after it pushed State 4 (whose codes only report 2 has)."""
+        gap while the box does not answer or after it pushed State 4 (whose codes only report 2 has);
+        any age in the quiet time after `ena 0` (the reading at a stop, which must not wait)."""
         o = self.options
+        if self._answering and asyncio.get_running_loop().time() < self._quiet_until:
+            return float("inf")  # it just answered `ena 0`; asking would only wait out the quiet time
         return o.repeat_interval_s if not self._answering or self._error_pushed else o.keepalive_s
 
     async def _assert(self) -> None:
@@ -358,11 +312,23 @@ class KebaUdpCharger(Charger):
         unless the bridge switched it (the box's own logic would charge a plugged car by itself)."""
         o = self.options
         if o.failsafe_timeout_s:
-            await self._command(
-                api.failsafe(o.failsafe_timeout_s, api.milliamps(o.failsafe_current_a), o.failsafe_persist)
-            )
-            log.info("%s: failsafe %g A after %d s without the bridge", self.description,
-                     o.failsafe_current_a, o.failsafe_timeout_s)  # fmt: skip
+            try:
+                await self._command(
+                    api.failsafe(
+                        o.failsafe_timeout_s, api.milliamps(o.failsafe_current_a), o.failsafe_persist
+                    )
+                )
+                log.info("%s: failsafe %g A after %d s without the bridge", self.description,
+                         o.failsafe_current_a, o.failsafe_timeout_s)  # fmt: skip
+                self._failsafe_refused = False
+            except DeviceRefused as exc:  # the energy switch below must not depend on it
+                if not self._failsafe_refused:
+                    log.warning(
+                        "%s; the failsafe is off: if the bridge dies, the box keeps its last `ena` and "
+                        "`curr` (a car may go on charging with no transaction). Check the firmware, or "
+                        "set failsafe_timeout_s: 0 to stop asking", exc,
+                    )  # fmt: skip
+                self._failsafe_refused = True
         await self._switch(bool(self._enabled))
         self._asserted = True
 
@@ -375,7 +341,8 @@ class KebaUdpCharger(Charger):
             await asyncio.sleep(o.repeat_interval_s)
             try:
                 now = loop.time()
-                if self._asserted and o.failsafe_timeout_s and now - self._failsafe_at >= o.keepalive_s:
+                keep = self._asserted and o.failsafe_timeout_s and not self._failsafe_refused
+                if keep and now - self._failsafe_at >= o.keepalive_s:
                     await self._command(api.curr(self._current_ma))
                 await self._report(2, self._report2_age())  # is it there? (datagrams are not asked)
                 if self._auth_on and self._listener is not None:
@@ -404,7 +371,8 @@ class KebaUdpCharger(Charger):
         session, tag = api.session_tag(await self._report(100))
         if first:
             self._tag_seen = (session, tag)  # learnt: a session older than the bridge's look
-            self._awaiting_tag = tag is None
+            # Unplugged, that card belongs to a session that has ended: the next plug-in needs one.
+            self._awaiting_tag = tag is None or report2 is None or not api.plugged(report2.fields)
             return
         if tag is not None and (session, tag) != self._tag_seen:
             self._tag_seen, self._awaiting_tag = (session, tag), False
@@ -416,8 +384,39 @@ class KebaUdpCharger(Charger):
         await self._switch(enabled)
 
     async def _switch(self, enabled: bool) -> None:
-        self._enabled = enabled  # the bridge's word from now on
+        """`ena`; switching off a box that charges, also the register at the stop (report 3, cached).
+
+        The bridge reads the device right after it switched energy off (meterStop), and waits for that
+        reading no longer than the box's quiet time after `ena 0` (2 s), in which nothing may be
+        asked: without this, that reading would be a report 3 up to repeat_interval_s old. So report
+        3 is asked just before `ena 0` when its gap allows (the register within a command interval
+        and a reply of the stop); otherwise (it was asked less than repeat_interval_s ago) right
+        after `ena 0`, once both the quiet time and its gap are over (the register no longer moves),
+        which keeps this call up to repeat_interval_s. The read then takes it from the cache."""
+        was_on, self._enabled = self._enabled, enabled  # the bridge's word from now on
+        report2 = self._reports.get(2)
+        charging = report2 is not None and report2.fields.get("State") == api.STATE_CHARGING
+        stop_reading = was_on is True and not enabled and self.options.meter and charging
+        if stop_reading and self._report_gap_left(3) <= 0:
+            stop_reading = not await self._fresh_report3()
         await self._command(api.ena(enabled))
+        if stop_reading:
+            await asyncio.sleep(self._report_gap_left(3))
+            await self._fresh_report3()
+
+    def _report_gap_left(self, number: int) -> float:
+        """How long until report `number` may be asked again (0 or less: now)."""
+        asked = self._sent.get(api.report(number), -1e9)
+        return asked + self.options.repeat_interval_s - asyncio.get_running_loop().time()
+
+    async def _fresh_report3(self) -> bool:
+        """Report 3 asked now (its pacing kept), for the cache; a failure only logged: the switch goes on."""
+        try:
+            await self._report(3, max_age_s=0)
+        except DeviceError as exc:
+            log.debug("%s: no reading at the switch-off: %s", self.description, exc)
+            return False
+        return True
 
     async def set_current(self, amps: float) -> None:
         caps = self.capabilities

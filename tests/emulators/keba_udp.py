@@ -19,7 +19,8 @@ Where the guide is silent, this emulator's choices, so that a driver that breaks
   effect, recorded in `pacing_violations` (the guide asks for the gaps; what the box does otherwise
   it does not say, and silence is what a client must expect of UDP anyway);
 - refusals: an unknown command, a value out of its range, or `unlock` while energy is enabled (the
-  guide: stop charging first) is answered `TCH-ERR` (the guide names only the OK answer).
+  guide: stop charging first) is answered `TCH-ERR` (the guide names only the OK answer);
+  `refuse_failsafe` answers `TCH-ERR` to every `failsafe` (firmware without it, or with it locked).
 Addressing: the real box answers to port 7090 of the sender's IP. `reply_port` stands for that 7090:
 the tests give it the bridge's `local_port`; None answers to the sender's own port. `silent`: the box
 hears and sends nothing. `stop` and `start` again serve on the same port.
@@ -67,6 +68,7 @@ class KebaUdpBox:
     ev_wants: bool = True
     errors: tuple[int, int] = (0, 0)  # Error1, Error2: State 4 while either is set
     silent: bool = False
+    refuse_failsafe: bool = False
     # what the box was told
     enabled: bool = True  # ena (Enable user)
     curr_user_ma: int = 63000
@@ -254,7 +256,7 @@ class KebaUdpBox:
         if verb == "currtime" and len(values) == 2 and _current_or_0(values[0]) and values[1] >= 0:
             self.curr_user_ma, self.enabled, self.kept_at = values[0], True, now
             return ok
-        if verb == "failsafe" and len(values) == 3 and _failsafe_ok(*values):
+        if verb == "failsafe" and len(values) == 3 and _failsafe_ok(*values) and not self.refuse_failsafe:
             self.failsafe_timeout_s, self.failsafe_ma = values[0], values[1]
             self.failsafe_persisted, self.kept_at = values[2] == 1, now
             return ok

@@ -31,9 +31,8 @@ only when the configuration says one is wired (`meter: true`): the controller ca
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from adapters.base import (
     Charger,
@@ -131,39 +130,26 @@ class PhoenixCharger(Charger):
         return f"{self.model.label}{where}"
 
     # -- the wire ---------------------------------------------------------------------------------
-    async def _call(self, request: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            return await request()
-        except ValueError as exc:  # the transport's own limits
-            raise DeviceRefused(f"{self.description}: {exc}") from None
-
     async def _inputs(self, register: int, count: int) -> list[int]:
-        bus, unit, timeout = self._bus, self.options.unit_id, self.options.timeout_s
-        registers: list[int] = await self._call(
-            lambda: bus.read_input_registers(unit, register, count, timeout_s=timeout)
-        )
-        return registers
+        o = self.options
+        return await self._bus.read_input_registers(o.unit_id, register, count, timeout_s=o.timeout_s)
 
     async def _holding(self, register: int, count: int) -> list[int]:
-        bus, unit, timeout = self._bus, self.options.unit_id, self.options.timeout_s
-        registers: list[int] = await self._call(
-            lambda: bus.read_holding_registers(unit, register, count, timeout_s=timeout)
-        )
-        return registers
+        o = self.options
+        return await self._bus.read_holding_registers(o.unit_id, register, count, timeout_s=o.timeout_s)
 
     async def _write(self, register: int, value: int) -> None:
-        bus, unit, timeout = self._bus, self.options.unit_id, self.options.timeout_s
-        await self._call(lambda: bus.write_register(unit, register, value, timeout_s=timeout))
+        o = self.options
+        await self._bus.write_register(o.unit_id, register, value, timeout_s=o.timeout_s)
         log.debug("%s: wrote %d = %d", self.description, register, value)
 
     async def _read_coil(self, coil: int) -> bool:
-        bus, unit, timeout = self._bus, self.options.unit_id, self.options.timeout_s
-        bits: list[bool] = await self._call(lambda: bus.read_coils(unit, coil, 1, timeout_s=timeout))
-        return bits[0]
+        o = self.options
+        return (await self._bus.read_coils(o.unit_id, coil, 1, timeout_s=o.timeout_s))[0]
 
     async def _write_coil(self, coil: int, on: bool) -> None:
-        bus, unit, timeout = self._bus, self.options.unit_id, self.options.timeout_s
-        await self._call(lambda: bus.write_coil(unit, coil, on, timeout_s=timeout))
+        o = self.options
+        await self._bus.write_coil(o.unit_id, coil, on, timeout_s=o.timeout_s)
         log.debug("%s: coil %d = %s", self.description, coil, "on" if on else "off")
 
     # -- lifecycle --------------------------------------------------------------------------------

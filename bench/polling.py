@@ -29,7 +29,7 @@ Kinds:
                   one request at a time (RS485 behind it), so a read waits for the reads before it.
   generic-modbus  the same gateway and meters, each read by a generic device (type: generic): a meter
                   described by two sources, energy and power (float32 input registers): 2 requests
-                  per read, each value its own request (the generic device reads no blocks).
+                  per read (registers 0x48 and 0x34 are not neighbours: join_registers cannot join them).
   heidelberg-rtu  Heidelberg Energy Control boxes on one RS485 bus (a socat pseudo-terminal pair at
                   19200 baud), device ids 1..N, charging, read only: one request per read, one at a
                   time and 100 ms apart on the bus (the boxes' pacing), so one bus carries at most

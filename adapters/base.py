@@ -205,11 +205,12 @@ class Charger(abc.ABC):
         """Release connections; the driver is not used afterwards."""
 
     def background(self) -> tuple[BackgroundJob, ...]:
-        """The driver's lifecycle hook for work that goes on while it is in use: a listener for what
-        the device sends on its own (KEBA's UDP reports), a watchdog it must feed (Heidelberg's), a
-        card reader's port. The device's coordinator (bridge/runtime/coordinator.py) owns the tasks:
-        it starts each job once `start` succeeded, starts it again BACKGROUND_RETRY_S after it ended
-        or raised (logged), and cancels them all before the driver is closed. None by default."""
+        """The driver's lifecycle hook for work that goes on while it is in use: a keep-alive and the
+        checks nothing else would make (KEBA UDP's: its reports arrive through the shared socket's
+        callback, not a job), a watchdog it must feed (Heidelberg's), a card reader's port. The
+        device's coordinator (bridge/runtime/coordinator.py) owns the tasks: it starts each job once
+        `start` succeeded, starts it again BACKGROUND_RETRY_S after it ended or raised (logged), and
+        cancels them all before the driver is closed. None by default."""
         return ()
 
     @abc.abstractmethod

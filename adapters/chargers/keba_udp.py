@@ -26,16 +26,22 @@ Changes: each of the box's datagrams that changes a state field pushes a StateCh
 moves with the energy and is merged without a push). The background job (`background()`) runs every
 `repeat_interval_s` and does what nothing else would notice: it refreshes the failsafe (below), asks
 `report 2` once the cached one is `keepalive_s` old (a box that stops answering pushes a
-StateChanged, so the bridge reads and finds it unreachable; one that answers again pushes another),
-and asks `report 100` while a vehicle is plugged in on a box with authorisation on (AuthON) until its
-session shows the card that authorised it: a TagPresented. The session found at the start (which
-asks report 100 once) is learnt, not presented: after a restart mid-session it would stop that
-session's transaction.
+StateChanged, so the bridge reads and finds it unreachable; one that answers again pushes another:
+silence is noticed within keepalive_s + repeat_interval_s + timeout_s of the last answer), and asks
+`report 100` while a vehicle is plugged in on a box with authorisation on (AuthON) until its session
+shows the card that authorised it: a TagPresented. The session found at the start (which asks report
+100 once) is learnt, not presented: after a restart mid-session it would stop that session's
+transaction. A learnt session the box is no longer plugged into has ended: the next plug-in waits for
+its card (an unplug, or a plug-in the box pushes, starts the wait). The box's datagrams themselves
+come through the shared socket's callback (`_on_datagram`), not through the job.
 
 The bridge owns the decision to charge: once it operates the box (it has set a listener; `ocpp-bridge
 probe` does not, and sends no command), the first read sends `failsafe` and `ena 0` unless the bridge
 has switched energy already; after an outage it sends them again with its own last word (the box may
-have rebooted, which forgets `ena 0`).
+have rebooted, which forgets `ena 0`). A box that refuses `failsafe` (TCH-ERR: a firmware without
+it) still gets `ena 0`, and one WARNING says the failsafe is off. Switching a charging box off also
+takes the register at the stop (`_switch`): the bridge's reading for meterStop comes in the 2 s quiet
+time after `ena 0`, in which a read asks nothing and serves the cache.
 
 Current: `curr <mA>` rather than `currtime`: `currtime` also enables the box (it ends an `ena 0`), so it
 cannot keep a suspended box alive; instead `failsafe <timeout> <mA> <persist>` is set when the bridge

@@ -115,6 +115,9 @@ async def test_a_whole_session_started_by_the_boxs_card_reader(
     assert authorize["idTag"] == start["idTag"] == "D4CD7650"
     assert (stop["transactionId"], stop["reason"]) == (csms.last_transaction_id, "Remote")
     check_energy(emu, csms, start, stop)
+    # meterStop is the register at the stop (no energy flows after `ena 0`), within what flows in
+    # 100 ms (here 100 times faster) and the whole Wh the bridge sends.
+    assert emu.box.e_total / 10 - 11040 * 100 * 0.1 / 3600 - 1 <= stop["meterStop"] <= emu.box.e_total / 10
     assert emu.box.sent("ena") == ["0", "1", "0"]  # taken over, the transaction, its end
     assert emu.box.sent("failsafe") == ["30 0 1"]
     assert emu.box.pacing_violations == []

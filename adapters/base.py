@@ -21,6 +21,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+# The longest idTag a driver may report or a configuration may hold: OCPP 1.6's idTag is a CiString20.
+ID_TAG_MAX = 20
+
 
 class DeviceError(Exception):
     """Base of the errors a driver may raise."""

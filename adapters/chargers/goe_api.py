@@ -16,9 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.base import ID_TAG_MAX as ID_TAG_MAX  # re-exported: goe.py checks card tags with it
 from adapters.base import ChargerReading, DeviceUnreachable, Fault, FaultKind
-
-ID_TAG_MAX = 20  # OCPP 1.6 IdToken is CiString20
 
 # -- API keys (v2 names, types and units) ----------------------------------------------------------
 

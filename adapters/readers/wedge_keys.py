@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from adapters.base import ID_TAG_MAX as ID_TAG_MAX  # re-exported: evdev_reader.py names it
 from adapters.readers.taps import Debouncer
 
 Chars = Literal["digits", "hex"]
@@ -24,7 +25,6 @@ EndsWith = Literal["enter", "any"]
 
 KEY_DOWN = 1  # an EV_KEY event's value: 0 up, 1 down, 2 auto-repeat
 KEY_GAP_S = 1.0
-ID_TAG_MAX = 20  # OCPP 1.6 idTag: CiString20
 
 DIGIT_KEYS: dict[int, str] = {
     2: "1", 3: "2", 4: "3", 5: "4", 6: "5", 7: "6", 8: "7", 9: "8", 10: "9", 11: "0",  # KEY_1..KEY_0

@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 from typing import Any
 
+from adapters.base import ID_TAG_MAX
 from adapters.registry import (
     CARD_READER_TYPES,
     CHARGER_TYPES,
@@ -108,8 +109,6 @@ _KINDS: dict[str, tuple[dict[str, str], Any, Any]] = {
     "card_reader": (CARD_READER_TYPES, card_reader_class, CardReaderConfig),
 }
 
-ID_TAG_MAX = 20  # OCPP 1.6 idTag: CiString20
-
 
 def id_tag_problem(id_tag: str) -> str | None:
     """What is wrong with a configured idTag, or None."""
@@ -141,20 +140,28 @@ def free_vend_problems(cp: ChargePointConfig) -> list[tuple[str, str]]:
 
 
 def report_only_problems(cp: ChargePointConfig) -> list[tuple[str, str]]:
-    """A report-only connector (a generic device without write.enable) starts its transactions only
-    at a plug-in with the free-vend tag or at a tag the device or a card reader presents: with neither
-    it could never start one (docs/protocol.md, "Report-only chargers")."""
+    """A report-only connector (its device decides when energy flows) starts its transactions only at
+    a plug-in with the free-vend tag or at a tag the device or a card reader presents: with neither it
+    could never start one (docs/protocol.md, "Report-only chargers"). Whether the device is report only
+    and reads tags is asked of the driver, as the run asks it (`capabilities`, read before any start),
+    so any driver that declares `can_switch_energy` False is checked, not only the generic device."""
+    from adapters.registry import new_charger  # only for a connector without a tag source
+    from adapters.transports.pool import Transports
+
     problems = []
-    report_only = [getattr(c.charger.options, "report_only", False) for c in cp.connectors]
     for index, connector in enumerate(cp.connectors):
-        tags = getattr(connector.charger.options, "reads_tags", False) or connector.card_reader is not None
-        if not report_only[index] or tags or cp.free_vend_tag(connector.id) is not None:
+        if connector.card_reader is not None or cp.free_vend_tag(connector.id) is not None:
+            continue
+        # Built as the daemon builds it (bridge/devices.py): a driver opens nothing until its start.
+        charger = connector.charger
+        capabilities = new_charger(charger.type, charger.options, Transports()).capabilities
+        if capabilities.can_switch_energy or capabilities.has_rfid:
             continue
         problems.append((f"connectors[{index}].charger", (
-            f"connector {connector.id}'s charger is report only (no write.enable: it decides when energy"
-            " flows) and takes no RemoteStartTransaction, so nothing could start a transaction; set"
-            " free_vend_id_tag (a car connecting starts one), give it a read.id_tag source or a"
-            " card_reader:, or add write.enable"
+            f"connector {connector.id}'s charger is report only (it decides when energy flows: a generic"
+            " device without write.enable) and takes no RemoteStartTransaction, so nothing could start a"
+            " transaction; set free_vend_id_tag (a car connecting starts one), give it a read.id_tag"
+            " source or a card_reader:, or add write.enable"
         )))  # fmt: skip
     return problems
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from adapters.base import DeviceRefused, DeviceUnreachable, TagPresented
-from adapters.generic.device import GenericCharger
+from adapters.generic.device import GenericCharger, GenericMeter
+from adapters.transports.http import MAX_ANSWER, request
 from adapters.transports.pool import Transports
 from tests.conftest import running
 from tests.csms import StrictCentralSystem
@@ -31,6 +34,7 @@ from tests.helpers.generic import (
     set_profile,
     statuses,
 )
+from tests.processes import free_port
 
 
 @pytest.fixture
@@ -172,3 +176,102 @@ async def test_a_new_card_value_is_a_card_presented(
     emu.tap(2)
     await driver.read()
     assert events == [TagPresented("2"), TagPresented("2")]
+
+
+@pytest.fixture
+async def answers() -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """A device that answers GET /<name> with the text set for it: (its URL, name -> text)."""
+    bodies: dict[str, str] = {}
+
+    async def answer(req: web.Request) -> web.Response:
+        return web.Response(text=bodies[req.match_info["name"]], content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{name}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}", bodies
+    await runner.cleanup()
+
+
+def meter_of(url: str, tmp_path: Path, transports: Transports, **energy: Any) -> GenericMeter:
+    block = {"type": "generic", "read": {"energy_wh": {"http": {"url": f"{url}/e"}, **energy}}}
+    return GenericMeter(options(tmp_path, meter=block), transports)
+
+
+@pytest.mark.parametrize(
+    ("body", "energy", "words"),
+    [
+        ('{"a": 5}', {"jmespath": "length(a)"}, "jmespath 'length\\(a\\)' fails"),
+        ('{"e": 1' + "0" * 400 + "}", {"jmespath": "e"}, "is not a finite number"),
+        ("[" * 100_000, {"jmespath": "e"}, "expected JSON for jmespath"),
+        ("[" * 100_000, {}, "expected a number"),
+        ('{"e": NaN}', {"jmespath": "e"}, "'nan' is not a finite number"),
+        ('{"e": Infinity}', {"jmespath": "e", "unit": "kWh"}, "'inf' is not a finite number"),
+        ('{"e": 1e400}', {"jmespath": "e"}, "'inf' is not a finite number"),
+        ('{"e": ' + "7" * (MAX_ANSWER + 1) + "}", {"jmespath": "e"}, "answer larger than 1 MiB"),
+    ],
+)
+async def test_device_data_that_breaks_the_pipeline_is_a_refusal_naming_it(
+    answers: tuple[str, dict[str, str]], transports: Transports, tmp_path: Path, body: str, energy: Any,
+    words: str,
+) -> None:  # fmt: skip
+    url, bodies = answers
+    bodies["e"] = body
+    with pytest.raises(DeviceRefused, match=words) as refused:
+        await meter_of(url, tmp_path, transports, **energy).read()
+    assert len(str(refused.value)) < 400  # the value named, not the whole body
+    bodies["e"] = '{"e": 1234.5}'
+    assert (await meter_of(url, tmp_path, transports, jmespath="e").read()).energy_wh == 1234.5
+
+
+async def test_the_shared_request_reads_no_more_than_its_limit_and_takes_deep_json_as_text(
+    answers: tuple[str, dict[str, str]], transports: Transports
+) -> None:
+    """go-e, OpenEVSE and the generic device share adapters/transports/http.py's request."""
+    url, bodies = answers
+    bodies["exact"] = "x" * MAX_ANSWER  # the limit itself is read whole
+    assert await request(transports.http(), "GET", f"{url}/exact", where="box", timeout_s=2) == (
+        200, "x" * MAX_ANSWER
+    )  # fmt: skip
+    bodies["big"] = "x" * (10 * MAX_ANSWER)
+    with pytest.raises(DeviceRefused, match=r"^GET box: answer larger than 1 MiB$"):
+        await request(transports.http(), "GET", f"{url}/big", where="GET box", timeout_s=2)
+    bodies["deep"] = "[" * 100_000
+    assert await request(transports.http(), "GET", f"{url}/deep", where="box", timeout_s=2) == (
+        200, "[" * 100_000
+    )  # fmt: skip
+
+
+async def test_a_setter_too_deep_to_evaluate_is_a_refusal(
+    answers: tuple[str, dict[str, str]], transports: Transports, tmp_path: Path
+) -> None:
+    import inspect
+    import sys
+
+    url, bodies = answers
+    bodies["e"] = '{"e": 1}'
+    block = {
+        "type": "generic", "max_current_a": 16,
+        "read": {"enabled": {"http": {"url": f"{url}/e"}, "jmespath": "e"}},
+        "write": {
+            "enable": {"http": {"url": f"{url}/e"}},
+            "current": {"http": {"url": f"{url}/set?amp={{{{ {'-' * 300}value }}}}"}},
+        },
+    }  # fmt: skip
+    driver = GenericCharger(options(tmp_path, charger=block), transports)
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + 200)  # the evaluation's 300 levels go beyond
+    try:
+        with pytest.raises(DeviceRefused, match="nested too deeply"):
+            await driver.set_current(16)
+    finally:
+        sys.setrecursionlimit(before)
+
+
+async def test_a_password_in_the_devices_own_name_is_masked(transports: Transports, tmp_path: Path) -> None:
+    block = {**goe_block("http://127.0.0.1:9"), "name": "box via mqtt://me:s3cret@10.0.0.2:1883"}
+    driver = GenericCharger(options(tmp_path, charger=block), transports)
+    assert driver.description == "box via mqtt://me:***@10.0.0.2:1883"

@@ -6,14 +6,17 @@ of the relay (Faulted, recovery, one transaction) and of the broker."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
-from adapters.base import DeviceUnreachable, StateChanged
-from adapters.generic.device import GenericCharger
+from adapters.base import DeviceRefused, DeviceUnreachable, StateChanged
+from adapters.generic.device import GenericCharger, GenericMeter
+from adapters.generic.sources import MAX_PAYLOAD
 from adapters.transports.pool import Transports
 from tests.conftest import running
 from tests.csms import StrictCentralSystem
@@ -35,7 +38,7 @@ from tests.helpers.generic import (
     statuses,
     tasmota_block,
 )
-from tests.helpers.parts import until
+from tests.helpers.parts import eventually, until
 
 TELE_S = 0.2
 
@@ -132,3 +135,26 @@ async def test_messages_are_read_at_once_and_the_broker_gone_is_unreachable(
     with pytest.raises(DeviceUnreachable, match="not connected"):
         await driver.read()
     await driver.close()
+
+
+async def test_a_message_larger_than_64_kib_is_refused_naming_its_topic(
+    broker: Any, transports: Transports, tmp_path: Path
+) -> None:
+    topic = "meter/e"
+    block = {"type": "generic", "read": {"energy_wh": {"mqtt": {"broker": broker.url, "topic": topic}}}}
+    meter = GenericMeter(options(tmp_path, meter=block), transports)
+
+    async def reads_the_new_value() -> bool:
+        with contextlib.suppress(DeviceRefused):
+            return (await meter.read()).energy_wh == 1234.5
+        return False
+
+    async with aiomqtt.Client("127.0.0.1", port=broker.port) as client:
+        await client.publish(topic, " " * MAX_PAYLOAD + "1", retain=True)
+        with pytest.raises(
+            DeviceRefused, match=rf"^MQTT topic {topic}: a message of 65537 bytes, larger than 64 KiB$"
+        ):
+            await meter.start()  # its first reading
+        await client.publish(topic, "1234.5", retain=True)
+        await eventually(reads_the_new_value, "the next message read", 5)
+    await meter.close()

@@ -4,6 +4,11 @@ values by type, masked URLs, and how a reading's requests are grouped (readers t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
+import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +16,7 @@ import pytest
 from adapters.base import DeviceUnreachable
 from adapters.generic import registers
 from adapters.generic.expression import ExpressionError, Setter
-from adapters.generic.pipeline import Pipeline, PipelineError
+from adapters.generic.pipeline import JSON_CACHED_MAX, Pipeline, PipelineError, json_of
 from adapters.generic.sources import Reader, fetch_all, shown_url
 
 GOE = '{"car": 2, "alw": true, "eto": 123456, "nrg": [230, 231, 229, 0, 16.1, 16.0, 15.9, 0, 0, 0, 0, 11040]}'
@@ -122,6 +127,88 @@ def test_setter_templates_refuse_everything_outside_the_whitelist(template: str,
 def test_huge_numbers_and_texts_are_refused_when_rendered(template: str) -> None:
     with pytest.raises(ExpressionError):
         Setter(template).render(10)
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ('{"e": "x", "a": 5}', "jmespath 'length(a)' fails on"),  # JMESPathTypeError
+        ('{"e": 1' + "0" * 400 + "}", "is not a finite number"),  # an integer beyond a float
+        ("[" * 100_000, "expected JSON for jmespath"),  # too deep for json: RecursionError
+        ('{"e": NaN}', "'nan' is not a finite number"),
+        ('{"e": Infinity}', "'inf' is not a finite number"),
+        ('{"e": -1e400}', "'-inf' is not a finite number"),
+    ],
+)
+def test_device_data_that_breaks_a_step_is_a_pipeline_error(raw: str, words: str) -> None:
+    expression = "length(a)" if "length" in words else "e"
+    with pytest.raises(PipelineError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        Pipeline.build(jmespath=expression, unit="kWh", family="energy").number(raw)
+    with pytest.raises(PipelineError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        Pipeline.build(jmespath=expression).number(raw)  # no scale: the value as it came
+
+
+def test_non_finite_numbers_are_refused_whatever_their_origin() -> None:
+    nan32 = registers.decode([0x7FC0, 0x0000], "float32")
+    inf64 = registers.decode([0x7FF0, 0, 0, 0], "float64")
+    for raw in (nan32, inf64, float("-inf"), 10**400):
+        with pytest.raises(PipelineError, match="not a finite number"):
+            Pipeline.build().number(raw)
+
+
+def test_only_small_json_bodies_are_kept_parsed() -> None:
+    small = '{"e": [1, 2]}'
+    assert json_of(small) is json_of(small)  # several values of one body: parsed once
+    big = '{"e": "' + "x" * JSON_CACHED_MAX + '"}'
+    assert json_of(big) == json_of(big) and json_of(big) is not json_of(big)  # not kept
+
+
+@contextlib.contextmanager
+def shallow_stack(frames: int) -> Iterator[None]:
+    """A recursion limit only `frames` above the caller's depth (an evaluation nested deeper fails)."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + frames)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        ("{{ ~value }}", "the operator Invert"),  # would be evaluated as +value
+        ("{{ round(value, -10**7) }}", "round's digits are at most 64"),
+        ("{{ " + "not " * 3000 + "value }}", "longer than 500 characters"),  # RecursionError in ast
+        ("{{ " + "1+" * 2000 + "1 }}", "longer than 500 characters"),
+    ],
+)
+def test_setter_templates_refuse_what_would_crash_or_block(template: str, words: str) -> None:
+    with pytest.raises(ExpressionError, match=words.replace("(", r"\(")):
+        Setter(template)
+
+
+def test_rendering_is_bounded_in_digits_text_and_depth() -> None:
+    started = time.monotonic()
+    with pytest.raises(ExpressionError, match="round's digits are at most 64"):
+        Setter("{{ round(10, value) }}").render(-(10**6))
+    assert time.monotonic() - started < 0.5
+    sixteen = " + ".join(["str(10 ** 64)"] * 16)  # 65 characters each: 1040
+    with pytest.raises(ExpressionError, match="the text is longer than 1000 characters"):
+        Setter("{{ " + sixteen + " }}").render(1)
+    assert len(Setter("{{ " + " + ".join(["str(10 ** 64)"] * 15) + " }}").render(1)) == 975
+    deep = Setter("{{ " + "-" * 200 + "value }}")
+    with shallow_stack(100), pytest.raises(ExpressionError, match="nested too deeply"):
+        deep.render(1)
+    assert deep.render(1) == "1"
+
+
+def test_values_beyond_a_registers_type_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="does not fit a float32 register"):
+        registers.encode(1e300, "float32")
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="not a finite number"):
+            registers.encode(value, "int32")
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ocpp.exceptions import NotSupportedError
 from ocpp.v16 import call
 
 from bridge.probe import probe
@@ -28,6 +29,7 @@ CP = "CP-1"
 ENERGY = "Energy.Active.Import.Register"
 OCPP = {"MeterValueSampleInterval": 1, "MeterValuesSampledData": [ENERGY]}
 CONNECTOR = {"poll_interval_s": 0.2, "faulted_after_failed_polls": 2}
+SECRET = "s3cret-pw"
 
 
 @pytest.fixture
@@ -37,8 +39,20 @@ async def evcc(broker: Any) -> AsyncIterator[EvccEmulator]:
         yield emulator
 
 
-def config_for(csms: StrictCentralSystem, broker: Any, tmp_path: Path, template: str, **fields: Any) -> Any:
-    charger = {"type": "generic", "template": template, "params": {"broker": broker.url}}
+def with_password(broker: Any) -> str:
+    """The broker's URL with a user and password (mosquitto without a password file takes any)."""
+    return f"mqtt://evcc:{SECRET}@127.0.0.1:{broker.port}"
+
+
+def config_for(
+    csms: StrictCentralSystem,
+    broker: Any,
+    tmp_path: Path,
+    template: str,
+    url: str | None = None,
+    **fields: Any,
+) -> Any:
+    charger = {"type": "generic", "template": template, "params": {"broker": url or broker.url}}
     return make_config(
         csms.url, tmp_path, ocpp=OCPP, charger=charger, connector_fields={**CONNECTOR, **fields}
     )
@@ -164,8 +178,9 @@ async def test_report_only_refuses_what_it_cannot_carry_out_and_the_unplug_ends_
     csms: StrictCentralSystem, evcc: EvccEmulator, broker: Any, tmp_path: Path, caplog: Any
 ) -> None:
     """The bridge cannot stop evcc's charging: RemoteStop is Rejected (§5.12: Accepted says it "will be
-    stopped") and the transaction goes on; RemoteStart and SetChargingProfile are Rejected and
-    SmartCharging is not offered; the unplug ends the transaction; the device is never asked to switch."""
+    stopped") and the transaction goes on; RemoteStart is Rejected; SmartCharging is not offered, so
+    SetChargingProfile is NotSupported; the unplug ends the transaction; the device is never asked to
+    switch."""
     lp = evcc.loadpoints[0]
     config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt", free_vend_id_tag="EVCC-GARAGE")
     caplog.set_level("WARNING", logger="bridge")
@@ -187,10 +202,9 @@ async def test_report_only_refuses_what_it_cannot_carry_out_and_the_unplug_ends_
             "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
                 {"startPeriod": 0, "limit": 8}]},
         }  # fmt: skip
-        limits = [
-            await csms.call(CP, call.SetChargingProfile(connector_id=cid, cs_charging_profiles=profile))
-            for cid in (1, 0)
-        ]
+        for cid in (1, 0):  # a profile not advertised: CALLERROR NotSupported, as an action without handler
+            with pytest.raises(NotSupportedError):
+                await csms.call(CP, call.SetChargingProfile(connector_id=cid, cs_charging_profiles=profile))
         rising = await csms.wait_for_call(  # the transaction goes on, evcc charging
             CP, "MeterValues", lambda p: p.get("transactionId") == transaction_id, count=3, timeout=10
         )
@@ -199,7 +213,6 @@ async def test_report_only_refuses_what_it_cannot_carry_out_and_the_unplug_ends_
         stop = await csms.wait_for_call(CP, "StopTransaction")
     assert "SmartCharging" not in profiles["value"].split(",") and "Core" in profiles["value"]
     assert (stop_answer.status, start_answer.status, anywhere.status) == ("Rejected",) * 3
-    assert [a.status for a in limits] == ["Rejected", "Rejected"]
     assert (stop["transactionId"], stop["reason"]) == (transaction_id, "EVDisconnected")
     assert stop["meterStop"] >= energy_of(rising) and len(csms.calls(CP, "StartTransaction")) == 1
     assert set_topics(evcc) == [] and lp.max_current == 16.0  # nothing was ever set in evcc
@@ -208,18 +221,26 @@ async def test_report_only_refuses_what_it_cannot_carry_out_and_the_unplug_ends_
     assert any("RemoteStopTransaction" in m and "report only" in m for m in said)
 
 
-async def test_without_a_meter_total_the_loadpoint_is_unreachable(
-    csms: StrictCentralSystem, broker: Any, tmp_path: Path
+async def test_without_a_meter_total_the_loadpoint_is_unreachable_and_no_password_is_shown(
+    csms: StrictCentralSystem, broker: Any, tmp_path: Path, caplog: Any
 ) -> None:
+    caplog.set_level("DEBUG")
     lp = Loadpoint(mode="now", has_total_import=False)
     async with EvccEmulator([lp], broker_url=broker.url, interval_s=0.2):
-        config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt", free_vend_id_tag="EVCC-GARAGE")
+        url = with_password(broker)
+        config = config_for(
+            csms, broker, tmp_path, "evcc-loadpoint-mqtt", url, free_vend_id_tag="EVCC-GARAGE"
+        )
         async with running(config):
             faulted = await csms.wait_for_call(
                 CP, "StatusNotification", lambda p: p["status"] == "Faulted", timeout=10
             )
     assert (faulted["errorCode"], faulted["vendorErrorCode"]) == ("OtherError", "DeviceUnreachable")
-    assert faulted["info"].startswith(f"evcc loadpoint 1 at {broker.url}")
+    assert faulted["info"].startswith("evcc loadpoint 1 (evcc)")
+    said = [r.getMessage() for r in caplog.records]
+    assert any("evcc loadpoint 1 (evcc)" in m for m in said), said  # the name is in the log
+    assert not [m for m in said if SECRET in m]
+    assert not [c for c in csms.calls(CP, "StatusNotification") if SECRET in str(c)]
 
 
 async def test_probe_reads_the_loadpoint_and_sets_nothing(
@@ -229,9 +250,10 @@ async def test_probe_reads_the_loadpoint_and_sets_nothing(
     on = {f"evcc/loadpoints/1/{key}": "true" for key in ("connected", "charging", "enabled")}
     await csms.wait_until(lambda: on.items() <= evcc.published.items(), what="the car published")
     lines: list[str] = []
-    config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt-control")
+    config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt-control", with_password(broker))
     assert await probe(config, lines.append, timeout_s=5) == 0
-    assert lines[0] == f"CP-1 connector 1: evcc loadpoint 1 at {broker.url}"
+    assert lines[0] == "CP-1 connector 1: evcc loadpoint 1 (evcc)"
+    assert not [line for line in lines if SECRET in line]
     assert lines[1] == "  plugged: yes; vehicle asks for energy: yes; energy allowed: yes"
     assert lines[2].startswith("  energy register: 1234") and "power: 11040 W" in lines[2]
     assert evcc.setters == []  # read, never set, even with the control template

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import (
+    ID_TAG_MAX,
     Charger,
     ChargerCapabilities,
     ChargerReading,
@@ -62,8 +63,8 @@ from adapters.generic.sources import (
     writer_of,
 )
 from adapters.transports.pool import Transports
+from adapters.transports.urls import without_password
 
-ID_TAG_MAX = 20  # OCPP 1.6 idTag: CiString20
 NO_ERROR = frozenset({"", "0", "false", "null", "none", "ok"})
 CONFIRM_S = 2.0  # how long a switch waits for an MQTT state topic to show it
 FIRST_MESSAGE_S = 2.0  # how long start() waits for MQTT topics' first (retained) messages
@@ -139,6 +140,12 @@ class _Values:
                 converted = value.convert(raw)
             except PipelineError as error:
                 raise DeviceRefused(f"{value.capability}: {error}") from None
+            except (ValueError, ArithmeticError, RecursionError) as error:
+                # A backstop: data the pipeline's own checks missed ends this reading, never the charge
+                # point (the pipeline names the value; this says only what broke).
+                raise DeviceRefused(
+                    f"{value.capability}: the device's value cannot be read ({type(error).__name__})"
+                ) from None
             if value.capability in ("currents", "voltages"):
                 found.setdefault(value.capability, []).append(converted)
             else:
@@ -147,8 +154,10 @@ class _Values:
 
 
 def _name(options_name: str | None, kind: str, first: Source | None) -> str:
+    """The device's description: it reaches log lines, the status API, `probe` and the central system
+    (a Faulted StatusNotification's info), so a URL's password in it is masked, whoever wrote it."""
     if options_name:
-        return options_name
+        return without_password(options_name)
     return f"generic {kind} at {_where(first)}" if first is not None else f"generic {kind}"
 
 

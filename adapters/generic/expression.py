@@ -5,8 +5,9 @@ No eval, no compile: the expression is parsed by Python's `ast` and walked here,
 whitelist: constants, the one name `value`, arithmetic on numbers, comparisons, and/or/not,
 `a if c else b`, and the calls in CALLS. Attribute access, subscripts, other names, lambdas,
 comprehensions and every other call are refused when the configuration is checked, so nothing in a
-configuration file can reach Python's objects. Numbers are bounded (an exponent at most 64, results at
-most 10**100) so that a template cannot make the daemon compute for ever.
+configuration file can reach Python's objects. Numbers are bounded (an exponent and round's digits at
+most 64, results at most 10**100) and an expression is at most 500 characters (its nesting with it), so
+that a template can neither make the daemon compute for ever nor exhaust Python's stack.
 """
 
 from __future__ import annotations
@@ -23,12 +24,25 @@ Value = bool | int | float | str | None
 MAX_EXPONENT = 64
 MAX_MAGNITUDE = 10**100
 MAX_TEXT = 1000  # characters of a text an expression may build
+MAX_SOURCE = 500  # characters of one expression: deep nesting exhausts Python's stack
 _PART = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+
+
+def _round(number: Any, digits: Any = None) -> Any:
+    # round(x, -10**7) computes 10**10**7: the digits are bounded as an exponent is
+    if _too_many_digits(digits):
+        raise OverflowError(f"round's digits are at most {MAX_EXPONENT}, got {digits}")
+    return round(number, digits)
+
+
+def _too_many_digits(digits: Any) -> bool:
+    return isinstance(digits, int) and abs(digits) > MAX_EXPONENT
+
 
 CALLS: dict[str, Callable[..., Any]] = {
     "int": int,
     "float": float,
-    "round": round,
+    "round": _round,
     "abs": abs,
     "min": min,
     "max": max,
@@ -77,6 +91,8 @@ def _check(node: ast.AST, source: str) -> None:
         elif isinstance(child, ast.BinOp):
             if type(child.op) not in _BINARY:
                 raise ExpressionError(f"{source!r}: the operator {type(child.op).__name__} is not allowed")
+        elif isinstance(child, ast.UnaryOp) and isinstance(child.op, ast.Invert):
+            raise ExpressionError(f"{source!r}: the operator Invert (~) is not allowed")
         elif isinstance(child, ast.Compare):
             if any(type(op) not in _COMPARE for op in child.ops):
                 raise ExpressionError(f"{source!r}: only == != < <= > >= compare")
@@ -95,22 +111,40 @@ class Expression:
 
     def __init__(self, source: str) -> None:
         self.source = source.strip()
+        if len(self.source) > MAX_SOURCE:
+            raise ExpressionError(
+                f"{self.source[:40]!r}...: an expression is longer than {MAX_SOURCE} characters"
+            )
         try:
             tree = ast.parse(self.source, mode="eval")
         except SyntaxError as error:
             raise ExpressionError(f"{self.source!r} is not an expression ({error.msg})") from None
+        except (RecursionError, MemoryError):
+            raise ExpressionError(f"{self.source!r} is nested too deeply") from None
         _check(tree, self.source)
         self._tree = tree.body
+        for node in ast.walk(tree):  # round's digits given without `value` are refused now, at `check`
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "round":
+                if len(node.args) == 2 and not any(isinstance(n, ast.Name) for n in ast.walk(node.args[1])):
+                    digits = self._evaluated(node.args[1], None)
+                    if _too_many_digits(digits):
+                        raise ExpressionError(
+                            f"{self.source!r}: round's digits are at most {MAX_EXPONENT}, got {digits}"
+                        )
 
     def evaluate(self, value: Value) -> Value:
+        bounded: Value = _bounded(self._evaluated(self._tree, value), self.source)
+        return bounded
+
+    def _evaluated(self, node: ast.AST, value: Value) -> Any:
         try:
-            result = self._eval(self._tree, value)
+            return self._eval(node, value)
         except ExpressionError:
             raise
         except (ArithmeticError, TypeError, ValueError) as error:
             raise ExpressionError(f"{self.source!r} fails for value {value!r}: {error}") from None
-        bounded: Value = _bounded(result, self.source)
-        return bounded
+        except (RecursionError, MemoryError):
+            raise ExpressionError(f"{self.source!r} is nested too deeply to evaluate") from None
 
     def _eval(self, node: ast.AST, value: Value) -> Any:
         if isinstance(node, ast.Constant):

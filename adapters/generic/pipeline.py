@@ -30,6 +30,7 @@ _STATUS = re.compile(r"[A-F][0-9]?")
 TRUE_TEXTS = frozenset({"true", "1", "on", "yes"})
 FALSE_TEXTS = frozenset({"false", "0", "off", "no"})
 SHOWN_MAX = 60  # characters of a raw value shown in a message
+JSON_CACHED_MAX = 64 * 1024  # characters of a body kept parsed: the cache must not hold big answers
 
 
 class PipelineError(ValueError):
@@ -79,9 +80,17 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
 
 
 @functools.lru_cache(maxsize=32)
-def _json(text: str) -> Any:
-    # One body feeds several values in a reading: parse it once.
+def _cached_json(text: str) -> Any:
     return json.loads(text)
+
+
+def json_of(text: str) -> Any:
+    """The JSON document of a device's text; one body feeds several values in a reading, so a small one
+    is parsed once. PipelineError for text that is not JSON or nested too deeply to parse."""
+    try:
+        return _cached_json(text) if len(text) <= JSON_CACHED_MAX else json.loads(text)
+    except (ValueError, RecursionError):
+        raise PipelineError(f"expected JSON for jmespath, got {shown(text)!r}") from None
 
 
 @dataclass(frozen=True)
@@ -138,13 +147,8 @@ class Pipeline:
                 raise PipelineError(f"regex {self.regex.pattern!r} does not match {shown(text)!r}")
             value = match.group(1) if self.regex.groups else match.group(0)
         if self.jmespath is not None:
-            document = value
-            if isinstance(value, str):
-                try:
-                    document = _json(value)
-                except ValueError:
-                    raise PipelineError(f"expected JSON for jmespath, got {shown(value)!r}") from None
-            value = self.jmespath.search(document)
+            document = json_of(value) if isinstance(value, str) else value
+            value = _search(self.jmespath, document)
             if value is None and null_ok:
                 return None
             if value is None:
@@ -184,20 +188,43 @@ class Pipeline:
         return (value / self.factor - self.offset) / self.scale
 
 
+def _search(expression: Any, document: Any) -> Any:
+    """The expression's result; a function given the wrong type (`length(a)` of a number) is the
+    device's data not fitting the configuration, said as a PipelineError."""
+    from jmespath import exceptions
+
+    try:
+        return expression.search(document)
+    except (exceptions.JMESPathError, RecursionError) as error:
+        words = " ".join(str(error).split()) or type(error).__name__
+        raise PipelineError(
+            f"jmespath {expression.expression!r} fails on {shown(document)!r}: {words[: SHOWN_MAX * 2]}"
+        ) from None
+
+
 def to_number(value: Any) -> float:
+    """A finite float: NaN and the infinities (JSON's NaN, Infinity, 1e400, a float register) and an
+    integer beyond a float's range are refused, whatever gave them."""
+    number: float | None = None
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise PipelineError(f"{shown(value)!r} is not a finite number") from None
+    elif isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
-            pass
-        else:
-            if math.isfinite(number):
-                return number
-    raise PipelineError(f"expected a number, got {shown(value)!r}")
+            raise PipelineError(f"expected a number, got {shown(value)!r}") from None
+        if not math.isfinite(number):  # "nan" and "inf" are words, not readings
+            raise PipelineError(f"expected a number, got {shown(value)!r}")
+    if number is None:
+        raise PipelineError(f"expected a number, got {shown(value)!r}")
+    if not math.isfinite(number):
+        raise PipelineError(f"{shown(number)!r} is not a finite number")
+    return number
 
 
 def to_bool(value: Any) -> bool:

@@ -46,7 +46,8 @@ def decode(
         raise ValueError(f"{type_name} takes {size} registers, got {len(registers)}")
     if type_name == "float32":
         # The decimal the device computed in float32 (230.1, not 230.10000610351562), as the Eastron
-        # driver reports it; NaN and infinities are left for the pipeline to refuse.
+        # driver reports it. NaN and the infinities come back as they are (float64 too): the pipeline's
+        # to_number refuses them as "not a finite number", so they never become a reading.
         single = decode_float32(registers, word_order=word_order)[0]
         decimal = meter_decimal(single)
         return single if decimal is None else decimal
@@ -68,13 +69,19 @@ def encode(value: float | bool, type_name: str, word_order: WordOrder = "big") -
     size, fmt = TYPES[type_name]
     if type_name == "bool":
         return [1 if value else 0]
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond a float's range
+        raise ValueError(f"{value} does not fit a {type_name} register") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
     if type_name.startswith("float"):
-        number: float = float(value)
-        if not math.isfinite(number):
-            raise ValueError(f"{value!r} is not a finite number")
-        packed = struct.pack(fmt, number)
+        try:
+            packed = struct.pack(fmt, number)
+        except OverflowError:  # 1e300 as a float32
+            raise ValueError(f"{value!r} does not fit a {type_name} register") from None
     else:
-        whole = round(float(value))
+        whole = round(number)
         try:
             packed = struct.pack(fmt, whole)
         except struct.error:

@@ -23,7 +23,7 @@ from adapters.base import DeviceRefused, DeviceUnreachable
 from adapters.generic import registers
 from adapters.generic.expression import ExpressionError, Setter, Value
 from adapters.generic.options import HttpSource, ModbusSource, MqttSource, Source
-from adapters.transports.http import request
+from adapters.transports.http import basic_auth, request
 from adapters.transports.urls import without_password
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ Clock = Callable[[], float]
 OnChange = Callable[[], None]
 SECRET_WORDS = ("pass", "pwd", "token", "key", "secret", "auth", "sig")
 MQTT_CONNECT_S = 2.0  # how long a first use waits for the broker
+MAX_PAYLOAD = 64 * 1024  # bytes of an MQTT message a reader takes (a device's value is a few hundred)
 SHOWN_ANSWER = 80  # characters of a refusal's body in its message
 
 
@@ -56,10 +57,7 @@ def _headers(http: HttpSource) -> dict[str, str]:
     if auth.token is not None:
         headers["Authorization"] = f"Bearer {auth.token}"
     elif auth.user is not None and auth.password is not None:
-        import base64
-
-        pair = base64.b64encode(f"{auth.user}:{auth.password}".encode()).decode("ascii")
-        headers["Authorization"] = f"Basic {pair}"
+        headers["Authorization"] = basic_auth(auth.user, auth.password)
     return headers
 
 
@@ -130,6 +128,7 @@ class MqttReader(Reader):
         self._on_change: OnChange | None = None
         self.last: str | None = None
         self.last_at: float | None = None
+        self.oversize: int | None = None  # the size of the last message, when it was too large
         self.heard = asyncio.Event()  # the first message came
         self._new = asyncio.Event()  # a message came since a waiter looked
         self.group = "mqtt"  # no I/O at a read
@@ -148,8 +147,10 @@ class MqttReader(Reader):
             self._broker = None
 
     def _heard(self, topic: str, payload: bytes) -> None:
-        text = payload.decode("utf-8", "replace")
-        changed = text != self.last
+        # A message too large is not kept (nor decoded): fetch refuses it until a fitting one comes.
+        self.oversize = len(payload) if len(payload) > MAX_PAYLOAD else None
+        text = None if self.oversize is not None else payload.decode("utf-8", "replace")
+        changed = text != self.last or text is None
         self.last, self.last_at = text, self._clock()
         self.heard.set()
         self._new.set()
@@ -172,12 +173,17 @@ class MqttReader(Reader):
             raise DeviceUnreachable(f"MQTT topic {topic}: not subscribed (the device was not started)")
         if not broker.connected:
             raise DeviceUnreachable(f"MQTT broker {broker.address} not connected ({broker.last_error})")
-        if self.last is None or self.last_at is None:
+        if self.last_at is None:
             raise DeviceUnreachable(f"no message on MQTT topic {topic} yet")
         age = self._clock() - self.last_at
         if self.mqtt.max_age_s is not None and age > self.mqtt.max_age_s:
             raise DeviceUnreachable(
                 f"no message on MQTT topic {topic} for {age:.0f} s (max_age_s {self.mqtt.max_age_s:g})"
+            )
+        if self.last is None:  # heard, but too large to keep
+            limit = f"{MAX_PAYLOAD // 1024} KiB"
+            raise DeviceRefused(
+                f"MQTT topic {topic}: a message of {self.oversize} bytes, larger than {limit}"
             )
         return self.last
 
@@ -314,6 +320,8 @@ def _render(setter: Setter, value: Value, where: str) -> str:
         return setter.render(value)
     except ExpressionError as error:  # e.g. int() of a text: the configuration's, said as such
         raise DeviceRefused(f"{where}: {error}") from None
+    except (ArithmeticError, RecursionError, MemoryError) as error:  # the evaluator's own bounds missed it
+        raise DeviceRefused(f"{where}: the setter fails for {value!r} ({type(error).__name__})") from None
 
 
 class HttpWriter(Writer):
@@ -366,7 +374,7 @@ class ModbusWriter(Writer):
             return
         try:
             words = registers.encode(value, m.type, m.word_order)
-        except ValueError as error:
+        except (ValueError, ArithmeticError) as error:  # ArithmeticError: encode's own checks missed it
             raise DeviceRefused(f"register {m.register} on {self.bus.url}: {error}") from None
         if len(words) == 1:
             await self.bus.write_register(m.unit, m.register, words[0], timeout_s=m.timeout_s)

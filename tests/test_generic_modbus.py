@@ -215,3 +215,21 @@ def test_registers_that_follow_each_other_are_read_in_one_request(transports: Tr
     far = [reader(r) for r in range(0, 130, 2)]  # 130 registers in a row
     assert [len(b) for b in blocks(far)] == [62, 3]  # 124 registers, then the rest
     assert all(len(b) == 1 for b in blocks([reader(400, "bool", function="coil")]))
+
+
+async def test_a_value_beyond_the_registers_type_is_refused_before_it_is_sent(
+    emu: KebaModbusEmulator, transports: Transports, tmp_path: Path
+) -> None:
+    for type_name, scale, words in (
+        ("float32", 1e-300, "does not fit a float32"),
+        ("int32", 1e-320, "finite"),
+    ):
+        block = keba_block(emu.url)
+        block["write"]["phases"] = {
+            "modbus": {"url": emu.url, "unit": 255, "register": 5052, "type": type_name},
+            "scale": scale,
+        }  # 3 phases are 3e300 (more than a float32 holds), or infinite
+        driver = GenericCharger(options(tmp_path, charger=block), transports)
+        with pytest.raises(DeviceRefused, match=rf"register 5052 on .*: .*{words}"):
+            await driver.set_phases(3)
+    assert emu.box.writes(5052) == []

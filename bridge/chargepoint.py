@@ -149,7 +149,9 @@ class ChargePoint:
             CoreHandlers(
                 cfg.id, self.session, self.configuration, self.commands, self.smart, self.data_transfer
             ),
-            SmartChargingHandlers(self.smart),
+            # Not advertised (no connector can switch): its actions are CALLERROR NotSupported, as any
+            # action without a handler (docs/protocol.md, "Report-only chargers").
+            *([SmartChargingHandlers(self.smart)] if "SmartCharging" in profiles else []),
             RemoteTriggerHandlers(self.session, self.commands, self.diagnostics, self.firmware),
             FirmwareHandlers(self.diagnostics, self.firmware),
             LocalListHandlers(self.authorizer),

@@ -6,11 +6,14 @@ SmartCharging when no connector can switch. The end-to-end behaviour is in tests
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.base import ChargerReading, NotSupportedByDevice
+from adapters.base import ChargerCapabilities, ChargerReading, NotSupportedByDevice
+from adapters.chargers import CHARGER_TYPES
+from adapters.chargers.simulated import SimulatedCharger
 from adapters.generic.device import GenericCharger
 from adapters.generic.options import GenericChargerOptions
 from adapters.transports.pool import Transports
@@ -24,7 +27,16 @@ from bridge.core.config_keys import (
     implemented_features,
     supported_profiles,
 )
-from bridge.core.connector import Connector, SetEnergy, StartTransaction, Status, StopReason, StopTransaction
+from bridge.core.connector import (
+    Authorize,
+    Connector,
+    SetEnergy,
+    StartTransaction,
+    Status,
+    StopReason,
+    StopTransaction,
+)
+from bridge.core.connector_states import State
 from bridge.metrics import Metrics
 from bridge.probe import describe_capabilities
 from bridge.runtime.coordinator import UNWANTED_ENERGY_S, DeviceCoordinator
@@ -96,6 +108,70 @@ def test_a_resumed_report_only_transaction_asks_nothing_of_the_device() -> None:
     again = Connector(1, switches_energy=False)
     assert again.resume(tx) == [] and again.energy() == []
     assert Connector(1).resume(tx) == [SetEnergy(True)]
+
+
+# -- a transaction the bridge ended while the device charges on ------------------------------------
+def charging(wh: float) -> ChargerReading:
+    """The car draws 11 kW: what the report-only device gives after the bridge's stop."""
+    return ChargerReading(plugged=True, ev_requesting=True, energy_allowed=True, energy_wh=wh, power_w=11e3)
+
+
+def test_after_a_reset_the_energy_the_device_gives_on_goes_into_a_new_free_vend_transaction() -> None:
+    c, _ = started(switches=False)
+    c.restarting = True  # Commands.reset, until the link has been dropped
+    (stop,) = c.stop(StopReason.SOFT_RESET, T0 + timedelta(minutes=1), None)
+    assert isinstance(stop, StopTransaction) and stop.reason is StopReason.SOFT_RESET
+    assert c.on_reading(charging(2000.0), T0 + timedelta(minutes=2), stop_on_ev_disconnect=True) == []
+    c.restarting = False  # the session starts again: the next reading that shows energy starts one
+    later = T0 + timedelta(minutes=3)
+    assert c.on_reading(charging(2500.0), later, stop_on_ev_disconnect=True) == [Authorize("FREE")]
+    assert c.on_reading(charging(2600.0), later, stop_on_ev_disconnect=True) == []  # one Authorize
+    (start,) = c.on_authorized("FREE", True, later, TIMEOUT)
+    assert isinstance(start, StartTransaction)
+    assert (start.transaction.id_tag, start.transaction.meter_start_wh) == ("FREE", 2600)
+    assert c.status().status is Status.CHARGING
+    # It ends as any report-only transaction: at the unplug, with all the energy since the reset.
+    (end,) = c.on_reading(reading(False, wh=4000.0), later, stop_on_ev_disconnect=True)
+    assert isinstance(end, StopTransaction) and end.meter_stop_wh == 4000
+
+
+def test_a_card_tapped_to_stop_while_the_device_charges_on_gives_way_to_the_free_vend_tag() -> None:
+    c = Connector(1, free_tag="FREE", switches_energy=False)
+    assert c.on_tag("CARD", T0) == [Authorize("CARD")]
+    c.on_authorized("CARD", True, T0, TIMEOUT)
+    (start,) = c.on_reading(charging(1000.0), T0, stop_on_ev_disconnect=True)
+    assert isinstance(start, StartTransaction) and start.transaction.id_tag == "CARD"
+    (stop,) = c.on_tag("CARD", T0 + timedelta(minutes=1))  # the same card: a local stop, no switching
+    assert isinstance(stop, StopTransaction) and stop.reason is StopReason.LOCAL
+    assert c.on_reading(charging(1500.0), T0, stop_on_ev_disconnect=True) == [Authorize("FREE")]
+    # Refused: Finishing until the unplug, and the free-vend tag is not presented again.
+    assert c.on_authorized("FREE", False, T0, TIMEOUT) == []
+    assert c.on_reading(charging(1600.0), T0, stop_on_ev_disconnect=True) == []
+    assert c.state is State.FINISHING
+    assert c.on_reading(reading(False), T0, stop_on_ev_disconnect=True) == []
+    assert c.state is State.IDLE
+
+
+def test_without_a_free_vend_tag_the_next_tag_presented_reports_the_energy() -> None:
+    c = Connector(1, switches_energy=False)
+    c.on_tag("CARD", T0)
+    c.on_authorized("CARD", True, T0, TIMEOUT)
+    c.on_reading(charging(1000.0), T0, stop_on_ev_disconnect=True)
+    c.on_tag("CARD", T0)  # stopped
+    assert c.on_reading(charging(1500.0), T0, stop_on_ev_disconnect=True) == []  # nothing to present
+    assert c.on_tag("OTHER", T0) == [Authorize("OTHER")]  # the device's (or a reader's) next tag
+    (start,) = c.on_authorized("OTHER", True, T0, TIMEOUT)
+    assert isinstance(start, StartTransaction) and start.transaction.meter_start_wh == 1500
+
+
+def test_a_device_that_stops_with_the_transaction_or_can_be_switched_starts_nothing_new() -> None:
+    c, _ = started(switches=False)
+    c.on_tag("FREE", T0)  # the same tag stops it; the device stopped too
+    assert c.on_reading(reading(True, allowed=False), T0, stop_on_ev_disconnect=True) == []
+    c, _ = started(switches=True)  # the bridge switched the energy off with the stop
+    c.stop(StopReason.SOFT_RESET, T0, None)
+    assert c.on_reading(charging(1500.0), T0, stop_on_ev_disconnect=True) == []
+    assert c.on_tag("CARD", T0) == []  # a tag while Finishing asks nothing (as before)
 
 
 # -- across connectors ----------------------------------------------------------------------
@@ -194,6 +270,26 @@ def test_check_refuses_a_report_only_connector_that_could_never_start_a_transact
     # A free-vend tag, or a tag the device presents, makes it whole.
     options_of(HEAD + "        free_vend_id_tag: FREE\n" + REPORT_ONLY)
     assert options_of(text + "            id_tag: {const: ''}\n").reads_tags
+
+
+class WatchOnly(SimulatedCharger):
+    """A built-in driver report only by its nature (not by a generic option), with no card reader."""
+
+    @property
+    def capabilities(self) -> ChargerCapabilities:
+        return replace(super().capabilities, can_switch_energy=False, has_rfid=False)
+
+
+def test_check_asks_the_driver_whether_it_is_report_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`check` takes the run's decision (the driver's capabilities), so any report-only driver is checked."""
+    monkeypatch.setitem(CHARGER_TYPES, "watch-only", f"{__name__}:WatchOnly")
+    text = HEAD + "        charger: {type: watch-only}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "test.yaml")
+    (problem,) = caught.value.problems
+    assert problem.path == "charge_points[0].connectors[0].charger" and "report only" in problem.message
+    parse_config(text + "        free_vend_id_tag: FREE\n", "test.yaml")  # a tag to start with: whole
+    parse_config(HEAD + "        charger: {type: simulated}\n", "test.yaml")  # it can switch: fine
 
 
 async def test_the_unwanted_energy_guard_and_set_energy_leave_a_report_only_device_alone(

@@ -2,6 +2,7 @@
 and the strict central system (docs/protocol.md, "Report-only chargers"): SmartCharging is still
 offered, a connector-less RemoteStart goes to the connector that can switch, a profile for the
 report-only connector is Rejected, and connector 0's profile is kept and applied only where it can be.
+After a Reset, a report-only device that charges on is reported in a new transaction, sent after the boot.
 """
 
 from __future__ import annotations
@@ -65,3 +66,43 @@ async def test_a_report_only_connector_beside_a_controlled_one(
     assert cp.smart.current_limit_a(1) is None  # connector 0's profile is not applied to it
     assert (named.status, anywhere.status) == ("Rejected", "Accepted")
     assert waiting["connectorId"] == 2  # the connector-less start went past the report-only one
+
+
+# A report-only device whose car charges whatever the bridge does (evcc in its own mode).
+BOOT, START = "BootNotification", "StartTransaction"
+CHARGING_ON = {
+    "type": "generic",
+    "read": {
+        "plugged": {"const": True}, "charging": {"const": True}, "enabled": {"const": True},
+        "energy_wh": {"const": 1000},
+    },
+}  # fmt: skip
+
+
+async def test_after_a_reset_the_report_only_device_charging_on_is_reported_in_a_new_transaction(
+    csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    # Plugged before the first boot: the free-vend tag starts offline (AllowOfflineTxForUnknownId).
+    doc = {
+        "state_dir": str(tmp_path / "state"), "api": {"listen": None},
+        "charge_points": [{
+            "id": CP, "csms_url": csms.url, "reconnect": {"initial_s": 0.2, "max_s": 1.0},
+            "ocpp": {**FAST_OCPP, "AllowOfflineTxForUnknownId": True},
+            "connectors": [
+                {"id": 1, "charger": CHARGING_ON, "free_vend_id_tag": "FREE", "poll_interval_s": 0.2},
+            ],
+        }],
+    }  # fmt: skip
+    async with running(parse_config(yaml.safe_dump(doc), "test.yaml")):
+        await csms.wait_for_call(CP, "StartTransaction")
+        answer = await csms.call(CP, call.Reset(type="Soft"))
+        stop = await csms.wait_for_call(CP, "StopTransaction")
+        again = await csms.wait_for_call(CP, "StartTransaction", count=2)
+        boots = len(csms.calls(CP, "BootNotification"))
+        order = [a for a in csms.actions(CP) if a in (BOOT, "StopTransaction", START)]
+    assert answer.status == "Accepted"
+    assert stop["reason"] == "SoftReset"
+    assert again["idTag"] == "FREE" and again["meterStart"] == 1000
+    # The new transaction went out after the boot that followed the Reset, not before the link dropped.
+    assert boots == 2
+    assert order == [BOOT, START, "StopTransaction", BOOT, START]

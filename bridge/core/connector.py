@@ -7,9 +7,11 @@ or stop energy.
 
 What an input means is decided here: the same tag or one of the same group stops the transaction,
 an unplug stops it with StopTransactionOnEVSideDisconnect, an invalid tag may use MaxEnergyOnInvalidId
-first, a plug-in nobody tapped for presents the configured free-vend tag. Where the lifecycle goes is
-the table's (`connector_states`, whose theory comes first); `connector_lifecycle.Lifecycle` takes the
-transitions and keeps the facts and the state's data; the status is a projection (`connector_status`).
+first, a plug-in nobody tapped for presents the configured free-vend tag, and a report-only device
+charging on after the bridge ended its transaction presents it (or the next tag) again. Where the
+lifecycle goes is the table's (`connector_states`, whose theory comes first);
+`connector_lifecycle.Lifecycle` takes the transitions and keeps the facts and the state's data; the
+status is a projection (`connector_status`).
 """
 
 from __future__ import annotations
@@ -92,10 +94,12 @@ class Connector(Lifecycle):
             effects += self._free_tag_presented(now)
         elif was_plugged and not self.plugged:
             self.plugged_at = None
+            self.restart_due = False  # the car it charged is gone
             effects += self._fire(CableOut())
             if stop_on_ev_disconnect:
                 effects += self.stop(StopReason.EV_DISCONNECTED, now, id_tag=None)
         effects += self._invalid_energy_used_up(now, stop_on_invalid_id)
+        effects += self._charging_on(self.free_tag)
         return effects + self.reservation_lost()
 
     def on_device_silent(self, fault: DeviceFault) -> list[Effect]:
@@ -117,6 +121,8 @@ class Connector(Lifecycle):
             if known_parent is not None:
                 # Same group: stops it (§3.4, TC_069); another group: ignored.
                 return self._stop_by_group(id_tag, known_parent, now)
+        if self._state is State.FINISHING:
+            return self._charging_on(id_tag)  # Finishing: nothing, unless energy goes unreported
         held = self.reservation
         if held is not None and not admits(held, id_tag, known_parent):
             if held.parent_id_tag is None or known_parent is not None:
@@ -254,6 +260,21 @@ class Connector(Lifecycle):
         if self.free_tag is None or self._state not in (State.IDLE, State.RESERVED) or self.authorizing:
             return []
         return self.on_tag(self.free_tag, now)
+
+    def _charging_on(self, id_tag: str | None) -> list[Effect]:
+        """Report only: the transaction ended with the cable in (a Reset, the same tag, DeAuthorized: the
+        bridge cannot stop the device) and the device still gives energy to the car. That energy must not
+        go unreported: `id_tag` (the free-vend tag at a reading, or a tag presented now) is authorized as
+        a tap, and accepted it starts a new transaction from Finishing (the table's TagAccepted row).
+        Once per ended transaction, and not while a Reset is under way (after it, at the next reading)."""
+        charging = self.ev_requesting and self.device_allows
+        if not self.restart_due or self._state is not State.FINISHING or not charging or self.restarting:
+            return []
+        if id_tag is None or not self.usable or self.authorizing:
+            return []
+        self.restart_due = False
+        self.authorizing.add(id_tag)
+        return [Authorize(id_tag)]
 
     def _invalid_energy_used_up(self, now: datetime, stop_on_invalid_id: bool) -> list[Effect]:
         tx = self._transaction

@@ -14,7 +14,9 @@ Authorize.
 
 A connector whose device cannot switch energy (report only, `switches_energy` False) decides the
 same transitions but asks for no SetEnergy: the device decides when energy flows, and its status
-follows what the device says it allows (docs/protocol.md, "Report-only chargers").
+follows what the device says it allows (docs/protocol.md, "Report-only chargers"). A transaction of
+such a connector ended with the cable in leaves `restart_due`: the energy the device goes on giving
+is reported in a new transaction (`connector.Connector`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ class Lifecycle:
         "plug_sensed",
         "plugged",
         "plugged_at",
+        "restart_due",
+        "restarting",
         "switches_energy",
         "unreachable",
     )  # fmt: skip
@@ -106,6 +110,10 @@ class Lifecycle:
         self.connector_id = connector_id
         self.switches_energy = switches_energy  # False: report only, the device decides on energy
         self.device_allows = True  # the latest reading's energy_allowed (a report-only status shows it)
+        # Report only: its transaction ended with the cable in (a Reset, the same tag, ...); if the device
+        # charges on, a new one starts (`Connector._charging_on`). Once per ended transaction.
+        self.restart_due = False
+        self.restarting = False  # a Reset is under way (set by the shell): restart_due waits until it is over
         # Charging without a card (configured): the idTag a plug-in presents when no tag waits for it.
         self.free_tag = free_tag or None
         # Facts: the latest reading, and what the shell tells.
@@ -260,6 +268,7 @@ class Lifecycle:
         self._state = target
         if ended:  # h11's state-triggered transition: a Scheduled availability applies now
             self._fire_availability(TransactionEnded())
+            self.restart_due = not self.switches_energy and target is State.FINISHING
         return effects
 
     def _fire_availability(self, event: AvailabilityEvent) -> None:

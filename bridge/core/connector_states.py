@@ -48,7 +48,10 @@ an input means, so it is the connector's. A CableIn that no waiting tag takes (t
 IDLE or RESERVED after it, and no tapped card is being authorized) presents the configured tag as a
 TagPresented, the path of a tap, so the same Authorize, list and cache decide it and a reservation
 filters it as it would the card. A cable that goes in again during a transaction presents nothing:
-the free tag never meets a transaction, so it can stop none.
+the free tag never meets a transaction, so it can stop none. A report-only connector (its device
+decides on energy) whose transaction the bridge ended with the cable in, while the device charges on,
+asks an Authorize from FINISHING (for the free tag at a reading, or a tag presented): accepted, the
+FINISHING TagAccepted row starts the transaction that reports that energy. No row is added.
 
 Events are frozen dataclasses, and the tables are keyed by their class. The connector fires an event
 when an input calls for it: a reading that shows the cable going in fires CableIn, and a tag that

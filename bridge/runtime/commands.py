@@ -173,15 +173,23 @@ class Commands:
         log.warning("%s: %s reset", self._cp_id, "hard" if hard else "soft")
         if self.on_reset is not None:
             self.on_reset(hard)  # the security event ResetOrReboot
-        for cid, rt in self._connectors.items():
-            if rt.core.transaction is not None:
-                await self._apply(cid, rt.core.stop(reason, self._clock.now(), None))
-        # The stops are in the store already; give them a chance to be answered before the link goes.
-        await self._session.transactional_sent(float(self._configuration.get_int("MessageTimeout")))
-        if hard:  # the device where it can be reset; a failure is tried again ResetRetries times
+        # A report-only device may charge on after its transaction's stop: the new transaction that
+        # reports that energy waits until the link has been dropped, so it goes out after the boot.
+        for rt in self._connectors.values():
+            rt.core.restarting = True
+        try:
+            for cid, rt in self._connectors.items():
+                if rt.core.transaction is not None:
+                    await self._apply(cid, rt.core.stop(reason, self._clock.now(), None))
+            # The stops are in the store already; give them a chance to be answered before the link goes.
+            await self._session.transactional_sent(float(self._configuration.get_int("MessageTimeout")))
+            if hard:  # the device where it can be reset; a failure is tried again ResetRetries times
+                for rt in self._connectors.values():
+                    await rt.device.reset(1 + self._configuration.get_int("ResetRetries"))
+            await self._session.restart()
+        finally:
             for rt in self._connectors.values():
-                await rt.device.reset(1 + self._configuration.get_int("ResetRetries"))
-        await self._session.restart()
+                rt.core.restarting = False
 
     async def clear_cache(self) -> None:
         await self._authorizer.clear()

@@ -25,7 +25,6 @@ Pacing: the ESP32's web server keeps few connections; the driver sends one reque
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import urllib.parse
@@ -50,7 +49,7 @@ from adapters.chargers.openevse_api import (
     current_problems,
     reading_from,
 )
-from adapters.transports.http import request
+from adapters.transports.http import basic_auth, request
 from adapters.transports.pool import Transports
 from adapters.transports.urls import http_address_problem
 
@@ -116,8 +115,7 @@ class OpenEvseCharger(Charger):
         self._lock = asyncio.Lock()  # one request at a time per box
         self._authorization: str | None = None  # the basic-auth header, never logged
         if options.username is not None and options.password is not None:
-            token = base64.b64encode(f"{options.username}:{options.password}".encode()).decode("ascii")
-            self._authorization = f"Basic {token}"
+            self._authorization = basic_auth(options.username, options.password)
         self._energy_lock = asyncio.Lock()
         self._claim = Claim()  # what the bridge has claimed so far
         self._commanded = False

@@ -108,6 +108,26 @@ async def test_mqtt_last_will_and_clean_stop(evcc: EvccEmulator, broker: Any) ->
         await w.until("evcc/loadpoints/1/mode", "")  # Cleanup deleted the retained values
 
 
+async def test_run_by_hand_evcc_has_no_status_topic_and_no_last_will(broker: Any) -> None:
+    """devices.md §10.1: `evcc/status` only when evcc runs as a service; `evcc/updated` always."""
+    emulator = EvccEmulator([Loadpoint(mode="now")], broker_url=broker.url, service=False)
+    async with emulator, watching(broker) as w:
+        await w.until("evcc/loadpoints/1/mode", "now")
+        times: set[str] = set()
+        async with asyncio.timeout(3):  # alive: the unix time, once per cycle (a new one each second)
+            while len(times) < 2:
+                times.add(w.last.get("evcc/updated", ""))
+                times.discard("")
+                w.changed.clear()
+                await w.changed.wait()
+        await emulator.power_cut()
+        await w.until("evcc/loadpoints/1/mode", "now")  # what was retained stays
+        await asyncio.sleep(0.3)  # long enough for a last will to arrive, had there been one
+        await emulator.restore()
+        await w.until("evcc/loadpoints/1/mode", "now")
+    assert "evcc/status" not in w.last
+
+
 async def test_no_total_without_a_meter_total(broker: Any) -> None:
     lp = Loadpoint(mode="now", has_total_import=False)
     async with EvccEmulator([lp], broker_url=broker.url) as emu, watching(broker) as w:

@@ -8,7 +8,9 @@ Follows ../shared/reference/devices.md §10, quirks included:
   `<key>/l1..l3` plus their sum on `<key>`. Values are published when they change, once per cycle.
 - `evcc/status` `online` after connecting, `offline` as the retained last will (`power_cut()`) and at a
   clean stop, which first deletes every retained topic under the prefix (evcc's `Cleanup`), as it also
-  does at start. `evcc/updated` (unix time) once per cycle; `evcc/loadpoints` = their count.
+  does at start. evcc publishes `evcc/status` only when it runs as a service: `service=False` is evcc
+  run by hand, with no status topic and no last will. `evcc/updated` (unix time) once per cycle;
+  `evcc/loadpoints` = their count.
 - Loadpoint ids are 1-based on MQTT and in the REST setters, 0-based in `/api/state`'s array.
 - Setters: `evcc/loadpoints/<n>/<key>/set`, then an empty retained payload on that topic. Taken here:
   `mode` (off|now|minpv|pv), `maxCurrent`, `minCurrent` (float A). There is no setter for `enabled`
@@ -183,8 +185,10 @@ class EvccEmulator:
         broker_url: str | None = None,
         prefix: str = "evcc",
         interval_s: float = 0.2,  # evcc's cycle (30 s by default)
+        service: bool = True,  # False: run by hand, no `status` topic (devices.md §10.1)
     ) -> None:
         self.loadpoints = loadpoints or [Loadpoint()]
+        self.service = service
         self.broker_url = broker_url
         self.prefix = prefix
         self.interval_s = interval_s
@@ -246,7 +250,8 @@ class EvccEmulator:
             with contextlib.suppress(aiomqtt.MqttError):
                 for topic in list(self.published):
                     await self._client.publish(topic, b"", qos=1, retain=True)
-                await self._client.publish(f"{self.prefix}/status", "offline", qos=1, retain=True)
+                if self.service:
+                    await self._client.publish(f"{self.prefix}/status", "offline", qos=1, retain=True)
         await self._end_mqtt()
 
     async def power_cut(self) -> None:
@@ -282,7 +287,7 @@ class EvccEmulator:
     async def _run_mqtt(self) -> None:
         assert self.broker_url is not None
         parts = urlsplit(self.broker_url)
-        will = aiomqtt.Will(f"{self.prefix}/status", "offline", qos=1, retain=True)
+        will = aiomqtt.Will(f"{self.prefix}/status", "offline", qos=1, retain=True) if self.service else None
         client = aiomqtt.Client(
             parts.hostname or "127.0.0.1", parts.port or 1883, identifier="evcc-emulator", will=will
         )
@@ -291,7 +296,8 @@ class EvccEmulator:
             await self._cleanup(client)
             for key in ("mode", "maxCurrent", "minCurrent"):
                 await client.subscribe(f"{self.prefix}/loadpoints/+/{key}/set", qos=1)
-            await client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
+            if self.service:
+                await client.publish(f"{self.prefix}/status", "online", qos=1, retain=True)
             await self._publish_cycle()
             self.mqtt_connected.set()
             cycle = asyncio.create_task(self._cycle())

@@ -7,8 +7,10 @@ After a Reset, a report-only device that charges on is reported in a new transac
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
 import yaml
 from ocpp.v16 import call
 
@@ -80,7 +82,7 @@ CHARGING_ON = {
 
 
 async def test_after_a_reset_the_report_only_device_charging_on_is_reported_in_a_new_transaction(
-    csms: StrictCentralSystem, tmp_path: Path
+    csms: StrictCentralSystem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Plugged before the first boot: the free-vend tag starts offline (AllowOfflineTxForUnknownId).
     doc = {
@@ -93,8 +95,19 @@ async def test_after_a_reset_the_report_only_device_charging_on_is_reported_in_a
             ],
         }],
     }  # fmt: skip
-    async with running(parse_config(yaml.safe_dump(doc), "test.yaml")):
+    async with running(parse_config(yaml.safe_dump(doc), "test.yaml")) as daemon:
         await csms.wait_for_call(CP, "StartTransaction")
+        cp = daemon.charge_points[CP]
+        restart = cp.session.restart
+
+        async def restart_after_a_reading() -> None:
+            """A reading while the Reset is under way (the device charges on), time for what it would
+            send on the old link, then the restart."""
+            await cp.refresh(1)
+            await asyncio.sleep(0.5)
+            await restart()
+
+        monkeypatch.setattr(cp.session, "restart", restart_after_a_reading)
         answer = await csms.call(CP, call.Reset(type="Soft"))
         stop = await csms.wait_for_call(CP, "StopTransaction")
         again = await csms.wait_for_call(CP, "StartTransaction", count=2)

@@ -158,10 +158,10 @@ def report_only_problems(cp: ChargePointConfig) -> list[tuple[str, str]]:
         if capabilities.can_switch_energy or capabilities.has_rfid:
             continue
         problems.append((f"connectors[{index}].charger", (
-            f"connector {connector.id}'s charger is report only (it decides when energy flows: a generic"
-            " device without write.enable) and takes no RemoteStartTransaction, so nothing could start a"
-            " transaction; set free_vend_id_tag (a car connecting starts one), give it a read.id_tag"
-            " source or a card_reader:, or add write.enable"
+            f"connector {connector.id}'s {charger.type} charger is report only (the device decides when"
+            " energy flows) and takes no RemoteStartTransaction, so nothing could start a transaction;"
+            " set free_vend_id_tag (a car connecting starts one), give it a card_reader: (or, a generic"
+            " device, a read.id_tag source), or give a generic device write.enable"
         )))  # fmt: skip
     return problems
 

@@ -19,7 +19,6 @@ import pytest
 from ocpp.exceptions import NotSupportedError
 from ocpp.v16 import call
 
-from adapters.generic.templates import expand
 from bridge.probe import probe
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
@@ -45,6 +44,11 @@ def with_password(broker: Any) -> str:
     return f"mqtt://evcc:{SECRET}@127.0.0.1:{broker.port}"
 
 
+# evcc's pulse (evcc/updated) older than this: evcc is gone. The emulator's cycle is 0.2 s; evcc's
+# default is 30 s, the templates' max_age_s 90 s.
+MAX_AGE_S = 1.5
+
+
 def config_for(
     csms: StrictCentralSystem,
     broker: Any,
@@ -53,7 +57,8 @@ def config_for(
     url: str | None = None,
     **fields: Any,
 ) -> Any:
-    charger = {"type": "generic", "template": template, "params": {"broker": url or broker.url}}
+    params = {"broker": url or broker.url, "max_age_s": MAX_AGE_S}
+    charger = {"type": "generic", "template": template, "params": params}
     return make_config(
         csms.url, tmp_path, ocpp=OCPP, charger=charger, connector_fields={**CONNECTOR, **fields}
     )
@@ -144,7 +149,7 @@ async def test_with_control_the_mode_and_a_profile_limit_reach_evcc(
 @pytest.mark.parametrize(
     ("how", "vendor_code"),
     [
-        ("power cut", "error evcc offline"),  # the broker publishes evcc's last will: offline
+        ("power cut", "DeviceUnreachable"),  # evcc/updated stops: older than max_age_s
         # A clean stop first deletes the retained values (empty payloads, not values), then offline.
         ("clean stop", "DeviceRefused"),
     ],
@@ -293,36 +298,19 @@ async def test_min_current_set_to_evccs_keeps_a_lower_limit_from_being_dropped(
     assert ("maxCurrent", "7") not in set_topics(evcc)
 
 
-# -- evcc run by hand: no `evcc/status` topic (devices.md §10.1: published only by a service) ------------
-BY_HAND_MAX_AGE_S = 1.5  # the emulator's cycle is 0.2 s; evcc's default is 30 s (the template's 90 s)
-
-
-def by_hand_block(broker: Any) -> dict[str, Any]:
-    """evcc-loadpoint-mqtt's block with the change docs/devices/templates.md asks of it: evcc's liveness
-    is the age of `evcc/updated` (published every cycle by any evcc), not `evcc/status`."""
-    params = {"broker": broker.url}
-    block = expand({"type": "generic", "template": "evcc-loadpoint-mqtt", "params": params}, "charger")
-    updated = {"broker": broker.url, "topic": "evcc/updated", "max_age_s": BY_HAND_MAX_AGE_S}
-    block["read"]["error"] = {"mqtt": updated, "regex": "^()"}  # any time: no error; too old: unreachable
-    return {"type": "generic", **block}
-
-
-def by_hand_config(csms: StrictCentralSystem, tmp_path: Path, charger: dict[str, Any]) -> Any:
-    fields = {**CONNECTOR, "free_vend_id_tag": "EVCC-GARAGE"}
-    return make_config(csms.url, tmp_path, ocpp=OCPP, charger=charger, connector_fields=fields)
-
-
-async def test_evcc_run_by_hand_is_read_with_updated_as_its_liveness(
+async def test_the_template_reads_evcc_run_by_hand(
     csms: StrictCentralSystem, broker: Any, tmp_path: Path
 ) -> None:
-    """What the evcc MQTT templates must read to work without `evcc/status`: a whole session, and evcc
-    gone (no last will to say so) is Faulted once `evcc/updated` is older than max_age_s."""
+    """evcc run by hand publishes no `evcc/status` (devices.md §10.1: only a service does): the template
+    reads a whole session all the same, and evcc gone (no last will to say so) is Faulted once its
+    pulse `evcc/updated` is older than max_age_s."""
     evcc = EvccEmulator([Loadpoint(mode="now")], broker_url=broker.url, service=False)
-    async with evcc, running(by_hand_config(csms, tmp_path, by_hand_block(broker))):
+    config = config_for(csms, broker, tmp_path, "evcc-loadpoint-mqtt", free_vend_id_tag="EVCC-GARAGE")
+    async with evcc, running(config):
         await ready(csms)
         evcc.loadpoints[0].plug()
         start = await csms.wait_for_call(CP, "StartTransaction")
-        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
+        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging", timeout=3)
         before = statuses(csms)
         await evcc.power_cut()
         faulted = await csms.wait_for_call(
@@ -330,20 +318,3 @@ async def test_evcc_run_by_hand_is_read_with_updated_as_its_liveness(
         )
     assert start["idTag"] == "EVCC-GARAGE" and "Faulted" not in before
     assert faulted["vendorErrorCode"] == "DeviceUnreachable"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapters/templates/evcc-loadpoint-mqtt*.yaml read `error` from evcc/status, which evcc run by"
-    " hand never publishes: every reading fails until the templates take by_hand_block's change",
-)
-async def test_the_template_reads_evcc_run_by_hand(
-    csms: StrictCentralSystem, broker: Any, tmp_path: Path
-) -> None:
-    charger = {"type": "generic", "template": "evcc-loadpoint-mqtt", "params": {"broker": broker.url}}
-    evcc = EvccEmulator([Loadpoint(mode="now")], broker_url=broker.url, service=False)
-    async with evcc, running(by_hand_config(csms, tmp_path, charger)):
-        await ready(csms)
-        evcc.loadpoints[0].plug()
-        await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging", timeout=3)
-    assert "Faulted" not in statuses(csms)

@@ -329,7 +329,7 @@ async def test_holding_registers_and_function_codes(transports: Transports) -> N
         assert await bus.read_holding_registers(1, 0x0002, 2) == thirty
         with pytest.raises(DeviceRefused, match="exception 1, illegal function"):
             await bus.write_register(1, 0x0002, 5)  # Eastron meters take FC16 only
-        with pytest.raises(ValueError, match=r"device id is 1\.\.255, not 0"):
+        with pytest.raises(DeviceRefused, match=r"device id is 1\.\.255, not 0"):
             await bus.read_input_registers(0, 0, 2)
 
 

@@ -43,9 +43,12 @@ test:
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory bench-quick
 
-# pytest's exit code 5 (no test collected) is a failure, not a pass.
+# pytest's exit code 5 (no test collected) is a failure, not a pass. The tests are independent (free
+# ports, their own directories, every process stopped by its pid), so they run in PYTEST_WORKERS worker
+# processes (pytest-xdist); PYTEST_WORKERS=0 runs them in one process.
+PYTEST_WORKERS ?= 4
 unit: $(VENV)/.installed-test
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: $(VENV)/.installed-test

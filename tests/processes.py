@@ -21,6 +21,19 @@ def free_port() -> int:
         return port
 
 
+_HELD: list[socket.socket] = []  # dead ports' sockets, held for the life of the test process
+
+
+def dead_port() -> int:
+    """A TCP port on 127.0.0.1 where a connection is refused, and stays refused: it is bound (so no
+    other test process running beside this one can take it) but never listens."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD.append(s)
+    port: int = s.getsockname()[1]
+    return port
+
+
 def free_udp_port() -> int:
     """A UDP port that nothing is bound to now (on any address: a test's socket may bind 0.0.0.0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

@@ -13,7 +13,7 @@ from bridge import daemon as daemon_module
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.parts import until
-from tests.processes import free_port
+from tests.processes import dead_port
 
 
 def test_paused_restores_what_was_before() -> None:
@@ -74,7 +74,7 @@ async def test_a_central_system_that_is_away_does_not_keep_the_collector_paused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(daemon_module, "BOOT_PAUSE_S", 0.5)
-    config = make_config(f"ws://127.0.0.1:{free_port()}/ocpp", tmp_path)  # nothing listens there
+    config = make_config(f"ws://127.0.0.1:{dead_port()}/ocpp", tmp_path)  # nothing listens there
     async with running(config) as daemon:
         await until(gc.isenabled, "collecting again after BOOT_PAUSE_S", timeout_s=5)
         assert not any(cp.session.online for cp in daemon.charge_points.values())

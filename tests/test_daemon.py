@@ -33,7 +33,7 @@ from tests.conftest import FAST_OCPP, make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import sim_of
 from tests.helpers.parts import until
-from tests.processes import free_port
+from tests.processes import dead_port, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ class RecordingNotifier(Notifier):
 
 def nobody_listening() -> str:
     """A central system URL where nothing listens: the daemon runs offline."""
-    return f"ws://127.0.0.1:{free_port()}/ocpp"
+    return f"ws://127.0.0.1:{dead_port()}/ocpp"
 
 
 def config_of(tmp_path: Path, *charge_points: dict[str, Any]) -> Config:

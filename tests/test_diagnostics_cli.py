@@ -17,7 +17,7 @@ from aiohttp import web
 from bridge.diagnostics_cli import NOT_RUNNING
 from tests.helpers.cli import run_cli
 from tests.helpers.logfiles import minute, stamped, write_lines
-from tests.processes import free_port
+from tests.processes import dead_port, free_port
 
 CP_PASSWORD = "cp-Pa55word-7"
 AUTH_KEY = "0123456789abcdef0123456789abcdef"  # AuthorizationKey, hex as the central system sets it
@@ -79,7 +79,7 @@ async def _local_api(port: int, body: dict[str, Any], seen: list[str | None]) ->
 
 
 async def test_with_the_bridge_stopped_the_archive_says_so(tmp_path: Path) -> None:
-    config = _config(tmp_path, free_port())  # nothing listens there
+    config = _config(tmp_path, dead_port())  # nothing listens there
     out = tmp_path / "diag.tar.gz"
     code, stdout, stderr = await run_cli("diagnostics", "--config", str(config), "-o", str(out))
     assert code == 0, stderr

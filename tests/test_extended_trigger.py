@@ -11,7 +11,7 @@ from ocpp.v16 import call
 
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
-from tests.processes import free_port
+from tests.processes import dead_port
 
 
 async def booted(cs: StrictCentralSystem, connectors: int = 1) -> None:
@@ -72,7 +72,7 @@ async def test_a_connector_out_of_range_is_rejected(tmp_path: Path, requested: s
 
 
 async def test_log_status_reports_the_running_upload_with_its_request_id(tmp_path: Path) -> None:
-    location = f"ftp://cp:pw@127.0.0.1:{free_port()}/"  # nothing listens: it waits for its retry
+    location = f"ftp://cp:pw@127.0.0.1:{dead_port()}/"  # nothing listens: it waits for its retry
     async with StrictCentralSystem() as cs, running(make_config(cs.url, tmp_path)):
         await booted(cs)
         log = {"remoteLocation": location}

@@ -23,7 +23,7 @@ from tests.helpers.firmware import triggered
 from tests.helpers.ftp_server import ftp_server
 from tests.helpers.http_files import http_files
 from tests.helpers.pki import make_pki
-from tests.processes import free_port
+from tests.processes import dead_port, free_port
 
 PASSWORD = "cp-secret-Pw1"  # the charge point's password towards the central system
 
@@ -142,7 +142,7 @@ async def test_an_archive_is_posted_as_a_form_where_the_configuration_says_so(tm
 async def test_upload_failed_comes_after_exactly_retries_plus_one_attempts_spaced_by_the_interval(
     tmp_path: Path,
 ) -> None:
-    location = f"ftp://cp:pw@127.0.0.1:{free_port()}/"  # nothing listens there
+    location = f"ftp://cp:pw@127.0.0.1:{dead_port()}/"  # nothing listens there
     async with StrictCentralSystem() as cs:
         async with running(make_config(cs.url, tmp_path)) as daemon:
             await booted(cs)

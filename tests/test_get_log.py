@@ -21,7 +21,7 @@ from tests.csms import StrictCentralSystem
 from tests.helpers.ftp_server import ftp_server
 from tests.helpers.http_files import http_files
 from tests.helpers.outage import on_port
-from tests.processes import free_port
+from tests.processes import dead_port, free_port
 
 
 def log_statuses(cs: StrictCentralSystem, cp_id: str = "CP-1") -> list[tuple[str, int | None]]:
@@ -106,7 +106,7 @@ async def test_a_diagnostics_log_is_the_diagnostics_archive(tmp_path: Path) -> N
 async def test_a_new_request_cancels_the_running_one_whose_statuses_stop(tmp_path: Path) -> None:
     home = tmp_path / "ftp"
     home.mkdir()
-    dead = f"ftp://cp:pw@127.0.0.1:{free_port()}/"  # nothing listens: the first waits for a retry
+    dead = f"ftp://cp:pw@127.0.0.1:{dead_port()}/"  # nothing listens: the first waits for a retry
     async with StrictCentralSystem() as cs, running(make_config(cs.url, tmp_path)) as daemon:
         with ftp_server(home) as site:
             await booted(cs)
@@ -125,7 +125,7 @@ async def test_a_new_request_cancels_the_running_one_whose_statuses_stop(tmp_pat
 
 
 async def test_upload_failure_comes_after_retries_plus_one_attempts(tmp_path: Path) -> None:
-    location = f"ftp://cp:pw@127.0.0.1:{free_port()}/"  # nothing listens there
+    location = f"ftp://cp:pw@127.0.0.1:{dead_port()}/"  # nothing listens there
     async with StrictCentralSystem() as cs, running(make_config(cs.url, tmp_path)) as daemon:
         await booted(cs)
         asked = time.monotonic()

@@ -16,7 +16,7 @@ from bridge.core.diagnostics import DiagnosticsState
 from bridge.core.firmware import FirmwareState
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
-from tests.processes import free_port
+from tests.processes import dead_port, free_port
 
 FAMILIES = {
     "ocpp_bridge_messages": "counter",  # the parser names counters without _total
@@ -150,7 +150,7 @@ async def test_a_failed_update_a_pending_one_and_a_failed_upload(
 ) -> None:
     """What an alert needs: the update's and the upload's state, and when and how the last one ended."""
     port = free_port()
-    nowhere = f"ftp://cp:pw@127.0.0.1:{free_port()}/"  # nothing listens there
+    nowhere = f"ftp://cp:pw@127.0.0.1:{dead_port()}/"  # nothing listens there
     async with (
         running(make_config(csms.url, tmp_path, api=f"127.0.0.1:{port}")),
         aiohttp.ClientSession() as http,

@@ -29,7 +29,7 @@ from bridge.runtime.coordinator import FLOWING_READ_S
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import ready
-from tests.processes import free_port
+from tests.processes import dead_port
 
 PASSWORD = "S3cret-PW_for_mqtt"
 AVAILABILITY = "ocpp-bridge/bridge/availability"
@@ -361,7 +361,7 @@ async def test_a_failed_update_a_pending_one_and_a_failed_upload_as_the_local_ap
     csms: StrictCentralSystem, broker: Any, tmp_path: Any
 ) -> None:
     config = with_mqtt(make_config(csms.url, tmp_path), broker.url)
-    nowhere = f"ftp://cp:s3cret-pw@127.0.0.1:{free_port()}/"  # nothing listens there
+    nowhere = f"ftp://cp:s3cret-pw@127.0.0.1:{dead_port()}/"  # nothing listens there
     async with without_its_publisher(config) as daemon, publishing(daemon):
         await ready(csms)
         async with watching(broker.port, "ocpp-bridge/CP-1/#") as seen:

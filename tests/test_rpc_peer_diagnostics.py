@@ -18,7 +18,7 @@ from tests.conftest import make_config, running
 from tests.helpers.firmware import peer_booted, peer_saw, peer_statuses, strict_failures
 from tests.helpers.ftp_server import ftp_server
 from tests.peers.rpc_peer import OcppRpcPeer
-from tests.processes import free_port
+from tests.processes import dead_port
 
 
 async def test_the_peer_validates_diagnostics_status_notification_in_firmware_management_mode() -> None:
@@ -57,7 +57,7 @@ async def test_get_diagnostics_to_ftp_passes_the_strict_peer(tmp_path: Path) -> 
 
 
 async def test_get_diagnostics_to_an_unreachable_location_ends_in_upload_failed(tmp_path: Path) -> None:
-    location = f"ftp://cp:pw-unused@127.0.0.1:{free_port()}/"  # nothing listens there
+    location = f"ftp://cp:pw-unused@127.0.0.1:{dead_port()}/"  # nothing listens there
     async with OcppRpcPeer(firmware_management=True) as peer:
         async with running(make_config(peer.url, tmp_path)):
             await peer_booted(peer)

@@ -32,7 +32,7 @@ from tests.helpers.ftp_server import FtpSite, ftp_server
 from tests.helpers.http_files import http_files
 from tests.helpers.signing import Signer, SigningPki, install_manufacturer_root, make_signing_pki
 from tests.peers.rpc_peer import OcppRpcCallError, OcppRpcPeer
-from tests.processes import free_port
+from tests.processes import dead_port
 
 CS_ROOT = "CentralSystemRootCertificate"
 MF_ROOT = "ManufacturerRootCertificate"
@@ -276,7 +276,7 @@ async def failed_uploads(ask: Asker, ftp: FtpSite) -> tuple[Params, ...]:
     requestId), then replaced by a DiagnosticsLog (AcceptedCanceled) that is uploaded."""
     denied = await ask("GetLog", get_log(41, ftp.url(password="wrong-password"), retries=3, retryInterval=30))
     await ask.seen("LogStatusNotification", lambda p: p == {"status": "PermissionDenied", "requestId": 41})
-    dead = f"ftp://cp:pw@127.0.0.1:{free_port()}/"  # nothing listens: the upload waits for its retry
+    dead = f"ftp://cp:pw@127.0.0.1:{dead_port()}/"  # nothing listens: the upload waits for its retry
     waiting = await ask("GetLog", get_log(42, dead, retries=3, retryInterval=30))
     await ask.seen("LogStatusNotification", lambda p: p.get("requestId") == 42)
     triggered = await ask("ExtendedTriggerMessage", {"requestedMessage": "LogStatusNotification"})

@@ -15,7 +15,7 @@ from bridge.config import parse_config
 from bridge.status_cli import format_status, show_status
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
-from tests.processes import free_port
+from tests.processes import dead_port, free_port
 
 
 async def test_status_prints_the_facts_an_installer_asks_first(
@@ -156,7 +156,7 @@ async def test_the_status_command_shows_a_pending_update_and_a_failed_upload(
     """The lines read from the real API's fields, not from a body written for the test."""
     port = free_port()
     config = make_config(csms.url, tmp_path, api=f"127.0.0.1:{port}")
-    nowhere = f"ftp://cp:s3cret@127.0.0.1:{free_port()}/"  # nothing listens there
+    nowhere = f"ftp://cp:s3cret@127.0.0.1:{dead_port()}/"  # nothing listens there
     async with running(config):
         await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
         retrieve = datetime.now(UTC) + timedelta(hours=3)

@@ -32,23 +32,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.base import (
-    Charger,
     ChargerCapabilities,
     ChargerReading,
     DeviceRefused,
-    Listener,
-    NotSupportedByDevice,
 )
 from adapters.chargers.openevse_api import (
     CLIENT_MAX,
     STATUS_ACTIVE,
-    STATUS_DISABLED,
     Claim,
     answer_problem,
     claim_losers,
     current_problems,
     reading_from,
 )
+from adapters.chargers.openevse_claims import OpenEvseClaims
 from adapters.transports.http import basic_auth, request
 from adapters.transports.pool import Transports
 from adapters.transports.urls import http_address_problem
@@ -104,7 +101,7 @@ class OpenEvseOptions:
         return problems
 
 
-class OpenEvseCharger(Charger):
+class OpenEvseCharger(OpenEvseClaims):
     Options = OpenEvseOptions
 
     def __init__(self, options: OpenEvseOptions, transports: Transports) -> None:
@@ -116,10 +113,6 @@ class OpenEvseCharger(Charger):
         self._authorization: str | None = None  # the basic-auth header, never logged
         if options.username is not None and options.password is not None:
             self._authorization = basic_auth(options.username, options.password)
-        self._energy_lock = asyncio.Lock()
-        self._claim = Claim()  # what the bridge has claimed so far
-        self._commanded = False
-        self._take_over = False
         self._plugged = False
         self._claim_lost = False  # the box showed another state than claimed (logged once)
 
@@ -164,7 +157,7 @@ class OpenEvseCharger(Charger):
             raise DeviceRefused(f"OpenEVSE refused {problem}")
         return answer
 
-    async def _send_claim(self, claim: Claim) -> None:
+    async def _send_claim(self, claim: Claim, *, strict: bool = True) -> None:
         """Claims `claim` and checks that it wins every property it sets.
 
         The claim is the bridge's word from the moment it is sent: a request that got no answer may
@@ -178,7 +171,7 @@ class OpenEvseCharger(Charger):
             self._claim = previous
             raise
         lost = claim_losers(await self._call("GET", "/claims/target"), claim, client)
-        if lost:
+        if lost and strict:
             held = ", ".join(f"{name} by client {winner}" for name, winner in lost.items())
             raise DeviceRefused(
                 f"a claim of higher priority overrules the bridge's ({held}): "
@@ -192,23 +185,14 @@ class OpenEvseCharger(Charger):
             raise DeviceRefused(f"{self._base}/status did not answer with JSON: {str(status)[:80]!r}")
         log.info("%s: EVSE state %s, %s", self.description, status.get("state"), status.get("status"))
 
-    def set_listener(self, listener: Listener | None) -> None:
-        # A listener means the bridge operates the box (a probe sets none): take over at the next read.
-        super().set_listener(listener)
-        self._take_over = listener is not None and not self._commanded
-
     # -- reading ----------------------------------------------------------------------------------
     async def read(self) -> ChargerReading:
         status = await self._call("GET", "/status")
         if not isinstance(status, dict):
             raise DeviceRefused(f"/status answered with no JSON object: {str(status)[:80]!r}")
-        if self._take_over:
-            async with self._energy_lock:  # a set_enabled racing this read wins
-                if self._take_over:
-                    await self._send_claim(Claim(STATUS_DISABLED, self._claim.current_a))
-                    self._take_over = False
-                    if status.get("status") == STATUS_ACTIVE:
-                        status = await self._call("GET", "/status")  # read after the claim
+        if await self._take_over_once():
+            if status.get("status") == STATUS_ACTIVE:
+                status = await self._call("GET", "/status")  # read after the claim
         elif self._claim.state is not None and status.get("status") not in (self._claim.state, None):
             status = await self._reclaim(status)
         reading = reading_from(status, phases=self.options.phases, was_plugged=self._plugged)
@@ -233,28 +217,6 @@ class OpenEvseCharger(Charger):
         return again if isinstance(again, dict) else status
 
     # -- commands ---------------------------------------------------------------------------------
-    async def set_enabled(self, enabled: bool) -> None:
-        async with self._energy_lock:
-            self._commanded, self._take_over = True, False
-            state = STATUS_ACTIVE if enabled else STATUS_DISABLED
-            await self._send_claim(Claim(state, self._claim.current_a))
-
-    async def set_current(self, amps: float) -> None:
-        # No range check: the caller keeps to the capabilities' min_current_a..max_current_a.
-        async with self._energy_lock:
-            # Whole amperes, never more than asked. The state stays as claimed; before the first
-            # read of an operated box, it is the take-over's disabled (else the box's default, active).
-            state = self._claim.state
-            if state is None and self._take_over:
-                state, self._take_over = STATUS_DISABLED, False
-            await self._send_claim(Claim(state, int(amps)))
-
-    async def set_phases(self, phases: int) -> None:
-        raise NotSupportedByDevice("OpenEVSE switches phases only through RAPI, which bypasses its claims")
-
-    async def unlock(self) -> None:
-        raise NotSupportedByDevice("OpenEVSE's HTTP API has no command that unlocks the cable")
-
     async def reset(self, hard: bool) -> None:
         # Hard: the EVSE controller itself; soft: the WiFi gateway only.
         await self._call("POST", "/restart", {"device": "evse" if hard else "gateway"})

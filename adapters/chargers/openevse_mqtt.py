@@ -49,13 +49,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from adapters.base import (
     BackgroundJob,
-    Charger,
     ChargerCapabilities,
     ChargerReading,
     DeviceRefused,
     DeviceUnreachable,
-    Listener,
-    NotSupportedByDevice,
     StateChanged,
 )
 from adapters.chargers.openevse_api import (
@@ -64,8 +61,6 @@ from adapters.chargers.openevse_api import (
     F_STATUS,
     MQTT_DOCUMENTS,
     STATE_FIELDS,
-    STATUS_ACTIVE,
-    STATUS_DISABLED,
     T_CLAIM,
     T_CLAIM_SET,
     T_OVERRIDE,
@@ -81,6 +76,7 @@ from adapters.chargers.openevse_api import (
     reading_from,
     shows_claim,
 )
+from adapters.chargers.openevse_claims import OpenEvseClaims
 from adapters.transports.pool import Transports
 
 if TYPE_CHECKING:
@@ -130,7 +126,7 @@ class OpenEvseMqttOptions:
         return problems
 
 
-class OpenEvseMqttCharger(Charger):
+class OpenEvseMqttCharger(OpenEvseClaims):
     Options = OpenEvseMqttOptions
     reports_changes: ClassVar[bool] = True
 
@@ -153,10 +149,6 @@ class OpenEvseMqttCharger(Charger):
         self._online: bool | None = None  # what the announcement last said; None: not heard
         self._heard_at: float | None = None
         self._changed = asyncio.Event()  # set at each message: the waits below look again
-        self._command_lock = asyncio.Lock()  # the claim is one document: one change at a time
-        self._claim = Claim()
-        self._commanded = False
-        self._take_over = False
         self._plugged = False
         self._claim_lost = False  # logged once per loss
         self._watched: tuple[bool, bool] | None = None  # (connected, stale) the watchdog saw last
@@ -289,11 +281,6 @@ class OpenEvseMqttCharger(Charger):
             if self._changed is seen:
                 return
 
-    def set_listener(self, listener: Listener | None) -> None:
-        # A listener means the bridge operates the box (a probe sets none): take over at the next read.
-        super().set_listener(listener)
-        self._take_over = listener is not None and not self._commanded
-
     def background(self) -> tuple[BackgroundJob, ...]:
         return (self._watch,)
 
@@ -318,12 +305,8 @@ class OpenEvseMqttCharger(Charger):
     # -- reading ----------------------------------------------------------------------------------
     async def read(self) -> ChargerReading:
         await self._state_known()
-        if self._take_over:
-            async with self._command_lock:  # a set_enabled racing this read wins
-                if self._take_over:
-                    await self._send_claim(Claim(STATUS_DISABLED, self._claim.current_a), strict=False)
-                    self._take_over = False
-        elif self._claim.state is not None and not holds_claim(self._claim_doc):
+        taken_over = await self._take_over_once()
+        if not taken_over and self._claim.state is not None and not holds_claim(self._claim_doc):
             await self._reclaim()
         reading = reading_from(self.values, phases=self.options.phases, was_plugged=self._plugged)
         self._plugged = bool(reading.plugged)
@@ -335,7 +318,7 @@ class OpenEvseMqttCharger(Charger):
         if not self._claim_lost:
             log.warning("%s: the gateway holds no claim of the bridge's: claiming again", self.description)
         self._claim_lost = True
-        async with self._command_lock:
+        async with self._claim_lock:
             await self._send_claim(self._claim, strict=False)
         self._claim_lost = False
 
@@ -372,28 +355,6 @@ class OpenEvseMqttCharger(Charger):
                 f"{json.dumps(claim.body())}: a claim of higher priority holds it (its RFID, its own "
                 "OCPP client, a limit)"
             )
-
-    async def set_enabled(self, enabled: bool) -> None:
-        async with self._command_lock:
-            self._commanded, self._take_over = True, False
-            state = STATUS_ACTIVE if enabled else STATUS_DISABLED
-            await self._send_claim(Claim(state, self._claim.current_a))
-
-    async def set_current(self, amps: float) -> None:
-        # No range check: the caller keeps to the capabilities' min_current_a..max_current_a.
-        async with self._command_lock:
-            # Whole amperes, never more than asked; the state as claimed (before the first read of an
-            # operated box, the take-over's disabled).
-            state = self._claim.state
-            if state is None and self._take_over:
-                state, self._take_over = STATUS_DISABLED, False
-            await self._send_claim(Claim(state, int(amps)))
-
-    async def set_phases(self, phases: int) -> None:
-        raise NotSupportedByDevice("OpenEVSE switches phases only through RAPI, which bypasses its claims")
-
-    async def unlock(self) -> None:
-        raise NotSupportedByDevice("OpenEVSE has no command that unlocks the cable")
 
     async def reset(self, hard: bool) -> None:
         # Hard: the EVSE controller itself; soft: the WiFi gateway only. Nothing acknowledges it.

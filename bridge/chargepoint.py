@@ -48,7 +48,9 @@ from bridge.runtime.diagnostics import DiagnosticsRunner
 from bridge.runtime.effects import EffectRunner
 from bridge.runtime.firmware import JOB as FIRMWARE_JOB
 from bridge.runtime.firmware import FirmwareRunner
+from bridge.runtime.frame_ring import FrameRing
 from bridge.runtime.metering import Metering
+from bridge.runtime.readings_ring import ReadingsRing
 from bridge.runtime.recovery import Recovery
 from bridge.runtime.reservations import Reservations
 from bridge.runtime.snapshot import ChargePointSnapshot
@@ -101,6 +103,9 @@ class ChargePoint:
             boot_payload=self.boot_payload,
             on_online=self._on_online,
         )
+        self.frames = FrameRing(now=lambda: clock.now().timestamp())  # the page's live log (bridge/api)
+        self.session.frame_sink = self.frames.add
+        self.readings = {cid: ReadingsRing() for cid in self.connectors}  # the page's chart
         self.configuration.on_change = self._configuration_changed
         self.authorizer = Authorizer(cfg.id, self.configuration, clock, store, self.session)
         self.messages = TransactionMessages(
@@ -291,6 +296,7 @@ class ChargePoint:
         if self.metering.aligned_on:  # the interval's means are taken only while there are intervals
             rt.aligned.add(reading, self.clock.monotonic())
         now = self.clock.now()
+        self.readings[cid].add(now.timestamp(), reading.power_w, reading.energy_wh)
         c = self.configuration
         effects = rt.core.on_reading(
             reading,

@@ -69,6 +69,7 @@ from bridge.mqtt_state import start_mqtt_state
 from bridge.runtime.coordinator import DEFAULT_POLL_INTERVAL_S, DeviceCoordinator
 from bridge.runtime.diagnostics import configuration_text
 from bridge.runtime.firmware import installer_for
+from bridge.runtime.frame_ring import ring_share
 from bridge.sd_notify import Notifier
 from bridge.security.cert_store import with_certificates
 from bridge.store import Store
@@ -132,6 +133,9 @@ class Daemon:
                     cp_cfg.firmware, list(chargers.values()), config.state_dir, config.source, cp_cfg.csms_url
                 )
                 cp.firmware.install_with(installer, config.state_dir, self.restart)
+            share = ring_share(len(self.charge_points))  # the page's live logs share one budget
+            for cp in self.charge_points.values():
+                cp.frames.limit(*share)
             # What was built here stays for the daemon's life: later collections need not walk it
             # (they fired during the restore and walked ~640,000 objects at 5,000 charge points).
             collector.freeze_what_stays(collect=False)

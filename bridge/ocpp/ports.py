@@ -20,6 +20,14 @@ from bridge.core.config_keys import ChangeOutcome, KeyEntry
 FollowUp = Callable[[], Awaitable[Any] | None]
 
 
+class FrameSink(Protocol):
+    """Told of every frame as it crosses the wire (the runtime's ring of recent frames for the API):
+    `direction` "out" (sent) or "in" (received), `text` unmasked (the sink masks). Called on the
+    event loop for each frame: it must be quick and must not raise."""
+
+    def __call__(self, direction: str, text: str) -> None: ...
+
+
 class ReconnectSettings(Protocol):
     @property
     def initial_s(self) -> float: ...

@@ -54,6 +54,7 @@ from bridge.ocpp.wire import BadFrame, RawCall, decode, encode, message_id, pars
 
 if TYPE_CHECKING:
     from bridge.metrics import RpcMetrics
+    from bridge.ocpp.ports import FrameSink
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 _ERROR_CODES = frozenset(str(code) for code in ErrorCode)
@@ -100,8 +101,10 @@ class Endpoint:
         may_answer: Callable[[], bool] = lambda: True,
         metrics: RpcMetrics | None = None,
         on_invalid: Callable[[str], None] | None = None,
+        frame_sink: FrameSink | None = None,
     ) -> None:
         self._connection = connection
+        self._frame_sink = frame_sink  # the runtime's ring of recent frames (the page's live log)
         self._on_invalid = on_invalid  # told of each CALL refused as not valid OCPP (InvalidMessages)
         self._routes = Routes(handlers)
         self._name = name
@@ -129,6 +132,8 @@ class Endpoint:
                 raw = await self._connection.recv()
                 text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
                 log_frame(self._name, "<-", text)
+                if self._frame_sink is not None:
+                    self._frame_sink("in", text)
                 try:
                     await self.receive(text)
                 except (ConnectionClosed, OSError):
@@ -305,6 +310,8 @@ class Endpoint:
     async def _send(self, frame: list[Any]) -> None:
         text = encode(frame)
         log_frame(self._name, "->", text)
+        if self._frame_sink is not None:
+            self._frame_sink("out", text)
         await self._connection.send(text)
 
     async def _send_error(self, unique_id: str, error: OcppError) -> None:

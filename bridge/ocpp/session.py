@@ -38,7 +38,7 @@ from bridge.flag import Flag
 from bridge.ocpp.connection import describe_failure, open_connection, plain_link
 from bridge.ocpp.errors import CallFailed, NotConnected
 from bridge.ocpp.keepalive import Keepalive
-from bridge.ocpp.ports import LinkSecurity, LinkSettings
+from bridge.ocpp.ports import FrameSink, LinkSecurity, LinkSettings
 from bridge.ocpp.rpc import Endpoint, Observer
 from bridge.ocpp.sender import DurableQueue, Sender
 from bridge.ocpp.wire import to_wire
@@ -96,6 +96,7 @@ class Session:
     # -- public ------------------------------------------------------------
     observer: Observer | None = None  # sees every frame (the demo's timeline)
     on_invalid_message: Callable[[str], None] | None = None  # a CALL refused as not valid OCPP
+    frame_sink: FrameSink | None = None  # every frame in and out (the runtime's ring for the API)
 
     @property
     def endpoint(self) -> Endpoint | None:
@@ -249,6 +250,7 @@ class Session:
             may_answer=lambda: self.boot.may_answer(self.clock.monotonic()),
             metrics=self.rpc_metrics,
             on_invalid=self.on_invalid_message,
+            frame_sink=self.frame_sink,
         )
         self._endpoint = endpoint
         started = self.clock.monotonic()

@@ -1,0 +1,109 @@
+"""The page's rings in themselves: the frame ring (bounds, masking, the answer's action, live readers
+dropped when slow) and a connector's readings ring. Time is passed, never slept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bridge.runtime.frame_ring import MAX_BYTES, MAX_FRAMES, FrameRing, frame_json, json_lines, ring_share
+from bridge.runtime.readings_ring import ReadingsRing
+
+
+def _ring(**kwargs: int) -> FrameRing:
+    moments = iter(range(1_796_630_400, 1_796_630_400 + 10_000))
+    return FrameRing(now=lambda: float(next(moments)), **kwargs)
+
+
+def test_frames_become_the_api_objects_with_the_answered_action_and_secrets_masked() -> None:
+    ring = _ring()
+    ring.add("in", '[2,"c1","ChangeConfiguration",{"key":"AuthorizationKey","value":"0123456789abcdef"}]')
+    ring.add("out", '[3,"c1",{"status":"Accepted"}]')
+    ring.add(
+        "out", '[2,"s1","StartTransaction",{"connectorId":1,"idTag":"ABC","meterStart":0,"timestamp":"x"}]'
+    )
+    ring.add("in", '[4,"s1","InternalError","boom",{}]')
+    ring.add("in", "not json")
+    lines = [json.loads(line) for line in json_lines(ring.since())]
+    assert [(f["seq"], f["dir"], f["type"], f["action"], f["id"]) for f in lines] == [
+        (1, "in", "CALL", "ChangeConfiguration", "c1"),
+        (2, "out", "CALLRESULT", "ChangeConfiguration", "c1"),
+        (3, "out", "CALL", "StartTransaction", "s1"),
+        (4, "in", "CALLERROR", "StartTransaction", "s1"),
+        (5, "in", None, None, None),
+    ]
+    assert lines[0]["payload"] == {"key": "AuthorizationKey", "value": "***"}
+    assert "0123456789abcdef" not in "".join(json_lines(ring.since()))
+    assert lines[1]["payload"] == {"status": "Accepted"}
+    assert lines[3]["payload"] == {
+        "errorCode": "InternalError",
+        "errorDescription": "boom",
+        "errorDetails": {},
+    }
+    assert lines[4]["payload"] == {"text": "not json"}
+    assert lines[0]["at"] == "2026-12-07T08:00:00.000Z" and lines[1]["at"] == "2026-12-07T08:00:01.000Z"
+    assert frame_json(ring.since()[0]) == json.dumps(lines[0], separators=(",", ":"))
+
+
+def test_an_answer_to_a_call_no_longer_known_has_no_action() -> None:
+    ring = _ring()
+    ring.add("in", '[3,"never-sent",{}]')
+    assert ring.since()[0].action is None
+
+
+def test_the_ring_keeps_the_last_frames_by_count_and_by_bytes() -> None:
+    ring = _ring(max_frames=3, max_bytes=10_000)
+    for n in range(10):
+        ring.add("out", f'[2,"{n}","Heartbeat",{{}}]')
+    assert [f.seq for f in ring.since()] == [8, 9, 10] and ring.last_seq == 10
+    assert [f.seq for f in ring.since(8)] == [9, 10] and [f.seq for f in ring.since(limit=1)] == [10]
+    small = _ring(max_frames=100, max_bytes=100)
+    for n in range(10):
+        small.add("out", f'[2,"{n:02}","Heartbeat",{{}}]')  # 23 characters each
+    assert len(small) == 4 and small.bytes == 92
+    small.add("out", "x" * 500)  # one frame larger than the ring: kept alone
+    assert len(small) == 1 and small.since()[0].seq == 11
+
+
+def test_the_daemons_budget_is_shared_beyond_16_charge_points() -> None:
+    assert ring_share(1) == ring_share(16) == (MAX_FRAMES, MAX_BYTES)
+    frames, size = ring_share(5_000)
+    assert frames * 5_000 <= 16 * MAX_FRAMES + 4 * 5_000 and size * 5_000 <= 16 * MAX_BYTES + 4096 * 5_000
+    with pytest.raises(ValueError, match="max_frames=0"):
+        FrameRing(max_frames=0)
+
+
+async def test_a_live_reader_gets_new_frames_and_a_slow_one_is_dropped() -> None:
+    ring = _ring(max_waiting=3)
+    reader = ring.subscribe()
+    assert reader is not None
+    assert await reader.wait(0.01) is False  # nothing yet: the keepalive's turn
+    ring.add("out", '[2,"a","Heartbeat",{}]')
+    assert await reader.wait(1) is True and [f.seq for f in reader.frames()] == [1]
+    for n in range(4):  # one more than it may have waiting
+        ring.add("out", f'[2,"{n}","Heartbeat",{{}}]')
+    assert reader.dropped and await reader.wait(1) is True and reader.frames() == []
+    ring.unsubscribe(reader)
+    ring.add("out", '[2,"b","Heartbeat",{}]')  # nobody listens: nothing waits anywhere
+    assert len(ring) == 6
+
+
+def test_subscribers_are_bounded() -> None:
+    ring = _ring()
+    readers = [ring.subscribe() for _ in range(16)]
+    assert all(readers) and ring.subscribe() is None
+    ring.unsubscribe(readers[0])  # type: ignore[arg-type]
+    assert ring.subscribe() is not None
+
+
+def test_readings_ring_keeps_one_point_per_5_s_for_10_minutes() -> None:
+    ring = ReadingsRing()
+    for second in range(0, 1_200):  # a reading every second for 20 minutes
+        ring.add(1_000.0 + second, power_w=float(second), energy_wh=second * 2.0)
+    points = ring.points(now=2_199.0)
+    assert len(points) == 120 and points[0].at == 1_600.0 and points[-1].at == 2_195.0
+    assert [p.at - q.at for p, q in zip(points[1:], points, strict=False)] == [5.0] * 119
+    assert ring.points(now=5_000.0) == []  # nothing in the last 10 minutes
+    with pytest.raises(ValueError, match="every_s"):
+        ReadingsRing(every_s=0)

@@ -10,6 +10,7 @@ if [ "${1:-}" = "test" ]; then
   command -v socat >/dev/null 2>&1 || need+=(socat)
   command -v node >/dev/null 2>&1 || need+=(nodejs)
   command -v npm >/dev/null 2>&1 || need+=(npm)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the installer page's browser tests (Playwright)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -37,6 +37,7 @@ from bridge.ocpp.handlers.local_list import LocalListHandlers
 from bridge.ocpp.handlers.reservation import ReservationHandlers
 from bridge.ocpp.session import Session
 from bridge.outbox import TransactionMessages
+from bridge.reporting import Reporting
 from bridge.runtime import identity, snapshot
 from bridge.runtime.authorizer import Authorizer
 from bridge.runtime.background import Background
@@ -54,7 +55,6 @@ from bridge.runtime.readings_ring import ReadingsRing
 from bridge.runtime.recovery import Recovery
 from bridge.runtime.reservations import Reservations
 from bridge.runtime.snapshot import ChargePointSnapshot
-from bridge.runtime.status_reporter import StatusReporter
 from bridge.smart_charging import SmartCharging
 from bridge.store import Store, Stored
 
@@ -118,7 +118,10 @@ class ChargePoint:
             self._spawn,
         )  # fmt: skip
         self.recovery = Recovery(cfg.id, self.connectors, store, clock, self.messages, self.metering)
-        self.statuses = StatusReporter(
+        # Reporting-only central systems (`report_to:`): told what the primary is, controlling nothing.
+        self.reporting = Reporting(cfg, store, clock, tuple(self.connectors), self.current_status,
+                                   self.messages, self.metering.triggered)  # fmt: skip
+        self.statuses = self.reporting.statuses(
             cfg.id, self.connectors, self.current_status, self.session, self.configuration, clock
         )
         self.authorizer.on_conflict = self.statuses.local_list_conflict  # §3.5.2, on connector 0
@@ -225,6 +228,7 @@ class ChargePoint:
         if ignored:
             why = "stored configuration values no longer valid, ignored"
             log.warning("%s: %s: %s", self.cfg.id, why, ", ".join(ignored))
+        await self.reporting.restore()  # the targets' queues, before recovery may add to them
         await self.recovery.restore(stored)
         await self.reservations.restore(stored.reservations)  # after availability and transactions
         # After the transactions: a resumed one keeps its TxProfile.
@@ -243,6 +247,7 @@ class ChargePoint:
         runs = [(" session", self.session.run())]
         runs += [(f"/{cid} poll", rt.device.run()) for cid, rt in self.connectors.items()]
         runs += [(" clock-aligned", self.metering.run_clock_aligned()), (" smart charging", self.smart.run())]
+        runs += self.reporting.runs()  # each target's link: its own tasks, no lock shared with the primary
         tasks = [asyncio.create_task(coro, name=self.cfg.id + what) for what, coro in runs]
         try:
             await asyncio.gather(*tasks)
@@ -401,6 +406,7 @@ class ChargePoint:
             self.cfg, self.started_at, self.clock.now(), self.session, self.configuration, self.connectors,
             self.smart.current_limit_a, self.messages.cs_id, self.diagnostics.snapshot(),
             self.firmware.snapshot(), self.authorizer.local_list, self.security.snapshot(),
+            self.reporting.snapshot(),
         )  # fmt: skip
 
     # -- status notifications ----------------------------------------------------

@@ -225,7 +225,9 @@ class Daemon:
             # All at once, each bounded (Session.close): a dead central system costs 2 s, not 2 s
             # per charge point, and no session reconnects meanwhile.
             await asyncio.gather(
-                *(cp.session.close() for cp in self.charge_points.values()), return_exceptions=True
+                *(cp.session.close() for cp in self.charge_points.values()),
+                *(cp.reporting.close() for cp in self.charge_points.values()),  # reporting targets' links
+                return_exceptions=True,
             )
             for task in tasks:
                 task.remove_done_callback(self._charge_point_ended)

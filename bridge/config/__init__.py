@@ -47,6 +47,7 @@ from bridge.config.schema import (
     MqttStateConfig,
     Problem,
     ReconnectConfig,
+    ReportTarget,
     TlsConfig,
 )
 
@@ -65,6 +66,7 @@ __all__ = [
     "MqttStateConfig",
     "Problem",
     "ReconnectConfig",
+    "ReportTarget",
     "TlsConfig",
     "default_config",
     "load_config",

@@ -5,20 +5,19 @@ reconnect waits, bounds and `ocpp:` block (its connectors are checked by rules_d
 
 from __future__ import annotations
 
-import re
-import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from bridge.config.checker import _BAD, Handler, _at_least, _between, _Checker, _got, _optional, _text
 from bridge.config.rules_devices import _connectors, free_vend_problems, id_tag_problem
 from bridge.config.rules_firmware import _diagnostics, _firmware
+from bridge.config.rules_link import _csms_url, _id_problem, _password_problems
+from bridge.config.rules_report_to import _report_to
 from bridge.config.rules_tls import _tls, profile_problems
 from bridge.config.schema import MAX_FRAME_BYTES, MIN_FRAME_BYTES, ChargePointConfig, ReconnectConfig
 from bridge.config.yaml_lines import _join
 from bridge.core import config_keys
 
-_CP_ID_MAX = 48
 _BOOT_LIMITS = {  # BootNotification field lengths (CiStringN)
     "vendor": 20,
     "model": 20,
@@ -27,7 +26,6 @@ _BOOT_LIMITS = {  # BootNotification field lengths (CiStringN)
     "meter_serial_number": 25,
     "firmware_version": 50,
 }
-_HEX_PASSWORD = re.compile(r"(?:[0-9A-Fa-f]{2}){16,20}")
 
 
 def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
@@ -44,6 +42,7 @@ def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
         "max_queued_messages": lambda v, p: _at_least(ck, v, p, 100),
         "max_frame_bytes": lambda v, p: _between(ck, v, p, MIN_FRAME_BYTES, MAX_FRAME_BYTES),
         "free_vend_id_tag": _optional(_text(ck, id_tag_problem)),
+        "report_to": lambda v, p: _report_to(ck, v, p, raw if isinstance(raw, dict) else {}),
     }
     for name, limit in _BOOT_LIMITS.items():
         handler = _text(ck, _length_problem(limit))
@@ -58,16 +57,6 @@ def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
     return _BAD if problems else cp
 
 
-def _id_problem(cp_id: str) -> str | None:
-    if not cp_id:
-        return "must not be empty"
-    if len(cp_id) > _CP_ID_MAX:
-        return f"must be at most {_CP_ID_MAX} characters, not {len(cp_id)}"
-    if "/" in cp_id or any(c.isspace() or not c.isprintable() for c in cp_id):
-        return "must not contain '/', spaces or control characters"
-    return None
-
-
 def _length_problem(limit: int) -> Callable[[str], str | None]:
     def problem(value: str) -> str | None:
         if 0 < len(value) <= limit:
@@ -75,53 +64,6 @@ def _length_problem(limit: int) -> Callable[[str], str | None]:
         return f"must be 1 to {limit} characters (BootNotification), not {len(value)}"
 
     return problem
-
-
-def _password_problems(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
-    password, cp_id = raw.get("password"), raw.get("id")
-    if password is None:
-        return [("password_format", "hex needs a password")] if raw.get("password_format") == "hex" else []
-    if not isinstance(password, str):
-        return []  # the type check has said so
-    if raw.get("password_format") == "hex" and not _HEX_PASSWORD.fullmatch(password):
-        # The password itself is never echoed.
-        return [("password", "with password_format hex: 32 to 40 hex digits, an even number")]
-    if isinstance(cp_id, str) and ":" in cp_id:
-        return [("id", "must not contain ':' when a password is set (it is the HTTP basic-auth user)")]
-    return []
-
-
-def _csms_url(ck: _Checker, raw: Any, path: str) -> Any:
-    if not isinstance(raw, str):
-        ck.add(path, f"expected a ws:// or wss:// URL, got {_got(raw)}")
-        return _BAD
-    url = raw[:-1] if raw.endswith("/") else raw  # the id is appended after one "/"
-    problem = _url_problem(url)
-    if problem is not None:
-        ck.add(path, f"{raw!r} {problem}")
-        return _BAD
-    return url
-
-
-def _url_problem(url: str) -> str | None:
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a bad port
-    except ValueError as error:
-        return f"is not a valid URL ({error})"
-    if parts.scheme.lower() not in ("ws", "wss"):
-        return "must start with ws:// or wss://"
-    if not parts.hostname:
-        return "has no host"
-    if parts.username is not None or parts.password is not None:
-        return "must not hold credentials; set password: instead"
-    if parts.query or parts.fragment:
-        return "must not have a query or fragment: the charge point id is appended to its path"
-    if url.endswith("/"):
-        return "ends with more than one '/'"
-    if any(c.isspace() for c in url):
-        return "must not contain spaces"
-    return None
 
 
 def _reconnect(ck: _Checker, raw: Any, path: str) -> Any:

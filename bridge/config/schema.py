@@ -103,6 +103,21 @@ class TlsConfig:
     min_version: Literal["1.2", "1.3"] = "1.2"
 
 
+@dataclass(frozen=True)
+class ReportTarget:
+    """One `report_to:` entry: a reporting-only central system (docs/reporting.md). The names are a
+    contract. `id`: the identity it gave (None: the charge point's own id)."""
+
+    csms_url: str  # without a trailing slash; the identity is appended, as for the primary
+    id: str | None = None
+    password: str | None = field(default=None, repr=False)
+    password_format: Literal["plain", "hex"] = "plain"
+    tls: TlsConfig | None = None
+
+    def identity(self, cp_id: str) -> str:
+        return self.id or cp_id
+
+
 @dataclass(frozen=True, kw_only=True)
 class ChargePointConfig:
     id: str
@@ -129,6 +144,7 @@ class ChargePointConfig:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     tls: TlsConfig | None = None  # None: no `tls:` block (wss:// then verifies with the system CA store)
     free_vend_id_tag: str | None = None  # charging without a card, for every connector that sets none
+    report_to: tuple[ReportTarget, ...] = ()  # reporting-only central systems (bridge/reporting)
     connectors: tuple[ConnectorConfig, ...]
 
     def free_vend_tag(self, connector_id: int) -> str | None:

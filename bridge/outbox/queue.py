@@ -40,7 +40,7 @@ import functools
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -167,29 +167,65 @@ class Outbox:
 
     async def add(
         self, action: str, tx: int | None, payload: str, unique_id: str, created_at: str,
-        write: Callable[[Terms], Queued], bounded: bool = False,
+        write: Callable[[Terms], Queued], bounded: bool = False, copies: Sequence[Outbox] = (),
     ) -> int:  # fmt: skip
         """Queue a message: `write(terms)` (run on the store thread) persists it with whatever it
-        carries and returns its seq; `bounded`: within the bound (MeterValues)."""
+        carries and returns its seq; `bounded`: within the bound (MeterValues). `copies`: the queues of
+        reporting targets (bridge/reporting), each given the same message (its own message id) in the
+        same commit, so a crash keeps all of them or none."""
+        terms = self._terms(bounded)
+        if not copies or tx is None:
+            job = self.store.job(write, terms)
+            job.add_done_callback(functools.partial(self._added, terms.done, action, tx, payload, unique_id,
+                                                    created_at))  # fmt: skip
+            queued: Queued = await asyncio.shield(job)
+            return queued.seq
+        others = [(copy, copy._terms(bounded), message_id()) for copy in copies]
+        store = self.store
+
+        def write_all(terms: Terms) -> tuple[Queued, list[Queued | None]]:
+            first = write(terms)
+            more: list[Queued | None] = []
+            for copy, copy_terms, copy_id in others:
+                try:
+                    more.append(store.queue_report(copy.cp_id, action, tx, payload, copy_id, created_at,
+                                                   copy_terms))  # fmt: skip
+                except Exception:  # one target's queue failing must not cost the primary its message
+                    log.exception("%s: queueing %s for a reporting target failed", copy.cp_id, action)
+                    more.append(None)
+            return first, more
+
+        group = self.store.job(write_all, terms)
+        group.add_done_callback(functools.partial(self._added, terms.done, action, tx, payload, unique_id,
+                                                  created_at, pick=_first))  # fmt: skip
+        for n, (copy, copy_terms, copy_id) in enumerate(others):
+            pick = functools.partial(_nth, n)
+            group.add_done_callback(functools.partial(copy._added, copy_terms.done, action, tx, payload,
+                                                      copy_id, created_at, pick=pick))  # fmt: skip
+        both = await asyncio.shield(group)
+        return both[0].seq
+
+    def _terms(self, bounded: bool) -> Terms:
+        """What the next outbox write does besides its own rows: the grouped removals, the bound."""
         head = self._window[0] if self._window else None
-        terms = Terms(
+        return Terms(
             self._take_done(),
             self.bound if bounded else None,
             head.seq if head is not None and head.in_flight else None,
         )
-        job = self.store.job(write, terms)
-        job.add_done_callback(functools.partial(self._added, terms.done, action, tx, payload, unique_id,
-                                                created_at))  # fmt: skip
-        queued: Queued = await asyncio.shield(job)
-        return queued.seq
 
     async def remove_now(self, message: Message, cs_id: int | None = None, ended: bool = False) -> None:
         """A durable removal of `message` (with what was grouped so far), for a `Kind.settled`:
         `cs_id` is the central system's id of its transaction; `ended`: its transaction goes too."""
-        done = (*self._take_done(), message.seq)
         remove = self.store.remove_messages
+        await self.remove_by(message, lambda done: remove(self.cp_id, done, True, message.tx, cs_id, ended))
+
+    async def remove_by(self, message: Message, remove: Callable[[tuple[int, ...]], None]) -> None:
+        """A durable removal of `message` and what was grouped so far by `remove(seqs)` (run on the
+        store thread), which writes whatever else the answer changes in the same commit."""
+        done = (*self._take_done(), message.seq)
         try:
-            await self.store.run(remove, self.cp_id, done, True, message.tx, cs_id, ended)
+            await self.store.run(remove, done)
         except Exception:
             log.exception("%s: removing answered messages from the store failed; tried again later",
                           self.cp_id)  # fmt: skip
@@ -276,12 +312,15 @@ class Outbox:
 
     def _added(
         self, done: tuple[int, ...], action: str, tx: int | None, payload: str, unique_id: str,
-        created_at: str, job: asyncio.Future[Queued],
+        created_at: str, job: asyncio.Future[Any], pick: Callable[[Any], Queued | None] | None = None,
     ) -> None:  # fmt: skip
         if job.cancelled() or job.exception() is not None:
             self._done[:0] = done  # the write was undone whole: they are still to be removed
             return  # the caller gets the error
-        queued = job.result()
+        queued = job.result() if pick is None else pick(job.result())
+        if queued is None:  # this copy's write failed alone
+            self._done[:0] = done
+            return
         for seq in queued.dropped:
             self._drop(seq)
         self._pending += 1
@@ -362,6 +401,14 @@ class Outbox:
             log.error("%s: removing %d answered messages from the store failed: %r; tried again later",
                       self.cp_id, len(done), None if job.cancelled() else job.exception())  # fmt: skip
             self._done[:0] = done
+
+
+def _first(result: tuple[Queued, list[Queued | None]]) -> Queued:
+    return result[0]
+
+
+def _nth(n: int, result: tuple[Queued, list[Queued | None]]) -> Queued | None:
+    return result[1][n]
 
 
 def _fields(row: OutboxRow) -> tuple[int, str, int | None, str, str, str]:

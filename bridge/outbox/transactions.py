@@ -44,6 +44,14 @@ class Sender(Protocol):
     def attach(self, durable: Outbox) -> None: ...
 
 
+class Copy(Protocol):
+    """A reporting target's queue (bridge.outbox.reports.ReportMessages)."""
+
+    outbox: Outbox
+
+    def wants(self, action: str, tx: int, at: str) -> bool: ...
+
+
 class TransactionMessages:
     def __init__(
         self,
@@ -58,6 +66,9 @@ class TransactionMessages:
         self.store = store
         self.outbox = Outbox(cp_id, store, bound=max_queued)
         self.ids = TransactionIds()
+        # The reporting targets' queues (bridge/outbox/reports.py): each transaction message is
+        # copied to each that wants it, in the commit that queues it here.
+        self.copies: list[Copy] = []
         self._on_start_answer = on_start_answer
         self._on_tag_info = on_tag_info
         self.max_stop_values = 100  # StopTransactionMaxMeterValues
@@ -129,7 +140,15 @@ class TransactionMessages:
                 cp, tx, connector, id_tag, meter_start, started_at, text, unique_id, kept, terms
             )
 
-        await self.outbox.add("StartTransaction", tx, text, unique_id, started_at, write)
+        await self.outbox.add(
+            "StartTransaction",
+            tx,
+            text,
+            unique_id,
+            started_at,
+            write,
+            copies=self._copies("StartTransaction", tx, started_at),
+        )
         self._kept[tx] = 1 if kept else 0
 
     async def meter_values(
@@ -154,7 +173,16 @@ class TransactionMessages:
             # Positional: a test wraps the method in a plain function.
             return store.record_meter_values(cp, tx, energy_wh, at, text, unique_id, kept, terms)
 
-        await self.outbox.add("MeterValues", tx, text, unique_id, at, write, bounded=True)
+        await self.outbox.add(
+            "MeterValues",
+            tx,
+            text,
+            unique_id,
+            at,
+            write,
+            bounded=True,
+            copies=self._copies("MeterValues", tx, at),
+        )
         await self._count_kept(tx, kept)
 
     async def reading(
@@ -202,7 +230,12 @@ class TransactionMessages:
         def write(terms: Terms) -> Queued:
             return store.end_transaction(cp, tx, meter_stop, at, reason, text, unique_id, terms)
 
-        await self.outbox.add("StopTransaction", tx, text, unique_id, at, write)
+        await self.outbox.add(
+            "StopTransaction", tx, text, unique_id, at, write, copies=self._copies("StopTransaction", tx, at)
+        )
+
+    def _copies(self, action: str, tx: int, at: str) -> list[Outbox]:
+        return [copy.outbox for copy in self.copies if copy.wants(action, tx, at)]
 
     # -- what the outbox asks of transaction messages --------------------------------
     def _fill_id(self, message: Message, payload: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -107,6 +107,9 @@ class ChargePointSnapshot:
     firmware: FirmwareSnapshot | None = None  # the UpdateFirmware job, pending, running or the last one
     local_list: LocalListSnapshot | None = None  # the local authorization list (SendLocalList)
     security: SecuritySnapshot | None = None
+    # The reporting-only central systems (bridge/reporting): csms_url, id, connected, accepted, queued,
+    # last_error each; never a password.
+    report_to: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def transactions_running(self) -> int:
@@ -131,6 +134,7 @@ def take(
     firmware: FirmwareSnapshot | None = None,
     local_list: LocalList | None = None,
     security: SecuritySnapshot | None = None,
+    report_to: Sequence[Mapping[str, Any]] = (),
 ) -> ChargePointSnapshot:
     """The snapshot of one charge point, from the parts that own each piece (each connector's
     reservation from its core, which holds it)."""
@@ -162,6 +166,7 @@ def take(
         firmware=firmware,
         local_list=None if local_list is None else LocalListSnapshot(local_list.version, len(local_list)),
         security=security,
+        report_to=tuple(report_to),
     )
 
 
@@ -224,6 +229,7 @@ def status_json(snap: ChargePointSnapshot) -> dict[str, Any]:
         "local_list": _local_list_json(snap.local_list),
         "reservations": [reservation_json(cid, r) for cid, r in snap.reservations],
         "security": _security_json(snap.security),
+        "report_to": [dict(target) for target in snap.report_to],  # reporting targets (docs/reporting.md)
     }
 
 

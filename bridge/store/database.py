@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.store.local_list import LocalListTables, StoredList
+from bridge.store.reporting import ReportingTables
 from bridge.store.reservations import ReservationRow, ReservationTables
 from bridge.store.schema import StoreError, connect_checked, migrate
 from bridge.store.settings import SettingsTables
@@ -41,7 +42,7 @@ def _moved_aside(path: Path, why: str) -> Path:
     return target
 
 
-class Store(TransactionTables, SettingsTables, LocalListTables, ReservationTables):
+class Store(TransactionTables, ReportingTables, SettingsTables, LocalListTables, ReservationTables):
     """Every table's operations on one connection (see bridge.store.base for the thread)."""
 
     def stored_states(self, cps: list[str], page: int) -> dict[str, Stored]:

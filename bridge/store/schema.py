@@ -160,6 +160,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (charge_point, reservation_id)
     )
     """,
+    # 11 -> 12: the transaction ids each reporting target gave (bridge/reporting); its queue is the
+    # outbox's rows under its key (bridge/store/reporting.py). No existing row changes.
+    """
+    CREATE TABLE report_tx_ids (
+        target        TEXT    NOT NULL,        -- the target's key (store.reporting.target_key)
+        tx            INTEGER NOT NULL,        -- transactions.id
+        cs_id         INTEGER NOT NULL,        -- the transactionId that target gave it
+        PRIMARY KEY (target, tx)
+    ) WITHOUT ROWID
+    """,
 ]
 
 

@@ -1,0 +1,82 @@
+"""Reporting-only central systems (`report_to:`, docs/reporting.md): each target is told what the
+primary central system is told of the charge point's sessions, and controls nothing.
+
+- `link.py`: one target's link (its own Session, boot, heartbeats, statuses) and how it connects;
+- `handlers.py`: what a target may ask (GetConfiguration, TriggerMessage; the rest refused);
+- its transaction messages: `bridge.outbox.reports` (the outbox owns what must survive a restart).
+
+`Reporting` composes a charge point's targets. Each target runs in tasks of its own and shares no
+lock with the primary: an outage of a target never delays the primary, and what it misses waits in
+its own queue, in order, across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ocpp.v16 import call
+
+from bridge.clock import Clock
+from bridge.config import ChargePointConfig
+from bridge.core.config_keys import Configuration
+from bridge.core.connector import StatusReport
+from bridge.ocpp.session import Session
+from bridge.outbox import TransactionMessages
+from bridge.reporting.handlers import ReportingHandlers, Triggers
+from bridge.reporting.link import ReportingLink
+from bridge.reporting.statuses import FannedStatuses
+from bridge.runtime.status_reporter import StatusReporter
+from bridge.store import Store
+
+log = logging.getLogger("bridge.reporting")
+
+
+class Reporting:
+    """The reporting targets of one charge point (none: every method does nothing)."""
+
+    def __init__(
+        self,
+        cfg: ChargePointConfig,
+        store: Store,
+        clock: Clock,
+        connector_ids: tuple[int, ...],
+        current: Callable[[int], StatusReport],
+        messages: TransactionMessages,
+        meter_values: Callable[[int], call.MeterValues | None],
+    ) -> None:
+        def handlers(link: ReportingLink) -> list[object]:
+            return [ReportingHandlers(link, Triggers(link, meter_values, messages.ids.local))]
+
+        self.links = [
+            ReportingLink(cfg, target, store, clock, connector_ids, current, handlers)
+            for target in cfg.report_to
+        ]
+        messages.copies.extend(link.messages for link in self.links)
+
+    async def restore(self) -> None:
+        """Each target's queue and transaction ids as the last run left them."""
+        for link in self.links:
+            queued = await link.messages.restore()
+            if queued:
+                log.info("%s: %d messages from the last run are queued again", link.name, queued)
+
+    def statuses(self, cp_id: str, connector_ids: Iterable[int], current: Callable[[int], StatusReport],
+                 session: Session, configuration: Configuration, clock: Clock) -> StatusReporter:  # fmt: skip
+        """The primary's status reporter: with targets, one that tells them too (statuses.py)."""
+        if not self.links:
+            return StatusReporter(cp_id, connector_ids, current, session, configuration, clock)
+        targets = [link.statuses for link in self.links]
+        return FannedStatuses(cp_id, connector_ids, current, session, configuration, clock, targets)
+
+    def runs(self) -> list[tuple[str, Any]]:
+        """The (name, coroutine) of each target's session, run as tasks of their own."""
+        return [(f" report {link.settings.id}", link.session.run()) for link in self.links]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(link.session.close() for link in self.links), return_exceptions=True)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [link.snapshot() for link in self.links]

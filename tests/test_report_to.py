@@ -1,0 +1,89 @@
+"""`report_to:` end to end: a charge point controlled by its primary central system and reported to a
+second, reporting-only one (both strict central systems on their own ports), the simulated charger
+driven through a session. docs/reporting.md."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_config, running
+from tests.csms import StrictCentralSystem
+from tests.helpers.flow import charging, ready, sim_of
+
+BROKER_ID = "NL-ABC-123"
+BROKER_FIRST_ID = 7000  # the broker numbers its transactions from here: the two systems' ids differ
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[StrictCentralSystem]:
+    async with StrictCentralSystem() as cs:
+        cs.last_transaction_id = BROKER_FIRST_ID
+        yield cs
+        cs.assert_clean()
+
+
+def reported(cs_url: str, **extra: Any) -> dict[str, Any]:
+    return {"report_to": [{"csms_url": cs_url, "id": BROKER_ID, **extra}]}
+
+
+async def test_a_session_is_reported_with_the_ids_each_system_gave(
+    csms: StrictCentralSystem, broker: StrictCentralSystem, tmp_path: Path
+) -> None:
+    config = make_config(csms.url, tmp_path, ocpp={"MeterValueSampleInterval": 1}, **reported(broker.url))
+    async with running(config) as daemon:
+        await ready(csms)
+        await broker.wait_for_call(BROKER_ID, "StatusNotification", lambda p: p["connectorId"] == 1)
+        await charging(csms, daemon, tag="TAG-1")
+        await broker.wait_for_call(BROKER_ID, "MeterValues", count=2)
+        await csms.wait_for_call("CP-1", "MeterValues", count=2)
+        sim_of(daemon).unplug()
+        await csms.wait_for_call("CP-1", "StopTransaction")
+        await broker.wait_for_call(BROKER_ID, "StopTransaction")
+        await broker.wait_until(lambda: daemon.charge_points["CP-1"].snapshot().report_to[0]["queued"] == 0,
+                                what="the broker's queue to empty")  # fmt: skip
+        status = daemon.charge_points["CP-1"].snapshot().report_to[0]
+
+    # The broker is told as the primary is: its own boot with the same identity fields, the statuses,
+    # the transaction; never an Authorize (its answers decide nothing).
+    boot = broker.calls(BROKER_ID, "BootNotification")[0]
+    assert boot == csms.calls("CP-1", "BootNotification")[0]
+    assert "Authorize" in csms.actions("CP-1") and "Authorize" not in broker.actions(BROKER_ID)
+    statuses = [(s["connectorId"], s["status"]) for s in broker.calls(BROKER_ID, "StatusNotification")]
+    assert statuses[:2] == [(0, "Available"), (1, "Available")]
+    assert (1, "Charging") in statuses and statuses.index((1, "Charging")) < len(statuses) - 1  # then Finishing
+
+    # Each system's messages name the id that system gave; the two differ.
+    def ids(cs: StrictCentralSystem, cp: str) -> tuple[int, set[int]]:
+        start = cs.calls(cp, "StartTransaction")
+        assert len(start) == 1 and start[0]["idTag"] == "TAG-1"
+        later = {m["transactionId"] for m in cs.calls(cp, "MeterValues")}
+        later |= {m["transactionId"] for m in cs.calls(cp, "StopTransaction")}
+        return len(start), later
+
+    assert ids(csms, "CP-1") == (1, {1})
+    assert ids(broker, BROKER_ID) == (1, {BROKER_FIRST_ID + 1})
+    # The same session: the same meter readings and times.
+    for action in ("StartTransaction", "StopTransaction"):
+        ours, theirs = csms.calls("CP-1", action)[0], broker.calls(BROKER_ID, action)[0]
+        assert {k: v for k, v in ours.items() if k != "transactionId"} == {
+            k: v for k, v in theirs.items() if k != "transactionId"
+        }
+    assert status == {"csms_url": broker.url, "id": BROKER_ID, "connected": True, "accepted": True,
+                      "queued": 0, "last_error": None}  # fmt: skip
+
+
+async def test_the_identity_defaults_to_the_charge_points_and_the_password_is_sent(
+    csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    async with StrictCentralSystem(password="broker-secret") as broker:
+        target = {"csms_url": broker.url, "password": "broker-secret"}
+        async with running(make_config(csms.url, tmp_path, report_to=[target])) as daemon:
+            await broker.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+            shown = str(daemon.charge_points["CP-1"].snapshot().report_to)
+        broker.assert_clean()
+    assert broker.handshakes and all(status == 101 for _, status in broker.handshakes)
+    assert "broker-secret" not in shown

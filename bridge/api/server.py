@@ -1,35 +1,36 @@
-"""The local HTTP API (a contract: other tools rely on these paths and names).
+"""The local HTTP API (a contract: other tools rely on these paths and names; docs/api.md).
 
 GET  /api/v1/status
 GET  /metrics                                            (Prometheus text format)
 POST /api/v1/charge_points/{cp}/connectors/{n}/sim   {"action": ..., "id_tag"?, "error_code"?}
+and the installer's page: GET / and /static/<file> (static_files.py), the login (auth.py), the live
+OCPP log (frames.py), probe, configuration and chart data (page_data.py).
 
-When `api.token` is set, every request needs `Authorization: Bearer <token>`.
+When `api.token` is set, every request needs `Authorization: Bearer <token>` or a login's cookie.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from bridge.api import auth, frames, page_data, static_files
+from bridge.api.common import DAEMON, error, not_found
 from bridge.runtime.snapshot import status_json
 
 if TYPE_CHECKING:
     from bridge.chargepoint import ChargePoint
     from bridge.daemon import Daemon
 
+__all__ = ["DAEMON", "charge_point_status", "start_api"]
+
 SIM_ACTIONS = (
     "plug", "unplug", "tap", "ev_suspend", "ev_resume", "fault", "clear_fault", "silence", "answer",
 )  # fmt: skip
-DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+_error = error
 
 
 def charge_point_status(cp: ChargePoint) -> dict[str, Any]:
@@ -94,26 +95,35 @@ async def sim(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "action": action})
 
 
-def _token_guard(token: str) -> Any:
-    @web.middleware
-    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return _error(401, "missing or wrong token")
-        response: web.StreamResponse = await handler(request)
-        return response
-
-    return guard
+def build_app(daemon: Daemon) -> web.Application:
+    """The API's application: its routes, the token and session guard, the page's files."""
+    app = web.Application(middlewares=[auth.guard, not_found])
+    app[DAEMON] = daemon
+    app[auth.AUTH] = auth.new_auth(daemon.config.api.token)
+    app[static_files.STATIC] = static_files.load_static()
+    app[frames.STREAMS] = set()
+    app.on_shutdown.append(frames.end_streams)
+    add = app.router
+    add.add_get("/", static_files.index)
+    add.add_get("/static/{name:.+}", static_files.static_file)
+    add.add_get("/api/v1/session", auth.session)
+    add.add_post("/api/v1/login", auth.login)
+    add.add_post("/api/v1/logout", auth.logout)
+    add.add_get("/api/v1/status", status)
+    add.add_get("/api/v1/config", page_data.config)
+    add.add_get("/metrics", metrics)
+    connector = "/api/v1/charge_points/{cp}/connectors/{n}"
+    add.add_post(f"{connector}/sim", sim)
+    add.add_post(f"{connector}/probe", page_data.probe)
+    add.add_get(f"{connector}/readings", page_data.readings)
+    add.add_get("/api/v1/charge_points/{cp}/frames", frames.frames)
+    add.add_get("/api/v1/charge_points/{cp}/frames/stream", frames.stream)
+    return app
 
 
 async def start_api(daemon: Daemon, host: str, port: int) -> tuple[web.AppRunner, tuple[str, int]]:
-    token = daemon.config.api.token
-    app = web.Application(middlewares=[_token_guard(token)] if token else [])
-    app[DAEMON] = daemon
-    app.router.add_get("/api/v1/status", status)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_post("/api/v1/charge_points/{cp}/connectors/{n}/sim", sim)
-    runner = web.AppRunner(app, access_log=None)
+    app = build_app(daemon)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -1,0 +1,94 @@
+"""The page's live OCPP log: a charge point's recent frames as JSON lines, or pushed as Server-Sent
+Events (bridge/runtime/frame_ring.py keeps them; docs/api.md)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bridge.api.common import charge_point_of, error
+from bridge.runtime.frame_ring import Frame, Subscription, frame_json, json_lines
+
+KEEPALIVE_S = 15.0
+STREAMS: web.AppKey[set[Subscription]] = web.AppKey("streams")  # ended when the API stops
+
+
+def _positive(request: web.Request, name: str) -> int | None:
+    """The query parameter `name` as a non-negative integer, None when absent; ValueError otherwise."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
+async def frames(request: web.Request) -> web.Response:
+    cp = charge_point_of(request)
+    try:
+        limit = _positive(request, "limit")
+    except ValueError:
+        return error(400, "limit must be a positive integer")
+    body = "".join(json_lines(cp.frames.since(0, limit))).encode()
+    return web.Response(
+        body=body,
+        content_type="application/x-ndjson",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="frames-{cp.cfg.id}.jsonl"',
+                 "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )  # fmt: skip
+
+
+def _event(frame: Frame) -> bytes:
+    return f"id: {frame.seq}\nevent: frame\ndata: {frame_json(frame)}\n\n".encode()
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    cp = charge_point_of(request)
+    try:
+        since = _positive(request, "since")
+        if since is None:  # an EventSource reconnecting says where it was
+            since = max(int(request.headers.get("Last-Event-ID", "0") or 0), 0)
+    except ValueError:
+        return error(400, "since must be the seq of a frame (a non-negative integer)")
+    reader = cp.frames.subscribe()  # before the backlog is taken: no frame falls between the two
+    if reader is None:
+        return error(503, f"too many live logs of {cp.cfg.id} are open")
+    streams = request.app[STREAMS]
+    streams.add(reader)
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no",  # nginx: pass each event on at once
+    })  # fmt: skip
+    try:
+        await response.prepare(request)
+        last = since
+        backlog = cp.frames.since(since)
+        if backlog:
+            await response.write(b"".join(_event(f) for f in backlog))
+            last = backlog[-1].seq
+        else:
+            await response.write(b": connected\n\n")
+        while True:
+            if not await reader.wait(KEEPALIVE_S):
+                await response.write(b": keepalive\n\n")
+                continue
+            if reader.dropped:  # too slow for the traffic, or the API stops: its EventSource reconnects
+                break
+            new = [f for f in reader.frames() if f.seq > last]
+            if new:
+                await response.write(b"".join(_event(f) for f in new))
+                last = new[-1].seq
+    except (ConnectionResetError, ConnectionError):
+        pass  # the browser went away
+    finally:
+        cp.frames.unsubscribe(reader)
+        streams.discard(reader)
+    return response
+
+
+async def end_streams(app: web.Application) -> None:
+    """on_shutdown: every open stream ends now, not after aiohttp's shutdown timeout."""
+    streams: set[Subscription] = app[STREAMS]
+    for reader in list(streams):
+        reader.close()

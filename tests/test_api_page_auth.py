@@ -1,0 +1,120 @@
+"""The page's login and CSRF rules against a running daemon, over a real socket (docs/api.md,
+"Authentication"): a token set even on loopback means every API call needs it or a login's cookie."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import make_config, running
+from tests.csms import StrictCentralSystem
+from tests.helpers.api_page import TOKEN, cookie_session, login, with_api
+from tests.processes import free_port
+
+PLUG = {"action": "plug"}
+
+
+async def test_login_is_required_and_a_wrong_token_is_refused(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with running(with_api(make_config(csms.url, tmp_path), port)), cookie_session() as http:
+        for path in ("/api/v1/status", "/api/v1/config", "/api/v1/charge_points/CP-1/frames", "/metrics"):
+            async with http.get(base + path) as r:
+                assert r.status == 401, path
+        async with http.get(f"{base}/api/v1/session") as r:  # open: the page decides to show the login
+            assert await r.json() | {"version": None} == {
+                "authenticated": False, "login_required": True, "csrf": None, "version": None,
+            }  # fmt: skip
+        async with http.post(f"{base}/api/v1/login", json={"token": "wrong"}) as r:
+            assert (r.status, await r.json()) == (401, {"error": "wrong token"})
+            assert "Set-Cookie" not in r.headers
+        async with http.post(f"{base}/api/v1/login", data="not json") as r:
+            assert r.status == 400
+        async with http.post(f"{base}/api/v1/login", json={"token": TOKEN}) as r:
+            assert r.status == 200
+            cookie = r.headers["Set-Cookie"]
+            csrf = (await r.json())["csrf"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        assert TOKEN not in cookie and csrf and TOKEN not in csrf  # an opaque id, never the token
+        async with http.get(f"{base}/api/v1/status") as r:
+            assert r.status == 200
+        async with http.get(f"{base}/api/v1/session") as r:
+            assert (await r.json())["authenticated"] is True and (await r.json())["csrf"] == csrf
+        async with http.post(f"{base}/api/v1/logout", headers={"X-CSRF-Token": csrf, "Origin": base}) as r:
+            assert r.status == 200
+        async with http.get(f"{base}/api/v1/status") as r:
+            assert r.status == 401  # the session is gone, even for a cookie kept elsewhere
+
+
+async def test_a_cookie_request_needs_the_csrf_token_and_the_pages_origin(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    sim = f"{base}/api/v1/charge_points/CP-1/connectors/1/sim"
+    async with running(with_api(make_config(csms.url, tmp_path), port)), cookie_session() as http:
+        csrf = await login(http, base)
+        refused = [
+            {},  # no CSRF token, no origin
+            {"X-CSRF-Token": "wrong", "Origin": base},
+            {"X-CSRF-Token": csrf},  # no Origin nor Referer: a browser always sends one
+            {"X-CSRF-Token": csrf, "Origin": "http://evil.example:8080"},
+            {"X-CSRF-Token": csrf, "Origin": "null"},
+            {"X-CSRF-Token": csrf, "Referer": "http://evil.example/page"},
+        ]
+        for headers in refused:
+            async with http.post(sim, json=PLUG, headers=headers) as r:
+                assert (r.status, await r.json()) == (403, {"error": "cross-site request refused"}), headers
+        assert not csms.calls("CP-1", "StartTransaction")
+        async with http.post(
+            sim, json={"action": "unplug"}, headers={"X-CSRF-Token": csrf, "Origin": base}
+        ) as r:
+            assert r.status == 200
+        async with http.post(sim, json={"action": "unplug"},
+                             headers={"X-CSRF-Token": csrf, "Referer": f"{base}/#log"}) as r:  # fmt: skip
+            assert r.status == 200
+        # A foreign page cannot log in either (login CSRF), even with the right token.
+        async with http.post(
+            f"{base}/api/v1/login", json={"token": TOKEN}, headers={"Origin": "http://evil"}
+        ) as r:
+            assert r.status == 403
+    # Tools with the Bearer token are unaffected: no CSRF token, no Origin.
+    async with running(with_api(make_config(csms.url, tmp_path), port)), aiohttp.ClientSession() as tool:
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        async with tool.post(sim, json={"action": "unplug"}, headers=bearer) as r:
+            assert r.status == 200
+        async with tool.get(f"{base}/api/v1/session", headers=bearer) as r:
+            assert (await r.json())["authenticated"] is True
+
+
+async def test_without_a_token_loopback_is_open_but_a_foreign_origin_is_not(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    sim = f"{base}/api/v1/charge_points/CP-1/connectors/1/sim"
+    async with running(with_api(make_config(csms.url, tmp_path), port, token=None)), cookie_session() as http:
+        async with http.get(f"{base}/api/v1/session") as r:
+            session = await r.json()
+        assert session["authenticated"] is True and session["login_required"] is False and session["csrf"]
+        async with http.post(sim, json={"action": "unplug"}, headers={"Origin": "http://evil.example"}) as r:
+            assert r.status == 403  # a web page elsewhere must not drive the charger through the browser
+        async with http.post(sim, json={"action": "unplug"}) as r:
+            assert r.status == 200  # curl, scripts
+        async with http.post(sim, json={"action": "unplug"}, headers={"Origin": base}) as r:
+            assert r.status == 200
+        async with http.post(f"{base}/api/v1/login", json={"token": "anything"}) as r:
+            assert r.status == 200 and "Set-Cookie" not in r.headers
+
+
+async def test_the_cookie_path_follows_the_proxys_prefix(csms: StrictCentralSystem, tmp_path: Any) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with running(with_api(make_config(csms.url, tmp_path), port)), aiohttp.ClientSession() as http:
+        headers = {"X-Forwarded-Prefix": "/bridge/", "X-Forwarded-Proto": "https"}
+        async with http.post(f"{base}/api/v1/login", json={"token": TOKEN}, headers=headers) as r:
+            cookie = r.headers["Set-Cookie"]
+        assert "Path=/bridge/" in cookie and "Secure" in cookie

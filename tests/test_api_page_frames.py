@@ -1,0 +1,128 @@
+"""The page's live OCPP log against a running daemon and the strict central system: the frames of a
+session as JSON lines and as Server-Sent Events, in order, with the AuthorizationKey masked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from typing import Any
+
+import aiohttp
+from ocpp.v16 import call
+
+from tests.conftest import make_config, running
+from tests.csms import StrictCentralSystem
+from tests.helpers.api_page import TOKEN, with_api
+from tests.processes import free_port
+
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def _events(content: aiohttp.StreamReader, until: Any, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """SSE `frame` events read until `until(frames)` holds; also checks each event's id is its seq."""
+    frames: list[dict[str, Any]] = []
+    fields: dict[str, str] = {}
+    async with asyncio.timeout(timeout):
+        while not until(frames):
+            line = (await content.readline()).decode().rstrip("\n")
+            if line == "":
+                if fields.get("event") == "frame":
+                    frame = json.loads(fields["data"])
+                    assert fields["id"] == str(frame["seq"])
+                    frames.append(frame)
+                fields = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+    return frames
+
+
+async def _session(csms: StrictCentralSystem, http: aiohttp.ClientSession, sim: str) -> None:
+    for body in ({"action": "plug"}, {"action": "tap", "id_tag": "TAG-1"}):
+        async with http.post(sim, json=body, headers=BEARER) as r:
+            assert r.status == 200
+    await csms.wait_for_call("CP-1", "StartTransaction")
+    async with http.post(sim, json={"action": "unplug"}, headers=BEARER) as r:
+        assert r.status == 200
+    await csms.wait_for_call("CP-1", "StopTransaction")
+
+
+async def test_the_frames_of_a_session_in_order_with_the_key_masked(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/charge_points/CP-1"
+    key = secrets.token_hex(20)
+    async with running(with_api(make_config(csms.url, tmp_path), port)), aiohttp.ClientSession() as http:
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        await _session(csms, http, f"{base}/connectors/1/sim")
+        # Last: the bridge reconnects with the new key (the CALLRESULT crossed the wire before).
+        await csms.call("CP-1", call.ChangeConfiguration(key="AuthorizationKey", value=key))
+        async with http.get(f"{base}/frames", headers=BEARER) as r:
+            assert r.status == 200 and r.content_type == "application/x-ndjson"
+            assert r.headers["Content-Disposition"] == 'attachment; filename="frames-CP-1.jsonl"'
+            text = await r.text()
+        async with http.get(f"{base}/frames?limit=2", headers=BEARER) as r:
+            last_two = [json.loads(line) for line in (await r.text()).splitlines()]
+        async with http.get(f"{base}/frames?limit=x", headers=BEARER) as r:
+            assert r.status == 400
+        async with http.get(f"{base.replace('CP-1', 'CP-9')}/frames", headers=BEARER) as r:
+            assert r.status == 404
+    assert key not in text
+    frames = [json.loads(line) for line in text.splitlines()]
+    assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
+    assert last_two == frames[-2:]
+    calls = [(f["dir"], f["action"]) for f in frames if f["type"] == "CALL"]
+    # What the central system received, in the order it did; and the frames it sent.
+    assert [a for d, a in calls if d == "out"] == csms.actions("CP-1")
+    assert calls[0] == ("out", "BootNotification") and ("in", "ChangeConfiguration") in calls
+    change = next(f for f in frames if f["action"] == "ChangeConfiguration" and f["type"] == "CALL")
+    assert change["payload"] == {"key": "AuthorizationKey", "value": "***"}
+    answer = next(f for f in frames if f["id"] == change["id"] and f["type"] == "CALLRESULT")
+    assert answer["dir"] == "out" and answer["action"] == "ChangeConfiguration"
+    start = next(f for f in frames if f["action"] == "StartTransaction" and f["type"] == "CALLRESULT")
+    assert start["dir"] == "in" and start["payload"]["idTagInfo"]["status"] == "Accepted"
+    assert all(f["at"].endswith("Z") for f in frames)
+
+
+async def test_the_stream_sends_the_ring_then_each_new_frame(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/charge_points/CP-1"
+    async with running(with_api(make_config(csms.url, tmp_path), port)), aiohttp.ClientSession() as http:
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        async with http.get(f"{base}/frames/stream", headers=BEARER) as stream:
+            assert stream.status == 200 and stream.content_type == "text/event-stream"
+            backlog = await _events(
+                stream.content, lambda fs: any(f["action"] == "StatusNotification" for f in fs)
+            )
+            assert backlog[0]["seq"] == 1 and backlog[0]["action"] == "BootNotification"
+            await _session(csms, http, f"{base}/connectors/1/sim")
+            live = await _events(
+                stream.content,
+                lambda fs: any(f["action"] == "StopTransaction" and f["dir"] == "in" for f in fs),
+            )
+        seqs = [f["seq"] for f in backlog + live]
+        assert seqs == list(range(1, len(seqs) + 1))  # no frame lost or repeated between the two
+        async with http.get(f"{base}/frames/stream?since={seqs[-3]}", headers=BEARER) as resumed:
+            again = await _events(resumed.content, lambda fs: len(fs) >= 2)
+        assert [f["seq"] for f in again] == seqs[-2:]
+        async with http.get(
+            f"{base}/frames/stream", headers={"Last-Event-ID": str(seqs[-2]), **BEARER}
+        ) as resumed:
+            assert [f["seq"] for f in await _events(resumed.content, lambda fs: len(fs) >= 1)] == seqs[-1:]
+        async with http.get(f"{base}/frames/stream?since=-1", headers=BEARER) as r:
+            assert r.status == 400
+        # The daemon's stop ends an open stream at once (not after aiohttp's shutdown timeout, 2 s).
+        stream = await http.get(f"{base}/frames/stream", headers=BEARER)
+        await _events(stream.content, lambda fs: len(fs) >= 1)
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 1.5
+    with contextlib.suppress(RuntimeError, aiohttp.ClientPayloadError):  # ended, not left hanging
+        async with asyncio.timeout(1):
+            await stream.content.read()
+    stream.release()

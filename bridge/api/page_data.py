@@ -28,14 +28,15 @@ from bridge.runtime.readings_ring import Point
 PROBE_TIMEOUT_S = 5.0
 
 
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# What a checker's message quotes of a value: `got the number 123`, `got the string 'abc'`, `'abc'`.
+_VALUE = re.compile(r"""(?<=the number )[^\s;,)]+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*\"""")
 
 
 def _problem(line: int | None, path: str, message: str) -> dict[str, Any]:
     """A problem as JSON; one of a secret field never quotes its value (`got the string '...'`)."""
     last = re.split(r"[.\[]", path)[-1] if path else ""
     if last and is_secret_name(last):
-        message = _QUOTED.sub("'***'", message)
+        message = _VALUE.sub("***", message)
     return {"line": line, "path": path, "message": mask_text(message)}
 
 
@@ -62,7 +63,7 @@ async def probe(request: web.Request) -> web.Response:
         elif device.fault is not None:
             why = f"the device does not answer: {device.fault.info}"
         else:
-            why = f"no answer within {PROBE_TIMEOUT_S:g} s"
+            why = f"the device gave no reading within {PROBE_TIMEOUT_S:g} s"
         lines, error = [caps_line, f"FAILED: {why}"], why
     else:
         lines = [*describe_reading(reading), caps_line]

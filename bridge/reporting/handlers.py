@@ -32,6 +32,7 @@ def _on(action: str) -> Callable[[F], F]:
     decorator: Callable[[F], F] = on(action)
     return decorator
 
+
 # The actions answered Rejected (their answer has that status); the rest is NotSupported.
 REJECTED = (
     "RemoteStartTransaction", "RemoteStopTransaction", "ChangeAvailability", "Reset", "SetChargingProfile",
@@ -100,10 +101,12 @@ class ReportingHandlers:
     @_on(Action.change_configuration)
     def change_configuration(self, key: str, value: str, **_: Any) -> call_result.ChangeConfiguration:
         own = {k.lower(): k for k in OWN_KEYS}
-        if key.lower() in own:
-            status = self._link.configuration.change(own[key.lower()], value).status
-        else:
-            status = "Rejected" if key.lower() in {k.lower() for k in SHOWN_KEYS} else "NotSupported"
+        # Any other key is the charge point's, which a target does not set.
+        status = (
+            self._link.configuration.change(own[key.lower()], value).status
+            if key.lower() in own
+            else "Rejected"
+        )
         log.info("%s: ChangeConfiguration %s: %s", self._link.name, key, status)
         return call_result.ChangeConfiguration(status=status)
 

@@ -178,7 +178,7 @@
     const v = {
       root, cpId, n, status: q(".conn-status"), tx: q(".tx"), energy: q(".energy"), power: q(".power"),
       limit: q(".limit"), device: q(".device"), sim: q(".sim"), chart: q(".chart"), svg: q("svg"),
-      range: q(".chart-range"), chartKey: "", chartTimer: 0, tx_id: null,
+      range: q(".chart-range"), chartKey: "", chartTimer: 0, tx_id: null, points: [], live: null,
     };
     const tag = v.sim.querySelector("input");
     tag.id = `tag-${cpId}-${n}`;
@@ -209,8 +209,14 @@
     setText(v.device, `${d.description || "device"}, ${health}`);
     v.sim.hidden = !/simulat/i.test(d.description || "");
     const running = c.transaction_id !== null && c.transaction_id !== undefined;
-    if (running && v.tx_id !== c.transaction_id) { v.tx_id = c.transaction_id; loadReadings(v); }
-    if (!running && v.tx_id !== null) { v.tx_id = null; clearTimeout(v.chartTimer); v.chart.hidden = true; }
+    if (running) {
+      // The chart ends at the status's live values: it moves every second between stored readings.
+      v.live = { at: new Date().toISOString(), power_w: c.power_w, energy_wh: c.energy_wh };
+      if (v.tx_id !== c.transaction_id) { v.tx_id = c.transaction_id; v.points = []; loadReadings(v); }
+      else if (v.points.length) drawChart(v);
+    } else if (v.tx_id !== null) {
+      v.tx_id = null; v.points = []; v.live = null; v.chartKey = ""; clearTimeout(v.chartTimer); v.chart.hidden = true;
+    }
   }
 
   async function simAction(v, button, action, idTag) {
@@ -238,7 +244,7 @@
     try {
       const r = await api(`api/v1/charge_points/${enc(v.cpId)}/connectors/${v.n}/readings`);
       if (r.status === 404 && !(r.data && r.data.error)) { state.noReadings = true; return; }
-      if (r.ok && r.data) drawChart(v, r.data.points || []);
+      if (r.ok && r.data) { v.points = (r.data.points || []).filter((p) => !isNaN(Date.parse(p.at))); drawChart(v); }
     } catch (e) { /* the next round tries again */ }
     if (v.tx_id !== null) v.chartTimer = setTimeout(() => loadReadings(v), READINGS_EVERY_MS);
   }
@@ -250,9 +256,10 @@
     if (text !== undefined) e.textContent = text;
     return e;
   }
-  function drawChart(v, points) {
-    const pts = points.filter((p) => !isNaN(Date.parse(p.at)));
-    const key = pts.length ? `${pts.length}:${pts[pts.length - 1].at}` : "";
+  function drawChart(v) {
+    const pts = v.live ? [...v.points, v.live] : v.points;
+    const last = pts[pts.length - 1];
+    const key = last ? `${pts.length}:${v.points.length ? v.points[v.points.length - 1].at : ""}:${last.power_w}:${last.energy_wh}` : "";
     if (key === v.chartKey) return;
     v.chartKey = key;
     v.chart.hidden = pts.length < 2;

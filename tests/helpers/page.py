@@ -1,0 +1,103 @@
+"""The installer page's browser tests' parts: Debian's Chromium driven by Playwright (never a browser
+download), a bridge with its local API on a free port, and a page on another origin."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from bridge.config import Config, parse_config
+from tests.conftest import FAST_OCPP, make_config
+from tests.processes import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+STATIC = Path(__file__).resolve().parents[2] / "bridge" / "api" / "static"
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+PHONE = {"width": 412, "height": 915}  # a common phone's CSS viewport
+
+
+def chromium_missing() -> str | None:
+    """Why the browser tests cannot run here, or None ("make test" installs both on Debian)."""
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        return "Debian's chromium is not installed (scripts/system-deps.sh test installs it)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e .[test])"
+    return None
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    """A headless Chromium of the system's package, closed on exit."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def page_config(csms_url: str, tmp_path: Any, port: int, token: str | None = None, **fields: Any) -> Config:
+    """A bridge with one simulated charger and its API on 127.0.0.1:`port` (with `token`, if given)."""
+    config = make_config(csms_url, tmp_path, api=f"127.0.0.1:{port}", **fields)
+    if token is None:
+        return config
+    return dataclasses.replace(config, api=dataclasses.replace(config.api, token=token))
+
+
+def config_file(csms_url: str, tmp_path: Path, port: int, password: str) -> Config:
+    """A bridge loaded from a configuration FILE (what the page's Configuration section shows), with a
+    secret in it: the charge point's HTTP Basic password."""
+    doc = {
+        "state_dir": str(tmp_path / "state"),
+        "api": {"listen": f"127.0.0.1:{port}"},
+        "charge_points": [{
+            "id": "CP-1", "csms_url": csms_url, "password": password,
+            "reconnect": {"initial_s": 0.2, "max_s": 1.0}, "ocpp": FAST_OCPP,
+            "connectors": [{"id": 1, "charger": {"type": "simulated"}}],
+        }],
+    }  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return parse_config(path.read_text(encoding="utf-8"), str(path))
+
+
+@contextlib.asynccontextmanager
+async def foreign_site(html: str, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """A web server on another port (another origin) serving `html` at /, as a hostile site would;
+    yields its base URL."""
+    app = web.Application()
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=html, content_type="text/html")
+
+    app.router.add_get("/", index)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield f"http://{host}:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+async def frame_rows(page: Any) -> list[dict[str, str]]:
+    """The live log's rows as the page shows them, top to bottom."""
+    rows: list[dict[str, str]] = await page.eval_on_selector_all(
+        "#log-table tbody tr",
+        """trs => trs.map(tr => ({seq: tr.dataset.seq, dir: tr.className, action: tr.cells[2].textContent,
+                                  fields: tr.cells[3].textContent}))""",
+    )
+    return rows

@@ -136,6 +136,14 @@ def _reservation_line(r: dict[str, Any], now: datetime) -> str:
     )
 
 
+def _report_to_line(t: dict[str, Any]) -> str:
+    """A reporting-only central system (docs/reporting.md): one line, never its password."""
+    link = "reported to" if t.get("accepted") else ("connected, not accepted by" if t.get("connected") else
+                                                    "NOT connected to")  # fmt: skip
+    error = f", last error: {t['last_error']}" if t.get("last_error") and not t.get("accepted") else ""
+    return f"  {link} {t.get('csms_url')} as {t.get('id')}: {t.get('queued', 0)} messages waiting{error}"
+
+
 def format_status(body: dict[str, Any], now: datetime) -> str:
     lines: list[str] = []
     for cp in body.get("charge_points", []):
@@ -163,6 +171,7 @@ def format_status(body: dict[str, Any], now: datetime) -> str:
             )
         )
         lines.append(f"  {cp.get('queued_transaction_messages', 0)} transaction messages waiting to be sent")
+        lines += [_report_to_line(target) for target in cp.get("report_to") or ()]
         lines += _security_lines(cp.get("security"), now)
         for line in (
             _firmware_line(cp.get("firmware"), now),

@@ -5,11 +5,13 @@ driven through a session. docs/reporting.md."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bridge.status_cli import format_status
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import charging, ready, sim_of
@@ -54,7 +56,9 @@ async def test_a_session_is_reported_with_the_ids_each_system_gave(
     assert "Authorize" in csms.actions("CP-1") and "Authorize" not in broker.actions(BROKER_ID)
     statuses = [(s["connectorId"], s["status"]) for s in broker.calls(BROKER_ID, "StatusNotification")]
     assert statuses[:2] == [(0, "Available"), (1, "Available")]
-    assert (1, "Charging") in statuses and statuses.index((1, "Charging")) < len(statuses) - 1  # then Finishing
+    assert (1, "Charging") in statuses and statuses.index((1, "Charging")) < len(
+        statuses
+    ) - 1  # then Finishing
 
     # Each system's messages name the id that system gave; the two differ.
     def ids(cs: StrictCentralSystem, cp: str) -> tuple[int, set[int]]:
@@ -87,3 +91,17 @@ async def test_the_identity_defaults_to_the_charge_points_and_the_password_is_se
         broker.assert_clean()
     assert broker.handshakes and all(status == 101 for _, status in broker.handshakes)
     assert "broker-secret" not in shown
+
+
+def test_ocpp_bridge_status_has_a_line_per_target() -> None:
+    body = {"charge_points": [{"id": "CP-1", "csms_url": "ws://csms.example/ocpp", "connected": True,
+        "accepted": True, "report_to": [
+            {"csms_url": "wss://broker.example/ocpp", "id": BROKER_ID, "connected": True, "accepted": True,
+             "queued": 0, "last_error": None},
+            {"csms_url": "ws://billing.example/ocpp", "id": "CP-1", "connected": False, "accepted": False,
+             "queued": 12, "last_error": "connection refused by billing.example"},
+        ]}]}  # fmt: skip
+    lines = format_status(body, datetime(2026, 12, 1, tzinfo=UTC)).splitlines()
+    assert f"  reported to wss://broker.example/ocpp as {BROKER_ID}: 0 messages waiting" in lines
+    down = "  NOT connected to ws://billing.example/ocpp as CP-1: 12 messages waiting"
+    assert f"{down}, last error: connection refused by billing.example" in lines

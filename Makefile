@@ -63,7 +63,7 @@ bench: $(VENV)/.installed-test
 
 # Every benchmark with --quick (seconds each; in `make test`), so one that no longer runs fails the
 # build. Each runs even after another failed; the figures are not judged.
-BENCHES := startup outbox composite polling scale transfer local_list tls
+BENCHES := startup outbox composite polling scale transfer local_list tls page
 bench-quick: $(VENV)/.installed-test
 	@failed=; for b in $(BENCHES); do \
 	  echo "== bench/$$b.py --quick"; $(BIN)/python bench/$$b.py --quick || failed="$$failed $$b"; \

@@ -60,6 +60,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/local_list.py
 	$(BIN)/python bench/tls.py
+	$(BIN)/python bench/page.py
 
 # Every benchmark with --quick (seconds each; in `make test`), so one that no longer runs fails the
 # build. Each runs even after another failed; the figures are not judged.

@@ -1,0 +1,79 @@
+"""What a reporting target keeps in the store (bridge/store/reporting.py): schema 12 keeps every row of
+an older file; each target's queue is separate and ordered; a transaction's row stays until no queue
+holds a message of it; the ids a target gave survive a reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from bridge.store import FILENAME, MIGRATIONS, Store
+from bridge.store.reporting import target_key
+
+T0 = "2026-01-01T00:00:00.000Z"
+BROKER = target_key("CP-1", "NL-ABC-123", "wss://broker.example/ocpp")
+BILLING = target_key("CP-1", "CP-1", "ws://billing.example/ocpp")
+
+
+def test_an_older_file_keeps_its_rows_and_gains_the_targets_table(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / FILENAME, isolation_level=None)
+    for n, script in enumerate(MIGRATIONS[:11]):
+        db.executescript(f"BEGIN; {script}; PRAGMA user_version = {n + 1}; COMMIT;")
+    columns = "id, charge_point, connector, id_tag, meter_start, started_at, cs_id"
+    db.execute(f"INSERT INTO transactions ({columns}) VALUES (4, 'CP-1', 1, 'TAG', 100, ?, 41)", (T0,))
+    db.execute("INSERT INTO outbox (charge_point, action, tx, payload, unique_id, created_at)"
+               " VALUES ('CP-1', 'MeterValues', 4, '{}', 'm1', ?)", (T0,))  # fmt: skip
+    db.close()
+    store = Store.open(tmp_path)
+    try:
+        assert store.pragma("user_version") == len(MIGRATIONS) == 12
+        assert [(r.id, r.cs_id) for r in store.transactions("CP-1")] == [(4, 41)]
+        assert [r.unique_id for r in store.outbox("CP-1")] == ["m1"]
+        assert store.report_ids(BROKER) == {}
+    finally:
+        store.close()
+
+
+def test_each_targets_queue_is_its_own_and_a_transaction_stays_until_every_queue_delivered_it(
+    tmp_path: Path,
+) -> None:
+    store = Store.open(tmp_path)
+    try:
+        store.begin_transaction("CP-1", 1, 1, "TAG", 0, T0, '{"s": 1}', "p-start")
+        for key, tag in ((BROKER, "b"), (BILLING, "c")):
+            store.queue_report(key, "StartTransaction", 1, '{"s": 1}', f"{tag}-start", T0)
+        store.queue_report(BROKER, "MeterValues", 1, '{"m": 1}', "b-mv", T0)
+        store.end_transaction("CP-1", 1, 10, T0, "Local", '{"e": 1}', "p-stop")
+        for key, tag in ((BROKER, "b"), (BILLING, "c")):
+            store.queue_report(key, "StopTransaction", 1, '{"e": 1}', f"{tag}-stop", T0)
+        assert [r.unique_id for r in store.outbox(BROKER)] == ["b-start", "b-mv", "b-stop"]
+        assert [r.unique_id for r in store.outbox(BILLING)] == ["c-start", "c-stop"]
+        assert [r.unique_id for r in store.outbox("CP-1")] == ["p-start", "p-stop"]
+
+        # The primary delivers everything: the row stays, the targets still need it.
+        primary = [r.seq for r in store.outbox("CP-1")]
+        store.remove_messages("CP-1", tuple(primary), True, 1, None, True)
+        assert [r.id for r in store.transactions("CP-1")] == [1]
+        # The broker numbers it 7001 and gets all; the billing system still holds its messages.
+        start, *rest = [r.seq for r in store.outbox(BROKER)]
+        store.settle_report(BROKER, (start,), 1, 7001, False)
+        assert store.report_ids(BROKER) == {1: 7001} and store.report_ids(BILLING) == {}
+        store.settle_report(BROKER, tuple(rest), 1, None, True)
+        assert store.report_ids(BROKER) == {} and [r.id for r in store.transactions("CP-1")] == [1]
+        store.settle_report(BILLING, tuple(r.seq for r in store.outbox(BILLING)), 1, None, True)
+        assert store.transactions("CP-1") == [] and store.outbox(BILLING) == []
+    finally:
+        store.close()
+
+
+def test_the_ids_a_target_gave_survive_a_reopen(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.begin_transaction("CP-1", 3, 1, "TAG", 0, T0, "{}", "p-start")
+    store.queue_report(BROKER, "StartTransaction", 3, "{}", "b-start", T0)
+    store.settle_report(BROKER, tuple(r.seq for r in store.outbox(BROKER)), 3, 7003, False)
+    store.close()
+    store = Store.open(tmp_path)
+    try:
+        assert store.report_ids(BROKER) == {3: 7003}
+    finally:
+        store.close()

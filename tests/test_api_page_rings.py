@@ -105,5 +105,10 @@ def test_readings_ring_keeps_one_point_per_5_s_for_10_minutes() -> None:
     assert len(points) == 120 and points[0].at == 1_600.0 and points[-1].at == 2_195.0
     assert [p.at - q.at for p, q in zip(points[1:], points, strict=False)] == [5.0] * 119
     assert ring.points(now=5_000.0) == []  # nothing in the last 10 minutes
+    few = ReadingsRing()
+    few.add(10.0, power_w=None, energy_wh=5.0)  # a device without a power reading
+    few.add(12.0, power_w=7.0, energy_wh=6.0)  # under 5 s later: not a point
+    few.add(15.0, power_w=7.0, energy_wh=6.0)
+    assert few.points(now=20.0) == [(10.0, None, 5.0), (15.0, 7.0, 6.0)]
     with pytest.raises(ValueError, match="every_s"):
         ReadingsRing(every_s=0)

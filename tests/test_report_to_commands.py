@@ -50,6 +50,13 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         {"logType": "DiagnosticsLog", "requestId": 1, "log": {"remoteLocation": "ftp://x.example/"}},
         "Rejected",
     ),
+    ("CertificateSigned", {"certificateChain": "-----BEGIN CERTIFICATE-----"}, "Rejected"),
+    (
+        "InstallCertificate",
+        {"certificateType": "CentralSystemRootCertificate", "certificate": "x"},
+        "Rejected",
+    ),
+    ("GetInstalledCertificateIds", {"certificateType": "CentralSystemRootCertificate"}, "NotSupported"),
     ("UnlockConnector", {"connectorId": 1}, "NotSupported"),
     ("ClearChargingProfile", {}, "NotSupported"),
     ("UpdateFirmware", {"location": "http://x.example/f.bin", "retrieveDate": now_iso()}, "NotSupported"),

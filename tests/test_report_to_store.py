@@ -1,12 +1,13 @@
 """What a reporting target keeps in the store (bridge/store/reporting.py): schema 12 keeps every row of
 an older file; each target's queue is separate and ordered; a transaction's row stays until no queue
-holds a message of it; the ids a target gave survive a reopen."""
+holds a message of it; the ids a target gave survive a reopen; its samples at its own interval."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+from bridge.outbox.reports import ReportMessages
 from bridge.store import FILENAME, MIGRATIONS, Store
 from bridge.store.reporting import target_key
 
@@ -75,5 +76,26 @@ def test_the_ids_a_target_gave_survive_a_reopen(tmp_path: Path) -> None:
     store = Store.open(tmp_path)
     try:
         assert store.report_ids(BROKER) == {3: 7003}
+    finally:
+        store.close()
+
+
+def test_a_target_gets_samples_at_its_own_interval_and_none_at_0(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    try:
+        interval = [3]
+        messages = ReportMessages(BROKER, store, 1000, lambda: interval[0])
+        every_second = [f"2026-01-01T00:00:{s:02d}.000Z" for s in range(8)]
+        assert messages.wants("StartTransaction", 1, every_second[0])
+        taken = [at for at in every_second if messages.wants("MeterValues", 1, at)]
+        assert taken == [every_second[0], every_second[3], every_second[6]]
+        # Half a second early still counts (the sampler's timers are not exact); another transaction
+        # has its own count.
+        assert messages.wants("MeterValues", 1, "2026-01-01T00:00:08.600Z")
+        assert messages.wants("MeterValues", 2, every_second[7])
+        assert messages.wants("StopTransaction", 1, every_second[7])
+        interval[0] = 0
+        assert not messages.wants("MeterValues", 2, "2026-01-01T00:01:00.000Z")
+        assert messages.wants("StopTransaction", 2, "2026-01-01T00:01:00.000Z")
     finally:
         store.close()

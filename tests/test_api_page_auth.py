@@ -108,6 +108,16 @@ async def test_without_a_token_loopback_is_open_but_a_foreign_origin_is_not(
             assert r.status == 200
         async with http.post(f"{base}/api/v1/login", json={"token": "anything"}) as r:
             assert r.status == 200 and "Set-Cookie" not in r.headers
+        # DNS rebinding: another site's name resolved to 127.0.0.1 is same-origin to itself; not its Host.
+        rebound = {"Host": "evil.example:80", "Origin": "http://evil.example:80"}
+        async with http.post(sim, json={"action": "unplug"}, headers=rebound) as r:
+            assert r.status == 403
+        for host in ("evil.example", "127.0.0.1.nip.io", "localhost.evil"):
+            async with http.get(f"{base}/api/v1/status", headers={"Host": host}) as r:
+                assert r.status == 403, host
+        for host in (f"localhost:{port}", f"[::1]:{port}", "127.0.0.2"):
+            async with http.get(f"{base}/api/v1/status", headers={"Host": host}) as r:
+                assert r.status == 200, host
 
 
 async def test_the_cookie_path_follows_the_proxys_prefix(csms: StrictCentralSystem, tmp_path: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import secrets
 import time
@@ -114,6 +115,24 @@ def same_origin(request: web.Request) -> bool | None:
     return bool(netloc) and netloc in hosts
 
 
+def loopback_host(request: web.Request) -> bool:
+    """Whether the request was addressed to a loopback name (Host, and X-Forwarded-Host if a proxy set
+    one): without a token, a page of another site whose name was made to resolve to 127.0.0.1 (DNS
+    rebinding) is same-origin to itself, and only its Host header gives it away."""
+    for host in (request.host, request.headers.get("X-Forwarded-Host")):
+        if host is None:
+            continue
+        name = urlsplit(f"//{host}").hostname or ""
+        if name == "localhost" or name.endswith(".localhost"):
+            continue
+        try:
+            if not ipaddress.ip_address(name).is_loopback:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
 def _is_open(request: web.Request) -> bool:
     return (request.method, request.path) in _OPEN or (
         request.method in ("GET", "HEAD") and request.path.startswith("/static/")
@@ -128,8 +147,10 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)  # a tool's token: no CSRF (a browser never adds this header)
     if same_origin(request) is False and state_changing:
         return _refused(403, "cross-site request refused")  # a foreign page, token or not
-    if auth.token is None:
-        return await handler(request)  # open to loopback clients (bridge.config requires loopback)
+    if auth.token is None:  # open to loopback clients (bridge.config requires loopback)
+        if not loopback_host(request):
+            return _refused(403, "without api.token this API answers only requests to a loopback address")
+        return await handler(request)
     csrf = auth.sessions.csrf_of(request.cookies.get(COOKIE))
     if csrf is None:
         if _is_open(request):

@@ -11,8 +11,10 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 from ocpp.v16 import call
 
+import bridge.api.frames as frames_api
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.api_page import TOKEN, with_api
@@ -129,3 +131,19 @@ async def test_the_stream_sends_the_ring_then_each_new_frame(
         async with asyncio.timeout(1):
             await stream.content.read()
     stream.release()
+
+
+async def test_an_idle_stream_gets_keepalives(
+    csms: StrictCentralSystem, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frames_api, "KEEPALIVE_S", 0.05)  # 15 s in service
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/v1/charge_points/CP-1/frames/stream"
+    async with running(with_api(make_config(csms.url, tmp_path), port)), aiohttp.ClientSession() as http:
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        async with http.get(url, headers=BEARER) as stream:
+            lines: list[bytes] = []
+            async with asyncio.timeout(3):
+                while lines.count(b": keepalive\n") < 2:
+                    lines.append(await stream.content.readline())
+    assert b"event: frame\n" in lines  # the ring first, then nothing new: keepalives

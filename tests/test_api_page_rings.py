@@ -1,5 +1,5 @@
 """The page's rings in themselves: the frame ring (bounds, masking, the answer's action, live readers
-dropped when slow) and a connector's readings ring. Time is passed, never slept."""
+dropped when slow), a connector's readings ring, and the login sessions. Time is passed, never slept."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from bridge.api.auth import IDLE_S, MAX_SESSIONS, Sessions
 from bridge.runtime.frame_ring import MAX_BYTES, MAX_FRAMES, FrameRing, frame_json, json_lines, ring_share
 from bridge.runtime.readings_ring import ReadingsRing
 
@@ -112,3 +113,24 @@ def test_readings_ring_keeps_one_point_per_5_s_for_10_minutes() -> None:
     assert few.points(now=20.0) == [(10.0, None, 5.0), (15.0, 7.0, 6.0)]
     with pytest.raises(ValueError, match="every_s"):
         ReadingsRing(every_s=0)
+
+
+def test_login_sessions_expire_when_idle_and_are_bounded() -> None:
+    now = [0.0]
+    sessions = Sessions(now=lambda: now[0])
+    sid, csrf = sessions.open()
+    assert (
+        sessions.csrf_of(sid) == csrf
+        and sessions.csrf_of("forged") is None
+        and sessions.csrf_of(None) is None
+    )
+    now[0] = IDLE_S - 1  # used just before it would expire: its idle time starts again
+    assert sessions.csrf_of(sid) == csrf
+    now[0] += IDLE_S + 1
+    assert sessions.csrf_of(sid) is None and len(sessions) == 0
+    first, _ = sessions.open()
+    others = [sessions.open()[0] for _ in range(MAX_SESSIONS)]
+    assert len(sessions) == MAX_SESSIONS and sessions.csrf_of(first) is None  # the oldest went
+    assert all(sessions.csrf_of(s) for s in others)
+    sessions.close(others[0])
+    assert sessions.csrf_of(others[0]) is None

@@ -77,6 +77,12 @@ class Subscription:
         self.flag.clear()
         return bool(self._queue) or self.dropped
 
+    def close(self) -> None:
+        """Ends the reader's stream (the daemon stops): its next `wait` returns at once."""
+        self.dropped = True
+        self._queue.clear()
+        self.flag.set()
+
     def frames(self) -> list[Frame]:
         taken = list(self._queue)
         self._queue.clear()
@@ -170,7 +176,8 @@ def ring_share(charge_points: int) -> tuple[int, int]:
     return frames, max(MIN_BYTES, min(MAX_BYTES, TOTAL_BYTES // n))
 
 
-def _iso(epoch: float) -> str:
+def iso_epoch(epoch: float) -> str:
+    """Epoch seconds as the API writes times: 2026-12-07T10:00:00.123Z."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -194,7 +201,7 @@ def _payload(frame: Frame) -> Any:
 def frame_json(frame: Frame) -> str:
     """The frame as the API's JSON object, on one line (docs/api.md)."""
     return json.dumps(
-        {"seq": frame.seq, "at": _iso(frame.at), "dir": frame.direction, "type": frame.type,
+        {"seq": frame.seq, "at": iso_epoch(frame.at), "dir": frame.direction, "type": frame.type,
          "action": frame.action, "id": frame.id, "payload": _payload(frame)},
         separators=(",", ":"),
     )  # fmt: skip

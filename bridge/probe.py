@@ -83,9 +83,18 @@ async def probe_connector(charger: Charger, timeout_s: float) -> Verdict:
             await charger.close()
         except Exception:
             pass
-    lines = [*describe_reading(reading), describe_capabilities(charger.capabilities)]
+    return verdict_of(reading, charger.capabilities)
+
+
+FAULT_REPORTED = "the device reports a fault"
+
+
+def verdict_of(reading: ChargerReading, capabilities: ChargerCapabilities) -> Verdict:
+    """What a reading says of a device: its lines, and OK unless it reports a fault (the CLI's probe
+    and the page's, which reads the running daemon's device)."""
+    lines = [*describe_reading(reading), describe_capabilities(capabilities)]
     if reading.fault is not None:
-        return Verdict(False, [*lines, "FAILED: the device reports a fault"])
+        return Verdict(False, [*lines, f"FAILED: {FAULT_REPORTED}"])
     return Verdict(True, [*lines, "OK"])
 
 

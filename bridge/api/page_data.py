@@ -21,7 +21,7 @@ from bridge.config import ConfigError, parse_config
 from bridge.config.rules_tls import tls_report
 from bridge.core.device_errors import ocpp_fault
 from bridge.diagnostics.redact import is_secret_name, mask_text, redacted_config
-from bridge.probe import describe_capabilities, describe_reading
+from bridge.probe import FAULT_REPORTED, describe_capabilities, verdict_of
 from bridge.runtime.frame_ring import iso_epoch
 from bridge.runtime.readings_ring import Point
 
@@ -66,9 +66,8 @@ async def probe(request: web.Request) -> web.Response:
             why = f"the device gave no reading within {PROBE_TIMEOUT_S:g} s"
         lines, error = [caps_line, f"FAILED: {why}"], why
     else:
-        lines = [*describe_reading(reading), caps_line]
-        error = "the device reports a fault" if reading.fault is not None else None
-        lines.append(f"FAILED: {error}" if error else "OK")
+        verdict = verdict_of(reading, capabilities)
+        lines, error = verdict.lines, None if verdict.ok else FAULT_REPORTED
     return web.json_response({
         "ok": error is None, "connector": n, "description": device.description, "lines": lines,
         "reading": reading_json(reading) if reading is not None else None,

@@ -101,3 +101,48 @@ async def frame_rows(page: Any) -> list[dict[str, str]]:
                                   fields: tr.cells[3].textContent}))""",
     )
     return rows
+
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "host"}
+
+
+@contextlib.asynccontextmanager
+async def prefix_proxy(upstream_port: int, prefix: str = "/bridge") -> AsyncIterator[str]:
+    """A reverse proxy serving the bridge under `prefix`, as the nginx example in
+    docs/installer-page.md does: the prefix stripped, the browser's Host kept, X-Forwarded-Prefix
+    set, answers streamed (the live log) and passed on as they are (gzip too). Yields the page's URL."""
+    import aiohttp
+
+    client = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        url = f"http://127.0.0.1:{upstream_port}/{request.match_info['tail']}"
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers["Host"] = request.host
+        headers["X-Forwarded-Prefix"] = prefix
+        async with client.request(
+            request.method, url, params=request.query, headers=headers, data=await request.read(),
+            allow_redirects=False,
+        ) as upstream:  # fmt: skip
+            answer = web.StreamResponse(status=upstream.status)
+            for name, value in upstream.headers.items():
+                if name.lower() not in _HOP_BY_HOP:
+                    answer.headers.add(name, value)
+            await answer.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await answer.write(chunk)
+            await answer.write_eof()
+            return answer
+
+    app = web.Application()
+    app.router.add_route("*", prefix + "/{tail:.*}", forward)
+    # An open event stream would hold the shutdown for aiohttp's default 60 s: it is cut at once.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}{prefix}/"
+    finally:
+        await runner.cleanup()
+        await client.close()

@@ -10,7 +10,7 @@
   const enc = encodeURIComponent;
   const state = {
     csrf: null, loginRequired: false, cps: new Map(), cpIds: "", statusTimer: 0,
-    es: null, logCp: null, lastSeq: 0, paused: false, held: [], actions: new Set(),
+    es: null, logCp: null, lastSeq: 0, paused: false, held: [], pending: [], actions: new Set(),
     noReadings: false, probes: new Map(),
   };
 
@@ -83,18 +83,18 @@
     state.csrf = null;
     location.reload();
   }
-  function showApp() {
+  function showApp(first) {
     $("#login").hidden = true;
     $("#app").hidden = false;
     $("#logout").hidden = !state.loginRequired;
-    pollStatus();
+    pollStatus(first);
   }
 
   // ---- overview --------------------------------------------------------------------------------
-  async function pollStatus() {
+  async function pollStatus(first) {
     clearTimeout(state.statusTimer);
     try {
-      const r = await api("api/v1/status");
+      const r = await (first || api("api/v1/status"));
       if (r.status === 401) return; // the login form is shown
       if (!r.ok || !r.data) throw new Error(`HTTP ${r.status}`);
       notice("");
@@ -118,7 +118,8 @@
     }
     for (const [id, view] of state.cps) if (!seen.has(id)) { view.root.remove(); state.cps.delete(id); }
     const ids = cps.map((c) => c.id + ":" + c.connectors.map((k) => k.id).join(",")).join(" ");
-    if (ids !== state.cpIds) { state.cpIds = ids; cpsChanged(cps); }
+    // The log's stream and the probe cards come after the overview's first frame is drawn.
+    if (ids !== state.cpIds) { state.cpIds = ids; setTimeout(() => cpsChanged(cps), 0); }
   }
 
   function cpView(id) {
@@ -370,14 +371,21 @@
       if (state.held.length > MAX_ROWS) state.held.shift();
       logState(`Paused: ${state.held.length} new frame(s) waiting.`);
     } else {
-      addRows([f]);
+      // Frames come in bursts (the ring's replay on connecting): one DOM update per animation frame.
+      state.pending.push(f);
+      if (state.pending.length === 1) requestAnimationFrame(flushRows);
     }
+  }
+  function flushRows() {
+    const frames = state.pending.splice(0);
+    addRows(frames.slice(-MAX_ROWS));
   }
   function openLog(cp) {
     if (state.es) state.es.close();
     state.logCp = cp;
     state.lastSeq = 0;
     state.held = [];
+    state.pending = [];
     state.actions.clear();
     $("#log-cp").value = cp;
     $("#log-filter").replaceChildren(Object.assign(el("option", "all"), { value: "" }));
@@ -410,7 +418,7 @@
     const b = $("#log-pause");
     b.textContent = state.paused ? "Resume" : "Pause";
     b.setAttribute("aria-pressed", String(state.paused));
-    if (!state.paused) { addRows(state.held); state.held = []; logState("Live."); } else logState("Paused.");
+    if (!state.paused) { addRows(state.held.splice(0)); logState("Live."); } else logState("Paused.");
   }
   function applyFilter() {
     const filter = $("#log-filter").value;
@@ -493,6 +501,12 @@
     $("#log-filter").addEventListener("change", applyFilter);
     $("#log-pause").addEventListener("click", togglePause);
     $("#config-load").addEventListener("click", loadConfig);
+    // The status is asked for beside the session, not after it: one round trip less to the first view.
+    const first = fetch("api/v1/status", { credentials: "same-origin" }).then(async (r) => {
+      const data = r.ok ? await r.json() : null;
+      return { status: r.status, ok: r.ok, data };
+    });
+    first.catch(() => {}); // a failure is reported where it is used
     let s = null;
     try {
       const r = await api("api/v1/session");
@@ -503,7 +517,7 @@
     state.csrf = s.csrf || null;
     state.loginRequired = Boolean(s.login_required);
     if (s.login_required && !s.authenticated) showLogin();
-    else showApp();
+    else showApp(first);
   }
   start();
 })();

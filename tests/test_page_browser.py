@@ -145,6 +145,19 @@ async def test_the_overview_follows_a_session_and_the_live_log_shows_its_frames_
             "tr => tr.parentElement.closest('.scroll').scrollTop = tr.offsetTop - 120"
         )
         await page.locator("#log").screenshot(path=str(IMAGES / "page-live-log.png"))
+
+        # Every control has a name a screen reader can say.
+        unnamed = await page.eval_on_selector_all(
+            "input, select, button",
+            "es => es.filter(e => !e.labels?.length && !e.getAttribute('aria-label')"
+            " && !e.textContent.trim()).map(e => e.outerHTML)",
+        )
+        assert unnamed == []
+
+        # The central system goes away: the link shows offline and why, in words.
+        await csms.stop()
+        await _text_within(page, '[data-cp="CP-1"] .link', "offline", UPDATE_S)
+        await _text_within(page, '[data-cp="CP-1"] .error', "is the central system running?", UPDATE_S)
     csms.assert_clean()
 
 

@@ -135,13 +135,9 @@
   }
 
   function oldestQueued(cp) {
-    // The status may carry the oldest queued message's age (seconds) or time (ISO): show either.
-    for (const [k, v] of Object.entries(cp)) {
-      if (!/oldest/.test(k) || v === null) continue;
-      if (typeof v === "number") return duration(v);
-      if (typeof v === "string" && !isNaN(Date.parse(v))) return duration((Date.now() - Date.parse(v)) / 1000);
-    }
-    return null;
+    // `oldest_queued_at` (ISO): when the oldest queued message was made; absent from older bridges.
+    const at = Date.parse(cp.oldest_queued_at);
+    return isNaN(at) ? null : duration((Date.now() - at) / 1000);
   }
 
   function updateCp(v, cp) {

@@ -244,7 +244,11 @@ class ChargePoint:
         await self.recovery.running()
         for rt in self.connectors.values():
             rt.device.listen()
-        runs = [(" session", self.session.run())]
+        if self.cfg.has_primary:
+            primary = self.session.run()
+        else:  # reporting only: nothing is sent to a primary
+            primary = self.reporting.without_primary(self.messages.outbox)
+        runs = [(" session", primary)]
         runs += [(f"/{cid} poll", rt.device.run()) for cid, rt in self.connectors.items()]
         runs += [(" clock-aligned", self.metering.run_clock_aligned()), (" smart charging", self.smart.run())]
         runs += self.reporting.runs()  # each target's link: its own tasks, no lock shared with the primary

@@ -186,7 +186,8 @@ class Daemon:
         # BOOT_PAUSE_S at most (a central system that is away must not hold it off for good).
         self._boot_pause = collector.Pause()
         for cp in self.charge_points.values():
-            self._watch_session(cp)
+            if cp.cfg.has_primary:  # reporting only: no primary link to watch
+                self._watch_session(cp)
         self._started_at = self.clock.monotonic()
         for cp_id, cp in self.charge_points.items():
             task = asyncio.create_task(cp.run(), name=cp_id)

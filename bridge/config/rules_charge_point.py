@@ -12,7 +12,7 @@ from bridge.config.checker import _BAD, Handler, _at_least, _between, _Checker, 
 from bridge.config.rules_devices import _connectors, free_vend_problems, id_tag_problem
 from bridge.config.rules_firmware import _diagnostics, _firmware
 from bridge.config.rules_link import _csms_url, _id_problem, _password_problems
-from bridge.config.rules_report_to import _report_to
+from bridge.config.rules_report_to import _report_to, reporting_only_problems
 from bridge.config.rules_tls import _tls, profile_problems
 from bridge.config.schema import MAX_FRAME_BYTES, MIN_FRAME_BYTES, ChargePointConfig, ReconnectConfig
 from bridge.config.yaml_lines import _join
@@ -49,7 +49,7 @@ def _charge_point(ck: _Checker, raw: Any, path: str) -> Any:
         special[name] = handler if name in ("vendor", "model") else _optional(handler)
     cp = ck.build(ChargePointConfig, raw, path, special)
     # Checked on the raw mapping, so they are reported even when another field is wrong.
-    problems = _password_problems(raw) if isinstance(raw, dict) else []
+    problems = _password_problems(raw) + reporting_only_problems(raw) if isinstance(raw, dict) else []
     if cp is not _BAD:
         problems += free_vend_problems(cp) + profile_problems(cp)
     for name, problem in problems:

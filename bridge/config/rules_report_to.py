@@ -7,6 +7,7 @@ the other, each closing the other's).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from bridge.config.checker import _BAD, Handler, _Checker, _got, _optional, _text
@@ -68,3 +69,11 @@ def _target(ck: _Checker, raw: Any, path: str, cp_id: str | None) -> Any:
     for name, problem in problems:
         ck.add(_join(path, name), problem)
     return _BAD if problems or target is _BAD else target
+
+
+def reporting_only_problems(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Without a primary `csms_url` a charge point only reports: it needs somewhere to report to.
+    Checked on the raw mapping, so it is said even when another field is wrong."""
+    if "csms_url" in raw or raw.get("report_to"):
+        return []
+    return [("csms_url", "required")]

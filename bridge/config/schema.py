@@ -121,7 +121,9 @@ class ReportTarget:
 @dataclass(frozen=True, kw_only=True)
 class ChargePointConfig:
     id: str
-    csms_url: str  # without a trailing slash; the id is appended as the last path segment
+    # Without a trailing slash; the id is appended as the last path segment. "" (left out): no primary
+    # central system, reporting only (`report_to:` required; authorization decided locally).
+    csms_url: str = ""
     vendor: str = "ocpp-bridge"
     model: str = "ocpp-bridge"
     serial_number: str | None = None
@@ -146,6 +148,11 @@ class ChargePointConfig:
     free_vend_id_tag: str | None = None  # charging without a card, for every connector that sets none
     report_to: tuple[ReportTarget, ...] = ()  # reporting-only central systems (bridge/reporting)
     connectors: tuple[ConnectorConfig, ...]
+
+    @property
+    def has_primary(self) -> bool:
+        """A primary central system controls it (else it only reports, docs/reporting.md)."""
+        return bool(self.csms_url)
 
     def free_vend_tag(self, connector_id: int) -> str | None:
         """The idTag a plug-in at the connector presents when no tag waits (its own setting wins)."""

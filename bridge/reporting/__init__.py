@@ -23,8 +23,9 @@ from bridge.clock import Clock
 from bridge.config import ChargePointConfig
 from bridge.core.config_keys import Configuration
 from bridge.core.connector import StatusReport
+from bridge.flag import Flag
 from bridge.ocpp.session import Session
-from bridge.outbox import TransactionMessages
+from bridge.outbox import Outbox, TransactionMessages
 from bridge.reporting.handlers import ReportingHandlers, Triggers
 from bridge.reporting.link import ReportingLink
 from bridge.reporting.statuses import FannedStatuses
@@ -55,6 +56,8 @@ class Reporting:
             for target in cfg.report_to
         ]
         messages.copies.extend(link.messages for link in self.links)
+        self._cp_id = cfg.id
+        self._allow_all = cfg.ocpp.get("AllowOfflineTxForUnknownId", "").lower() == "true"
 
     async def restore(self) -> None:
         """Each target's queue and transaction ids as the last run left them."""
@@ -74,6 +77,26 @@ class Reporting:
     def runs(self) -> list[tuple[str, Any]]:
         """The (name, coroutine) of each target's session, run as tasks of their own."""
         return [(f" report {link.settings.id}", link.session.run()) for link in self.links]
+
+    async def without_primary(self, outbox: Outbox) -> None:
+        """Reporting only (no `csms_url`): nothing is sent to a primary. Its queue still takes each
+        message first (the targets' copies are made in the same commit, and the transaction's row
+        lives until every queue is done with it): each is settled at once as not delivered."""
+        wake = Flag()
+        outbox.bind(wake.set)
+        if not self._allow_all:
+            why = "no csms_url (reporting only) and AllowOfflineTxForUnknownId is not true"
+            log.warning("%s: %s: only tags valid in the local list or the cache of an earlier run may charge",
+                        self._cp_id, why)  # fmt: skip
+        while True:
+            head = outbox.head()
+            if head is None:
+                outbox.idle()  # the grouped removals are written
+                wake.clear()
+                if outbox.head() is None:
+                    await wake.wait()
+                continue
+            await outbox.settle(head.seq, False)
 
     async def close(self) -> None:
         await asyncio.gather(*(link.session.close() for link in self.links), return_exceptions=True)

@@ -197,7 +197,7 @@ def status_json(snap: ChargePointSnapshot) -> dict[str, Any]:
     return {
         "id": snap.id,
         "enabled": True,
-        "csms_url": snap.csms_url,
+        "csms_url": snap.csms_url or None,  # null: no primary, reporting only (docs/reporting.md)
         "started_at": iso(snap.started_at) if snap.started_at else None,
         "boot_state": link.boot_state,
         "connected": link.connected,

@@ -174,6 +174,13 @@ async def test_probe_and_the_configuration_appear(page: Any, tmp_path: Any) -> N
             await _text_within(page, f"{probe} .verdict", "OK", 5)
             lines = await page.text_content(f"{probe} pre")
             assert "plugged: no" in lines and "energy register: 0 Wh" in lines, lines
+            # A device that stops answering (a cut cable): FAILED, and why.
+            sim = f"http://127.0.0.1:{port}/api/v1/charge_points/CP-1/connectors/1/sim"
+            async with aiohttp.ClientSession() as http, http.post(sim, json={"action": "silence"}) as r:
+                assert r.status == 200
+            await page.click(f"{probe} button")
+            await _text_within(page, f"{probe} .verdict", "FAILED", 10)
+            assert "no reading" in await page.text_content(f"{probe} .probe-error")
 
             await page.click("#config-load")
             await _text_within(page, "#config-out", "check: OK", 5)

@@ -452,7 +452,7 @@
       const verdict = el("p");
       verdict.append(el("span", d.ok ? "OK" : "FAILED", `badge ${d.ok ? "ok" : "bad"} verdict`));
       if (d.description) verdict.append(" ", el("span", d.description));
-      if (d.error) verdict.append(" ", el("span", d.error, "bad"));
+      if (d.error) verdict.append(" ", el("span", d.error, "bad probe-error"));
       out.replaceChildren(verdict, el("pre", (d.lines || []).join("\n")));
     } catch (e) {
       out.replaceChildren(el("p", `Probe failed: ${e.message}`, "bad"));

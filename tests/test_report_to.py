@@ -4,6 +4,7 @@ driven through a session. docs/reporting.md."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ocpp.v16 import call
 
 from bridge.config import parse_config
 from bridge.runtime.snapshot import status_json
@@ -52,6 +54,12 @@ async def test_a_session_is_reported_with_the_ids_each_system_gave(
         await charging(csms, daemon, tag="TAG-1")
         await broker.wait_for_call(BROKER_ID, "MeterValues", count=2)
         await csms.wait_for_call("CP-1", "MeterValues", count=2)
+        # A MeterValues the broker triggers names its own transaction id, and goes to it alone.
+        asked = await broker.call(
+            BROKER_ID, call.TriggerMessage(requested_message="MeterValues", connector_id=1)
+        )
+        assert asked.status == "Accepted"
+        await broker.wait_for_call(BROKER_ID, "MeterValues", lambda p: "Trigger" in json.dumps(p))
         sim_of(daemon).unplug()
         await csms.wait_for_call("CP-1", "StopTransaction")
         await broker.wait_for_call(BROKER_ID, "StopTransaction")
@@ -77,6 +85,7 @@ async def test_a_session_is_reported_with_the_ids_each_system_gave(
         later |= {m["transactionId"] for m in cs.calls(cp, "StopTransaction")}
         return len(start), later
 
+    assert not any("Trigger" in json.dumps(p) for p in csms.calls("CP-1", "MeterValues"))
     assert ids(csms, "CP-1") == (1, {1})
     assert ids(broker, BROKER_ID) == (1, {BROKER_FIRST_ID + 1})
     # The same session: the same meter readings and times.

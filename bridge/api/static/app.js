@@ -269,10 +269,13 @@
     const x = (p) => L + ((Date.parse(p.at) - t0) / Math.max(1, t1 - t0)) * (R - L);
     const yP = (p) => B - ((p.power_w || 0) / maxP) * (B - T);
     const yE = (p) => B - (((p.energy_wh || 0) - e0) / Math.max(1, e1 - e0)) * (B - T);
-    const line = (y) => pts.map((p) => `${x(p).toFixed(1)},${y(p).toFixed(1)}`).join(" ");
+    const xy = (a, b) => `${a.toFixed(1)},${b.toFixed(1)}`;
+    const line = (y) => pts.map((p) => xy(x(p), y(p))).join(" ");
+    // Power holds from one reading to the next (a step), energy rises between them (a line).
+    const steps = (y) => pts.map((p, i) => (i ? `${xy(x(p), y(pts[i - 1]))} ` : "") + xy(x(p), y(p))).join(" ");
     v.svg.replaceChildren(
       svgEl("line", { x1: L, y1: B, x2: R, y2: B, stroke: "currentColor", "stroke-opacity": ".3" }),
-      svgEl("polyline", { class: "p", points: line(yP) }),
+      svgEl("polyline", { class: "p", points: steps(yP) }),
       svgEl("polyline", { class: "e", points: line(yE) }),
       svgEl("text", { x: L, y: 9 }, `${(maxP / 1000).toFixed(1)} kW`),
       svgEl("text", { x: R, y: 9, "text-anchor": "end" }, `+${((e1 - e0) / 1000).toFixed(2)} kWh`),

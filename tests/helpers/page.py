@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,10 @@ from tests.processes import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 STATIC = Path(__file__).resolve().parents[2] / "bridge" / "api" / "static"
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+# The screenshots the tests take: into docs/images (shown in the README) with UPDATE_SCREENSHOTS=1, else
+# into a directory of their own, so that `make test` leaves the work tree as it found it.
+DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+IMAGES = DOC_IMAGES if os.environ.get("UPDATE_SCREENSHOTS") == "1" else Path(tempfile.mkdtemp(prefix="page-"))
 PHONE = {"width": 412, "height": 915}  # a common phone's CSS viewport
 
 

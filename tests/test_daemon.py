@@ -62,7 +62,12 @@ def nobody_listening() -> str:
 
 def config_of(tmp_path: Path, *charge_points: dict[str, Any]) -> Config:
     """A file with these charge points (each a mapping as in the YAML), read by the real loader."""
-    doc = {"state_dir": str(tmp_path / "state"), "charge_points": list(charge_points)}
+    # No local API: its default port (8080) is one port for every test process running beside this one.
+    doc = {
+        "state_dir": str(tmp_path / "state"),
+        "api": {"listen": None},
+        "charge_points": list(charge_points),
+    }
     return parse_config(yaml.safe_dump(doc), "test.yaml")
 
 
@@ -204,6 +209,7 @@ async def test_the_state_directory_is_made_and_holds_the_store_and_each_devices_
     state = tmp_path / "var" / "lib" / "bridge"  # none of it there yet
     doc = {
         "state_dir": str(state),
+        "api": {"listen": None},
         "charge_points": [
             charge_point(cp_id, nobody_listening(), {"type": "simulated"}, {"type": "simulated"})
             for cp_id in ("Garage:1", "CP-2")

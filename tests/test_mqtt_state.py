@@ -246,7 +246,10 @@ async def test_discovery_configs_field_by_field(
         async with watching(broker.port, "ocpp-bridge/#") as state:
             await until(lambda: state.last("ocpp-bridge/CP-1/2/status") == "Available", what="state")
             await until(lambda: state.last("ocpp-bridge/CP-1/accepted") == "true", what="accepted")
-        configs = await retained(broker.port, "homeassistant/#")
+            configs = await retained(broker.port, "homeassistant/#")
+            # The states come one message each, in no promised order: all of them before judging.
+            topics = [json.loads(payload)["state_topic"] for _, payload, _ in configs.messages]
+            await until(lambda: all(state.last(t) is not None for t in topics), what="every state")
         kept = await retained(broker.port, "ocpp-bridge/#")
 
     assert len(configs.messages) == 6 + 2 * 5, [t for t, _, _ in configs.messages]

@@ -130,6 +130,7 @@ async def test_without_a_primary_the_sessions_are_authorized_locally_and_only_re
 ) -> None:
     doc = {
         "state_dir": str(tmp_path / "state"),
+        "api": {"listen": None},  # its default port is one for every test process beside this one
         "charge_points": [{
             "id": "CP-1", "reconnect": {"initial_s": 0.2, "max_s": 1.0},
             "ocpp": {"MessageTimeout": 5, "WebSocketPingInterval": 0, "MeterValueSampleInterval": 1,

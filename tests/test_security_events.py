@@ -101,6 +101,7 @@ async def test_a_critical_event_survives_a_kill_9(tmp_path: Path) -> None:
     config = make_config(f"ws://127.0.0.1:{port}/ocpp", tmp_path, security_events="on")
     doc = {
         "state_dir": str(config.state_dir),
+        "api": {"listen": None},  # its default port is one for every test process beside this one
         "charge_points": [
             {
                 "id": "CP-1",

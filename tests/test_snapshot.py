@@ -104,7 +104,7 @@ def test_status_json_is_the_contract_of_docs_api() -> None:
         "connected": True, "accepted": True,
         "connected_since": "2026-11-22T10:00:00.123Z", "accepted_since": "2026-11-22T10:00:00.123Z",
         "last_error": "connection refused", "last_error_at": "2026-11-22T10:00:00.123Z",
-        "queued_transaction_messages": 2, "heartbeat_interval_s": 300,
+        "queued_transaction_messages": 2, "oldest_queued_at": None, "heartbeat_interval_s": 300,
         "meter_value_sample_interval_s": 60, "clock_aligned_data_interval_s": 0,
         "connectors": [{
             "id": 1, "status": "Charging", "error_code": "NoError", "transaction_id": 17,
@@ -117,6 +117,7 @@ def test_status_json_is_the_contract_of_docs_api() -> None:
         "local_list": None,  # nor a local list
         "reservations": [],
         "security": None,  # nor the security parts
+        "report_to": [],  # no reporting-only central system (docs/reporting.md)
     }  # fmt: skip
     json.dumps(rendered)  # and it is JSON as it stands
 

@@ -207,6 +207,7 @@ def status_json(snap: ChargePointSnapshot) -> dict[str, Any]:
         "last_error": link.last_error,
         "last_error_at": iso(link.last_error_at) if link.last_error_at else None,
         "queued_transaction_messages": snap.queued_messages,
+        "oldest_queued_at": _iso_epoch(snap.oldest_queued_at),  # null when none waits
         "heartbeat_interval_s": snap.heartbeat_interval_s,
         "meter_value_sample_interval_s": snap.meter_value_sample_interval_s,
         "clock_aligned_data_interval_s": snap.clock_aligned_data_interval_s,

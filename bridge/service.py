@@ -144,7 +144,8 @@ def _config_summary(path: Path) -> tuple[list[str], bool]:
     except OSError as exc:
         return [f"cannot read it: {exc.strerror}"], True
     cps = ", ".join(
-        f"{cp.id} -> {cp.csms_url} ({len(cp.connectors)} connector{'' if len(cp.connectors) == 1 else 's'})"
+        f"{cp.id} -> {cp.csms_url or 'reporting only'}"
+        f" ({len(cp.connectors)} connector{'' if len(cp.connectors) == 1 else 's'})"
         for cp in config.charge_points
     )
     api = "off" if config.api.listen is None else "{}:{}".format(*config.api.listen)

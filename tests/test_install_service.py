@@ -292,3 +292,16 @@ def test_a_refused_installation_prints_no_step(
         assert "is not valid (see above): fix it, then run this again" in err
         assert not unit_dir.exists() and not calls.exists()
         assert config.read_text().count(state_dir) == 1
+
+
+def test_a_reporting_only_configuration_is_summed_up_as_such(tmp_path: Path) -> None:
+    """No primary csms_url (docs/reporting.md): the summary says where the charge point goes instead."""
+    config_dir, _, args = dirs(tmp_path)
+    config_dir.mkdir(parents=True)
+    (config_dir / "config.yaml").write_text(
+        "charge_points:\n  - id: CP-1\n    report_to: [{csms_url: 'wss://broker.example/ocpp'}]\n"
+        "    connectors: [{id: 1, charger: {type: simulated}}]\n"
+    )
+    code, out, err = cli("install-service", "--dry-run", *args)
+    assert code == 0, err
+    assert "charge points: CP-1 -> reporting only (1 connector)" in out

@@ -179,6 +179,16 @@ def test_an_expired_client_certificate_is_refused_with_its_date(tmp_path: Path) 
     assert "renew it" in text
 
 
+def test_a_reporting_targets_expired_client_certificate_is_named_with_its_place(tmp_path: Path) -> None:
+    """A report_to target's tls: block (docs/reporting.md) is checked for its dates as the primary's."""
+    end = NOW - DAY
+    old = make_identity(tmp_path, "old", not_before=NOW - 60 * DAY, not_after=end)
+    target = {"csms_url": "wss://broker.example/ocpp", "id": "NL-1",
+              "tls": {"client_cert": str(old.cert), "client_key": str(old.key)}}  # fmt: skip
+    text = of_the_date(tmp_path, report_to=[target])
+    assert text.startswith("CP-1: report_to[0].tls.client_cert: ") and f"expired on {end:%Y-%m-%d}" in text
+
+
 def test_a_certificate_ending_within_30_days_warns_then_fails_once_past(tmp_path: Path) -> None:
     """Time is passed in: the same files, checked now, in 9 days and in 11."""
     end = NOW + 10 * DAY

@@ -92,13 +92,18 @@ def tls_report(
     problems: list[str] = []
     warnings: list[str] = []
     for cp in config.charge_points:
-        if cp.tls is None:
-            continue
-        for f in _findings(cp.tls, now) if dates else ():
-            line = f"{cp.id}: tls.{f.setting}: {f.message}"
-            if f.dated:
-                problems.append(line)
-            elif f.warning:
-                warnings.append(line)
-        warnings += [f"{cp.id}: {text}" for text in tls_context.warnings(cp.tls)]
+        # The primary's tls: block, and each reporting target's (docs/reporting.md).
+        blocks = [("tls", cp.tls)] + [
+            (f"report_to[{i}].tls", target.tls) for i, target in enumerate(cp.report_to)
+        ]
+        for where, tls in blocks:
+            if tls is None:
+                continue
+            for f in _findings(tls, now) if dates else ():
+                line = f"{cp.id}: {where}.{f.setting}: {f.message}"
+                if f.dated:
+                    problems.append(line)
+                elif f.warning:
+                    warnings.append(line)
+            warnings += [f"{cp.id}: {text}" for text in tls_context.warnings(tls)]
     return problems, warnings

@@ -17,8 +17,6 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ocpp.v16 import call
-
 from bridge.clock import Clock
 from bridge.config import ChargePointConfig
 from bridge.core.config_keys import Configuration
@@ -26,7 +24,7 @@ from bridge.core.connector import StatusReport
 from bridge.flag import Flag
 from bridge.ocpp.session import Session
 from bridge.outbox import Outbox, TransactionMessages
-from bridge.reporting.handlers import ReportingHandlers, Triggers
+from bridge.reporting.handlers import ReportingHandlers, TriggeredValues, Triggers
 from bridge.reporting.link import ReportingLink
 from bridge.reporting.statuses import FannedStatuses
 from bridge.runtime.status_reporter import StatusReporter
@@ -46,10 +44,10 @@ class Reporting:
         connector_ids: tuple[int, ...],
         current: Callable[[int], StatusReport],
         messages: TransactionMessages,
-        meter_values: Callable[[int], call.MeterValues | None],
+        meter_values: TriggeredValues,
     ) -> None:
         def handlers(link: ReportingLink) -> list[object]:
-            return [ReportingHandlers(link, Triggers(link, meter_values, messages.ids.local))]
+            return [ReportingHandlers(link, Triggers(link, meter_values))]
 
         self.links = [
             ReportingLink(cfg, target, store, clock, connector_ids, current, handlers)

@@ -10,7 +10,6 @@ handler so (bridge.ocpp.routing).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -25,6 +24,9 @@ from bridge.reporting.link import OWN_KEYS, SHOWN_KEYS, ReportingLink
 log = logging.getLogger("bridge.reporting")
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Triggered MeterValues of a connector, its transactionId from the local transaction id
+# (bridge.runtime.metering.Metering.triggered).
+TriggeredValues = Callable[[int, Callable[[int], int]], "call.MeterValues | None"]
 
 
 def _on(action: str) -> Callable[[F], F]:
@@ -48,11 +50,9 @@ NOT_SUPPORTED = (
 class Triggers:
     """What TriggerMessage sends a target (bridge.ocpp.ports.Triggers)."""
 
-    def __init__(self, link: ReportingLink, meter_values: Callable[[int], call.MeterValues | None],
-                 primary_local: Callable[[int], int | None]) -> None:  # fmt: skip
+    def __init__(self, link: ReportingLink, meter_values: TriggeredValues) -> None:
         self._link = link
-        self._meter_values = meter_values  # the primary's triggered MeterValues
-        self._primary_local = primary_local  # the primary's transactionId -> the local id
+        self._meter_values = meter_values  # the latest values, the transactionId from the local id
 
     def has_connector(self, connector_id: int) -> bool:
         return connector_id in self._link.connector_ids
@@ -65,12 +65,9 @@ class Triggers:
         return self._link.statuses.triggered(cid)
 
     def meter_values_message(self, cid: int) -> call.MeterValues | None:
-        message = self._meter_values(cid)
-        if message is None or message.transaction_id is None:
-            return message
-        local = self._primary_local(message.transaction_id)  # the target knows it by its own id
-        own = self._link.messages.transaction_id(local) if local is not None else -1
-        return dataclasses.replace(message, transaction_id=own)
+        # The connector's local transaction, named by the id THIS target gave (-1 while it has
+        # none): never through the primary's id, which reporting only never has.
+        return self._meter_values(cid, self._link.messages.transaction_id)
 
     async def send_now(self, payload: Any) -> Any:
         endpoint = self._link.session.endpoint

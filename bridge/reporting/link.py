@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import ssl
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from ocpp.v16 import call
@@ -58,6 +59,34 @@ class TargetSettings:
     reconnect: ReconnectConfig
     max_frame_bytes: int
     boot_on_reconnect: bool = False
+
+
+class FollowingClock(Clock):
+    """The daemon's clock as a target's link reads it: its time passes through, and the target's
+    BootNotification and Heartbeat answers set nothing (a target controls nothing, the charge
+    point's clock among it: only the primary's currentTime is adopted)."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self._clock = clock
+
+    def watch(self, moved: Callable[[], None]) -> Callable[[], None]:
+        return self._clock.watch(moved)
+
+    def move(self, offset_s: float) -> None:
+        pass
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def wall(self) -> float:
+        return self._clock.wall()
+
+    def sync(self, central_time: str, asked_at: float) -> None:
+        pass
 
 
 class TargetLinkSecurity:
@@ -112,7 +141,7 @@ class ReportingLink:
             self.settings,
             self.configuration,
             [],
-            clock,
+            FollowingClock(clock),
             boot_payload=lambda: boot(cfg),
             on_online=self._online,
         )

@@ -207,8 +207,10 @@ class Metering:
         )
 
     # -- triggered --------------------------------------------------------------------------------
-    def triggered(self, cid: int) -> call.MeterValues | None:
-        """Triggered MeterValues: the latest values of MeterValuesSampledData, context Trigger."""
+    def triggered(self, cid: int, wire_id: Callable[[int], int] | None = None) -> call.MeterValues | None:
+        """Triggered MeterValues: the latest values of MeterValuesSampledData, context Trigger. Its
+        transactionId is `wire_id` of the local transaction id (default: the primary's id); a
+        reporting target passes its own, since the primary may have numbered none."""
         rt = self._connectors[cid]
         if rt.reading is None:
             return None
@@ -216,8 +218,9 @@ class Metering:
         if not values:
             return None
         tx = rt.core.transaction
+        wire = wire_id or self._messages.transaction_id
         return call.MeterValues(
             connector_id=cid,
-            transaction_id=self._messages.transaction_id(tx.local_id) if tx is not None else None,
+            transaction_id=wire(tx.local_id) if tx is not None else None,
             meter_value=[{"timestamp": iso(self._clock.now()), "sampledValue": values}],
         )

@@ -1,0 +1,85 @@
+"""`report_to:`: what a reporting target may not change of the charge point (docs/reporting.md): its
+clock, and the ids its messages carry. Both central systems are strict ones on their own ports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ocpp.v16 import call
+
+from bridge.clock import parse_iso
+from bridge.config import parse_config
+from tests.conftest import make_config, running
+from tests.csms import StrictCentralSystem
+from tests.helpers.flow import sim_of
+
+BROKER_ID = "NL-ABC-123"
+BROKER_FIRST_ID = 7000  # the broker numbers its transactions from here
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[StrictCentralSystem]:
+    async with StrictCentralSystem() as cs:
+        cs.last_transaction_id = BROKER_FIRST_ID
+        yield cs
+        cs.assert_clean()
+
+
+def reporting_only(state: Path, broker_url: str, **ocpp: Any) -> dict[str, Any]:
+    """A charge point with no primary, reported to the broker, charging any tag."""
+    return {
+        "state_dir": str(state),
+        "api": {"listen": None},  # its default port is one for every test process beside this one
+        "charge_points": [{
+            "id": "CP-1", "reconnect": {"initial_s": 0.2, "max_s": 1.0},
+            "ocpp": {"MessageTimeout": 5, "WebSocketPingInterval": 0, "MeterValueSampleInterval": 1,
+                     "AllowOfflineTxForUnknownId": True, **ocpp},
+            "free_vend_id_tag": "HOME",
+            "report_to": [{"csms_url": broker_url, "id": BROKER_ID}],
+            "connectors": [{"id": 1, "charger": {"type": "simulated"}}],
+        }],
+    }  # fmt: skip
+
+
+async def test_a_targets_clock_an_hour_off_does_not_move_the_charge_points(
+    csms: StrictCentralSystem, broker: StrictCentralSystem, tmp_path: Path
+) -> None:
+    broker.clock_offset_s = 3600.0  # its BootNotification and Heartbeat answers are an hour ahead
+    config = make_config(csms.url, tmp_path, report_to=[{"csms_url": broker.url, "id": BROKER_ID}])
+    async with running(config) as daemon:
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        await broker.wait_for_call(BROKER_ID, "StatusNotification", lambda p: p["connectorId"] == 1)
+        asked = await broker.call(BROKER_ID, call.TriggerMessage(requested_message="Heartbeat"))
+        assert asked.status == "Accepted"
+        await broker.wait_for_call(BROKER_ID, "Heartbeat")
+        offset = daemon.clock.offset_s
+        statuses = broker.calls(BROKER_ID, "StatusNotification")
+    assert abs(offset) < 5  # the primary's time (its clock agrees with ours), not the broker's
+    # What the broker is told is stamped by the charge point's clock, not by its own.
+    stamped = [parse_iso(s["timestamp"]) for s in statuses if "timestamp" in s]
+    assert stamped and all(abs((at - datetime.now(UTC)).total_seconds()) < 600 for at in stamped)
+
+
+async def test_reporting_only_a_triggered_meter_values_names_the_targets_transaction(
+    broker: StrictCentralSystem, tmp_path: Path
+) -> None:
+    doc = reporting_only(tmp_path / "state", broker.url)
+    async with running(parse_config(yaml.safe_dump(doc), "test.yaml")) as daemon:
+        await broker.wait_for_call(BROKER_ID, "StatusNotification", lambda p: p["connectorId"] == 1)
+        sim_of(daemon).plug()
+        await broker.wait_for_call(BROKER_ID, "StartTransaction")
+        await broker.wait_for_call(BROKER_ID, "MeterValues")  # sent after the start's answer was read
+        asked = await broker.call(
+            BROKER_ID, call.TriggerMessage(requested_message="MeterValues", connector_id=1)
+        )
+        assert asked.status == "Accepted"
+        triggered = await broker.wait_for_call(BROKER_ID, "MeterValues", lambda p: "Trigger" in json.dumps(p))
+        sim_of(daemon).unplug()
+        await broker.wait_for_call(BROKER_ID, "StopTransaction")
+    assert triggered["transactionId"] == BROKER_FIRST_ID + 1

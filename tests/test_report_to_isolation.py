@@ -17,7 +17,7 @@ from bridge.clock import parse_iso
 from bridge.config import parse_config
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
-from tests.helpers.flow import sim_of
+from tests.helpers.flow import charging, sim_of
 
 BROKER_ID = "NL-ABC-123"
 BROKER_FIRST_ID = 7000  # the broker numbers its transactions from here
@@ -83,3 +83,27 @@ async def test_reporting_only_a_triggered_meter_values_names_the_targets_transac
         sim_of(daemon).unplug()
         await broker.wait_for_call(BROKER_ID, "StopTransaction")
     assert triggered["transactionId"] == BROKER_FIRST_ID + 1
+
+
+async def test_a_transaction_open_when_a_target_is_added_is_not_reported_the_next_one_is_whole(
+    csms: StrictCentralSystem, broker: StrictCentralSystem, tmp_path: Path
+) -> None:
+    async with running(make_config(csms.url, tmp_path)) as daemon:
+        await charging(csms, daemon, tag="TAG-1")  # open as the bridge stops
+    target = {"csms_url": broker.url, "id": BROKER_ID}
+    async with running(make_config(csms.url, tmp_path, report_to=[target])) as daemon:
+        await broker.wait_for_call(BROKER_ID, "StatusNotification", lambda p: p["connectorId"] == 1)
+        sim_of(daemon).unplug()  # the first, resumed at the restart, ends
+        await csms.wait_for_call("CP-1", "StopTransaction")
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Available", count=2)
+        await charging(csms, daemon, tag="TAG-2")
+        sim_of(daemon).unplug()
+        await csms.wait_for_call("CP-1", "StopTransaction", count=2)
+        stop = await broker.wait_for_call(BROKER_ID, "StopTransaction")
+        cp = daemon.charge_points["CP-1"]
+        await broker.wait_until(lambda: cp.snapshot().report_to[0]["queued"] == 0, what="the broker's queue")
+    starts = broker.calls(BROKER_ID, "StartTransaction")
+    assert [s["idTag"] for s in starts] == ["TAG-2"]
+    assert [s["transactionId"] for s in broker.calls(BROKER_ID, "StopTransaction")] == [BROKER_FIRST_ID + 1]
+    assert {m["transactionId"] for m in broker.calls(BROKER_ID, "MeterValues")} <= {BROKER_FIRST_ID + 1}
+    assert stop["meterStop"] == csms.calls("CP-1", "StopTransaction")[1]["meterStop"]

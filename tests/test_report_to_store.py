@@ -87,6 +87,7 @@ def test_a_target_gets_samples_at_its_own_interval_and_none_at_0(tmp_path: Path)
         messages = ReportMessages(BROKER, store, 1000, lambda: interval[0])
         every_second = [f"2026-01-01T00:00:{s:02d}.000Z" for s in range(8)]
         assert messages.wants("StartTransaction", 1, every_second[0])
+        assert messages.wants("StartTransaction", 2, every_second[0])
         taken = [at for at in every_second if messages.wants("MeterValues", 1, at)]
         assert taken == [every_second[0], every_second[3], every_second[6]]
         # Half a second early still counts (the sampler's timers are not exact); another transaction
@@ -97,5 +98,36 @@ def test_a_target_gets_samples_at_its_own_interval_and_none_at_0(tmp_path: Path)
         interval[0] = 0
         assert not messages.wants("MeterValues", 2, "2026-01-01T00:01:00.000Z")
         assert messages.wants("StopTransaction", 2, "2026-01-01T00:01:00.000Z")
+    finally:
+        store.close()
+
+
+async def test_a_target_is_told_only_of_the_transactions_whose_start_it_was_given(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    try:
+        at = T0
+        # Transaction 1 was open before the target was listed: none of its messages is the target's.
+        store.begin_transaction("CP-1", 1, 1, "TAG", 0, T0, "{}", "p-start-1")
+        messages = ReportMessages(BROKER, store, 1000, lambda: 1)
+        assert await messages.restore() == 0
+        assert not messages.wants("MeterValues", 1, at)
+        assert not messages.wants("StopTransaction", 1, at)
+        # Transaction 2 starts with the target listed: all of it; after its stop, nothing more.
+        assert messages.wants("StartTransaction", 2, at)
+        assert messages.wants("MeterValues", 2, at)
+        assert messages.wants("StopTransaction", 2, at)
+        assert not messages.wants("StopTransaction", 2, at)
+
+        # What it was given is known again after a restart: a start still queued (3), one it
+        # numbered (4); not one whose stop is already queued (5), nor one never given (1).
+        for tx in (3, 4, 5):
+            store.queue_report(BROKER, "StartTransaction", tx, "{}", f"b-start-{tx}", T0)
+        four = [r.seq for r in store.outbox(BROKER) if r.unique_id == "b-start-4"]
+        store.settle_report(BROKER, tuple(four), 4, 7004, False)
+        store.queue_report(BROKER, "StopTransaction", 5, "{}", "b-stop-5", T0)
+        again = ReportMessages(BROKER, store, 1000, lambda: 1)
+        await again.restore()
+        assert [tx for tx in (1, 3, 4, 5) if again.wants("MeterValues", tx, at)] == [3, 4]
+        assert [tx for tx in (1, 3, 4, 5) if again.wants("StopTransaction", tx, at)] == [3, 4]
     finally:
         store.close()

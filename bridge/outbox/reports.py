@@ -9,6 +9,11 @@ target gave to the transaction's StartTransaction (`TransactionIds`, one map per
 StopTransaction queued while the target was down names the id its StartTransaction gets later.
 The id is kept in `report_tx_ids` with the StartTransaction's removal, so a restart keeps it.
 
+A target is given MeterValues and a StopTransaction only of the transactions whose StartTransaction
+went into its queue: one open when it was listed (or its URL or id changed) is not its. What it was
+given is known again at a restart from its queue (a StartTransaction row) and `report_tx_ids` (one
+delivered), each written in the commit that made it so.
+
 MeterValues of a target are thinned to its own MeterValueSampleInterval (a target cannot get more
 than the charge point samples for the primary; 0: none), decided when the message is queued.
 """
@@ -36,6 +41,9 @@ class ReportMessages:
         self.ids = TransactionIds()
         self._sample_interval = sample_interval  # its own MeterValueSampleInterval, in seconds
         self._last_sample: dict[int, datetime] = {}  # local tx -> the last MeterValues copied
+        # The local transactions whose StartTransaction went into this queue: only theirs get
+        # MeterValues and a StopTransaction (one started before the target was listed never does).
+        self._started: set[int] = set()
         self.outbox.kinds.update(
             StartTransaction=Kind(answered=self._start_answered, settled=self._start_settled),
             MeterValues=Kind(fill=self._fill_id),
@@ -47,14 +55,23 @@ class ReportMessages:
         ids = await self.store.run(self.store.report_ids, self.key)
         for tx, cs_id in ids.items():
             self.ids.answered(tx, cs_id)
+        self._started = await self.store.run(self.store.report_started, self.key)
         return await self.outbox.restore()
 
     def wants(self, action: str, tx: int, at: str) -> bool:
-        """Whether this message is copied to the target (MeterValues at its own interval)."""
+        """Whether this message is copied to the target: a StartTransaction always; MeterValues (at
+        its own interval) and the StopTransaction only of a transaction whose start it was given."""
+        if action == "StartTransaction":
+            self._started.add(tx)  # written with the copy, in the commit that queues the primary's
+            return True
         if action == "StopTransaction":
             self._last_sample.pop(tx, None)
-        if action != "MeterValues":
+            if tx not in self._started:
+                return False
+            self._started.discard(tx)
             return True
+        if action != "MeterValues" or tx not in self._started:
+            return False
         interval = self._sample_interval()
         if interval <= 0:
             return False

@@ -37,6 +37,17 @@ class ReportingTables(OutboxTables):
         rows = self._db.execute("SELECT tx, cs_id FROM report_tx_ids WHERE target = ?", (target,))
         return {int(tx): int(cs_id) for tx, cs_id in rows}
 
+    def report_started(self, target: str) -> set[int]:
+        """The open transactions whose StartTransaction `target` was given: one still in its queue,
+        or one it numbered (its id kept until the StopTransaction leaves)."""
+        rows = self._db.execute(
+            "SELECT tx FROM outbox WHERE charge_point = ? AND action = 'StartTransaction' AND tx IS NOT NULL"
+            " UNION SELECT tx FROM report_tx_ids WHERE target = ?"
+            " EXCEPT SELECT tx FROM outbox WHERE charge_point = ? AND action = 'StopTransaction'",
+            (target, target, target),
+        )
+        return {int(tx) for (tx,) in rows}
+
     def settle_report(
         self, target: str, done: tuple[int, ...], tx: int | None, cs_id: int | None, ended: bool
     ) -> None:

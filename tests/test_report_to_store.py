@@ -1,5 +1,5 @@
-"""What a reporting target keeps in the store (bridge/store/reporting.py): schema 12 keeps every row of
-an older file; each target's queue is separate and ordered; a transaction's row stays until no queue
+"""What a reporting target keeps in the store (bridge/store/reporting.py): schemas 12 and 13 keep every
+row of an older file; each target's queue is separate and ordered; a transaction's row stays until no queue
 holds a message of it; the ids a target gave survive a reopen; its samples at its own interval."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bridge.outbox.reports import ReportMessages
 from bridge.store import FILENAME, MIGRATIONS, Store
+from bridge.store.outbox import transaction_done
 from bridge.store.reporting import target_key
 
 T0 = "2026-01-01T00:00:00.000Z"
@@ -27,7 +28,7 @@ def test_an_older_file_keeps_its_rows_and_gains_the_targets_table(tmp_path: Path
     db.close()
     store = Store.open(tmp_path)
     try:
-        assert store.pragma("user_version") == len(MIGRATIONS) == 12
+        assert store.pragma("user_version") == len(MIGRATIONS) == 13
         assert [(r.id, r.cs_id) for r in store.transactions("CP-1")] == [(4, 41)]
         assert [r.unique_id for r in store.outbox("CP-1")] == ["m1"]
         assert store.report_ids(BROKER) == {}
@@ -131,3 +132,15 @@ async def test_a_target_is_told_only_of_the_transactions_whose_start_it_was_give
         assert [tx for tx in (1, 3, 4, 5) if again.wants("StopTransaction", tx, at)] == [3, 4]
     finally:
         store.close()
+
+
+def test_a_finished_transactions_row_is_removed_by_an_index_lookup_not_a_scan(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.close()
+    db = sqlite3.connect(tmp_path / FILENAME)
+    try:
+        sql, params = transaction_done(1)
+        plan = " | ".join(row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    finally:
+        db.close()
+    assert "USING COVERING INDEX outbox_tx" in plan and "SCAN outbox" not in plan, plan

@@ -17,6 +17,17 @@ from typing import Any
 from bridge.store.base import StoreBase
 
 
+def transaction_done(tx: int | None) -> tuple[str, tuple[Any, ...]]:
+    """The statement that removes finished transaction `tx` once no queue (the primary's or a
+    reporting target's) holds a message of it: an outbox write runs it after its own removals.
+    The lookup by tx uses the index outbox_tx (schema 13)."""
+    return (
+        "DELETE FROM transactions WHERE id = ? AND stopped_at IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM outbox WHERE tx = ?)",
+        (tx, tx),
+    )
+
+
 @dataclass(frozen=True)
 class OutboxRow:
     seq: int
@@ -144,8 +155,7 @@ class OutboxTables(StoreBase):
         if cs_id is not None:
             statements.append(("UPDATE transactions SET cs_id = ? WHERE id = ?", (cs_id, tx)))
         if ended:
-            statements.append(("DELETE FROM transactions WHERE id = ? AND stopped_at IS NOT NULL"
-                               " AND NOT EXISTS (SELECT 1 FROM outbox WHERE tx = ?)", (tx, tx)))  # fmt: skip
+            statements.append(transaction_done(tx))
         self._outbox_write(durable, cp, statements, Terms(done))
 
     def queue_message(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.store.outbox import NO_TERMS, OutboxTables, Queued, Terms
+from bridge.store.outbox import NO_TERMS, OutboxTables, Queued, Terms, transaction_done
 
 
 def target_key(cp_id: str, identity: str, csms_url: str) -> str:
@@ -60,6 +60,5 @@ class ReportingTables(OutboxTables):
                                (target, tx, cs_id)))  # fmt: skip
         if ended and tx is not None:
             statements.append(("DELETE FROM report_tx_ids WHERE target = ? AND tx = ?", (target, tx)))
-            statements.append(("DELETE FROM transactions WHERE id = ? AND stopped_at IS NOT NULL"
-                               " AND NOT EXISTS (SELECT 1 FROM outbox WHERE tx = ?)", (tx, tx)))  # fmt: skip
+            statements.append(transaction_done(tx))
         self._outbox_write(True, target, statements, Terms(done))

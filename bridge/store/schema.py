@@ -170,6 +170,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (target, tx)
     ) WITHOUT ROWID
     """,
+    # 12 -> 13: whether any queue still holds a message of a finished transaction (the primary's
+    # or a target's, store.outbox.transaction_done) is looked up by tx, not by a scan of the outbox.
+    # No existing row changes.
+    """
+    CREATE INDEX outbox_tx ON outbox (tx)
+    """,
 ]
 
 

@@ -3,6 +3,7 @@ clock, and the ids its messages carry. Both central systems are strict ones on t
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -107,3 +108,23 @@ async def test_a_transaction_open_when_a_target_is_added_is_not_reported_the_nex
     assert [s["transactionId"] for s in broker.calls(BROKER_ID, "StopTransaction")] == [BROKER_FIRST_ID + 1]
     assert {m["transactionId"] for m in broker.calls(BROKER_ID, "MeterValues")} <= {BROKER_FIRST_ID + 1}
     assert stop["meterStop"] == csms.calls("CP-1", "StopTransaction")[1]["meterStop"]
+
+
+async def test_reporting_only_clock_aligned_values_are_not_kept_for_a_primary_that_never_comes(
+    broker: StrictCentralSystem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = reporting_only(tmp_path / "state", broker.url, ClockAlignedDataInterval=1,
+                         MeterValuesAlignedData="Energy.Active.Import.Register")  # fmt: skip
+    async with running(parse_config(yaml.safe_dump(doc), "test.yaml")) as daemon:
+        session = daemon.charge_points["CP-1"].session
+        submitted: list[object] = []
+        submit = session.submit
+
+        def recording(build: Any, **kwargs: Any) -> Any:
+            submitted.append(build())
+            return submit(build, **kwargs)
+
+        monkeypatch.setattr(session, "submit", recording)
+        await broker.wait_for_call(BROKER_ID, "StatusNotification", lambda p: p["connectorId"] == 1)
+        await asyncio.sleep(2.2)  # two aligned instants: the timer runs on the wall clock
+    assert not [m for m in submitted if isinstance(m, call.MeterValues)]

@@ -197,7 +197,9 @@ class Metering:
                 elif kept is not None:
                     await self._messages.reading(tx.local_id, reading.energy_wh, stamp, kept)
                 return
-        if not values:
+        if not values or not self._session.online:
+            # Outside a transaction they are not kept for later (as statuses are not): offline, or
+            # with no primary at all (reporting only), nothing would ever take them from memory.
             return
         self._session.submit(
             lambda: call.MeterValues(

@@ -31,4 +31,5 @@ CHARGER_TYPES: dict[str, str] = {
     "keba-udp": "adapters.chargers.keba_udp:KebaUdpCharger",
     "heidelberg": "adapters.chargers.heidelberg:HeidelbergCharger",
     "phoenix": "adapters.chargers.phoenix:PhoenixCharger",
+    "ocpp": "adapters.chargers.ocpp_device:OcppDeviceCharger",  # speaks OCPP 1.6J to the bridge
 }

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from adapters.transports.modbus import ModbusBus
     from adapters.transports.mqtt import MqttBroker
+    from adapters.transports.ocpp_server import OcppServer
     from adapters.transports.udp import UdpSocket
 
 
@@ -27,6 +28,7 @@ class Transports:
         self._mqtt: dict[str, MqttBroker] = {}
         self._modbus: dict[str, ModbusBus] = {}
         self._udp: dict[int, UdpSocket] = {}
+        self._ocpp: dict[str, OcppServer] = {}
 
     def http(self) -> aiohttp.ClientSession:
         """The shared HTTP client session (call from the running event loop)."""
@@ -63,7 +65,18 @@ class Transports:
             self._udp[local_port] = UdpSocket(local_port)
         return self._udp[local_port]
 
+    def ocpp_server(self, listen: str, path: str = "ocpp") -> OcppServer:
+        """The local OCPP endpoint on `listen` (host:port), shared by every OCPP charger naming it."""
+        from adapters.transports.ocpp_server import OcppServer
+
+        if listen not in self._ocpp:
+            self._ocpp[listen] = OcppServer(listen, path)
+        return self._ocpp[listen]
+
     async def close(self) -> None:
+        for server in self._ocpp.values():
+            await server.close()
+        self._ocpp.clear()
         for broker in self._mqtt.values():
             await broker.close()
         for bus in self._modbus.values():

@@ -1,0 +1,263 @@
+"""A charger that speaks OCPP 1.6J itself, driven as a device (`charger: {type: ocpp}`).
+
+Docs: docs/devices/ocpp.md (pointing the charger at the bridge, options, what works, what does not).
+
+Theory
+------
+The charger is pointed at the bridge's local central-system endpoint, ws://<bridge>:9100/ocpp/<identity>
+(adapters/transports/ocpp_server.py, one server per `listen` shared by every OCPP charger on it). Its
+calls are answered in ocpp_device_link.py; this driver turns what it says into the bridge's device
+contract and the bridge's commands into calls to it:
+
+- readings: its StatusNotifications (plugged, the vehicle asking, energy allowed, faults) and its
+  MeterValues (register, power, currents, voltages, in the units it names); a charger that has not
+  connected, or lost its connection, is unreachable. It pushes a StateChanged on each change
+  (`reports_changes`): the bridge reads it then, not by polling.
+- cards: its Authorize is a TagPresented; the answer waits (at most `card_wait_s`) for the bridge to
+  switch energy on, which it does once its own upstream transaction stands, so the charger's answer is
+  the bridge's decision: Accepted, or Invalid when none came. The charger then starts its own
+  transaction, answered with an id local to this link (the bridge's upstream transaction is the
+  bridge's own, with the central system's id).
+- energy: on is RemoteStartTransaction (the last card presented, else `id_tag`) unless the charger's
+  transaction already runs (its own start after an Authorize); off is RemoteStopTransaction of its
+  transaction. A start the bridge did not ask for is answered Invalid, so the charger ends it.
+- current: SetChargingProfile, a TxDefaultProfile in A on its connector (sent again when it reconnects).
+- unlock: UnlockConnector.
+
+What the charger does that OCPP does not allow is recorded (`deviations`, the newest DEVIATIONS_KEPT)
+and never passed on: the bridge's own upstream messages are made from readings, as for any device.
+`probe_lines()` lists them for `probe`; the status page does not show them yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ocpp.v16 import call
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from adapters.base import (
+    Charger,
+    ChargerCapabilities,
+    ChargerReading,
+    DeviceRefused,
+    DeviceUnreachable,
+    Fault,
+    FaultKind,
+    StateChanged,
+    TagPresented,
+)
+from adapters.chargers.ocpp_device_link import STATUS_READING, ChargerLink, ChargerState, Decisions
+from adapters.chargers.ocpp_device_options import OcppDeviceOptions
+from adapters.transports.ocpp_server import OcppServer
+from adapters.transports.pool import Transports
+
+log = logging.getLogger("adapters.ocpp_device")
+
+PROFILE_ID = 1  # the one TxDefaultProfile the bridge keeps on the charger's connector
+
+FAULT_KINDS = {
+    "ConnectorLockFailure": FaultKind.CABLE_LOCK,
+    "EVCommunicationError": FaultKind.EV_COMMUNICATION,
+    "GroundFailure": FaultKind.GROUND_FAULT,
+    "HighTemperature": FaultKind.OVER_TEMPERATURE,
+    "InternalError": FaultKind.INTERNAL,
+    "OverCurrentFailure": FaultKind.OVER_CURRENT,
+    "OverVoltage": FaultKind.OVER_VOLTAGE,
+    "PowerMeterFailure": FaultKind.POWER_METER,
+    "PowerSwitchFailure": FaultKind.POWER_SWITCH,
+    "ReaderFailure": FaultKind.CARD_READER,
+    "UnderVoltage": FaultKind.UNDER_VOLTAGE,
+}
+
+
+class OcppDeviceCharger(Charger):
+    Options = OcppDeviceOptions
+    reports_changes = True
+
+    def __init__(self, options: OcppDeviceOptions, transports: Transports) -> None:
+        super().__init__()
+        self.options = options
+        self._server: OcppServer = transports.ocpp_server(options.listen, options.path)
+        self.state = ChargerState(connector_id=options.connector_id)
+        self._decisions = Decisions()
+        self._link: ChargerLink | None = None
+        self._current_a: float | None = None  # the bridge's last set-point, sent again on reconnect
+        self._last_tag: str | None = None
+        # Local transaction ids: from the clock, so that a restarted bridge gives no id twice.
+        self._ids = itertools.count(int(time.time()) % 1_000_000_000)
+
+    @property
+    def deviations(self) -> list[str]:
+        """What the charger did that OCPP does not allow, oldest first (the newest kept)."""
+        return list(self.state.deviations)
+
+    def probe_lines(self) -> list[str]:
+        """The lines `probe` adds for this charger: its connection and its deviations."""
+        lines = [f"connected: {'yes' if self._link is not None else 'no'}; booted: {self.state.booted}"]
+        lines += [f"deviation from OCPP: {text}" for text in self.state.deviations]
+        return lines
+
+    @property
+    def capabilities(self) -> ChargerCapabilities:
+        o = self.options
+        return ChargerCapabilities(
+            can_sense_plug=True,
+            can_unlock=not o.fixed_cable,
+            fixed_cable=o.fixed_cable,
+            can_switch_phases=False,
+            can_reset=False,
+            has_meter=self.state.energy_wh is not None,
+            has_rfid=o.rfid,
+            phases=o.phases,
+            min_current_a=o.min_current_a,
+            max_current_a=o.max_current_a,
+            current_step_a=o.current_step_a,
+        )
+
+    @property
+    def description(self) -> str:
+        return f"OCPP charger {self.options.identity}"
+
+    async def start(self) -> None:
+        self._server.register(self.options.identity, self.options.password, self._run_link)
+        try:
+            await self._server.open()
+        except OSError as exc:
+            raise DeviceRefused(f"cannot listen on {self.options.listen}: {exc.strerror or exc}") from exc
+
+    async def close(self) -> None:
+        self._server.unregister(self.options.identity)
+        link, self._link = self._link, None
+        if link is not None:
+            await link.connection.close(1001, "the bridge stops")
+
+    async def _run_link(self, connection: ServerConnection) -> None:
+        link = ChargerLink(
+            self.options.identity,
+            connection,
+            self.state,
+            self._decisions,
+            heartbeat_interval_s=self.options.heartbeat_interval_s,
+            card_wait_s=self.options.card_wait_s,
+            call_timeout_s=self.options.call_timeout_s,
+            on_change=self._changed,
+            on_tag=self._tag,
+            next_transaction_id=lambda: next(self._ids),
+        )
+        self._link = link
+        log.info("%s connected", self.description)
+        self._changed()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._after_boot(link))
+                await link.run()
+        except* ConnectionClosed:
+            pass
+        finally:
+            if self._link is link:
+                self._link = None
+            log.info("%s disconnected", self.description)
+            self._changed()
+
+    async def _after_boot(self, link: ChargerLink) -> None:
+        """Once it booted, the set-point the bridge gave is sent again (it may have restarted)."""
+        await link.boot_seen.wait()
+        if self._current_a is not None:
+            with contextlib.suppress(DeviceRefused, DeviceUnreachable):
+                await self._send_profile(self._current_a)
+
+    def _changed(self) -> None:
+        self._emit(StateChanged())
+
+    def _tag(self, id_tag: str) -> None:
+        self._last_tag = id_tag
+        self._emit(TagPresented(id_tag))
+
+    async def read(self) -> ChargerReading:
+        s = self.state
+        if self._link is None or not self._link.booted:
+            raise DeviceUnreachable(f"{self.description} is not connected to the bridge's endpoint")
+        _, ev_requesting, energy_allowed = STATUS_READING.get(s.status or "", (None, False, False))
+        fault = None
+        if s.status == "Faulted" or s.error_code != "NoError":
+            fault = Fault(FAULT_KINDS.get(s.error_code, FaultKind.OTHER), s.info, s.vendor_error_code)
+        return ChargerReading(
+            plugged=s.plugged,
+            ev_requesting=ev_requesting,
+            energy_allowed=energy_allowed,
+            energy_wh=s.energy_wh,
+            power_w=s.power_w,
+            current_a=s.current_a,
+            voltage_v=s.voltage_v,
+            current_offered_a=self._current_a,
+            fault=fault,
+        )
+
+    async def _call(self, payload: Any) -> Any:
+        link = self._link
+        if link is None:
+            raise DeviceUnreachable(f"{self.description} is not connected")
+        try:
+            answer = await link.call(payload, suppress=False)
+        except TimeoutError as exc:
+            raise DeviceUnreachable(f"{self.description} did not answer {type(payload).__name__}") from exc
+        except ConnectionClosed as exc:
+            raise DeviceUnreachable(f"{self.description} closed its connection") from exc
+        except Exception as exc:  # a CALLERROR, or an answer that breaks its schema
+            raise DeviceRefused(f"{self.description}: {type(payload).__name__} failed: {exc}") from exc
+        return answer
+
+    async def set_enabled(self, enabled: bool) -> None:
+        self._decisions.set(enabled)
+        transaction_id = self.state.transaction_id
+        if enabled and transaction_id is None and self._link is not None:
+            tag = self._last_tag or self.options.id_tag
+            answer = await self._call(
+                call.RemoteStartTransaction(id_tag=tag, connector_id=self.options.connector_id)
+            )
+            if answer.status != "Accepted":
+                raise DeviceRefused(f"{self.description} refused RemoteStartTransaction")
+        elif not enabled and transaction_id is not None:
+            answer = await self._call(call.RemoteStopTransaction(transaction_id=transaction_id))
+            if answer.status != "Accepted":
+                raise DeviceRefused(f"{self.description} refused RemoteStopTransaction")
+        if not enabled:
+            self._last_tag = None
+
+    async def set_current(self, amps: float) -> None:
+        self._current_a = amps
+        if self._link is not None:
+            await self._send_profile(amps)
+
+    async def _send_profile(self, amps: float) -> None:
+        start = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="seconds")
+        start = start.replace("+00:00", "Z")
+        profile = {
+            "chargingProfileId": PROFILE_ID,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": {
+                "chargingRateUnit": "A",
+                "startSchedule": start,
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(amps, 1)}],
+            },
+        }
+        answer = await self._call(
+            call.SetChargingProfile(connector_id=self.options.connector_id, cs_charging_profiles=profile)
+        )
+        if answer.status != "Accepted":
+            raise DeviceRefused(f"{self.description} refused a charging profile of {amps:g} A")
+
+    async def unlock(self) -> None:
+        answer = await self._call(call.UnlockConnector(connector_id=self.options.connector_id))
+        if answer.status != "Unlocked":
+            raise DeviceRefused(f"{self.description}: UnlockConnector answered {answer.status}")

@@ -1,0 +1,59 @@
+"""The options of a charger that speaks OCPP 1.6J itself (`charger: {type: ocpp, ...}`) and their
+checks (pure); the driver is ocpp_device.py, the charger's side of the link ocpp_device_link.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.transports.ocpp_server import parse_listen
+
+
+@dataclass(frozen=True)
+class OcppDeviceOptions:
+    """The `charger: {type: ocpp, ...}` block."""
+
+    type: str = "ocpp"
+    listen: str = "0.0.0.0:9100"  # the bridge's local endpoint, shared by every OCPP charger naming it
+    path: str = "ocpp"  # the charger connects to ws://<listen>/<path>/<identity>
+    identity: str = ""  # the charge point id the charger is configured with
+    password: str = ""  # HTTP Basic password the charger sends (its AuthorizationKey)
+    connector_id: int = 1  # the charger's own connector this connector of the bridge drives
+    id_tag: str = "ocpp-bridge"  # the idTag of a RemoteStartTransaction when no card was tapped
+    heartbeat_interval_s: int = 300  # BootNotification's interval
+    card_wait_s: float = 10.0  # how long a charger's Authorize waits for the bridge's decision
+    call_timeout_s: float = 10.0  # how long the bridge waits for the charger's answer to a call
+    phases: int = 3
+    min_current_a: float = 6.0
+    max_current_a: float = 16.0
+    current_step_a: float = 0.1  # chargers take A with one decimal
+    fixed_cable: bool = False  # a tethered cable: nothing to unlock
+    rfid: bool = True  # the charger has a card reader (its Authorize)
+
+    def validate(self) -> list[tuple[str, str]]:
+        """(field, problem) pairs; empty when the options make sense."""
+        problems: list[tuple[str, str]] = []
+        try:
+            parse_listen(self.listen)
+        except ValueError as exc:
+            problems.append(("listen", str(exc)))
+        if not self.identity.strip() or "/" in self.identity or len(self.identity) > 48:
+            problems.append(("identity", "the charger's charge point id, 1 to 48 characters, no '/'"))
+        if not self.password:
+            problems.append(("password", "the charger's HTTP Basic password (its AuthorizationKey)"))
+        if not 1 <= self.connector_id <= 32:
+            problems.append(("connector_id", "must be the charger's connector number, 1 to 32"))
+        if not self.id_tag or len(self.id_tag) > 20:
+            problems.append(("id_tag", "must be 1 to 20 characters (OCPP's idTag)"))
+        if not 10 <= self.heartbeat_interval_s <= 86400:
+            problems.append(("heartbeat_interval_s", "must be 10 to 86400 seconds"))
+        if not 0.5 <= self.card_wait_s <= 25:
+            problems.append(("card_wait_s", "must be 0.5 to 25 s (chargers give up after ~30 s)"))
+        if not 1 <= self.call_timeout_s <= 60:
+            problems.append(("call_timeout_s", "must be 1 to 60 s"))
+        if self.phases not in (1, 3):
+            problems.append(("phases", "must be 1 or 3"))
+        if not 0 < self.min_current_a <= self.max_current_a <= 80:
+            problems.append(("min_current_a", "need 0 < min_current_a <= max_current_a <= 80 A"))
+        if not 0.01 <= self.current_step_a <= 1:
+            problems.append(("current_step_a", "must be 0.01 to 1 A"))
+        return problems

@@ -1,0 +1,146 @@
+"""The bridge's local OCPP 1.6J central-system endpoint, for chargers that speak OCPP themselves
+(`charger: {type: ocpp}`, adapters/chargers/ocpp_device.py).
+
+Why one server per listening address: several OCPP chargers of one bridge are pointed at the same
+port (ws://<bridge>:9100/ocpp/<identity>), and only one socket can hold it, as only one UDP socket can
+hold KEBA's port 7090 (adapters/transports/udp.py). It is opened on first use and shared through
+`Transports.ocpp_server(listen)`; each driver registers its charger's identity, its password and the
+handler that runs the charger's connection.
+
+The handshake is checked before the upgrade: the path must be `/<path>/<identity>` of a registered
+identity (else 404), the HTTP Basic credentials that identity's own password (else 401), and the
+subprotocol ocpp1.6 is the only one offered. A second connection of the same identity replaces the
+first (a charger that rebooted without closing its socket), as OCPP-J expects of a central system.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import http
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+log = logging.getLogger("adapters.ocpp_server")
+
+OnConnection = Callable[[ServerConnection], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Registration:
+    password: str
+    on_connection: OnConnection
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """'0.0.0.0:9100' -> ('0.0.0.0', 9100); ValueError naming what is wrong."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen must be host:port, e.g. 0.0.0.0:9100 (got {listen!r})")
+    return host.strip("[]"), int(port)
+
+
+class OcppServer:
+    """One websocket server on `listen` (host:port), shared by the OCPP chargers that name it."""
+
+    def __init__(self, listen: str, path: str = "ocpp") -> None:
+        self.host, self.port = parse_listen(listen)
+        self.path = path.strip("/")
+        self._server: Server | None = None
+        self._chargers: dict[str, _Registration] = {}
+        self._current: dict[str, ServerConnection] = {}
+
+    @property
+    def bound_port(self) -> int:
+        """The port listened on (the configured one, or the one the OS chose for port 0)."""
+        if self._server is None:
+            return self.port
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    def register(self, identity: str, password: str, on_connection: OnConnection) -> None:
+        """The charger `identity` may connect with `password`; its connections run `on_connection`."""
+        self._chargers[identity] = _Registration(password, on_connection)
+
+    def unregister(self, identity: str) -> None:
+        self._chargers.pop(identity, None)
+
+    async def open(self) -> None:
+        """Listens once; OSError (the port is taken, no permission) to the caller."""
+        if self._server is not None:
+            return
+        self._server = await serve(
+            self._serve,
+            self.host,
+            self.port,
+            subprotocols=[Subprotocol("ocpp1.6")],
+            process_request=self._check,
+            ping_interval=60,  # a charger that vanished without a close is noticed
+        )
+        log.info("OCPP endpoint listening on ws://%s:%d/%s/<identity>", self.host, self.bound_port, self.path)
+
+    def _identity(self, path: str) -> str | None:
+        prefix = f"/{self.path}/" if self.path else "/"
+        if not path.startswith(prefix):
+            return None
+        identity = unquote(path[len(prefix) :].rstrip("/"))
+        return identity if identity and "/" not in identity else None
+
+    def _check(self, connection: ServerConnection, request: Request) -> Response | None:
+        identity = self._identity(request.path.split("?", 1)[0])
+        registration = self._chargers.get(identity) if identity is not None else None
+        if identity is None or registration is None:
+            return self._refuse(404, f"no charger configured at {request.path!r}")
+        if not _password_matches(request.headers.get("Authorization"), identity, registration.password):
+            return self._refuse(401, f"charger {identity!r}: wrong or missing password")  # never logs it
+        return None
+
+    @staticmethod
+    def _refuse(status: int, why: str) -> Response:
+        log.warning("OCPP endpoint: connection refused (%d): %s", status, why)
+        headers = Headers()
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="ocpp-bridge"'
+        return Response(status, http.HTTPStatus(status).phrase, headers, b"")
+
+    async def _serve(self, connection: ServerConnection) -> None:
+        assert connection.request is not None
+        identity = self._identity(connection.request.path.split("?", 1)[0])
+        registration = self._chargers.get(identity) if identity is not None else None
+        if identity is None or registration is None or connection.subprotocol != "ocpp1.6":
+            await connection.close(1002, "subprotocol ocpp1.6 required")
+            return
+        previous = self._current.get(identity)
+        self._current[identity] = connection
+        if previous is not None:
+            await previous.close(1000, "replaced by a new connection")
+        try:
+            await registration.on_connection(connection)
+        finally:
+            if self._current.get(identity) is connection:
+                del self._current[identity]
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        self._chargers.clear()
+
+
+def _password_matches(header: str | None, identity: str, password: str) -> bool:
+    if header is None or not header.startswith("Basic "):
+        return False
+    try:
+        given = base64.b64decode(header[6:].strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    expected = identity.encode() + b":" + password.encode()
+    return hmac.compare_digest(given, expected)

@@ -1,0 +1,156 @@
+"""A charge point on the `ocpp` library that connects to the bridge's local endpoint as a
+`type: ocpp` device (adapters/chargers/ocpp_device.py), for the tests.
+
+It does what a wallbox does when told (RemoteStart: StartTransaction then Charging; RemoteStop:
+StopTransaction then Finishing) and keeps what it was sent (`received`: (action, payload)). The test
+drives the person's side (plug, tap) and the charger's own messages, deviations included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from websockets.asyncio.client import ClientConnection, connect
+
+
+def iso(moment: datetime | None = None) -> str:
+    return (moment or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class FakeWallbox(ChargePoint):  # type: ignore[misc]
+    def __init__(self, identity: str, connection: ClientConnection) -> None:
+        super().__init__(identity, connection, response_timeout=5)
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.transaction_id: int | None = None
+        self.energy_wh = 1000
+        self.id_tag = ""
+
+    async def send(self, payload: Any) -> Any:
+        return await self.call(payload, suppress=False)
+
+    async def status(self, status: str, connector_id: int = 1, error_code: str = "NoError") -> None:
+        await self.send(
+            call.StatusNotification(connector_id=connector_id, error_code=error_code, status=status)
+        )
+
+    async def begin(self, id_tag: str, timestamp: str | None = None) -> Any:
+        answer = await self.send(
+            call.StartTransaction(
+                connector_id=1, id_tag=id_tag, meter_start=self.energy_wh, timestamp=timestamp or iso()
+            )
+        )
+        if answer.id_tag_info["status"] == "Accepted":
+            self.transaction_id = answer.transaction_id
+            await self.status("Charging")
+        return answer
+
+    async def meter(self, power_w: float, transaction_id: int | None = None) -> None:
+        self.energy_wh += 100
+        values = [
+            {
+                "value": str(self.energy_wh / 1000),
+                "measurand": "Energy.Active.Import.Register",
+                "unit": "kWh",
+            },
+            {"value": str(power_w), "measurand": "Power.Active.Import", "unit": "W"},
+            *[
+                {"value": "16.0", "measurand": "Current.Import", "unit": "A", "phase": p}
+                for p in ("L1", "L2", "L3")
+            ],
+        ]
+        tx = transaction_id if transaction_id is not None else self.transaction_id
+        await self.send(
+            call.MeterValues(
+                connector_id=1, transaction_id=tx, meter_value=[{"timestamp": iso(), "sampledValue": values}]
+            )
+        )
+
+    @on("RemoteStartTransaction")
+    async def on_remote_start(self, id_tag: str, **extra: Any) -> Any:
+        self.received.append(("RemoteStartTransaction", {"id_tag": id_tag, **extra}))
+        self.id_tag = id_tag
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.begin(id_tag)))
+        return call_result.RemoteStartTransaction(status="Accepted")
+
+    @on("RemoteStopTransaction")
+    async def on_remote_stop(self, transaction_id: int) -> Any:
+        self.received.append(("RemoteStopTransaction", {"transaction_id": transaction_id}))
+        accepted = transaction_id == self.transaction_id
+        if accepted:
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.end()))
+        return call_result.RemoteStopTransaction(status="Accepted" if accepted else "Rejected")
+
+    async def end(self, reason: str = "Remote") -> None:
+        assert self.transaction_id is not None
+        await self.send(
+            call.StopTransaction(
+                meter_stop=self.energy_wh, timestamp=iso(), transaction_id=self.transaction_id, reason=reason
+            )
+        )
+        self.transaction_id = None
+        await self.status("Finishing")
+
+    @on("SetChargingProfile")
+    async def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        self.received.append(("SetChargingProfile", {"connector_id": connector_id, **cs_charging_profiles}))
+        return call_result.SetChargingProfile(status="Accepted")
+
+    @on("UnlockConnector")
+    async def on_unlock(self, connector_id: int) -> Any:
+        self.received.append(("UnlockConnector", {"connector_id": connector_id}))
+        return call_result.UnlockConnector(status="Unlocked")
+
+    def limits(self) -> list[float]:
+        return [
+            p["charging_schedule"]["charging_schedule_period"][0]["limit"]
+            for a, p in self.received
+            if a == "SetChargingProfile"
+        ]
+
+
+@contextlib.asynccontextmanager
+async def ocpp_charger(url: str, identity: str, password: str) -> AsyncIterator[FakeWallbox]:
+    """Connected, its reader running, booted; disconnected on exit."""
+    token = base64.b64encode(f"{identity}:{password}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}"}
+    for _ in range(100):  # as a charger does, until the bridge's endpoint listens
+        try:
+            ws = await connect(f"{url}/{identity}", subprotocols=["ocpp1.6"], additional_headers=headers)  # type: ignore[list-item]
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"the bridge's endpoint {url} never listened")
+    async with ws:
+        charger = FakeWallbox(identity, ws)
+        reader = asyncio.create_task(charger.start())
+        try:
+            answer = await charger.send(
+                call.BootNotification(charge_point_model="T1", charge_point_vendor="Test")
+            )
+            assert answer.status == "Accepted"
+            yield charger
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+
+async def endpoint_listening(port: int, timeout: float = 5.0) -> None:
+    """Returns once the bridge's endpoint on 127.0.0.1:`port` accepts connections."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return

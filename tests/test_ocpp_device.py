@@ -1,0 +1,130 @@
+"""A charger that speaks OCPP 1.6J itself (`type: ocpp`) through the whole bridge: the real daemon,
+the strict central system upstream (tests/csms.py) and a charge point on the `ocpp` library
+(tests/helpers/ocpp_charger.py) connected to the bridge's local endpoint.
+
+- a whole session: plug, a card at the charger (its Authorize waits for the bridge's transaction),
+  its own StartTransaction with a local id, MeterValues upstream with the central system's id, a
+  charging profile upstream reaching it in A, a remote stop upstream reaching it;
+- a wrong password: 401 at the endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ocpp.v16 import call
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.conftest import make_config, running
+from tests.csms import StrictCentralSystem
+from tests.helpers.ocpp_charger import endpoint_listening, ocpp_charger
+from tests.processes import free_port
+
+CP = "CP-1"
+WALLBOX = "WB-1"
+PASSWORD = "s3cret-for-the-wallbox"
+ENERGY = "Energy.Active.Import.Register"
+OCPP = {"MeterValueSampleInterval": 1, "MeterValuesSampledData": [ENERGY, "Power.Active.Import"]}
+
+
+def config(csms: StrictCentralSystem, tmp_path: Path, port: int) -> Any:
+    charger = {
+        "type": "ocpp", "listen": f"127.0.0.1:{port}", "identity": WALLBOX, "password": PASSWORD,
+        "card_wait_s": 5, "call_timeout_s": 3,
+    }  # fmt: skip
+    return make_config(csms.url, tmp_path, ocpp=OCPP, charger=charger)
+
+
+def sampled(payload: dict[str, Any], measurand: str) -> float:
+    (value,) = [
+        v for mv in payload["meterValue"] for v in mv["sampledValue"] if v.get("measurand") == measurand
+    ]
+    return float(value["value"])
+
+
+def limit_of(profile: dict[str, Any]) -> float:
+    return float(profile["charging_schedule"]["charging_schedule_period"][0]["limit"])
+
+
+def tx_profile(transaction_id: int, limit_a: float) -> dict[str, Any]:
+    start = datetime.fromtimestamp(int(time.time()) - 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "chargingProfileId": 7, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
+        "chargingProfileKind": "Absolute", "transactionId": transaction_id,
+        "chargingSchedule": {
+            "chargingRateUnit": "A", "startSchedule": start,
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit_a}],
+        },
+    }  # fmt: skip
+
+
+async def test_a_whole_session_of_an_ocpp_charger(csms: StrictCentralSystem, tmp_path: Path) -> None:
+    port = free_port()
+    async with running(config(csms, tmp_path, port)):
+        async with ocpp_charger(f"ws://127.0.0.1:{port}/ocpp", WALLBOX, PASSWORD) as wallbox:
+            await wallbox.status("Available")
+            await csms.wait_for_call(
+                CP, "StatusNotification", lambda p: p["status"] == "Available", timeout=10
+            )
+            await wallbox.status("Preparing")
+            await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Preparing")
+
+            authorized = await wallbox.send(call.Authorize(id_tag="CARD-1"))
+            assert authorized.id_tag_info["status"] == "Accepted"  # after the bridge's transaction
+            start = await csms.wait_for_call(CP, "StartTransaction")
+            assert start["idTag"] == "CARD-1"
+            local = await wallbox.begin("CARD-1")
+            assert local.id_tag_info["status"] == "Accepted"
+            upstream_id = csms.last_transaction_id
+            assert local.transaction_id != upstream_id  # the link's ids are its own
+            await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Charging")
+
+            for _ in range(3):
+                await wallbox.meter(7400)
+                await asyncio.sleep(0.3)
+            sample = await csms.wait_for_call(
+                CP, "MeterValues", lambda p: sampled(p, ENERGY) >= 1200, timeout=5
+            )
+            assert sample["transactionId"] == upstream_id
+            assert sampled(sample, "Power.Active.Import") == 7400
+
+            answer = await csms.call(
+                CP, call.SetChargingProfile(connector_id=1, cs_charging_profiles=tx_profile(upstream_id, 10))
+            )
+            assert answer.status == "Accepted"
+            await csms.wait_until(lambda: 10 in wallbox.limits(), what="10 A at the charger")
+            profile = next(p for a, p in wallbox.received if a == "SetChargingProfile" and limit_of(p) == 10)
+            assert profile["charging_profile_purpose"] == "TxDefaultProfile"
+            assert profile["charging_schedule"]["charging_rate_unit"] == "A"
+
+            answer = await csms.call(CP, call.RemoteStopTransaction(transaction_id=upstream_id))
+            assert answer.status == "Accepted"
+            stop = await csms.wait_for_call(CP, "StopTransaction", timeout=10)
+            assert ("RemoteStopTransaction", {"transaction_id": local.transaction_id}) in wallbox.received
+            assert stop["transactionId"] == upstream_id
+            assert stop["meterStop"] >= 1300
+    assert len(csms.calls(CP, "StartTransaction")) == 1
+
+
+async def test_a_wrong_password_is_refused_with_401(csms: StrictCentralSystem, tmp_path: Path) -> None:
+    port = free_port()
+    async with running(config(csms, tmp_path, port)):
+        await endpoint_listening(port)
+        url = f"ws://127.0.0.1:{port}/ocpp/{WALLBOX}"
+        bad = {"Authorization": "Basic " + base64.b64encode(f"{WALLBOX}:wrong".encode()).decode()}
+        for headers in (bad, {}):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url, subprotocols=["ocpp1.6"], additional_headers=headers):  # type: ignore[list-item]
+                    pass
+            assert refused.value.response.status_code == 401
+        with pytest.raises(InvalidStatus) as unknown:
+            async with connect(f"ws://127.0.0.1:{port}/ocpp/NOBODY", subprotocols=["ocpp1.6"]):  # type: ignore[list-item]
+                pass
+        assert unknown.value.response.status_code == 404

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from bridge.outbox import Outbox
 from bridge.outbox.reports import ReportMessages
 from bridge.store import FILENAME, MIGRATIONS, Store
 from bridge.store.outbox import transaction_done
@@ -144,3 +148,40 @@ def test_a_finished_transactions_row_is_removed_by_an_index_lookup_not_a_scan(tm
     finally:
         db.close()
     assert "USING COVERING INDEX outbox_tx" in plan and "SCAN outbox" not in plan, plan
+
+
+async def test_a_copy_failing_alone_costs_the_primary_nothing_but_a_lost_primary_write_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store.open(tmp_path)
+    try:
+        store.begin_transaction("CP-1", 1, 1, "TAG", 0, T0, "{}", "p-start")
+        primary, copy = Outbox("CP-1", store, bound=100), Outbox(BROKER, store, bound=100)
+        await primary.restore()
+        await copy.restore()
+        real = store.queue_report
+
+        def write(uid: str) -> Any:
+            return lambda terms: real("CP-1", "MeterValues", 1, "{}", uid, T0, terms)
+
+        def target_full(*args: Any, **kwargs: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(store, "queue_report", target_full)
+        seq = await primary.add("MeterValues", 1, "{}", "p-1", T0, write("p-1"), copies=[copy])
+        assert [r.seq for r in store.outbox("CP-1") if r.unique_id == "p-1"] == [seq]
+        assert copy.lost == 1 and store.outbox(BROKER) == []
+
+        # SQLite rolled the whole transaction back (as on SQLITE_FULL or IOERR): the primary's
+        # message is not in the store, and add says so rather than report it queued.
+        def all_lost(*args: Any, **kwargs: Any) -> Any:
+            lost = tuple(r.seq for r in store.outbox("CP-1") if r.unique_id == "p-2")
+            store.remove_messages("CP-1", lost)  # what the rollback undoes
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(store, "queue_report", all_lost)
+        with pytest.raises(sqlite3.OperationalError):
+            await primary.add("MeterValues", 1, "{}", "p-2", T0, write("p-2"), copies=[copy])
+        assert [r.unique_id for r in store.outbox("CP-1")] == ["p-start", "p-1"]
+    finally:
+        store.close()

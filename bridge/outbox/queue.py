@@ -124,6 +124,7 @@ class Outbox:
         self.page = page
         self.kinds: dict[str, Kind] = {}
         self.dropped = 0  # MeterValues dropped at the bound
+        self.lost = 0  # copies (a reporting target's) whose write failed alone: never written
         self.on_bound: Callable[[int], None] | None = None  # told as the warning is logged (MemoryExhaustion)
         self._window: deque[Message] = deque()
         self._loaded = 0  # every queued seq up to this one is in the window (or was settled)
@@ -191,6 +192,8 @@ class Outbox:
                     more.append(store.queue_report(copy.cp_id, action, tx, payload, copy_id, created_at,
                                                    copy_terms))  # fmt: skip
                 except Exception:  # one target's queue failing must not cost the primary its message
+                    if not store.outbox_holds(self.cp_id, first.seq):
+                        raise  # SQLite rolled the whole transaction back: the primary's write with it
                     log.exception("%s: queueing %s for a reporting target failed", copy.cp_id, action)
                     more.append(None)
             return first, more
@@ -320,6 +323,7 @@ class Outbox:
         queued = job.result() if pick is None else pick(job.result())
         if queued is None:  # this copy's write failed alone
             self._done[:0] = done
+            self.lost += 1
             return
         for seq in queued.dropped:
             self._drop(seq)

@@ -125,6 +125,12 @@ class OutboxTables(StoreBase):
             )
         return count
 
+    def outbox_holds(self, cp: str, seq: int) -> bool:
+        """Whether message `seq` of `cp` is in the outbox as this connection sees it (written, or in
+        the transaction still open): False after SQLite rolled back the write that made it."""
+        row = self._db.execute("SELECT 1 FROM outbox WHERE charge_point = ? AND seq = ?", (cp, seq))
+        return row.fetchone() is not None
+
     def outbox_state(self, cp: str, limit: int) -> tuple[int, int, list[OutboxRow]]:
         """At start: how many messages `cp` has queued, the newest seq (0: none) and the first `limit`."""
         last = self._db.execute("SELECT MAX(seq) FROM outbox WHERE charge_point = ?", (cp,)).fetchone()[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from ocpp.v16 import call
 
 from bridge.clock import parse_iso
 from bridge.config import parse_config
+from bridge.store import Store
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import charging, sim_of
@@ -128,3 +130,22 @@ async def test_reporting_only_clock_aligned_values_are_not_kept_for_a_primary_th
         await broker.wait_for_call(BROKER_ID, "StatusNotification", lambda p: p["connectorId"] == 1)
         await asyncio.sleep(2.2)  # two aligned instants: the timer runs on the wall clock
     assert not [m for m in submitted if isinstance(m, call.MeterValues)]
+
+
+async def test_reporting_only_judges_authorization_by_the_configuration_in_force(
+    broker: StrictCentralSystem, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "state"
+    store = Store.open(state)  # a former primary set it false: the stored value is in force
+    store.save_config_value("CP-1", "AllowOfflineTxForUnknownId", "false")
+    store.close()
+    doc = reporting_only(state, broker.url)  # the file says true
+    caplog.set_level(logging.WARNING, logger="bridge.reporting")
+    async with running(parse_config(yaml.safe_dump(doc), "test.yaml")) as daemon:
+        await broker.wait_for_call(BROKER_ID, "StatusNotification", lambda p: p["connectorId"] == 1)
+        in_force = daemon.charge_points["CP-1"].configuration.get_bool("AllowOfflineTxForUnknownId")
+    warned = [
+        r.getMessage() for r in caplog.records if "AllowOfflineTxForUnknownId is not true" in r.getMessage()
+    ]
+    assert in_force is False
+    assert len(warned) == 1 and "stored by an earlier run" in warned[0]

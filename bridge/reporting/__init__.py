@@ -55,7 +55,8 @@ class Reporting:
         ]
         messages.copies.extend(link.messages for link in self.links)
         self._cp_id = cfg.id
-        self._allow_all = cfg.ocpp.get("AllowOfflineTxForUnknownId", "").lower() == "true"
+        self._file_allows_all = cfg.ocpp.get("AllowOfflineTxForUnknownId", "").lower() == "true"
+        self._configuration: Configuration | None = None  # the primary's, in force (statuses())
 
     async def restore(self) -> None:
         """Each target's queue and transaction ids as the last run left them."""
@@ -66,7 +67,9 @@ class Reporting:
 
     def statuses(self, cp_id: str, connector_ids: Iterable[int], current: Callable[[int], StatusReport],
                  session: Session, configuration: Configuration, clock: Clock) -> StatusReporter:  # fmt: skip
-        """The primary's status reporter: with targets, one that tells them too (statuses.py)."""
+        """The primary's status reporter: with targets, one that tells them too (statuses.py).
+        `configuration` is the charge point's, which reporting only judges authorization by."""
+        self._configuration = configuration
         if not self.links:
             return StatusReporter(cp_id, connector_ids, current, session, configuration, clock)
         targets = [link.statuses for link in self.links]
@@ -82,8 +85,13 @@ class Reporting:
         lives until every queue is done with it): each is settled at once as not delivered."""
         wake = Flag()
         outbox.bind(wake.set)
-        if not self._allow_all:
+        # The configuration in force after restore decides (a value stored by an earlier run with a
+        # primary wins over the file's), so the warning judges by it too.
+        c = self._configuration
+        if c is None or not c.get_bool("AllowOfflineTxForUnknownId"):
             why = "no csms_url (reporting only) and AllowOfflineTxForUnknownId is not true"
+            if self._file_allows_all:
+                why += " (the value stored by an earlier run with a primary overrides the file's true)"
             log.warning("%s: %s: only tags valid in the local list or the cache of an earlier run may charge",
                         self._cp_id, why)  # fmt: skip
         while True:

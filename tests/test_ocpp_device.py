@@ -22,6 +22,8 @@ from ocpp.v16 import call
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from adapters.chargers.ocpp_device import OcppDeviceCharger
+from bridge.daemon import Daemon
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.ocpp_charger import endpoint_listening, ocpp_charger
@@ -40,6 +42,12 @@ def config(csms: StrictCentralSystem, tmp_path: Path, port: int) -> Any:
         "card_wait_s": 5, "call_timeout_s": 3,
     }  # fmt: skip
     return make_config(csms.url, tmp_path, ocpp=OCPP, charger=charger)
+
+
+def wallbox_driver(daemon: Daemon) -> OcppDeviceCharger:
+    driver = daemon.charge_points[CP].connectors[1].charger
+    assert isinstance(driver, OcppDeviceCharger)
+    return driver
 
 
 def sampled(payload: dict[str, Any], measurand: str) -> float:
@@ -67,7 +75,7 @@ def tx_profile(transaction_id: int, limit_a: float) -> dict[str, Any]:
 
 async def test_a_whole_session_of_an_ocpp_charger(csms: StrictCentralSystem, tmp_path: Path) -> None:
     port = free_port()
-    async with running(config(csms, tmp_path, port)):
+    async with running(config(csms, tmp_path, port)) as daemon:
         async with ocpp_charger(f"ws://127.0.0.1:{port}/ocpp", WALLBOX, PASSWORD) as wallbox:
             await wallbox.status("Available")
             await csms.wait_for_call(
@@ -110,6 +118,9 @@ async def test_a_whole_session_of_an_ocpp_charger(csms: StrictCentralSystem, tmp
             assert ("RemoteStopTransaction", {"transaction_id": local.transaction_id}) in wallbox.received
             assert stop["transactionId"] == upstream_id
             assert stop["meterStop"] >= 1300
+            # The card's Authorize let the charger start on its own: it was never asked to.
+            assert "RemoteStartTransaction" not in [action for action, _ in wallbox.received]
+        assert wallbox_driver(daemon).deviations == []
     assert len(csms.calls(CP, "StartTransaction")) == 1
 
 

@@ -218,7 +218,15 @@ class OcppDeviceCharger(Charger):
     async def set_enabled(self, enabled: bool) -> None:
         self._decisions.set(enabled)
         transaction_id = self.state.transaction_id
-        if enabled and transaction_id is None and self._link is not None:
+        if not enabled and transaction_id is None:
+            transaction_id = self.state.stray_transaction_id  # one it went on with, unasked
+        if (
+            enabled
+            and transaction_id is None
+            and self._link is not None
+            and not self._decisions.cards_waiting
+        ):
+            # No card waiting at the charger (whose answer now lets it start on its own): asked to start.
             tag = self._last_tag or self.options.id_tag
             answer = await self._call(
                 call.RemoteStartTransaction(id_tag=tag, connector_id=self.options.connector_id)

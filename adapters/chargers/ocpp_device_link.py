@@ -76,7 +76,9 @@ class ChargerState:
     current_a: tuple[float, ...] | None = None
     voltage_v: tuple[float, ...] | None = None
     transaction_id: int | None = None  # the charger's transaction, with the id this link gave it
-    given_ids: set[int] = field(default_factory=set)
+    stray_transaction_id: int | None = None  # one it reports that the bridge did not accept: stopped
+    open_at_boot: int | None = None  # its transaction when it booted again: it must end it
+    given_ids: deque[int] = field(default_factory=lambda: deque(maxlen=100))  # the newest
     deviations: deque[str] = field(default_factory=lambda: deque(maxlen=DEVIATIONS_KEPT))
 
     def deviation(self, text: str) -> None:
@@ -89,6 +91,7 @@ class Decisions:
 
     def __init__(self) -> None:
         self.enabled = False  # the bridge's last set_enabled
+        self.cards_waiting = 0  # Authorizes waiting for the bridge: their charger starts on its own
         self.changed = asyncio.Event()  # set on each set_enabled, for an Authorize that waits
 
     def set(self, enabled: bool) -> None:
@@ -158,6 +161,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
     @on("BootNotification")
     async def on_boot_notification(self, **_: Any) -> Any:
         self.booted = self.state.booted = True
+        self.state.open_at_boot = self.state.transaction_id
         self.boot_seen.set()
         self.on_change()
         return call_result.BootNotification(
@@ -179,6 +183,8 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
             previous = s.status
             if status in IN_TRANSACTION and s.transaction_id is None:
                 s.deviation(f"StatusNotification {status} on connector {connector_id} without a transaction")
+            elif status in IN_TRANSACTION and s.open_at_boot is not None:
+                self._resumed(s.open_at_boot)
             if previous == "Available" and status in ("Finishing", "SuspendedEV"):
                 s.deviation(f"StatusNotification {previous} -> {status} on connector {connector_id}")
             s.status, s.error_code = status, error_code
@@ -195,12 +201,25 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
     ) -> Any:
         self._before_boot("MeterValues")
         transaction_id = extra.get("transaction_id")
-        if transaction_id is not None and transaction_id != self.state.transaction_id:
-            self.state.deviation(f"MeterValues for transaction {transaction_id}, not its transaction")
+        s = self.state
+        if transaction_id is not None and transaction_id != s.transaction_id:
+            s.deviation(f"MeterValues for transaction {transaction_id}, not its transaction")
+            s.stray_transaction_id = transaction_id
+            self.on_change()
+        elif transaction_id is not None and transaction_id == s.open_at_boot:
+            self._resumed(transaction_id)
         if self._ours(connector_id):
             for sample in meter_value:
                 self._take(sample.get("sampled_value", []))
         return call_result.MeterValues()
+
+    def _resumed(self, transaction_id: int) -> None:
+        """After a reboot a charger ends the transaction it had (StopTransaction, PowerLoss or Reboot);
+        one that goes on with it is noted once. The bridge's own transaction goes by its own rules."""
+        self.state.deviation(
+            f"resumed transaction {transaction_id} after it booted again, instead of ending it"
+        )
+        self.state.open_at_boot = None
 
     def _take(self, values: list[dict[str, Any]]) -> None:
         currents: dict[str, float] = {}
@@ -235,6 +254,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         if self.decisions.enabled and self.state.transaction_id is None:
             return call_result.Authorize(id_tag_info={"status": "Accepted"})
         waiting = self.decisions.changed
+        self.decisions.cards_waiting += 1
         self.on_tag(id_tag)
         try:
             async with asyncio.timeout(self.card_wait_s):
@@ -243,6 +263,8 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
                     waiting = self.decisions.changed
         except TimeoutError:
             return call_result.Authorize(id_tag_info={"status": "Invalid"})
+        finally:
+            self.decisions.cards_waiting -= 1
         return call_result.Authorize(id_tag_info={"status": "Accepted"})
 
     @on("StartTransaction")
@@ -255,9 +277,10 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         self._before_boot("StartTransaction")
         s = self.state
         transaction_id = self.next_transaction_id()
-        s.given_ids.add(transaction_id)
+        s.given_ids.append(transaction_id)
         began = _parse_time(timestamp)
-        if began is not None and (self.connected_at - began).total_seconds() > 60:
+        stale = began is not None and (self.connected_at - began).total_seconds() > 60
+        if stale:
             s.deviation(f"StartTransaction of a session begun at {timestamp}, before it connected")
         invalid = call_result.StartTransaction(
             transaction_id=transaction_id, id_tag_info={"status": "Invalid"}
@@ -267,8 +290,9 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         if s.transaction_id is not None:
             s.deviation(f"StartTransaction while its transaction {s.transaction_id} was not stopped")
         s.energy_wh = float(meter_start)
-        if not self.decisions.enabled:
-            self.on_tag(id_tag)
+        if stale or not self.decisions.enabled:
+            if not stale:  # a card at a charger that starts on its own: the bridge decides
+                self.on_tag(id_tag)
             return invalid
         s.transaction_id = transaction_id
         self.on_change()
@@ -282,11 +306,14 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         s = self.state
         if transaction_id not in s.given_ids:
             s.deviation(f"StopTransaction of transaction {transaction_id}, which this bridge never gave")
-        elif transaction_id == s.transaction_id:
-            s.energy_wh = float(meter_stop)
+        if transaction_id == s.stray_transaction_id:
+            s.stray_transaction_id = None
+        if transaction_id == s.open_at_boot:
+            s.open_at_boot = None  # ended after its reboot, as OCPP asks
         if transaction_id == s.transaction_id:
+            s.energy_wh = float(meter_stop)
             s.transaction_id = None
-            self.on_change()
+        self.on_change()
         return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
 
     @on("DataTransfer")

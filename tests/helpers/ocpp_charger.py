@@ -116,8 +116,11 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
 
 
 @contextlib.asynccontextmanager
-async def ocpp_charger(url: str, identity: str, password: str) -> AsyncIterator[FakeWallbox]:
-    """Connected, its reader running, booted; disconnected on exit."""
+async def ocpp_charger(
+    url: str, identity: str, password: str, *, boot: bool = True, before_boot: Any = None
+) -> AsyncIterator[FakeWallbox]:
+    """Connected, its reader running, booted (after sending `before_boot`, a call, if given: a
+    deviation); disconnected on exit."""
     token = base64.b64encode(f"{identity}:{password}".encode()).decode()
     headers = {"Authorization": f"Basic {token}"}
     for _ in range(100):  # as a charger does, until the bridge's endpoint listens
@@ -132,10 +135,13 @@ async def ocpp_charger(url: str, identity: str, password: str) -> AsyncIterator[
         charger = FakeWallbox(identity, ws)
         reader = asyncio.create_task(charger.start())
         try:
-            answer = await charger.send(
-                call.BootNotification(charge_point_model="T1", charge_point_vendor="Test")
-            )
-            assert answer.status == "Accepted"
+            if before_boot is not None:
+                await charger.send(before_boot)
+            if boot:
+                answer = await charger.send(
+                    call.BootNotification(charge_point_model="T1", charge_point_vendor="Test")
+                )
+                assert answer.status == "Accepted"
             yield charger
         finally:
             reader.cancel()

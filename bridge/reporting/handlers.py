@@ -35,14 +35,15 @@ def _on(action: str) -> Callable[[F], F]:
     return decorator
 
 
-# The actions answered Rejected (their answer has that status); the rest is NotSupported.
+# The actions answered Rejected (their answer has that status); UnlockConnector is answered with its
+# own NotSupported status; the rest is CALLERROR NotSupported.
 REJECTED = (
     "RemoteStartTransaction", "RemoteStopTransaction", "ChangeAvailability", "Reset", "SetChargingProfile",
     "ReserveNow", "CancelReservation", "ClearCache", "DataTransfer", "GetCompositeSchedule",
     "CertificateSigned", "InstallCertificate", "ExtendedTriggerMessage", "GetLog", "SignedUpdateFirmware",
 )  # fmt: skip
 NOT_SUPPORTED = (
-    "UnlockConnector", "ClearChargingProfile", "UpdateFirmware", "GetDiagnostics", "SendLocalList",
+    "ClearChargingProfile", "UpdateFirmware", "GetDiagnostics", "SendLocalList",
     "GetLocalListVersion", "DeleteCertificate", "GetInstalledCertificateIds",
 )  # fmt: skip
 
@@ -98,14 +99,21 @@ class ReportingHandlers:
     @_on(Action.change_configuration)
     def change_configuration(self, key: str, value: str, **_: Any) -> call_result.ChangeConfiguration:
         own = {k.lower(): k for k in OWN_KEYS}
-        # Any other key is the charge point's, which a target does not set.
-        status = (
-            self._link.configuration.change(own[key.lower()], value).status
-            if key.lower() in own
-            else "Rejected"
-        )
+        if key.lower() in own:
+            status = self._link.configuration.change(own[key.lower()], value).status
+        elif key.lower() in {k.lower() for k in SHOWN_KEYS}:
+            status = "Rejected"  # shown to it read-only
+        else:
+            status = "NotSupported"  # outside its view: a key it does not know (TC_040_1)
         log.info("%s: ChangeConfiguration %s: %s", self._link.name, key, status)
         return call_result.ChangeConfiguration(status=status)
+
+    @_on(Action.unlock_connector)
+    def unlock_connector(self, connector_id: int, **_: Any) -> call_result.UnlockConnector:
+        # Its answer has a status for it: no CALLERROR needed.
+        log.info("%s: UnlockConnector %d refused (a reporting target controls nothing)", self._link.name,
+                 connector_id)  # fmt: skip
+        return call_result.UnlockConnector(status="NotSupported")
 
     @_on(Action.trigger_message)
     def trigger_message(

@@ -149,3 +149,20 @@ async def test_reporting_only_judges_authorization_by_the_configuration_in_force
     ]
     assert in_force is False
     assert len(warned) == 1 and "stored by an earlier run" in warned[0]
+
+
+async def test_a_targets_link_logs_under_its_own_name_not_the_charge_points(
+    csms: StrictCentralSystem, broker: StrictCentralSystem, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bridge")
+    target = {"csms_url": broker.url}  # its identity defaults to the charge point's: CP-1
+    async with running(make_config(csms.url, tmp_path, report_to=[target])) as daemon:
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        await broker.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        assert daemon.charge_points["CP-1"].snapshot().report_to[0]["accepted"]
+    connected = [r.getMessage() for r in caplog.records if ": connected to " in r.getMessage()]
+    booted = [r.getMessage() for r in caplog.records if ": BootNotification Accepted" in r.getMessage()]
+    name = f"CP-1 > CP-1@{broker.url}"
+    assert sorted(m.split(": connected to ")[0] for m in connected) == sorted(["CP-1", name])
+    assert [m for m in connected if m.startswith(f"{name}: ")] == [f"{name}: connected to {broker.url}"]
+    assert sorted(m.split(": BootNotification")[0] for m in booted) == sorted(["CP-1", name])

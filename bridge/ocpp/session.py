@@ -72,8 +72,12 @@ class Session:
         clock: Clock,
         boot_payload: Callable[[], call.BootNotification],
         on_online: Callable[[bool], None],
+        log_name: str | None = None,
     ) -> None:
         self.cfg = cfg
+        # What its log lines and frames are named by (default: the identity); a reporting target's
+        # link names its target too, so its lines are not taken for the primary's.
+        self.name = log_name or cfg.id
         self.configuration = configuration
         self.handlers = handlers
         self.clock = clock
@@ -86,7 +90,7 @@ class Session:
         self.backoff = Backoff(cfg.reconnect.initial_s, cfg.reconnect.max_s)
         self._endpoint: Endpoint | None = None
         self._ws: ClientConnection | None = None
-        self._sender = Sender(cfg.id, configuration, clock, lambda: self._endpoint)
+        self._sender = Sender(self.name, configuration, clock, lambda: self._endpoint)
         self._keepalive = Keepalive(configuration, clock, self.submit)
         self._closing = False
         self._boot_wake = Flag()
@@ -166,14 +170,14 @@ class Session:
         return await self._sender.durable_sent(timeout)
 
     async def run(self) -> None:
-        sender = asyncio.create_task(self._sender.run(), name=f"{self.cfg.id} sender")
+        sender = asyncio.create_task(self._sender.run(), name=f"{self.name} sender")
         try:
             while not self._closing:  # a stop: no reconnecting while the daemon winds down
                 await self._connect_and_serve()
                 if self._closing:
                     break
                 delay = self.backoff.next_delay()
-                log.debug("%s: reconnecting in %.1f s", self.cfg.id, delay)
+                log.debug("%s: reconnecting in %.1f s", self.name, delay)
                 await asyncio.sleep(delay)
         finally:
             sender.cancel()
@@ -211,9 +215,9 @@ class Session:
         if self._closing:
             return
         if message != self.link.last_error:
-            log.warning("%s: %s", self.cfg.id, message)
+            log.warning("%s: %s", self.name, message)
         else:
-            log.debug("%s: %s (again)", self.cfg.id, message)
+            log.debug("%s: %s (again)", self.name, message)
         self.link.last_error = message
         self.link.last_error_at = self.clock.now()
 
@@ -234,16 +238,16 @@ class Session:
         try:
             self.security.opened(options)
         except Exception:  # its bookkeeping failing must not end the connect loop for good
-            log.exception("%s: after opening the connection", self.cfg.id)
+            log.exception("%s: after opening the connection", self.name)
         self._ws = ws
         self._drop_reason = None
         self.link.connected = True
         self.link.connected_since = self.clock.now()
-        log.info("%s: connected to %s", self.cfg.id, options.url)
+        log.info("%s: connected to %s", self.name, options.url)
         endpoint = Endpoint(
             ws,
             self.handlers,
-            name=self.cfg.id,
+            name=self.name,
             timeout=lambda: float(self.configuration.get_int("MessageTimeout")),
             on_traffic=self._keepalive.on_traffic,
             observer=self.observer,
@@ -265,7 +269,7 @@ class Session:
                 self._drop_reason or f"connection closed (code {exc.rcvd.code if exc.rcvd else 1006})"
             )
         except Exception as exc:
-            log.exception("%s: connection failed", self.cfg.id)
+            log.exception("%s: connection failed", self.name)
             self._record_error(f"connection failed: {exc}")
         finally:
             self._sender.pause()
@@ -301,7 +305,7 @@ class Session:
         """Runs in the receive loop, before the central system's next frame is handled."""
         self.clock.sync(answer.current_time, asked_at)
         self.boot.on_answer(answer.status, answer.interval, content, self.clock.monotonic())
-        log.info("%s: BootNotification %s (interval %s s)", self.cfg.id, answer.status, answer.interval)
+        log.info("%s: BootNotification %s (interval %s s)", self.name, answer.status, answer.interval)
         if answer.status != "Accepted":
             return
         self.boot_generation += 1
@@ -311,7 +315,7 @@ class Session:
             outcome = self.configuration.change("HeartbeatInterval", str(answer.interval))
             if outcome.status != "Accepted":
                 log.warning(
-                    "%s: boot interval %d s not adopted: %s", self.cfg.id, answer.interval, outcome.reason
+                    "%s: boot interval %d s not adopted: %s", self.name, answer.interval, outcome.reason
                 )
 
     async def _boot_then_online(self, endpoint: Endpoint) -> None:
@@ -333,7 +337,7 @@ class Session:
                 except NotConnected:
                     return
                 except CallFailed as exc:
-                    log.warning("%s: BootNotification failed: %s", self.cfg.id, exc)
+                    log.warning("%s: BootNotification failed: %s", self.name, exc)
                     self.boot.on_failure(self.clock.monotonic())
         self.backoff.reset()
         self._sender.resume()  # what was queued before now is backlog

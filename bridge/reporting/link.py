@@ -144,6 +144,7 @@ class ReportingLink:
             FollowingClock(clock),
             boot_payload=lambda: boot(cfg),
             on_online=self._online,
+            log_name=self.name,
         )
         self.session.security = TargetLinkSecurity(self.settings)
         self.configuration.on_change = lambda key, value: self.session.configuration_changed()

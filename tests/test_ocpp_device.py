@@ -122,6 +122,7 @@ async def test_a_whole_session_of_an_ocpp_charger(csms: StrictCentralSystem, tmp
             assert "RemoteStartTransaction" not in [action for action, _ in wallbox.received]
         assert wallbox_driver(daemon).deviations == []
     assert len(csms.calls(CP, "StartTransaction")) == 1
+    assert start["meterStart"] == 1000  # the register its trigger's MeterValues gave, before the card
 
 
 async def test_a_wrong_password_is_refused_with_401(csms: StrictCentralSystem, tmp_path: Path) -> None:

@@ -168,8 +168,18 @@ class OcppDeviceCharger(Charger):
             self._changed()
 
     async def _after_boot(self, link: ChargerLink) -> None:
-        """Once it booted, the set-point the bridge gave is sent again (it may have restarted)."""
+        """Once it booted: its register is asked for (a transaction's meterStart needs it before the
+        charger's own StartTransaction tells it), and the set-point the bridge gave is sent again (it
+        may have restarted). A charger that refuses the TriggerMessage is known by its first
+        MeterValues or StartTransaction."""
         await link.boot_seen.wait()
+        if self.state.energy_wh is None:
+            with contextlib.suppress(DeviceRefused, DeviceUnreachable):
+                await self._call(
+                    call.TriggerMessage(
+                        requested_message="MeterValues", connector_id=self.options.connector_id
+                    )
+                )
         if self._current_a is not None:
             with contextlib.suppress(DeviceRefused, DeviceUnreachable):
                 await self._send_profile(self._current_a)

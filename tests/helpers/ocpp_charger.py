@@ -11,13 +11,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import AsyncIterator
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from websockets.asyncio.client import ClientConnection, connect
+
+from tests.peers.rpc_peer import PEER_DIR
+from tests.processes import stop_process
 
 
 def iso(moment: datetime | None = None) -> str:
@@ -51,8 +56,11 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
             await self.status("Charging")
         return answer
 
-    async def meter(self, power_w: float, transaction_id: int | None = None) -> None:
-        self.energy_wh += 100
+    async def meter(
+        self, power_w: float, transaction_id: int | None = None, *, step_wh: int = 100, untied: bool = False
+    ) -> None:
+        """A MeterValues `step_wh` further on; `untied`: of no transaction (as a trigger asks)."""
+        self.energy_wh += step_wh
         values = [
             {
                 "value": str(self.energy_wh / 1000),
@@ -65,7 +73,7 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
                 for p in ("L1", "L2", "L3")
             ],
         ]
-        tx = transaction_id if transaction_id is not None else self.transaction_id
+        tx = None if untied else transaction_id if transaction_id is not None else self.transaction_id
         await self.send(
             call.MeterValues(
                 connector_id=1, transaction_id=tx, meter_value=[{"timestamp": iso(), "sampledValue": values}]
@@ -101,6 +109,16 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
     async def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
         self.received.append(("SetChargingProfile", {"connector_id": connector_id, **cs_charging_profiles}))
         return call_result.SetChargingProfile(status="Accepted")
+
+    @on("TriggerMessage")
+    async def on_trigger(self, requested_message: str, **extra: Any) -> Any:
+        self.received.append(("TriggerMessage", {"requested_message": requested_message, **extra}))
+        if requested_message == "MeterValues":
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self.meter(0, step_wh=0, untied=True))
+            )
+            return call_result.TriggerMessage(status="Accepted")
+        return call_result.TriggerMessage(status="NotImplemented")
 
     @on("UnlockConnector")
     async def on_unlock(self, connector_id: int) -> Any:
@@ -160,3 +178,62 @@ async def endpoint_listening(port: int, timeout: float = 5.0) -> None:
                 continue
             writer.close()
             return
+
+
+class NodeCharger:
+    """`node tests/peers/ocpp_rpc_charger.js`: the third-party `ocpp-rpc` client in strict mode as a
+    `type: ocpp` charger. `events` holds what it printed (one dict a line); `call` sends the bridge a
+    call and returns its answer; the process is stopped by its pid on exit."""
+
+    def __init__(self, url: str, identity: str, password: str) -> None:
+        self.args = ["--url", url, "--identity", identity, "--password", password]
+        self.events: list[dict[str, Any]] = []
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Event()
+
+    async def __aenter__(self) -> NodeCharger:
+        self._proc = await asyncio.create_subprocess_exec(
+            "node", "ocpp_rpc_charger.js", *self.args, cwd=PEER_DIR,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20,
+        )  # fmt: skip
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            await stop_process(self._proc, grace_s=3.0)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    async def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        while line := await self._proc.stdout.readline():
+            self.events.append(json.loads(line))
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10
+    ) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                changed = self._changed
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                await changed.wait()
+
+    async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert self._proc is not None and self._proc.stdin is not None
+        command_id = next(self._ids)
+        self._proc.stdin.write(
+            json.dumps({"id": command_id, "method": method, "params": params}).encode() + b"\n"
+        )
+        event = await self.wait_for(lambda e: e.get("id") == command_id and e["event"] in ("result", "error"))
+        assert event["event"] == "result", f"{method}: {event}"
+        result: dict[str, Any] = event["result"]
+        return result

@@ -5,6 +5,7 @@ driven through a session. docs/reporting.md."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,8 @@ import yaml
 from ocpp.v16 import call
 
 from bridge.config import parse_config
+from bridge.diagnostics.redact import redacted_config
+from bridge.log import FRAMES_LOGGER
 from bridge.runtime.snapshot import status_json
 from bridge.status_cli import format_status
 from tests.conftest import make_config, running
@@ -99,16 +102,25 @@ async def test_a_session_is_reported_with_the_ids_each_system_gave(
 
 
 async def test_the_identity_defaults_to_the_charge_points_and_the_password_is_sent(
-    csms: StrictCentralSystem, tmp_path: Path
+    csms: StrictCentralSystem, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, ocpp.frames among them
+    caplog.set_level(logging.DEBUG, logger=FRAMES_LOGGER)
     async with StrictCentralSystem(password="broker-secret") as broker:
         target = {"csms_url": broker.url, "password": "broker-secret"}
-        async with running(make_config(csms.url, tmp_path, report_to=[target])) as daemon:
+        config = make_config(csms.url, tmp_path, report_to=[target])
+        async with running(config) as daemon:
             await broker.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
-            shown = str(daemon.charge_points["CP-1"].snapshot().report_to)
+            shown = json.dumps(status_json(daemon.charge_points["CP-1"].snapshot()))
         broker.assert_clean()
     assert broker.handshakes and all(status == 101 for _, status in broker.handshakes)
-    assert "broker-secret" not in shown
+    raw = yaml.safe_dump({"charge_points": [{"id": "CP-1", "csms_url": csms.url, "report_to": [target]}]})
+    assert "broker-secret" in raw  # the file has it; the archive's copy must not
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert any(r.name == FRAMES_LOGGER for r in caplog.records) and "BootNotification" in logged
+    assert broker.url in shown  # the target is shown, its password not
+    for text in (logged, shown, redacted_config(raw)):
+        assert "broker-secret" not in text
 
 
 def test_ocpp_bridge_status_has_a_line_per_target() -> None:

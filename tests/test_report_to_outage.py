@@ -1,4 +1,5 @@
-"""A reporting target that is down: the primary is not delayed, and the target's backlog arrives in order
+"""A reporting target that is down, or silent after its boot: the primary is not delayed (compared
+with a run without a target), and the target's backlog arrives in order
 when it returns, in the same run (a target that swallows connections and never answers) and after a
 kill -9 of the daemon (a real `bridge.cli run` process). docs/reporting.md, "Outages"."""
 
@@ -115,6 +116,50 @@ async def test_a_hanging_target_delays_nothing_and_gets_its_backlog_in_order(
     samples = arrivals(csms, "CP-1", "MeterValues")
     assert max(b - a for a, b in itertools.pairwise(samples)) < 2.0
     assert_backlog(transaction_messages(csms, "CP-1"), reported, BROKER_FIRST_ID + 1)
+
+
+async def primary_timings(csms: StrictCentralSystem, daemon: Any, since: float) -> tuple[float, float]:
+    """One transaction of three samples: how long the primary's StartTransaction took after the tap,
+    and the longest gap between its samples (the arrivals after `since`, monotonic seconds)."""
+    sim = sim_of(daemon)
+    sim.plug()
+    tapped = time.monotonic()
+    sim.tap("TAG-1")
+    before = len(arrivals(csms, "CP-1", "MeterValues"))
+    await csms.wait_until(lambda: [a for a in arrivals(csms, "CP-1", "StartTransaction") if a > since],
+                          what="the StartTransaction")  # fmt: skip
+    await csms.wait_until(lambda: len(arrivals(csms, "CP-1", "MeterValues")) >= before + 3, what="samples")
+    started = next(a for a in arrivals(csms, "CP-1", "StartTransaction") if a > since) - tapped
+    samples = [a for a in arrivals(csms, "CP-1", "MeterValues") if a > since]
+    sim.unplug()
+    return started, max(b - a for a, b in itertools.pairwise(samples))
+
+
+async def test_a_target_silent_after_its_boot_costs_the_primary_nothing(
+    csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    ocpp = {"MeterValueSampleInterval": 1}
+    since = time.monotonic()
+    async with running(make_config(csms.url, tmp_path / "alone", ocpp=ocpp)) as daemon:
+        await ready(csms)
+        alone = await primary_timings(csms, daemon, since)
+    async with StrictCentralSystem() as broker:
+        # It accepts the boot, then answers no CALL while the test lasts (each answer would come
+        # after 6 s, past the MessageTimeout of 5 s; longer would hold the broker's stop).
+        broker.answer_delay.update(StatusNotification=6.0, StartTransaction=6.0)
+        told = len(csms.calls("CP-1", "StatusNotification"))
+        config = make_config(csms.url, tmp_path / "reported", ocpp=ocpp,
+                             report_to=[{"csms_url": broker.url, "id": BROKER_ID}])  # fmt: skip
+        since = time.monotonic()
+        async with running(config) as daemon:
+            await csms.wait_for_call("CP-1", "StatusNotification", count=told + 2)  # connectors 0 and 1
+            await broker.wait_for_call(BROKER_ID, "StatusNotification")  # booted: now silent
+            reported = await primary_timings(csms, daemon, since)
+            assert daemon.charge_points["CP-1"].snapshot().report_to[0]["accepted"] is True
+    # The primary's start and samples leave as they do without a target (timer slack allowed).
+    assert reported[0] < alone[0] + 0.5, (alone, reported)
+    assert reported[1] < alone[1] + 0.5, (alone, reported)
+    assert reported[1] < 2.0
 
 
 @contextlib.asynccontextmanager

@@ -18,6 +18,7 @@ from ocpp.v16 import call
 from bridge.clock import parse_iso
 from bridge.config import parse_config
 from bridge.store import Store
+from bridge.store.reporting import target_key
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.flow import charging, sim_of
@@ -166,3 +167,24 @@ async def test_a_targets_link_logs_under_its_own_name_not_the_charge_points(
     assert sorted(m.split(": connected to ")[0] for m in connected) == sorted(["CP-1", name])
     assert [m for m in connected if m.startswith(f"{name}: ")] == [f"{name}: connected to {broker.url}"]
     assert sorted(m.split(": BootNotification")[0] for m in booted) == sorted(["CP-1", name])
+
+
+async def test_a_queue_left_by_a_target_no_longer_configured_is_named_at_start(
+    csms: StrictCentralSystem, broker: StrictCentralSystem, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = target_key("CP-1", "OLD-ID", broker.url)  # the same broker under the id it had before
+    store = Store.open(tmp_path / "state")
+    for n in range(2):
+        store.queue_report(old, "MeterValues", 9, "{}", f"old-{n}", "2026-01-01T00:00:00.000Z")
+    store.close()
+    caplog.set_level(logging.WARNING, logger="bridge.reporting")
+    config = make_config(csms.url, tmp_path, report_to=[{"csms_url": broker.url, "id": BROKER_ID}])
+    async with running(config) as daemon:
+        await broker.wait_for_call(BROKER_ID, "StatusNotification", lambda p: p["connectorId"] == 1)
+        left = await daemon.store.run(daemon.store.outbox, old)
+    warned = [r.getMessage() for r in caplog.records if "no longer configured" in r.getMessage()]
+    assert warned == [
+        f"CP-1: 2 messages queued for a reporting target no longer configured ({old}) stay in the store"
+        " unread; listed again with the same URL and id, it gets them"
+    ]
+    assert len(left) == 2 and "MeterValues" not in broker.actions(BROKER_ID)

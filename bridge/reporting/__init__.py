@@ -55,6 +55,7 @@ class Reporting:
         ]
         messages.copies.extend(link.messages for link in self.links)
         self._cp_id = cfg.id
+        self._store = store
         self._file_allows_all = cfg.ocpp.get("AllowOfflineTxForUnknownId", "").lower() == "true"
         self._configuration: Configuration | None = None  # the primary's, in force (statuses())
 
@@ -64,6 +65,14 @@ class Reporting:
             queued = await link.messages.restore()
             if queued:
                 log.info("%s: %d messages from the last run are queued again", link.name, queued)
+        # A target removed from the file (or its URL or id changed) leaves its queue unread: say so.
+        kept = await self._store.run(self._store.report_queues, self._cp_id)
+        configured = {link.messages.key for link in self.links}
+        for key, count in sorted(kept.items()):
+            if key not in configured:
+                log.warning("%s: %d messages queued for a reporting target no longer configured (%s) stay in"
+                            " the store unread; listed again with the same URL and id, it gets them",
+                            self._cp_id, count, key)  # fmt: skip
 
     def statuses(self, cp_id: str, connector_ids: Iterable[int], current: Callable[[int], StatusReport],
                  session: Session, configuration: Configuration, clock: Clock) -> StatusReporter:  # fmt: skip

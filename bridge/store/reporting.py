@@ -32,6 +32,17 @@ class ReportingTables(OutboxTables):
         """A copy of a transaction message for `target`'s queue (within `terms.bound` for MeterValues)."""
         return self._outbox_write(True, target, [], terms, (action, tx, payload, unique_id, created_at))
 
+    def report_queues(self, cp_id: str) -> dict[str, int]:
+        """Every target queue of charge point `cp_id` in the store (configured or not), by key: how
+        many messages it holds."""
+        prefix = target_key(cp_id, "", "")[:-1]  # "<cp> > "
+        rows = self._db.execute(
+            "SELECT charge_point, COUNT(*) FROM outbox WHERE substr(charge_point, 1, ?) = ?"
+            " GROUP BY charge_point",
+            (len(prefix), prefix),
+        )
+        return {str(key): int(count) for key, count in rows}
+
     def report_ids(self, target: str) -> dict[int, int]:
         """The transaction ids `target` gave, by local transaction id."""
         rows = self._db.execute("SELECT tx, cs_id FROM report_tx_ids WHERE target = ?", (target,))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from adapters.chargers.ocpp_device import OcppDeviceCharger
+from adapters.chargers.ocpp_device_options import OcppDeviceOptions
+from adapters.transports.pool import Transports
 from bridge.daemon import Daemon
+from bridge.probe import probe_connector
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.ocpp_charger import endpoint_listening, ocpp_charger
@@ -140,3 +144,33 @@ async def test_a_wrong_password_is_refused_with_401(csms: StrictCentralSystem, t
             async with connect(f"ws://127.0.0.1:{port}/ocpp/NOBODY", subprotocols=["ocpp1.6"]):  # type: ignore[list-item]
                 pass
         assert unknown.value.response.status_code == 404
+
+
+async def test_probe_waits_for_the_charger_and_lists_its_deviations() -> None:
+    """`probe` (no listener: the bridge does not operate it) waits for the charger to connect; the
+    driver's probe_lines name what it did wrong (here a Heartbeat before its BootNotification)."""
+    port = free_port()
+    options = OcppDeviceOptions(listen=f"127.0.0.1:{port}", identity=WALLBOX, password=PASSWORD)
+    pool = Transports()
+    driver = OcppDeviceCharger(options, pool)
+
+    async def charger() -> None:
+        early = call.Heartbeat()
+        async with ocpp_charger(
+            f"ws://127.0.0.1:{port}/ocpp", WALLBOX, PASSWORD, before_boot=early
+        ) as wallbox:
+            # The probe reads and closes the link once it is told, maybe before this answer is sent.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wallbox.status("Preparing"), 0.5)
+
+    try:
+        plugged_in = asyncio.create_task(charger())
+        verdict = await probe_connector(driver, timeout_s=10)
+        await plugged_in
+    finally:
+        await pool.close()
+    assert verdict.ok, verdict.lines
+    assert verdict.lines[0].startswith("plugged: yes")
+    lines = driver.probe_lines()
+    assert lines[0] == "connected: no; booted: True"  # closed by the probe
+    assert len(lines) == 2 and lines[1].endswith("Heartbeat before its BootNotification on this connection")

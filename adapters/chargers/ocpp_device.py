@@ -61,6 +61,7 @@ from adapters.transports.pool import Transports
 
 log = logging.getLogger("adapters.ocpp_device")
 
+PROBE_WAIT_S = 15.0  # `probe` (no listener) waits this long for the charger to connect and boot
 PROFILE_ID = 1  # the one TxDefaultProfile the bridge keeps on the charger's connector
 
 FAULT_KINDS = {
@@ -91,6 +92,8 @@ class OcppDeviceCharger(Charger):
         self._link: ChargerLink | None = None
         self._current_a: float | None = None  # the bridge's last set-point, sent again on reconnect
         self._last_tag: str | None = None
+        self._up = asyncio.Event()  # connected and booted
+        self._heard = asyncio.Event()  # a StatusNotification of its connector came
         # Local transaction ids: from the clock, so that a restarted bridge gives no id twice.
         self._ids = itertools.count(int(time.time()) % 1_000_000_000)
 
@@ -164,6 +167,7 @@ class OcppDeviceCharger(Charger):
         finally:
             if self._link is link:
                 self._link = None
+                self._up.clear()
             log.info("%s disconnected", self.description)
             self._changed()
 
@@ -173,6 +177,7 @@ class OcppDeviceCharger(Charger):
         may have restarted). A charger that refuses the TriggerMessage is known by its first
         MeterValues or StartTransaction."""
         await link.boot_seen.wait()
+        self._up.set()
         if self.state.energy_wh is None:
             with contextlib.suppress(DeviceRefused, DeviceUnreachable):
                 await self._call(
@@ -185,6 +190,8 @@ class OcppDeviceCharger(Charger):
                 await self._send_profile(self._current_a)
 
     def _changed(self) -> None:
+        if self.state.status is not None:
+            self._heard.set()
         self._emit(StateChanged())
 
     def _tag(self, id_tag: str) -> None:
@@ -193,6 +200,12 @@ class OcppDeviceCharger(Charger):
 
     async def read(self) -> ChargerReading:
         s = self.state
+        if self._listener is None and not self._up.is_set():
+            # `probe`: the bridge does not operate the charger (no listener); it may connect in a moment.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PROBE_WAIT_S):
+                    await self._up.wait()
+                    await self._heard.wait()
         if self._link is None or not self._link.booted:
             raise DeviceUnreachable(f"{self.description} is not connected to the bridge's endpoint")
         _, ev_requesting, energy_allowed = STATUS_READING.get(s.status or "", (None, False, False))

@@ -31,7 +31,7 @@ def iso(moment: datetime | None = None) -> str:
 
 class FakeWallbox(ChargePoint):  # type: ignore[misc]
     def __init__(self, identity: str, connection: ClientConnection) -> None:
-        super().__init__(identity, connection, response_timeout=5)
+        super().__init__(identity, connection, response_timeout=3)
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.transaction_id: int | None = None
         self.energy_wh = 1000

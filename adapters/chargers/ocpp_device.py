@@ -15,18 +15,24 @@ contract and the bridge's commands into calls to it:
   (`reports_changes`): the bridge reads it then, not by polling.
 - cards: its Authorize is a TagPresented; the answer waits (at most `card_wait_s`) for the bridge to
   switch energy on, which it does once its own upstream transaction stands, so the charger's answer is
-  the bridge's decision: Accepted, or Invalid when none came. The charger then starts its own
-  transaction, answered with an id local to this link (the bridge's upstream transaction is the
-  bridge's own, with the central system's id).
+  the bridge's decision: Accepted, or Invalid when none came. Why wait rather than answer Accepted at
+  once: the charger would start energy before the bridge's transaction is stored and authorised (no
+  energy without a transaction), and show a card the central system refuses as accepted. The charger
+  then starts its own transaction, answered with an id local to this link (the bridge's upstream
+  transaction is the bridge's own, with the central system's id). Its register is asked for after its
+  boot (TriggerMessage MeterValues), since the bridge's StartTransaction, and so its meterStart, comes
+  before the charger's.
 - energy: on is RemoteStartTransaction (the last card presented, else `id_tag`) unless the charger's
-  transaction already runs (its own start after an Authorize); off is RemoteStopTransaction of its
-  transaction. A start the bridge did not ask for is answered Invalid, so the charger ends it.
+  transaction already runs or a card's Authorize is waiting (its answer lets the charger start on its
+  own); off is RemoteStopTransaction of its transaction, or of a stray one it reports. A start the
+  bridge did not ask for is answered Invalid, so the charger ends it.
 - current: SetChargingProfile, a TxDefaultProfile in A on its connector (sent again when it reconnects).
 - unlock: UnlockConnector.
 
 What the charger does that OCPP does not allow is recorded (`deviations`, the newest DEVIATIONS_KEPT)
 and never passed on: the bridge's own upstream messages are made from readings, as for any device.
-`probe_lines()` lists them for `probe`; the status page does not show them yet.
+`probe_lines()` lists them for `probe` (bridge/probe.py does not ask for them yet); the status page
+does not show them yet.
 """
 
 from __future__ import annotations

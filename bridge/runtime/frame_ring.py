@@ -2,9 +2,10 @@
 
 The session's endpoint hands every frame to `FrameRing.add` (bridge/ocpp/ports.py FrameSink) on the
 event loop. Adding costs O(1) and never blocks: the text is masked as the frame log masks it
-(bridge.log.redact_frame), its head (type, message id, action) read by one regex, and the frame kept
-in a deque bounded by count and by bytes of text. The JSON object a client sees is built only when
-one asks (`frame_json`), so a ring nobody reads costs no parsing.
+(bridge.log.redact_frame; a frame over MAX_FRAME_CHARS is kept as a note, never unmasked), its head
+(type, message id, action) read by one regex, and the frame kept in a deque bounded by count and by
+bytes of text. The JSON object a client sees is built only when one asks (`frame_json`), so a ring
+nobody reads costs no parsing.
 
 Live readers subscribe: each gets a bounded queue of its own; one that falls behind by more than
 `max_waiting` frames is dropped (`Subscription.dropped`) rather than buffered without bound.
@@ -31,6 +32,7 @@ TOTAL_BYTES = 16 * MAX_BYTES
 MIN_FRAMES, MIN_BYTES = 4, 4096
 MAX_WAITING = 256  # frames queued for one live reader before it is dropped
 MAX_SUBSCRIBERS = 16
+MAX_FRAME_CHARS = 64 * 1024  # a longer frame is kept as its head and a note: masking it costs the loop
 _OPEN_CALLS = 64  # CALLs whose answer is awaited, remembered to name a CALLRESULT's action
 
 _TYPES = {"2": "CALL", "3": "CALLRESULT", "4": "CALLERROR"}
@@ -129,8 +131,12 @@ class FrameRing:
 
     def add(self, direction: str, text: str) -> None:
         """A frame crossed the wire (the session's FrameSink): kept, masked, and given to live readers."""
-        text = redact_frame(text)
-        head = _HEAD.match(text)
+        if len(text) > MAX_FRAME_CHARS:  # its head still names it; its text is never shown
+            head = _HEAD.match(text)
+            text = f"<frame of {len(text)} characters not kept: the live log keeps up to {MAX_FRAME_CHARS}>"
+        else:
+            text = redact_frame(text)
+            head = _HEAD.match(text)
         kind = ident = action = None
         if head is not None:
             kind, ident, third = _TYPES[head[1]], head[2], head[3]

@@ -136,14 +136,17 @@ class OcppDeviceCharger(Charger):
         return f"OCPP charger {self.options.identity}"
 
     async def start(self) -> None:
-        self._server.register(self.options.identity, self.options.password, self._run_link)
+        try:
+            self._server.register(self.options.identity, self.options.password, self._run_link)
+        except ValueError as exc:
+            raise DeviceRefused(str(exc)) from exc
         try:
             await self._server.open()
         except OSError as exc:
             raise DeviceRefused(f"cannot listen on {self.options.listen}: {exc.strerror or exc}") from exc
 
     async def close(self) -> None:
-        self._server.unregister(self.options.identity)
+        self._server.unregister(self.options.identity, self._run_link)
         link, self._link = self._link, None
         if link is not None:
             await link.connection.close(1001, "the bridge stops")

@@ -15,6 +15,7 @@ first (a charger that rebooted without closing its socket), as OCPP-J expects of
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -57,6 +58,7 @@ class OcppServer:
         self._server: Server | None = None
         self._chargers: dict[str, _Registration] = {}
         self._current: dict[str, ServerConnection] = {}
+        self._opening = asyncio.Lock()  # drivers start side by side; one binds
 
     @property
     def bound_port(self) -> int:
@@ -66,16 +68,25 @@ class OcppServer:
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
     def register(self, identity: str, password: str, on_connection: OnConnection) -> None:
-        """The charger `identity` may connect with `password`; its connections run `on_connection`."""
+        """The charger `identity` may connect with `password`; its connections run `on_connection`.
+        ValueError when another driver registered the same identity (two connectors naming one)."""
+        known = self._chargers.get(identity)
+        if known is not None and known.on_connection != on_connection:
+            raise ValueError(f"another connector already uses identity {identity!r} on this endpoint")
         self._chargers[identity] = _Registration(password, on_connection)
 
-    def unregister(self, identity: str) -> None:
-        self._chargers.pop(identity, None)
+    def unregister(self, identity: str, on_connection: OnConnection) -> None:
+        known = self._chargers.get(identity)
+        if known is not None and known.on_connection == on_connection:
+            del self._chargers[identity]
 
     async def open(self) -> None:
         """Listens once; OSError (the port is taken, no permission) to the caller."""
-        if self._server is not None:
-            return
+        async with self._opening:
+            if self._server is None:
+                await self._listen()
+
+    async def _listen(self) -> None:
         self._server = await serve(
             self._serve,
             self.host,

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import socket
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from ocpp.v16 import call
 
 import bridge.api.frames as frames_api
+from bridge.runtime.frame_ring import MAX_SUBSCRIBERS
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.api_page import TOKEN, with_api
@@ -33,7 +35,8 @@ async def _events(content: aiohttp.StreamReader, until: Any, timeout: float = 5.
             if line == "":
                 if fields.get("event") == "frame":
                     frame = json.loads(fields["data"])
-                    assert fields["id"] == str(frame["seq"])
+                    epoch, _, seq = fields["id"].partition(":")
+                    assert len(epoch) == 8 and seq == str(frame["seq"])
                     frames.append(frame)
                 fields = {}
             elif not line.startswith(":"):
@@ -147,3 +150,65 @@ async def test_an_idle_stream_gets_keepalives(
                 while lines.count(b": keepalive\n") < 2:
                     lines.append(await stream.content.readline())
     assert b"event: frame\n" in lines  # the ring first, then nothing new: keepalives
+
+
+async def test_a_stream_resumed_from_another_run_or_a_later_seq_starts_over(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    """After a restart seq starts at 1 again: an EventSource resuming with the old run's id, or a
+    seq the ring has not reached, gets the ring from its start, not silence."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/v1/charge_points/CP-1/frames/stream"
+    async with running(with_api(make_config(csms.url, tmp_path), port)), aiohttp.ClientSession() as http:
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        async with http.get(url, headers=BEARER) as stream:
+            first = await _events(stream.content, lambda fs: len(fs) >= 2)
+        async with http.get(url, headers={"Last-Event-ID": "0badc0de:1", **BEARER}) as other_run:
+            assert [f["seq"] for f in await _events(other_run.content, lambda fs: len(fs) >= 2)] == [1, 2]
+        async with http.get(f"{url}?since=99999", headers=BEARER) as later:
+            assert [f["seq"] for f in await _events(later.content, lambda fs: len(fs) >= 2)] == [1, 2]
+        async with http.get(url, headers={"Last-Event-ID": "x:y", **BEARER}) as bad:
+            assert bad.status == 400
+    assert [f["seq"] for f in first] == [1, 2]
+
+
+async def test_readers_that_stop_reading_lose_their_slot(
+    csms: StrictCentralSystem, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAX_SUBSCRIBERS clients that open the stream and never read: once the frames fill their
+    connections, each write times out, the connection is closed and the slot freed for a reader."""
+    monkeypatch.setattr(frames_api, "WRITE_TIMEOUT_S", 0.3)  # 20 s in service
+    port = free_port()
+    path = "/api/v1/charge_points/CP-1/frames/stream"
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+    stalled: list[socket.socket] = []
+    try:
+        async with (
+            running(with_api(make_config(csms.url, tmp_path), port)),
+            aiohttp.ClientSession() as http,
+        ):
+            await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+            for _ in range(MAX_SUBSCRIBERS):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a few frames
+                stalled.append(sock)
+                sock.connect(("127.0.0.1", port))
+                sock.sendall(request)
+            url = f"http://127.0.0.1:{port}{path}"
+            async with asyncio.timeout(5):
+                while True:  # every slot taken by the stalled readers
+                    async with http.get(url, headers=BEARER) as r:
+                        if r.status == 503:
+                            break
+                    await asyncio.sleep(0.05)
+            for _ in range(100):  # ~6 MB for each stalled reader: more than its socket buffers hold
+                await csms.call("CP-1", call.DataTransfer(vendor_id="x", data="d" * 60_000))
+            async with asyncio.timeout(5):  # a stalled reader's write timed out: its slot is free
+                while True:
+                    async with http.get(url, headers=BEARER) as r:
+                        if r.status == 200:
+                            break
+                    await asyncio.sleep(0.1)
+    finally:
+        for sock in stalled:
+            sock.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -54,13 +55,16 @@ class Frame:
 class Subscription:
     """One live reader's queue: `frames()` after `wait()`; `dropped` once it fell too far behind."""
 
-    __slots__ = ("_max", "_queue", "dropped", "flag")
+    __slots__ = ("_max", "_queue", "dropped", "flag", "on_dropped")
 
     def __init__(self, max_waiting: int) -> None:
         self._queue: deque[Frame] = deque()
         self._max = max_waiting
         self.dropped = False
         self.flag = Flag()
+        # Called once when the reader falls too far behind: its stream closes its connection, since
+        # a reader that stopped reading leaves its writer blocked, never seeing `dropped`.
+        self.on_dropped: Callable[[], None] | None = None
 
     def push(self, frame: Frame) -> None:
         if self.dropped:
@@ -68,6 +72,8 @@ class Subscription:
         if len(self._queue) >= self._max:
             self.dropped = True
             self._queue.clear()
+            if self.on_dropped is not None:
+                self.on_dropped()
         else:
             self._queue.append(frame)
         self.flag.set()
@@ -107,6 +113,9 @@ class FrameRing:
         self._bytes = 0
         self._now = now
         self._seq = 0
+        # Names this ring's run in the stream's event ids (`<epoch>:<seq>`): after a restart seq
+        # starts at 1 again, and a reader that resumes from an old id must start over, not wait.
+        self.epoch = secrets.token_hex(4)
         self._open_calls: dict[str, str] = {}
         self._subscribers: set[Subscription] = set()
         self._max_waiting = max_waiting
@@ -163,7 +172,9 @@ class FrameRing:
         return frames if limit is None else frames[-limit:] if limit > 0 else []
 
     def subscribe(self) -> Subscription | None:
-        """A live reader's queue (from the next frame on); None when MAX_SUBSCRIBERS already read."""
+        """A live reader's queue (from the next frame on); None when MAX_SUBSCRIBERS already read.
+        Dropped readers are not counted: their streams are ending."""
+        self._subscribers = {s for s in self._subscribers if not s.dropped}
         if len(self._subscribers) >= MAX_SUBSCRIBERS:
             return None
         subscription = Subscription(self._max_waiting)

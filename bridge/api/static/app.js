@@ -10,7 +10,7 @@
   const enc = encodeURIComponent;
   const state = {
     csrf: null, loginRequired: false, cps: new Map(), cpIds: "", statusTimer: 0,
-    es: null, logCp: null, lastSeq: 0, paused: false, held: [], pending: [], actions: new Set(),
+    es: null, logCp: null, lastSeq: 0, epoch: "", paused: false, held: [], pending: [], actions: new Set(),
     noReadings: false, probes: new Map(),
   };
 
@@ -87,6 +87,7 @@
     $("#login").hidden = true;
     $("#app").hidden = false;
     $("#logout").hidden = !state.loginRequired;
+    if (state.logCp && !state.es) connectLog(); // closed by showLogin: the list may not change again
     pollStatus(first);
   }
 
@@ -355,6 +356,9 @@
   function onFrame(ev) {
     let f;
     try { f = JSON.parse(ev.data); } catch (e) { return; }
+    // Event ids are `<epoch>:<seq>`: another epoch is a restarted bridge, whose seq starts at 1 again.
+    const epoch = String(ev.lastEventId || "").split(":")[0];
+    if (epoch !== state.epoch) { state.epoch = epoch; state.lastSeq = 0; }
     if (typeof f.seq === "number") {
       if (f.seq <= state.lastSeq) return; // a reconnect may replay what we have
       state.lastSeq = f.seq;

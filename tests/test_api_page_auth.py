@@ -32,6 +32,10 @@ async def test_login_is_required_and_a_wrong_token_is_refused(
             assert (r.status, await r.json()) == (401, {"error": "wrong token"})
             assert "Set-Cookie" not in r.headers
         async with http.post(f"{base}/api/v1/login", data="not json") as r:
+            assert r.status == 415  # text/plain
+        async with http.post(
+            f"{base}/api/v1/login", data="not json", headers={"Content-Type": "application/json"}
+        ) as r:
             assert r.status == 400
         async with http.post(f"{base}/api/v1/login", json={"token": TOKEN}) as r:
             assert r.status == 200
@@ -128,3 +132,41 @@ async def test_the_cookie_path_follows_the_proxys_prefix(csms: StrictCentralSyst
         async with http.post(f"{base}/api/v1/login", json={"token": TOKEN}, headers=headers) as r:
             cookie = r.headers["Set-Cookie"]
         assert "Path=/bridge/" in cookie and "Secure" in cookie
+
+
+async def test_the_browsers_fetch_site_and_a_json_body_are_required(
+    csms: StrictCentralSystem, tmp_path: Any
+) -> None:
+    """Sec-Fetch-Site from another site (or another origin of this one) is refused for every method,
+    Bearer token or not; a POST body must be application/json (a form cannot send it)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    sim = f"{base}/api/v1/charge_points/CP-1/connectors/1/sim"
+    async with running(with_api(make_config(csms.url, tmp_path), port, token=None)), cookie_session() as http:
+        for site in ("cross-site", "same-site"):
+            async with http.get(f"{base}/api/v1/status", headers={"Sec-Fetch-Site": site}) as r:
+                assert (r.status, await r.json()) == (
+                    403,
+                    {"error": "cross-site request refused (Sec-Fetch-Site)"},
+                )
+            async with http.post(sim, json={"action": "unplug"}, headers={"Sec-Fetch-Site": site}) as r:
+                assert r.status == 403, site
+            async with http.get(
+                f"{base}/api/v1/status", headers={"Sec-Fetch-Site": site, "Authorization": f"Bearer {TOKEN}"}
+            ) as r:
+                assert r.status == 403, site
+        for site in ("same-origin", "none"):
+            async with http.get(f"{base}/api/v1/status", headers={"Sec-Fetch-Site": site}) as r:
+                assert r.status == 200, site
+        link = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+        async with http.get(f"{base}/", headers=link) as r:
+            assert r.status == 200  # a link followed to the page itself
+        async with http.get(f"{base}/api/v1/status", headers=link) as r:
+            assert r.status == 403
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+            async with http.post(
+                sim, data='{"action":"unplug"}', headers={"Content-Type": content_type}
+            ) as r:
+                assert r.status == 415, content_type
+        async with http.post(sim, json={"action": "unplug"}) as r:
+            assert r.status == 200

@@ -115,6 +115,17 @@ def test_readings_ring_keeps_one_point_per_5_s_for_10_minutes() -> None:
         ReadingsRing(every_s=0)
 
 
+def test_the_readings_ring_keeps_jittered_reads_and_follows_the_clock_back() -> None:
+    ring = ReadingsRing()
+    jittered = [1_002.5 + 5 * n + (0.2 if n % 2 else -0.2) for n in range(1, 21)]  # every 5 s ± 0.2
+    for at in jittered:
+        ring.add(at, power_w=1.0, energy_wh=2.0)
+    assert [p.at for p in ring.points(now=1_101.0)] == jittered  # not one in two
+    ring.add(500.0, power_w=3.0, energy_wh=4.0)  # the clock stepped back 10 minutes
+    ring.add(505.0, power_w=5.0, energy_wh=6.0)
+    assert ring.points(now=506.0) == [(500.0, 3.0, 4.0), (505.0, 5.0, 6.0)]
+
+
 def test_login_sessions_expire_when_idle_and_are_bounded() -> None:
     now = [0.0]
     sessions = Sessions(now=lambda: now[0])

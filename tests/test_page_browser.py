@@ -88,6 +88,10 @@ async def test_the_overview_follows_a_session_and_the_live_log_shows_its_frames_
         await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Preparing")
         assert await _text_within(page, f"{CONNECTOR} .conn-status", "Preparing", UPDATE_S) < UPDATE_S
         await page.fill(f"{CONNECTOR} input[name=id_tag]", "TAG-42")
+        await page.evaluate("window.notReloaded = true")
+        await page.press(f"{CONNECTOR} input[name=id_tag]", "Enter")  # submits no form: no reload
+        await asyncio.sleep(0.3)
+        assert await page.evaluate("window.notReloaded === true") and "id_tag" not in page.url
         await page.click(f"{CONNECTOR} [data-act=tap]")
         start = await csms.wait_for_call("CP-1", "StartTransaction")
         assert start["idTag"] == "TAG-42"

@@ -40,10 +40,19 @@ class ReadingsRing:
         self._next = 0  # once full: the oldest point, overwritten by the next
 
     def add(self, at: float, power_w: float | None, energy_wh: float | None) -> None:
-        """A reading taken at `at` (epoch seconds); dropped when the last point is under `every_s` old."""
+        """A reading taken at `at` (epoch seconds): the first of its `every_s` slot (at // every_s)
+        is kept. A slot, not "every_s after the last point": reads every 5 s with jitter would keep
+        only every other one. A reading before the last point (the clock stepped back) starts over."""
         count = len(self._at)
-        if count and at - self._at[(self._next - 1) % count] < self._every_s:
-            return
+        if count:
+            last = self._at[(self._next - 1) % count] // self._every_s
+            slot = at // self._every_s
+            if slot == last:
+                return
+            if slot < last:  # the clock stepped back: the points kept are in its future now
+                self._at, self._power, self._energy = array("d"), array("d"), array("d")
+                self._next = 0
+                count = 0
         if count < self._size:
             self._at.append(at)
             self._power.append(_stored(power_w))

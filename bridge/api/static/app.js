@@ -180,6 +180,7 @@
     };
     const tag = v.sim.querySelector("input");
     tag.id = `tag-${cpId}-${n}`;
+    v.sim.addEventListener("submit", (ev) => ev.preventDefault()); // Enter in the tag: no page reload
     for (const b of v.sim.querySelectorAll("button")) {
       b.setAttribute("aria-label", `${b.textContent} (connector ${n})`);
       b.addEventListener("click", () => simAction(v, b, b.dataset.act, tag.value.trim()));
@@ -309,10 +310,12 @@
   };
   function show(value) {
     if (value && typeof value === "object" && !Array.isArray(value) && "status" in value) return String(value.status);
-    if (Array.isArray(value) && value.length && value[0] && value[0].sampledValue) {
+    if (Array.isArray(value) && value.length && value[value.length - 1]) {
       const sv = value[value.length - 1].sampledValue;
-      const e = sv.find((s) => !s.measurand || s.measurand === "Energy.Active.Import.Register") || sv[0];
-      return `${e.value} ${e.unit || "Wh"}`;
+      if (Array.isArray(sv) && sv.length) { // a device's odd meterValue falls through to its JSON
+        const e = sv.find((s) => s && (!s.measurand || s.measurand === "Energy.Active.Import.Register")) || sv[0];
+        if (e && typeof e === "object") return `${e.value} ${e.unit || "Wh"}`;
+      }
     }
     const s = typeof value === "string" ? value : JSON.stringify(value);
     return s.length > 60 ? s.slice(0, 59) + "…" : s;
@@ -348,7 +351,7 @@
     const box = $("#log .scroll");
     const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
     const body = $("#log-table tbody");
-    body.append(...frames.map(frameRow));
+    body.append(...frames.map(safeRow));
     while (body.rows.length > MAX_ROWS) body.deleteRow(0);
     if (atBottom) box.scrollTop = box.scrollHeight;
   }
@@ -376,12 +379,21 @@
     } else {
       // Frames come in bursts (the ring's replay on connecting): one DOM update per animation frame.
       state.pending.push(f);
+      // A hidden tab runs no animation frames: keep only what the table would show.
+      if (state.pending.length > MAX_ROWS) state.pending.splice(0, state.pending.length - MAX_ROWS);
       if (state.pending.length === 1) requestAnimationFrame(flushRows);
     }
   }
   function flushRows() {
     const frames = state.pending.splice(0);
     addRows(frames.slice(-MAX_ROWS));
+  }
+  function safeRow(f) {
+    try { return frameRow(f); } catch (e) { // one odd frame must not blank the batch
+      const tr = el("tr");
+      tr.append(el("td", `(frame ${f.seq}: the page cannot show it; see the download)`));
+      return tr;
+    }
   }
   function openLog(cp) {
     if (state.es) state.es.close();

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import aiohttp
+import pytest
 
+import bridge.api.auth as auth_module
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.api_page import TOKEN, cookie_session, login, with_api
@@ -170,3 +174,27 @@ async def test_the_browsers_fetch_site_and_a_json_body_are_required(
                 assert r.status == 415, content_type
         async with http.post(sim, json={"action": "unplug"}) as r:
             assert r.status == 200
+
+
+async def test_wrong_tokens_sent_in_parallel_wait_in_line(
+    csms: StrictCentralSystem, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each wrong token, at the login or as a Bearer, costs WRONG_TOKEN_DELAY_S, one after another
+    daemon-wide: 5 guesses sent at once take 5 delays, not one."""
+    monkeypatch.setattr(auth_module, "WRONG_TOKEN_DELAY_S", 0.1)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with running(with_api(make_config(csms.url, tmp_path), port)), aiohttp.ClientSession() as http:
+
+        async def guess_login(n: int) -> int:
+            async with http.post(f"{base}/api/v1/login", json={"token": f"guess-{n}"}) as r:
+                return r.status
+
+        async def guess_bearer(n: int) -> int:
+            async with http.get(f"{base}/api/v1/status", headers={"Authorization": f"Bearer guess-{n}"}) as r:
+                return r.status
+
+        for guess in (guess_login, guess_bearer):
+            started = time.monotonic()
+            assert await asyncio.gather(*(guess(n) for n in range(5))) == [401] * 5
+            assert time.monotonic() - started >= 0.5, guess.__name__

@@ -18,7 +18,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -28,7 +28,7 @@ from bridge import __version__
 COOKIE = "ocpp_bridge_session"
 IDLE_S = 12 * 3600.0  # a session unused this long is forgotten
 MAX_SESSIONS = 64  # beyond it the least recently used one goes
-WRONG_TOKEN_DELAY_S = 0.2  # a guess costs time
+WRONG_TOKEN_DELAY_S = 0.2  # a guess costs time: one at a time, daemon-wide (Auth.wrong_token)
 _OPEN = {("GET", "/"), ("GET", "/api/v1/session"), ("POST", "/api/v1/login"), ("HEAD", "/")}
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -84,6 +84,13 @@ class Auth:
     token: str | None
     sessions: Sessions
     open_csrf: str  # without a token: the CSRF token the page is given (it sends it all the same)
+    # Held through each wrong token's delay, login or Bearer alike: guesses sent in parallel wait in
+    # line, so they cost WRONG_TOKEN_DELAY_S each, not once for the lot.
+    guesses: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def wrong_token(self) -> None:
+        async with self.guesses:
+            await asyncio.sleep(WRONG_TOKEN_DELAY_S)
 
     def bearer_ok(self, request: web.Request) -> bool:
         given = request.headers.get("Authorization", "")
@@ -162,6 +169,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _refused(415, "the body must be JSON (Content-Type: application/json)")
     if auth.bearer_ok(request):
         return await handler(request)  # a tool's token: no CSRF (a browser never adds this header)
+    if auth.token is not None and "Authorization" in request.headers:
+        await auth.wrong_token()  # a wrong Bearer token is a guess like a wrong login
     if same_origin(request) is False and state_changing:
         return _refused(403, "cross-site request refused")  # a foreign page, token or not
     if auth.token is None:  # open to loopback clients (bridge.config requires loopback)
@@ -210,7 +219,7 @@ async def login(request: web.Request) -> web.Response:
     if auth.token is None:
         return web.json_response({"ok": True, "csrf": auth.open_csrf})
     if not auth.token_ok(body["token"]):
-        await asyncio.sleep(WRONG_TOKEN_DELAY_S)
+        await auth.wrong_token()
         return _refused(401, "wrong token")
     sid, csrf = auth.sessions.open()
     response = web.json_response({"ok": True, "csrf": csrf})

@@ -125,15 +125,25 @@ async def test_the_stream_sends_the_ring_then_each_new_frame(
             assert [f["seq"] for f in await _events(resumed.content, lambda fs: len(fs) >= 1)] == seqs[-1:]
         async with http.get(f"{base}/frames/stream?since=-1", headers=BEARER) as r:
             assert r.status == 400
-        # The daemon's stop ends an open stream at once (not after aiohttp's shutdown timeout, 2 s).
-        stream = await http.get(f"{base}/frames/stream", headers=BEARER)
-        await _events(stream.content, lambda fs: len(fs) >= 1)
-        stopping = time.monotonic()
-    assert time.monotonic() - stopping < 1.5
-    with contextlib.suppress(RuntimeError, aiohttp.ClientPayloadError):  # ended, not left hanging
-        async with asyncio.timeout(1):
-            await stream.content.read()
-    stream.release()
+
+
+async def test_the_daemons_stop_ends_an_open_stream(csms: StrictCentralSystem, tmp_path: Any) -> None:
+    """At once, not after aiohttp's shutdown timeout (2 s). The client's session is opened outside
+    the daemon's run: it must still be open, reading, when the daemon stops."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/v1/charge_points/CP-1/frames/stream"
+    async with aiohttp.ClientSession() as http:
+        async with running(with_api(make_config(csms.url, tmp_path), port)):
+            await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+            stream = await http.get(url, headers=BEARER)
+            await _events(stream.content, lambda fs: len(fs) >= 1)
+            stopping = time.monotonic()
+        assert time.monotonic() - stopping < 1.5
+        with contextlib.suppress(aiohttp.ClientPayloadError):  # ended by the server, not left hanging
+            async with asyncio.timeout(1):
+                await stream.content.read()
+        assert stream.content.at_eof()
+        stream.release()
 
 
 async def test_an_idle_stream_gets_keepalives(

@@ -254,32 +254,43 @@ fetch(%r, {method: "POST", mode: "no-cors", credentials: "include",
 </script>"""
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])  # the same site on another port; another site
-async def test_a_post_from_another_origin_is_refused(page: Any, tmp_path: Any, host: str) -> None:
+@pytest.mark.parametrize(
+    ("host", "with_token"),
+    [("127.0.0.1", True), ("localhost", True), ("localhost", False)],  # same site, other port; another site
+)
+async def test_a_post_from_another_origin_is_refused(
+    page: Any, tmp_path: Any, host: str, with_token: bool
+) -> None:
     port = free_port()
-    token = secrets.token_urlsafe(16)
+    token = secrets.token_urlsafe(16) if with_token else None
     base = f"http://127.0.0.1:{port}/"
     sim = f"{base}api/v1/charge_points/CP-1/connectors/1/sim"
     async with StrictCentralSystem() as csms, running(page_config(csms.url, tmp_path, port, token=token)):
         await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
         await page.goto(base)
-        await page.fill("#token", token)
-        await page.click("#login-form button")
+        if token is not None:
+            await page.fill("#token", token)
+            await page.click("#login-form button")
         await _text_within(page, f"{CONNECTOR} .conn-status", "Available", 5)
 
-        # The same origin without the CSRF header: refused although the cookie is sent.
-        refused = await page.evaluate(
-            """url => fetch(url, {method: "POST", body: '{"action": "plug"}',
-                                  headers: {"Content-Type": "application/json"}}).then(r => r.status)""",
-            sim,
-        )
-        assert refused == 403
+        if token is not None:  # the same origin without the CSRF header: refused although the cookie is sent
+            refused = await page.evaluate(
+                """url => fetch(url, {method: "POST", body: '{"action": "plug"}',
+                                      headers: {"Content-Type": "application/json"}})
+                          .then(async r => [r.status, await r.text()])""",
+                sim,
+            )
+            assert refused == [403, '{"error": "cross-site request refused"}']
 
         async with foreign_site(HOSTILE % sim, host) as hostile:
             other = await page.context.new_page()
             async with other.expect_response(sim) as answer:
                 await other.goto(hostile)
-            assert (await answer.value).status in (401, 403)  # no cookie (another site) or a foreign Origin
+            response = await answer.value
+            # The browser marks it Sec-Fetch-Site same-site (another port of 127.0.0.1) or cross-site:
+            # refused by that mark (403; its body is opaque to the test) before the body's type
+            # (text/plain: 415) or the missing cookie (another site: 401) are looked at, token or not.
+            assert response.status == 403
             await other.close()
         await asyncio.sleep(0.3)  # what a refused plug would have sent by now
         assert not [p for p in csms.calls("CP-1", "StatusNotification") if p["status"] == "Preparing"]

@@ -47,6 +47,15 @@ def test_frames_become_the_api_objects_with_the_answered_action_and_secrets_mask
     assert frame_json(ring.since()[0]) == json.dumps(lines[0], separators=(",", ":"))
 
 
+def test_an_answer_names_the_call_of_the_other_direction_with_its_id() -> None:
+    ring = _ring()
+    ring.add("out", '[2,"1","Heartbeat",{}]')  # both ends may number their CALLs alike
+    ring.add("in", '[2,"1","Reset",{"type":"Soft"}]')
+    ring.add("out", '[3,"1",{"status":"Accepted"}]')  # answers the central system's Reset
+    ring.add("in", '[3,"1",{"currentTime":"x"}]')  # answers the bridge's Heartbeat
+    assert [f.action for f in ring.since()] == ["Heartbeat", "Reset", "Reset", "Heartbeat"]
+
+
 def test_an_answer_to_a_call_no_longer_known_has_no_action() -> None:
     ring = _ring()
     ring.add("in", '[3,"never-sent",{}]')

@@ -37,6 +37,7 @@ MAX_FRAME_CHARS = 64 * 1024  # a longer frame is kept as its head and a note: ma
 _OPEN_CALLS = 64  # CALLs whose answer is awaited, remembered to name a CALLRESULT's action
 
 _TYPES = {"2": "CALL", "3": "CALLRESULT", "4": "CALLERROR"}
+_OPPOSITE = {"in": "out", "out": "in"}  # an answer crosses the wire the other way from its CALL
 # `[2,"id","Action"` / `[3,"id"` / `[4,"id","Code"`: only the head; the payload is parsed on demand.
 _HEAD = re.compile(r'\s*\[\s*([234])\s*,\s*"((?:[^"\\]|\\.)*)"\s*(?:,\s*"((?:[^"\\]|\\.)*)")?')
 
@@ -116,7 +117,8 @@ class FrameRing:
         # Names this ring's run in the stream's event ids (`<epoch>:<seq>`): after a restart seq
         # starts at 1 again, and a reader that resumes from an old id must start over, not wait.
         self.epoch = secrets.token_hex(4)
-        self._open_calls: dict[str, str] = {}
+        # (direction of the CALL, its id) → action: both ends number their CALLs, and may reuse ids
+        self._open_calls: dict[tuple[str, str], str] = {}
         self._subscribers: set[Subscription] = set()
         self._max_waiting = max_waiting
 
@@ -151,11 +153,11 @@ class FrameRing:
             kind, ident, third = _TYPES[head[1]], head[2], head[3]
             if kind == "CALL":
                 action = third
-                self._open_calls[ident] = third
+                self._open_calls[direction, ident] = third
                 if len(self._open_calls) > _OPEN_CALLS:  # answers that never came: forget the oldest
                     del self._open_calls[next(iter(self._open_calls))]
             else:
-                action = self._open_calls.pop(ident, None)
+                action = self._open_calls.pop((_OPPOSITE.get(direction, direction), ident), None)
         self._seq += 1
         frame = Frame(self._seq, self._now(), direction, kind, ident, action, text)
         self._frames.append(frame)

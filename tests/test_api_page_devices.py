@@ -4,11 +4,14 @@ through the daemon's own coordinator, the configuration file redacted and checke
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
+from adapters.chargers.simulated import SimulatedCharger
 from bridge.config import load_config
 from tests.conftest import FAST_OCPP, make_config, running
 from tests.csms import StrictCentralSystem
@@ -114,3 +117,32 @@ async def test_the_configuration_redacted_and_checked(csms: StrictCentralSystem,
             gone = await r.json()
         assert gone["text"] is None and gone["check"]["ok"] is False
         assert gone["check"]["problems"][0]["message"].startswith(f"cannot read {path}")
+
+
+async def test_probes_clicked_at_once_share_one_read(
+    csms: StrictCentralSystem, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten probes of one connector at once: one device read under its lock, not ten in a queue."""
+    read = SimulatedCharger.read
+
+    async def slow_read(self: SimulatedCharger) -> Any:
+        await asyncio.sleep(0.2)  # a slow device
+        return await read(self)
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/charge_points/CP-1/connectors"
+    async with (
+        running(with_api(make_config(csms.url, tmp_path), port)),
+        aiohttp.ClientSession(headers=BEARER) as http,
+    ):
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["connectorId"] == 1)
+        monkeypatch.setattr(SimulatedCharger, "read", slow_read)
+
+        async def probe() -> bool:
+            async with http.post(f"{base}/1/probe") as r:
+                return bool((await r.json())["ok"])
+
+        started = time.monotonic()
+        assert await asyncio.gather(*(probe() for _ in range(10))) == [True] * 10
+        took = time.monotonic() - started
+    assert took < 1.0, took  # ten reads in a queue: 2 s

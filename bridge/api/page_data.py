@@ -26,6 +26,19 @@ from bridge.runtime.frame_ring import iso_epoch
 from bridge.runtime.readings_ring import Point
 
 PROBE_TIMEOUT_S = 5.0
+# The read in flight for each device (by id, removed when done): repeated clicks share it rather than
+# queueing one PROBE_TIMEOUT_S read after another under the device's lock.
+_PROBING: dict[int, asyncio.Task[ChargerReading | None]] = {}
+
+
+async def _shared_read(device: Any) -> ChargerReading | None:
+    key = id(device)
+    task = _PROBING.get(key)
+    if task is None:
+        task = asyncio.ensure_future(device.read_now(PROBE_TIMEOUT_S))
+        _PROBING[key] = task
+        task.add_done_callback(lambda _: _PROBING.pop(key, None))
+    return await asyncio.shield(task)  # a client that goes away does not cancel the others' read
 
 
 # What a checker's message quotes of a value: `got the number 123`, `got the string 'abc'`, `'abc'`.
@@ -54,7 +67,7 @@ async def probe(request: web.Request) -> web.Response:
     _, n, rt = connector_of(request)
     device = rt.device
     capabilities = device.charger.capabilities
-    reading = await device.read_now(PROBE_TIMEOUT_S)
+    reading = await _shared_read(device)
     caps_line = describe_capabilities(capabilities)
     error: str | None
     if reading is None:

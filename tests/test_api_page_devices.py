@@ -112,6 +112,15 @@ async def test_the_configuration_redacted_and_checked(csms: StrictCentralSystem,
             (10, "charge_points[0].bogus"),
         ]
         assert check["problems"][0]["message"] == "expected a string or null, got the number ***"
+        _write(path, csms.url, port)
+        path.write_text(path.read_text().replace(f"token: {TOKEN}", "token: short-token"))
+        async with http.get(url) as r:
+            short = await r.json()
+        assert short["check"] == {
+            "ok": True, "problems": [],
+            "warnings": ["api.token has 11 characters: use at least 16 (openssl rand -hex 16)"],
+        }  # fmt: skip
+        assert "short-token" not in short["text"]
         path.unlink()
         async with http.get(url) as r:
             gone = await r.json()

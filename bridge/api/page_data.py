@@ -19,6 +19,7 @@ from adapters.base import ChargerReading
 from bridge.api.common import DAEMON, connector_of
 from bridge.config import ConfigError, parse_config
 from bridge.config.rules_tls import tls_report
+from bridge.config.rules_top_level import api_warnings
 from bridge.core.device_errors import ocpp_fault
 from bridge.diagnostics.redact import is_secret_name, mask_text, redacted_config
 from bridge.probe import FAULT_REPORTED, describe_capabilities, verdict_of
@@ -104,6 +105,7 @@ def check_file(path: str) -> dict[str, Any]:
         problems = [_problem(p.line, p.path, p.message) for p in exc.problems]
     else:
         tls_problems, warnings = tls_report(config)
+        warnings += api_warnings(config)
         problems = [_problem(None, "", line) for line in tls_problems]
     return {"path": path, "text": redacted_config(text),
             "check": {"ok": not problems, "problems": problems, "warnings": warnings}}  # fmt: skip

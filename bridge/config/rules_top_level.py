@@ -116,6 +116,17 @@ def _api(ck: _Checker, raw: Any) -> Any:
     return api
 
 
+API_TOKEN_MIN = 16  # characters; a shorter api.token is warned of (guesses cost 0.2 s each)
+
+
+def api_warnings(config: Config) -> list[str]:
+    """What `check` warns of in `api:` (never quoting the token)."""
+    token = config.api.token
+    if token is not None and len(token) < API_TOKEN_MIN:
+        return [f"api.token has {len(token)} characters: use at least {API_TOKEN_MIN} (openssl rand -hex 16)"]
+    return []
+
+
 def _mqtt(ck: _Checker, raw: Any) -> Any:
     if raw is None:
         return None

@@ -218,6 +218,18 @@ async def test_a_login_is_required_with_a_token_and_a_wrong_token_is_refused(
         assert "ocpp_bridge_session" not in await page.evaluate("document.cookie")
         assert token not in await page.content()
 
+        # The login lost (its cookie gone): the form; logged in again, the live log streams again.
+        await page.context.clear_cookies()
+        await page.wait_for_selector("#login:not([hidden])", timeout=10_000)
+        await page.fill("#token", token)
+        await page.click("#login-form button")
+        await _text_within(page, f"{CONNECTOR} .conn-status", "Available", 5)
+        await page.click(f"{CONNECTOR} [data-act=plug]")
+        await csms.wait_for_call("CP-1", "StatusNotification", lambda p: p["status"] == "Preparing")
+        await page.wait_for_function(
+            "() => document.querySelector('#log-table tbody').textContent.includes('Preparing')", timeout=5000
+        )
+
         # Logged out, the session is gone: the login form again.
         await page.click("#logout")
         await page.wait_for_selector("#login:not([hidden])")

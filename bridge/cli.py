@@ -97,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         from bridge.config.rules_tls import tls_report
+        from bridge.config.rules_top_level import api_warnings
 
         config = _load(args.config)
         problems, warnings = tls_report(config)  # type: ignore[arg-type]
+        warnings += api_warnings(config)  # type: ignore[arg-type]
         for line in warnings:
             print(f"{args.config}: warning: {line}")
         if problems:  # a certificate out of its dates: `run` would start, but the link cannot work

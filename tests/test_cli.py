@@ -300,3 +300,16 @@ async def test_run_keeps_its_own_log_files_with_the_frames_and_no_secret(tmp_pat
     assert '"BootNotification"' not in _text(log)  # not in the journal without --log-frames
     for secret in (password, new_key, new_key.upper()):
         assert secret not in bridge_log + frames_log
+
+
+async def test_check_warns_of_a_short_api_token_without_quoting_it(tmp_path: Path) -> None:
+    path = tmp_path / "short-token.yaml"
+    path.write_text(
+        f"state_dir: {tmp_path / 'state'}\napi: {{listen: '127.0.0.1:8080', token: tok-9f3}}\n"
+        "charge_points:\n  - id: CP-1\n    csms_url: ws://127.0.0.1:9000/ocpp\n"
+        "    connectors: [{id: 1, charger: {type: simulated}}]\n"
+    )
+    code, out, err = await run_cli("check", "--config", str(path))
+    assert code == 0, err  # a warning: the file is valid
+    assert f"{path}: warning: api.token has 7 characters: use at least 16" in out
+    assert "tok-9f3" not in out + err

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from aiohttp import web
 
@@ -42,6 +43,9 @@ def chromium_missing() -> str | None:
 @contextlib.asynccontextmanager
 async def chromium() -> AsyncIterator[Any]:
     """A headless Chromium of the system's package, closed on exit."""
+    missing = chromium_missing()
+    if missing is not None:
+        pytest.fail(f"the browser tests need it: {missing}")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:

@@ -81,6 +81,9 @@ async def test_a_whole_session_of_an_ocpp_charger(csms: StrictCentralSystem, tmp
     port = free_port()
     async with running(config(csms, tmp_path, port)) as daemon:
         async with ocpp_charger(f"ws://127.0.0.1:{port}/ocpp", WALLBOX, PASSWORD) as wallbox:
+            # Its register, asked for after its boot, is known to the bridge before any session.
+            connector = daemon.charge_points[CP].connectors[1]
+            await csms.wait_until(lambda: connector.reading and connector.reading.energy_wh == 1000)
             await wallbox.status("Available")
             await csms.wait_for_call(
                 CP, "StatusNotification", lambda p: p["status"] == "Available", timeout=10
@@ -174,3 +177,36 @@ async def test_probe_waits_for_the_charger_and_lists_its_deviations() -> None:
     lines = driver.probe_lines()
     assert lines[0] == "connected: no; booted: True"  # closed by the probe
     assert len(lines) == 2 and lines[1].endswith("Heartbeat before its BootNotification on this connection")
+
+
+async def test_a_charger_that_reboots_mid_session_is_started_again(
+    csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    """It ends its transaction after the reboot, as OCPP asks (PowerLoss); the bridge's transaction goes
+    on upstream, and the charger is asked to start again under a new local id."""
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}/ocpp"
+    async with running(config(csms, tmp_path, port)) as daemon:
+        async with ocpp_charger(url, WALLBOX, PASSWORD) as wallbox:
+            await wallbox.status("Preparing")
+            await csms.wait_for_call(
+                CP, "StatusNotification", lambda p: p["status"] == "Preparing", timeout=10
+            )
+            answer = await csms.call(CP, call.RemoteStartTransaction(id_tag="REMOTE-2", connector_id=1))
+            assert answer.status == "Accepted"
+            await csms.wait_for_call(
+                CP, "StatusNotification", lambda p: p["status"] == "Charging", timeout=10
+            )
+            upstream_id = csms.last_transaction_id
+            before, energy = wallbox.transaction_id, wallbox.energy_wh
+        async with ocpp_charger(url, WALLBOX, PASSWORD) as wallbox:
+            wallbox.transaction_id, wallbox.energy_wh = before, energy
+            await wallbox.end(reason="PowerLoss")
+            await csms.wait_until(lambda: wallbox.transaction_id not in (None, before), what="a new start")
+            after = wallbox.transaction_id
+            answer = await csms.call(CP, call.RemoteStopTransaction(transaction_id=upstream_id))
+            assert answer.status == "Accepted"
+            stop = await csms.wait_for_call(CP, "StopTransaction", timeout=10)
+            assert ("RemoteStopTransaction", {"transaction_id": after}) in wallbox.received
+        assert wallbox_driver(daemon).deviations == []
+    assert len(csms.calls(CP, "StartTransaction")) == 1 and stop["transactionId"] == upstream_id

@@ -68,6 +68,7 @@ from adapters.transports.pool import Transports
 log = logging.getLogger("adapters.ocpp_device")
 
 PROBE_WAIT_S = 15.0  # `probe` (no listener) waits this long for the charger to connect and boot
+START_PENDING_S = 30.0  # a RemoteStart it accepted is not asked again this long, until its StartTransaction
 PROFILE_ID = 1  # the one TxDefaultProfile the bridge keeps on the charger's connector
 
 FAULT_KINDS = {
@@ -100,6 +101,8 @@ class OcppDeviceCharger(Charger):
         self._last_tag: str | None = None
         self._up = asyncio.Event()  # connected and booted
         self._heard = asyncio.Event()  # a StatusNotification of its connector came
+        self._switching = asyncio.Lock()  # one energy decision carried out at a time
+        self._start_asked: float | None = None  # loop time of a RemoteStart it accepted, until it starts
         # Local transaction ids: from the clock, so that a restarted bridge gives no id twice.
         self._ids = itertools.count(int(time.time()) % 1_000_000_000)
 
@@ -169,8 +172,11 @@ class OcppDeviceCharger(Charger):
         self._changed()
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._after_boot(link))
-                await link.run()
+                helper = group.create_task(self._after_boot(link))
+                try:
+                    await link.run()
+                finally:
+                    helper.cancel()  # it lives as long as the connection
         except* ConnectionClosed:
             pass
         finally:
@@ -187,6 +193,7 @@ class OcppDeviceCharger(Charger):
         MeterValues or StartTransaction."""
         await link.boot_seen.wait()
         self._up.set()
+        self._start_asked = None  # a start asked before its boot is forgotten
         if self.state.energy_wh is None:
             with contextlib.suppress(DeviceRefused, DeviceUnreachable):
                 await self._call(
@@ -197,8 +204,24 @@ class OcppDeviceCharger(Charger):
         if self._current_a is not None:
             with contextlib.suppress(DeviceRefused, DeviceUnreachable):
                 await self._send_profile(self._current_a)
+        # The bridge's last word on energy: a charger that rebooted (or was away when energy was switched
+        # on) and ended its transaction, as OCPP asks, is started again; the bridge's transaction went on.
+        while True:
+            link.ended_after_boot.clear()  # what it ended so far, the next look covers
+            await self._reassert_energy()
+            await link.ended_after_boot.wait()
+
+    async def _reassert_energy(self) -> None:
+        d = self._decisions
+        if d.enabled and self.state.transaction_id is None and not d.cards_waiting:
+            try:
+                await self.set_enabled(True)
+            except (DeviceRefused, DeviceUnreachable) as exc:
+                log.warning("%s: energy could not be switched on again: %s", self.description, exc)
 
     def _changed(self) -> None:
+        if self.state.transaction_id is not None:
+            self._start_asked = None
         if self.state.status is not None:
             self._heard.set()
         self._emit(StateChanged())
@@ -248,6 +271,14 @@ class OcppDeviceCharger(Charger):
         return answer
 
     async def set_enabled(self, enabled: bool) -> None:
+        async with self._switching:
+            await self._switch(enabled)
+
+    def _start_pending(self) -> bool:
+        asked = self._start_asked
+        return asked is not None and asyncio.get_running_loop().time() - asked < START_PENDING_S
+
+    async def _switch(self, enabled: bool) -> None:
         self._decisions.set(enabled)
         transaction_id = self.state.transaction_id
         if not enabled and transaction_id is None:
@@ -255,22 +286,26 @@ class OcppDeviceCharger(Charger):
         if (
             enabled
             and transaction_id is None
-            and self._link is not None
             and not self._decisions.cards_waiting
+            and not self._start_pending()
         ):
-            # No card waiting at the charger (whose answer now lets it start on its own): asked to start.
+            # No card waiting at the charger (whose answer now lets it start on its own): asked to start;
+            # not connected: unreachable, so that the bridge says so and tries again.
             tag = self._last_tag or self.options.id_tag
             answer = await self._call(
                 call.RemoteStartTransaction(id_tag=tag, connector_id=self.options.connector_id)
             )
             if answer.status != "Accepted":
                 raise DeviceRefused(f"{self.description} refused RemoteStartTransaction")
+            if self.state.transaction_id is None:  # its StartTransaction may have come first
+                self._start_asked = asyncio.get_running_loop().time()
         elif not enabled and transaction_id is not None:
             answer = await self._call(call.RemoteStopTransaction(transaction_id=transaction_id))
             if answer.status != "Accepted":
                 raise DeviceRefused(f"{self.description} refused RemoteStopTransaction")
         if not enabled:
             self._last_tag = None
+            self._start_asked = None
 
     async def set_current(self, amps: float) -> None:
         self._current_a = amps

@@ -129,6 +129,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         self.connected_at = datetime.now(UTC)
         self.booted = False  # on this connection
         self.boot_seen = asyncio.Event()
+        self.ended_after_boot = asyncio.Event()  # it ended the transaction it had before its boot
 
     async def run(self) -> None:
         """Reads the socket until it closes: answers to the bridge's calls at once, the charger's calls
@@ -209,8 +210,11 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         elif transaction_id is not None and transaction_id == s.open_at_boot:
             self._resumed(transaction_id)
         if self._ours(connector_id):
+            unknown = s.energy_wh is None
             for sample in meter_value:
                 self._take(sample.get("sampled_value", []))
+            if unknown and s.energy_wh is not None:
+                self.on_change()  # its first register: a meter now (the bridge reads it at once)
         return call_result.MeterValues()
 
     def _resumed(self, transaction_id: int) -> None:
@@ -310,6 +314,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
             s.stray_transaction_id = None
         if transaction_id == s.open_at_boot:
             s.open_at_boot = None  # ended after its reboot, as OCPP asks
+            self.ended_after_boot.set()
         if transaction_id == s.transaction_id:
             s.energy_wh = float(meter_stop)
             s.transaction_id = None

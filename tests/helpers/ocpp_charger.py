@@ -96,13 +96,13 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
         return call_result.RemoteStopTransaction(status="Accepted" if accepted else "Rejected")
 
     async def end(self, reason: str = "Remote") -> None:
-        assert self.transaction_id is not None
+        ending, self.transaction_id = self.transaction_id, None  # a start may follow before the answer
+        assert ending is not None
         await self.send(
             call.StopTransaction(
-                meter_stop=self.energy_wh, timestamp=iso(), transaction_id=self.transaction_id, reason=reason
+                meter_stop=self.energy_wh, timestamp=iso(), transaction_id=ending, reason=reason
             )
         )
-        self.transaction_id = None
         await self.status("Finishing")
 
     @on("SetChargingProfile")

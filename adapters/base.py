@@ -195,6 +195,11 @@ class Charger(abc.ABC):
         """Names the device in logs and fault texts, e.g. 'go-e at 192.0.2.7'."""
         return type(self).__name__
 
+    def probe_lines(self) -> list[str]:
+        """What `probe` (the command and the page) shows of the device beyond a reading, e.g. an OCPP
+        charger's link and what it did that OCPP does not allow; none by default."""
+        return []
+
     @property
     def simulator(self) -> Simulator | None:
         """The simulated box behind this driver, driven by hand (plug, tap, ...) through the local API;

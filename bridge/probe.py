@@ -11,7 +11,7 @@ switched: `start()` and `read()` only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from adapters.base import Charger, ChargerCapabilities, ChargerReading, DeviceError
@@ -74,6 +74,7 @@ async def probe_connector(charger: Charger, timeout_s: float) -> Verdict:
         async with asyncio.timeout(timeout_s):
             await charger.start()
             reading = await charger.read()
+        return verdict_of(reading, charger.capabilities, charger.probe_lines())  # before the close
     except DeviceError as exc:
         return Verdict(False, [f"FAILED: {exc}"])
     except TimeoutError:
@@ -83,16 +84,17 @@ async def probe_connector(charger: Charger, timeout_s: float) -> Verdict:
             await charger.close()
         except Exception:
             pass
-    return verdict_of(reading, charger.capabilities)
 
 
 FAULT_REPORTED = "the device reports a fault"
 
 
-def verdict_of(reading: ChargerReading, capabilities: ChargerCapabilities) -> Verdict:
-    """What a reading says of a device: its lines, and OK unless it reports a fault (the CLI's probe
-    and the page's, which reads the running daemon's device)."""
-    lines = [*describe_reading(reading), describe_capabilities(capabilities)]
+def verdict_of(
+    reading: ChargerReading, capabilities: ChargerCapabilities, notes: Sequence[str] = ()
+) -> Verdict:
+    """What a reading says of a device: its lines (and the driver's own `notes`, `probe_lines`), and OK
+    unless it reports a fault (the CLI's probe and the page's, which reads the running daemon's device)."""
+    lines = [*describe_reading(reading), describe_capabilities(capabilities), *notes]
     if reading.fault is not None:
         return Verdict(False, [*lines, f"FAILED: {FAULT_REPORTED}"])
     return Verdict(True, [*lines, "OK"])

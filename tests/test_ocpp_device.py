@@ -174,6 +174,11 @@ async def test_probe_waits_for_the_charger_and_lists_its_deviations() -> None:
         await pool.close()
     assert verdict.ok, verdict.lines
     assert verdict.lines[0].startswith("plugged: yes")
+    # What probe prints: the driver's lines as it read the charger, before it closed the link.
+    assert "connected: yes; booted: True" in verdict.lines and verdict.lines[-1] == "OK"
+    assert any(
+        line.endswith("Heartbeat before its BootNotification on this connection") for line in verdict.lines
+    )
     lines = driver.probe_lines()
     assert lines[0] == "connected: no; booted: True"  # closed by the probe
     assert len(lines) == 2 and lines[1].endswith("Heartbeat before its BootNotification on this connection")

@@ -45,6 +45,9 @@ class ChargerBeside(Charger):
     def description(self) -> str:
         return self.charger.description
 
+    def probe_lines(self) -> list[str]:
+        return self.charger.probe_lines()
+
     @property
     def simulator(self) -> Simulator | None:
         return self.charger.simulator  # a simulated charger stays one with a meter or a reader beside it

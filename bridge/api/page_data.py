@@ -80,7 +80,7 @@ async def probe(request: web.Request) -> web.Response:
             why = f"the device gave no reading within {PROBE_TIMEOUT_S:g} s"
         lines, error = [caps_line, f"FAILED: {why}"], why
     else:
-        verdict = verdict_of(reading, capabilities)
+        verdict = verdict_of(reading, capabilities, device.charger.probe_lines())
         lines, error = verdict.lines, None if verdict.ok else FAULT_REPORTED
     return web.json_response({
         "ok": error is None, "connector": n, "description": device.description, "lines": lines,

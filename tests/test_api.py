@@ -100,7 +100,9 @@ async def test_status_and_sim_control(csms: StrictCentralSystem, tmp_path: Any) 
         ]:
             async with http.post(sim, json=body_) as r:
                 assert r.status == status, body_
-        async with http.post(sim, data=b"not json") as r:
+        async with http.post(sim, data=b"not json") as r:  # no JSON content type: refused as such
+            assert r.status == 415
+        async with http.post(sim, data=b"not json", headers={"Content-Type": "application/json"}) as r:
             assert r.status == 400
         async with http.post(f"{base}/charge_points/NOPE/connectors/1/sim", json={"action": "plug"}) as r:
             assert r.status == 404

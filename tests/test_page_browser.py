@@ -33,6 +33,7 @@ from tests.processes import free_port, vmrss_mib
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),  # one browser for the module, in the module's loop
+    pytest.mark.alone,  # a browser under CPU throttling: timed, and heavy on the CPU (pyproject.toml)
 ]
 # Never skipped: make test installs Debian's chromium and the playwright package, and a browser test
 # that silently did not run would pass a page nobody looked at. Without them: one clear failure each.

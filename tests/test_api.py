@@ -73,6 +73,7 @@ async def test_status_and_sim_control(csms: StrictCentralSystem, tmp_path: Any) 
                 "answers": True,
                 "failed_reads": 0,
                 "problem": None,
+                "notes": [],
             },
         }
         # The connection facts an installer asks first (after the go-e charger's own OCPP keys).

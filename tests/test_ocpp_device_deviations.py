@@ -6,7 +6,7 @@ The charger (tests/helpers/ocpp_charger.py) sends a StatusNotification before it
 Charging with no transaction, MeterValues of a transaction the bridge never gave, a StartTransaction
 of a session begun an hour before it connected and a StopTransaction of an unknown transaction; then,
 in a session the central system started, it loses power and resumes its transaction instead of
-ending it.
+ending it. The status API lists what the charger did wrong with its device (`notes`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from ocpp.v16 import call
 
 from adapters.chargers.ocpp_device import OcppDeviceCharger
@@ -36,7 +37,7 @@ def config(csms: StrictCentralSystem, tmp_path: Path, port: int) -> Any:
         "type": "ocpp", "listen": f"127.0.0.1:{port}", "identity": WALLBOX, "password": PASSWORD,
         "card_wait_s": 2, "call_timeout_s": 3,
     }  # fmt: skip
-    return make_config(csms.url, tmp_path, ocpp=OCPP, charger=charger)
+    return make_config(csms.url, tmp_path, ocpp=OCPP, charger=charger, api=f"127.0.0.1:{free_port()}")
 
 
 def energy_of(payload: dict[str, Any]) -> float:
@@ -102,6 +103,12 @@ async def test_deviations_are_recorded_and_do_not_pass_upstream(
             assert ("RemoteStopTransaction", {"transaction_id": local_id}) in wallbox.received
         deviations = driver.deviations
         lines = driver.probe_lines()
+        assert daemon.api_address is not None
+        host, api_port = daemon.api_address
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://{host}:{api_port}/api/v1/status") as response:
+                assert response.status == 200
+                body = await response.json()
 
     assert stop["transactionId"] == upstream_id and start["idTag"] == "REMOTE-1"
     assert len(csms.calls(CP, "StartTransaction")) == 1
@@ -118,3 +125,10 @@ async def test_deviations_are_recorded_and_do_not_pass_upstream(
         assert any(text in d for d in deviations), (text, deviations)
         assert any(line.startswith("deviation from OCPP: ") and text in line for line in lines)
     assert len(deviations) == len(expected)
+    # The status API shows the same lines with the charger's device, as probe does.
+    [shown] = [cp for cp in body["charge_points"] if cp["id"] == CP]
+    notes = shown["connectors"][0]["device"]["notes"]
+    # The link line first (the charger may or may not be seen gone yet), then the same deviations.
+    assert notes[0].startswith("connected: ") and notes[1:] == lines[1:]
+    for text in expected:
+        assert any(text in note for note in notes), (text, notes)

@@ -110,7 +110,7 @@ def test_status_json_is_the_contract_of_docs_api() -> None:
             "id": 1, "status": "Charging", "error_code": "NoError", "transaction_id": 17,
             "energy_wh": 12368.4, "current_limit_a": 16.0, "power_w": 11040.0, "id_tag": "ABC123",
             "device": {"description": "go-e at 192.168.1.40", "started": True, "answers": True,
-                       "failed_reads": 0, "problem": None},
+                       "failed_reads": 0, "problem": None, "notes": []},
         }],
         "diagnostics": None,  # no GetDiagnostics machine in this snapshot
         "firmware": None,  # nor an UpdateFirmware one
@@ -187,7 +187,8 @@ def test_a_device_gone_silent_does_not_answer() -> None:
     silent = dataclasses.replace(ANSWERING, failed_reads=3, fault=fault)
     device = status_json(snapshot(silent))["connectors"][0]["device"]
     assert device == {"description": "go-e at 192.168.1.40", "started": True, "answers": False,
-                      "failed_reads": 3, "problem": "go-e at 192.168.1.40: timed out"}  # fmt: skip
+                      "failed_reads": 3, "problem": "go-e at 192.168.1.40: timed out",
+                      "notes": []}  # fmt: skip
     never_started = dataclasses.replace(ANSWERING, started=False, reading=None)
     assert status_json(snapshot(never_started))["connectors"][0]["device"]["answers"] is False
 
@@ -258,7 +259,8 @@ async def test_a_charge_point_that_has_not_run(tmp_path: Path, store: Store) -> 
     assert unrun.connector()["status"] == "Available" and unrun.connector()["energy_wh"] is None
     assert (rendered["local_list"], rendered["reservations"]) == ({"version": 0, "entries": 0}, [])
     assert unrun.connector()["device"] == {"description": "simulated charger", "started": False,
-                                           "answers": False, "failed_reads": 0, "problem": None}  # fmt: skip
+                                           "answers": False, "failed_reads": 0, "problem": None,
+                                           "notes": []}  # fmt: skip
 
 
 async def test_the_snapshot_follows_the_connector_and_its_device(tmp_path: Path, store: Store) -> None:
@@ -320,3 +322,9 @@ async def test_a_silent_device_does_not_answer_in_the_snapshot(tmp_path: Path, s
     unrun.sim.answer()
     await rt.device.refresh()
     assert unrun.connector()["device"]["answers"] is True and unrun.connector()["status"] == "Available"
+
+
+def test_a_drivers_notes_are_listed_with_its_device() -> None:
+    said = ("connected: yes; booted: True", "12:00:01 answered a call while its boot was Rejected")
+    device = status_json(snapshot(dataclasses.replace(ANSWERING, notes=said)))["connectors"][0]["device"]
+    assert device["notes"] == list(said)

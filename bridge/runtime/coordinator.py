@@ -81,6 +81,7 @@ class DeviceSnapshot:
     fault: DeviceFault | None  # set once it counts as silent; None while it answers
     polled_at: float | None  # monotonic time the poll loop last went round
     due_at: float | None  # monotonic time by which the loop reads anyway; None: only on a report
+    notes: tuple[str, ...] = ()  # the driver's probe_lines: e.g. an OCPP charger's deviations
 
     @property
     def answering(self) -> bool:
@@ -150,7 +151,7 @@ class DeviceCoordinator:
     def snapshot(self) -> DeviceSnapshot:
         return DeviceSnapshot(
             self.charger.description, self.charger.capabilities, self.started, self.reading,
-            self.failed_reads, self.fault, self.polled_at, self.due_at,
+            self.failed_reads, self.fault, self.polled_at, self.due_at, tuple(self.charger.probe_lines()),
         )  # fmt: skip
 
     # -- the loop ----------------------------------------------------------------------------

@@ -188,6 +188,7 @@ def _device_json(device: DeviceSnapshot) -> dict[str, Any]:
         "answers": device.answering,
         "failed_reads": device.failed_reads,  # in a row
         "problem": device.fault.info if device.fault is not None else None,
+        "notes": list(device.notes),  # what the driver says beyond a reading (Charger.probe_lines)
     }
 
 

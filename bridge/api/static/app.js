@@ -178,6 +178,12 @@
       limit: q(".limit"), device: q(".device"), sim: q(".sim"), chart: q(".chart"), svg: q("svg"),
       range: q(".chart-range"), chartKey: "", chartTimer: 0, tx_id: null, points: [], live: null,
     };
+    // The driver's notes (an OCPP charger's deviations) go under the device's health line.
+    v.notes = document.createElement("dd");
+    v.notes.className = "device-notes";
+    v.notes.hidden = true;
+    v.device.after(v.notes);
+    v.notesKey = "";
     const tag = v.sim.querySelector("input");
     tag.id = `tag-${cpId}-${n}`;
     v.sim.addEventListener("submit", (ev) => ev.preventDefault()); // Enter in the tag: no page reload
@@ -186,6 +192,20 @@
       b.addEventListener("click", () => simAction(v, b, b.dataset.act, tag.value.trim()));
     }
     return v;
+  }
+
+  function updateNotes(v, notes) {
+    const key = notes.join("\n");
+    if (v.notesKey === key) return; // unchanged: leave the list alone
+    v.notesKey = key;
+    const list = document.createElement("ul");
+    for (const note of notes) {
+      const item = document.createElement("li");
+      item.textContent = String(note); // a charger's words: text, never markup
+      list.append(item);
+    }
+    v.notes.replaceChildren(list);
+    v.notes.hidden = notes.length === 0;
   }
 
   const STATUS_CLASS = { Available: "ok", Charging: "ok", Faulted: "bad", Unavailable: "bad" };
@@ -206,6 +226,7 @@
     let health = d.answers ? "answers" : d.started ? `does not answer (${d.failed_reads} failed reads)` : "not started";
     if (d.problem) health += `: ${d.problem}`;
     setText(v.device, `${d.description || "device"}, ${health}`);
+    updateNotes(v, Array.isArray(d.notes) ? d.notes.slice(-5) : []); // the 5 newest at most
     v.sim.hidden = !/simulat/i.test(d.description || "");
     const running = c.transaction_id !== null && c.transaction_id !== undefined;
     if (running) {

@@ -11,7 +11,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
@@ -44,6 +44,46 @@ async def serving_tcp(
         yield f"{'rtu+tcp' if rtu_framing else 'tcp'}://127.0.0.1:{port}", port
     finally:
         await server.shutdown()
+
+
+class TcpDeviceServer:
+    """Emulated devices behind a Modbus TCP server on loopback; `stop` and `start` again on the same port
+    make an outage in which connections are refused. `devices` makes the simulator's devices afresh at
+    each start; `trace_packet` is the devices' packet hook (their error replies, their silence)."""
+
+    def __init__(self, devices: Callable[[], Any], trace_packet: Hook) -> None:
+        self._devices = devices
+        self._trace_packet = trace_packet
+        self.url = ""
+        self.port = 0
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    async def start(self) -> str:
+        stack = contextlib.AsyncExitStack()
+        serving = serving_tcp(
+            self._devices(), rtu_framing=False, port=self.port, trace_packet=self._trace_packet
+        )
+        self.url, self.port = await stack.enter_async_context(serving)
+        self._stack = stack
+        return self.url
+
+    async def stop(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+
+S = TypeVar("S", bound=TcpDeviceServer)
+
+
+@contextlib.asynccontextmanager
+async def started(server: S) -> AsyncIterator[S]:
+    """`server` serving on a free loopback port, stopped at the end."""
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @contextlib.asynccontextmanager

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -34,7 +33,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from adapters.chargers import phoenix_api as api
-from tests.emulators.modbus_serving import serving_tcp
+from tests.emulators.modbus_serving import TcpDeviceServer, started
 
 VOLTS = 230
 INPUTS = (100, 130)  # the served input block [first, last)
@@ -261,37 +260,14 @@ class PhoenixBox:
         ]
 
 
-class PhoenixEmulator:
-    """The box behind a Modbus TCP server on loopback; `stop` and `start` again on the same port make an
-    outage in which connections are refused."""
+class PhoenixEmulator(TcpDeviceServer):
+    """The box behind a Modbus TCP server on loopback (TcpDeviceServer: stop and start make an outage)."""
 
     def __init__(self, box: PhoenixBox) -> None:
+        super().__init__(box._sim_devices, box._on_packet)
         self.box = box
-        self.url = ""
-        self.port = 0
-        self._stack: contextlib.AsyncExitStack | None = None
-
-    async def start(self) -> str:
-        stack = contextlib.AsyncExitStack()
-        serving = serving_tcp(
-            self.box._sim_devices(), rtu_framing=False, port=self.port, trace_packet=self.box._on_packet
-        )
-        self.url, self.port = await stack.enter_async_context(serving)
-        self._stack = stack
-        return self.url
-
-    async def stop(self) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
 
 
-@contextlib.asynccontextmanager
-async def phoenix(box: PhoenixBox) -> AsyncIterator[PhoenixEmulator]:
+def phoenix(box: PhoenixBox) -> contextlib.AbstractAsyncContextManager[PhoenixEmulator]:
     """The box served on a free loopback port, stopped at the end."""
-    emulator = PhoenixEmulator(box)
-    await emulator.start()
-    try:
-        yield emulator
-    finally:
-        await emulator.stop()
+    return started(PhoenixEmulator(box))

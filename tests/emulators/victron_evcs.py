@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -37,7 +36,7 @@ from typing import Any
 from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from tests.emulators.modbus_serving import serving_tcp
+from tests.emulators.modbus_serving import TcpDeviceServer, started
 
 UNIT_ID = 100
 FIRST, LAST = 3800, 3842
@@ -209,38 +208,14 @@ class Station:
         ]
 
 
-class VictronEvcsEmulator:
-    """The station behind a Modbus TCP server on loopback; `stop` and `start` again on the same port
-    make an outage in which connections are refused."""
+class VictronEvcsEmulator(TcpDeviceServer):
+    """The station behind a Modbus TCP server on loopback (TcpDeviceServer: stop and start make an outage)."""
 
     def __init__(self, station: Station) -> None:
+        super().__init__(station.sim_devices, station.on_packet)
         self.station = station
-        self.url = ""
-        self.port = 0
-        self._stack: contextlib.AsyncExitStack | None = None
-
-    async def start(self) -> str:
-        stack = contextlib.AsyncExitStack()
-        station = self.station
-        serving = serving_tcp(
-            station.sim_devices(), rtu_framing=False, port=self.port, trace_packet=station.on_packet
-        )
-        self.url, self.port = await stack.enter_async_context(serving)
-        self._stack = stack
-        return self.url
-
-    async def stop(self) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
 
 
-@contextlib.asynccontextmanager
-async def victron_evcs(station: Station) -> AsyncIterator[VictronEvcsEmulator]:
+def victron_evcs(station: Station) -> contextlib.AbstractAsyncContextManager[VictronEvcsEmulator]:
     """The station served on a free loopback port, stopped at the end."""
-    emulator = VictronEvcsEmulator(station)
-    await emulator.start()
-    try:
-        yield emulator
-    finally:
-        await emulator.stop()
+    return started(VictronEvcsEmulator(station))

@@ -13,6 +13,7 @@ The box's energy flows 100 times faster than real time, so that a session takes 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from bridge.daemon import Daemon
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.heidelberg import HeidelbergBox, HeidelbergBus, heidelberg_rtu
+from tests.helpers.outage import charging_again, faulted_while_silent
 
 CP = "CP-1"
 ENERGY = "Energy.Active.Import.Register"
@@ -149,19 +151,11 @@ async def test_the_box_falls_silent_mid_transaction(
     box = bus.box()
     async with running(config(bus, csms, tmp_path)) as daemon:
         start = await remote_start(bus, csms, daemon)
-        await csms.wait_for_call(CP, "MeterValues")
-        box.silent = True
-        faulted = await csms.wait_for_call(
-            CP, "StatusNotification", lambda p: p["status"] == "Faulted", timeout=10
-        )
+        silence = functools.partial(setattr, box, "silent")
+        faulted = await faulted_while_silent(csms, CP, silence)
         await csms.wait_until(lambda: box.current_da == 0, what="the watchdog's fallback", timeout=5)
         assert not box.charging() and len(box.fallbacks) == 1  # the failsafe: 0 A
-        before = len(csms.calls(CP, "MeterValues"))
-        box.silent = False
-        await csms.wait_for_call(
-            CP, "StatusNotification", lambda p: p["status"] == "Charging", count=2, timeout=10
-        )
-        await csms.wait_for_call(CP, "MeterValues", count=before + 1, timeout=5)  # sampling goes on
+        await charging_again(csms, CP, silence)
         assert box.charging() and box.current_da == 160  # the bridge wrote its current again
         transaction_id = csms.last_transaction_id
         stop = await remote_stop(csms)

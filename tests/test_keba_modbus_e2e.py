@@ -12,6 +12,7 @@ faster than real time, so that a session takes seconds. It answers on unit 255, 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from bridge.daemon import Daemon
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.keba_modbus import KebaBox, KebaModbusEmulator, keba_modbus
+from tests.helpers.outage import charging_again, faulted_while_silent
 
 CP = "CP-1"
 ENERGY = "Energy.Active.Import.Register"
@@ -163,17 +165,9 @@ async def test_the_box_falls_silent_mid_transaction(
 ) -> None:
     async with running(config(emu, csms, tmp_path)) as daemon:
         start = await remote_start(emu, csms, daemon)
-        await csms.wait_for_call(CP, "MeterValues")
-        emu.box.silent = True
-        faulted = await csms.wait_for_call(
-            CP, "StatusNotification", lambda p: p["status"] == "Faulted", timeout=10
-        )
-        before = len(csms.calls(CP, "MeterValues"))
-        emu.box.silent = False
-        await csms.wait_for_call(
-            CP, "StatusNotification", lambda p: p["status"] == "Charging", count=2, timeout=10
-        )
-        await csms.wait_for_call(CP, "MeterValues", count=before + 1, timeout=5)  # sampling goes on
+        silence = functools.partial(setattr, emu.box, "silent")
+        faulted = await faulted_while_silent(csms, CP, silence)
+        await charging_again(csms, CP, silence)
         assert emu.box.charging()  # the outage did not stop the energy
         transaction_id = csms.last_transaction_id
         stop = await remote_stop(csms)

@@ -8,6 +8,7 @@ the plug: after the stop the connector shows Finishing while the car stays plugg
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.openevse import OpenEvseEmulator
 from tests.helpers.flow import ready
+from tests.helpers.outage import charging_again, faulted_while_silent
 
 CP = "CP-1"
 ENERGY = "Energy.Active.Import.Register"
@@ -164,17 +166,9 @@ async def test_the_box_falls_silent_mid_transaction(
 ) -> None:
     async with running(config_for(csms, emu, tmp_path)) as daemon:
         start = await begin(csms, emu, daemon)
-        await csms.wait_for_call(CP, "MeterValues")
-        emu.silent = True
-        faulted = await csms.wait_for_call(
-            CP, "StatusNotification", lambda p: p["status"] == "Faulted", timeout=10
-        )
-        before = len(csms.calls(CP, "MeterValues"))
-        emu.silent = False
-        await csms.wait_for_call(
-            CP, "StatusNotification", lambda p: p["status"] == "Charging", count=2, timeout=10
-        )
-        await csms.wait_for_call(CP, "MeterValues", count=before + 1, timeout=5)  # sampling goes on
+        silence = functools.partial(setattr, emu, "silent")
+        faulted = await faulted_while_silent(csms, CP, silence)
+        await charging_again(csms, CP, silence)
         assert emu.charging()  # the outage did not stop the energy
         transaction_id = csms.last_transaction_id
         stop = await end(csms, transaction_id)

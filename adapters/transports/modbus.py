@@ -179,6 +179,13 @@ class ModbusBus:
     async def _read(
         self, what: str, method: str, device_id: int, address: int, count: int, timeout_s: float | None
     ) -> list[int]:
+        request, response = await self._ask(what, method, device_id, address, count, timeout_s)
+        return self._registers(response, device_id, request)
+
+    async def _ask(
+        self, what: str, method: str, device_id: int, address: int, count: int, timeout_s: float | None
+    ) -> tuple[_Request, Any]:
+        """A read of `count` registers or bits with the client's `method`: the request and its answer."""
         _check_read(device_id, address, count, self._highest_id)
         request = _Request(what, address, count)
         response = await self._execute(
@@ -187,7 +194,7 @@ class ModbusBus:
             lambda c: getattr(c, method)(address, count=count, device_id=device_id),
             timeout_s,
         )
-        return self._registers(response, device_id, request)
+        return request, response
 
     async def read_coils(
         self, device_id: int, address: int, count: int, *, timeout_s: float | None = None
@@ -206,14 +213,7 @@ class ModbusBus:
     async def _read_bits(
         self, what: str, method: str, device_id: int, address: int, count: int, timeout_s: float | None
     ) -> list[bool]:
-        _check_read(device_id, address, count, self._highest_id)
-        request = _Request(what, address, count)
-        response = await self._execute(
-            device_id,
-            request,
-            lambda c: getattr(c, method)(address, count=count, device_id=device_id),
-            timeout_s,
-        )
+        request, response = await self._ask(what, method, device_id, address, count, timeout_s)
         bits = list(getattr(response, "bits", None) or [])
         if len(bits) < count:  # the library pads to whole bytes: fewer than asked is a garbled reply
             raise DeviceUnreachable(f"{self._where(device_id)}: garbled reply to {request}")

@@ -28,7 +28,7 @@ from bridge.daemon import Daemon
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.keba_udp import KebaUdpBox, KebaUdpEmulator, keba_udp
-from tests.helpers.outage import charging_again, faulted_while_silent
+from tests.helpers.device_outage import charging_again, faulted_while_silent
 from tests.processes import free_udp_port
 
 CP = "CP-1"

@@ -24,8 +24,8 @@ from bridge.probe import probe
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.openevse import OpenEvseEmulator
+from tests.helpers.device_outage import charging_again, faulted_while_silent
 from tests.helpers.flow import ready
-from tests.helpers.outage import charging_again, faulted_while_silent
 
 CP = "CP-1"
 ENERGY = "Energy.Active.Import.Register"

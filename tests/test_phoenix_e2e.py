@@ -27,7 +27,7 @@ from bridge.daemon import Daemon
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.emulators.phoenix import PhoenixBox, PhoenixEmulator, phoenix
-from tests.helpers.outage import charging_again, faulted_while_silent
+from tests.helpers.device_outage import charging_again, faulted_while_silent
 
 CP = "CP-1"
 ENERGY = "Energy.Active.Import.Register"

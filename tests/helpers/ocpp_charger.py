@@ -135,15 +135,27 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
 
 @contextlib.asynccontextmanager
 async def ocpp_charger(
-    url: str, identity: str, password: str, *, boot: bool = True, before_boot: Any = None
+    url: str,
+    identity: str,
+    password: str,
+    *,
+    boot: bool = True,
+    before_boot: Any = None,
+    ssl_context: Any = None,
 ) -> AsyncIterator[FakeWallbox]:
     """Connected, its reader running, booted (after sending `before_boot`, a call, if given: a
-    deviation); disconnected on exit."""
+    deviation); disconnected on exit. `ssl_context` (an ssl.SSLContext) for a wss:// url; an empty
+    `password` sends no Authorization header (security profile 3)."""
     token = base64.b64encode(f"{identity}:{password}".encode()).decode()
-    headers = {"Authorization": f"Basic {token}"}
+    headers = {"Authorization": f"Basic {token}"} if password else {}
     for _ in range(100):  # as a charger does, until the bridge's endpoint listens
         try:
-            ws = await connect(f"{url}/{identity}", subprotocols=["ocpp1.6"], additional_headers=headers)  # type: ignore[list-item]
+            ws = await connect(
+                f"{url}/{identity}",
+                subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                additional_headers=headers,
+                ssl=ssl_context,
+            )
             break
         except OSError:
             await asyncio.sleep(0.05)

@@ -60,8 +60,12 @@ class Reporting:
         self._configuration: Configuration | None = None  # the primary's, in force (statuses())
 
     async def restore(self) -> None:
-        """Each target's queue and transaction ids as the last run left them."""
+        """Each target's own configuration values, queue and transaction ids as the last run left them."""
         for link in self.links:
+            ignored = await link.restore()
+            if ignored:
+                log.warning("%s: stored configuration values no longer valid, ignored: %s", link.name,
+                            ", ".join(ignored))  # fmt: skip
             queued = await link.messages.restore()
             if queued:
                 log.info("%s: %d messages from the last run are queued again", link.name, queued)

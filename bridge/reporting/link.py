@@ -3,7 +3,8 @@
 The connection layer is the primary's (`bridge.ocpp.session.Session`: connect loop, back-off,
 BootNotification, Heartbeat at the interval the target gives, one CALL at a time), over a
 Configuration of the target's own (its HeartbeatInterval and MeterValueSampleInterval are its
-alone), with the target's queue of transaction messages attached as its durable queue. Statuses go
+alone: stored under its key in the store's configuration table and restored at start, where they win
+over the file's), with the target's queue of transaction messages attached as its durable queue. Statuses go
 through a `StatusReporter` of its own over the same connector statuses the primary is told of.
 
 How it connects (`TargetLinkSecurity`): the target's URL, identity, HTTP Basic password and `tls:`
@@ -147,9 +148,11 @@ class ReportingLink:
             log_name=self.name,
         )
         self.session.security = TargetLinkSecurity(self.settings)
-        self.configuration.on_change = lambda key, value: self.session.configuration_changed()
+        self.configuration.on_change = self._configuration_changed
+        self.key = target_key(cfg.id, self.settings.id, target.csms_url)
+        self._store = store
         self.messages = ReportMessages(
-            target_key(cfg.id, self.settings.id, target.csms_url), store, cfg.max_queued_messages,
+            self.key, store, cfg.max_queued_messages,
             lambda: self.configuration.get_int("MeterValueSampleInterval"),
         )  # fmt: skip
         self.session.attach(self.messages.outbox)
@@ -158,6 +161,21 @@ class ReportingLink:
         )
         self.current = current
         self.session.handlers = handlers(self)
+
+    def _configuration_changed(self, key: str, value: str) -> None:
+        self.session.configuration_changed()
+        # Its own values outlive a restart, as the primary's do, under its key (never the primary's).
+        stored = self.configuration.changed_values().get(key)
+        if key in OWN_KEYS and stored is not None:
+            self._store.submit(self._store.save_config_value, self.key, key, stored)  # no task to wait on
+
+    async def restore(self) -> list[str]:
+        """Its own values as it last set them (a stored value wins over the file's); returns the
+        stored keys ignored (no longer valid, or not its own)."""
+        stored = await self._store.run(self._store.config_values, self.key)
+        ignored = [k for k in stored if k not in OWN_KEYS]
+        ignored += self.configuration.restore({k: v for k, v in stored.items() if k in OWN_KEYS})
+        return ignored
 
     def _online(self, online: bool) -> None:
         self.statuses.on_online(online)

@@ -93,7 +93,7 @@ class OcppDeviceCharger(Charger):
     def __init__(self, options: OcppDeviceOptions, transports: Transports) -> None:
         super().__init__()
         self.options = options
-        self._server: OcppServer = transports.ocpp_server(options.listen, options.path)
+        self._server: OcppServer = transports.ocpp_server(options.listen, options.path, options.tls.setup)
         self.state = ChargerState(connector_id=options.connector_id)
         self._decisions = Decisions()
         self._link: ChargerLink | None = None

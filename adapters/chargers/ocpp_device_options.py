@@ -3,9 +3,43 @@ checks (pure); the driver is ocpp_device.py, the charger's side of the link ocpp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from adapters.transports.ocpp_server import parse_listen
+from adapters.transports.tls_server import ServerTls, check_files
+
+
+@dataclass(frozen=True)
+class OcppTlsOptions:
+    """The charger's `tls:` block: the endpoint is wss:// (docs/devices/ocpp.md, "wss://")."""
+
+    cert_file: Path | None = None  # the endpoint's certificate, then the chain above it (PEM)
+    key_file: Path | None = None  # its private key (PEM, unencrypted, chmod 600)
+    client_ca_file: Path | None = None  # profile 3: the CA the chargers' client certificates chain to
+    cpo_name: str | None = None  # profile 3: the O a client certificate must carry
+
+    @property
+    def setup(self) -> ServerTls | None:
+        """What the endpoint is built from; None without a block (plain ws://)."""
+        if self.cert_file is None or self.key_file is None:
+            return None
+        return ServerTls(self.cert_file, self.key_file, self.client_ca_file, self.cpo_name)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, problem) pairs; reads the files (a context is built from them)."""
+        given = (self.cert_file, self.key_file, self.client_ca_file, self.cpo_name)
+        if all(v is None for v in given):
+            return []
+        if self.cert_file is None:
+            return [("tls.cert_file", "required in a tls block: the endpoint's certificate chain (PEM)")]
+        if self.key_file is None:
+            return [("tls.key_file", "required in a tls block: the private key of cert_file (PEM)")]
+        if self.cpo_name is not None and self.client_ca_file is None:
+            return [("tls.cpo_name", "needs tls.client_ca_file (profile 3, client certificates)")]
+        setup = self.setup
+        assert setup is not None
+        return check_files(setup)
 
 
 @dataclass(frozen=True)
@@ -17,6 +51,7 @@ class OcppDeviceOptions:
     path: str = "ocpp"  # the charger connects to ws://<listen>/<path>/<identity>
     identity: str = ""  # the charge point id the charger is configured with
     password: str = ""  # HTTP Basic password the charger sends (its AuthorizationKey)
+    tls: OcppTlsOptions = field(default_factory=OcppTlsOptions)  # wss://: profile 2, or 3 with client_ca_file
     connector_id: int = 1  # the charger's own connector this connector of the bridge drives
     id_tag: str = "ocpp-bridge"  # the idTag of a RemoteStartTransaction when no card was tapped
     heartbeat_interval_s: int = 300  # BootNotification's interval
@@ -38,8 +73,15 @@ class OcppDeviceOptions:
             problems.append(("listen", str(exc)))
         if not self.identity.strip() or "/" in self.identity or len(self.identity) > 48:
             problems.append(("identity", "the charger's charge point id, 1 to 48 characters, no '/'"))
-        if not self.password:
-            problems.append(("password", "the charger's HTTP Basic password (its AuthorizationKey)"))
+        problems += self.tls.problems()
+        if not self.password and self.tls.client_ca_file is None:
+            problems.append(
+                (
+                    "password",
+                    "the charger's HTTP Basic password (its AuthorizationKey); only a charger with a "
+                    "client certificate (tls.client_ca_file, security profile 3) may go without one",
+                )
+            )
         if not 1 <= self.connector_id <= 32:
             problems.append(("connector_id", "must be the charger's connector number, 1 to 32"))
         if not self.id_tag or len(self.id_tag) > 20:

@@ -11,6 +11,13 @@ The handshake is checked before the upgrade: the path must be `/<path>/<identity
 identity (else 404), the HTTP Basic credentials that identity's own password (else 401), and the
 subprotocol ocpp1.6 is the only one offered. A second connection of the same identity replaces the
 first (a charger that rebooted without closing its socket), as OCPP-J expects of a central system.
+
+With `tls` (tls_server.py) the endpoint is wss://: security profile 2 (TLS, HTTP Basic) or, with a
+client CA, profile 3: the handshake requires a client certificate chained to it, and one whose CN is
+not the identity of the path is refused with 403 before the upgrade; a charger with no password is
+then let in on its certificate alone (the white paper's profile 3 has no Basic auth). Every charger
+on one endpoint shares its TLS setup: `Transports.ocpp_server` hands a charger that wants another one
+a server that refuses its registration.
 """
 
 from __future__ import annotations
@@ -29,6 +36,14 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
+
+from adapters.transports.tls_server import (
+    ServerTls,
+    TlsSetupError,
+    key_warning,
+    names_charger,
+    server_context,
+)
 
 log = logging.getLogger("adapters.ocpp_server")
 
@@ -52,9 +67,13 @@ def parse_listen(listen: str) -> tuple[str, int]:
 class OcppServer:
     """One websocket server on `listen` (host:port), shared by the OCPP chargers that name it."""
 
-    def __init__(self, listen: str, path: str = "ocpp") -> None:
+    def __init__(
+        self, listen: str, path: str = "ocpp", tls: ServerTls | None = None, *, refusal: str | None = None
+    ) -> None:
         self.host, self.port = parse_listen(listen)
         self.path = path.strip("/")
+        self.tls = tls
+        self._refusal = refusal  # set: a charger whose setup disagrees with the shared server's
         self._server: Server | None = None
         self._chargers: dict[str, _Registration] = {}
         self._current: dict[str, ServerConnection] = {}
@@ -69,7 +88,10 @@ class OcppServer:
 
     def register(self, identity: str, password: str, on_connection: OnConnection) -> None:
         """The charger `identity` may connect with `password`; its connections run `on_connection`.
-        ValueError when another driver registered the same identity (two connectors naming one)."""
+        ValueError when another driver registered the same identity (two connectors naming one), or
+        when this charger's TLS setup is not the endpoint's."""
+        if self._refusal is not None:
+            raise ValueError(self._refusal)
         known = self._chargers.get(identity)
         if known is not None and known.on_connection != on_connection:
             raise ValueError(f"another connector already uses identity {identity!r} on this endpoint")
@@ -82,11 +104,22 @@ class OcppServer:
 
     async def open(self) -> None:
         """Listens once; OSError (the port is taken, no permission) to the caller."""
+        if self._refusal is not None:
+            raise OSError(self._refusal)
         async with self._opening:
             if self._server is None:
                 await self._listen()
 
     async def _listen(self) -> None:
+        context = None
+        if self.tls is not None:
+            try:
+                context = await asyncio.to_thread(server_context, self.tls)  # reads files
+            except TlsSetupError as exc:
+                raise OSError(str(exc)) from None  # names the field and the fix, never a key's contents
+            warning = key_warning(self.tls)
+            if warning is not None:
+                log.warning("OCPP endpoint: %s", warning)
         self._server = await serve(
             self._serve,
             self.host,
@@ -94,8 +127,16 @@ class OcppServer:
             subprotocols=[Subprotocol("ocpp1.6")],
             process_request=self._check,
             ping_interval=60,  # a charger that vanished without a close is noticed
+            ssl=context,
         )
-        log.info("OCPP endpoint listening on ws://%s:%d/%s/<identity>", self.host, self.bound_port, self.path)
+        scheme = "ws" if context is None else "wss"
+        log.info(
+            "OCPP endpoint listening on %s://%s:%d/%s/<identity>",
+            scheme,
+            self.host,
+            self.bound_port,
+            self.path,
+        )
 
     def _identity(self, path: str) -> str | None:
         prefix = f"/{self.path}/" if self.path else "/"
@@ -109,6 +150,15 @@ class OcppServer:
         registration = self._chargers.get(identity) if identity is not None else None
         if identity is None or registration is None:
             return self._refuse(404, f"no charger configured at {request.path!r}")
+        by_certificate = self.tls is not None and self.tls.client_ca_file is not None
+        if by_certificate:
+            assert self.tls is not None
+            # The handshake verified the chain (CERT_REQUIRED); whom it names is checked here.
+            why = names_charger(self.tls, connection.transport.get_extra_info("peercert"), identity)
+            if why is not None:
+                return self._refuse(403, f"charger {identity!r}: {why}")
+            if not registration.password:
+                return None  # profile 3: the certificate is the credential
         if not _password_matches(request.headers.get("Authorization"), identity, registration.password):
             return self._refuse(401, f"charger {identity!r}: wrong or missing password")  # never logs it
         return None

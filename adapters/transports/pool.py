@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from adapters.transports.modbus import ModbusBus
     from adapters.transports.mqtt import MqttBroker
     from adapters.transports.ocpp_server import OcppServer
+    from adapters.transports.tls_server import ServerTls
     from adapters.transports.udp import UdpSocket
 
 
@@ -65,13 +66,21 @@ class Transports:
             self._udp[local_port] = UdpSocket(local_port)
         return self._udp[local_port]
 
-    def ocpp_server(self, listen: str, path: str = "ocpp") -> OcppServer:
-        """The local OCPP endpoint on `listen` (host:port), shared by every OCPP charger naming it."""
+    def ocpp_server(self, listen: str, path: str = "ocpp", tls: ServerTls | None = None) -> OcppServer:
+        """The local OCPP endpoint on `listen` (host:port), shared by every OCPP charger naming it; a
+        charger whose `tls` (None: plain ws://) is not the endpoint's gets one that refuses it."""
         from adapters.transports.ocpp_server import OcppServer
 
         if listen not in self._ocpp:
-            self._ocpp[listen] = OcppServer(listen, path)
-        return self._ocpp[listen]
+            self._ocpp[listen] = OcppServer(listen, path, tls)
+        shared = self._ocpp[listen]
+        if shared.tls != tls:
+            why = (
+                f"the OCPP endpoint {listen} is {_tls_words(shared.tls)}; this charger asks for "
+                f"{_tls_words(tls)}: give every charger on it the same tls block"
+            )
+            return OcppServer(listen, path, tls, refusal=why)
+        return shared
 
     async def close(self) -> None:
         for server in self._ocpp.values():
@@ -89,3 +98,7 @@ class Transports:
         self._modbus.clear()
         self._udp.clear()
         self._http = None
+
+
+def _tls_words(tls: ServerTls | None) -> str:
+    return "plain ws://" if tls is None else f"wss:// with {tls.describe()}"

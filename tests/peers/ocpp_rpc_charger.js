@@ -5,6 +5,7 @@
 // bridge's local endpoint as a `type: ocpp` charger. Driven by tests/helpers/ocpp_charger.py.
 //
 //   node ocpp_rpc_charger.js --url ws://127.0.0.1:PORT/ocpp --identity ID --password P
+//        [--ca CA.pem] [--cert CLIENT.pem --key CLIENT.key]   (wss://: the CA to trust, a client cert)
 //
 // stdout: one JSON object per line: "connected" once the socket is open (it retries until then),
 // "call" for each call from the bridge (answered at once: RemoteStart/RemoteStop/SetChargingProfile/
@@ -15,10 +16,14 @@
 'use strict';
 const readline = require('node:readline');
 const { parseArgs } = require('node:util');
+const fs = require('node:fs');
 const { RPCClient } = require('ocpp-rpc');
 
 const { values: opts } = parseArgs({
-    options: { url: { type: 'string' }, identity: { type: 'string' }, password: { type: 'string' } },
+    options: {
+        url: { type: 'string' }, identity: { type: 'string' }, password: { type: 'string' },
+        ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
+    },
 });
 if (!opts.url || !opts.identity) {
     process.stderr.write('usage: ocpp_rpc_charger.js --url ws://host:port/ocpp --identity ID [--password P]\n');
@@ -35,6 +40,12 @@ const client = new RPCClient({
     strictMode: true,
     reconnect: false,
     callTimeoutMs: 10000,
+    // wss://: trust only --ca (as a charger given the bridge's CA); --cert/--key for security profile 3
+    wsOpts: {
+        minVersion: 'TLSv1.2',
+        ...(opts.ca ? { ca: fs.readFileSync(opts.ca) } : {}),
+        ...(opts.cert ? { cert: fs.readFileSync(opts.cert), key: fs.readFileSync(opts.key) } : {}),
+    },
 });
 
 const answers = {

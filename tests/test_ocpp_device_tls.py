@@ -7,7 +7,7 @@ certificates from a client CA):
 - profile 3 (client certificates): the charger's own certificate (CN = its identity) lets it in with
   no password; no certificate or one from a CA the endpoint does not trust fails the TLS handshake;
   a trusted certificate naming another charger is refused with 403;
-- the third-party `ocpp-rpc` client over wss:// with `--ca`;
+- the third-party `ocpp-rpc` client over wss:// with `--ca` (and `--cert`/`--key`: profile 3);
 - the options' and the start's errors: missing files, a key of another certificate, a password-less
   charger without client_ca_file, two chargers disagreeing on one endpoint's TLS; a key others can
   read is warned about; no key's contents in any message.
@@ -158,11 +158,17 @@ async def test_profile_3_client_certificates(csms: StrictCentralSystem, tmp_path
 # --- the third-party client ---------------------------------------------------------------------------
 
 
-async def test_an_ocpp_rpc_charger_over_wss(csms: StrictCentralSystem, tmp_path: Path, pkis: Pkis) -> None:
+@pytest.mark.parametrize("profile", [2, 3])
+async def test_an_ocpp_rpc_charger_over_wss(
+    csms: StrictCentralSystem, tmp_path: Path, pkis: Pkis, profile: int
+) -> None:
     port = free_port()
-    node = NodeCharger(f"wss://127.0.0.1:{port}/ocpp", WALLBOX, PASSWORD)
+    password = PASSWORD if profile == 2 else ""
+    node = NodeCharger(f"wss://127.0.0.1:{port}/ocpp", WALLBOX, password)
     node.args += ["--ca", str(pkis.main.root)]
-    async with running(config(csms, tmp_path, port, pkis.tls(), PASSWORD)), node:
+    if profile == 3:
+        node.args += ["--cert", str(pkis.main.client.cert), "--key", str(pkis.main.client.key)]
+    async with running(config(csms, tmp_path, port, pkis.tls(profile3=profile == 3), password)), node:
         connected = await node.wait_for(lambda e: e["event"] in ("connected", "refused"))
         assert connected == {"event": "connected", "protocol": "ocpp1.6"}
         boot = await node.call(

@@ -66,10 +66,11 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/local_list.py
 	$(BIN)/python bench/tls.py
 	$(BIN)/python bench/page.py
+	$(BIN)/python bench/reporting.py
 
 # Every benchmark with --quick (seconds each; in `make test`), so one that no longer runs fails the
 # build. Each runs even after another failed; the figures are not judged.
-BENCHES := startup outbox composite polling scale transfer local_list tls page
+BENCHES := startup outbox composite polling scale transfer local_list tls page reporting
 bench-quick: $(VENV)/.installed-test
 	@failed=; for b in $(BENCHES); do \
 	  echo "== bench/$$b.py --quick"; $(BIN)/python bench/$$b.py --quick || failed="$$failed $$b"; \

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from ocpp.v16 import call
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
@@ -32,7 +33,7 @@ from adapters.chargers.ocpp_device import OcppDeviceCharger
 from adapters.chargers.ocpp_device_options import OcppDeviceOptions, OcppTlsOptions
 from adapters.transports.pool import Transports
 from adapters.transports.tls_server import CIPHERS_TLS12, ServerTls, endpoint_disagreements, server_context
-from bridge.config import ConfigError
+from bridge.config import ConfigError, parse_config
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
 from tests.helpers.ocpp_charger import NodeCharger, endpoint_listening, ocpp_charger
@@ -300,3 +301,21 @@ async def test_start_names_a_key_of_another_certificate(pkis: Pkis) -> None:
     finally:
         await driver.close()
         await transports.close()
+
+
+def test_check_refuses_two_tls_setups_on_one_listen(pkis: Pkis, tmp_path: Path) -> None:
+    block = {"type": "ocpp", "listen": "127.0.0.1:9100", "password": "p"}
+    doc = {
+        "state_dir": str(tmp_path / "state"),
+        "charge_points": [
+            {"id": f"CP-{n}", "csms_url": "ws://127.0.0.1:9/ocpp",
+             "connectors": [{"id": 1, "charger": {**block, "identity": f"WB-{n}", **tls}}]}
+            for n, tls in ((1, {"tls": pkis.tls()}), (2, {}))
+        ],
+    }  # fmt: skip
+    with pytest.raises(ConfigError) as error:
+        parse_config(yaml.safe_dump(doc), "test.yaml")
+    assert (
+        "charge_points[1].connectors[0].charger.tls: charge_points[0].connectors[0].charger shares listen"
+        in str(error.value)
+    )

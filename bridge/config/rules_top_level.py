@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from adapters.transports.tls_server import ServerTls, endpoint_disagreements
 from bridge.config.checker import _BAD, Handler, _between, _Checker, _got, _text
 from bridge.config.rules_charge_point import _charge_point
 from bridge.config.schema import ApiConfig, Config, LogsConfig, MqttStateConfig
@@ -63,9 +64,22 @@ def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Con
             earlier = first.setdefault(cp_id.lower(), index)
             if earlier != index:
                 ck.add(f"charge_points[{index}].id", f"{cp_id!r} is already used by charge_points[{earlier}]")
+    for where, problem in endpoint_disagreements(_ocpp_chargers(cps)):
+        ck.add(where, problem)
     if ck.problems or state_dir is None or api is _BAD or mqtt is _BAD or logs is _BAD:
         return None
     return Config(state_dir=state_dir, api=api, charge_points=tuple(cps), source=source, mqtt=mqtt, logs=logs)
+
+
+def _ocpp_chargers(cps: list[Any]) -> list[tuple[str, str, ServerTls | None]]:
+    """The `type: ocpp` chargers as (path, listen, TLS setup): one server per listen serves them all."""
+    return [
+        (f"charge_points[{i}].connectors[{j}].charger", c.charger.options.listen, c.charger.options.tls.setup)
+        for i, cp in enumerate(cps)
+        if cp is not _BAD
+        for j, c in enumerate(cp.connectors)
+        if c.charger.type == "ocpp"
+    ]
 
 
 def _logs(ck: _Checker, raw: Any) -> Any:

@@ -350,7 +350,7 @@ async def main(runs: int, n: int, seconds: float, connectors: int, cps: int, qui
         over = lat.stat(0.95) - base_p95
         goal = f"+{TARGET_DOWN_P95_MS:g} ms" if name == "down" else ""
         verdict = _verdict(over <= TARGET_DOWN_P95_MS) if name == "down" else ""
-        extra = f" ({lat.reported} to the target)" if name == "up" else ""
+        extra = f" ({lat.reported} to the target, warm-up included)" if name == "up" else ""
         print(f"| {label} | {len(lat.samples_ms)}{extra} | {lat.stat(0.5):.2f} | {lat.stat(0.95):.2f} | "
               f"{max(lat.samples_ms):.2f} | {'' if name == 'none' else f'{over:+.2f}'} | {goal} | "
               f"{verdict} |")  # fmt: skip

@@ -22,11 +22,16 @@ contract and the bridge's commands into calls to it:
   transaction is the bridge's own, with the central system's id). Its register is asked for after its
   boot (TriggerMessage MeterValues), since the bridge's StartTransaction, and so its meterStart, comes
   before the charger's.
-- energy: on is RemoteStartTransaction (the last card presented, else `id_tag`) unless the charger's
-  transaction already runs or a card's Authorize is waiting (its answer lets the charger start on its
-  own); off is RemoteStopTransaction of its transaction, or of a stray one it reports. A start the
-  bridge did not ask for is answered Invalid, so the charger ends it.
-- current: SetChargingProfile, a TxDefaultProfile in A on its connector (sent again when it reconnects).
+- a start of its own (its StartTransaction, the bridge not having switched energy on: its free mode, a
+  card at a charger that starts on its own) presents its tag and waits for the bridge's decision as an
+  Authorize does: Accepted once the bridge lets energy flow, Invalid when it has not within
+  `card_wait_s`, so the charger ends it.
+- energy and current (ocpp_device_switch.py, docs/devices/ocpp.md "How energy is switched"): what it
+  honours is asked after each boot (GetConfiguration); energy on is RemoteStartTransaction, unless its
+  own start is under way or it refused RemoteStart on this connection; energy off with its transaction
+  running and the vehicle plugged is a pause (a TxProfile of 0) when it honours SmartCharging, else
+  RemoteStopTransaction; the current is a TxDefaultProfile in A, or in W for a charger that takes
+  only W (sent again after its boot).
 - unlock: UnlockConnector.
 
 What the charger does that OCPP does not allow is recorded (`deviations`, the newest DEVIATIONS_KEPT)
@@ -42,7 +47,6 @@ import contextlib
 import itertools
 import logging
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ocpp.v16 import call
@@ -62,14 +66,14 @@ from adapters.base import (
 )
 from adapters.chargers.ocpp_device_link import STATUS_READING, ChargerLink, ChargerState, Decisions
 from adapters.chargers.ocpp_device_options import OcppDeviceOptions
+from adapters.chargers.ocpp_device_support import Support
+from adapters.chargers.ocpp_device_switch import EnergySwitch
 from adapters.transports.ocpp_server import OcppServer
 from adapters.transports.pool import Transports
 
 log = logging.getLogger("adapters.ocpp_device")
 
 PROBE_WAIT_S = 15.0  # `probe` (no listener) waits this long for the charger to connect and boot
-START_PENDING_S = 30.0  # a RemoteStart it accepted is not asked again this long, until its StartTransaction
-PROFILE_ID = 1  # the one TxDefaultProfile the bridge keeps on the charger's connector
 
 FAULT_KINDS = {
     "ConnectorLockFailure": FaultKind.CABLE_LOCK,
@@ -97,12 +101,9 @@ class OcppDeviceCharger(Charger):
         self.state = ChargerState(connector_id=options.connector_id)
         self._decisions = Decisions()
         self._link: ChargerLink | None = None
-        self._current_a: float | None = None  # the bridge's last set-point, sent again on reconnect
-        self._last_tag: str | None = None
         self._up = asyncio.Event()  # connected and booted
         self._heard = asyncio.Event()  # a StatusNotification of its connector came
-        self._switching = asyncio.Lock()  # one energy decision carried out at a time
-        self._start_asked: float | None = None  # loop time of a RemoteStart it accepted, until it starts
+        self._switch = EnergySwitch(options, self.state, self._decisions, self._call, self.description)
         # Local transaction ids: from the clock, so that a restarted bridge gives no id twice.
         self._ids = itertools.count(int(time.time()) % 1_000_000_000)
 
@@ -113,9 +114,15 @@ class OcppDeviceCharger(Charger):
 
     def probe_lines(self) -> list[str]:
         """The lines `probe` adds for this charger: its connection and its deviations."""
-        lines = [f"connected: {'yes' if self._link is not None else 'no'}; booted: {self.state.booted}"]
-        lines += [f"deviation from OCPP: {text}" for text in self.state.deviations]
-        return lines
+        said = [f"connected: {'yes' if self._link is not None else 'no'}; booted: {self.state.booted}"]
+        said += self._switch.lines()
+        said += [f"deviation from OCPP: {text}" for text in self.state.deviations]
+        return said
+
+    @property
+    def support(self) -> Support:
+        """What the charger said it honours on this connection (ocpp_device_support.py)."""
+        return self._switch.support
 
     @property
     def capabilities(self) -> ChargerCapabilities:
@@ -168,6 +175,7 @@ class OcppDeviceCharger(Charger):
             next_transaction_id=lambda: next(self._ids),
         )
         self._link = link
+        self._switch.connected()
         log.info("%s connected", self.description)
         self._changed()
         try:
@@ -193,7 +201,7 @@ class OcppDeviceCharger(Charger):
         MeterValues or StartTransaction."""
         await link.boot_seen.wait()
         self._up.set()
-        self._start_asked = None  # a start asked before its boot is forgotten
+        self._switch.booted()
         if self.state.energy_wh is None:
             with contextlib.suppress(DeviceRefused, DeviceUnreachable):
                 await self._call(
@@ -201,9 +209,9 @@ class OcppDeviceCharger(Charger):
                         requested_message="MeterValues", connector_id=self.options.connector_id
                     )
                 )
-        if self._current_a is not None:
-            with contextlib.suppress(DeviceRefused, DeviceUnreachable):
-                await self._send_profile(self._current_a)
+        await self._switch.probe()  # before the set-point: its unit
+        with contextlib.suppress(DeviceRefused, DeviceUnreachable):
+            await self._switch.send_setpoint()
         # The bridge's last word on energy: a charger that rebooted (or was away when energy was switched
         # on) and ended its transaction, as OCPP asks, is started again; the bridge's transaction went on.
         while True:
@@ -221,13 +229,13 @@ class OcppDeviceCharger(Charger):
 
     def _changed(self) -> None:
         if self.state.transaction_id is not None:
-            self._start_asked = None
+            self._switch.start_asked = None
         if self.state.status is not None:
             self._heard.set()
         self._emit(StateChanged())
 
     def _tag(self, id_tag: str) -> None:
-        self._last_tag = id_tag
+        self._switch.last_tag = id_tag
         self._emit(TagPresented(id_tag))
 
     async def read(self) -> ChargerReading:
@@ -252,7 +260,7 @@ class OcppDeviceCharger(Charger):
             power_w=s.power_w,
             current_a=s.current_a,
             voltage_v=s.voltage_v,
-            current_offered_a=self._current_a,
+            current_offered_a=self._switch.current_a,
             fault=fault,
         )
 
@@ -271,66 +279,10 @@ class OcppDeviceCharger(Charger):
         return answer
 
     async def set_enabled(self, enabled: bool) -> None:
-        async with self._switching:
-            await self._switch(enabled)
-
-    def _start_pending(self) -> bool:
-        asked = self._start_asked
-        return asked is not None and asyncio.get_running_loop().time() - asked < START_PENDING_S
-
-    async def _switch(self, enabled: bool) -> None:
-        self._decisions.set(enabled)
-        transaction_id = self.state.transaction_id
-        if not enabled and transaction_id is None:
-            transaction_id = self.state.stray_transaction_id  # one it went on with, unasked
-        if (
-            enabled
-            and transaction_id is None
-            and not self._decisions.cards_waiting
-            and not self._start_pending()
-        ):
-            # No card waiting at the charger (whose answer now lets it start on its own): asked to start;
-            # not connected: unreachable, so that the bridge says so and tries again.
-            tag = self._last_tag or self.options.id_tag
-            answer = await self._call(
-                call.RemoteStartTransaction(id_tag=tag, connector_id=self.options.connector_id)
-            )
-            if answer.status != "Accepted":
-                raise DeviceRefused(f"{self.description} refused RemoteStartTransaction")
-            if self.state.transaction_id is None:  # its StartTransaction may have come first
-                self._start_asked = asyncio.get_running_loop().time()
-        elif not enabled and transaction_id is not None:
-            answer = await self._call(call.RemoteStopTransaction(transaction_id=transaction_id))
-            if answer.status != "Accepted":
-                raise DeviceRefused(f"{self.description} refused RemoteStopTransaction")
-        if not enabled:
-            self._last_tag = None
-            self._start_asked = None
+        await self._switch.set_enabled(enabled)
 
     async def set_current(self, amps: float) -> None:
-        self._current_a = amps
-        if self._link is not None:
-            await self._send_profile(amps)
-
-    async def _send_profile(self, amps: float) -> None:
-        start = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="seconds")
-        start = start.replace("+00:00", "Z")
-        profile = {
-            "chargingProfileId": PROFILE_ID,
-            "stackLevel": 0,
-            "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Absolute",
-            "chargingSchedule": {
-                "chargingRateUnit": "A",
-                "startSchedule": start,
-                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(amps, 1)}],
-            },
-        }
-        answer = await self._call(
-            call.SetChargingProfile(connector_id=self.options.connector_id, cs_charging_profiles=profile)
-        )
-        if answer.status != "Accepted":
-            raise DeviceRefused(f"{self.description} refused a charging profile of {amps:g} A")
+        await self._switch.set_current(amps, connected=self._link is not None)
 
     async def unlock(self) -> None:
         answer = await self._call(call.UnlockConnector(connector_id=self.options.connector_id))

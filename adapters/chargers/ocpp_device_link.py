@@ -257,6 +257,12 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         self._before_boot("Authorize")
         if self.decisions.enabled and self.state.transaction_id is None:
             return call_result.Authorize(id_tag_info={"status": "Accepted"})
+        accepted = await self._decided(id_tag)
+        return call_result.Authorize(id_tag_info={"status": "Accepted" if accepted else "Invalid"})
+
+    async def _decided(self, id_tag: str) -> bool:
+        """The bridge is told of the tag and decides by its own transaction: True once it switches
+        energy on, False when it has not within card_wait_s."""
         waiting = self.decisions.changed
         self.decisions.cards_waiting += 1
         self.on_tag(id_tag)
@@ -266,18 +272,19 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
                     await waiting.wait()
                     waiting = self.decisions.changed
         except TimeoutError:
-            return call_result.Authorize(id_tag_info={"status": "Invalid"})
+            return False
         finally:
             self.decisions.cards_waiting -= 1
-        return call_result.Authorize(id_tag_info={"status": "Accepted"})
+        return True
 
     @on("StartTransaction")
     async def on_start_transaction(
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
     ) -> Any:
-        """Given a local id; Accepted only while the bridge lets energy flow: a start the bridge did not
-        ask for (a resumed session, a charger in free mode) is answered Invalid, so the charger ends it,
-        and its tag is presented to the bridge."""
+        """Given a local id; Accepted only once the bridge lets energy flow: a start the bridge did not
+        ask for (a charger in free mode, one that starts on its own after a card, one that refuses
+        RemoteStartTransaction) presents its tag and waits for the bridge's decision as an Authorize
+        does, Invalid when none came, so the charger ends it; a stale one is Invalid at once."""
         self._before_boot("StartTransaction")
         s = self.state
         transaction_id = self.next_transaction_id()
@@ -294,9 +301,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         if s.transaction_id is not None:
             s.deviation(f"StartTransaction while its transaction {s.transaction_id} was not stopped")
         s.energy_wh = float(meter_start)
-        if stale or not self.decisions.enabled:
-            if not stale:  # a card at a charger that starts on its own: the bridge decides
-                self.on_tag(id_tag)
+        if stale or (not self.decisions.enabled and not await self._decided(id_tag)):
             return invalid
         s.transaction_id = transaction_id
         self.on_change()

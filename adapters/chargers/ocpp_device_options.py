@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adapters.chargers.ocpp_device_support import SWITCH_MODES
 from adapters.transports.ocpp_server import parse_listen
 from adapters.transports.tls_server import ServerTls, check_files
 
@@ -63,6 +64,7 @@ class OcppDeviceOptions:
     current_step_a: float = 0.1  # chargers take A with one decimal
     fixed_cable: bool = False  # a tethered cable: nothing to unlock
     rfid: bool = True  # the charger has a card reader (its Authorize)
+    energy_switch: str = "auto"  # auto (probe what it honours) | remote (Remote Start/Stop) | profile
 
     def validate(self) -> list[tuple[str, str]]:
         """(field, problem) pairs; empty when the options make sense."""
@@ -96,6 +98,8 @@ class OcppDeviceOptions:
             problems.append(("phases", "must be 1 or 3"))
         if not 0 < self.min_current_a <= self.max_current_a <= 80:
             problems.append(("min_current_a", "need 0 < min_current_a <= max_current_a <= 80 A"))
+        if self.energy_switch not in SWITCH_MODES:
+            problems.append(("energy_switch", f"must be one of {', '.join(SWITCH_MODES)}"))
         if not 0.01 <= self.current_step_a <= 1:
             problems.append(("current_step_a", "must be 0.01 to 1 A"))
         return problems

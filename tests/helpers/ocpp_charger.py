@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ocpp.exceptions import NotImplementedError as CallNotImplemented
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from websockets.asyncio.client import ClientConnection, connect
@@ -30,12 +31,42 @@ def iso(moment: datetime | None = None) -> str:
 
 
 class FakeWallbox(ChargePoint):  # type: ignore[misc]
-    def __init__(self, identity: str, connection: ClientConnection) -> None:
+    """Variants (keywords of `ocpp_charger`): `features`, its SupportedFeatureProfiles (None: it answers
+    GetConfiguration with a CALLERROR NotImplemented); `rate_unit`, its
+    ChargingScheduleAllowedChargingRateUnit; `refuses_remote_start`: "Rejected", or a CALLERROR
+    "NotImplemented"; `free_mode`: the idTag of the transaction it starts itself at `plug()`. With
+    SmartCharging a TxProfile of 0 for its transaction makes it SuspendedEVSE, its clearing Charging."""
+
+    def __init__(
+        self,
+        identity: str,
+        connection: ClientConnection,
+        *,
+        features: str | None = None,
+        rate_unit: str = "Current",
+        refuses_remote_start: str | None = None,
+        free_mode: str | None = None,
+    ) -> None:
         super().__init__(identity, connection, response_timeout=3)
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.transaction_id: int | None = None
         self.energy_wh = 1000
         self.id_tag = ""
+        self.features, self.rate_unit = features, rate_unit
+        self.refuses_remote_start, self.free_mode = refuses_remote_start, free_mode
+        self.started: list[Any] = []  # the answers to its StartTransactions, in order
+
+    @property
+    def smart_charging(self) -> bool:
+        return self.features is not None and "SmartCharging" in self.features
+
+    def actions(self) -> list[str]:
+        return [action for action, _ in self.received]
+
+    async def plug(self) -> Any:
+        """Plugged in: Preparing; in free mode its own StartTransaction (its answer returned)."""
+        await self.status("Preparing")
+        return await self.begin(self.free_mode) if self.free_mode is not None else None
 
     async def send(self, payload: Any) -> Any:
         return await self.call(payload, suppress=False)
@@ -51,6 +82,7 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
                 connector_id=1, id_tag=id_tag, meter_start=self.energy_wh, timestamp=timestamp or iso()
             )
         )
+        self.started.append(answer)
         if answer.id_tag_info["status"] == "Accepted":
             self.transaction_id = answer.transaction_id
             await self.status("Charging")
@@ -83,6 +115,10 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
     @on("RemoteStartTransaction")
     async def on_remote_start(self, id_tag: str, **extra: Any) -> Any:
         self.received.append(("RemoteStartTransaction", {"id_tag": id_tag, **extra}))
+        if self.refuses_remote_start == "NotImplemented":
+            raise CallNotImplemented(description="no remote start here")
+        if self.refuses_remote_start is not None:
+            return call_result.RemoteStartTransaction(status=self.refuses_remote_start)
         self.id_tag = id_tag
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.begin(id_tag)))
         return call_result.RemoteStartTransaction(status="Accepted")
@@ -108,7 +144,43 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
     @on("SetChargingProfile")
     async def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
         self.received.append(("SetChargingProfile", {"connector_id": connector_id, **cs_charging_profiles}))
+        p = cs_charging_profiles
+        if self.smart_charging and p["charging_profile_purpose"] == "TxProfile":
+            if p.get("transaction_id") != self.transaction_id:
+                return call_result.SetChargingProfile(status="Rejected")
+            if p["charging_schedule"]["charging_schedule_period"][0]["limit"] == 0:
+                self.soon(self.status("SuspendedEVSE"))
         return call_result.SetChargingProfile(status="Accepted")
+
+    @on("ClearChargingProfile")
+    async def on_clear_charging_profile(self, **criteria: Any) -> Any:
+        self.received.append(("ClearChargingProfile", criteria))
+        if not self.smart_charging:
+            raise CallNotImplemented(description="no smart charging here")
+        if self.transaction_id is not None:
+            self.soon(self.status("Charging"))
+        return call_result.ClearChargingProfile(status="Accepted")
+
+    @on("GetConfiguration")
+    async def on_get_configuration(self, key: list[str] | None = None) -> Any:
+        self.received.append(("GetConfiguration", {"key": key}))
+        if self.features is None:
+            raise CallNotImplemented(description="no configuration here")
+        known = {
+            "SupportedFeatureProfiles": self.features,
+            "ChargingScheduleAllowedChargingRateUnit": self.rate_unit,
+            "AuthorizeRemoteTxRequests": "false",
+            "ChargeProfileMaxStackLevel": "3",
+        }
+        wanted = key or list(known)
+        return call_result.GetConfiguration(
+            configuration_key=[{"key": k, "readonly": True, "value": known[k]} for k in wanted if k in known],
+            unknown_key=[k for k in wanted if k not in known] or None,
+        )
+
+    def soon(self, message: Any) -> None:
+        """A message of its own sent after the answer it follows (a coroutine)."""
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(message))
 
     @on("TriggerMessage")
     async def on_trigger(self, requested_message: str, **extra: Any) -> Any:
@@ -142,6 +214,7 @@ async def ocpp_charger(
     boot: bool = True,
     before_boot: Any = None,
     ssl_context: Any = None,
+    **variant: Any,
 ) -> AsyncIterator[FakeWallbox]:
     """Connected, its reader running, booted (after sending `before_boot`, a call, if given: a
     deviation); disconnected on exit. `ssl_context` (an ssl.SSLContext) for a wss:// url; an empty
@@ -162,7 +235,7 @@ async def ocpp_charger(
     else:
         raise AssertionError(f"the bridge's endpoint {url} never listened")
     async with ws:
-        charger = FakeWallbox(identity, ws)
+        charger = FakeWallbox(identity, ws, **variant)
         reader = asyncio.create_task(charger.start())
         try:
             if before_boot is not None:

@@ -1,0 +1,58 @@
+"""The charging profiles the bridge sends an OCPP charger (`type: ocpp`), as SetChargingProfile's
+csChargingProfiles (pure; the driver is ocpp_device.py).
+
+- the set-point: a TxDefaultProfile (id DEFAULT_ID, stack level 0) on its connector, in the unit it
+  takes. It holds for every transaction of the charger, so it is sent once and again after its boot.
+- a pause: a TxProfile (id PAUSE_ID, stack level 0) of its running transaction with limit 0. Why a
+  TxProfile rather than the TxDefaultProfile at 0: OCPP 1.6 (3.13.2) lets a TxProfile overrule the
+  TxDefaultProfile for the rest of the transaction whatever their stack levels, so stack level 0 does
+  (even with ChargeProfileMaxStackLevel 0); the set-point stays where it is, so a new set-point during
+  the pause changes nothing until it ends; the charger drops the TxProfile when its transaction ends,
+  so a pause can never outlive it and hold back the next session; and energy on is one
+  ClearChargingProfile of PAUSE_ID, which gives the set-point back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+DEFAULT_ID = 1  # the one TxDefaultProfile the bridge keeps on the charger's connector
+PAUSE_ID = 2  # the TxProfile of a pause
+
+
+def _start() -> str:
+    # A minute back: a charger whose clock is a little behind applies it at once all the same.
+    start = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="seconds")
+    return start.replace("+00:00", "Z")
+
+
+def _schedule(limit: float, unit: str) -> dict[str, Any]:
+    return {
+        "chargingRateUnit": unit,
+        "startSchedule": _start(),
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
+    }
+
+
+def default_profile(limit: float, unit: str) -> dict[str, Any]:
+    """The set-point: `limit` in `unit` (A or W) for every transaction on the connector."""
+    return {
+        "chargingProfileId": DEFAULT_ID,
+        "stackLevel": 0,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": _schedule(limit, unit),
+    }
+
+
+def pause_profile(transaction_id: int, unit: str) -> dict[str, Any]:
+    """A pause: 0 for its running transaction `transaction_id` (the link's id for it)."""
+    return {
+        "chargingProfileId": PAUSE_ID,
+        "stackLevel": 0,
+        "chargingProfilePurpose": "TxProfile",
+        "chargingProfileKind": "Absolute",
+        "transactionId": transaction_id,
+        "chargingSchedule": _schedule(0.0, unit),
+    }

@@ -1,0 +1,228 @@
+"""The bridge's energy and current decisions carried out on an OCPP charger (`type: ocpp`): what it
+honours asked after each boot, energy on and off, the set-point. The driver (ocpp_device.py) holds one
+`EnergySwitch` and hands it set_enabled and set_current; docs/devices/ocpp.md, "How energy is switched".
+
+- What it honours: GetConfiguration after each BootNotification (ocpp_device_support.py keeps and
+  reads the answer); a CALLERROR or no answer: Core only, and the notes say why. What it refused on a
+  connection (a RemoteStart, a pause) is kept until the next connection, where it is asked again.
+- Energy on: the pause's TxProfile cleared when its transaction runs paused; nothing when its own
+  start is under way (a card's Authorize or its own StartTransaction waiting for the bridge: the answer
+  lets it start, ocpp_device_link.py); else RemoteStartTransaction (the last card presented, else
+  `id_tag`). Refused (Rejected, or a CALLERROR NotImplemented / NotSupported) with `energy_switch:
+  auto`: not asked again on this connection, and its own StartTransaction (its free mode, a card at
+  its reader) is the way a session starts from then on, answered Accepted once the bridge lets energy
+  flow. With `remote` or `profile` a refusal stays a refused command.
+- Energy off (ocpp_device_support.energy_off): while its transaction runs and the vehicle stays
+  plugged, a pause when it honours SmartCharging (a TxProfile of 0 for its transaction,
+  ocpp_device_profiles.py): its transaction goes on (SuspendedEVSE), and the charger ends it itself
+  when the vehicle is unplugged; else, or unplugged, RemoteStopTransaction of its transaction (or of a
+  stray one it reports). The bridge's guard switches energy off again when a device allows energy the
+  bridge did not allow: a pause still not honoured PAUSE_HELD_S after it was sent is given up for this
+  connection, and its transaction stopped.
+- ChangeAvailability is never the switch: an Inoperative connector reports Unavailable, so the bridge
+  no longer knows whether a vehicle is plugged; during a transaction the answer is Scheduled, applied
+  only after the transaction, so it stops nothing when energy must stop; and the charger keeps it
+  across reboots and lost connections, so a bridge that is gone leaves it unusable. Where RemoteStop
+  and profiles are refused, a refused command is the honest answer: the connector shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from ocpp.exceptions import NotImplementedError as CallNotImplemented
+from ocpp.exceptions import NotSupportedError, OCPPError
+from ocpp.v16 import call
+
+from adapters.base import DeviceRefused, DeviceUnreachable
+from adapters.chargers.ocpp_device_link import STATUS_READING, ChargerState, Decisions
+from adapters.chargers.ocpp_device_options import OcppDeviceOptions
+from adapters.chargers.ocpp_device_profiles import PAUSE_ID, default_profile, pause_profile
+from adapters.chargers.ocpp_device_support import (
+    KEYS,
+    Off,
+    Support,
+    assumed_core,
+    energy_off,
+    from_configuration,
+    limit,
+    lines,
+)
+
+log = logging.getLogger("adapters.ocpp_device")
+
+START_PENDING_S = 30.0  # a RemoteStart it accepted is not asked again this long, until its StartTransaction
+PAUSE_HELD_S = 5.0  # a pause still not honoured this long after it was sent (energy flows): RemoteStop
+
+
+class EnergySwitch:
+    """Energy on and off and the set-point, by what the charger honours (see the module's theory)."""
+
+    def __init__(
+        self,
+        options: OcppDeviceOptions,
+        state: ChargerState,
+        decisions: Decisions,
+        send: Callable[[Any], Awaitable[Any]],
+        description: str,
+    ) -> None:
+        self.options = options
+        self.state = state
+        self.decisions = decisions
+        self.send = send  # a call to the charger: its answer, or DeviceRefused / DeviceUnreachable
+        self.description = description
+        self.support = Support(asked=False)  # what it honours, asked after each boot
+        self.current_a: float | None = None  # the bridge's last set-point, sent again after its boot
+        self.last_tag: str | None = None  # the card it presented, for a RemoteStart
+        self.start_asked: float | None = None  # loop time of a RemoteStart it accepted, until it starts
+        self.paused: tuple[int, float] | None = None  # (its transaction, loop time) of a pause sent
+        self._lock = asyncio.Lock()  # one energy decision carried out at a time
+
+    def lines(self) -> list[str]:
+        return lines(self.options.energy_switch, self.support)
+
+    def connected(self) -> None:
+        """A new connection: what it refused on the last one is asked again."""
+        self.support = Support(asked=False)
+
+    def booted(self) -> None:
+        self.start_asked = None  # a start asked before its boot is forgotten
+        self.paused = None  # a rebooted charger ended its transaction, and with it the pause
+
+    async def probe(self) -> None:
+        """What it honours, asked after each boot; what it refused on this connection is kept."""
+        kept = self.support
+        try:
+            answer = await self.send(call.GetConfiguration(key=list(KEYS)))
+        except DeviceUnreachable as exc:
+            if not isinstance(exc.__cause__, TimeoutError):
+                return  # the connection went: nothing learnt
+            found = assumed_core(f"no answer to GetConfiguration within {self.options.call_timeout_s:g} s")
+        except DeviceRefused as exc:
+            found = assumed_core(f"GetConfiguration answered {refusal(exc)}")
+        else:
+            found = from_configuration(answer.configuration_key or [])
+        self.support = replace(
+            found, remote_start_refused=kept.remote_start_refused, pause_refused=kept.pause_refused
+        )
+        log.info("%s: %s", self.description, "; ".join(self.lines()))
+
+    async def set_enabled(self, enabled: bool) -> None:
+        async with self._lock:
+            self.decisions.set(enabled)
+            if enabled:
+                await self._on()
+            else:
+                await self._off()
+                self.last_tag = None
+                self.start_asked = None
+
+    def _start_pending(self) -> bool:
+        asked = self.start_asked
+        return asked is not None and asyncio.get_running_loop().time() - asked < START_PENDING_S
+
+    async def _on(self) -> None:
+        transaction_id = self.state.transaction_id
+        if transaction_id is not None:
+            if self.paused is not None and self.paused[0] == transaction_id:
+                await self._resume()
+            return
+        if self.decisions.cards_waiting or self._start_pending():
+            return  # its own start is under way (a card, its free mode): the answer now lets it
+        if self.support.remote_start_refused is not None:
+            return  # it starts its own transactions: the next StartTransaction is answered Accepted
+        # Not connected: unreachable, so that the bridge says so and tries again.
+        tag = self.last_tag or self.options.id_tag
+        try:
+            answer = await self.send(
+                call.RemoteStartTransaction(id_tag=tag, connector_id=self.options.connector_id)
+            )
+            status = answer.status
+        except DeviceRefused as exc:
+            if not isinstance(exc.__cause__, CallNotImplemented | NotSupportedError):
+                raise
+            status = refusal(exc)
+        if status != "Accepted":
+            self._remote_start_refused(status)
+        if self.state.transaction_id is None:  # its StartTransaction may have come first
+            self.start_asked = asyncio.get_running_loop().time()
+
+    def _remote_start_refused(self, how: str) -> None:
+        """`auto`: remembered for this connection, and its own starts are the way from now on."""
+        if self.options.energy_switch == "auto":
+            self.support = replace(self.support, remote_start_refused=how)
+            log.warning(
+                "%s refused RemoteStartTransaction (%s): it is not asked again on this connection; "
+                "its own StartTransaction (its free mode, a card at its reader) starts a session",
+                self.description, how,
+            )  # fmt: skip
+        raise DeviceRefused(f"{self.description} refused RemoteStartTransaction ({how})")
+
+    async def _off(self) -> None:
+        s = self.state
+        transaction_id = s.transaction_id
+        if transaction_id is None:
+            transaction_id = s.stray_transaction_id  # one it went on with, unasked
+        paused = self.paused
+        if paused is not None and paused[0] == transaction_id:
+            young = asyncio.get_running_loop().time() - paused[1] < PAUSE_HELD_S
+            if young or not STATUS_READING.get(s.status or "", (None, False, False))[2]:
+                return  # paused already: a pause by the limit, then the bridge's session ending
+            self.support = replace(self.support, pause_refused="energy still flowed at 0")
+            log.warning("%s: energy still flows at 0: stopping its transaction", self.description)
+        how = energy_off(
+            self.options.energy_switch,
+            self.support,
+            in_transaction=transaction_id is not None,
+            plugged=bool(s.plugged) and transaction_id == s.transaction_id,
+        )
+        if how is Off.PAUSE and transaction_id is not None:
+            try:
+                await self._set_profile(pause_profile(transaction_id, self.support.rate_unit), "a pause at 0")
+            except DeviceRefused as exc:
+                self.support = replace(self.support, pause_refused=str(exc))
+                log.warning("%s; stopping its transaction instead", exc)
+            else:
+                self.paused = (transaction_id, asyncio.get_running_loop().time())
+                return
+        if transaction_id is not None:
+            answer = await self.send(call.RemoteStopTransaction(transaction_id=transaction_id))
+            if answer.status != "Accepted":
+                raise DeviceRefused(f"{self.description} refused RemoteStopTransaction")
+
+    async def _resume(self) -> None:
+        """The pause ends: its TxProfile is cleared, and the set-point (the TxDefaultProfile) holds."""
+        answer = await self.send(call.ClearChargingProfile(id=PAUSE_ID))
+        if answer.status not in ("Accepted", "Unknown"):  # Unknown: it had dropped it already
+            raise DeviceRefused(f"{self.description}: ClearChargingProfile answered {answer.status}")
+        self.paused = None
+
+    async def set_current(self, amps: float, connected: bool) -> None:
+        self.current_a = amps
+        if connected:
+            await self.send_setpoint()
+
+    async def send_setpoint(self) -> None:
+        """The set-point as the TxDefaultProfile, in the unit it takes; none before the bridge set one."""
+        if self.current_a is None:
+            return
+        unit = self.support.rate_unit
+        value = limit(self.current_a, unit, self.options.phases, self.state.voltage_v)
+        await self._set_profile(default_profile(value, unit), f"a charging profile of {self.current_a:g} A")
+
+    async def _set_profile(self, profile: dict[str, Any], what: str) -> None:
+        answer = await self.send(
+            call.SetChargingProfile(connector_id=self.options.connector_id, cs_charging_profiles=profile)
+        )
+        if answer.status != "Accepted":
+            raise DeviceRefused(f"{self.description} refused {what} ({answer.status})")
+
+
+def refusal(exc: DeviceRefused) -> str:
+    """How a call was refused: the CALLERROR's code, else the error's text."""
+    cause = exc.__cause__
+    return f"CALLERROR {cause.code}" if isinstance(cause, OCPPError) else str(exc)

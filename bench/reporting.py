@@ -15,12 +15,13 @@ proves the benchmark still runs; its figures mean nothing.
   (b) end to end: `python -m bridge.cli run` (a subprocess) with one charge point of CONNECTORS
       simulated chargers, plugged at start and charging by `free_vend_id_tag`, MeterValueSampleInterval
       1 s (AllowOfflineTxForUnknownId: the plug is seen before the link is up), against a bare
-      websockets central system in this process (no `ocpp` routing; it answers
-      every CALL at once). Latency of each of the primary's MeterValues: the sample's timestamp (the
-      daemon stamps it when the reading is taken) -> its arrival here (same host, same clock), for
-      S seconds after a warm-up; median, p95 and max, with no target, with one target up (a second
-      such server), and with one target down (its URL on a port that refuses connections,
-      tests/processes.py dead_port). The target's outage must cost the primary nothing.
+      websockets central system in this process (no `ocpp` routing; it answers every CALL at once).
+      Latency of each of the primary's MeterValues: the sample's timestamp (the daemon stamps it when
+      the reading is taken) -> its arrival here (same host, same clock); median, p95 and max, with no
+      target, with one target up (a second such server), and with one target down (its URL on a port
+      that refuses connections, tests/processes.py dead_port). Each scenario runs ROUNDS times, the
+      three in turns, S seconds in all, each run's first WARMUP_S not counted. The target's outage
+      must cost the primary nothing.
   (c) memory: the daemon's VmRSS with CPS idle charge points and 0, 1, 2 targets each (all up),
       SETTLE_S after every BootNotification (the primary's and each target's) arrived.
 Targets: a target adds at most +30 % to the store's time per message; the primary's p95 latency with a
@@ -66,10 +67,11 @@ TARGET_DOWN_P95_MS = 10.0  # the primary's p95 latency with a target down, at mo
 MEASURANDS = ["Energy.Active.Import.Register", "Power.Active.Import", "Current.Import"]
 SAMPLE_INTERVAL_S = 10  # between the MeterValues of (a)'s transaction; each target takes every one
 WARMUP_S, QUICK_WARMUP_S = 2.0, 0.0  # (b): samples taken this soon after the first start are not counted
+ROUNDS = 3  # (b): each scenario runs this many times, in turns, its seconds shared among them
 SETTLE_S, QUICK_SETTLE_S = 3.0, 0.3
 START_TIMEOUT_S = 30.0
 QUICK = {"runs": 1, "messages": 20, "seconds": 1.5, "connectors": 1, "cps": 2}
-FULL = {"runs": 7, "messages": 300, "seconds": 40.0, "connectors": 4, "cps": 10}
+FULL = {"runs": 7, "messages": 300, "seconds": 45.0, "connectors": 4, "cps": 10}
 
 
 def _now() -> str:
@@ -291,6 +293,7 @@ def _verdict(ok: bool) -> str:
 
 
 async def main(runs: int, n: int, seconds: float, connectors: int, cps: int, quick: bool) -> int:
+    rounds = 1 if quick else ROUNDS
     with tempfile.TemporaryDirectory(prefix="bench-reporting-") as tmp:
         workdir = Path(tmp)
         costs = await store_costs(workdir, runs, n)
@@ -303,14 +306,18 @@ async def main(runs: int, n: int, seconds: float, connectors: int, cps: int, qui
             scenarios = {"none": [], "up": [target.url], "down": [f"ws://127.0.0.1:{dead_port()}/ocpp"]}
             if not quick:  # not counted: bytecode, page cache
                 await latency_run(primary, workdir, "warm-up", [], 1, 0.5, 0.0)
-            latency: dict[str, Latency] = {}
-            for name, urls in scenarios.items():
-                target.reset()
-                latency[name] = await latency_run(primary, workdir, name, urls, connectors, seconds, warmup)
-                latency[name].reported = sum(len(s.samples) for s in target.seen.values())
-                if not latency[name].samples_ms:
-                    raise RuntimeError(f"{name}: no MeterValues after the warm-up; see {name}.log")
-                print(f"latency {name}: {len(latency[name].samples_ms)} samples", file=sys.stderr, flush=True)
+            # The scenarios take turns (rounds), so a change of the machine's load meets each alike.
+            latency = {name: Latency([], 0) for name in scenarios}
+            for turn in range(rounds):
+                for name, urls in scenarios.items():
+                    target.reset()
+                    run = await latency_run(primary, workdir, f"{name}-{turn}", urls, connectors,
+                                            seconds / rounds, warmup)  # fmt: skip
+                    if not run.samples_ms:
+                        raise RuntimeError(f"{name}: no MeterValues after the warm-up; see {name}-{turn}.log")
+                    latency[name].samples_ms += run.samples_ms
+                    latency[name].reported += sum(len(s.samples) for s in target.seen.values())
+                    print(f"latency {name}: {len(run.samples_ms)} samples", file=sys.stderr, flush=True)
             if latency["up"].reported == 0:
                 raise RuntimeError("the target up was told of no MeterValues")
             settle = QUICK_SETTLE_S if quick else SETTLE_S

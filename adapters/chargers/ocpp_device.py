@@ -113,7 +113,8 @@ class OcppDeviceCharger(Charger):
         return list(self.state.deviations)
 
     def probe_lines(self) -> list[str]:
-        """The lines `probe` adds for this charger: its connection and its deviations."""
+        """The lines `probe` adds for this charger: its connection, what it said it honours on it and
+        how its energy is switched (once it answered; none after `close`), and its deviations."""
         said = [f"connected: {'yes' if self._link is not None else 'no'}; booted: {self.state.booted}"]
         said += self._switch.lines()
         said += [f"deviation from OCPP: {text}" for text in self.state.deviations]
@@ -157,6 +158,7 @@ class OcppDeviceCharger(Charger):
 
     async def close(self) -> None:
         self._server.unregister(self.options.identity, self._run_link)
+        self._switch.connected()  # none from now on: what it said of itself goes with it
         link, self._link = self._link, None
         if link is not None:
             await link.connection.close(1001, "the bridge stops")

@@ -69,6 +69,7 @@ class EnergySwitch:
         decisions: Decisions,
         send: Callable[[Any], Awaitable[Any]],
         description: str,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.options = options
         self.state = state
@@ -81,13 +82,20 @@ class EnergySwitch:
         self.start_asked: float | None = None  # loop time of a RemoteStart it accepted, until it starts
         self.paused: tuple[int, float] | None = None  # (its transaction, loop time) of a pause sent
         self._lock = asyncio.Lock()  # one energy decision carried out at a time
+        self._clock = clock  # monotonic seconds; None: the event loop's
+        self._connection = 0  # counts connections, so that a late answer of a gone one is dropped
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     def lines(self) -> list[str]:
         return lines(self.options.energy_switch, self.support)
 
     def connected(self) -> None:
-        """A new connection: what it refused on the last one is asked again."""
+        """A new connection (or none: the driver closed): what it said belonged to the last one; what
+        it refused there is asked again. An answer to the last one's GetConfiguration is dropped."""
         self.support = Support(asked=False)
+        self._connection += 1
 
     def booted(self) -> None:
         self.start_asked = None  # a start asked before its boot is forgotten
@@ -95,7 +103,7 @@ class EnergySwitch:
 
     async def probe(self) -> None:
         """What it honours, asked after each boot; what it refused on this connection is kept."""
-        kept = self.support
+        kept, connection = self.support, self._connection
         try:
             answer = await self.send(call.GetConfiguration(key=list(KEYS)))
         except DeviceUnreachable as exc:
@@ -106,6 +114,8 @@ class EnergySwitch:
             found = assumed_core(f"GetConfiguration answered {refusal(exc)}")
         else:
             found = from_configuration(answer.configuration_key or [])
+        if connection != self._connection:
+            return
         self.support = replace(
             found, remote_start_refused=kept.remote_start_refused, pause_refused=kept.pause_refused
         )
@@ -123,7 +133,7 @@ class EnergySwitch:
 
     def _start_pending(self) -> bool:
         asked = self.start_asked
-        return asked is not None and asyncio.get_running_loop().time() - asked < START_PENDING_S
+        return asked is not None and self._now() - asked < START_PENDING_S
 
     async def _on(self) -> None:
         transaction_id = self.state.transaction_id
@@ -149,7 +159,7 @@ class EnergySwitch:
         if status != "Accepted":
             self._remote_start_refused(status)
         if self.state.transaction_id is None:  # its StartTransaction may have come first
-            self.start_asked = asyncio.get_running_loop().time()
+            self.start_asked = self._now()
 
     def _remote_start_refused(self, how: str) -> None:
         """`auto`: remembered for this connection, and its own starts are the way from now on."""
@@ -169,7 +179,7 @@ class EnergySwitch:
             transaction_id = s.stray_transaction_id  # one it went on with, unasked
         paused = self.paused
         if paused is not None and paused[0] == transaction_id:
-            young = asyncio.get_running_loop().time() - paused[1] < PAUSE_HELD_S
+            young = self._now() - paused[1] < PAUSE_HELD_S
             if young or not STATUS_READING.get(s.status or "", (None, False, False))[2]:
                 return  # paused already: a pause by the limit, then the bridge's session ending
             self.support = replace(self.support, pause_refused="energy still flowed at 0")
@@ -187,7 +197,7 @@ class EnergySwitch:
                 self.support = replace(self.support, pause_refused=str(exc))
                 log.warning("%s; stopping its transaction instead", exc)
             else:
-                self.paused = (transaction_id, asyncio.get_running_loop().time())
+                self.paused = (transaction_id, self._now())
                 return
         if transaction_id is not None:
             answer = await self.send(call.RemoteStopTransaction(transaction_id=transaction_id))

@@ -1,0 +1,142 @@
+"""The energy switch of a `type: ocpp` charger (adapters/chargers/ocpp_device_switch.py) with its calls
+answered by a script and its clock passed in: the paths the wire tests cannot reach in a few seconds
+(a pause the charger does not honour shows only at the bridge's guard, 10 s on) and the refusals in
+each mode. The same behaviour on the wire: test_ocpp_device_switching.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from ocpp.exceptions import NotImplementedError as CallNotImplemented
+from ocpp.v16 import call
+
+from adapters.base import DeviceRefused
+from adapters.chargers.ocpp_device_link import ChargerState, Decisions
+from adapters.chargers.ocpp_device_options import OcppDeviceOptions
+from adapters.chargers.ocpp_device_support import Support
+from adapters.chargers.ocpp_device_switch import PAUSE_HELD_S, EnergySwitch
+
+SMART = Support(smart_charging=True)
+
+
+class Charger:
+    """Answers the switch's calls as `answers` say (action -> status, or an exception) and keeps them."""
+
+    def __init__(self, **answers: Any) -> None:
+        self.answers = answers
+        self.sent: list[Any] = []
+
+    async def send(self, payload: Any) -> Any:
+        self.sent.append(payload)
+        answer = self.answers.get(type(payload).__name__, "Accepted")
+        if isinstance(answer, Exception):
+            raise DeviceRefused(f"{type(payload).__name__} failed") from answer
+        return SimpleNamespace(status=answer)
+
+    def actions(self) -> list[str]:
+        return [type(p).__name__ for p in self.sent]
+
+
+def switch(
+    charger: Charger, support: Support, mode: str = "auto", now: Callable[[], float] = lambda: 0.0
+) -> EnergySwitch:
+    options = OcppDeviceOptions(identity="WB-1", password="pw", energy_switch=mode)
+    state = ChargerState(connector_id=1, status="Charging", plugged=True, transaction_id=41)
+    s = EnergySwitch(options, state, Decisions(), charger.send, "OCPP charger WB-1", clock=now)
+    s.support = support
+    return s
+
+
+async def test_a_pause_then_the_end_of_the_session_sends_one_pause() -> None:
+    charger = Charger()
+    s = switch(charger, SMART)
+    await s.set_enabled(False)  # paused by the limit
+    [pause] = charger.sent
+    assert isinstance(pause, call.SetChargingProfile)
+    profile = pause.cs_charging_profiles
+    assert (profile["chargingProfilePurpose"], profile["transactionId"]) == ("TxProfile", 41)
+    s.state.status = "SuspendedEVSE"
+    await s.set_enabled(False)  # the bridge's session ends, the vehicle plugged: still paused
+    assert charger.actions() == ["SetChargingProfile"]
+    await s.set_enabled(True)
+    assert charger.actions() == ["SetChargingProfile", "ClearChargingProfile"] and s.paused is None
+
+
+async def test_a_pause_it_does_not_honour_is_given_up_for_remote_stop() -> None:
+    now = [100.0]
+    charger = Charger()
+    s = switch(charger, SMART, now=lambda: now[0])
+    await s.set_enabled(False)
+    now[0] += PAUSE_HELD_S - 1
+    await s.set_enabled(False)  # too soon to tell: it may not have said SuspendedEVSE yet
+    assert charger.actions() == ["SetChargingProfile"]
+    now[0] += 2
+    await s.set_enabled(False)  # still Charging: the guard switches energy off again
+    assert charger.actions() == ["SetChargingProfile", "RemoteStopTransaction"]
+    assert s.support.pause_refused == "energy still flowed at 0"
+    assert "a 0 A pause failed: energy still flowed at 0" in s.lines()[1]
+
+
+async def test_a_refused_pause_stops_its_transaction() -> None:
+    charger = Charger(SetChargingProfile="Rejected")
+    s = switch(charger, SMART)
+    await s.set_enabled(False)
+    assert charger.actions() == ["SetChargingProfile", "RemoteStopTransaction"]
+    assert s.support.pause_refused == "OCPP charger WB-1 refused a pause at 0 (Rejected)"
+
+
+async def test_unplugged_or_core_only_or_remote_is_a_remote_stop() -> None:
+    for support, mode, plugged in (
+        (SMART, "auto", False),
+        (Support(), "auto", True),
+        (SMART, "remote", True),
+    ):
+        charger = Charger()
+        s = switch(charger, support, mode)
+        s.state.plugged = plugged
+        await s.set_enabled(False)
+        assert charger.actions() == ["RemoteStopTransaction"], (support, mode, plugged)
+
+
+async def test_a_refused_remote_start_is_remembered_in_auto_only() -> None:
+    charger = Charger(RemoteStartTransaction=CallNotImplemented())
+    s = switch(charger, Support())
+    s.state.transaction_id = None
+    with pytest.raises(DeviceRefused, match=r"refused RemoteStartTransaction \(CALLERROR NotImplemented\)"):
+        await s.set_enabled(True)
+    assert s.support.remote_start_refused == "CALLERROR NotImplemented"
+    await s.set_enabled(False)
+    await s.set_enabled(True)  # not asked again: its own StartTransaction starts a session
+    assert charger.actions() == ["RemoteStartTransaction"] and s.decisions.enabled
+
+    charger = Charger(RemoteStartTransaction="Rejected")
+    s = switch(charger, Support(), mode="remote")
+    s.state.transaction_id = None
+    for _ in range(2):  # `remote`: a refused command each time
+        with pytest.raises(DeviceRefused, match=r"\(Rejected\)"):
+            await s.set_enabled(True)
+    assert charger.actions() == ["RemoteStartTransaction"] * 2 and s.support.remote_start_refused is None
+
+
+async def test_other_callerrors_of_remote_start_are_refusals_not_remembered() -> None:
+    charger = Charger(RemoteStartTransaction=ValueError("an answer that breaks its schema"))
+    s = switch(charger, Support())
+    s.state.transaction_id = None
+    with pytest.raises(DeviceRefused):
+        await s.set_enabled(True)
+    assert s.support.remote_start_refused is None
+
+
+async def test_the_set_point_in_w_with_its_voltage() -> None:
+    charger = Charger()
+    s = switch(charger, Support(smart_charging=True, rate_units=("W",)))
+    s.state.voltage_v = (240.0, 240.0, 240.0)
+    await s.set_current(10, connected=True)
+    [setpoint] = charger.sent
+    schedule = setpoint.cs_charging_profiles["chargingSchedule"]
+    assert schedule["chargingRateUnit"] == "W" and schedule["chargingSchedulePeriod"][0]["limit"] == 7200.0
+    await s.set_current(12, connected=False)  # kept, sent after its boot
+    assert len(charger.sent) == 1 and s.current_a == 12

@@ -140,3 +140,16 @@ async def test_the_set_point_in_w_with_its_voltage() -> None:
     assert schedule["chargingRateUnit"] == "W" and schedule["chargingSchedulePeriod"][0]["limit"] == 7200.0
     await s.set_current(12, connected=False)  # kept, sent after its boot
     assert len(charger.sent) == 1 and s.current_a == 12
+
+
+async def test_a_pause_it_will_not_clear_ends_by_the_set_point_in_its_place() -> None:
+    charger = Charger(ClearChargingProfile=CallNotImplemented())
+    s = switch(charger, SMART)
+    await s.set_current(10, connected=True)
+    await s.set_enabled(False)
+    await s.set_enabled(True)
+    assert charger.actions() == ["SetChargingProfile"] * 2 + ["ClearChargingProfile", "SetChargingProfile"]
+    profile = charger.sent[-1].cs_charging_profiles
+    assert (profile["chargingProfileId"], profile["chargingProfilePurpose"]) == (2, "TxProfile")
+    assert profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 10
+    assert s.paused is None

@@ -9,7 +9,8 @@ csChargingProfiles (pure; the driver is ocpp_device.py).
   (even with ChargeProfileMaxStackLevel 0); the set-point stays where it is, so a new set-point during
   the pause changes nothing until it ends; the charger drops the TxProfile when its transaction ends,
   so a pause can never outlive it and hold back the next session; and energy on is one
-  ClearChargingProfile of PAUSE_ID, which gives the set-point back.
+  ClearChargingProfile of PAUSE_ID, which gives the set-point back (a charger that refuses that gets
+  the same TxProfile with the set-point instead).
 """
 
 from __future__ import annotations
@@ -46,13 +47,14 @@ def default_profile(limit: float, unit: str) -> dict[str, Any]:
     }
 
 
-def pause_profile(transaction_id: int, unit: str) -> dict[str, Any]:
-    """A pause: 0 for its running transaction `transaction_id` (the link's id for it)."""
+def pause_profile(transaction_id: int, unit: str, limit: float = 0.0) -> dict[str, Any]:
+    """A pause: 0 for its running transaction `transaction_id` (the link's id for it); with a `limit`,
+    the end of a pause for a charger that will not clear it (the same id replaces it)."""
     return {
         "chargingProfileId": PAUSE_ID,
         "stackLevel": 0,
         "chargingProfilePurpose": "TxProfile",
         "chargingProfileKind": "Absolute",
         "transactionId": transaction_id,
-        "chargingSchedule": _schedule(0.0, unit),
+        "chargingSchedule": _schedule(limit, unit),
     }

@@ -139,7 +139,7 @@ class EnergySwitch:
         transaction_id = self.state.transaction_id
         if transaction_id is not None:
             if self.paused is not None and self.paused[0] == transaction_id:
-                await self._resume()
+                await self._resume(transaction_id)
             return
         if self.decisions.cards_waiting or self._start_pending():
             return  # its own start is under way (a card, its free mode): the answer now lets it
@@ -204,11 +204,19 @@ class EnergySwitch:
             if answer.status != "Accepted":
                 raise DeviceRefused(f"{self.description} refused RemoteStopTransaction")
 
-    async def _resume(self) -> None:
-        """The pause ends: its TxProfile is cleared, and the set-point (the TxDefaultProfile) holds."""
-        answer = await self.send(call.ClearChargingProfile(id=PAUSE_ID))
-        if answer.status not in ("Accepted", "Unknown"):  # Unknown: it had dropped it already
-            raise DeviceRefused(f"{self.description}: ClearChargingProfile answered {answer.status}")
+    async def _resume(self, transaction_id: int) -> None:
+        """The pause ends: its TxProfile is cleared, and the set-point (the TxDefaultProfile) holds; a
+        charger that will not clear it gets the TxProfile with the set-point instead."""
+        try:
+            answer = await self.send(call.ClearChargingProfile(id=PAUSE_ID))
+            cleared = answer.status in ("Accepted", "Unknown")  # Unknown: it had dropped it already
+        except DeviceRefused:  # a CALLERROR
+            cleared = False
+        if not cleared:
+            amps = self.current_a if self.current_a is not None else self.options.max_current_a
+            value = limit(amps, self.support.rate_unit, self.options.phases, self.state.voltage_v)
+            profile = pause_profile(transaction_id, self.support.rate_unit, value)
+            await self._set_profile(profile, f"the end of a pause ({amps:g} A)")
         self.paused = None
 
     async def set_current(self, amps: float, connected: bool) -> None:

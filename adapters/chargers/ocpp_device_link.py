@@ -8,9 +8,10 @@ text (`deviations`, the newest kept) and goes no further: the bridge's upstream 
 from readings, never forwarded from the charger.
 
 Calls from the charger are handled one at a time in the order they came (OCPP-J), but in a task of
-their own beside the reader of the socket (`run`): an Authorize waits for the bridge's decision
-(`Decisions`), and meanwhile the answers to the bridge's own calls (a SetChargingProfile) must still
-be read, which the library's single loop would not do.
+their own beside the reader of the socket (`run`): an Authorize, or a StartTransaction the bridge
+did not ask for, waits for the bridge's decision (`Decisions`), and meanwhile the answers to the
+bridge's own calls (a SetChargingProfile) must still be read, which the library's single loop would
+not do.
 """
 
 from __future__ import annotations

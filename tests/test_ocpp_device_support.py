@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from adapters.chargers.ocpp_device_options import OcppDeviceOptions
 from adapters.chargers.ocpp_device_profiles import DEFAULT_ID, PAUSE_ID, default_profile, pause_profile
 from adapters.chargers.ocpp_device_support import (
     Off,
@@ -134,3 +135,13 @@ def test_the_profiles() -> None:
         0,
     )
     assert pause["chargingSchedule"]["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 0.0}]
+
+
+def test_the_energy_switch_option_names_its_choices() -> None:
+    good = OcppDeviceOptions(identity="WB-1", password="pw")
+    assert good.energy_switch == "auto" and good.validate() == []
+    for mode in ("remote", "profile"):
+        assert replace(good, energy_switch=mode).validate() == []
+    assert replace(good, energy_switch="Auto").validate() == [
+        ("energy_switch", "must be one of auto, remote, profile")
+    ]

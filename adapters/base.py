@@ -226,7 +226,14 @@ class Charger(abc.ABC):
 
     @abc.abstractmethod
     async def set_enabled(self, enabled: bool) -> None:
-        """Allow or stop the flow of energy."""
+        """Allow or stop the flow of energy. Stopping may be a pause within the bridge's session
+        (a charging limit of 0, an invalid card): the end of the session is `end_session`."""
+
+    async def end_session(self) -> None:
+        """Stop the flow of energy because the bridge's session ended (or there is none). A device
+        that keeps a session of its own (an OCPP charger's transaction) ends it here and only pauses
+        in set_enabled(False); the others do what set_enabled(False) does."""
+        await self.set_enabled(False)
 
     @abc.abstractmethod
     async def set_current(self, amps: float) -> None:

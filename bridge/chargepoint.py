@@ -318,7 +318,8 @@ class ChargePoint:
         if resumed and rt.core.transaction is not None:  # still plugged: energy as the transaction had it
             effects += rt.core.energy()
         elif rt.device.energy_unwanted(reading, rt.core.energy_allowed):
-            effects.append(core.SetEnergy(False))
+            # Without a transaction of the bridge's, whatever session the device keeps must end.
+            effects.append(core.SetEnergy(False, session_ends=rt.core.transaction is None))
         if effects or not self.statuses.settled(cid):  # most readings, while charging, change nothing
             await self._apply(cid, effects)
 
@@ -348,7 +349,7 @@ class ChargePoint:
                 await self.smart.apply(cid)
                 if not self.connectors[cid].core.energy_allowed:
                     return
-            await self.connectors[cid].device.set_energy(effect.allowed)
+            await self.connectors[cid].device.set_energy(effect.allowed, session_ends=effect.session_ends)
 
     def _authorize(self, cid: int, id_tag: str) -> None:
         rt = self.connectors[cid]

@@ -98,7 +98,7 @@ def test_refused_tag_starts_nothing() -> None:
 def test_same_tag_in_any_case_stops_without_authorize() -> None:
     c = charging_connector()
     effects = c.on_tag("tag", T0 + timedelta(minutes=5))
-    assert effects[0] == SetEnergy(False)
+    assert effects[0] == SetEnergy(False, session_ends=True)
     stop = effects[1]
     assert isinstance(stop, StopTransaction)
     assert stop.reason is StopReason.LOCAL and stop.id_tag == "tag"
@@ -276,7 +276,7 @@ def test_invalid_id_stops_with_deauthorized_by_default() -> None:
     c = charging_connector()
     assert c.transaction is not None
     effects = c.on_start_rejected(c.transaction.local_id, T0, stop_on_invalid_id=True, max_energy_wh=0)
-    assert effects[0] == SetEnergy(False)
+    assert effects[0] == SetEnergy(False, session_ends=True)
     assert isinstance(effects[1], StopTransaction) and effects[1].reason is StopReason.DE_AUTHORIZED
 
 

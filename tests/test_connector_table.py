@@ -606,7 +606,7 @@ def test_a_real_card_stops_a_free_vend_session_only_as_a_tag_of_the_same_group()
     assert c.on_tag("CARD", T0, known_parent="WORK") == []  # another group: ignored
     assert c.transaction is not None
     [off, stop] = c.on_tag("CARD", T0, known_parent="HOME")
-    assert off == SetEnergy(False)
+    assert off == SetEnergy(False, session_ends=True)
     assert isinstance(stop, StopTransaction) and stop.id_tag == "CARD"
     ungrouped = free(cable=True)  # the free tag has no group: another card neither stops nor asks
     assert ungrouped.on_tag("CARD", T0) == [] and ungrouped.transaction is not None

@@ -92,7 +92,7 @@ async def test_effects_are_carried_out_in_the_order_decided_even_from_two_tasks(
     assert kinds == [
         "StartTransaction", "SetEnergy", "after batch", "SetEnergy", "StopTransaction", "after batch"
     ]  # fmt: skip
-    assert carrier.done[1] == SetEnergy(True) and carrier.done[3] == SetEnergy(False)
+    assert carrier.done[1] == SetEnergy(True) and carrier.done[3] == SetEnergy(False, session_ends=True)
 
 
 async def test_the_order_is_the_order_of_apply_not_of_who_awaits_first(tasks: Tasks) -> None:

@@ -98,6 +98,7 @@ def test_how_energy_is_switched_off() -> None:
     # Unplugged: its transaction ends (the charger ends it on its own at unplug; one left over is stopped).
     assert energy_off("auto", smart, in_transaction=True, plugged=False) is Off.REMOTE_STOP
     assert energy_off("auto", smart, in_transaction=False, plugged=True) is Off.NOTHING
+    assert energy_off("profile", smart, **on, session_ends=True) is Off.REMOTE_STOP  # the bridge's ended
     failed = replace(smart, pause_refused="energy still flowed at 0")
     assert energy_off("auto", failed, **on) is Off.REMOTE_STOP
     assert "a 0 A pause failed: energy still flowed at 0" in lines("auto", failed)[1]

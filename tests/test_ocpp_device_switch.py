@@ -50,7 +50,7 @@ def switch(
     return s
 
 
-async def test_a_pause_then_the_end_of_the_session_sends_one_pause() -> None:
+async def test_a_pause_is_sent_once_and_cleared_by_energy_on() -> None:
     charger = Charger()
     s = switch(charger, SMART)
     await s.set_enabled(False)  # paused by the limit
@@ -59,10 +59,23 @@ async def test_a_pause_then_the_end_of_the_session_sends_one_pause() -> None:
     profile = pause.cs_charging_profiles
     assert (profile["chargingProfilePurpose"], profile["transactionId"]) == ("TxProfile", 41)
     s.state.status = "SuspendedEVSE"
-    await s.set_enabled(False)  # the bridge's session ends, the vehicle plugged: still paused
+    await s.set_enabled(False)  # off again within the session (an invalid card): still paused
     assert charger.actions() == ["SetChargingProfile"]
     await s.set_enabled(True)
     assert charger.actions() == ["SetChargingProfile", "ClearChargingProfile"] and s.paused is None
+
+
+async def test_the_end_of_the_bridges_session_stops_its_transaction_paused_or_not() -> None:
+    charger = Charger()
+    s = switch(charger, SMART)
+    await s.set_enabled(False)
+    s.state.status = "SuspendedEVSE"
+    await s.set_enabled(False, session_ends=True)  # the vehicle still plugged: no pause outlives it
+    assert charger.actions() == ["SetChargingProfile", "RemoteStopTransaction"]
+    assert charger.sent[1].transaction_id == 41
+    running = Charger()
+    await switch(running, SMART).set_enabled(False, session_ends=True)  # not paused: stopped at once
+    assert running.actions() == ["RemoteStopTransaction"]
 
 
 async def test_a_pause_it_does_not_honour_is_given_up_for_remote_stop() -> None:

@@ -126,16 +126,18 @@ async def test_a_pause_is_a_0_a_profile_and_its_transaction_goes_on(
             )
             await wallbox.meter(7400)
 
-            # The session ends upstream with the vehicle plugged: a pause again; the charger ends its
-            # transaction itself when the vehicle is unplugged.
+            # Paused again, then the session ends upstream with the vehicle plugged: the charger's
+            # transaction ends with the bridge's (a RemoteStop, paused or not), no pause outlives it.
+            await limit_upstream(csms, upstream_id, 0)
+            await csms.wait_until(lambda: statuses(csms, "SuspendedEVSE") == 2, what="paused again")
+            assert len(profiles(wallbox, "TxProfile")) == 2
+            assert "RemoteStopTransaction" not in wallbox.actions()
             answer = await csms.call(CP, call.RemoteStopTransaction(transaction_id=upstream_id))
             assert answer.status == "Accepted"
             stop = await csms.wait_for_call(CP, "StopTransaction", timeout=10)
-            await csms.wait_until(lambda: len(profiles(wallbox, "TxProfile")) == 2, what="a pause at the end")
-            await wallbox.end(reason="EVDisconnected")
-            await wallbox.status("Available")
-            await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "Available")
-            assert "RemoteStopTransaction" not in wallbox.actions()
+            await csms.wait_until(lambda: wallbox.transaction_id is None, what="its transaction ended")
+            assert wallbox.actions().count("RemoteStopTransaction") == 1
+            assert len(profiles(wallbox, "TxProfile")) == 2  # no pause at the end
             assert wallbox.actions().count("RemoteStartTransaction") == 1
             assert [a.id_tag_info["status"] for a in wallbox.started] == ["Accepted"]  # one at the charger
             lines = driver.probe_lines()

@@ -74,7 +74,7 @@ def test_with_switching_the_same_session_switches_energy_on_and_off() -> None:
     c, effects = started(switches=True)
     assert SetEnergy(True) in effects
     stop = c.on_reading(reading(False), T0 + timedelta(minutes=5), stop_on_ev_disconnect=True)
-    assert stop[0] == SetEnergy(False) and isinstance(stop[1], StopTransaction)
+    assert stop[0] == SetEnergy(False, session_ends=True) and isinstance(stop[1], StopTransaction)
 
 
 def test_a_report_only_status_follows_what_the_device_allows() -> None:

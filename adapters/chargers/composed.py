@@ -67,6 +67,9 @@ class ChargerBeside(Charger):
     async def set_enabled(self, enabled: bool) -> None:
         await self.charger.set_enabled(enabled)
 
+    async def end_session(self) -> None:
+        await self.charger.end_session()
+
     async def set_current(self, amps: float) -> None:
         await self.charger.set_current(amps)
 

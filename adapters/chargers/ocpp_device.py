@@ -28,16 +28,17 @@ contract and the bridge's commands into calls to it:
   `card_wait_s`, so the charger ends it.
 - energy and current (ocpp_device_switch.py, docs/devices/ocpp.md "How energy is switched"): what it
   honours is asked after each boot (GetConfiguration); energy on is RemoteStartTransaction, unless its
-  own start is under way or it refused RemoteStart on this connection; energy off with its transaction
-  running and the vehicle plugged is a pause (a TxProfile of 0) when it honours SmartCharging, else
-  RemoteStopTransaction; the current is a TxDefaultProfile in A, or in W for a charger that takes
+  own start is under way or it refused RemoteStart on this connection; energy off within the bridge's
+  session with its transaction running and the vehicle plugged is a pause (a TxProfile of 0) when it
+  honours SmartCharging, else RemoteStopTransaction, as is the end of the bridge's session
+  (`end_session`) always; the current is a TxDefaultProfile in A, or in W for a charger that takes
   only W (sent again after its boot).
 - unlock: UnlockConnector.
 
 What the charger does that OCPP does not allow is recorded (`deviations`, the newest DEVIATIONS_KEPT)
 and never passed on: the bridge's own upstream messages are made from readings, as for any device.
-`probe_lines()` lists them for `probe` (bridge/probe.py does not ask for them yet); the status page
-does not show them yet.
+`probe_lines()` lists them, with what it honours and how energy is switched: `probe`, the installer
+page and the status API's `device.notes` show them.
 """
 
 from __future__ import annotations
@@ -282,6 +283,9 @@ class OcppDeviceCharger(Charger):
 
     async def set_enabled(self, enabled: bool) -> None:
         await self._switch.set_enabled(enabled)
+
+    async def end_session(self) -> None:
+        await self._switch.set_enabled(False, session_ends=True)
 
     async def set_current(self, amps: float) -> None:
         await self._switch.set_current(amps, connected=self._link is not None)

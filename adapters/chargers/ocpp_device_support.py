@@ -14,10 +14,9 @@ that they are unit-tested by passing answers in (tests/test_ocpp_device_support.
   the Authorize a remote start brings at once, and the pause profile needs no stack level above 0.
 
 Energy off (`energy_off`): a pause when the charger honours SmartCharging, its transaction runs and
-the vehicle stays plugged; a RemoteStopTransaction otherwise. The bridge's driver gets only
-set_enabled(False), the same call for a pause by the limit, an invalid card and the end of the
-bridge's session: energy off with the vehicle still plugged is taken as a pause (its transaction goes
-on, SuspendedEVSE), and the charger ends its transaction itself when the vehicle is unplugged. A pause
+the vehicle stays plugged while the bridge's session goes on (set_enabled(False): a pause by the
+limit, an invalid card); RemoteStopTransaction otherwise, and always at the end of the bridge's session
+(Charger.end_session), so the charger's transaction ends with it. A pause
 the charger did not honour (it still reports energy allowed when energy off comes again, the bridge's
 guard) is not tried again on this connection: RemoteStop then.
 """
@@ -91,13 +90,16 @@ def from_configuration(keys: list[dict[str, Any]]) -> Support:
     )
 
 
-def energy_off(mode: str, support: Support, *, in_transaction: bool, plugged: bool) -> Off:
-    """How energy is switched off now: a pause while its transaction runs with the vehicle plugged,
-    unless the mode or what it honours says otherwise or a pause failed on this connection."""
+def energy_off(
+    mode: str, support: Support, *, in_transaction: bool, plugged: bool, session_ends: bool = False
+) -> Off:
+    """How energy is switched off now: a pause while its transaction runs with the vehicle plugged
+    and the bridge's session goes on, unless the mode or what it honours says otherwise or a pause
+    failed on this connection; its transaction stopped otherwise."""
     if not in_transaction:
         return Off.NOTHING
     pauses = mode == "profile" or (mode == "auto" and support.smart_charging)
-    if pauses and plugged and support.pause_refused is None:
+    if pauses and plugged and not session_ends and support.pause_refused is None:
         return Off.PAUSE
     return Off.REMOTE_STOP
 

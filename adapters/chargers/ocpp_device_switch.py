@@ -12,11 +12,12 @@ honours asked after each boot, energy on and off, the set-point. The driver (ocp
   auto`: not asked again on this connection, and its own StartTransaction (its free mode, a card at
   its reader) is the way a session starts from then on, answered Accepted once the bridge lets energy
   flow. With `remote` or `profile` a refusal stays a refused command.
-- Energy off (ocpp_device_support.energy_off): while its transaction runs and the vehicle stays
-  plugged, a pause when it honours SmartCharging (a TxProfile of 0 for its transaction,
-  ocpp_device_profiles.py): its transaction goes on (SuspendedEVSE), and the charger ends it itself
-  when the vehicle is unplugged; else, or unplugged, RemoteStopTransaction of its transaction (or of a
-  stray one it reports). The bridge's guard switches energy off again when a device allows energy the
+- Energy off (ocpp_device_support.energy_off): within the bridge's session (set_enabled(False): a
+  pause by the limit, an invalid card), while its transaction runs and the vehicle stays plugged, a
+  pause when it honours SmartCharging (a TxProfile of 0 for its transaction, ocpp_device_profiles.py):
+  its transaction goes on (SuspendedEVSE); at the end of the bridge's session (end_session), without
+  SmartCharging, or unplugged, RemoteStopTransaction of its transaction (or of a stray one it
+  reports), paused or not. The bridge's guard switches energy off again when a device allows energy the
   bridge did not allow: a pause still not honoured PAUSE_HELD_S after it was sent is given up for this
   connection, and its transaction stopped.
 - ChangeAvailability is never the switch: an Inoperative connector reports Unavailable, so the bridge
@@ -121,13 +122,15 @@ class EnergySwitch:
         )
         log.info("%s: %s", self.description, "; ".join(self.lines()))
 
-    async def set_enabled(self, enabled: bool) -> None:
+    async def set_enabled(self, enabled: bool, *, session_ends: bool = False) -> None:
+        """`session_ends`: energy off because the bridge's session ended (Charger.end_session): its
+        transaction is stopped, paused or not; otherwise energy off is a pause where it can be."""
         async with self._lock:
             self.decisions.set(enabled)
             if enabled:
                 await self._on()
             else:
-                await self._off()
+                await self._off(session_ends)
                 self.last_tag = None
                 self.start_asked = None
 
@@ -172,16 +175,16 @@ class EnergySwitch:
             )  # fmt: skip
         raise DeviceRefused(f"{self.description} refused RemoteStartTransaction ({how})")
 
-    async def _off(self) -> None:
+    async def _off(self, session_ends: bool) -> None:
         s = self.state
         transaction_id = s.transaction_id
         if transaction_id is None:
             transaction_id = s.stray_transaction_id  # one it went on with, unasked
         paused = self.paused
-        if paused is not None and paused[0] == transaction_id:
+        if paused is not None and paused[0] == transaction_id and not session_ends:
             young = self._now() - paused[1] < PAUSE_HELD_S
             if young or not STATUS_READING.get(s.status or "", (None, False, False))[2]:
-                return  # paused already: a pause by the limit, then the bridge's session ending
+                return  # paused already (by the limit, then an invalid card): nothing more to do
             self.support = replace(self.support, pause_refused="energy still flowed at 0")
             log.warning("%s: energy still flows at 0: stopping its transaction", self.description)
         how = energy_off(
@@ -189,6 +192,7 @@ class EnergySwitch:
             self.support,
             in_transaction=transaction_id is not None,
             plugged=bool(s.plugged) and transaction_id == s.transaction_id,
+            session_ends=session_ends,
         )
         if how is Off.PAUSE and transaction_id is not None:
             try:

@@ -32,6 +32,9 @@ class StopTransaction:
 @dataclass(frozen=True)
 class SetEnergy:
     allowed: bool
+    # Energy off because the transaction ended (or there is none), not a pause within one: a device
+    # that keeps a session of its own (an OCPP charger) ends it then, and only pauses otherwise.
+    session_ends: bool = False
 
 
 @dataclass(frozen=True)

@@ -204,12 +204,12 @@ class Lifecycle:
             held=self.held,
         )
 
-    def energy(self, allowed: bool | None = None) -> list[Effect]:
+    def energy(self, allowed: bool | None = None, *, session_ends: bool = False) -> list[Effect]:
         """SetEnergy to `allowed` (what the transaction allows by default); none for a device that
-        cannot switch energy (report only)."""
+        cannot switch energy (report only). `session_ends`: off because the transaction ends."""
         if not self.switches_energy:
             return []
-        return [SetEnergy(self.energy_allowed if allowed is None else allowed)]
+        return [SetEnergy(self.energy_allowed if allowed is None else allowed, session_ends=session_ends)]
 
     def meter_wh(self) -> int:
         """The register for meterStart and meterStop: whole Wh, rounded as the register values are."""
@@ -313,6 +313,6 @@ class Lifecycle:
         if not self.plug_sensed:
             self.plugged = False  # only assumed for the transaction: free at once, not Preparing
         return [
-            *self.energy(False),
+            *self.energy(False, session_ends=True),
             StopTransaction(tx, max(meter, tx.meter_start_wh), stop.now, stop.reason, stop.id_tag),
         ]

@@ -1,11 +1,11 @@
 """What a reporting target may ask (docs/reporting.md, "What a target may ask"): it controls nothing.
 
 GetConfiguration shows its own view (its HeartbeatInterval and MeterValueSampleInterval, which
-ChangeConfiguration changes for it alone and the store keeps across restarts, and two read-only keys); TriggerMessage sends it a
-BootNotification, Heartbeat, StatusNotification or MeterValues. Every other action the charge point
-knows is refused: `Rejected` where its answer has that status (OCPP 1.6 allows a charge point to
-refuse them), and CALLERROR NotSupported where it has none: the routing answers any action without a
-handler so (bridge.ocpp.routing).
+ChangeConfiguration changes for it alone and the store keeps across restarts, and two read-only
+keys); TriggerMessage sends it a BootNotification, Heartbeat, StatusNotification or MeterValues.
+Every other action the charge point knows is refused: `Rejected` where its answer has that status
+(OCPP 1.6 allows a charge point to refuse them), and CALLERROR NotSupported where it has none: the
+routing answers any action without a handler so (bridge.ocpp.routing).
 """
 
 from __future__ import annotations

@@ -363,13 +363,17 @@ class DeviceCoordinator:
                         exc or f"no answer within {timeout_s:g} s")  # fmt: skip
             return None
 
-    async def set_energy(self, allowed: bool) -> None:
-        """Allow or stop energy; a refusal is logged (the next reading shows what the device does)."""
+    async def set_energy(self, allowed: bool, *, session_ends: bool = False) -> None:
+        """Allow or stop energy (`session_ends`: stopped because the bridge's session ended, not a
+        pause); a refusal is logged (the next reading shows what the device does)."""
         if not self.capabilities.can_switch_energy:
             return  # report only: the core asks nothing of it; nothing to log every reading either
         try:
             async with self._lock:
-                await self.charger.set_enabled(allowed)
+                if allowed or not session_ends:
+                    await self.charger.set_enabled(allowed)
+                else:
+                    await self.charger.end_session()
         except DeviceError as exc:
             log.error("%s: %s refused to %s energy: %s", self._name, self.description,
                       "allow" if allowed else "stop", exc)  # fmt: skip

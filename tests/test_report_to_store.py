@@ -107,6 +107,24 @@ def test_a_target_gets_samples_at_its_own_interval_and_none_at_0(tmp_path: Path)
         store.close()
 
 
+def test_a_clock_moved_back_does_not_silence_a_targets_samples(tmp_path: Path) -> None:
+    """The primary's currentTime moves the clock an hour back mid-session (the board's clock ran
+    fast): the samples after it are stamped earlier than the last one copied, and still go, at the
+    target's interval from then on."""
+    store = Store.open(tmp_path)
+    try:
+        messages = ReportMessages(BROKER, store, 1000, lambda: 60)
+        assert messages.wants("StartTransaction", 1, "2026-01-01T12:00:00.000Z")
+        assert messages.wants("MeterValues", 1, "2026-01-01T12:01:00.000Z")
+        later = [f"2026-01-01T11:{m:02d}:00.000Z" for m in range(2, 6)]
+        assert [at for at in later if messages.wants("MeterValues", 1, at)] == later
+        half_minutes = [f"2026-01-01T11:06:{s:02d}.000Z" for s in (0, 30)] + ["2026-01-01T11:07:00.000Z"]
+        taken = [at for at in half_minutes if messages.wants("MeterValues", 1, at)]
+        assert taken == [half_minutes[0], half_minutes[2]]
+    finally:
+        store.close()
+
+
 async def test_a_target_is_told_only_of_the_transactions_whose_start_it_was_given(tmp_path: Path) -> None:
     store = Store.open(tmp_path)
     try:

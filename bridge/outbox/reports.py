@@ -77,10 +77,12 @@ class ReportMessages:
             return False
         when = _parse(at)
         last = self._last_sample.get(tx)
+        # Earlier than the last one copied: the clock was moved back (the primary's currentTime),
+        # so the interval counts from this sample on, else the target would get none until then.
         if (
             when is not None
             and last is not None
-            and (when - last).total_seconds() < interval - SAMPLE_SLACK_S
+            and 0 <= (when - last).total_seconds() < interval - SAMPLE_SLACK_S
         ):
             return False
         if when is not None:

@@ -442,6 +442,21 @@ def test_csms_url_problems(url: str, message: str) -> None:
     assert message in the_problem(text, "charge_points[0].csms_url", "csms_url").message
 
 
+def test_a_password_in_a_url_is_never_echoed_by_a_problem() -> None:
+    """A broker's URL pasted with its credentials (primary, report_to, a device's HTTP source): the
+    problem names the field and the fix, never the password."""
+    text = charge_point(
+        "report_to:",
+        "  - {csms_url: 'wss://NL-1:S3cretBroker@broker.example/ocpp?x=1', id: NL-1}",
+        connectors="      - {id: 1, charger: {type: goe, host: 'http://admin:S3cretDevice@10.0.0.9:99999'}}",
+    ).replace("ws://127.0.0.1:9000/ocpp", "ws://CP-1:S3cretPrimary@127.0.0.1:9000/ocpp")
+    found = problems(text)
+    assert {p.path for p in found} >= {"charge_points[0].csms_url", "charge_points[0].report_to[0].csms_url"}
+    shown = "\n".join(f"{p.path}: {p.message}" for p in found)
+    assert "must not hold credentials" in shown and "***" in shown
+    assert "S3cret" not in shown
+
+
 @pytest.mark.parametrize(
     ("field", "limit"),
     [

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from bridge.config.yaml_lines import _join
+from bridge.log import mask_url_passwords
 
 _HINTS: dict[type, dict[str, Any]] = {}
 _FIELDS: dict[type, tuple[tuple[dataclasses.Field[Any], ...], list[str]]] = {}
@@ -141,7 +142,9 @@ class _Checker:
         self.problems: list[tuple[str, str, bool]] = []  # (path, message, about the key itself)
 
     def add(self, path: str, message: str, *, at_key: bool = False) -> None:
-        self.problems.append((path, message, at_key))
+        # A message may quote a URL as written, and a URL pasted with its credentials holds a password:
+        # masked here, once for every rule (check's output and run's stderr reach the journal).
+        self.problems.append((path, mask_url_passwords(message), at_key))
 
     def convert(self, tp: Any, value: Any, path: str) -> Any:
         origin = get_origin(tp)

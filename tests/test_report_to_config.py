@@ -73,6 +73,30 @@ def test_a_duplicate_target_and_the_primary_itself_are_refused() -> None:
     ]  # fmt: skip
 
 
+def test_one_connection_per_central_system_and_id_across_charge_points() -> None:
+    """A target of CP-1 named as CP-2 at CP-2's own central system, and two charge points reporting
+    to one broker under one id: each pair would close each other's connection. The default port and a
+    trailing '/' make no other server; the path's case does."""
+    text = HEAD + (
+        "      - {csms_url: 'wss://broker.example:443/ocpp', id: NL-ABC-123}\n"
+        "      - {csms_url: 'ws://csms.example:80/ocpp/', id: CP-2}\n"
+        "      - {csms_url: 'wss://broker.example/OCPP', id: NL-ABC-123}\n"
+        "  - id: CP-2\n"
+        "    csms_url: ws://csms.example/ocpp\n"
+        "    connectors: [{id: 1, charger: {type: simulated}}]\n"
+        "    report_to: [{csms_url: 'wss://broker.example/ocpp/', id: NL-ABC-123}]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "bridge.yaml")
+    found = [(p.line, p.path, p.message) for p in caught.value.problems]
+    assert [(path, message) for _, path, message in found] == [
+        ("charge_points[1].csms_url",
+         "reports to the same central system and id as charge_points[0].report_to[1]: list each one once"),
+        ("charge_points[1].report_to[0]",
+         "reports to the same central system and id as charge_points[0].report_to[0]: list each one once"),
+    ]  # fmt: skip
+
+
 def test_other_mistakes_are_named_and_no_password_is_echoed() -> None:
     found = problems("""\
     - csms_url: ws://broker.example/ocpp

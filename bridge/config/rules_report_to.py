@@ -7,13 +7,14 @@ the other, each closing the other's).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge.config.checker import _BAD, Handler, _Checker, _got, _optional, _text
 from bridge.config.rules_link import _csms_url, _id_problem, _password_problems
 from bridge.config.rules_tls import _tls
-from bridge.config.schema import ReportTarget
+from bridge.config.schema import ChargePointConfig, ReportTarget
 from bridge.config.yaml_lines import _join
 
 MAX_TARGETS = 8  # each is a connection, a task set and a queue per charge point
@@ -28,29 +29,45 @@ def _report_to(ck: _Checker, raw: Any, path: str, cp: dict[str, Any]) -> Any:
     if len(raw) > MAX_TARGETS:
         ck.add(path, f"at most {MAX_TARGETS} central systems to report to, not {len(raw)}")
         return _BAD
-    targets: list[ReportTarget] = []
-    ok = True
     cp_id = cp.get("id") if isinstance(cp.get("id"), str) else None
-    seen: dict[tuple[str, str | None], int] = {}
-    primary = cp.get("csms_url")
-    if isinstance(primary, str):
-        seen[(primary.rstrip("/").lower(), cp_id)] = -1
-    for n, entry in enumerate(raw):
-        where = f"{path}[{n}]"
-        target = _target(ck, entry, where, cp_id)
-        if target is _BAD:
-            ok = False
-            continue
-        key = (target.csms_url.lower(), target.id or cp_id)
-        before = seen.get(key)
-        if before is not None:
-            what = "the primary csms_url" if before < 0 else f"{path}[{before}]"
-            ck.add(where, f"reports to the same central system and id as {what}: list each one once")
-            ok = False
-            continue
-        seen[key] = n
-        targets.append(target)
-    return tuple(targets) if ok else _BAD
+    targets = [_target(ck, entry, f"{path}[{n}]", cp_id) for n, entry in enumerate(raw)]
+    return _BAD if any(t is _BAD for t in targets) else tuple(targets)  # clashes: connection_clashes
+
+
+def connection_clashes(cps: Sequence[Any]) -> list[tuple[str, str]]:
+    """(path, problem) for each connection of the bridge that another one already makes: every
+    charge point's primary and each of its targets is one websocket as (central system, identity), and
+    two with the same would each close the other (a central system keeps one connection per
+    identity), across charge points too (a target of CP-1 named as CP-2 at CP-2's central system)."""
+    seen: dict[tuple[str, str], tuple[int, str]] = {}  # -> (charge point, the link's path)
+    problems: list[tuple[str, str]] = []
+    for i, cp in enumerate(cps):
+        if not isinstance(cp, ChargePointConfig):
+            continue  # its own problems are said
+        links = [(f"charge_points[{i}].csms_url", cp.csms_url, cp.id)] if cp.csms_url else []
+        for n, target in enumerate(cp.report_to):
+            links.append((f"charge_points[{i}].report_to[{n}]", target.csms_url, target.identity(cp.id)))
+        for path, url, identity in links:
+            before = seen.setdefault((same_server(url), identity.lower()), (i, path))
+            if before == (i, path):
+                continue
+            what = before[1]
+            if what.endswith(".csms_url"):  # a primary
+                what = "the primary csms_url" + ("" if before[0] == i else f" of charge_points[{before[0]}]")
+            problems.append(
+                (path, f"reports to the same central system and id as {what}: list each one once")
+            )
+    return problems
+
+
+def same_server(url: str) -> str:
+    """A central system's URL as one compares (scheme and host in lower case, no default port, no
+    trailing '/'; the path's case kept: servers tell paths apart)."""
+    parts = urllib.parse.urlsplit(url.rstrip("/"))
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port if parts.port not in (None, {"ws": 80, "wss": 443}.get(scheme)) else None
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}{'' if port is None else f':{port}'}{parts.path}"
 
 
 def _target(ck: _Checker, raw: Any, path: str, cp_id: str | None) -> Any:

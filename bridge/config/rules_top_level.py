@@ -14,6 +14,7 @@ from typing import Any
 from adapters.transports.tls_server import ServerTls, endpoint_disagreements
 from bridge.config.checker import _BAD, Handler, _between, _Checker, _got, _text
 from bridge.config.rules_charge_point import _charge_point
+from bridge.config.rules_report_to import connection_clashes
 from bridge.config.schema import ApiConfig, Config, LogsConfig, MqttStateConfig
 
 
@@ -64,6 +65,8 @@ def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Con
             earlier = first.setdefault(cp_id.lower(), index)
             if earlier != index:
                 ck.add(f"charge_points[{index}].id", f"{cp_id!r} is already used by charge_points[{earlier}]")
+    for where, problem in connection_clashes(cps):  # one connection per central system and identity
+        ck.add(where, problem)
     for where, problem in endpoint_disagreements(_ocpp_chargers(cps)):
         ck.add(where, problem)
     if ck.problems or state_dir is None or api is _BAD or mqtt is _BAD or logs is _BAD:

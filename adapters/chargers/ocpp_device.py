@@ -45,13 +45,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import time
 from typing import Any
 
 from ocpp.v16 import call
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from adapters.base import (
@@ -65,8 +62,10 @@ from adapters.base import (
     StateChanged,
     TagPresented,
 )
-from adapters.chargers.ocpp_device_link import STATUS_READING, ChargerLink, ChargerState, Decisions
+from adapters.chargers.ocpp_device_hub import Attached, ChargerHub
+from adapters.chargers.ocpp_device_link import ChargerLink
 from adapters.chargers.ocpp_device_options import OcppDeviceOptions
+from adapters.chargers.ocpp_device_state import STATUS_READING, ChargerState, Decisions, Seat
 from adapters.chargers.ocpp_device_support import Support
 from adapters.chargers.ocpp_device_switch import EnergySwitch
 from adapters.transports.ocpp_server import OcppServer
@@ -101,12 +100,13 @@ class OcppDeviceCharger(Charger):
         self._server: OcppServer = transports.ocpp_server(options.listen, options.path, options.tls.setup)
         self.state = ChargerState(connector_id=options.connector_id)
         self._decisions = Decisions()
+        self._seat = Seat(self.state, self._decisions, self._changed, self._tag)
+        self._attached = Attached(options, self._seat, self._on_link, self._after_boot)
+        self._hub: ChargerHub | None = None  # the charger's connection, shared by its connectors
         self._link: ChargerLink | None = None
         self._up = asyncio.Event()  # connected and booted
         self._heard = asyncio.Event()  # a StatusNotification of its connector came
         self._switch = EnergySwitch(options, self.state, self._decisions, self._call, self.description)
-        # Local transaction ids: from the clock, so that a restarted bridge gives no id twice.
-        self._ids = itertools.count(int(time.time()) % 1_000_000_000)
 
     @property
     def deviations(self) -> list[str]:
@@ -115,9 +115,11 @@ class OcppDeviceCharger(Charger):
 
     def probe_lines(self) -> list[str]:
         """The lines `probe` adds for this charger: its connection, what it said it honours on it and
-        how its energy is switched (once it answered; none after `close`), and its deviations."""
+        how its energy is switched (once it answered; none after `close`), its connectors that no
+        connector of the bridge drives, and its deviations."""
         said = [f"connected: {'yes' if self._link is not None else 'no'}; booted: {self.state.booted}"]
         said += self._switch.lines()
+        said += self.state.charger.notes()
         said += [f"deviation from OCPP: {text}" for text in self.state.deviations]
         return said
 
@@ -145,57 +147,36 @@ class OcppDeviceCharger(Charger):
 
     @property
     def description(self) -> str:
-        return f"OCPP charger {self.options.identity}"
+        n = self.options.connector_id
+        return f"OCPP charger {self.options.identity}" + (f" connector {n}" if n != 1 else "")
 
     async def start(self) -> None:
-        try:
-            self._server.register(self.options.identity, self.options.password, self._run_link)
-        except ValueError as exc:
-            raise DeviceRefused(str(exc)) from exc
+        hub = ChargerHub.of(self._server, self.options)
+        hub.attach(self._attached)  # DeviceRefused: its connector or its connection's options clash
+        self._hub = hub
         try:
             await self._server.open()
         except OSError as exc:
             raise DeviceRefused(f"cannot listen on {self.options.listen}: {exc.strerror or exc}") from exc
 
     async def close(self) -> None:
-        self._server.unregister(self.options.identity, self._run_link)
         self._switch.connected()  # none from now on: what it said of itself goes with it
-        link, self._link = self._link, None
-        if link is not None:
-            await link.connection.close(1001, "the bridge stops")
+        hub, self._hub = self._hub, None
+        self._link = None
+        self._up.clear()
+        if hub is not None:
+            await hub.detach(self._attached)
 
-    async def _run_link(self, connection: ServerConnection) -> None:
-        link = ChargerLink(
-            self.options.identity,
-            connection,
-            self.state,
-            self._decisions,
-            heartbeat_interval_s=self.options.heartbeat_interval_s,
-            card_wait_s=self.options.card_wait_s,
-            call_timeout_s=self.options.call_timeout_s,
-            on_change=self._changed,
-            on_tag=self._tag,
-            next_transaction_id=lambda: next(self._ids),
-        )
+    def _on_link(self, link: ChargerLink | None) -> None:
+        """The charger's connection began (`link`) or ended (None); the hub tells each connector."""
         self._link = link
-        self._switch.connected()
-        log.info("%s connected", self.description)
-        self._changed()
-        try:
-            async with asyncio.TaskGroup() as group:
-                helper = group.create_task(self._after_boot(link))
-                try:
-                    await link.run()
-                finally:
-                    helper.cancel()  # it lives as long as the connection
-        except* ConnectionClosed:
-            pass
-        finally:
-            if self._link is link:
-                self._link = None
-                self._up.clear()
+        if link is not None:
+            self._switch.connected()
+            log.info("%s connected", self.description)
+        else:
+            self._up.clear()
             log.info("%s disconnected", self.description)
-            self._changed()
+        self._changed()
 
     async def _after_boot(self, link: ChargerLink) -> None:
         """Once it booted: its register is asked for (a transaction's meterStart needs it before the
@@ -217,10 +198,11 @@ class OcppDeviceCharger(Charger):
             await self._switch.send_setpoint()
         # The bridge's last word on energy: a charger that rebooted (or was away when energy was switched
         # on) and ended its transaction, as OCPP asks, is started again; the bridge's transaction went on.
+        ended = self._seat.ended_after_boot
         while True:
-            link.ended_after_boot.clear()  # what it ended so far, the next look covers
+            ended.clear()  # what it ended so far, the next look covers
             await self._reassert_energy()
-            await link.ended_after_boot.wait()
+            await ended.wait()
 
     async def _reassert_energy(self) -> None:
         d = self._decisions
@@ -253,8 +235,15 @@ class OcppDeviceCharger(Charger):
             raise DeviceUnreachable(f"{self.description} is not connected to the bridge's endpoint")
         _, ev_requesting, energy_allowed = STATUS_READING.get(s.status or "", (None, False, False))
         fault = None
-        if s.status == "Faulted" or s.error_code != "NoError":
+        whole = s.charger  # connector 0: the charger as a whole; its fault is each connector's
+        if whole.status == "Faulted" or whole.error_code != "NoError":
+            fault = Fault(
+                FAULT_KINDS.get(whole.error_code, FaultKind.OTHER), whole.info, whole.vendor_error_code
+            )
+        elif s.status == "Faulted" or s.error_code != "NoError":
             fault = Fault(FAULT_KINDS.get(s.error_code, FaultKind.OTHER), s.info, s.vendor_error_code)
+        if whole.down:
+            ev_requesting = energy_allowed = False
         return ChargerReading(
             plugged=s.plugged,
             ev_requesting=ev_requesting,

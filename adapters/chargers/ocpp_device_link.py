@@ -7,6 +7,12 @@ driver (ocpp_device.py) to read; what it does that OCPP does not allow is record
 text (`deviations`, the newest kept) and goes no further: the bridge's upstream messages are made
 from readings, never forwarded from the charger.
 
+One link serves every connector of the charger that a connector of the bridge drives (a `Seat` each,
+ocpp_device_hub.py keeps them): StatusNotification, MeterValues and StartTransaction go to the
+connector they name, StopTransaction to the connector whose transaction it is, connector 0's status
+(the charger as a whole) to every one; a connector no one drives is answered, its values ignored, and
+noted once (`ChargerWide.undriven`). Authorize names no connector: see `on_authorize`.
+
 Calls from the charger are handled one at a time in the order they came (OCPP-J), but in a task of
 their own beside the reader of the socket (`run`): an Authorize, or a StartTransaction the bridge
 did not ask for, waits for the bridge's decision (`Decisions`), and meanwhile the answers to the
@@ -19,9 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -30,9 +34,14 @@ from ocpp.v16 import ChargePoint as LibraryChargePoint
 from ocpp.v16 import call_result
 from websockets.asyncio.server import ServerConnection
 
+from adapters.chargers.ocpp_device_state import DEVIATIONS_KEPT as DEVIATIONS_KEPT
+from adapters.chargers.ocpp_device_state import IN_TRANSACTION, ChargerWide, Seat, now_iso
+from adapters.chargers.ocpp_device_state import STATUS_READING as STATUS_READING
+from adapters.chargers.ocpp_device_state import ChargerState as ChargerState
+from adapters.chargers.ocpp_device_state import Decisions as Decisions
+
 log = logging.getLogger("adapters.ocpp_device")
 
-DEVIATIONS_KEPT = 20
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
@@ -42,95 +51,32 @@ def on(action: str) -> Callable[[F], F]:
     return decorator
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-# A connector's status -> (plugged, ev_requesting, energy_allowed); None: keep what was known.
-STATUS_READING: dict[str, tuple[bool | None, bool, bool]] = {
-    "Available": (False, False, False),
-    "Preparing": (True, False, False),
-    "Charging": (True, True, True),
-    "SuspendedEV": (True, False, True),
-    "SuspendedEVSE": (True, True, False),
-    "Finishing": (True, False, False),
-    "Reserved": (False, False, False),
-    "Unavailable": (None, False, False),
-    "Faulted": (None, False, False),
-}
-IN_TRANSACTION = {"Charging", "SuspendedEV", "SuspendedEVSE"}
-
-
-@dataclass
-class ChargerState:
-    """What the charger told the bridge; the driver reads it."""
-
-    connector_id: int
-    booted: bool = False
-    status: str | None = None
-    error_code: str = "NoError"
-    info: str | None = None
-    vendor_error_code: str | None = None
-    plugged: bool | None = None
-    energy_wh: float | None = None
-    power_w: float | None = None
-    current_a: tuple[float, ...] | None = None
-    voltage_v: tuple[float, ...] | None = None
-    transaction_id: int | None = None  # the charger's transaction, with the id this link gave it
-    stray_transaction_id: int | None = None  # one it reports that the bridge did not accept: stopped
-    open_at_boot: int | None = None  # its transaction when it booted again: it must end it
-    given_ids: deque[int] = field(default_factory=lambda: deque(maxlen=100))  # the newest
-    deviations: deque[str] = field(default_factory=lambda: deque(maxlen=DEVIATIONS_KEPT))
-
-    def deviation(self, text: str) -> None:
-        log.warning("OCPP charger deviates from OCPP 1.6: %s", text)
-        self.deviations.append(f"{now_iso()} {text}")
-
-
-class Decisions:
-    """The bridge's side of the charger's own starts, which the driver fills (see ocpp_device.py)."""
-
-    def __init__(self) -> None:
-        self.enabled = False  # the bridge's last set_enabled
-        self.cards_waiting = 0  # Authorizes waiting for the bridge: their charger starts on its own
-        self.changed = asyncio.Event()  # set on each set_enabled, for an Authorize that waits
-
-    def set(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.changed.set()
-        self.changed = asyncio.Event()
-
-
 class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is untyped
-    """The charger's calls, answered as its central system; `call` sends the bridge's."""
+    """The charger's calls, answered as its central system, each routed to the connector it names
+    (`seats`, the driven connectors, kept up to date by the hub); `call` sends the bridge's."""
 
     def __init__(
         self,
         identity: str,
         connection: ServerConnection,
-        state: ChargerState,
-        decisions: Decisions,
+        charger: ChargerWide,
+        seats: Mapping[int, Seat],
         *,
         heartbeat_interval_s: int,
         card_wait_s: float,
         call_timeout_s: float,
-        on_change: Callable[[], None],
-        on_tag: Callable[[str], None],
         next_transaction_id: Callable[[], int],
     ) -> None:
         super().__init__(identity, connection, response_timeout=call_timeout_s)
         self.connection = connection
-        self.state = state
-        self.decisions = decisions
+        self.charger = charger
+        self.seats = seats
         self.heartbeat_interval_s = heartbeat_interval_s
         self.card_wait_s = card_wait_s
-        self.on_change = on_change
-        self.on_tag = on_tag
         self.next_transaction_id = next_transaction_id
         self.connected_at = datetime.now(UTC)
         self.booted = False  # on this connection
         self.boot_seen = asyncio.Event()
-        self.ended_after_boot = asyncio.Event()  # it ended the transaction it had before its boot
 
     async def run(self) -> None:
         """Reads the socket until it closes: answers to the bridge's calls at once, the charger's calls
@@ -155,17 +101,28 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
 
     def _before_boot(self, action: str) -> None:
         if not self.booted:
-            self.state.deviation(f"{action} before its BootNotification on this connection")
+            self.charger.deviation(f"{action} before its BootNotification on this connection")
 
-    def _ours(self, connector_id: int) -> bool:
-        return connector_id == self.state.connector_id
+    def _seat(self, connector_id: int) -> Seat | None:
+        """The driven connector `connector_id`; None (noted once) for one no connector of the bridge
+        drives. Connector 0 is the charger as a whole, never a seat."""
+        seat = self.seats.get(connector_id)
+        if seat is None and connector_id > 0:
+            self.charger.not_driven(connector_id)
+        return seat
+
+    def _changed_all(self) -> None:
+        for seat in list(self.seats.values()):
+            seat.on_change()
 
     @on("BootNotification")
     async def on_boot_notification(self, **_: Any) -> Any:
-        self.booted = self.state.booted = True
-        self.state.open_at_boot = self.state.transaction_id
+        self.booted = True
+        for seat in self.seats.values():
+            seat.state.booted = True
+            seat.state.open_at_boot = seat.state.transaction_id
         self.boot_seen.set()
-        self.on_change()
+        self._changed_all()
         return call_result.BootNotification(
             current_time=now_iso(), interval=self.heartbeat_interval_s, status="Accepted"
         )
@@ -180,13 +137,20 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         self, connector_id: int, error_code: str, status: str, **extra: Any
     ) -> Any:
         self._before_boot("StatusNotification")
-        if self._ours(connector_id):
-            s = self.state
+        if connector_id == 0:  # the charger as a whole: its fault is a fault of each connector
+            c = self.charger
+            c.status, c.error_code = status, error_code
+            c.info, c.vendor_error_code = extra.get("info"), extra.get("vendor_error_code")
+            self._changed_all()
+            return call_result.StatusNotification()
+        seat = self._seat(connector_id)
+        if seat is not None:
+            s = seat.state
             previous = s.status
             if status in IN_TRANSACTION and s.transaction_id is None:
                 s.deviation(f"StatusNotification {status} on connector {connector_id} without a transaction")
             elif status in IN_TRANSACTION and s.open_at_boot is not None:
-                self._resumed(s.open_at_boot)
+                self._resumed(s, s.open_at_boot)
             if previous == "Available" and status in ("Finishing", "SuspendedEV"):
                 s.deviation(f"StatusNotification {previous} -> {status} on connector {connector_id}")
             s.status, s.error_code = status, error_code
@@ -194,7 +158,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
             plugged = STATUS_READING.get(status, (None, False, False))[0]
             if plugged is not None:
                 s.plugged = plugged
-            self.on_change()
+            seat.on_change()
         return call_result.StatusNotification()
 
     @on("MeterValues")
@@ -203,133 +167,167 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
     ) -> Any:
         self._before_boot("MeterValues")
         transaction_id = extra.get("transaction_id")
-        s = self.state
+        seat = self._seat(connector_id)
+        if seat is None:
+            return call_result.MeterValues()  # connector 0's meter, or one the bridge does not drive
+        s = seat.state
         if transaction_id is not None and transaction_id != s.transaction_id:
             s.deviation(f"MeterValues for transaction {transaction_id}, not its transaction")
             s.stray_transaction_id = transaction_id
-            self.on_change()
+            seat.on_change()
         elif transaction_id is not None and transaction_id == s.open_at_boot:
-            self._resumed(transaction_id)
-        if self._ours(connector_id):
-            unknown = s.energy_wh is None
-            for sample in meter_value:
-                self._take(sample.get("sampled_value", []))
-            if unknown and s.energy_wh is not None:
-                self.on_change()  # its first register: a meter now (the bridge reads it at once)
+            self._resumed(s, transaction_id)
+        unknown = s.energy_wh is None
+        for sample in meter_value:
+            _take(s, sample.get("sampled_value", []))
+        if unknown and s.energy_wh is not None:
+            seat.on_change()  # its first register: a meter now (the bridge reads it at once)
         return call_result.MeterValues()
 
-    def _resumed(self, transaction_id: int) -> None:
+    def _seat_of(self, transaction_id: int | None) -> Seat | None:
+        """The connector whose transaction (running, stray or open at its boot) this is."""
+        if transaction_id is None:
+            return None
+        for seat in self.seats.values():
+            s = seat.state
+            if transaction_id in (s.transaction_id, s.stray_transaction_id, s.open_at_boot):
+                return seat
+        return None
+
+    def _resumed(self, state: ChargerState, transaction_id: int) -> None:
         """After a reboot a charger ends the transaction it had (StopTransaction, PowerLoss or Reboot);
         one that goes on with it is noted once. The bridge's own transaction goes by its own rules."""
-        self.state.deviation(
-            f"resumed transaction {transaction_id} after it booted again, instead of ending it"
-        )
-        self.state.open_at_boot = None
-
-    def _take(self, values: list[dict[str, Any]]) -> None:
-        currents: dict[str, float] = {}
-        voltages: dict[str, float] = {}
-        for v in values:
-            measurand = v.get("measurand", "Energy.Active.Import.Register")
-            unit = v.get("unit")
-            try:
-                number = float(v["value"])
-            except (KeyError, ValueError):
-                self.state.deviation(f"MeterValues with a value that is not a number: {v.get('value')!r}")
-                continue
-            phase = v.get("phase", "L1")
-            if measurand == "Energy.Active.Import.Register" and phase in ("L1", None) and "phase" not in v:
-                self.state.energy_wh = number * 1000 if unit == "kWh" else number
-            elif measurand == "Power.Active.Import" and "phase" not in v:
-                self.state.power_w = number * 1000 if unit == "kW" else number
-            elif measurand == "Current.Import":
-                currents[phase[:2]] = number
-            elif measurand == "Voltage":
-                voltages[phase[:2]] = number
-        if currents:
-            self.state.current_a = tuple(currents[p] for p in ("L1", "L2", "L3") if p in currents)
-        if voltages:
-            self.state.voltage_v = tuple(voltages[p] for p in ("L1", "L2", "L3") if p in voltages)
+        state.deviation(f"resumed transaction {transaction_id} after it booted again, instead of ending it")
+        state.open_at_boot = None
 
     @on("Authorize")
     async def on_authorize(self, id_tag: str) -> Any:
-        """A card at the charger: the bridge is told (TagPresented) and decides through its own
-        transaction; the answer waits for that, Accepted once the bridge switches energy on."""
+        """A card at the charger: presented to the connector it is for, which decides through the
+        bridge's own transaction; the answer waits for that, Accepted once the bridge switches energy on.
+        Authorize names no connector: with several driven, the one plugged without a transaction is the
+        one; when none or several are, Accepted at once, and its StartTransaction (which names its
+        connector) presents the card there and waits for the bridge's decision (docs/devices/ocpp.md)."""
         self._before_boot("Authorize")
-        if self.decisions.enabled and self.state.transaction_id is None:
+        seat = self._card_seat()
+        if seat is None:
             return call_result.Authorize(id_tag_info={"status": "Accepted"})
-        accepted = await self._decided(id_tag)
+        if seat.decisions.enabled and seat.state.transaction_id is None:
+            return call_result.Authorize(id_tag_info={"status": "Accepted"})
+        accepted = await self._decided(seat, id_tag)
         return call_result.Authorize(id_tag_info={"status": "Accepted" if accepted else "Invalid"})
 
-    async def _decided(self, id_tag: str) -> bool:
-        """The bridge is told of the tag and decides by its own transaction: True once it switches
-        energy on, False when it has not within card_wait_s."""
-        waiting = self.decisions.changed
-        self.decisions.cards_waiting += 1
-        self.on_tag(id_tag)
+    def _card_seat(self) -> Seat | None:
+        seats = list(self.seats.values())
+        if len(seats) == 1:
+            return seats[0]  # its one connector, plugged or not (a card before the plug waits)
+        free = [seat for seat in seats if seat.state.plugged and seat.state.transaction_id is None]
+        return free[0] if len(free) == 1 else None
+
+    async def _decided(self, seat: Seat, id_tag: str) -> bool:
+        """The connector is told of the tag and decides by the bridge's own transaction: True once it
+        switches energy on, False when it has not within card_wait_s."""
+        decisions = seat.decisions
+        waiting = decisions.changed
+        decisions.cards_waiting += 1
+        seat.on_tag(id_tag)
         try:
             async with asyncio.timeout(self.card_wait_s):
-                while not self.decisions.enabled:
+                while not decisions.enabled:
                     await waiting.wait()
-                    waiting = self.decisions.changed
+                    waiting = decisions.changed
         except TimeoutError:
             return False
         finally:
-            self.decisions.cards_waiting -= 1
+            decisions.cards_waiting -= 1
         return True
 
     @on("StartTransaction")
     async def on_start_transaction(
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
     ) -> Any:
-        """Given a local id; Accepted only once the bridge lets energy flow: a start the bridge did not
-        ask for (a charger in free mode, one that starts on its own after a card, one that refuses
-        RemoteStartTransaction) presents its tag and waits for the bridge's decision as an Authorize
-        does, Invalid when none came, so the charger ends it; a stale one is Invalid at once."""
+        """Given a local id; Accepted only once the bridge lets energy flow on that connector: a start
+        the bridge did not ask for (a charger in free mode, one that starts on its own after a card, one
+        that refuses RemoteStartTransaction, a card whose connector was not known at its Authorize)
+        presents its tag and waits for the bridge's decision as an Authorize does, Invalid when none
+        came, so the charger ends it; a stale one, or one on a connector the bridge does not drive, is
+        Invalid at once."""
         self._before_boot("StartTransaction")
-        s = self.state
         transaction_id = self.next_transaction_id()
-        s.given_ids.append(transaction_id)
+        self.charger.given_ids.append(transaction_id)
         began = _parse_time(timestamp)
         stale = began is not None and (self.connected_at - began).total_seconds() > 60
         if stale:
-            s.deviation(f"StartTransaction of a session begun at {timestamp}, before it connected")
+            self.charger.deviation(f"StartTransaction of a session begun at {timestamp}, before it connected")
         invalid = call_result.StartTransaction(
             transaction_id=transaction_id, id_tag_info={"status": "Invalid"}
         )
-        if not self._ours(connector_id):
+        seat = self._seat(connector_id)
+        if seat is None:
             return invalid
+        s = seat.state
         if s.transaction_id is not None:
             s.deviation(f"StartTransaction while its transaction {s.transaction_id} was not stopped")
         s.energy_wh = float(meter_start)
-        if stale or (not self.decisions.enabled and not await self._decided(id_tag)):
+        if stale or (not seat.decisions.enabled and not await self._decided(seat, id_tag)):
             return invalid
         s.transaction_id = transaction_id
-        self.on_change()
+        seat.on_change()
         return call_result.StartTransaction(transaction_id=transaction_id, id_tag_info={"status": "Accepted"})
 
     @on("StopTransaction")
     async def on_stop_transaction(
         self, meter_stop: int, timestamp: str, transaction_id: int, **_: Any
     ) -> Any:
+        """Routed by its transaction id to the connector whose transaction it is."""
         self._before_boot("StopTransaction")
-        s = self.state
-        if transaction_id not in s.given_ids:
-            s.deviation(f"StopTransaction of transaction {transaction_id}, which this bridge never gave")
+        if transaction_id not in self.charger.given_ids:
+            self.charger.deviation(
+                f"StopTransaction of transaction {transaction_id}, which this bridge never gave"
+            )
+        seat = self._seat_of(transaction_id)
+        if seat is None:
+            return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
+        s = seat.state
         if transaction_id == s.stray_transaction_id:
             s.stray_transaction_id = None
         if transaction_id == s.open_at_boot:
             s.open_at_boot = None  # ended after its reboot, as OCPP asks
-            self.ended_after_boot.set()
+            seat.ended_after_boot.set()
         if transaction_id == s.transaction_id:
             s.energy_wh = float(meter_stop)
             s.transaction_id = None
-        self.on_change()
+        seat.on_change()
         return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
 
     @on("DataTransfer")
     async def on_data_transfer(self, vendor_id: str, **_: Any) -> Any:
         return call_result.DataTransfer(status="Rejected")
+
+
+def _take(state: ChargerState, values: list[dict[str, Any]]) -> None:
+    currents: dict[str, float] = {}
+    voltages: dict[str, float] = {}
+    for v in values:
+        measurand = v.get("measurand", "Energy.Active.Import.Register")
+        unit = v.get("unit")
+        try:
+            number = float(v["value"])
+        except (KeyError, ValueError):
+            state.deviation(f"MeterValues with a value that is not a number: {v.get('value')!r}")
+            continue
+        phase = v.get("phase", "L1")
+        if measurand == "Energy.Active.Import.Register" and phase in ("L1", None) and "phase" not in v:
+            state.energy_wh = number * 1000 if unit == "kWh" else number
+        elif measurand == "Power.Active.Import" and "phase" not in v:
+            state.power_w = number * 1000 if unit == "kW" else number
+        elif measurand == "Current.Import":
+            currents[phase[:2]] = number
+        elif measurand == "Voltage":
+            voltages[phase[:2]] = number
+    if currents:
+        state.current_a = tuple(currents[p] for p in ("L1", "L2", "L3") if p in currents)
+    if voltages:
+        state.voltage_v = tuple(voltages[p] for p in ("L1", "L2", "L3") if p in voltages)
 
 
 def _is_call(text: str) -> bool:

@@ -3,6 +3,7 @@ checks (pure); the driver is ocpp_device.py, the charger's side of the link ocpp
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,3 +104,45 @@ class OcppDeviceOptions:
         if not 0.01 <= self.current_step_a <= 1:
             problems.append(("current_step_a", "must be 0.01 to 1 A"))
         return problems
+
+
+# The options of the charger's one connection: every connector of the bridge naming the same identity
+# on the same listen shares it (ocpp_device_hub.py), so they must agree on these.
+CONNECTION_FIELDS = ("password", "tls", "path", "heartbeat_interval_s", "call_timeout_s", "card_wait_s")
+
+
+def differences(a: OcppDeviceOptions, b: OcppDeviceOptions) -> list[str]:
+    """The connection's options (CONNECTION_FIELDS) on which two connectors of one charger differ."""
+    return [name for name in CONNECTION_FIELDS if getattr(a, name) != getattr(b, name)]
+
+
+def charger_disagreements(chargers: Iterable[tuple[str, OcppDeviceOptions]]) -> list[tuple[str, str]]:
+    """For `check`: (path, problem) for each `type: ocpp` charger, given as (its path, options), that
+    names the identity and listen of an earlier one with other connection options or the same
+    connector_id. The tls block is left to tls_server.endpoint_disagreements (one per listen)."""
+    first: dict[tuple[str, str], tuple[str, OcppDeviceOptions]] = {}
+    driven: dict[tuple[str, str, int], str] = {}
+    problems: list[tuple[str, str]] = []
+    for path, options in chargers:
+        key = (options.listen, options.identity)
+        earlier_path, earlier = first.setdefault(key, (path, options))
+        charger = f"the charger {options.identity!r} on {options.listen}"
+        for name in differences(options, earlier):
+            if name != "tls":  # never the values: a password must not appear in a message
+                problems.append(
+                    (
+                        f"{path}.{name}",
+                        f"{earlier_path} names {charger} with another {name}; connectors of one charger "
+                        f"share its connection: give them the same {name}",
+                    )
+                )
+        owner = driven.setdefault((*key, options.connector_id), path)
+        if owner != path:
+            problems.append(
+                (
+                    f"{path}.connector_id",
+                    f"connector {options.connector_id} of {charger} is already driven by {owner}: give "
+                    f"each connector of the bridge another connector_id of the charger",
+                )
+            )
+    return problems

@@ -18,6 +18,11 @@ not the identity of the path is refused with 403 before the upgrade; a charger w
 then let in on its certificate alone (the white paper's profile 3 has no Basic auth). Every charger
 on one endpoint shares its TLS setup: `Transports.ocpp_server` hands a charger that wants another one
 a server that refuses its registration.
+
+What belongs to one charger rather than to one driver (the connection shared by the connectors of a
+charger with several, adapters/chargers/ocpp_device_hub.py) hangs off the server too: `shared(identity,
+kind, make)` gives one object per identity, made on first use and dropped by `forget`; the server
+knows nothing of it but its lifetime, which is the server's (no module-level state).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import http
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -48,6 +54,7 @@ from adapters.transports.tls_server import (
 log = logging.getLogger("adapters.ocpp_server")
 
 OnConnection = Callable[[ServerConnection], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class OcppServer:
         self._server: Server | None = None
         self._chargers: dict[str, _Registration] = {}
         self._current: dict[str, ServerConnection] = {}
+        self._shared: dict[str, object] = {}  # per identity: what its drivers share (shared())
         self._opening = asyncio.Lock()  # drivers start side by side; one binds
 
     @property
@@ -101,6 +109,18 @@ class OcppServer:
         known = self._chargers.get(identity)
         if known is not None and known.on_connection == on_connection:
             del self._chargers[identity]
+
+    def shared(self, identity: str, kind: type[T], make: Callable[[], T]) -> T:
+        """The one `kind` object of `identity` on this endpoint, made by `make` on first use."""
+        known = self._shared.get(identity)
+        if not isinstance(known, kind):
+            known = self._shared[identity] = make()
+        return known
+
+    def forget(self, identity: str, shared: object) -> None:
+        """Drops `shared` (its last user is gone); the next `shared` makes a new one."""
+        if self._shared.get(identity) is shared:
+            del self._shared[identity]
 
     async def open(self) -> None:
         """Listens once; OSError (the port is taken, no permission) to the caller."""
@@ -194,6 +214,7 @@ class OcppServer:
             server.close()
             await server.wait_closed()
         self._chargers.clear()
+        self._shared.clear()
 
 
 def _password_matches(header: str | None, identity: str, password: str) -> bool:

@@ -11,6 +11,10 @@ csChargingProfiles (pure; the driver is ocpp_device.py).
   so a pause can never outlive it and hold back the next session; and energy on is one
   ClearChargingProfile of PAUSE_ID, which gives the set-point back (a charger that refuses that gets
   the same TxProfile with the set-point instead).
+
+A charger replaces a profile that has the id of a new one whatever its connector (OCPP 1.6, 5.16.3),
+so each connector of a charger with several has its own pair: 2n-1 and 2n for connector n (1 and 2
+for connector 1; `profile_ids`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-DEFAULT_ID = 1  # the one TxDefaultProfile the bridge keeps on the charger's connector
-PAUSE_ID = 2  # the TxProfile of a pause
+DEFAULT_ID = 1  # the one TxDefaultProfile the bridge keeps on the charger's connector (1)
+PAUSE_ID = 2  # the TxProfile of a pause (connector 1)
+
+
+def profile_ids(connector_id: int) -> tuple[int, int]:
+    """(the set-point's id, the pause's id) on connector `connector_id`: unique across the charger."""
+    return DEFAULT_ID + 2 * (connector_id - 1), PAUSE_ID + 2 * (connector_id - 1)
 
 
 def _start() -> str:
@@ -36,10 +45,10 @@ def _schedule(limit: float, unit: str) -> dict[str, Any]:
     }
 
 
-def default_profile(limit: float, unit: str) -> dict[str, Any]:
+def default_profile(limit: float, unit: str, connector_id: int = 1) -> dict[str, Any]:
     """The set-point: `limit` in `unit` (A or W) for every transaction on the connector."""
     return {
-        "chargingProfileId": DEFAULT_ID,
+        "chargingProfileId": profile_ids(connector_id)[0],
         "stackLevel": 0,
         "chargingProfilePurpose": "TxDefaultProfile",
         "chargingProfileKind": "Absolute",
@@ -47,11 +56,13 @@ def default_profile(limit: float, unit: str) -> dict[str, Any]:
     }
 
 
-def pause_profile(transaction_id: int, unit: str, limit: float = 0.0) -> dict[str, Any]:
+def pause_profile(
+    transaction_id: int, unit: str, limit: float = 0.0, connector_id: int = 1
+) -> dict[str, Any]:
     """A pause: 0 for its running transaction `transaction_id` (the link's id for it); with a `limit`,
     the end of a pause for a charger that will not clear it (the same id replaces it)."""
     return {
-        "chargingProfileId": PAUSE_ID,
+        "chargingProfileId": profile_ids(connector_id)[1],
         "stackLevel": 0,
         "chargingProfilePurpose": "TxProfile",
         "chargingProfileKind": "Absolute",

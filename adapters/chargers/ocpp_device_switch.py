@@ -42,7 +42,7 @@ from ocpp.v16 import call
 from adapters.base import DeviceRefused, DeviceUnreachable
 from adapters.chargers.ocpp_device_link import STATUS_READING, ChargerState, Decisions
 from adapters.chargers.ocpp_device_options import OcppDeviceOptions
-from adapters.chargers.ocpp_device_profiles import PAUSE_ID, default_profile, pause_profile
+from adapters.chargers.ocpp_device_profiles import default_profile, pause_profile, profile_ids
 from adapters.chargers.ocpp_device_support import (
     KEYS,
     Off,
@@ -196,7 +196,10 @@ class EnergySwitch:
         )
         if how is Off.PAUSE and transaction_id is not None:
             try:
-                await self._set_profile(pause_profile(transaction_id, self.support.rate_unit), "a pause at 0")
+                pause = pause_profile(
+                    transaction_id, self.support.rate_unit, connector_id=self.options.connector_id
+                )
+                await self._set_profile(pause, "a pause at 0")
             except DeviceRefused as exc:
                 self.support = replace(self.support, pause_refused=str(exc))
                 log.warning("%s; stopping its transaction instead", exc)
@@ -212,14 +215,14 @@ class EnergySwitch:
         """The pause ends: its TxProfile is cleared, and the set-point (the TxDefaultProfile) holds; a
         charger that will not clear it gets the TxProfile with the set-point instead."""
         try:
-            answer = await self.send(call.ClearChargingProfile(id=PAUSE_ID))
+            answer = await self.send(call.ClearChargingProfile(id=profile_ids(self.options.connector_id)[1]))
             cleared = answer.status in ("Accepted", "Unknown")  # Unknown: it had dropped it already
         except DeviceRefused:  # a CALLERROR
             cleared = False
         if not cleared:
             amps = self.current_a if self.current_a is not None else self.options.max_current_a
             value = limit(amps, self.support.rate_unit, self.options.phases, self.state.voltage_v)
-            profile = pause_profile(transaction_id, self.support.rate_unit, value)
+            profile = pause_profile(transaction_id, self.support.rate_unit, value, self.options.connector_id)
             await self._set_profile(profile, f"the end of a pause ({amps:g} A)")
         self.paused = None
 
@@ -234,7 +237,8 @@ class EnergySwitch:
             return
         unit = self.support.rate_unit
         value = limit(self.current_a, unit, self.options.phases, self.state.voltage_v)
-        await self._set_profile(default_profile(value, unit), f"a charging profile of {self.current_a:g} A")
+        profile = default_profile(value, unit, self.options.connector_id)
+        await self._set_profile(profile, f"a charging profile of {self.current_a:g} A")
 
     async def _set_profile(self, profile: dict[str, Any], what: str) -> None:
         answer = await self.send(

@@ -35,7 +35,9 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
     GetConfiguration with a CALLERROR NotImplemented); `rate_unit`, its
     ChargingScheduleAllowedChargingRateUnit; `refuses_remote_start`: "Rejected", or a CALLERROR
     "NotImplemented"; `free_mode`: the idTag of the transaction it starts itself at `plug()`. With
-    SmartCharging a TxProfile of 0 for its transaction makes it SuspendedEVSE, its clearing Charging."""
+    SmartCharging a TxProfile of 0 for its transaction makes it SuspendedEVSE, its clearing Charging.
+    Each connector has its own transaction and register (`transactions`, `registers`); the methods
+    take `connector_id` (1 when not given), and `transaction_id` / `energy_wh` are connector 1's."""
 
     def __init__(
         self,
@@ -49,12 +51,38 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
     ) -> None:
         super().__init__(identity, connection, response_timeout=3)
         self.received: list[tuple[str, dict[str, Any]]] = []
-        self.transaction_id: int | None = None
-        self.energy_wh = 1000
+        self.transactions: dict[int, int] = {}  # connector -> its running transaction
+        self.registers: dict[int, int] = {1: 1000}  # connector -> its register (Wh)
+        self.pauses: dict[int, int] = {}  # a 0 TxProfile's id -> its connector
         self.id_tag = ""
         self.features, self.rate_unit = features, rate_unit
         self.refuses_remote_start, self.free_mode = refuses_remote_start, free_mode
         self.started: list[Any] = []  # the answers to its StartTransactions, in order
+
+    @property
+    def transaction_id(self) -> int | None:
+        return self.transactions.get(1)
+
+    @transaction_id.setter
+    def transaction_id(self, value: int | None) -> None:
+        self.set_transaction(1, value)
+
+    def set_transaction(self, connector_id: int, value: int | None) -> None:
+        if value is None:
+            self.transactions.pop(connector_id, None)
+        else:
+            self.transactions[connector_id] = value
+
+    @property
+    def energy_wh(self) -> int:
+        return self.registers[1]
+
+    @energy_wh.setter
+    def energy_wh(self, value: int) -> None:
+        self.registers[1] = value
+
+    def connector_of(self, transaction_id: int | None) -> int | None:
+        return next((n for n, tx in self.transactions.items() if tx == transaction_id), None)
 
     @property
     def smart_charging(self) -> bool:
@@ -63,10 +91,12 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
     def actions(self) -> list[str]:
         return [action for action, _ in self.received]
 
-    async def plug(self) -> Any:
+    async def plug(self, connector_id: int = 1) -> Any:
         """Plugged in: Preparing; in free mode its own StartTransaction (its answer returned)."""
-        await self.status("Preparing")
-        return await self.begin(self.free_mode) if self.free_mode is not None else None
+        await self.status("Preparing", connector_id)
+        if self.free_mode is None:
+            return None
+        return await self.begin(self.free_mode, connector_id=connector_id)
 
     async def send(self, payload: Any) -> Any:
         return await self.call(payload, suppress=False)
@@ -76,26 +106,33 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
             call.StatusNotification(connector_id=connector_id, error_code=error_code, status=status)
         )
 
-    async def begin(self, id_tag: str, timestamp: str | None = None) -> Any:
+    async def begin(self, id_tag: str, timestamp: str | None = None, connector_id: int = 1) -> Any:
+        register = self.registers.setdefault(connector_id, 1000)
         answer = await self.send(
             call.StartTransaction(
-                connector_id=1, id_tag=id_tag, meter_start=self.energy_wh, timestamp=timestamp or iso()
+                connector_id=connector_id, id_tag=id_tag, meter_start=register, timestamp=timestamp or iso()
             )
         )
         self.started.append(answer)
         if answer.id_tag_info["status"] == "Accepted":
-            self.transaction_id = answer.transaction_id
-            await self.status("Charging")
+            self.set_transaction(connector_id, answer.transaction_id)
+            await self.status("Charging", connector_id)
         return answer
 
     async def meter(
-        self, power_w: float, transaction_id: int | None = None, *, step_wh: int = 100, untied: bool = False
+        self,
+        power_w: float,
+        transaction_id: int | None = None,
+        *,
+        step_wh: int = 100,
+        untied: bool = False,
+        connector_id: int = 1,
     ) -> None:
         """A MeterValues `step_wh` further on; `untied`: of no transaction (as a trigger asks)."""
-        self.energy_wh += step_wh
+        register = self.registers[connector_id] = self.registers.get(connector_id, 1000) + step_wh
         values = [
             {
-                "value": str(self.energy_wh / 1000),
+                "value": str(register / 1000),
                 "measurand": "Energy.Active.Import.Register",
                 "unit": "kWh",
             },
@@ -105,10 +142,13 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
                 for p in ("L1", "L2", "L3")
             ],
         ]
-        tx = None if untied else transaction_id if transaction_id is not None else self.transaction_id
+        own = self.transactions.get(connector_id)
+        tx = None if untied else transaction_id if transaction_id is not None else own
         await self.send(
             call.MeterValues(
-                connector_id=1, transaction_id=tx, meter_value=[{"timestamp": iso(), "sampledValue": values}]
+                connector_id=connector_id,
+                transaction_id=tx,
+                meter_value=[{"timestamp": iso(), "sampledValue": values}],
             )
         )
 
@@ -120,36 +160,38 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
         if self.refuses_remote_start is not None:
             return call_result.RemoteStartTransaction(status=self.refuses_remote_start)
         self.id_tag = id_tag
-        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.begin(id_tag)))
+        connector = extra.get("connector_id") or 1
+        self.soon(self.begin(id_tag, connector_id=connector))
         return call_result.RemoteStartTransaction(status="Accepted")
 
     @on("RemoteStopTransaction")
     async def on_remote_stop(self, transaction_id: int) -> Any:
         self.received.append(("RemoteStopTransaction", {"transaction_id": transaction_id}))
-        accepted = transaction_id == self.transaction_id
-        if accepted:
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.end()))
-        return call_result.RemoteStopTransaction(status="Accepted" if accepted else "Rejected")
+        connector = self.connector_of(transaction_id)
+        if connector is not None:
+            self.soon(self.end(connector_id=connector))
+        return call_result.RemoteStopTransaction(status="Rejected" if connector is None else "Accepted")
 
-    async def end(self, reason: str = "Remote") -> None:
-        ending, self.transaction_id = self.transaction_id, None  # a start may follow before the answer
+    async def end(self, reason: str = "Remote", connector_id: int = 1) -> None:
+        ending = self.transactions.pop(connector_id, None)  # a start may follow before the answer
         assert ending is not None
+        register = self.registers.get(connector_id, 1000)
         await self.send(
-            call.StopTransaction(
-                meter_stop=self.energy_wh, timestamp=iso(), transaction_id=ending, reason=reason
-            )
+            call.StopTransaction(meter_stop=register, timestamp=iso(), transaction_id=ending, reason=reason)
         )
-        await self.status("Finishing")
+        await self.status("Finishing", connector_id)
 
     @on("SetChargingProfile")
     async def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
         self.received.append(("SetChargingProfile", {"connector_id": connector_id, **cs_charging_profiles}))
         p = cs_charging_profiles
         if self.smart_charging and p["charging_profile_purpose"] == "TxProfile":
-            if p.get("transaction_id") != self.transaction_id:
+            connector = self.connector_of(p.get("transaction_id"))
+            if connector is None:
                 return call_result.SetChargingProfile(status="Rejected")
             if p["charging_schedule"]["charging_schedule_period"][0]["limit"] == 0:
-                self.soon(self.status("SuspendedEVSE"))
+                self.pauses[p["charging_profile_id"]] = connector
+                self.soon(self.status("SuspendedEVSE", connector))
         return call_result.SetChargingProfile(status="Accepted")
 
     @on("ClearChargingProfile")
@@ -157,8 +199,9 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
         self.received.append(("ClearChargingProfile", criteria))
         if not self.smart_charging:
             raise CallNotImplemented(description="no smart charging here")
-        if self.transaction_id is not None:
-            self.soon(self.status("Charging"))
+        connector = self.pauses.pop(criteria.get("id", 0), 1)
+        if connector in self.transactions:
+            self.soon(self.status("Charging", connector))
         return call_result.ClearChargingProfile(status="Accepted")
 
     @on("GetConfiguration")
@@ -186,9 +229,8 @@ class FakeWallbox(ChargePoint):  # type: ignore[misc]
     async def on_trigger(self, requested_message: str, **extra: Any) -> Any:
         self.received.append(("TriggerMessage", {"requested_message": requested_message, **extra}))
         if requested_message == "MeterValues":
-            asyncio.get_running_loop().call_soon(
-                lambda: asyncio.ensure_future(self.meter(0, step_wh=0, untied=True))
-            )
+            connector = extra.get("connector_id") or 1
+            self.soon(self.meter(0, step_wh=0, untied=True, connector_id=connector))
             return call_result.TriggerMessage(status="Accepted")
         return call_result.TriggerMessage(status="NotImplemented")
 

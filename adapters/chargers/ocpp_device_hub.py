@@ -94,12 +94,13 @@ class ChargerHub:
                 f"connector {n} of OCPP charger {self.identity!r} is already driven by another connector "
                 f"of the bridge: give each its own connector_id"
             )
+        if not self.drivers:
+            self.options = driver.options  # the first of its drivers (again) sets the connection's
         differ = differences(driver.options, self.options)
         if differ:
-            firsts = sorted(self.drivers) or [self.options.connector_id]
             raise DeviceRefused(
-                f"connector_id {n} and connector_id {firsts[0]} of OCPP charger {self.identity!r} share "
-                f"its connection but differ in {', '.join(differ)}: give them the same values"
+                f"connector_id {n} and connector_id {min(self.drivers)} of OCPP charger {self.identity!r} "
+                f"share its connection but differ in {', '.join(differ)}: give them the same values"
             )
         if not self.drivers:
             try:

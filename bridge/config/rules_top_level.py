@@ -69,6 +69,8 @@ def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Con
         ck.add(where, problem)
     for where, problem in endpoint_disagreements(_ocpp_chargers(cps)):
         ck.add(where, problem)
+    for where, problem in _ocpp_shared_chargers(cps):
+        ck.add(where, problem)
     if ck.problems or state_dir is None or api is _BAD or mqtt is _BAD or logs is _BAD:
         return None
     return Config(state_dir=state_dir, api=api, charge_points=tuple(cps), source=source, mqtt=mqtt, logs=logs)
@@ -83,6 +85,23 @@ def _ocpp_chargers(cps: list[Any]) -> list[tuple[str, str, ServerTls | None]]:
         for j, c in enumerate(cp.connectors)
         if c.charger.type == "ocpp"
     ]
+
+
+def _ocpp_shared_chargers(cps: list[Any]) -> list[tuple[str, str]]:
+    """Connectors naming one `type: ocpp` charger (its identity on one listen) share its connection:
+    the same connection options, each its own connector_id (ocpp_device_options.py)."""
+    found = [
+        (f"charge_points[{i}].connectors[{j}].charger", c.charger.options)
+        for i, cp in enumerate(cps)
+        if cp is not _BAD
+        for j, c in enumerate(cp.connectors)
+        if c.charger.type == "ocpp"
+    ]
+    if not found:
+        return []
+    from adapters.chargers.ocpp_device_options import charger_disagreements  # only with such a charger
+
+    return charger_disagreements(found)
 
 
 def _logs(ck: _Checker, raw: Any) -> Any:

@@ -67,10 +67,11 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/tls.py
 	$(BIN)/python bench/page.py
 	$(BIN)/python bench/reporting.py
+	$(BIN)/python bench/ocpp_device.py
 
 # Every benchmark with --quick (seconds each; in `make test`), so one that no longer runs fails the
 # build. Each runs even after another failed; the figures are not judged.
-BENCHES := startup outbox composite polling scale transfer local_list tls page reporting
+BENCHES := startup outbox composite polling scale transfer local_list tls page reporting ocpp_device
 bench-quick: $(VENV)/.installed-test
 	@failed=; for b in $(BENCHES); do \
 	  echo "== bench/$$b.py --quick"; $(BIN)/python bench/$$b.py --quick || failed="$$failed $$b"; \

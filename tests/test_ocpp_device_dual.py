@@ -6,7 +6,8 @@
   connector 2 reaching the charger's connector 2 only; a remote stop of one leaving the other charging;
   connector 0 Faulted faulting both upstream;
 - the charger reconnecting serves both; a connector no connector of the bridge drives is noted;
-- a card with both connectors plugged goes by the connector of the StartTransaction that follows.
+- a card with both connectors plugged goes by the connector of the StartTransaction that follows; with
+  one plugged it is that one's; with none plugged and one charging, that one's (it ends its session).
 """
 
 from __future__ import annotations
@@ -223,6 +224,16 @@ async def test_a_card_with_both_plugged_goes_by_the_start_that_follows(
             (start,) = csms.calls(CP, "StartTransaction")
             assert start["connectorId"] == 2 and start["idTag"] == "CARD-7"
             await upstream_status(csms, 2, "Charging")
+            # Connector 1 unplugged, 2 charging: a card is connector 2's, and the same card ends its session.
+            await wallbox.status("Available", 1)
+            await upstream_status(csms, 1, "Available")
+            authorized = await wallbox.send(call.Authorize(id_tag="CARD-7"))
+            assert authorized.id_tag_info["status"] == "Accepted"
+            stop = await csms.wait_for_call(CP, "StopTransaction", timeout=10)
+            assert stop["transactionId"] == csms.last_transaction_id and stop.get("reason") == "Local"
+            await csms.wait_until(lambda: driver(daemon, 2).state.status == "Finishing", what="2 stopped")
+            await wallbox.status("Available", 2)  # unplugged: only connector 1 is plugged from now on
+            await wallbox.status("Preparing", 1)
             # Now only connector 1 is plugged without a transaction: a card is its, and waits for it.
             authorized = await wallbox.send(call.Authorize(id_tag="CARD-8"))
             assert authorized.id_tag_info["status"] == "Accepted"

@@ -58,7 +58,7 @@ class _Live:
 
     link: ChargerLink
     group: asyncio.TaskGroup
-    helpers: dict[int, asyncio.Task[None]]
+    helpers: list[tuple[int, asyncio.Task[None]]]  # (connector, its after_boot), those that left too
 
 
 class ChargerHub:
@@ -108,12 +108,14 @@ class ChargerHub:
             except ValueError as exc:
                 raise DeviceRefused(str(exc)) from exc
         driver.seat.state.charger = self.charger
+        if n in self.charger.undriven:
+            self.charger.undriven.remove(n)  # driven now (a connector that was restarting)
         self.seats[n] = driver.seat
         self.drivers[n] = driver
         live = self._live
         if live is not None:  # connected already: this connector joins the connection
             driver.on_link(live.link)
-            live.helpers[n] = live.group.create_task(driver.after_boot(live.link))
+            live.helpers.append((n, live.group.create_task(driver.after_boot(live.link))))
 
     async def detach(self, driver: Attached) -> None:
         """The driver leaves; the last one's leaving drops the registration and the connection."""
@@ -122,8 +124,9 @@ class ChargerHub:
             return
         del self.drivers[n], self.seats[n]
         live = self._live
-        if live is not None and n in live.helpers:
-            live.helpers.pop(n).cancel()
+        if live is not None:
+            for _, helper in (h for h in live.helpers if h[0] == n):
+                helper.cancel()  # cancelled again at the connection's end, should this one be lost
         if self.drivers:
             return
         self.server.unregister(self.identity, self._run_link)
@@ -148,19 +151,18 @@ class ChargerHub:
         log.info("OCPP charger %s connected", self.identity)
         for driver in list(self.drivers.values()):
             driver.on_link(link)
-        helpers: dict[int, asyncio.Task[None]] = {}
+        helpers: list[tuple[int, asyncio.Task[None]]] = []
         try:
             async with asyncio.TaskGroup() as group:
                 live = self._live = _Live(link, group, helpers)
                 for n, driver in list(self.drivers.items()):
-                    helpers[n] = group.create_task(driver.after_boot(link))
+                    helpers.append((n, group.create_task(driver.after_boot(link))))
                 try:
                     await link.run()
                 finally:
                     if self._live is live:
                         self._live = None
-                    for helper in helpers.values():
-                        helper.cancel()  # they live as long as the connection
+                    await _cancel_all([helper for _, helper in helpers])  # they live as long as it
         except* ConnectionClosed:
             pass
         finally:
@@ -169,3 +171,12 @@ class ChargerHub:
                 self.link = None
                 for driver in list(self.drivers.values()):
                     driver.on_link(None)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancels the tasks until they are done: a cancel that lands as the answer to a call arrives is
+    lost inside the `ocpp` library's asyncio.wait_for (Python 3.11), and the task would wait on."""
+    while pending := [task for task in tasks if not task.done()]:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.5)

@@ -204,9 +204,9 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
     async def on_authorize(self, id_tag: str) -> Any:
         """A card at the charger: presented to the connector it is for, which decides through the
         bridge's own transaction; the answer waits for that, Accepted once the bridge switches energy on.
-        Authorize names no connector: with several driven, the one plugged without a transaction is the
-        one; when none or several are, Accepted at once, and its StartTransaction (which names its
-        connector) presents the card there and waits for the bridge's decision (docs/devices/ocpp.md)."""
+        Authorize names no connector: with several driven, `_card_seat` picks one; when it cannot,
+        Accepted at once, and its StartTransaction (which names its connector) presents the card there
+        and waits for the bridge's decision (docs/devices/ocpp.md)."""
         self._before_boot("Authorize")
         seat = self._card_seat()
         if seat is None:
@@ -217,11 +217,17 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         return call_result.Authorize(id_tag_info={"status": "Accepted" if accepted else "Invalid"})
 
     def _card_seat(self) -> Seat | None:
+        """The connector a card is for: the only one driven; else the one plugged without a
+        transaction; else, none being so, the one whose transaction runs (a card that ends it); None
+        when that does not name one."""
         seats = list(self.seats.values())
         if len(seats) == 1:
             return seats[0]  # its one connector, plugged or not (a card before the plug waits)
         free = [seat for seat in seats if seat.state.plugged and seat.state.transaction_id is None]
-        return free[0] if len(free) == 1 else None
+        running = [seat for seat in seats if seat.state.transaction_id is not None]
+        if len(free) == 1:
+            return free[0]
+        return running[0] if not free and len(running) == 1 else None
 
     async def _decided(self, seat: Seat, id_tag: str) -> bool:
         """The connector is told of the tag and decides by the bridge's own transaction: True once it

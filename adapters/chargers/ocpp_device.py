@@ -6,8 +6,10 @@ Theory
 ------
 The charger is pointed at the bridge's local central-system endpoint, ws://<bridge>:9100/ocpp/<identity>
 (adapters/transports/ocpp_server.py, one server per `listen` shared by every OCPP charger on it). Its
-calls are answered in ocpp_device_link.py; this driver turns what it says into the bridge's device
-contract and the bridge's commands into calls to it:
+calls are answered in ocpp_device_link.py; its one connection is shared by every driver of one of its
+connectors (ocpp_device_hub.py: a charger with several connectors is several connectors of the
+bridge with its identity, each its own `connector_id`). This driver turns what it says of its
+connector into the bridge's device contract and the bridge's commands into calls to it:
 
 - readings: its StatusNotifications (plugged, the vehicle asking, energy allowed, faults) and its
   MeterValues (register, power, currents, voltages, in the units it names); a charger that has not

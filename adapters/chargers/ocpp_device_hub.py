@@ -114,6 +114,7 @@ class ChargerHub:
         self.drivers[n] = driver
         live = self._live
         if live is not None:  # connected already: this connector joins the connection
+            driver.seat.state.booted = live.link.booted
             driver.on_link(live.link)
             live.helpers.append((n, live.group.create_task(driver.after_boot(live.link))))
 

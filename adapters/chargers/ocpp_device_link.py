@@ -23,8 +23,11 @@ not do.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -34,6 +37,7 @@ from ocpp.v16 import ChargePoint as LibraryChargePoint
 from ocpp.v16 import call_result
 from websockets.asyncio.server import ServerConnection
 
+from adapters.chargers.ocpp_device_schema import CALL, CALLRESULT, UnknownAction, violation
 from adapters.chargers.ocpp_device_state import DEVIATIONS_KEPT as DEVIATIONS_KEPT
 from adapters.chargers.ocpp_device_state import IN_TRANSACTION, ChargerWide, Seat, now_iso
 from adapters.chargers.ocpp_device_state import STATUS_READING as STATUS_READING
@@ -41,6 +45,9 @@ from adapters.chargers.ocpp_device_state import ChargerState as ChargerState
 from adapters.chargers.ocpp_device_state import Decisions as Decisions
 
 log = logging.getLogger("adapters.ocpp_device")
+frames = logging.getLogger("adapters.ocpp_device.frames")  # what the link sends, at DEBUG
+
+CALLERROR = 4
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -81,23 +88,70 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
     async def run(self) -> None:
         """Reads the socket until it closes: answers to the bridge's calls at once, the charger's calls
         in order through one worker."""
-        calls: asyncio.Queue[str] = asyncio.Queue()
+        calls: asyncio.Queue[list[Any]] = asyncio.Queue()
 
         async def worker() -> None:
             while True:
-                await self.route_message(await calls.get())
+                await self._answer(await calls.get())
 
         async with asyncio.TaskGroup() as group:
             task = group.create_task(worker())
             try:
                 async for raw in self.connection:
                     text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-                    if _is_call(text):
-                        calls.put_nowait(text)
+                    message = _message(text)
+                    if message is None:
+                        log.warning("OCPP charger %s: a frame that is not OCPP-J ignored", self.id)
+                    elif message[0] == CALL:
+                        calls.put_nowait(message)
                     else:
-                        await self.route_message(text)
+                        await self.route_message(text)  # an answer to the bridge's call: the library's
             finally:
                 task.cancel()
+
+    async def _answer(self, message: list[Any]) -> None:
+        """One call of the charger, checked against its 1.6 schema and answered by its handler (or
+        with the CALLERROR that says what is wrong). Not the library's route_message: its schema check
+        in a thread and its generic key conversion were most of the link's CPU (ocpp_device_schema.py)."""
+        unique_id = message[1]
+        if len(message) != 4 or not isinstance(message[2], str) or not isinstance(message[3], dict):
+            await self._error(unique_id, "FormationViolation", "a CALL is [2, id, action, {payload}]")
+            return
+        action, payload = message[2], message[3]
+        try:
+            wrong = violation(CALL, action, payload)
+        except UnknownAction:
+            await self._error(unique_id, "NotImplemented", "an action OCPP 1.6 does not know")
+            return
+        handler = self.route_map.get(action, {}).get("_on_action")
+        if handler is None:
+            await self._error(unique_id, "NotSupported", f"{action} is not supported")
+            return
+        if wrong is not None:
+            log.warning(
+                "OCPP charger %s: %s refused (%s): %s", self.id, action, wrong.code, wrong.description
+            )
+            await self._error(unique_id, wrong.code, wrong.description)
+            return
+        try:
+            answer = _camel(await handler(**_snake(payload)))
+            wrong = violation(CALLRESULT, action, answer)
+            if wrong is not None:
+                raise ValueError(f"the answer breaks its schema: {wrong.description}")
+        except Exception:  # one bad call never ends the link
+            log.exception("OCPP charger %s: answering %s failed", self.id, action)
+            await self._error(unique_id, "InternalError", f"{action} could not be answered")
+            return
+        await self._send_frame([CALLRESULT, unique_id, answer])
+
+    async def _error(self, unique_id: str, code: str, description: str) -> None:
+        await self._send_frame([CALLERROR, unique_id, code, description, {}])
+
+    async def _send_frame(self, frame: list[Any]) -> None:
+        text = json.dumps(frame, separators=(",", ":"))
+        if frames.isEnabledFor(logging.DEBUG):
+            frames.debug("%s: send %s", self.id, text)
+        await self.connection.send(text)
 
     def _before_boot(self, action: str) -> None:
         if not self.booted:
@@ -336,12 +390,48 @@ def _take(state: ChargerState, values: list[dict[str, Any]]) -> None:
         state.voltage_v = tuple(voltages[p] for p in ("L1", "L2", "L3") if p in voltages)
 
 
-def _is_call(text: str) -> bool:
+def _message(text: str) -> list[Any] | None:
+    """An OCPP-J frame: [type, unique id, ...] with a known type; None for anything else (it cannot be
+    answered: no id to answer)."""
     try:
         message = json.loads(text)
     except ValueError:
-        return True  # the library answers what it cannot parse
-    return isinstance(message, list) and bool(message) and message[0] == 2
+        return None
+    if not isinstance(message, list) or len(message) < 3 or not isinstance(message[1], str):
+        return None
+    return message if message[0] in (CALL, CALLRESULT, CALLERROR) else None
+
+
+@functools.lru_cache(maxsize=512)
+def _snake_key(key: str) -> str:
+    """chargePointVendor -> charge_point_vendor, as the library converts (its regexes, once per key)."""
+    return re.sub("([a-z0-9])([A-Z])(?=\\S)", r"\1_\2", re.sub("(.)([A-Z][a-z]+)", r"\1_\2", key)).lower()
+
+
+@functools.lru_cache(maxsize=512)
+def _camel_key(key: str) -> str:
+    first, *rest = key.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _snake(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {_snake_key(k): _snake(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_snake(v) for v in data]
+    return data
+
+
+def _camel(data: Any) -> Any:
+    """An answer (a call_result dataclass, its dicts) as the JSON payload: camelCase, no Nones. The 1.6
+    answers the link gives have no key the library spells otherwise (SoC, URL, ...)."""
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        data = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
+    if isinstance(data, dict):
+        return {_camel_key(k): _camel(v) for k, v in data.items() if v is not None}
+    if isinstance(data, list):
+        return [_camel(v) for v in data]
+    return data
 
 
 def _parse_time(text: str) -> datetime | None:

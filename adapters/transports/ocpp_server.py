@@ -10,14 +10,18 @@ handler that runs the charger's connection.
 The handshake is checked before the upgrade: the path must be `/<path>/<identity>` of a registered
 identity (else 404), the HTTP Basic credentials that identity's own password (else 401), and the
 subprotocol ocpp1.6 is the only one offered. A second connection of the same identity replaces the
-first (a charger that rebooted without closing its socket), as OCPP-J expects of a central system.
+first (a charger that rebooted without closing its socket), as OCPP-J expects of a central system:
+the new one is served at once and the old one closed beside it (aborted when its peer does not answer
+the close), so a dead socket never holds up the new BootNotification.
 
 With `tls` (tls_server.py) the endpoint is wss://: security profile 2 (TLS, HTTP Basic) or, with a
 client CA, profile 3: the handshake requires a client certificate chained to it, and one whose CN is
 not the identity of the path is refused with 403 before the upgrade; a charger with no password is
 then let in on its certificate alone (the white paper's profile 3 has no Basic auth). Every charger
-on one endpoint shares its TLS setup: `Transports.ocpp_server` hands a charger that wants another one
-a server that refuses its registration.
+on one endpoint shares its TLS setup and its path: `Transports.ocpp_server` hands a charger that wants
+another one a server that refuses its registration, and `check` names it (tls_server.py). One path
+per endpoint rather than several: a charger's URL is then ws://<listen>/<path>/<identity> whatever
+the others name, and an identity cannot be two chargers on two paths.
 
 What belongs to one charger rather than to one driver (the connection shared by the connectors of a
 charger with several, adapters/chargers/ocpp_device_hub.py) hangs off the server too: `shared(identity,
@@ -53,6 +57,7 @@ from adapters.transports.tls_server import (
 
 log = logging.getLogger("adapters.ocpp_server")
 
+REPLACED_CLOSE_S = 2.0  # a replaced connection's peer has this long to answer the close
 OnConnection = Callable[[ServerConnection], Awaitable[None]]
 T = TypeVar("T")
 
@@ -86,6 +91,7 @@ class OcppServer:
         self._current: dict[str, ServerConnection] = {}
         self._shared: dict[str, object] = {}  # per identity: what its drivers share (shared())
         self._opening = asyncio.Lock()  # drivers start side by side; one binds
+        self._replaced: set[asyncio.Task[None]] = set()  # old connections of a reconnected charger, closing
 
     @property
     def bound_port(self) -> int:
@@ -201,7 +207,12 @@ class OcppServer:
         previous = self._current.get(identity)
         self._current[identity] = connection
         if previous is not None:
-            await previous.close(1000, "replaced by a new connection")
+            # Closed beside the new one, not before it: a charger that rebooted without closing left
+            # a dead socket, whose close would wait out its timeout while the new BootNotification
+            # sits unread.
+            replaced = asyncio.create_task(_close_replaced(previous))
+            self._replaced.add(replaced)
+            replaced.add_done_callback(self._replaced.discard)
         try:
             await registration.on_connection(connection)
         finally:
@@ -210,11 +221,24 @@ class OcppServer:
 
     async def close(self) -> None:
         server, self._server = self._server, None
+        for replaced in list(self._replaced):
+            replaced.cancel()
+        await asyncio.gather(*self._replaced, return_exceptions=True)
         if server is not None:
             server.close()
             await server.wait_closed()
         self._chargers.clear()
         self._shared.clear()
+
+
+async def _close_replaced(connection: ServerConnection) -> None:
+    """Closes a connection a new one of its charger replaced; one whose peer does not answer the close
+    within REPLACED_CLOSE_S (a dead socket) is aborted."""
+    try:
+        async with asyncio.timeout(REPLACED_CLOSE_S):
+            await connection.close(1000, "replaced by a new connection")
+    except TimeoutError:
+        connection.transport.abort()
 
 
 def _password_matches(header: str | None, identity: str, password: str) -> bool:

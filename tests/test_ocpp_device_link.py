@@ -1,0 +1,108 @@
+"""A `type: ocpp` charger's link on the wire, seen by a raw websocket client (no OCPP library between
+it and the frames): every call is checked against its OCPP 1.6 schema and a malformed one gets the
+CALLERROR that names what is wrong while the link goes on; a charger that reconnects while its old
+socket went silent is answered at once on the new one."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from adapters.chargers.ocpp_device import OcppDeviceCharger
+from adapters.chargers.ocpp_device_options import OcppDeviceOptions
+from adapters.transports.pool import Transports
+from tests.processes import free_port
+
+IDENTITY, PASSWORD = "WB-1", "link-test-secret"
+NOW = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+BOOT = {"chargePointVendor": "raw", "chargePointModel": "frames"}
+
+
+@pytest.fixture
+async def url() -> AsyncIterator[str]:
+    """One driver of charger WB-1 on its own endpoint (a free port), started as the coordinator does."""
+    pool = Transports()
+    listen = f"127.0.0.1:{free_port()}"
+    options = OcppDeviceOptions(identity=IDENTITY, password=PASSWORD, listen=listen, call_timeout_s=1)
+    driver = OcppDeviceCharger(dataclasses.replace(options), pool)
+    await driver.start()
+    try:
+        yield f"ws://{listen}/ocpp/{IDENTITY}"
+    finally:
+        await driver.close()
+        await pool.close()
+
+
+def connect_raw(url: str) -> Any:
+    token = base64.b64encode(f"{IDENTITY}:{PASSWORD}".encode()).decode()
+    return connect(url, subprotocols=["ocpp1.6"], additional_headers={"Authorization": f"Basic {token}"})
+
+
+async def answer(ws: ClientConnection, unique_id: str) -> list[Any]:
+    """The answer to our call `unique_id` (the bridge's own calls meanwhile are left unanswered)."""
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame[0] in (3, 4) and frame[1] == unique_id:
+            return list(frame)
+
+
+async def call(ws: ClientConnection, unique_id: str, action: str, payload: Any) -> list[Any]:
+    await ws.send(json.dumps([2, unique_id, action, payload]))
+    return await answer(ws, unique_id)
+
+
+async def test_a_malformed_call_gets_its_callerror_and_the_link_goes_on(url: str) -> None:
+    async with connect_raw(url) as ws:
+        boot = await call(ws, "b", "BootNotification", BOOT)
+        assert boot[0] == 3 and boot[2]["status"] == "Accepted" and boot[2]["interval"] > 0
+        register = [{"timestamp": NOW, "sampledValue": [{"value": "1.5", "unit": "kWh"}]}]
+        cases = {
+            "TypeConstraintViolation": ("MeterValues", {"connectorId": "one", "meterValue": register}),
+            "ProtocolError": ("MeterValues", {"connectorId": 1}),
+            "FormationViolation": ("MeterValues", {"connectorId": 1, "meterValue": register, "x": 1}),
+            "PropertyConstraintViolation": (
+                "StatusNotification",
+                {"connectorId": 1, "errorCode": "NoError", "status": "Flying"},
+            ),
+            "NotImplemented": ("Teleport", {}),
+        }
+        for n, (code, (action, payload)) in enumerate(cases.items()):
+            refused = await call(ws, f"e{n}", action, payload)
+            assert refused[:3] == [4, f"e{n}", code], (action, payload, refused)
+        bad_time = [{"timestamp": "2024-13-45T25:61:61Z", "sampledValue": [{"value": "1"}]}]
+        refused = await call(ws, "t", "MeterValues", {"connectorId": 1, "meterValue": bad_time})
+        assert refused[:3] == [4, "t", "PropertyConstraintViolation"] and "timestamp" in refused[3]
+        await ws.send("not json at all")  # no id to answer: ignored
+        await ws.send(json.dumps([2, "short", "Heartbeat"]))
+        assert (await answer(ws, "short"))[:3] == [4, "short", "FormationViolation"]
+        # The link lives on: the same calls, well formed, are answered.
+        ok = await call(ws, "m", "MeterValues", {"connectorId": 1, "meterValue": register})
+        assert ok == [3, "m", {}]
+        status = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+        assert await call(ws, "s", "StatusNotification", status) == [3, "s", {}]
+        heartbeat = await call(ws, "h", "Heartbeat", {})
+        assert heartbeat[0] == 3 and "currentTime" in heartbeat[2]
+
+
+async def test_a_charger_that_reconnects_past_its_silent_socket_is_answered_at_once(url: str) -> None:
+    """Its first connection completed the handshake and then went silent (a reboot without a close):
+    the new connection's BootNotification is answered without waiting out the old one's close."""
+    async with connect_raw(url) as old:
+        assert (await call(old, "b0", "BootNotification", BOOT))[0] == 3
+        old.transport.pause_reading()  # it never reads, so never answers the close
+        began = time.monotonic()
+        async with connect_raw(url) as new:
+            async with asyncio.timeout(1.0):
+                boot = await call(new, "b1", "BootNotification", BOOT)
+            assert boot[0] == 3 and boot[2]["status"] == "Accepted"
+            assert time.monotonic() - began < 1.0
+        old.transport.abort()

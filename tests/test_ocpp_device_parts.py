@@ -140,3 +140,27 @@ async def test_drivers_of_one_charger_share_one_registration() -> None:
         for driver in (one, two, other, again):
             await driver.close()
         await pool.close()
+
+
+def test_check_names_chargers_on_one_listen_with_another_path(tmp_path: Path) -> None:
+    text = check_problems(dual_doc(tmp_path, {"identity": "WB-2", "path": "/other/"}))
+    assert (
+        "charge_points[0].connectors[1].charger.path: charge_points[0].connectors[0].charger shares listen "
+        "127.0.0.1:9100 with path 'ocpp', this one names 'other'" in text
+    )
+    parse_config(yaml.safe_dump(dual_doc(tmp_path, {"identity": "WB-2", "path": "/ocpp/"})), "t.yaml")
+
+
+async def test_start_refuses_a_charger_with_another_path_on_the_listen() -> None:
+    pool = Transports()
+    listen = f"127.0.0.1:{free_port()}"
+    one = OcppDeviceCharger(dataclasses.replace(GOOD, listen=listen), pool)
+    two = OcppDeviceCharger(dataclasses.replace(GOOD, listen=listen, identity="WB-2", path="other"), pool)
+    try:
+        await one.start()
+        with pytest.raises(DeviceRefused, match=r"serves path 'ocpp'; this charger asks for 'other'"):
+            await two.start()
+    finally:
+        for driver in (one, two):
+            await driver.close()
+        await pool.close()

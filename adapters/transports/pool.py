@@ -68,12 +68,18 @@ class Transports:
 
     def ocpp_server(self, listen: str, path: str = "ocpp", tls: ServerTls | None = None) -> OcppServer:
         """The local OCPP endpoint on `listen` (host:port), shared by every OCPP charger naming it; a
-        charger whose `tls` (None: plain ws://) is not the endpoint's gets one that refuses it."""
+        charger whose `path` or `tls` (None: plain ws://) is not the endpoint's gets one that refuses it."""
         from adapters.transports.ocpp_server import OcppServer
 
         if listen not in self._ocpp:
             self._ocpp[listen] = OcppServer(listen, path, tls)
         shared = self._ocpp[listen]
+        if shared.path != path.strip("/"):
+            why = (
+                f"the OCPP endpoint {listen} serves path {shared.path!r}; this charger asks for "
+                f"{path.strip('/')!r}: give every charger on it the same path"
+            )
+            return OcppServer(listen, path, tls, refusal=why)
         if shared.tls != tls:
             why = (
                 f"the OCPP endpoint {listen} is {_tls_words(shared.tls)}; this charger asks for "

@@ -182,3 +182,24 @@ def endpoint_disagreements(chargers: Iterable[tuple[str, str, ServerTls | None]]
                 )
             )
     return problems
+
+
+def path_disagreements(chargers: Iterable[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """For `check`: (path, problem) of each charger, given as (its path, listen, URL path), whose URL
+    path differs from the first charger's on the same listen: the one server of a listen serves one
+    URL path (ocpp_server.py), and a charger with another would be answered 404 forever."""
+    first: dict[str, tuple[str, str]] = {}
+    problems: list[tuple[str, str]] = []
+    for where, listen, url_path in chargers:
+        url_path = url_path.strip("/")
+        earlier = first.setdefault(listen, (where, url_path))
+        if earlier[1] != url_path:
+            problems.append(
+                (
+                    f"{where}.path",
+                    f"{earlier[0]} shares listen {listen} with path {earlier[1]!r}, this one names "
+                    f"{url_path!r}; one endpoint serves one path: give them the same path or another "
+                    "listen port",
+                )
+            )
+    return problems

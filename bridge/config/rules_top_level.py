@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from adapters.transports.tls_server import ServerTls, endpoint_disagreements
+from adapters.transports.tls_server import ServerTls, endpoint_disagreements, path_disagreements
 from bridge.config.checker import _BAD, Handler, _between, _Checker, _got, _text
 from bridge.config.rules_charge_point import _charge_point
 from bridge.config.rules_report_to import connection_clashes
@@ -69,6 +69,8 @@ def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Con
         ck.add(where, problem)
     for where, problem in endpoint_disagreements(_ocpp_chargers(cps)):
         ck.add(where, problem)
+    for where, problem in path_disagreements(_ocpp_paths(cps)):
+        ck.add(where, problem)
     for where, problem in _ocpp_shared_chargers(cps):
         ck.add(where, problem)
     if ck.problems or state_dir is None or api is _BAD or mqtt is _BAD or logs is _BAD:
@@ -80,6 +82,17 @@ def _ocpp_chargers(cps: list[Any]) -> list[tuple[str, str, ServerTls | None]]:
     """The `type: ocpp` chargers as (path, listen, TLS setup): one server per listen serves them all."""
     return [
         (f"charge_points[{i}].connectors[{j}].charger", c.charger.options.listen, c.charger.options.tls.setup)
+        for i, cp in enumerate(cps)
+        if cp is not _BAD
+        for j, c in enumerate(cp.connectors)
+        if c.charger.type == "ocpp"
+    ]
+
+
+def _ocpp_paths(cps: list[Any]) -> list[tuple[str, str, str]]:
+    """The `type: ocpp` chargers as (path, listen, URL path): one server per listen serves one path."""
+    return [
+        (f"charge_points[{i}].connectors[{j}].charger", c.charger.options.listen, c.charger.options.path)
         for i, cp in enumerate(cps)
         if cp is not _BAD
         for j, c in enumerate(cp.connectors)

@@ -1,6 +1,9 @@
 """One OCPP charger's connection to the bridge's local endpoint: the central system's side of its
 calls (BootNotification, Heartbeat, StatusNotification, MeterValues, Authorize, Start/StopTransaction,
-DataTransfer), on the `ocpp` library's routing.
+DataTransfer), on the `ocpp` library's ChargePoint: its `@on` routes and its `call` for the bridge's own
+calls, but the charger's calls are checked and answered here (`_answer`): inline against compiled
+1.6 schemas (ocpp_device_schema.py), CALLERRORs with 1.6 codes, no generic key conversion; the
+library's check in a thread executor and its routing were most of the link's CPU (bench/ocpp_device.py).
 
 What the charger says is kept in `ChargerState` (its status, its meter, its own transaction) for the
 driver (ocpp_device.py) to read; what it does that OCPP does not allow is recorded there as a short
@@ -45,7 +48,6 @@ from adapters.chargers.ocpp_device_state import ChargerState as ChargerState
 from adapters.chargers.ocpp_device_state import Decisions as Decisions
 
 log = logging.getLogger("adapters.ocpp_device")
-frames = logging.getLogger("adapters.ocpp_device.frames")  # what the link sends, at DEBUG
 
 CALLERROR = 4
 
@@ -148,10 +150,8 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         await self._send_frame([CALLERROR, unique_id, code, description, {}])
 
     async def _send_frame(self, frame: list[Any]) -> None:
-        text = json.dumps(frame, separators=(",", ":"))
-        if frames.isEnabledFor(logging.DEBUG):
-            frames.debug("%s: send %s", self.id, text)
-        await self.connection.send(text)
+        # Not logged: a frame may hold a secret, and the daemon keeps the library's frame logs quiet too.
+        await self.connection.send(json.dumps(frame, separators=(",", ":")))
 
     def _before_boot(self, action: str) -> None:
         if not self.booted:

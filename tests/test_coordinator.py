@@ -8,6 +8,7 @@ moved by hand. The real drivers and emulators are exercised end to end elsewhere
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -101,6 +102,44 @@ async def test_the_device_is_faulted_at_the_threshold_and_answers_again_after() 
     assert not device.snapshot().answering and device.failed_reads == 3
     assert await device.refresh() == PLUGGED_ON
     assert back == [True] and device.snapshot().answering and device.failed_reads == 0
+
+
+@pytest.mark.parametrize(
+    "nonsense",
+    [
+        {"energy_wh": float("nan")},
+        {"energy_wh": 1e308},
+        {"energy_wh": -5000.0},
+        {"power_w": float("inf")},
+        {"voltage_v": (230.0, float("nan"), 230.0)},
+        {"soc_percent": 140.0},
+    ],
+)
+async def test_an_impossible_reading_is_a_failed_read_and_the_last_good_one_stays(
+    nonsense: dict[str, object],
+) -> None:
+    """A register of NaN or 1e308 would make a meterStop no store or frame can hold (the
+    StopTransaction lost): refused as a whole, counted towards the fault, never handed on."""
+    charger, clock = ScriptedCharger(), ManualClock()
+    device = coordinator(charger, clock, faulted_after=3)
+    faults: list[DeviceFault] = []
+    device.on_fault = faults.append
+    handed: list[ChargerReading] = []
+
+    async def on_reading(reading: ChargerReading) -> None:
+        handed.append(reading)
+
+    device.on_reading = on_reading
+    bad = dataclasses.replace(PLUGGED_ON, **nonsense)  # type: ignore[arg-type]
+    charger.script = [PLUGGED_ON, bad, bad, bad, bad]
+    assert await device.refresh() == PLUGGED_ON
+    assert await device.refresh() is None and device.reading == PLUGGED_ON and faults == []
+    assert await device.read_now(1.0) is None  # the reading at a stop: none rather than nonsense
+    assert await device.refresh() is None and faults == []
+    assert await device.refresh() is None
+    assert [f.vendor_error_code for f in faults] == ["DeviceRefused"]
+    assert faults[0].info is not None and "impossible reading" in faults[0].info
+    assert handed == [PLUGGED_ON] and charger.script == []
 
 
 async def test_unwanted_energy_goes_off_at_the_first_reading_then_only_after_it_lasted() -> None:

@@ -43,7 +43,7 @@ from adapters.base import (
     TagPresented,
 )
 from bridge.clock import Clock
-from bridge.core import device_errors
+from bridge.core import device_errors, reading_checks
 from bridge.core.read_schedule import ReadSchedule, read_schedule
 from bridge.flag import Flag
 from bridge.metrics import Metrics
@@ -315,6 +315,12 @@ class DeviceCoordinator:
             self._metrics.inc("ocpp_bridge_device_poll_errors_total", self._labels)
             self._failed(DeviceRefused(f"driver error {type(exc).__name__}"))
             return None
+        problem = reading_checks.impossible(reading)
+        if problem is not None:  # nonsense must not reach a transaction: the last good reading stays
+            log.warning("%s: %s gave an impossible reading: %s", self._name, self.description, problem)
+            self._metrics.inc("ocpp_bridge_device_poll_errors_total", self._labels)
+            self._failed(DeviceRefused(f"impossible reading: {problem}"))
+            return None
         if self.fault is not None:
             log.info("%s: %s answers again", self._name, self.description)
             self.fault = None
@@ -357,7 +363,11 @@ class DeviceCoordinator:
             return None  # known silent: nothing is held up for it
         try:
             async with asyncio.timeout(timeout_s), self._lock:
-                return await self.charger.read()
+                reading = await self.charger.read()
+            problem = reading_checks.impossible(reading)
+            if problem is not None:
+                raise DeviceRefused(f"impossible reading: {problem}")
+            return reading
         except Exception as exc:  # DeviceError, TimeoutError, or a driver's bug: never costs the caller
             log.warning("%s: %s gave no reading (%s)", self._name, self.description,
                         exc or f"no answer within {timeout_s:g} s")  # fmt: skip

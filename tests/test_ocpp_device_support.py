@@ -17,6 +17,7 @@ from adapters.chargers.ocpp_device_support import (
     from_configuration,
     limit,
     lines,
+    phases_drawing,
 )
 
 
@@ -146,3 +147,9 @@ def test_the_energy_switch_option_names_its_choices() -> None:
     assert replace(good, energy_switch="Auto").validate() == [
         ("energy_switch", "must be one of auto, remote, profile")
     ]
+
+
+def test_the_phases_drawing_count_above_1_a() -> None:
+    assert phases_drawing((6.2, 0.4, 0.9)) == 1  # a single-phase vehicle; the others are noise
+    assert phases_drawing((6.0, 6.1, 5.9)) == 3
+    assert phases_drawing((0.0, 0.0, 0.0)) == 0 and phases_drawing(None) == 0

@@ -54,6 +54,7 @@ from ocpp.v16 import call
 from websockets.exceptions import ConnectionClosed
 
 from adapters.base import (
+    BackgroundJob,
     Charger,
     ChargerCapabilities,
     ChargerReading,
@@ -161,6 +162,9 @@ class OcppDeviceCharger(Charger):
         except OSError as exc:
             raise DeviceRefused(f"cannot listen on {self.options.listen}: {exc.strerror or exc}") from exc
 
+    def background(self) -> tuple[BackgroundJob, ...]:
+        return (self._switch.follow_phases,)  # a W limit sent again when the phases drawing change
+
     async def close(self) -> None:
         self._switch.connected()  # none from now on: what it said of itself goes with it
         hub, self._hub = self._hub, None
@@ -246,6 +250,7 @@ class OcppDeviceCharger(Charger):
             fault = Fault(FAULT_KINDS.get(s.error_code, FaultKind.OTHER), s.info, s.vendor_error_code)
         if whole.down:
             ev_requesting = energy_allowed = False
+        self._switch.observe()  # the phases drawing: a W limit counts them (sent again by follow_phases)
         return ChargerReading(
             plugged=s.plugged,
             ev_requesting=ev_requesting,

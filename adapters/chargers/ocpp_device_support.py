@@ -9,7 +9,10 @@ that they are unit-tested by passing answers in (tests/test_ocpp_device_support.
   without that key, is assumed to honour Core only (`core_only`), and the note says why.
 - ChargingScheduleAllowedChargingRateUnit ("Current", "Power"; some chargers say "A", "W"): a charger
   that takes only Power gets its limits in W = A x phases x volts (the mean voltage it reports, else
-  230 V nominal). Unknown: A, the unit every SmartCharging charger must take per OCPP 1.6.
+  230 V nominal), the phases being those drawing current in its transaction (`phases_drawing`), once
+  its readings show them, else the `phases` option: a single-phase vehicle at a three-phase charger
+  must not get three phases' worth on one. Unknown: A, the unit every SmartCharging charger must take
+  per OCPP 1.6.
 - AuthorizeRemoteTxRequests and ChargeProfileMaxStackLevel are kept for the notes: the link answers
   the Authorize a remote start brings at once, and the pause profile needs no stack level above 0.
 
@@ -28,6 +31,7 @@ from enum import Enum
 from typing import Any, Literal
 
 NOMINAL_V = 230.0
+PHASE_DRAWING_A = 1.0  # a phase counts for a W limit when it draws more than this
 KEYS = (
     "SupportedFeatureProfiles",
     "ChargingScheduleAllowedChargingRateUnit",
@@ -112,6 +116,11 @@ def limit(amps: float, unit: RateUnit, phases: int, voltages: tuple[float, ...] 
     if not 100 <= volts <= 300:  # a reading that is not a phase voltage: the nominal one
         volts = NOMINAL_V
     return float(round(amps * phases * volts))
+
+
+def phases_drawing(currents: tuple[float, ...] | None) -> int:
+    """How many phases draw current (more than PHASE_DRAWING_A each); 0 when unknown or none."""
+    return sum(1 for amps in currents or () if amps > PHASE_DRAWING_A)
 
 
 def lines(mode: str, support: Support) -> list[str]:

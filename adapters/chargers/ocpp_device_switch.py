@@ -5,7 +5,10 @@ honours asked after each boot, energy on and off, the set-point. The driver (ocp
 - What it honours: GetConfiguration after each BootNotification (ocpp_device_support.py keeps and
   reads the answer); a CALLERROR or no answer: Core only, and the notes say why. What it refused on a
   connection (a RemoteStart, a pause) is kept until the next connection, where it is asked again.
-- Energy on: the pause's TxProfile cleared when its transaction runs paused; nothing when its own
+- Energy on: the pause's TxProfile cleared when its transaction runs paused (a pause sent on this
+  connection, or before a reboot the charger went on from: it may keep the profile); a charger that
+  will not clear it gets the TxProfile with the set-point, which overrules the TxDefaultProfile, so
+  every later set-point of that transaction goes there too (`override`); nothing when its own
   start is under way (a card's Authorize or its own StartTransaction waiting for the bridge: the answer
   lets it start, ocpp_device_link.py); else RemoteStartTransaction (the last card presented, else
   `id_tag`). Refused (Rejected, or a CALLERROR NotImplemented / NotSupported) with `energy_switch:
@@ -20,6 +23,9 @@ honours asked after each boot, energy on and off, the set-point. The driver (ocp
   reports), paused or not. The bridge's guard switches energy off again when a device allows energy the
   bridge did not allow: a pause still not honoured PAUSE_HELD_S after it was sent is given up for this
   connection, and its transaction stopped.
+- A limit in W counts the phases drawing in its transaction once its readings show them (`observe`,
+  from each reading), else the `phases` option; a change sends it again (`follow_phases`, a
+  background job of the driver).
 - ChangeAvailability is never the switch: an Inoperative connector reports Unavailable, so the bridge
   no longer knows whether a vehicle is plugged; during a transaction the answer is Scheduled, applied
   only after the transaction, so it stops nothing when energy must stop; and the charger keeps it
@@ -52,6 +58,7 @@ from adapters.chargers.ocpp_device_support import (
     from_configuration,
     limit,
     lines,
+    phases_drawing,
 )
 
 log = logging.getLogger("adapters.ocpp_device")
@@ -82,6 +89,15 @@ class EnergySwitch:
         self.last_tag: str | None = None  # the card it presented, for a RemoteStart
         self.start_asked: float | None = None  # loop time of a RemoteStart it accepted, until it starts
         self.paused: tuple[int, float] | None = None  # (its transaction, loop time) of a pause sent
+        # Its transaction whose pause was sent before its last boot: it went on with it, and may keep
+        # the 0 TxProfile; energy on clears it (an Unknown answer is fine), energy off sends it again.
+        self.paused_before_boot: int | None = None
+        # Its transaction whose TxProfile carries the set-point (a pause it would not clear): that
+        # overrules the TxDefaultProfile, so every set-point goes there too until the transaction ends.
+        self.override: int | None = None
+        self.phases_drawn: tuple[int, int] | None = None  # (its transaction, phases drawing current)
+        self.phases_changed = asyncio.Event()  # set when a W limit must be sent again (follow_phases)
+        self._setpoint_lock = asyncio.Lock()  # one set-point computed and sent at a time
         self._lock = asyncio.Lock()  # one energy decision carried out at a time
         self._clock = clock  # monotonic seconds; None: the event loop's
         self._connection = 0  # counts connections, so that a late answer of a gone one is dropped
@@ -99,8 +115,15 @@ class EnergySwitch:
         self._connection += 1
 
     def booted(self) -> None:
+        """It booted again. It should have ended its transaction, and with it a pause; one that goes on
+        with it (its transaction open at boot, a deviation) may keep the pause's TxProfile."""
         self.start_asked = None  # a start asked before its boot is forgotten
-        self.paused = None  # a rebooted charger ended its transaction, and with it the pause
+        open_now = (self.state.open_at_boot, self.state.transaction_id)
+        if self.paused is not None and self.paused[0] in open_now:
+            self.paused_before_boot = self.paused[0]
+        elif self.paused_before_boot not in open_now:
+            self.paused_before_boot = None
+        self.paused = None  # not sent on this connection: a new energy off sends it again
 
     async def probe(self) -> None:
         """What it honours, asked after each boot; what it refused on this connection is kept."""
@@ -140,8 +163,10 @@ class EnergySwitch:
 
     async def _on(self) -> None:
         transaction_id = self.state.transaction_id
+        if self.paused_before_boot != transaction_id:
+            self.paused_before_boot = None  # that transaction ended after its boot
         if transaction_id is not None:
-            if self.paused is not None and self.paused[0] == transaction_id:
+            if self._pause_may_hold(transaction_id):
                 await self._resume(transaction_id)
             return
         if self.decisions.cards_waiting or self._start_pending():
@@ -163,6 +188,11 @@ class EnergySwitch:
             self._remote_start_refused(status)
         if self.state.transaction_id is None:  # its StartTransaction may have come first
             self.start_asked = self._now()
+
+    def _pause_may_hold(self, transaction_id: int) -> bool:
+        """A pause of its transaction sent on this connection, or before its boot (it went on)."""
+        sent = self.paused[0] if self.paused is not None else None
+        return transaction_id in (sent, self.paused_before_boot)
 
     def _remote_start_refused(self, how: str) -> None:
         """`auto`: remembered for this connection, and its own starts are the way from now on."""
@@ -219,12 +249,20 @@ class EnergySwitch:
             cleared = answer.status in ("Accepted", "Unknown")  # Unknown: it had dropped it already
         except DeviceRefused:  # a CALLERROR
             cleared = False
-        if not cleared:
-            amps = self.current_a if self.current_a is not None else self.options.max_current_a
-            value = limit(amps, self.support.rate_unit, self.options.phases, self.state.voltage_v)
-            profile = pause_profile(transaction_id, self.support.rate_unit, value, self.options.connector_id)
-            await self._set_profile(profile, f"the end of a pause ({amps:g} A)")
-        self.paused = None
+        if cleared:
+            if self.override == transaction_id:
+                self.override = None  # its TxProfile is gone: the TxDefaultProfile holds
+        else:
+            async with self._setpoint_lock:
+                amps = self.current_a if self.current_a is not None else self.options.max_current_a
+                value = limit(amps, self.support.rate_unit, self.phases(), self.state.voltage_v)
+                unit, connector_id = self.support.rate_unit, self.options.connector_id
+                profile = pause_profile(transaction_id, unit, value, connector_id)
+                await self._set_profile(profile, f"the end of a pause ({amps:g} A)")
+                # This TxProfile overrules the set-point for the rest of its transaction: every new
+                # set-point goes there too (send_setpoint), or a lower limit would never reach it.
+                self.override = transaction_id
+        self.paused = self.paused_before_boot = None
 
     async def set_current(self, amps: float, connected: bool) -> None:
         self.current_a = amps
@@ -232,13 +270,51 @@ class EnergySwitch:
             await self.send_setpoint()
 
     async def send_setpoint(self) -> None:
-        """The set-point as the TxDefaultProfile, in the unit it takes; none before the bridge set one."""
-        if self.current_a is None:
-            return
-        unit = self.support.rate_unit
-        value = limit(self.current_a, unit, self.options.phases, self.state.voltage_v)
-        profile = default_profile(value, unit, self.options.connector_id)
-        await self._set_profile(profile, f"a charging profile of {self.current_a:g} A")
+        """The set-point as the TxDefaultProfile, in the unit it takes; none before the bridge set one.
+        While its transaction runs under a TxProfile that carries the set-point (`override`), that
+        TxProfile first, since it overrules the TxDefaultProfile; not during a pause (0 holds)."""
+        async with self._setpoint_lock:
+            if self.current_a is None:
+                return
+            amps, unit, transaction_id = self.current_a, self.support.rate_unit, self.state.transaction_id
+            value = limit(amps, unit, self.phases(), self.state.voltage_v)
+            if self.override is not None and self.override != transaction_id:
+                self.override = None  # its transaction ended, and the charger dropped the TxProfile
+            if transaction_id is not None and self.override == transaction_id:
+                if not self._pause_may_hold(transaction_id):
+                    profile = pause_profile(transaction_id, unit, value, self.options.connector_id)
+                    await self._set_profile(profile, f"a charging profile of {amps:g} A for its transaction")
+            profile = default_profile(value, unit, self.options.connector_id)
+            await self._set_profile(profile, f"a charging profile of {amps:g} A")
+
+    def phases(self) -> int:
+        """The phases a W limit counts: those drawing current in its running transaction once its
+        readings showed them (never more than `phases`), else the option."""
+        drawn = self.phases_drawn
+        if drawn is not None and drawn[0] == self.state.transaction_id:
+            return min(drawn[1], self.options.phases)
+        return self.options.phases
+
+    def observe(self) -> None:
+        """A reading: the phases drawing current in its transaction, kept; when that changes what a W
+        limit counts while a set-point stands, `phases_changed` is set (follow_phases sends it again)."""
+        transaction_id, drawing = self.state.transaction_id, phases_drawing(self.state.current_a)
+        if transaction_id is None or drawing == 0:
+            return  # nothing drawn: what was seen holds
+        before = self.phases()
+        self.phases_drawn = (transaction_id, drawing)
+        if self.phases() != before and self.support.rate_unit == "W" and self.current_a is not None:
+            self.phases_changed.set()
+
+    async def follow_phases(self) -> None:
+        """A background job of the driver: the W limit sent again when the phases drawing change."""
+        while True:
+            await self.phases_changed.wait()
+            self.phases_changed.clear()
+            try:
+                await self.send_setpoint()
+            except (DeviceRefused, DeviceUnreachable) as exc:
+                log.warning("%s: the limit for the phases drawing was not sent: %s", self.description, exc)
 
     async def _set_profile(self, profile: dict[str, Any], what: str) -> None:
         answer = await self.send(

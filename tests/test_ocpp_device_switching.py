@@ -258,3 +258,28 @@ async def test_a_core_only_charger_is_switched_by_remote_start_and_stop(
     assert len(csms.calls(CP, "StartTransaction")) == 1
     assert lines[1] == "charger says: Core only assumed: GetConfiguration answered CALLERROR NotImplemented"
     assert lines[2].startswith("energy switched on by RemoteStartTransaction; off by RemoteStopTransaction")
+
+
+async def test_a_charger_that_reboots_mid_pause_and_goes_on_is_resumed(
+    csms: StrictCentralSystem, tmp_path: Path
+) -> None:
+    """Paused, it reboots and goes on with its transaction, its 0 TxProfile kept (a deviation): the
+    end of the pause clears it all the same, and it charges again."""
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}/ocpp"
+    async with running(config(csms, tmp_path, port)) as daemon:
+        driver = driver_of(daemon)
+        async with ocpp_charger(url, WALLBOX, PASSWORD, features=SMART) as wallbox:
+            upstream_id = await remote_session(csms, wallbox, driver)
+            await limit_upstream(csms, upstream_id, 0)
+            await csms.wait_for_call(CP, "StatusNotification", lambda p: p["status"] == "SuspendedEVSE")
+            kept = dict(wallbox.transactions), dict(wallbox.pauses), dict(wallbox.registers)
+        async with ocpp_charger(url, WALLBOX, PASSWORD, features=SMART) as wallbox:
+            wallbox.transactions, wallbox.pauses, wallbox.registers = kept
+            await wallbox.status("SuspendedEVSE")
+            await csms.wait_until(lambda: driver.support.asked and driver.state.status == "SuspendedEVSE")
+            await limit_upstream(csms, upstream_id, 10)
+            await csms.wait_until(lambda: driver.state.status == "Charging", what="charging again")
+            assert ("ClearChargingProfile", {"id": 2}) in wallbox.received
+            assert "RemoteStartTransaction" not in wallbox.actions()  # its transaction went on
+        assert any("resumed transaction" in d for d in driver.deviations)

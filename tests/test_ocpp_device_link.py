@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from adapters.base import DeviceUnreachable
 from adapters.chargers.ocpp_device import OcppDeviceCharger
 from adapters.chargers.ocpp_device_options import OcppDeviceOptions
 from adapters.transports.pool import Transports
@@ -28,18 +29,27 @@ BOOT = {"chargePointVendor": "raw", "chargePointModel": "frames"}
 
 
 @pytest.fixture
-async def url() -> AsyncIterator[str]:
-    """One driver of charger WB-1 on its own endpoint (a free port), started as the coordinator does."""
+async def wired() -> AsyncIterator[tuple[str, OcppDeviceCharger]]:
+    """One driver of charger WB-1 on its own endpoint (a free port), started as the coordinator does
+    (a listener set: its read never waits as `probe`'s does)."""
     pool = Transports()
     listen = f"127.0.0.1:{free_port()}"
-    options = OcppDeviceOptions(identity=IDENTITY, password=PASSWORD, listen=listen, call_timeout_s=1)
+    options = OcppDeviceOptions(
+        identity=IDENTITY, password=PASSWORD, listen=listen, call_timeout_s=1, card_wait_s=1
+    )
     driver = OcppDeviceCharger(dataclasses.replace(options), pool)
+    driver.set_listener(lambda event: None)
     await driver.start()
     try:
-        yield f"ws://{listen}/ocpp/{IDENTITY}"
+        yield f"ws://{listen}/ocpp/{IDENTITY}", driver
     finally:
         await driver.close()
         await pool.close()
+
+
+@pytest.fixture
+def url(wired: tuple[str, OcppDeviceCharger]) -> str:
+    return wired[0]
 
 
 def connect_raw(url: str) -> Any:
@@ -110,3 +120,84 @@ async def test_a_charger_that_reconnects_past_its_silent_socket_is_answered_at_o
             assert boot[0] == 3 and boot[2]["status"] == "Accepted"
             assert time.monotonic() - began < 1.0
         old.transport.abort()
+
+
+async def bridge_call(ws: ClientConnection, action: str) -> list[Any]:
+    """The bridge's next call `action` to the charger (its answers to ours meanwhile are skipped)."""
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame[0] == 2 and frame[2] == action:
+            return list(frame)
+
+
+async def test_a_charger_that_reconnects_without_booting_again_is_served_as_booted(
+    wired: tuple[str, OcppDeviceCharger],
+) -> None:
+    """OCPP 1.6 asks for a BootNotification after a boot only: a charger whose Wi-Fi dropped comes back
+    without one. It is reachable at once, its calls are no deviation, and the after-boot work (what it
+    honours asked, its set-point sent again) runs on the new connection."""
+    url, driver = wired
+    available = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+    async with connect_raw(url) as ws:
+        assert (await call(ws, "b", "BootNotification", BOOT))[0] == 3
+        assert await call(ws, "s", "StatusNotification", available) == [3, "s", {}]
+        assert (await driver.read()).plugged is False
+    async with connect_raw(url) as ws:  # no BootNotification
+        preparing = {**available, "status": "Preparing"}
+        assert await call(ws, "s2", "StatusNotification", preparing) == [3, "s2", {}]
+        async with asyncio.timeout(2):
+            await bridge_call(ws, "GetConfiguration")  # its after-boot work, at once
+        assert (await driver.read()).plugged is True
+        assert not [d for d in driver.deviations if "BootNotification" in d]
+        assert driver.probe_lines()[0].startswith("connected: yes")
+
+
+async def test_a_call_before_any_boot_is_a_deviation_and_the_charger_unreachable(
+    wired: tuple[str, OcppDeviceCharger],
+) -> None:
+    """A charger never booted in this run is not served as booted: only a boot makes it so."""
+    url, driver = wired
+    async with connect_raw(url) as ws:
+        assert (await call(ws, "h", "Heartbeat", {}))[0] == 3
+        assert driver.deviations[-1].endswith("Heartbeat before its BootNotification on this connection")
+        with pytest.raises(DeviceUnreachable, match="not connected"):
+            await driver.read()
+
+
+async def test_a_frame_nested_past_the_stack_is_ignored_and_the_link_goes_on(
+    wired: tuple[str, OcppDeviceCharger],
+) -> None:
+    url, driver = wired
+    async with connect_raw(url) as ws:
+        assert (await call(ws, "b", "BootNotification", BOOT))[0] == 3
+        await ws.send("[" * 200_000 + "]" * 200_000)  # json.loads raises RecursionError
+        await ws.send("[2, " + "[" * 5000 + "]" * 5000 + ', "Heartbeat", {}]')
+        heartbeat = await call(ws, "h", "Heartbeat", {})
+        assert heartbeat[0] == 3 and "currentTime" in heartbeat[2]
+        assert driver.probe_lines()[0].startswith("connected: yes")
+
+
+async def test_calls_sent_while_one_waits_past_the_queue_get_a_generic_error(url: str) -> None:
+    """OCPP-J allows one outstanding call: an Authorize waits for the bridge (card_wait_s, 1 s here);
+    the calls sent behind it are queued up to CALLS_QUEUED, the rest refused at once, never held."""
+    from adapters.chargers.ocpp_device_link import CALLS_QUEUED
+
+    async with connect_raw(url) as ws:
+        assert (await call(ws, "b", "BootNotification", BOOT))[0] == 3
+        await ws.send(json.dumps([2, "a", "Authorize", {"idTag": "CARD"}]))
+        extra = CALLS_QUEUED + 5
+        for n in range(extra):
+            await ws.send(json.dumps([2, f"h{n}", "Heartbeat", {}]))
+        answers: dict[str, list[Any]] = {}
+        async with asyncio.timeout(5):
+            while len(answers) < extra + 1:
+                frame = json.loads(await ws.recv())
+                if frame[0] in (3, 4):
+                    answers[frame[1]] = frame
+        refused = [k for k, f in answers.items() if f[0] == 4]
+        assert all(answers[k][2] == "GenericError" for k in refused)
+        # The worker may not yet have taken the Authorize from the queue when the reader fills it.
+        assert extra - CALLS_QUEUED <= len(refused) <= extra - CALLS_QUEUED + 1
+        assert answers["a"][2]["idTagInfo"]["status"] == "Invalid"  # the bridge never switched on
+        # The queue emptied: the link serves calls again.
+        assert (await call(ws, "later", "Heartbeat", {}))[0] == 3

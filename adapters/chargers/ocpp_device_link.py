@@ -31,6 +31,7 @@ import functools
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ from ocpp.routing import on as _library_on
 from ocpp.v16 import ChargePoint as LibraryChargePoint
 from ocpp.v16 import call_result
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 from adapters.chargers.ocpp_device_schema import CALL, CALLRESULT, UnknownAction, violation
 from adapters.chargers.ocpp_device_state import DEVIATIONS_KEPT as DEVIATIONS_KEPT
@@ -50,6 +52,11 @@ from adapters.chargers.ocpp_device_state import Decisions as Decisions
 log = logging.getLogger("adapters.ocpp_device")
 
 CALLERROR = 4
+# Calls read while one is being handled: OCPP-J allows one outstanding call per side, but a charger
+# that sends its StatusNotification before its StartTransaction's answer is common and served. Past
+# these the call gets a GenericError at once, so a flood is not held in memory (nor read faster than
+# the answers go out: the refusal's send waits for the socket).
+CALLS_QUEUED = 8
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -84,32 +91,61 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         self.card_wait_s = card_wait_s
         self.next_transaction_id = next_transaction_id
         self.connected_at = datetime.now(UTC)
-        self.booted = False  # on this connection
+        # "Booted" is the charger's, not the connection's: one that booted before in this run and
+        # reconnects (a Wi-Fi blip) sends no new BootNotification, as OCPP 1.6 allows.
+        self.booted = charger.booted
+        self.booted_here = False  # a BootNotification on this connection
         self.boot_seen = asyncio.Event()
+        if self.booted:
+            self.boot_seen.set()
+        self.last_heard = time.monotonic()  # any frame from it (monotonic seconds)
 
     async def run(self) -> None:
         """Reads the socket until it closes: answers to the bridge's calls at once, the charger's calls
         in order through one worker."""
-        calls: asyncio.Queue[list[Any]] = asyncio.Queue()
+        calls: asyncio.Queue[list[Any]] = asyncio.Queue(CALLS_QUEUED)
 
         async def worker() -> None:
             while True:
-                await self._answer(await calls.get())
+                message = await calls.get()
+                try:
+                    await self._answer(message)
+                except Exception:  # one call never ends the link (a send that fails ends the reader)
+                    self._warn("answer", "a call could not be answered", exc_info=True)
 
         async with asyncio.TaskGroup() as group:
             task = group.create_task(worker())
             try:
                 async for raw in self.connection:
-                    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-                    message = _message(text)
-                    if message is None:
-                        log.warning("OCPP charger %s: a frame that is not OCPP-J ignored", self.id)
-                    elif message[0] == CALL:
-                        calls.put_nowait(message)
-                    else:
-                        await self.route_message(text)  # an answer to the bridge's call: the library's
+                    self.last_heard = time.monotonic()
+                    await self._read(raw, calls)
             finally:
                 task.cancel()
+
+    async def _read(self, raw: str | bytes, calls: asyncio.Queue[list[Any]]) -> None:
+        """One frame: a call queued for the worker (refused when too many wait), an answer to the
+        bridge's call routed by the library; whatever it holds, it never ends the link."""
+        try:
+            text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+            message = _message(text)
+            if message is None:
+                self._warn("frame", "a frame that is not OCPP-J ignored")
+            elif message[0] != CALL:
+                await self.route_message(text)  # an answer to the bridge's call: the library's
+            elif calls.full():
+                self._warn("queue", "a call while its earlier calls are unanswered refused")
+                await self._error(message[1], "GenericError", "a call before the answer to its previous one")
+            else:
+                calls.put_nowait(message)
+        except (ConnectionClosed, asyncio.CancelledError):
+            raise
+        except Exception:
+            self._warn("frame", "a frame could not be handled", exc_info=True)
+
+    def _warn(self, kind: str, text: str, *, exc_info: bool = False) -> None:
+        """A warning of the link, at most once per kind a minute (a storm of bad frames)."""
+        if self.charger.warn_now(kind, time.monotonic()):
+            log.warning("OCPP charger %s: %s", self.id, text, exc_info=exc_info)
 
     async def _answer(self, message: list[Any]) -> None:
         """One call of the charger, checked against its 1.6 schema and answered by its handler (or
@@ -171,7 +207,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
 
     @on("BootNotification")
     async def on_boot_notification(self, **_: Any) -> Any:
-        self.booted = True
+        self.booted = self.booted_here = self.charger.booted = True
         for seat in self.seats.values():
             seat.state.booted = True
             seat.state.open_at_boot = seat.state.transaction_id
@@ -395,7 +431,7 @@ def _message(text: str) -> list[Any] | None:
     answered: no id to answer)."""
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a frame nested deeper than Python's stack
         return None
     if not isinstance(message, list) or len(message) < 3 or not isinstance(message[1], str):
         return None

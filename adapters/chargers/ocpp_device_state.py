@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 log = logging.getLogger("adapters.ocpp_device")
 
 DEVIATIONS_KEPT = 20
+WARN_EVERY_S = 60.0  # a warning of one kind is logged at most this often: a storm cannot flood the log
 
 # A connector's status -> (plugged, ev_requesting, energy_allowed); None: keep what was known.
 STATUS_READING: dict[str, tuple[bool | None, bool, bool]] = {
@@ -52,10 +54,24 @@ class ChargerWide:
     given_ids: deque[int] = field(default_factory=lambda: deque(maxlen=100))  # the newest
     deviations: deque[str] = field(default_factory=lambda: deque(maxlen=DEVIATIONS_KEPT))
     undriven: list[int] = field(default_factory=list)
+    booted: bool = False  # it sent a BootNotification in this run: a later connection is a reconnect
+    warned: dict[str, float] = field(default_factory=dict)  # a warning's kind -> when it was last logged
 
     def deviation(self, text: str) -> None:
-        log.warning("OCPP charger deviates from OCPP 1.6: %s", text)
+        if self.warn_now(" ".join(text.split()[:2]), time.monotonic()):
+            log.warning("OCPP charger deviates from OCPP 1.6: %s", text)
         self.deviations.append(f"{now_iso()} {text}")
+
+    def warn_now(self, kind: str, now: float) -> bool:
+        """Whether a warning of `kind` (e.g. a deviation's first two words) is logged at `now`
+        (monotonic seconds): once per WARN_EVERY_S; the deviations list keeps every one, bounded."""
+        last = self.warned.get(kind)
+        if last is not None and now - last < WARN_EVERY_S:
+            return False
+        if len(self.warned) > 100:
+            self.warned.clear()  # kinds come from the charger's messages: the table stays small
+        self.warned[kind] = now
+        return True
 
     def not_driven(self, connector_id: int) -> None:
         """Noted once per connector: its messages are answered, their values ignored."""

@@ -170,7 +170,7 @@ async def test_a_frame_nested_past_the_stack_is_ignored_and_the_link_goes_on(
     url, driver = wired
     async with connect_raw(url) as ws:
         assert (await call(ws, "b", "BootNotification", BOOT))[0] == 3
-        await ws.send("[" * 200_000 + "]" * 200_000)  # json.loads raises RecursionError
+        await ws.send("[" * 30_000 + "]" * 30_000)  # json.loads raises RecursionError
         await ws.send("[2, " + "[" * 5000 + "]" * 5000 + ', "Heartbeat", {}]')
         heartbeat = await call(ws, "h", "Heartbeat", {})
         assert heartbeat[0] == 3 and "currentTime" in heartbeat[2]
@@ -201,3 +201,35 @@ async def test_calls_sent_while_one_waits_past_the_queue_get_a_generic_error(url
         assert answers["a"][2]["idTagInfo"]["status"] == "Invalid"  # the bridge never switched on
         # The queue emptied: the link serves calls again.
         assert (await call(ws, "later", "Heartbeat", {}))[0] == 3
+
+
+async def test_the_largest_meter_values_fits_and_a_bigger_frame_closes_the_connection(url: str) -> None:
+    """The endpoint takes frames up to MAX_FRAME_BYTES: a MeterValues of 4 samples, each with every
+    measurand per phase in full, is a fraction of it; a frame past it is refused by closing (1009)."""
+    from websockets.exceptions import ConnectionClosed
+
+    from adapters.transports.ocpp_server import MAX_FRAME_BYTES
+
+    full = {"context": "Sample.Periodic", "format": "Raw", "location": "Outlet", "unit": "A"}
+    measurands = ("Current.Import", "Current.Offered", "Voltage", "Power.Active.Import", "Frequency")
+    values = [
+        {**full, "value": "16.123", "measurand": m, "phase": p}
+        for m in measurands
+        for p in ("L1", "L2", "L3")
+    ]
+    values = (values + values)[:22]
+    sample = [{"timestamp": NOW, "sampledValue": values} for _ in range(4)]
+    payload = {"connectorId": 1, "transactionId": 1234567, "meterValue": sample}
+    assert len(json.dumps([2, "m", "MeterValues", payload])) < MAX_FRAME_BYTES / 4
+    async with connect_raw(url) as ws:
+        assert (await call(ws, "b", "BootNotification", BOOT))[0] == 3
+        answered = await call(ws, "m", "MeterValues", payload)
+        assert (
+            answered[0] in (3, 4) and answered[1] == "m"
+        )  # answered, whatever it says of transaction 1234567
+        await ws.send(
+            json.dumps([2, "big", "DataTransfer", {"vendorId": "v", "data": "x" * MAX_FRAME_BYTES}])
+        )
+        with pytest.raises(ConnectionClosed) as closed:
+            await answer(ws, "big")
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009

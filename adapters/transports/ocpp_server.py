@@ -68,6 +68,12 @@ class _Registration:
     on_connection: OnConnection
 
 
+# The largest frame a charger may send: OCPP 1.6's biggest call a charger makes is a MeterValues, and
+# one with 4 samples of 22 sampled values each (every measurand per phase) is under 16 KiB. A bigger
+# frame closes the connection (1009, message too big) before it is held in memory; the charger reconnects.
+MAX_FRAME_BYTES = 64 * 1024
+
+
 def parse_listen(listen: str) -> tuple[str, int]:
     """'0.0.0.0:9100' -> ('0.0.0.0', 9100); ValueError naming what is wrong."""
     host, sep, port = listen.rpartition(":")
@@ -153,6 +159,7 @@ class OcppServer:
             subprotocols=[Subprotocol("ocpp1.6")],
             process_request=self._check,
             ping_interval=60,  # a charger that vanished without a close is noticed
+            max_size=MAX_FRAME_BYTES,
             ssl=context,
         )
         scheme = "ws" if context is None else "wss"

@@ -48,6 +48,7 @@ from adapters.chargers.ocpp_device_state import IN_TRANSACTION, ChargerWide, Sea
 from adapters.chargers.ocpp_device_state import STATUS_READING as STATUS_READING
 from adapters.chargers.ocpp_device_state import ChargerState as ChargerState
 from adapters.chargers.ocpp_device_state import Decisions as Decisions
+from adapters.chargers.ocpp_device_values import take, take_start, take_stop
 
 log = logging.getLogger("adapters.ocpp_device")
 
@@ -269,7 +270,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
             self._resumed(s, transaction_id)
         unknown = s.energy_wh is None
         for sample in meter_value:
-            _take(s, sample.get("sampled_value", []))
+            take(s, sample.get("sampled_value", []))  # finite, plausible values only
         if unknown and s.energy_wh is not None:
             seat.on_change()  # its first register: a meter now (the bridge reads it at once)
         return call_result.MeterValues()
@@ -363,10 +364,10 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         s = seat.state
         if s.transaction_id is not None:
             s.deviation(f"StartTransaction while its transaction {s.transaction_id} was not stopped")
-        s.energy_wh = float(meter_start)
         if stale or (not seat.decisions.enabled and not await self._decided(seat, id_tag)):
-            return invalid
+            return invalid  # its meterStart is not taken
         s.transaction_id = transaction_id
+        take_start(s, meter_start)  # never lowers the register (ocpp_device_values.py)
         seat.on_change()
         return call_result.StartTransaction(transaction_id=transaction_id, id_tag_info={"status": "Accepted"})
 
@@ -390,7 +391,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
             s.open_at_boot = None  # ended after its reboot, as OCPP asks
             seat.ended_after_boot.set()
         if transaction_id == s.transaction_id:
-            s.energy_wh = float(meter_stop)
+            take_stop(s, meter_stop)  # never lowers the register (ocpp_device_values.py)
             s.transaction_id = None
         seat.on_change()
         return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
@@ -398,32 +399,6 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
     @on("DataTransfer")
     async def on_data_transfer(self, vendor_id: str, **_: Any) -> Any:
         return call_result.DataTransfer(status="Rejected")
-
-
-def _take(state: ChargerState, values: list[dict[str, Any]]) -> None:
-    currents: dict[str, float] = {}
-    voltages: dict[str, float] = {}
-    for v in values:
-        measurand = v.get("measurand", "Energy.Active.Import.Register")
-        unit = v.get("unit")
-        try:
-            number = float(v["value"])
-        except (KeyError, ValueError):
-            state.deviation(f"MeterValues with a value that is not a number: {v.get('value')!r}")
-            continue
-        phase = v.get("phase", "L1")
-        if measurand == "Energy.Active.Import.Register" and phase in ("L1", None) and "phase" not in v:
-            state.energy_wh = number * 1000 if unit == "kWh" else number
-        elif measurand == "Power.Active.Import" and "phase" not in v:
-            state.power_w = number * 1000 if unit == "kW" else number
-        elif measurand == "Current.Import":
-            currents[phase[:2]] = number
-        elif measurand == "Voltage":
-            voltages[phase[:2]] = number
-    if currents:
-        state.current_a = tuple(currents[p] for p in ("L1", "L2", "L3") if p in currents)
-    if voltages:
-        state.voltage_v = tuple(voltages[p] for p in ("L1", "L2", "L3") if p in voltages)
 
 
 def _message(text: str) -> list[Any] | None:

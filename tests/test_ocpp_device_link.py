@@ -11,7 +11,7 @@ import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -230,3 +230,52 @@ async def test_the_largest_meter_values_fits_and_a_bigger_frame_closes_the_conne
         with pytest.raises(ConnectionClosed) as closed:
             await answer(ws, "big")
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+def hours_ago(hours: float, *, naive: bool = False) -> str:
+    moment = (datetime.now(UTC) - timedelta(hours=hours)).isoformat(timespec="seconds")
+    return moment.replace("+00:00", "") if naive else moment.replace("+00:00", "Z")
+
+
+def start(timestamp: str) -> dict[str, Any]:
+    return {"connectorId": 1, "idTag": "CARD", "meterStart": 1000, "timestamp": timestamp}
+
+
+def stale_noted(driver: OcppDeviceCharger) -> bool:
+    return any("before it connected" in text for text in driver.deviations)
+
+
+async def test_a_start_the_bridge_asked_for_is_accepted_whatever_the_chargers_clock_says(
+    wired: tuple[str, OcppDeviceCharger],
+) -> None:
+    """Energy allowed (the bridge's RemoteStart, unanswered here): its StartTransaction stamped by a
+    clock two hours behind is the start the bridge asked for, never stale."""
+    url, driver = wired
+    async with connect_raw(url) as ws:
+        assert (await call(ws, "b", "BootNotification", BOOT))[0] == 3
+        with pytest.raises(DeviceUnreachable):
+            await driver.set_enabled(True)  # its RemoteStart is never answered: energy stays allowed
+        started = await call(ws, "st", "StartTransaction", start(hours_ago(2)))
+        assert started[2]["idTagInfo"]["status"] == "Accepted" and not stale_noted(driver)
+        assert driver.state.transaction_id == started[2]["transactionId"]
+
+
+async def test_a_start_is_judged_stale_by_the_chargers_own_clock(
+    wired: tuple[str, OcppDeviceCharger],
+) -> None:
+    """A charger sending local time without an offset, five hours west of UTC: its own start (the
+    bridge not asked) is not stale, as its StatusNotification's time tells its clock. One begun well
+    before it connected, by that clock, still is."""
+    url, driver = wired
+    async with connect_raw(url) as ws:
+        assert (await call(ws, "b", "BootNotification", BOOT))[0] == 3
+        status = {"connectorId": 1, "errorCode": "NoError", "status": "Preparing"}
+        status["timestamp"] = hours_ago(5, naive=True)
+        assert await call(ws, "s", "StatusNotification", status) == [3, "s", {}]
+        fresh = await call(ws, "st", "StartTransaction", start(hours_ago(5, naive=True)))
+        assert fresh[2]["idTagInfo"]["status"] == "Invalid"  # no decision of the bridge within 1 s
+        assert not stale_noted(driver)
+        began = time.monotonic()
+        old = await call(ws, "st2", "StartTransaction", start(hours_ago(6, naive=True)))
+        assert old[2]["idTagInfo"]["status"] == "Invalid" and time.monotonic() - began < 0.5  # at once
+        assert stale_noted(driver)

@@ -58,6 +58,7 @@ CALLERROR = 4
 # these the call gets a GenericError at once, so a flood is not held in memory (nor read faster than
 # the answers go out: the refusal's send waits for the socket).
 CALLS_QUEUED = 8
+STALE_START_S = 60.0  # a StartTransaction the bridge did not ask for, begun this long before it connected
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -100,6 +101,10 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         if self.booted:
             self.boot_seen.set()
         self.last_heard = time.monotonic()  # any frame from it (monotonic seconds)
+        # Its clock against the bridge's, in seconds (the bridge's time minus its timestamps): the least
+        # seen on this connection since its boot, as buffered samples only make it larger. A charger
+        # whose clock is behind, or that sends local time without an offset, is judged by its own clock.
+        self.clock_offset_s: float | None = None
 
     async def run(self) -> None:
         """Reads the socket until it closes: answers to the bridge's calls at once, the charger's calls
@@ -209,6 +214,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
     @on("BootNotification")
     async def on_boot_notification(self, **_: Any) -> Any:
         self.booted = self.booted_here = self.charger.booted = True
+        self.clock_offset_s = None  # it sets its clock from our answer's currentTime
         for seat in self.seats.values():
             seat.state.booted = True
             seat.state.open_at_boot = seat.state.transaction_id
@@ -228,6 +234,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         self, connector_id: int, error_code: str, status: str, **extra: Any
     ) -> Any:
         self._before_boot("StatusNotification")
+        self._clock(extra.get("timestamp"))
         if connector_id == 0:  # the charger as a whole: its fault is a fault of each connector
             c = self.charger
             c.status, c.error_code = status, error_code
@@ -257,6 +264,8 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         self, connector_id: int, meter_value: list[dict[str, Any]], **extra: Any
     ) -> Any:
         self._before_boot("MeterValues")
+        for sample in meter_value:
+            self._clock(sample.get("timestamp"))
         transaction_id = extra.get("transaction_id")
         seat = self._seat(connector_id)
         if seat is None:
@@ -351,14 +360,14 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         self._before_boot("StartTransaction")
         transaction_id = self.next_transaction_id()
         self.charger.given_ids.append(transaction_id)
-        began = _parse_time(timestamp)
-        stale = began is not None and (self.connected_at - began).total_seconds() > 60
+        seat = self._seat(connector_id)
+        asked = seat is not None and seat.decisions.enabled  # the bridge asked for it: never stale
+        stale = not asked and self._stale(timestamp)
         if stale:
             self.charger.deviation(f"StartTransaction of a session begun at {timestamp}, before it connected")
         invalid = call_result.StartTransaction(
             transaction_id=transaction_id, id_tag_info={"status": "Invalid"}
         )
-        seat = self._seat(connector_id)
         if seat is None:
             return invalid
         s = seat.state
@@ -370,6 +379,22 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         take_start(s, meter_start)  # never lowers the register (ocpp_device_values.py)
         seat.on_change()
         return call_result.StartTransaction(transaction_id=transaction_id, id_tag_info={"status": "Accepted"})
+
+    def _clock(self, timestamp: Any) -> None:
+        """Learns its clock's offset from a timestamp it sent (see `clock_offset_s`)."""
+        moment = _parse_time(timestamp) if isinstance(timestamp, str) else None
+        if moment is not None:
+            offset = (datetime.now(UTC) - moment).total_seconds()
+            known = self.clock_offset_s
+            self.clock_offset_s = offset if known is None else min(known, offset)
+
+    def _stale(self, timestamp: str) -> bool:
+        """A start more than STALE_START_S before this connection, by its own clock where known: one
+        from before a reconnect (a charger that starts offline and tells later)."""
+        began = _parse_time(timestamp)
+        if began is None:
+            return False
+        return (self.connected_at - began).total_seconds() - (self.clock_offset_s or 0.0) > STALE_START_S
 
     @on("StopTransaction")
     async def on_stop_transaction(

@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from adapters.base import DeviceUnreachable
 from adapters.chargers.ocpp_device import OcppDeviceCharger
 from adapters.chargers.ocpp_device_options import OcppDeviceOptions
+from adapters.chargers.ocpp_device_state import CALL_TIMEOUTS_CLOSE, SILENCE_SLACK_S, silent
 from adapters.transports.pool import Transports
 from tests.processes import free_port
 
@@ -149,7 +150,8 @@ async def test_a_charger_that_reconnects_without_booting_again_is_served_as_boot
             await bridge_call(ws, "GetConfiguration")  # its after-boot work, at once
         assert (await driver.read()).plugged is True
         assert not [d for d in driver.deviations if "BootNotification" in d]
-        assert driver.probe_lines()[0].startswith("connected: yes")
+        said = driver.probe_lines()[0]
+        assert said == "connected: yes; booted: True (reconnected without a BootNotification)"
 
 
 async def test_a_call_before_any_boot_is_a_deviation_and_the_charger_unreachable(
@@ -279,3 +281,29 @@ async def test_a_start_is_judged_stale_by_the_chargers_own_clock(
         old = await call(ws, "st2", "StartTransaction", start(hours_ago(6, naive=True)))
         assert old[2]["idTagInfo"]["status"] == "Invalid" and time.monotonic() - began < 0.5  # at once
         assert stale_noted(driver)
+
+
+def test_a_charger_is_silent_after_twice_its_heartbeat_interval_and_slack() -> None:
+    assert not silent(1000.0, 1000.0 + 2 * 10 + SILENCE_SLACK_S, 10)
+    assert silent(1000.0, 1000.1 + 2 * 10 + SILENCE_SLACK_S, 10)
+    assert not silent(1000.0, 1000.0 + 600, 300)  # a heartbeat of 5 minutes: 10 and more
+
+
+async def test_a_charger_that_leaves_the_bridges_calls_unanswered_is_disconnected(
+    wired: tuple[str, OcppDeviceCharger],
+) -> None:
+    """Its socket open, its pings answered, the bridge's calls never: after CALL_TIMEOUTS_CLOSE in a
+    row (its after-boot calls count) the bridge drops the connection, so that it reconnects."""
+    url, driver = wired
+    async with connect_raw(url) as ws:
+        assert (await call(ws, "b", "BootNotification", BOOT))[0] == 3
+        closed = asyncio.ensure_future(ws.wait_closed())
+        unanswered = 0
+        while not closed.done() and unanswered < CALL_TIMEOUTS_CLOSE:
+            with pytest.raises(DeviceUnreachable):
+                await driver.unlock()  # each waits call_timeout_s (1 s)
+            unanswered += 1
+        async with asyncio.timeout(1):
+            await closed
+    with pytest.raises(DeviceUnreachable, match="not connected"):
+        await driver.read()

@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from ocpp.v16 import call
@@ -68,7 +69,13 @@ from adapters.base import (
 from adapters.chargers.ocpp_device_hub import Attached, ChargerHub
 from adapters.chargers.ocpp_device_link import ChargerLink
 from adapters.chargers.ocpp_device_options import OcppDeviceOptions
-from adapters.chargers.ocpp_device_state import STATUS_READING, ChargerState, Decisions, Seat
+from adapters.chargers.ocpp_device_state import (
+    CALL_TIMEOUTS_CLOSE,
+    STATUS_READING,
+    ChargerState,
+    Decisions,
+    Seat,
+)
 from adapters.chargers.ocpp_device_support import Support
 from adapters.chargers.ocpp_device_switch import EnergySwitch
 from adapters.transports.ocpp_server import OcppServer
@@ -121,6 +128,11 @@ class OcppDeviceCharger(Charger):
         how its energy is switched (once it answered; none after `close`), its connectors that no
         connector of the bridge drives, and its deviations."""
         said = [f"connected: {'yes' if self._link is not None else 'no'}; booted: {self.state.booted}"]
+        link = self._link
+        if link is not None and link.booted and not link.booted_here:
+            said[0] += " (reconnected without a BootNotification)"
+        if link is not None and link.silent(time.monotonic()):
+            said[0] += f"; silent for {time.monotonic() - link.last_heard:.0f} s"
         said += self._switch.lines()
         said += self.state.charger.notes()
         said += [f"deviation from OCPP: {text}" for text in self.state.deviations]
@@ -237,8 +249,14 @@ class OcppDeviceCharger(Charger):
                 async with asyncio.timeout(PROBE_WAIT_S):
                     await self._up.wait()
                     await self._heard.wait()
-        if self._link is None or not self._link.booted:
+        link = self._link
+        if link is None or not link.booted:
             raise DeviceUnreachable(f"{self.description} is not connected to the bridge's endpoint")
+        if link.silent(time.monotonic()):
+            raise DeviceUnreachable(
+                f"{self.description} has sent nothing for {time.monotonic() - link.last_heard:.0f} s "
+                f"(twice its heartbeat interval and more): its last status is no longer known"
+            )
         _, ev_requesting, energy_allowed = STATUS_READING.get(s.status or "", (None, False, False))
         fault = None
         whole = s.charger  # connector 0: the charger as a whole; its fault is each connector's
@@ -270,11 +288,20 @@ class OcppDeviceCharger(Charger):
         try:
             answer = await link.call(payload, suppress=False)
         except TimeoutError as exc:
+            link.timeouts += 1
+            if link.timeouts >= CALL_TIMEOUTS_CLOSE:
+                # A socket that still answers pings but not calls: dropped, so that the charger reconnects.
+                log.warning(
+                    "%s: %d calls unanswered in a row, its connection closed", self.description, link.timeouts
+                )
+                link.connection.transport.abort()
             raise DeviceUnreachable(f"{self.description} did not answer {type(payload).__name__}") from exc
         except ConnectionClosed as exc:
             raise DeviceUnreachable(f"{self.description} closed its connection") from exc
         except Exception as exc:  # a CALLERROR, or an answer that breaks its schema
+            link.timeouts = 0
             raise DeviceRefused(f"{self.description}: {type(payload).__name__} failed: {exc}") from exc
+        link.timeouts = 0
         return answer
 
     async def set_enabled(self, enabled: bool) -> None:

@@ -44,7 +44,7 @@ from websockets.exceptions import ConnectionClosed
 
 from adapters.chargers.ocpp_device_schema import CALL, CALLRESULT, UnknownAction, violation
 from adapters.chargers.ocpp_device_state import DEVIATIONS_KEPT as DEVIATIONS_KEPT
-from adapters.chargers.ocpp_device_state import IN_TRANSACTION, ChargerWide, Seat, now_iso
+from adapters.chargers.ocpp_device_state import IN_TRANSACTION, ChargerWide, Seat, now_iso, silent
 from adapters.chargers.ocpp_device_state import STATUS_READING as STATUS_READING
 from adapters.chargers.ocpp_device_state import ChargerState as ChargerState
 from adapters.chargers.ocpp_device_state import Decisions as Decisions
@@ -101,6 +101,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         if self.booted:
             self.boot_seen.set()
         self.last_heard = time.monotonic()  # any frame from it (monotonic seconds)
+        self.timeouts = 0  # the bridge's calls it left unanswered in a row (the driver counts them)
         # Its clock against the bridge's, in seconds (the bridge's time minus its timestamps): the least
         # seen on this connection since its boot, as buffered samples only make it larger. A charger
         # whose clock is behind, or that sends local time without an offset, is judged by its own clock.
@@ -147,6 +148,10 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
             raise
         except Exception:
             self._warn("frame", "a frame could not be handled", exc_info=True)
+
+    def silent(self, now: float) -> bool:
+        """Nothing heard from it for too long at `now` (monotonic seconds): see state.silent."""
+        return silent(self.last_heard, now, self.heartbeat_interval_s)
 
     def _warn(self, kind: str, text: str, *, exc_info: bool = False) -> None:
         """A warning of the link, at most once per kind a minute (a storm of bad frames)."""

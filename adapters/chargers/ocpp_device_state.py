@@ -37,6 +37,17 @@ IN_TRANSACTION = {"Charging", "SuspendedEV", "SuspendedEVSE"}
 WHOLE_DOWN = {"Faulted", "Unavailable"}  # connector 0 (the charger as a whole): every connector is
 
 
+SILENCE_SLACK_S = 30.0  # beyond twice its heartbeat interval: a late Heartbeat is not silence
+CALL_TIMEOUTS_CLOSE = 3  # the bridge's calls unanswered in a row that end its connection (it reconnects)
+
+
+def silent(last_heard: float, now: float, heartbeat_interval_s: float) -> bool:
+    """Whether a charger last heard at `last_heard` is silent at `now` (monotonic seconds): nothing
+    from it for twice the heartbeat interval it was given and some slack. Its socket may be open and
+    its pings answered (by its TCP stack or firmware) while it tells nothing: its last status is old."""
+    return now - last_heard > 2 * heartbeat_interval_s + SILENCE_SLACK_S
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 

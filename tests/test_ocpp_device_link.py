@@ -18,6 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from adapters.base import DeviceUnreachable
+from adapters.chargers import ocpp_device_switch as switch_module
 from adapters.chargers.ocpp_device import OcppDeviceCharger
 from adapters.chargers.ocpp_device_options import OcppDeviceOptions
 from adapters.chargers.ocpp_device_state import CALL_TIMEOUTS_CLOSE, SILENCE_SLACK_S, silent
@@ -307,3 +308,36 @@ async def test_a_charger_that_leaves_the_bridges_calls_unanswered_is_disconnecte
             await closed
     with pytest.raises(DeviceUnreachable, match="not connected"):
         await driver.read()
+
+
+async def test_a_start_it_accepted_but_never_made_is_asked_for_again(
+    wired: tuple[str, OcppDeviceCharger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Energy allowed, its RemoteStartTransaction answered Accepted, no StartTransaction ever: after
+    START_PENDING_S (0.5 s here) the driver asks again and notes it, rather than wait forever."""
+    monkeypatch.setattr(switch_module, "START_PENDING_S", 0.5)
+    url, driver = wired
+    async with connect_raw(url) as ws:
+        assert (await call(ws, "b", "BootNotification", BOOT))[0] == 3
+        asked = asyncio.get_running_loop().create_future()
+
+        async def answer_the_bridge() -> None:
+            starts = 0
+            async for raw in ws:
+                frame = json.loads(raw)
+                if frame[0] != 2:
+                    continue
+                starts += frame[2] == "RemoteStartTransaction"
+                if starts == 2 and not asked.done():
+                    asked.set_result(None)
+                reply = {"configurationKey": []} if frame[2] == "GetConfiguration" else {"status": "Accepted"}
+                await ws.send(json.dumps([3, frame[1], reply]))
+
+        responder = asyncio.create_task(answer_the_bridge())
+        try:
+            await driver.set_enabled(True)
+            async with asyncio.timeout(3):
+                await asked
+        finally:
+            responder.cancel()
+        assert any("no StartTransaction within" in text for text in driver.deviations)

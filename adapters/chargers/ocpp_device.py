@@ -66,6 +66,7 @@ from adapters.base import (
     StateChanged,
     TagPresented,
 )
+from adapters.chargers import ocpp_device_switch as switch_module
 from adapters.chargers.ocpp_device_hub import Attached, ChargerHub
 from adapters.chargers.ocpp_device_link import ChargerLink
 from adapters.chargers.ocpp_device_options import OcppDeviceOptions
@@ -216,15 +217,24 @@ class OcppDeviceCharger(Charger):
             await self._switch.send_setpoint()
         # The bridge's last word on energy: a charger that rebooted (or was away when energy was switched
         # on) and ended its transaction, as OCPP asks, is started again; the bridge's transaction went on.
+        # Looked at again each START_PENDING_S too: a start it accepted (a RemoteStart, a card's
+        # Authorize) whose StartTransaction never came is asked for again, not waited for forever.
         ended = self._seat.ended_after_boot
         while True:
             ended.clear()  # what it ended so far, the next look covers
             await self._reassert_energy()
-            await ended.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(switch_module.START_PENDING_S):
+                    await ended.wait()
 
     async def _reassert_energy(self) -> None:
         d = self._decisions
         if d.enabled and self.state.transaction_id is None and not d.cards_waiting:
+            if self._switch.start_asked is not None:
+                self.state.deviation(
+                    f"no StartTransaction within {switch_module.START_PENDING_S:.0f} s of a start it "
+                    f"accepted: asked again"
+                )
             try:
                 await self.set_enabled(True)
             except (DeviceRefused, DeviceUnreachable) as exc:

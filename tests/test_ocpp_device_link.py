@@ -20,8 +20,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from adapters.base import DeviceUnreachable
 from adapters.chargers import ocpp_device_switch as switch_module
 from adapters.chargers.ocpp_device import OcppDeviceCharger
+from adapters.chargers.ocpp_device_hub import Attached, ChargerHub
+from adapters.chargers.ocpp_device_link import ChargerLink
 from adapters.chargers.ocpp_device_options import OcppDeviceOptions
-from adapters.chargers.ocpp_device_state import CALL_TIMEOUTS_CLOSE, SILENCE_SLACK_S, silent
+from adapters.chargers.ocpp_device_state import (
+    CALL_TIMEOUTS_CLOSE,
+    SILENCE_SLACK_S,
+    ChargerState,
+    Decisions,
+    Seat,
+    silent,
+)
 from adapters.transports.pool import Transports
 from tests.processes import free_port
 
@@ -341,3 +350,34 @@ async def test_a_start_it_accepted_but_never_made_is_asked_for_again(
         finally:
             responder.cancel()
         assert any("no StartTransaction within" in text for text in driver.deviations)
+
+
+async def test_a_driver_whose_after_boot_work_fails_leaves_the_connection_up() -> None:
+    """The hub runs each connector's after-boot work beside the shared connection: a bug in one is
+    logged, the charger's calls are answered on."""
+    pool = Transports()
+    listen = f"127.0.0.1:{free_port()}"
+    options = OcppDeviceOptions(identity=IDENTITY, password=PASSWORD, listen=listen)
+    failed = asyncio.Event()
+
+    async def after_boot(link: ChargerLink) -> None:
+        await link.boot_seen.wait()
+        failed.set()
+        raise RuntimeError("a bug in the driver")
+
+    server = pool.ocpp_server(listen)
+    hub = ChargerHub.of(server, options)
+    seat = Seat(ChargerState(connector_id=1), Decisions(), lambda: None, lambda tag: None)
+    attached = Attached(options, seat, lambda link: None, after_boot)
+    hub.attach(attached)
+    try:
+        await server.open()
+        async with connect_raw(f"ws://{listen}/ocpp/{IDENTITY}") as ws:
+            assert (await call(ws, "b", "BootNotification", BOOT))[0] == 3
+            async with asyncio.timeout(2):
+                await failed.wait()
+            await asyncio.sleep(0.05)  # the task group would have torn the connection down by now
+            assert (await call(ws, "h", "Heartbeat", {}))[0] == 3
+    finally:
+        await hub.detach(attached)
+        await pool.close()

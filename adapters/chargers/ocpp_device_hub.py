@@ -116,7 +116,7 @@ class ChargerHub:
         if live is not None:  # connected already: this connector joins the connection
             driver.seat.state.booted = live.link.booted
             driver.on_link(live.link)
-            live.helpers.append((n, live.group.create_task(driver.after_boot(live.link))))
+            live.helpers.append((n, live.group.create_task(_guarded(driver, live.link))))
 
     async def detach(self, driver: Attached) -> None:
         """The driver leaves; the last one's leaving drops the registration and the connection."""
@@ -157,7 +157,7 @@ class ChargerHub:
             async with asyncio.TaskGroup() as group:
                 live = self._live = _Live(link, group, helpers)
                 for n, driver in list(self.drivers.items()):
-                    helpers.append((n, group.create_task(driver.after_boot(link))))
+                    helpers.append((n, group.create_task(_guarded(driver, link))))
                 try:
                     await link.run()
                 finally:
@@ -172,6 +172,19 @@ class ChargerHub:
                 self.link = None
                 for driver in list(self.drivers.values()):
                     driver.on_link(None)
+
+
+async def _guarded(driver: Attached, link: ChargerLink) -> None:
+    """A driver's after-boot work: a bug in it is logged and ends that work only, never the
+    connection the charger's other connectors share (the task group would cancel them all)."""
+    try:
+        await driver.after_boot(link)
+    except ConnectionClosed:
+        raise
+    except Exception:
+        log.exception(
+            "OCPP charger %s connector %d: its after-boot work failed", link.id, driver.options.connector_id
+        )
 
 
 async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:

@@ -26,11 +26,8 @@ not do.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -42,6 +39,7 @@ from ocpp.v16 import call_result
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from adapters.chargers.ocpp_device_frames import CALLERROR, camel, message_of, parse_time, snake
 from adapters.chargers.ocpp_device_schema import CALL, CALLRESULT, UnknownAction, violation
 from adapters.chargers.ocpp_device_state import DEVIATIONS_KEPT as DEVIATIONS_KEPT
 from adapters.chargers.ocpp_device_state import IN_TRANSACTION, ChargerWide, Seat, now_iso, silent
@@ -52,7 +50,6 @@ from adapters.chargers.ocpp_device_values import take, take_start, take_stop
 
 log = logging.getLogger("adapters.ocpp_device")
 
-CALLERROR = 4
 # Calls read while one is being handled: OCPP-J allows one outstanding call per side, but a charger
 # that sends its StatusNotification before its StartTransaction's answer is common and served. Past
 # these the call gets a GenericError at once, so a flood is not held in memory (nor read faster than
@@ -134,7 +131,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         bridge's call routed by the library; whatever it holds, it never ends the link."""
         try:
             text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-            message = _message(text)
+            message = message_of(text)
             if message is None:
                 self._warn("frame", "a frame that is not OCPP-J ignored")
             elif message[0] != CALL:
@@ -183,7 +180,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
             await self._error(unique_id, wrong.code, wrong.description)
             return
         try:
-            answer = _camel(await handler(**_snake(payload)))
+            answer = camel(await handler(**snake(payload)))
             wrong = violation(CALLRESULT, action, answer)
             if wrong is not None:
                 raise ValueError(f"the answer breaks its schema: {wrong.description}")
@@ -387,7 +384,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
 
     def _clock(self, timestamp: Any) -> None:
         """Learns its clock's offset from a timestamp it sent (see `clock_offset_s`)."""
-        moment = _parse_time(timestamp) if isinstance(timestamp, str) else None
+        moment = parse_time(timestamp) if isinstance(timestamp, str) else None
         if moment is not None:
             offset = (datetime.now(UTC) - moment).total_seconds()
             known = self.clock_offset_s
@@ -396,7 +393,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
     def _stale(self, timestamp: str) -> bool:
         """A start more than STALE_START_S before this connection, by its own clock where known: one
         from before a reconnect (a charger that starts offline and tells later)."""
-        began = _parse_time(timestamp)
+        began = parse_time(timestamp)
         if began is None:
             return False
         return (self.connected_at - began).total_seconds() - (self.clock_offset_s or 0.0) > STALE_START_S
@@ -429,55 +426,3 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
     @on("DataTransfer")
     async def on_data_transfer(self, vendor_id: str, **_: Any) -> Any:
         return call_result.DataTransfer(status="Rejected")
-
-
-def _message(text: str) -> list[Any] | None:
-    """An OCPP-J frame: [type, unique id, ...] with a known type; None for anything else (it cannot be
-    answered: no id to answer)."""
-    try:
-        message = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: a frame nested deeper than Python's stack
-        return None
-    if not isinstance(message, list) or len(message) < 3 or not isinstance(message[1], str):
-        return None
-    return message if message[0] in (CALL, CALLRESULT, CALLERROR) else None
-
-
-@functools.lru_cache(maxsize=512)
-def _snake_key(key: str) -> str:
-    """chargePointVendor -> charge_point_vendor, as the library converts (its regexes, once per key)."""
-    return re.sub("([a-z0-9])([A-Z])(?=\\S)", r"\1_\2", re.sub("(.)([A-Z][a-z]+)", r"\1_\2", key)).lower()
-
-
-@functools.lru_cache(maxsize=512)
-def _camel_key(key: str) -> str:
-    first, *rest = key.split("_")
-    return first + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def _snake(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {_snake_key(k): _snake(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_snake(v) for v in data]
-    return data
-
-
-def _camel(data: Any) -> Any:
-    """An answer (a call_result dataclass, its dicts) as the JSON payload: camelCase, no Nones. The 1.6
-    answers the link gives have no key the library spells otherwise (SoC, URL, ...)."""
-    if dataclasses.is_dataclass(data) and not isinstance(data, type):
-        data = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
-    if isinstance(data, dict):
-        return {_camel_key(k): _camel(v) for k, v in data.items() if v is not None}
-    if isinstance(data, list):
-        return [_camel(v) for v in data]
-    return data
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -18,7 +18,7 @@ from adapters.base import DeviceRefused
 from adapters.chargers.ocpp_device_link import ChargerState, Decisions
 from adapters.chargers.ocpp_device_options import OcppDeviceOptions
 from adapters.chargers.ocpp_device_support import Support
-from adapters.chargers.ocpp_device_switch import PAUSE_HELD_S, EnergySwitch
+from adapters.chargers.ocpp_device_switch import PAUSE_HELD_S, START_PENDING_S, EnergySwitch
 
 SMART = Support(smart_charging=True)
 
@@ -329,3 +329,20 @@ async def test_the_phases_drawing_never_exceed_the_option_nor_matter_in_a() -> N
     amps.state.current_a = (10.0, 0.0, 0.0)
     amps.observe()
     assert amps.phases() == 1 and not amps.phases_changed.is_set()  # A: per phase already
+
+
+async def test_energy_on_again_before_its_own_start_comes_asks_for_no_remote_start() -> None:
+    """A card waits at its reader: energy on answers it, and the charger starts on its own; energy on
+    again before its StartTransaction arrives sends no RemoteStart (it would start twice)."""
+    now = [0.0]
+    charger = Charger()
+    s = switch(charger, Support(), now=lambda: now[0])
+    s.state.transaction_id = None
+    s.decisions.cards_waiting = 1
+    await s.set_enabled(True)
+    s.decisions.cards_waiting = 0  # its Authorize answered Accepted
+    await s.set_enabled(True)
+    assert charger.actions() == []
+    now[0] += START_PENDING_S  # it never started: asked then
+    await s.set_enabled(True)
+    assert charger.actions() == ["RemoteStartTransaction"]

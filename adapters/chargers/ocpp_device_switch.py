@@ -169,8 +169,13 @@ class EnergySwitch:
             if self._pause_may_hold(transaction_id):
                 await self._resume(transaction_id)
             return
-        if self.decisions.cards_waiting or self._start_pending():
-            return  # its own start is under way (a card, its free mode): the answer now lets it
+        if self.decisions.cards_waiting:
+            # Its own start is under way (a card): the answer now lets it. Until its StartTransaction
+            # comes, a second energy on must not ask for another start (it would start twice).
+            self.start_asked = self._now()
+            return
+        if self._start_pending():
+            return  # a start it accepted, or its own, is under way
         if self.support.remote_start_refused is not None:
             return  # it starts its own transactions: the next StartTransaction is answered Accepted
         # Not connected: unreachable, so that the bridge says so and tries again.

@@ -167,13 +167,23 @@ async def test_a_charger_that_reconnects_without_booting_again_is_served_as_boot
 async def test_a_call_before_any_boot_is_a_deviation_and_the_charger_unreachable(
     wired: tuple[str, OcppDeviceCharger],
 ) -> None:
-    """A charger never booted in this run is not served as booted: only a boot makes it so."""
+    """A charger never booted in this run is not served as booted: only a boot makes it so, which
+    the bridge asks for (TriggerMessage BootNotification)."""
     url, driver = wired
     async with connect_raw(url) as ws:
         assert (await call(ws, "h", "Heartbeat", {}))[0] == 3
         assert driver.deviations[-1].endswith("Heartbeat before its BootNotification on this connection")
         with pytest.raises(DeviceUnreachable, match="not connected"):
             await driver.read()
+        # Asked to boot (the bridge restarted, the charger did not): once it does, it is served.
+        async with asyncio.timeout(2):
+            trigger = await bridge_call(ws, "TriggerMessage")
+        assert trigger[3] == {"requestedMessage": "BootNotification"}
+        await ws.send(json.dumps([3, trigger[1], {"status": "Accepted"}]))
+        assert (await call(ws, "b", "BootNotification", BOOT))[0] == 3
+        available = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+        assert await call(ws, "s", "StatusNotification", available) == [3, "s", {}]
+        assert (await driver.read()).plugged is False
 
 
 async def test_a_frame_nested_past_the_stack_is_ignored_and_the_link_goes_on(

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 
+from ocpp.v16 import call
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -158,6 +159,7 @@ class ChargerHub:
                 live = self._live = _Live(link, group, helpers)
                 for n, driver in list(self.drivers.items()):
                     helpers.append((n, group.create_task(_guarded(driver, link))))
+                helpers.append((0, group.create_task(_ask_boot(link))))  # connector 0: no driver's
                 try:
                     await link.run()
                 finally:
@@ -172,6 +174,26 @@ class ChargerHub:
                 self.link = None
                 for driver in list(self.drivers.values()):
                     driver.on_link(None)
+
+
+async def _ask_boot(link: ChargerLink) -> None:
+    """A charger never booted in this run that calls (the bridge restarted, it did not) is asked for
+    its BootNotification (TriggerMessage): until it boots it is not served as booted."""
+    await link.called_unbooted.wait()
+    if link.booted:
+        return
+    try:
+        answer = await link.call(call.TriggerMessage(requested_message="BootNotification"), suppress=False)
+    except ConnectionClosed:
+        raise
+    except Exception as exc:  # no answer, a CALLERROR, an answer that breaks its schema
+        answer = exc
+    if getattr(answer, "status", None) != "Accepted":
+        log.warning(
+            "OCPP charger %s did not accept TriggerMessage BootNotification (%s): it is served once it boots",
+            link.id,
+            getattr(answer, "status", type(answer).__name__),
+        )
 
 
 async def _guarded(driver: Attached, link: ChargerLink) -> None:

@@ -95,6 +95,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
         self.booted = charger.booted
         self.booted_here = False  # a BootNotification on this connection
         self.boot_seen = asyncio.Event()
+        self.called_unbooted = asyncio.Event()  # a call before any boot: the hub asks it to boot
         if self.booted:
             self.boot_seen.set()
         self.last_heard = time.monotonic()  # any frame from it (monotonic seconds)
@@ -199,6 +200,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
 
     def _before_boot(self, action: str) -> None:
         if not self.booted:
+            self.called_unbooted.set()
             self.charger.deviation(f"{action} before its BootNotification on this connection")
 
     def _seat(self, connector_id: int) -> Seat | None:

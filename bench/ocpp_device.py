@@ -39,7 +39,7 @@ Where (c)'s CPU goes, N = 50 (2 shared cores, `--sizes 50 --rounds 3 --seconds 2
 with the `ocpp` library routing the charger's calls the daemon took 10.5 / 10.1 % against 3.2 / 2.8 %
 simulated, the library's schema check in a thread executor and its generic routing and key
 conversion most of the difference. The link now checks each call inline with compiled schemas
-(adapters/chargers/ocpp_device_schema.py) and answers it itself: 4.95 / 4.95 % against 2.8 / 3.15 %.
+(adapters/transports/ocpp16_schema.py) and answers it itself: 4.95 / 4.95 % against 2.8 / 3.15 %.
 Its own code is ~20 µs a message (parse, check, handle, answer); most of what remains is the
 kernel's loopback send (~0.2 ms of system time a message) and websockets' framing.
 

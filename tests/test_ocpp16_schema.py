@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from adapters.chargers import ocpp_device_schema
 from adapters.transports import ocpp16_schema
 from adapters.transports.ocpp16_schema import CALL, CALLRESULT, UnknownAction
 from bridge.ocpp import schema
@@ -35,7 +34,7 @@ REGISTER = [{"timestamp": "2026-12-07T12:00:00Z", "sampledValue": [{"value": "1.
 def test_the_charger_link_and_the_bridge_get_one_verdict(
     kind: int, action: str, payload: Any, code: str | None
 ) -> None:
-    found = ocpp_device_schema.violation(kind, action, payload)
+    found = ocpp16_schema.violation(kind, action, payload)
     upstream = schema.violation(kind, action, payload)
     if code is None:
         assert found is None and upstream is None

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from adapters.chargers.ocpp_device_register import Counting
 from adapters.chargers.ocpp_device_state import ChargerState
-from adapters.chargers.ocpp_device_values import Counting, sampled, take, take_start, take_stop
+from adapters.chargers.ocpp_device_values import sampled, take, take_start, take_stop
 
 
 def value(text: Any, measurand: str = "Energy.Active.Import.Register", **more: Any) -> dict[str, Any]:

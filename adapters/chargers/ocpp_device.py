@@ -204,7 +204,8 @@ class OcppDeviceCharger(Charger):
         MeterValues or StartTransaction."""
         await link.boot_seen.wait()
         self._up.set()
-        self._switch.booted()
+        if link.booted_here:  # not a reconnect without a boot: nothing it had was ended by one
+            self._switch.booted()
         if self.state.energy_wh is None:
             with contextlib.suppress(DeviceRefused, DeviceUnreachable):
                 await self._call(

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.chargers.ocpp_device_schema import CALL, CALLRESULT
+from adapters.transports.ocpp16_schema import CALL, CALLRESULT
 
 CALLERROR = 4
 

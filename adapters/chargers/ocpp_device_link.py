@@ -2,8 +2,9 @@
 calls (BootNotification, Heartbeat, StatusNotification, MeterValues, Authorize, Start/StopTransaction,
 DataTransfer), on the `ocpp` library's ChargePoint: its `@on` routes and its `call` for the bridge's own
 calls, but the charger's calls are checked and answered here (`_answer`): inline against compiled
-1.6 schemas (ocpp_device_schema.py), CALLERRORs with 1.6 codes, no generic key conversion; the
-library's check in a thread executor and its routing were most of the link's CPU (bench/ocpp_device.py).
+1.6 schemas (adapters/transports/ocpp16_schema.py), CALLERRORs with 1.6 codes, no generic key
+conversion; the library's check in a thread executor and its routing were most of the link's CPU
+(bench/ocpp_device.py).
 
 What the charger says is kept in `ChargerState` (its status, its meter, its own transaction) for the
 driver (ocpp_device.py) to read; what it does that OCPP does not allow is recorded there as a short
@@ -40,13 +41,13 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from adapters.chargers.ocpp_device_frames import CALLERROR, camel, message_of, parse_time, snake
-from adapters.chargers.ocpp_device_schema import CALL, CALLRESULT, UnknownAction, violation
 from adapters.chargers.ocpp_device_state import DEVIATIONS_KEPT as DEVIATIONS_KEPT
 from adapters.chargers.ocpp_device_state import IN_TRANSACTION, ChargerWide, Seat, now_iso, silent
 from adapters.chargers.ocpp_device_state import STATUS_READING as STATUS_READING
 from adapters.chargers.ocpp_device_state import ChargerState as ChargerState
 from adapters.chargers.ocpp_device_state import Decisions as Decisions
 from adapters.chargers.ocpp_device_values import take, take_start, take_stop
+from adapters.transports.ocpp16_schema import CALL, CALLRESULT, UnknownAction, violation
 
 log = logging.getLogger("adapters.ocpp_device")
 
@@ -159,7 +160,7 @@ class ChargerLink(LibraryChargePoint):  # type: ignore[misc]  # the library is u
     async def _answer(self, message: list[Any]) -> None:
         """One call of the charger, checked against its 1.6 schema and answered by its handler (or
         with the CALLERROR that says what is wrong). Not the library's route_message: its schema check
-        in a thread and its generic key conversion were most of the link's CPU (ocpp_device_schema.py)."""
+        in a thread and its generic key conversion were most of the link's CPU (bench/ocpp_device.py)."""
         unique_id = message[1]
         if len(message) != 4 or not isinstance(message[2], str) or not isinstance(message[3], dict):
             await self._error(unique_id, "FormationViolation", "a CALL is [2, id, action, {payload}]")

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from adapters.chargers.ocpp_device_register import Counting
+
 log = logging.getLogger("adapters.ocpp_device")
 
 DEVIATIONS_KEPT = 20
@@ -118,6 +120,7 @@ class ChargerState:
     stray_transaction_id: int | None = None  # one it reports that the bridge did not accept: stopped
     open_at_boot: int | None = None  # its transaction when it booted again: it must end it
     charger: ChargerWide = field(default_factory=ChargerWide)  # shared by its connectors' states
+    meter: Counting = field(default_factory=Counting)  # its register against the charger's count
 
     @property
     def given_ids(self) -> deque[int]:

@@ -5,23 +5,18 @@ voltages) and the deviations it holds. Only finite, plausible numbers in a unit 
 (Wh/kWh, W/kW, A, V; no unit: the measurand's own); anything else is a deviation and ignored, never
 guessed. Voltages are per phase (L1, L1-N, ...); line-to-line ones (L1-L2, ~400 V) are ignored.
 
-`Counting`: the bridge's register of a connector never goes down. Chargers with a per-session meter
-report meterStart 0 after a register of 1000, and some restart their MeterValues register at 0 each
-session: a value below the known register is a deviation and does not replace it; a sample below it
-means the charger's count restarted, and the register counts on from the known one (from the running
-transaction's meterStart when there is one, else from that sample). A meterStop is taken as the
-register at the start plus what the charger counted since its meterStart (docs/devices/ocpp.md,
-"What the charger gets wrong").
+`take`, `take_start`, `take_stop`: into a connector's state, through its register's `Counting`
+(ocpp_device_register.py), which never lets the bridge's register go down.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from adapters.chargers.ocpp_device_register import MAX_REGISTER_WH
 from adapters.chargers.ocpp_device_state import ChargerState
 
 REGISTER = "Energy.Active.Import.Register"
@@ -29,7 +24,6 @@ POWER = "Power.Active.Import"
 CURRENT = "Current.Import"
 VOLTAGE = "Voltage"
 
-MAX_REGISTER_WH = 1e12  # below: 1 TWh, far beyond any charger's lifetime
 MAX_POWER_W = 1e6  # 1 MW
 MAX_CURRENT_A = 2000.0
 MAX_VOLTAGE_V = 1500.0
@@ -112,77 +106,14 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-@dataclass
-class Counting:
-    """How a connector's charger counts its register against the bridge's (see the module's text).
-    Each method takes the bridge's known register and returns the register to keep and a deviation
-    (or None)."""
-
-    offset_wh: float = 0.0  # the bridge's register minus the charger's, once its count restarted
-    start: tuple[float, float] | None = field(default=None)  # (meterStart, the bridge's register then)
-
-    def sample(self, known: float | None, raw: float) -> tuple[float, str | None]:
-        """A MeterValues register."""
-        value = raw + self.offset_wh
-        if known is None or value >= known:
-            return value, None
-        if self.start is not None and self.start[0] <= raw:
-            self.offset_wh = self.start[1] - self.start[0]  # it counts from its meterStart
-        else:
-            self.offset_wh = known - raw  # on from here: nothing invented
-        text = f"MeterValues register {raw:g} Wh below the register known, {known:g} Wh: counted on from it"
-        return max(known, raw + self.offset_wh), text
-
-    def started(self, known: float | None, meter_start: float) -> tuple[float | None, str | None]:
-        """The meterStart of a transaction the bridge accepted."""
-        if not _plausible(meter_start):
-            return known, f"StartTransaction with an impossible meterStart: {meter_start!r}"
-        value = meter_start + self.offset_wh
-        if known is not None and value < known:
-            self.start = (meter_start, known)
-            return known, f"meterStart {meter_start:g} Wh below the register known, {known:g} Wh: kept"
-        self.start = (meter_start, value)
-        return value, None
-
-    def stopped(self, known: float | None, meter_stop: float) -> tuple[float | None, str | None]:
-        """The meterStop of the transaction that ends."""
-        start, self.start = self.start, None
-        if not _plausible(meter_stop):
-            return known, f"StopTransaction with an impossible meterStop: {meter_stop!r}"
-        if start is not None and meter_stop >= start[0]:
-            value = start[1] + (meter_stop - start[0])  # what it counted in the transaction
-        else:
-            value = meter_stop + self.offset_wh
-        if known is not None and value < known:
-            return known, f"meterStop {meter_stop:g} Wh below the register known, {known:g} Wh: kept"
-        return value, None
-
-
-def _plausible(register_wh: float) -> bool:
-    return math.isfinite(register_wh) and 0 <= register_wh < MAX_REGISTER_WH
-
-
 # -- on a connector's state (the link's calls) ---------------------------------------------------
-# A connector's Counting lives as long as its ChargerState, across the charger's connections; kept
-# beside it (by the state's identity, dropped with it) since ChargerState has no field for it yet.
-_COUNTINGS: dict[int, Counting] = {}
-
-
-def counting_of(state: ChargerState) -> Counting:
-    counting = _COUNTINGS.get(id(state))
-    if counting is None:
-        counting = _COUNTINGS[id(state)] = Counting()
-        weakref.finalize(state, _COUNTINGS.pop, id(state), None)
-    return counting
-
-
 def take(state: ChargerState, values: Sequence[Mapping[str, Any]]) -> None:
     """One MeterValues' sampled values into `state`: what is taken replaces what was known."""
     got = sampled(values)
     for deviation in got.deviations:
         state.deviation(deviation)
     if got.energy_wh is not None:
-        state.energy_wh, text = counting_of(state).sample(state.energy_wh, got.energy_wh)
+        state.energy_wh, text = state.meter.sample(state.energy_wh, got.energy_wh)
         if text is not None:
             state.deviation(text)
     if got.power_w is not None:
@@ -195,13 +126,13 @@ def take(state: ChargerState, values: Sequence[Mapping[str, Any]]) -> None:
 
 def take_start(state: ChargerState, meter_start: float) -> None:
     """The meterStart of a transaction the bridge accepted (a refused one's is never taken)."""
-    state.energy_wh, text = counting_of(state).started(state.energy_wh, meter_start)
+    state.energy_wh, text = state.meter.started(state.energy_wh, meter_start)
     if text is not None:
         state.deviation(text)
 
 
 def take_stop(state: ChargerState, meter_stop: float) -> None:
     """The meterStop of the connector's transaction."""
-    state.energy_wh, text = counting_of(state).stopped(state.energy_wh, meter_stop)
+    state.energy_wh, text = state.meter.stopped(state.energy_wh, meter_stop)
     if text is not None:
         state.deviation(text)

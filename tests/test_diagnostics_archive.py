@@ -128,6 +128,8 @@ REVIEWED_PUBLIC = {
     "security_events",  # auto | on | off
     "auth",  # a generic device's auth: block; its password and token are masked by their own names
     "user",  # a generic device's HTTP user name, as `username`
+    "cert_file",  # a type: ocpp endpoint's certificate chain: a path (certificates are public)
+    "key_file",  # a type: ocpp endpoint's private key: its path, never its contents (never read)
 }
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from bridge.daemon import Daemon
 from bridge.probe import probe_connector
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.helpers.generic import profile as charging_profile
 from tests.helpers.ocpp_charger import endpoint_listening, ocpp_charger
 from tests.processes import free_port
 
@@ -63,18 +62,6 @@ def sampled(payload: dict[str, Any], measurand: str) -> float:
 
 def limit_of(profile: dict[str, Any]) -> float:
     return float(profile["charging_schedule"]["charging_schedule_period"][0]["limit"])
-
-
-def tx_profile(transaction_id: int, limit_a: float) -> dict[str, Any]:
-    start = datetime.fromtimestamp(int(time.time()) - 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "chargingProfileId": 7, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
-        "chargingProfileKind": "Absolute", "transactionId": transaction_id,
-        "chargingSchedule": {
-            "chargingRateUnit": "A", "startSchedule": start,
-            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit_a}],
-        },
-    }  # fmt: skip
 
 
 async def test_a_whole_session_of_an_ocpp_charger(csms: StrictCentralSystem, tmp_path: Path) -> None:
@@ -111,7 +98,11 @@ async def test_a_whole_session_of_an_ocpp_charger(csms: StrictCentralSystem, tmp
             assert sampled(sample, "Power.Active.Import") == 7400
 
             answer = await csms.call(
-                CP, call.SetChargingProfile(connector_id=1, cs_charging_profiles=tx_profile(upstream_id, 10))
+                CP,
+                call.SetChargingProfile(
+                    connector_id=1,
+                    cs_charging_profiles=charging_profile(7, "TxProfile", 10, transactionId=upstream_id),
+                ),
             )
             assert answer.status == "Accepted"
             await csms.wait_until(lambda: 10 in wallbox.limits(), what="10 A at the charger")

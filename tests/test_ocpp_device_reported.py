@@ -6,17 +6,15 @@ charging profile reaches the charger in A and its RemoteStop ends the session at
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from ocpp.v16 import call
 
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.helpers.generic import profile as charging_profile
 from tests.helpers.ocpp_charger import ocpp_charger
 from tests.processes import free_port
 
@@ -35,18 +33,6 @@ async def broker() -> AsyncIterator[StrictCentralSystem]:
         cs.last_transaction_id = BROKER_FIRST_ID
         yield cs
         cs.assert_clean()
-
-
-def tx_profile(transaction_id: int, limit_a: float) -> dict[str, Any]:
-    start = datetime.fromtimestamp(int(time.time()) - 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "chargingProfileId": 7, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
-        "chargingProfileKind": "Absolute", "transactionId": transaction_id,
-        "chargingSchedule": {
-            "chargingRateUnit": "A", "startSchedule": start,
-            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit_a}],
-        },
-    }  # fmt: skip
 
 
 async def test_an_ocpp_charger_controlled_by_the_primary_and_reported_to_a_broker(
@@ -84,7 +70,11 @@ async def test_an_ocpp_charger_controlled_by_the_primary_and_reported_to_a_broke
 
             # The primary controls it: its profile reaches the charger in A ...
             answer = await csms.call(
-                CP, call.SetChargingProfile(connector_id=1, cs_charging_profiles=tx_profile(primary_id, 10))
+                CP,
+                call.SetChargingProfile(
+                    connector_id=1,
+                    cs_charging_profiles=charging_profile(7, "TxProfile", 10, transactionId=primary_id),
+                ),
             )
             assert answer.status == "Accepted"
             await csms.wait_until(lambda: 10 in wallbox.limits(), what="10 A at the charger")

@@ -14,8 +14,6 @@ the readings.
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from adapters.chargers.ocpp_device import OcppDeviceCharger
 from bridge.daemon import Daemon
 from tests.conftest import make_config, running
 from tests.csms import StrictCentralSystem
+from tests.helpers.generic import profile as charging_profile
 from tests.helpers.ocpp_charger import FakeWallbox, ocpp_charger
 from tests.processes import free_port
 
@@ -48,18 +47,6 @@ def driver_of(daemon: Daemon) -> OcppDeviceCharger:
     return driver
 
 
-def tx_profile(transaction_id: int, limit_a: float) -> dict[str, Any]:
-    start = datetime.fromtimestamp(int(time.time()) - 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "chargingProfileId": 7, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
-        "chargingProfileKind": "Absolute", "transactionId": transaction_id,
-        "chargingSchedule": {
-            "chargingRateUnit": "A", "startSchedule": start,
-            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit_a}],
-        },
-    }  # fmt: skip
-
-
 def profiles(wallbox: FakeWallbox, purpose: str) -> list[dict[str, Any]]:
     return [
         p
@@ -76,7 +63,7 @@ def statuses(csms: StrictCentralSystem, status: str) -> int:
 
 
 async def limit_upstream(csms: StrictCentralSystem, upstream_id: int, amps: float) -> None:
-    profile = tx_profile(upstream_id, amps)
+    profile = charging_profile(7, "TxProfile", amps, transactionId=upstream_id)
     answer = await csms.call(CP, call.SetChargingProfile(connector_id=1, cs_charging_profiles=profile))
     assert answer.status == "Accepted"
 

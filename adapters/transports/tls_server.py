@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# A00.FR.306/307: ECDHE-ECDSA or (plain) RSA key exchange, AES-GCM; ECDHE-RSA first for RSA certificates
+# (forward secrecy); the RSA pair last, which a peer with an RSA certificate may offer alone. TLS 1.3
+# has its own AEAD suites. The bridge's client side (bridge/security/tls.py) uses this one list.
 CIPHERS_TLS12 = ":".join(
     (
         "ECDHE-ECDSA-AES128-GCM-SHA256",

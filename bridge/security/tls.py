@@ -32,19 +32,11 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-# A00.FR.306/307: ECDHE-ECDSA or (plain) RSA key exchange, AES-GCM; ECDHE-RSA first for RSA certificates
-# (forward secrecy). TLS 1.3 has its own AEAD suites.
-CIPHERS_TLS12 = ":".join(
-    (
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        # A00.FR.306/307's RSA pair, which a central system with an RSA certificate may offer alone
-        "AES128-GCM-SHA256",
-        "AES256-GCM-SHA384",
-    )
-)
+# The cipher suites (A00.FR.306/307) and the key file's mode rule are the local endpoint's too: one
+# definition, in the lower layer (adapters may not import bridge).
+from adapters.transports.tls_server import CIPHERS_TLS12 as CIPHERS_TLS12
+from adapters.transports.tls_server import open_to_others as open_to_others
+
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
@@ -190,11 +182,6 @@ def _stamp(path: Path | None) -> tuple[int, int] | None:
 
 def _no_passphrase() -> bytes:
     return b""
-
-
-def open_to_others(mode: int) -> bool:
-    """A key file's mode lets its group or others in: a private key must be 0600 or stricter."""
-    return bool(mode & 0o077)
 
 
 def files_load(settings: TlsSettings) -> bool:

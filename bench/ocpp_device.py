@@ -61,16 +61,16 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # the repository: tests.processes
+sys.path.insert(0, str(REPO))  # the repository: bench.bare_csms, tests.processes
+from bench.bare_csms import BareCentralSystem, Call, now_iso  # noqa: E402
 from tests.processes import free_port, start_daemon, stop_process, vmrss_mib  # noqa: E402
 
 CP_ID = "BENCH-OCPP"
@@ -85,10 +85,6 @@ SETTLE_S, QUICK_SETTLE_S = 3.0, 0.5
 FULL = {"sizes": "1,10,50", "rounds": 10, "seconds": 20.0}
 QUICK = {"sizes": "1,5", "rounds": 2, "seconds": 2.0}
 REGISTER = "Energy.Active.Import.Register"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def cpu_s(pid: int) -> float:
@@ -124,23 +120,13 @@ def register_wh(sampled: list[dict[str, Any]]) -> float | None:
     return None
 
 
-class CentralSystem:
-    """A bare websockets server: answers every CALL at once, records statuses and registers."""
+class CentralSystem(BareCentralSystem):
+    """The bare central system, recording statuses and registers."""
 
     def __init__(self) -> None:
-        self.url = ""
+        super().__init__(clock=time.monotonic, compression=None, ping_interval=None)
         self.connectors: dict[int, Connector] = defaultdict(Connector)
         self.boots = 0
-        self._server: Any = None
-
-    async def start(self) -> None:
-        self._server = await serve(self._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-                                   compression=None, ping_interval=None)  # fmt: skip
-        self.url = f"ws://127.0.0.1:{next(iter(self._server.sockets)).getsockname()[1]}/ocpp"
-
-    async def stop(self) -> None:
-        self._server.close()
-        await self._server.wait_closed()
 
     def reset(self) -> None:
         self.connectors.clear()
@@ -150,30 +136,19 @@ class CentralSystem:
         statuses = self.connectors[cid].statuses
         return statuses[-1][1] if statuses else None
 
-    async def _serve(self, ws: ServerConnection) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in ws:
-                arrived = time.monotonic()
-                message = json.loads(raw)
-                if not isinstance(message, list) or message[0] != 2:
-                    continue
-                action, payload = message[2], message[3]
-                answer: dict[str, Any] = {}
-                if action == "BootNotification":
-                    self.boots += 1
-                    answer = {"currentTime": _now(), "interval": 300, "status": "Accepted"}
-                elif action == "Heartbeat":
-                    answer = {"currentTime": _now()}
-                elif action == "StatusNotification":
-                    self.connectors[payload["connectorId"]].statuses.append((arrived, payload["status"]))
-                elif action == "MeterValues":
-                    for sample in payload["meterValue"]:
-                        wh = register_wh(sample["sampledValue"])
-                        if wh is not None:
-                            stamp = datetime.fromisoformat(sample["timestamp"].replace("Z", "+00:00"))
-                            kept = (arrived, time.time(), stamp.timestamp(), wh)
-                            self.connectors[payload["connectorId"]].registers.append(kept)
-                await ws.send(json.dumps([3, message[1], answer]))
+    def record(self, call: Call) -> None:
+        payload = call.payload
+        if call.action == "BootNotification":
+            self.boots += 1
+        elif call.action == "StatusNotification":
+            self.connectors[payload["connectorId"]].statuses.append((call.arrived, payload["status"]))
+        elif call.action == "MeterValues":
+            for sample in payload["meterValue"]:
+                wh = register_wh(sample["sampledValue"])
+                if wh is not None:
+                    stamp = datetime.fromisoformat(sample["timestamp"].replace("Z", "+00:00"))
+                    kept = (call.arrived, time.time(), stamp.timestamp(), wh)
+                    self.connectors[payload["connectorId"]].registers.append(kept)
 
 
 # -- the chargers ----------------------------------------------------------------------------------
@@ -223,7 +198,8 @@ class Wallbox:
     async def meter_values(self) -> None:
         sampled = [{"value": f"{self.register_wh:.0f}", "measurand": REGISTER, "unit": "Wh"}]
         await self.call(
-            "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": _now(), "sampledValue": sampled}]}
+            "MeterValues",
+            {"connectorId": 1, "meterValue": [{"timestamp": now_iso(), "sampledValue": sampled}]},
         )
 
     @staticmethod

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import sys
@@ -46,12 +45,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # the repository: bridge, adapters, tests.processes
+sys.path.insert(0, str(REPO))  # the repository: bridge, adapters, bench, tests
 from adapters.base import ChargerReading  # noqa: E402
+from bench.bare_csms import BareCentralSystem, Call  # noqa: E402
 from bridge.clock import iso, parse_iso  # noqa: E402
 from bridge.core.meter_values import sampled_values  # noqa: E402
 from bridge.outbox import Outbox, TransactionMessages  # noqa: E402
@@ -72,10 +69,6 @@ SETTLE_S, QUICK_SETTLE_S = 3.0, 0.3
 START_TIMEOUT_S = 30.0
 QUICK = {"runs": 1, "messages": 20, "seconds": 1.5, "connectors": 1, "cps": 2}
 FULL = {"runs": 7, "messages": 300, "seconds": 45.0, "connectors": 4, "cps": 10}
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- (a) the store ---------------------------------------------------------------------------
@@ -149,58 +142,25 @@ class Seen:
     samples: list[tuple[float, str]] = field(default_factory=list)  # (arrival, the sample's timestamp)
 
 
-class CentralSystem:
-    """A bare websockets server: answers every CALL at once, records what each id sent."""
+class CentralSystem(BareCentralSystem):
+    """The bare central system, recording what each id sent."""
 
     def __init__(self) -> None:
-        self.url = ""
+        super().__init__(clock=time.time, compression=None, ping_interval=None)
         self.seen: dict[str, Seen] = defaultdict(Seen)
-        self._next_tx = 0
-        self._server: Any = None
-
-    async def start(self) -> None:
-        self._server = await serve(self._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-                                   compression=None, ping_interval=None)  # fmt: skip
-        self.url = f"ws://127.0.0.1:{next(iter(self._server.sockets)).getsockname()[1]}/ocpp"
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
     def reset(self) -> None:
         self.seen.clear()
 
-    def _answer(self, action: str) -> dict[str, Any]:
-        if action == "BootNotification":
-            return {"currentTime": _now(), "interval": 300, "status": "Accepted"}
-        if action == "Heartbeat":
-            return {"currentTime": _now()}
-        if action == "Authorize":
-            return {"idTagInfo": {"status": "Accepted"}}
-        if action == "StartTransaction":
-            self._next_tx += 1
-            return {"transactionId": self._next_tx, "idTagInfo": {"status": "Accepted"}}
-        return {}  # StatusNotification, MeterValues, StopTransaction, ...
-
-    async def _serve(self, ws: ServerConnection) -> None:
-        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in ws:
-                arrived = time.time()
-                message = json.loads(raw)
-                if not isinstance(message, list) or message[0] != 2:
-                    continue
-                action, payload = message[2], message[3]
-                seen = self.seen[cp_id]
-                if action == "BootNotification":
-                    seen.boots += 1
-                elif action == "StartTransaction":
-                    seen.starts.append(arrived)
-                elif action == "MeterValues":
-                    for value in payload.get("meterValue", []):
-                        seen.samples.append((arrived, value["timestamp"]))
-                await ws.send(json.dumps([3, message[1], self._answer(action)]))
+    def record(self, call: Call) -> None:
+        seen = self.seen[call.cp_id]
+        if call.action == "BootNotification":
+            seen.boots += 1
+        elif call.action == "StartTransaction":
+            seen.starts.append(call.arrived)
+        elif call.action == "MeterValues":
+            for value in call.payload.get("meterValue", []):
+                seen.samples.append((call.arrived, value["timestamp"]))
 
     async def wait(self, condition: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

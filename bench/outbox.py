@@ -74,12 +74,11 @@ from typing import Any
 
 from ocpp.charge_point import camel_to_snake_case
 from ocpp.v16 import call, call_result
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # the repository: tests.processes, bridge, adapters
+sys.path.insert(0, str(REPO))  # the repository: tests.processes, bridge, adapters, bench
 from adapters.base import ChargerReading  # noqa: E402
+from bench.bare_csms import BareCentralSystem, Call  # noqa: E402
 from bridge.clock import iso  # noqa: E402
 from bridge.config import parse_config  # noqa: E402
 from bridge.core.meter_values import sampled_values  # noqa: E402
@@ -159,10 +158,6 @@ runpy.run_module("bridge.cli", run_name="__main__", alter_sys=True)
 """
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 # -- /proc -------------------------------------------------------------------------
 
 
@@ -218,80 +213,40 @@ class Link:
         self.on_stop: Callable[[], None] | None = None
 
 
-class CentralSystem:
-    """Answers every CALL at once; records the transaction messages of each charge point id."""
+class CentralSystem(BareCentralSystem):
+    """The bare central system, recording the transaction messages of each charge point id."""
 
     def __init__(self) -> None:
-        self.url = ""
+        super().__init__(compression=None, ping_interval=None)
         self._links: dict[str, Link] = {}
-        self._server: Any = None
-
-    async def start(self) -> None:
-        self._server = await serve(
-            self._serve,
-            "127.0.0.1",
-            0,
-            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-            compression=None,
-            ping_interval=None,
-        )
-        port = next(iter(self._server.sockets)).getsockname()[1]
-        self.url = f"ws://127.0.0.1:{port}/ocpp"
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
     def expect(self, cp_id: str) -> Link:
         link = Link(cp_id)
         self._links[cp_id] = link
         return link
 
-    @staticmethod
-    def _answer(action: str) -> dict[str, Any]:
-        if action == "MeterValues":
-            return {}
-        if action == "StartTransaction":
-            return {"transactionId": 1, "idTagInfo": {"status": "Accepted"}}
-        if action == "BootNotification":
-            return {"currentTime": _now(), "interval": 300, "status": "Accepted"}
-        if action == "Heartbeat":
-            return {"currentTime": _now()}
-        if action == "Authorize":
-            return {"idTagInfo": {"status": "Accepted"}}
-        return {}  # StatusNotification, StopTransaction (idTagInfo is optional), ...
+    def transaction_id(self, call: Call) -> int:
+        return 1  # the backlog's frames carry transactionId 1 (make_backlog)
 
-    async def _serve(self, ws: ServerConnection) -> None:
-        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
-        link = self._links.get(cp_id) or Link(cp_id)
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in ws:
-                arrived = time.perf_counter()
-                try:
-                    message = json.loads(raw)
-                except ValueError:
-                    continue
-                if not isinstance(message, list) or len(message) != 4 or message[0] != 2:
-                    continue
-                action = message[2]
-                await ws.send(json.dumps([3, message[1], self._answer(action)]))
-                answered = time.perf_counter()
-                if action in TX_ACTIONS:
-                    link.tx.append(Received(arrived, answered, len(raw), message))
-                    if len(link.tx) == 1:
-                        link.cpu_first = snapshot(link.pid)
-                        if link.on_first is not None:
-                            link.on_first()
-                    if action == "StopTransaction" and not link.stopped.done():
-                        link.cpu_stop = snapshot(link.pid)
-                        if link.on_stop is not None:
-                            link.on_stop()
-                        link.stopped.set_result(arrived)
-                    continue
-                link.others.append((arrived, action))
-                if action == "BootNotification" and not link.boot.done():
-                    link.boot.set_result(arrived)
+    def answered(self, call: Call, at: float) -> None:
+        link = self._links.get(call.cp_id)
+        if link is None:
+            link = self._links[call.cp_id] = Link(call.cp_id)
+        if call.action in TX_ACTIONS:
+            link.tx.append(Received(call.arrived, at, call.size, call.frame))
+            if len(link.tx) == 1:
+                link.cpu_first = snapshot(link.pid)
+                if link.on_first is not None:
+                    link.on_first()
+            if call.action == "StopTransaction" and not link.stopped.done():
+                link.cpu_stop = snapshot(link.pid)
+                if link.on_stop is not None:
+                    link.on_stop()
+                link.stopped.set_result(call.arrived)
+            return
+        link.others.append((call.arrived, call.action))
+        if call.action == "BootNotification" and not link.boot.done():
+            link.boot.set_result(call.arrived)
 
 
 # -- the backlog ---------------------------------------------------------------------

@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import pstats
@@ -61,16 +60,15 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # the repository: tests.processes
+sys.path.insert(0, str(REPO))  # the repository: bench.bare_csms, tests.processes
+from bench.bare_csms import BareCentralSystem, Call  # noqa: E402
 from tests.processes import child_env, free_port, start_daemon, stop_process, vmrss_mib  # noqa: E402
 
 SIZES = (100, 1000, 5000)
@@ -97,10 +95,6 @@ ISSUE_FIGURES = (
     "issue 13, before: 1,000 CPs boot 3.0 s, 123 MiB, idle 5.6 %, charging 16.5 %; "
     "5,000 boot 24.6 s, 428 MiB, idle 57 %, charging 99 % with 470 of 500 MeterValues/s"
 )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _timeout(n: int) -> float:
@@ -139,13 +133,15 @@ class Cpu:
 # -- the central system ------------------------------------------------------------
 
 
-class CentralSystem:
-    """Answers every CALL at once and counts what arrives; sends RemoteStartTransaction on request."""
+class CentralSystem(BareCentralSystem):
+    """The bare central system, counting what arrives; sends RemoteStartTransaction on request."""
 
     def __init__(self) -> None:
-        self.url = ""
-        self._server: Any = None
-        self.links: dict[str, ServerConnection] = {}
+        # A backlog as large as the kernel allows (it caps it at net.core.somaxconn): N charge points
+        # connect at once, and a SYN dropped from a full queue costs a 1 s retransmit that is no cost
+        # of the daemon's.
+        super().__init__(interval=BOOT_INTERVAL_S, compression=None, ping_interval=None, backlog=65535,
+                         max_queue=None)  # fmt: skip
         self.reset(0)
 
     def reset(self, expected: int) -> None:
@@ -163,85 +159,41 @@ class CentralSystem:
         self.meter_values: list[tuple[float, float]] = []  # (its timestamp, epoch s; lag s)
         self._tx = 0
 
-    async def start(self) -> None:
-        # A backlog as large as the kernel allows (it caps it at net.core.somaxconn): N charge points
-        # connect at once, and a SYN dropped from a full queue costs a 1 s retransmit that is no cost
-        # of the daemon's.
-        backlog = 65535
-        self._server = await serve(
-            self._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-            compression=None, ping_interval=None, backlog=backlog, max_queue=None,
-        )  # fmt: skip
-        port = next(iter(self._server.sockets)).getsockname()[1]
-        self.url = f"ws://127.0.0.1:{port}/ocpp"
+    def transaction_id(self, call: Call) -> int:
+        self._tx += 1
+        return self._tx
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+    def result(self, cp_id: str, unique_id: str, payload: Any, arrived: float) -> None:
+        if isinstance(payload, dict):  # the answer to our RemoteStartTransaction
+            self.remote_answers[str(payload.get("status"))] += 1
 
-    def _answer(self, cp_id: str, action: str, payload: dict[str, Any], arrived: float) -> dict[str, Any]:
-        if action == "MeterValues":
+    def record(self, call: Call) -> None:
+        self.frames[call.action] += 1
+        cp_id, payload, arrived = call.cp_id, call.payload, call.arrived
+        if call.action == "MeterValues":
             with contextlib.suppress(LookupError, TypeError, ValueError):
                 stamp = datetime.fromisoformat(payload["meterValue"][0]["timestamp"]).timestamp()
                 self.meter_values.append((stamp, time.time() - stamp))
-            return {}
-        if action == "StatusNotification":
+        elif call.action == "StatusNotification":
             self.reported.add((cp_id, payload.get("connectorId", -1)))
             if len(self.reported) >= 2 * self.expected and not self.all_reported.done():
                 self.all_reported.set_result(arrived)
-            return {}
-        if action == "BootNotification":
+        elif call.action == "BootNotification":
             if self.first_boot_at is None:
                 self.first_boot_at = arrived
             self.booted.add(cp_id)
             if len(self.booted) >= self.expected and not self.all_booted.done():
                 self.all_booted.set_result(arrived)
-            return {"currentTime": _now(), "interval": BOOT_INTERVAL_S, "status": "Accepted"}
-        if action == "StartTransaction":
+        elif call.action == "StartTransaction":
             self.started.add(cp_id)
             if len(self.started) >= self.expected and not self.all_started.done():
                 self.all_started.set_result(arrived)
-            self._tx += 1
-            return {"transactionId": self._tx, "idTagInfo": {"status": "Accepted"}}
-        if action == "Heartbeat":
-            return {"currentTime": _now()}
-        if action == "Authorize":
-            return {"idTagInfo": {"status": "Accepted"}}
-        return {}  # StopTransaction (idTagInfo is optional), DataTransfer, ...
-
-    async def _serve(self, ws: ServerConnection) -> None:
-        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
-        self.links[cp_id] = ws
-        try:
-            async for raw in ws:
-                arrived = time.perf_counter()
-                try:
-                    message = json.loads(raw)
-                except ValueError:
-                    continue
-                if not isinstance(message, list) or len(message) < 3:
-                    continue
-                if message[0] == 3:  # the answer to our RemoteStartTransaction
-                    if isinstance(message[2], dict):
-                        self.remote_answers[str(message[2].get("status"))] += 1
-                    continue
-                if message[0] != 2 or len(message) != 4:
-                    continue
-                action = message[2]
-                self.frames[action] += 1
-                answer = self._answer(cp_id, action, message[3], arrived)
-                await ws.send(json.dumps([3, message[1], answer]))
-        except ConnectionClosed:
-            pass
-        finally:
-            if self.links.get(cp_id) is ws:
-                del self.links[cp_id]
 
     async def remote_start(self, cp_ids: list[str]) -> None:
         for cp_id in cp_ids:
-            frame = [2, f"rs-{cp_id}", "RemoteStartTransaction", {"connectorId": 1, "idTag": ID_TAG}]
-            await self.links[cp_id].send(json.dumps(frame))
+            await self.call(
+                cp_id, f"rs-{cp_id}", "RemoteStartTransaction", {"connectorId": 1, "idTag": ID_TAG}
+            )
 
 
 async def _wait(future: asyncio.Future[float], proc: asyncio.subprocess.Process, timeout: float,

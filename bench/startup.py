@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -37,14 +36,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.processes
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: bench, tests
+from bench.bare_csms import BareCentralSystem, Call
 from tests.processes import child_env, free_port, stop_process, vmrss_mib
 
 TARGET_BOOT_S = 0.6
@@ -75,27 +70,12 @@ asyncio.run(main())
 """
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class BootClock:
-    """A minimal central system: answers every CALL and timestamps each connection's first Boot."""
+class BootClock(BareCentralSystem):
+    """The bare central system, timestamping each connection's first Boot."""
 
     def __init__(self) -> None:
-        self.url = ""
+        super().__init__()
         self._waiting: dict[str, asyncio.Future[float]] = {}
-        self._server: Any = None
-
-    async def start(self) -> None:
-        self._server = await serve(self._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6"])  # type: ignore[list-item]
-        port = next(iter(self._server.sockets)).getsockname()[1]
-        self.url = f"ws://127.0.0.1:{port}/ocpp"
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
     def expect(self, cp_id: str) -> asyncio.Future[float]:
         """A future for the arrival time (time.perf_counter) of the next BootNotification from cp_id."""
@@ -103,32 +83,11 @@ class BootClock:
         self._waiting[cp_id] = future
         return future
 
-    async def _serve(self, ws: ServerConnection) -> None:
-        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in ws:
-                arrived = time.perf_counter()
-                try:
-                    message = json.loads(raw)
-                except ValueError:
-                    continue
-                if not isinstance(message, list) or len(message) != 4 or message[0] != 2:
-                    continue
-                action = message[2]
-                if action == "BootNotification":
-                    waiting = self._waiting.get(cp_id)
-                    if waiting is not None and not waiting.done():
-                        waiting.set_result(arrived)
-                    answer: dict[str, Any] = {"currentTime": _now(), "interval": 300, "status": "Accepted"}
-                elif action == "Heartbeat":
-                    answer = {"currentTime": _now()}
-                elif action in ("Authorize", "StartTransaction"):
-                    answer = {"idTagInfo": {"status": "Accepted"}}
-                    if action == "StartTransaction":
-                        answer["transactionId"] = 1
-                else:
-                    answer = {}
-                await ws.send(json.dumps([3, message[1], answer]))
+    def record(self, call: Call) -> None:
+        if call.action == "BootNotification":
+            waiting = self._waiting.get(call.cp_id)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(call.arrived)
 
 
 @dataclass

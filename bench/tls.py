@@ -27,21 +27,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # the repository: bridge, tests.processes, tests.helpers.pki
+sys.path.insert(0, str(REPO))  # the repository: bench, bridge, tests.processes, tests.helpers.pki
+from bench.bare_csms import BareCentralSystem, Call  # noqa: E402
 from bridge.config import parse_config  # noqa: E402
 from bridge.ocpp.connection import open_connection  # noqa: E402
 from bridge.ocpp.ports import ConnectOptions  # noqa: E402
@@ -55,55 +51,27 @@ SETTLE_S, QUICK_SETTLE_S = 3.0, 0.3
 BOOT = [2, "1", "BootNotification", {"chargePointVendor": "bench", "chargePointModel": "bench"}]
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class CentralSystem:
-    """Answers every CALL at once; counts BootNotifications; ws:// and wss:// on two ports."""
+class CentralSystem(BareCentralSystem):
+    """The bare central system counting BootNotifications, ws:// and wss:// on two ports."""
 
     def __init__(self, pki: TestPki) -> None:
+        super().__init__(interval=86400)
         self.pki = pki
         self.boots: set[str] = set()
         self.expected = 0
         self.all_booted: asyncio.Future[None] | None = None
-        self.urls: dict[str, str] = {}
-        self._servers: list[Any] = []
-
-    async def start(self) -> None:
-        for scheme, context in (("ws", None), ("wss", self.pki.server_context())):
-            server = await serve(self._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6"], ssl=context)  # type: ignore[list-item]
-            self._servers.append(server)
-            port = next(iter(server.sockets)).getsockname()[1]
-            self.urls[scheme] = f"{scheme}://127.0.0.1:{port}/ocpp"
-
-    async def stop(self) -> None:
-        for server in self._servers:
-            server.close()
-            await server.wait_closed()
 
     def expect(self, n: int) -> asyncio.Future[None]:
         self.boots, self.expected = set(), n
         self.all_booted = asyncio.get_running_loop().create_future()
         return self.all_booted
 
-    async def _serve(self, ws: ServerConnection) -> None:
-        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in ws:
-                message = json.loads(raw)
-                if not isinstance(message, list) or message[0] != 2:
-                    continue
-                answer: dict[str, Any] = {}
-                if message[2] == "BootNotification":
-                    answer = {"currentTime": _now(), "interval": 86400, "status": "Accepted"}
-                    self.boots.add(cp_id)
-                    done = self.all_booted
-                    if done is not None and not done.done() and len(self.boots) >= self.expected:
-                        done.set_result(None)
-                elif message[2] == "Heartbeat":
-                    answer = {"currentTime": _now()}
-                await ws.send(json.dumps([3, message[1], answer]))
+    def record(self, call: Call) -> None:
+        if call.action == "BootNotification":
+            self.boots.add(call.cp_id)
+            done = self.all_booted
+            if done is not None and not done.done() and len(self.boots) >= self.expected:
+                done.set_result(None)
 
 
 async def connect_and_boot(cfg: Any, options: ConnectOptions) -> float:
@@ -196,7 +164,8 @@ async def main(n: int, cps: int, quick: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
         workdir = Path(tmp)
         cs = CentralSystem(make_test_pki(workdir / "pki"))
-        await cs.start()
+        await cs.start()  # ws://
+        await cs.start(cs.pki.server_context())  # wss://, the test PKI's chain
         try:
             ws_times, wss_times, build_s = await connects(cs, workdir, n)
             settle = QUICK_SETTLE_S if quick else SETTLE_S

@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # the repository: bridge, tests
-from websockets.asyncio.server import ServerConnection, serve  # noqa: E402
-
+sys.path.insert(0, str(REPO))  # the repository: bench, bridge, tests
+from bench.bare_csms import BareCentralSystem, Call  # noqa: E402
 from bridge.config import load_config  # noqa: E402
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration  # noqa: E402
 from bridge.core.local_list import LocalList  # noqa: E402
@@ -62,50 +61,40 @@ def list_entries(n: int, prefix: str) -> list[dict[str, Any]]:
     return out
 
 
-class CentralSystem:
-    """A bare central system: answers the charge point's calls at once, sends ours and times them."""
+class CentralSystem(BareCentralSystem):
+    """The bare central system: answers the charge point's calls at once, sends ours and times them."""
 
     def __init__(self) -> None:
-        self.ws: ServerConnection | None = None
+        super().__init__()
         self.ready = asyncio.Event()
         self.answers: dict[str, asyncio.Future[tuple[float, Any]]] = {}
 
-    async def handle(self, ws: ServerConnection) -> None:
-        self.ws = ws
-        async for text in ws:
-            at = time.perf_counter()
-            message = json.loads(text)
-            if message[0] == 2:
-                action = message[2]
-                result: dict[str, Any] = {}
-                if action == "BootNotification":
-                    result = {"status": "Accepted", "currentTime": "2026-01-01T00:00:00Z", "interval": 300}
-                elif action == "Heartbeat":
-                    result = {"currentTime": "2026-01-01T00:00:00Z"}
-                await ws.send(json.dumps([3, message[1], result]))
-                if action == "StatusNotification" and message[3]["connectorId"] == 1:
-                    self.ready.set()
-            elif message[1] in self.answers:
-                self.answers.pop(message[1]).set_result((at, message[2]))
+    def answered(self, call: Call, at: float) -> None:
+        if call.action == "StatusNotification" and call.payload["connectorId"] == 1:
+            self.ready.set()
 
-    async def call(self, unique_id: str, action: str, payload: dict[str, Any]) -> tuple[float, Any]:
-        assert self.ws is not None
+    def result(self, cp_id: str, unique_id: str, payload: Any, arrived: float) -> None:
+        if unique_id in self.answers:
+            self.answers.pop(unique_id).set_result((arrived, payload))
+
+    async def timed_call(self, unique_id: str, action: str, payload: dict[str, Any]) -> tuple[float, Any]:
+        """Seconds from the CALL's send to its CALLRESULT's arrival (the JSON encoding not counted)."""
         frame = json.dumps([2, unique_id, action, payload])
         self.answers[unique_id] = asyncio.get_running_loop().create_future()
         sent = time.perf_counter()
-        await self.ws.send(frame)
+        await self.links[CP].send(frame)
         at, answer = await self.answers[unique_id]
         return at - sent, answer
 
 
 async def wire_figures(work: Path, n: int, runs: int) -> tuple[list[float], list[float]]:
     cs = CentralSystem()
-    async with serve(cs.handle, "127.0.0.1", 0, subprotocols=["ocpp1.6"]) as server:  # type: ignore[list-item]
-        port = next(iter(server.sockets)).getsockname()[1]
+    await cs.start()
+    try:
         cfg_file = work / "config.yaml"
         cfg_file.write_text(json.dumps({
             "state_dir": str(work / "state"),
-            "charge_points": [{"id": CP, "csms_url": f"ws://127.0.0.1:{port}/ocpp",
+            "charge_points": [{"id": CP, "csms_url": cs.url,
                                "ocpp": {"WebSocketPingInterval": 0},
                                "connectors": [{"id": 1, "charger": {"type": "simulated"}}]}],
         }))  # fmt: skip
@@ -115,18 +104,20 @@ async def wire_figures(work: Path, n: int, runs: int) -> tuple[list[float], list
             await asyncio.wait_for(cs.ready.wait(), 30)
             sends, baseline = [], []
             for run in range(runs):
-                took, answer = await cs.call(f"full-{run}", "SendLocalList", {
+                took, answer = await cs.timed_call(f"full-{run}", "SendLocalList", {
                     "listVersion": run + 1, "updateType": "Full",
                     "localAuthorizationList": list_entries(n, f"R{run}-"),
                 })  # fmt: skip
                 assert answer == {"status": "Accepted"}, answer
                 sends.append(took)
-                took, answer = await cs.call(f"version-{run}", "GetLocalListVersion", {})
+                took, answer = await cs.timed_call(f"version-{run}", "GetLocalListVersion", {})
                 assert answer == {"listVersion": run + 1}, answer
                 baseline.append(took)
         finally:
             daemon.stop()
             await asyncio.wait_for(task, 30)
+    finally:
+        await cs.stop()
     return sends, baseline
 
 

@@ -50,13 +50,19 @@ def snake(data: Any) -> Any:
 def camel(data: Any) -> Any:
     """An answer (a call_result dataclass, its dicts) as the JSON payload: camelCase, no Nones. The 1.6
     answers the link gives have no key the library spells otherwise (SoC, URL, ...)."""
-    if dataclasses.is_dataclass(data) and not isinstance(data, type):
-        data = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
     if isinstance(data, dict):
         return {camel_key(k): camel(v) for k, v in data.items() if v is not None}
     if isinstance(data, list):
         return [camel(v) for v in data]
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        return camel({name: getattr(data, name) for name in _field_names(type(data))})
     return data
+
+
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    """A dataclass's field names, read once per class (dataclasses.fields walks them each call)."""
+    return tuple(f.name for f in dataclasses.fields(kind))
 
 
 def parse_time(text: str) -> datetime | None:

@@ -21,7 +21,8 @@ Calls from the charger are handled one at a time in the order they came (OCPP-J)
 their own beside the reader of the socket (`run`): an Authorize, or a StartTransaction the bridge
 did not ask for, waits for the bridge's decision (`Decisions`), and meanwhile the answers to the
 bridge's own calls (a SetChargingProfile) must still be read, which the library's single loop would
-not do.
+not do. A call whose handler never waits (ANSWERED_AT_ONCE), with none before it, is answered by the
+reader itself: the same order, without a task switch per MeterValues.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 from adapters.base import DeviceUnreachable
 from adapters.chargers import ocpp_device_switch as switch_module
@@ -301,6 +302,29 @@ async def test_a_start_is_judged_stale_by_the_chargers_own_clock(
         old = await call(ws, "st2", "StartTransaction", start(hours_ago(6, naive=True)))
         assert old[2]["idTagInfo"]["status"] == "Invalid" and time.monotonic() - began < 0.5  # at once
         assert stale_noted(driver)
+
+
+async def test_refused_connections_are_logged_once_a_minute_per_status(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The installer's mistyped password is logged at once; a scanner's storm of wrong passwords and
+    unknown ids does not fill the log (one line per status, the rest counted for the next line)."""
+    wrong = base64.b64encode(f"{IDENTITY}:not-it".encode()).decode()
+    unknown = url.replace(f"/{IDENTITY}", "/WB-9")
+    with caplog.at_level("WARNING", logger="adapters.ocpp_server"):
+        for target, headers in [(url, {"Authorization": f"Basic {wrong}"})] * 5 + [(unknown, {})] * 5:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(target, subprotocols=["ocpp1.6"], additional_headers=headers):  # type: ignore[list-item]
+                    pass
+            assert refused.value.response.status_code in (401, 404)
+    lines = [r.getMessage() for r in caplog.records if "connection refused" in r.getMessage()]
+    assert [line.split(")")[0] for line in lines] == [
+        "OCPP endpoint: connection refused (401",
+        "OCPP endpoint: connection refused (404",
+    ]
+    assert "not-it" not in caplog.text
+    async with connect_raw(url) as ws:  # the right one still connects
+        assert (await call(ws, "b1", "BootNotification", BOOT))[0] == 3
 
 
 def test_a_charger_is_silent_after_twice_its_heartbeat_interval_and_slack() -> None:

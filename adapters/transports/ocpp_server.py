@@ -37,6 +37,7 @@ import binascii
 import hmac
 import http
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -58,6 +59,7 @@ from adapters.transports.tls_server import (
 log = logging.getLogger("adapters.ocpp_server")
 
 REPLACED_CLOSE_S = 2.0  # a replaced connection's peer has this long to answer the close
+REFUSALS_LOGGED_EVERY_S = 60.0  # refused connections of one status: one warning a minute (a scanner)
 OnConnection = Callable[[ServerConnection], Awaitable[None]]
 T = TypeVar("T")
 
@@ -98,6 +100,8 @@ class OcppServer:
         self._shared: dict[str, object] = {}  # per identity: what its drivers share (shared())
         self._opening = asyncio.Lock()  # drivers start side by side; one binds
         self._replaced: set[asyncio.Task[None]] = set()  # old connections of a reconnected charger, closing
+        self._refused_at: dict[int, float] = {}  # status -> when its last warning was logged (monotonic)
+        self._refused_quiet: dict[int, int] = {}  # status -> refusals since, not logged
 
     @property
     def bound_port(self) -> int:
@@ -196,9 +200,18 @@ class OcppServer:
             return self._refuse(401, f"charger {identity!r}: wrong or missing password")  # never logs it
         return None
 
-    @staticmethod
-    def _refuse(status: int, why: str) -> Response:
-        log.warning("OCPP endpoint: connection refused (%d): %s", status, why)
+    def _refuse(self, status: int, why: str) -> Response:
+        # The first refusal of a status is logged at once (the installer's mistyped password); a
+        # storm of them (a scanner on the charger's network) one line a minute, with its count.
+        now = time.monotonic()
+        last = self._refused_at.get(status)
+        if last is None or now - last >= REFUSALS_LOGGED_EVERY_S:
+            quiet = self._refused_quiet.pop(status, 0)
+            more = f" ({quiet} more refused with {status} since the last line)" if quiet else ""
+            log.warning("OCPP endpoint: connection refused (%d): %s%s", status, why, more)
+            self._refused_at[status] = now
+        else:
+            self._refused_quiet[status] = self._refused_quiet.get(status, 0) + 1
         headers = Headers()
         if status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="ocpp-bridge"'

@@ -370,8 +370,13 @@ async def test_the_bridge_grows_by_under_5_mib_with_the_page_open_and_the_log_st
         await _text_within(page, f"{CONNECTOR} .conn-status", "Charging", 5)
         for _ in range(150):
             await csms.call("CP-1", call.GetConfiguration(key=["HeartbeatInterval"]))
-        # 300 frames of GetConfiguration after the session's: the page keeps the newest 300 rows.
-        await _text_within(page, "#log-table tbody tr:last-child", "GetConfiguration ✓", UPDATE_S)
+        # 300 frames of GetConfiguration after the session's: the page keeps the newest 300 rows. Waited
+        # for whole (the last row shows a GetConfiguration as soon as the first of them arrives).
+        await page.wait_for_function(
+            """() => { const r = document.querySelectorAll("#log-table tbody tr");
+                return r.length === 300 && r[0].cells[2].textContent.startsWith("GetConfiguration"); }""",
+            timeout=10 * UPDATE_S * 1000,
+        )
         rows = await frame_rows(page)
         assert len(rows) == 300 and rows[0]["action"].startswith("GetConfiguration"), rows[:3]
         grown = vmrss_mib() - before

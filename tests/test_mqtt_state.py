@@ -239,7 +239,11 @@ def test_charge_point_ids_become_valid_topic_levels_and_unique_ids() -> None:
 async def test_discovery_configs_field_by_field(
     csms: StrictCentralSystem, broker: Any, tmp_path: Any
 ) -> None:
-    config = with_mqtt(make_config(csms.url, tmp_path, connectors=2, model="Retrofit-1"), broker.url)
+    # Everything published again each second: an empty state (no transaction) published before the
+    # watcher below subscribed is not retained, and would come only with the next full publication.
+    config = with_mqtt(
+        make_config(csms.url, tmp_path, connectors=2, model="Retrofit-1"), broker.url, interval_s=1
+    )
     async with without_its_publisher(config) as daemon, publishing(daemon):
         await ready(csms, connectors=2)
         await until(lambda: daemon.charge_points["CP-1"].session.online, what="accepted")

@@ -37,13 +37,13 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the repository: bench, bridge, tests
-from bench.bare_csms import BareCentralSystem, Call  # noqa: E402
 from bridge.config import load_config  # noqa: E402
 from bridge.core.config_keys import IMPLEMENTED_FEATURES, Configuration  # noqa: E402
 from bridge.core.local_list import LocalList  # noqa: E402
 from bridge.daemon import Daemon  # noqa: E402
 from bridge.runtime.authorizer import Authorizer  # noqa: E402
 from bridge.store import Store  # noqa: E402
+from tests.helpers.bare_csms import BareCentralSystem, Call  # noqa: E402
 
 CP = "BENCH-1"
 TARGET_SEND_S, TARGET_LOAD_S, TARGET_LOOKUP_MS, TARGET_RSS_MIB = 1.0, 0.2, 0.05, 10.0

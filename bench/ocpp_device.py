@@ -75,8 +75,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # the repository: bench.bare_csms, tests.processes
-from bench.bare_csms import BareCentralSystem, Call, now_iso  # noqa: E402
+sys.path.insert(0, str(REPO))  # the repository: tests.helpers.bare_csms, tests.processes
+from tests.helpers.bare_csms import BareCentralSystem, Call, now_iso  # noqa: E402
 from tests.processes import free_port, start_daemon, stop_process, vmrss_mib  # noqa: E402
 
 CP_ID = "BENCH-OCPP"

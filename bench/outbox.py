@@ -78,7 +78,6 @@ from ocpp.v16 import call, call_result
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the repository: tests.processes, bridge, adapters, bench
 from adapters.base import ChargerReading  # noqa: E402
-from bench.bare_csms import BareCentralSystem, Call  # noqa: E402
 from bridge.clock import iso  # noqa: E402
 from bridge.config import parse_config  # noqa: E402
 from bridge.core.meter_values import sampled_values  # noqa: E402
@@ -87,6 +86,7 @@ from bridge.ocpp.wire import encode, to_wire  # noqa: E402
 from bridge.outbox import Outbox, TransactionMessages  # noqa: E402
 from bridge.outbox.queue import BATCH, PAGE  # noqa: E402
 from bridge.store import Store  # noqa: E402
+from tests.helpers.bare_csms import BareCentralSystem, Call  # noqa: E402
 from tests.processes import child_env, stop_process, vmrss_mib  # noqa: E402
 
 CP_ID = "BENCH-1"

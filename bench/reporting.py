@@ -48,13 +48,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the repository: bridge, adapters, bench, tests
 from adapters.base import ChargerReading  # noqa: E402
-from bench.bare_csms import BareCentralSystem, Call  # noqa: E402
 from bridge.clock import iso, parse_iso  # noqa: E402
 from bridge.core.meter_values import sampled_values  # noqa: E402
 from bridge.outbox import Outbox, TransactionMessages  # noqa: E402
 from bridge.outbox.reports import ReportMessages  # noqa: E402
 from bridge.store import Store  # noqa: E402
 from bridge.store.reporting import target_key  # noqa: E402
+from tests.helpers.bare_csms import BareCentralSystem, Call  # noqa: E402
 from tests.processes import dead_port, start_daemon, stop_process, vmrss_mib  # noqa: E402
 
 CP_ID = "BENCH-1"

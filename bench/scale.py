@@ -67,8 +67,8 @@ from typing import Any
 import aiohttp
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # the repository: bench.bare_csms, tests.processes
-from bench.bare_csms import BareCentralSystem, Call  # noqa: E402
+sys.path.insert(0, str(REPO))  # the repository: tests.helpers.bare_csms, tests.processes
+from tests.helpers.bare_csms import BareCentralSystem, Call  # noqa: E402
 from tests.processes import child_env, free_port, start_daemon, stop_process, vmrss_mib  # noqa: E402
 
 SIZES = (100, 1000, 5000)

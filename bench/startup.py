@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: bench, tests
-from bench.bare_csms import BareCentralSystem, Call
+from tests.helpers.bare_csms import BareCentralSystem, Call
 from tests.processes import child_env, free_port, stop_process, vmrss_mib
 
 TARGET_BOOT_S = 0.6

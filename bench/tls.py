@@ -37,11 +37,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the repository: bench, bridge, tests.processes, tests.helpers.pki
-from bench.bare_csms import BareCentralSystem, Call  # noqa: E402
 from bridge.config import parse_config  # noqa: E402
 from bridge.ocpp.connection import open_connection  # noqa: E402
 from bridge.ocpp.ports import ConnectOptions  # noqa: E402
 from bridge.security.tls import DefaultTls, clear_cache, client_context  # noqa: E402
+from tests.helpers.bare_csms import BareCentralSystem, Call  # noqa: E402
 from tests.helpers.pki import TestPki, make_test_pki  # noqa: E402
 from tests.processes import child_env, stop_process, vmrss_mib  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The benchmarks' bare central system: a websockets server that answers every CALL at once.
+"""The benchmarks' bare central system (bench/*.py): a websockets server that answers every CALL at once.
 
 No `ocpp` routing and no validation, so it adds as little as it can to what a benchmark measures.
 It listens on 127.0.0.1 on a port the kernel picks (one listener per `start`, plain or TLS), speaks

@@ -293,6 +293,16 @@ class DeviceCoordinator:
             self.fault = device_errors.silent_fault(self.description, exc)
             self.on_fault(self.fault)
 
+    async def _read_checked(self) -> ChargerReading:
+        """The driver's reading; DeviceRefused for one no device can have measured (NaN, a negative
+        register: bridge/core/reading_checks.py), which must not reach a transaction: a failed read,
+        the last good reading stays."""
+        reading = await self.charger.read()
+        problem = reading_checks.impossible(reading)
+        if problem is not None:
+            raise DeviceRefused(f"impossible reading: {problem}")
+        return reading
+
     async def refresh(self) -> ChargerReading | None:
         """Read the device now and hand the reading to the owner (None when it did not answer)."""
         if not self.started:
@@ -300,7 +310,7 @@ class DeviceCoordinator:
         try:
             async with self._lock:
                 began = self._clock.monotonic()
-                reading = await self.charger.read()
+                reading = await self._read_checked()
                 self._metrics.observe(
                     "ocpp_bridge_device_poll_duration_seconds", self._labels, self._clock.monotonic() - began
                 )
@@ -314,12 +324,6 @@ class DeviceCoordinator:
                       exc_info=not self.failed_reads)  # the traceback once, not at every poll  # fmt: skip
             self._metrics.inc("ocpp_bridge_device_poll_errors_total", self._labels)
             self._failed(DeviceRefused(f"driver error {type(exc).__name__}"))
-            return None
-        problem = reading_checks.impossible(reading)
-        if problem is not None:  # nonsense must not reach a transaction: the last good reading stays
-            log.warning("%s: %s gave an impossible reading: %s", self._name, self.description, problem)
-            self._metrics.inc("ocpp_bridge_device_poll_errors_total", self._labels)
-            self._failed(DeviceRefused(f"impossible reading: {problem}"))
             return None
         if self.fault is not None:
             log.info("%s: %s answers again", self._name, self.description)
@@ -363,11 +367,7 @@ class DeviceCoordinator:
             return None  # known silent: nothing is held up for it
         try:
             async with asyncio.timeout(timeout_s), self._lock:
-                reading = await self.charger.read()
-            problem = reading_checks.impossible(reading)
-            if problem is not None:
-                raise DeviceRefused(f"impossible reading: {problem}")
-            return reading
+                return await self._read_checked()
         except Exception as exc:  # DeviceError, TimeoutError, or a driver's bug: never costs the caller
             log.warning("%s: %s gave no reading (%s)", self._name, self.description,
                         exc or f"no answer within {timeout_s:g} s")  # fmt: skip

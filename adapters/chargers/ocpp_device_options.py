@@ -3,13 +3,13 @@ checks (pure); the driver is ocpp_device.py, the charger's side of the link ocpp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.chargers.ocpp_device_support import SWITCH_MODES
 from adapters.transports.ocpp_server import parse_listen
-from adapters.transports.tls_server import ServerTls, check_files
+from adapters.transports.tls_server import ServerTls, check_files, endpoint_disagreements, path_disagreements
 
 
 @dataclass(frozen=True)
@@ -116,19 +116,22 @@ def differences(a: OcppDeviceOptions, b: OcppDeviceOptions) -> list[str]:
     return [name for name in CONNECTION_FIELDS if getattr(a, name) != getattr(b, name)]
 
 
-def charger_disagreements(chargers: Iterable[tuple[str, OcppDeviceOptions]]) -> list[tuple[str, str]]:
-    """For `check`: (path, problem) for each `type: ocpp` charger, given as (its path, options), that
-    names the identity and listen of an earlier one with other connection options or the same
-    connector_id. The tls block is left to tls_server.endpoint_disagreements (one per listen)."""
+def charger_disagreements(chargers: Sequence[tuple[str, OcppDeviceOptions]]) -> list[tuple[str, str]]:
+    """For `check`: (path, problem) for each `type: ocpp` charger, given as (its path, options), whose
+    listen's one server another charger set up otherwise (its tls block, its URL path:
+    tls_server.endpoint_disagreements and path_disagreements), or that names the identity and listen
+    of an earlier one with other connection options or the same connector_id."""
+    problems = endpoint_disagreements((path, o.listen, o.tls.setup) for path, o in chargers)
+    problems += path_disagreements((path, o.listen, o.path) for path, o in chargers)
     first: dict[tuple[str, str], tuple[str, OcppDeviceOptions]] = {}
     driven: dict[tuple[str, str, int], str] = {}
-    problems: list[tuple[str, str]] = []
     for path, options in chargers:
         key = (options.listen, options.identity)
         earlier_path, earlier = first.setdefault(key, (path, options))
         charger = f"the charger {options.identity!r} on {options.listen}"
         for name in differences(options, earlier):
-            if name != "tls":  # never the values: a password must not appear in a message
+            # tls and path: said once per listen, above; never the values (a password must not appear)
+            if name not in ("tls", "path"):
                 problems.append(
                     (
                         f"{path}.{name}",

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from adapters.transports.tls_server import ServerTls, endpoint_disagreements, path_disagreements
 from bridge.config.checker import _BAD, Handler, _between, _Checker, _got, _text
 from bridge.config.rules_charge_point import _charge_point
 from bridge.config.rules_report_to import connection_clashes
@@ -67,42 +66,17 @@ def _config(data: Any, ck: _Checker, source: str, env: Mapping[str, str]) -> Con
                 ck.add(f"charge_points[{index}].id", f"{cp_id!r} is already used by charge_points[{earlier}]")
     for where, problem in connection_clashes(cps):  # one connection per central system and identity
         ck.add(where, problem)
-    for where, problem in endpoint_disagreements(_ocpp_chargers(cps)):
-        ck.add(where, problem)
-    for where, problem in path_disagreements(_ocpp_paths(cps)):
-        ck.add(where, problem)
-    for where, problem in _ocpp_shared_chargers(cps):
+    for where, problem in _ocpp_disagreements(cps):
         ck.add(where, problem)
     if ck.problems or state_dir is None or api is _BAD or mqtt is _BAD or logs is _BAD:
         return None
     return Config(state_dir=state_dir, api=api, charge_points=tuple(cps), source=source, mqtt=mqtt, logs=logs)
 
 
-def _ocpp_chargers(cps: list[Any]) -> list[tuple[str, str, ServerTls | None]]:
-    """The `type: ocpp` chargers as (path, listen, TLS setup): one server per listen serves them all."""
-    return [
-        (f"charge_points[{i}].connectors[{j}].charger", c.charger.options.listen, c.charger.options.tls.setup)
-        for i, cp in enumerate(cps)
-        if cp is not _BAD
-        for j, c in enumerate(cp.connectors)
-        if c.charger.type == "ocpp"
-    ]
-
-
-def _ocpp_paths(cps: list[Any]) -> list[tuple[str, str, str]]:
-    """The `type: ocpp` chargers as (path, listen, URL path): one server per listen serves one path."""
-    return [
-        (f"charge_points[{i}].connectors[{j}].charger", c.charger.options.listen, c.charger.options.path)
-        for i, cp in enumerate(cps)
-        if cp is not _BAD
-        for j, c in enumerate(cp.connectors)
-        if c.charger.type == "ocpp"
-    ]
-
-
-def _ocpp_shared_chargers(cps: list[Any]) -> list[tuple[str, str]]:
-    """Connectors naming one `type: ocpp` charger (its identity on one listen) share its connection:
-    the same connection options, each its own connector_id (ocpp_device_options.py)."""
+def _ocpp_disagreements(cps: list[Any]) -> list[tuple[str, str]]:
+    """The `type: ocpp` chargers that one endpoint (a listen) or one charger (an identity on it) cannot
+    serve together: another TLS setup or URL path on a listen, other connection options or the same
+    connector_id for one charger (adapters/chargers/ocpp_device_options.py)."""
     found = [
         (f"charge_points[{i}].connectors[{j}].charger", c.charger.options)
         for i, cp in enumerate(cps)
